@@ -1,0 +1,127 @@
+"""Run a gateway node: storage, core, gRPC server, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from barrage.v1 import admin_service_pb2, admin_service_pb2_grpc, room_service_pb2
+from server.config import Settings
+from server.core.errors import ApiError, Code
+from server.core.gateway import Gateway
+from server.log.factory import open_backend
+from server.transport.admin_service import AdminService
+from server.transport.room_service import RoomServiceHandler
+
+log = logging.getLogger("barrage")
+
+MAX_REQUEST_BYTES = 64 * 1024
+
+GRPC_OPTIONS: list[tuple[str, int]] = [
+    # Mobile clients ping to keep NAT mappings alive; allow it (every 10 s) rather than
+    # answering with GOAWAY too_many_pings, and ping idle clients ourselves.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 0),
+    # Client frames are small; a bigger one ends its stream with RESOURCE_EXHAUSTED.
+    ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+]
+
+
+class Node:
+    """One gateway process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.verifier = settings.token_verifier()
+        self.gateway = Gateway(settings, open_backend(settings.log), settings.node_id)
+        self.rooms = RoomServiceHandler(self.gateway, self.verifier)
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(options=GRPC_OPTIONS)
+        self.port = 0
+
+    async def start(self) -> None:
+        settings = self.settings
+        if settings.uses_dev_secret() and not _is_loopback(settings.listen):
+            raise SystemExit(
+                "refusing to listen beyond loopback with the built-in development token secret: "
+                "set BARRAGE_JWT_SECRET, --jwt-public-key or --jwt-jwks-url"
+            )
+        await self.gateway.start()
+        server = self.server
+        server.add_generic_rpc_handlers((self.rooms.generic_handler(),))
+        admin_service_pb2_grpc.add_RoomAdminServiceServicer_to_server(AdminService(self.gateway, self.verifier), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = (
+            room_service_pb2.DESCRIPTOR.services_by_name["RoomService"].full_name,
+            admin_service_pb2.DESCRIPTOR.services_by_name["RoomAdminService"].full_name,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, server)
+        self.port = server.add_insecure_port(settings.listen)
+        if self.port == 0:
+            raise SystemExit(f"cannot listen on {settings.listen}")
+        await server.start()
+        for name in ("", *names[:2]):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("barrage node %s listening on %s, log %s", settings.node_id, settings.listen, settings.log)
+        if settings.uses_dev_secret():
+            log.warning("using the built-in development token secret: for local use only")
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Tell clients to go away, give them `grace_s` to leave, then stop."""
+        grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+        self.rooms.accepting = False
+        await self.health.enter_graceful_shutdown()
+        for session in tuple(self.rooms.sessions):
+            session.go_away("node shutting down", delay_s=0.0)
+        await asyncio.sleep(min(grace, 1.0))
+        for session in tuple(self.rooms.sessions):
+            session.end(ApiError(Code.UNAVAILABLE, "SHUTTING_DOWN", "node shut down; reconnect"))
+        await self.server.stop(grace)
+        await self.gateway.close()
+
+
+def _is_loopback(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]")
+    return host in ("127.0.0.1", "::1", "localhost")
+
+
+async def serve(settings: Settings) -> None:
+    node = Node(settings)
+    await node.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    hits = 0
+
+    def on_signal() -> None:
+        # First signal: drain gracefully. Second: leave now.
+        nonlocal hits
+        hits += 1
+        if hits > 1:
+            log.warning("second signal: exiting now")
+            raise SystemExit(1)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    await stop.wait()
+    log.info("shutting down: telling clients to reconnect")
+    with contextlib.suppress(asyncio.CancelledError):
+        await node.stop()
+
+
+def run(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import uvloop
+
+    uvloop.run(serve(settings))

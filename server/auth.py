@@ -1,0 +1,131 @@
+"""Token verification (and issuing development tokens).
+
+Identity comes only from a verified JWT: subject = user id, `name` = display name,
+`role` = one of viewer, host, moderator, service, bot.
+
+Development: HS256 tokens signed with a shared secret (`barrage token`). Never use
+them in production: anyone holding the secret can mint any identity.
+Production: the identity provider signs tokens with its private key (RS256/ES256/
+EdDSA); Barrage verifies with the public key (`--jwt-public-key PEM`) or the
+provider's JWKS URL (`--jwt-jwks-url`), and checks `iss`/`aud` when configured.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from barrage.v1 import event_pb2
+from server.core.errors import ApiError, Code
+
+ROLES: dict[str, int] = {
+    "viewer": event_pb2.ROLE_VIEWER,
+    "host": event_pb2.ROLE_HOST,
+    "moderator": event_pb2.ROLE_MODERATOR,
+    "service": event_pb2.ROLE_SERVICE,
+    "bot": event_pb2.ROLE_BOT,
+}
+_MAX_TOKEN_BYTES = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user_id: str
+    display_name: str
+    role: int
+    """barrage.v1.Role value."""
+    expires_at: float
+    """Unix seconds; the token is refused from then on."""
+
+    def sender(self) -> event_pb2.Sender:
+        return event_pb2.Sender(user_id=self.user_id, display_name=self.display_name, role=self.role)  # type: ignore[arg-type]
+
+
+class TokenVerifier:
+    """Verifies bearer tokens with one configured key source."""
+
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        public_key_path: str | None = None,
+        jwks_url: str | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+        leeway_s: float = 5.0,
+    ) -> None:
+        sources = [s for s in (secret, public_key_path, jwks_url) if s]
+        if len(sources) != 1:
+            raise ValueError("configure exactly one of: jwt secret (dev), public key file, JWKS URL")
+        self._secret = secret
+        self._public_key = Path(public_key_path).read_text() if public_key_path else None
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True) if jwks_url else None
+        self._algorithms = ["HS256"] if secret else ["RS256", "ES256", "EdDSA"]
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_s
+
+    def verify(self, token: str) -> Identity:
+        """Return the token's identity or raise ApiError(UNAUTHENTICATED)."""
+        if not token:
+            raise ApiError(Code.UNAUTHENTICATED, "TOKEN_MISSING", "a bearer token is required")
+        if len(token) > _MAX_TOKEN_BYTES:
+            raise ApiError(Code.UNAUTHENTICATED, "TOKEN_INVALID", "token too large")
+        try:
+            key: Any
+            if self._jwks is not None:
+                # PyJWKClient caches keys; a miss fetches the JWKS (blocking, rare: key rotation).
+                key = self._jwks.get_signing_key_from_jwt(token).key
+            else:
+                key = self._secret or self._public_key
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=self._algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={"require": ["sub", "exp", "role"], "verify_aud": self._audience is not None},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise ApiError(Code.UNAUTHENTICATED, "TOKEN_EXPIRED", "token has expired") from exc
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise ApiError(Code.UNAUTHENTICATED, "TOKEN_INVALID", f"token rejected: {exc}") from exc
+        role = ROLES.get(str(claims.get("role", "")))
+        subject = str(claims["sub"])
+        if role is None or not subject or len(subject) > 128:
+            raise ApiError(Code.UNAUTHENTICATED, "TOKEN_INVALID", "token has no valid role or subject")
+        name = str(claims.get("name") or subject)[:64]
+        return Identity(user_id=subject, display_name=name, role=role, expires_at=float(claims["exp"]))
+
+
+def issue_dev_token(
+    secret: str,
+    *,
+    user_id: str,
+    role: str,
+    name: str | None = None,
+    ttl_s: float = 24 * 3600,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> str:
+    """Mint an HS256 development token. Not for production (see module docstring)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "sub": user_id,
+        "name": name or user_id,
+        "role": role,
+        "iat": now,
+        "exp": now + int(ttl_s),
+    }
+    if issuer:
+        claims["iss"] = issuer
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm="HS256")

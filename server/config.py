@@ -1,0 +1,56 @@
+"""Server settings: defaults, then BARRAGE_* environment variables, then CLI flags."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.auth import TokenVerifier
+
+DEV_SECRET = "barrage-dev-secret"
+"""Used when no key is configured, so `barrage serve` and `barrage token` work out of
+the box on loopback. The server refuses it on any other address."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BARRAGE_", extra="forbid")
+
+    listen: str = Field("127.0.0.1:50051", description="gRPC listen address HOST:PORT")
+    log: str = Field("embedded:./data", description="room log URL: embedded:DIR or kafka://HOST:PORT[,...]/TOPIC")
+    node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+    jwt_secret: str | None = Field(None, description="HS256 secret for development tokens")
+    jwt_public_key: str | None = Field(None, description="PEM file with the identity provider's public key")
+    jwt_jwks_url: str | None = Field(None, description="JWKS URL of the identity provider")
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+
+    batch_interval_ms: float = Field(25.0, ge=0, description="per-room coalescing window when a room is busy")
+    max_frame_bytes: int = Field(256 * 1024, ge=4096, description="largest ConnectResponse the server writes")
+    outbox_max_bytes: int = Field(1024 * 1024, ge=16 * 1024, description="per-stream queued bytes before shedding")
+    recent_events_per_room: int = Field(2048, ge=16, description="live events kept per room for joins and resumes")
+
+    max_text_chars: int = 500
+    sends_per_second: float = 10.0
+    send_burst: int = 20
+    max_history_limit: int = 200
+    max_rooms_per_stream: int = 16
+    max_pending_sends: int = 256
+
+    shutdown_grace_s: float = Field(5.0, description="time between GoAway and closing streams")
+    log_level: str = "INFO"
+
+    def token_verifier(self) -> TokenVerifier:
+        return TokenVerifier(
+            secret=DEV_SECRET if self.uses_dev_secret() else self.jwt_secret,
+            public_key_path=self.jwt_public_key,
+            jwks_url=self.jwt_jwks_url,
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+        )
+
+    def uses_dev_secret(self) -> bool:
+        return not (self.jwt_secret or self.jwt_public_key or self.jwt_jwks_url)
