@@ -1,0 +1,143 @@
+"""Room directory of the embedded backend: one SQLite file in the data directory.
+
+SQLite calls run on one dedicated thread (so the event loop never waits on disk and
+the connection is only ever used by the thread that made it). The embedded log is
+single-process (its data directory is locked), so rooms read once are cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from server.log.base import RoomDirectory, RoomExistsError, RoomInfo, RoomNotFoundError
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rooms (
+    room_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    creator_user_id TEXT NOT NULL,
+    create_time_ms INTEGER NOT NULL,
+    closed INTEGER NOT NULL DEFAULT 0,
+    close_time_ms INTEGER NOT NULL DEFAULT 0
+)
+"""
+_COLUMNS = "room_id, title, creator_user_id, create_time_ms, closed, close_time_ms"
+
+
+def _row_to_info(row: tuple[str, str, str, int, int, int]) -> RoomInfo:
+    return RoomInfo(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+
+
+class EmbeddedRoomDirectory(RoomDirectory):
+    """Durable room metadata in `<data dir>/rooms.sqlite3`.
+
+    open() and close() are called by the EmbeddedLog that owns the data directory
+    (see open_embedded), so a Backend has one lifecycle: log.start() / log.close().
+    """
+
+    def __init__(self, db_path: str) -> None:
+        self._db_path = db_path
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._cache: dict[str, RoomInfo] = {}
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="barrage-rooms")
+        self._cache.clear()
+        await self._call(self._open_db)
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        try:
+            await self._call(self._close_db)
+        finally:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    async def create(self, info: RoomInfo) -> RoomInfo:
+        if not info.room_id:
+            raise ValueError("room_id must not be empty")
+        created = await self._call(lambda: self._insert(info))
+        self._cache[info.room_id] = created
+        return created
+
+    async def get(self, room_id: str) -> RoomInfo:
+        cached = self._cache.get(room_id)
+        if cached is not None:
+            return cached
+        info = await self._call(lambda: self._select(room_id))
+        if info is None:
+            raise RoomNotFoundError(room_id)
+        self._cache[room_id] = info
+        return info
+
+    async def close_room(self, room_id: str, close_time_ms: int) -> RoomInfo:
+        info = await self._call(lambda: self._mark_closed(room_id, close_time_ms))
+        if info is None:
+            self._cache.pop(room_id, None)
+            raise RoomNotFoundError(room_id)
+        self._cache[room_id] = info
+        return info
+
+    async def _call(self, fn: Callable[[], _T]) -> _T:
+        if self._executor is None:
+            raise RuntimeError("room directory is not open (start the log first)")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    # --- on the directory thread ---
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("room directory is not open")
+        return self._conn
+
+    def _open_db(self) -> None:
+        conn = sqlite3.connect(self._db_path, isolation_level=None)
+        # WAL + synchronous=FULL: a committed create/close survives power loss.
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(_SCHEMA)
+        self._conn = conn
+
+    def _close_db(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _insert(self, info: RoomInfo) -> RoomInfo:
+        try:
+            self._db().execute(
+                f"INSERT INTO rooms ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    info.room_id,
+                    info.title,
+                    info.creator_user_id,
+                    info.create_time_ms,
+                    int(info.closed),
+                    info.close_time_ms,
+                ),
+            )
+        except sqlite3.IntegrityError as e:
+            raise RoomExistsError(info.room_id) from e
+        return info
+
+    def _select(self, room_id: str) -> RoomInfo | None:
+        row = self._db().execute(f"SELECT {_COLUMNS} FROM rooms WHERE room_id = ?", (room_id,)).fetchone()
+        return None if row is None else _row_to_info(row)
+
+    def _mark_closed(self, room_id: str, close_time_ms: int) -> RoomInfo | None:
+        # Idempotent: the first close's time stands.
+        self._db().execute(
+            "UPDATE rooms SET closed = 1, close_time_ms = ? WHERE room_id = ? AND closed = 0",
+            (close_time_ms, room_id),
+        )
+        return self._select(room_id)

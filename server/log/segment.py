@@ -1,0 +1,202 @@
+"""Record framing and segment files of the embedded room log.
+
+A segment file holds records back to back; its name is the global position of the
+first record it holds (or will hold), zero-padded so names sort like numbers.
+
+One record on disk (little-endian):
+
+    frame:  length u32 | crc32 u32 | body[length]
+    body:   version u8 | position i64 | time_ms i64 | priority i32
+            | room_len u16 | key_len u16 | tp_len u16 | payload_len u32
+            | room_id | dedupe_key | traceparent | payload      (UTF-8 / raw bytes)
+
+The CRC covers the body, so a torn or corrupt frame is detected on scan; `length`
+is checked against the body's own field lengths, so garbage (e.g. zeros left by a
+crash) is never mistaken for a record.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from server.log.base import LogRecord
+
+FORMAT_VERSION = 1
+SEGMENT_SUFFIX = ".seg"
+
+_FRAME = struct.Struct("<II")
+_BODY = struct.Struct("<BqqiHHHI")
+FRAME_HEADER_SIZE = _FRAME.size
+BODY_HEADER_SIZE = _BODY.size
+_U16_MAX = 0xFFFF
+
+
+class LogCorruptError(Exception):
+    """A record that was once durable no longer reads back intact."""
+
+
+def segment_name(base: int) -> str:
+    return f"{base:020d}{SEGMENT_SUFFIX}"
+
+
+def parse_segment_name(name: str) -> int | None:
+    if not name.endswith(SEGMENT_SUFFIX):
+        return None
+    stem = name[: -len(SEGMENT_SUFFIX)]
+    return int(stem) if stem.isdigit() else None
+
+
+def encode_record(
+    room_id: str,
+    position: int,
+    time_ms: int,
+    priority: int,
+    dedupe_key: str,
+    traceparent: str,
+    payload: bytes,
+) -> bytes:
+    """One framed record. Raises ValueError if a field does not fit its length field."""
+    room_b = room_id.encode()
+    key_b = dedupe_key.encode()
+    tp_b = traceparent.encode()
+    if len(room_b) > _U16_MAX or len(key_b) > _U16_MAX or len(tp_b) > _U16_MAX:
+        raise ValueError("room_id, dedupe_key and traceparent must each be at most 65535 bytes")
+    body = b"".join(
+        (
+            _BODY.pack(
+                FORMAT_VERSION,
+                position,
+                time_ms,
+                priority,
+                len(room_b),
+                len(key_b),
+                len(tp_b),
+                len(payload),
+            ),
+            room_b,
+            key_b,
+            tp_b,
+            payload,
+        )
+    )
+    return _FRAME.pack(len(body), zlib.crc32(body)) + body
+
+
+@dataclass(slots=True)
+class ScannedRecord:
+    """A record found by a scan, with where it lives."""
+
+    record: LogRecord
+    time_ms: int
+    offset: int
+    """Offset of the frame in the segment file."""
+    length: int
+    """Frame length (header included)."""
+
+
+def decode_body(body: bytes | memoryview) -> tuple[LogRecord, int]:
+    """Decode a CRC-checked body into (record, time_ms). Raises ValueError if malformed."""
+    if len(body) < BODY_HEADER_SIZE:
+        raise ValueError("body shorter than its header")
+    version, position, time_ms, priority, room_len, key_len, tp_len, payload_len = _BODY.unpack_from(body)
+    if version != FORMAT_VERSION:
+        raise ValueError(f"unknown record format version {version}")
+    if BODY_HEADER_SIZE + room_len + key_len + tp_len + payload_len != len(body):
+        raise ValueError("field lengths disagree with frame length")
+    mv = memoryview(body)
+    at = BODY_HEADER_SIZE
+    room_id = str(mv[at : at + room_len], "utf-8")
+    at += room_len
+    dedupe_key = str(mv[at : at + key_len], "utf-8")
+    at += key_len
+    traceparent = str(mv[at : at + tp_len], "utf-8")
+    at += tp_len
+    payload = bytes(mv[at : at + payload_len])
+    return LogRecord(room_id, position, payload, priority, dedupe_key, traceparent), time_ms
+
+
+def decode_frame(frame: bytes) -> tuple[LogRecord, int]:
+    """Decode one whole frame as read back by pread. Raises LogCorruptError."""
+    if len(frame) < FRAME_HEADER_SIZE:
+        raise LogCorruptError("short read")
+    length, crc = _FRAME.unpack_from(frame)
+    body = memoryview(frame)[FRAME_HEADER_SIZE:]
+    if length != len(body) or zlib.crc32(body) != crc:
+        raise LogCorruptError("CRC or length mismatch")
+    try:
+        return decode_body(body)
+    except ValueError as e:
+        raise LogCorruptError(str(e)) from e
+
+
+@dataclass(slots=True)
+class ScanResult:
+    records: list[ScannedRecord] = field(default_factory=list)
+    valid_size: int = 0
+    """Bytes of the file made of intact records; anything after is torn or corrupt."""
+    file_size: int = 0
+    problem: str = ""
+    """Why the scan stopped before file_size ("" if it did not)."""
+
+
+def scan_segment(path: str, base: int, max_frame: int, after_position: int) -> ScanResult:
+    """Read every intact record of a segment, stopping at the first bad frame.
+
+    A frame is bad if it is short, too long, fails its CRC, does not decode, or its
+    position is not above both the previous record's and the segment base - 1.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    res = ScanResult(file_size=len(data))
+    mv = memoryview(data)
+    off = 0
+    last = max(after_position, base - 1)
+    while off < len(data):
+        if len(data) - off < FRAME_HEADER_SIZE:
+            res.problem = "truncated frame header"
+            break
+        length, crc = _FRAME.unpack_from(data, off)
+        end = off + FRAME_HEADER_SIZE + length
+        if length < BODY_HEADER_SIZE or length > max_frame:
+            res.problem = f"implausible frame length {length}"
+            break
+        if end > len(data):
+            res.problem = "truncated frame body"
+            break
+        body = mv[off + FRAME_HEADER_SIZE : end]
+        if zlib.crc32(body) != crc:
+            res.problem = "CRC mismatch"
+            break
+        try:
+            record, time_ms = decode_body(body)
+        except ValueError as e:
+            res.problem = f"undecodable record: {e}"
+            break
+        if record.position <= last:
+            res.problem = f"position {record.position} not above {last}"
+            break
+        last = record.position
+        res.records.append(ScannedRecord(record, time_ms, off, end - off))
+        off = end
+    res.valid_size = off
+    return res
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """write(2) until everything is written (a regular-file write may be partial)."""
+    mv = memoryview(data)
+    while mv:
+        n = os.write(fd, mv)
+        mv = mv[n:]
+
+
+def fsync_dir(path: str) -> None:
+    """Make a file creation, rename or deletion in `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

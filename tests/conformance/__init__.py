@@ -1,0 +1,1 @@
+"""Conformance tests: every room-log backend must pass them unchanged."""
