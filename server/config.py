@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.auth import TokenVerifier
 
-DEV_SECRET = "barrage-dev-secret"
+DEV_SECRET = "barrage-dev-secret-for-local-use-only"
 """Used when no key is configured, so `barrage serve` and `barrage token` work out of
 the box on loopback. The server refuses it on any other address."""
 

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.auth import issue_dev_token
 
-TEST_SECRET = "test-secret-not-for-production"
+TEST_SECRET = "test-secret-for-loopback-tests-only"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,17 +29,25 @@ def free_port() -> int:
 class ServerProcess:
     """Start, kill -9, and restart a server on the same port and data directory."""
 
-    def __init__(self, data_dir: Path, *, log_url: str | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        log_url: str | None = None,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.target = f"127.0.0.1:{self.port}"
         self.log_url = log_url or f"embedded:{data_dir}"
         self.args = args
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.output = data_dir.parent / f"server-{self.port}.log"
 
     def start(self, timeout_s: float = 30.0) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         command = [
             sys.executable, "-m", "server",
             "--listen", self.target,
@@ -68,6 +76,13 @@ class ServerProcess:
                     pass
                 time.sleep(0.05)
         raise TimeoutError(f"server not serving after {timeout_s}s:\n{self.logs()}")
+
+    def rss_bytes(self) -> int:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
 
     def logs(self) -> str:
         return self.output.read_text(errors="replace") if self.output.exists() else ""

@@ -152,3 +152,50 @@ def end_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None, f"no rich status in {error}"
     return status
+
+
+class Admin:
+    """RoomAdminService with a bearer token."""
+
+    def __init__(self, target: str, token: str) -> None:
+        from barrage.v1 import admin_service_pb2_grpc
+
+        self.channel = grpc.aio.insecure_channel(target)
+        self.stub = admin_service_pb2_grpc.RoomAdminServiceStub(self.channel)
+        self.metadata = (("authorization", f"Bearer {token}"),)
+
+    async def create_room(self, room_id: str, title: str = "") -> Any:
+        from barrage.v1 import admin_service_pb2 as pb
+
+        return (await self.stub.CreateRoom(pb.CreateRoomRequest(room_id=room_id, title=title), metadata=self.metadata)).room
+
+    async def close_room(self, room_id: str, reason: str = "") -> Any:
+        from barrage.v1 import admin_service_pb2 as pb
+
+        return (await self.stub.CloseRoom(pb.CloseRoomRequest(room_id=room_id, reason=reason), metadata=self.metadata)).room
+
+    async def history(self, room_id: str, cursor: str = "", backward: bool = False, page_size: int = 1000) -> Any:
+        from barrage.v1 import admin_service_pb2 as pb
+
+        direction = pb.DIRECTION_BACKWARD if backward else pb.DIRECTION_FORWARD
+        request = pb.ListEventsRequest(room_id=room_id, cursor=cursor, direction=direction, page_size=page_size)
+        return await self.stub.ListEvents(request, metadata=self.metadata)
+
+    async def all_events(self, room_id: str) -> list[event_pb2.Event]:
+        events: list[event_pb2.Event] = []
+        cursor = ""
+        while True:
+            page = await self.history(room_id, cursor)
+            events.extend(page.events)
+            if not page.next_cursor:
+                return events
+            cursor = page.next_cursor
+
+    async def publish(self, room_id: str, request_id: str, payload: event_pb2.Payload) -> Any:
+        from barrage.v1 import admin_service_pb2 as pb
+
+        request = pb.PublishEventRequest(room_id=room_id, request_id=request_id, payload=payload)
+        return await self.stub.PublishEvent(request, metadata=self.metadata)
+
+    async def close(self) -> None:
+        await self.channel.close()

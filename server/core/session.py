@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 _MAX_MALFORMED = 20
 """Undecodable frames tolerated on one stream before it is ended."""
+_JOINS_PER_SECOND = 2.0
+_JOIN_BURST = 20
 _FLOOD_FACTOR = 10
 """A stream refused this many bursts' worth of frames in a row is ended."""
 
@@ -49,6 +51,9 @@ class Session:
         self._verifier = verifier
         self._settings = settings
         self._bucket = TokenBucket(settings.sends_per_second, settings.send_burst)
+        # Joins read the log: a separate, smaller budget so a join/leave storm cannot
+        # cost more than sends do, without taking from the send budget.
+        self._join_bucket = TokenBucket(_JOINS_PER_SECOND, _JOIN_BURST)
         self._refused_in_a_row = 0
         self._malformed = 0
         self._sends: deque[rs.Send] = deque()
@@ -161,8 +166,8 @@ class Session:
             raise ApiError(Code.PERMISSION_DENIED, "IDENTITY_MISMATCH", "a refreshed token must be for the same user")
         self.identity = identity
 
-    def _rate_limit(self) -> None:
-        wait = self._bucket.take()
+    def _rate_limit(self, bucket: TokenBucket | None = None) -> None:
+        wait = (bucket or self._bucket).take()
         if not wait:
             self._refused_in_a_row = 0
             return
@@ -170,7 +175,7 @@ class Session:
         error = ApiError(
             Code.RESOURCE_EXHAUSTED,
             "RATE_LIMITED",
-            f"more than {self._settings.sends_per_second:g} requests per second",
+            "rate limit exceeded; retry after the given delay",
             retry_after_s=wait,
         )
         if self._refused_in_a_row > _FLOOD_FACTOR * self._settings.send_burst:
@@ -182,7 +187,7 @@ class Session:
     async def _join(self, join: rs.JoinRoom) -> None:
         room_id = join.room_id
         try:
-            self._rate_limit()
+            self._rate_limit(self._join_bucket)
             policy.check_room_id(room_id)
             if room_id in self.members:
                 raise ApiError(Code.FAILED_PRECONDITION, "ALREADY_JOINED", f"already joined {room_id!r}")

@@ -1,0 +1,135 @@
+"""The fan-out engine in-process: batching per tick, encode once, bounded outboxes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from barrage.v1 import event_pb2
+from barrage.v1 import room_service_pb2 as rs
+from server.core import wire
+from server.core.hub import Hub
+from server.core.outbox import Frame, Outbox
+from server.log.base import LogRecord
+
+NORMAL = event_pb2.PRIORITY_NORMAL
+CRITICAL = event_pb2.PRIORITY_CRITICAL
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.min_position = -1
+        self.frames: list[Frame] = []
+
+    def deliver(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+
+def record(position: int, priority: int = NORMAL, room: str = "r") -> LogRecord:
+    event = event_pb2.Event(room_id=room, event_id=str(position), priority=priority)  # type: ignore[arg-type]
+    return LogRecord(room, position, event.SerializeToString(), priority)
+
+
+def make_hub(interval_s: float = 0.05) -> Hub:
+    return Hub(
+        epoch_of=lambda _: "ep", interval_s=interval_s, max_frame_bytes=64 * 1024, recent_per_room=100,
+        on_critical=lambda _: None,
+    )  # fmt: skip
+
+
+def events_of(frame: Frame) -> list[event_pb2.Event]:
+    (message,) = rs.ConnectResponse.FromString(frame.data).messages
+    return list(message.event_batch.events)
+
+
+async def test_a_quiet_room_delivers_at_once() -> None:
+    hub = make_hub(interval_s=10.0)
+    sub = Recorder()
+    hub.channel("r").subscribers.add(sub)
+    hub.on_records([record(1)])
+    assert [e.cursor for f in sub.frames for e in events_of(f)] == ["ep.1"]
+
+
+async def test_a_busy_room_coalesces_events_into_one_frame_per_tick() -> None:
+    hub = make_hub(interval_s=0.05)
+    sub = Recorder()
+    hub.channel("r").subscribers.add(sub)
+    hub.on_records([record(1)])  # flushes at once: the room was quiet
+    for position in range(2, 12):
+        hub.on_records([record(position)])
+    assert len(sub.frames) == 1
+    await asyncio.sleep(0.1)
+    assert len(sub.frames) == 2
+    assert [e.cursor for e in events_of(sub.frames[1])] == [f"ep.{p}" for p in range(2, 12)]
+
+
+async def test_every_subscriber_gets_the_same_frame_object() -> None:
+    hub = make_hub()
+    subs = [Recorder() for _ in range(50)]
+    hub.channel("r").subscribers.update(subs)
+    hub.on_records([record(1), record(2)])
+    assert len({id(s.frames[0]) for s in subs}) == 1
+    assert len({id(s.frames[0].data) for s in subs}) == 1
+
+
+async def test_a_subscriber_handed_over_mid_frame_gets_only_later_events() -> None:
+    hub = make_hub()
+    early, late = Recorder(), Recorder()
+    late.min_position = 2
+    hub.channel("r").subscribers.update({early, late})
+    hub.on_records([record(1), record(2), record(3)])
+    assert [e.cursor for e in events_of(early.frames[0])] == ["ep.1", "ep.2", "ep.3"]
+    assert [e.cursor for e in events_of(late.frames[0])] == ["ep.3"]
+
+
+async def test_rooms_without_local_subscribers_cost_nothing() -> None:
+    hub = make_hub()
+    hub.on_records([record(1, room="elsewhere")])
+    assert "elsewhere" not in hub.channels
+
+
+def frame(room: str, size: int, critical: bool, count: int = 1, cursor: str = "c") -> Frame:
+    data = wire.event_batch_message(wire.room_field(room), [wire.batch_entry(b"x" * size)])
+    return Frame(room, data, 1, 1, cursor, count, critical, ())
+
+
+async def test_outbox_sheds_normal_frames_and_reports_how_many_events_were_omitted() -> None:
+    outbox = Outbox(max_bytes=10_000, max_write_bytes=1_000_000)
+    for _ in range(30):
+        assert outbox.put_frame(frame("r", 1000, critical=False, count=3))
+    assert outbox.size <= 10_000
+    data = await outbox.next_write()
+    assert data is not None
+    messages = rs.ConnectResponse.FromString(data).messages
+    delivered = sum(len(m.event_batch.events) for m in messages)
+    omitted = sum(m.event_batch.omitted_count for m in messages)
+    assert delivered * 3 + omitted == 90
+    assert omitted > 0
+
+
+async def test_outbox_never_sheds_critical_frames_it_asks_for_a_resume_instead() -> None:
+    outbox = Outbox(max_bytes=10_000, max_write_bytes=1_000_000)
+    accepted = [outbox.put_frame(frame("r", 1000, critical=True)) for _ in range(30)]
+    assert accepted[:5] == [True] * 5
+    assert accepted[-1] is False
+    assert outbox.size <= 10_000
+
+
+async def test_one_write_carries_everything_queued_up_to_the_write_budget() -> None:
+    outbox = Outbox(max_bytes=1_000_000, max_write_bytes=5_000)
+    for i in range(20):
+        outbox.put_frame(frame("r", 1000, critical=True, cursor=f"c{i}"))
+    first = await outbox.next_write()
+    assert first is not None
+    assert 1 < len(rs.ConnectResponse.FromString(first).messages) < 20
+    assert outbox.delivered["r"] != "c19"
+    while outbox.size:
+        await outbox.next_write()
+    assert outbox.delivered["r"] == "c19"
+
+
+async def test_a_closed_outbox_drains_then_ends() -> None:
+    outbox = Outbox(max_bytes=1_000_000, max_write_bytes=5_000)
+    outbox.put_control(b"x")
+    outbox.close()
+    assert await outbox.next_write() == b"x"
+    assert await outbox.next_write() is None
