@@ -834,7 +834,8 @@ class EmbeddedLog(RoomLog):
         _write_json_durably(
             os.path.join(self._path, _META), {"format": META_FORMAT, "epoch": self._epoch, "created_ms": _now_ms()}
         )
-        _log.warning("embedded log %s: new epoch %s (was %r): %s", self._path, self._epoch, old, why)
+        level = logging.WARNING if old else logging.INFO
+        _log.log(level, "embedded log %s: new epoch %s (was %r): %s", self._path, self._epoch, old, why)
 
     def _check_unclean_shutdown(self) -> None:
         """With fsync="none", acked records live in the page cache until the OS writes
