@@ -34,8 +34,8 @@ def retry_delay_s(status: status_pb2.Status) -> float | None:
 
 
 class RawStream:
-    def __init__(self, target: str) -> None:
-        self.channel = grpc.aio.insecure_channel(target)
+    def __init__(self, target: str, options: tuple[tuple[str, int], ...] = ()) -> None:
+        self.channel = grpc.aio.insecure_channel(target, options=options)
         connect = self.channel.stream_stream(
             "/barrage.v1.RoomService/Connect",
             request_serializer=lambda r: r if isinstance(r, bytes) else r.SerializeToString(),
@@ -49,6 +49,8 @@ class RawStream:
         self._changed = asyncio.Condition()
         self.ended: grpc.aio.AioRpcError | None = None
         self.done = False
+        self._reading = asyncio.Event()
+        self._reading.set()
         self._reader = asyncio.create_task(self._read())
 
     async def _requests(self) -> AsyncIterator[Request]:
@@ -58,6 +60,7 @@ class RawStream:
     async def _read(self) -> None:
         try:
             async for response in self.call:
+                await self._reading.wait()
                 self.responses += 1
                 async with self._changed:
                     self.received.extend(response.messages)
@@ -68,6 +71,13 @@ class RawStream:
             self.done = True
             async with self._changed:
                 self._changed.notify_all()
+
+    def pause(self) -> None:
+        """Stop reading: the server's writes back up as they would for a frozen phone."""
+        self._reading.clear()
+
+    def resume(self) -> None:
+        self._reading.set()
 
     async def send(self, request: Request) -> None:
         await self._outgoing.put(request)
