@@ -74,7 +74,9 @@ def main() -> int:
             stale = sorted(
                 name
                 for name in fresh.keys() | current.keys()
-                if name not in fresh or name not in current or not filecmp.cmp(fresh[name], current[name], shallow=False)
+                if name not in fresh
+                or name not in current
+                or not filecmp.cmp(fresh[name], current[name], shallow=False)
             )
             if stale:
                 print("stale generated stubs (run python scripts/gen_protos.py):", *stale, file=sys.stderr)

@@ -77,7 +77,9 @@ async def test_malformed_frames_get_a_stream_error_and_the_stream_survives(alice
     ("text", "reason"),
     [("", "TEXT_EMPTY"), ("   \n ", "TEXT_EMPTY"), ("x" * 501, "TEXT_TOO_LONG"), ("bell\x07", "INVALID_FIELD")],
 )
-async def test_bad_text_is_refused_with_invalid_argument(alice: RawStream, room_id: str, text: str, reason: str) -> None:
+async def test_bad_text_is_refused_with_invalid_argument(
+    alice: RawStream, room_id: str, text: str, reason: str
+) -> None:
     result = await alice.send_comment(room_id, "t", text)
     assert result.status.code == INVALID_ARGUMENT
     assert error_info(result.status).reason == reason
@@ -100,7 +102,12 @@ async def test_sending_before_the_handshake_ends_the_stream(server: ServerProces
 
 @pytest.mark.parametrize(
     ("token_kind", "reason"),
-    [("missing", "TOKEN_MISSING"), ("expired", "TOKEN_EXPIRED"), ("forged", "TOKEN_INVALID"), ("junk", "TOKEN_INVALID")],
+    [
+        ("missing", "TOKEN_MISSING"),
+        ("expired", "TOKEN_EXPIRED"),
+        ("forged", "TOKEN_INVALID"),
+        ("junk", "TOKEN_INVALID"),
+    ],
 )
 async def test_bad_tokens_end_the_stream_unauthenticated(server: ServerProcess, token_kind: str, reason: str) -> None:
     token = {
@@ -126,7 +133,9 @@ async def test_a_frame_claiming_another_identity_is_refused(server: ServerProces
     await stream.close()
 
 
-async def test_refreshing_to_another_users_token_is_refused(alice: RawStream, server: ServerProcess, room_id: str) -> None:
+async def test_refreshing_to_another_users_token_is_refused(
+    alice: RawStream, server: ServerProcess, room_id: str
+) -> None:
     await alice.send(rs.ConnectRequest(refresh_token=rs.RefreshToken(token=server.token("mallory"))))
     error = await alice.expect("stream_error")
     assert error_info(error.status).reason == "IDENTITY_MISMATCH"
@@ -183,7 +192,7 @@ async def test_a_flood_is_rate_limited_with_retry_info_then_cut_off(
     payload = event_pb2.Payload(comment=event_pb2.Comment(text="spam"))
     for n in range(60):
         await alice.send(rs.ConnectRequest(send=rs.Send(room_id=room_id, client_msg_id=f"f{n}", payload=payload)))
-    results = [await alice.expect("send_result", lambda r, n=n: r.client_msg_id == f"f{n}") for n in range(60)]
+    results = [await alice.send_result(f"f{n}") for n in range(60)]
     accepted = [r for r in results if r.status.code == 0]
     limited = [r for r in results if r.status.code == RESOURCE_EXHAUSTED]
     assert 15 <= len(accepted) <= 30
@@ -198,7 +207,7 @@ async def test_a_flood_is_rate_limited_with_retry_info_then_cut_off(
             break
         await alice.send(rs.ConnectRequest(send=rs.Send(room_id=room_id, client_msg_id=f"g{n}", payload=payload)))
         with contextlib.suppress(AssertionError):
-            await alice.expect("send_result", lambda r, n=n: r.client_msg_id == f"g{n}")
+            await alice.send_result(f"g{n}")
     ended = await alice.wait_end()
     assert ended is not None and ended.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     history = await admin.all_events(room_id)

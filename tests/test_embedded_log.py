@@ -223,11 +223,16 @@ async def test_reads_across_segments_from_disk_and_cache(data: Path) -> None:
         assert await log.read("a", acked[20].position, 5) == acked[21:26]
     finally:
         await log.close()
-    backend = await started(data, segment_bytes=600, cache_records_per_room=0)
-    try:
-        assert await backend.log.read("a", -1, 1000) == acked
-    finally:
-        await backend.log.close()
+    for cache in (0, 3, 1000):  # after restart only the newest segment seeds the cache
+        backend = await started(data, segment_bytes=600, cache_records_per_room=cache)
+        try:
+            assert await backend.log.read("a", -1, 1000) == acked
+            assert await backend.log.read_backward("a", None, 1000) == acked[::-1]
+            [more] = await backend.log.append("a", [entry("more")])
+            assert await backend.log.read("a", acked[-4].position, 1000) == [*acked[-3:], more.record]
+        finally:
+            await backend.log.close()
+        acked.append(more.record)
 
 
 async def test_second_open_of_a_data_directory_is_refused(data: Path) -> None:

@@ -26,9 +26,8 @@ def test_every_message_field_and_enum_value_is_documented() -> None:
         lines = proto.read_text().splitlines()
         for number, line in enumerate(lines):
             stripped = line.strip()
-            declares = (
-                stripped.startswith(("message ", "enum ", "service ", "rpc ", "oneof "))
-                or (" = " in stripped and stripped.endswith(";") and not stripped.startswith(("syntax", "option")))
+            declares = stripped.startswith(("message ", "enum ", "service ", "rpc ", "oneof ")) or (
+                " = " in stripped and stripped.endswith(";") and not stripped.startswith(("syntax", "option"))
             )
             if declares and not lines[number - 1].strip().startswith("//"):
                 undocumented.append(f"{proto.name}:{number + 1}: {stripped}")

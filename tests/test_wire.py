@@ -6,9 +6,7 @@ from server.core import wire
 
 
 def _event(text: str) -> event_pb2.Event:
-    return event_pb2.Event(
-        room_id="r", event_id=text, payload=event_pb2.Payload(comment=event_pb2.Comment(text=text))
-    )
+    return event_pb2.Event(room_id="r", event_id=text, payload=event_pb2.Payload(comment=event_pb2.Comment(text=text)))
 
 
 def test_appending_the_cursor_field_yields_the_event_with_its_cursor() -> None:

@@ -29,7 +29,7 @@ def retry_delay_s(status: status_pb2.Status) -> float | None:
     for detail in status.details:
         retry = error_details_pb2.RetryInfo()
         if detail.Unpack(retry):
-            return retry.retry_delay.ToNanoseconds() / 1e9
+            return float(retry.retry_delay.ToNanoseconds()) / 1e9
     return None
 
 
@@ -85,9 +85,7 @@ class RawStream:
     async def half_close(self) -> None:
         await self._outgoing.put(None)
 
-    async def expect(
-        self, kind: str, match: Callable[[Any], bool] = lambda _: True, timeout: float = 10.0
-    ) -> Any:
+    async def expect(self, kind: str, match: Callable[[Any], bool] = lambda _: True, timeout: float = 10.0) -> Any:
         """The next not-yet-taken message of this kind that matches; returns its field."""
 
         def find() -> Any:
@@ -103,6 +101,10 @@ class RawStream:
                     raise AssertionError(f"stream ended ({self.ended}) without a {kind}")
                 await self._changed.wait()
             return found
+
+    async def send_result(self, client_msg_id: str, timeout: float = 10.0) -> rs.SendResult:
+        result: rs.SendResult = await self.expect("send_result", lambda r: r.client_msg_id == client_msg_id, timeout)
+        return result
 
     async def hello(self, token: str, user_id: str = "") -> rs.Welcome:
         await self.send(rs.ConnectRequest(hello=rs.Hello(token=token, user_id=user_id, client_agent="tests")))
@@ -159,7 +161,7 @@ class RawStream:
 
 def end_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
     """The rich status (with details) a stream ended with."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status: status_pb2.Status | None = rpc_status.from_call(error)
     assert status is not None, f"no rich status in {error}"
     return status
 
@@ -177,12 +179,16 @@ class Admin:
     async def create_room(self, room_id: str, title: str = "") -> Any:
         from barrage.v1 import admin_service_pb2 as pb
 
-        return (await self.stub.CreateRoom(pb.CreateRoomRequest(room_id=room_id, title=title), metadata=self.metadata)).room
+        return (
+            await self.stub.CreateRoom(pb.CreateRoomRequest(room_id=room_id, title=title), metadata=self.metadata)
+        ).room
 
     async def close_room(self, room_id: str, reason: str = "") -> Any:
         from barrage.v1 import admin_service_pb2 as pb
 
-        return (await self.stub.CloseRoom(pb.CloseRoomRequest(room_id=room_id, reason=reason), metadata=self.metadata)).room
+        return (
+            await self.stub.CloseRoom(pb.CloseRoomRequest(room_id=room_id, reason=reason), metadata=self.metadata)
+        ).room
 
     async def history(self, room_id: str, cursor: str = "", backward: bool = False, page_size: int = 1000) -> Any:
         from barrage.v1 import admin_service_pb2 as pb
