@@ -177,12 +177,16 @@ class _RoomState:
         self.lengths = array("q")
         self.cache: deque[LogRecord] = deque(maxlen=cache_size)
 
-    def add(self, record: LogRecord, seg: int, offset: int, length: int) -> None:
-        self.positions.append(record.position)
+    def add(self, position: int, record: LogRecord | None, seg: int, offset: int, length: int) -> None:
+        """Index a record; cache it if given (else the cache restarts after it, staying a tail)."""
+        self.positions.append(position)
         self.segs.append(seg)
         self.offsets.append(offset)
         self.lengths.append(length)
-        self.cache.append(record)
+        if record is not None:
+            self.cache.append(record)
+        elif self.cache:
+            self.cache.clear()
 
     def drop_below(self, position: int) -> None:
         k = bisect_left(self.positions, position)
@@ -733,7 +737,7 @@ class EmbeddedLog(RoomLog):
                 st = rooms.get(rec.room_id)
                 if st is None:
                     st = rooms[rec.room_id] = _RoomState(self._opt.cache_records_per_room)
-                st.add(rec, seg.base, off, len(frame))
+                st.add(rec.position, rec, seg.base, off, len(frame))
                 off += len(frame)
                 if rec.dedupe_key:
                     self._dedupe.add(rec.room_id, rec.dedupe_key, rec.position, p.time_ms)
@@ -866,7 +870,8 @@ class EmbeddedLog(RoomLog):
         for n, base in enumerate(bases):
             path = os.path.join(self._log_dir, segment_name(base))
             is_last = n == len(bases) - 1
-            res = scan_segment(path, base, max_frame, last_pos)
+            # Payloads are decoded only for the newest segment: they seed the caches.
+            res = scan_segment(path, base, max_frame, last_pos, full=is_last)
             if res.problem:
                 if not is_last:
                     raise LogCorruptError(
@@ -888,11 +893,11 @@ class EmbeddedLog(RoomLog):
                 finally:
                     os.close(fd)
                 rec.truncated_bytes += res.file_size - res.valid_size
-            if not is_last and res.records and res.records[-1].record.position >= bases[n + 1]:
+            if not is_last and res.records and res.records[-1].position >= bases[n + 1]:
                 raise LogCorruptError(f"{path}: records run past the next segment's base {bases[n + 1]}")
             last_time = _index_records(res.records, base, rec.rooms, dedupe, dedupe_from, opt.cache_records_per_room)
             if res.records:
-                last_pos = res.records[-1].record.position
+                last_pos = res.records[-1].position
             rec.records += len(res.records)
             flags = os.O_RDWR | os.O_APPEND if is_last else os.O_RDONLY
             rec.segments.append(_Segment(base, path, os.open(path, flags), res.valid_size, last_time))
@@ -933,13 +938,12 @@ def _index_records(
     """Add a scanned segment to the index; returns its newest record time."""
     last_time = 0
     for sr in records:
-        r = sr.record
-        st = rooms.get(r.room_id)
+        st = rooms.get(sr.room_id)
         if st is None:
-            st = rooms[r.room_id] = _RoomState(cache_size)
-        st.add(r, base, sr.offset, sr.length)
-        if r.dedupe_key and sr.time_ms >= dedupe_from:
-            dedupe.add(r.room_id, r.dedupe_key, r.position, sr.time_ms)
+            st = rooms[sr.room_id] = _RoomState(cache_size)
+        st.add(sr.position, sr.record, base, sr.offset, sr.length)
+        if sr.dedupe_key and sr.time_ms >= dedupe_from:
+            dedupe.add(sr.room_id, sr.dedupe_key, sr.position, sr.time_ms)
         last_time = max(last_time, sr.time_ms)
     return last_time
 
@@ -978,4 +982,3 @@ def _resolve_all(futures: list[asyncio.Future[None]]) -> None:
 def _consume_exception(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()
-
