@@ -169,3 +169,13 @@ async def test_a_fresh_join_can_ask_for_recent_history(server: ServerProcess, ro
         events = await viewer.wait_events(room_id, 4)
         assert [e.payload.comment.text for e in events] == ["old 7", "old 8", "old 9", "new"]
         await viewer.close()
+
+
+async def test_a_client_that_half_closes_keeps_receiving_events(
+    server: ServerProcess, room_id: str, admin: Admin
+) -> None:
+    async with streams(server, ["listener", "alice"], room_id) as (listener, alice):
+        await listener.half_close()
+        await alice.send_comment(room_id, "after-half-close", "still delivered")
+        (event,) = await listener.wait_events(room_id, 1)
+        assert event.payload.comment.text == "still delivered"

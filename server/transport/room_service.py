@@ -70,10 +70,10 @@ class RoomServiceHandler:
                 if session.outbox.closed:
                     return
                 await session.on_frame(raw)
-            # The client half-closed: finish what is queued, then end with OK.
-            session.outbox.close()
+            # A half-close only means "no more requests": events keep flowing until
+            # the client cancels the call.
         except StopAsyncIteration:
-            session.outbox.close()
+            pass
         except asyncio.CancelledError:
             raise
         except grpc.aio.AioRpcError:

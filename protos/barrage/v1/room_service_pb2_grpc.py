@@ -46,6 +46,8 @@ class RoomServiceStub:
     4. Send `ping` whenever useful (for example every 20 s on mobile); the server
     answers `pong` with the same nonce.
     5. `leave_room` stops events of that room; the server answers `leave_result`.
+    6. A client that has nothing more to send may half-close its side; events keep
+    coming until it cancels the call.
 
     Errors that concern one request (a failed send or join) come back in its result;
     errors that concern no request (an undecodable frame) come back as `stream_error`
@@ -97,6 +99,8 @@ class RoomServiceServicer:
     4. Send `ping` whenever useful (for example every 20 s on mobile); the server
     answers `pong` with the same nonce.
     5. `leave_room` stops events of that room; the server answers `leave_result`.
+    6. A client that has nothing more to send may half-close its side; events keep
+    coming until it cancels the call.
 
     Errors that concern one request (a failed send or join) come back in its result;
     errors that concern no request (an undecodable frame) come back as `stream_error`
@@ -158,6 +162,8 @@ class RoomService:
     4. Send `ping` whenever useful (for example every 20 s on mobile); the server
     answers `pong` with the same nonce.
     5. `leave_room` stops events of that room; the server answers `leave_result`.
+    6. A client that has nothing more to send may half-close its side; events keep
+    coming until it cancels the call.
 
     Errors that concern one request (a failed send or join) come back in its result;
     errors that concern no request (an undecodable frame) come back as `stream_error`

@@ -47,6 +47,8 @@ class RoomServiceStub:
      4. Send `ping` whenever useful (for example every 20 s on mobile); the server
         answers `pong` with the same nonce.
      5. `leave_room` stops events of that room; the server answers `leave_result`.
+     6. A client that has nothing more to send may half-close its side; events keep
+        coming until it cancels the call.
 
     Errors that concern one request (a failed send or join) come back in its result;
     errors that concern no request (an undecodable frame) come back as `stream_error`
@@ -93,6 +95,8 @@ class RoomServiceAsyncStub(RoomServiceStub):
      4. Send `ping` whenever useful (for example every 20 s on mobile); the server
         answers `pong` with the same nonce.
      5. `leave_room` stops events of that room; the server answers `leave_result`.
+     6. A client that has nothing more to send may half-close its side; events keep
+        coming until it cancels the call.
 
     Errors that concern one request (a failed send or join) come back in its result;
     errors that concern no request (an undecodable frame) come back as `stream_error`
@@ -135,6 +139,8 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
      4. Send `ping` whenever useful (for example every 20 s on mobile); the server
         answers `pong` with the same nonce.
      5. `leave_room` stops events of that room; the server answers `leave_result`.
+     6. A client that has nothing more to send may half-close its side; events keep
+        coming until it cancels the call.
 
     Errors that concern one request (a failed send or join) come back in its result;
     errors that concern no request (an undecodable frame) come back as `stream_error`
