@@ -1,0 +1,147 @@
+"""The room directory on Kafka: a compacted one-partition topic keyed by room id.
+
+Each record's value is a room's full state (JSON), so after compaction the
+latest record per room is still the whole truth. Every node reads the topic
+from its start at start-up and then follows it with its tail; a miss (a room
+created on another node a moment ago) is answered after a catch-up read.
+
+Fold, the same on every node because it depends only on the topic's order:
+- "create" applies only if the room is unknown: the first create in the
+  partition wins; a later create of the same id is ignored.
+- "update" (close) replaces the state; a room once closed keeps its first close time.
+
+Creating a room: catch up, refuse if the room is known, append a create, catch
+up to it, and see whether it won. Two nodes creating one id at the same moment
+therefore get exactly one success. Limit: compaction keeps the *latest* record
+of a key, so a losing create could outlive the winner's; the loser immediately
+re-appends the winner's state to prevent that. A loser that dies between its
+create and that repair, followed by a compaction before the room is closed,
+leaves the loser's title and creator in the directory (the room id is the same).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+from server.log.base import RoomDirectory, RoomExistsError, RoomInfo, RoomNotFoundError
+from server.log.kafka_session import Follower, KafkaSession, unavailable_on_error
+from server.log.kafka_wire import RawRecord
+
+log = logging.getLogger(__name__)
+
+_CREATE = "create"
+_UPDATE = "update"
+
+
+def _encode(op: str, info: RoomInfo) -> bytes:
+    return json.dumps({"v": 1, "op": op, "room": dataclasses.asdict(info)}, separators=(",", ":")).encode()
+
+
+def _decode(value: bytes) -> tuple[str, RoomInfo]:
+    doc: dict[str, Any] = json.loads(value)
+    fields = {f.name for f in dataclasses.fields(RoomInfo)}
+    return doc["op"], RoomInfo(**{k: v for k, v in doc["room"].items() if k in fields})
+
+
+class DirectoryState(Follower):
+    """Every room's info, folded from the directory topic."""
+
+    def __init__(self, session: KafkaSession, tp: TopicPartition, start: int) -> None:
+        super().__init__(session, tp, start)
+        self.rooms: dict[str, RoomInfo] = {}
+        self.created_at: dict[str, int] = {}
+        """Offset of the create record that won, per room."""
+
+    def apply(self, record: RawRecord) -> None:
+        if record.value is None:
+            return  # a tombstone: nothing of ours writes one
+        try:
+            op, info = _decode(record.value)
+        except (ValueError, KeyError, TypeError):
+            log.warning("skipping a malformed room directory record at offset %d", record.offset)
+            return
+        current = self.rooms.get(info.room_id)
+        if current is None:
+            self.rooms[info.room_id] = info
+            self.created_at[info.room_id] = record.offset
+        elif op == _UPDATE and not current.closed:
+            self.rooms[info.room_id] = info
+
+
+class KafkaRoomDirectory(RoomDirectory):
+    """RoomDirectory over a compacted Kafka topic; started and stopped by its KafkaLog."""
+
+    def __init__(self, session: KafkaSession) -> None:
+        self._session = session
+        self._state: DirectoryState | None = None
+
+    async def start(self) -> DirectoryState:
+        """Read the whole directory topic (the caller then follows it with the tail)."""
+        session = self._session
+        tp = TopicPartition(session.options.directory, 0)
+        earliest = await session.offsets(tp.topic, {0: -2}, "room directory start")
+        state = DirectoryState(session, tp, earliest[0][0])
+        await state.sync(None)
+        self._state = state
+        return state
+
+    def stop(self) -> None:
+        if self._state is not None:
+            self._state.cancel()
+        self._state = None
+
+    @property
+    def state(self) -> DirectoryState:
+        if self._state is None:
+            raise RuntimeError("the Kafka room directory is not started (start the KafkaLog first)")
+        return self._state
+
+    async def _append(self, op: str, info: RoomInfo) -> int:
+        session = self._session
+        async with unavailable_on_error(f"room directory {op} of {info.room_id}",
+                                        session.options.append_timeout_ms / 1000):
+            sent = await session.producer.send(
+                self.state.tp.topic, _encode(op, info), key=info.room_id.encode(), partition=0
+            )
+            meta = await sent
+        return int(meta.offset)
+
+    async def create(self, info: RoomInfo) -> RoomInfo:
+        state = self.state
+        await state.sync(None)
+        if info.room_id in state.rooms:
+            raise RoomExistsError(info.room_id)
+        offset = await self._append(_CREATE, info)
+        await state.sync(offset + 1)
+        if state.created_at.get(info.room_id) != offset:
+            # Another node's create came first; re-assert its state so compaction keeps it, not ours.
+            await self._append(_UPDATE, state.rooms[info.room_id])
+            raise RoomExistsError(info.room_id)
+        return state.rooms[info.room_id]
+
+    async def get(self, room_id: str) -> RoomInfo:
+        state = self.state
+        info = state.rooms.get(room_id)
+        if info is None:
+            await state.sync(None)
+            info = state.rooms.get(room_id)
+        if info is None:
+            raise RoomNotFoundError(room_id)
+        return info
+
+    async def close_room(self, room_id: str, close_time_ms: int) -> RoomInfo:
+        state = self.state
+        await state.sync(None)
+        info = state.rooms.get(room_id)
+        if info is None:
+            raise RoomNotFoundError(room_id)
+        if info.closed:
+            return info
+        offset = await self._append(_UPDATE, dataclasses.replace(info, closed=True, close_time_ms=close_time_ms))
+        await state.sync(offset + 1)
+        return state.rooms[room_id]
