@@ -134,19 +134,22 @@ class KafkaBroker:
         self.stop()
 
 
-@contextlib.contextmanager
-def running_broker() -> Iterator[KafkaBroker]:
-    """A started broker, stopped on exit; retries once if the chosen port was taken meanwhile."""
+def start_broker() -> KafkaBroker:
+    """A started broker on a free port (the caller stops it); retries if the port was taken meanwhile."""
     for attempt in range(3):
-        broker = KafkaBroker()
         try:
-            broker.start()
+            return KafkaBroker().start()
         except RuntimeError:
             if attempt == 2:
                 raise
-            continue
-        try:
-            yield broker
-        finally:
-            broker.stop()
-        return
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def running_broker() -> Iterator[KafkaBroker]:
+    """A started broker, stopped on exit."""
+    broker = start_broker()
+    try:
+        yield broker
+    finally:
+        broker.stop()

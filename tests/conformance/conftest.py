@@ -16,6 +16,7 @@ changes. Tests use fresh uuid room ids, so drivers may share storage (one broker
 from __future__ import annotations
 
 import abc
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -23,6 +24,8 @@ import pytest
 
 from server.log.base import Backend
 from server.log.embedded import EmbeddedLog, open_embedded
+from server.log.kafka import open_kafka
+from tests.kafka_broker import start_broker
 
 
 class BackendDriver(abc.ABC):
@@ -59,10 +62,30 @@ class EmbeddedDriver(BackendDriver):
         await log.enforce_retention(max_bytes=0)
 
 
+class KafkaDriver(BackendDriver):
+    """The Kafka log on a test broker of its own (tests/kafka_broker.py), one partition so rooms share it."""
+
+    def __init__(self, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        self._broker = start_broker()
+        self._url = self._broker.url(f"conformance-{uuid.uuid4().hex[:8]}")
+
+    async def open(self) -> Backend:
+        backend = open_kafka(self._url, partitions=1, replication_factor=1)
+        await backend.log.start()
+        return backend
+
+    async def force_retention(self, backend: Backend, room_id: str) -> None:
+        pytest.skip("the test broker (Tansu) has no DeleteRecords and no time retention in memory")
+
+    async def teardown(self) -> None:
+        self._broker.stop()
+
+
 DriverFactory = Callable[[pytest.FixtureRequest, Path], BackendDriver]
 
 DRIVERS: dict[str, DriverFactory] = {
     "embedded": EmbeddedDriver,
+    "kafka": KafkaDriver,
 }
 
 
