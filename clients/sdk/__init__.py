@@ -1,0 +1,32 @@
+"""The async Python SDK for Barrage (see docs/sdk.md).
+
+    async with Client("127.0.0.1:50051", token) as client:
+        room = await client.join("room-1", history_limit=20)
+        ack = await room.send("hello")
+        async for item in room:
+            ...
+"""
+
+from clients.sdk.client import Client, TokenSource
+from clients.sdk.errors import BarrageError, ClientClosed, ConnectionFailed, JoinError, SendError
+from clients.sdk.items import Ack, ConnectionState, Omitted, ResumeGap, RoomItem, SubscriptionEnded
+from clients.sdk.options import ClientOptions
+from clients.sdk.subscription import Subscription
+
+__all__ = [
+    "Ack",
+    "BarrageError",
+    "Client",
+    "ClientClosed",
+    "ClientOptions",
+    "ConnectionFailed",
+    "ConnectionState",
+    "JoinError",
+    "Omitted",
+    "ResumeGap",
+    "RoomItem",
+    "SendError",
+    "Subscription",
+    "SubscriptionEnded",
+    "TokenSource",
+]
