@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import textwrap
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 import server.log.embedded as embedded_mod
+import server.log.segment as segment_mod
 from server.log.base import Backend, LogEntry, LogRecord, LogUnavailableError
 from server.log.embedded import EmbeddedLog, LogCorruptError, open_embedded
 from server.log.segment import encode_record, parse_segment_name
@@ -281,6 +283,53 @@ async def test_write_failure_stops_appends_until_restart(data: Path, monkeypatch
         await backend.log.close()
 
 
+def slow_writes(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    real = segment_mod.write_all
+
+    def slow(fd: int, data: bytes) -> None:
+        time.sleep(seconds)  # on the io thread, like a stalled disk
+        real(fd, data)
+
+    monkeypatch.setattr(embedded_mod, "write_all", slow)
+
+
+async def test_timed_out_append_may_land_and_its_retry_finds_it(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = await started(data, append_timeout_s=0.05)
+    try:
+        slow_writes(monkeypatch, 0.3)
+        with pytest.raises(LogUnavailableError, match="may still be appended"):
+            await backend.log.append("r", [entry("first", key="u/1")])
+        monkeypatch.undo()
+        for _ in range(50):  # a client retrying: the first copy is still in flight, then durable
+            try:
+                [retry] = await backend.log.append("r", [entry("retry", key="u/1")])
+                break
+            except LogUnavailableError:
+                continue
+        assert retry.duplicate
+        assert tags([retry.record]) == ["first"]
+        assert tags(await backend.log.read("r", -1, 10)) == ["first"]
+    finally:
+        await backend.log.close()
+
+
+async def test_too_much_pending_fails_fast(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = await started(data, max_pending_bytes=2000)
+    try:
+        slow_writes(monkeypatch, 0.2)
+        first = asyncio.create_task(backend.log.append("r", [entry("x" * 100)]))
+        await asyncio.sleep(0.05)  # the writer is now busy with it; the rest queue
+        queued = [asyncio.create_task(backend.log.append("r", [entry("y" * 100)])) for _ in range(30)]
+        done = await asyncio.gather(first, *queued, return_exceptions=True)
+        refused = [d for d in done if isinstance(d, LogUnavailableError)]
+        assert refused, "the queue is bounded"
+        assert all("overloaded" in str(e) for e in refused)
+        ok = [d for d in done if not isinstance(d, BaseException)]
+        assert len(await backend.log.read("r", -1, 100)) == len(ok)
+    finally:
+        await backend.log.close()
+
+
 # ---------------------------------------------------------------- listener
 
 
@@ -352,13 +401,20 @@ async def test_age_retention_expires_idle_log(data: Path) -> None:
 # ---------------------------------------------------------------- dedupe window
 
 
-async def test_dedupe_window_expires_by_time(data: Path) -> None:
-    backend = await started(data, dedupe_window_ms=0)
+async def test_dedupe_window_expires_by_time(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_now = embedded_mod._now_ms
+    skew = 0
+    monkeypatch.setattr(embedded_mod, "_now_ms", lambda: real_now() + skew)
+    backend = await started(data)  # default window: 10 minutes
     try:
-        await backend.log.append("r", [entry("a", key="k")])
-        await asyncio.sleep(1.1)  # keys expire at checkpoint granularity (about a second)
-        [res] = await backend.log.append("r", [entry("b", key="k")])
-        assert not res.duplicate
+        [first] = await backend.log.append("r", [entry("a", key="k")])
+        skew = 9 * 60 * 1000
+        [retry] = await backend.log.append("r", [entry("b", key="k")])
+        assert retry.duplicate
+        assert retry.record == first.record
+        skew = 10 * 60 * 1000 + 1001  # keys expire at checkpoint granularity: up to a second late
+        [late] = await backend.log.append("r", [entry("c", key="k")])
+        assert not late.duplicate
     finally:
         await backend.log.close()
 
