@@ -64,24 +64,13 @@ def encode_record(
     tp_b = traceparent.encode()
     if len(room_b) > _U16_MAX or len(key_b) > _U16_MAX or len(tp_b) > _U16_MAX:
         raise ValueError("room_id, dedupe_key and traceparent must each be at most 65535 bytes")
-    body = b"".join(
-        (
-            _BODY.pack(
-                FORMAT_VERSION,
-                position,
-                time_ms,
-                priority,
-                len(room_b),
-                len(key_b),
-                len(tp_b),
-                len(payload),
-            ),
-            room_b,
-            key_b,
-            tp_b,
-            payload,
+    try:
+        header = _BODY.pack(
+            FORMAT_VERSION, position, time_ms, priority, len(room_b), len(key_b), len(tp_b), len(payload)
         )
-    )
+    except struct.error as e:  # e.g. a priority outside int32
+        raise ValueError(f"record field out of range: {e}") from e
+    body = b"".join((header, room_b, key_b, tp_b, payload))
     return _FRAME.pack(len(body), zlib.crc32(body)) + body
 
 
