@@ -9,7 +9,7 @@
 
 from clients.sdk.client import Client, TokenSource
 from clients.sdk.errors import BarrageError, ClientClosed, ConnectionFailed, JoinError, SendError
-from clients.sdk.items import Ack, ConnectionState, Omitted, ResumeGap, RoomItem, SubscriptionEnded
+from clients.sdk.items import Ack, ClientStats, ConnectionState, Omitted, ResumeGap, RoomItem, SubscriptionEnded
 from clients.sdk.options import ClientOptions
 from clients.sdk.subscription import Subscription
 
@@ -19,6 +19,7 @@ __all__ = [
     "Client",
     "ClientClosed",
     "ClientOptions",
+    "ClientStats",
     "ConnectionFailed",
     "ConnectionState",
     "JoinError",

@@ -36,7 +36,7 @@ from clients.sdk.errors import (
     JoinError,
     SendError,
 )
-from clients.sdk.items import Ack, ConnectionState, Omitted, ResumeGap, RoomItem
+from clients.sdk.items import Ack, ClientStats, ConnectionState, Omitted, ResumeGap, RoomItem
 from clients.sdk.options import ClientOptions, open_channel
 from clients.sdk.stream import Stream
 from clients.sdk.subscription import Phase, Subscription
@@ -94,8 +94,7 @@ class Client:
         self._closing = False
         self._fatal: BarrageError | None = None
         self._last_error: BarrageError | None = None
-        self.reconnects = 0
-        """Streams opened after the first one (for metrics and tests)."""
+        self.stats = ClientStats()
 
     # ================================================================ public API
 
@@ -356,7 +355,6 @@ class Client:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), delay)
-                self.reconnects += 1
         except ConnectionFailed as error:
             self._fail(error)
         except Exception as exc:
@@ -380,6 +378,7 @@ class Client:
         channel = open_channel(self.target, self.options, self._credentials)
         stream = Stream(room_service_pb2_grpc.RoomServiceStub(channel).Connect(), loop)
         self._stream = stream
+        self.stats.streams += 1
         try:
             stream.write(rs.ConnectRequest(hello=rs.Hello(token=token, client_agent=self.options.client_agent)))
             self._attach(stream)
@@ -517,6 +516,7 @@ class Client:
                 except Exception:
                     log.exception("on_stream_error callback failed")
         elif kind == "go_away":
+            self.stats.go_aways += 1
             stream.go_away_delay = message.go_away.reconnect_delay.ToNanoseconds() / 1e9
             stream.go_away_at = asyncio.get_running_loop().time()
             log.info("server going away (%s): reconnecting after it ends", message.go_away.reason)
@@ -529,6 +529,7 @@ class Client:
         stream.welcomed.set()
         self._welcome = welcome
         self._last_error = None
+        self.stats.welcomes += 1
         self._connected.set()
         self._set_state(ConnectionState.CONNECTED)
         log.info("connected to %s (node %s, session %s)", self.target, welcome.node_id, welcome.session_id)
@@ -541,9 +542,12 @@ class Client:
             sub.push_notice(Omitted(batch.room_id, batch.omitted_count))
         for event in batch.events:
             delivered = sub.offer_event(event)
-            if delivered is False:
+            if delivered is None:
+                self.stats.duplicates_dropped += 1
+            elif delivered is False:
                 # The application is behind: stop here, catch up from the log later.
                 log.info("room %s: consumer is behind; pausing at %s", sub.room_id, sub.cursor)
+                self.stats.pauses += 1
                 sub.phase = Phase.PAUSED
                 return
             if delivered and event.payload.WhichOneof("kind") == "room_closed":
@@ -615,6 +619,7 @@ class Client:
         # is the last it wrote, which can only be the same or later.
         if not sub.cursor:
             sub.cursor = required.cursor
+        self.stats.resumes_required += 1
         log.info("room %s: server asked to resume from %s", sub.room_id, sub.cursor)
         self._write_join(sub)
 
@@ -705,6 +710,8 @@ class Client:
             pending = self._sends.get(key)
             if pending is not None:
                 pending.attempts += 1
+                if pending.attempts > 1:
+                    self.stats.sends_rewritten += 1
 
         stream.write_paced(1.0, build, written)
 

@@ -63,6 +63,25 @@ RoomItem = event_pb2.Event | Omitted | ResumeGap | SubscriptionEnded
 """What iterating a subscription (or Client.events()) yields."""
 
 
+@dataclass(slots=True)
+class ClientStats:
+    """Counters of what the SDK did behind the application's back (for metrics, tests)."""
+
+    streams: int = 0
+    """Connect calls opened (1 + reconnect attempts)."""
+    welcomes: int = 0
+    """Streams the server accepted."""
+    go_aways: int = 0
+    resumes_required: int = 0
+    """ResumeRequired messages handled (the server unsubscribed a slow stream)."""
+    pauses: int = 0
+    """Times a room was paused because the application fell behind its queue."""
+    duplicates_dropped: int = 0
+    """Events not delivered because their id had already been delivered."""
+    sends_rewritten: int = 0
+    """Sends written again (after a reconnect or a retryable refusal)."""
+
+
 class ConnectionState(enum.Enum):
     CONNECTING = "connecting"
     """Dialing and handshaking."""

@@ -44,9 +44,11 @@ class ClientOptions:
     """Items buffered per subscription before the room is paused and later resumed."""
     dedupe_window: int = 4096
     """Event ids remembered per room to drop duplicates."""
+    extra_channel_options: tuple[tuple[str, int | str], ...] = ()
+    """More gRPC channel arguments, applied after (and overriding) the ones above."""
 
-    def channel_options(self) -> list[tuple[str, int]]:
-        return [
+    def channel_options(self) -> list[tuple[str, int | str]]:
+        options: list[tuple[str, int | str]] = [
             ("grpc.keepalive_time_ms", int(self.keepalive_s * 1000)),
             ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_s * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
@@ -59,6 +61,8 @@ class ClientOptions:
             # Idempotent retries need the same client_msg_id, which only we know.
             ("grpc.enable_retries", 0),
         ]
+        overridden = {name for name, _ in self.extra_channel_options}
+        return [option for option in options if option[0] not in overridden] + list(self.extra_channel_options)
 
 
 def open_channel(
