@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+DEFAULT_TARGET = "127.0.0.1:50051"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -41,6 +47,137 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ client tools
+
+
+def _client_token(args: argparse.Namespace, role: str) -> str:
+    """--token, else BARRAGE_TOKEN, else (development only) a token minted here with the
+    development secret, which a server started with `barrage serve` on loopback accepts."""
+    token: str | None = args.token or os.environ.get("BARRAGE_TOKEN")
+    if token:
+        return token
+    from server.auth import issue_dev_token
+    from server.config import DEV_SECRET
+
+    user = f"cli-{getpass.getuser()}"
+    secret = os.environ.get("BARRAGE_JWT_SECRET") or DEV_SECRET
+    return issue_dev_token(secret, user_id=user, role=role, name=user, ttl_s=3600)
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run a client coroutine; SIGINT or SIGTERM ends it cleanly (exit status 0)."""
+    import logging
+
+    # The SDK logs reconnects at INFO; a terminal user only needs warnings.
+    logging.basicConfig(level=os.environ.get("BARRAGE_LOG_LEVEL", "WARNING"), format="barrage: %(message)s")
+
+    async def runner() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        stopped = False
+
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True
+            task.cancel()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+        try:
+            return await main
+        except asyncio.CancelledError:
+            if stopped:
+                return 0
+            raise
+
+    return asyncio.run(runner())
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from clients.chat import chat
+
+    return _run(chat(args.target, _client_token(args, "viewer"), args.room, history=args.history))
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from clients.tail import tail
+
+    token = _client_token(args, "viewer")
+    return _run(tail(args.target, token, args.room, from_cursor=args.from_cursor or "", history=args.history))
+
+
+def _admin_command(args: argparse.Namespace) -> int:
+    from clients.admin import AdminClient
+    from clients.tail import to_json_line
+
+    async def command() -> int:
+        async with AdminClient(args.target, _client_token(args, "service")) as admin:
+            if args.command == "room":
+                if args.room_command == "create":
+                    room = await admin.create_room(args.room, title=args.title)
+                elif args.room_command == "close":
+                    room = await admin.close_room(args.room, reason=args.reason)
+                else:
+                    room = await admin.get_room(args.room)
+                print(to_json_line(room))
+            elif args.command == "publish":
+                print(to_json_line(await admin.announce(args.room, args.text, request_id=args.request_id)))
+            else:
+                events = admin.history(args.room, cursor=args.cursor, backward=args.backward, limit=args.limit)
+                async for event in events:
+                    print(to_json_line(event), flush=True)
+        return 0
+
+    return _run(command())
+
+
+def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--target",
+        default=os.environ.get("BARRAGE_TARGET", DEFAULT_TARGET),
+        help=f"server HOST:PORT (env BARRAGE_TARGET, default {DEFAULT_TARGET})",
+    )
+    common.add_argument("--token", help="bearer token (env BARRAGE_TOKEN; default: a local development token)")
+
+    chat = commands.add_parser("chat", parents=[common], help="interactive chat in a room")
+    chat.add_argument("room")
+    chat.add_argument("--history", type=int, default=20, help="recent events to show first (default 20)")
+    chat.set_defaults(func=_chat)
+
+    tail = commands.add_parser("tail", parents=[common], help="print a room's events as JSON lines, then follow")
+    tail.add_argument("room")
+    tail.add_argument("--from", dest="from_cursor", metavar="CURSOR", help="resume after this cursor")
+    tail.add_argument("--history", type=int, default=0, help="without --from: recent events to print first")
+    tail.set_defaults(func=_tail)
+
+    room = commands.add_parser("room", help="create, read or close a room")
+    room_commands = room.add_subparsers(dest="room_command", required=True)
+    create = room_commands.add_parser("create", parents=[common], help="create a room (host or service token)")
+    create.add_argument("room")
+    create.add_argument("--title", default="", help="title for display")
+    get = room_commands.add_parser("get", parents=[common], help="print a room as JSON")
+    get.add_argument("room")
+    close = room_commands.add_parser("close", parents=[common], help="close a room (host or service token)")
+    close.add_argument("room")
+    close.add_argument("--reason", default="", help="shown to viewers")
+    room.set_defaults(func=_admin_command)
+
+    publish = commands.add_parser("publish", parents=[common], help="publish an announcement (host or service)")
+    publish.add_argument("room")
+    publish.add_argument("text")
+    publish.add_argument("--request-id", help="idempotency key (default: a new one); reuse it to retry safely")
+    publish.set_defaults(func=_admin_command)
+
+    history = commands.add_parser("history", parents=[common], help="print a room's history as JSON lines")
+    history.add_argument("room")
+    history.add_argument("--cursor", default="", help="start after (or, with --backward, before) this cursor")
+    history.add_argument("--backward", action="store_true", help="newest first")
+    history.add_argument("--limit", type=int, default=100, help="events to print (default 100)")
+    history.set_defaults(func=_admin_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="barrage", description="Barrage: real-time messaging for live-shopping rooms")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,12 +202,23 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=float, default=24 * 3600, help="lifetime in seconds")
     token.add_argument("--secret", help="signing secret (default: BARRAGE_JWT_SECRET or the built-in dev secret)")
     token.set_defaults(func=_token)
+    _add_client_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from clients.sdk.errors import BarrageError
+
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except BarrageError as error:
+        print(f"barrage {args.command}: {error.code.name} {error.reason or '-'}: {error.message}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`barrage tail ... | head`): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return result
 
 

@@ -1,10 +1,10 @@
 """The async Python SDK for Barrage (see docs/sdk.md).
 
-    async with Client("127.0.0.1:50051", token) as client:
-        room = await client.join("room-1", history_limit=20)
-        ack = await room.send("hello")
-        async for item in room:
-            ...
+async with Client("127.0.0.1:50051", token) as client:
+    room = await client.join("room-1", history_limit=20)
+    ack = await room.send("hello")
+    async for item in room:
+        ...
 """
 
 from clients.sdk.client import Client, TokenSource

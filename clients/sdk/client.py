@@ -456,7 +456,7 @@ class Client:
                 sub.phase = Phase.DETACHED
 
     def _fail(self, error: BarrageError) -> None:
-        log.error("barrage client stopped: %s", error)
+        log.info("barrage client stopped: %s", error)
         self._fatal = error
         self._closing = True
         self._settle_all(error)
