@@ -117,15 +117,15 @@ async def test_chat_sends_piped_lines_and_prints_incoming_events(
         args = ("chat", room_id, "--target", server.target, "--token", server.token("amy", name="Amy"))
         async with barrage_process(*args, stdin=True) as chat:
             assert chat.stdin is not None
-            chat.stdin.write("hello from the terminal\n".encode())
+            chat.stdin.write("hello from the terminal ✓\n".encode())
             await chat.stdin.drain()
             (heard,) = await take_events(watch, 1)
-            assert (heard.sender.user_id, heard.payload.comment.text) == ("amy", "hello from the terminal")
+            assert (heard.sender.user_id, heard.payload.comment.text) == ("amy", "hello from the terminal ✓")
 
             await bob.send(room_id, "hi Amy, 你好")
             lines = await read_until(chat, "hi Amy, 你好")
             assert "Bob: hi Amy, 你好" in lines[-1]
-            assert any("Amy: hello from the terminal" in line for line in lines)
+            assert any("Amy: hello from the terminal ✓" in line for line in lines)
 
             chat.stdin.close()  # End of input: the chat exits once its lines are acked.
             _, errors = await asyncio.wait_for(chat.communicate(), TIMEOUT_S)
