@@ -153,8 +153,13 @@ class KafkaLog(RoomLog):
             asyncio.create_task(self._maintain(), name="kafka-log-maintenance"),
         ]
         self._started = True
-        log.info("Kafka log on %s topic %s: %d partitions, epoch %s", self.options.bootstrap_servers,
-                 self.options.topic, self._partitions, self._epoch)
+        log.info(
+            "Kafka log on %s topic %s: %d partitions, epoch %s",
+            self.options.bootstrap_servers,
+            self.options.topic,
+            self._partitions,
+            self._epoch,
+        )
 
     async def close(self) -> None:
         if self._closed:
@@ -185,6 +190,15 @@ class KafkaLog(RoomLog):
 
     def epoch(self, room_id: str) -> str:
         return self._epoch
+
+    @property
+    def partition_count(self) -> int:
+        """Partitions of the log topic (the topic's, which may differ from the option)."""
+        return self._partitions
+
+    def partition_of(self, room_id: str) -> int:
+        """The partition that holds a room's records (for operators: kafka-console-consumer --partition)."""
+        return partition_for(room_id.encode(), self._partitions)
 
     def _tp(self, room_key: bytes) -> TopicPartition:
         return TopicPartition(self.options.topic, partition_for(room_key, self._partitions))
@@ -506,8 +520,12 @@ class KafkaLog(RoomLog):
                 log.error("Kafka topic %s no longer exists: appends fail until it is recreated", self.options.topic)
             return
         # The topic was deleted and recreated: offsets restarted, every cursor of the old epoch is void.
-        log.error("Kafka topic %s was recreated (topic id %s -> %s): switching epoch", self.options.topic,
-                  self._epoch, info.topic_id)
+        log.error(
+            "Kafka topic %s was recreated (topic id %s -> %s): switching epoch",
+            self.options.topic,
+            self._epoch,
+            info.topic_id,
+        )
         self._epoch = info.topic_id
         self._partitions = info.partitions
         for index in self._indexes.values():

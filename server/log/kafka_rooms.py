@@ -103,8 +103,9 @@ class KafkaRoomDirectory(RoomDirectory):
 
     async def _append(self, op: str, info: RoomInfo) -> int:
         session = self._session
-        async with unavailable_on_error(f"room directory {op} of {info.room_id}",
-                                        session.options.append_timeout_ms / 1000):
+        async with unavailable_on_error(
+            f"room directory {op} of {info.room_id}", session.options.append_timeout_ms / 1000
+        ):
             sent = await session.producer.send(
                 self.state.tp.topic, _encode(op, info), key=info.room_id.encode(), partition=0
             )

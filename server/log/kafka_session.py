@@ -322,9 +322,21 @@ class KafkaSession:
                 log.warning("closing the Kafka %s failed", name, exc_info=True)
 
     async def fetch_one(self, tp: TopicPartition, offset: int, what: str) -> PartitionData:
-        """A short read of one partition from `offset`; raises LogUnavailableError."""
+        """A short read of one partition from `offset`; raises LogUnavailableError.
+
+        Records come back unless `offset` is at or beyond the high watermark: a
+        broker may answer with part of what it has, and the test broker answers
+        with whatever it gathered within the wait, which can be nothing.
+        """
+        delay = 0.001
         async with unavailable_on_error(what, self.read_timeout_s):
-            data = (await fetch(self.reader, {tp: offset}, max_wait_ms=1, max_bytes=self.options.fetch_max_bytes))[tp]
+            while True:
+                answer = await fetch(self.reader, {tp: offset}, max_wait_ms=1, max_bytes=self.options.fetch_max_bytes)
+                data = answer[tp]
+                if data.error is not None or data.next_offset is not None or offset >= data.high_watermark:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 0.05)
         if data.error is not None:
             if data.error is OffsetOutOfRangeError:
                 raise OffsetOutOfRange(tp, offset)
@@ -441,17 +453,10 @@ class Follower(abc.ABC):
             self.feed(data.records, data.next_offset)
             if self.end >= goal:
                 return
-            if self.end == start:
-                # Nothing readable below the high watermark (e.g. records removed): do not spin.
-                log.warning(
-                    "no records between %d and high watermark %d of %s[%d]",
-                    start,
-                    goal,
-                    self.tp.topic,
-                    self.tp.partition,
+            if self.end == start:  # fetch_one returns records below the high watermark, so it went down
+                raise LogUnavailableError(
+                    f"{self.tp.topic}[{self.tp.partition}] high watermark fell below {goal}: was the topic recreated?"
                 )
-                self.end = goal
-                return
 
     def cancel(self) -> None:
         if self._rounds is not None:
