@@ -478,6 +478,26 @@ async def test_head_of_a_quiet_room_in_a_busy_partition(broker: KafkaBroker) -> 
         assert await b.head(new_room()) is None
 
 
+async def test_room_history_starts_where_the_room_was_created(broker: KafkaBroker) -> None:
+    """The directory remembers where the room's partition ended at creation; reads start there."""
+    url = broker.url("t")
+    room, noise = new_room(), new_room()
+    async with node(url, partitions=1) as a:
+        for i in range(50):
+            await a.append(noise, [entry(f"n{i}")])
+        await a.rooms.create(RoomInfo(room, "sale", "host", 1))
+        acked = [r.record for r in await a.append(room, [entry(f"m{i}") for i in range(3)])]
+        await a.rooms.close_room(room, 2)  # the close record carries the start too (compaction keeps the last)
+    async with node(url) as b:
+        start = b.rooms.log_start(room, b.epoch(room))
+        assert 50 <= start <= acked[0].position
+        assert b.rooms.log_start(room, "another epoch") == 0, "a start from another epoch means nothing"
+        assert await b.read(room, -1, 10) == acked
+        assert await b.read_backward(room, None, 10) == acked[::-1]
+        assert await b.head(room) == acked[-1].position
+        assert len(await b.read(noise, -1, 100)) == 50
+
+
 # ---------------------------------------------------------------- the dedupe index itself
 
 

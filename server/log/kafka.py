@@ -106,7 +106,7 @@ class KafkaLog(RoomLog):
     def __init__(self, options: KafkaOptions) -> None:
         self.options = options
         self._session = KafkaSession(options)
-        self.rooms = KafkaRoomDirectory(self._session)
+        self.rooms = KafkaRoomDirectory(self._session, self._log_end_for)
         self._started = False
         self._closed = False
         self._epoch = ""
@@ -202,6 +202,12 @@ class KafkaLog(RoomLog):
 
     def _tp(self, room_key: bytes) -> TopicPartition:
         return TopicPartition(self.options.topic, partition_for(room_key, self._partitions))
+
+    async def _log_end_for(self, room_id: str) -> tuple[str, int]:
+        """Epoch and end of the room's partition (a lower bound of it on the test broker)."""
+        tp = self._tp(room_id.encode())
+        end = await self._session.offsets(tp.topic, {tp.partition: LATEST}, f"log end for room {room_id!r}")
+        return self._epoch, end[tp.partition][0]
 
     async def _index(self, partition: int) -> PartitionIndex:
         """The partition's dedupe index, built on first use (concurrent callers share the build)."""
@@ -351,7 +357,8 @@ class KafkaLog(RoomLog):
         index = await self._index(tp.partition)
         await index.sync(None)
         out: list[LogRecord] = []
-        await self._scan(room_id, room, tp, index, max(after + 1, 0), index.end, out, limit)
+        start = max(after + 1, self.rooms.log_start(room_id, self._epoch))
+        await self._scan(room_id, room, tp, index, start, index.end, out, limit)
         return out
 
     async def read_backward(self, room_id: str, before: int | None, limit: int) -> list[LogRecord]:
@@ -367,7 +374,8 @@ class KafkaLog(RoomLog):
         if high > index.rooms_from:
             last = index.last_offset(room)
             high = index.rooms_from if last is None else min(high, max(last + 1, index.rooms_from))
-        log_start = await self._log_start(tp)
+        floor = self.rooms.log_start(room_id, self._epoch)  # nothing of the room lies below
+        log_start = max(floor, await self._log_start(tp))
         out: list[LogRecord] = []
         span = max(_BACKWARD_FIRST_SPAN, 4 * limit)
         while len(out) < limit and high > log_start:
@@ -376,7 +384,7 @@ class KafkaLog(RoomLog):
             try:
                 await self._scan(room_id, room, tp, index, low, high, chunk, None)
             except OffsetOutOfRange:
-                log_start = await self._log_start(tp)  # retention moved the start under us
+                log_start = max(floor, await self._log_start(tp))  # retention moved the start under us
                 continue
             out.extend(reversed(chunk))
             high = low

@@ -10,6 +10,12 @@ Fold, the same on every node because it depends only on the topic's order:
   partition wins; a later create of the same id is ignored.
 - "update" (close) replaces the state; a room once closed keeps its first close time.
 
+Each record also carries where the room's log began: the log topic's epoch and
+the end offset of the room's partition when the room was created. No record of
+the room can lie below it, so reads of the room's history start there instead
+of at the partition's log start (a state rebuild reads a room from its first
+record; without the bound that is a scan of the partition's whole retention).
+
 Creating a room: catch up, refuse if the room is known, append a create, catch
 up to it, and see whether it won. Two nodes creating one id at the same moment
 therefore get exactly one success. Limit: compaction keeps the *latest* record
@@ -24,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka.structs import TopicPartition
@@ -38,14 +45,25 @@ _CREATE = "create"
 _UPDATE = "update"
 
 
-def _encode(op: str, info: RoomInfo) -> bytes:
-    return json.dumps({"v": 1, "op": op, "room": dataclasses.asdict(info)}, separators=(",", ":")).encode()
+LogStart = tuple[str, int]
+"""(log epoch, offset): the room's partition ended at offset when the room was created."""
+
+LogStartProbe = Callable[[str], Awaitable[LogStart]]
 
 
-def _decode(value: bytes) -> tuple[str, RoomInfo]:
+def _encode(op: str, info: RoomInfo, log_start: LogStart | None) -> bytes:
+    doc: dict[str, Any] = {"v": 1, "op": op, "room": dataclasses.asdict(info)}
+    if log_start is not None:
+        doc["log"] = {"epoch": log_start[0], "offset": log_start[1]}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _decode(value: bytes) -> tuple[str, RoomInfo, LogStart | None]:
     doc: dict[str, Any] = json.loads(value)
     fields = {f.name for f in dataclasses.fields(RoomInfo)}
-    return doc["op"], RoomInfo(**{k: v for k, v in doc["room"].items() if k in fields})
+    info = RoomInfo(**{k: v for k, v in doc["room"].items() if k in fields})
+    start = doc.get("log")
+    return doc["op"], info, (str(start["epoch"]), int(start["offset"])) if start else None
 
 
 class DirectoryState(Follower):
@@ -56,12 +74,13 @@ class DirectoryState(Follower):
         self.rooms: dict[str, RoomInfo] = {}
         self.created_at: dict[str, int] = {}
         """Offset of the create record that won, per room."""
+        self.log_starts: dict[str, LogStart] = {}
 
     def apply(self, record: RawRecord) -> None:
         if record.value is None:
             return  # a tombstone: nothing of ours writes one
         try:
-            op, info = _decode(record.value)
+            op, info, log_start = _decode(record.value)
         except (ValueError, KeyError, TypeError):
             log.warning("skipping a malformed room directory record at offset %d", record.offset)
             return
@@ -69,6 +88,8 @@ class DirectoryState(Follower):
         if current is None:
             self.rooms[info.room_id] = info
             self.created_at[info.room_id] = record.offset
+            if log_start is not None:
+                self.log_starts[info.room_id] = log_start
         elif op == _UPDATE and not current.closed:
             self.rooms[info.room_id] = info
 
@@ -76,8 +97,9 @@ class DirectoryState(Follower):
 class KafkaRoomDirectory(RoomDirectory):
     """RoomDirectory over a compacted Kafka topic; started and stopped by its KafkaLog."""
 
-    def __init__(self, session: KafkaSession) -> None:
+    def __init__(self, session: KafkaSession, log_start: LogStartProbe) -> None:
         self._session = session
+        self._probe = log_start
         self._state: DirectoryState | None = None
 
     async def start(self) -> DirectoryState:
@@ -101,13 +123,19 @@ class KafkaRoomDirectory(RoomDirectory):
             raise RuntimeError("the Kafka room directory is not started (start the KafkaLog first)")
         return self._state
 
-    async def _append(self, op: str, info: RoomInfo) -> int:
+    def log_start(self, room_id: str, epoch: str) -> int:
+        """No record of the room lies below this offset of the log topic (0 if unknown)."""
+        state = self._state
+        start = state.log_starts.get(room_id) if state is not None else None
+        return start[1] if start is not None and start[0] == epoch else 0
+
+    async def _append(self, op: str, info: RoomInfo, log_start: LogStart | None) -> int:
         session = self._session
         async with unavailable_on_error(
             f"room directory {op} of {info.room_id}", session.options.append_timeout_ms / 1000
         ):
             sent = await session.producer.send(
-                self.state.tp.topic, _encode(op, info), key=info.room_id.encode(), partition=0
+                self.state.tp.topic, _encode(op, info, log_start), key=info.room_id.encode(), partition=0
             )
             meta = await sent
         return int(meta.offset)
@@ -117,12 +145,13 @@ class KafkaRoomDirectory(RoomDirectory):
         await state.sync(None)
         if info.room_id in state.rooms:
             raise RoomExistsError(info.room_id)
-        offset = await self._append(_CREATE, info)
+        offset = await self._append(_CREATE, info, await self._probe(info.room_id))
         await state.sync(offset + 1)
-        if state.created_at.get(info.room_id) != offset:
+        room = info.room_id
+        if state.created_at.get(room) != offset:
             # Another node's create came first; re-assert its state so compaction keeps it, not ours.
-            await self._append(_UPDATE, state.rooms[info.room_id])
-            raise RoomExistsError(info.room_id)
+            await self._append(_UPDATE, state.rooms[room], state.log_starts.get(room))
+            raise RoomExistsError(room)
         return state.rooms[info.room_id]
 
     async def get(self, room_id: str) -> RoomInfo:
@@ -143,6 +172,7 @@ class KafkaRoomDirectory(RoomDirectory):
             raise RoomNotFoundError(room_id)
         if info.closed:
             return info
-        offset = await self._append(_UPDATE, dataclasses.replace(info, closed=True, close_time_ms=close_time_ms))
+        closed = dataclasses.replace(info, closed=True, close_time_ms=close_time_ms)
+        offset = await self._append(_UPDATE, closed, state.log_starts.get(room_id))
         await state.sync(offset + 1)
         return state.rooms[room_id]
