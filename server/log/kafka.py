@@ -219,8 +219,14 @@ class KafkaLog(RoomLog):
         if build is None:
             build = asyncio.create_task(self._build_index(partition))
             self._index_builds[partition] = build
-            build.add_done_callback(lambda _t: self._index_builds.pop(partition, None))
+            build.add_done_callback(lambda task: self._index_built(partition, task))
         return await asyncio.shield(build)
+
+    def _index_built(self, partition: int, task: asyncio.Task[PartitionIndex]) -> None:
+        if self._index_builds.get(partition) is task:
+            del self._index_builds[partition]
+        if not task.cancelled():
+            task.exception()  # its callers may all have timed out: no "never retrieved" warning
 
     async def _build_index(self, partition: int) -> PartitionIndex:
         topic = self.options.topic
@@ -512,6 +518,8 @@ class KafkaLog(RoomLog):
                 await self._check_epoch()
             except LogUnavailableError as exc:
                 log.debug("epoch check skipped: %s", exc)
+            except Exception:  # keep the upkeep running whatever one check hit
+                log.exception("epoch check failed")
             now = now_ms()
             idle_before = time.monotonic() - keep_s
             for partition, index in list(self._indexes.items()):
@@ -536,6 +544,8 @@ class KafkaLog(RoomLog):
         )
         self._epoch = info.topic_id
         self._partitions = info.partitions
+        for build in self._index_builds.values():
+            build.cancel()  # it may have read the old topic
         for index in self._indexes.values():
             index.cancel()
         self._indexes.clear()

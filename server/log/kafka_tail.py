@@ -111,6 +111,10 @@ class Tailer:
             self._client.force_metadata_update()  # type: ignore[attr-defined]
             await asyncio.sleep(self._backoff)
             return
+        except Exception:  # a dead tail would silently stop every delivery: log and go on
+            log.exception("tail fetch from broker %s failed unexpectedly", node)
+            await asyncio.sleep(self._backoff)
+            return
         ready: dict[TopicPartition, PartitionData] = {}
         for tp, data in answer.items():
             if self._positions.get(tp) != positions[tp]:
