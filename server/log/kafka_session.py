@@ -85,8 +85,9 @@ class KafkaOptions:
     small there; Apache Kafka answers as soon as data arrives, so 100-500 ms costs no latency there."""
     fetch_max_bytes: int = 1024 * 1024
     """Bytes per partition per fetch."""
-    dedupe_window_s: float = 300.0
-    """A retry with the same dedupe key within this long of the first copy answers the first copy."""
+    dedupe_window_s: float = 600.0
+    """A retry with the same dedupe key within this long of the first copy answers the first copy
+    (10 minutes, as the embedded log)."""
     clock_skew_s: float = 30.0
     """Allowance for clock differences between nodes (record timestamps are the producing node's clock);
     the dedupe index keeps dedupe_window_s + clock_skew_s of each partition it uses."""
