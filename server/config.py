@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     outbox_max_bytes: int = Field(1024 * 1024, ge=16 * 1024, description="per-stream queued bytes before shedding")
     recent_events_per_room: int = Field(2048, ge=16, description="live events kept per room for joins and resumes")
 
+    viewer_budget_per_s: float = Field(30.0, gt=0, description="normal events a second a viewer is sent in hot rooms")
+    word_filter: str | None = Field(None, description="file of blocked words, one per line")
+    lottery_secret: str | None = Field(None, description="secret from which lottery seeds are derived (all nodes)")
+    big_gift_minor: int = Field(10_000, description="gift value (minor units) from which a gift is critical")
+
     max_text_chars: int = 500
     sends_per_second: float = 10.0
     send_burst: int = 20
@@ -51,6 +56,11 @@ class Settings(BaseSettings):
             issuer=self.jwt_issuer,
             audience=self.jwt_audience,
         )
+
+    def lottery_secret_bytes(self) -> bytes:
+        """Every node of a cluster must derive the same seeds: falls back to the token secret."""
+        secret = self.lottery_secret or self.jwt_secret or DEV_SECRET
+        return secret.encode()
 
     def uses_dev_secret(self) -> bool:
         return not (self.jwt_secret or self.jwt_public_key or self.jwt_jwks_url)

@@ -115,7 +115,7 @@ async def test_closing_a_room_tells_its_viewers_and_refuses_sends(
     await viewer.hello(server.token("viewer"))
     await viewer.join(room_id)
     await admin.close_room(room_id, "show over")
-    (event,) = await viewer.wait_events(room_id, 1)
+    (event,) = await viewer.wait_events(room_id, 1, kind="room_closed")
     assert event.payload.room_closed.reason == "show over"
     result = await viewer.send_comment(room_id, "late", "hello?")
     assert result.status.code in (grpc.StatusCode.FAILED_PRECONDITION.value[0],)

@@ -16,23 +16,26 @@ CRITICAL = event_pb2.PRIORITY_CRITICAL
 
 
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, full: bool = False) -> None:
         self.min_position = -1
+        self.full = full
         self.frames: list[Frame] = []
 
     def deliver(self, frame: Frame) -> None:
         self.frames.append(frame)
 
 
-def record(position: int, priority: int = NORMAL, room: str = "r") -> LogRecord:
+def record(
+    position: int, priority: int = NORMAL, room: str = "r", coalesce: str | None = None
+) -> tuple[LogRecord, str | None]:
     event = event_pb2.Event(room_id=room, event_id=str(position), priority=priority)  # type: ignore[arg-type]
-    return LogRecord(room, position, event.SerializeToString(), priority)
+    return LogRecord(room, position, event.SerializeToString(), priority), coalesce
 
 
-def make_hub(interval_s: float = 0.05) -> Hub:
+def make_hub(interval_s: float = 0.05, budget: float = 1000.0) -> Hub:
     return Hub(
         epoch_of=lambda _: "ep", interval_s=interval_s, max_frame_bytes=64 * 1024, recent_per_room=100,
-        on_critical=lambda _: None,
+        viewer_budget_per_s=budget,
     )  # fmt: skip
 
 
@@ -85,6 +88,38 @@ async def test_rooms_without_local_subscribers_cost_nothing() -> None:
     hub = make_hub()
     hub.on_records([record(1, room="elsewhere")])
     assert "elsewhere" not in hub.channels
+
+
+async def test_a_hot_room_sends_viewers_a_sample_but_every_critical_event_and_honest_counts() -> None:
+    hub = make_hub(interval_s=0.05, budget=20.0)
+    viewer, host = Recorder(), Recorder(full=True)
+    hub.channel("r").subscribers.update({viewer, host})
+    position = 0
+    for _ in range(10):  # ten ticks of 100 normal events and one critical each
+        batch = [record(position + i) for i in range(100)] + [record(position + 100, CRITICAL)]
+        position += 101
+        hub.on_records(batch)
+        await asyncio.sleep(0.06)
+    hub.flush(hub.channels["r"])
+    received = [e for f in viewer.frames for e in events_of(f)]
+    omitted = sum(rs.ConnectResponse.FromString(f.data).messages[0].event_batch.omitted_count for f in viewer.frames)
+    assert len(received) + omitted == 1010
+    assert sum(e.priority == CRITICAL for e in received) == 10
+    assert len(received) - 10 <= 20 * 1.0 + 20  # about budget × elapsed, plus the first second's allowance
+    assert len([e for f in host.frames for e in events_of(f)]) == 1010
+    shared = {id(f) for f in viewer.frames} & {id(f) for f in host.frames}
+    assert not shared or len(shared) < len(viewer.frames)
+
+
+async def test_ephemeral_values_with_one_key_coalesce_to_the_latest_in_a_tick() -> None:
+    hub = make_hub(interval_s=10.0)
+    sub = Recorder()
+    hub.channel("r").subscribers.add(sub)
+    hub.on_records([record(1)])  # a first event flushes at once; the rest wait for the tick
+    ephemeral = event_pb2.PRIORITY_EPHEMERAL
+    hub.on_records([record(2, ephemeral, coalesce="likes"), record(3), record(4, ephemeral, coalesce="likes")])
+    hub.flush(hub.channels["r"])
+    assert [e.cursor for e in events_of(sub.frames[1])] == ["ep.3", "ep.4"]
 
 
 def frame(room: str, size: int, critical: bool, count: int = 1, cursor: str = "c") -> Frame:

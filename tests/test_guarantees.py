@@ -52,13 +52,15 @@ async def test_order_twenty_concurrent_senders_every_subscriber_sees_one_sequenc
 
         acked = [c for cursors in await asyncio.gather(*(burst(i, s) for i, s in enumerate(senders))) for c in cursors]
         total = 20 * per_sender
-        sequences = [[e.cursor for e in await v.wait_events(room_id, total)] for v in (*viewers, *senders)]
-    history = [e.cursor for e in await admin.all_events(room_id)]
+        sequences = [
+            [e.cursor for e in await v.wait_events(room_id, total, kind="comment")] for v in (*viewers, *senders)
+        ]
+    history = [e.cursor for e in await admin.all_events(room_id, "comment")]
     assert len(history) == total
     assert sorted(acked) == sorted(history)
     assert all(sequence == history for sequence in sequences)
     # A sender's own comments keep the order it sent them in.
-    texts = [e.payload.comment.text for e in await admin.all_events(room_id)]
+    texts = [e.payload.comment.text for e in await admin.all_events(room_id, "comment")]
     for index in range(20):
         mine = [t for t in texts if t.startswith(f"{index}:")]
         assert mine == [f"{index}:{n}" for n in range(per_sender)]
@@ -75,7 +77,7 @@ async def test_acknowledged_events_survive_kill_9_and_stay_resumable(
     server.start()
     again = Admin(server.target, server.token("ops", role="service"))
     try:
-        history = [e.cursor for e in await again.all_events(room_id)]
+        history = [e.cursor for e in await again.all_events(room_id, "comment")]
     finally:
         await again.close()
     assert sorted(history) == sorted(acked)
@@ -86,7 +88,7 @@ async def test_acknowledged_events_survive_kill_9_and_stay_resumable(
             await bob.hello(server.token("bob"))
             joined = await bob.join(room_id, resume_cursor=first)
             assert joined.resume == rs.RESUME_OUTCOME_RESUMED
-            assert [e.cursor for e in await bob.wait_events(room_id, 19)] == history[1:]
+            assert [e.cursor for e in await bob.wait_events(room_id, 19, kind="comment")] == history[1:]
         finally:
             await bob.close()
 
@@ -112,7 +114,7 @@ async def test_a_retry_with_the_same_client_msg_id_is_appended_once(
         await other.join(room_id)
         assert (await other.send_comment(room_id, "once", "hello")).cursor != first.cursor
         await other.close()
-    history = await Admin(server.target, server.token("ops", role="service")).all_events(room_id)
+    history = await Admin(server.target, server.token("ops", role="service")).all_events(room_id, "comment")
     assert [e.client_msg_id for e in history] == ["once", "once"]
     assert {e.sender.user_id for e in history} == {"alice", "bob"}
 
@@ -126,7 +128,7 @@ async def test_resume_delivers_exactly_the_missed_events_then_live_ones(
         await viewer.join(room_id)
         for n in range(5):
             await sender.send_comment(room_id, f"a{n}", f"before {n}")
-        seen = await viewer.wait_events(room_id, 5)
+        seen = await viewer.wait_events(room_id, 5, kind="comment")
         await viewer.close()  # disconnected while the room goes on
         for n in range(7):
             await sender.send_comment(room_id, f"b{n}", f"missed {n}")
@@ -134,14 +136,17 @@ async def test_resume_delivers_exactly_the_missed_events_then_live_ones(
         await viewer.hello(server.token("viewer"))
         joined = await viewer.join(room_id, resume_cursor=seen[-1].cursor)
         assert joined.resume == rs.RESUME_OUTCOME_RESUMED
-        missed = await viewer.wait_events(room_id, 7)
+        missed = await viewer.wait_events(room_id, 7, kind="comment")
         assert [e.payload.comment.text for e in missed] == [f"missed {n}" for n in range(7)]
         await sender.send_comment(room_id, "c0", "live")
-        everything = await viewer.wait_events(room_id, 8)
+        everything = await viewer.wait_events(room_id, 8, kind="comment")
         await asyncio.sleep(0.2)  # nothing more may arrive
         await viewer.close()
-    assert [e.payload.comment.text for e in viewer.events(room_id)] == [*(f"missed {n}" for n in range(7)), "live"]
-    assert [e.cursor for e in everything] == [e.cursor for e in (await admin.all_events(room_id))[5:]]
+    assert [e.payload.comment.text for e in viewer.events(room_id, "comment")] == [
+        *(f"missed {n}" for n in range(7)),
+        "live",
+    ]
+    assert [e.cursor for e in everything] == [e.cursor for e in (await admin.all_events(room_id, "comment"))[5:]]
 
 
 async def test_a_cursor_from_another_log_is_answered_explicitly(
@@ -166,7 +171,7 @@ async def test_a_fresh_join_can_ask_for_recent_history(server: ServerProcess, ro
         await viewer.hello(server.token("viewer"))
         await viewer.join(room_id, history_limit=3)
         await alice.send_comment(room_id, "live", "new")
-        events = await viewer.wait_events(room_id, 4)
+        events = await viewer.wait_events(room_id, 4, kind="comment")
         assert [e.payload.comment.text for e in events] == ["old 7", "old 8", "old 9", "new"]
         await viewer.close()
 
@@ -177,5 +182,5 @@ async def test_a_client_that_half_closes_keeps_receiving_events(
     async with streams(server, ["listener", "alice"], room_id) as (listener, alice):
         await listener.half_close()
         await alice.send_comment(room_id, "after-half-close", "still delivered")
-        (event,) = await listener.wait_events(room_id, 1)
+        (event,) = await listener.wait_events(room_id, 1, kind="comment")
         assert event.payload.comment.text == "still delivered"

@@ -123,12 +123,14 @@ class RawStream:
         result: rs.SendResult = await self.expect("send_result", lambda r: r.client_msg_id == client_msg_id, timeout)
         return result
 
-    def events(self, room_id: str) -> list[event_pb2.Event]:
+    def events(self, room_id: str, kind: str | None = None) -> list[event_pb2.Event]:
+        """Events received from the room, optionally only those of one payload kind."""
         return [
             event
             for message in self.received
             if message.WhichOneof("kind") == "event_batch" and message.event_batch.room_id == room_id
             for event in message.event_batch.events
+            if kind is None or event.payload.WhichOneof("kind") == kind
         ]
 
     def omitted(self, room_id: str) -> int:
@@ -138,9 +140,11 @@ class RawStream:
             if m.WhichOneof("kind") == "event_batch" and m.event_batch.room_id == room_id
         )
 
-    async def wait_events(self, room_id: str, count: int, timeout: float = 10.0) -> list[event_pb2.Event]:
+    async def wait_events(
+        self, room_id: str, count: int, timeout: float = 10.0, kind: str | None = None
+    ) -> list[event_pb2.Event]:
         async with asyncio.timeout(timeout), self._changed:
-            while len(events := self.events(room_id)) < count:
+            while len(events := self.events(room_id, kind)) < count:
                 if self.done:
                     raise AssertionError(f"stream ended ({self.ended}) after {len(events)} of {count} events")
                 await self._changed.wait()
@@ -197,12 +201,13 @@ class Admin:
         request = pb.ListEventsRequest(room_id=room_id, cursor=cursor, direction=direction, page_size=page_size)
         return await self.stub.ListEvents(request, metadata=self.metadata)
 
-    async def all_events(self, room_id: str) -> list[event_pb2.Event]:
+    async def all_events(self, room_id: str, kind: str | None = None) -> list[event_pb2.Event]:
+        """The room's whole history, optionally only events of one payload kind."""
         events: list[event_pb2.Event] = []
         cursor = ""
         while True:
             page = await self.history(room_id, cursor)
-            events.extend(page.events)
+            events.extend(e for e in page.events if kind is None or e.payload.WhichOneof("kind") == kind)
             if not page.next_cursor:
                 return events
             cursor = page.next_cursor

@@ -7,6 +7,8 @@ methods and turn ApiError into statuses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -18,6 +20,10 @@ from google.protobuf import timestamp_pb2
 
 from barrage.v1 import admin_service_pb2, event_pb2, room_service_pb2
 from server.auth import Identity
+from server.commerce.interactions import Entry, Interactions
+from server.commerce.state import RoomState
+from server.commerce.ticker import RoomTicker
+from server.commerce.wordfilter import WordFilter
 from server.config import Settings
 from server.core import policy, wire
 from server.core.cursor import CursorError, encode_cursor, parse_cursor
@@ -35,6 +41,9 @@ from server.log.base import (
 )
 
 log = logging.getLogger(__name__)
+
+SYSTEM = Identity(user_id="barrage", display_name="Barrage", role=event_pb2.ROLE_SERVICE, expires_at=float("inf"))
+"""The sender of events the server produces itself (like bursts, draws, tallies)."""
 
 _REPLAY_PAGE = 500
 
@@ -80,18 +89,36 @@ class Gateway:
             interval_s=settings.batch_interval_ms / 1000.0,
             max_frame_bytes=settings.max_frame_bytes,
             recent_per_room=settings.recent_events_per_room,
-            on_critical=self._on_critical,
+            viewer_budget_per_s=settings.viewer_budget_per_s,
         )
+        self.interactions = Interactions(
+            word_filter=WordFilter.from_file(settings.word_filter) if settings.word_filter else WordFilter(()),
+            lottery_secret=settings.lottery_secret_bytes(),
+            big_gift_minor=settings.big_gift_minor,
+        )
+        self.states: dict[str, RoomState] = {}
+        """Folded state of every room this node watches (present once rebuilt)."""
+        self.likes: dict[str, int] = {}
+        """Likes tapped on this node and not yet published, per room."""
         self._room_cache: dict[str, RoomInfo] = {}
         self._watch_locks: dict[str, asyncio.Lock] = {}
         self._members: dict[str, set[Member]] = {}
+        self._ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._log.set_listener(self.hub.on_records)
+        self._log.set_listener(self._on_records)
         await self._log.start()
+        self._ticker = asyncio.create_task(RoomTicker(self).run(), name="room-ticker")
 
     async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
         await self._log.close()
+
+    def members(self, room_id: str) -> set[Member]:
+        return self._members.get(room_id, set())
 
     # ------------------------------------------------------------------ rooms
 
@@ -136,7 +163,8 @@ class Gateway:
         if info.closed:
             return info
         payload = event_pb2.Payload(room_closed=event_pb2.RoomClosed(reason=reason[:200]))
-        await self._append(who, room_id, [Post(key=f"close:{room_id}", payload=payload)], ["room_closed"])
+        entry = Entry(payload, policy.CRITICAL, f"close:{room_id}")
+        await self.append(who, room_id, [entry], [""], [("", "")])
         return await self._rooms.close_room(room_id, int(time.time() * 1000))
 
     async def room_message(self, room_id: str) -> admin_service_pb2.Room:
@@ -152,82 +180,123 @@ class Gateway:
             head_cursor=encode_cursor(self._log.epoch(room_id), head) if head is not None else "",
         )
 
-    def _on_critical(self, record: LogRecord) -> None:
-        event = event_pb2.Event.FromString(record.payload)
-        if event.payload.WhichOneof("kind") == "room_closed":
-            cached = self._room_cache.get(record.room_id)
-            if cached is not None:
-                self._room_cache[record.room_id] = RoomInfo(
-                    cached.room_id,
-                    cached.title,
-                    cached.creator_user_id,
-                    cached.create_time_ms,
-                    True,
-                    int(time.time() * 1000),
-                )
-            # After the hub has taken this record into the channel: deliver, then detach.
-            asyncio.get_running_loop().call_soon(self._detach_closed_room, record.room_id)
+    def _on_records(self, records: Sequence[LogRecord]) -> None:
+        """The log's listener: fold each event into its room's state, then fan out.
 
-    def _detach_closed_room(self, room_id: str) -> None:
+        Each event is decoded once per node here (not per subscriber)."""
+        items: list[tuple[LogRecord, str | None]] = []
+        for record in records:
+            room_id = record.room_id
+            if room_id not in self.hub.channels:
+                continue
+            event = event_pb2.Event.FromString(record.payload)
+            kind = event.payload.WhichOneof("kind")
+            state = self.states.get(room_id)
+            if state is not None and record.position > state.position:
+                banned = state.fold(record.position, event)
+                if banned is not None:
+                    # After the hub has queued the ban event: deliver it, then remove the user.
+                    asyncio.get_running_loop().call_soon(self._remove, room_id, banned)
+            if kind == "room_closed":
+                self._room_closed(room_id)
+            coalesce = _coalescing_key(kind, event.payload) if record.priority == policy.EPHEMERAL else None
+            items.append((record, coalesce))
+        self.hub.on_records(items)
+
+    def _room_closed(self, room_id: str) -> None:
+        cached = self._room_cache.get(room_id)
+        if cached is not None:
+            self._room_cache[room_id] = dataclasses.replace(cached, closed=True, close_time_ms=int(time.time() * 1000))
+        asyncio.get_running_loop().call_soon(self._remove, room_id, None)
+
+    def _remove(self, room_id: str, user_id: str | None) -> None:
+        """Deliver what is pending, then remove the room's members (or one user's)."""
         ch = self.hub.channels.get(room_id)
         if ch is not None:
             self.hub.flush(ch)
         for member in tuple(self._members.get(room_id, ())):
-            member.owner.room_closed(room_id)
+            if user_id is None or member.identity.user_id == user_id:
+                member.owner.removed_from_room(room_id)
 
     # ----------------------------------------------------------------- ingest
 
     async def post(self, who: Identity, room_id: str, posts: Sequence[Post]) -> list[Posted | ApiError]:
         """Validate and append posts to an open room, in order. One result per post."""
-        results: list[Posted | ApiError | None] = [None] * len(posts)
-        accepted: list[int] = []
-        kinds: list[str] = []
         try:
             await self.open_room(room_id)
         except ApiError as err:
             return [err] * len(posts)
+        state = self.states.get(room_id)
+        now_ms = int(time.time() * 1000)
+        results: list[Posted | ApiError | None] = [None] * len(posts)
+        entries: list[Entry] = []
+        owners: list[int] = []
+        """For each entry, the post it came from."""
         for i, item in enumerate(posts):
             try:
                 kind = policy.check_payload(item.payload, self.settings.max_text_chars)
                 policy.require_post(who.role, kind)
+                if kind == "like":
+                    # Counted here, published as a like burst by the ticker.
+                    if state is not None and who.user_id in state.banned:
+                        raise ApiError(Code.PERMISSION_DENIED, "BANNED", "you are banned from this room")
+                    self.likes[room_id] = self.likes.get(room_id, 0) + item.payload.like.count
+                    results[i] = Posted(cursor="", event_id="", duplicate=False)
+                    continue
+                prepared = self.interactions.prepare(state, who, room_id, kind, item.payload, item.key, now_ms)
             except ApiError as err:
                 results[i] = err
                 continue
-            accepted.append(i)
-            kinds.append(kind)
-        if accepted:
+            entries.extend(prepared)
+            owners.extend([i] * len(prepared))
+        if entries:
+            client_ids = [posts[i].key if j == 0 or owners[j - 1] != i else "" for j, i in enumerate(owners)]
+            trace = [(posts[i].traceparent, posts[i].tracestate) for i in owners]
             appended: Sequence[Posted | ApiError]
             try:
-                appended = await self._append(who, room_id, [posts[i] for i in accepted], kinds)
+                appended = await self.append(who, room_id, entries, client_ids, trace)
             except ApiError as err:
-                appended = [err] * len(accepted)
-            for i, outcome in zip(accepted, appended, strict=True):
-                results[i] = outcome
-        return [r for r in results if r is not None]
+                appended = [err] * len(entries)
+            for i, outcome in zip(owners, appended, strict=True):
+                if results[i] is None:
+                    results[i] = outcome
+        return [r if r is not None else ApiError(Code.INTERNAL, "INTERNAL", "no result") for r in results]
 
-    async def _append(self, who: Identity, room_id: str, posts: Sequence[Post], kinds: Sequence[str]) -> list[Posted]:
+    async def post_system(self, room_id: str, kind: str, payload: event_pb2.Payload, key: str) -> Posted:
+        """Append an event the server itself produces (like bursts, draws, tallies)."""
+        entry = Entry(payload, policy.PRIORITY[kind], f"{SYSTEM.user_id}/{key}")
+        (posted,) = await self.append(SYSTEM, room_id, [entry], [""], [("", "")])
+        return posted
+
+    async def append(
+        self,
+        who: Identity,
+        room_id: str,
+        entries: Sequence[Entry],
+        client_ids: Sequence[str],
+        trace: Sequence[tuple[str, str]],
+    ) -> list[Posted]:
+        """Encode each entry as an Event once and append them together."""
         sender = who.sender()
         publish_time = timestamp_now()
-        entries: list[LogEntry] = []
+        records: list[LogEntry] = []
         seen: dict[str, int] = {}
-        for item, kind in zip(posts, kinds, strict=True):
-            priority = policy.PRIORITY[kind]
+        for entry, client_id, (traceparent, tracestate) in zip(entries, client_ids, trace, strict=True):
             event = event_pb2.Event(
                 room_id=room_id,
                 event_id=uuid.uuid4().hex,
                 sender=sender,
                 publish_time=publish_time,
-                traceparent=item.traceparent[:256],
-                tracestate=item.tracestate[:512],
-                priority=priority,  # type: ignore[arg-type]
-                client_msg_id=item.key,
-                payload=item.payload,
+                traceparent=traceparent[:256],
+                tracestate=tracestate[:512],
+                priority=entry.priority,  # type: ignore[arg-type]
+                client_msg_id=client_id,
+                payload=entry.payload,
             )
-            key = f"{who.user_id}/{item.key}"
-            seen.setdefault(key, len(entries))
-            entries.append(LogEntry(event.SerializeToString(), priority, key, item.traceparent))
+            seen.setdefault(entry.dedupe_key, len(records))
+            records.append(LogEntry(event.SerializeToString(), entry.priority, entry.dedupe_key, traceparent))
         try:
-            results = await self._log.append(room_id, entries)
+            results = await self._log.append(room_id, records)
         except LogUnavailableError as exc:
             raise ApiError(
                 Code.UNAVAILABLE, "LOG_UNAVAILABLE", f"the room log did not confirm the write: {exc}", retry_after_s=1.0
@@ -236,12 +305,12 @@ class Gateway:
         posted: list[Posted] = []
         for i, result in enumerate(results):
             record = result.record
-            event_id = event_pb2.Event.FromString(record.payload).event_id if result.duplicate else None
-            first = seen[entries[i].dedupe_key]
+            first = seen[records[i].dedupe_key]
+            source = record.payload if result.duplicate else records[first].payload
             posted.append(
                 Posted(
                     cursor=encode_cursor(epoch, record.position),
-                    event_id=event_id or _event_id(entries[first].payload),
+                    event_id=_event_id(source),
                     duplicate=result.duplicate or first != i,
                 )
             )
@@ -302,6 +371,10 @@ class Gateway:
             self.unsubscribe(member)
             raise
         self._room_cache.setdefault(room_id, info)
+        state = self.states[room_id]
+        if member.identity.user_id in state.banned:
+            self.unsubscribe(member)
+            raise ApiError(Code.PERMISSION_DENIED, "BANNED", "you are banned from this room")
         outcome = room_service_pb2.RESUME_OUTCOME_FRESH
         after: int | None = None
         epoch = self._log.epoch(room_id)
@@ -317,25 +390,15 @@ class Gateway:
             else:
                 outcome = room_service_pb2.RESUME_OUTCOME_RESUMED
                 after = parsed.position
-        head = await self._log.head(room_id)
+        # The snapshot is the folded state as of `head`; events after it follow.
+        head = state.position
+        snapshot = state.snapshot(info.title, encode_cursor(epoch, head) if head >= 0 else "", int(time.time() * 1000))
         if after is None:
             limit = min(history_limit, self.settings.max_history_limit)
-            if limit and head is not None:
-                older = await self._log.read_backward(room_id, head + 1, limit)
-                after = older[-1].position - 1 if older else head
-            else:
-                after = head if head is not None else -1
+            older = await self._log.read_backward(room_id, head + 1, limit) if limit and head >= 0 else []
+            after = older[-1].position - 1 if older else head
         member.replay = asyncio.create_task(self._replay(member, after), name=f"replay:{room_id}")
-        return room_service_pb2.JoinResult(
-            room_id=room_id,
-            status=OK_STATUS,
-            resume=outcome,
-            snapshot=room_service_pb2.RoomSnapshot(
-                room_id=room_id,
-                title=info.title,
-                head_cursor=encode_cursor(epoch, head) if head is not None else "",
-            ),
-        )
+        return room_service_pb2.JoinResult(room_id=room_id, status=OK_STATUS, resume=outcome, snapshot=snapshot)
 
     async def _replay(self, member: Member, after: int) -> None:
         room_id = member.room_id
@@ -371,9 +434,33 @@ class Gateway:
                 self.hub.channel(room_id)
                 try:
                     await self._log.watch(room_id)
+                    await self._rebuild_state(room_id)
                 except BaseException:
                     self.hub.drop_channel(room_id)
+                    self.states.pop(room_id, None)
                     raise
+
+    async def _rebuild_state(self, room_id: str) -> None:
+        """Fold the room's retained history, then what the channel collected meanwhile.
+
+        Same hand-over as a replay (see subscribe); until it completes, live records
+        are not folded, so the state sees every event once and in order.
+        """
+        state = RoomState(room_id)
+        ch = self.hub.channel(room_id)
+        after = -1
+        while True:
+            records = await self._log.read(room_id, after, _REPLAY_PAGE)
+            for record in records:
+                state.fold(record.position, event_pb2.Event.FromString(record.payload))
+            if records:
+                after = records[-1].position
+            if len(records) < _REPLAY_PAGE and ch.evicted_upto <= after:
+                break
+        for position, _, event in ch.recent:
+            if position > after:
+                state.fold(position, event_pb2.Event.FromString(event))
+        self.states[room_id] = state
 
     def unsubscribe(self, member: Member) -> None:
         """Remove a member; the last one out stops the node watching the room."""
@@ -391,6 +478,7 @@ class Gateway:
         ch.subscribers.discard(member)
         if room_id not in self._members:
             self.hub.drop_channel(room_id)
+            self.states.pop(room_id, None)
             self._room_cache.pop(room_id, None)
             task = asyncio.get_running_loop().create_task(self._unwatch(room_id))
             task.add_done_callback(_log_failure)
@@ -406,8 +494,8 @@ class Gateway:
 class MemberOwner(Protocol):
     """The stream a membership belongs to."""
 
-    def room_closed(self, room_id: str) -> None:
-        """The room was closed: its RoomClosed event is queued; forget the room."""
+    def removed_from_room(self, room_id: str) -> None:
+        """The room closed or the user was banned (the event is queued): forget the room."""
 
     def room_lagged(self, room_id: str) -> None:
         """The stream could not keep up with the room: make the client resume."""
@@ -416,7 +504,7 @@ class MemberOwner(Protocol):
 class Member:
     """A stream's membership in one room (the hub's Subscriber)."""
 
-    __slots__ = ("room_id", "identity", "outbox", "owner", "min_position", "replay", "lagging")
+    __slots__ = ("full", "identity", "lagging", "min_position", "outbox", "owner", "replay", "room_id")
 
     def __init__(self, room_id: str, identity: Identity, outbox: Outbox, owner: MemberOwner) -> None:
         self.room_id = room_id
@@ -427,6 +515,8 @@ class Member:
         """Nothing live is delivered before the replay hands over."""
         self.replay: asyncio.Task[None] | None = None
         self.lagging = False
+        self.full = identity.role != policy.VIEWER
+        """Staff, services and bots see every event; viewers may get a sample."""
 
     def push_replay(self, frame: Frame) -> None:
         # Replayed history is the client's to pace (wait_below), never shed.
@@ -454,6 +544,17 @@ def _replay_frame(ch: Channel, events: list[tuple[int, bytes]], epoch: str) -> F
         critical=True,
         entries=entries,
     )
+
+
+def _coalescing_key(kind: str | None, payload: event_pb2.Payload) -> str | None:
+    """Ephemeral events with the same key replace each other within one tick."""
+    if kind == "product_updated":
+        return f"product:{payload.product_updated.product_id}"
+    if kind == "flash_sale_stock":
+        return f"sale:{payload.flash_sale_stock.sale_id}"
+    if kind == "poll_tally":
+        return f"poll:{payload.poll_tally.poll_id}"
+    return kind
 
 
 def _event_id(payload: bytes) -> str:

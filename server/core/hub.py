@@ -6,6 +6,13 @@ are coalesced into one frame per tick and the same frame object is queued on eve
 subscriber's outbox. A quiet room flushes at once: the batching window only
 applies when the room flushed less than `interval` ago, so busy rooms pay one write
 per subscriber per tick and quiet rooms pay no delay.
+
+Huge rooms (DESIGN.md, priorities): a viewer reads at most `viewer_budget` normal
+events a second. When a room runs hotter, each tick builds a second, sampled frame
+for viewers — critical and ephemeral events all kept, normal events up to the
+budget, the rest counted in omitted_count — still encoded once per room. Staff
+subscribers (hosts, moderators, services, bots) get the full frame. Ephemeral events
+(latest value wins) that share a coalescing key within one tick keep only the last.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from barrage.v1 import event_pb2
@@ -23,6 +30,7 @@ from server.core.outbox import Frame
 from server.log.base import LogRecord
 
 CRITICAL = event_pb2.PRIORITY_CRITICAL
+NORMAL = event_pb2.PRIORITY_NORMAL
 
 
 class Subscriber(Protocol):
@@ -30,35 +38,50 @@ class Subscriber(Protocol):
 
     min_position: int
     """Deliver only events after this position (set when a replay hands over to live)."""
+    full: bool
+    """Receives every event, never the sampled frame (staff, services, bots)."""
 
     def deliver(self, frame: Frame) -> None:
         """Queue the frame (the subscriber handles overflow)."""
+
+
+class _Pending:
+    __slots__ = ("coalesce", "cursor", "event", "position", "priority")
+
+    def __init__(self, position: int, cursor: str, event: bytes, priority: int, coalesce: str | None) -> None:
+        self.position = position
+        self.cursor = cursor
+        self.event = event
+        self.priority = priority
+        self.coalesce = coalesce
 
 
 class Channel:
     """One room on this node: subscribers, events waiting for the tick, recent events."""
 
     __slots__ = (
+        "_allowance",
+        "_budget",
+        "_pending",
+        "_pending_bytes",
+        "evicted_upto",
+        "last_flush",
+        "last_position",
+        "recent",
         "room_id",
         "room_tag",
         "subscribers",
-        "_pending",
-        "_pending_bytes",
-        "_pending_critical",
-        "recent",
-        "evicted_upto",
-        "last_position",
-        "last_flush",
         "timer",
     )
 
-    def __init__(self, room_id: str, recent_size: int) -> None:
+    def __init__(self, room_id: str, recent_size: int, budget_per_s: float) -> None:
         self.room_id = room_id
         self.room_tag = wire.room_field(room_id)
         self.subscribers: set[Subscriber] = set()
-        self._pending: list[tuple[int, str, bytes]] = []
+        self._pending: list[_Pending] = []
         self._pending_bytes = 0
-        self._pending_critical = False
+        self._budget = budget_per_s
+        self._allowance = budget_per_s
         self.recent: deque[tuple[int, str, bytes]] = deque(maxlen=recent_size)
         """(position, cursor, complete Event bytes) of the latest live events."""
         self.evicted_upto = -1
@@ -67,38 +90,61 @@ class Channel:
         self.last_flush = 0.0
         self.timer: asyncio.TimerHandle | None = None
 
-    def add(self, position: int, cursor: str, event: bytes, critical: bool) -> None:
+    def add(self, position: int, cursor: str, event: bytes, priority: int, coalesce: str | None) -> None:
         if len(self.recent) == self.recent.maxlen:
             self.evicted_upto = self.recent[0][0]
         self.recent.append((position, cursor, event))
         self.last_position = position
-        self._pending.append((position, cursor, event))
+        self._pending.append(_Pending(position, cursor, event, priority, coalesce))
         self._pending_bytes += len(event)
-        self._pending_critical = self._pending_critical or critical
 
     @property
     def pending_bytes(self) -> int:
         return self._pending_bytes
 
-    def take_frame(self) -> Frame | None:
+    def take_frames(self, elapsed_s: float) -> tuple[Frame, Frame] | None:
+        """(full frame, frame for viewers) of what is pending; the same object when no
+        normal event had to be sampled away."""
         pending = self._pending
         if not pending:
             return None
-        entries = tuple((position, wire.batch_entry(event)) for position, _, event in pending)
-        frame = Frame(
-            room_id=self.room_id,
-            data=wire.event_batch_message(self.room_tag, (entry for _, entry in entries)),
-            first_position=pending[0][0],
-            last_position=pending[-1][0],
-            last_cursor=pending[-1][1],
-            event_count=len(pending),
-            critical=self._pending_critical,
-            entries=entries,
-        )
         self._pending = []
         self._pending_bytes = 0
-        self._pending_critical = False
-        return frame
+        latest: dict[str, int] = {}
+        for i, item in enumerate(pending):
+            if item.coalesce is not None:
+                latest[item.coalesce] = i
+        if latest:
+            pending = [p for i, p in enumerate(pending) if p.coalesce is None or latest[p.coalesce] == i]
+        full = self._frame(pending, 0)
+        # The allowance refills at the budget rate, holding at most one second's worth.
+        self._allowance = min(self._budget, self._allowance + elapsed_s * self._budget)
+        kept: list[_Pending] = []
+        omitted = 0
+        for item in pending:
+            if item.priority == NORMAL:
+                if self._allowance < 1.0:
+                    omitted += 1
+                    continue
+                self._allowance -= 1.0
+            kept.append(item)
+        if not omitted:
+            return full, full
+        return full, self._frame(kept, omitted, last=pending[-1])
+
+    def _frame(self, items: list[_Pending], omitted: int, last: _Pending | None = None) -> Frame:
+        last = last or items[-1]
+        entries = tuple((item.position, wire.batch_entry(item.event)) for item in items)
+        return Frame(
+            room_id=self.room_id,
+            data=wire.event_batch_message(self.room_tag, (entry for _, entry in entries), omitted),
+            first_position=items[0].position if items else last.position,
+            last_position=last.position,
+            last_cursor=last.cursor,
+            event_count=len(items) + omitted,
+            critical=any(item.priority == CRITICAL for item in items),
+            entries=entries,
+        )
 
 
 def partial_frame(frame: Frame, after: int) -> Frame | None:
@@ -126,20 +172,20 @@ class Hub:
         interval_s: float,
         max_frame_bytes: int,
         recent_per_room: int,
-        on_critical: Callable[[LogRecord], None],
+        viewer_budget_per_s: float = 30.0,
     ) -> None:
         self._epoch_of = epoch_of
         self._interval = interval_s
         self._max_frame_bytes = max_frame_bytes
         self._recent = recent_per_room
-        self._on_critical = on_critical
+        self._budget = viewer_budget_per_s
         self.channels: dict[str, Channel] = {}
 
     def channel(self, room_id: str) -> Channel:
         """The room's channel, created (empty) on first use."""
         ch = self.channels.get(room_id)
         if ch is None:
-            ch = self.channels[room_id] = Channel(room_id, self._recent)
+            ch = self.channels[room_id] = Channel(room_id, self._recent, self._budget)
         return ch
 
     def drop_channel(self, room_id: str) -> None:
@@ -147,14 +193,11 @@ class Hub:
         if ch is not None and ch.timer is not None:
             ch.timer.cancel()
 
-    def on_records(self, records: Sequence[LogRecord]) -> None:
-        """The room log's listener: add live records, flush rooms that are due."""
+    def on_records(self, records: Iterable[tuple[LogRecord, str | None]]) -> None:
+        """Add live records (each with its coalescing key, if ephemeral); flush rooms that are due."""
         touched: dict[str, Channel] = {}
         epochs: dict[str, str] = {}
-        for record in records:
-            critical = record.priority == CRITICAL
-            if critical:
-                self._on_critical(record)
+        for record, coalesce in records:
             ch = self.channels.get(record.room_id)
             if ch is None:
                 continue
@@ -162,13 +205,14 @@ class Hub:
             if epoch is None:
                 epoch = epochs[record.room_id] = self._epoch_of(record.room_id)
             cursor = encode_cursor(epoch, record.position)
-            ch.add(record.position, cursor, wire.event_with_cursor(record.payload, cursor), critical)
+            ch.add(record.position, cursor, wire.event_with_cursor(record.payload, cursor), record.priority, coalesce)
             touched[record.room_id] = ch
             if ch.pending_bytes >= self._max_frame_bytes:
                 self.flush(ch)
         if not touched:
             return
         now = time.monotonic()
+        loop = asyncio.get_running_loop()
         for ch in touched.values():
             if ch.timer is not None:
                 continue
@@ -176,21 +220,23 @@ class Hub:
             if now >= due:
                 self.flush(ch, now)
             else:
-                ch.timer = asyncio.get_running_loop().call_at(
-                    asyncio.get_running_loop().time() + (due - now), self.flush, ch
-                )
+                ch.timer = loop.call_at(loop.time() + (due - now), self.flush, ch)
 
     def flush(self, ch: Channel, now: float | None = None) -> None:
         if ch.timer is not None:
             ch.timer.cancel()
             ch.timer = None
-        ch.last_flush = time.monotonic() if now is None else now
-        frame = ch.take_frame()
-        if frame is None:
+        now = time.monotonic() if now is None else now
+        elapsed = now - ch.last_flush
+        ch.last_flush = now
+        frames = ch.take_frames(elapsed)
+        if frames is None:
             return
+        full, sampled = frames
         for sub in tuple(ch.subscribers):
+            frame = full if sub.full else sampled
             if sub.min_position >= frame.first_position:
-                part = partial_frame(frame, sub.min_position)
+                part = partial_frame(full, sub.min_position)
                 if part is not None:
                     sub.deliver(part)
             else:

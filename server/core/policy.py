@@ -17,27 +17,76 @@ SERVICE = event_pb2.ROLE_SERVICE
 BOT = event_pb2.ROLE_BOT
 EVERYONE = frozenset({VIEWER, HOST, MODERATOR, SERVICE, BOT})
 
-# Payload kind (the Payload oneof field name) -> roles that may post it.
+STAFF = frozenset({HOST, MODERATOR, SERVICE})
+SELLERS = frozenset({HOST, SERVICE})
+SERVICES = frozenset({SERVICE})
+PARTICIPANTS = frozenset({VIEWER, HOST, MODERATOR, BOT})
+
+# Payload kind (the Payload oneof field name) -> roles that may post it. Kinds not
+# listed (like_burst, lottery_drawn, poll_tally, poll_ended, viewer_count, room_closed)
+# are only ever produced by the server.
 POST: dict[str, frozenset[int]] = {
     "comment": EVERYONE,
-    "announcement": frozenset({HOST, SERVICE}),
-    # room_closed only ever comes from CloseRoom.
+    "like": PARTICIPANTS,
+    "announcement": SELLERS,
+    "gift": SERVICES,
+    "purchase": SERVICES,
+    "product_pinned": SELLERS,
+    "product_unpinned": SELLERS,
+    "product_updated": SELLERS,
+    "flash_sale_started": SELLERS,
+    "flash_sale_stock": SELLERS,
+    "flash_sale_ended": SELLERS,
+    "lottery_started": SELLERS,
+    "lottery_entry": PARTICIPANTS,
+    "poll_started": SELLERS,
+    "poll_vote": PARTICIPANTS,
+    "user_muted": STAFF,
+    "user_banned": STAFF,
+    "message_deleted": STAFF,
+    "slow_mode": STAFF,
 }
 
 # Admin and stream actions -> roles.
 ACTIONS: dict[str, frozenset[int]] = {
-    "create_room": frozenset({HOST, SERVICE}),
-    "close_room": frozenset({HOST, SERVICE}),
-    "list_events": frozenset({HOST, MODERATOR, SERVICE}),
+    "create_room": SELLERS,
+    "close_room": SELLERS,
+    "list_events": STAFF,
     "get_room": EVERYONE,
     "join": EVERYONE,
 }
 
-# Priority class of each payload kind (DESIGN.md, "priority classes").
+EPHEMERAL = event_pb2.PRIORITY_EPHEMERAL
+NORMAL = event_pb2.PRIORITY_NORMAL
+CRITICAL = event_pb2.PRIORITY_CRITICAL
+
+# Priority class of each payload kind (DESIGN.md, "priority classes"). Gifts are
+# critical or normal by value (server/commerce/interactions.py).
 PRIORITY: dict[str, int] = {
-    "comment": event_pb2.PRIORITY_NORMAL,
-    "announcement": event_pb2.PRIORITY_CRITICAL,
-    "room_closed": event_pb2.PRIORITY_CRITICAL,
+    "comment": NORMAL,
+    "announcement": CRITICAL,
+    "room_closed": CRITICAL,
+    "like_burst": EPHEMERAL,
+    "gift": NORMAL,
+    "product_pinned": CRITICAL,
+    "product_unpinned": CRITICAL,
+    "product_updated": EPHEMERAL,
+    "flash_sale_started": CRITICAL,
+    "flash_sale_stock": EPHEMERAL,
+    "flash_sale_ended": CRITICAL,
+    "purchase": NORMAL,
+    "lottery_started": CRITICAL,
+    "lottery_entry": NORMAL,
+    "lottery_drawn": CRITICAL,
+    "poll_started": CRITICAL,
+    "poll_vote": NORMAL,
+    "poll_tally": EPHEMERAL,
+    "poll_ended": CRITICAL,
+    "viewer_count": EPHEMERAL,
+    "user_muted": CRITICAL,
+    "user_banned": CRITICAL,
+    "message_deleted": CRITICAL,
+    "slow_mode": CRITICAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}
@@ -94,17 +143,106 @@ def check_text(text: str, max_chars: int, field: str = "text") -> None:
         raise invalid("INVALID_FIELD", "text contains control characters", field)
 
 
+def _require(condition: bool, field: str, message: str) -> None:
+    if not condition:
+        raise invalid("INVALID_FIELD", message, field)
+
+
+def _check_id(value: str, field: str) -> None:
+    _require(bool(_CLIENT_ID.fullmatch(value)), field, f"{field} must be 1-64 printable ASCII characters")
+
+
+def _check_money(money: event_pb2.Money, field: str) -> None:
+    _require(money.amount_minor >= 0, field, "amount must not be negative")
+    _require(len(money.currency) == 3 and money.currency.isalpha(), field, "currency must be an ISO 4217 code")
+
+
+def _check_product(product: event_pb2.Product, field: str) -> None:
+    _check_id(product.product_id, f"{field}.product_id")
+    _require(0 < len(product.title) <= 200, f"{field}.title", "title must be 1-200 characters")
+    _check_money(product.price, f"{field}.price")
+    _require(len(product.image_url) <= 1024, f"{field}.image_url", "image_url is too long")
+    _require(not product.image_url or product.image_url.startswith("https://"), f"{field}.image_url", "https only")
+    _require(product.stock >= -1, f"{field}.stock", "stock must be -1 (untracked) or more")
+
+
+def _check_short_text(text: str, field: str, limit: int = 200) -> None:
+    _require(len(text.strip()) > 0 and len(text) <= limit, field, f"must be 1-{limit} characters")
+    _require(not _CONTROL.search(text), field, "contains control characters")
+
+
 def check_payload(payload: event_pb2.Payload, max_chars: int) -> str:
-    """Validate a payload and return its kind."""
+    """Validate a payload on its own (no room state) and return its kind."""
     kind = payload.WhichOneof("kind")
     if kind is None:
         raise invalid("INVALID_FIELD", "payload is empty", "payload")
     if kind == "comment":
         check_text(payload.comment.text, max_chars, "payload.comment.text")
-        if len(payload.comment.mention_user_ids) > 20:
-            raise invalid("INVALID_FIELD", "at most 20 mentions", "payload.comment.mention_user_ids")
-        if len(payload.comment.reply_to_event_id) > 64:
-            raise invalid("INVALID_FIELD", "reply_to_event_id too long", "payload.comment.reply_to_event_id")
+        _require(len(payload.comment.mention_user_ids) <= 20, "payload.comment.mention_user_ids", "at most 20")
+        _require(len(payload.comment.reply_to_event_id) <= 64, "payload.comment.reply_to_event_id", "too long")
     elif kind == "announcement":
         check_text(payload.announcement.text, max_chars, "payload.announcement.text")
+    elif kind == "like":
+        _require(1 <= payload.like.count <= 100, "payload.like.count", "count must be 1-100")
+    elif kind == "gift":
+        gift = payload.gift
+        _check_id(gift.gift_id, "payload.gift.gift_id")
+        _require(1 <= gift.count <= 10_000, "payload.gift.count", "count must be 1-10000")
+        _check_money(gift.unit_value, "payload.gift.unit_value")
+        _check_id(gift.giver.user_id, "payload.gift.giver.user_id")
+    elif kind == "purchase":
+        _check_id(payload.purchase.buyer.user_id, "payload.purchase.buyer.user_id")
+        _check_id(payload.purchase.product_id, "payload.purchase.product_id")
+        _require(payload.purchase.quantity >= 1, "payload.purchase.quantity", "quantity must be at least 1")
+    elif kind == "product_pinned":
+        _check_product(payload.product_pinned.product, "payload.product_pinned.product")
+    elif kind == "product_unpinned":
+        _check_id(payload.product_unpinned.product_id, "payload.product_unpinned.product_id")
+    elif kind == "product_updated":
+        update = payload.product_updated
+        _check_id(update.product_id, "payload.product_updated.product_id")
+        if update.HasField("price"):
+            _check_money(update.price, "payload.product_updated.price")
+        _require(not update.HasField("stock") or update.stock >= -1, "payload.product_updated.stock", "bad stock")
+    elif kind == "flash_sale_started":
+        sale = payload.flash_sale_started
+        _check_id(sale.sale_id, "payload.flash_sale_started.sale_id")
+        _check_product(sale.product, "payload.flash_sale_started.product")
+        _require(sale.stock >= 0, "payload.flash_sale_started.stock", "stock must not be negative")
+        _require(
+            sale.end_time.ToMilliseconds() > sale.start_time.ToMilliseconds(),
+            "payload.flash_sale_started.end_time",
+            "end_time must be after start_time",
+        )
+    elif kind == "flash_sale_stock":
+        _check_id(payload.flash_sale_stock.sale_id, "payload.flash_sale_stock.sale_id")
+        _require(payload.flash_sale_stock.stock >= 0, "payload.flash_sale_stock.stock", "stock must not be negative")
+    elif kind == "flash_sale_ended":
+        _check_id(payload.flash_sale_ended.sale_id, "payload.flash_sale_ended.sale_id")
+    elif kind == "lottery_started":
+        lottery = payload.lottery_started
+        _check_id(lottery.lottery_id, "payload.lottery_started.lottery_id")
+        _check_short_text(lottery.prize, "payload.lottery_started.prize")
+        _require(1 <= lottery.winners_count <= 1000, "payload.lottery_started.winners_count", "must be 1-1000")
+        _require(len(lottery.keyword) <= 32, "payload.lottery_started.keyword", "keyword is too long")
+    elif kind == "lottery_entry":
+        _check_id(payload.lottery_entry.lottery_id, "payload.lottery_entry.lottery_id")
+    elif kind == "poll_started":
+        poll = payload.poll_started
+        _check_id(poll.poll_id, "payload.poll_started.poll_id")
+        _check_short_text(poll.question, "payload.poll_started.question")
+        _require(2 <= len(poll.options) <= 10, "payload.poll_started.options", "2 to 10 options")
+        for option in poll.options:
+            _check_short_text(option, "payload.poll_started.options", 100)
+    elif kind == "poll_vote":
+        _check_id(payload.poll_vote.poll_id, "payload.poll_vote.poll_id")
+    elif kind in ("user_muted", "user_banned"):
+        target = getattr(payload, kind)
+        _check_id(target.user_id, f"payload.{kind}.user_id")
+        _require(len(target.reason) <= 200, f"payload.{kind}.reason", "reason is too long")
+    elif kind == "message_deleted":
+        _check_id(payload.message_deleted.event_id, "payload.message_deleted.event_id")
+    elif kind == "slow_mode":
+        interval = payload.slow_mode.min_interval.ToMilliseconds()
+        _require(0 <= interval <= 3_600_000, "payload.slow_mode.min_interval", "must be 0 to 1 hour")
     return kind

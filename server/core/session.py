@@ -218,7 +218,7 @@ class Session:
             status = OK_STATUS
         self.outbox.put_control(_message(leave_result=rs.LeaveResult(room_id=leave.room_id, status=status)))
 
-    def room_closed(self, room_id: str) -> None:
+    def removed_from_room(self, room_id: str) -> None:
         member = self.members.pop(room_id, None)
         if member is not None:
             self._gateway.unsubscribe(member)

@@ -66,6 +66,18 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """UNAVAILABLE: the room log could not confirm the write; retry with the same id."""
     ERROR_REASON_SHUTTING_DOWN: _ErrorReason.ValueType  # 21
     """UNAVAILABLE: the node is shutting down; reconnect to another."""
+    ERROR_REASON_MUTED: _ErrorReason.ValueType  # 22
+    """PERMISSION_DENIED: the user is muted in this room; metadata "until" says until when."""
+    ERROR_REASON_BANNED: _ErrorReason.ValueType  # 23
+    """PERMISSION_DENIED: the user is banned from this room."""
+    ERROR_REASON_SLOW_MODE: _ErrorReason.ValueType  # 24
+    """RESOURCE_EXHAUSTED: slow mode; RetryInfo says when the next comment is allowed."""
+    ERROR_REASON_TEXT_BLOCKED: _ErrorReason.ValueType  # 25
+    """INVALID_ARGUMENT: the text contains a blocked word."""
+    ERROR_REASON_NOT_OPEN: _ErrorReason.ValueType  # 26
+    """FAILED_PRECONDITION: no open poll/lottery/sale with this id."""
+    ERROR_REASON_ALREADY_DONE: _ErrorReason.ValueType  # 27
+    """ALREADY_EXISTS: this user already voted in this poll or entered this lottery."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons Barrage puts in google.rpc.ErrorInfo.reason (domain "barrage.v1").
@@ -118,4 +130,16 @@ ERROR_REASON_LOG_UNAVAILABLE: ErrorReason.ValueType  # 20
 """UNAVAILABLE: the room log could not confirm the write; retry with the same id."""
 ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 21
 """UNAVAILABLE: the node is shutting down; reconnect to another."""
+ERROR_REASON_MUTED: ErrorReason.ValueType  # 22
+"""PERMISSION_DENIED: the user is muted in this room; metadata "until" says until when."""
+ERROR_REASON_BANNED: ErrorReason.ValueType  # 23
+"""PERMISSION_DENIED: the user is banned from this room."""
+ERROR_REASON_SLOW_MODE: ErrorReason.ValueType  # 24
+"""RESOURCE_EXHAUSTED: slow mode; RetryInfo says when the next comment is allowed."""
+ERROR_REASON_TEXT_BLOCKED: ErrorReason.ValueType  # 25
+"""INVALID_ARGUMENT: the text contains a blocked word."""
+ERROR_REASON_NOT_OPEN: ErrorReason.ValueType  # 26
+"""FAILED_PRECONDITION: no open poll/lottery/sale with this id."""
+ERROR_REASON_ALREADY_DONE: ErrorReason.ValueType  # 27
+"""ALREADY_EXISTS: this user already voted in this poll or entered this lottery."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

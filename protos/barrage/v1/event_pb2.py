@@ -22,30 +22,79 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62\x61rrage/v1/event.proto\x12\nbarrage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"O\n\x06Sender\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x1e\n\x04role\x18\x03 \x01(\x0e\x32\x10.barrage.v1.Role\"\x9e\x02\n\x05\x45vent\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\"\n\x06sender\x18\x04 \x01(\x0b\x32\x12.barrage.v1.Sender\x12\x30\n\x0cpublish_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0btraceparent\x18\x06 \x01(\t\x12\x12\n\ntracestate\x18\x07 \x01(\t\x12&\n\x08priority\x18\x08 \x01(\x0e\x32\x14.barrage.v1.Priority\x12\x15\n\rclient_msg_id\x18\t \x01(\t\x12$\n\x07payload\x18\n \x01(\x0b\x32\x13.barrage.v1.Payload\"\x9a\x01\n\x07Payload\x12&\n\x07\x63omment\x18\x01 \x01(\x0b\x32\x13.barrage.v1.CommentH\x00\x12\x30\n\x0c\x61nnouncement\x18\x02 \x01(\x0b\x32\x18.barrage.v1.AnnouncementH\x00\x12-\n\x0broom_closed\x18\x03 \x01(\x0b\x32\x16.barrage.v1.RoomClosedH\x00\x42\x06\n\x04kind\"L\n\x07\x43omment\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x19\n\x11reply_to_event_id\x18\x02 \x01(\t\x12\x18\n\x10mention_user_ids\x18\x03 \x03(\t\"\x1c\n\x0c\x41nnouncement\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x1c\n\nRoomClosed\x12\x0e\n\x06reason\x18\x01 \x01(\t*p\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\r\n\tROLE_HOST\x10\x02\x12\x12\n\x0eROLE_MODERATOR\x10\x03\x12\x10\n\x0cROLE_SERVICE\x10\x04\x12\x0c\n\x08ROLE_BOT\x10\x05*h\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11PRIORITY_CRITICAL\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x16\n\x12PRIORITY_EPHEMERAL\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62\x61rrage/v1/event.proto\x12\nbarrage.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"O\n\x06Sender\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x1e\n\x04role\x18\x03 \x01(\x0e\x32\x10.barrage.v1.Role\"\x9e\x02\n\x05\x45vent\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\"\n\x06sender\x18\x04 \x01(\x0b\x32\x12.barrage.v1.Sender\x12\x30\n\x0cpublish_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0btraceparent\x18\x06 \x01(\t\x12\x12\n\ntracestate\x18\x07 \x01(\t\x12&\n\x08priority\x18\x08 \x01(\x0e\x32\x14.barrage.v1.Priority\x12\x15\n\rclient_msg_id\x18\t \x01(\t\x12$\n\x07payload\x18\n \x01(\x0b\x32\x13.barrage.v1.Payload\"\xc8\t\n\x07Payload\x12&\n\x07\x63omment\x18\x01 \x01(\x0b\x32\x13.barrage.v1.CommentH\x00\x12\x30\n\x0c\x61nnouncement\x18\x02 \x01(\x0b\x32\x18.barrage.v1.AnnouncementH\x00\x12-\n\x0broom_closed\x18\x03 \x01(\x0b\x32\x16.barrage.v1.RoomClosedH\x00\x12 \n\x04like\x18\x04 \x01(\x0b\x32\x10.barrage.v1.LikeH\x00\x12+\n\nlike_burst\x18\x05 \x01(\x0b\x32\x15.barrage.v1.LikeBurstH\x00\x12 \n\x04gift\x18\x06 \x01(\x0b\x32\x10.barrage.v1.GiftH\x00\x12\x33\n\x0eproduct_pinned\x18\x07 \x01(\x0b\x32\x19.barrage.v1.ProductPinnedH\x00\x12\x37\n\x10product_unpinned\x18\x08 \x01(\x0b\x32\x1b.barrage.v1.ProductUnpinnedH\x00\x12\x35\n\x0fproduct_updated\x18\t \x01(\x0b\x32\x1a.barrage.v1.ProductUpdatedH\x00\x12:\n\x12\x66lash_sale_started\x18\n \x01(\x0b\x32\x1c.barrage.v1.FlashSaleStartedH\x00\x12\x36\n\x10\x66lash_sale_stock\x18\x0b \x01(\x0b\x32\x1a.barrage.v1.FlashSaleStockH\x00\x12\x36\n\x10\x66lash_sale_ended\x18\x0c \x01(\x0b\x32\x1a.barrage.v1.FlashSaleEndedH\x00\x12(\n\x08purchase\x18\r \x01(\x0b\x32\x14.barrage.v1.PurchaseH\x00\x12\x35\n\x0flottery_started\x18\x0e \x01(\x0b\x32\x1a.barrage.v1.LotteryStartedH\x00\x12\x31\n\rlottery_entry\x18\x0f \x01(\x0b\x32\x18.barrage.v1.LotteryEntryH\x00\x12\x31\n\rlottery_drawn\x18\x10 \x01(\x0b\x32\x18.barrage.v1.LotteryDrawnH\x00\x12/\n\x0cpoll_started\x18\x11 \x01(\x0b\x32\x17.barrage.v1.PollStartedH\x00\x12)\n\tpoll_vote\x18\x12 \x01(\x0b\x32\x14.barrage.v1.PollVoteH\x00\x12+\n\npoll_tally\x18\x13 \x01(\x0b\x32\x15.barrage.v1.PollTallyH\x00\x12+\n\npoll_ended\x18\x14 \x01(\x0b\x32\x15.barrage.v1.PollEndedH\x00\x12/\n\x0cviewer_count\x18\x15 \x01(\x0b\x32\x17.barrage.v1.ViewerCountH\x00\x12+\n\nuser_muted\x18\x16 \x01(\x0b\x32\x15.barrage.v1.UserMutedH\x00\x12-\n\x0buser_banned\x18\x17 \x01(\x0b\x32\x16.barrage.v1.UserBannedH\x00\x12\x35\n\x0fmessage_deleted\x18\x18 \x01(\x0b\x32\x1a.barrage.v1.MessageDeletedH\x00\x12)\n\tslow_mode\x18\x19 \x01(\x0b\x32\x14.barrage.v1.SlowModeH\x00\x42\x06\n\x04kind\"^\n\x07\x43omment\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x19\n\x11reply_to_event_id\x18\x02 \x01(\t\x12\x18\n\x10mention_user_ids\x18\x03 \x03(\t\x12\x10\n\x08question\x18\x04 \x01(\x08\"/\n\x05Money\x12\x14\n\x0c\x61mount_minor\x18\x01 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"\x15\n\x04Like\x12\r\n\x05\x63ount\x18\x01 \x01(\r\")\n\tLikeBurst\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\x04\x12\r\n\x05total\x18\x02 \x01(\x04\"\x83\x01\n\x04Gift\x12\x0f\n\x07gift_id\x18\x01 \x01(\t\x12\x11\n\tgift_name\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\r\x12%\n\nunit_value\x18\x04 \x01(\x0b\x32\x11.barrage.v1.Money\x12!\n\x05giver\x18\x05 \x01(\x0b\x32\x12.barrage.v1.Sender\"p\n\x07Product\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12 \n\x05price\x18\x03 \x01(\x0b\x32\x11.barrage.v1.Money\x12\x11\n\timage_url\x18\x04 \x01(\t\x12\r\n\x05stock\x18\x05 \x01(\x03\"5\n\rProductPinned\x12$\n\x07product\x18\x01 \x01(\x0b\x32\x13.barrage.v1.Product\"%\n\x0fProductUnpinned\x12\x12\n\nproduct_id\x18\x01 \x01(\t\"d\n\x0eProductUpdated\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12 \n\x05price\x18\x02 \x01(\x0b\x32\x11.barrage.v1.Money\x12\x12\n\x05stock\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x08\n\x06_stock\"\xce\x01\n\x10\x46lashSaleStarted\x12\x0f\n\x07sale_id\x18\x01 \x01(\t\x12$\n\x07product\x18\x02 \x01(\x0b\x32\x13.barrage.v1.Product\x12\r\n\x05stock\x18\x03 \x01(\x03\x12\x16\n\x0elimit_per_user\x18\x04 \x01(\r\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"0\n\x0e\x46lashSaleStock\x12\x0f\n\x07sale_id\x18\x01 \x01(\t\x12\r\n\x05stock\x18\x02 \x01(\x03\"A\n\x0e\x46lashSaleEnded\x12\x0f\n\x07sale_id\x18\x01 \x01(\t\x12\x10\n\x08sold_out\x18\x02 \x01(\x08\x12\x0c\n\x04sold\x18\x03 \x01(\x03\"j\n\x08Purchase\x12!\n\x05\x62uyer\x18\x01 \x01(\x0b\x32\x12.barrage.v1.Sender\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x15\n\rproduct_title\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\r\"\x9d\x01\n\x0eLotteryStarted\x12\x12\n\nlottery_id\x18\x01 \x01(\t\x12\r\n\x05prize\x18\x02 \x01(\t\x12\x15\n\rwinners_count\x18\x03 \x01(\r\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07keyword\x18\x05 \x01(\t\x12\x12\n\ncommitment\x18\x06 \x01(\t\"\"\n\x0cLotteryEntry\x12\x12\n\nlottery_id\x18\x01 \x01(\t\"c\n\x0cLotteryDrawn\x12\x12\n\nlottery_id\x18\x01 \x01(\t\x12\x0c\n\x04seed\x18\x02 \x01(\t\x12\x18\n\x10\x65ntrant_user_ids\x18\x03 \x03(\t\x12\x17\n\x0fwinner_user_ids\x18\x04 \x03(\t\"o\n\x0bPollStarted\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12\x0f\n\x07options\x18\x03 \x03(\t\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"+\n\x08PollVote\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12\x0e\n\x06option\x18\x02 \x01(\r\",\n\tPollTally\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x04\",\n\tPollEnded\x12\x0f\n\x07poll_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x04\"E\n\x0bViewerCount\x12\x0f\n\x07viewers\x18\x01 \x01(\x04\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x14\n\x0cnode_viewers\x18\x03 \x01(\x04\"W\n\tUserMuted\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"-\n\nUserBanned\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"2\n\x0eMessageDeleted\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\";\n\x08SlowMode\x12/\n\x0cmin_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x1c\n\x0c\x41nnouncement\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x1c\n\nRoomClosed\x12\x0e\n\x06reason\x18\x01 \x01(\t*p\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_VIEWER\x10\x01\x12\r\n\tROLE_HOST\x10\x02\x12\x12\n\x0eROLE_MODERATOR\x10\x03\x12\x10\n\x0cROLE_SERVICE\x10\x04\x12\x0c\n\x08ROLE_BOT\x10\x05*h\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x15\n\x11PRIORITY_CRITICAL\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x16\n\x12PRIORITY_EPHEMERAL\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'barrage.v1.event_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=736
-  _globals['_ROLE']._serialized_end=848
-  _globals['_PRIORITY']._serialized_start=850
-  _globals['_PRIORITY']._serialized_end=954
-  _globals['_SENDER']._serialized_start=71
-  _globals['_SENDER']._serialized_end=150
-  _globals['_EVENT']._serialized_start=153
-  _globals['_EVENT']._serialized_end=439
-  _globals['_PAYLOAD']._serialized_start=442
-  _globals['_PAYLOAD']._serialized_end=596
-  _globals['_COMMENT']._serialized_start=598
-  _globals['_COMMENT']._serialized_end=674
-  _globals['_ANNOUNCEMENT']._serialized_start=676
-  _globals['_ANNOUNCEMENT']._serialized_end=704
-  _globals['_ROOMCLOSED']._serialized_start=706
-  _globals['_ROOMCLOSED']._serialized_end=734
+  _globals['_ROLE']._serialized_start=3716
+  _globals['_ROLE']._serialized_end=3828
+  _globals['_PRIORITY']._serialized_start=3830
+  _globals['_PRIORITY']._serialized_end=3934
+  _globals['_SENDER']._serialized_start=103
+  _globals['_SENDER']._serialized_end=182
+  _globals['_EVENT']._serialized_start=185
+  _globals['_EVENT']._serialized_end=471
+  _globals['_PAYLOAD']._serialized_start=474
+  _globals['_PAYLOAD']._serialized_end=1698
+  _globals['_COMMENT']._serialized_start=1700
+  _globals['_COMMENT']._serialized_end=1794
+  _globals['_MONEY']._serialized_start=1796
+  _globals['_MONEY']._serialized_end=1843
+  _globals['_LIKE']._serialized_start=1845
+  _globals['_LIKE']._serialized_end=1866
+  _globals['_LIKEBURST']._serialized_start=1868
+  _globals['_LIKEBURST']._serialized_end=1909
+  _globals['_GIFT']._serialized_start=1912
+  _globals['_GIFT']._serialized_end=2043
+  _globals['_PRODUCT']._serialized_start=2045
+  _globals['_PRODUCT']._serialized_end=2157
+  _globals['_PRODUCTPINNED']._serialized_start=2159
+  _globals['_PRODUCTPINNED']._serialized_end=2212
+  _globals['_PRODUCTUNPINNED']._serialized_start=2214
+  _globals['_PRODUCTUNPINNED']._serialized_end=2251
+  _globals['_PRODUCTUPDATED']._serialized_start=2253
+  _globals['_PRODUCTUPDATED']._serialized_end=2353
+  _globals['_FLASHSALESTARTED']._serialized_start=2356
+  _globals['_FLASHSALESTARTED']._serialized_end=2562
+  _globals['_FLASHSALESTOCK']._serialized_start=2564
+  _globals['_FLASHSALESTOCK']._serialized_end=2612
+  _globals['_FLASHSALEENDED']._serialized_start=2614
+  _globals['_FLASHSALEENDED']._serialized_end=2679
+  _globals['_PURCHASE']._serialized_start=2681
+  _globals['_PURCHASE']._serialized_end=2787
+  _globals['_LOTTERYSTARTED']._serialized_start=2790
+  _globals['_LOTTERYSTARTED']._serialized_end=2947
+  _globals['_LOTTERYENTRY']._serialized_start=2949
+  _globals['_LOTTERYENTRY']._serialized_end=2983
+  _globals['_LOTTERYDRAWN']._serialized_start=2985
+  _globals['_LOTTERYDRAWN']._serialized_end=3084
+  _globals['_POLLSTARTED']._serialized_start=3086
+  _globals['_POLLSTARTED']._serialized_end=3197
+  _globals['_POLLVOTE']._serialized_start=3199
+  _globals['_POLLVOTE']._serialized_end=3242
+  _globals['_POLLTALLY']._serialized_start=3244
+  _globals['_POLLTALLY']._serialized_end=3288
+  _globals['_POLLENDED']._serialized_start=3290
+  _globals['_POLLENDED']._serialized_end=3334
+  _globals['_VIEWERCOUNT']._serialized_start=3336
+  _globals['_VIEWERCOUNT']._serialized_end=3405
+  _globals['_USERMUTED']._serialized_start=3407
+  _globals['_USERMUTED']._serialized_end=3494
+  _globals['_USERBANNED']._serialized_start=3496
+  _globals['_USERBANNED']._serialized_end=3541
+  _globals['_MESSAGEDELETED']._serialized_start=3543
+  _globals['_MESSAGEDELETED']._serialized_end=3593
+  _globals['_SLOWMODE']._serialized_start=3595
+  _globals['_SLOWMODE']._serialized_end=3654
+  _globals['_ANNOUNCEMENT']._serialized_start=3656
+  _globals['_ANNOUNCEMENT']._serialized_end=3684
+  _globals['_ROOMCLOSED']._serialized_start=3686
+  _globals['_ROOMCLOSED']._serialized_end=3714
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -222,6 +223,28 @@ class Payload(_message.Message):
     COMMENT_FIELD_NUMBER: _builtins.int
     ANNOUNCEMENT_FIELD_NUMBER: _builtins.int
     ROOM_CLOSED_FIELD_NUMBER: _builtins.int
+    LIKE_FIELD_NUMBER: _builtins.int
+    LIKE_BURST_FIELD_NUMBER: _builtins.int
+    GIFT_FIELD_NUMBER: _builtins.int
+    PRODUCT_PINNED_FIELD_NUMBER: _builtins.int
+    PRODUCT_UNPINNED_FIELD_NUMBER: _builtins.int
+    PRODUCT_UPDATED_FIELD_NUMBER: _builtins.int
+    FLASH_SALE_STARTED_FIELD_NUMBER: _builtins.int
+    FLASH_SALE_STOCK_FIELD_NUMBER: _builtins.int
+    FLASH_SALE_ENDED_FIELD_NUMBER: _builtins.int
+    PURCHASE_FIELD_NUMBER: _builtins.int
+    LOTTERY_STARTED_FIELD_NUMBER: _builtins.int
+    LOTTERY_ENTRY_FIELD_NUMBER: _builtins.int
+    LOTTERY_DRAWN_FIELD_NUMBER: _builtins.int
+    POLL_STARTED_FIELD_NUMBER: _builtins.int
+    POLL_VOTE_FIELD_NUMBER: _builtins.int
+    POLL_TALLY_FIELD_NUMBER: _builtins.int
+    POLL_ENDED_FIELD_NUMBER: _builtins.int
+    VIEWER_COUNT_FIELD_NUMBER: _builtins.int
+    USER_MUTED_FIELD_NUMBER: _builtins.int
+    USER_BANNED_FIELD_NUMBER: _builtins.int
+    MESSAGE_DELETED_FIELD_NUMBER: _builtins.int
+    SLOW_MODE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def comment(self) -> Global___Comment:
         """A viewer's (or host's) comment."""
@@ -234,18 +257,130 @@ class Payload(_message.Message):
     def room_closed(self) -> Global___RoomClosed:
         """The room was closed; no more events will follow. Subscribers are removed."""
 
+    @_builtins.property
+    def like(self) -> Global___Like:
+        """Viewer taps on the like button. Posted by clients; never stored one by one:
+        the server adds them up and publishes like_burst a few times a second.
+        """
+
+    @_builtins.property
+    def like_burst(self) -> Global___LikeBurst:
+        """Likes added up by the server (ephemeral)."""
+
+    @_builtins.property
+    def gift(self) -> Global___Gift:
+        """A gift sent to the host, published by the gift/payment service."""
+
+    @_builtins.property
+    def product_pinned(self) -> Global___ProductPinned:
+        """A product card pinned on screen (critical)."""
+
+    @_builtins.property
+    def product_unpinned(self) -> Global___ProductUnpinned:
+        """The pinned product card was taken down (critical)."""
+
+    @_builtins.property
+    def product_updated(self) -> Global___ProductUpdated:
+        """A product's price or stock changed (ephemeral, latest value wins)."""
+
+    @_builtins.property
+    def flash_sale_started(self) -> Global___FlashSaleStarted:
+        """A flash sale starts (critical)."""
+
+    @_builtins.property
+    def flash_sale_stock(self) -> Global___FlashSaleStock:
+        """A flash sale's remaining stock (ephemeral, latest value wins)."""
+
+    @_builtins.property
+    def flash_sale_ended(self) -> Global___FlashSaleEnded:
+        """A flash sale ended, sold out or at its end time (critical)."""
+
+    @_builtins.property
+    def purchase(self) -> Global___Purchase:
+        """"Alice just bought ...", published by the order service."""
+
+    @_builtins.property
+    def lottery_started(self) -> Global___LotteryStarted:
+        """A lottery starts, with the commitment to its seed (critical)."""
+
+    @_builtins.property
+    def lottery_entry(self) -> Global___LotteryEntry:
+        """A viewer entered a lottery (explicitly, or by commenting its keyword)."""
+
+    @_builtins.property
+    def lottery_drawn(self) -> Global___LotteryDrawn:
+        """A lottery was drawn: seed, entrants and winners (critical)."""
+
+    @_builtins.property
+    def poll_started(self) -> Global___PollStarted:
+        """A poll opens (critical)."""
+
+    @_builtins.property
+    def poll_vote(self) -> Global___PollVote:
+        """A viewer's vote. One per user and poll; a vote cannot be changed."""
+
+    @_builtins.property
+    def poll_tally(self) -> Global___PollTally:
+        """Live tallies of an open poll (ephemeral, latest value wins)."""
+
+    @_builtins.property
+    def poll_ended(self) -> Global___PollEnded:
+        """A poll closed, with its final counts (critical)."""
+
+    @_builtins.property
+    def viewer_count(self) -> Global___ViewerCount:
+        """How many viewers the room has, across all nodes (ephemeral)."""
+
+    @_builtins.property
+    def user_muted(self) -> Global___UserMuted:
+        """A user may not post in the room until a time (critical). Until in the past: unmuted."""
+
+    @_builtins.property
+    def user_banned(self) -> Global___UserBanned:
+        """A user is removed from the room and may not rejoin (critical)."""
+
+    @_builtins.property
+    def message_deleted(self) -> Global___MessageDeleted:
+        """A message was deleted: every screen removes it (critical tombstone)."""
+
+    @_builtins.property
+    def slow_mode(self) -> Global___SlowMode:
+        """Slow mode: minimum interval between one user's comments (critical)."""
+
     def __init__(
         self,
         *,
         comment: Global___Comment | None = ...,
         announcement: Global___Announcement | None = ...,
         room_closed: Global___RoomClosed | None = ...,
+        like: Global___Like | None = ...,
+        like_burst: Global___LikeBurst | None = ...,
+        gift: Global___Gift | None = ...,
+        product_pinned: Global___ProductPinned | None = ...,
+        product_unpinned: Global___ProductUnpinned | None = ...,
+        product_updated: Global___ProductUpdated | None = ...,
+        flash_sale_started: Global___FlashSaleStarted | None = ...,
+        flash_sale_stock: Global___FlashSaleStock | None = ...,
+        flash_sale_ended: Global___FlashSaleEnded | None = ...,
+        purchase: Global___Purchase | None = ...,
+        lottery_started: Global___LotteryStarted | None = ...,
+        lottery_entry: Global___LotteryEntry | None = ...,
+        lottery_drawn: Global___LotteryDrawn | None = ...,
+        poll_started: Global___PollStarted | None = ...,
+        poll_vote: Global___PollVote | None = ...,
+        poll_tally: Global___PollTally | None = ...,
+        poll_ended: Global___PollEnded | None = ...,
+        viewer_count: Global___ViewerCount | None = ...,
+        user_muted: Global___UserMuted | None = ...,
+        user_banned: Global___UserBanned | None = ...,
+        message_deleted: Global___MessageDeleted | None = ...,
+        slow_mode: Global___SlowMode | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "kind", b"kind", "room_closed", b"room_closed"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "kind", b"kind", "room_closed", b"room_closed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -260,12 +395,18 @@ class Comment(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     REPLY_TO_EVENT_ID_FIELD_NUMBER: _builtins.int
     MENTION_USER_IDS_FIELD_NUMBER: _builtins.int
+    QUESTION_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The text, valid UTF-8, 1 to 500 characters after trimming whitespace
     (see Welcome.limits for the exact limit this server applies).
     """
     reply_to_event_id: _builtins.str
     """Event id of the comment this one replies to, empty when not a reply."""
+    question: _builtins.bool
+    """Set by the server when the comment reads as a question (it ends with ? or ？, or
+    contains a question word such as 吗, 怎么, 多少, how, what), so hosts can find
+    questions. Ignored when sent by a client.
+    """
     @_builtins.property
     def mention_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """User ids mentioned in the text."""
@@ -276,14 +417,774 @@ class Comment(_message.Message):
         text: _builtins.str = ...,
         reply_to_event_id: _builtins.str = ...,
         mention_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        question: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["mention_user_ids", b"mention_user_ids", "reply_to_event_id", b"reply_to_event_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mention_user_ids", b"mention_user_ids", "question", b"question", "reply_to_event_id", b"reply_to_event_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Comment: _TypeAlias = Comment  # noqa: Y015
+
+@_typing.final
+class Money(_message.Message):
+    """An amount of money in minor units (cents, fen) of an ISO 4217 currency."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    amount_minor: _builtins.int
+    """Amount in minor units: 1999 with "CNY" is ¥19.99."""
+    currency: _builtins.str
+    """ISO 4217 code, for example "CNY", "USD"."""
+    def __init__(
+        self,
+        *,
+        amount_minor: _builtins.int = ...,
+        currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_minor", b"amount_minor", "currency", b"currency"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Money: _TypeAlias = Money  # noqa: Y015
+
+@_typing.final
+class Like(_message.Message):
+    """Likes tapped by a viewer since its last Like send (1 to 100)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """Number of taps."""
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Like: _TypeAlias = Like  # noqa: Y015
+
+@_typing.final
+class LikeBurst(_message.Message):
+    """Likes added up by the server over a short window."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELTA_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    delta: _builtins.int
+    """Taps in this burst."""
+    total: _builtins.int
+    """The room's running total including this burst, as known to the node that
+    published it (with several nodes it may trail another node's latest burst by one
+    window; the join snapshot's like_total is exact at its cursor).
+    """
+    def __init__(
+        self,
+        *,
+        delta: _builtins.int = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delta", b"delta", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LikeBurst: _TypeAlias = LikeBurst  # noqa: Y015
+
+@_typing.final
+class Gift(_message.Message):
+    """A gift to the host. Big gifts (total value at or above the server's threshold) are
+    critical, others normal.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GIFT_ID_FIELD_NUMBER: _builtins.int
+    GIFT_NAME_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    UNIT_VALUE_FIELD_NUMBER: _builtins.int
+    GIVER_FIELD_NUMBER: _builtins.int
+    gift_id: _builtins.str
+    """Catalogue id of the gift ("rocket")."""
+    gift_name: _builtins.str
+    """Name to display."""
+    count: _builtins.int
+    """How many were sent at once (1 to 10000)."""
+    @_builtins.property
+    def unit_value(self) -> Global___Money:
+        """Value of one gift."""
+
+    @_builtins.property
+    def giver(self) -> Global___Sender:
+        """The viewer who sent it."""
+
+    def __init__(
+        self,
+        *,
+        gift_id: _builtins.str = ...,
+        gift_name: _builtins.str = ...,
+        count: _builtins.int = ...,
+        unit_value: Global___Money | None = ...,
+        giver: Global___Sender | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["giver", b"giver", "unit_value", b"unit_value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "gift_id", b"gift_id", "gift_name", b"gift_name", "giver", b"giver", "unit_value", b"unit_value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Gift: _TypeAlias = Gift  # noqa: Y015
+
+@_typing.final
+class Product(_message.Message):
+    """A product as shown on a card."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    IMAGE_URL_FIELD_NUMBER: _builtins.int
+    STOCK_FIELD_NUMBER: _builtins.int
+    product_id: _builtins.str
+    """Catalogue id."""
+    title: _builtins.str
+    """Title to display."""
+    image_url: _builtins.str
+    """Image to display (https URL)."""
+    stock: _builtins.int
+    """Units left; -1 when not tracked."""
+    @_builtins.property
+    def price(self) -> Global___Money:
+        """Current price."""
+
+    def __init__(
+        self,
+        *,
+        product_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        price: Global___Money | None = ...,
+        image_url: _builtins.str = ...,
+        stock: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["price", b"price"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image_url", b"image_url", "price", b"price", "product_id", b"product_id", "stock", b"stock", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Product: _TypeAlias = Product  # noqa: Y015
+
+@_typing.final
+class ProductPinned(_message.Message):
+    """A product card was pinned."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def product(self) -> Global___Product:
+        """The product, as it is now."""
+
+    def __init__(
+        self,
+        *,
+        product: Global___Product | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["product", b"product"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["product", b"product"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProductPinned: _TypeAlias = ProductPinned  # noqa: Y015
+
+@_typing.final
+class ProductUnpinned(_message.Message):
+    """The pinned product card was taken down."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    product_id: _builtins.str
+    """The product that was pinned."""
+    def __init__(
+        self,
+        *,
+        product_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["product_id", b"product_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProductUnpinned: _TypeAlias = ProductUnpinned  # noqa: Y015
+
+@_typing.final
+class ProductUpdated(_message.Message):
+    """A product's price and/or stock changed. Unset fields did not change."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    PRICE_FIELD_NUMBER: _builtins.int
+    STOCK_FIELD_NUMBER: _builtins.int
+    product_id: _builtins.str
+    """The product."""
+    stock: _builtins.int
+    """The new stock, if it changed."""
+    @_builtins.property
+    def price(self) -> Global___Money:
+        """The new price, if it changed."""
+
+    def __init__(
+        self,
+        *,
+        product_id: _builtins.str = ...,
+        price: Global___Money | None = ...,
+        stock: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stock", b"_stock", "price", b"price", "stock", b"stock"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stock", b"_stock", "price", b"price", "product_id", b"product_id", "stock", b"stock"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__stock: _TypeAlias = _typing.Literal["stock"]  # noqa: Y015
+    _WhichOneofArgType__stock: _TypeAlias = _typing.Literal["_stock", b"_stock"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stock) -> _WhichOneofReturnType__stock | None: ...
+
+Global___ProductUpdated: _TypeAlias = ProductUpdated  # noqa: Y015
+
+@_typing.final
+class FlashSaleStarted(_message.Message):
+    """A flash sale starts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_FIELD_NUMBER: _builtins.int
+    STOCK_FIELD_NUMBER: _builtins.int
+    LIMIT_PER_USER_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    sale_id: _builtins.str
+    """Id of this sale, unique in the room."""
+    stock: _builtins.int
+    """Units offered in the sale."""
+    limit_per_user: _builtins.int
+    """Most units one user may buy (the order service enforces it)."""
+    @_builtins.property
+    def product(self) -> Global___Product:
+        """The product on sale (with the sale price)."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When buying opens (clients show a countdown until then)."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When the sale ends at the latest."""
+
+    def __init__(
+        self,
+        *,
+        sale_id: _builtins.str = ...,
+        product: Global___Product | None = ...,
+        stock: _builtins.int = ...,
+        limit_per_user: _builtins.int = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "product", b"product", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "limit_per_user", b"limit_per_user", "product", b"product", "sale_id", b"sale_id", "start_time", b"start_time", "stock", b"stock"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlashSaleStarted: _TypeAlias = FlashSaleStarted  # noqa: Y015
+
+@_typing.final
+class FlashSaleStock(_message.Message):
+    """A flash sale's remaining stock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    STOCK_FIELD_NUMBER: _builtins.int
+    sale_id: _builtins.str
+    """The sale."""
+    stock: _builtins.int
+    """Units left."""
+    def __init__(
+        self,
+        *,
+        sale_id: _builtins.str = ...,
+        stock: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sale_id", b"sale_id", "stock", b"stock"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlashSaleStock: _TypeAlias = FlashSaleStock  # noqa: Y015
+
+@_typing.final
+class FlashSaleEnded(_message.Message):
+    """A flash sale ended."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    SOLD_OUT_FIELD_NUMBER: _builtins.int
+    SOLD_FIELD_NUMBER: _builtins.int
+    sale_id: _builtins.str
+    """The sale."""
+    sold_out: _builtins.bool
+    """True when it ended because stock ran out."""
+    sold: _builtins.int
+    """Units sold."""
+    def __init__(
+        self,
+        *,
+        sale_id: _builtins.str = ...,
+        sold_out: _builtins.bool = ...,
+        sold: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sale_id", b"sale_id", "sold", b"sold", "sold_out", b"sold_out"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlashSaleEnded: _TypeAlias = FlashSaleEnded  # noqa: Y015
+
+@_typing.final
+class Purchase(_message.Message):
+    """A purchase notice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUYER_FIELD_NUMBER: _builtins.int
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    PRODUCT_TITLE_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    product_id: _builtins.str
+    """What was bought."""
+    product_title: _builtins.str
+    """Its title, to display."""
+    quantity: _builtins.int
+    """How many units."""
+    @_builtins.property
+    def buyer(self) -> Global___Sender:
+        """Who bought."""
+
+    def __init__(
+        self,
+        *,
+        buyer: Global___Sender | None = ...,
+        product_id: _builtins.str = ...,
+        product_title: _builtins.str = ...,
+        quantity: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer", b"buyer", "product_id", b"product_id", "product_title", b"product_title", "quantity", b"quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Purchase: _TypeAlias = Purchase  # noqa: Y015
+
+@_typing.final
+class LotteryStarted(_message.Message):
+    """A lottery starts. Enter with a LotteryEntry send, or by commenting `keyword` (when
+    set) before end_time. One entry per user; muted and banned users are excluded from
+    the draw. The draw is provably fair: `commitment` is the lowercase hex SHA-256 of
+    the secret seed, published now; the seed is revealed with the winners (see
+    LotteryDrawn for the algorithm).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOTTERY_ID_FIELD_NUMBER: _builtins.int
+    PRIZE_FIELD_NUMBER: _builtins.int
+    WINNERS_COUNT_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    KEYWORD_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
+    lottery_id: _builtins.str
+    """Id of this lottery, unique in the room."""
+    prize: _builtins.str
+    """What is to be won."""
+    winners_count: _builtins.int
+    """How many winners will be drawn."""
+    keyword: _builtins.str
+    """A comment containing this word enters its author; empty: explicit entry only."""
+    commitment: _builtins.str
+    """Lowercase hex SHA-256 of the seed's bytes."""
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Entries close and the draw happens at this time."""
+
+    def __init__(
+        self,
+        *,
+        lottery_id: _builtins.str = ...,
+        prize: _builtins.str = ...,
+        winners_count: _builtins.int = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        keyword: _builtins.str = ...,
+        commitment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "end_time", b"end_time", "keyword", b"keyword", "lottery_id", b"lottery_id", "prize", b"prize", "winners_count", b"winners_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LotteryStarted: _TypeAlias = LotteryStarted  # noqa: Y015
+
+@_typing.final
+class LotteryEntry(_message.Message):
+    """An entry in a lottery."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOTTERY_ID_FIELD_NUMBER: _builtins.int
+    lottery_id: _builtins.str
+    """The lottery."""
+    def __init__(
+        self,
+        *,
+        lottery_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lottery_id", b"lottery_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LotteryEntry: _TypeAlias = LotteryEntry  # noqa: Y015
+
+@_typing.final
+class LotteryDrawn(_message.Message):
+    """The result of a lottery. Anyone can check it:
+     1. SHA-256(bytes.fromhex(seed)) must equal the commitment published at the start.
+     2. Start from `entrant_user_ids` (sorted by byte order, as published). For
+        i = 0 .. winners_count-1 (while i < n): compute
+        h = SHA-256(bytes.fromhex(seed) + UTF-8 decimal string of i), read h as a
+        big-endian unsigned integer, j = i + (h mod (n - i)), swap entries i and j.
+     3. The first min(winners_count, n) entries, in that order, are the winners.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOTTERY_ID_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    ENTRANT_USER_IDS_FIELD_NUMBER: _builtins.int
+    WINNER_USER_IDS_FIELD_NUMBER: _builtins.int
+    lottery_id: _builtins.str
+    """The lottery."""
+    seed: _builtins.str
+    """The secret seed, now revealed (hex)."""
+    @_builtins.property
+    def entrant_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every eligible entrant, sorted."""
+
+    @_builtins.property
+    def winner_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The winners, in draw order."""
+
+    def __init__(
+        self,
+        *,
+        lottery_id: _builtins.str = ...,
+        seed: _builtins.str = ...,
+        entrant_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        winner_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entrant_user_ids", b"entrant_user_ids", "lottery_id", b"lottery_id", "seed", b"seed", "winner_user_ids", b"winner_user_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LotteryDrawn: _TypeAlias = LotteryDrawn  # noqa: Y015
+
+@_typing.final
+class PollStarted(_message.Message):
+    """A poll opens. One vote per user; votes cannot be changed (so that every node counts
+    the same vote even when a user votes through two nodes at once).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLL_ID_FIELD_NUMBER: _builtins.int
+    QUESTION_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    poll_id: _builtins.str
+    """Id of this poll, unique in the room."""
+    question: _builtins.str
+    """The question."""
+    @_builtins.property
+    def options(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The options (2 to 10)."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Voting closes at this time; then PollEnded carries the final counts."""
+
+    def __init__(
+        self,
+        *,
+        poll_id: _builtins.str = ...,
+        question: _builtins.str = ...,
+        options: _abc.Iterable[_builtins.str] | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "options", b"options", "poll_id", b"poll_id", "question", b"question"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PollStarted: _TypeAlias = PollStarted  # noqa: Y015
+
+@_typing.final
+class PollVote(_message.Message):
+    """A vote."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLL_ID_FIELD_NUMBER: _builtins.int
+    OPTION_FIELD_NUMBER: _builtins.int
+    poll_id: _builtins.str
+    """The poll."""
+    option: _builtins.int
+    """Index into PollStarted.options."""
+    def __init__(
+        self,
+        *,
+        poll_id: _builtins.str = ...,
+        option: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["option", b"option", "poll_id", b"poll_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PollVote: _TypeAlias = PollVote  # noqa: Y015
+
+@_typing.final
+class PollTally(_message.Message):
+    """Counts of an open poll."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLL_ID_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    poll_id: _builtins.str
+    """The poll."""
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Votes per option, in the order of PollStarted.options."""
+
+    def __init__(
+        self,
+        *,
+        poll_id: _builtins.str = ...,
+        counts: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "poll_id", b"poll_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PollTally: _TypeAlias = PollTally  # noqa: Y015
+
+@_typing.final
+class PollEnded(_message.Message):
+    """A poll closed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLL_ID_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    poll_id: _builtins.str
+    """The poll."""
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Final votes per option."""
+
+    def __init__(
+        self,
+        *,
+        poll_id: _builtins.str = ...,
+        counts: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "poll_id", b"poll_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PollEnded: _TypeAlias = PollEnded  # noqa: Y015
+
+@_typing.final
+class ViewerCount(_message.Message):
+    """The room's audience. Each node publishes its count every few seconds."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VIEWERS_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    NODE_VIEWERS_FIELD_NUMBER: _builtins.int
+    viewers: _builtins.int
+    """Streams joined to the room on all nodes (as last reported by each node; a node
+    silent for 15 s no longer counts).
+    """
+    node_id: _builtins.str
+    """The node that published this count."""
+    node_viewers: _builtins.int
+    """Streams joined to the room on that node."""
+    def __init__(
+        self,
+        *,
+        viewers: _builtins.int = ...,
+        node_id: _builtins.str = ...,
+        node_viewers: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "node_viewers", b"node_viewers", "viewers", b"viewers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ViewerCount: _TypeAlias = ViewerCount  # noqa: Y015
+
+@_typing.final
+class UserMuted(_message.Message):
+    """A user is muted (or unmuted) in the room."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user."""
+    reason: _builtins.str
+    """Shown to moderators."""
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """Muted until this time; a time in the past unmutes."""
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "until", b"until", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserMuted: _TypeAlias = UserMuted  # noqa: Y015
+
+@_typing.final
+class UserBanned(_message.Message):
+    """A user is banned from the room: removed now, refused on rejoin."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user."""
+    reason: _builtins.str
+    """Shown to moderators."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserBanned: _TypeAlias = UserBanned  # noqa: Y015
+
+@_typing.final
+class MessageDeleted(_message.Message):
+    """A message was deleted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The deleted event's id."""
+    reason: _builtins.str
+    """Shown to moderators."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageDeleted: _TypeAlias = MessageDeleted  # noqa: Y015
+
+@_typing.final
+class SlowMode(_message.Message):
+    """Slow mode for comments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_INTERVAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def min_interval(self) -> _duration_pb2.Duration:
+        """Minimum time between two comments of one user; zero turns slow mode off."""
+
+    def __init__(
+        self,
+        *,
+        min_interval: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["min_interval", b"min_interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_interval", b"min_interval"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SlowMode: _TypeAlias = SlowMode  # noqa: Y015
 
 @_typing.final
 class Announcement(_message.Message):

@@ -497,24 +497,68 @@ class RoomSnapshot(_message.Message):
     ROOM_ID_FIELD_NUMBER: _builtins.int
     TITLE_FIELD_NUMBER: _builtins.int
     HEAD_CURSOR_FIELD_NUMBER: _builtins.int
+    PINNED_PRODUCT_FIELD_NUMBER: _builtins.int
+    FLASH_SALE_FIELD_NUMBER: _builtins.int
+    POLL_FIELD_NUMBER: _builtins.int
+    POLL_TALLY_FIELD_NUMBER: _builtins.int
+    LOTTERY_FIELD_NUMBER: _builtins.int
+    LIKE_TOTAL_FIELD_NUMBER: _builtins.int
+    VIEWER_COUNT_FIELD_NUMBER: _builtins.int
+    SLOW_MODE_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The room id."""
     title: _builtins.str
     """The room's title."""
     head_cursor: _builtins.str
     """Cursor of the latest event in the room when the snapshot was taken; empty if
-    the room has none.
+    the room has none. The state below is as of this cursor.
     """
+    like_total: _builtins.int
+    """Likes so far."""
+    viewer_count: _builtins.int
+    """Viewers on all nodes."""
+    @_builtins.property
+    def pinned_product(self) -> _event_pb2.Product:
+        """The pinned product card, if any."""
+
+    @_builtins.property
+    def flash_sale(self) -> _event_pb2.FlashSaleStarted:
+        """The running flash sale, if any (with its current stock in `stock`)."""
+
+    @_builtins.property
+    def poll(self) -> _event_pb2.PollStarted:
+        """The open poll, if any."""
+
+    @_builtins.property
+    def poll_tally(self) -> _event_pb2.PollTally:
+        """The open poll's counts so far."""
+
+    @_builtins.property
+    def lottery(self) -> _event_pb2.LotteryStarted:
+        """The open lottery, if any."""
+
+    @_builtins.property
+    def slow_mode(self) -> _duration_pb2.Duration:
+        """Slow mode interval for comments; zero when off."""
+
     def __init__(
         self,
         *,
         room_id: _builtins.str = ...,
         title: _builtins.str = ...,
         head_cursor: _builtins.str = ...,
+        pinned_product: _event_pb2.Product | None = ...,
+        flash_sale: _event_pb2.FlashSaleStarted | None = ...,
+        poll: _event_pb2.PollStarted | None = ...,
+        poll_tally: _event_pb2.PollTally | None = ...,
+        lottery: _event_pb2.LotteryStarted | None = ...,
+        like_total: _builtins.int = ...,
+        viewer_count: _builtins.int = ...,
+        slow_mode: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "lottery", b"lottery", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "slow_mode", b"slow_mode"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["head_cursor", b"head_cursor", "room_id", b"room_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "head_cursor", b"head_cursor", "like_total", b"like_total", "lottery", b"lottery", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "room_id", b"room_id", "slow_mode", b"slow_mode", "title", b"title", "viewer_count", b"viewer_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -653,10 +697,10 @@ class EventBatch(_message.Message):
     room_id: _builtins.str
     """The room."""
     omitted_count: _builtins.int
-    """How many normal-priority events of this room this subscriber did not receive
-    just before `events` (sampled away in a very busy room, or shed because the
-    subscriber read too slowly). History (ListEvents) has them all. Critical events
-    are never omitted.
+    """How many events of this room this subscriber did not receive just before
+    `events`: normal ones sampled away in a very busy room, or normal and ephemeral
+    ones shed because the subscriber read too slowly. History (ListEvents) has them
+    all. Critical events are never omitted.
     """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]:

@@ -1,0 +1,152 @@
+"""A room's live state, folded from its events in log order.
+
+Every node watching a room folds the same log, so every node reaches the same state:
+this is what lets the Kafka backend run many nodes without any of this code knowing.
+Join snapshots, moderation checks, one-vote-per-user and lottery entries read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from barrage.v1 import event_pb2
+from barrage.v1 import room_service_pb2 as rs
+
+VIEWER_COUNT_TTL_MS = 15_000
+
+
+def _ms(ts: object) -> int:
+    return int(ts.ToMilliseconds())  # type: ignore[attr-defined]
+
+
+@dataclass
+class Poll:
+    started: event_pb2.PollStarted
+    counts: list[int]
+    voters: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Lottery:
+    started: event_pb2.LotteryStarted
+    entrants: set[str] = field(default_factory=set)
+
+
+@dataclass
+class RoomState:
+    room_id: str
+    position: int = -1
+    """Position of the last folded event."""
+    pinned: event_pb2.Product | None = None
+    flash_sale: event_pb2.FlashSaleStarted | None = None
+    flash_stock: int = 0
+    polls: dict[str, Poll] = field(default_factory=dict)
+    """Open polls (normally one)."""
+    lotteries: dict[str, Lottery] = field(default_factory=dict)
+    """Open lotteries (normally one)."""
+    like_total: int = 0
+    viewers_by_node: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """node id -> (viewers, publish time ms)."""
+    muted_until_ms: dict[str, int] = field(default_factory=dict)
+    banned: set[str] = field(default_factory=set)
+    slow_mode_ms: int = 0
+    last_comment_ms: dict[str, int] = field(default_factory=dict)
+
+    def fold(self, position: int, event: event_pb2.Event) -> str | None:
+        """Apply one event. Returns a user id that must be removed from the room (ban)."""
+        self.position = position
+        payload = event.payload
+        kind = payload.WhichOneof("kind")
+        when = _ms(event.publish_time)
+        if kind == "comment":
+            if self.slow_mode_ms:
+                self.last_comment_ms[event.sender.user_id] = when
+        elif kind == "like_burst":
+            self.like_total += payload.like_burst.delta
+        elif kind == "product_pinned":
+            self.pinned = payload.product_pinned.product
+        elif kind == "product_unpinned":
+            if self.pinned is not None and self.pinned.product_id == payload.product_unpinned.product_id:
+                self.pinned = None
+        elif kind == "product_updated":
+            self._update_product(payload.product_updated)
+        elif kind == "flash_sale_started":
+            self.flash_sale = payload.flash_sale_started
+            self.flash_stock = payload.flash_sale_started.stock
+        elif kind == "flash_sale_stock":
+            if self.flash_sale is not None and self.flash_sale.sale_id == payload.flash_sale_stock.sale_id:
+                self.flash_stock = payload.flash_sale_stock.stock
+        elif kind == "flash_sale_ended":
+            if self.flash_sale is not None and self.flash_sale.sale_id == payload.flash_sale_ended.sale_id:
+                self.flash_sale = None
+        elif kind == "poll_started":
+            started = payload.poll_started
+            self.polls = {started.poll_id: Poll(started, [0] * len(started.options))}
+        elif kind == "poll_vote":
+            poll = self.polls.get(payload.poll_vote.poll_id)
+            voter = event.sender.user_id
+            if poll is not None and voter not in poll.voters and payload.poll_vote.option < len(poll.counts):
+                poll.voters.add(voter)
+                poll.counts[payload.poll_vote.option] += 1
+        elif kind == "poll_ended":
+            self.polls.pop(payload.poll_ended.poll_id, None)
+        elif kind == "lottery_started":
+            started_lottery = payload.lottery_started
+            self.lotteries[started_lottery.lottery_id] = Lottery(started_lottery)
+        elif kind == "lottery_entry":
+            lottery = self.lotteries.get(payload.lottery_entry.lottery_id)
+            if lottery is not None:
+                lottery.entrants.add(event.sender.user_id)
+        elif kind == "lottery_drawn":
+            self.lotteries.pop(payload.lottery_drawn.lottery_id, None)
+        elif kind == "viewer_count":
+            count = payload.viewer_count
+            self.viewers_by_node[count.node_id] = (count.node_viewers, when)
+        elif kind == "user_muted":
+            self.muted_until_ms[payload.user_muted.user_id] = _ms(payload.user_muted.until)
+        elif kind == "user_banned":
+            self.banned.add(payload.user_banned.user_id)
+            return payload.user_banned.user_id
+        elif kind == "slow_mode":
+            self.slow_mode_ms = int(payload.slow_mode.min_interval.ToMilliseconds())
+            if not self.slow_mode_ms:
+                self.last_comment_ms.clear()
+        return None
+
+    def _update_product(self, update: event_pb2.ProductUpdated) -> None:
+        for product in (self.pinned, self.flash_sale.product if self.flash_sale is not None else None):
+            if product is None or product.product_id != update.product_id:
+                continue
+            if update.HasField("price"):
+                product.price.CopyFrom(update.price)
+            if update.HasField("stock"):
+                product.stock = update.stock
+
+    def muted(self, user_id: str, now_ms: int) -> int:
+        """Until when the user is muted (ms), 0 if not."""
+        until = self.muted_until_ms.get(user_id, 0)
+        return until if until > now_ms else 0
+
+    def viewers(self, now_ms: int) -> int:
+        return sum(count for count, at in self.viewers_by_node.values() if now_ms - at <= VIEWER_COUNT_TTL_MS)
+
+    def snapshot(self, title: str, head_cursor: str, now_ms: int) -> rs.RoomSnapshot:
+        snap = rs.RoomSnapshot(
+            room_id=self.room_id,
+            title=title,
+            head_cursor=head_cursor,
+            like_total=self.like_total,
+            viewer_count=self.viewers(now_ms),
+        )
+        if self.pinned is not None:
+            snap.pinned_product.CopyFrom(self.pinned)
+        if self.flash_sale is not None:
+            snap.flash_sale.CopyFrom(self.flash_sale)
+            snap.flash_sale.stock = self.flash_stock
+        for poll in self.polls.values():
+            snap.poll.CopyFrom(poll.started)
+            snap.poll_tally.CopyFrom(event_pb2.PollTally(poll_id=poll.started.poll_id, counts=poll.counts))
+        for lottery in self.lotteries.values():
+            snap.lottery.CopyFrom(lottery.started)
+        snap.slow_mode.FromMilliseconds(self.slow_mode_ms)
+        return snap
