@@ -14,6 +14,9 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import TextIO
 
+from google.protobuf import json_format
+
+from barrage.v1 import event_pb2
 from clients.sdk import (
     BarrageError,
     Client,
@@ -28,8 +31,8 @@ from clients.sdk import (
 from clients.sdk.items import RoomItem
 
 
-def format_item(item: RoomItem) -> str:
-    """One line for a human."""
+def format_item(item: RoomItem) -> str | None:
+    """One line for a human, or None for what is not worth a line (running counters)."""
     if isinstance(item, Omitted):
         return f"  … {item.count} messages skipped (busy room)"
     if isinstance(item, ResumeGap):
@@ -46,7 +49,12 @@ def format_item(item: RoomItem) -> str:
     if kind == "room_closed":
         reason = item.payload.room_closed.reason
         return f"[{when}] *** the room was closed" + (f": {reason}" if reason else "")
-    return f"[{when}] {who}: (an event this version cannot show)"
+    if kind is None or item.priority == event_pb2.PRIORITY_EPHEMERAL:
+        return None  # Counters (likes, viewers, stock) and types this version does not know.
+    # Other event types (gifts, product cards, polls, ...): their simple fields.
+    fields = json_format.MessageToDict(getattr(item.payload, kind))
+    summary = ", ".join(f"{name}={value}" for name, value in fields.items() if not isinstance(value, dict | list))
+    return f"[{when}] {who} · {kind.replace('_', ' ')}" + (f": {summary}" if summary else "")
 
 
 class _Chat:
@@ -121,7 +129,9 @@ async def _prompt_input(chat: _Chat) -> None:
 
 async def _show_room(chat: _Chat, room: Subscription) -> None:
     async for item in room:
-        chat.show(format_item(item), error=isinstance(item, SubscriptionEnded) and item.error is not None)
+        line = format_item(item)
+        if line is not None:
+            chat.show(line, error=isinstance(item, SubscriptionEnded) and item.error is not None)
 
 
 async def chat(

@@ -56,12 +56,20 @@ async def barrage_process(*args: str, stdin: bool = False) -> AsyncIterator[asyn
         await proc.wait()
 
 
-async def read_json_line(proc: asyncio.subprocess.Process) -> dict[str, Any]:
+def is_content(event: dict[str, Any]) -> bool:
+    """Events the tests publish (the server adds ephemeral ones such as viewer counts)."""
+    return bool({"comment", "announcement", "roomClosed"} & set(event.get("payload", {})))
+
+
+async def read_event(proc: asyncio.subprocess.Process) -> dict[str, Any]:
+    """The next content event the command printed as a JSON line."""
     assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)
-    assert line, "the command ended its output early"
-    record: dict[str, Any] = json.loads(line)
-    return record
+    while True:
+        line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT_S)
+        assert line, "the command ended its output early"
+        event: dict[str, Any] = json.loads(line)
+        if is_content(event):
+            return event
 
 
 async def read_until(proc: asyncio.subprocess.Process, text: str) -> list[str]:
@@ -96,16 +104,17 @@ async def test_tail_from_a_cursor_prints_exactly_the_events_after_it_then_follow
     published = [await admin.announce(room_id, f"a{n}") for n in range(5)]
     args = ("tail", room_id, "--from", published[1].cursor, "--target", server.target)
     async with barrage_process(*args, "--token", server.token("tailer")) as tail:
-        replayed = [await read_json_line(tail) for _ in range(3)]
+        replayed = [await read_event(tail) for _ in range(3)]
         assert [e["cursor"] for e in replayed] == [p.cursor for p in published[2:]]
         assert [e["payload"]["announcement"]["text"] for e in replayed] == ["a2", "a3", "a4"]
         live = await admin.announce(room_id, "live one")
-        followed = await read_json_line(tail)
+        followed = await read_event(tail)
         assert (followed["cursor"], followed["payload"]["announcement"]["text"]) == (live.cursor, "live one")
         assert followed["sender"]["userId"] == "ops"
         tail.terminate()
         rest, errors = await asyncio.wait_for(tail.communicate(), TIMEOUT_S)
-    assert rest == b"", rest  # Nothing but the events: no duplicate, no extra line.
+    # Nothing but the events: no duplicate, no extra line.
+    assert [line for line in rest.splitlines() if is_content(json.loads(line))] == []
     assert tail.returncode == 0, errors
 
 
@@ -152,6 +161,7 @@ async def test_room_publish_and_history_commands(server: ServerProcess, room_id:
     listed = barrage("history", room_id, *host)
     assert listed.returncode == 0, listed.stderr
     events = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert all(is_content(e) for e in events)  # Nobody joined: no viewer counts either.
     assert [e["payload"]["announcement"]["text"] for e in events] == ["first", "second", "third", "first"]
     assert [e["cursor"] for e in events[:3]] == cursors
 
@@ -189,3 +199,17 @@ def test_events_print_as_one_json_line() -> None:
     line = to_json_line(event)
     assert "\n" not in line
     assert json.loads(line)["payload"]["comment"]["text"] == "多\nlines"
+
+
+def test_chat_formats_one_line_per_event_and_hides_counters() -> None:
+    from clients.chat import format_item
+    from clients.sdk import Omitted
+
+    comment = event_pb2.Event(
+        sender=event_pb2.Sender(user_id="amy", display_name="Amy"),
+        payload=event_pb2.Payload(comment=event_pb2.Comment(text="这个多少钱?")),
+    )
+    line = format_item(comment)
+    assert line is not None and line.endswith("Amy: 这个多少钱?")
+    assert format_item(event_pb2.Event()) is None  # A type this version does not know.
+    assert "3 messages skipped" in (format_item(Omitted("r", 3)) or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
@@ -25,6 +26,7 @@ from clients.sdk import (
     ClientOptions,
     ConnectionFailed,
     JoinError,
+    Omitted,
     ResumeGap,
     RoomItem,
     SendError,
@@ -33,6 +35,7 @@ from clients.sdk import (
 )
 from clients.sdk.backoff import Backoff
 from clients.sdk.dedupe import RecentIds
+from clients.sdk.policy import after_join, send_retry_delay
 from tests.server_process import ServerProcess
 
 # Reconnect quickly in tests: a restarted server is back within a second or two.
@@ -46,19 +49,31 @@ async def admin(server: ServerProcess, room_id: str) -> AsyncIterator[AdminClien
         yield client
 
 
+CONTENT = frozenset({"comment", "announcement", "room_closed"})
+"""The event types these tests publish. The server adds others on its own (viewer
+counts and such, ephemeral by design: latest value wins, and they may be coalesced), so
+order, gap and duplicate checks are made on these."""
+
+
+def is_content(event: event_pb2.Event) -> bool:
+    return event.payload.WhichOneof("kind") in CONTENT
+
+
 async def take_events(items: Subscription, count: int, timeout_s: float = 30.0) -> list[event_pb2.Event]:
-    """The next `count` events; any other item fails the test (no gap may be hidden)."""
+    """The next `count` content events; any item other than an event fails the test (no
+    gap may be hidden)."""
     events: list[event_pb2.Event] = []
     async with asyncio.timeout(timeout_s):
         while len(events) < count:
             item = await anext(items)
             assert isinstance(item, event_pb2.Event), item
-            events.append(item)
+            if is_content(item):
+                events.append(item)
     return events
 
 
 async def history(admin: AdminClient, room_id: str) -> list[event_pb2.Event]:
-    return [event async for event in admin.history(room_id)]
+    return [event async for event in admin.history(room_id) if is_content(event)]
 
 
 def ids(events: Sequence[event_pb2.Event]) -> list[str]:
@@ -267,6 +282,58 @@ def test_recent_ids_are_bounded() -> None:
     assert "a" not in recent and len(recent) == 3
 
 
+async def test_an_oversized_send_is_refused_before_it_can_end_the_stream(
+    server: ServerProcess, room_id: str, admin: AdminClient
+) -> None:
+    async with Client(server.target, server.token("lee")) as lee:
+        await lee.join(room_id)
+        with pytest.raises(SendError) as refused:
+            await lee.send(room_id, "x" * 70_000)
+        assert (refused.value.code, refused.value.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "FRAME_TOO_LARGE")
+        assert (await lee.send(room_id, "fine")).cursor
+        assert lee.stats.welcomes == 1
+
+
+def test_resume_point_after_a_join() -> None:
+    head = "e.9"
+
+    def point(outcome: rs.ResumeOutcome.ValueType, head: str, cursor: str, history: int) -> tuple[str, int]:
+        return after_join(
+            outcome,
+            head,
+            cursor=cursor,
+            fresh_history=history,
+            asked_history=history > 0 and not cursor,
+            max_history=200,
+        )
+
+    # Resumed: keep the cursor. Fresh without history: live events follow the head.
+    assert point(rs.RESUME_OUTCOME_RESUMED, head, "e.3", 0) == ("e.3", 0)
+    assert point(rs.RESUME_OUTCOME_FRESH, head, "", 0) == (head, 0)
+    # Fresh with history on the way: join fresh again until an event arrives.
+    assert point(rs.RESUME_OUTCOME_FRESH, head, "", 20) == ("", 20)
+    # Empty room: everything after is new, so ask for as much as the server gives.
+    assert point(rs.RESUME_OUTCOME_FRESH, "", "", 0) == ("", 200)
+    # A cursor that could not be resumed: continue from the head (the gap is reported).
+    assert point(rs.RESUME_OUTCOME_CURSOR_TOO_OLD, head, "e.1", 0) == (head, 0)
+
+
+def test_which_refusals_are_retried() -> None:
+    def delay(code: grpc.StatusCode, reason: str, attempts: int = 1, **kw: bool) -> float | None:
+        error = BarrageError(code, "x", reason=reason, retry_delay=0.3)
+        flags = {"retry_rate_limited": True, "rejoining": False} | kw
+        return send_retry_delay(error, attempts, max_attempts=8, rng=lambda: 0.0, **flags)
+
+    assert delay(grpc.StatusCode.UNAVAILABLE, "LOG_UNAVAILABLE") == 0.3
+    assert delay(grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED") == 0.3
+    assert delay(grpc.StatusCode.RESOURCE_EXHAUSTED, "RATE_LIMITED", retry_rate_limited=False) is None
+    assert delay(grpc.StatusCode.UNAVAILABLE, "LOG_UNAVAILABLE", attempts=8) is None
+    assert delay(grpc.StatusCode.FAILED_PRECONDITION, "NOT_JOINED") is None
+    assert delay(grpc.StatusCode.FAILED_PRECONDITION, "NOT_JOINED", rejoining=True) == 0.5
+    assert delay(grpc.StatusCode.INVALID_ARGUMENT, "TEXT_TOO_LONG") is None
+    assert delay(grpc.StatusCode.PERMISSION_DENIED, "ROLE_FORBIDDEN") is None
+
+
 # ------------------------------------------------------------------ failure handling
 
 
@@ -317,7 +384,14 @@ async def test_reconnect_after_kill_9_resumes_without_gap_or_duplicate(
 async def test_go_away_then_restart_reconnects_and_resumes(
     server: ServerProcess, room_id: str, admin: AdminClient
 ) -> None:
-    async with Client(server.target, server.token("jay"), options=FAST) as jay:
+    minted: list[str] = []
+
+    async def token_provider() -> str:
+        # A fresh token for every connection, as from an identity provider.
+        minted.append(server.token("jay"))
+        return minted[-1]
+
+    async with Client(server.target, token_provider, options=FAST) as jay:
         room = await jay.join(room_id)
         await jay.send(room_id, "one")
         server.terminate()  # SIGTERM: GoAway, then UNAVAILABLE.
@@ -328,46 +402,81 @@ async def test_go_away_then_restart_reconnects_and_resumes(
         assert texts(await take_events(room, 3)) == ["one", "two", "three"]
         assert jay.stats.go_aways == 1
         assert jay.stats.welcomes == 2
+        assert len(minted) == jay.stats.streams  # Asked before every attempt.
 
 
-def _publish_from_thread(target: str, token: str, room_id: str, count: int, size: int) -> None:
+def _publish_from_thread(target: str, token: str, room_id: str, count: int, size: int, kind: str) -> None:
     """Publish with a blocking channel, from outside the (frozen) event loop."""
     with grpc.insecure_channel(target) as channel:
         stub = admin_service_pb2_grpc.RoomAdminServiceStub(channel)
         for n in range(count):
-            payload = event_pb2.Payload(announcement=event_pb2.Announcement(text=f"{n} " + "y" * size))
+            text = f"{n} " + "y" * size
+            if kind == "comment":
+                payload = event_pb2.Payload(comment=event_pb2.Comment(text=text))
+            else:
+                payload = event_pb2.Payload(announcement=event_pb2.Announcement(text=text))
             request = admin_service_pb2.PublishEventRequest(room_id=room_id, request_id=f"flood-{n}", payload=payload)
             stub.PublishEvent(request, metadata=(("authorization", f"Bearer {token}"),), timeout=30)
 
 
-async def test_resume_required_is_handled_transparently(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def frozen_reader(tmp_path: Path) -> AsyncIterator[tuple[ServerProcess, AdminClient, Client, Subscription]]:
+    """A server with a small per-stream outbox, and a client joined to "busy" whose
+    reads can be stopped by freezing the event loop."""
     server = ServerProcess(tmp_path / "data", env={"BARRAGE_OUTBOX_MAX_BYTES": "32768"})
     server.start()
     try:
-        room_id = "flash-sale"
-        token = server.token("ops", role="service")
-        async with AdminClient(server.target, token) as admin:
-            await admin.create_room(room_id)
+        async with AdminClient(server.target, server.token("ops", role="service")) as admin:
+            await admin.create_room("busy")
             # Without BDP probing the flow-control window stays at 64 KiB, so a client
             # that stops reading backs up into the server's outbox quickly.
             options = ClientOptions(extra_channel_options=(("grpc.http2.bdp_probe", 0),))
             async with Client(server.target, server.token("slow"), options=options) as slow:
-                room = await slow.join(room_id)
-                count = 300
-                # Freeze this event loop (the SDK cannot read) while critical events pour in.
-                publisher = threading.Thread(
-                    target=_publish_from_thread, args=(server.target, token, room_id, count, 400)
-                )
-                publisher.start()
-                publisher.join(60)
-                # Still frozen on purpose: let the last frames reach the outbox first.
-                time.sleep(0.5)  # noqa: ASYNC251
-                events = await take_events(room, count, timeout_s=60)
-                assert slow.stats.resumes_required >= 1
-                logged = await history(admin, room_id)
-        assert ids(events) == ids(logged)
+                yield server, admin, slow, await slow.join("busy")
     finally:
         server.stop()
+
+
+def freeze_while_publishing(server: ServerProcess, count: int, kind: str) -> None:
+    """Block the calling event loop (the SDK cannot read) while another thread publishes."""
+    token = server.token("ops", role="service")
+    publisher = threading.Thread(target=_publish_from_thread, args=(server.target, token, "busy", count, 400, kind))
+    publisher.start()
+    publisher.join(60)
+    # Still frozen on purpose: let the last frames reach the outbox first.
+    time.sleep(0.5)
+
+
+async def test_resume_required_is_handled_transparently(tmp_path: Path) -> None:
+    async with frozen_reader(tmp_path) as (server, admin, slow, room):
+        count = 300
+        freeze_while_publishing(server, count, "announcement")  # Critical: never shed.
+        events = await take_events(room, count, timeout_s=60)
+        assert slow.stats.resumes_required >= 1
+        assert ids(events) == ids(await history(admin, "busy"))
+
+
+async def test_omitted_events_are_counted_never_silently_skipped(tmp_path: Path) -> None:
+    async with frozen_reader(tmp_path) as (server, admin, _, room):
+        count = 300
+        freeze_while_publishing(server, count, "comment")  # Normal: may be shed when behind.
+        delivered: list[event_pb2.Event] = []
+        omitted = 0
+        async with asyncio.timeout(60):
+            while len(delivered) + omitted < count:
+                item = await anext(room)
+                if isinstance(item, Omitted):
+                    omitted += item.count
+                else:
+                    assert isinstance(item, event_pb2.Event), item
+                    if is_content(item):
+                        delivered.append(item)
+        assert omitted > 0
+        logged = ids(await history(admin, "busy"))
+        got = set(ids(delivered))
+        # What was delivered is the log minus what was reported omitted, in log order.
+        assert len(got) == len(delivered)
+        assert ids(delivered) == [i for i in logged if i in got]
 
 
 async def test_a_slow_consumer_is_paused_and_caught_up_from_the_log(

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +38,7 @@ from clients.sdk.errors import (
 )
 from clients.sdk.items import Ack, ClientStats, ConnectionState, Omitted, ResumeGap, RoomItem
 from clients.sdk.options import ClientOptions, open_channel
+from clients.sdk.policy import MAX_CLIENT_FRAME_BYTES, after_join, join_retry_delay, send_retry_delay
 from clients.sdk.stream import Stream
 from clients.sdk.subscription import Phase, Subscription
 
@@ -47,7 +48,8 @@ TokenSource = str | Callable[[], Awaitable[str]]
 """A token, or an async function returning a fresh one (called before every connect)."""
 
 _OK = 0
-_MAX_JOIN_ATTEMPTS = 8
+_REFRESH_MARGIN_S = 60.0
+"""Refresh a provider's token this long before the stream's token expires."""
 
 
 @dataclass(slots=True)
@@ -91,6 +93,7 @@ class Client:
         self._activity = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._refreshing: asyncio.Task[None] | None = None
         self._closing = False
         self._fatal: BarrageError | None = None
         self._last_error: BarrageError | None = None
@@ -246,6 +249,14 @@ class Client:
             request = rs.Send(
                 room_id=room_id, client_msg_id=msg_id, traceparent=traceparent, tracestate=tracestate, payload=payload
             )
+            if rs.ConnectRequest(send=request).ByteSize() > MAX_CLIENT_FRAME_BYTES:
+                raise SendError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"the send is larger than the server's {MAX_CLIENT_FRAME_BYTES} byte frame limit",
+                    reason="FRAME_TOO_LARGE",
+                    room_id=room_id,
+                    client_msg_id=msg_id,
+                )
             pending = _PendingSend(request, asyncio.get_running_loop().create_future())
             self._sends[key] = pending
             try:
@@ -444,6 +455,8 @@ class Client:
     def _detach(self, stream: Stream) -> None:
         if self._stream is stream:
             self._stream = None
+        if self._refreshing is not None:
+            self._refreshing.cancel()  # Each stream's Welcome schedules its own.
         self._connected.clear()
         lost = BarrageError(grpc.StatusCode.UNAVAILABLE, "connection lost", reason="CONNECTION_LOST")
         for future in self._pings.values():
@@ -532,6 +545,9 @@ class Client:
         self.stats.welcomes += 1
         self._connected.set()
         self._set_state(ConnectionState.CONNECTED)
+        if welcome.HasField("token_expire_time") and not isinstance(self._token, str):
+            expires_in = welcome.token_expire_time.ToNanoseconds() / 1e9 - time.time()
+            self._refresh_soon(max(expires_in - _REFRESH_MARGIN_S, 0.0))
         log.info("connected to %s (node %s, session %s)", self.target, welcome.node_id, welcome.session_id)
 
     def _on_events(self, batch: rs.EventBatch) -> None:
@@ -569,30 +585,24 @@ class Client:
         sub.resume_outcome = result.resume
         if result.resume in (rs.RESUME_OUTCOME_CURSOR_TOO_OLD, rs.RESUME_OUTCOME_CURSOR_UNKNOWN):
             sub.push_notice(ResumeGap(room_id, result.resume, sub.cursor, result.snapshot))
-        if result.resume != rs.RESUME_OUTCOME_RESUMED:
-            head = result.snapshot.head_cursor
-            if not head:
-                # The room was empty: everything that follows is new, so a rejoin before
-                # the first event must ask for all of it.
-                sub.cursor = ""
-                sub.fresh_history = max(sub.fresh_history, self._max_history())
-            elif not sub.sent_join_with_history:
-                sub.cursor = head  # Live events follow the head; resume from there.
-            else:
-                sub.cursor = ""  # Its history is on the way; until then, join fresh again.
+        sub.cursor, sub.fresh_history = after_join(
+            result.resume,
+            result.snapshot.head_cursor,
+            cursor=sub.cursor,
+            fresh_history=sub.fresh_history,
+            asked_history=sub.sent_join_with_history,
+            max_history=self._welcome.limits.max_history_limit if self._welcome is not None else 0,
+        )
         sub.phase = Phase.JOINED if sub.has_room() else Phase.PAUSED
         if not sub.joined.done():
             sub.joined.set_result(None)
 
     def _join_refused(self, sub: Subscription, error: JoinError) -> None:
-        retryable = error.code == grpc.StatusCode.UNAVAILABLE or (
-            error.code == grpc.StatusCode.RESOURCE_EXHAUSTED and error.reason == "RATE_LIMITED"
-        )
         sub.join_attempts += 1
-        if retryable and sub.join_attempts < _MAX_JOIN_ATTEMPTS:
-            delay = error.retry_delay or 0.2 * 2**sub.join_attempts
+        delay = join_retry_delay(error, sub.join_attempts)
+        if delay is not None:
             sub.phase = Phase.DETACHED
-            sub.join_retry = asyncio.get_running_loop().call_later(delay * (1 + random.random() / 4), self._rejoin, sub)
+            sub.join_retry = asyncio.get_running_loop().call_later(delay, self._rejoin, sub)
             return
         log.warning("room %s: join refused: %s", sub.room_id, error)
         self._end_room(sub, error)
@@ -634,27 +644,22 @@ class Client:
             )
             return
         error = SendError.from_status(result.status, room_id=result.room_id, client_msg_id=result.client_msg_id)
-        delay = self._send_retry_delay(pending, error)
+        if error.reason == "TOKEN_EXPIRED" and not isinstance(self._token, str):
+            self._refresh_soon(0.0)  # Then the send is retried like any refused one.
+        sub = self._rooms.get(result.room_id)
+        delay = send_retry_delay(
+            error,
+            pending.attempts,
+            max_attempts=self.options.max_send_attempts,
+            retry_rate_limited=self.options.retry_rate_limited,
+            rejoining=sub is not None and sub.phase is not Phase.JOINED,
+            token_refreshing=self._refreshing is not None,
+        )
         if delay is None:
             pending.future.set_exception(error)
             return
         log.info("send %s to %s refused (%s); retrying in %.2f s", key[1], key[0], error.reason, delay)
         pending.retry = asyncio.get_running_loop().call_later(delay, self._retry_send, key)
-
-    def _send_retry_delay(self, pending: _PendingSend, error: SendError) -> float | None:
-        if pending.attempts >= self.options.max_send_attempts:
-            return None
-        jitter = 1 + random.random() / 4
-        if error.code == grpc.StatusCode.UNAVAILABLE:
-            return (error.retry_delay or min(0.2 * 2**pending.attempts, 5.0)) * jitter
-        if error.code == grpc.StatusCode.RESOURCE_EXHAUSTED and error.reason == "RATE_LIMITED":
-            return (error.retry_delay or 0.5) * jitter if self.options.retry_rate_limited else None
-        if error.reason == "NOT_JOINED":
-            # Written while the room was being rejoined (a rejoin we started): wait for it.
-            sub = self._rooms.get(error.room_id)
-            if sub is not None and sub.phase is not Phase.JOINED:
-                return 0.2 * jitter
-        return None
 
     def _retry_send(self, key: tuple[str, str]) -> None:
         pending = self._sends.get(key)
@@ -767,5 +772,21 @@ class Client:
                 client_msg_id=key[1],
             ) from None
 
-    def _max_history(self) -> int:
-        return self._welcome.limits.max_history_limit if self._welcome is not None else 0
+    # ================================================================== tokens
+
+    def _refresh_soon(self, delay_s: float) -> None:
+        """Fetch a new token from the provider after `delay_s` and send it on the stream."""
+        if isinstance(self._token, str) or self._refreshing is not None:
+            return
+        self._refreshing = asyncio.get_running_loop().create_task(self._refresh(delay_s), name="barrage-token")
+
+    async def _refresh(self, delay_s: float) -> None:
+        try:
+            await asyncio.sleep(delay_s)
+            token = await self._token_value()
+            if self._stream is not None:
+                self._stream.write(rs.ConnectRequest(refresh_token=rs.RefreshToken(token=token)))
+        except Exception as exc:
+            log.warning("token refresh failed: %r", exc)  # The next reconnect asks again.
+        finally:
+            self._refreshing = None

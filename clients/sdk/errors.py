@@ -35,7 +35,8 @@ class BarrageError(Exception):
 
     `reason` is the ErrorInfo reason ("TEXT_TOO_LONG", "RATE_LIMITED", ...) or "" when
     the status had none. Reasons the SDK sets itself: CLIENT_CLOSED, SEND_TIMEOUT,
-    JOIN_TIMEOUT, CONNECT_TIMEOUT, CONNECTION_LOST.
+    JOIN_TIMEOUT, CONNECT_TIMEOUT, CONNECTION_LOST, PING_TIMEOUT,
+    FRAME_TOO_LARGE.
     """
 
     def __init__(

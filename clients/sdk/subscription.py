@@ -160,7 +160,10 @@ class Subscription:
             return False
         if event.event_id:
             self.seen.add(event.event_id)
-        self.cursor = event.cursor
+        if event.cursor:
+            # Events without a position (aggregates the server never logs) cannot be
+            # resumed from, so they never move the resume point.
+            self.cursor = event.cursor
         self._push(event)
         return True
 
