@@ -31,6 +31,8 @@ def _serve(args: argparse.Namespace) -> int:
             "batch_interval_ms": args.batch_interval_ms,
             "node_id": args.node_id,
             "log_level": args.log_level,
+            "word_filter": args.word_filter,
+            "lottery_secret": args.lottery_secret,
         }.items()
         if value is not None
     }
@@ -193,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--batch-interval-ms", type=float, help="per-room coalescing window for busy rooms")
     serve.add_argument("--node-id", help="node name in logs and traces")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING")
+    serve.add_argument("--word-filter", help="file of blocked words or phrases, one per line")
+    serve.add_argument("--lottery-secret", help="secret lottery seeds derive from (same on every node)")
     serve.set_defaults(func=_serve)
 
     token = commands.add_parser("token", help="print a DEVELOPMENT token (HS256, shared secret)")

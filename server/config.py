@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     max_text_chars: int = 500
     sends_per_second: float = 10.0
     send_burst: int = 20
+    user_sends_per_second: float | None = Field(None, description="per user on a node; default 1.5 x sends_per_second")
+    user_send_burst: int | None = Field(None, description="default 1.5 x send_burst")
     max_history_limit: int = 200
     max_rooms_per_stream: int = 16
     max_pending_sends: int = 256
@@ -56,6 +58,12 @@ class Settings(BaseSettings):
             issuer=self.jwt_issuer,
             audience=self.jwt_audience,
         )
+
+    def user_rate(self) -> tuple[float, float]:
+        """(rate, burst) of the per-user budget shared by a user's streams on one node."""
+        rate = self.user_sends_per_second or 1.5 * self.sends_per_second
+        burst = self.user_send_burst or int(1.5 * self.send_burst)
+        return rate, float(burst)
 
     def lottery_secret_bytes(self) -> bytes:
         """Every node of a cluster must derive the same seeds: falls back to the token secret."""

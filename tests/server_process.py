@@ -48,7 +48,7 @@ class ServerProcess:
 
     def start(self, timeout_s: float = 30.0) -> None:
         # Core-guarantee tests read every event; sampling of hot rooms has its own tests.
-        env = dict(os.environ, PYTHONUNBUFFERED="1", BARRAGE_VIEWER_BUDGET_PER_S="100000", **self.env)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "BARRAGE_VIEWER_BUDGET_PER_S": "100000", **self.env}
         command = [
             sys.executable, "-m", "server",
             "--listen", self.target,

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -30,6 +31,7 @@ from server.core.cursor import CursorError, encode_cursor, parse_cursor
 from server.core.errors import OK_STATUS, ApiError, Code
 from server.core.hub import Channel, Hub
 from server.core.outbox import Frame, Outbox
+from server.core.ratelimit import TokenBucket
 from server.log.base import (
     Backend,
     LogEntry,
@@ -46,6 +48,7 @@ SYSTEM = Identity(user_id="barrage", display_name="Barrage", role=event_pb2.ROLE
 """The sender of events the server produces itself (like bursts, draws, tallies)."""
 
 _REPLAY_PAGE = 500
+_MAX_USER_BUCKETS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ class Gateway:
         self._watch_locks: dict[str, asyncio.Lock] = {}
         self._members: dict[str, set[Member]] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._user_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     async def start(self) -> None:
         self._log.set_listener(self._on_records)
@@ -116,6 +120,20 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         await self._log.close()
+
+    def user_bucket(self, who: Identity) -> TokenBucket:
+        """The node's rate budget for one user across all their streams (services: unlimited)."""
+        bucket = self._user_buckets.get(who.user_id)
+        if bucket is None:
+            rate, burst = self.settings.user_rate()
+            if who.role == policy.SERVICE:
+                rate = float("inf")
+            bucket = self._user_buckets[who.user_id] = TokenBucket(rate, burst)
+            if len(self._user_buckets) > _MAX_USER_BUCKETS:
+                self._user_buckets.popitem(last=False)
+        else:
+            self._user_buckets.move_to_end(who.user_id)
+        return bucket
 
     def members(self, room_id: str) -> set[Member]:
         return self._members.get(room_id, set())

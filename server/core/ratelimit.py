@@ -18,6 +18,8 @@ class TokenBucket:
 
     def take(self, n: float = 1.0) -> float:
         """Take n tokens. Returns 0.0 on success, else the seconds until n are available."""
+        if self._rate == float("inf"):
+            return 0.0
         now = time.monotonic()
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now

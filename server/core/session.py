@@ -238,6 +238,14 @@ class Session:
     def _send(self, send: rs.Send) -> None:
         try:
             self._rate_limit()
+            assert self.identity is not None
+            # A user's streams share one budget too, so opening more streams does not
+            # buy a bigger flood.
+            wait = self._gateway.user_bucket(self.identity).take()
+            if wait:
+                raise ApiError(
+                    Code.RESOURCE_EXHAUSTED, "RATE_LIMITED", "rate limit for this user exceeded", retry_after_s=wait
+                )
             policy.check_client_id(send.client_msg_id, "client_msg_id")
             if send.room_id not in self.members:
                 raise ApiError(Code.FAILED_PRECONDITION, "NOT_JOINED", "join the room before sending to it")
