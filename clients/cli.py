@@ -8,7 +8,7 @@ import getpass
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -18,26 +18,23 @@ def _serve(args: argparse.Namespace) -> int:
     from server.app import run
     from server.config import Settings
 
-    overrides = {
-        key: value
-        for key, value in {
-            "listen": args.listen,
-            "log": args.log,
-            "jwt_secret": args.jwt_secret,
-            "jwt_public_key": args.jwt_public_key,
-            "jwt_jwks_url": args.jwt_jwks_url,
-            "jwt_issuer": args.jwt_issuer,
-            "jwt_audience": args.jwt_audience,
-            "batch_interval_ms": args.batch_interval_ms,
-            "node_id": args.node_id,
-            "log_level": args.log_level,
-            "word_filter": args.word_filter,
-            "lottery_secret": args.lottery_secret,
-        }.items()
-        if value is not None
-    }
+    overrides = {name: getattr(args, name) for name in Settings.model_fields if getattr(args, name, None) is not None}
     run(Settings(**overrides))
     return 0
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """One flag per server setting (--batch-interval-ms for batch_interval_ms, ...)."""
+    from server.config import Settings
+
+    for name, field in Settings.model_fields.items():
+        kinds = set(getattr(field.annotation, "__args__", (field.annotation,)))
+        kind: Callable[[str], object] = int if int in kinds else float if float in kinds else str
+        default = field.get_default(call_default_factory=False)
+        described = field.description or name.replace("_", " ")
+        shown = f"; default {default}" if default is not None else ""
+        help_text = f"{described} (env BARRAGE_{name.upper()}{shown})"
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=help_text)
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -185,18 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run a gateway node")
-    serve.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:50051)")
-    serve.add_argument("--log", help="room log URL (default embedded:./data; or kafka://HOST:PORT/TOPIC)")
-    serve.add_argument("--jwt-secret", help="HS256 secret for development tokens (env BARRAGE_JWT_SECRET)")
-    serve.add_argument("--jwt-public-key", help="PEM public key of the identity provider (production)")
-    serve.add_argument("--jwt-jwks-url", help="JWKS URL of the identity provider (production)")
-    serve.add_argument("--jwt-issuer", help="required iss claim")
-    serve.add_argument("--jwt-audience", help="required aud claim")
-    serve.add_argument("--batch-interval-ms", type=float, help="per-room coalescing window for busy rooms")
-    serve.add_argument("--node-id", help="node name in logs and traces")
-    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING")
-    serve.add_argument("--word-filter", help="file of blocked words or phrases, one per line")
-    serve.add_argument("--lottery-secret", help="secret lottery seeds derive from (same on every node)")
+    _add_settings(serve)
     serve.set_defaults(func=_serve)
 
     token = commands.add_parser("token", help="print a DEVELOPMENT token (HS256, shared secret)")
