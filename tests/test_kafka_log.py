@@ -324,6 +324,21 @@ async def test_two_nodes_see_one_order(broker: KafkaBroker) -> None:
             assert recorders[b].got(room) == stored, "every viewer on every node sees one identical order"
 
 
+async def test_an_append_in_a_watched_room_is_delivered_locally_before_its_ack(broker: KafkaBroker) -> None:
+    """What a node acknowledged, its own listener already has (as with the embedded log)."""
+    room, other = new_room(), new_room()
+    async with node(broker.url("t"), partitions=2) as log:
+        rec = Recorder()
+        log.set_listener(rec)
+        await log.watch(room)
+        for i in range(20):
+            [res] = await log.append(room, [entry(f"m{i}", key=f"k{i}" if i % 2 else "")])
+            assert rec.got(room)[-1:] == [res.record]
+        [unwatched] = await log.append(other, [entry("x")])  # not watched here: nothing to wait for
+        assert unwatched.record.position >= 0
+        assert rec.got(other) == []
+
+
 async def test_records_appended_right_after_watch_reach_the_watcher(broker: KafkaBroker) -> None:
     url = broker.url("t")
     async with node(url, partitions=4) as a, node(url, partitions=4) as b:

@@ -263,10 +263,16 @@ class KafkaLog(RoomLog):
         try:
             records = await self._send(room_id, room, tp, [entries[i] for i in plan.to_send], now)
             sent = dict(zip(plan.to_send, records, strict=True))
+            end = max(r.position for r in records) + 1 if records else 0
+            # In a room this node watches, acknowledge once the node's own listener has the records,
+            # as the embedded log does: what a node acknowledged, its hub has. (The tail feeds the
+            # dedupe index too, so this also covers the check below.)
+            delivered = bool(records) and room in self._watch_from and await self._tailer_reached(tp, end)
             if plan.mine:
                 # Copies of these keys may have landed just before ours (a retry racing its original,
                 # or a produce that timed out during an outage): read up to ours and let the first win.
-                await index.sync(max(r.position for r in records) + 1)
+                if not delivered:
+                    await index.sync(end)
                 for i, record in list(sent.items()):
                     if record.dedupe_key in plan.mine and index.is_shadow(record.position):
                         first = index.first_copy(room, record.dedupe_key)
@@ -295,6 +301,9 @@ class KafkaLog(RoomLog):
                 if self._in_flight.get((room, key)) is future:
                     del self._in_flight[(room, key)]
         return [results[i] for i in range(len(entries))]
+
+    async def _tailer_reached(self, tp: TopicPartition, offset: int) -> bool:
+        return self._tailer is not None and await self._tailer.reached(tp, offset)
 
     def _plan(self, room: bytes, entries: Sequence[LogEntry], index: PartitionIndex, now: int) -> _Plan:
         """Decide, without waiting, which entries to send and which repeat a first copy."""

@@ -44,6 +44,7 @@ class Tailer:
         self._max_bytes = max_bytes
         self._backoff = retry_backoff_s
         self._positions: dict[TopicPartition, int] = {}
+        self._waiters: dict[TopicPartition, list[tuple[int, asyncio.Future[bool]]]] = {}
         self._changed = asyncio.Event()
         self._last_warning = 0.0
 
@@ -55,11 +56,44 @@ class Tailer:
 
     def untrack(self, tp: TopicPartition) -> None:
         self._positions.pop(tp, None)
+        self._release(tp)
 
     def reset(self, tp: TopicPartition, position: int) -> None:
         """Move a followed partition (the topic was recreated)."""
+        self._positions.pop(tp, None)
+        self._release(tp)  # waiters of the old numbering: not reached
         self._positions[tp] = position
         self._changed.set()
+
+    async def reached(self, tp: TopicPartition, offset: int) -> bool:
+        """Wait until the handler has received every record of `tp` below `offset`.
+
+        False if `tp` is not followed, or stops being followed (or is moved) first.
+        """
+        position = self._positions.get(tp)
+        if position is None:
+            return False
+        if position >= offset:
+            return True
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(tp, []).append((offset, future))
+        return await future
+
+    def _release(self, tp: TopicPartition) -> None:
+        waiters = self._waiters.pop(tp, None)
+        if not waiters:
+            return
+        position = self._positions.get(tp)
+        waiting = []
+        for offset, future in waiters:
+            if future.done():
+                continue  # its caller gave up
+            if position is None or position >= offset:
+                future.set_result(position is not None)
+            else:
+                waiting.append((offset, future))
+        if waiting:
+            self._waiters[tp] = waiting
 
     def position(self, tp: TopicPartition) -> int | None:
         """Offset of the next record the handler will receive for `tp`."""
@@ -134,6 +168,7 @@ class Tailer:
             for tp, data in ready.items():
                 if data.next_offset is not None and self._positions.get(tp) == positions[tp]:
                     self._positions[tp] = max(positions[tp], data.next_offset)
+                    self._release(tp)
         elif not any(d.error is None for d in answer.values()):
             await asyncio.sleep(self._backoff)
 
