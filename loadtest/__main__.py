@@ -45,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, help="comments per second, all rooms together (ingest: 0 = closed loop)")
     p.add_argument("--critical-rate", type=float, help="critical announcements per second, all rooms together")
     p.add_argument("--duration", type=float, help="seconds of sending (the measured window adds the drain)")
+    p.add_argument("--like-rate", type=float, help="likes per second, all rooms together")
+    p.add_argument("--gift-rate", type=float, help="gifts per second, all rooms together")
     p.add_argument("--senders", type=int, help="sender streams")
     p.add_argument("--sample", type=int, help="viewers that decode and check every event (the rest drain)")
     p.add_argument("--slow-fraction", type=float, help="slow-viewers: fraction of viewers that stop reading")
@@ -83,6 +85,8 @@ def config(args: argparse.Namespace) -> RunConfig:
         slow_fraction=float(given.get("slow_fraction", d.slow_fraction)),
         churn_fraction=float(given.get("churn_fraction", d.churn_fraction)),
         window=int(given.get("window", d.window)),
+        likes=float(given.get("like_rate", d.likes)),
+        gifts=float(given.get("gift_rate", d.gifts)),
         out=args.out,
         target=args.target or "",
         server_pid=args.server_pid,
@@ -112,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 "invalid_reasons": result["invalid_reasons"],
                 "deliveries_per_s": f["deliveries_per_s"],
                 "server_cpu_us_per_delivery": f["server_cpu_us_per_delivery"],
+                "server_cpu_us_per_delivered_or_omitted": f["server_cpu_us_per_delivered_or_omitted"],
+                "omitted": f["omitted_reported"],
                 "latency_ms": f["latency_ms"]["from_publish_time"],
                 "latency_ms_intended": f["latency_ms"]["from_intended_send_time"],
                 "acked_per_s": f["acked_per_s"],

@@ -26,6 +26,7 @@ _EVENT_BATCH = 0x2A  # ServerMessage.event_batch (field 5, length-delimited)
 _BATCH_EVENTS = 0x12  # EventBatch.events (field 2)
 _BATCH_OMITTED = 0x18  # EventBatch.omitted_count (field 3, varint)
 CRITICAL = event_pb2.PRIORITY_CRITICAL
+EPHEMERAL = event_pb2.PRIORITY_EPHEMERAL
 
 
 def hello(token: str, agent: str = "loadtest") -> bytes:
@@ -47,6 +48,31 @@ def comment_payload(text: str) -> event_pb2.Payload:
 
 def announcement_payload(text: str) -> event_pb2.Payload:
     return event_pb2.Payload(announcement=event_pb2.Announcement(text=text))
+
+
+def like_payload(count: int = 1) -> event_pb2.Payload:
+    return event_pb2.Payload(like=event_pb2.Like(count=count))
+
+
+def gift_payload(giver: str, seq: int) -> event_pb2.Payload:
+    gift = event_pb2.Gift(
+        gift_id="rose",
+        gift_name="Rose",
+        count=1 + seq % 3,
+        unit_value=event_pb2.Money(amount_minor=100, currency="CNY"),
+        giver=event_pb2.Sender(user_id=giver, display_name=giver),
+    )
+    return event_pb2.Payload(gift=gift)
+
+
+def product_pinned_payload(seq: int) -> event_pb2.Payload:
+    product = event_pb2.Product(
+        product_id=f"sku-{seq}",
+        title=f"Blue silk scarf, lot {seq}",
+        price=event_pb2.Money(amount_minor=12900, currency="CNY"),
+        stock=500,
+    )
+    return event_pb2.Payload(product_pinned=event_pb2.ProductPinned(product=product))
 
 
 def send(room_id: str, client_msg_id: str, payload: event_pb2.Payload) -> bytes:

@@ -99,7 +99,8 @@ def summary(result: dict[str, Any], plots: list[str]) -> str:
         + (" (dirty)" if result["git"]["dirty"] else ""),
         "",
         f"Configuration: {cfg['viewers']} viewers in {cfg['rooms']} room(s), {cfg['rate']} comments/s + "
-        f"{cfg['critical_rate']} critical/s for {cfg['duration']} s from {result['plan']['senders']} sender streams; "
+        f"{cfg['critical_rate']} critical/s + {cfg['likes']} likes/s + {cfg['gifts']} gifts/s "
+        f"for {cfg['duration']} s from {result['plan']['senders']} sender streams; "
         f"viewers by kind {result['plan']['viewers_by_kind']}",
         "",
         "| figure | value |",
@@ -108,6 +109,7 @@ def summary(result: dict[str, Any], plots: list[str]) -> str:
         f"{f['deliveries_per_s']:,}/s |",
         f"| server CPU | {f['server_cpu_s']} s ({f['server_cpu_util']} cores) |",
         f"| server CPU per delivery | {f['server_cpu_us_per_delivery']} µs |",
+        f"| server CPU per delivered-or-omitted event | {f['server_cpu_us_per_delivered_or_omitted']} µs |",
         f"| latency from publish_time (all decoded events) | {_fmt(lat['from_publish_time'])} |",
         f"| latency from intended send time (CO-corrected) | {_fmt(lat['from_intended_send_time'])} |",
         f"| sends: sent / acked / acked per s | {f['sent']:,} / {f['acked']:,} / {f['acked_per_s']:,} |",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadtest.worker import SenderSpec, ViewerSpec
+from loadtest.worker import RoomLoad, SenderSpec, ViewerSpec
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,25 @@ class Defaults:
     slow_fraction: float = 0.0
     churn_fraction: float = 0.0
     window: int = 0
+    likes: float = 0.0
+    """Likes per second, all rooms (the server folds them into like bursts)."""
+    gifts: float = 0.0
+    """Gifts per second, all rooms (normal priority, from a service)."""
     about: str = ""
 
 
 SCENARIOS: dict[str, Defaults] = {
     "mega-room": Defaults(
-        1000, 1, 100, 1, 30, 10, 20, about="one room, many viewers, steady comments plus critical announcements"
+        1000,
+        1,
+        100,
+        1,
+        30,
+        10,
+        20,
+        likes=50,
+        gifts=5,
+        about="one room, many viewers: comments, likes, gifts, critical announcements and product pins",
     ),
     "hot-room": Defaults(1000, 1, 2000, 2, 30, 20, 20, about="one room, comments far above a viewer's reading budget"),
     "many-rooms": Defaults(2000, 200, 400, 5, 30, 13, 40, about="rooms with a long-tail (Zipf) size distribution"),
@@ -97,6 +110,8 @@ def build(
     slow_fraction: float,
     churn_fraction: float,
     window: int,
+    likes: float = 0.0,
+    gifts: float = 0.0,
 ) -> Plan:
     room_ids = [f"lt-{scenario}-{run_id}-{i}" for i in range(rooms)]
     sizes = zipf_split(viewers, rooms) if scenario == "many-rooms" else [viewers // rooms] * rooms
@@ -107,6 +122,8 @@ def build(
     norm = float(sum(weights))
     room_rates = [rate * w / norm for w in weights]
     room_critical = [critical_rate * w / norm for w in weights]
+    room_likes = [likes * w / norm for w in weights]
+    room_gifts = [gifts * w / norm for w in weights]
 
     specs: list[ViewerSpec] = []
     kinds: dict[str, int] = {}
@@ -148,16 +165,25 @@ def build(
         for i, room in enumerate(order):
             groups[i % len(groups)].append(room)
         for i, group in enumerate(groups):
-            rooms_of = tuple((room_ids[r], room_rates[r], room_critical[r]) for r in group)
+            rooms_of = tuple(
+                RoomLoad(room_ids[r], room_rates[r], room_critical[r], room_likes[r], room_gifts[r]) for r in group
+            )
             sender_specs.append(SenderSpec(index=i, rooms=rooms_of, window=window))
     else:
         per_room = senders // rooms
         index = 0
         for r in range(rooms):
             for k in range(per_room):
-                critical = room_critical[r] if k == 0 else 0.0
-                sender_specs.append(
-                    SenderSpec(index=index, rooms=((room_ids[r], room_rates[r] / per_room, critical),), window=window)
+                # The first sender of a room is its service (critical events, gifts); the
+                # others are viewers sharing the comments and likes.
+                load = RoomLoad(
+                    room_ids[r],
+                    room_rates[r] / per_room,
+                    room_critical[r] if k == 0 else 0.0,
+                    # Services may not like: the viewers among the senders do.
+                    room_likes[r] / (per_room - 1) if k > 0 else 0.0,
+                    room_gifts[r] if k == 0 else 0.0,
                 )
+                sender_specs.append(SenderSpec(index=index, rooms=(load,), window=window))
                 index += 1
     return Plan(room_ids, sizes, specs, sender_specs, kinds)

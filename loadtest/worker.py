@@ -48,12 +48,31 @@ class ViewerSpec:
 
 
 @dataclass(frozen=True)
+class RoomLoad:
+    """What one sender posts into one room, per second."""
+
+    room: str
+    comments: float
+    critical: float = 0.0
+    """Critical events: announcements and product pins, alternately."""
+    likes: float = 0.0
+    gifts: float = 0.0
+
+
+COMMENT, CRITICAL, LIKE, GIFT = range(4)
+
+
+@dataclass(frozen=True)
 class SenderSpec:
     index: int
-    rooms: tuple[tuple[str, float, float], ...]
-    """(room, comments per second, critical announcements per second)"""
+    rooms: tuple[RoomLoad, ...]
     window: int = 0
-    """Closed loop: sends kept in flight (used when every rate is 0)."""
+    """Closed loop: comments kept in flight (used when every rate is 0)."""
+
+    @property
+    def role(self) -> str:
+        """Gifts and critical events need a service; comments and likes come from viewers."""
+        return "service" if any(r.critical > 0 or r.gifts > 0 for r in self.rooms) else "viewer"
 
 
 @dataclass(frozen=True)
@@ -300,15 +319,15 @@ class Sender(h2.Stream):
         self.tag = f"s{spec.index}"
         self.in_flight: dict[str, tuple[int, int, bool]] = {}
         """client_msg_id -> (intended µs, sent µs, critical)"""
-        self.acked_positions: dict[str, array[int]] = {room: array("q") for room, _, _ in spec.rooms}
-        self.critical_acked: dict[str, array[int]] = {room: array("q") for room, _, _ in spec.rooms}
+        self.acked_positions: dict[str, array[int]] = {r.room: array("q") for r in spec.rooms}
+        self.critical_acked: dict[str, array[int]] = {r.room: array("q") for r in spec.rooms}
         self.joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending_joins = {room for room, _, _ in spec.rooms}
+        self._pending_joins = {r.room for r in spec.rooms}
         self.acked_event = asyncio.Event()
         self.events = 0
 
     def start(self) -> None:
-        self.send(proto.hello(self.token), *(proto.join(room) for room, _, _ in self.spec.rooms))
+        self.send(proto.hello(self.token), *(proto.join(r.room) for r in self.spec.rooms))
 
     def on_message(self, data: bytes) -> None:
         events, _ = proto.scan(data, self.on_control)
@@ -327,10 +346,11 @@ class Sender(h2.Stream):
                 return
             if result.status.code == 0:
                 self.stats.acked += 1
-                position = proto.cursor_position(result.cursor)
-                self.acked_positions[result.room_id].append(position)
-                if sent[2]:
-                    self.critical_acked[result.room_id].append(position)
+                if result.cursor:  # likes are counted, not logged: no cursor
+                    position = proto.cursor_position(result.cursor)
+                    self.acked_positions[result.room_id].append(position)
+                    if sent[2]:
+                        self.critical_acked[result.room_id].append(position)
                 now_us = time.time_ns() // 1000
                 metrics.record(self.stats.ack_latency, now_us - sent[0])
                 metrics.record(self.stats.ack_latency_sent, now_us - sent[1])
@@ -355,26 +375,38 @@ class Sender(h2.Stream):
         self.stats.events["sender_stream_ended"] += 1
         self.acked_event.set()
 
-    def schedule(self, duration_s: float, phase: float) -> list[tuple[float, int, bool]]:
-        """(offset s, room index, critical) of every send, in time order."""
-        items: list[tuple[float, int, bool]] = []
-        for i, (_, rate, critical_rate) in enumerate(self.spec.rooms):
-            for r, critical in ((rate, False), (critical_rate, True)):
+    def schedule(self, duration_s: float, phase: float) -> list[tuple[float, int, int]]:
+        """(offset s, room index, what) of every send, in time order."""
+        items: list[tuple[float, int, int]] = []
+        for i, load in enumerate(self.spec.rooms):
+            for r, what in (
+                (load.comments, COMMENT),
+                (load.critical, CRITICAL),
+                (load.likes, LIKE),
+                (load.gifts, GIFT),
+            ):
                 if r <= 0:
                     continue
                 count = int(duration_s * r)
                 start = phase / r
-                items.extend((start + k / r, i, critical) for k in range(count))
+                items.extend((start + k / r, i, what) for k in range(count))
         items.sort()
         return items
 
-    def _message(self, seq: int, room_index: int, critical: bool, intended_us: int, now_us: int) -> bytes:
-        room = self.spec.rooms[room_index][0]
+    def _message(self, seq: int, room_index: int, what: int, intended_us: int, now_us: int) -> bytes:
+        room = self.spec.rooms[room_index].room
         msg_id = proto.message_id(self.tag, seq, intended_us)
-        self.in_flight[msg_id] = (intended_us, now_us, critical)
-        if critical:
-            payload = proto.announcement_payload(f"{CRITICAL_TEXT} #{seq}")
+        self.in_flight[msg_id] = (intended_us, now_us, what == CRITICAL)
+        if what == CRITICAL:
             self.stats.sent_critical += 1
+            if seq % 2:
+                payload = proto.product_pinned_payload(seq)
+            else:
+                payload = proto.announcement_payload(f"{CRITICAL_TEXT} #{seq}")
+        elif what == LIKE:
+            payload = proto.like_payload()
+        elif what == GIFT:
+            payload = proto.gift_payload(f"fan{seq % 97}", seq)
         else:
             payload = proto.comment_payload(f"{TEXT} #{seq}")
         self.stats.sent += 1
@@ -401,9 +433,9 @@ class Sender(h2.Stream):
             out: list[bytes] = []
             now_us = time.time_ns() // 1000
             while i < len(items) and items[i][0] <= now:
-                offset, room_index, critical = items[i]
+                offset, room_index, what = items[i]
                 metrics.record(lateness, int((now - offset) * 1e6))
-                out.append(self._message(seq, room_index, critical, t0_wall_us + int(offset * 1e6), now_us))
+                out.append(self._message(seq, room_index, what, t0_wall_us + int(offset * 1e6), now_us))
                 seq += 1
                 i += 1
             self.send(*out)
@@ -417,7 +449,7 @@ class Sender(h2.Stream):
             out: list[bytes] = []
             now_us = time.time_ns() // 1000
             while len(self.in_flight) < self.spec.window:
-                out.append(self._message(seq, seq % rooms, False, now_us, now_us))
+                out.append(self._message(seq, seq % rooms, COMMENT, now_us, now_us))
                 seq += 1
             self.send(*out)
             self.acked_event.clear()
@@ -493,8 +525,7 @@ class Worker:
             if v.kind == "churn":
                 await self.open_viewers([v])
         for ss in spec.senders:
-            role = "host" if any(c > 0 for _, _, c in ss.rooms) else "viewer"
-            sender = Sender(ss, self.token(f"sender{ss.index}", role), self.stats)
+            sender = Sender(ss, self.token(f"sender{ss.index}", ss.role), self.stats)
             conn = await self._connect()
             conn.open_stream(sender, proto.CONNECT_PATH)
             sender.start()
