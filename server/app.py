@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import subprocess
+import sys
+import time
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -45,7 +49,9 @@ class Node:
         self.gateway = Gateway(settings, open_backend(settings.log), settings.node_id)
         self.rooms = RoomServiceHandler(self.gateway, self.verifier)
         self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server(options=GRPC_OPTIONS)
+        # Without reuse_port a second process on the same port fails loudly instead of
+        # silently sharing it.
+        self.server = grpc.aio.server(options=[*GRPC_OPTIONS, ("grpc.so_reuseport", int(settings.reuse_port))])
         self.port = 0
 
     async def start(self) -> None:
@@ -122,6 +128,46 @@ async def serve(settings: Settings) -> None:
 
 def run(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.workers > 1:
+        raise SystemExit(supervise(settings))
     import uvloop
 
     uvloop.run(serve(settings))
+
+
+def supervise(settings: Settings) -> int:
+    """Run `workers` node processes on one port (SO_REUSEPORT) and wait for them.
+
+    The workers are started as fresh interpreters (never forked after gRPC started);
+    each is a node of the shared log, so this needs the Kafka log: the embedded log
+    belongs to one process. SIGTERM/SIGINT are passed on; when one worker dies the
+    others are stopped too, so a supervisor (systemd, Kubernetes) sees the failure.
+    """
+    if not settings.log.startswith("kafka://"):
+        log.error("--workers > 1 needs the Kafka log (the embedded log is one process's); use --log kafka://...")
+        return 2
+    env = {f"BARRAGE_{name.upper()}": str(value) for name, value in settings.model_dump().items() if value is not None}
+    children = []
+    for index in range(settings.workers):
+        child_env = {
+            **os.environ, **env,
+            "BARRAGE_WORKERS": "1", "BARRAGE_REUSE_PORT": "true", "BARRAGE_NODE_ID": f"{settings.node_id}-w{index}",
+        }  # fmt: skip
+        children.append(subprocess.Popen([sys.executable, "-m", "server"], env=child_env))
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while True:
+        for child in children:
+            code = child.poll()
+            if code is not None:
+                forward(signal.SIGTERM, None)
+                for other in children:
+                    other.wait()
+                return code
+        time.sleep(0.2)

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     listen: str = Field("127.0.0.1:50051", description="gRPC listen address HOST:PORT")
     log: str = Field("embedded:./data", description="room log URL: embedded:DIR or kafka://HOST:PORT[,...]/TOPIC")
     node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    workers: int = Field(1, ge=1, description="gateway processes on one port (SO_REUSEPORT); needs the Kafka log")
+    reuse_port: bool = Field(False, description="share the port with other processes (set for --workers children)")
 
     jwt_secret: str | None = Field(None, description="HS256 secret for development tokens")
     jwt_public_key: str | None = Field(None, description="PEM file with the identity provider's public key")
