@@ -1,13 +1,9 @@
 """The Barrage client: one Connect stream, kept alive across failures.
 
-Invariants that make "no gap, no duplicate" hold for the application:
-- a room's cursor only moves when an event is handed to the application, and every
-  (re)join resumes from it, so whatever the application has not seen is replayed;
-- events of a room are only delivered between a successful JoinResult and the next
-  join, leave or stream end, so frames of an abandoned membership are never mixed in;
-- every delivered event id is remembered (bounded), so a replay overlap is dropped;
-- a send stays pending, keyed by (room, client_msg_id), until a SendResult settles it,
-  and is written again on every new stream with the same id (the server dedupes).
+The connection loop lives here; rooms (join, resume, delivery) are in rooms.py and
+pending sends in sends.py. Everything runs on one event loop, so state changes between
+awaits are atomic: a new stream is attached (hello, rejoins, resends written in that
+order) before any other frame can be written to it.
 """
 
 from __future__ import annotations
@@ -17,9 +13,7 @@ import contextlib
 import itertools
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import cast
 
@@ -33,14 +27,13 @@ from clients.sdk.errors import (
     BarrageError,
     ClientClosed,
     ConnectionFailed,
-    JoinError,
-    SendError,
 )
-from clients.sdk.items import Ack, ClientStats, ConnectionState, Omitted, ResumeGap, RoomItem
+from clients.sdk.items import Ack, ClientStats, ConnectionState, RoomItem
 from clients.sdk.options import ClientOptions, open_channel
-from clients.sdk.policy import MAX_CLIENT_FRAME_BYTES, after_join, join_retry_delay, send_retry_delay
+from clients.sdk.rooms import Rooms
+from clients.sdk.sends import Sends
 from clients.sdk.stream import Stream
-from clients.sdk.subscription import Phase, Subscription
+from clients.sdk.subscription import Subscription
 
 log = logging.getLogger("barrage.sdk")
 
@@ -50,14 +43,6 @@ TokenSource = str | Callable[[], Awaitable[str]]
 _OK = 0
 _REFRESH_MARGIN_S = 60.0
 """Refresh a provider's token this long before the stream's token expires."""
-
-
-@dataclass(slots=True)
-class _PendingSend:
-    request: rs.Send
-    future: asyncio.Future[Ack]
-    attempts: int = 0
-    retry: asyncio.TimerHandle | None = field(default=None)
 
 
 class Client:
@@ -80,11 +65,6 @@ class Client:
         self._on_state = on_state
         self._on_stream_error = on_stream_error
         self._state = ConnectionState.CLOSED
-        self._rooms: dict[str, Subscription] = {}
-        self._subs: list[Subscription] = []
-        """Every subscription whose items have not all been taken (for events())."""
-        self._sends: dict[tuple[str, str], _PendingSend] = {}
-        self._send_slots = asyncio.Semaphore(self.options.max_pending_sends)
         self._pings: dict[int, asyncio.Future[None]] = {}
         self._nonces = itertools.count(1)
         self._stream: Stream | None = None
@@ -98,6 +78,20 @@ class Client:
         self._fatal: BarrageError | None = None
         self._last_error: BarrageError | None = None
         self.stats = ClientStats()
+        self._rooms = Rooms(
+            self,
+            self.options,
+            self.stats,
+            stream=lambda: self._stream,
+            max_history=lambda: self._welcome.limits.max_history_limit if self._welcome is not None else 0,
+        )
+        self._sends = Sends(
+            self.options,
+            self.stats,
+            stream=lambda: self._stream,
+            rejoining=self._rooms.rejoining,
+            token_expired=self._token_expired,
+        )
 
     # ================================================================ public API
 
@@ -122,7 +116,7 @@ class Client:
     @property
     def rooms(self) -> dict[str, Subscription]:
         """Active subscriptions by room id (a copy)."""
-        return dict(self._rooms)
+        return dict(self._rooms.active)
 
     async def connect(self, timeout_s: float | None = 30.0) -> rs.Welcome:
         """Open the stream and wait for the server's Welcome.
@@ -159,40 +153,11 @@ class Client:
         """
         self._check_open()
         self._start()
-        self._subs = [s for s in self._subs if not s.exhausted]
-        existing = self._rooms.get(room_id)
-        if existing is not None:
-            await self._await_join(existing)
-            return existing
-        sub = Subscription(
-            self,
-            room_id,
-            history_limit=history_limit,
-            resume_cursor=resume_cursor,
-            queue_size=self.options.queue_size,
-            dedupe_window=self.options.dedupe_window,
-        )
-        self._rooms[room_id] = sub
-        self._subs.append(sub)
-        self._write_join(sub)
-        await self._await_join(sub)
-        return sub
+        return await self._rooms.join(room_id, history_limit, resume_cursor)
 
     async def leave(self, room_id: str) -> None:
         """Leave a room; its subscription ends with SubscriptionEnded(error=None)."""
-        sub = self._rooms.get(room_id)
-        if sub is None:
-            return
-        stream = self._stream
-        if stream is None or sub.phase is Phase.DETACHED:
-            self._end_room(sub)
-            return
-        if sub.phase is not Phase.LEAVING:
-            sub.phase = Phase.LEAVING
-            self._write_leave(stream, sub)
-        with contextlib.suppress(TimeoutError, BarrageError):
-            await asyncio.wait_for(asyncio.shield(sub.left), self.options.join_timeout_s)
-        self._end_room(sub)
+        await self._rooms.leave(room_id)
 
     async def send(
         self,
@@ -238,35 +203,14 @@ class Client:
         """
         self._check_open()
         self._start()
-        msg_id = client_msg_id or uuid.uuid4().hex
-        key = (room_id, msg_id)
-        wait = self.options.send_timeout_s if timeout_s is None else timeout_s
-        existing = self._sends.get(key)
-        if existing is not None:
-            # The application retried a send that is still in flight: share its outcome.
-            return await self._await_ack(existing, key, wait)
-        async with self._send_slots:
-            request = rs.Send(
-                room_id=room_id, client_msg_id=msg_id, traceparent=traceparent, tracestate=tracestate, payload=payload
-            )
-            if rs.ConnectRequest(send=request).ByteSize() > MAX_CLIENT_FRAME_BYTES:
-                raise SendError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"the send is larger than the server's {MAX_CLIENT_FRAME_BYTES} byte frame limit",
-                    reason="FRAME_TOO_LARGE",
-                    room_id=room_id,
-                    client_msg_id=msg_id,
-                )
-            pending = _PendingSend(request, asyncio.get_running_loop().create_future())
-            self._sends[key] = pending
-            try:
-                self._write_send(key)
-                return await self._await_ack(pending, key, wait)
-            finally:
-                if self._sends.get(key) is pending:
-                    del self._sends[key]
-                if pending.retry is not None:
-                    pending.retry.cancel()
+        return await self._sends.send(
+            room_id,
+            payload,
+            client_msg_id=client_msg_id,
+            traceparent=traceparent,
+            tracestate=tracestate,
+            timeout_s=timeout_s,
+        )
 
     async def ping(self, timeout_s: float = 10.0) -> float:
         """Round trip to the server over the stream, in seconds."""
@@ -301,13 +245,14 @@ class Client:
         error if the connection failed for good."""
         while True:
             progressed = False
-            for sub in tuple(self._subs):
+            subscriptions = self._rooms.subscriptions
+            for sub in tuple(subscriptions):
                 item = sub.take_nowait()
                 if item is not None:
                     progressed = True
                     yield item
-                elif sub.exhausted and self._fatal is None:
-                    self._subs.remove(sub)
+                elif sub.exhausted and self._fatal is None and sub in subscriptions:
+                    subscriptions.remove(sub)
             if progressed:
                 continue
             if self._fatal is not None:
@@ -329,8 +274,7 @@ class Client:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._settle_all(ClientClosed())
-        for sub in tuple(self._rooms.values()):
-            self._end_room(sub)
+        self._rooms.end_all()
         self._set_state(ConnectionState.CLOSED)
         self._activity.set()
 
@@ -441,51 +385,34 @@ class Client:
 
     def _attach(self, stream: Stream) -> None:
         """A new stream: rejoin every room from its cursor, resend every pending send."""
-        for sub in tuple(self._rooms.values()):
-            if sub.join_retry is not None:
-                sub.join_retry.cancel()
-                sub.join_retry = None
-            self._write_join(sub)
-        for key, pending in self._sends.items():
-            if pending.retry is not None:
-                pending.retry.cancel()
-                pending.retry = None
-            self._write_send(key)
+        self._rooms.attach()
+        self._sends.attach()
 
     def _detach(self, stream: Stream) -> None:
         if self._stream is stream:
             self._stream = None
         if self._refreshing is not None:
             self._refreshing.cancel()  # Each stream's Welcome schedules its own.
+            self._refreshing = None
         self._connected.clear()
         lost = BarrageError(grpc.StatusCode.UNAVAILABLE, "connection lost", reason="CONNECTION_LOST")
         for future in self._pings.values():
             if not future.done():
                 future.set_exception(lost)
-        for sub in tuple(self._rooms.values()):
-            if sub.phase is Phase.LEAVING:
-                self._end_room(sub)  # Not joined on any new stream: the leave is done.
-            elif sub.phase is not Phase.ENDED:
-                sub.phase = Phase.DETACHED
+        self._rooms.detach()
 
     def _fail(self, error: BarrageError) -> None:
         log.info("barrage client stopped: %s", error)
         self._fatal = error
         self._closing = True
         self._settle_all(error)
-        for sub in tuple(self._rooms.values()):
-            sub.fail(error)
-        self._rooms.clear()
+        self._rooms.fail_all(error)
         self._set_state(ConnectionState.CLOSED)
         self._connected.set()  # Wake connect() waiters: they raise the fatal error.
         self._activity.set()
 
     def _settle_all(self, error: BarrageError) -> None:
-        for (room_id, msg_id), pending in self._sends.items():
-            if not pending.future.done():
-                pending.future.set_exception(
-                    SendError(error.code, error.message, reason=error.reason, room_id=room_id, client_msg_id=msg_id)
-                )
+        self._sends.fail_all(error)
         for future in self._pings.values():
             if not future.done():
                 future.set_exception(error)
@@ -505,13 +432,13 @@ class Client:
     def _handle(self, stream: Stream, message: rs.ServerMessage) -> None:
         kind = message.WhichOneof("kind")
         if kind == "event_batch":
-            self._on_events(message.event_batch)
+            self._rooms.on_events(message.event_batch)
         elif kind == "send_result":
-            self._on_send_result(message.send_result)
+            self._sends.on_result(message.send_result)
         elif kind == "join_result":
-            self._on_join_result(stream, message.join_result)
+            self._rooms.on_join_result(stream, message.join_result)
         elif kind == "leave_result":
-            self._on_leave_result(stream, message.leave_result)
+            self._rooms.on_leave_result(stream, message.leave_result)
         elif kind == "welcome":
             self._on_welcome(stream, message.welcome)
         elif kind == "pong":
@@ -519,7 +446,7 @@ class Client:
             if future is not None and not future.done():
                 future.set_result(None)
         elif kind == "resume_required":
-            self._on_resume_required(message.resume_required)
+            self._rooms.on_resume_required(message.resume_required)
         elif kind == "stream_error":
             error = BarrageError.from_status(message.stream_error.status)
             log.warning("stream error from %s: %s", self.target, error)
@@ -550,229 +477,22 @@ class Client:
             self._refresh_soon(max(expires_in - _REFRESH_MARGIN_S, 0.0))
         log.info("connected to %s (node %s, session %s)", self.target, welcome.node_id, welcome.session_id)
 
-    def _on_events(self, batch: rs.EventBatch) -> None:
-        sub = self._rooms.get(batch.room_id)
-        if sub is None or sub.phase is not Phase.JOINED:
-            return
-        if batch.omitted_count:
-            sub.push_notice(Omitted(batch.room_id, batch.omitted_count))
-        for event in batch.events:
-            delivered = sub.offer_event(event)
-            if delivered is None:
-                self.stats.duplicates_dropped += 1
-            elif delivered is False:
-                # The application is behind: stop here, catch up from the log later.
-                log.info("room %s: consumer is behind; pausing at %s", sub.room_id, sub.cursor)
-                self.stats.pauses += 1
-                sub.phase = Phase.PAUSED
-                return
-            if delivered and event.payload.WhichOneof("kind") == "room_closed":
-                self._end_room(sub)
-                return
-
-    def _on_join_result(self, stream: Stream, result: rs.JoinResult) -> None:
-        room_id = result.room_id
-        outstanding = stream.joins.get(room_id, 0) - 1
-        stream.joins[room_id] = max(outstanding, 0)
-        sub = self._rooms.get(room_id)
-        if outstanding > 0 or sub is None or sub.phase is not Phase.JOINING:
-            return  # A later join (or a leave) supersedes this answer.
-        if result.status.code != _OK:
-            self._join_refused(sub, JoinError.from_status(result.status))
-            return
-        sub.join_attempts = 0
-        sub.snapshot = result.snapshot
-        sub.resume_outcome = result.resume
-        if result.resume in (rs.RESUME_OUTCOME_CURSOR_TOO_OLD, rs.RESUME_OUTCOME_CURSOR_UNKNOWN):
-            sub.push_notice(ResumeGap(room_id, result.resume, sub.cursor, result.snapshot))
-        sub.cursor, sub.fresh_history = after_join(
-            result.resume,
-            result.snapshot.head_cursor,
-            cursor=sub.cursor,
-            fresh_history=sub.fresh_history,
-            asked_history=sub.sent_join_with_history,
-            max_history=self._welcome.limits.max_history_limit if self._welcome is not None else 0,
-        )
-        sub.phase = Phase.JOINED if sub.has_room() else Phase.PAUSED
-        if not sub.joined.done():
-            sub.joined.set_result(None)
-
-    def _join_refused(self, sub: Subscription, error: JoinError) -> None:
-        sub.join_attempts += 1
-        delay = join_retry_delay(error, sub.join_attempts)
-        if delay is not None:
-            sub.phase = Phase.DETACHED
-            sub.join_retry = asyncio.get_running_loop().call_later(delay, self._rejoin, sub)
-            return
-        log.warning("room %s: join refused: %s", sub.room_id, error)
-        self._end_room(sub, error)
-
-    def _rejoin(self, sub: Subscription) -> None:
-        sub.join_retry = None
-        if self._rooms.get(sub.room_id) is sub and sub.phase is Phase.DETACHED:
-            self._write_join(sub)
-
-    def _on_leave_result(self, stream: Stream, result: rs.LeaveResult) -> None:
-        outstanding = stream.leaves.get(result.room_id, 0) - 1
-        stream.leaves[result.room_id] = max(outstanding, 0)
-        sub = self._rooms.get(result.room_id)
-        if outstanding > 0 or sub is None or sub.phase is not Phase.LEAVING:
-            return
-        # NOT_JOINED also means we are out of the room; either way the leave is done.
-        self._end_room(sub)
-
-    def _on_resume_required(self, required: rs.ResumeRequired) -> None:
-        sub = self._rooms.get(required.room_id)
-        if sub is None or sub.phase not in (Phase.JOINED, Phase.PAUSED):
-            return
-        # Our cursor is the last event the application got, so prefer it; the server's
-        # is the last it wrote, which can only be the same or later.
-        if not sub.cursor:
-            sub.cursor = required.cursor
-        self.stats.resumes_required += 1
-        log.info("room %s: server asked to resume from %s", sub.room_id, sub.cursor)
-        self._write_join(sub)
-
-    def _on_send_result(self, result: rs.SendResult) -> None:
-        key = (result.room_id, result.client_msg_id)
-        pending = self._sends.get(key)
-        if pending is None or pending.future.done():
-            return
-        if result.status.code == _OK:
-            pending.future.set_result(
-                Ack(result.room_id, result.client_msg_id, result.cursor, result.event_id, result.duplicate)
-            )
-            return
-        error = SendError.from_status(result.status, room_id=result.room_id, client_msg_id=result.client_msg_id)
-        if error.reason == "TOKEN_EXPIRED" and not isinstance(self._token, str):
-            self._refresh_soon(0.0)  # Then the send is retried like any refused one.
-        sub = self._rooms.get(result.room_id)
-        delay = send_retry_delay(
-            error,
-            pending.attempts,
-            max_attempts=self.options.max_send_attempts,
-            retry_rate_limited=self.options.retry_rate_limited,
-            rejoining=sub is not None and sub.phase is not Phase.JOINED,
-            token_refreshing=self._refreshing is not None,
-        )
-        if delay is None:
-            pending.future.set_exception(error)
-            return
-        log.info("send %s to %s refused (%s); retrying in %.2f s", key[1], key[0], error.reason, delay)
-        pending.retry = asyncio.get_running_loop().call_later(delay, self._retry_send, key)
-
-    def _retry_send(self, key: tuple[str, str]) -> None:
-        pending = self._sends.get(key)
-        if pending is not None:
-            pending.retry = None
-            self._write_send(key)
-
-    # ================================================================== writing
-
-    def _write_join(self, sub: Subscription) -> None:
-        stream = self._stream
-        if stream is None:
-            sub.phase = Phase.DETACHED  # Joined by _attach on the next stream.
-            return
-        sub.phase = Phase.JOINING
-        room_id = sub.room_id
-
-        def build() -> rs.ConnectRequest | None:
-            if self._rooms.get(room_id) is not sub or sub.phase is not Phase.JOINING:
-                return None
-            history = 0 if sub.cursor else sub.fresh_history
-            join = rs.JoinRoom(room_id=room_id, resume_cursor=sub.cursor, history_limit=history)
-            return rs.ConnectRequest(join_room=join)
-
-        def written() -> None:
-            stream.joins[room_id] = stream.joins.get(room_id, 0) + 1
-            sub.sent_join_with_history = not sub.cursor and sub.fresh_history > 0
-
-        # Joins have their own (unadvertised) budget on the server; a refusal is retried
-        # after its RetryInfo delay, so they do not spend the send budget here.
-        stream.write_paced(0.0, build, written)
-
-    def _write_leave(self, stream: Stream, sub: Subscription) -> None:
-        room_id = sub.room_id
-
-        def written() -> None:
-            stream.leaves[room_id] = stream.leaves.get(room_id, 0) + 1
-
-        stream.write_paced(0.0, lambda: rs.ConnectRequest(leave_room=rs.LeaveRoom(room_id=room_id)), written)
-
-    def _write_send(self, key: tuple[str, str]) -> None:
-        stream = self._stream
-        if stream is None:
-            return  # Written by _attach on the next stream.
-
-        def build() -> rs.ConnectRequest | None:
-            pending = self._sends.get(key)
-            if pending is None or pending.future.done() or pending.retry is not None:
-                return None
-            return rs.ConnectRequest(send=pending.request)
-
-        def written() -> None:
-            pending = self._sends.get(key)
-            if pending is not None:
-                pending.attempts += 1
-                if pending.attempts > 1:
-                    self.stats.sends_rewritten += 1
-
-        stream.write_paced(1.0, build, written)
-
-    # ============================================================== subscriptions
+    # ============================================================ subscriptions
 
     def _drained(self, sub: Subscription) -> None:
-        """The application caught up with a paused room: leave and rejoin from its cursor
-        (the server replays what was skipped from the log)."""
-        stream = self._stream
-        if self._rooms.get(sub.room_id) is not sub or sub.phase is not Phase.PAUSED:
-            return
-        if stream is None:
-            sub.phase = Phase.DETACHED
-            return
-        log.info("room %s: consumer caught up; resuming from %s", sub.room_id, sub.cursor)
-        self._write_leave(stream, sub)
-        self._write_join(sub)
+        self._rooms.drained(sub)
 
     def _item_ready(self) -> None:
         self._activity.set()
 
-    def _end_room(self, sub: Subscription, error: BarrageError | None = None) -> None:
-        if self._rooms.get(sub.room_id) is sub:
-            del self._rooms[sub.room_id]
-        sub.end(error)
-
-    async def _await_join(self, sub: Subscription) -> None:
-        try:
-            await asyncio.wait_for(asyncio.shield(sub.joined), self.options.join_timeout_s)
-        except TimeoutError:
-            error = JoinError(
-                grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer to join {sub.room_id!r}", reason="JOIN_TIMEOUT"
-            )
-            if self._rooms.get(sub.room_id) is sub:
-                if self._stream is not None and sub.phase is not Phase.DETACHED:
-                    self._write_leave(self._stream, sub)  # In case the answer is merely late.
-                self._end_room(sub, error)
-            raise error from None
-        except asyncio.CancelledError:
-            if sub.joined.cancelled():
-                raise ClientClosed() from None
-            raise
-
-    async def _await_ack(self, pending: _PendingSend, key: tuple[str, str], timeout_s: float | None) -> Ack:
-        try:
-            return await asyncio.wait_for(asyncio.shield(pending.future), timeout_s)
-        except TimeoutError:
-            raise SendError(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"no ack within {timeout_s} s",
-                reason="SEND_TIMEOUT",
-                room_id=key[0],
-                client_msg_id=key[1],
-            ) from None
-
     # ================================================================== tokens
+
+    def _token_expired(self) -> bool:
+        """A send was refused TOKEN_EXPIRED: with a provider, get a new token now."""
+        if isinstance(self._token, str):
+            return False
+        self._refresh_soon(0.0)
+        return True
 
     def _refresh_soon(self, delay_s: float) -> None:
         """Fetch a new token from the provider after `delay_s` and send it on the stream."""
@@ -789,4 +509,5 @@ class Client:
         except Exception as exc:
             log.warning("token refresh failed: %r", exc)  # The next reconnect asks again.
         finally:
-            self._refreshing = None
+            if self._refreshing is asyncio.current_task():
+                self._refreshing = None

@@ -180,6 +180,7 @@ class Subscription:
         if not self.joined.done():
             if error is not None:
                 self.joined.set_exception(error)
+                self.joined.exception()  # Mark retrieved: join() may have stopped waiting.
             else:
                 self.joined.cancel()
         if not self.left.done():
