@@ -253,6 +253,20 @@ async def test_errors_surface_with_code_and_reason(server: ServerProcess, room_i
     assert (exists.value.code, exists.value.reason) == (grpc.StatusCode.ALREADY_EXISTS, "ROOM_EXISTS")
 
 
+async def test_stream_errors_reach_the_application_and_the_stream_survives(
+    server: ServerProcess, room_id: str, admin: AdminClient
+) -> None:
+    errors: asyncio.Queue[BarrageError] = asyncio.Queue()
+    async with Client(server.target, server.token("max"), on_stream_error=errors.put_nowait) as max_:
+        room = await max_.join(room_id)
+        max_.refresh_token(server.token("someone-else"))  # Refused: another user.
+        error = await asyncio.wait_for(errors.get(), 30)
+        assert (error.code, error.reason) == (grpc.StatusCode.PERMISSION_DENIED, "IDENTITY_MISMATCH")
+        await room.send("still connected")
+        assert texts(await take_events(room, 1)) == ["still connected"]
+        assert max_.stats.welcomes == 1
+
+
 def test_error_details_carry_reason_metadata_and_retry_delay() -> None:
     info, retry = any_pb2.Any(), any_pb2.Any()
     info.Pack(error_details_pb2.ErrorInfo(reason="RATE_LIMITED", domain="barrage.v1", metadata={"k": "v"}))

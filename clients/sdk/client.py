@@ -335,7 +335,11 @@ class Client:
         self._stream = stream
         self.stats.streams += 1
         try:
-            stream.write(rs.ConnectRequest(hello=rs.Hello(token=token, client_agent=self.options.client_agent)))
+            # A client is one user: after the first Welcome, the server must see the same
+            # user on every reconnect (a mixed-up token ends it with IDENTITY_MISMATCH).
+            user_id = self._welcome.user.user_id if self._welcome is not None else ""
+            hello = rs.Hello(token=token, user_id=user_id, client_agent=self.options.client_agent)
+            stream.write(rs.ConnectRequest(hello=hello))
             self._attach(stream)
             await self._read(stream)
         except grpc.aio.AioRpcError as exc:
