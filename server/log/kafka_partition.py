@@ -74,7 +74,6 @@ class PartitionIndex(Follower):
 
     def __init__(self, session: KafkaSession, tp: TopicPartition, start: int, window_ms: int, skew_ms: int) -> None:
         super().__init__(session, tp, start)
-        self.start = start
         self._window_ms = window_ms
         self._keep_ms = window_ms + skew_ms
         self._first: dict[tuple[bytes, str], tuple[int, int]] = {}

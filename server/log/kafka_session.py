@@ -205,9 +205,12 @@ class KafkaSession:
         deadline = time.monotonic() + opts.startup_timeout_s
         self.reader = await self._connect("reader", deadline)
         self.tail_client = await self._connect("tail", deadline)
-        self.log_topic = await self._ensure_topics(deadline)
-        topics = [opts.topic, opts.directory]
-        await asyncio.gather(self.reader.set_topics(topics), self.tail_client.set_topics(topics))
+        try:
+            self.log_topic = await self._ensure_topics(deadline)
+            topics = [opts.topic, opts.directory]
+            await asyncio.gather(self.reader.set_topics(topics), self.tail_client.set_topics(topics))
+        except (KafkaError, OSError) as exc:
+            raise KafkaStartupError(f"Kafka topic metadata unavailable: {type(exc).__name__}: {exc}") from exc
         self.producer = AIOKafkaProducer(
             **self._client_kwargs(),
             client_id=f"{opts.client_id}-producer",

@@ -58,17 +58,10 @@ class Tailer:
         self._positions.pop(tp, None)
         self._release(tp)
 
-    def reset(self, tp: TopicPartition, position: int) -> None:
-        """Move a followed partition (the topic was recreated)."""
-        self._positions.pop(tp, None)
-        self._release(tp)  # waiters of the old numbering: not reached
-        self._positions[tp] = position
-        self._changed.set()
-
     async def reached(self, tp: TopicPartition, offset: int) -> bool:
         """Wait until the handler has received every record of `tp` below `offset`.
 
-        False if `tp` is not followed, or stops being followed (or is moved) first.
+        False if `tp` is not followed, or stops being followed first.
         """
         position = self._positions.get(tp)
         if position is None:
