@@ -50,6 +50,10 @@ class RoomTicker:
     async def tick(self, now: float) -> None:
         gateway = self._gateway
         likes, gateway.likes = gateway.likes, {}
+        # Forget rooms this node stopped watching and polls that closed.
+        self._viewers = {room: seen for room, seen in self._viewers.items() if room in gateway.states}
+        open_polls = {poll for state in gateway.states.values() for poll in state.polls}
+        self._tallies = {poll: seen for poll, seen in self._tallies.items() if poll in open_polls}
         jobs: list[Awaitable[object]] = [self._like_burst(room_id, delta) for room_id, delta in likes.items()]
         for room_id, state in list(gateway.states.items()):
             jobs.extend(self._room_jobs(room_id, state, now))
