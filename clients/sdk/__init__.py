@@ -13,12 +13,8 @@ from clients.sdk.items import Ack, ClientStats, ConnectionState, Omitted, Resume
 from clients.sdk.options import ClientOptions
 from clients.sdk.subscription import Subscription
 
-BarrageClient = Client
-"""Another name for Client (as in the README)."""
-
 __all__ = [
     "Ack",
-    "BarrageClient",
     "BarrageError",
     "Client",
     "ClientClosed",
