@@ -63,6 +63,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--drain", type=float, default=15.0, help="max seconds to wait for deliveries after sending")
     p.add_argument("--connect-concurrency", type=int, default=64)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--profile", type=float, default=0.0, metavar="S", help="py-spy the server for S s (needs py-spy)")
+    p.add_argument("--profile-native", action="store_true", help="py-spy --native (C frames of grpc too)")
     p.add_argument("--out", required=True, type=Path, help="directory for result.json, summary.md, PNGs")
     return p
 
@@ -98,6 +100,8 @@ def config(args: argparse.Namespace) -> RunConfig:
         drain_s=args.drain,
         connect_concurrency=args.connect_concurrency,
         seed=args.seed,
+        profile_s=args.profile,
+        profile_native=args.profile_native,
     )
 
 

@@ -147,5 +147,27 @@ def summary(result: dict[str, Any], plots: list[str]) -> str:
         "",
         *(f"![{p}]({p})" for p in plots),
         "",
+        *_profile_lines(result.get("profile")),
     ]
     return "\n".join(lines)
+
+
+def _profile_lines(prof: dict[str, Any] | None) -> list[str]:
+    if not prof or "samples" not in prof:
+        return []
+    lines = [
+        f"## Server profile ({prof['on_cpu_samples']} on-CPU samples; {prof['waiting_samples']} waiting dropped)",
+        "",
+        f"`{prof.get('command', '')}`; folded stacks in `{prof.get('folded', '')}`",
+        "",
+        "| self % | frame (on top of the stack) | | inclusive % | frame (anywhere on the stack) |",
+        "|---:|---|---|---:|---|",
+    ]
+    for a, b in zip(prof["self"][:20], prof["inclusive"][:20], strict=False):
+        lines.append(f"| {a['percent']} | `{a['frame']}` | | {b['percent']} | `{b['frame']}` |")
+    lines += ["", "| % | self time by library (native) or Python file |", "|---:|---|"]
+    lines += [f"| {x['percent']} | `{x['frame']}` |" for x in prof.get("by_library", [])[:15]]
+    lines += ["", "| % | native time by nearest server Python frame -> native leaf |", "|---:|---|"]
+    lines += [f"| {x['percent']} | `{x['frame']}` |" for x in prof.get("native_by_python_caller", [])[:15]]
+    lines.append("")
+    return lines

@@ -36,7 +36,7 @@ import grpc
 
 from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
-from loadtest import metrics, proto
+from loadtest import metrics, profile, proto
 from loadtest.scenarios import Plan, build
 from loadtest.worker import SenderSpec, ViewerSpec, WorkerSpec, worker_main
 from server.auth import issue_dev_token
@@ -72,6 +72,9 @@ class RunConfig:
     drain_s: float = 15.0
     connect_concurrency: int = 64
     seed: int = 1
+    profile_s: float = 0.0
+    """Run py-spy on the server for this many seconds, starting 2 s into the window."""
+    profile_native: bool = False
 
 
 def check_loopback(target: str) -> tuple[str, int]:
@@ -227,6 +230,8 @@ class WorkerProc:
         self.final: dict[str, Any] | None = None
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         asyncio.get_running_loop().add_reader(self.pipe.fileno(), self._on_readable)
+        # Readable means a message has started: read all of it (finals are megabytes).
+        os.set_blocking(self.pipe.fileno(), True)
 
     def _on_readable(self) -> None:
         try:
@@ -363,6 +368,19 @@ async def _measure(
     t0_wall_us = time.time_ns() // 1000 + 200_000
     for w in workers:
         w.send({"type": "start", "t0_wall_us": t0_wall_us})
+    profiling: asyncio.Task[Path | None] | None = None
+    if cfg.profile_native:
+        result_notes = ["py-spy --native pauses the server at every sample: CPU figures of this run are inflated"]
+    else:
+        result_notes = []
+    if cfg.profile_s > 0:
+
+        async def profile_later() -> Path | None:
+            await asyncio.sleep(2.0)
+            seconds = min(cfg.profile_s, max(1.0, cfg.duration - 3.0))
+            return await profile.record(server.pid, seconds, cfg.out, native=cfg.profile_native)
+
+        profiling = asyncio.create_task(profile_later())
     timeline: list[dict[str, Any]] = []
     last_cpu = sum(cpu0.values())
     last_total = 0
@@ -418,7 +436,18 @@ async def _measure(
     window_s = t_end - t0
     server_cpu = sum(cpu1.values()) - sum(cpu0.get(p, 0.0) for p in cpu1)
     histories = {room: await admin.history(room) for room in plan.rooms}
-    return assemble(cfg, plan, finals, histories, timeline, window_s, server_cpu, peak_rss, rss_end, t0_wall_us)
+    result = assemble(cfg, plan, finals, histories, timeline, window_s, server_cpu, peak_rss, rss_end, t0_wall_us)
+    if result_notes and cfg.profile_s > 0:
+        result["invalid_reasons"].extend(result_notes)
+    if profiling is not None:
+        folded = await profiling
+        result["profile"] = profile.hot_spots(folded) if folded is not None else {"error": "py-spy produced nothing"}
+        result["profile"]["command"] = (
+            f"py-spy record --pid {server.pid} --rate 200 --format raw --subprocesses"
+            + (" --native" if cfg.profile_native else " --nonblocking")
+        )
+        result["profile"]["folded"] = "profile.folded"
+    return result
 
 
 # ------------------------------------------------------------------ results

@@ -618,6 +618,8 @@ class Worker:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_reader(self.pipe.fileno(), self._read_pipe)
+        # The event loop made the pipe non-blocking; a big final message needs blocking writes.
+        os.set_blocking(self.pipe.fileno(), True)
         started = time.monotonic()
         await self.connect_all()
         connected: Counter[str] = Counter(v.kind for v in self.viewers if v.joined.done() and not v.ended)
