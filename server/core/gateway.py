@@ -15,7 +15,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from google.protobuf import timestamp_pb2
 
@@ -416,7 +416,16 @@ class Gateway:
             older = await self._log.read_backward(room_id, head + 1, limit) if limit and head >= 0 else []
             after = older[-1].position - 1 if older else head
         member.replay = asyncio.create_task(self._replay(member, after), name=f"replay:{room_id}")
+        member.joined = True
+        resumed = outcome == room_service_pb2.RESUME_OUTCOME_RESUMED
+        self._presence(member, event_pb2.Payload(viewer_joined=event_pb2.ViewerJoined(resumed=resumed)))
         return room_service_pb2.JoinResult(room_id=room_id, status=OK_STATUS, resume=outcome, snapshot=snapshot)
+
+    def _presence(self, member: Member, payload: event_pb2.Payload) -> None:
+        """Record a join or leave in the room's log (for audiences and analytics), in the background."""
+        entry = Entry(payload, policy.EPHEMERAL, f"{member.identity.user_id}/presence:{uuid.uuid4().hex}")
+        append = self.append(member.identity, member.room_id, [entry], [""], [("", "")])
+        asyncio.get_running_loop().create_task(append).add_done_callback(_log_failure)
 
     async def _replay(self, member: Member, after: int) -> None:
         room_id = member.room_id
@@ -485,6 +494,9 @@ class Gateway:
         room_id = member.room_id
         if member.replay is not None and not member.replay.done():
             member.replay.cancel()
+        if member.joined:
+            member.joined = False
+            self._presence(member, event_pb2.Payload(viewer_left=event_pb2.ViewerLeft()))
         members = self._members.get(room_id)
         if members is not None:
             members.discard(member)
@@ -522,7 +534,7 @@ class MemberOwner(Protocol):
 class Member:
     """A stream's membership in one room (the hub's Subscriber)."""
 
-    __slots__ = ("full", "identity", "lagging", "min_position", "outbox", "owner", "replay", "room_id")
+    __slots__ = ("full", "identity", "joined", "lagging", "min_position", "outbox", "owner", "replay", "room_id")
 
     def __init__(self, room_id: str, identity: Identity, outbox: Outbox, owner: MemberOwner) -> None:
         self.room_id = room_id
@@ -533,6 +545,8 @@ class Member:
         """Nothing live is delivered before the replay hands over."""
         self.replay: asyncio.Task[None] | None = None
         self.lagging = False
+        self.joined = False
+        """Set once the join succeeded: its leave is then recorded too."""
         self.full = identity.role != policy.VIEWER
         """Staff, services and bots see every event; viewers may get a sample."""
 
@@ -579,6 +593,6 @@ def _event_id(payload: bytes) -> str:
     return event_pb2.Event.FromString(payload).event_id
 
 
-def _log_failure(task: asyncio.Task[None]) -> None:
+def _log_failure(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task failed", exc_info=task.exception())

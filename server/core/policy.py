@@ -87,6 +87,8 @@ PRIORITY: dict[str, int] = {
     "user_banned": CRITICAL,
     "message_deleted": CRITICAL,
     "slow_mode": CRITICAL,
+    "viewer_joined": EPHEMERAL,
+    "viewer_left": EPHEMERAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}
