@@ -168,3 +168,20 @@ async def test_a_closed_outbox_drains_then_ends() -> None:
     outbox.close()
     assert await outbox.next_write() == b"x"
     assert await outbox.next_write() is None
+
+
+async def test_the_batching_window_widens_to_keep_writes_within_the_budget() -> None:
+    hub = Hub(
+        epoch_of=lambda _: "ep", interval_s=0.025, max_frame_bytes=64 * 1024, recent_per_room=100,
+        write_budget_per_s=10_000,
+    )  # fmt: skip
+    ch = hub.channel("r")
+    subs = [Recorder() for _ in range(1000)]
+    for sub in subs[:100]:
+        hub.attach(ch, sub)
+    assert hub.interval() == 0.025  # 100 subscribers x 40 flushes/s fits the budget
+    for sub in subs[100:]:
+        hub.attach(ch, sub)
+    assert hub.interval() == 0.1  # 1000 subscribers: at most 10 writes a second each
+    hub.drop_channel("r")
+    assert hub.subscribers == 0

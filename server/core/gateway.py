@@ -93,6 +93,7 @@ class Gateway:
             max_frame_bytes=settings.max_frame_bytes,
             recent_per_room=settings.recent_events_per_room,
             viewer_budget_per_s=settings.viewer_budget_per_s,
+            write_budget_per_s=settings.write_budget_per_s,
         )
         self.interactions = Interactions(
             word_filter=WordFilter.from_file(settings.word_filter) if settings.word_filter else WordFilter(()),
@@ -452,7 +453,7 @@ class Gateway:
             member.push_replay(_replay_frame(ch, tail, epoch))
             after = tail[-1][0]
         member.min_position = after
-        ch.subscribers.add(member)
+        self.hub.attach(ch, member)
 
     async def _watch(self, room_id: str) -> None:
         lock = self._watch_locks.setdefault(room_id, asyncio.Lock())
@@ -505,7 +506,7 @@ class Gateway:
         ch = self.hub.channels.get(room_id)
         if ch is None:
             return
-        ch.subscribers.discard(member)
+        self.hub.detach(ch, member)
         if room_id not in self._members:
             self.hub.drop_channel(room_id)
             self.states.pop(room_id, None)

@@ -5,7 +5,8 @@ turned into its wire bytes once (stored payload + cursor field); a room's events
 are coalesced into one frame per tick and the same frame object is queued on every
 subscriber's outbox. A quiet room flushes at once: the batching window only
 applies when the room flushed less than `interval` ago, so busy rooms pay one write
-per subscriber per tick and quiet rooms pay no delay.
+per subscriber per tick and quiet rooms pay no delay. The window widens with the
+node's subscriber count so that stream writes stay within a budget (see interval()).
 
 Huge rooms (DESIGN.md, priorities): a viewer reads at most `viewer_budget` normal
 events a second. When a room runs hotter, each tick builds a second, sampled frame
@@ -173,9 +174,13 @@ class Hub:
         max_frame_bytes: int,
         recent_per_room: int,
         viewer_budget_per_s: float = 30.0,
+        write_budget_per_s: float = 20_000.0,
     ) -> None:
         self._epoch_of = epoch_of
         self._interval = interval_s
+        self._write_budget = write_budget_per_s
+        self.subscribers = 0
+        """Subscriptions attached on this node, all rooms."""
         self._max_frame_bytes = max_frame_bytes
         self._recent = recent_per_room
         self._budget = viewer_budget_per_s
@@ -188,10 +193,28 @@ class Hub:
             ch = self.channels[room_id] = Channel(room_id, self._recent, self._budget)
         return ch
 
+    def attach(self, ch: Channel, sub: Subscriber) -> None:
+        if sub not in ch.subscribers:
+            ch.subscribers.add(sub)
+            self.subscribers += 1
+
+    def detach(self, ch: Channel, sub: Subscriber) -> None:
+        if sub in ch.subscribers:
+            ch.subscribers.discard(sub)
+            self.subscribers -= 1
+
+    def interval(self) -> float:
+        """The batching window of a busy room: at least the configured one, longer when
+        the node's subscribers would otherwise need more stream writes a second than
+        the write budget (a write costs the same CPU whatever it carries)."""
+        return max(self._interval, self.subscribers / self._write_budget)
+
     def drop_channel(self, room_id: str) -> None:
         ch = self.channels.pop(room_id, None)
-        if ch is not None and ch.timer is not None:
-            ch.timer.cancel()
+        if ch is not None:
+            self.subscribers -= len(ch.subscribers)
+            if ch.timer is not None:
+                ch.timer.cancel()
 
     def on_records(self, records: Iterable[tuple[LogRecord, str | None]]) -> None:
         """Add live records (each with its coalescing key, if ephemeral); flush rooms that are due."""
@@ -213,10 +236,11 @@ class Hub:
             return
         now = time.monotonic()
         loop = asyncio.get_running_loop()
+        interval = self.interval()
         for ch in touched.values():
             if ch.timer is not None:
                 continue
-            due = ch.last_flush + self._interval
+            due = ch.last_flush + interval
             if now >= due:
                 self.flush(ch, now)
             else:
