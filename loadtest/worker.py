@@ -172,7 +172,9 @@ class Viewer(h2.Stream):
         self.decode_all = spec.kind != "drain"
         self.tracks: dict[str, Track] = {room: Track() for room in spec.rooms}
         self.joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.left: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending_joins = set(spec.rooms)
+        self._pending_leaves: set[str] = set()
         self.join_sent_ns = 0
         self.events = 0
         self.frames = 0
@@ -269,6 +271,10 @@ class Viewer(h2.Stream):
                     metrics.record(self.stats.join_latency, (time.monotonic_ns() - self.join_sent_ns) // 1000)
                 if not self.joined.done():
                     self.joined.set_result(None)
+        elif which == "leave_result":
+            self._pending_leaves.discard(message.leave_result.room_id)
+            if not self._pending_leaves and not self.left.done():
+                self.left.set_result(None)
         elif which == "resume_required":
             self.outcomes["resume_required"] += 1
             self.stats.events["resume_required"] += 1
@@ -282,8 +288,14 @@ class Viewer(h2.Stream):
             self.stats.events[which] += 1
 
     def on_end(self, reason: str) -> None:
-        if not self.joined.done():
-            self.joined.set_exception(ConnectionError(reason))
+        for future in (self.joined, self.left):
+            if not future.done():
+                future.set_exception(ConnectionError(reason))
+
+    def leave_all(self) -> None:
+        self.left = asyncio.get_running_loop().create_future()
+        self._pending_leaves = set(self.spec.rooms)
+        self.send(*(proto.leave(room) for room in self.spec.rooms))
 
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -558,8 +570,11 @@ class Worker:
                     viewer = fresh
                 else:
                     self.stats.events["churn_rejoin"] += 1
+                    # Events already in flight arrive before leave_result: only then is the
+                    # last cursor final (rejoining earlier would replay them twice).
+                    viewer.leave_all()
+                    await asyncio.wait_for(viewer.left, 30)
                     viewer.joined = asyncio.get_running_loop().create_future()
-                    viewer.send(*(proto.leave(room) for room in viewer.spec.rooms))
                     viewer.join_all(resume=True)
                 await asyncio.wait_for(viewer.joined, 30)
             except (OSError, RuntimeError, TimeoutError, ConnectionError) as exc:
