@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     viewer_budget_per_s: float = Field(30.0, gt=0, description="normal events a second a viewer is sent in hot rooms")
     word_filter: str | None = Field(None, description="file of blocked words, one per line")
     lottery_secret: str | None = Field(None, description="secret from which lottery seeds are derived (all nodes)")
+    checkpoint_every: int = Field(
+        5_000, ge=10, description="events between a room's state checkpoints (bounds a node's rebuild)"
+    )
     big_gift_minor: int = Field(10_000, description="gift value (minor units) from which a gift is critical")
 
     max_text_chars: int = 500

@@ -446,3 +446,79 @@ async def test_the_viewer_count_reaches_everyone_within_five_seconds(room: Room)
         return bool(counts) and counts[-1].payload.viewer_count.viewers == 3
 
     await eventually(counted, timeout=6)
+
+
+def test_a_checkpoint_holds_everything_the_fold_learnt() -> None:
+    from server.commerce.state import RoomState
+
+    state = RoomState("r")
+    events = [
+        ev.Payload(product_pinned=ev.ProductPinned(product=PRODUCT)),
+        SAMPLES["flash_sale_started"],
+        ev.Payload(flash_sale_stock=ev.FlashSaleStock(sale_id="s1", stock=7)),
+        SAMPLES["poll_started"],
+        SAMPLES["lottery_started"],
+        ev.Payload(like_burst=ev.LikeBurst(delta=5, total=5)),
+        ev.Payload(user_muted=ev.UserMuted(user_id="m", until=at(600))),
+        ev.Payload(user_banned=ev.UserBanned(user_id="b")),
+        ev.Payload(slow_mode=ev.SlowMode(min_interval=duration_pb2.Duration(seconds=3))),
+        ev.Payload(viewer_count=ev.ViewerCount(viewers=4, node_id="n1", node_viewers=4)),
+    ]
+    for position, payload in enumerate(events):
+        state.fold(position, ev.Event(payload=payload, sender=ev.Sender(user_id="host"), publish_time=at(0)))
+    state.fold(
+        20, ev.Event(payload=ev.Payload(poll_vote=ev.PollVote(poll_id="p1", option=1)), sender=ev.Sender(user_id="v"))
+    )
+    state.fold(
+        21, ev.Event(payload=ev.Payload(lottery_entry=ev.LotteryEntry(lottery_id="l1")), sender=ev.Sender(user_id="v"))
+    )
+    restored = RoomState.from_checkpoint("r", state.checkpoint("epoch-1"))
+    assert restored.position == 21
+    assert (restored.pinned, restored.flash_sale, restored.flash_stock) == (state.pinned, state.flash_sale, 7)
+    assert {k: (p.counts, p.voters) for k, p in restored.polls.items()} == {"p1": ([0, 1], {"v"})}
+    assert {k: lot.entrants for k, lot in restored.lotteries.items()} == {"l1": {"v"}}
+    assert (restored.like_total, restored.banned, restored.slow_mode_ms) == (5, {"b"}, 3000)
+    assert restored.muted_until_ms == state.muted_until_ms
+    assert restored.viewers_by_node == state.viewers_by_node
+
+
+async def test_a_restarted_node_rebuilds_room_state_from_a_checkpoint(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", env={"BARRAGE_CHECKPOINT_EVERY": "20"})
+    server.start()
+    room = Room(server, "kept")
+    admin = Admin(server.target, server.token("ops", role="service"))
+    try:
+        await admin.create_room("kept")
+        host = await room.join("the-host", "host")
+        voter = await room.join("voter")
+        await room.post(host, SAMPLES["product_pinned"])
+        await room.post(host, SAMPLES["poll_started"])
+        await room.post(voter, ev.Payload(poll_vote=ev.PollVote(poll_id="p1", option=0)))
+        await room.post(host, ev.Payload(user_banned=ev.UserBanned(user_id="troll")))
+        for n in range(30):
+            await room.post(host, ev.Payload(comment=ev.Comment(text=f"pitch {n}")))
+        await asyncio.sleep(1.0)  # the ticker writes a checkpoint within a tick or two
+        await room.close()
+        server.kill()
+        server.start()
+        room = Room(server, "kept")
+        late = RawStream(server.target)
+        room.streams.append(late)
+        await late.hello(server.token("late"))
+        snapshot = (await late.join("kept")).snapshot
+        assert "state rebuilt from checkpoint" in server.logs()
+        assert snapshot.pinned_product.product_id == PRODUCT.product_id
+        assert list(snapshot.poll_tally.counts) == [1, 0]
+        again = await room.post(late, ev.Payload(poll_vote=ev.PollVote(poll_id="p1", option=1)))
+        assert again.status.code == OK
+        voter = await room.join("voter")
+        twice = await room.post(voter, ev.Payload(poll_vote=ev.PollVote(poll_id="p1", option=1)))
+        assert twice.status.code == ALREADY_EXISTS
+        troll = RawStream(server.target)
+        room.streams.append(troll)
+        await troll.hello(server.token("troll"))
+        assert error_info((await troll.join("kept")).status).reason == "BANNED"
+    finally:
+        await room.close()
+        await admin.close()
+        server.stop()

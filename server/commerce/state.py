@@ -51,12 +51,18 @@ class RoomState:
     banned: set[str] = field(default_factory=set)
     slow_mode_ms: int = 0
     last_comment_ms: dict[str, int] = field(default_factory=dict)
+    since_checkpoint: int = 0
+    """Events folded since the last room_checkpoint in the log."""
 
     def fold(self, position: int, event: event_pb2.Event) -> str | None:
         """Apply one event. Returns a user id that must be removed from the room (ban)."""
         self.position = position
         payload = event.payload
         kind = payload.WhichOneof("kind")
+        if kind == "room_checkpoint":
+            self.since_checkpoint = 0
+            return None
+        self.since_checkpoint += 1
         when = _ms(event.publish_time)
         if kind == "comment":
             if self.slow_mode_ms:
@@ -121,6 +127,57 @@ class RoomState:
                 product.price.CopyFrom(update.price)
             if update.HasField("stock"):
                 product.stock = update.stock
+
+    def checkpoint(self, epoch: str) -> event_pb2.RoomCheckpoint:
+        """Everything fold() has learnt, so a node can start from here (from_checkpoint)."""
+        cp = event_pb2.RoomCheckpoint(
+            position=self.position,
+            epoch=epoch,
+            flash_stock=self.flash_stock,
+            like_total=self.like_total,
+            banned_user_ids=sorted(self.banned),
+            polls=[
+                event_pb2.PollCheckpoint(started=p.started, counts=p.counts, voter_user_ids=sorted(p.voters))
+                for p in self.polls.values()
+            ],
+            lotteries=[
+                event_pb2.LotteryCheckpoint(started=lot.started, entrant_user_ids=sorted(lot.entrants))
+                for lot in self.lotteries.values()
+            ],
+        )
+        if self.pinned is not None:
+            cp.pinned.CopyFrom(self.pinned)
+        if self.flash_sale is not None:
+            cp.flash_sale.CopyFrom(self.flash_sale)
+        for node, (count, at) in self.viewers_by_node.items():
+            cp.node_viewers.add(node_id=node, node_viewers=count)
+            cp.node_viewers_time.add().FromMilliseconds(at)
+        for user, until in self.muted_until_ms.items():
+            cp.muted.add(user_id=user).until.FromMilliseconds(until)
+        cp.slow_mode.FromMilliseconds(self.slow_mode_ms)
+        return cp
+
+    @classmethod
+    def from_checkpoint(cls, room_id: str, cp: event_pb2.RoomCheckpoint) -> RoomState:
+        state = cls(
+            room_id=room_id,
+            position=cp.position,
+            pinned=cp.pinned if cp.HasField("pinned") else None,
+            flash_sale=cp.flash_sale if cp.HasField("flash_sale") else None,
+            flash_stock=cp.flash_stock,
+            like_total=cp.like_total,
+            banned=set(cp.banned_user_ids),
+            slow_mode_ms=int(cp.slow_mode.ToMilliseconds()),
+        )
+        for poll in cp.polls:
+            state.polls[poll.started.poll_id] = Poll(poll.started, list(poll.counts), set(poll.voter_user_ids))
+        for lot in cp.lotteries:
+            state.lotteries[lot.started.lottery_id] = Lottery(lot.started, set(lot.entrant_user_ids))
+        for count, at in zip(cp.node_viewers, cp.node_viewers_time, strict=True):
+            state.viewers_by_node[count.node_id] = (count.node_viewers, _ms(at))
+        for muted in cp.muted:
+            state.muted_until_ms[muted.user_id] = _ms(muted.until)
+        return state
 
     def muted(self, user_id: str, now_ms: int) -> int:
         """Until when the user is muted (ms), 0 if not."""

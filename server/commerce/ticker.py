@@ -104,6 +104,10 @@ class RoomTicker:
                 sale_id=sale.sale_id, sold_out=state.flash_stock <= 0, sold=max(0, sale.stock - state.flash_stock)
             )
             system("flash_sale_ended", event_pb2.Payload(flash_sale_ended=ended), f"sale-end:{sale.sale_id}")
+        if state.since_checkpoint >= gateway.settings.checkpoint_every:
+            state.since_checkpoint = 0
+            checkpoint = event_pb2.Payload(room_checkpoint=state.checkpoint(gateway.epoch(room_id)))
+            system("room_checkpoint", checkpoint, f"checkpoint:{state.position}")
         local = len(gateway.members(room_id))
         published = self._viewers.get(room_id)
         if published is None or (

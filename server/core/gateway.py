@@ -48,6 +48,8 @@ SYSTEM = Identity(user_id="barrage", display_name="Barrage", role=event_pb2.ROLE
 """The sender of events the server produces itself (like bursts, draws, tallies)."""
 
 _REPLAY_PAGE = 500
+_CHECKPOINT_SCAN_PAGES = 40
+"""How far back (pages of _REPLAY_PAGE) a rebuild looks for a checkpoint."""
 _MAX_USER_BUCKETS = 100_000
 
 
@@ -136,6 +138,9 @@ class Gateway:
             self._user_buckets.move_to_end(who.user_id)
         return bucket
 
+    def epoch(self, room_id: str) -> str:
+        return self._log.epoch(room_id)
+
     def members(self, room_id: str) -> set[Member]:
         return self._members.get(room_id, set())
 
@@ -218,6 +223,8 @@ class Gateway:
                     asyncio.get_running_loop().call_soon(self._remove, room_id, banned)
             if kind == "room_closed":
                 self._room_closed(room_id)
+            if record.priority == policy.INTERNAL:
+                continue
             coalesce = _coalescing_key(kind, event.payload) if record.priority == policy.EPHEMERAL else None
             items.append((record, coalesce))
         self.hub.on_records(items)
@@ -367,7 +374,11 @@ class Gateway:
                 raise ApiError(Code.FAILED_PRECONDITION, "CURSOR_TOO_OLD", "cursor is older than the log's retention")
             records = await self._log.read(room_id, after, size)
         epoch = self._log.epoch(room_id)
-        events = [wire.event_with_cursor(r.payload, encode_cursor(epoch, r.position)) for r in records]
+        events = [
+            wire.event_with_cursor(r.payload, encode_cursor(epoch, r.position))
+            for r in records
+            if r.priority != policy.INTERNAL
+        ]
         next_cursor = encode_cursor(epoch, records[-1].position) if len(records) == size else ""
         return events, next_cursor
 
@@ -438,11 +449,14 @@ class Gateway:
         # watched the room are only in the log, later ones are in the channel.
         while True:
             records = await self._log.read(room_id, after, _REPLAY_PAGE)
-            if records:
-                events = [
-                    (r.position, wire.event_with_cursor(r.payload, encode_cursor(epoch, r.position))) for r in records
-                ]
+            events = [
+                (r.position, wire.event_with_cursor(r.payload, encode_cursor(epoch, r.position)))
+                for r in records
+                if r.priority != policy.INTERNAL
+            ]
+            if events:
                 member.push_replay(_replay_frame(ch, events, epoch))
+            if records:
                 after = records[-1].position
                 await member.outbox.wait_below(high_water)
             if len(records) < _REPLAY_PAGE and ch.evicted_upto <= after:
@@ -474,9 +488,9 @@ class Gateway:
         Same hand-over as a replay (see subscribe); until it completes, live records
         are not folded, so the state sees every event once and in order.
         """
-        state = RoomState(room_id)
+        state = await self._latest_checkpoint(room_id)
         ch = self.hub.channel(room_id)
-        after = -1
+        after = start = state.position
         while True:
             records = await self._log.read(room_id, after, _REPLAY_PAGE)
             for record in records:
@@ -488,7 +502,25 @@ class Gateway:
         for position, _, event in ch.recent:
             if position > after:
                 state.fold(position, event_pb2.Event.FromString(event))
+        log.info("room %s: state rebuilt from %s", room_id, f"checkpoint at {start}" if start >= 0 else "the start")
         self.states[room_id] = state
+
+    async def _latest_checkpoint(self, room_id: str) -> RoomState:
+        """The state in the room's newest checkpoint, if one is near the head of the log
+        (the ticker writes one every checkpoint_every events); else an empty state."""
+        epoch = self._log.epoch(room_id)
+        before: int | None = None
+        for _ in range(_CHECKPOINT_SCAN_PAGES):
+            records = await self._log.read_backward(room_id, before, _REPLAY_PAGE)
+            for record in records:
+                if record.priority == policy.INTERNAL:
+                    checkpoint = event_pb2.Event.FromString(record.payload).payload.room_checkpoint
+                    if checkpoint.epoch == epoch:
+                        return RoomState.from_checkpoint(room_id, checkpoint)
+            if len(records) < _REPLAY_PAGE:
+                break
+            before = records[-1].position
+        return RoomState(room_id)
 
     def unsubscribe(self, member: Member) -> None:
         """Remove a member; the last one out stops the node watching the room."""

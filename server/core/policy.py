@@ -57,6 +57,7 @@ ACTIONS: dict[str, frozenset[int]] = {
 }
 
 EPHEMERAL = event_pb2.PRIORITY_EPHEMERAL
+INTERNAL = event_pb2.PRIORITY_INTERNAL
 NORMAL = event_pb2.PRIORITY_NORMAL
 CRITICAL = event_pb2.PRIORITY_CRITICAL
 
@@ -89,6 +90,7 @@ PRIORITY: dict[str, int] = {
     "slow_mode": CRITICAL,
     "viewer_joined": EPHEMERAL,
     "viewer_left": EPHEMERAL,
+    "room_checkpoint": INTERNAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}
