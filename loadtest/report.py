@@ -119,10 +119,18 @@ def summary(result: dict[str, Any], plots: list[str]) -> str:
         f"| duplicates / order violations / silent gaps | {f['duplicates']} / {f['order_violations']} / "
         f"{f['silent_gaps']} |",
         f"| normal events omitted (reported by server) | {f['omitted_reported']:,} |",
+        f"| not yet delivered when the run ended (all / critical) | {f.get('undelivered_at_end', 0):,} / "
+        f"{f.get('critical_undelivered_at_end', 0):,} |",
         f"| acked sends missing from history | {f['acked_not_in_history']} |",
         f"| server RSS peak / end | {f['server_rss_peak_mb']} / {f['server_rss_end_mb']} MB |",
         f"| streams / RSS per stream | {f.get('streams')} / {f.get('rss_per_stream_kb')} KB |",
         f"| join latency | {_fmt(f['join_latency_ms'])} |",
+        "| busiest server threads (share of one core) | "
+        + ", ".join(
+            f"{t['name']}{' (event loop)' if t['main'] else ''} {t['cpu_util']:.0%}"
+            for t in f.get("server_threads", [])[:4]
+        )
+        + " |",
         f"| client CPU | {f['client_cpu_s']} s; machine {f['machine_cpu_util']:.0%} busy |",
         "",
         "Latency by viewer kind (from publish_time):",

@@ -364,6 +364,7 @@ async def _measure(
     loop = asyncio.get_running_loop()
     pids = server.pids()
     cpu0 = metrics.tree_cpu_seconds(pids)
+    threads0 = {p: metrics.thread_cpu_seconds(p) for p in pids}
     t0 = loop.time()
     t0_wall_us = time.time_ns() // 1000 + 200_000
     for w in workers:
@@ -429,6 +430,7 @@ async def _measure(
         last_total = total
     t_end = loop.time()
     cpu1 = metrics.tree_cpu_seconds(server.pids())
+    threads = _thread_util(threads0, loop.time() - t0)
     rss_end = metrics.tree_rss_bytes(server.pids())
     for w in workers:
         w.send({"type": "stop"})
@@ -437,17 +439,44 @@ async def _measure(
     server_cpu = sum(cpu1.values()) - sum(cpu0.get(p, 0.0) for p in cpu1)
     histories = {room: await admin.history(room) for room in plan.rooms}
     result = assemble(cfg, plan, finals, histories, timeline, window_s, server_cpu, peak_rss, rss_end, t0_wall_us)
+    result["figures"]["server_threads"] = threads
+    main = [t for t in threads if t["main"]]
+    if main and main[0]["cpu_util"] >= 0.9:
+        result["warnings"].append(
+            f"the server's event-loop thread was {main[0]['cpu_util']:.0%} busy: it is the bottleneck, "
+            "whatever the process total says"
+        )
     if result_notes and cfg.profile_s > 0:
         result["invalid_reasons"].extend(result_notes)
     if profiling is not None:
         folded = await profiling
         result["profile"] = profile.hot_spots(folded) if folded is not None else {"error": "py-spy produced nothing"}
-        result["profile"]["command"] = (
-            f"py-spy record --pid {server.pid} --rate 200 --format raw --subprocesses"
-            + (" --native" if cfg.profile_native else " --nonblocking")
+        result["profile"]["command"] = f"py-spy record --pid {server.pid} --rate 200 --format raw --subprocesses" + (
+            " --native" if cfg.profile_native else " --nonblocking"
         )
         result["profile"]["folded"] = "profile.folded"
     return result
+
+
+def _thread_util(before: dict[int, dict[str, float]], window_s: float) -> list[dict[str, Any]]:
+    """Per server thread: CPU share of one core over the window, busiest first."""
+    rows: list[dict[str, Any]] = []
+    for pid, threads in before.items():
+        after = metrics.thread_cpu_seconds(pid)
+        for key, cpu in after.items():
+            used = cpu - threads.get(key, 0.0)
+            tid, _, name = key.partition(":")
+            rows.append(
+                {
+                    "pid": pid,
+                    "tid": int(tid),
+                    "name": name,
+                    "main": int(tid) == pid,
+                    "cpu_util": round(used / window_s, 3),
+                }
+            )
+    rows.sort(key=lambda r: -r["cpu_util"])
+    return rows[:12]
 
 
 # ------------------------------------------------------------------ results
@@ -512,8 +541,15 @@ def check_against_history(finals: list[dict[str, Any]], histories: dict[str, lis
                 expected = set(history[bisect_right(history, head) :])
                 missing_ephemeral = len((expected - received).intersection(eph))
                 expected.difference_update(eph)
-                missing = expected - received
                 totals["ephemeral_coalesced"] += missing_ephemeral
+                # Missing below the last event the viewer got is a gap; above it, a backlog
+                # the server had not delivered when the run ended (a stalled catch-up).
+                last = max(seen) if len(seen) else head
+                tail = {p for p in expected - received if p > last}
+                totals["undelivered_at_end"] += len(tail)
+                totals["critical_undelivered_at_end"] += len(tail & critical.get(room, set()))
+                expected -= tail
+                missing = expected - received
                 missing_critical = len(missing & critical.get(room, set()))
                 missing_normal = len(missing) - missing_critical
                 phantom = len(received - set(history))
@@ -530,13 +566,16 @@ def check_against_history(finals: list[dict[str, Any]], histories: dict[str, lis
                 totals["duplicates"] += r["duplicates"]
                 totals["order_violations"] += r["order_violations"]
                 totals["sender_order_violations"] += r["sender_order_violations"]
-                if missing_critical or r["order_violations"] or r["duplicates"]:
+                if missing_critical or r["order_violations"] or r["duplicates"] or tail:
                     worst.append(
                         {
                             "viewer": v["index"],
                             "kind": v["kind"],
                             "room": room,
                             "critical_lost": missing_critical,
+                            "undelivered_at_end": len(tail),
+                            "normal_missing": missing_normal,
+                            "omitted": r["omitted"],
                             "duplicates": r["duplicates"],
                             "order_violations": r["order_violations"],
                             "outcomes": v["outcomes"],
@@ -632,6 +671,11 @@ def assemble(
         for r in (load.comments, load.critical, load.likes, load.gifts)
         if r > 0
     )
+    if t.get("undelivered_at_end", 0):
+        warnings.append(
+            f"{t['undelivered_at_end']} events ({t.get('critical_undelivered_at_end', 0)} critical) had not reached "
+            f"checked viewers {cfg.drain_s:g} s after sending stopped: the server was still catching up"
+        )
     if cfg.rate > 0 and sent < 0.98 * expected_sends:
         invalid.append(f"senders sent {sent} of {expected_sends} scheduled")
     client_cpu = sum(c["cpu_s"] for c in clients)
@@ -679,6 +723,8 @@ def assemble(
         "duplicates": t.get("duplicates", 0) + t.get("drain_surplus", 0),
         "order_violations": t.get("order_violations", 0) + t.get("sender_order_violations", 0),
         "silent_gaps": t.get("silent_gaps", 0),
+        "undelivered_at_end": t.get("undelivered_at_end", 0),
+        "critical_undelivered_at_end": t.get("critical_undelivered_at_end", 0),
         "omitted_reported": omitted_total,
         "acked_not_in_history": t.get("acked_not_in_history", 0),
         "happenings": dict(happenings),
@@ -699,8 +745,9 @@ def assemble(
             f"{cfg.frame_sample_every} for latency ('drain-sampled'); totals checked against history",
             "sample": "decodes every frame: latency of every event, cursor order, duplicates, per-sender order, "
             "critical events checked against history",
-            "slow": "a sample viewer that stops reading (socket paused, no HTTP/2 window granted) from "
-            "25% to 75% of the run, then reads and resumes when told to",
+            "slow": "a sample viewer with a 64 KiB HTTP/2 window (gRPC's default without BDP probing) that "
+            "stops reading (socket paused, no window granted) from 25% to 75% of the run, then reads and "
+            "resumes when told to",
             "churn": "a sample viewer that keeps dropping its connection or leaving the room (mean dwell 3 s) and "
             "comes back resuming from its last cursor",
             "sender": "streams that post on a fixed schedule (or closed loop for ingest); they are joined to their "

@@ -497,15 +497,17 @@ class Worker:
     def token(self, user: str, role: str) -> str:
         return issue_dev_token(self.spec.secret, user_id=user, role=role, ttl_s=6 * 3600)
 
-    async def _connect(self) -> h2.Connection:
-        conn = await h2.connect(self.spec.host, self.spec.port, self.spec.window_bytes)
+    async def _connect(self, window: int | None = None) -> h2.Connection:
+        conn = await h2.connect(self.spec.host, self.spec.port, window or self.spec.window_bytes)
         self.connections.append(conn)
         return conn
 
     async def open_viewers(self, group: list[Viewer]) -> None:
+        # A stalled phone's gRPC stack (no BDP probe) grants 64 KiB: the server feels it at once.
+        window = h2.DEFAULT_WINDOW if any(v.kind == "slow" for v in group) else None
         for attempt in range(3):
             try:
-                conn = await self._connect()
+                conn = await self._connect(window)
                 for viewer in group:
                     if attempt:
                         viewer.joined = asyncio.get_running_loop().create_future()
