@@ -1,0 +1,400 @@
+"""The insights of one room, folded from its events in log order; pure (no I/O, no clock).
+
+`RoomInsights.fold(position, event)` applies one event; `snapshot(...)` answers any
+window of the history folded so far. Time is the events' `publish_time` (the accepting
+gateway's clock), so the figures depend only on the log: a node that rebuilds a room
+from its log reaches exactly the figures of one that followed it live.
+
+Counted: viewers' comments, questions, likes (like bursts), gifts, purchases, presence
+(server/insights/audience.py), questions (questions.py), products (products.py) and
+terms. Engagement counts viewers only (role viewer): hosts, moderators, services and bots
+are the show, not its audience; gifts and purchases are counted whoever published them
+(the payment and order services do), by their giver and buyer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from barrage.v1 import event_pb2
+from barrage.v1 import insights_service_pb2 as pb
+from server.insights.audience import Audience
+from server.insights.products import Products
+from server.insights.questions import Questions
+from server.insights.text import analyse
+
+VIEWER = event_pb2.ROLE_VIEWER
+ANSWERERS = frozenset({event_pb2.ROLE_HOST, event_pb2.ROLE_MODERATOR, event_pb2.ROLE_BOT})
+
+
+@dataclass(frozen=True, slots=True)
+class InsightsConfig:
+    bucket_ms: int = 60_000
+    """Width of a bucket (one minute; tests compress time with seconds)."""
+    merge_ms: int = 30_000
+    """A leave followed by a join of the same viewer within this is a reconnect."""
+    similarity: float = 0.5
+    """Jaccard index from which a question without a known intent joins a group."""
+    max_question_groups: int = 5000
+    aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Extra product aliases (product id, names), from the alias file."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    top_questions: int = 20
+    top_terms: int = 30
+    trend_buckets: int = 5
+
+    @staticmethod
+    def of(options: pb.InsightsOptions) -> Limits:
+        return Limits(
+            min(200, options.top_questions or 20),
+            min(200, options.top_terms or 30),
+            min(1000, options.trend_buckets or 5),
+        )
+
+
+@dataclass(slots=True)
+class Bucket:
+    comments: int = 0
+    commenters: set[str] = field(default_factory=set)
+    questions: int = 0
+    likes: int = 0
+    gifts: int = 0
+    gift_value: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    purchases: int = 0
+    units: int = 0
+    buyers: set[str] = field(default_factory=set)
+    reported_viewers: int = 0
+    terms: Counter[str] = field(default_factory=Counter)
+
+
+def _ts(ms: int) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+def _duration(ms: int) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromMilliseconds(ms)
+    return d
+
+
+def _money(values: dict[str, int]) -> list[event_pb2.Money]:
+    return [event_pb2.Money(amount_minor=v, currency=c) for c, v in sorted(values.items()) if v]
+
+
+class RoomInsights:
+    """Folded insights of one room. Feed every event once, in log order."""
+
+    def __init__(self, room_id: str, config: InsightsConfig) -> None:
+        self.room_id = room_id
+        self.config = config
+        self.position = -1
+        """Log position of the last folded event (-1: none)."""
+        self.cursor = ""
+        """Its cursor, set by whoever feeds the engine."""
+        self.events = 0
+        self.first_ms = -1
+        self.last_ms = -1
+        self.closed = False
+        self.buckets: dict[int, Bucket] = defaultdict(Bucket)
+        self.audience = Audience(config.bucket_ms, config.merge_ms)
+        self.questions = Questions(config.similarity, config.max_question_groups)
+        self.products = Products({pid: list(names) for pid, names in config.aliases})
+
+    def bucket(self, ms: int) -> int:
+        return ms // self.config.bucket_ms
+
+    # ------------------------------------------------------------------ fold
+
+    def fold(self, position: int, event: event_pb2.Event) -> bool:
+        """Apply one event; False (and nothing changes) if it is not after the last one."""
+        if position <= self.position:
+            return False
+        self.position = position
+        self.events += 1
+        at = event.publish_time.ToMilliseconds()
+        if self.last_ms >= 0 and at < self.last_ms:
+            at = self.last_ms  # nodes' clocks differ a little: time never runs backwards here
+        if self.first_ms < 0:
+            self.first_ms = at
+        self.last_ms = at
+        payload = event.payload
+        kind = payload.WhichOneof("kind")
+        sender = event.sender
+        b = self.bucket(at)
+        if kind == "comment":
+            self._comment(event, at, b)
+        elif kind == "viewer_joined":
+            if sender.role == VIEWER:
+                change = self.audience.joined(sender.user_id, at, payload.viewer_joined.resumed)
+                if change is not None:
+                    self.products.arrived(sender.user_id)
+        elif kind == "viewer_left":
+            if sender.role == VIEWER:
+                self.audience.left(sender.user_id, at)
+        elif kind == "like_burst":
+            self.buckets[b].likes += payload.like_burst.delta
+        elif kind == "gift":
+            gift = payload.gift
+            bucket = self.buckets[b]
+            bucket.gifts += gift.count
+            bucket.gift_value[gift.unit_value.currency] += gift.count * gift.unit_value.amount_minor
+        elif kind == "purchase":
+            purchase = payload.purchase
+            bucket = self.buckets[b]
+            bucket.purchases += 1
+            bucket.units += purchase.quantity
+            bucket.buyers.add(purchase.buyer.user_id)
+            self.products.purchased(purchase.product_id, purchase.buyer.user_id, purchase.quantity, b)
+        elif kind == "product_pinned":
+            self.products.pin(payload.product_pinned.product, at, self.audience.present)
+        elif kind == "product_unpinned":
+            self.products.unpin(payload.product_unpinned.product_id, at)
+        elif kind == "product_updated":
+            self.products.updated(payload.product_updated)
+        elif kind == "flash_sale_started":
+            self.products.sale_started(payload.flash_sale_started, at, self.audience.present)
+        elif kind == "flash_sale_ended":
+            self.products.sale_ended(payload.flash_sale_ended.sale_id, at)
+        elif kind == "viewer_count":
+            bucket = self.buckets[b]
+            bucket.reported_viewers = max(bucket.reported_viewers, payload.viewer_count.viewers)
+        elif kind == "room_closed":
+            self.audience.room_closed(at)
+            self.products.closed(at)
+            self.closed = True
+        return True
+
+    def _comment(self, event: event_pb2.Event, at: int, b: int) -> None:
+        comment = event.payload.comment
+        sender = event.sender
+        if sender.role == VIEWER:
+            analysis = analyse(comment.text, names=self.products.aliases)
+            bucket = self.buckets[b]
+            bucket.comments += 1
+            bucket.commenters.add(sender.user_id)
+            bucket.terms.update(analysis.terms)
+            on_screen = self.products.on_screen()
+            named = self.products.aliases.find(analysis.normalized, on_screen)
+            for product_id in named:
+                product = self.products.product(product_id)
+                product.mentions[b] += 1
+                product.mentioners[b].add(sender.user_id)
+            if comment.question:
+                bucket.questions += 1
+                about = named[0] if named else (on_screen[0] if on_screen else "")
+                if about:
+                    self.products.product(about).questions[b] += 1
+                self.questions.ask(event.event_id, sender.user_id, comment.text, at, analysis, about)
+        elif sender.role in ANSWERERS and not comment.question:
+            analysis = analyse(comment.text, answer=True, names=self.products.aliases)
+            on_screen = self.products.on_screen()
+            named = self.products.aliases.find(analysis.normalized, on_screen)
+            self.questions.comment_by_staff(
+                event.event_id, sender.role, comment.text, at, comment.reply_to_event_id, analysis,
+                named or on_screen or [""],
+            )  # fmt: skip
+
+    # ------------------------------------------------------------------ figures
+
+    def snapshot(
+        self,
+        title: str = "",
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limits: Limits = Limits(),
+    ) -> pb.RoomInsights:
+        """The figures of the window [start, end) (bucket-aligned; default: the whole show)."""
+        width = self.config.bucket_ms
+        as_of = max(self.last_ms, 0)
+        origin = self.first_ms if self.first_ms >= 0 else as_of
+        first = self.bucket(start_ms if start_ms is not None else origin)
+        last_end = end_ms if end_ms is not None else as_of + 1
+        end = max(first + 1, -(-last_end // width))
+        end = min(end, first + 100_000)  # a window of absurd width: cap the series
+        window_start, window_end = first * width, end * width
+        as_of_w = min(as_of, window_end - 1)
+        whole = (self.first_ms < 0 or window_start <= self.first_ms) and window_end > as_of
+        out = pb.RoomInsights(
+            room_id=self.room_id,
+            title=title,
+            bucket_width=_duration(width),
+            start_time=_ts(window_start),
+            end_time=_ts(window_end),
+            as_of_time=_ts(as_of),
+            through_cursor=self.cursor,
+            final=self.closed and whole,
+        )
+        self._series(out, first, end, as_of_w, whole)
+        self._retention(out, first, end, as_of_w)
+        self._questions(out, window_start, window_end, limits)
+        self._products(out, first, end, window_start, window_end)
+        self._terms(out, first, end, limits)
+        return out
+
+    def _series(self, out: pb.RoomInsights, first: int, end: int, as_of: int, whole: bool) -> None:
+        audience = self.audience
+        viewers_end, peaks, peak, peak_ms = audience.concurrency(first, end, as_of)
+        totals = out.totals
+        commenters: set[str] = set()
+        buyers: set[str] = set()
+        gift_value: dict[str, int] = defaultdict(int)
+        for i, b in enumerate(range(first, end)):
+            bucket = self.buckets.get(b)
+            row = out.buckets.add(
+                start_time=_ts(b * self.config.bucket_ms),
+                joins=audience.joins.get(b, 0),
+                leaves=audience.leaves.get(b, 0),
+                viewers=viewers_end[i],
+                peak_viewers=peaks[i],
+            )
+            totals.joins += row.joins
+            totals.leaves += row.leaves
+            if bucket is None:
+                continue
+            row.comments = bucket.comments
+            row.unique_commenters = len(bucket.commenters)
+            row.questions = bucket.questions
+            row.likes = bucket.likes
+            row.gifts = bucket.gifts
+            row.gift_value.extend(_money(bucket.gift_value))
+            row.purchases = bucket.purchases
+            row.units_sold = bucket.units
+            row.reported_viewers = bucket.reported_viewers
+            totals.comments += bucket.comments
+            totals.questions += bucket.questions
+            totals.likes += bucket.likes
+            totals.gifts += bucket.gifts
+            totals.purchases += bucket.purchases
+            totals.units_sold += bucket.units
+            commenters |= bucket.commenters
+            buyers |= bucket.buyers
+            for currency, value in bucket.gift_value.items():
+                gift_value[currency] += value
+        totals.unique_commenters = len(commenters)
+        totals.unique_buyers = len(buyers)
+        totals.gift_value.extend(_money(gift_value))
+        totals.viewers = viewers_end[-1] if viewers_end else 0
+        totals.peak_viewers = peak
+        if peak:
+            totals.peak_time.CopyFrom(_ts(max(peak_ms, first * self.config.bucket_ms)))
+        watched, people = audience.watch_ms(first * self.config.bucket_ms, end * self.config.bucket_ms, as_of, whole)
+        totals.unique_viewers = people
+        if people:
+            totals.average_watch_time.CopyFrom(_duration(watched // people))
+
+    def _retention(self, out: pb.RoomInsights, first: int, end: int, as_of: int) -> None:
+        arrivals: dict[int, int] = defaultdict(int)
+        remaining: dict[int, int] = defaultdict(int)
+        for cohort, count, left in self.audience.retention(first, end, as_of, self.closed):
+            out.retention.add(start_time=_ts(cohort * self.config.bucket_ms), arrivals=count, remaining=left)
+            for k, n in enumerate(left):
+                arrivals[k] += count
+                remaining[k] += n
+        for k in sorted(arrivals):
+            share = remaining[k] / arrivals[k] if arrivals[k] else 0.0
+            out.retention_curve.add(after_buckets=k, arrivals=arrivals[k], remaining=remaining[k], share=share)
+
+    def _questions(self, out: pb.RoomInsights, start_ms: int, end_ms: int, limits: Limits) -> None:
+        rows = []
+        for group in self.questions.groups.values():
+            asked = [(at, who) for at, who in group.asked if start_ms <= at < end_ms]
+            if not asked:
+                continue
+            answers = [a for a in group.answers if a.at < end_ms and a.at >= asked[0][0]]
+            rows.append((group, asked, answers))
+        rows.sort(key=lambda r: (-len(r[1]), r[1][0][0], r[0].group_id))
+        for group, asked, answers in rows[: limits.top_questions]:
+            row = out.questions.add(
+                group_id=group.group_id,
+                intent=group.intent,
+                product_id=group.product_id,
+                count=len(asked),
+                askers=len({who for _, who in asked}),
+                example=group.example[0],
+                example_event_id=group.example[1],
+                variants=group.variants,
+                first_time=_ts(asked[0][0]),
+                last_time=_ts(asked[-1][0]),
+            )
+            if answers:
+                first_answer = answers[0]
+                row.answered = True
+                row.answered_by = first_answer.role  # type: ignore[assignment]
+                row.answer = first_answer.text
+                row.answer_event_id = first_answer.event_id
+                row.answer_time.CopyFrom(_ts(first_answer.at))
+                last = answers[-1].at
+                row.open_count = sum(1 for at, _ in asked if at > last)
+            else:
+                row.open_count = len(asked)
+
+    def _products(self, out: pb.RoomInsights, first: int, end: int, start_ms: int, end_ms: int) -> None:
+        as_of = max(self.last_ms, 0)
+        for product in sorted(
+            self.products.products.values(), key=lambda p: (p.pins[0].start if p.pins else math.inf, p.product_id)
+        ):
+            pins = [pin for pin in product.pins if pin.start < end_ms and (pin.end < 0 or pin.end > start_ms)]
+            mentions = sum(n for b, n in product.mentions.items() if first <= b < end)
+            if not pins and not mentions:
+                continue
+            mentioners: set[str] = set()
+            for b, who in product.mentioners.items():
+                if first <= b < end:
+                    mentioners |= who
+            viewers: set[str] = set()
+            buyers: set[str] = set()
+            row = out.products.add(
+                product_id=product.product_id,
+                title=product.title,
+                aliases=self.products.aliases.aliases_of(product.product_id),
+                pins=len(pins),
+                mentions=mentions,
+                mentioners=len(mentioners),
+                questions=sum(n for b, n in product.questions.items() if first <= b < end),
+                purchases=sum(n for b, n in product.purchases.items() if first <= b < end),
+            )
+            if product.price is not None:
+                row.price.CopyFrom(product.price)
+            shown = 0
+            for pin in pins:
+                stop = pin.end if pin.end >= 0 else as_of
+                shown += max(0, min(stop, end_ms) - max(pin.start, start_ms))
+                viewers |= pin.viewers
+                buyers |= pin.buyers
+                row.purchases_during_pin += pin.purchases
+                row.units_during_pin += pin.units
+            row.pinned_duration.CopyFrom(_duration(shown))
+            if pins:
+                row.first_pinned_time.CopyFrom(_ts(pins[0].start))
+            row.buyers_during_pin = len(buyers)
+            row.viewers_during_pin = len(viewers)
+            row.conversion = row.purchases_during_pin / len(viewers) if viewers else 0.0
+
+    def _terms(self, out: pb.RoomInsights, first: int, end: int, limits: Limits) -> None:
+        total: Counter[str] = Counter()
+        recent: Counter[str] = Counter()
+        last = min(end, self.bucket(max(self.last_ms, 0)) + 1)
+        recent_from = max(first, last - limits.trend_buckets)
+        for b in range(first, end):
+            bucket = self.buckets.get(b)
+            if bucket is None:
+                continue
+            total.update(bucket.terms)
+            if b >= recent_from:
+                recent.update(bucket.terms)
+        for term, count in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[: limits.top_terms]:
+            out.top_terms.add(term=term, count=count)
+        spans = max(1, end - first)
+        recent_spans = max(1, last - recent_from)
+        for term, count in sorted(recent.items(), key=lambda kv: (-kv[1], kv[0]))[: limits.top_terms]:
+            lift = (count / recent_spans) / (total[term] / spans) if total[term] else 0.0
+            out.trending_terms.add(term=term, count=count, lift=round(lift, 3))
