@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure of docs/performance.md, one scenario after another (about 15 minutes).
+# Every figure of docs/performance.md, one scenario after another (about 20 minutes).
 #   loadtest/bench_all.sh OUT_DIR [SCENARIO...]
 # Each run spawns its own server on loopback, writes OUT_DIR/<name>/{result.json,
 # summary.md,*.png} and stops everything it started. Runs named *-profile attach py-spy
@@ -41,7 +41,16 @@ run hot-room-profile --scenario hot-room --duration 20 --spawn-server "" --profi
 run many-rooms --scenario many-rooms --spawn-server ""
 run churn --scenario churn --spawn-server ""
 run slow-viewers --scenario slow-viewers --spawn-server ""
+# A stalled phone's outbox made small (32 KiB) so that a 15 s stall overflows it: normal
+# events are shed (and reported), then critical ones force resume_required and a catch-up.
+run slow-viewers-shed "$unsampled" BARRAGE_OUTBOX_MAX_BYTES=32768 --scenario slow-viewers --spawn-server ""
+run slow-viewers-resume "$unsampled" BARRAGE_OUTBOX_MAX_BYTES=32768 --scenario slow-viewers --critical-rate 20 \
+  --drain 30 --spawn-server ""
+run slow-viewers-resume-profile "$unsampled" BARRAGE_OUTBOX_MAX_BYTES=32768 --scenario slow-viewers \
+  --critical-rate 20 --drain 30 --spawn-server "" --profile 27
 run ingest --scenario ingest --spawn-server ""
 run ingest-profile --scenario ingest --duration 15 --spawn-server "" --profile 10 --profile-native
 run streams-10k --scenario many-rooms --viewers 10000 --rooms 200 --rate 100 --critical-rate 2 --duration 20 \
   --sample 40 --spawn-server ""
+run streams-10k-profile --scenario many-rooms --viewers 10000 --rooms 200 --rate 100 --critical-rate 2 --duration 20 \
+  --sample 40 --spawn-server "" --profile 15 --profile-native
