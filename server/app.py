@@ -15,10 +15,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from barrage.v1 import admin_service_pb2, admin_service_pb2_grpc, room_service_pb2
+from barrage.v1 import admin_service_pb2, admin_service_pb2_grpc, insights_service_pb2, room_service_pb2
 from server.config import Settings
 from server.core.errors import ApiError, Code
 from server.core.gateway import Gateway
+from server.insights.hub import InsightsHub
+from server.insights.service import add_insights_service
 from server.log.factory import open_backend
 from server.transport.admin_service import AdminService
 from server.transport.room_service import RoomServiceHandler
@@ -46,7 +48,10 @@ class Node:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.verifier = settings.token_verifier()
-        self.gateway = Gateway(settings, open_backend(settings.log), settings.node_id)
+        backend = open_backend(settings.log)
+        self.gateway = Gateway(settings, backend, settings.node_id)
+        # Room insights: a consumer of the room log, and RoomInsightsService (server/insights).
+        self.insights = InsightsHub(settings, backend.log, self.gateway) if settings.insights else None
         self.rooms = RoomServiceHandler(self.gateway, self.verifier)
         self.health = health.aio.HealthServicer()
         # Without reuse_port a second process on the same port fails loudly instead of
@@ -72,7 +77,12 @@ class Node:
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         )
-        reflection.enable_server_reflection(names, server)
+        insights: tuple[str, ...] = ()
+        if self.insights is not None:
+            await self.insights.start()
+            add_insights_service(server, self.insights, self.gateway, self.verifier)
+            insights = (insights_service_pb2.DESCRIPTOR.services_by_name["RoomInsightsService"].full_name,)
+        reflection.enable_server_reflection((*names, *insights), server)
         self.port = server.add_insecure_port(settings.listen)
         if self.port == 0:
             raise SystemExit(f"cannot listen on {settings.listen}")
@@ -94,6 +104,8 @@ class Node:
         for session in tuple(self.rooms.sessions):
             session.end(ApiError(Code.UNAVAILABLE, "SHUTTING_DOWN", "node shut down; reconnect"))
         await self.server.stop(grace)
+        if self.insights is not None:
+            await self.insights.close()
         await self.gateway.close()
 
 

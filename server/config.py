@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     )
     big_gift_minor: int = Field(10_000, description="gift value (minor units) from which a gift is critical")
 
+    # Room insights (server/insights, docs/insights.md).
+    insights: bool = Field(True, description="fold rooms into insights and serve RoomInsightsService")
+    insights_bucket_s: float = Field(60.0, gt=0, description="width of an insights bucket (seconds)")
+    insights_merge_s: float = Field(30.0, ge=0, description="a leave and rejoin within this is a reconnect")
+    insights_poll_s: float = Field(0.5, gt=0, description="how often insights read new records of followed rooms")
+    insights_idle_s: float = Field(600.0, gt=0, description="forget a room's insights this long after the last ask")
+    insights_aliases: str | None = Field(None, description="JSON file of product id -> aliases for insights")
+
     max_text_chars: int = 500
     sends_per_second: float = 10.0
     send_burst: int = 20

@@ -572,7 +572,7 @@ class QuestionGroup(_message.Message):
     intent (or words) and product.
     """
     answered_by: _event_pb2.Role.ValueType
-    """Who answered first: ROLE_HOST or ROLE_BOT (unset if not answered)."""
+    """Who answered first: ROLE_HOST, ROLE_MODERATOR or ROLE_BOT (unset if not answered)."""
     answer: _builtins.str
     """The first answer's text."""
     answer_event_id: _builtins.str

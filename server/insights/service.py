@@ -1,0 +1,95 @@
+"""RoomInsightsService over grpc.aio: authenticate, pick the window, answer from the hub."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from barrage.v1 import event_pb2, insights_service_pb2_grpc
+from barrage.v1 import insights_service_pb2 as pb
+from server.auth import Identity, TokenVerifier
+from server.core import policy
+from server.core.errors import ApiError, Code
+from server.core.gateway import Gateway
+from server.insights.engine import Limits
+from server.insights.hub import InsightsHub
+from server.transport.status import abort
+
+Context = Any  # grpc.aio.ServicerContext; grpc ships no type information
+
+READERS = frozenset({event_pb2.ROLE_HOST, event_pb2.ROLE_MODERATOR, event_pb2.ROLE_SERVICE})
+DEFAULT_INTERVAL_S = 2.0
+MIN_INTERVAL_S = 1.0
+
+
+def add_insights_service(server: Any, hub: InsightsHub, gateway: Gateway, verifier: TokenVerifier) -> None:
+    """Register RoomInsightsService on a grpc.aio server."""
+    insights_service_pb2_grpc.add_RoomInsightsServiceServicer_to_server(InsightsService(hub, gateway, verifier), server)
+
+
+class InsightsService(insights_service_pb2_grpc.RoomInsightsServiceServicer):
+    def __init__(self, hub: InsightsHub, gateway: Gateway, verifier: TokenVerifier) -> None:
+        self.hub = hub
+        self.gateway = gateway
+        self.verifier = verifier
+
+    def _identity(self, context: Context) -> Identity:
+        metadata = dict(context.invocation_metadata() or ())
+        scheme, _, token = str(metadata.get("authorization", "")).partition(" ")
+        identity = self.verifier.verify(token.strip() if scheme.lower() == "bearer" else "")
+        if identity.role not in READERS:
+            raise ApiError(
+                Code.PERMISSION_DENIED,
+                "ROLE_FORBIDDEN",
+                f"role {policy.role_name(identity.role)} may not read insights",
+                metadata={"action": "read_insights", "role": policy.role_name(identity.role)},
+            )
+        return identity
+
+    async def _title(self, room_id: str) -> str:
+        policy.check_room_id(room_id)
+        return (await self.gateway.room(room_id)).title
+
+    async def GetInsights(self, request: pb.GetInsightsRequest, context: Context) -> pb.GetInsightsResponse:
+        try:
+            self._identity(context)
+            title = await self._title(request.room_id)
+            start = request.start_time.ToMilliseconds() if request.HasField("start_time") else None
+            end = request.end_time.ToMilliseconds() if request.HasField("end_time") else None
+            if start is not None and end is not None and end <= start:
+                raise ApiError(Code.INVALID_ARGUMENT, "INVALID_FIELD", "end_time must be after start_time")
+            tracked = await self.hub.room(request.room_id)
+            insights = tracked.snapshot(title, start, end, Limits.of(request.options))
+            return pb.GetInsightsResponse(insights=insights)
+        except ApiError as err:
+            await abort(context, err)
+            raise AssertionError("unreachable") from err
+
+    async def WatchInsights(
+        self, request: pb.WatchInsightsRequest, context: Context
+    ) -> AsyncIterator[pb.WatchInsightsResponse]:
+        try:
+            self._identity(context)
+            title = await self._title(request.room_id)
+        except ApiError as err:
+            await abort(context, err)
+            raise AssertionError("unreachable") from err
+        interval = request.interval.ToMilliseconds() / 1000 if request.HasField("interval") else 0.0
+        interval = max(MIN_INTERVAL_S, interval or DEFAULT_INTERVAL_S)
+        limits = Limits.of(request.options)
+        width = self.hub.config.bucket_ms
+        sent = -1
+        while True:
+            tracked = await self.hub.room(request.room_id)
+            if tracked.version != sent:
+                sent = tracked.version
+                start = None
+                if request.recent_buckets:
+                    newest = tracked.engine.last_ms // width
+                    start = max(0, newest - request.recent_buckets + 1) * width
+                insights = tracked.snapshot(title, start, None, limits)
+                yield pb.WatchInsightsResponse(insights=insights)
+                if tracked.engine.closed:
+                    return
+            await asyncio.sleep(interval)
