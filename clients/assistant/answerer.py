@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 from rank_bm25 import BM25Okapi
 
 from clients.assistant import lexicon
-from clients.assistant.catalog import Catalogue, Faq, Lang, Product, Spec
+from clients.assistant.catalog import Catalogue, Faq, Lang, Product, Spec, Text
 from clients.assistant.facts import Fact, FactBook
 from clients.assistant.grounding import ungrounded
 from clients.assistant.state import LiveState
@@ -148,11 +148,19 @@ class _ProductIndex:
     faq: list[tuple[Faq, list[Phrase]]]
     sizes: list[Phrase]
     colours: list[Phrase]
+    suitable: list[Phrase]
     vocabulary: set[str] = field(default_factory=set)
 
 
 def _phrases(words: Iterable[str]) -> list[Phrase]:
     return [Phrase.of(word) for word in words if word.strip()]
+
+
+def _parts(item: Text) -> list[str]:
+    """"侧睡和仰睡" / "side and back sleepers" -> the item and its parts, for matching."""
+    parts = [item.zh, item.en]
+    parts += [p for p in re.split(r"[和与及、/,，]", item.zh) if len(p.strip()) >= 2]
+    return list(dict.fromkeys(p.strip() for p in parts))
 
 
 def _value_phrase(value: str) -> Phrase:
@@ -185,6 +193,7 @@ class RetrievalAnswerer:
                 sizes=[_value_phrase(size) for size in product.sizes],
                 colours=[_value_phrase(colour.zh) for colour in product.colours]
                 + [_value_phrase(colour.en) for colour in product.colours],
+                suitable=_phrases(part for item in product.suitable_for for part in _parts(item)),
             )
             words += names + [t.zh for t in product.suitable_for] + product.tags + [product.category.zh]
         self.segmenter = Segmenter(words)
@@ -199,6 +208,7 @@ class RetrievalAnswerer:
         self.vocabulary = set().union(*(entry.vocabulary for entry in self.index.values()))
         self.bm25 = BM25Okapi(docs)
         self.ask_words = _phrases(lexicon.ASK_WORDS)
+        self.specific_ask = _phrases(lexicon.SPECIFIC_ASK)
         self.price_fallback = _phrases(lexicon.PRICE_FALLBACK)
         self.groups = [(markers, _phrases(words)) for markers, words in lexicon.GROUPS]
         self.stopwords = frozenset(stem(w) if w.isascii() else w for w in lexicon.STOPWORDS)
@@ -344,7 +354,9 @@ class RetrievalAnswerer:
 
         # "Do you have something for dry skin?", "送男朋友什么好": a product to find.
         plain = deictic is None and not concrete and not specs and not faqs
-        wants = "recommend" in hits or ("suitable" in hits and not mentions and deictic is None)
+        wants = "recommend" in hits or (
+            "suitable" in hits and not mentions and deictic is None and "suitable" not in values
+        )
         if wants and plain and (not mentions or "recommend" in hits):
             return self._recommend(question, query, lang, state, now_ms)
         # "Which one is on sale now?" (but "秒杀的还剩几个" asks the sale product's stock)
@@ -360,7 +372,7 @@ class RetrievalAnswerer:
         shop = [name for name in ("shipping", "returns") if name in hits]
         if not product_intents and not specs and not faqs and not shop and global_faq is None:
             if mentions:
-                if self._residual(query, matched):
+                if self._residual(query, matched) or best_match(query, self.specific_ask) is not None:
                     return self._abstain(question, lang, "unknown")  # "羽绒服防水吗": asks what we do not have.
                 product_intents.add("about")
             elif deictic is not None and pinned is not None:
@@ -393,18 +405,22 @@ class RetrievalAnswerer:
         return self._done(question, lang, _unique(facts), missing)
 
     def _value_hits(self, query: Query, targets: Sequence[str]) -> tuple[set[str], list[Phrase]]:
-        """ "有XL吗" asks for sizes, "有藏青色吗" for colours."""
+        """Values asked about: "有XL吗" asks for sizes, "有藏青色吗" for colours."""
         found: set[str] = set()
         phrases: list[Phrase] = []
         for product_id in targets:
             entry = self.index.get(product_id)
             if entry is None:
                 continue
-            for intent, candidates in (("sizes", entry.sizes), ("colours", entry.colours)):
+            for intent, candidates in (("sizes", entry.sizes), ("colours", entry.colours), ("suitable", entry.suitable)):
                 hit = [phrase for phrase in candidates if phrase.found_in(query)]
                 if hit:
                     found.add(intent)
                     phrases += hit
+            groups = self._group_hits(entry.product, query)
+            if groups:
+                found.add("suitable")
+                phrases += groups
         return found, phrases
 
     def _catalogue_hits(self, query: Query, targets: Sequence[str]) -> tuple[dict[str, Spec], dict[str, Faq]]:
@@ -486,16 +502,22 @@ class RetrievalAnswerer:
                 facts.append(about)
         return facts, missing
 
-    def _suits(self, product: Product, query: Query, matched: list[Phrase]) -> bool:
-        """ "适合干皮吗": only when the group asked about is one the catalogue lists (a list
-        is not exhaustive: "oily skin" missing from it does not mean "not for oily skin")."""
+    def _group_hits(self, product: Product, query: Query) -> list[Phrase]:
+        """Words for a group the product's suitable_for names in other words ("情侣" for 男女同款)."""
+        hits: list[Phrase] = []
         for item in product.suitable_for:
-            if Phrase.of(item.zh).found_in(query) or Phrase.of(item.en).found_in(query):
-                return True
             text = f"{item.zh} {item.en.casefold()}"
             for markers, words in self.groups:
-                if any(marker in text for marker in markers) and any(word.found_in(query) for word in words):
-                    return True
+                if any(marker in text for marker in markers):
+                    hits += [word for word in words if word.found_in(query)]
+        return hits
+
+    def _suits(self, product: Product, query: Query, matched: list[Phrase]) -> bool:
+        """Asked "适合干皮吗"? Only when the group asked about is one the catalogue lists (a
+        list is not exhaustive: "oily skin" missing from it does not mean "not for oily skin")."""
+        entry = self.index[product.id]
+        if any(phrase.found_in(query) for phrase in entry.suitable) or self._group_hits(product, query):
+            return True
         return not self._residual(query, matched)  # "what is it good for?": the list is the answer.
 
     def _recommend(self, question: str, query: Query, lang: Lang, state: LiveState, now_ms: int) -> Answer:

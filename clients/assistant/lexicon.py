@@ -24,6 +24,7 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
         "抢完", "抢光", "断货", "还能买", "还能抢",
         "有现货", "现货", "剩下", "还有多少", "卖光", "in stock", "stock", "sold out", "left", "available", "any left",
         "still have", "still available", "out of stock", "how many left", "remaining", "soldout",
+        "re:还有(几|多少)", "re:剩(几|多少|下)", "re:还有.{0,4}(没|不|么|嘛)$", "还能拍",
     ),
     "sizes": (
         "尺码", "码数", "码子", "几码", "什么码", "哪个码", "多大码", "大码", "小码", "选码", "re:[0-9a-z]+码",
@@ -42,8 +43,9 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
         "成分", "配方", "含酒精", "酒精", "香精", "防腐剂", "添加剂", "含不含", "含有", "有没有加", "配料", "原料",
         "ingredient", "ingredients",
         "contain", "contains", "alcohol", "fragrance", "paraben", "parabens", "made of what", "additives",
-        "fragrance free", "alcohol free", "sugar free", "unscented", "re:what(s| is|'s) in (it|this|the)\\b",
+        "fragrance free", "alcohol free", "sugar free", "unscented", "re:what(s| is|'s) in (it|this|the)\\b(?! (flash |live )?(sale|deal|live|stream|room|box|package))",
         "re:(有|加|含|放)(没有|不)?糖",
+        "材质", "面料", "材料", "纯棉", "全棉", "含棉", "什么做的", "啥做的", "material", "fabric", "cotton", "made of", "made from",
     ),
     "shipping": (
         "发货", "包邮", "邮费", "运费", "快递", "几天到", "多久到", "什么时候到", "物流", "顺丰", "寄", "发什么快递",
@@ -58,7 +60,7 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
         "refunds", "exchange", "send it back", "money back",
     ),
     "suitable": (
-        "适合", "适用", "能用吗", "可以用吗", "能用不", "合适吗", "re:能(用|穿|吃|喝)", "re:可以(用|穿|吃|喝)",
+        "适合", "适用", "能用吗", "可以用吗", "能用不", "合适吗", "re:(能|可以).{0,3}(用|穿|吃|喝|戴)(?!多久|几|多长)",
         "适合什么人", "男女同款", "unisex",
         "for men", "for women", "for kids", "suitable", "good for", "ok for", "okay for", "work for", "works for",
         "safe for", "suit", "suits",
@@ -87,6 +89,7 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
         "do you have any", "do you have something", "do you have", "do you sell", "got any", "need something", "gift",
         "something to", "anything to", "something that", "re:\\bany\\b.{1,30}\\bfor\\b", "what do you have",
         "re:^有没有",
+        "想要", "想买", "想找", "要一个", "i want", "i need", "need a", "want a",
     ),
 }
 """intent -> phrases. `recommend` and `on_sale` do not need a product; the others are
@@ -111,6 +114,13 @@ SALE_REFERENCE: Final[tuple[str, ...]] = (
 )
 """Words pointing at the running flash sale's product."""
 
+SPECIFIC_ASK: Final[tuple[str, ...]] = (
+    "多久", "多少", "几", "什么时候", "哪里", "哪儿", "为什么", "谁", "how long", "how many", "how much", "when", "where", "why",
+    "who", "which",
+)
+"""Question words that ask for something specific: a bare product name with one of these
+("毛巾能用多久") is not a request for the product's description."""
+
 ASK_WORDS: Final[tuple[str, ...]] = (
     "吗", "呢", "么", "嘛", "啥", "什么", "怎么", "多少", "哪", "几", "是否", "能不能", "可不可以", "有没有", "有无",
     "什么时候", "时候", "几点", "多久",
@@ -120,6 +130,8 @@ ASK_WORDS: Final[tuple[str, ...]] = (
 """Question words (besides a question mark) that make a comment a question."""
 
 STOPWORDS: Final = frozenset({
+    "还有", "平时", "一般", "想要", "需要", "请问", "感觉", "觉得", "好看", "拍", "下单", "要是", "如果", "的话",
+    "那种", "这种", "一样", "有点", "真的", "大家", "老师", "亲", "呀呀",
     "一", "一下", "一个", "一点", "下", "不", "东西", "个", "为", "主播", "么", "也", "买", "了", "产品", "什么",
     "什么样", "从", "他", "他们", "们",
     "件", "会", "你", "再", "几", "到", "卖", "又", "双", "只", "可以", "吃", "吖", "吗", "吧", "呀", "呃", "呐",
@@ -162,7 +174,7 @@ PRICE_FALLBACK: Final[tuple[str, ...]] = (
 """Bare "多少？" reads as a price question only when nothing more specific was asked."""
 
 SYNONYMS: Final[dict[str, str]] = {
-    "天天": "每天", "每日": "每天", "多长时间": "多久", "咋样": "怎么样", "啥时候": "什么时候", "几时": "什么时候",
+    "天天": "每天", "吃的": "食品", "喝的": "饮品", "每日": "每天", "多长时间": "多久", "咋样": "怎么样", "啥时候": "什么时候", "几时": "什么时候",
     "木有": "没有", "米有": "没有", "么有": "没有", "肿么": "怎么", "神马": "什么", "肿么样": "怎么样",
 }
 """Spoken and internet forms, rewritten before matching."""
@@ -194,6 +206,14 @@ GROUPS: Final[tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = (
         (
             "孕妇", "孕期", "怀孕", "pregnant", "pregnancy",
         ),
+    ),
+    (
+        ("男女", "men and women"),
+        ("情侣", "couple", "couples"),
+    ),
+    (
+        ("所有肤质", "all skin types"),
+        ("油皮", "干皮", "混油", "混干", "混合皮", "敏感肌", "中性皮", "oily skin", "dry skin", "combination skin", "sensitive skin"),
     ),
 )
 """Who a product is for, said in other words: a suitable_for item containing one of the

@@ -225,6 +225,9 @@ class Phrase:
     pinyin: tuple[str, ...]
     """Empty: no pinyin matching (not all Chinese, or exact only)."""
     pattern: re.Pattern[str] | None
+    gapped: re.Pattern[str] | None = None
+    """Chinese phrases of 3+ characters also match with one character slipped in
+    ("多大瓶" in "多大一瓶", "几天到" in "几天能到")."""
 
     @staticmethod
     def of(text: str, *, exact: bool = False) -> Phrase:
@@ -236,7 +239,11 @@ class Phrase:
         is_cjk = bool(_CJK.search(flat))
         syllables = pinyin_of(flat) if is_cjk and not exact and _ALL_CJK.fullmatch(flat) else ()
         raw = () if is_cjk else tuple(raw_words(text))
-        return Phrase(text, flat, tuple(stem(w) for w in raw), raw, syllables, None)
+        gapped = None
+        if syllables and len(flat) >= 3:
+            gap = f"(?:{_CJK.pattern})"
+            gapped = re.compile("|".join(re.escape(flat[:i]) + gap + re.escape(flat[i:]) for i in range(1, len(flat))))
+        return Phrase(text, flat, tuple(stem(w) for w in raw), raw, syllables, None, gapped)
 
     @property
     def weight(self) -> float:
@@ -255,6 +262,8 @@ class Phrase:
         if not self.flat:
             return False
         if self.flat in query.flat:
+            return True
+        if self.gapped is not None and self.gapped.search(query.flat):
             return True
         return len(self.pinyin) >= 2 and _pinyin_run(query, self)
 
