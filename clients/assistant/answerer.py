@@ -412,7 +412,8 @@ class RetrievalAnswerer:
             entry = self.index.get(product_id)
             if entry is None:
                 continue
-            for intent, candidates in (("sizes", entry.sizes), ("colours", entry.colours), ("suitable", entry.suitable)):
+            values = (("sizes", entry.sizes), ("colours", entry.colours), ("suitable", entry.suitable))
+            for intent, candidates in values:
                 hit = [phrase for phrase in candidates if phrase.found_in(query)]
                 if hit:
                     found.add(intent)

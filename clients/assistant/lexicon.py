@@ -43,9 +43,11 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
         "成分", "配方", "含酒精", "酒精", "香精", "防腐剂", "添加剂", "含不含", "含有", "有没有加", "配料", "原料",
         "ingredient", "ingredients",
         "contain", "contains", "alcohol", "fragrance", "paraben", "parabens", "made of what", "additives",
-        "fragrance free", "alcohol free", "sugar free", "unscented", "re:what(s| is|'s) in (it|this|the)\\b(?! (flash |live )?(sale|deal|live|stream|room|box|package))",
+        "fragrance free", "alcohol free", "sugar free", "unscented",
+        "re:what(s| is|'s) in (it|this|the)\\b(?! (flash |live )?(sale|deal|live|stream|room|box|package))",
         "re:(有|加|含|放)(没有|不)?糖",
-        "材质", "面料", "材料", "纯棉", "全棉", "含棉", "什么做的", "啥做的", "material", "fabric", "cotton", "made of", "made from",
+        "材质", "面料", "材料", "纯棉", "全棉", "含棉", "什么做的", "啥做的", "material", "fabric", "cotton",
+        "made of", "made from",
     ),
     "shipping": (
         "发货", "包邮", "邮费", "运费", "快递", "几天到", "多久到", "什么时候到", "物流", "顺丰", "寄", "发什么快递",
@@ -115,7 +117,8 @@ SALE_REFERENCE: Final[tuple[str, ...]] = (
 """Words pointing at the running flash sale's product."""
 
 SPECIFIC_ASK: Final[tuple[str, ...]] = (
-    "多久", "多少", "几", "什么时候", "哪里", "哪儿", "为什么", "谁", "how long", "how many", "how much", "when", "where", "why",
+    "多久", "多少", "几", "什么时候", "哪里", "哪儿", "为什么", "谁", "how long", "how many", "how much", "when",
+    "where", "why",
     "who", "which",
 )
 """Question words that ask for something specific: a bare product name with one of these
@@ -174,7 +177,8 @@ PRICE_FALLBACK: Final[tuple[str, ...]] = (
 """Bare "多少？" reads as a price question only when nothing more specific was asked."""
 
 SYNONYMS: Final[dict[str, str]] = {
-    "天天": "每天", "吃的": "食品", "喝的": "饮品", "每日": "每天", "多长时间": "多久", "咋样": "怎么样", "啥时候": "什么时候", "几时": "什么时候",
+    "天天": "每天", "吃的": "食品", "喝的": "饮品", "每日": "每天", "多长时间": "多久", "咋样": "怎么样",
+    "啥时候": "什么时候", "几时": "什么时候",
     "木有": "没有", "米有": "没有", "么有": "没有", "肿么": "怎么", "神马": "什么", "肿么样": "怎么样",
 }
 """Spoken and internet forms, rewritten before matching."""
@@ -213,7 +217,10 @@ GROUPS: Final[tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = (
     ),
     (
         ("所有肤质", "all skin types"),
-        ("油皮", "干皮", "混油", "混干", "混合皮", "敏感肌", "中性皮", "oily skin", "dry skin", "combination skin", "sensitive skin"),
+        (
+            "油皮", "干皮", "混油", "混干", "混合皮", "敏感肌", "中性皮", "oily skin", "dry skin", "combination skin",
+            "sensitive skin",
+        ),
     ),
 )
 """Who a product is for, said in other words: a suitable_for item containing one of the
