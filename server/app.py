@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -22,6 +23,9 @@ from server.core.gateway import Gateway
 from server.insights.hub import InsightsHub
 from server.insights.service import add_insights_service
 from server.log.factory import open_backend
+from server.telemetry.logs import configure_logging
+from server.telemetry.setup import Telemetry, split_listen
+from server.telemetry.setup import setup as setup_telemetry
 from server.transport.admin_service import AdminService
 from server.transport.room_service import RoomServiceHandler
 
@@ -45,7 +49,7 @@ GRPC_OPTIONS: list[tuple[str, int]] = [
 class Node:
     """One gateway process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> None:
         self.settings = settings
         self.verifier = settings.token_verifier()
         backend = open_backend(settings.log)
@@ -56,7 +60,8 @@ class Node:
         self.health = health.aio.HealthServicer()
         # Without reuse_port a second process on the same port fails loudly instead of
         # silently sharing it.
-        self.server = grpc.aio.server(options=[*GRPC_OPTIONS, ("grpc.so_reuseport", int(settings.reuse_port))])
+        options = [*GRPC_OPTIONS, ("grpc.so_reuseport", int(settings.reuse_port))]
+        self.server = grpc.aio.server(interceptors=list(interceptors), options=options)
         self.port = 0
 
     async def start(self) -> None:
@@ -115,8 +120,17 @@ def _is_loopback(listen: str) -> bool:
 
 
 async def serve(settings: Settings) -> None:
-    node = Node(settings)
+    telemetry = setup_telemetry(settings, install_global=True)
+    try:
+        await _serve(settings, telemetry)
+    finally:
+        telemetry.shutdown()  # flushes spans and metrics not yet exported
+
+
+async def _serve(settings: Settings, telemetry: Telemetry) -> None:
+    node = Node(settings, telemetry.server_interceptors())
     await node.start()
+    telemetry.observe(node)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     hits = 0
@@ -139,7 +153,7 @@ async def serve(settings: Settings) -> None:
 
 
 def run(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format, settings.node_id)
     if settings.workers > 1:
         raise SystemExit(supervise(settings))
     import uvloop
@@ -165,6 +179,9 @@ def supervise(settings: Settings) -> int:
             **os.environ, **env,
             "BARRAGE_WORKERS": "1", "BARRAGE_REUSE_PORT": "true", "BARRAGE_NODE_ID": f"{settings.node_id}-w{index}",
         }  # fmt: skip
+        if settings.metrics_listen:  # one scrape endpoint per worker: consecutive ports
+            host, port = split_listen(settings.metrics_listen)
+            child_env["BARRAGE_METRICS_LISTEN"] = f"{host}:{port + index if port else 0}"
         children.append(subprocess.Popen([sys.executable, "-m", "server"], env=child_env))
 
     def forward(signum: int, _frame: object) -> None:

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
 
     shutdown_grace_s: float = Field(5.0, description="time between GoAway and closing streams")
     log_level: str = "INFO"
+    log_format: str = Field("text", description="log lines as text or json (both carry trace and span ids)")
+
+    # Telemetry (server/telemetry, docs/observability.md); OTEL_* variables work as usual too.
+    trace_file: str | None = Field(None, description="write spans to this file as OTLP JSON lines (no collector)")
+    metrics_listen: str | None = Field(None, description="serve Prometheus metrics on HOST:PORT (/metrics)")
+    delivery_trace_ratio: float = Field(
+        0.01, ge=0, le=1, description="share of per-subscriber writes that get a span (when tracing)"
+    )
 
     def token_verifier(self) -> TokenVerifier:
         return TokenVerifier(

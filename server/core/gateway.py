@@ -39,8 +39,10 @@ from server.log.base import (
     LogUnavailableError,
     RoomExistsError,
     RoomInfo,
+    RoomLog,
     RoomNotFoundError,
 )
+from server.telemetry import hooks
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +143,10 @@ class Gateway:
     def epoch(self, room_id: str) -> str:
         return self._log.epoch(room_id)
 
+    @property
+    def room_log(self) -> RoomLog:
+        return self._log
+
     def members(self, room_id: str) -> set[Member]:
         return self._members.get(room_id, set())
 
@@ -227,6 +233,8 @@ class Gateway:
                 continue
             coalesce = _coalescing_key(kind, event.payload) if record.priority == policy.EPHEMERAL else None
             items.append((record, coalesce))
+            if hooks.ON:
+                hooks.record_read(record, event, kind, self._log.epoch)
         self.hub.on_records(items)
 
     def _room_closed(self, room_id: str) -> None:
@@ -321,12 +329,20 @@ class Gateway:
             )
             seen.setdefault(entry.dedupe_key, len(records))
             records.append(LogEntry(event.SerializeToString(), entry.priority, entry.dedupe_key, traceparent))
+        appending = None
+        if hooks.ON:
+            payloads = [entry.payload for entry in entries]
+            records, appending = hooks.append_started(who.user_id, room_id, payloads, client_ids, records)
         try:
             results = await self._log.append(room_id, records)
         except LogUnavailableError as exc:
+            if appending is not None:
+                hooks.append_failed(appending, exc)
             raise ApiError(
                 Code.UNAVAILABLE, "LOG_UNAVAILABLE", f"the room log did not confirm the write: {exc}", retry_after_s=1.0
             ) from exc
+        if appending is not None:
+            hooks.append_done(appending, results)
         epoch = self._log.epoch(room_id)
         posted: list[Posted] = []
         for i, result in enumerate(results):

@@ -29,6 +29,7 @@ from server.core import wire
 from server.core.cursor import encode_cursor
 from server.core.outbox import Frame
 from server.log.base import LogRecord
+from server.telemetry import hooks
 
 CRITICAL = event_pb2.PRIORITY_CRITICAL
 NORMAL = event_pb2.PRIORITY_NORMAL
@@ -215,6 +216,8 @@ class Hub:
             self.subscribers -= len(ch.subscribers)
             if ch.timer is not None:
                 ch.timer.cancel()
+            if hooks.ON:
+                hooks.channel_dropped(room_id)
 
     def on_records(self, records: Iterable[tuple[LogRecord, str | None]]) -> None:
         """Add live records (each with its coalescing key, if ephemeral); flush rooms that are due."""
@@ -257,6 +260,8 @@ class Hub:
         if frames is None:
             return
         full, sampled = frames
+        if hooks.ON:
+            full, sampled = hooks.flushed(ch, full, sampled)
         for sub in tuple(ch.subscribers):
             frame = full if sub.full else sampled
             if sub.min_position >= frame.first_position:
@@ -265,3 +270,5 @@ class Hub:
                     sub.deliver(part)
             else:
                 sub.deliver(frame)
+        if full.stamp is not None:
+            full.stamp.queued()

@@ -17,8 +17,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from server.core import wire
+
+if TYPE_CHECKING:
+    from server.telemetry.hooks import Stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,8 @@ class Frame:
     """True if any event in it is critical: such a frame is never shed."""
     entries: tuple[tuple[int, bytes], ...]
     """(position, EventBatch.events element) per event, to rebuild a partial frame."""
+    stamp: Stamp | None = None
+    """Set at flush while telemetry is on: what this frame's writes measure (server/telemetry)."""
 
 
 _Item = Frame | bytes
@@ -77,7 +83,11 @@ class Outbox:
                 if not frame.critical:
                     self._omitted[frame.room_id] = self._omitted.get(frame.room_id, 0) + frame.event_count
                     self._wake.set()
+                    if frame.stamp is not None:
+                        frame.stamp.shed()
                     return True
+                if frame.stamp is not None:
+                    frame.stamp.lagged()
                 return False
         self._items.append(frame)
         self._size += len(frame.data)
@@ -90,6 +100,8 @@ class Outbox:
             if isinstance(item, Frame) and not item.critical and self._size + needed > self._max_bytes:
                 self._size -= len(item.data)
                 self._omitted[item.room_id] = self._omitted.get(item.room_id, 0) + item.event_count
+                if item.stamp is not None:
+                    item.stamp.shed()
             else:
                 kept.append(item)
         self._items = kept
@@ -139,6 +151,8 @@ class Outbox:
             if isinstance(item, Frame):
                 data = item.data
                 self.delivered[item.room_id] = item.last_cursor
+                if item.stamp is not None:
+                    item.stamp.written(self._size)
             else:
                 data = item
             self._size -= len(data)

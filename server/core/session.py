@@ -23,6 +23,7 @@ from server.core.errors import OK_STATUS, ApiError, Code, invalid
 from server.core.gateway import Gateway, Member, Post, Posted, timestamp_now
 from server.core.outbox import Outbox
 from server.core.ratelimit import TokenBucket
+from server.telemetry import hooks
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,8 @@ class Session:
     # ------------------------------------------------------------------ sends
 
     def _send(self, send: rs.Send) -> None:
+        if hooks.ON and self.identity is not None:
+            hooks.send_received(self.identity.user_id, send)
         try:
             self._rate_limit()
             assert self.identity is not None
@@ -261,6 +264,8 @@ class Session:
         self._sends_ready.set()
 
     def _send_result(self, send: rs.Send, outcome: Posted | ApiError) -> None:
+        if hooks.ON and self.identity is not None:
+            hooks.send_answered(self.identity.user_id, send, outcome)
         if isinstance(outcome, ApiError):
             result = rs.SendResult(room_id=send.room_id, client_msg_id=send.client_msg_id, status=outcome.to_status())
         else:

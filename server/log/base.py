@@ -155,6 +155,11 @@ class RoomLog(abc.ABC):
     async def unwatch(self, room_id: str) -> None:
         """This node no longer needs the room's live records."""
 
+    def consumer_lag(self) -> int | None:
+        """Records already in the log that this node's live tail has not read yet, or None
+        where that does not apply (an in-process log has no lag). For metrics; cheap."""
+        return None
+
 
 class RoomDirectory(abc.ABC):
     """Durable room metadata shared by every node of a log."""

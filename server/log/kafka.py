@@ -455,6 +455,9 @@ class KafkaLog(RoomLog):
     def set_listener(self, listener: RecordListener) -> None:
         self._listener = listener
 
+    def consumer_lag(self) -> int | None:
+        return self._tailer.lag(self.options.topic) if self._tailer is not None else None
+
     async def watch(self, room_id: str) -> None:
         self._check_open()
         assert self._tailer is not None

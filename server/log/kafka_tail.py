@@ -44,6 +44,7 @@ class Tailer:
         self._max_bytes = max_bytes
         self._backoff = retry_backoff_s
         self._positions: dict[TopicPartition, int] = {}
+        self._high_watermarks: dict[TopicPartition, int] = {}
         self._waiters: dict[TopicPartition, list[tuple[int, asyncio.Future[bool]]]] = {}
         self._changed = asyncio.Event()
         self._last_warning = 0.0
@@ -94,6 +95,12 @@ class Tailer:
 
     def tracked(self) -> list[TopicPartition]:
         return list(self._positions)
+
+    def lag(self, topic: str) -> int:
+        """Records of `topic`'s followed partitions below their last seen high watermark not yet handled."""
+        high = self._high_watermarks
+        followed = list(self._positions.items())
+        return sum(max(high[tp] - position, 0) for tp, position in followed if tp.topic == topic and tp in high)
 
     async def run(self) -> None:
         """Fetch forever; cancel to stop. Broker trouble is logged and retried, never raised."""
@@ -148,6 +155,7 @@ class Tailer:
                 continue  # untracked or moved while the fetch was out
             if data.error is None:
                 ready[tp] = data
+                self._high_watermarks[tp] = data.high_watermark
             elif data.error is OffsetOutOfRangeError:
                 await self._out_of_range(tp, positions[tp])
             else:
