@@ -291,6 +291,7 @@ class Viewer(h2.Stream):
         for future in (self.joined, self.left):
             if not future.done():
                 future.set_exception(ConnectionError(reason))
+                future.exception()  # nobody may be waiting: mark it retrieved
 
     def leave_all(self) -> None:
         self.left = asyncio.get_running_loop().create_future()
