@@ -106,6 +106,12 @@ def _tail(args: argparse.Namespace) -> int:
     return _run(tail(args.target, token, args.room, from_cursor=args.from_cursor or "", history=args.history))
 
 
+def _assistant(args: argparse.Namespace) -> int:
+    from clients.assistant.command import assistant_command
+
+    return _run(assistant_command(args, args.target, _client_token(args, "bot")))
+
+
 def _admin_command(args: argparse.Namespace) -> int:
     from clients.admin import AdminClient
     from clients.tail import to_json_line
@@ -175,6 +181,14 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     history.add_argument("--backward", action="store_true", help="newest first")
     history.add_argument("--limit", type=int, default=100, help="events to print (default 100)")
     history.set_defaults(func=_admin_command)
+
+    from clients.assistant.command import add_arguments as add_assistant_arguments
+
+    assistant = commands.add_parser(
+        "assistant", parents=[common], help="answer viewers' questions in a room from a catalogue (a bot token)"
+    )
+    add_assistant_arguments(assistant)
+    assistant.set_defaults(func=_assistant)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,65 @@
+"""`barrage assistant`: run the shopping assistant in a room until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from clients.assistant.settings import Settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    parser.add_argument("--room", action="append", required=True, help="room to answer in (repeat for several)")
+    parser.add_argument("--catalog", required=True, help="catalogue YAML (see docs/assistant.md)")
+    parser.add_argument(
+        "--silent-unknown", action="store_true", help="post nothing when it does not know (default: say so briefly)"
+    )
+    parser.add_argument(
+        "--window", type=float, default=defaults.window_s, help=f"answer repeated questions once per this many seconds "
+        f"(default {defaults.window_s:g})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rate", type=float, default=defaults.rate_per_s,
+        help=f"answers per second per room (default {defaults.rate_per_s:g}; the server allows 10)",
+    )  # fmt: skip
+    parser.add_argument("--timezone", default="Asia/Shanghai", help="zone for flash-sale times (default Asia/Shanghai)")
+    parser.add_argument("--llm-url", help="OpenAI-compatible API base URL for phrasing (optional)")
+    parser.add_argument("--llm-model", default="default", help="model name for --llm-url")
+    parser.add_argument("--llm-timeout", type=float, default=0.6, help="seconds to wait for phrasing (default 0.6)")
+
+
+async def assistant_command(args: argparse.Namespace, target: str, token: str) -> int:
+    # Imported here: segmentation dictionaries take a moment to load, other commands need none of it.
+    from clients.assistant.answerer import RetrievalAnswerer
+    from clients.assistant.bot import Assistant
+    from clients.assistant.catalog import CatalogueError, load_catalogue
+    from clients.assistant.llm import ChatPhraser
+
+    if not 0 < args.rate <= 9:
+        print("barrage assistant: --rate must be above 0 and at most 9 (a stream may send 10/s)", file=sys.stderr)
+        return 2
+    try:
+        catalogue = load_catalogue(args.catalog)
+    except CatalogueError as error:
+        print(f"barrage assistant: {error}", file=sys.stderr)
+        return 2
+    answerer = RetrievalAnswerer(catalogue, unknown="silent" if args.silent_unknown else "say", tz=args.timezone)
+    phraser = None
+    if args.llm_url:
+        key = os.environ.get("BARRAGE_LLM_API_KEY")
+        phraser = ChatPhraser(args.llm_url, model=args.llm_model, api_key=key, timeout_s=args.llm_timeout)
+    burst = max(1, min(5, int(args.rate * 2)))
+    settings = Settings(window_s=args.window, rate_per_s=args.rate, burst=burst)
+    assistant = Assistant(target, token, args.room, answerer, settings=settings, phraser=phraser)
+    print(
+        f"barrage assistant: answering in {', '.join(args.room)} from {len(catalogue.products)} products",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await assistant.run()
+    finally:
+        print(f"barrage assistant: {assistant.stats.summary()}", file=sys.stderr, flush=True)
+    return 0
