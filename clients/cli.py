@@ -112,6 +112,30 @@ def _assistant(args: argparse.Namespace) -> int:
     return _run(assistant_command(args, args.target, _client_token(args, "bot")))
 
 
+def _insights(args: argparse.Namespace) -> int:
+    from clients.insights import run
+
+    token = _client_token(args, "service")
+    return _run(run(args.target, token, args.room, args.interval, args.recent, args.once))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from pathlib import Path
+
+    from clients.report import write_report
+
+    start = datetime.fromisoformat(args.start).astimezone() if args.start else None
+    end = datetime.fromisoformat(args.end).astimezone() if args.end else None
+
+    async def command() -> int:
+        path = await write_report(args.target, _client_token(args, "service"), args.room, Path(args.out), start, end)
+        print(path)
+        return 0
+
+    return _run(command())
+
+
 def _admin_command(args: argparse.Namespace) -> int:
     from clients.admin import AdminClient
     from clients.tail import to_json_line
@@ -181,6 +205,20 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     history.add_argument("--backward", action="store_true", help="newest first")
     history.add_argument("--limit", type=int, default=100, help="events to print (default 100)")
     history.set_defaults(func=_admin_command)
+
+    insights = commands.add_parser("insights", parents=[common], help="a room's insights as a live dashboard")
+    insights.add_argument("room")
+    insights.add_argument("--interval", type=float, default=2.0, help="seconds between updates (default 2, at least 1)")
+    insights.add_argument("--recent", type=int, default=0, help="only the last N buckets (default: the whole show)")
+    insights.add_argument("--once", action="store_true", help="print the dashboard once and exit")
+    insights.set_defaults(func=_insights)
+
+    report = commands.add_parser("report", parents=[common], help="write a room's insights as an HTML report")
+    report.add_argument("room")
+    report.add_argument("--out", required=True, help="directory for report.html (and insights.json)")
+    report.add_argument("--start", help="window start, ISO 8601 (default: the room's first event)")
+    report.add_argument("--end", help="window end, ISO 8601 (default: now)")
+    report.set_defaults(func=_report)
 
     from clients.assistant.command import add_arguments as add_assistant_arguments
 

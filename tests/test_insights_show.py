@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 from barrage.v1 import event_pb2, insights_service_pb2_grpc
 from barrage.v1 import insights_service_pb2 as ipb
 from barrage.v1 import room_service_pb2 as rs
+from clients.report import write_report
 from tests.server_process import ServerProcess
 from tests.wire_client import Admin
 
@@ -432,6 +435,17 @@ async def check_watch_and_window(show: Show, b1: int) -> None:
         )
     ]
     assert len(updates) == 1 and len(updates[0].insights.buckets) == 2  # a closed room: one final update
+    # The CLI: the dashboard once (as a process), and the HTML report.
+    token = show.server.token("ops", role="service")
+    command = [sys.executable, "-m", "clients.cli", "insights", ROOM, "--once", "--target", show.server.target]
+    shown = await asyncio.to_thread(
+        subprocess.run, [*command, "--token", token], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "Spring show" in shown.stdout and "what viewers ask" in shown.stdout and "final" in shown.stdout
+    out = show.server.data_dir.parent / "report"
+    page = await write_report(show.server.target, token, ROOM, out)
+    text = page.read_text(encoding="utf-8")
+    assert text.count('src="data:image/png;base64,') == 5 and "只要299元" in text and "主播身高多少" in text
     viewer = (("authorization", f"Bearer {show.server.token('v001')}"),)
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await show.stub.GetInsights(ipb.GetInsightsRequest(room_id=ROOM), metadata=viewer)

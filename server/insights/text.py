@@ -38,9 +38,13 @@ def compact(normalized: str) -> str:
     return _SEPARATORS.sub("", normalized)
 
 
+_SCRIPT_EDGE = re.compile(r"(?<=[\u3400-\u9fff])(?=[a-z0-9])|(?<=[a-z0-9])(?=[\u3400-\u9fff])")
+
+
 def spaced(normalized: str) -> str:
-    """Words separated by single spaces, padded with one space each side (for Latin phrases)."""
-    return f" {_SEPARATORS.sub(' ', normalized).strip()} "
+    """Words separated by single spaces, padded with one space each side (for Latin phrases).
+    A change between Chinese and Latin letters or digits separates words too ("999还有吗")."""
+    return f" {_SCRIPT_EDGE.sub(' ', _SEPARATORS.sub(' ', normalized)).strip()} "
 
 
 def is_cjk(token: str) -> bool:
@@ -227,7 +231,7 @@ class AliasIndex:
             return normalized
         if self._masker is None:
             parts = sorted(self._aliases, key=lambda a: (-len(a), a))
-            body = "|".join(re.escape(a) if is_cjk(a) else rf"\b{re.escape(a)}(?:s|es)?\b" for a in parts)
+            body = "|".join(re.escape(a) if is_cjk(a) else rf"(?<![a-z0-9]){re.escape(a)}(?:s|es)?(?![a-z0-9])" for a in parts)
             self._masker = re.compile(body)
         return self._masker.sub(_MASK, normalized)
 
