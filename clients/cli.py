@@ -161,6 +161,12 @@ def _admin_command(args: argparse.Namespace) -> int:
     return _run(command())
 
 
+def _trace(args: argparse.Namespace) -> int:
+    from clients.trace import trace_command
+
+    return trace_command(args.key, args.paths, width=args.width)
+
+
 def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -245,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--secret", help="signing secret (default: BARRAGE_JWT_SECRET or the built-in dev secret)")
     token.set_defaults(func=_token)
     _add_client_commands(commands)
+
+    trace = commands.add_parser("trace", help="one message's journey from trace files, as a waterfall")
+    trace.add_argument("key", metavar="EVENT_ID_OR_CURSOR", help="event id, cursor or client_msg_id of the message")
+    trace.add_argument(
+        "--from", dest="paths", metavar="PATH", action="append", required=True,
+        help="OTLP JSON lines file (serve --trace-file); repeat to combine nodes and clients",
+    )  # fmt: skip
+    trace.add_argument("--width", type=int, default=40, help="timeline width in characters (default 40)")
+    trace.set_defaults(func=_trace)
     return parser
 
 

@@ -34,6 +34,7 @@ from clients.sdk.rooms import Rooms
 from clients.sdk.sends import Sends
 from clients.sdk.stream import Stream
 from clients.sdk.subscription import Subscription
+from clients.sdk.telemetry import ClientTelemetry
 
 log = logging.getLogger("barrage.sdk")
 
@@ -78,6 +79,7 @@ class Client:
         self._fatal: BarrageError | None = None
         self._last_error: BarrageError | None = None
         self.stats = ClientStats()
+        self.telemetry = ClientTelemetry(self.options)
         self._rooms = Rooms(
             self,
             self.options,
@@ -203,14 +205,25 @@ class Client:
         """
         self._check_open()
         self._start()
-        return await self._sends.send(
-            room_id,
-            payload,
-            client_msg_id=client_msg_id,
-            traceparent=traceparent,
-            tracestate=tracestate,
-            timeout_s=timeout_s,
-        )
+        traced = None if traceparent else self.telemetry.send_started(room_id, payload)
+        if traced is not None:
+            traceparent, tracestate = traced[1], traced[2]
+        try:
+            ack = await self._sends.send(
+                room_id,
+                payload,
+                client_msg_id=client_msg_id,
+                traceparent=traceparent,
+                tracestate=tracestate,
+                timeout_s=timeout_s,
+            )
+        except BaseException as error:
+            if traced is not None:
+                self.telemetry.send_failed(traced[0], error)
+            raise
+        if traced is not None:
+            self.telemetry.send_done(traced[0], ack)
+        return ack
 
     async def ping(self, timeout_s: float = 10.0) -> float:
         """Round trip to the server over the stream, in seconds."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,11 @@ class ClientOptions:
     """Event ids remembered per room to drop duplicates."""
     extra_channel_options: tuple[tuple[str, int | str], ...] = ()
     """More gRPC channel arguments, applied after (and overriding) the ones above."""
+
+    tracer_provider: TracerProvider | None = None
+    """OpenTelemetry tracer provider for send and receive spans (default: the global one)."""
+    meter_provider: MeterProvider | None = None
+    """OpenTelemetry meter provider for the receive latency histogram (default: the global one)."""
 
     def channel_options(self) -> list[tuple[str, int | str]]:
         options: list[tuple[str, int | str]] = [

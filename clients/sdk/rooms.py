@@ -149,6 +149,7 @@ class Rooms:
         sub = self.active.get(batch.room_id)
         if sub is None or sub.phase is not Phase.JOINED:
             return
+        self._client.telemetry.received(batch)
         if batch.omitted_count:
             sub.push_notice(Omitted(batch.room_id, batch.omitted_count))
         for event in batch.events:
@@ -176,6 +177,7 @@ class Rooms:
             self._refused(sub, JoinError.from_status(result.status))
             return
         sub.join_attempts = 0
+        self._client.telemetry.joined(room_id)
         sub.snapshot = result.snapshot
         sub.resume_outcome = result.resume
         if result.resume in (rs.RESUME_OUTCOME_CURSOR_TOO_OLD, rs.RESUME_OUTCOME_CURSOR_UNKNOWN):

@@ -454,7 +454,9 @@ def channel_dropped(room_id: str) -> None:
 class Stamp:
     """Attached to a room frame at flush: what its writes must measure (one per frame)."""
 
-    __slots__ = ("flush_mono", "flush_ns", "lag_s", "metrics", "priorities", "ratio", "room_id", "span", "tracer")
+    __slots__ = (
+        "flush_mono", "flush_ns", "lag_s", "metrics", "node_id", "priorities", "ratio", "room_id", "span", "tracer",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -479,6 +481,7 @@ class Stamp:
         self.span = span
         self.tracer = tracer
         self.ratio = ratio
+        self.node_id = _state.node_id if _state is not None else ""
 
     def written(self, queued_bytes: int) -> None:
         """The frame was handed to one subscriber's stream (per subscriber: keep it cheap)."""
@@ -493,7 +496,7 @@ class Stamp:
                 context=trace.set_span_in_context(NonRecordingSpan(self.span.get_span_context())),
                 kind=SpanKind.PRODUCER,
                 attributes={DESTINATION: self.room_id, OPERATION_TYPE: "send", OPERATION_NAME: "write",
-                            "barrage.outbox.bytes": queued_bytes},
+                            "barrage.outbox.bytes": queued_bytes, NODE: self.node_id},
                 start_time=self.flush_ns,
             )  # fmt: skip
             span.end(self.flush_ns + int(wait * 1e9))

@@ -187,15 +187,11 @@ class SpanRecord:
 
     @property
     def node(self) -> str:
-        """Where the span was recorded: the node id, else the service instance or name."""
-        for value in (
-            self.attributes.get("barrage.node.id"),
-            self.resource.get("service.instance.id"),
-            self.resource.get("service.name"),
-        ):
-            if value:
-                return str(value)
-        return "?"
+        """Where the span was recorded: a Barrage node's id, else the service's name (a client app)."""
+        node = self.attributes.get("barrage.node.id")
+        if not node and self.resource.get("service.namespace") == "barrage":
+            node = self.resource.get("service.instance.id")
+        return str(node or self.resource.get("service.name") or "?")
 
 
 def _decode_value(value: Mapping[str, Any]) -> object:
