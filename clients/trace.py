@@ -86,6 +86,10 @@ def find_journey(spans: Iterable[SpanRecord], key: str) -> Journey:
     return Journey(key, _rows(journey), min(s.start_ns for s in journey), max(s.end_ns for s in journey))
 
 
+def _order(span: SpanRecord) -> tuple[int, int, str]:
+    return span.start_ns, span.end_ns, span.span_id
+
+
 def _rows(spans: Sequence[SpanRecord]) -> list[Row]:
     """Depth-first, children by start time; a span whose parent is not in the journey hangs
     under the first journey span it links to."""
@@ -105,10 +109,10 @@ def _rows(spans: Sequence[SpanRecord]) -> list[Row]:
 
     def walk(span: SpanRecord, depth: int, via_link: bool) -> None:
         rows.append(Row(span, depth, via_link))
-        for child, linked in sorted(under.get(span.span_id, ()), key=lambda item: item[0].start_ns):
+        for child, linked in sorted(under.get(span.span_id, ()), key=lambda item: _order(item[0])):
             walk(child, depth + 1, linked)
 
-    for root in sorted(roots, key=lambda s: s.start_ns):
+    for root in sorted(roots, key=_order):
         walk(root, 0, False)
     return rows
 
