@@ -129,6 +129,7 @@ ASK_WORDS: Final[tuple[str, ...]] = (
     "什么时候", "时候", "几点", "多久",
     "how", "what", "which", "when", "where", "why", "who", "is there", "are there", "can i", "can you", "do you",
     "does it", "does this", "is it", "is this", "are they", "any", "recommend", "tell me",
+    "re:^(is|are|does|do|did|can|could|will|would|has|have|should)\\b", "re:(.)[不没]\\1",
 )
 """Question words (besides a question mark) that make a comment a question."""
 
