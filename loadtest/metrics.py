@@ -140,6 +140,16 @@ def tree_rss_bytes(pids: list[int]) -> int:
     return sum(rss_bytes(p) for p in pids)
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot (/proc/stat: all but idle and iowait)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return 0.0
+    values = [int(v) for v in fields[:8]]
+    return (sum(values) - values[3] - values[4]) / _TICKS
+
+
 def machine_info() -> dict[str, Any]:
     model = ""
     try:

@@ -131,7 +131,8 @@ def summary(result: dict[str, Any], plots: list[str]) -> str:
             for t in f.get("server_threads", [])[:4]
         )
         + " |",
-        f"| client CPU | {f['client_cpu_s']} s; machine {f['machine_cpu_util']:.0%} busy |",
+        f"| client CPU | {f['client_cpu_s']} s; machine {f['machine_cpu_util']:.0%} busy; other processes "
+        f"{f.get('other_processes_cpu_util', 0)} cores |",
         "",
         "Latency by viewer kind (from publish_time):",
         "",

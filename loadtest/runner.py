@@ -365,6 +365,7 @@ async def _measure(
     pids = server.pids()
     cpu0 = metrics.tree_cpu_seconds(pids)
     threads0 = {p: metrics.thread_cpu_seconds(p) for p in pids}
+    busy0 = metrics.machine_busy_seconds()
     t0 = loop.time()
     t0_wall_us = time.time_ns() // 1000 + 200_000
     for w in workers:
@@ -430,6 +431,7 @@ async def _measure(
         last_total = total
     t_end = loop.time()
     cpu1 = metrics.tree_cpu_seconds(server.pids())
+    busy = metrics.machine_busy_seconds() - busy0
     threads = _thread_util(threads0, loop.time() - t0)
     rss_end = metrics.tree_rss_bytes(server.pids())
     for w in workers:
@@ -440,6 +442,15 @@ async def _measure(
     histories = {room: await admin.history(room) for room in plan.rooms}
     result = assemble(cfg, plan, finals, histories, timeline, window_s, server_cpu, peak_rss, rss_end, t0_wall_us)
     result["figures"]["server_threads"] = threads
+    # Whatever else ran on the machine (other people's tests, ...) competed for the cores.
+    f = result["figures"]
+    other = busy - f["server_cpu_s"] - f["client_cpu_s"]
+    f["machine_busy_cpu_s"] = round(busy, 2)
+    f["other_processes_cpu_util"] = round(max(0.0, other) / window_s, 3)
+    if other / window_s > 0.15:
+        result["warnings"].append(
+            f"other processes used {other / window_s:.2f} cores during the window: figures are perturbed"
+        )
     main = [t for t in threads if t["main"]]
     if main and main[0]["cpu_util"] >= 0.9:
         result["warnings"].append(
