@@ -184,19 +184,22 @@ def supervise(settings: Settings) -> int:
             child_env["BARRAGE_METRICS_LISTEN"] = f"{host}:{port + index if port else 0}"
         children.append(subprocess.Popen([sys.executable, "-m", "server"], env=child_env))
 
+    forwarded = False
+
     def forward(signum: int, _frame: object) -> None:
+        # Once only: a worker takes a second signal as "exit now, skip the drain".
+        nonlocal forwarded
+        if forwarded:
+            return
+        forwarded = True
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    while True:
-        for child in children:
-            code = child.poll()
-            if code is not None:
-                forward(signal.SIGTERM, None)
-                for other in children:
-                    other.wait()
-                return code
+    while all(child.poll() is None for child in children):
         time.sleep(0.2)
+    forward(signal.SIGTERM, None)  # one worker ended: stop the others too
+    codes = [child.wait() for child in children]
+    return next((code for code in codes if code), 0)

@@ -563,13 +563,6 @@ async def test_two_workers_on_one_port_share_the_log_and_stop_together(workers: 
     print(f"\nstreams opened to see both workers: {len(spare)}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server/app.py supervise(): when the first worker exits, SIGTERM is forwarded again to the "
-    "others, which are still draining; a second signal makes a node exit at once ('second signal: "
-    "exiting now', SystemExit(1)) without closing its log (Unclosed AIOKafkaProducer); the parent "
-    "still exits 0",
-)
 async def test_sigterm_lets_a_slower_worker_finish_draining(workers: Workers) -> None:
     first, slower = workers.workers
     workers.supervisor.send_signal(signal.SIGTERM)

@@ -76,7 +76,8 @@ class RoomServiceHandler:
             pass
         except asyncio.CancelledError:
             raise
-        except grpc.aio.AioRpcError:
+        except (grpc.aio.AioRpcError, grpc.aio.AbortError):
+            # The call ended (client gone, or aborted by us): nothing more to read.
             session.outbox.close()
         except Exception:
             log.exception("stream %s failed", session.id)
