@@ -209,6 +209,7 @@ class RetrievalAnswerer:
         self.bm25 = BM25Okapi(docs)
         self.ask_words = _phrases(lexicon.ASK_WORDS)
         self.specific_ask = _phrases(lexicon.SPECIFIC_ASK)
+        self.about_host = _phrases(lexicon.ABOUT_THE_HOST)
         self.price_fallback = _phrases(lexicon.PRICE_FALLBACK)
         self.groups = [(markers, _phrases(words)) for markers, words in lexicon.GROUPS]
         self.stopwords = frozenset(stem(w) if w.isascii() else w for w in lexicon.STOPWORDS)
@@ -346,7 +347,8 @@ class RetrievalAnswerer:
                 hits["price"] = fallback  # "这个多少？"
         product_intents = {name for name in hits if name in lexicon.PRODUCT_INTENTS} | values
         concrete = product_intents - {"about", "suitable"}
-        matched = [*spotted, *hits.values(), *value_phrases, *(phrase for _, phrase in mentions)]
+        names = [p for pid, _ in mentions for p in self.index[pid].names if p.found_in(query)]
+        matched = [*spotted, *hits.values(), *value_phrases, *names]
         if sale_ref is not None:
             matched.append(sale_ref)
         if deictic is not None:
@@ -380,6 +382,8 @@ class RetrievalAnswerer:
             else:
                 return Answer(question, lang, "ignore", reason="not a shopping question")
 
+        if best_match(query, self.about_host) is not None and not faqs:
+            return self._abstain(question, lang, "unknown")  # "主播穿多大码的鞋": about the host, not the shoes.
         needs_product = bool(product_intents or specs or faqs)
         if needs_product and not targets and not shop and global_faq is None:
             return self._abstain(question, lang, "which_product")
@@ -432,15 +436,16 @@ class RetrievalAnswerer:
             entry = self.index.get(product_id)
             if entry is None:
                 continue
+            spec_hits = [(spec, best_match(query, phrases)) for spec, phrases in entry.specs]
             best_spec = max(
-                ((spec, phrase.weight) for spec, phrases in entry.specs if (phrase := best_match(query, phrases))),
+                ((spec, _specificity(phrase)) for spec, phrase in spec_hits if phrase is not None),
                 key=lambda item: item[1],
                 default=None,
             )
             if best_spec is not None:
                 specs[product_id] = best_spec[0]
             best_faq = max(
-                ((faq, phrase.weight) for faq, phrases in entry.faq if (phrase := best_match(query, phrases))),
+                ((faq, _specificity(phrase)) for faq, phrases in entry.faq if (phrase := best_match(query, phrases))),
                 key=lambda item: item[1],
                 default=None,
             )
@@ -533,16 +538,18 @@ class RetrievalAnswerer:
         scores = self.bm25.get_scores(content)
         ranked = sorted(zip(self.index.values(), scores, strict=True), key=lambda item: -item[1])
         top = ranked[0][1]
-        chosen: list[Product] = []
+        # The products recommended must between them account for most of what was asked
+        # ("蓝牙音箱": earbuds have 蓝牙, nothing has 音箱: no recommendation).
+        chosen: list[_ProductIndex] = []
         for entry, score in ranked:
             if score <= 0 or math.isnan(score) or score < 0.5 * top or len(chosen) >= MAX_PRODUCTS:
                 break
-            covered = sum(_weight(t) for t in content if t in entry.vocabulary)
-            if covered * 3 >= sum(_weight(t) for t in content) * 2:
-                chosen.append(entry.product)
-        if not chosen:
+            if any(t in entry.vocabulary for t in content):
+                chosen.append(entry)
+        covered = sum(_weight(t) for t in content if any(t in entry.vocabulary for entry in chosen))
+        if not chosen or covered * 3 < sum(_weight(t) for t in content) * 2:
             return self._abstain(question, lang, "no_match")
-        facts = [self.book.recommend_fact(product, state, now_ms) for product in chosen]
+        facts = [self.book.recommend_fact(entry.product, state, now_ms) for entry in chosen]
         return self._done(question, lang, facts, [])
 
     # ---------------------------------------------------------------- results
@@ -557,6 +564,11 @@ class RetrievalAnswerer:
     def _abstain(self, question: str, lang: Lang, reason: str, missing: Sequence[str] = ()) -> Answer:
         text = "" if self.unknown == "silent" else ABSTAIN_TEXT[reason][lang]
         return Answer(question, lang, "abstain", (), text, reason=reason, missing=tuple(missing))
+
+
+def _specificity(phrase: Phrase) -> float:
+    """How telling a keyword is: "功率" names the thing asked, "多大" only asks."""
+    return phrase.weight - (1.5 if re.match(r"^(多|几|how\b|what\b)", phrase.text) else 0.0)
 
 
 def _weight(token: str) -> int:

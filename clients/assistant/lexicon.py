@@ -31,6 +31,7 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
         "偏大", "偏小", "正码", "尺寸表",
         "size", "sizes", "sizing", "fit", "fits", "runs small", "runs large", "runs big", "true to size",
         "re:(?<![a-z0-9])(xs|xl|xxl|xxxl|[2-4]xl)(?![a-z0-9])", "re:(?<![a-z])[sml](码|号)",
+        "re:(大|小)(一|半)?码", "拍大", "拍小",
     ),
     "colours": (
         "颜色", "色号", "什么色", "几个色", "几种颜色", "配色", "哪些色", "啥色", "几色", "colour", "colours",
@@ -62,7 +63,7 @@ INTENTS: Final[dict[str, tuple[str, ...]]] = {
         "refunds", "exchange", "send it back", "money back",
     ),
     "suitable": (
-        "适合", "适用", "能用吗", "可以用吗", "能用不", "合适吗", "re:(能|可以).{0,3}(用|穿|吃|喝|戴)(?!多久|几|多长)",
+        "适合", "适用", "能用吗", "可以用吗", "能用不", "合适吗", "re:(能|可以)(一起)?(用|穿|吃|喝|戴)(?!多久|几|多长)",
         "适合什么人", "男女同款", "unisex",
         "for men", "for women", "for kids", "suitable", "good for", "ok for", "okay for", "work for", "works for",
         "safe for", "suit", "suits",
@@ -116,6 +117,11 @@ SALE_REFERENCE: Final[tuple[str, ...]] = (
 )
 """Words pointing at the running flash sale's product."""
 
+ABOUT_THE_HOST: Final[tuple[str, ...]] = (
+    "re:主播(穿|用|戴|身高|体重|多高|多重|几码|多大|自己)", "host wearing", "host wear", "the host's", "host use",
+)
+"""Questions about the host in person: answered only by a FAQ entry, never from a product."""
+
 SPECIFIC_ASK: Final[tuple[str, ...]] = (
     "多久", "多少", "几", "什么时候", "哪里", "哪儿", "为什么", "谁", "how long", "how many", "how much", "when",
     "where", "why",
@@ -134,6 +140,7 @@ ASK_WORDS: Final[tuple[str, ...]] = (
 """Question words (besides a question mark) that make a comment a question."""
 
 STOPWORDS: Final = frozenset({
+    "今天", "今晚", "today", "tonight", "todays",
     "还有", "平时", "一般", "想要", "需要", "请问", "感觉", "觉得", "好看", "拍", "下单", "要是", "如果", "的话",
     "那种", "这种", "一样", "有点", "真的", "大家", "老师", "亲", "呀呀",
     "一", "一下", "一个", "一点", "下", "不", "东西", "个", "为", "主播", "么", "也", "买", "了", "产品", "什么",
