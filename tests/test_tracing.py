@@ -303,3 +303,94 @@ async def test_per_subscriber_writes_are_not_traced_at_ratio_zero(tmp_path: Path
         server.stop()
     assert any(s.attributes.get("barrage.cursor") == ack.cursor for s in spans)
     assert not [s for s in spans if s.name.startswith("write ")]
+
+
+class _Collector:
+    """A minimal OTLP/HTTP receiver on loopback: keeps the decoded requests it is sent."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        self.traces: list[ExportTraceServiceRequest] = []
+        self.metrics: list[ExportMetricsServiceRequest] = []
+        collector = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.path == "/v1/traces":
+                    collector.traces.append(ExportTraceServiceRequest.FromString(body))
+                elif self.path == "/v1/metrics":
+                    collector.metrics.append(ExportMetricsServiceRequest.FromString(body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def span_names(self) -> set[str]:
+        return {s.name for r in self.traces for rs_ in r.resource_spans for ss in rs_.scope_spans for s in ss.spans}
+
+    def metric_names(self) -> set[str]:
+        return {
+            m.name for r in self.metrics for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+        }
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_standard_otel_variables_export_over_otlp(tmp_path: Path) -> None:
+    """OTEL_EXPORTER_OTLP_ENDPOINT and friends, as any OpenTelemetry user sets them."""
+    collector = _Collector()
+    server = ServerProcess(
+        tmp_path / "data",
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.port}",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_SERVICE_NAME": "barrage-eu1",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OTEL_METRIC_EXPORT_INTERVAL": "300",
+        },
+    )
+    server.start()
+    try:
+        room = f"room-{uuid.uuid4().hex[:8]}"
+        async with AdminClient(server.target, server.token("ops", role="service")) as admin:
+            await admin.create_room(room)
+        tracing = ClientTracing("app")
+        try:
+            async with Client(server.target, server.token("alice"), options=tracing.options()) as client:
+                sub = await client.join(room)
+                await client.send(room, "hi")
+                await _first_comment(sub)
+        finally:
+            tracing.shutdown()
+        wanted_spans = {f"ingest {room}", f"append {room}", f"receive {room}", f"flush {room}"}
+        async with asyncio.timeout(15):
+            while not (wanted_spans <= collector.span_names() and "barrage.events.in" in collector.metric_names()):
+                await asyncio.sleep(0.1)
+    finally:
+        server.stop()
+        collector.close()
+    resources = {
+        kv.value.string_value
+        for r in collector.traces
+        for rs_ in r.resource_spans
+        for kv in rs_.resource.attributes
+        if kv.key == "service.name"
+    }
+    assert resources == {"barrage-eu1"}
+    assert {"barrage.delivery.latency", "barrage.stage.duration", "barrage.connections"} <= collector.metric_names()

@@ -49,7 +49,12 @@ TRACING = False
 
 MAX_LINKS = 32
 """Links on one span (a batch links to at most this many events)."""
-_MAX_PENDING_INGESTS = 100_000
+LATENCY_EVERY = 8
+"""Per-subscriber latencies (write wait, delivery) are recorded for one delivery in this many."""
+_LATENCY_MASK = LATENCY_EVERY - 1
+_MAX_PENDING_INGESTS = 10_000
+_ABANDONED_S = 120.0
+"""A send unanswered this long belongs to a stream that is gone (the log times out long before)."""
 _MAX_READS_PER_ROOM = 8192
 
 PRIORITY: dict[int, str] = {int(v): name.removeprefix("PRIORITY_").lower() for name, v in event_pb2.Priority.items()}
@@ -132,6 +137,7 @@ class _State:
         self.messaging_system = messaging_system
         self.write_ratio = write_ratio
         self.ingests: dict[tuple[str, str, str], _Ingest] = {}
+        self.received = 0
         self.reads: dict[str, deque[_Read]] = {}
 
 
@@ -234,14 +240,29 @@ def send_received(user_id: str, send: room_service_pb2.Send) -> None:
             span = None
     ingests = st.ingests
     key = (user_id, send.room_id, send.client_msg_id)
+    now = time.monotonic()
     if key not in ingests:
-        ingests[key] = _Ingest(time.monotonic(), span)
-        if len(ingests) > _MAX_PENDING_INGESTS:
-            stale = ingests.pop(next(iter(ingests)))
-            if stale.span is not None:
-                stale.span.end()
+        ingests[key] = _Ingest(now, span)
+        st.received += 1
+        if st.received % 1024 == 0 or len(ingests) > _MAX_PENDING_INGESTS:
+            _forget_abandoned(st, now)
     elif span is not None:
         span.end()  # the same send is already in flight: its answer ends the first span
+
+
+def _forget_abandoned(st: _State, now: float) -> None:
+    """Sends never answered (their stream died while they waited for the log): end their spans.
+
+    The dict is in arrival order, so the oldest come first."""
+    ingests = st.ingests
+    while ingests:
+        key, oldest = next(iter(ingests.items()))
+        if now - oldest.received < _ABANDONED_S and len(ingests) <= _MAX_PENDING_INGESTS:
+            return
+        del ingests[key]
+        if oldest.span is not None:
+            oldest.span.set_attribute("error.type", "abandoned")
+            oldest.span.end()
 
 
 def send_answered(user_id: str, send: room_service_pb2.Send, outcome: Posted | Exception) -> None:
@@ -484,22 +505,33 @@ class Stamp:
         self.node_id = _state.node_id if _state is not None else ""
 
     def written(self, queued_bytes: int) -> None:
-        """The frame was handed to one subscriber's stream (per subscriber: keep it cheap)."""
-        m = self.metrics
+        """The frame was handed to one subscriber's stream (per subscriber: keep it cheap).
+
+        Every delivery is counted; the latency histograms take every LATENCY_EVERY-th
+        one (a counter increment and a mask test for the others)."""
+        cell = self.metrics.frames_written
+        cell.value = n = cell.value + 1
+        if self.span is not None and random() < self.ratio:
+            self._write_span(queued_bytes)
+        if n & _LATENCY_MASK:
+            return
         wait = time.monotonic() - self.flush_mono
-        m.frames_written.value += 1
-        m.stage_write.record(wait)
-        m.delivery.record(self.lag_s + wait)
-        if self.span is not None and random() < self.ratio and self.tracer is not None:
-            span = self.tracer.start_span(
-                f"write {self.room_id}",
-                context=trace.set_span_in_context(NonRecordingSpan(self.span.get_span_context())),
-                kind=SpanKind.PRODUCER,
-                attributes={DESTINATION: self.room_id, OPERATION_TYPE: "send", OPERATION_NAME: "write",
-                            "barrage.outbox.bytes": queued_bytes, NODE: self.node_id},
-                start_time=self.flush_ns,
-            )  # fmt: skip
-            span.end(self.flush_ns + int(wait * 1e9))
+        self.metrics.stage_write.record(wait)
+        self.metrics.delivery.record(self.lag_s + wait)
+
+    def _write_span(self, queued_bytes: int) -> None:
+        if self.span is None or self.tracer is None:
+            return
+        wait_ns = int((time.monotonic() - self.flush_mono) * 1e9)
+        span = self.tracer.start_span(
+            f"write {self.room_id}",
+            context=trace.set_span_in_context(NonRecordingSpan(self.span.get_span_context())),
+            kind=SpanKind.PRODUCER,
+            attributes={DESTINATION: self.room_id, OPERATION_TYPE: "send", OPERATION_NAME: "write",
+                        "barrage.outbox.bytes": queued_bytes, NODE: self.node_id},
+            start_time=self.flush_ns,
+        )  # fmt: skip
+        span.end(self.flush_ns + wait_ns)
 
     def shed(self) -> None:
         """The frame was shed from a slow stream's queue (its events reported as omitted)."""

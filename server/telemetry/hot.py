@@ -74,23 +74,28 @@ class Counter:
 class Series:
     """One histogram series with fixed bucket bounds."""
 
-    __slots__ = ("bounds", "count", "counts", "max", "min", "sum")
+    __slots__ = ("bounds", "counts", "max", "min", "sum")
 
     def __init__(self, bounds: Sequence[float]) -> None:
         self.bounds = tuple(bounds)
         self.counts = [0] * (len(bounds) + 1)
-        self.count = 0
         self.sum = 0.0
         self.min = float("inf")
         self.max = float("-inf")
 
     def record(self, value: float) -> None:
         # Bucket i holds bounds[i-1] < value <= bounds[i] (OpenTelemetry's explicit buckets).
+        # Per delivery: keep it to a bisect and a few updates (the count is the buckets' sum).
         self.counts[bisect_left(self.bounds, value)] += 1
-        self.count += 1
         self.sum += value
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        if value < self.min:  # noqa: PLR1730 - a comparison is cheaper than a min() call here
+            self.min = value
+        if value > self.max:  # noqa: PLR1730
+            self.max = value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
 
 class HistogramFamily:
