@@ -92,7 +92,7 @@ class EmbeddedOptions:
     """Most recent records of each room kept in memory, so resume/history of recent events skip disk."""
     dedupe_window_ms: int = 10 * 60 * 1000
     """How long a dedupe key is remembered."""
-    dedupe_max_entries: int = 1_000_000
+    dedupe_max_entries: int = 250_000
     """Cap on remembered keys (~150 B each); past it the oldest are forgotten first."""
     max_record_bytes: int = 1024 * 1024
     """Largest encoded record accepted; append() raises ValueError above it."""
