@@ -15,6 +15,7 @@ are the show, not its audience; gifts and purchases are counted whoever publishe
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -123,7 +124,9 @@ class RoomInsights:
         at = event.publish_time.ToMilliseconds()
         if self.last_ms >= 0 and at < self.last_ms:
             at = self.last_ms  # nodes' clocks differ a little: time never runs backwards here
-        if self.first_ms < 0:
+        if at <= 0:
+            at = max(self.last_ms, 0)  # no publish time (never from a gateway): as the previous event
+        if self.first_ms <= 0:
             self.first_ms = at
         self.last_ms = at
         payload = event.payload
@@ -193,7 +196,7 @@ class RoomInsights:
                 about = named[0] if named else (on_screen[0] if on_screen else "")
                 if about:
                     self.products.product(about).questions[b] += 1
-                self.questions.ask(event.event_id, sender.user_id, comment.text, at, analysis, about)
+                self.questions.ask(event.event_id, sender.user_id, comment.text, at, b, analysis, about)
         elif sender.role in ANSWERERS and not comment.question:
             analysis = analyse(comment.text, answer=True, names=self.products.aliases)
             on_screen = self.products.on_screen()
@@ -235,7 +238,7 @@ class RoomInsights:
         )
         self._series(out, first, end, as_of_w, whole)
         self._retention(out, first, end, as_of_w)
-        self._questions(out, window_start, window_end, limits)
+        self._questions(out, first, end, limits)
         self._products(out, first, end, window_start, window_end)
         self._terms(out, first, end, limits)
         return out
@@ -303,28 +306,37 @@ class RoomInsights:
             share = remaining[k] / arrivals[k] if arrivals[k] else 0.0
             out.retention_curve.add(after_buckets=k, arrivals=arrivals[k], remaining=remaining[k], share=share)
 
-    def _questions(self, out: pb.RoomInsights, start_ms: int, end_ms: int, limits: Limits) -> None:
+    def _questions(self, out: pb.RoomInsights, first: int, end: int, limits: Limits) -> None:
+        start_ms, end_ms = first * self.config.bucket_ms, end * self.config.bucket_ms
         rows = []
         for group in self.questions.groups.values():
-            asked = [(at, who) for at, who in group.asked if start_ms <= at < end_ms]
-            if not asked:
-                continue
-            answers = [a for a in group.answers if a.at < end_ms and a.at >= asked[0][0]]
-            rows.append((group, asked, answers))
-        rows.sort(key=lambda r: (-len(r[1]), r[1][0][0], r[0].group_id))
-        for group, asked, answers in rows[: limits.top_questions]:
+            i, j = bisect_left(group.times, start_ms), bisect_left(group.times, end_ms)
+            if i < j:
+                rows.append((group, i, j))
+        rows.sort(key=lambda r: (-(r[2] - r[1]), r[0].times[r[1]], r[0].group_id))
+        for group, i, j in rows[: limits.top_questions]:
+            times = group.times
+            if i == 0 and j == len(times):
+                askers = len(group.askers)
+            else:
+                who: set[str] = set()
+                for b, users in group.askers_by_bucket.items():
+                    if first <= b < end:
+                        who |= users
+                askers = len(who)
             row = out.questions.add(
                 group_id=group.group_id,
                 intent=group.intent,
                 product_id=group.product_id,
-                count=len(asked),
-                askers=len({who for _, who in asked}),
+                count=j - i,
+                askers=askers,
                 example=group.example[0],
                 example_event_id=group.example[1],
                 variants=group.variants,
-                first_time=_ts(asked[0][0]),
-                last_time=_ts(asked[-1][0]),
+                first_time=_ts(times[i]),
+                last_time=_ts(times[j - 1]),
             )
+            answers = [a for a in group.answers if times[i] <= a.at < end_ms]
             if answers:
                 first_answer = answers[0]
                 row.answered = True
@@ -332,10 +344,9 @@ class RoomInsights:
                 row.answer = first_answer.text
                 row.answer_event_id = first_answer.event_id
                 row.answer_time.CopyFrom(_ts(first_answer.at))
-                last = answers[-1].at
-                row.open_count = sum(1 for at, _ in asked if at > last)
+                row.open_count = j - max(i, bisect_right(times, answers[-1].at))
             else:
-                row.open_count = len(asked)
+                row.open_count = j - i
 
     def _products(self, out: pb.RoomInsights, first: int, end: int, start_ms: int, end_ms: int) -> None:
         as_of = max(self.last_ms, 0)

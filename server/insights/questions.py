@@ -41,8 +41,10 @@ class Group:
     intent: str
     product_id: str
     topic: frozenset[str]
-    asked: list[tuple[int, str]] = field(default_factory=list)
-    """(time ms, asker) of every question, in log order."""
+    times: list[int] = field(default_factory=list)
+    """Time (ms) of every question, in log order (never decreasing: the fold keeps time monotonic)."""
+    askers: set[str] = field(default_factory=set)
+    askers_by_bucket: dict[int, set[str]] = field(default_factory=dict)
     example: tuple[str, str] = ("", "")
     """(text, event id) of the first question."""
     variants: list[str] = field(default_factory=list)
@@ -50,7 +52,7 @@ class Group:
 
     @property
     def last_asked(self) -> int:
-        return self.asked[-1][0] if self.asked else -1
+        return self.times[-1] if self.times else -1
 
     @property
     def last_answered(self) -> int:
@@ -74,16 +76,20 @@ class Questions:
     overflow: int = 0
     """Questions not grouped because the room reached max_groups."""
 
-    def ask(self, event_id: str, asker: str, text: str, at: int, analysis: Analysis, product_id: str) -> Group | None:
+    def ask(
+        self, event_id: str, asker: str, text: str, at: int, bucket: int, analysis: Analysis, product_id: str
+    ) -> Group | None:
         group = self._group_for(analysis, product_id)
         if group is None:
             self.overflow += 1
             return None
-        if not group.asked:
+        if not group.times:
             group.example = (text, event_id)
         elif len(group.variants) < MAX_VARIANTS and text != group.example[0] and text not in group.variants:
             group.variants.append(text)
-        group.asked.append((at, asker))
+        group.times.append(at)
+        group.askers.add(asker)
+        group.askers_by_bucket.setdefault(bucket, set()).add(asker)
         self.by_event[event_id] = group.group_id
         self._open[group.product_id].add(group.group_id)
         return group

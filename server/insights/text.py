@@ -231,7 +231,8 @@ class AliasIndex:
             return normalized
         if self._masker is None:
             parts = sorted(self._aliases, key=lambda a: (-len(a), a))
-            body = "|".join(re.escape(a) if is_cjk(a) else rf"(?<![a-z0-9]){re.escape(a)}(?:s|es)?(?![a-z0-9])" for a in parts)
+            latin = r"(?<![a-z0-9]){}(?:s|es)?(?![a-z0-9])"
+            body = "|".join(re.escape(a) if is_cjk(a) else latin.format(re.escape(a)) for a in parts)
             self._masker = re.compile(body)
         return self._masker.sub(_MASK, normalized)
 
