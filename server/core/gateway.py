@@ -55,6 +55,7 @@ _REPLAY_PAGE = 500
 _CHECKPOINT_SCAN_PAGES = 40
 """How far back (pages of _REPLAY_PAGE) a rebuild looks for a checkpoint."""
 _MAX_USER_BUCKETS = 100_000
+_CONCURRENT_REPLAY_READS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,7 @@ class Gateway:
         self._watch_locks: dict[str, asyncio.Lock] = {}
         self._members: dict[str, set[Member]] = {}
         self._ticker: asyncio.Task[None] | None = None
+        self._read_slots = asyncio.Semaphore(_CONCURRENT_REPLAY_READS)
         self._user_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     async def start(self) -> None:
@@ -466,7 +468,9 @@ class Gateway:
         # holds everything it received after `after`; records appended before the node
         # watched the room are only in the log, later ones are in the channel.
         while True:
-            records = await self._log.read(room_id, after, _REPLAY_PAGE)
+            # A resume storm must not starve live fan-out: few pages are read at once.
+            async with self._read_slots:
+                records = await self._log.read(room_id, after, _REPLAY_PAGE)
             events = [
                 (r.position, wire.event_with_cursor(r.payload, encode_cursor(epoch, r.position)))
                 for r in records
