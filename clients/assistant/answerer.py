@@ -104,8 +104,10 @@ class Answer:
 
     @property
     def signature(self) -> tuple[object, ...]:
-        """Answers with the same signature answer the same question (for grouping)."""
-        return (self.lang, self.outcome, self.reason, tuple(fact.key for fact in self.facts), self.missing)
+        """Answers with the same signature answer the same question (for grouping). "Don't
+        know" answers group by the question's text: different unknowns each get one."""
+        asked = compact(self.question) if self.outcome != "answer" else ""
+        return (self.lang, self.outcome, self.reason, tuple(fact.key for fact in self.facts), self.missing, asked)
 
     @property
     def values(self) -> tuple[str, ...]:
