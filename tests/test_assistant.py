@@ -20,12 +20,14 @@ from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from clients.assistant import lexicon
 from clients.assistant.answerer import ABSTAIN_TEXT, MISSING_LABEL, Answer, RetrievalAnswerer, render
+from clients.assistant.bot import Assistant, Room
 from clients.assistant.catalog import SAMPLE_CATALOGUE, Catalogue, CatalogueError, load_catalogue
 from clients.assistant.evaluate import SAMPLE_EVAL, load_eval
 from clients.assistant.evaluate import run as run_evaluation
 from clients.assistant.facts import Fact, money
 from clients.assistant.grounding import numbers, product_refs, ungrounded
 from clients.assistant.llm import ChatPhraser, acceptable
+from clients.assistant.settings import Settings
 from clients.assistant.state import LiveState, Price
 from clients.assistant.text import Query, language
 from clients.assistant.throttle import Groups, RateLimiter, Recent, is_spam, looks_like_question
@@ -405,3 +407,88 @@ def test_acceptable_keeps_the_assistants_own_product_references(answerer: Retrie
     assert acceptable("It's ¥359 [product:sku-evil]", answer) == "It's ¥359 [product:sku-down-jacket]"
     assert acceptable("x" * 500, answer) is None
     assert Query.of("HOW MUCH").words == ("how", "much")
+
+
+# ------------------------------------------------------------ the bot's policy
+
+
+class _Bot:
+    """The assistant's decisions on a stream of comments, without a server: replies are
+    recorded instead of sent."""
+
+    def __init__(self, answerer: RetrievalAnswerer, settings: Settings, now: float = 1_000.0) -> None:
+        self.now = now
+        self.bot = Assistant("127.0.0.1:9", "token", ["r"], answerer, settings=settings, clock=lambda: self.now)
+        self.bot.user_id = "assistant"
+        self.room = Room(
+            room_id="r",
+            state=LiveState(),
+            limiter=RateLimiter(settings.rate_per_s, settings.burst),
+            groups=Groups(settings.window_s, settings.refresh_s),
+            users=Recent(),
+            answered_questions=Recent(),
+        )
+        self.bot.rooms["r"] = self.room
+        self.replies: list[str] = []
+
+        def spawn(coroutine: Any) -> None:
+            question = coroutine.cr_frame.f_locals.get("event")
+            self.replies.append(question.event_id if question is not None else coroutine.__name__)
+            coroutine.close()
+
+        self.bot._spawn = spawn  # type: ignore[method-assign]
+        self._ids = iter(range(10**6))
+
+    def comment(
+        self, text: str, user: str = "v", role: event_pb2.Role.ValueType = event_pb2.ROLE_VIEWER, age_s: float = 0.0
+    ) -> str:
+        event_id = f"e{next(self._ids)}"
+        comment = event_pb2.Comment(text=text)
+        self.bot._on_event(
+            self.room,
+            event_pb2.Event(
+                room_id="r",
+                event_id=event_id,
+                sender=event_pb2.Sender(user_id=user, role=role),
+                publish_time=_ts(int((self.now - age_s) * 1000)),
+                payload=event_pb2.Payload(comment=comment),
+            ),
+        )
+        return event_id
+
+    def publish(self, event: event_pb2.Event) -> None:
+        self.bot._on_event(self.room, event)
+
+
+def test_the_bot_limits_each_viewer_and_the_room_and_skips_stale_questions(answerer: RetrievalAnswerer) -> None:
+    bot = _Bot(answerer, Settings(rate_per_s=1.0, burst=2, max_delay_s=1.5, user_interval_s=5.0))
+    bot.publish(pinned("sku-down-jacket", 35900, stock=5))
+    first = bot.comment("这个多少钱？", user="a")
+    assert bot.comment("还有货吗？", user="a") not in bot.replies  # Same viewer, too soon.
+    assert bot.comment("有XL吗？", user="b") in bot.replies
+    assert bot.comment("有几个颜色？", user="c") in bot.replies  # Third in a burst of 2: waits 1 s.
+    assert bot.comment("能机洗吗？", user="d") not in bot.replies  # Would wait 2 s: dropped.
+    assert first in bot.replies and bot.bot.stats.rate_limited == 1 and bot.bot.stats.spam == 1
+    assert bot.comment("包邮吗？", user="e", age_s=60) not in bot.replies  # Asked a minute ago.
+    bot.now += 10
+    assert bot.comment("会不会钻绒？", user="a") in bot.replies
+    assert bot.comment("hi what's up? 加v: shop12345", user="f") not in bot.replies
+    assert bot.comment("这个多少钱？", user="g", role=event_pb2.ROLE_BOT) not in bot.replies
+    assert bot.comment("这个多少钱？", user="assistant", role=event_pb2.ROLE_BOT) not in bot.replies
+
+
+def test_the_bot_stays_quiet_while_muted_and_honours_slow_mode(answerer: RetrievalAnswerer) -> None:
+    bot = _Bot(answerer, Settings(user_interval_s=0.0, max_delay_s=2.0))
+    bot.publish(pinned("sku-down-jacket", 35900, stock=5))
+    until = _ts(int((bot.now + 60) * 1000))
+    bot.publish(event(user_muted=event_pb2.UserMuted(user_id="assistant", until=until)))
+    assert bot.comment("这个多少钱？") not in bot.replies and bot.bot.stats.muted == 1
+    bot.publish(event(user_muted=event_pb2.UserMuted(user_id="someone-else", until=until)))
+    bot.publish(event(user_muted=event_pb2.UserMuted(user_id="assistant", until=_ts(int(bot.now * 1000) - 1))))
+    assert bot.comment("这个多少钱？") in bot.replies
+    bot.publish(event(slow_mode=event_pb2.SlowMode(min_interval=duration_pb2.Duration(seconds=3))))
+    assert bot.comment("还有货吗？") not in bot.replies  # The next slot is 3 s away: over max_delay.
+    bot.now += 3
+    assert bot.comment("还有货吗？") in bot.replies
+    bot.publish(event(user_banned=event_pb2.UserBanned(user_id="assistant")))
+    assert bot.room.ended and bot.replies[-1] == "_leave"
