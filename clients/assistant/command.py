@@ -54,7 +54,7 @@ async def assistant_command(args: argparse.Namespace, target: str, token: str) -
     settings = Settings(window_s=args.window, rate_per_s=args.rate, burst=burst)
     assistant = Assistant(target, token, args.room, answerer, settings=settings, phraser=phraser)
     print(
-        f"barrage assistant: answering in {', '.join(args.room)} from {len(catalogue.products)} products",
+        f"barrage assistant: joining {', '.join(args.room)} with {len(catalogue.products)} products",
         file=sys.stderr,
         flush=True,
     )
