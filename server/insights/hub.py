@@ -88,6 +88,8 @@ class InsightsHub:
         self.consumer: KafkaInsightsConsumer | None = None
         self._partition_of: Callable[[str], int] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._evicted: set[str] = set()
+        """Closed rooms of owned partitions dropped from memory: asked again, they are followed."""
         self.folded = 0
         """Events folded since start (both feeds), for benchmarks."""
 
@@ -114,7 +116,8 @@ class InsightsHub:
     async def room(self, room_id: str) -> Tracked:
         """The room's engine, caught up with the log as of now."""
         partition = self._partition_of(room_id) if self._partition_of is not None else None
-        if self.consumer is not None and partition is not None and self.consumer.caught_up(partition):
+        owned = partition is not None and self.consumer is not None and self.consumer.caught_up(partition)
+        if owned and room_id not in self._evicted:
             tracked = self.owned.get(room_id)
             if tracked is None:
                 tracked = self.owned[room_id] = self._new(room_id, owned=True)
@@ -159,6 +162,10 @@ class InsightsHub:
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
+            for room_id, owned in list(self.owned.items()):
+                if owned.engine.closed and now - owned.last_used > self.settings.insights_idle_s:
+                    del self.owned[room_id]  # a closed room's figures no longer change: rebuilt if asked
+                    self._evicted.add(room_id)
             watched = set(self._gateway.hub.channels) if self.consumer is None else set()
             for room_id in sorted(watched | set(self.followed)):
                 tracked = self.followed.get(room_id)
@@ -179,6 +186,8 @@ class InsightsHub:
     def _sink(self, partition: int, records: Sequence[tuple[str, int, bytes]]) -> None:
         touched: set[str] = set()
         for room_id, offset, payload in records:
+            if room_id in self._evicted:
+                continue  # closed and dropped: asked again, it is followed through the log
             tracked = self.owned.get(room_id)
             if tracked is None:
                 tracked = self.owned[room_id] = self._new(room_id, owned=True)
@@ -198,6 +207,9 @@ class InsightsHub:
     def _assigned(self, partitions: set[int]) -> None:
         for room_id in self._in(partitions):
             del self.owned[room_id]  # rebuilt from the partition's start
+        partition_of = self._partition_of
+        assert partition_of is not None
+        self._evicted = {room for room in self._evicted if partition_of(room) not in partitions}
 
     def _revoked(self, partitions: set[int]) -> None:
         for room_id in self._in(partitions):
