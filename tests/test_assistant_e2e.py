@@ -391,8 +391,9 @@ async def test_the_phrasing_model_words_the_reply_and_cannot_add_facts(
         await pin(admin, room, "sku-down-jacket", 359, 126)
         phraser = ChatPhraser(f"http://127.0.0.1:{http.server_address[1]}/v1", timeout_s=2.0)
         async with assistant(server, room, answerer, phraser=phraser), Viewer(server, room, "gina") as gina:
-            phrased = (await gina.reply(await gina.ask("这个多少钱？"))).payload.comment.text
-            assert phrased == "家人们，这件轻薄羽绒服现在只要 ¥359！ [product:sku-down-jacket]"
+            answer = (await gina.reply(await gina.ask("这个多少钱？"))).payload.comment
+            assert answer.text == "家人们，这件轻薄羽绒服现在只要 ¥359！ [product:sku-down-jacket]"
+            assert list(answer.product_ids) == ["sku-down-jacket"]  # for the app's product card
             # The model invents a price: the template answer goes out instead.
             template = (await gina.reply(await gina.ask("羽绒服多钱，还有货吗"))).payload.comment.text
             assert template == "轻薄羽绒服 现价 ¥359；轻薄羽绒服还剩 126 件。 [product:sku-down-jacket]"

@@ -314,10 +314,12 @@ class Assistant:
                 text = phrased
                 self.stats.phrased += 1
         try:
-            await self.client.send(
+            reply = event_pb2.Comment(
+                text=text, reply_to_event_id=event.event_id, product_ids=list(answer.products)[:5]
+            )
+            await self.client.send_payload(
                 room.room_id,
-                text,
-                reply_to_event_id=event.event_id,
+                event_pb2.Payload(comment=reply),
                 client_msg_id=f"{MSG_ID_PREFIX}{event.event_id}",
                 timeout_s=self.settings.send_timeout_s,
             )

@@ -184,6 +184,9 @@ def check_payload(payload: event_pb2.Payload, max_chars: int) -> str:
         check_text(payload.comment.text, max_chars, "payload.comment.text")
         _require(len(payload.comment.mention_user_ids) <= 20, "payload.comment.mention_user_ids", "at most 20")
         _require(len(payload.comment.reply_to_event_id) <= 64, "payload.comment.reply_to_event_id", "too long")
+        _require(len(payload.comment.product_ids) <= 5, "payload.comment.product_ids", "at most 5")
+        for product_id in payload.comment.product_ids:
+            _check_id(product_id, "payload.comment.product_ids")
     elif kind == "announcement":
         check_text(payload.announcement.text, max_chars, "payload.announcement.text")
     elif kind == "like":

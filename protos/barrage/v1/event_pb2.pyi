@@ -424,6 +424,7 @@ class Comment(_message.Message):
     REPLY_TO_EVENT_ID_FIELD_NUMBER: _builtins.int
     MENTION_USER_IDS_FIELD_NUMBER: _builtins.int
     QUESTION_FIELD_NUMBER: _builtins.int
+    PRODUCT_IDS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The text, valid UTF-8, 1 to 500 characters after trimming whitespace
     (see Welcome.limits for the exact limit this server applies).
@@ -439,6 +440,12 @@ class Comment(_message.Message):
     def mention_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """User ids mentioned in the text."""
 
+    @_builtins.property
+    def product_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Catalogue ids of products the comment refers to (at most 5), so apps can render
+        product cards under it (the shopping assistant's answers set them).
+        """
+
     def __init__(
         self,
         *,
@@ -446,10 +453,11 @@ class Comment(_message.Message):
         reply_to_event_id: _builtins.str = ...,
         mention_user_ids: _abc.Iterable[_builtins.str] | None = ...,
         question: _builtins.bool = ...,
+        product_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["mention_user_ids", b"mention_user_ids", "question", b"question", "reply_to_event_id", b"reply_to_event_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mention_user_ids", b"mention_user_ids", "product_ids", b"product_ids", "question", b"question", "reply_to_event_id", b"reply_to_event_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
