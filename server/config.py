@@ -32,7 +32,7 @@ class Settings(BaseSettings):
 
     batch_interval_ms: float = Field(25.0, ge=0, description="per-room coalescing window when a room is busy")
     write_budget_per_s: float = Field(
-        20_000.0, gt=0, description="stream writes a second the node aims for; busy rooms batch longer beyond it"
+        10_000.0, gt=0, description="stream writes a second the node aims for; busy rooms batch longer beyond it"
     )
     max_frame_bytes: int = Field(256 * 1024, ge=4096, description="largest ConnectResponse the server writes")
     outbox_max_bytes: int = Field(1024 * 1024, ge=16 * 1024, description="per-stream queued bytes before shedding")

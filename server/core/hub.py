@@ -31,6 +31,9 @@ from server.core.outbox import Frame
 from server.log.base import LogRecord
 from server.telemetry import hooks
 
+_MAX_INTERVAL_S = 0.25
+"""Past this, latency would suffer more than CPU gains: the budget gives way."""
+
 CRITICAL = event_pb2.PRIORITY_CRITICAL
 NORMAL = event_pb2.PRIORITY_NORMAL
 
@@ -175,7 +178,7 @@ class Hub:
         max_frame_bytes: int,
         recent_per_room: int,
         viewer_budget_per_s: float = 30.0,
-        write_budget_per_s: float = 20_000.0,
+        write_budget_per_s: float = 10_000.0,
     ) -> None:
         self._epoch_of = epoch_of
         self._interval = interval_s
@@ -208,7 +211,7 @@ class Hub:
         """The batching window of a busy room: at least the configured one, longer when
         the node's subscribers would otherwise need more stream writes a second than
         the write budget (a write costs the same CPU whatever it carries)."""
-        return max(self._interval, self.subscribers / self._write_budget)
+        return max(self._interval, min(_MAX_INTERVAL_S, self.subscribers / self._write_budget))
 
     def drop_channel(self, room_id: str) -> None:
         ch = self.channels.pop(room_id, None)
