@@ -98,7 +98,7 @@ async def test_prometheus_counts_match_a_scripted_scenario(tmp_path: Path) -> No
         assert value(m, "barrage_subscribers") == 4
         assert value(m, "barrage_rooms") == 1
         assert ("barrage_outbox_queued_bytes", frozenset({("barrage_aggregation", "max")})) in m
-        assert ("barrage_log_consumer_lag_records", frozenset()) not in m  # the embedded log has no lag
+        assert ("barrage_log_consumer_lag", frozenset()) not in m  # the embedded log has no lag
 
         # Phase 2: a viewer floods past the per-stream burst; refusals are counted by reason.
         flood = 25

@@ -30,7 +30,8 @@ from clients.sdk import Ack, Client, ClientOptions, Subscription
 from server.telemetry.logs import JsonFormatter, TraceContextFilter
 from server.telemetry.otlpjson import OtlpJsonFileExporter, SpanRecord, decode_request, encode_spans, read_spans
 from tests.kafka_broker import running_broker
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, free_port
+from tests.test_metrics import scrape, value
 
 SLACK_NS = 1_000_000
 """Clock slack allowed between processes' time.time_ns() readings (same machine: tiny)."""
@@ -108,8 +109,9 @@ async def wait_spans(
     raise AssertionError(f"spans never complete: {sorted((s.name, s.node) for s in spans)}")
 
 
-def traced_server(data: Path, trace_file: Path, log_url: str | None = None) -> ServerProcess:
-    return ServerProcess(data, log_url=log_url, args=("--trace-file", str(trace_file), "--delivery-trace-ratio", "1"))
+def traced_server(data: Path, trace_file: Path, log_url: str | None = None, *extra: str) -> ServerProcess:
+    args = ("--trace-file", str(trace_file), "--delivery-trace-ratio", "1", *extra)
+    return ServerProcess(data, log_url=log_url, args=args)
 
 
 async def send_one_comment(
@@ -249,13 +251,22 @@ async def test_one_comment_through_two_nodes_on_the_kafka_log(tmp_path: Path) ->
     with running_broker() as broker:
         url = broker.url(f"trace-{uuid.uuid4().hex[:8]}") + "?fetch_max_wait_ms=20&partitions=1"
         files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
-        nodes = [traced_server(tmp_path / f"n{i}", files[i], log_url=url) for i in range(2)]
+        metrics_port = free_port()
+        nodes = [
+            traced_server(tmp_path / "n0", files[0], url),
+            traced_server(tmp_path / "n1", files[1], url, "--metrics-listen", f"127.0.0.1:{metrics_port}"),
+        ]
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             for future in [pool.submit(node.start) for node in nodes]:
                 future.result()
         try:
             room = f"room-{uuid.uuid4().hex[:8]}"
             journey = await send_one_comment(nodes[0], nodes[1], files, room)
+            # The Kafka log reports how far behind the partitions' high watermarks its tail is.
+            metrics = scrape(metrics_port)
+            assert value(metrics, "barrage_log_consumer_lag") >= 0
+            assert ("barrage_log_consumer_lag", frozenset()) in metrics
+            assert value(metrics, "barrage_events_read_total", barrage_priority="normal") >= 1
         finally:
             for node in nodes:
                 node.stop()
