@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     insights_bucket_s: float = Field(60.0, gt=0, description="width of an insights bucket (seconds)")
     insights_merge_s: float = Field(30.0, ge=0, description="a leave and rejoin within this is a reconnect")
     insights_poll_s: float = Field(0.5, gt=0, description="how often insights read new records of followed rooms")
+    insights_follow_watched: bool = Field(
+        False, description="fold every watched room continuously, not only rooms someone asks about"
+    )
     insights_idle_s: float = Field(600.0, gt=0, description="forget a room's insights this long after the last ask")
     insights_aliases: str | None = Field(None, description="JSON file of product id -> aliases for insights")
 
