@@ -225,3 +225,19 @@ async def test_a_second_hello_and_an_empty_frame_are_answered_in_stream(alice: R
     await alice.send(rs.ConnectRequest())
     assert (await alice.expect("stream_error")).status.code == INVALID_ARGUMENT
     await assert_alive(alice, room_id, "after-hello")
+
+
+async def test_a_malformed_traceparent_is_dropped_not_refused(alice: RawStream, room_id: str) -> None:
+    payload = event_pb2.Payload(comment=event_pb2.Comment(text="traced?"))
+    for n, parent in enumerate(("garbage", "x" * 20_000, "00-" + "0" * 32)):
+        send = rs.Send(room_id=room_id, client_msg_id=f"tp{n}", traceparent=parent, tracestate="a=b", payload=payload)
+        await alice.send(rs.ConnectRequest(send=send))
+        assert (await alice.send_result(f"tp{n}")).status.code == 0
+    events = await alice.wait_events(room_id, 3, kind="comment")
+    assert [(e.traceparent, e.tracestate) for e in events] == [("", "")] * 3
+    good = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    send = rs.Send(room_id=room_id, client_msg_id="tp-ok", traceparent=good, tracestate="a=b", payload=payload)
+    await alice.send(rs.ConnectRequest(send=send))
+    await alice.send_result("tp-ok")
+    (*_, last) = await alice.wait_events(room_id, 4, kind="comment")
+    assert (last.traceparent, last.tracestate) == (good, "a=b")

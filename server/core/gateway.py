@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import logging
 import os
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -56,6 +57,8 @@ _CHECKPOINT_SCAN_PAGES = 40
 """How far back (pages of _REPLAY_PAGE) a rebuild looks for a checkpoint."""
 _MAX_USER_BUCKETS = 100_000
 _CONCURRENT_REPLAY_READS = 4
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+"""W3C trace-context `traceparent` (version-traceid-parentid-flags)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,14 +322,17 @@ class Gateway:
         publish_time = timestamp_now()
         records: list[LogEntry] = []
         seen: dict[str, int] = {}
-        for entry, client_id, (traceparent, tracestate) in zip(entries, client_ids, trace, strict=True):
+        for entry, client_id, (raw_parent, raw_state) in zip(entries, client_ids, trace, strict=True):
+            # Trace context is advisory: a malformed one is dropped, never an error.
+            traceparent = raw_parent if _TRACEPARENT.fullmatch(raw_parent) else ""
+            tracestate = raw_state[:512] if traceparent else ""
             event = event_pb2.Event(
                 room_id=room_id,
                 event_id=next_event_id(),
                 sender=sender,
                 publish_time=publish_time,
-                traceparent=traceparent[:256],
-                tracestate=tracestate[:512],
+                traceparent=traceparent,
+                tracestate=tracestate,
                 priority=entry.priority,  # type: ignore[arg-type]
                 client_msg_id=client_id,
                 payload=entry.payload,
