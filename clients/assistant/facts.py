@@ -152,40 +152,13 @@ class FactBook:
         return Fact("sizes", product.id, zh, en, tuple(sources))
 
     def colours_fact(self, product: Product) -> Fact | None:
-        if not product.colours:
-            return None
-        zh_list, en_list = _list(product.colours, "zh"), _list(product.colours, "en")
-        return Fact(
-            "colours",
-            product.id,
-            f"{product.name.zh} 颜色：{zh_list}",
-            f"{product.name.en} colours: {en_list}",
-            (product.name.zh, product.name.en, zh_list, en_list),
-        )
+        return _list_fact("colours", product, product.colours, "颜色：", "colours:")
 
     def ingredients_fact(self, product: Product) -> Fact | None:
-        if not product.ingredients:
-            return None
-        zh_list, en_list = _list(product.ingredients, "zh"), _list(product.ingredients, "en")
-        return Fact(
-            "ingredients",
-            product.id,
-            f"{product.name.zh} 成分：{zh_list}",
-            f"{product.name.en} ingredients: {en_list}",
-            (product.name.zh, product.name.en, zh_list, en_list),
-        )
+        return _list_fact("ingredients", product, product.ingredients, "成分：", "ingredients:")
 
     def suitable_fact(self, product: Product) -> Fact | None:
-        if not product.suitable_for:
-            return None
-        zh_list, en_list = _list(product.suitable_for, "zh"), _list(product.suitable_for, "en")
-        return Fact(
-            "suitable",
-            product.id,
-            f"{product.name.zh} 适合：{zh_list}",
-            f"{product.name.en} is for: {en_list}",
-            (product.name.zh, product.name.en, zh_list, en_list),
-        )
+        return _list_fact("suitable", product, product.suitable_for, "适合：", "is for:")
 
     def about_fact(self, product_id: str, state: LiveState, now_ms: int) -> Fact | None:
         product = self.catalogue.product(product_id)
@@ -309,3 +282,17 @@ class FactBook:
             en += f", ends at {end}"
             sources.append(end)
         return Fact("on_sale", sale.product_id, zh, en, tuple(sources))
+
+
+def _list_fact(kind: str, product: Product, items: list[Text], zh_label: str, en_label: str) -> Fact | None:
+    """A fact that lists a product's colours, ingredients, or who it suits, in both languages."""
+    if not items:
+        return None
+    zh_list, en_list = _list(items, "zh"), _list(items, "en")
+    return Fact(
+        kind,
+        product.id,
+        f"{product.name.zh} {zh_label}{zh_list}",
+        f"{product.name.en} {en_label} {en_list}",
+        (product.name.zh, product.name.en, zh_list, en_list),
+    )
