@@ -65,6 +65,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--profile", type=float, default=0.0, metavar="S", help="py-spy the server for S s (needs py-spy)")
     p.add_argument("--profile-native", action="store_true", help="py-spy --native (C frames of grpc too)")
+    p.add_argument("--kafka", action="store_true", help="start the test Kafka broker and spawn the server on it")
+    p.add_argument(
+        "--cpu-cap", type=float, default=0.0, metavar="CORES", help="cap each server process at CORES (cgroup; root)"
+    )
     p.add_argument("--out", required=True, type=Path, help="directory for result.json, summary.md, PNGs")
     return p
 
@@ -102,6 +106,8 @@ def config(args: argparse.Namespace) -> RunConfig:
         seed=args.seed,
         profile_s=args.profile,
         profile_native=args.profile_native,
+        kafka=args.kafka,
+        cpu_cap=args.cpu_cap,
     )
 
 

@@ -244,9 +244,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--payload-size", type=int, default=200)
     p.add_argument("--entries-per-call", type=int, default=1)
     p.add_argument("--fsync-rounds", type=int, default=500)
-    p.add_argument(
-        "--recovery-records", type=int, default=0, help="also time start() over a log of this many records"
-    )
+    p.add_argument("--recovery-records", type=int, default=0, help="also time start() over a log of this many records")
     p.add_argument("--dir", default=None, help="parent of the data directories (default: the temp dir)")
     p.add_argument("--uvloop", action="store_true", help="run on uvloop (as the server does)")
     return p.parse_args(argv)

@@ -131,6 +131,19 @@ def summary(result: dict[str, Any], plots: list[str]) -> str:
             for t in f.get("server_threads", [])[:4]
         )
         + " |",
+        "| server processes (share of one core each) | "
+        + ", ".join(f"{p['pid']} {p['cpu_util']:.0%}" for p in f.get("server_processes", []) if p["cpu_util"] > 0.005)
+        + (f"; each capped at {cfg['cpu_cap']} cores" if cfg.get("cpu_cap") else "")
+        + " |",
+        *(
+            [
+                f"| Kafka broker (Tansu) CPU, not in the server's | {f['broker_cpu_s']} s "
+                f"({f['broker_cpu_util']} cores); "
+                f"{f['broker_cpu_us_per_delivery']} µs per delivery, {f['broker_cpu_us_per_ack']} µs per ack |"
+            ]
+            if "broker_cpu_s" in f
+            else []
+        ),
         f"| client CPU | {f['client_cpu_s']} s; machine {f['machine_cpu_util']:.0%} busy; other processes "
         f"{f.get('other_processes_cpu_util', 0)} cores |",
         "",

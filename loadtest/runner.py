@@ -37,9 +37,11 @@ import grpc
 from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
 from loadtest import metrics, profile, proto
+from loadtest.cpucap import CpuCaps
 from loadtest.scenarios import Plan, build
 from loadtest.worker import SenderSpec, ViewerSpec, WorkerSpec, worker_main
 from server.auth import issue_dev_token
+from tests.kafka_broker import KafkaBroker, start_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 SPAWN_SECRET = "loadtest-secret-for-loopback-runs-only"
@@ -75,6 +77,10 @@ class RunConfig:
     profile_s: float = 0.0
     """Run py-spy on the server for this many seconds, starting 2 s into the window."""
     profile_native: bool = False
+    kafka: bool = False
+    """Start the test Kafka broker (Tansu) for the run and spawn the server on it."""
+    cpu_cap: float = 0.0
+    """Cap each server process at this many cores (cgroup quota; 0: no cap)."""
 
 
 def check_loopback(target: str) -> tuple[str, int]:
@@ -115,11 +121,18 @@ class ServerHandle:
         self.command: list[str] = []
         self.env: dict[str, str] = {}
         self._data: tempfile.TemporaryDirectory[str] | None = None
+        self.broker: KafkaBroker | None = None
+        self.caps = CpuCaps(cfg.cpu_cap, uuid.uuid4().hex[:8]) if cfg.cpu_cap > 0 else None
         if cfg.spawn_server is not None:
             extra = shlex.split(cfg.spawn_server)
             listen = _option(extra, "--listen") or f"127.0.0.1:{free_port()}"
             self.host, self.port = check_loopback(listen)
-            if _option(extra, "--log") is None:
+            if cfg.kafka:
+                if _option(extra, "--log") is not None:
+                    raise SystemExit("--kafka starts its own broker: leave --log out of --spawn-server")
+                self.broker = start_broker()
+                extra += ["--log", self.broker.url(f"loadtest-{uuid.uuid4().hex[:8]}")]
+            elif _option(extra, "--log") is None:
                 self._data = tempfile.TemporaryDirectory(prefix="loadtest-data-")
                 extra += ["--log", f"embedded:{self._data.name}"]
             if _option(extra, "--jwt-secret") is None:
@@ -141,6 +154,8 @@ class ServerHandle:
                 )
             self.pid = self.proc.pid
         else:
+            if cfg.kafka:
+                raise SystemExit("--kafka needs --spawn-server (it starts the broker the server uses)")
             self.host, self.port = check_loopback(cfg.target)
             self.pid = cfg.server_pid
             self.secret = cfg.jwt_secret
@@ -170,7 +185,14 @@ class ServerHandle:
         raise SystemExit(f"server at {self.target} not serving after {timeout_s} s")
 
     def pids(self) -> list[int]:
-        return metrics.process_tree(self.pid)
+        pids = metrics.process_tree(self.pid)
+        if self.caps is not None:
+            self.caps.apply(pids)
+        return pids
+
+    @property
+    def broker_pid(self) -> int | None:
+        return self.broker.process.pid if self.broker is not None and self.broker.process is not None else None
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -180,6 +202,10 @@ class ServerHandle:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self.broker is not None:
+            self.broker.stop()
+        if self.caps is not None:
+            self.caps.close()
         if self._data is not None:
             self._data.cleanup()
 
@@ -366,6 +392,7 @@ async def _measure(
     cpu0 = metrics.tree_cpu_seconds(pids)
     threads0 = {p: metrics.thread_cpu_seconds(p) for p in pids}
     busy0 = metrics.machine_busy_seconds()
+    broker0 = metrics.cpu_seconds(server.broker_pid) if server.broker_pid else 0.0
     t0 = loop.time()
     t0_wall_us = time.time_ns() // 1000 + 200_000
     for w in workers:
@@ -432,6 +459,7 @@ async def _measure(
     t_end = loop.time()
     cpu1 = metrics.tree_cpu_seconds(server.pids())
     busy = metrics.machine_busy_seconds() - busy0
+    broker_cpu = metrics.cpu_seconds(server.broker_pid) - broker0 if server.broker_pid else 0.0
     threads = _thread_util(threads0, loop.time() - t0)
     rss_end = metrics.tree_rss_bytes(server.pids())
     for w in workers:
@@ -442,9 +470,19 @@ async def _measure(
     histories = {room: await admin.history(room) for room in plan.rooms}
     result = assemble(cfg, plan, finals, histories, timeline, window_s, server_cpu, peak_rss, rss_end, t0_wall_us)
     result["figures"]["server_threads"] = threads
-    # Whatever else ran on the machine (other people's tests, ...) competed for the cores.
     f = result["figures"]
-    other = busy - f["server_cpu_s"] - f["client_cpu_s"]
+    f["server_processes"] = sorted(
+        ({"pid": p, "cpu_util": round((c - cpu0.get(p, 0.0)) / window_s, 3)} for p, c in cpu1.items()),
+        key=lambda row: -row["cpu_util"],
+    )
+    if server.broker is not None:
+        f["broker_cpu_s"] = round(broker_cpu, 2)
+        f["broker_cpu_util"] = round(broker_cpu / window_s, 3)
+        deliveries = f["deliveries"]
+        f["broker_cpu_us_per_delivery"] = round(broker_cpu / deliveries * 1e6, 2) if deliveries else None
+        f["broker_cpu_us_per_ack"] = round(broker_cpu / f["acked"] * 1e6, 2) if f["acked"] else None
+    # Whatever else ran on the machine (other people's tests, ...) competed for the cores.
+    other = busy - f["server_cpu_s"] - f["client_cpu_s"] - broker_cpu
     f["machine_busy_cpu_s"] = round(busy, 2)
     f["other_processes_cpu_util"] = round(max(0.0, other) / window_s, 3)
     if other / window_s > 0.15:

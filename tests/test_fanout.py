@@ -52,17 +52,32 @@ async def test_a_quiet_room_delivers_at_once() -> None:
     assert [e.cursor for f in sub.frames for e in events_of(f)] == ["ep.1"]
 
 
+async def test_an_occasional_event_next_to_another_costs_no_batching_delay() -> None:
+    hub = make_hub(interval_s=10.0)
+    sub = Recorder()
+    hub.channel("r").subscribers.add(sub)
+    hub.on_records([record(1)])  # a viewer count, say
+    hub.on_records([record(2)])  # a comment a moment later: within the burst, flushed at once
+    assert [[e.cursor for e in events_of(f)] for f in sub.frames] == [["ep.1"], ["ep.2"]]
+
+
 async def test_a_busy_room_coalesces_events_into_one_frame_per_tick() -> None:
-    hub = make_hub(interval_s=0.05)
+    hub = make_hub(interval_s=0.1)
     sub = Recorder()
     hub.channel("r").subscribers.add(sub)
     hub.on_records([record(1)])  # flushes at once: the room was quiet
-    for position in range(2, 12):
+    hub.on_records([record(2)])  # and so does the next: the room's burst of two flushes
+    for position in range(3, 13):
         hub.on_records([record(position)])
-    assert len(sub.frames) == 1
-    await asyncio.sleep(0.1)
     assert len(sub.frames) == 2
-    assert [e.cursor for e in events_of(sub.frames[1])] == [f"ep.{p}" for p in range(2, 12)]
+    await asyncio.sleep(0.15)  # the tick came at 0.1 s
+    assert len(sub.frames) == 3
+    assert [e.cursor for e in events_of(sub.frames[2])] == [f"ep.{p}" for p in range(3, 13)]
+    for position in range(13, 23):  # still busy: one frame a window, no new burst
+        hub.on_records([record(position)])
+    assert len(sub.frames) == 3
+    await asyncio.sleep(0.1)  # the next tick is due at 0.2 s
+    assert len(sub.frames) == 4
 
 
 async def test_every_subscriber_gets_the_same_frame_object() -> None:
@@ -111,15 +126,26 @@ async def test_a_hot_room_sends_viewers_a_sample_but_every_critical_event_and_ho
     assert not shared or len(shared) < len(viewer.frames)
 
 
+async def test_a_sampled_viewer_gets_the_newest_normal_events_of_a_tick() -> None:
+    hub = make_hub(interval_s=10.0, budget=3.0)
+    viewer = Recorder()
+    hub.channel("r").subscribers.add(viewer)
+    hub.on_records([record(p) for p in range(1, 11)])  # the allowance starts at a second's worth: 3
+    (frame,) = viewer.frames
+    assert [e.cursor for e in events_of(frame)] == ["ep.8", "ep.9", "ep.10"]
+    assert rs.ConnectResponse.FromString(frame.data).messages[0].event_batch.omitted_count == 7
+
+
 async def test_ephemeral_values_with_one_key_coalesce_to_the_latest_in_a_tick() -> None:
     hub = make_hub(interval_s=10.0)
     sub = Recorder()
     hub.channel("r").subscribers.add(sub)
-    hub.on_records([record(1)])  # a first event flushes at once; the rest wait for the tick
+    hub.on_records([record(0)])
+    hub.on_records([record(1)])  # two flushes at once (the burst); the rest wait for the tick
     ephemeral = event_pb2.PRIORITY_EPHEMERAL
     hub.on_records([record(2, ephemeral, coalesce="likes"), record(3), record(4, ephemeral, coalesce="likes")])
     hub.flush(hub.channels["r"])
-    assert [e.cursor for e in events_of(sub.frames[1])] == ["ep.3", "ep.4"]
+    assert [e.cursor for e in events_of(sub.frames[2])] == ["ep.3", "ep.4"]
 
 
 def frame(room: str, size: int, critical: bool, count: int = 1, cursor: str = "c") -> Frame:

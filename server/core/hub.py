@@ -3,15 +3,18 @@
 Records arrive from the room log's live tail in position order. Each event is
 turned into its wire bytes once (stored payload + cursor field); a room's events
 are coalesced into one frame per tick and the same frame object is queued on every
-subscriber's outbox. A quiet room flushes at once: the batching window only
-applies when the room flushed less than `interval` ago, so busy rooms pay one write
-per subscriber per tick and quiet rooms pay no delay. The window widens with the
-node's subscriber count so that stream writes stay within a budget (see interval()).
+subscriber's outbox. A room's flushes are paced like a token bucket (GCRA): one
+flush per `interval` on average with a burst of `_BURST_FLUSHES`, so a quiet room
+(or one whose occasional server event lands next to a comment) flushes at once and
+only a room busy for longer than the burst pays the batching window: one write per
+subscriber per tick. The window widens with the node's subscriber count so that
+stream writes stay within a budget (see interval()).
 
 Huge rooms (DESIGN.md, priorities): a viewer reads at most `viewer_budget` normal
 events a second. When a room runs hotter, each tick builds a second, sampled frame
 for viewers — critical and ephemeral events all kept, normal events up to the
-budget, the rest counted in omitted_count — still encoded once per room. Staff
+budget, the newest of the tick kept (the freshest comments, and the ones that waited
+least), the rest counted in omitted_count — still encoded once per room. Staff
 subscribers (hosts, moderators, services, bots) get the full frame. Ephemeral events
 (latest value wins) that share a coalescing key within one tick keep only the last.
 """
@@ -33,6 +36,8 @@ from server.telemetry import hooks
 
 _MAX_INTERVAL_S = 0.25
 """Past this, latency would suffer more than CPU gains: the budget gives way."""
+_BURST_FLUSHES = 2
+"""Flushes a room may make back to back before the window binds."""
 
 CRITICAL = event_pb2.PRIORITY_CRITICAL
 NORMAL = event_pb2.PRIORITY_NORMAL
@@ -72,6 +77,7 @@ class Channel:
         "evicted_upto",
         "last_flush",
         "last_position",
+        "next_flush",
         "recent",
         "room_id",
         "room_tag",
@@ -93,6 +99,9 @@ class Channel:
         """Highest position pushed out of `recent`; -1 while it holds everything seen."""
         self.last_position = -1
         self.last_flush = 0.0
+        self.next_flush = 0.0
+        """GCRA's theoretical time of the next flush: a flush is due once now reaches
+        next_flush - (burst - 1) * interval."""
         self.timer: asyncio.TimerHandle | None = None
 
     def add(self, position: int, cursor: str, event: bytes, priority: int, coalesce: str | None) -> None:
@@ -124,17 +133,15 @@ class Channel:
         full = self._frame(pending, 0)
         # The allowance refills at the budget rate, holding at most one second's worth.
         self._allowance = min(self._budget, self._allowance + elapsed_s * self._budget)
-        kept: list[_Pending] = []
-        omitted = 0
-        for item in pending:
-            if item.priority == NORMAL:
-                if self._allowance < 1.0:
-                    omitted += 1
-                    continue
-                self._allowance -= 1.0
-            kept.append(item)
+        normal = [i for i, item in enumerate(pending) if item.priority == NORMAL]
+        keep = min(len(normal), int(self._allowance))
+        self._allowance -= keep
+        omitted = len(normal) - keep
         if not omitted:
             return full, full
+        # The newest normal events are the ones kept: the freshest comments of the tick.
+        dropped = set(normal[:omitted])
+        kept = [item for i, item in enumerate(pending) if i not in dropped]
         return full, self._frame(kept, omitted, last=pending[-1])
 
     def _frame(self, items: list[_Pending], omitted: int, last: _Pending | None = None) -> Frame:
@@ -243,10 +250,11 @@ class Hub:
         now = time.monotonic()
         loop = asyncio.get_running_loop()
         interval = self.interval()
+        tolerance = (_BURST_FLUSHES - 1) * interval
         for ch in touched.values():
             if ch.timer is not None:
                 continue
-            due = ch.last_flush + interval
+            due = ch.next_flush - tolerance
             if now >= due:
                 self.flush(ch, now)
             else:
@@ -259,6 +267,7 @@ class Hub:
         now = time.monotonic() if now is None else now
         elapsed = now - ch.last_flush
         ch.last_flush = now
+        ch.next_flush = max(ch.next_flush, now) + self.interval()
         frames = ch.take_frames(elapsed)
         if frames is None:
             return
