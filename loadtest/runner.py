@@ -449,7 +449,9 @@ async def _measure(
                     w.send({"type": "quiesce"})
                 quiesced = True
                 stable_since = now
-            if total != last_total:
+            # Quiet means (almost) nothing arrives: server events such as each node's
+            # viewer count every few seconds do not count as a delivery still draining.
+            if total - last_total > _quiet_threshold(timeline):
                 stable_since = now
             elif now - stable_since >= 2.0:
                 break
@@ -505,6 +507,11 @@ async def _measure(
         )
         result["profile"]["folded"] = "profile.folded"
     return result
+
+
+def _quiet_threshold(timeline: list[dict[str, Any]]) -> int:
+    """Deliveries in a second below which the run counts as drained: 1 % of the busiest second."""
+    return max((row["deliveries"] for row in timeline), default=0) // 100
 
 
 def _thread_util(before: dict[int, dict[str, float]], window_s: float) -> list[dict[str, Any]]:
@@ -686,8 +693,9 @@ def assemble(
                 "max": round(hist.get_max_value() / 1000, 2),
             }
 
-    # Rate over the active part of the window: until the last second that delivered anything.
-    active_s = max([row["t"] for row in timeline if row["deliveries"]] + [min(window_s, cfg.duration)])
+    # Rate over the active part of the window: until the last second that delivered more than a trickle.
+    quiet = _quiet_threshold(timeline)
+    active_s = max([row["t"] for row in timeline if row["deliveries"] > quiet] + [min(window_s, cfg.duration)])
     omitted_total = sum(sum(f["omitted"].values()) for f in finals)
     clients: list[dict[str, Any]] = []
     invalid: list[str] = []
