@@ -142,7 +142,7 @@ class ServerHandle:
                 extra += ["--listen", listen]
             self.command = [sys.executable, "-m", "server", *extra]
             self.env = {k: v for k, v in _SPAWN_ENV.items() if k not in os.environ}
-            self.env.update({k: v for k, v in os.environ.items() if k.startswith("BARRAGE_")})
+            self.env.update({k: v for k, v in os.environ.items() if k.startswith(("BARRAGE_", "OTEL_"))})
             with (out / "server.log").open("ab") as log:
                 self.proc = subprocess.Popen(
                     self.command,
