@@ -233,7 +233,14 @@ class Admin:
         cursor = ""
         while True:
             request = pb.ListEventsRequest(room_id=room_id, cursor=cursor, page_size=1000)
-            page = await self.stub.ListEvents(request, metadata=self.metadata, timeout=60)
+            for attempt in range(5):  # UNAVAILABLE: the log did not answer in time; ask again
+                try:
+                    page = await self.stub.ListEvents(request, metadata=self.metadata, timeout=60)
+                    break
+                except grpc.aio.AioRpcError as err:
+                    if err.code() != grpc.StatusCode.UNAVAILABLE or attempt == 4:
+                        raise
+                    await asyncio.sleep(1.0)
             events.extend(page.events)
             if not page.next_cursor:
                 return events

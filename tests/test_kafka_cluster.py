@@ -40,7 +40,7 @@ from server.auth import issue_dev_token
 from tests.cluster import OK, Cluster, closing, connect, eventually, joined, ping, send_payload
 from tests.kafka_broker import KafkaBroker, running_broker
 from tests.server_process import ROOT, TEST_SECRET, ServerProcess, free_port
-from tests.wire_client import Admin, RawStream, error_info
+from tests.wire_client import Admin, RawStream, end_status, error_info
 
 UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]
 ALREADY_EXISTS = grpc.StatusCode.ALREADY_EXISTS.value[0]
@@ -395,6 +395,45 @@ async def test_a_frozen_broker_fails_sends_quickly_keeps_streams_open_and_delive
         await sdk.close()
         await admin.close()
     print(f"\nsends refused after {refused_after_s:.2f} s; broker frozen {frozen_s:.1f} s")
+
+
+async def test_reads_while_the_broker_is_frozen_answer_unavailable_and_a_resume_completes_after(
+    own_broker: KafkaBroker, outage_pair: Cluster, room_id: str
+) -> None:
+    pair = outage_pair
+    admin0 = Admin(pair[0].target, pair.token("ops", role="service"))
+    admin1 = Admin(pair[1].target, pair.token("ops", role="service"))
+    try:
+        await admin0.create_room(room_id)
+        async with joined(room_id, (pair[0].target, pair.token("s0"))) as (sender,):
+            for i in range(3):
+                assert (await sender.send_comment(room_id, f"c{i}", f"comment {i}")).status.code == OK
+            first = (await admin0.all_events(room_id, "comment"))[0]
+            with own_broker.frozen_for():
+                # Node 1 does not serve the room: history must come from the broker.
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await admin1.history(room_id)
+                status = end_status(raised.value)
+                assert status.code == UNAVAILABLE, status
+                assert error_info(status).reason == "LOG_UNAVAILABLE"
+                # A resuming join is answered either way, never left hanging: OK (its
+                # replay waits for the log) or UNAVAILABLE (retry the join).
+                viewer = await connect(pair[1].target, pair.token("v1"))
+                result = await asyncio.wait_for(viewer.join(room_id, resume_cursor=first.cursor), 20)
+                assert result.status.code in (OK, UNAVAILABLE), result.status
+                assert not viewer.done
+            if result.status.code == UNAVAILABLE:
+                assert error_info(result.status).reason == "LOG_UNAVAILABLE"
+                result = await viewer.join(room_id, resume_cursor=first.cursor)
+                assert result.status.code == OK, result.status
+            # Everything after the cursor arrives, once and in order.
+            await viewer.wait_events(room_id, 2, timeout=DELIVERY_TIMEOUT_S, kind="comment")
+            await asyncio.sleep(0.3)
+            assert [e.client_msg_id for e in viewer.events(room_id, "comment")] == ["c1", "c2"]
+            await viewer.close()
+    finally:
+        await admin0.close()
+        await admin1.close()
 
 
 async def test_a_node_started_while_the_broker_is_frozen_waits_for_it(own_broker: KafkaBroker, tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ import enum
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from server.log.base import LogUnavailableError
+
 DOMAIN = "barrage.v1"
 
 
@@ -67,6 +69,12 @@ class ApiError(Exception):
 
     def __repr__(self) -> str:
         return f"ApiError({self.code.name}, {self.reason}, {self.message!r})"
+
+
+def log_unavailable(exc: LogUnavailableError, doing: str) -> ApiError:
+    """The status for a log that did not answer in time: retry later (same id for a send)."""
+    message = f"the room log did not answer {doing}: {exc}"
+    return ApiError(Code.UNAVAILABLE, "LOG_UNAVAILABLE", message, retry_after_s=1.0)
 
 
 def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.RetryInfo) -> any_pb2.Any:

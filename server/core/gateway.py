@@ -31,7 +31,7 @@ from server.commerce.wordfilter import WordFilter
 from server.config import Settings
 from server.core import policy, wire
 from server.core.cursor import CursorError, encode_cursor, parse_cursor
-from server.core.errors import OK_STATUS, ApiError, Code
+from server.core.errors import OK_STATUS, ApiError, Code, log_unavailable
 from server.core.hub import Channel, Hub
 from server.core.outbox import Frame, Outbox
 from server.core.ratelimit import TokenBucket
@@ -348,9 +348,7 @@ class Gateway:
         except LogUnavailableError as exc:
             if appending is not None:
                 hooks.append_failed(appending, exc)
-            raise ApiError(
-                Code.UNAVAILABLE, "LOG_UNAVAILABLE", f"the room log did not confirm the write: {exc}", retry_after_s=1.0
-            ) from exc
+            raise log_unavailable(exc, "the write") from exc
         if appending is not None:
             hooks.append_done(appending, results)
         epoch = self._log.epoch(room_id)
@@ -454,6 +452,7 @@ class Gateway:
             older = await self._log.read_backward(room_id, head + 1, limit) if limit and head >= 0 else []
             after = older[-1].position - 1 if older else head
         member.replay = asyncio.create_task(self._replay(member, after), name=f"replay:{room_id}")
+        member.replay.add_done_callback(member.replay_ended)
         member.joined = True
         resumed = outcome == room_service_pb2.RESUME_OUTCOME_RESUMED
         self._presence(member, event_pb2.Payload(viewer_joined=event_pb2.ViewerJoined(resumed=resumed)))
@@ -474,9 +473,7 @@ class Gateway:
         # holds everything it received after `after`; records appended before the node
         # watched the room are only in the log, later ones are in the channel.
         while True:
-            # A resume storm must not starve live fan-out: few pages are read at once.
-            async with self._read_slots:
-                records = await self._log.read(room_id, after, _REPLAY_PAGE)
+            records = await self._replay_page(room_id, after)
             events = [
                 (r.position, wire.event_with_cursor(r.payload, encode_cursor(epoch, r.position)))
                 for r in records
@@ -496,6 +493,20 @@ class Gateway:
             after = tail[-1][0]
         member.min_position = after
         self.hub.attach(ch, member)
+
+    async def _replay_page(self, room_id: str, after: int) -> list[LogRecord]:
+        """The next page of a replay. While the log does not answer, wait and ask again:
+        the member stays joined, and live records collect in the channel meanwhile."""
+        delay = 0.25
+        while True:
+            try:
+                # A resume storm must not starve live fan-out: few pages are read at once.
+                async with self._read_slots:
+                    return await self._log.read(room_id, after, _REPLAY_PAGE)
+            except LogUnavailableError as exc:
+                log.warning("replay of room %s waits for the log: %s", room_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 5.0)
 
     async def _watch(self, room_id: str) -> None:
         lock = self._watch_locks.setdefault(room_id, asyncio.Lock())
@@ -610,6 +621,15 @@ class Member:
         """Set once the join succeeded: its leave is then recorded too."""
         self.full = identity.role != policy.VIEWER
         """Staff, services and bots see every event; viewers may get a sample."""
+
+    def replay_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        # Not attached to live delivery: the stream must not wait in silence. It is told
+        # to resume (from the last cursor it was sent), which reads the log again.
+        log.error("replay of room %s failed", self.room_id, exc_info=task.exception())
+        self.lagging = True
+        self.owner.room_lagged(self.room_id)
 
     def push_replay(self, frame: Frame) -> None:
         # Replayed history is the client's to pace (wait_below), never shed.

@@ -19,10 +19,11 @@ from google.protobuf.message import DecodeError
 from barrage.v1 import room_service_pb2 as rs
 from server.auth import Identity, TokenVerifier
 from server.core import policy, wire
-from server.core.errors import OK_STATUS, ApiError, Code, invalid
+from server.core.errors import OK_STATUS, ApiError, Code, invalid, log_unavailable
 from server.core.gateway import Gateway, Member, Post, Posted, timestamp_now
 from server.core.outbox import Outbox
 from server.core.ratelimit import TokenBucket
+from server.log.base import LogUnavailableError
 from server.telemetry import hooks
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,8 @@ class Session:
                 raise
         except ApiError as err:
             result = rs.JoinResult(room_id=room_id, status=err.to_status())
+        except LogUnavailableError as exc:
+            result = rs.JoinResult(room_id=room_id, status=log_unavailable(exc, "the join").to_status())
         # The replay task starts at the next await: the result is queued before any event.
         self.outbox.put_control(_message(join_result=result))
 

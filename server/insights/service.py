@@ -10,10 +10,11 @@ from barrage.v1 import event_pb2, insights_service_pb2_grpc
 from barrage.v1 import insights_service_pb2 as pb
 from server.auth import Identity, TokenVerifier
 from server.core import policy
-from server.core.errors import ApiError, Code
+from server.core.errors import ApiError, Code, log_unavailable
 from server.core.gateway import Gateway
 from server.insights.engine import Limits
 from server.insights.hub import InsightsHub
+from server.log.base import LogUnavailableError
 from server.transport.status import abort
 
 Context = Any  # grpc.aio.ServicerContext; grpc ships no type information
@@ -62,6 +63,9 @@ class InsightsService(insights_service_pb2_grpc.RoomInsightsServiceServicer):
             tracked = await self.hub.room(request.room_id)
             insights = tracked.snapshot(title, start, end, Limits.of(request.options))
             return pb.GetInsightsResponse(insights=insights)
+        except LogUnavailableError as exc:
+            await abort(context, log_unavailable(exc, "the insights request"))
+            raise AssertionError("unreachable") from exc
         except ApiError as err:
             await abort(context, err)
             raise AssertionError("unreachable") from err

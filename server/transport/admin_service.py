@@ -10,8 +10,9 @@ from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
 from server.auth import Identity, TokenVerifier
 from server.core import policy
-from server.core.errors import ApiError, Code
+from server.core.errors import ApiError, Code, log_unavailable
 from server.core.gateway import Gateway, Post, Posted
+from server.log.base import LogUnavailableError
 from server.transport.status import abort
 
 Req = TypeVar("Req")
@@ -22,7 +23,7 @@ Context = Any  # grpc.aio.ServicerContext; grpc ships no type information
 def _rpc(
     method: Callable[[AdminService, Identity, Req], Awaitable[Resp]],
 ) -> Callable[[AdminService, Req, Context], Awaitable[Resp]]:
-    """Authenticate the call and turn ApiError into a status."""
+    """Authenticate the call and turn ApiError (and a log that did not answer) into a status."""
 
     @functools.wraps(method)
     async def handler(self: AdminService, request: Req, context: Context) -> Resp:
@@ -34,6 +35,9 @@ def _rpc(
                 token = ""
             identity = self.verifier.verify(token.strip())
             return await method(self, identity, request)
+        except LogUnavailableError as exc:
+            await abort(context, log_unavailable(exc, "the request"))
+            raise AssertionError("unreachable") from exc
         except ApiError as err:
             await abort(context, err)
             raise AssertionError("unreachable") from err

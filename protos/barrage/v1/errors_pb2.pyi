@@ -63,7 +63,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_TOO_MANY_ROOMS: _ErrorReason.ValueType  # 19
     """RESOURCE_EXHAUSTED: too many rooms joined on one stream."""
     ERROR_REASON_LOG_UNAVAILABLE: _ErrorReason.ValueType  # 20
-    """UNAVAILABLE: the room log could not confirm the write; retry with the same id."""
+    """UNAVAILABLE: the room log did not answer in time: a send may be retried with the
+    same id, a join or a request retried as it was.
+    """
     ERROR_REASON_SHUTTING_DOWN: _ErrorReason.ValueType  # 21
     """UNAVAILABLE: the node is shutting down; reconnect to another."""
     ERROR_REASON_MUTED: _ErrorReason.ValueType  # 22
@@ -127,7 +129,9 @@ ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 18
 ERROR_REASON_TOO_MANY_ROOMS: ErrorReason.ValueType  # 19
 """RESOURCE_EXHAUSTED: too many rooms joined on one stream."""
 ERROR_REASON_LOG_UNAVAILABLE: ErrorReason.ValueType  # 20
-"""UNAVAILABLE: the room log could not confirm the write; retry with the same id."""
+"""UNAVAILABLE: the room log did not answer in time: a send may be retried with the
+same id, a join or a request retried as it was.
+"""
 ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 21
 """UNAVAILABLE: the node is shutting down; reconnect to another."""
 ERROR_REASON_MUTED: ErrorReason.ValueType  # 22
