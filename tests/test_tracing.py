@@ -25,10 +25,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from barrage.v1 import event_pb2
+from barrage.v1 import room_service_pb2 as rs
 from clients.admin import AdminClient
 from clients.sdk import Ack, Client, ClientOptions, Subscription
 from server.telemetry.logs import JsonFormatter, TraceContextFilter
 from server.telemetry.otlpjson import OtlpJsonFileExporter, SpanRecord, decode_request, encode_spans, read_spans
+from tests.cluster import connect
 from tests.kafka_broker import running_broker
 from tests.server_process import ServerProcess, free_port
 from tests.test_metrics import scrape, value
@@ -314,6 +316,50 @@ async def test_per_subscriber_writes_are_not_traced_at_ratio_zero(tmp_path: Path
         server.stop()
     assert any(s.attributes.get("barrage.cursor") == ack.cursor for s in spans)
     assert not [s for s in spans if s.name.startswith("write ")]
+
+
+async def test_a_send_its_client_did_not_sample_is_not_traced_through_the_nodes(tmp_path: Path) -> None:
+    """Parent-based sampling holds across a batched append: unsampled sends that share an
+    append with a sampled one get no receive or flush spans of their own."""
+    trace_file = tmp_path / "node.jsonl"
+    server = traced_server(tmp_path / "data", trace_file)
+    server.start()
+    try:
+        room = f"room-{uuid.uuid4().hex[:8]}"
+        async with AdminClient(server.target, server.token("ops", role="service")) as admin:
+            await admin.create_room(room)
+        stream = await connect(server.target, server.token("alice"), room)
+        try:
+            sampled_trace = uuid.uuid4().hex
+            for i in range(20):  # one burst: the stream's sends share appends
+                flag = "01" if i == 7 else "00"
+                trace_id = sampled_trace if i == 7 else uuid.uuid4().hex
+                send = rs.Send(
+                    room_id=room,
+                    client_msg_id=f"m{i}",
+                    payload=event_pb2.Payload(comment=event_pb2.Comment(text=f"comment {i}")),
+                    traceparent=f"00-{trace_id}-{uuid.uuid4().hex[:16]}-{flag}",
+                )
+                await stream.send(rs.ConnectRequest(send=send))
+            results = [await stream.send_result(f"m{i}") for i in range(20)]
+            await stream.wait_events(room, 20, kind="comment")
+        finally:
+            await stream.close()
+        sampled_cursor = results[7].cursor
+
+        def received(spans: list[SpanRecord]) -> bool:
+            return any(s.name == f"receive {room}" for s in spans) and any(s.name == f"flush {room}" for s in spans)
+
+        spans = await wait_spans([trace_file], received)
+        await asyncio.sleep(1.0)  # the file is written every 0.5 s: anything more would be there now
+        spans = read_spans([trace_file])
+    finally:
+        server.stop()
+    receives = [s for s in spans if s.name == f"receive {room}"]
+    assert [s.attributes.get("barrage.cursor") for s in receives] == [sampled_cursor]
+    ingests = [s for s in spans if s.name == f"ingest {room}"]
+    assert [s.attributes.get("barrage.client_msg_id") for s in ingests] == ["m7"]
+    assert {s.trace_id for s in spans if s.name.split(" ")[0] in ("ingest", "append", "receive")} == {sampled_trace}
 
 
 class _Collector:

@@ -33,7 +33,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from barrage.v1 import event_pb2
 from server.core.cursor import encode_cursor
-from server.telemetry.hot import SIZE_BOUNDS, Cell, Counter, HistogramFamily, Registry, Series
+from server.telemetry.hot import SIZE_BOUNDS, Cell, Counter, HistogramFamily, Labelled, Registry, Series
 
 if TYPE_CHECKING:
     from barrage.v1 import room_service_pb2
@@ -80,18 +80,18 @@ class Metrics:
 
     def __init__(self, registry: Registry) -> None:
         r = self.registry = registry
-        self.events_in: Counter = r.counter(
+        self.events_in: Labelled = r.counter(
             "barrage.events.in", "{event}", "events appended to the log through this node, by type and priority"
-        )
-        self.events_read: Counter = r.counter(
+        ).by(EVENT_TYPE, PRIORITY_ATTR)
+        self.events_read: Labelled = r.counter(
             "barrage.events.read", "{event}", "live events this node read from the log for its subscribers"
-        )
-        self.events_out: Counter = r.counter(
+        ).by(PRIORITY_ATTR)
+        self.events_out: Labelled = r.counter(
             "barrage.events.out", "{event}", "event deliveries queued to subscribers (events x subscribers)"
-        )
-        self.events_sampled: Counter = r.counter(
+        ).by(EVENT_TYPE, PRIORITY_ATTR)
+        self.events_sampled: Labelled = r.counter(
             "barrage.events.sampled", "{event}", "deliveries left out of viewers' sampled frames in hot rooms"
-        )
+        ).by(PRIORITY_ATTR)
         self.events_dropped: Counter = r.counter(
             "barrage.events.dropped", "{event}", "deliveries shed from slow streams' queues (reported as omitted)"
         )
@@ -101,9 +101,9 @@ class Metrics:
         self.frames_written: Cell = r.counter(
             "barrage.frames.written", "{frame}", "room frames handed to subscribers' streams (one per subscriber)"
         ).cell()
-        self.sends: Counter = r.counter(
+        self.sends: Labelled = r.counter(
             "barrage.sends", "{send}", "sends answered, by result: ok, duplicate, or the refusal's reason"
-        )
+        ).by("barrage.result")
         self.delivery: Series = r.histogram(
             "barrage.delivery.latency", "s", "publish time of a frame's oldest event to its write, per subscriber"
         ).of()
@@ -273,7 +273,7 @@ def send_answered(user_id: str, send: room_service_pb2.Send, outcome: Posted | E
     reason = getattr(outcome, "reason", None)
     duplicate = bool(getattr(outcome, "duplicate", False))
     result = str(reason) if reason is not None else "duplicate" if duplicate else "ok"
-    st.metrics.sends.add(1, **{"barrage.result": result})
+    st.metrics.sends[(result,)].value += 1
     ingest = st.ingests.pop((user_id, send.room_id, send.client_msg_id), None)
     if ingest is None or ingest.span is None:
         return
@@ -360,8 +360,12 @@ def append_started(
     own = traceparent_of(span.get_span_context())
     out: list[LogEntry] = []
     for record, owner in zip(records, owners, strict=True):
-        context = traceparent_of(owner.span.get_span_context()) if owner is not None and owner.span else own
-        out.append(dataclasses.replace(record, traceparent=context))
+        if owner is None:
+            out.append(dataclasses.replace(record, traceparent=own))
+        elif owner.span is not None:
+            out.append(dataclasses.replace(record, traceparent=traceparent_of(owner.span.get_span_context())))
+        else:
+            out.append(record)  # its send was not sampled: neither is its journey through the nodes
     return out, appending
 
 
@@ -373,7 +377,7 @@ def append_done(appending: Appending, results: Sequence[AppendResult]) -> None:
     m.append.record(time.monotonic() - appending.started)
     for kind, priority, result in zip(appending.kinds, appending.priorities, results, strict=False):
         if not result.duplicate:
-            m.events_in.add(1, **{EVENT_TYPE: kind, PRIORITY_ATTR: PRIORITY.get(priority, str(priority))})
+            m.events_in[kind, PRIORITY.get(priority, str(priority))].value += 1
     span = appending.span
     if span is not None:
         if len(results) == 1:
@@ -423,7 +427,7 @@ def record_read(record: LogRecord, event: event_pb2.Event, kind: str | None, epo
     m = st.metrics
     m.stage_log.record(max(wall - publish_ns, 0) / 1e9)
     priority = record.priority
-    m.events_read.add(1, **{PRIORITY_ATTR: PRIORITY.get(priority, str(priority))})
+    m.events_read[(PRIORITY.get(priority, str(priority)),)].value += 1
     span: Span | None = None
     room = record.room_id
     if st.tracer is not None and record.traceparent:
@@ -591,9 +595,9 @@ def flushed(ch: Channel, full: Frame, sampled: Frame) -> tuple[Frame, Frame]:
             delivered += n_viewers
             sampled_counts[priority] = sampled_counts.get(priority, 0) + 1
         elif n_viewers:
-            m.events_sampled.add(n_viewers, **{PRIORITY_ATTR: priority})
+            m.events_sampled[(priority,)].value += n_viewers
         if delivered:
-            m.events_out.add(delivered, **{EVENT_TYPE: read.kind, PRIORITY_ATTR: priority})
+            m.events_out[read.kind, priority].value += delivered
     lag = max(wall - oldest, 0) / 1e9
     span: Span | None = None
     if spans and st.tracer is not None:
