@@ -65,7 +65,8 @@ def _plots(result: dict[str, Any], histograms: dict[str, Any], out: Path) -> lis
     ax.set_ylabel("latency ms")
     ax.set_title(f"{title}\nlatency percentile distribution (HDR)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    if ax.get_lines():  # an ingest run decodes no events: nothing to label
+        ax.legend()
     fig.tight_layout()
     fig.savefig(out / "latency_percentiles.png", dpi=90)
     plt.close(fig)
