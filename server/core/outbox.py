@@ -55,7 +55,8 @@ class Outbox:
         self._max_bytes = max_bytes
         self._max_write = max_write_bytes
         self._wake = asyncio.Event()
-        self._space = asyncio.Event()
+        self._space: asyncio.Event | None = None
+        """Created by the first wait_below (replays): most streams never wait for space."""
         self._closed = False
         self._omitted: dict[str, int] = {}
         self.delivered: dict[str, str] = {}
@@ -120,13 +121,16 @@ class Outbox:
     async def wait_below(self, size: int) -> None:
         """Wait until queued bytes drop under `size` (paces history replay)."""
         while self._size >= size and not self._closed:
+            if self._space is None:
+                self._space = asyncio.Event()
             self._space.clear()
             await self._space.wait()
 
     def close(self) -> None:
         self._closed = True
         self._wake.set()
-        self._space.set()
+        if self._space is not None:
+            self._space.set()
 
     @property
     def closed(self) -> bool:
@@ -158,5 +162,6 @@ class Outbox:
             self._size -= len(data)
             budget -= len(data)
             parts.append(data)
-        self._space.set()
+        if self._space is not None:
+            self._space.set()
         return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -41,6 +41,25 @@ def _message(**kind: object) -> bytes:
 
 
 class Session:
+    __slots__ = (
+        "_bucket",
+        "_gateway",
+        "_join_bucket",
+        "_malformed",
+        "_refused_in_a_row",
+        "_sender",
+        "_sends",
+        "_sends_ready",
+        "_settings",
+        "_verifier",
+        "fatal",
+        "id",
+        "identity",
+        "members",
+        "outbox",
+        "peer",
+    )
+
     def __init__(self, gateway: Gateway, verifier: TokenVerifier, peer: str = "") -> None:
         settings = gateway.settings
         self.id = uuid.uuid4().hex[:16]
@@ -58,8 +77,9 @@ class Session:
         self._join_bucket = TokenBucket(_JOINS_PER_SECOND, _JOIN_BURST)
         self._refused_in_a_row = 0
         self._malformed = 0
-        self._sends: deque[rs.Send] = deque()
-        self._sends_ready = asyncio.Event()
+        # Most viewers never send: the queue and its send loop come with the first send.
+        self._sends: deque[rs.Send] | None = None
+        self._sends_ready: asyncio.Event | None = None
         self._sender: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------- lifecycle
@@ -159,7 +179,6 @@ class Session:
             token_expire_time=expire,
         )
         self.outbox.put_control(_message(welcome=welcome))
-        self._sender = asyncio.create_task(self._send_loop(), name=f"sender:{self.id}")
 
     def _refresh(self, token: str) -> None:
         assert self.identity is not None
@@ -258,11 +277,14 @@ class Session:
             assert self.identity is not None
             if self.identity.expires_at < time.time():
                 raise ApiError(Code.UNAUTHENTICATED, "TOKEN_EXPIRED", "token has expired; send refresh_token")
-            if len(self._sends) >= self._settings.max_pending_sends:
+            if self._sends is not None and len(self._sends) >= self._settings.max_pending_sends:
                 raise ApiError(Code.RESOURCE_EXHAUSTED, "RATE_LIMITED", "too many sends in flight", retry_after_s=0.1)
         except ApiError as err:
             self._send_result(send, err)
             return
+        if self._sends is None or self._sends_ready is None:
+            self._sends, self._sends_ready = deque(), asyncio.Event()
+            self._sender = asyncio.create_task(self._send_loop(), name=f"sender:{self.id}")
         self._sends.append(send)
         self._sends_ready.set()
 
@@ -295,13 +317,16 @@ class Session:
         While an append waits for the log, further sends queue up and go out together
         in the next one: a busy stream gets bigger appends, not more of them.
         """
+        queue, ready = self._sends, self._sends_ready
+        assert queue is not None
+        assert ready is not None
         while True:
-            while not self._sends:
-                self._sends_ready.clear()
-                await self._sends_ready.wait()
+            while not queue:
+                ready.clear()
+                await ready.wait()
             batch: dict[str, list[rs.Send]] = {}
-            while self._sends:
-                send = self._sends.popleft()
+            while queue:
+                send = queue.popleft()
                 batch.setdefault(send.room_id, []).append(send)
             for room_id, sends in batch.items():
                 assert self.identity is not None
