@@ -64,6 +64,58 @@ def test_smoke_run_writes_sane_results(tmp_path: Path) -> None:
     assert "critical events lost" in (out / "summary.md").read_text()
 
 
+def test_kafka_smoke_run_with_two_workers_reports_each_worker_and_the_broker(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "loadtest",
+        "--scenario", "mega-room",
+        "--viewers", "12", "--sample", "4", "--senders", "2",
+        "--rate", "20", "--critical-rate", "2", "--like-rate", "0", "--gift-rate", "0",
+        "--duration", "3", "--drain", "5", "--client-procs", "1",
+        "--kafka", "--spawn-server", "--workers 2",
+        "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((out / "result.json").read_text())
+    f = result["figures"]
+    assert "--log kafka://127.0.0.1:" in result["server"]["command"]
+    assert f["sent"] > 0 and f["acked"] == f["sent"] and f["acked_not_in_history"] == 0
+    assert f["critical_checked"] > 0 and f["critical_lost"] == 0
+    assert f["order_violations"] == 0 and f["duplicates"] == 0
+    # The supervisor and its two workers, each with its own CPU; the broker's apart.
+    assert len(f["server_processes"]) >= 3
+    assert sum(1 for p in f["server_processes"] if p["cpu_util"] > 0) >= 2
+    assert f["broker_cpu_s"] > 0 and f["broker_cpu_us_per_ack"] > 0
+    assert "Kafka broker (Tansu) CPU" in (out / "summary.md").read_text()
+
+
+def test_a_cpu_cap_holds_a_busy_process_to_its_quota() -> None:
+    import os
+    import time
+
+    from loadtest.cpucap import CpuCaps
+    from loadtest.metrics import cpu_seconds
+
+    try:
+        caps = CpuCaps(0.2, "test")
+    except SystemExit as exc:  # not root, or no cgroup cpu controller: nothing to test here
+        pytest.skip(str(exc))
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        caps.apply([spin.pid])
+        groups = list(caps.groups.values())
+        start_cpu, start = cpu_seconds(spin.pid), time.monotonic()
+        time.sleep(1.5)
+        share = (cpu_seconds(spin.pid) - start_cpu) / (time.monotonic() - start)
+        assert share < 0.35, f"capped at 0.2 cores, used {share:.2f}"
+    finally:
+        spin.kill()
+        spin.wait()
+        caps.close()
+    assert not any(os.path.exists(group) for group in groups)
+
+
 def test_refuses_non_loopback_targets() -> None:
     assert check_loopback("127.0.0.1:50051") == ("127.0.0.1", 50051)
     assert check_loopback("[::1]:50051") == ("::1", 50051)
