@@ -159,7 +159,7 @@ def _phrases(words: Iterable[str]) -> list[Phrase]:
 
 
 def _parts(item: Text) -> list[str]:
-    """"侧睡和仰睡" / "side and back sleepers" -> the item and its parts, for matching."""
+    """ "侧睡和仰睡" / "side and back sleepers" -> the item and its parts, for matching."""
     parts = [item.zh, item.en]
     parts += [p for p in re.split(r"[和与及、/,，]", item.zh) if len(p.strip()) >= 2]
     return list(dict.fromkeys(p.strip() for p in parts))

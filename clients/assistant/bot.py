@@ -130,6 +130,8 @@ class Assistant:
         self._server_offset = 0.0
         self._total = RateLimiter(self.settings.total_rate_per_s, self.settings.total_burst)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Task[None]] = set()
+        """Replies handed to the stream, waiting for their acknowledgement."""
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
         """Set once every room is joined and its state loaded."""
@@ -137,7 +139,8 @@ class Assistant:
     # ------------------------------------------------------------------ public
 
     def stop(self) -> None:
-        """End run() (pending replies are cancelled)."""
+        """End run(): replies still waiting to be sent are cancelled; those already sent
+        get their acknowledgement (up to the send timeout), so the stats count them."""
         self._stopping.set()
 
     async def run(self) -> Stats:
@@ -163,7 +166,11 @@ class Assistant:
             if reader.done() and not reader.cancelled() and reader.exception() is not None:
                 raise reader.exception()  # type: ignore[misc]  # The connection failed for good.
         finally:
-            for task in list(self._tasks):
+            for task in self._tasks - self._sending:
+                task.cancel()
+            if self._sending:
+                await asyncio.wait(self._sending, timeout=settings.send_timeout_s)
+            for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.client.close()
@@ -313,6 +320,9 @@ class Assistant:
             if phrased is not None:
                 text = phrased
                 self.stats.phrased += 1
+        current = asyncio.current_task()
+        assert current is not None
+        self._sending.add(current)
         try:
             reply = event_pb2.Comment(
                 text=text, reply_to_event_id=event.event_id, product_ids=list(answer.products)[:5]
@@ -333,6 +343,8 @@ class Assistant:
             room.groups.forget(answer.signature)
             log.warning("room %s: reply failed: %s", room.room_id, error)
             return
+        finally:
+            self._sending.discard(current)
         if answer.outcome == "answer":
             self.stats.answered += 1
         else:
