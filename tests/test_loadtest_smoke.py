@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,20 +22,25 @@ from loadtest.runner import check_loopback
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_smoke_run_writes_sane_results(tmp_path: Path) -> None:
-    out = tmp_path / "run"
+def run_loadtest(out: Path, *args: str, timeout: float = 180) -> dict[str, Any]:
+    """A few-second mega-room (12 viewers, 4 of them checking, 2 senders) with these extra
+    arguments; its result.json."""
     command = [
         sys.executable, "-m", "loadtest",
         "--scenario", "mega-room",
-        "--viewers", "12", "--sample", "4", "--senders", "2",
-        "--rate", "20", "--critical-rate", "2", "--like-rate", "4", "--gift-rate", "1",
+        "--viewers", "12", "--sample", "4", "--senders", "2", "--rate", "20", "--critical-rate", "2",
         "--duration", "3", "--drain", "5", "--client-procs", "1",
-        "--spawn-server", "--batch-interval-ms 10",
-        "--out", str(out),
+        *args, "--out", str(out),
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads((out / "result.json").read_text())
+    result: dict[str, Any] = json.loads((out / "result.json").read_text())
+    return result
+
+
+def test_smoke_run_writes_sane_results(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_loadtest(out, "--like-rate", "4", "--gift-rate", "1", "--spawn-server", "--batch-interval-ms 10")
     f = result["figures"]
     checks = result["checks"]["totals"]
 
@@ -66,18 +72,9 @@ def test_smoke_run_writes_sane_results(tmp_path: Path) -> None:
 
 def test_kafka_smoke_run_with_two_workers_reports_each_worker_and_the_broker(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    command = [
-        sys.executable, "-m", "loadtest",
-        "--scenario", "mega-room",
-        "--viewers", "12", "--sample", "4", "--senders", "2",
-        "--rate", "20", "--critical-rate", "2", "--like-rate", "0", "--gift-rate", "0",
-        "--duration", "3", "--drain", "5", "--client-procs", "1",
-        "--kafka", "--spawn-server", "--workers 2",
-        "--out", str(out),
-    ]  # fmt: skip
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads((out / "result.json").read_text())
+    result = run_loadtest(
+        out, "--like-rate", "0", "--gift-rate", "0", "--kafka", "--spawn-server", "--workers 2", timeout=240
+    )
     f = result["figures"]
     assert "--log kafka://127.0.0.1:" in result["server"]["command"]
     assert f["sent"] > 0 and f["acked"] == f["sent"] and f["acked_not_in_history"] == 0

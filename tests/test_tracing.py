@@ -291,22 +291,28 @@ def test_logs_carry_trace_and_span_ids() -> None:
     assert "trace_id" not in JsonFormatter().format(outside)
 
 
+async def _one_traced_comment(server: ServerProcess) -> tuple[str, Ack]:
+    """A fresh room, and one comment a traced client sends there and reads back."""
+    room = f"room-{uuid.uuid4().hex[:8]}"
+    async with AdminClient(server.target, server.token("ops", role="service")) as admin:
+        await admin.create_room(room)
+    tracing = ClientTracing("app")
+    try:
+        async with Client(server.target, server.token("alice"), options=tracing.options()) as client:
+            sub = await client.join(room)
+            ack = await client.send(room, "hi")
+            await _first_comment(sub)
+    finally:
+        tracing.shutdown()
+    return room, ack
+
+
 async def test_per_subscriber_writes_are_not_traced_at_ratio_zero(tmp_path: Path) -> None:
     trace_file = tmp_path / "node.jsonl"
     server = ServerProcess(tmp_path / "data", args=("--trace-file", str(trace_file), "--delivery-trace-ratio", "0"))
     server.start()
     try:
-        room = f"room-{uuid.uuid4().hex[:8]}"
-        async with AdminClient(server.target, server.token("ops", role="service")) as admin:
-            await admin.create_room(room)
-        tracing = ClientTracing("app")
-        try:
-            async with Client(server.target, server.token("alice"), options=tracing.options()) as client:
-                sub = await client.join(room)
-                ack = await client.send(room, "hi")
-                await _first_comment(sub)
-        finally:
-            tracing.shutdown()
+        room, ack = await _one_traced_comment(server)
 
         def flushed(spans: list[SpanRecord]) -> bool:
             return any(s.name == f"flush {room}" for s in spans)
@@ -424,17 +430,7 @@ async def test_standard_otel_variables_export_over_otlp(tmp_path: Path) -> None:
     )
     server.start()
     try:
-        room = f"room-{uuid.uuid4().hex[:8]}"
-        async with AdminClient(server.target, server.token("ops", role="service")) as admin:
-            await admin.create_room(room)
-        tracing = ClientTracing("app")
-        try:
-            async with Client(server.target, server.token("alice"), options=tracing.options()) as client:
-                sub = await client.join(room)
-                await client.send(room, "hi")
-                await _first_comment(sub)
-        finally:
-            tracing.shutdown()
+        room, _ack = await _one_traced_comment(server)
         wanted_spans = {f"ingest {room}", f"append {room}", f"receive {room}", f"flush {room}"}
         async with asyncio.timeout(15):
             while not (wanted_spans <= collector.span_names() and "barrage.events.in" in collector.metric_names()):

@@ -10,12 +10,11 @@ from barrage.v1 import event_pb2, insights_service_pb2_grpc
 from barrage.v1 import insights_service_pb2 as pb
 from server.auth import Identity, TokenVerifier
 from server.core import policy
-from server.core.errors import ApiError, Code, log_unavailable
+from server.core.errors import ApiError, Code
 from server.core.gateway import Gateway
 from server.insights.engine import Limits
 from server.insights.hub import InsightsHub
-from server.log.base import LogUnavailableError
-from server.transport.status import abort
+from server.transport.status import answering
 
 Context = Any  # grpc.aio.ServicerContext; grpc ships no type information
 
@@ -53,7 +52,7 @@ class InsightsService(insights_service_pb2_grpc.RoomInsightsServiceServicer):
         return (await self.gateway.room(room_id)).title
 
     async def GetInsights(self, request: pb.GetInsightsRequest, context: Context) -> pb.GetInsightsResponse:
-        try:
+        async with answering(context):
             self._identity(context)
             title = await self._title(request.room_id)
             start = request.start_time.ToMilliseconds() if request.HasField("start_time") else None
@@ -63,37 +62,29 @@ class InsightsService(insights_service_pb2_grpc.RoomInsightsServiceServicer):
             tracked = await self.hub.room(request.room_id)
             insights = tracked.snapshot(title, start, end, Limits.of(request.options))
             return pb.GetInsightsResponse(insights=insights)
-        except LogUnavailableError as exc:
-            await abort(context, log_unavailable(exc, "the insights request"))
-            raise AssertionError("unreachable") from exc
-        except ApiError as err:
-            await abort(context, err)
-            raise AssertionError("unreachable") from err
+        raise AssertionError("unreachable: answering() ended the call")
 
     async def WatchInsights(
         self, request: pb.WatchInsightsRequest, context: Context
     ) -> AsyncIterator[pb.WatchInsightsResponse]:
-        try:
+        async with answering(context):  # the log can fail to answer at any update, not only the first
             self._identity(context)
             title = await self._title(request.room_id)
-        except ApiError as err:
-            await abort(context, err)
-            raise AssertionError("unreachable") from err
-        interval = request.interval.ToMilliseconds() / 1000 if request.HasField("interval") else 0.0
-        interval = max(MIN_INTERVAL_S, interval or DEFAULT_INTERVAL_S)
-        limits = Limits.of(request.options)
-        width = self.hub.config.bucket_ms
-        sent = -1
-        while True:
-            tracked = await self.hub.room(request.room_id)
-            if tracked.version != sent:
-                sent = tracked.version
-                start = None
-                if request.recent_buckets:
-                    newest = tracked.engine.last_ms // width
-                    start = max(0, newest - request.recent_buckets + 1) * width
-                insights = tracked.snapshot(title, start, None, limits)
-                yield pb.WatchInsightsResponse(insights=insights)
-                if tracked.engine.closed:
-                    return
-            await asyncio.sleep(interval)
+            interval = request.interval.ToMilliseconds() / 1000 if request.HasField("interval") else 0.0
+            interval = max(MIN_INTERVAL_S, interval or DEFAULT_INTERVAL_S)
+            limits = Limits.of(request.options)
+            width = self.hub.config.bucket_ms
+            sent = -1
+            while True:
+                tracked = await self.hub.room(request.room_id)
+                if tracked.version != sent:
+                    sent = tracked.version
+                    start = None
+                    if request.recent_buckets:
+                        newest = tracked.engine.last_ms // width
+                        start = max(0, newest - request.recent_buckets + 1) * width
+                    insights = tracked.snapshot(title, start, None, limits)
+                    yield pb.WatchInsightsResponse(insights=insights)
+                    if tracked.engine.closed:
+                        return
+                await asyncio.sleep(interval)

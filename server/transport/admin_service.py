@@ -10,10 +10,9 @@ from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
 from server.auth import Identity, TokenVerifier
 from server.core import policy
-from server.core.errors import ApiError, Code, log_unavailable
+from server.core.errors import ApiError, Code
 from server.core.gateway import Gateway, Post, Posted
-from server.log.base import LogUnavailableError
-from server.transport.status import abort
+from server.transport.status import answering
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -27,7 +26,7 @@ def _rpc(
 
     @functools.wraps(method)
     async def handler(self: AdminService, request: Req, context: Context) -> Resp:
-        try:
+        async with answering(context):
             metadata = dict(context.invocation_metadata() or ())
             header = str(metadata.get("authorization", ""))
             scheme, _, token = header.partition(" ")
@@ -35,12 +34,7 @@ def _rpc(
                 token = ""
             identity = self.verifier.verify(token.strip())
             return await method(self, identity, request)
-        except LogUnavailableError as exc:
-            await abort(context, log_unavailable(exc, "the request"))
-            raise AssertionError("unreachable") from exc
-        except ApiError as err:
-            await abort(context, err)
-            raise AssertionError("unreachable") from err
+        raise AssertionError("unreachable: answering() ended the call")
 
     return handler
 
