@@ -11,50 +11,29 @@ import asyncio
 import sys
 import threading
 from collections.abc import Coroutine
-from datetime import UTC, datetime
 from typing import TextIO
 
-from google.protobuf import json_format
-
 from barrage.v1 import event_pb2
+from clients import chat_commands
+from clients.chat_view import RoomView
 from clients.sdk import (
     BarrageError,
     Client,
     ClientOptions,
     ConnectionState,
-    Omitted,
-    ResumeGap,
     Subscription,
     SubscriptionEnded,
     TokenSource,
 )
 from clients.sdk.items import RoomItem
 
+_ECHO_WAIT_S = 5.0
+"""At end of piped input: how long to wait for the room to show the lines just sent."""
+
 
 def format_item(item: RoomItem) -> str | None:
-    """One line for a human, or None for what is not worth a line (running counters)."""
-    if isinstance(item, Omitted):
-        return f"  … {item.count} messages skipped (busy room)"
-    if isinstance(item, ResumeGap):
-        return "  … could not catch up after the connection came back: some messages may be missing"
-    if isinstance(item, SubscriptionEnded):
-        return f"*** left the room: {item.error}" if item.error else "*** left the room"
-    when = datetime.fromtimestamp(item.publish_time.ToMilliseconds() / 1000, UTC).astimezone().strftime("%H:%M:%S")
-    who = item.sender.display_name or item.sender.user_id
-    kind = item.payload.WhichOneof("kind")
-    if kind == "comment":
-        return f"[{when}] {who}: {item.payload.comment.text}"
-    if kind == "announcement":
-        return f"[{when}] 📢 {who}: {item.payload.announcement.text}"
-    if kind == "room_closed":
-        reason = item.payload.room_closed.reason
-        return f"[{when}] *** the room was closed" + (f": {reason}" if reason else "")
-    if kind is None or item.priority == event_pb2.PRIORITY_EPHEMERAL:
-        return None  # Counters (likes, viewers, stock) and types this version does not know.
-    # Other event types (gifts, product cards, polls, ...): their simple fields.
-    fields = json_format.MessageToDict(getattr(item.payload, kind))
-    summary = ", ".join(f"{name}={value}" for name, value in fields.items() if not isinstance(value, dict | list))
-    return f"[{when}] {who} · {kind.replace('_', ' ')}" + (f": {summary}" if summary else "")
+    """One item as text for a human (a fresh view: no memory of earlier events)."""
+    return RoomView().format(item)
 
 
 class _Chat:
@@ -63,31 +42,76 @@ class _Chat:
         self.room_id = room_id
         self.out = out
         self.err = err
-        self.sends: set[asyncio.Task[bool]] = set()
+        self.view = RoomView()
+        self.sends: set[asyncio.Task[tuple[bool, str]]] = set()
+        self.shown: set[str] = set()
+        """Event ids the room has shown, so piped input can wait for its own lines' echoes."""
+        self.changed = asyncio.Event()
 
     def show(self, line: str, *, error: bool = False) -> None:
         stream = self.err if error else self.out
         stream.write(line + "\n")
         stream.flush()
 
-    def submit(self, line: str) -> None:
+    def shown_event(self, event_id: str) -> None:
+        self.shown.add(event_id)
+        self.changed.set()
+
+    @property
+    def staff(self) -> bool:
+        welcome = self.client.welcome
+        return welcome is not None and welcome.user.role != event_pb2.ROLE_VIEWER
+
+    def handle(self, line: str) -> bool:
+        """Act on one input line; False when it asks to quit."""
+        text = line.strip()
+        if text in ("/quit", "/exit"):
+            return False
+        if text == "/help":
+            self.show(chat_commands.help_text(self.staff))
+        elif text.startswith("/") and not text.startswith("//"):
+            try:
+                payload = chat_commands.parse(text, self.view)
+            except chat_commands.UsageError as exc:
+                self.show(f"! {exc}", error=True)
+            else:
+                self.submit(payload)
+        elif text:
+            # "//" escapes a comment that starts with a slash.
+            comment = line.removeprefix("/") if text.startswith("//") else line
+            self.submit(event_pb2.Payload(comment=event_pb2.Comment(text=comment)))
+        return True
+
+    def submit(self, payload: event_pb2.Payload) -> None:
         """Send without blocking the input: the ack (or the refusal) arrives later."""
-        task = asyncio.get_running_loop().create_task(self._send(line))
+        task = asyncio.get_running_loop().create_task(self._send(payload))
         self.sends.add(task)
         task.add_done_callback(self.sends.discard)
 
-    async def _send(self, text: str) -> bool:
+    async def _send(self, payload: event_pb2.Payload) -> tuple[bool, str]:
+        """(sent, the stored event's id: empty for likes, which are only counted)."""
         try:
-            await self.client.send(self.room_id, text)
+            ack = await self.client.send_payload(self.room_id, payload)
         except BarrageError as exc:
             self.show(f"! not sent ({exc.reason or exc.code.name}): {exc.message}", error=True)
-            return False
-        return True
+            return False, ""
+        return True, ack.event_id
 
     async def flush(self) -> bool:
-        """Wait for every ack; True if every line was sent."""
+        """Wait for every ack, then (briefly) for the room to show what was sent; True if all was sent."""
         results = await asyncio.gather(*self.sends)
-        return all(results)
+        sent = {event_id for _, event_id in results if event_id}
+        deadline = asyncio.get_running_loop().time() + _ECHO_WAIT_S
+        while not sent <= self.shown:
+            self.changed.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(self.changed.wait(), remaining)
+            except TimeoutError:
+                break
+        return all(ok for ok, _ in results)
 
 
 def _read_lines_in_thread(queue: asyncio.Queue[str | None]) -> None:
@@ -107,31 +131,32 @@ async def _piped_input(chat: _Chat) -> None:
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     _read_lines_in_thread(queue)
     while (line := await queue.get()) is not None:
-        text = line.rstrip("\r\n")
-        if text.strip():
-            chat.submit(text)
+        if not chat.handle(line.rstrip("\r\n")):
+            return
 
 
 async def _prompt_input(chat: _Chat) -> None:
     from prompt_toolkit import PromptSession
 
-    session: PromptSession[str] = PromptSession()
+    # The bottom line keeps the like and viewer counts current without printing every burst.
+    session: PromptSession[str] = PromptSession(bottom_toolbar=chat.view.status, refresh_interval=0.5)
+    chat.show("type /help for commands, /quit to leave")
     while True:
         try:
             text = await session.prompt_async(f"{chat.room_id}> ")
         except (EOFError, KeyboardInterrupt):
             return
-        if text.strip() in ("/quit", "/exit"):
+        if not chat.handle(text):
             return
-        if text.strip():
-            chat.submit(text)
 
 
 async def _show_room(chat: _Chat, room: Subscription) -> None:
     async for item in room:
-        line = format_item(item)
+        line = chat.view.format(item)
         if line is not None:
             chat.show(line, error=isinstance(item, SubscriptionEnded) and item.error is not None)
+        if isinstance(item, event_pb2.Event):
+            chat.shown_event(item.event_id)
 
 
 async def chat(
@@ -141,29 +166,35 @@ async def chat(
     *,
     history: int = 20,
     interactive: bool | None = None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
-    """Run the chat until end of input, /quit, or the room closes. 0: all lines sent."""
+    """Run the chat until end of input, /quit, or the room closes. 0: all lines sent.
+
+    `out` and `err` default to sys.stdout and sys.stderr as they are once the prompt
+    runs: prompt_toolkit replaces them so that lines print above the prompt.
+    """
     if interactive is None:
-        interactive = sys.stdin.isatty() and out.isatty()
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
 
     def on_state(state: ConnectionState) -> None:
-        if state is ConnectionState.WAITING:
-            print("*** connection lost; reconnecting…", file=err, flush=True)
+        # Only for a connection that was once up: a first connection that fails is an error.
+        if state is ConnectionState.WAITING and client.stats.welcomes > 0:
+            print("*** connection lost; reconnecting…", file=err or sys.stderr, flush=True)
         elif state is ConnectionState.CONNECTED and client.stats.welcomes > 1:
-            print("*** reconnected", file=err, flush=True)
+            print("*** reconnected", file=err or sys.stderr, flush=True)
 
     client = Client(target, token, options=ClientOptions(client_agent="barrage-chat/0.1"), on_state=on_state)
     async with client:
         room = await client.join(room_id, history_limit=history)
-        state = _Chat(client, room_id, out, err)
         if interactive:
             from prompt_toolkit.patch_stdout import patch_stdout
 
             with patch_stdout():
+                state = _Chat(client, room_id, out or sys.stdout, err or sys.stderr)
                 sent = await _run(state, room, _prompt_input(state))
         else:
+            state = _Chat(client, room_id, out or sys.stdout, err or sys.stderr)
             sent = await _run(state, room, _piped_input(state))
     return 0 if sent else 1
 

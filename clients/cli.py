@@ -14,13 +14,61 @@ from typing import Any
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
+class CommandError(Exception):
+    """A failure the user can act on: printed as one line, exit status 1 (or `status`)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from server.app import run
+    from pydantic import ValidationError
+
     from server.config import Settings
 
     overrides = {name: getattr(args, name) for name in Settings.model_fields if getattr(args, name, None) is not None}
-    run(Settings(**overrides))
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        flag = f"--{name.replace('_', '-')} (env BARRAGE_{name.upper()})"
+        raise CommandError(f"bad value for {flag}: {first['msg']}") from None
+    _check_can_serve(settings.listen, settings.log)
+    from server.app import run
+    from server.log.kafka_session import KafkaStartupError
+
+    try:
+        run(settings)
+    except KafkaStartupError as exc:
+        raise CommandError(str(exc)) from None
     return 0
+
+
+def _check_can_serve(listen: str, log_url: str) -> None:
+    """Refuse, before anything is created on disk, what would only fail later with a traceback."""
+    import socket
+
+    if not log_url.split("?", 1)[0].startswith(("embedded:", "kafka://")):
+        raise CommandError(f"unknown log URL {log_url!r}: use embedded:DIR or kafka://HOST:PORT[,...]/TOPIC")
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit():
+        raise CommandError(f"bad listen address {listen!r}: use HOST:PORT, for example 127.0.0.1:50051")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # SO_REUSEADDR as gRPC sets it, so a port in TIME_WAIT is not refused here but free there.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            why = "the port is in use (is a node already running?)" if exc.errno == 98 else exc.strerror
+            raise CommandError(f"cannot listen on {listen}: {why}") from None
 
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +78,7 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
     for name, field in Settings.model_fields.items():
         kinds = set(getattr(field.annotation, "__args__", (field.annotation,)))
         kind: Callable[[str], object] = int if int in kinds else float if float in kinds else str
-        default = field.get_default(call_default_factory=False)
+        default = None if field.default_factory is not None else field.get_default()
         described = field.description or name.replace("_", " ")
         shown = f"; default {default}" if default is not None else ""
         help_text = f"{described} (env BARRAGE_{name.upper()}{shown})"
@@ -91,6 +139,55 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
             raise
 
     return asyncio.run(runner())
+
+
+def _require_server(target: str, timeout_s: float = 3.0) -> None:
+    """Say at once that nothing answers at `target`, rather than retrying a first connection
+    that never worked (reconnecting is for connections that were once up)."""
+    import grpc
+
+    async def probe() -> bool:
+        async with grpc.aio.insecure_channel(target) as channel:
+            try:
+                await asyncio.wait_for(channel.channel_ready(), timeout_s)
+            except TimeoutError:
+                return False
+            return True
+
+    if not asyncio.run(probe()):
+        raise CommandError(
+            f"nothing answers at {target}: start a node with scripts/serve.sh (or barrage serve), or pass --target"
+        )
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Exit 0 once the node at --target reports SERVING (waiting up to --wait seconds)."""
+    import time
+
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async def check() -> str:
+        async with grpc.aio.insecure_channel(args.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2.0, wait_for_ready=False)
+            except grpc.aio.AioRpcError as exc:
+                return "UNREACHABLE" if exc.code() is grpc.StatusCode.UNAVAILABLE else exc.code().name
+            return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+    deadline = time.monotonic() + args.wait
+    while True:
+        status = asyncio.run(check())
+        if status == "SERVING" or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if status == "SERVING":
+        print(f"{args.target}: SERVING")
+        return 0
+    if status == "UNREACHABLE":
+        raise CommandError(f"nothing answers at {args.target}: start a node with scripts/serve.sh (or barrage serve)")
+    raise CommandError(f"{args.target}: {status}")
 
 
 def _chat(args: argparse.Namespace) -> int:
@@ -260,6 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     trace.add_argument("--width", type=int, default=40, help="timeline width in characters (default 40)")
     trace.set_defaults(func=_trace)
+
+    status = commands.add_parser("status", help="is a node answering? exit 0 once it reports SERVING")
+    status.add_argument(
+        "--target",
+        default=os.environ.get("BARRAGE_TARGET", DEFAULT_TARGET),
+        help=f"server HOST:PORT (env BARRAGE_TARGET, default {DEFAULT_TARGET})",
+    )
+    status.add_argument("--wait", type=float, default=0.0, help="seconds to wait for SERVING (default: ask once)")
+    status.set_defaults(func=_status)
     return parser
 
 
@@ -268,7 +374,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "target", None) and args.func not in (_status, _trace):
+            _require_server(args.target)
         result: int = args.func(args)
+    except CommandError as error:
+        print(f"barrage {args.command}: {error}", file=sys.stderr)
+        return error.status
     except BarrageError as error:
         print(f"barrage {args.command}: {error.code.name} {error.reason or '-'}: {error.message}", file=sys.stderr)
         return 1

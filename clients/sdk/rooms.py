@@ -165,6 +165,16 @@ class Rooms:
             elif event.payload.WhichOneof("kind") == "room_closed":
                 self.end(sub)
                 return
+            elif event.payload.WhichOneof("kind") == "user_banned" and self._is_me(event.payload.user_banned.user_id):
+                # The server removes a banned user's streams from the room right after this event.
+                reason = event.payload.user_banned.reason
+                message = "you were removed from the room" + (f": {reason}" if reason else "")
+                self.end(sub, BarrageError(grpc.StatusCode.PERMISSION_DENIED, message, reason="BANNED"))
+                return
+
+    def _is_me(self, user_id: str) -> bool:
+        welcome = self._client.welcome
+        return welcome is not None and welcome.user.user_id == user_id
 
     def on_join_result(self, stream: Stream, result: rs.JoinResult) -> None:
         room_id = result.room_id
@@ -224,7 +234,7 @@ class Rooms:
             sub.phase = Phase.DETACHED
             sub.join_retry = asyncio.get_running_loop().call_later(delay, self._retry_join, sub)
             return
-        log.warning("room %s: join refused: %s", sub.room_id, error)
+        log.info("room %s: join refused: %s", sub.room_id, error)  # the application gets the error itself
         self.end(sub, error)
 
     def _retry_join(self, sub: Subscription) -> None:

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 from urllib.parse import parse_qsl, urlsplit
@@ -237,9 +237,13 @@ class KafkaSession:
                 request_timeout_ms=self.options.read_timeout_ms,
             )
             try:
-                await client.bootstrap()
+                # aiokafka logs every failed bootstrap at ERROR; one line of ours says it all.
+                with _quiet(logging.getLogger("aiokafka")):
+                    await client.bootstrap()
                 return client
             except (KafkaError, OSError) as exc:
+                if last is None:
+                    log.warning("waiting for Kafka at %s: %s", self.options.bootstrap_servers, exc)
                 last = exc
                 await client.close()
             if time.monotonic() >= deadline:
@@ -473,3 +477,13 @@ def _fail(future: asyncio.Future[None], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
         future.exception()  # its waiters may all have timed out: no "never retrieved" warning
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
