@@ -9,7 +9,10 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clients.sdk.client import TokenSource
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -97,18 +100,34 @@ def _token(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ client tools
 
 
-def _client_token(args: argparse.Namespace, role: str) -> str:
-    """--token, else BARRAGE_TOKEN, else (development only) a token minted here with the
-    development secret, which a server started with `barrage serve` on loopback accepts."""
-    token: str | None = args.token or os.environ.get("BARRAGE_TOKEN")
-    if token:
-        return token
+def _dev_token(role: str) -> str:
+    """A development token for the local user, signed with the development secret, which a
+    server started with `barrage serve` on loopback accepts."""
     from server.auth import issue_dev_token
     from server.config import DEV_SECRET
 
     user = f"cli-{getpass.getuser()}"
     secret = os.environ.get("BARRAGE_JWT_SECRET") or DEV_SECRET
     return issue_dev_token(secret, user_id=user, role=role, name=user, ttl_s=3600)
+
+
+def _fixed_token(args: argparse.Namespace, role: str) -> str:
+    """--token, else BARRAGE_TOKEN, else a development token."""
+    token: str | None = args.token or os.environ.get("BARRAGE_TOKEN")
+    return token or _dev_token(role)
+
+
+def _client_token(args: argparse.Namespace, role: str) -> TokenSource:
+    """As _fixed_token, but development tokens are minted anew before they expire, so a long
+    `chat` or `tail` never stops."""
+    token: str | None = args.token or os.environ.get("BARRAGE_TOKEN")
+    if token:
+        return token
+
+    async def mint() -> str:
+        return _dev_token(role)
+
+    return mint
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -206,13 +225,13 @@ def _tail(args: argparse.Namespace) -> int:
 def _assistant(args: argparse.Namespace) -> int:
     from clients.assistant.command import assistant_command
 
-    return _run(assistant_command(args, args.target, _client_token(args, "bot")))
+    return _run(assistant_command(args, args.target, _fixed_token(args, "bot")))
 
 
 def _insights(args: argparse.Namespace) -> int:
     from clients.insights import run
 
-    token = _client_token(args, "service")
+    token = _fixed_token(args, "service")
     return _run(run(args.target, token, args.room, args.interval, args.recent, args.once))
 
 
@@ -226,7 +245,7 @@ def _report(args: argparse.Namespace) -> int:
     end = datetime.fromisoformat(args.end).astimezone() if args.end else None
 
     async def command() -> int:
-        path = await write_report(args.target, _client_token(args, "service"), args.room, Path(args.out), start, end)
+        path = await write_report(args.target, _fixed_token(args, "service"), args.room, Path(args.out), start, end)
         print(path)
         return 0
 
@@ -381,7 +400,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"barrage {args.command}: {error}", file=sys.stderr)
         return error.status
     except BarrageError as error:
-        print(f"barrage {args.command}: {error.code.name} {error.reason or '-'}: {error.message}", file=sys.stderr)
+        if error.reason == "TOKEN_EXPIRED":
+            print(f"barrage {args.command}: your token has expired: get a new one (for development: "
+                  "barrage token --user ID), or leave out --token and BARRAGE_TOKEN", file=sys.stderr)  # fmt: skip
+        else:
+            print(f"barrage {args.command}: {error.code.name} {error.reason or '-'}: {error.message}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader went away (`barrage tail ... | head`): not an error.
