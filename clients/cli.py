@@ -215,11 +215,22 @@ def _chat(args: argparse.Namespace) -> int:
     return _run(chat(args.target, _client_token(args, "viewer"), args.room, history=args.history))
 
 
+def _kinds(args: argparse.Namespace) -> Callable[[Any], bool]:
+    from clients.tail import kind_filter
+
+    try:
+        return kind_filter(args.kind, args.all)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _tail(args: argparse.Namespace) -> int:
     from clients.tail import tail
 
     token = _client_token(args, "viewer")
-    return _run(tail(args.target, token, args.room, from_cursor=args.from_cursor or "", history=args.history))
+    wanted = _kinds(args)
+    cursor = args.from_cursor or ""
+    return _run(tail(args.target, token, args.room, from_cursor=cursor, history=args.history, wanted=wanted))
 
 
 def _assistant(args: argparse.Namespace) -> int:
@@ -269,9 +280,13 @@ def _admin_command(args: argparse.Namespace) -> int:
             elif args.command == "publish":
                 print(to_json_line(await admin.announce(args.room, args.text, request_id=args.request_id)))
             else:
-                events = admin.history(args.room, cursor=args.cursor, backward=args.backward, limit=args.limit)
-                async for event in events:
-                    print(to_json_line(event), flush=True)
+                wanted, left = _kinds(args), args.limit
+                async for event in admin.history(args.room, cursor=args.cursor, backward=args.backward):
+                    if left <= 0:
+                        break
+                    if wanted(event):
+                        print(to_json_line(event), flush=True)
+                        left -= 1
         return 0
 
     return _run(command())
@@ -299,8 +314,12 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 
     tail = commands.add_parser("tail", parents=[common], help="print a room's events as JSON lines, then follow")
     tail.add_argument("room")
-    tail.add_argument("--from", dest="from_cursor", metavar="CURSOR", help="resume after this cursor")
+    tail.add_argument(
+        "--from", dest="from_cursor", metavar="CURSOR",
+        help='every event after this cursor (the "cursor" of an event printed by tail or history), then live',
+    )  # fmt: skip
     tail.add_argument("--history", type=int, default=0, help="without --from: recent events to print first")
+    _add_kind_options(tail)
     tail.set_defaults(func=_tail)
 
     room = commands.add_parser("room", help="create, read or close a room")
@@ -326,6 +345,7 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     history.add_argument("--cursor", default="", help="start after (or, with --backward, before) this cursor")
     history.add_argument("--backward", action="store_true", help="newest first")
     history.add_argument("--limit", type=int, default=100, help="events to print (default 100)")
+    _add_kind_options(history)
     history.set_defaults(func=_admin_command)
 
     insights = commands.add_parser("insights", parents=[common], help="a room's insights as a live dashboard")
@@ -349,6 +369,16 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     )
     add_assistant_arguments(assistant)
     assistant.set_defaults(func=_assistant)
+
+
+def _add_kind_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kind", action="append", default=[], metavar="KIND[,KIND]",
+        help="only these event kinds (comment, gift, product_pinned, ...); repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--all", action="store_true", help="also viewer counts, joins and leaves, like bursts, tallies (not by default)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -213,3 +213,24 @@ def test_chat_formats_one_line_per_event_and_hides_counters() -> None:
     assert line is not None and line.endswith("Amy: 这个多少钱?")
     assert format_item(event_pb2.Event()) is None  # A type this version does not know.
     assert "3 messages skipped" in (format_item(Omitted("r", 3)) or "")
+
+
+async def test_history_shows_what_people_read_unless_asked_for_everything(
+    server: ServerProcess, room_id: str, admin: AdminClient
+) -> None:
+    async with Client(server.target, server.token("viewer-1")) as viewer:
+        await viewer.join(room_id)  # the server publishes viewer_joined and viewer counts
+        await viewer.send(room_id, "hello")
+        await admin.announce(room_id, "sale at nine")
+    common = ("--target", server.target, "--token", server.token("ops", role="service"))
+
+    def kinds(*args: str) -> set[str]:
+        done = barrage("history", room_id, *args, *common)
+        assert done.returncode == 0, done.stderr
+        return {next(iter(json.loads(line)["payload"])) for line in done.stdout.splitlines()}
+
+    assert kinds() == {"comment", "announcement"}
+    assert kinds("--kind", "announcement") == {"announcement"}
+    assert {"comment", "announcement", "viewerJoined"} <= kinds("--all")
+    refused = barrage("history", room_id, "--kind", "coment", *common)
+    assert refused.returncode == 1 and "unknown event kind(s) coment" in refused.stderr
