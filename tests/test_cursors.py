@@ -28,6 +28,9 @@ import pytest
 from barrage.v1 import admin_service_pb2, event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from server.core.cursor import CursorError, parse_cursor
+from server.log.base import Backend, LogEntry, PositionCheck, RoomLog
+from server.log.embedded import EmbeddedLog, open_embedded
+from server.log.kafka import open_kafka
 from server.log.kafka_wire import partition_for
 from tests.kafka_broker import KafkaBroker, running_broker
 from tests.server_process import ServerProcess
@@ -77,23 +80,27 @@ def test_a_cursor_parses_back_to_its_epoch_and_position() -> None:
 # ---------------------------------------------------------------- nodes on both backends
 
 
+def two_rooms(backend: str, same_numbering: bool = True) -> tuple[str, str]:
+    """Two new room ids whose positions share one numbering (same_numbering) or not.
+
+    Embedded: every room shares one. Kafka: the same partition, or two partitions."""
+    first = f"room-{uuid.uuid4().hex[:12]}"
+    while True:
+        other = f"room-{uuid.uuid4().hex[:12]}"
+        if backend == "embedded":
+            return first, other
+        same = partition_for(first.encode(), PARTITIONS) == partition_for(other.encode(), PARTITIONS)
+        if same == same_numbering:
+            return first, other
+
+
 @dataclass
 class Node:
     backend: str
     server: ServerProcess
 
     def rooms(self, same_numbering: bool = True) -> tuple[str, str]:
-        """Two new room ids whose positions share one numbering (same_numbering) or not.
-
-        Embedded: every room shares one. Kafka: the same partition, or two partitions."""
-        first = f"room-{uuid.uuid4().hex[:12]}"
-        while True:
-            other = f"room-{uuid.uuid4().hex[:12]}"
-            if self.backend == "embedded":
-                return first, other
-            same = partition_for(first.encode(), PARTITIONS) == partition_for(other.encode(), PARTITIONS)
-            if same == same_numbering:
-                return first, other
+        return two_rooms(self.backend, same_numbering)
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +187,55 @@ async def assert_history_refuses(admin: Admin, room_id: str, cursor: str, reason
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION, (direction, cursor[:80])
         info = error_info(end_status(refused.value))
         assert (info.reason, info.domain, dict(info.metadata)) == (reason, "barrage.v1", {"field": "cursor"})
+
+
+# ---------------------------------------------------------------- the log's answer
+
+
+@pytest.fixture(params=["embedded", "kafka"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    if request.param == "embedded":
+        opened = open_embedded(str(tmp_path / "data"))
+    else:
+        kafka: KafkaBroker = request.getfixturevalue("broker")
+        url = kafka.url(f"check-{uuid.uuid4().hex[:8]}")
+        opened = open_kafka(url, partitions=PARTITIONS, replication_factor=1)
+    await opened.log.start()
+    try:
+        yield opened
+    finally:
+        await opened.log.close()
+
+
+async def test_check_position_knows_the_rooms_own_records(backend: Backend) -> None:
+    log = backend.log
+    kind = "embedded" if isinstance(log, EmbeddedLog) else "kafka"
+    room, other = two_rooms(kind, same_numbering=True)
+
+    async def append(room_id: str) -> int:
+        (result,) = await log.append(room_id, [LogEntry(b"x", 1)])
+        return result.record.position
+
+    mine = [await append(room), await append(room)]
+    foreign = await append(other)
+    mine.append(await append(room))
+    cases = {
+        mine[0]: PositionCheck.RECORD,
+        mine[1]: PositionCheck.RECORD,
+        mine[2]: PositionCheck.RECORD,  # the newest (on Kafka answered from the index)
+        foreign: PositionCheck.NOT_A_RECORD,  # another room's record, between two of ours
+        mine[2] + 1: PositionCheck.NOT_A_RECORD,  # beyond the head
+        mine[2] + 10**9: PositionCheck.NOT_A_RECORD,
+    }
+    for position, expected in cases.items():
+        assert await log.check_position(room, position) is expected, position
+        # The interface's default (one read) agrees with the backend's index.
+        assert await RoomLog.check_position(log, room, position) is expected, position
+    assert await log.check_position(f"never-{uuid.uuid4().hex}", mine[0]) is PositionCheck.NOT_A_RECORD
+    if isinstance(log, EmbeddedLog):
+        await log.roll()
+        await log.enforce_retention(max_bytes=0)
+        assert await log.check_position(room, mine[0]) is PositionCheck.NOT_RETAINED
 
 
 # ---------------------------------------------------------------- valid cursors
