@@ -74,6 +74,8 @@ log = logging.getLogger(__name__)
 _BACKWARD_FIRST_SPAN = 256
 _BACKWARD_MAX_SPAN = 65_536
 _MAX_ROOM_EPOCHS = 100_000
+_CHECK_FETCH_BYTES = 1
+"""A cursor check needs one record: the broker still returns the whole first batch."""
 
 
 def open_kafka(url: str, **options: Any) -> Backend:
@@ -480,7 +482,7 @@ class KafkaLog(RoomLog):
                 return PositionCheck.RECORD  # the room's newest record: the usual resume
         what = f"checking a cursor of room {room_id!r}"
         try:
-            data = await self._session.fetch_one(tp, position, what)
+            data = await self._session.fetch_one(tp, position, what, max_bytes=_CHECK_FETCH_BYTES)
         except OffsetOutOfRange:
             if position < await self._log_start(tp):
                 return PositionCheck.NOT_RETAINED
