@@ -119,6 +119,9 @@ class RoomLog(abc.ABC):
       the listener of every node watching that room, after it is durable.
     - resume from position p is complete (nothing after p was lost to retention)
       iff p >= retained_from(room) - 1.
+    - check_position(room, p) is RECORD iff a retained record of that room is at p;
+      NOT_RETAINED only if p < retained_from(room) (whose record it was is unknown);
+      otherwise NOT_A_RECORD. It answers from an index (one lookup), never a scan.
     """
 
     @abc.abstractmethod
@@ -154,9 +157,9 @@ class RoomLog(abc.ABC):
         """Lowest position that may still be read for the room (see class contract)."""
 
     async def check_position(self, room_id: str, position: int) -> PositionCheck:
-        """Is `position` one of the room's records? What makes a cursor the room's (a
-        position alone is not: rooms share numberings). Backends answer from an index,
-        without a scan; this default reads one record."""
+        """Is `position` one of the room's records (see the class contract)? What makes a
+        cursor the room's: a position alone does not, rooms share numberings. Backends
+        answer from an index; this default reads one record, a scan on a shared log."""
         if position < await self.retained_from(room_id):
             return PositionCheck.NOT_RETAINED
         found = await self.read(room_id, position - 1, 1)
