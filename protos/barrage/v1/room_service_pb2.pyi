@@ -44,9 +44,9 @@ class _ResumeOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResumeO
     RESUME_OUTCOME_CURSOR_UNKNOWN: _ResumeOutcome.ValueType  # 4
     """The cursor is not one of this room's events: another room's cursor, one
     beyond the room's newest event, one from a recreated log, or a truncated or
-    garbled string. Nothing is replayed: treated like a fresh join (the snapshot
-    as of JoinResult.snapshot.head_cursor, then live events); reload history with
-    ListEvents if needed.
+    garbled string. Treated like a fresh join: the snapshot (as of
+    JoinResult.snapshot.head_cursor), up to history_limit recent events if asked,
+    then live events; reload history with ListEvents if needed.
     """
 
 class ResumeOutcome(_ResumeOutcome, metaclass=_ResumeOutcomeEnumTypeWrapper):
@@ -69,9 +69,9 @@ The snapshot and live events follow; reload history with ListEvents if needed.
 RESUME_OUTCOME_CURSOR_UNKNOWN: ResumeOutcome.ValueType  # 4
 """The cursor is not one of this room's events: another room's cursor, one
 beyond the room's newest event, one from a recreated log, or a truncated or
-garbled string. Nothing is replayed: treated like a fresh join (the snapshot
-as of JoinResult.snapshot.head_cursor, then live events); reload history with
-ListEvents if needed.
+garbled string. Treated like a fresh join: the snapshot (as of
+JoinResult.snapshot.head_cursor), up to history_limit recent events if asked,
+then live events; reload history with ListEvents if needed.
 """
 Global___ResumeOutcome: _TypeAlias = ResumeOutcome  # noqa: Y015
 
