@@ -222,7 +222,7 @@ async def test_check_position_knows_the_rooms_own_records(backend: Backend) -> N
     cases = {
         mine[0]: PositionCheck.RECORD,
         mine[1]: PositionCheck.RECORD,
-        mine[2]: PositionCheck.RECORD,  # the newest (on Kafka answered from the index)
+        mine[2]: PositionCheck.RECORD,  # the newest
         foreign: PositionCheck.NOT_A_RECORD,  # another room's record, between two of ours
         mine[2] + 1: PositionCheck.NOT_A_RECORD,  # beyond the head
         mine[2] + 10**9: PositionCheck.NOT_A_RECORD,
