@@ -27,6 +27,8 @@ import pytest
 
 from barrage.v1 import admin_service_pb2, event_pb2
 from barrage.v1 import room_service_pb2 as rs
+from clients.sdk import ResumeGap
+from clients.tail import resume_gap_line
 from server.core.cursor import CursorError, parse_cursor
 from server.log.base import Backend, LogEntry, PositionCheck, RoomLog
 from server.log.embedded import EmbeddedLog, open_embedded
@@ -429,3 +431,23 @@ async def test_tail_from_a_cursor_it_cannot_resume_says_so_in_one_line_then_foll
             tail.terminate()
             rest = (await asyncio.wait_for(tail.stderr.read(), 30)).decode()
             assert "cursor" not in rest, f"one line only: {rest!r}"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "head", "says"),
+    [
+        (UNKNOWN, "e.9", "is not a cursor of room r (another room's, beyond its newest event, from a recreated log"),
+        (UNKNOWN, "", "following live (no events yet)"),
+        (rs.RESUME_OUTCOME_CURSOR_TOO_OLD, "e.9", "is older than room r's retention: events after it may be missing"),
+    ],
+)
+def test_tails_notice_is_one_line_that_says_why_and_where_it_goes_on(
+    outcome: rs.ResumeOutcome.ValueType, head: str, says: str
+) -> None:
+    snapshot = rs.RoomSnapshot(room_id="r", head_cursor=head)
+    line = resume_gap_line(ResumeGap("r", outcome, "x\n" * 100, snapshot))
+    assert says in line
+    assert "\n" not in line, "one line, whatever the cursor holds"
+    assert len(line) < 400, "a pasted megabyte is not echoed back"
+    if head:
+        assert line.endswith(f"following live from the room's newest event {head}")
