@@ -63,13 +63,7 @@ async def tail(
             elif isinstance(item, Omitted):
                 print(f"barrage tail: {item.count} events of {room_id} omitted here (history has them)", file=err)
             elif isinstance(item, ResumeGap):
-                too_old = item.outcome == room_service_pb2.RESUME_OUTCOME_CURSOR_TOO_OLD
-                outcome = "older than the retention" if too_old else "unknown to this room's log"
-                print(
-                    f"barrage tail: cursor {item.cursor!r} is {outcome}: events after it may be missing; "
-                    f"following from {_head(item.snapshot.head_cursor)}",
-                    file=err,
-                )
+                print(resume_gap_line(item), file=err)
             elif isinstance(item, SubscriptionEnded):
                 if item.error is not None:
                     print(f"barrage tail: {item.error}", file=err)
@@ -78,5 +72,16 @@ async def tail(
     return 0
 
 
-def _head(cursor: str) -> str:
-    return f"the room's newest event ({cursor})" if cursor else "the room's start (it has no events yet)"
+def resume_gap_line(gap: ResumeGap) -> str:
+    """One line saying why the cursor was not resumed and where printing starts instead."""
+    if gap.outcome == room_service_pb2.RESUME_OUTCOME_CURSOR_TOO_OLD:
+        why = f"is older than room {gap.room_id}'s retention: events after it may be missing"
+    else:
+        why = (
+            f"is not a cursor of room {gap.room_id} (another room's, beyond its newest event, "
+            "from a recreated log, or mistyped): nothing was resumed"
+        )
+    head = gap.snapshot.head_cursor
+    then = f"following live from the room's newest event {head}" if head else "following live (no events yet)"
+    cursor = gap.cursor if len(gap.cursor) <= 80 else gap.cursor[:80] + "..."
+    return f"barrage tail: cursor {cursor!r} {why}; {then}"

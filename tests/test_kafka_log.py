@@ -138,11 +138,12 @@ async def test_creates_missing_topics(broker: KafkaBroker) -> None:
         assert live is not None
         assert directory is not None
         assert (live.partitions, directory.partitions) == (5, 1)
-        assert log.epoch("any room") == live.topic_id, "the epoch is the topic id"
+        partition = log.partition_of("any room")
+        assert log.epoch("any room") == f"{live.topic_id}:{partition}", "the epoch is the topic id and the partition"
     # A second node (or a restart) finds the topic and keeps its partition count and epoch.
     async with node(broker.url("live"), partitions=9) as again:
         assert again.partition_count == 5
-        assert again.epoch("r") == live.topic_id
+        assert again.epoch("r") == f"{live.topic_id}:{again.partition_of('r')}"
 
 
 async def test_missing_topic_without_creation_is_a_clear_error(broker: KafkaBroker) -> None:

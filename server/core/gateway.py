@@ -40,6 +40,7 @@ from server.log.base import (
     LogEntry,
     LogRecord,
     LogUnavailableError,
+    PositionCheck,
     RoomExistsError,
     RoomInfo,
     RoomLog,
@@ -368,13 +369,31 @@ class Gateway:
 
     # ---------------------------------------------------------------- history
 
-    def _position(self, room_id: str, cursor: str) -> int:
+    async def _position(self, room_id: str, cursor: str) -> int:
+        """The position a cursor of this room names, or ApiError FAILED_PRECONDITION with
+        CURSOR_UNKNOWN (not a cursor, another numbering, or no record of the room there:
+        another room's cursor, one beyond the head) or CURSOR_TOO_OLD (left retention).
+
+        One status for every cursor that cannot be resumed, garbage included: a cursor
+        is opaque, so a client cannot tell garbage from a foreign cursor and has one
+        thing to do (start again without it). See server/core/cursor.py.
+        """
         try:
             parsed = parse_cursor(cursor)
         except CursorError as exc:
-            raise ApiError(Code.INVALID_ARGUMENT, "CURSOR_UNKNOWN", str(exc), metadata={"field": "cursor"}) from None
+            raise _cursor_unknown(str(exc)) from None
         if parsed.epoch != self._log.epoch(room_id):
-            raise ApiError(Code.FAILED_PRECONDITION, "CURSOR_UNKNOWN", "cursor is from another log of this room")
+            raise _cursor_unknown("cursor is from another numbering (another room's partition, or a recreated log)")
+        check = await self._log.check_position(room_id, parsed.position)
+        if check is PositionCheck.NOT_RETAINED:
+            raise ApiError(
+                Code.FAILED_PRECONDITION,
+                "CURSOR_TOO_OLD",
+                "cursor is older than the log's retention",
+                metadata={"field": "cursor"},
+            )
+        if check is not PositionCheck.RECORD:
+            raise _cursor_unknown(f"cursor is not an event of room {room_id!r} (another room's, or beyond its newest)")
         return parsed.position
 
     async def list_events(
@@ -389,14 +408,11 @@ class Gateway:
             raise ApiError(
                 Code.INVALID_ARGUMENT, "INVALID_FIELD", "page_size must be 1 to 1000", metadata={"field": "page_size"}
             )
-        position = self._position(room_id, cursor) if cursor else None
+        position = await self._position(room_id, cursor) if cursor else None
         if backward:
             records = await self._log.read_backward(room_id, position, size)
         else:
-            after = -1 if position is None else position
-            if position is not None and position < await self._log.retained_from(room_id) - 1:
-                raise ApiError(Code.FAILED_PRECONDITION, "CURSOR_TOO_OLD", "cursor is older than the log's retention")
-            records = await self._log.read(room_id, after, size)
+            records = await self._log.read(room_id, -1 if position is None else position, size)
         epoch = self._log.epoch(room_id)
         events = [
             wire.event_with_cursor(r.payload, encode_cursor(epoch, r.position))
@@ -433,17 +449,16 @@ class Gateway:
         after: int | None = None
         epoch = self._log.epoch(room_id)
         if resume_cursor:
+            # Resumed only from a record of this room (see _position); anything else is
+            # answered explicitly and joins as a fresh join would: snapshot, then live.
             try:
-                parsed = parse_cursor(resume_cursor)
-            except CursorError:
-                parsed = None
-            if parsed is None or parsed.epoch != epoch:
-                outcome = room_service_pb2.RESUME_OUTCOME_CURSOR_UNKNOWN
-            elif parsed.position < await self._log.retained_from(room_id) - 1:
-                outcome = room_service_pb2.RESUME_OUTCOME_CURSOR_TOO_OLD
-            else:
+                after = await self._position(room_id, resume_cursor)
                 outcome = room_service_pb2.RESUME_OUTCOME_RESUMED
-                after = parsed.position
+            except ApiError as err:
+                if err.reason == "CURSOR_TOO_OLD":
+                    outcome = room_service_pb2.RESUME_OUTCOME_CURSOR_TOO_OLD
+                else:
+                    outcome = room_service_pb2.RESUME_OUTCOME_CURSOR_UNKNOWN
         # The snapshot is the folded state as of `head`; events after it follow.
         head = state.position
         snapshot = state.snapshot(info.title, encode_cursor(epoch, head) if head >= 0 else "", int(time.time() * 1000))
@@ -642,6 +657,10 @@ class Member:
         if not self.outbox.put_frame(frame):
             self.lagging = True
             self.owner.room_lagged(self.room_id)
+
+
+def _cursor_unknown(message: str) -> ApiError:
+    return ApiError(Code.FAILED_PRECONDITION, "CURSOR_UNKNOWN", message, metadata={"field": "cursor"})
 
 
 def _replay_frame(ch: Channel, events: list[tuple[int, bytes]], epoch: str) -> Frame:

@@ -19,6 +19,7 @@ delivers the event (protobuf concatenation), so the event is encoded once.
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -86,6 +87,18 @@ class RoomInfo:
     close_time_ms: int = 0
 
 
+class PositionCheck(enum.Enum):
+    """Whether a position is one of a room's records (RoomLog.check_position)."""
+
+    RECORD = "record"
+    """A retained record of the room is at this position."""
+    NOT_A_RECORD = "not a record"
+    """No record of the room is at this position (another room's, beyond the room's
+    newest record, or never written), as far as the log retains."""
+    NOT_RETAINED = "not retained"
+    """The position is older than what the log retains: whose it was is no longer known."""
+
+
 RecordListener = Callable[[Sequence[LogRecord]], None]
 """Receives live records. Called on the event loop, never concurrently."""
 
@@ -106,6 +119,9 @@ class RoomLog(abc.ABC):
       the listener of every node watching that room, after it is durable.
     - resume from position p is complete (nothing after p was lost to retention)
       iff p >= retained_from(room) - 1.
+    - check_position(room, p) is RECORD iff a retained record of that room is at p;
+      NOT_RETAINED only if p < retained_from(room) (whose record it was is unknown);
+      otherwise NOT_A_RECORD. It answers from an index (one lookup), never a scan.
     """
 
     @abc.abstractmethod
@@ -139,6 +155,15 @@ class RoomLog(abc.ABC):
     @abc.abstractmethod
     async def retained_from(self, room_id: str) -> int:
         """Lowest position that may still be read for the room (see class contract)."""
+
+    async def check_position(self, room_id: str, position: int) -> PositionCheck:
+        """Is `position` one of the room's records (see the class contract)? What makes a
+        cursor the room's: a position alone does not, rooms share numberings. Backends
+        answer from an index; this default reads one record, a scan on a shared log."""
+        if position < await self.retained_from(room_id):
+            return PositionCheck.NOT_RETAINED
+        found = await self.read(room_id, position - 1, 1)
+        return PositionCheck.RECORD if found and found[0].position == position else PositionCheck.NOT_A_RECORD
 
     @abc.abstractmethod
     def set_listener(self, listener: RecordListener) -> None:

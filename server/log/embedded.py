@@ -37,6 +37,7 @@ from server.log.base import (
     LogEntry,
     LogRecord,
     LogUnavailableError,
+    PositionCheck,
     RecordListener,
     RoomLog,
 )
@@ -501,6 +502,19 @@ class EmbeddedLog(RoomLog):
         # rooms whose first retained record is later, and exact about what was deleted.
         self._check_readable()
         return self._order[0].base
+
+    async def check_position(self, room_id: str, position: int) -> PositionCheck:
+        # One bisect in the room's own index: positions are global, so only the room's
+        # index can say whether a position is the room's. No I/O.
+        self._check_readable()
+        if position < self._order[0].base:
+            return PositionCheck.NOT_RETAINED
+        st = self._rooms.get(room_id)
+        if st is not None:
+            i = bisect_left(st.positions, position)
+            if i < len(st.positions) and st.positions[i] == position:
+                return PositionCheck.RECORD
+        return PositionCheck.NOT_A_RECORD
 
     # ------------------------------------------------------------------ extras (embedded only)
 

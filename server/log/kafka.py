@@ -37,6 +37,7 @@ from server.log.base import (
     LogEntry,
     LogRecord,
     LogUnavailableError,
+    PositionCheck,
     RecordListener,
     RoomLog,
 )
@@ -72,6 +73,9 @@ log = logging.getLogger(__name__)
 
 _BACKWARD_FIRST_SPAN = 256
 _BACKWARD_MAX_SPAN = 65_536
+_MAX_ROOM_EPOCHS = 100_000
+_CHECK_FETCH_BYTES = 1
+"""A cursor check needs one record: the broker still returns the whole first batch."""
 
 
 def open_kafka(url: str, **options: Any) -> Backend:
@@ -125,6 +129,8 @@ class KafkaLog(RoomLog):
         self._send_lock = asyncio.Lock()
         self._window_ms = int(options.dedupe_window_s * 1000)
         self._skew_ms = int(options.clock_skew_s * 1000)
+        self._room_epochs: dict[str, str] = {}
+        """epoch() per room, computed once (a partition hash per call would cost the hot path)."""
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -189,7 +195,18 @@ class KafkaLog(RoomLog):
     # -- positions ----------------------------------------------------------------------------
 
     def epoch(self, room_id: str) -> str:
-        return self._epoch
+        # A room's positions are its partition's offsets, and rooms of two partitions share
+        # offset values: the partition is part of the numbering, so a cursor from a room of
+        # another partition is never read as an offset of this one. One partition: the
+        # topic id alone, as before (its numbering is unambiguous; older cursors stay valid).
+        if self._partitions <= 1:
+            return self._epoch
+        epoch = self._room_epochs.get(room_id)
+        if epoch is None:
+            if len(self._room_epochs) >= _MAX_ROOM_EPOCHS:
+                self._room_epochs.clear()
+            epoch = self._room_epochs[room_id] = f"{self._epoch}:{self.partition_of(room_id)}"
+        return epoch
 
     @property
     def partition_count(self) -> int:
@@ -450,6 +467,31 @@ class KafkaLog(RoomLog):
         self._check_open()
         return await self._log_start(self._tp(room_id.encode()))
 
+    async def check_position(self, room_id: str, position: int) -> PositionCheck:
+        # One fetch at the offset (no scan), none when the index already knows the answer.
+        self._check_open()
+        room = room_id.encode()
+        tp = self._tp(room)
+        if position < self.rooms.log_start(room_id, self._epoch):
+            return PositionCheck.NOT_A_RECORD  # before the room was created: another room's
+        index = self._indexes.get(tp.partition)
+        if index is not None:
+            if index.is_shadow(position):
+                return PositionCheck.NOT_A_RECORD  # a retry's second copy: never a cursor
+            if index.last_offset(room) == position:
+                return PositionCheck.RECORD  # the room's newest record: the usual resume
+        what = f"checking a cursor of room {room_id!r}"
+        try:
+            data = await self._session.fetch_one(tp, position, what, max_bytes=_CHECK_FETCH_BYTES)
+        except OffsetOutOfRange:
+            if position < await self._log_start(tp):
+                return PositionCheck.NOT_RETAINED
+            return PositionCheck.NOT_A_RECORD  # beyond the partition's end
+        for record in data.records:
+            if record.offset == position:
+                return PositionCheck.RECORD if record.key == room else PositionCheck.NOT_A_RECORD
+        return PositionCheck.NOT_A_RECORD
+
     # -- live records -------------------------------------------------------------------------
 
     def set_listener(self, listener: RecordListener) -> None:
@@ -556,6 +598,7 @@ class KafkaLog(RoomLog):
         )
         self._epoch = info.topic_id
         self._partitions = info.partitions
+        self._room_epochs.clear()
         for build in self._index_builds.values():
             build.cancel()  # it may have read the old topic
         for index in self._indexes.values():

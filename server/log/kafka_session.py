@@ -329,7 +329,7 @@ class KafkaSession:
             except (KafkaError, OSError):
                 log.warning("closing the Kafka %s failed", name, exc_info=True)
 
-    async def fetch_one(self, tp: TopicPartition, offset: int, what: str) -> PartitionData:
+    async def fetch_one(self, tp: TopicPartition, offset: int, what: str, max_bytes: int = 0) -> PartitionData:
         """A short read of one partition from `offset`; raises LogUnavailableError.
 
         Records come back unless `offset` is at or beyond the high watermark: a
@@ -339,7 +339,8 @@ class KafkaSession:
         delay = 0.001
         async with unavailable_on_error(what, self.read_timeout_s):
             while True:
-                answer = await fetch(self.reader, {tp: offset}, max_wait_ms=1, max_bytes=self.options.fetch_max_bytes)
+                limit = max_bytes or self.options.fetch_max_bytes  # a broker returns the first batch whatever the limit
+                answer = await fetch(self.reader, {tp: offset}, max_wait_ms=1, max_bytes=limit)
                 data = answer[tp]
                 if data.error is not None or data.next_offset is not None or offset >= data.high_watermark:
                     break

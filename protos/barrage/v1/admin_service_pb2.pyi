@@ -350,8 +350,14 @@ class ListEventsRequest(_message.Message):
     room_id: _builtins.str
     """The room (open or closed)."""
     cursor: _builtins.str
-    """Exclusive starting point. Empty: the oldest retained event (forward) or the
-    newest (backward).
+    """Exclusive starting point: an Event.cursor or ListEventsResponse.next_cursor of
+    this room. Empty: the oldest retained event (forward) or the newest (backward).
+    A cursor the room's log cannot page from fails the call, in both directions,
+    with FAILED_PRECONDITION (never INVALID_ARGUMENT, garbage included: a cursor
+    is opaque) and ErrorInfo metadata field = "cursor": reason CURSOR_TOO_OLD
+    when its event has left retention, CURSOR_UNKNOWN when it is not one of this
+    room's events (another room's, beyond the room's newest event, from a
+    recreated log, truncated or garbled). Start again without a cursor.
     """
     direction: Global___Direction.ValueType
     """Which way to page."""

@@ -161,8 +161,12 @@ class Event(_message.Message):
     """The room the event belongs to."""
     cursor: _builtins.str
     """Position of the event in its room's log. Opaque: store it and send it back
-    (JoinRoomRequest.resume_cursor, ListEventsRequest.cursor); never parse it or
-    compare two cursors. Unique within a room.
+    (JoinRoom.resume_cursor, ListEventsRequest.cursor); never parse, build or
+    compare cursors. Unique within a room, and good only for that room: the server
+    resumes from a cursor only if it names one of this room's events (checked
+    against the room's own log), and answers any other cursor explicitly
+    (CURSOR_UNKNOWN), never with a silent gap. Printable ASCII, at most 160
+    characters.
     """
     event_id: _builtins.str
     """Server-assigned unique id of the event (also for events published by services).

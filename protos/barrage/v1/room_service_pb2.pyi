@@ -34,32 +34,44 @@ class _ResumeOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ResumeO
     RESUME_OUTCOME_FRESH: _ResumeOutcome.ValueType  # 1
     """The join had no resume_cursor: a fresh join."""
     RESUME_OUTCOME_RESUMED: _ResumeOutcome.ValueType  # 2
-    """Every event after the cursor follows, then live events: no gap."""
+    """The cursor is one of this room's retained events: every event after it
+    follows, then live events. No gap, no duplicate.
+    """
     RESUME_OUTCOME_CURSOR_TOO_OLD: _ResumeOutcome.ValueType  # 3
-    """The cursor is older than the log's retention: events after it may be gone.
+    """The cursor's event has left the log's retention: events after it may be gone.
     The snapshot and live events follow; reload history with ListEvents if needed.
     """
     RESUME_OUTCOME_CURSOR_UNKNOWN: _ResumeOutcome.ValueType  # 4
-    """The cursor does not belong to this room's log (another room, or the log was
-    recreated). Treated like a fresh join; reload history if needed.
+    """The cursor is not one of this room's events: another room's cursor, one
+    beyond the room's newest event, one from a recreated log, or a truncated or
+    garbled string. Treated like a fresh join: the snapshot (as of
+    JoinResult.snapshot.head_cursor), up to history_limit recent events if asked,
+    then live events; reload history with ListEvents if needed.
     """
 
 class ResumeOutcome(_ResumeOutcome, metaclass=_ResumeOutcomeEnumTypeWrapper):
-    """How a join's resume request went."""
+    """How a join's resume request went. Only RESUMED resumes: the others say
+    explicitly that events after the cursor were not (or may not be) replayed.
+    """
 
 RESUME_OUTCOME_UNSPECIFIED: ResumeOutcome.ValueType  # 0
 """Not set."""
 RESUME_OUTCOME_FRESH: ResumeOutcome.ValueType  # 1
 """The join had no resume_cursor: a fresh join."""
 RESUME_OUTCOME_RESUMED: ResumeOutcome.ValueType  # 2
-"""Every event after the cursor follows, then live events: no gap."""
+"""The cursor is one of this room's retained events: every event after it
+follows, then live events. No gap, no duplicate.
+"""
 RESUME_OUTCOME_CURSOR_TOO_OLD: ResumeOutcome.ValueType  # 3
-"""The cursor is older than the log's retention: events after it may be gone.
+"""The cursor's event has left the log's retention: events after it may be gone.
 The snapshot and live events follow; reload history with ListEvents if needed.
 """
 RESUME_OUTCOME_CURSOR_UNKNOWN: ResumeOutcome.ValueType  # 4
-"""The cursor does not belong to this room's log (another room, or the log was
-recreated). Treated like a fresh join; reload history if needed.
+"""The cursor is not one of this room's events: another room's cursor, one
+beyond the room's newest event, one from a recreated log, or a truncated or
+garbled string. Treated like a fresh join: the snapshot (as of
+JoinResult.snapshot.head_cursor), up to history_limit recent events if asked,
+then live events; reload history with ListEvents if needed.
 """
 Global___ResumeOutcome: _TypeAlias = ResumeOutcome  # noqa: Y015
 
@@ -164,8 +176,13 @@ class JoinRoom(_message.Message):
     room_id: _builtins.str
     """The room. It must exist (created with RoomAdminService.CreateRoom) and be open."""
     resume_cursor: _builtins.str
-    """Resume after this cursor: the server sends every event after it, then live
-    events, with no gap and no duplicate. Leave empty for a fresh join.
+    """Resume after this cursor (Event.cursor of the last event received from this
+    room): the server sends every event after it, then live events, with no gap
+    and no duplicate (JoinResult.resume = RESUME_OUTCOME_RESUMED). A cursor that is
+    not one of this room's retained events (another room's, beyond the room's
+    newest event, from a recreated log, truncated or garbled) never fails the join:
+    it is answered RESUME_OUTCOME_CURSOR_UNKNOWN or RESUME_OUTCOME_CURSOR_TOO_OLD
+    with the snapshot, then live events. Leave empty for a fresh join.
     """
     history_limit: _builtins.int
     """Fresh join only: also send up to this many of the room's most recent events
