@@ -143,7 +143,7 @@ def _field_check(field: FieldDescriptor) -> Callable[[object, str, float], None]
     if field.type != FieldDescriptor.TYPE_MESSAGE or sub is None:
         return None
     if sub.full_name == TIMESTAMP:
-        return _check_timestamp
+        return check_timestamp
     if sub.full_name == DURATION:
         low_ms, high_ms = DURATION_RANGES_MS.get(field.full_name, (0, 0))
         return lambda value, name, _now: _check_duration(value, name, low_ms, high_ms)
@@ -163,17 +163,15 @@ def _check_enum(value: object, name: str, known: frozenset[int], enum_name: str)
         raise invalid("INVALID_FIELD", f"{name}: {value} is not a known {enum_name} value", name)
 
 
-def _check_timestamp(value: object, name: str, now: float) -> None:
+def check_timestamp(value: object, name: str, now: float) -> None:
+    """A valid Timestamp from 1970 to one year (MAX_AHEAD_S) after `now` (Unix seconds)."""
     seconds, nanos = value.seconds, value.nanos  # type: ignore[attr-defined]
     if not 0 <= nanos < NANOS_PER_S:
         raise invalid("INVALID_FIELD", f"{name}: nanos must be 0 to 999999999", name)
     latest = min(int(now) + MAX_AHEAD_S, TIMESTAMP_MAX_S)
     if not TIMESTAMP_MIN_S <= seconds <= latest:
-        raise invalid(
-            "INVALID_FIELD",
-            f"{name} must lie between 1970-01-01T00:00:00Z and one year (366 days) from now",
-            name,
-        )
+        end = "9999-12-31T23:59:59Z" if latest == TIMESTAMP_MAX_S else "one year (366 days) from now"
+        raise invalid("INVALID_FIELD", f"{name} must lie between 1970-01-01T00:00:00Z and {end}", name)
 
 
 def _check_duration(value: object, name: str, low_ms: int, high_ms: int) -> None:
