@@ -103,8 +103,9 @@ async def append_directly(backend: Backend, room_id: str) -> None:
 # ----------------------------------------------------------------------------- backends
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def broker() -> Iterator[KafkaBroker]:
+    """One test broker for the module (each test uses a topic of its own)."""
     with running_broker() as started:
         yield started
 
@@ -245,3 +246,46 @@ def test_the_assistants_live_state_skips_what_it_cannot_apply() -> None:
     state.reset(snapshot)  # does not raise
     assert state.pinned_id == "p-3"
     assert state.skipped == 3
+
+
+async def test_a_bad_event_arriving_live_is_skipped_and_the_room_goes_on(broker: KafkaBroker, tmp_path: Path) -> None:
+    """Kafka: another writer of the topic appends bad events while a node serves the room."""
+    url = broker.url(f"fold-live-{uuid.uuid4().hex[:8]}")
+    node = ServerProcess(tmp_path / "data", log_url=url, args=("--metrics-listen", f"127.0.0.1:{free_port()}"))
+    node.start()
+    writer = open_kafka(url)
+    viewer = RawStream(node.target)
+    try:
+        room_id = f"room-{uuid.uuid4().hex[:8]}"
+        admin = Admin(node.target, node.token("shop", role="service"))
+        await admin.create_room(room_id)
+        await admin.close()
+        await viewer.hello(node.token("viewer-live"))
+        assert (await viewer.join(room_id)).status.code == 0
+
+        await writer.log.start()
+        mute = ev.Payload(user_muted=ev.UserMuted(user_id="troll"))
+        mute.user_muted.until.seconds = 2**62
+        slow = ev.Payload(slow_mode=ev.SlowMode())
+        slow.slow_mode.min_interval.seconds = 2**62
+        entries = [
+            LogEntry(event(room_id, mute, policy.CRITICAL).SerializeToString(), policy.CRITICAL),
+            LogEntry(event(room_id, slow, policy.CRITICAL).SerializeToString(), policy.CRITICAL),
+            LogEntry(event(room_id, pinned("p-live"), policy.CRITICAL).SerializeToString(), policy.CRITICAL),
+        ]
+        await writer.log.append(room_id, entries)
+
+        # Delivered as logged (they parse); the valid one after them arrives too.
+        pins = await viewer.wait_events(room_id, 1, kind="product_pinned")
+        assert pins[0].payload.product_pinned.product.product_id == "p-live"
+        # The node's folded state went on past them: a second join sees the pin, no slow mode.
+        joined = await join_and_see_live(node, room_id, "still live")
+        assert joined.snapshot.pinned_product.product_id == "p-live"
+        assert joined.snapshot.slow_mode.seconds == 0
+        skipped = skipped_metric(node)
+        assert skipped.get("room_state/user_muted", 0) == 1, skipped
+        assert skipped.get("room_state/slow_mode", 0) == 1, skipped
+    finally:
+        await viewer.close()
+        await writer.log.close()
+        node.stop()
