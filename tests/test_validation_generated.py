@@ -30,8 +30,9 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from barrage.v1 import admin_service_pb2 as admin_pb
-from barrage.v1 import admin_service_pb2_grpc
+from barrage.v1 import admin_service_pb2_grpc, insights_service_pb2_grpc
 from barrage.v1 import event_pb2 as ev
+from barrage.v1 import insights_service_pb2 as insights_pb
 from barrage.v1 import room_service_pb2 as rs
 from server.core import policy, ranges
 from tests.server_process import ServerProcess
@@ -225,10 +226,13 @@ PAYLOAD_CASES = [
     for case in cases_for(kind, ev.Payload.DESCRIPTOR.fields_by_name[kind].message_type)  # type: ignore[arg-type]
 ]
 _ADMIN = admin_pb.DESCRIPTOR.services_by_name["RoomAdminService"]
-ADMIN_CASES = [
+_INSIGHTS = insights_pb.DESCRIPTOR.services_by_name["RoomInsightsService"]
+SERVICES = {_ADMIN.name: _ADMIN, _INSIGHTS.name: _INSIGHTS}
+REQUEST_CASES = [
     case
-    for method in _ADMIN.methods
-    for case in cases_for(method.name, method.input_type)
+    for service in SERVICES.values()
+    for method in service.methods
+    for case in cases_for(f"{service.name}.{method.name}", method.input_type)
     if case.leaf.path[0] != "payload"  # PublishEvent's payload: the PAYLOAD_CASES, through the same ingest
 ]
 
@@ -310,9 +314,9 @@ def assert_refused(status: status_pb2.Status, field: str) -> None:
 
 
 def test_every_number_and_duration_has_a_declared_range() -> None:
-    """A new integer or Duration field in any Payload kind or admin request needs a range."""
+    """A new integer or Duration field in any Payload kind or admin/insights request needs a range."""
     missing = []
-    roots = [ev.Payload.DESCRIPTOR, *(m.input_type for m in _ADMIN.methods)]
+    roots = [ev.Payload.DESCRIPTOR, *(m.input_type for service in SERVICES.values() for m in service.methods)]
     for root in roots:
         for leaf in leaves(root):
             table = ranges.INT_RANGES if leaf.kind == "int" else ranges.DURATION_RANGES_MS
@@ -326,7 +330,11 @@ def test_the_generator_covers_every_kind_of_field() -> None:
     kinds = {case.leaf.kind for case in PAYLOAD_CASES}
     assert kinds == {"int", "enum", "timestamp", "duration"}
     assert any(c.where == "user_muted" and c.label == "2^62s" for c in PAYLOAD_CASES)
-    assert {c.where for c in ADMIN_CASES} == {"ListEvents"}
+    assert {c.where for c in REQUEST_CASES} == {
+        "RoomAdminService.ListEvents",
+        "RoomInsightsService.GetInsights",
+        "RoomInsightsService.WatchInsights",
+    }
 
 
 @pytest.mark.parametrize("case", PAYLOAD_CASES, ids=lambda c: c.id)
@@ -349,20 +357,35 @@ async def test_payload_values(node: ServerProcess, admin: Admin, case: Case) -> 
         assert_refused(result.status, field)
 
 
-@pytest.mark.parametrize("case", ADMIN_CASES, ids=lambda c: c.id)
-async def test_admin_request_values(node: ServerProcess, admin: Admin, case: Case) -> None:
+@pytest.mark.parametrize("case", REQUEST_CASES, ids=lambda c: c.id)
+async def test_request_values(node: ServerProcess, admin: Admin, case: Case) -> None:
     room_id = f"v-{uuid.uuid4().hex[:12]}"
     await admin.create_room(room_id)
-    method = _ADMIN.methods_by_name[case.where]
+    service_name, method_name = case.where.split(".")
+    method = SERVICES[service_name].methods_by_name[method_name]
     request: Any = message_factory.GetMessageClass(method.input_type)()
     request.room_id = room_id
     set_leaf(request, case.leaf.path, case.leaf, case.value)
-    stub = admin_service_pb2_grpc.RoomAdminServiceStub(admin.channel)
-    call = getattr(stub, case.where)
+    stubs = {
+        _ADMIN.name: admin_service_pb2_grpc.RoomAdminServiceStub,
+        _INSIGHTS.name: insights_service_pb2_grpc.RoomInsightsServiceStub,
+    }
+    call = getattr(stubs[service_name](admin.channel), method_name)
+
+    async def answer() -> None:
+        if method.server_streaming:  # its first message (or its status) is the answer
+            stream = call(request, metadata=admin.metadata)
+            try:
+                await stream.read()
+            finally:
+                stream.cancel()
+        else:
+            await call(request, metadata=admin.metadata)
+
     if case.valid:
-        await call(request, metadata=admin.metadata)
+        await answer()
         return
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call(request, metadata=admin.metadata)
+        await answer()
     trailer = dict(raised.value.trailing_metadata() or ())["grpc-status-details-bin"]
     assert_refused(status_pb2.Status.FromString(trailer), ".".join(case.leaf.path))

@@ -68,12 +68,18 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "barrage.v1.PollCheckpoint.counts": (0, MAX_TOTAL),
     # Admin API requests.
     "barrage.v1.ListEventsRequest.page_size": (0, 1_000),
+    # Insights requests: any count is accepted and clamped to the documented maximum.
+    "barrage.v1.InsightsOptions.top_questions": (0, 2**32 - 1),
+    "barrage.v1.InsightsOptions.top_terms": (0, 2**32 - 1),
+    "barrage.v1.InsightsOptions.trend_buckets": (0, 2**32 - 1),
+    "barrage.v1.WatchInsightsRequest.recent_buckets": (0, 2**32 - 1),
 }
 """Inclusive [low, high] of every integer field (fully qualified name)."""
 
 DURATION_RANGES_MS: dict[str, tuple[int, int]] = {
     "barrage.v1.SlowMode.min_interval": (0, 3_600_000),
     "barrage.v1.RoomCheckpoint.slow_mode": (0, 3_600_000),
+    "barrage.v1.WatchInsightsRequest.interval": (0, 3_600_000),
 }
 """Inclusive [low, high] in milliseconds of every Duration field."""
 
