@@ -4,11 +4,11 @@ Validation keeps bad values out at ingest (tests/test_validation_generated.py); 
 tests put them in the log anyway, DIRECTLY through each backend (the embedded log and
 the Kafka test broker), as an older version, a bug or another writer could have: the
 mute until 2^62 s of the issue, a checkpoint whose bytes do not parse, a checkpoint that
-parses but holds values out of range, an event whose bytes are garbage, an event with an
-invalid publish time. Then the node folds the room (join), restarts and folds it again
-(join): every join is OK, the valid events after the bad ones are folded (snapshot) and
-delivered (live), and each skipped event is an ERROR line and a barrage.fold.skipped
-count.
+parses but holds values out of range, a checkpoint claiming a position after its own,
+an event whose bytes are garbage, an event with an invalid publish time, a slow mode of
+2^62 s. Then the node folds the room (join), restarts and folds it again (join): every
+join is OK, the valid events after the bad ones are folded (snapshot) and delivered
+(live), and each skipped event is an ERROR line and a barrage.fold.skipped count.
 
 The insights fold and the assistant's live state get the same bad events in-process.
 """
@@ -75,6 +75,8 @@ def bad_events(room_id: str, epoch: str) -> list[LogEntry]:
     bad_time.publish_time.nanos = -5
     slow = ev.Payload(slow_mode=ev.SlowMode())
     slow.slow_mode.min_interval.seconds = 2**62
+    # Valid values, but a position after its own: applied, it would skip every event after it.
+    ahead = ev.Payload(room_checkpoint=ev.RoomCheckpoint(position=10**12, epoch=epoch))
     return [
         LogEntry(event(room_id, mute, policy.CRITICAL).SerializeToString(), policy.CRITICAL),
         LogEntry(GARBAGE, policy.INTERNAL),  # a checkpoint that does not parse
@@ -85,6 +87,7 @@ def bad_events(room_id: str, epoch: str) -> list[LogEntry]:
         LogEntry(GARBAGE, policy.CRITICAL),  # an event that does not parse
         LogEntry(bad_time.SerializeToString(), policy.NORMAL),
         LogEntry(event(room_id, slow, policy.CRITICAL).SerializeToString(), policy.CRITICAL),
+        LogEntry(event(room_id, ahead, policy.INTERNAL).SerializeToString(), policy.INTERNAL),
     ]
 
 
@@ -197,7 +200,7 @@ async def test_bad_events_in_the_log_never_make_a_room_unjoinable(setup: Setup) 
     assert skipped.get("room_state/slow_mode", 0) >= 1, skipped
     assert skipped.get("room_state/comment", 0) >= 1, skipped  # the invalid publish time
     assert skipped.get("room_state/undecodable", 0) >= 1, skipped
-    assert skipped.get("checkpoint/room_checkpoint", 0) >= 2, skipped  # garbage, and out of range
+    assert skipped.get("checkpoint/room_checkpoint", 0) >= 3, skipped  # ahead of itself, out of range, garbage
 
     node.restart()  # kill -9, then start on the same log: the room is folded again
     joined = await join_and_see_live(node, room_id, "after the restart")

@@ -559,6 +559,9 @@ class Gateway:
                     try:
                         checkpoint = decode_event(record.payload).payload.room_checkpoint
                         if checkpoint.epoch == epoch:
+                            if checkpoint.position >= record.position:
+                                # A checkpoint holds what was folded before it was written.
+                                raise Unappliable(f"claims position {checkpoint.position}, after itself")
                             return RoomState.from_checkpoint(room_id, checkpoint)
                     except Unappliable as exc:
                         skipped("checkpoint", room_id, record.position, "room_checkpoint", exc)
