@@ -8,10 +8,13 @@ the price the assistant states.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
+
+log = logging.getLogger(__name__)
 
 MAX_PRODUCTS = 10_000
 """Live entries kept (a room shows dozens of products; this only bounds a flood)."""
@@ -61,9 +64,23 @@ class LiveState:
     products: dict[str, LiveProduct] = field(default_factory=dict)
     sale: FlashSale | None = None
     slow_mode_s: float = 0.0
+    skipped: int = 0
+    """Events (and snapshot parts) that could not be applied and were skipped."""
 
     def reset(self, snapshot: rs.RoomSnapshot) -> None:
-        """Start over from a join snapshot (after a fresh join or a resume gap)."""
+        """Start over from a join snapshot (after a fresh join or a resume gap).
+
+        Never raises: a part of the snapshot that cannot be applied (a time or duration
+        out of range) is left out with an ERROR log, and the rest still applies."""
+        self.pinned_id = None
+        self.sale = None
+        try:
+            self._reset(snapshot)
+        except Exception:  # a bad value must not stop the assistant
+            self.skipped += 1
+            log.exception("room snapshot: a part could not be applied and was skipped")
+
+    def _reset(self, snapshot: rs.RoomSnapshot) -> None:
         self.pinned_id = None
         self.sale = None
         if snapshot.HasField("pinned_product") and snapshot.pinned_product.product_id:
@@ -71,9 +88,22 @@ class LiveState:
             self.pinned_id = snapshot.pinned_product.product_id
         if snapshot.HasField("flash_sale") and snapshot.flash_sale.sale_id:
             self._sale(snapshot.flash_sale)
-        self.slow_mode_s = snapshot.slow_mode.ToTimedelta().total_seconds()
+        self.slow_mode_s = _seconds(snapshot.slow_mode)
 
-    def apply(self, event: event_pb2.Event) -> None:
+    def apply(self, event: event_pb2.Event) -> bool:
+        """Apply one live event; False if it could not be applied (then it changed
+        nothing, was logged at ERROR and counted in `skipped`): one bad event never
+        stops the assistant or corrupts what it knows."""
+        try:
+            self._apply(event)
+        except Exception:  # one event must never stop the assistant
+            self.skipped += 1
+            kind = event.payload.WhichOneof("kind")
+            log.exception("room %s: skipped a %s event that cannot be applied", event.room_id, kind)
+            return False
+        return True
+
+    def _apply(self, event: event_pb2.Event) -> None:
         payload = event.payload
         kind = payload.WhichOneof("kind")
         if kind == "product_pinned":
@@ -98,7 +128,7 @@ class LiveState:
             if self.sale is not None and self.sale.sale_id == payload.flash_sale_ended.sale_id:
                 self.sale = None
         elif kind == "slow_mode":
-            self.slow_mode_s = payload.slow_mode.min_interval.ToTimedelta().total_seconds()
+            self.slow_mode_s = _seconds(payload.slow_mode.min_interval)
 
     def product(self, product_id: str) -> LiveProduct | None:
         return self.products.get(product_id)
@@ -135,6 +165,7 @@ class LiveState:
         live.stock = _stock(product.stock)
 
     def _sale(self, started: event_pb2.FlashSaleStarted) -> None:
+        # Built completely (times converted, which may raise) before it replaces the old one.
         self.sale = FlashSale(
             sale_id=started.sale_id,
             product_id=started.product.product_id,
@@ -145,3 +176,9 @@ class LiveState:
             start_ms=started.start_time.ToMilliseconds() if started.HasField("start_time") else 0,
             end_ms=started.end_time.ToMilliseconds() if started.HasField("end_time") else 0,
         )
+
+
+def _seconds(duration: object) -> float:
+    """A Duration in seconds; ValueError when it is not a valid Duration."""
+    seconds = duration.ToTimedelta().total_seconds()  # type: ignore[attr-defined]
+    return float(seconds)

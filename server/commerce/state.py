@@ -7,12 +7,49 @@ Join snapshots, moderation checks, one-vote-per-user and lottery entries read it
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+
+from google.protobuf.message import DecodeError
 
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
+from server.core import ranges
+from server.telemetry import hooks
+
+log = logging.getLogger(__name__)
 
 VIEWER_COUNT_TTL_MS = 15_000
+
+FOLD_NOW_S = float(ranges.TIMESTAMP_MAX_S)
+"""The clock the folds check ranges with: every range of ingest, without its one-year
+window (an event logged by an older version may lie further ahead and still applies)."""
+
+
+class Unappliable(ValueError):
+    """An event or checkpoint that the fold cannot apply (logged, counted, skipped)."""
+
+
+def decode_event(data: bytes) -> event_pb2.Event:
+    """Event bytes from the log, or Unappliable if they do not parse."""
+    try:
+        return event_pb2.Event.FromString(data)
+    except DecodeError as exc:
+        raise Unappliable(f"event bytes do not parse: {exc}") from exc
+
+
+def check_applicable(event: event_pb2.Event) -> str | None:
+    """The event's payload kind, after checking every value the fold will read (the
+    ranges of ingest); Unappliable if one is out of range."""
+    kind = event.payload.WhichOneof("kind")
+    try:
+        if event.HasField("publish_time"):
+            ranges.check_timestamp(event.publish_time, "publish_time", FOLD_NOW_S)
+        if kind is not None:
+            ranges.check_fields(getattr(event.payload, kind), f"payload.{kind}", FOLD_NOW_S)
+    except Exception as exc:  # ApiError from the range check
+        raise Unappliable(str(exc)) from exc
+    return kind
 
 
 def _ms(ts: object) -> int:
@@ -55,10 +92,33 @@ class RoomState:
     """Events folded since the last room_checkpoint in the log."""
 
     def fold(self, position: int, event: event_pb2.Event) -> str | None:
-        """Apply one event. Returns a user id that must be removed from the room (ban)."""
+        """Apply one event. Returns a user id that must be removed from the room (ban).
+
+        Never raises: an event that cannot be applied (a value out of range, from a
+        version that did not check it or written around the gateway) is skipped with an
+        ERROR log and the barrage.fold.skipped metric, so that one bad event cannot make
+        a room unjoinable. It still counts as folded (position moves past it)."""
+        try:
+            return self._apply(position, event)
+        except Exception as exc:  # one event must never fail the room
+            self.position = max(self.position, position)
+            skipped("room_state", self.room_id, position, event.payload.WhichOneof("kind"), exc)
+            return None
+
+    def fold_bytes(self, position: int, data: bytes) -> str | None:
+        """fold() for event bytes as read from the log (bytes that do not parse are skipped)."""
+        try:
+            event = decode_event(data)
+        except Unappliable as exc:
+            self.position = max(self.position, position)
+            skipped("room_state", self.room_id, position, None, exc)
+            return None
+        return self.fold(position, event)
+
+    def _apply(self, position: int, event: event_pb2.Event) -> str | None:
+        kind = check_applicable(event)  # before any change: a bad event changes nothing
         self.position = position
         payload = event.payload
-        kind = payload.WhichOneof("kind")
         if kind == "room_checkpoint":
             self.since_checkpoint = 0
             return None
@@ -68,7 +128,7 @@ class RoomState:
             if self.slow_mode_ms:
                 self.last_comment_ms[event.sender.user_id] = when
         elif kind == "like_burst":
-            self.like_total += payload.like_burst.delta
+            self.like_total = min(self.like_total + payload.like_burst.delta, ranges.MAX_TOTAL)
         elif kind == "product_pinned":
             self.pinned = payload.product_pinned.product
         elif kind == "product_unpinned":
@@ -159,6 +219,20 @@ class RoomState:
 
     @classmethod
     def from_checkpoint(cls, room_id: str, cp: event_pb2.RoomCheckpoint) -> RoomState:
+        """The state a checkpoint holds; Unappliable if one of its values is out of range
+        or its parts do not match (the caller then looks for an older one)."""
+        try:
+            ranges.check_fields(cp, "room_checkpoint", FOLD_NOW_S)
+            if len(cp.node_viewers) != len(cp.node_viewers_time):
+                raise Unappliable("node_viewers and node_viewers_time differ in length")
+            return cls._from_checkpoint(room_id, cp)
+        except Unappliable:
+            raise
+        except Exception as exc:  # ApiError from the range check, ValueError from a conversion
+            raise Unappliable(str(exc)) from exc
+
+    @classmethod
+    def _from_checkpoint(cls, room_id: str, cp: event_pb2.RoomCheckpoint) -> RoomState:
         state = cls(
             room_id=room_id,
             position=cp.position,
@@ -207,3 +281,17 @@ class RoomState:
             snap.lottery.CopyFrom(lottery.started)
         snap.slow_mode.FromMilliseconds(self.slow_mode_ms)
         return snap
+
+
+def skipped(fold: str, room_id: str, position: int, kind: str | None, error: BaseException) -> None:
+    """Report an event (or checkpoint) a fold could not apply: an ERROR log and the
+    barrage.fold.skipped metric (docs/observability.md)."""
+    log.error(
+        "%s of room %s: skipped the %s at position %d, which cannot be applied: %s",
+        fold.replace("_", " "),
+        room_id,
+        f"{kind} event" if kind else "event",
+        position,
+        error,
+    )
+    hooks.fold_skipped(fold, kind or "undecodable")

@@ -25,7 +25,7 @@ from google.protobuf import timestamp_pb2
 from barrage.v1 import admin_service_pb2, event_pb2, room_service_pb2
 from server.auth import Identity
 from server.commerce.interactions import Entry, Interactions
-from server.commerce.state import RoomState
+from server.commerce.state import RoomState, Unappliable, decode_event, skipped
 from server.commerce.ticker import RoomTicker
 from server.commerce.wordfilter import WordFilter
 from server.config import Settings
@@ -540,7 +540,8 @@ class Gateway:
         """Fold the room's retained history, then what the channel collected meanwhile.
 
         Same hand-over as a replay (see subscribe); until it completes, live records
-        are not folded, so the state sees every event once and in order.
+        are not folded, so the state sees every event once and in order. An event that
+        cannot be applied is skipped (RoomState.fold_bytes), never fails the join.
         """
         state = await self._latest_checkpoint(room_id)
         ch = self.hub.channel(room_id)
@@ -548,29 +549,37 @@ class Gateway:
         while True:
             records = await self._log.read(room_id, after, _REPLAY_PAGE)
             for record in records:
-                state.fold(record.position, event_pb2.Event.FromString(record.payload))
+                state.fold_bytes(record.position, record.payload)
             if records:
                 after = records[-1].position
             if len(records) < _REPLAY_PAGE and ch.evicted_upto <= after:
                 break
         for position, _, event in ch.recent:
             if position > after:
-                state.fold(position, event_pb2.Event.FromString(event))
+                state.fold_bytes(position, event)
         log.info("room %s: state rebuilt from %s", room_id, f"checkpoint at {start}" if start >= 0 else "the start")
         self.states[room_id] = state
 
     async def _latest_checkpoint(self, room_id: str) -> RoomState:
         """The state in the room's newest checkpoint, if one is near the head of the log
-        (the ticker writes one every checkpoint_every events); else an empty state."""
+        (the ticker writes one every checkpoint_every events); else an empty state.
+        A checkpoint that does not parse or holds values out of range is skipped (logged
+        and counted): an older one, or the whole retained log, is folded instead."""
         epoch = self._log.epoch(room_id)
         before: int | None = None
         for _ in range(_CHECKPOINT_SCAN_PAGES):
             records = await self._log.read_backward(room_id, before, _REPLAY_PAGE)
             for record in records:
                 if record.priority == policy.INTERNAL:
-                    checkpoint = event_pb2.Event.FromString(record.payload).payload.room_checkpoint
-                    if checkpoint.epoch == epoch:
-                        return RoomState.from_checkpoint(room_id, checkpoint)
+                    try:
+                        checkpoint = decode_event(record.payload).payload.room_checkpoint
+                        if checkpoint.epoch == epoch:
+                            if checkpoint.position >= record.position:
+                                # A checkpoint holds what was folded before it was written.
+                                raise Unappliable(f"claims position {checkpoint.position}, after itself")
+                            return RoomState.from_checkpoint(room_id, checkpoint)
+                    except Unappliable as exc:
+                        skipped("checkpoint", room_id, record.position, "room_checkpoint", exc)
             if len(records) < _REPLAY_PAGE:
                 break
             before = records[-1].position

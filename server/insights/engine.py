@@ -23,6 +23,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from barrage.v1 import event_pb2
 from barrage.v1 import insights_service_pb2 as pb
+from server.commerce.state import Unappliable, check_applicable, decode_event, skipped
 from server.insights.audience import Audience
 from server.insights.products import Products
 from server.insights.questions import Questions
@@ -116,9 +117,34 @@ class RoomInsights:
     # ------------------------------------------------------------------ fold
 
     def fold(self, position: int, event: event_pb2.Event) -> bool:
-        """Apply one event; False (and nothing changes) if it is not after the last one."""
+        """Apply one event; False (and nothing changes) if it is not after the last one.
+
+        Never raises: an event whose values are out of range, or that fails to apply, is
+        skipped (ERROR log, barrage.fold.skipped{barrage.fold=insights}) and the room's
+        insights go on from the next one."""
         if position <= self.position:
             return False
+        try:
+            check_applicable(event)  # before any change: a bad event changes nothing
+            return self._apply(position, event)
+        except Exception as exc:  # one event must never stop a room's insights
+            self.position = position
+            skipped("insights", self.room_id, position, event.payload.WhichOneof("kind"), exc)
+            return True
+
+    def fold_bytes(self, position: int, data: bytes) -> bool:
+        """fold() for event bytes as read from the log (bytes that do not parse are skipped)."""
+        if position <= self.position:
+            return False
+        try:
+            event = decode_event(data)
+        except Unappliable as exc:
+            self.position = position
+            skipped("insights", self.room_id, position, None, exc)
+            return True
+        return self.fold(position, event)
+
+    def _apply(self, position: int, event: event_pb2.Event) -> bool:
         self.position = position
         self.events += 1
         at = event.publish_time.ToMilliseconds()

@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from barrage.v1 import event_pb2
 from barrage.v1 import insights_service_pb2 as pb
 from server.config import Settings
 from server.core.cursor import encode_cursor
@@ -150,7 +149,7 @@ class InsightsHub:
             while True:
                 records = await self._log.read(room_id, engine.position, READ_PAGE)
                 for record in records:
-                    engine.fold(record.position, event_pb2.Event.FromString(record.payload))
+                    engine.fold_bytes(record.position, record.payload)
                 if records:
                     engine.cursor = encode_cursor(epoch, engine.position)
                     tracked.version += 1
@@ -194,7 +193,7 @@ class InsightsHub:
             tracked = self.owned.get(room_id)
             if tracked is None:
                 tracked = self.owned[room_id] = self._new(room_id, owned=True)
-            if tracked.engine.fold(offset, event_pb2.Event.FromString(payload)):
+            if tracked.engine.fold_bytes(offset, payload):
                 touched.add(room_id)
         for room_id in touched:
             tracked = self.owned[room_id]

@@ -9,7 +9,7 @@ from typing import Any
 from barrage.v1 import event_pb2, insights_service_pb2_grpc
 from barrage.v1 import insights_service_pb2 as pb
 from server.auth import Identity, TokenVerifier
-from server.core import policy
+from server.core import policy, ranges
 from server.core.errors import ApiError, Code
 from server.core.gateway import Gateway
 from server.insights.engine import Limits
@@ -54,6 +54,7 @@ class InsightsService(insights_service_pb2_grpc.RoomInsightsServiceServicer):
     async def GetInsights(self, request: pb.GetInsightsRequest, context: Context) -> pb.GetInsightsResponse:
         async with answering(context):
             self._identity(context)
+            ranges.check_fields(request)  # the window's times: INVALID_FIELD naming the field
             title = await self._title(request.room_id)
             start = request.start_time.ToMilliseconds() if request.HasField("start_time") else None
             end = request.end_time.ToMilliseconds() if request.HasField("end_time") else None
@@ -69,6 +70,7 @@ class InsightsService(insights_service_pb2_grpc.RoomInsightsServiceServicer):
     ) -> AsyncIterator[pb.WatchInsightsResponse]:
         async with answering(context):  # the log can fail to answer at any update, not only the first
             self._identity(context)
+            ranges.check_fields(request)  # interval at most 1 hour: INVALID_FIELD naming the field
             title = await self._title(request.room_id)
             interval = request.interval.ToMilliseconds() / 1000 if request.HasField("interval") else 0.0
             interval = max(MIN_INTERVAL_S, interval or DEFAULT_INTERVAL_S)

@@ -98,6 +98,9 @@ class Metrics:
         self.lagged: Counter = r.counter(
             "barrage.subscriptions.lagged", "{subscription}", "subscriptions told to resume: critical events overflowed"
         )
+        self.fold_skipped: Labelled = r.counter(
+            "barrage.fold.skipped", "{event}", "logged events or checkpoints a fold could not apply and skipped"
+        ).by("barrage.fold", EVENT_TYPE)
         self.frames_written: Cell = r.counter(
             "barrage.frames.written", "{frame}", "room frames handed to subscribers' streams (one per subscriber)"
         ).cell()
@@ -461,6 +464,13 @@ def record_read(record: LogRecord, event: event_pb2.Event, kind: str | None, epo
         stale = reads.popleft()
         if stale.span is not None:
             stale.span.end()
+
+
+def fold_skipped(fold: str, kind: str) -> None:
+    """A fold (room_state, checkpoint, insights) skipped an event it could not apply."""
+    st = _state
+    if st is not None:
+        st.metrics.fold_skipped[(fold, kind)].value += 1
 
 
 def channel_dropped(room_id: str) -> None:

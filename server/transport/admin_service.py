@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
 from server.auth import Identity, TokenVerifier
-from server.core import policy
-from server.core.errors import ApiError, Code
+from server.core import policy, ranges
+from server.core.errors import ApiError
 from server.core.gateway import Gateway, Post, Posted
 from server.transport.status import answering
 
@@ -72,8 +72,7 @@ class AdminService(admin_service_pb2_grpc.RoomAdminServiceServicer):
 
     @_rpc
     async def ListEvents(self, who: Identity, request: pb.ListEventsRequest) -> pb.ListEventsResponse:
-        if request.page_size > 1000:
-            raise ApiError(Code.INVALID_ARGUMENT, "INVALID_FIELD", "page_size must be at most 1000")
+        ranges.check_fields(request)  # page_size, direction: INVALID_FIELD naming the field
         events, next_cursor = await self.gateway.list_events(
             who,
             request.room_id,

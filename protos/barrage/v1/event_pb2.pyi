@@ -228,6 +228,10 @@ class Payload(_message.Message):
     """The content of an event: exactly one of the fields is set. New event types are
     added here as new fields; a client that does not know a type sees an unset
     payload (or an unknown field) and should skip the event, keeping its cursor.
+    Every number, time, duration and enum has a range (docs/protocol.md "Value
+    ranges"): out of it, a post is refused with INVALID_ARGUMENT INVALID_FIELD, the
+    ErrorInfo metadata "field" naming it (e.g. "payload.user_muted.until"). Times are
+    at most 366 days after the server's clock.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -476,7 +480,7 @@ class Money(_message.Message):
     AMOUNT_MINOR_FIELD_NUMBER: _builtins.int
     CURRENCY_FIELD_NUMBER: _builtins.int
     amount_minor: _builtins.int
-    """Amount in minor units: 1999 with "CNY" is ¥19.99."""
+    """Amount in minor units: 1999 with "CNY" is ¥19.99. 0 to 10^12."""
     currency: _builtins.str
     """ISO 4217 code, for example "CNY", "USD"."""
     def __init__(
@@ -606,7 +610,7 @@ class Product(_message.Message):
     image_url: _builtins.str
     """Image to display (https URL)."""
     stock: _builtins.int
-    """Units left; -1 when not tracked."""
+    """Units left; -1 when not tracked. At most 10^9."""
     @_builtins.property
     def price(self) -> Global___Money:
         """Current price."""
@@ -686,7 +690,7 @@ class ProductUpdated(_message.Message):
     product_id: _builtins.str
     """The product."""
     stock: _builtins.int
-    """The new stock, if it changed."""
+    """The new stock, if it changed: -1 (not tracked) to 10^9."""
     @_builtins.property
     def price(self) -> Global___Money:
         """The new price, if it changed."""
@@ -723,9 +727,9 @@ class FlashSaleStarted(_message.Message):
     sale_id: _builtins.str
     """Id of this sale, unique in the room."""
     stock: _builtins.int
-    """Units offered in the sale."""
+    """Units offered in the sale, 0 to 10^9."""
     limit_per_user: _builtins.int
-    """Most units one user may buy (the order service enforces it)."""
+    """Most units one user may buy (the order service enforces it), 0 (no limit) to 10000."""
     @_builtins.property
     def product(self) -> Global___Product:
         """The product on sale (with the sale price)."""
@@ -767,7 +771,7 @@ class FlashSaleStock(_message.Message):
     sale_id: _builtins.str
     """The sale."""
     stock: _builtins.int
-    """Units left."""
+    """Units left, 0 to 10^9."""
     def __init__(
         self,
         *,
@@ -796,7 +800,7 @@ class FlashSaleEnded(_message.Message):
     sold_out: _builtins.bool
     """True when it ended because stock ran out."""
     sold: _builtins.int
-    """Units sold."""
+    """Units sold, 0 to 10^9."""
     def __init__(
         self,
         *,
@@ -827,7 +831,7 @@ class Purchase(_message.Message):
     product_title: _builtins.str
     """Its title, to display."""
     quantity: _builtins.int
-    """How many units."""
+    """How many units, 1 to 10000."""
     @_builtins.property
     def buyer(self) -> Global___Sender:
         """Who bought."""
@@ -870,14 +874,14 @@ class LotteryStarted(_message.Message):
     prize: _builtins.str
     """What is to be won."""
     winners_count: _builtins.int
-    """How many winners will be drawn."""
+    """How many winners will be drawn, 1 to 1000."""
     keyword: _builtins.str
     """A comment containing this word enters its author; empty: explicit entry only."""
     commitment: _builtins.str
     """Lowercase hex SHA-256 of the seed's bytes."""
     @_builtins.property
     def end_time(self) -> _timestamp_pb2.Timestamp:
-        """Entries close and the draw happens at this time."""
+        """Entries close and the draw happens at this time (in the future, at most 366 days ahead)."""
 
     def __init__(
         self,
@@ -986,7 +990,9 @@ class PollStarted(_message.Message):
 
     @_builtins.property
     def end_time(self) -> _timestamp_pb2.Timestamp:
-        """Voting closes at this time; then PollEnded carries the final counts."""
+        """Voting closes at this time (in the future, at most 366 days ahead); then
+        PollEnded carries the final counts.
+        """
 
     def __init__(
         self,
@@ -1331,7 +1337,9 @@ class UserMuted(_message.Message):
     """Shown to moderators."""
     @_builtins.property
     def until(self) -> _timestamp_pb2.Timestamp:
-        """Muted until this time; a time in the past unmutes."""
+        """Muted until this time; a time in the past unmutes. At most 366 days ahead (a
+        longer exclusion is a ban).
+        """
 
     def __init__(
         self,
@@ -1409,7 +1417,9 @@ class SlowMode(_message.Message):
     MIN_INTERVAL_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def min_interval(self) -> _duration_pb2.Duration:
-        """Minimum time between two comments of one user; zero turns slow mode off."""
+        """Minimum time between two comments of one user, at most 1 hour; zero turns slow
+        mode off.
+        """
 
     def __init__(
         self,

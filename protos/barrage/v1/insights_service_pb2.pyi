@@ -131,7 +131,9 @@ class WatchInsightsRequest(_message.Message):
     """Only the most recent buckets, e.g. 30 for the last 30 minutes (0: the whole show)."""
     @_builtins.property
     def interval(self) -> _duration_pb2.Duration:
-        """Time between updates (0: the server's default, a few seconds; at least 1 s)."""
+        """Time between updates (0: the server's default, a few seconds; at least 1 s, at
+        most 1 hour: a longer one is refused with INVALID_ARGUMENT INVALID_FIELD).
+        """
 
     @_builtins.property
     def options(self) -> Global___InsightsOptions:
