@@ -31,7 +31,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from barrage.v1 import room_service_pb2 as rs
-from server.log.embedded_check import check
+from server.log.base import LogEntry
+from server.log.embedded import LogCorruptError, open_embedded
+from server.log.embedded_check import check, repair
 from server.log.segment import ScannedRecord, parse_segment_name, scan_segment_fully
 from tests.server_process import ROOT, ServerProcess
 from tests.wire_client import Admin, RawStream, error_info
@@ -414,3 +416,41 @@ async def test_a_full_disk_answers_log_unavailable_logs_once_and_reports_not_ser
         node.stop()
     assert "append(s) were refused since" in node.logs(), "the episode's count is logged once at the end"
     os.unlink(small_disk / "filler")
+
+
+# ---------------------------------------------------------------- a damaged frame header
+
+
+@pytest.mark.parametrize("where", [0, 1, 3, 4], ids=["length-low", "length-mid", "length-high", "crc"])
+async def test_a_damaged_frame_header_is_skipped_to_the_next_intact_frame(tmp_path: Path, where: int) -> None:
+    # With its length damaged, the bad frame no longer says where the next one starts:
+    # check and recovery find it by searching for the next intact frame.
+    data = tmp_path / "data"
+    backend = open_embedded(str(data))
+    await backend.log.start()
+    entries = [LogEntry(f"event {n}".encode(), 2, f"k{n}") for n in range(50)]
+    await backend.log.append("r", entries)
+    await backend.log.close()
+    [segment] = segments(data)
+    hit = frames(segment)[20]
+    flip(segment, hit.offset + where)
+
+    backend = open_embedded(str(data))
+    with pytest.raises(LogCorruptError, match=f"at offset {hit.offset} of the active segment"):
+        await backend.log.start()
+    await backend.log.close()
+    [finding] = check(str(data)).findings
+    assert (finding.frames_before, finding.frames_after) == (20, 29)
+    assert finding.positions == (hit.position, hit.position)
+    assert repair(str(data)).kept == 49
+
+    backend = open_embedded(str(data))
+    await backend.log.start()
+    try:
+        kept = await backend.log.read("r", -1, 100)
+        assert [r.dedupe_key for r in kept] == [f"k{n}" for n in range(50) if n != 20]
+        [again] = await backend.log.append("r", [entries[21]])
+        assert again.duplicate
+        assert again.record.position == kept[20].position
+    finally:
+        await backend.log.close()

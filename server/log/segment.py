@@ -205,16 +205,48 @@ def scan_segment(path: str, base: int, max_frame: int, after_position: int, full
     mv = memoryview(data)
     off = 0
     last = max(after_position, base - 1)
+    unpack_body = _BODY.unpack_from
+    # The same checks as _parse_frame, inlined: this loop is most of a large log's start.
     while off < len(data):
-        got = _parse_frame(data, mv, off, max_frame, last, full)
-        if isinstance(got, str):
-            res.problem = got
-            res.resync_offset = find_next_frame(data, off + 1, max_frame, last)
+        if len(data) - off < FRAME_HEADER_SIZE:
+            res.problem = "truncated frame header"
             break
-        last = got.position
-        res.records.append(got)
-        off += got.length
+        length, crc = _FRAME.unpack_from(data, off)
+        end = off + FRAME_HEADER_SIZE + length
+        if length < BODY_HEADER_SIZE or length > max_frame:
+            res.problem = f"implausible frame length {length}"
+            break
+        if end > len(data):
+            res.problem = "truncated frame body"
+            break
+        body = mv[off + FRAME_HEADER_SIZE : end]
+        if zlib.crc32(body) != crc:
+            res.problem = "CRC mismatch"
+            break
+        try:
+            if full:
+                record, time_ms = decode_body(body)
+                position, room_id, key = record.position, record.room_id, record.dedupe_key
+            else:
+                record = None
+                version, position, time_ms, _, room_len, key_len, tp_len, payload_len = unpack_body(body)
+                if version != FORMAT_VERSION or BODY_HEADER_SIZE + room_len + key_len + tp_len + payload_len != length:
+                    raise ValueError("bad version or field lengths")
+                at = BODY_HEADER_SIZE
+                room_id = str(body[at : at + room_len], "utf-8")
+                key = str(body[at + room_len : at + room_len + key_len], "utf-8") if key_len else ""
+        except ValueError as e:
+            res.problem = f"undecodable record: {e}"
+            break
+        if position <= last:
+            res.problem = f"position {position} not above {last}"
+            break
+        last = position
+        res.records.append(ScannedRecord(position, time_ms, room_id, key, off, end - off, record))
+        off = end
     res.valid_size = off
+    if res.problem:
+        res.resync_offset = find_next_frame(data, off + 1, max_frame, last)
     return res
 
 
