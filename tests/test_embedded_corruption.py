@@ -184,8 +184,10 @@ async def test_positions_of_a_truncated_tail_are_never_given_out_again(node: Ser
     # follows), so it is cut off -- and the acknowledged event in it is lost. Its position
     # must not be handed to another event, even after a second restart.
     await create_room(node, room_id)
-    acked = await post(node, room_id, 20, "a")
-    node.kill()
+    async with stream(node, "user-a", room_id) as client:  # killed while joined: no "left" event after
+        results = await asyncio.gather(*(client.send_comment(room_id, f"a{n}", f"a {n}") for n in range(20)))
+        node.kill()
+    acked = {r.client_msg_id: r.cursor for r in results}
     active = segments(node.data_dir)[-1]
     last = frames(active)[-1]
     lost = max(acked.values(), key=position)
@@ -208,7 +210,9 @@ async def _corrupt_then_repair(node: ServerProcess, room_id: str, target: Path, 
     before = sum(len(frames(s)) for s in segments(data))
     victims = frames(target)
     assert len(victims) >= 5
-    hit = victims[len(victims) // 2]
+    # The log also holds presence events (joins, leaves): damage an acknowledged comment.
+    comments = [f for f in victims if f.position in {position(c) for c in acked.values()}]
+    hit = comments[len(comments) // 2]
     lost = next(c for c in acked.values() if position(c) == hit.position)
     damaged = flip(target, hit.offset + hit.length - 2)  # in the payload: the header still reads
 
@@ -377,7 +381,7 @@ async def test_a_full_disk_answers_log_unavailable_logs_once_and_reports_not_ser
     node.start()
     try:
         await create_room(node, room_id)
-        await post(node, room_id, 3, "a")
+        acked = await post(node, room_id, 3, "a")
         fill(small_disk)
         # The last page of the segment may still have room for a few events; once a write
         # fails, every send is refused until the node restarts.
@@ -415,7 +419,16 @@ async def test_a_full_disk_answers_log_unavailable_logs_once_and_reports_not_ser
     finally:
         node.stop()
     assert "append(s) were refused since" in node.logs(), "the episode's count is logged once at the end"
+
+    # Space freed, the restart recovers: everything acknowledged is there, sends work.
     os.unlink(small_disk / "filler")
+    node.start()
+    try:
+        assert set(await history(node, room_id)) >= set(acked)
+        assert health(node, "") == health_pb2.HealthCheckResponse.SERVING
+        await post(node, room_id, 3, "c")
+    finally:
+        node.stop()
 
 
 # ---------------------------------------------------------------- a damaged frame header

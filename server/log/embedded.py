@@ -888,7 +888,10 @@ class EmbeddedLog(RoomLog):
     def _record_active(self, path: str, fd: int) -> None:
         """Note in meta.json which file is the active segment (name and inode), so a start
         on files restored from a backup or copied, not the ones this log wrote, is noticed."""
-        self._meta = {**self._meta, "active": {"name": os.path.basename(path), "ino": os.fstat(fd).st_ino}}
+        active = {"name": os.path.basename(path), "ino": os.fstat(fd).st_ino}
+        if self._meta.get("active") == active:
+            return  # the usual start: nothing to write (and a start on a full disk still works)
+        self._meta = {**self._meta, "active": active}
         _write_json_durably(os.path.join(self._path, _META), self._meta)
 
     def _new_epoch(self, why: str) -> None:
