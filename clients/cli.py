@@ -175,7 +175,8 @@ def _log_command(args: argparse.Namespace) -> int:
         if args.log_command == "check":
             report = check(args.data_dir)
             print("\n".join(report.lines()))
-            return 1 if report.findings and report.corrupt else 0
+            # Non-zero on any damage: 1 if the node will not start on it, 3 for a torn tail only.
+            return 1 if report.corrupt else 3 if report.findings else 0
         result = repair(args.data_dir, new_epoch=args.new_epoch)
     except (CheckError, OSError) as error:
         print(f"barrage log {args.log_command}: {error}", file=sys.stderr)
@@ -188,7 +189,7 @@ def _add_log_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     logs = commands.add_parser("log", help="check or repair an embedded log's data directory")
     log_commands = logs.add_subparsers(dest="log_command", required=True)
     check = log_commands.add_parser(
-        "check", help="report damaged bytes in the segments (exit 1 on corruption the node will not start with)"
+        "check", help="report damaged bytes in the segments (exit 1: corruption, 3: a torn tail only, 0: none)"
     )
     check.add_argument("data_dir", metavar="DIR", help="the embedded log's data directory")
     repair = log_commands.add_parser(

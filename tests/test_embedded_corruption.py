@@ -170,6 +170,9 @@ async def test_a_torn_tail_after_kill_9_is_still_recovered_automatically(node: S
     size = active.stat().st_size
     with active.open("ab") as f:  # half a frame: a write the crash cut short
         f.write(active.read_bytes()[-60:-20] if size >= 60 else b"\x07" * 40)
+    checked = barrage_log("check", str(node.data_dir))
+    assert checked.returncode == 3, checked
+    assert f"{active}: torn tail (truncated automatically at start)" in checked.stdout
 
     node.start()
     assert "torn tail" in node.logs()
