@@ -185,9 +185,24 @@ def find_next_frame(data: bytes, start: int, max_frame: int, last: int) -> int:
         if hit < 0:
             return -1
         candidate = hit - FRAME_HEADER_SIZE
-        if isinstance(_parse_frame(data, mv, candidate, max_frame, last, False), ScannedRecord):
+        # Header checks first: a CRC over a garbage "length" of megabytes at every candidate
+        # would make a large damaged stretch quadratic.
+        if _plausible_header(data, candidate, max_frame, last) and isinstance(
+            _parse_frame(data, mv, candidate, max_frame, last, False), ScannedRecord
+        ):
             return candidate
         at = candidate + 1
+
+
+def _plausible_header(data: bytes, off: int, max_frame: int, last: int) -> bool:
+    """Cheap checks of a frame header and body header: lengths that agree, a later position."""
+    if off < 0 or len(data) - off < FRAME_HEADER_SIZE + BODY_HEADER_SIZE:
+        return False
+    length, _ = _FRAME.unpack_from(data, off)
+    if length < BODY_HEADER_SIZE or length > max_frame or off + FRAME_HEADER_SIZE + length > len(data):
+        return False
+    _, position, _, _, room_len, key_len, tp_len, payload_len = _BODY.unpack_from(data, off + FRAME_HEADER_SIZE)
+    return position > last and BODY_HEADER_SIZE + room_len + key_len + tp_len + payload_len == length
 
 
 def scan_segment(path: str, base: int, max_frame: int, after_position: int, full: bool) -> ScanResult:
