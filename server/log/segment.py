@@ -202,7 +202,8 @@ def _plausible_header(data: bytes, off: int, max_frame: int, last: int) -> bool:
     if length < BODY_HEADER_SIZE or length > max_frame or off + FRAME_HEADER_SIZE + length > len(data):
         return False
     _, position, _, _, room_len, key_len, tp_len, payload_len = _BODY.unpack_from(data, off + FRAME_HEADER_SIZE)
-    return position > last and BODY_HEADER_SIZE + room_len + key_len + tp_len + payload_len == length
+    fields: int = BODY_HEADER_SIZE + room_len + key_len + tp_len + payload_len
+    return bool(position > last and fields == length)
 
 
 def scan_segment(path: str, base: int, max_frame: int, after_position: int, full: bool) -> ScanResult:
