@@ -31,10 +31,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from barrage.v1 import room_service_pb2 as rs
-from server.log.base import LogEntry
-from server.log.embedded import LogCorruptError, open_embedded
+from server.log.base import Backend, LogEntry
+from server.log.embedded import EmbeddedLog, LogCorruptError, open_embedded
 from server.log.embedded_check import check, repair
-from server.log.segment import ScannedRecord, parse_segment_name, scan_segment_fully
+from server.log.segment import MIN_FRAME_SIZE, ScannedRecord, parse_segment_name, scan_segment_fully
 from tests.server_process import ROOT, ServerProcess
 from tests.wire_client import Admin, RawStream, error_info
 
@@ -52,6 +52,11 @@ def frames(path: Path) -> list[ScannedRecord]:
     scan = scan_segment_fully(str(path), base, 256 * 1024 * 1024, -1)
     assert not scan.damage
     return scan.records
+
+
+def the_log(backend: Backend) -> EmbeddedLog:
+    assert isinstance(backend.log, EmbeddedLog)
+    return backend.log
 
 
 def position(cursor: str) -> int:
@@ -468,5 +473,33 @@ async def test_a_damaged_frame_header_is_skipped_to_the_next_intact_frame(tmp_pa
         [again] = await backend.log.append("r", [entries[21]])
         assert again.duplicate
         assert again.record.position == kept[20].position
+    finally:
+        await backend.log.close()
+
+
+@pytest.mark.parametrize("torn", [10, 39, 40, 500])
+async def test_a_torn_tail_in_a_fresh_segment_skips_what_it_could_hold(tmp_path: Path, torn: int) -> None:
+    # A roll, then a crash in the first write of the new segment: the file holds only the
+    # torn bytes. Start must cope, skip the positions they could hold (n // 40), and keep
+    # that skip across a restart with nothing written.
+    data = tmp_path / "data"
+    backend = open_embedded(str(data))
+    await backend.log.start()
+    await backend.log.append("r", [LogEntry(b"kept", 2, "k")])
+    await the_log(backend).roll()
+    await backend.log.close()
+    newest = segments(data)[-1]
+    assert newest.stat().st_size == 0
+    newest.write_bytes(b"\x05" * torn)
+    for _ in range(2):
+        backend = open_embedded(str(data))
+        await backend.log.start()
+        await backend.log.close()
+    backend = open_embedded(str(data))
+    await backend.log.start()
+    try:
+        [res] = await backend.log.append("r", [LogEntry(b"next", 2, "n")])
+        assert res.record.position == 1 + torn // MIN_FRAME_SIZE
+        assert [r.payload for r in await backend.log.read("r", -1, 10)] == [b"kept", b"next"]
     finally:
         await backend.log.close()

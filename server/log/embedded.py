@@ -961,13 +961,14 @@ class EmbeddedLog(RoomLog):
             flags = os.O_RDWR | os.O_APPEND if is_last else os.O_RDONLY
             rec.segments.append(_Segment(base, path, os.open(path, flags), res.valid_size, last_time))
         rec.next_position = max(last_pos + 1, bases[-1] if bases else 0)
-        if rec.truncated_bytes:
+        skipped = rec.truncated_bytes // MIN_FRAME_SIZE
+        if skipped:
             # The cut bytes held unacknowledged records -- or, if the disk flipped a bit in
             # the newest frames, acknowledged ones. Either way their positions are never
             # handed out again: skip as many as the bytes could hold, and make the skip
             # durable as the name of a new segment (a segment's name is a floor for the
             # next position, see below).
-            floor = rec.next_position + rec.truncated_bytes // MIN_FRAME_SIZE
+            floor = rec.next_position + skipped
             _log.warning(
                 "%s: positions %d..%d may have been in the torn tail; numbering continues at %d",
                 self._log_dir,
