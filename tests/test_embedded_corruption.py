@@ -503,3 +503,18 @@ async def test_a_torn_tail_in_a_fresh_segment_skips_what_it_could_hold(tmp_path:
         assert [r.payload for r in await backend.log.read("r", -1, 10)] == [b"kept", b"next"]
     finally:
         await backend.log.close()
+
+
+async def test_repair_never_replaces_an_original_it_kept_before(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    backend = open_embedded(str(data))
+    await backend.log.start()
+    await backend.log.append("r", [LogEntry(f"event {n}".encode(), 2, f"k{n}") for n in range(30)])
+    await backend.log.close()
+    [segment] = segments(data)
+    originals = []
+    for victim in (10, 20):  # two repairs of one segment, well within one second
+        hit = next(f for f in frames(segment) if f.position == victim)
+        originals.append(flip(segment, hit.offset + hit.length - 1))
+        assert repair(str(data)).kept == (29 if victim == 10 else 28)
+    assert sorted(digest(p) for p in (data / "damaged").iterdir()) == sorted(originals)

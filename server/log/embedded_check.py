@@ -208,6 +208,10 @@ def _repair_locked(data_dir: str, new_epoch: bool) -> RepairResult:
         aside_dir = os.path.join(data_dir, DAMAGED_DIR)
         os.makedirs(aside_dir, exist_ok=True)
         aside = os.path.join(aside_dir, f"{os.path.basename(scan.path)}.{stamp}")
+        n = 1
+        while os.path.exists(aside):  # a second repair within the second: never replace a kept original
+            n += 1
+            aside = os.path.join(aside_dir, f"{os.path.basename(scan.path)}.{stamp}.{n}")
         os.rename(scan.path, aside)  # the original bytes, untouched
         os.rename(tmp, scan.path)
         fsync_dir(aside_dir)
