@@ -197,9 +197,11 @@ async def test_positions_of_a_truncated_tail_are_never_given_out_again(node: Ser
         node.kill()
     acked = {r.client_msg_id: r.cursor for r in results}
     active = segments(node.data_dir)[-1]
-    last = frames(active)[-1]
     lost = max(acked.values(), key=position)
-    assert last.position == position(lost)
+    last = next(f for f in frames(active) if f.position == position(lost))
+    # The room ticker may have logged a viewer count after it; make the comment the
+    # newest frame, as if nothing after it had reached the disk, then damage it.
+    os.truncate(active, last.offset + last.length)
     flip(active, last.offset + last.length - 1)
 
     node.start()

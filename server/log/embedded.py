@@ -1030,7 +1030,7 @@ def _corruption_message(data_dir: str, path: str, res: ScanResult, *, sealed: bo
     else:
         why = "sealed segments were synced before the next one began, so this is disk corruption"
     return (
-        f"{path}: {res.problem} at offset {res.valid_size} of {where}; {why}. Nothing was changed. "
+        f"{path}: {res.problem} at offset {res.valid_size} of {where}; {why}. The file is left as it is. "
         f"Run `barrage log check {data_dir}` to see the damage and `barrage log repair {data_dir}` to keep "
         "every intact record (the damaged file is moved aside, not deleted)."
     )
