@@ -298,6 +298,41 @@ def _trace(args: argparse.Namespace) -> int:
     return trace_command(args.key, args.paths, width=args.width)
 
 
+def _log_command(args: argparse.Namespace) -> int:
+    """Check or repair an embedded log's data directory (no node needed; repair needs it stopped)."""
+    from server.log.embedded_check import CheckError, check, repair
+
+    try:
+        if args.log_command == "check":
+            report = check(args.data_dir)
+            print("\n".join(report.lines()))
+            # Non-zero on any damage: 1 if the node will not start on it, 3 for a torn tail only.
+            return 1 if report.corrupt else 3 if report.findings else 0
+        result = repair(args.data_dir, new_epoch=args.new_epoch)
+    except (CheckError, OSError) as error:
+        print(f"barrage log {args.log_command}: {error}", file=sys.stderr)
+        return 2
+    print("\n".join([*result.report.lines()[:-1], *result.lines()]))
+    return 0
+
+
+def _add_log_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    logs = commands.add_parser("log", help="check or repair an embedded log's data directory")
+    log_commands = logs.add_subparsers(dest="log_command", required=True)
+    check = log_commands.add_parser(
+        "check", help="report damaged bytes in the segments (exit 1: corruption, 3: a torn tail only, 0: none)"
+    )
+    check.add_argument("data_dir", metavar="DIR", help="the embedded log's data directory")
+    repair = log_commands.add_parser(
+        "repair", help="keep every intact record, move damaged segments aside into DIR/damaged/ (node stopped)"
+    )
+    repair.add_argument("data_dir", metavar="DIR", help="the embedded log's data directory")
+    repair.add_argument(
+        "--new-epoch", action="store_true", help="also start a new epoch (e.g. after restoring a backup)"
+    )
+    logs.set_defaults(func=_log_command)
+
+
 def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -397,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--secret", help="signing secret (default: BARRAGE_JWT_SECRET or the built-in dev secret)")
     token.set_defaults(func=_token)
     _add_client_commands(commands)
+    _add_log_commands(commands)
 
     trace = commands.add_parser("trace", help="one message's journey from trace files, as a waterfall")
     trace.add_argument("key", metavar="EVENT_ID_OR_CURSOR", help="event id, cursor or client_msg_id of the message")

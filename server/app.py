@@ -24,6 +24,7 @@ from server.core.gateway import Gateway
 from server.insights.hub import InsightsHub
 from server.insights.service import add_insights_service
 from server.log.factory import open_backend
+from server.log.segment import LogCorruptError
 from server.telemetry.logs import configure_logging
 from server.telemetry.setup import Telemetry, split_listen
 from server.telemetry.setup import setup as setup_telemetry
@@ -54,6 +55,7 @@ class Node:
         self.settings = settings
         self.verifier = settings.token_verifier()
         backend = open_backend(settings.log)
+        self.log = backend.log
         self.gateway = Gateway(settings, backend, settings.node_id)
         # Room insights: a consumer of the room log, and RoomInsightsService (server/insights).
         self.insights = InsightsHub(settings, backend.log, self.gateway) if settings.insights else None
@@ -64,6 +66,9 @@ class Node:
         options = [*GRPC_OPTIONS, ("grpc.so_reuseport", int(settings.reuse_port))]
         self.server = grpc.aio.server(interceptors=list(interceptors), options=options)
         self.port = 0
+        self.health_names: tuple[str, ...] = ()
+        """What health reports on: the node ("") and its services."""
+        self._health_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -98,11 +103,25 @@ class Node:
         # and collect the young generation less often.
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
-        for name in ("", *names[:2]):
+        self.health_names = ("", *names[:2])
+        for name in self.health_names:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        # A log that stops appending until restart (the embedded log after a failed write,
+        # e.g. a full disk) makes the node NOT_SERVING, so an orchestrator restarts it.
+        add_failure_listener = getattr(self.log, "add_failure_listener", None)
+        if add_failure_listener is not None:
+            add_failure_listener(self._on_log_failure)
         log.info("barrage node %s listening on %s, log %s", settings.node_id, settings.listen, settings.log)
         if settings.uses_dev_secret():
             log.warning("using the built-in development token secret: for local use only")
+
+    def _on_log_failure(self, exc: BaseException) -> None:
+        # The log has said why, once; here only the health changes.
+        self._health_task = asyncio.get_running_loop().create_task(self._not_serving())
+
+    async def _not_serving(self) -> None:
+        for name in self.health_names:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Tell clients to go away, give them `grace_s` to leave, then stop."""
@@ -164,7 +183,12 @@ def run(settings: Settings) -> None:
         raise SystemExit(supervise(settings))
     import uvloop
 
-    uvloop.run(serve(settings))
+    try:
+        uvloop.run(serve(settings))
+    except LogCorruptError as error:
+        # One clear line, not a traceback: the file, the offset and what to run.
+        log.critical("cannot start: %s", error)
+        raise SystemExit(1) from None
 
 
 def supervise(settings: Settings) -> int:

@@ -43,7 +43,8 @@ class RoomTicker:
             try:
                 await self.tick(time.time())
             except ApiError as err:
-                log.warning("room ticker: %s", err.message)
+                if err.reason != "LOG_UNAVAILABLE":  # the log reports that once per episode
+                    log.warning("room ticker: %s", err.message)
             except Exception:
                 log.exception("room ticker failed")
 

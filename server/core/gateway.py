@@ -713,5 +713,9 @@ def _event_id(payload: bytes) -> str:
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task failed", exc_info=task.exception())
+    if task.cancelled() or task.exception() is None:
+        return
+    error = task.exception()
+    if isinstance(error, ApiError) and error.reason == "LOG_UNAVAILABLE":
+        return  # the log reports its own failure, once per episode: not a traceback per append
+    log.error("background task failed", exc_info=error)

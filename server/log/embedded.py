@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -26,7 +27,7 @@ import uuid
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -44,8 +45,10 @@ from server.log.base import (
 from server.log.dedupe import DedupeWindow
 from server.log.embedded_rooms import EmbeddedRoomDirectory
 from server.log.segment import (
+    MIN_FRAME_SIZE,
     LogCorruptError,
     ScannedRecord,
+    ScanResult,
     decode_frame,
     encode_record,
     fsync_dir,
@@ -250,6 +253,8 @@ class _Stats:
     fsync_s: float = 0.0
     rolls: int = 0
     segments_deleted: int = 0
+    refused_appends: int = 0
+    """append() calls refused after a write failure (the episode is logged once)."""
 
 
 class EmbeddedLog(RoomLog):
@@ -272,6 +277,7 @@ class EmbeddedLog(RoomLog):
         self._rooms_dir = rooms
         self._state: Literal["new", "starting", "open", "closing", "closed"] = "new"
         self._epoch = ""
+        self._meta: dict[str, Any] = {}
         self._lock_fd = -1
         self._io: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
@@ -288,6 +294,7 @@ class EmbeddedLog(RoomLog):
         self._writer: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
+        self._failure_listeners: list[Callable[[BaseException], None]] = []
         self._listener: RecordListener | None = None
         self._watched: set[str] = set()
         self._stats = _Stats()
@@ -350,8 +357,18 @@ class EmbeddedLog(RoomLog):
             if self._writer is not None:
                 await self._writer  # drains every pending append first
             loop = asyncio.get_running_loop()
+            if self._failed is not None:
+                _log.warning(
+                    "embedded log closing after a write failure: %d append(s) were refused since (%s)",
+                    self._stats.refused_appends,
+                    _describe_os_error(self._failed),
+                )
             if self._io is not None:
-                await loop.run_in_executor(self._io, self._sync_and_unmark)
+                try:
+                    await loop.run_in_executor(self._io, self._sync_and_unmark)
+                except OSError:
+                    if self._failed is None:
+                        raise  # after a write failure, the restart's recovery decides
             for seg in self._order:
                 seg.retire()  # reads still in flight keep their fd until they release it
             if self._io is not None:
@@ -389,6 +406,7 @@ class EmbeddedLog(RoomLog):
         if self._state != "open":
             raise LogUnavailableError(f"embedded log is {self._state}")
         if self._failed is not None:
+            self._stats.refused_appends += 1  # counted, not logged: _fail logged the episode
             raise LogUnavailableError(f"embedded log failed and must be restarted: {self._failed}")
         if not room_id:
             raise ValueError("room_id must not be empty")
@@ -722,6 +740,7 @@ class EmbeddedLog(RoomLog):
             new_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
             try:
                 fsync_dir(self._log_dir)
+                self._record_active(path, new_fd)
             except BaseException:
                 os.close(new_fd)
                 raise
@@ -776,12 +795,22 @@ class EmbeddedLog(RoomLog):
     def _fail(self, exc: BaseException, batch: list[_Pending], roll_waiters: list[asyncio.Future[None]]) -> None:
         """A write or fdatasync failed: what reached disk is unknown (after a failed fsync,
         dirty pages may be dropped), so stop appending; a restart recovers from the files."""
-        _log.error("embedded log write failed; appends disabled until restart: %r", exc)
         self._failed = exc
         err = LogUnavailableError(f"embedded log write failed: {exc}")
-        for p in [*batch, *self._pending]:
+        lost = [*batch, *self._pending]
+        for p in lost:
             if not p.future.done():
                 p.future.set_exception(err)
+        # One line for the whole episode (it lasts until restart); later refusals are only
+        # counted (stats()["refused_appends"]) and summed up at close.
+        _log.error(
+            "embedded log write failed (%s): %d append(s) of %d record(s) refused; every append is refused "
+            "until the node restarts (health: NOT_SERVING)",
+            _describe_os_error(exc),
+            len(lost),
+            sum(len(p.records) for p in lost),
+        )
+        self._stats.refused_appends += len(lost)
         for f in [*roll_waiters, *self._roll_waiters]:
             if not f.done():
                 f.set_exception(err)
@@ -789,6 +818,23 @@ class EmbeddedLog(RoomLog):
         self._pending_bytes = 0
         self._roll_waiters = []
         self._inflight.clear()
+        for callback in self._failure_listeners:
+            try:
+                callback(exc)
+            except Exception:
+                _log.exception("log failure listener failed")
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why appends are refused until restart (None while the log is healthy)."""
+        return self._failed
+
+    def add_failure_listener(self, callback: Callable[[BaseException], None]) -> None:
+        """Called once, on the event loop, when a write failure stops appends (the node
+        uses it to report NOT_SERVING: only a restart recovers)."""
+        self._failure_listeners.append(callback)
+        if self._failed is not None:
+            callback(self._failed)
 
     async def _run_retention_ticker(self) -> None:
         assert self._opt.retention_ms is not None
@@ -823,6 +869,8 @@ class EmbeddedLog(RoomLog):
             for seg in rec.segments:
                 seg.retire()
             raise
+        active = rec.segments[-1]
+        self._record_active(active.path, active.fd)
         if self._opt.fsync == "none":
             _write_json_durably(
                 os.path.join(self._path, _RUNNING), {"boot_id": _boot_id(), "pid": os.getpid(), "fsync": "none"}
@@ -837,21 +885,34 @@ class EmbeddedLog(RoomLog):
             if meta.get("format") != META_FORMAT:
                 raise RuntimeError(f"{meta_path}: unsupported format {meta.get('format')!r}")
             self._epoch = str(meta["epoch"])
+            self._meta = meta
             if not have_segments:
                 # Numbering restarts at 0 with no segments; an old epoch would let old
                 # cursors silently skip new records.
                 self._new_epoch("meta.json present but no log segments")
+            elif not active_segment_matches(self._log_dir, meta):
+                # A backup restored (or the directory copied): its newest records may be
+                # older than ones clients were given, whose positions would be reused.
+                self._new_epoch("the newest segment is not the file this log last wrote (restored or copied)")
             return
         if have_segments:
             raise RuntimeError(f"{self._log_dir} has segments but {meta_path} is missing; refusing to guess the epoch")
         self._new_epoch("new data directory")
 
+    def _record_active(self, path: str, fd: int) -> None:
+        """Note in meta.json which file is the active segment (name and inode), so a start
+        on files restored from a backup or copied, not the ones this log wrote, is noticed."""
+        active = {"name": os.path.basename(path), "ino": os.fstat(fd).st_ino}
+        if self._meta.get("active") == active:
+            return  # the usual start: nothing to write (and a start on a full disk still works)
+        self._meta = {**self._meta, "active": active}
+        _write_json_durably(os.path.join(self._path, _META), self._meta)
+
     def _new_epoch(self, why: str) -> None:
         old = self._epoch
         self._epoch = uuid.uuid4().hex
-        _write_json_durably(
-            os.path.join(self._path, _META), {"format": META_FORMAT, "epoch": self._epoch, "created_ms": _now_ms()}
-        )
+        self._meta = {"format": META_FORMAT, "epoch": self._epoch, "created_ms": _now_ms()}
+        _write_json_durably(os.path.join(self._path, _META), self._meta)
         level = logging.WARNING if old else logging.INFO
         _log.log(level, "embedded log %s: new epoch %s (was %r): %s", self._path, self._epoch, old, why)
 
@@ -887,18 +948,16 @@ class EmbeddedLog(RoomLog):
             # Payloads are decoded only for the newest segment: they seed the caches.
             res = scan_segment(path, base, max_frame, last_pos, full=is_last)
             if res.problem:
-                if not is_last:
-                    raise LogCorruptError(
-                        f"{path}: {res.problem} at offset {res.valid_size} of a sealed segment. Sealed "
-                        "segments were synced before the next one began, so this is disk corruption; "
-                        "move the file aside to start without it (its records are lost)."
-                    )
+                if not is_last or res.resync_offset >= 0:
+                    raise LogCorruptError(_corruption_message(self._path, path, res, sealed=not is_last))
+                # Nothing intact follows the bad frame: a write the crash cut short.
+                torn = res.file_size - res.valid_size
                 _log.warning(
                     "%s: %s at offset %d: truncating %d byte(s) of torn tail",
                     path,
                     res.problem,
                     res.valid_size,
-                    res.file_size - res.valid_size,
+                    torn,
                 )
                 os.truncate(path, res.valid_size)
                 fd = os.open(path, os.O_RDWR)
@@ -906,7 +965,7 @@ class EmbeddedLog(RoomLog):
                     os.fsync(fd)
                 finally:
                     os.close(fd)
-                rec.truncated_bytes += res.file_size - res.valid_size
+                rec.truncated_bytes += torn
             if not is_last and res.records and res.records[-1].position >= bases[n + 1]:
                 raise LogCorruptError(f"{path}: records run past the next segment's base {bases[n + 1]}")
             last_time = _index_records(res.records, base, rec.rooms, dedupe, dedupe_from, opt.cache_records_per_room)
@@ -916,13 +975,34 @@ class EmbeddedLog(RoomLog):
             flags = os.O_RDWR | os.O_APPEND if is_last else os.O_RDONLY
             rec.segments.append(_Segment(base, path, os.open(path, flags), res.valid_size, last_time))
         rec.next_position = max(last_pos + 1, bases[-1] if bases else 0)
+        skipped = rec.truncated_bytes // MIN_FRAME_SIZE
+        if skipped:
+            # The cut bytes held unacknowledged records -- or, if the disk flipped a bit in
+            # the newest frames, acknowledged ones. Either way their positions are never
+            # handed out again: skip as many as the bytes could hold, and make the skip
+            # durable as the name of a new segment (a segment's name is a floor for the
+            # next position, see below).
+            floor = rec.next_position + skipped
+            _log.warning(
+                "%s: positions %d..%d may have been in the torn tail; numbering continues at %d",
+                self._log_dir,
+                rec.next_position,
+                floor - 1,
+                floor,
+            )
+            rec.segments.append(self._create_segment(floor))
+            rec.next_position = floor
         if not bases:
-            path = os.path.join(self._log_dir, segment_name(0))
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-            fsync_dir(self._log_dir)
-            rec.segments.append(_Segment(0, path, fd, 0, 0))
+            rec.segments.append(self._create_segment(0))
         dedupe.expire(now)
         rec.dedupe = dedupe
+
+    def _create_segment(self, base: int) -> _Segment:
+        """A new, empty active segment, durable in the directory before anything goes in it."""
+        path = os.path.join(self._log_dir, segment_name(base))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        fsync_dir(self._log_dir)
+        return _Segment(base, path, fd, 0, 0)
 
     def _sync_and_unmark(self) -> None:
         """On the io thread at close: make everything durable, then drop the RUNNING mark."""
@@ -939,6 +1019,35 @@ class EmbeddedLog(RoomLog):
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # also releases the flock
             self._lock_fd = -1
+
+
+def active_segment_matches(log_dir: str, meta: dict[str, Any]) -> bool:
+    """True unless meta.json names an active segment that is missing or another file
+    (another inode): then the segments were restored from a backup or copied. A log
+    that never recorded one (older versions) matches."""
+    active = meta.get("active")
+    if not isinstance(active, dict):
+        return True
+    try:
+        return os.stat(os.path.join(log_dir, str(active.get("name")))).st_ino == active.get("ino")
+    except OSError:
+        return False
+
+
+def _corruption_message(data_dir: str, path: str, res: ScanResult, *, sealed: bool) -> str:
+    where = "a sealed segment" if sealed else "the active segment"
+    if res.resync_offset >= 0:
+        why = (
+            f"intact records follow at offset {res.resync_offset}, so this is disk corruption, "
+            "not a write cut short by a crash"
+        )
+    else:
+        why = "sealed segments were synced before the next one began, so this is disk corruption"
+    return (
+        f"{path}: {res.problem} at offset {res.valid_size} of {where}; {why}. The file is left as it is. "
+        f"Run `barrage log check {data_dir}` to see the damage and `barrage log repair {data_dir}` to keep "
+        "every intact record (the damaged file is moved aside, not deleted)."
+    )
 
 
 def _index_records(
@@ -984,6 +1093,12 @@ def _write_json_durably(path: str, obj: dict[str, Any]) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(path))
+
+
+def _describe_os_error(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}"
+    return repr(exc)
 
 
 def _resolve_all(futures: list[asyncio.Future[None]]) -> None:

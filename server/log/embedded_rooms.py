@@ -8,12 +8,15 @@ single-process (its data directory is locked), so rooms read once are cached.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from server.log.base import RoomDirectory, RoomExistsError, RoomInfo, RoomNotFoundError
+from server.log.base import LogUnavailableError, RoomDirectory, RoomExistsError, RoomInfo, RoomNotFoundError
+
+_log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
@@ -46,6 +49,8 @@ class EmbeddedRoomDirectory(RoomDirectory):
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._cache: dict[str, RoomInfo] = {}
+        self._failures = 0
+        """Calls failed in a row: one line is logged when it starts, one when it ends."""
 
     async def open(self) -> None:
         if self._executor is not None:
@@ -91,7 +96,19 @@ class EmbeddedRoomDirectory(RoomDirectory):
     async def _call(self, fn: Callable[[], _T]) -> _T:
         if self._executor is None:
             raise RuntimeError("room directory is not open (start the log first)")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except sqlite3.Error as e:
+            # A full disk, an I/O error, a locked or damaged file: the directory did not
+            # answer, which callers report as LOG_UNAVAILABLE (retry later), not UNKNOWN.
+            self._failures += 1
+            if self._failures == 1:
+                _log.error("room directory %s failed: %s (further failures are counted)", self._db_path, e)
+            raise LogUnavailableError(f"room directory failed: {e}") from e
+        if self._failures:
+            _log.warning("room directory %s answers again after %d failed call(s)", self._db_path, self._failures)
+            self._failures = 0
+        return result
 
     # --- on the directory thread ---
 

@@ -32,6 +32,9 @@ _BODY = struct.Struct("<BqqiHHHI")
 FRAME_HEADER_SIZE = _FRAME.size
 BODY_HEADER_SIZE = _BODY.size
 _U16_MAX = 0xFFFF
+MIN_FRAME_SIZE = FRAME_HEADER_SIZE + BODY_HEADER_SIZE + 1
+"""The smallest possible record (a room id is never empty): n bytes hold at most
+n // MIN_FRAME_SIZE records, which bounds the positions lost bytes could have held."""
 
 
 class LogCorruptError(Exception):
@@ -133,6 +136,74 @@ class ScanResult:
     file_size: int = 0
     problem: str = ""
     """Why the scan stopped before file_size ("" if it did not)."""
+    resync_offset: int = -1
+    """Where the next intact frame after the bad one starts; -1 if none follows (a torn tail)."""
+
+
+def _parse_frame(data: bytes, mv: memoryview, off: int, max_frame: int, last: int, full: bool) -> ScannedRecord | str:
+    """The intact record framed at `off` whose position is above `last`, or why not."""
+    if len(data) - off < FRAME_HEADER_SIZE:
+        return "truncated frame header"
+    length, crc = _FRAME.unpack_from(data, off)
+    end = off + FRAME_HEADER_SIZE + length
+    if length < BODY_HEADER_SIZE or length > max_frame:
+        return f"implausible frame length {length}"
+    if end > len(data):
+        return "truncated frame body"
+    body = mv[off + FRAME_HEADER_SIZE : end]
+    if zlib.crc32(body) != crc:
+        return "CRC mismatch"
+    try:
+        if full:
+            record, time_ms = decode_body(body)
+            position, room_id, key = record.position, record.room_id, record.dedupe_key
+        else:
+            record = None
+            version, position, time_ms, _, room_len, key_len, tp_len, payload_len = _BODY.unpack_from(body)
+            if version != FORMAT_VERSION or BODY_HEADER_SIZE + room_len + key_len + tp_len + payload_len != length:
+                raise ValueError("bad version or field lengths")
+            at = BODY_HEADER_SIZE
+            room_id = str(body[at : at + room_len], "utf-8")
+            key = str(body[at + room_len : at + room_len + key_len], "utf-8") if key_len else ""
+    except ValueError as e:
+        return f"undecodable record: {e}"
+    if position <= last:
+        return f"position {position} not above {last}"
+    return ScannedRecord(position, time_ms, room_id, key, off, end - off, record)
+
+
+def find_next_frame(data: bytes, start: int, max_frame: int, last: int) -> int:
+    """Offset of the first intact frame at or after `start` whose position is above `last`
+    (-1 if none): what tells corruption (intact records follow the bad bytes) from a torn
+    tail (nothing intact follows). A frame's body starts with the version byte, so only
+    offsets 8 bytes before a 0x01 are tried; a false match needs a CRC-32 collision."""
+    mv = memoryview(data)
+    version = bytes((FORMAT_VERSION,))
+    at = start
+    while True:
+        hit = data.find(version, at + FRAME_HEADER_SIZE)
+        if hit < 0:
+            return -1
+        candidate = hit - FRAME_HEADER_SIZE
+        # Header checks first: a CRC over a garbage "length" of megabytes at every candidate
+        # would make a large damaged stretch quadratic.
+        if _plausible_header(data, candidate, max_frame, last) and isinstance(
+            _parse_frame(data, mv, candidate, max_frame, last, False), ScannedRecord
+        ):
+            return candidate
+        at = candidate + 1
+
+
+def _plausible_header(data: bytes, off: int, max_frame: int, last: int) -> bool:
+    """Cheap checks of a frame header and body header: lengths that agree, a later position."""
+    if off < 0 or len(data) - off < FRAME_HEADER_SIZE + BODY_HEADER_SIZE:
+        return False
+    length, _ = _FRAME.unpack_from(data, off)
+    if length < BODY_HEADER_SIZE or length > max_frame or off + FRAME_HEADER_SIZE + length > len(data):
+        return False
+    _, position, _, _, room_len, key_len, tp_len, payload_len = _BODY.unpack_from(data, off + FRAME_HEADER_SIZE)
+    fields: int = BODY_HEADER_SIZE + room_len + key_len + tp_len + payload_len
+    return bool(position > last and fields == length)
 
 
 def scan_segment(path: str, base: int, max_frame: int, after_position: int, full: bool) -> ScanResult:
@@ -141,7 +212,8 @@ def scan_segment(path: str, base: int, max_frame: int, after_position: int, full
     A frame is bad if it is short, too long, fails its CRC, does not decode, or its
     position is not above both the previous record's and the segment base - 1.
     With full=False only what the index needs is decoded (payloads stay on disk), which
-    makes recovery of a large log about twice as fast.
+    makes recovery of a large log about twice as fast. If a bad frame is found,
+    `resync_offset` tells whether intact frames follow it (corruption) or not (torn tail).
     """
     with open(path, "rb") as f:
         data = f.read()
@@ -150,6 +222,7 @@ def scan_segment(path: str, base: int, max_frame: int, after_position: int, full
     off = 0
     last = max(after_position, base - 1)
     unpack_body = _BODY.unpack_from
+    # The same checks as _parse_frame, inlined: this loop is most of a large log's start.
     while off < len(data):
         if len(data) - off < FRAME_HEADER_SIZE:
             res.problem = "truncated frame header"
@@ -188,7 +261,60 @@ def scan_segment(path: str, base: int, max_frame: int, after_position: int, full
         res.records.append(ScannedRecord(position, time_ms, room_id, key, off, end - off, record))
         off = end
     res.valid_size = off
+    if res.problem:
+        res.resync_offset = find_next_frame(data, off + 1, max_frame, last)
     return res
+
+
+@dataclass(slots=True)
+class Damage:
+    """A stretch of a segment that holds no intact record, between intact ones."""
+
+    offset: int
+    """Where the first bad frame starts."""
+    end: int
+    """Where the next intact frame starts (the file size if none follows)."""
+    problem: str
+    after_position: int
+    """Position of the last intact record before the damage (-1 if none in the log)."""
+    next_position: int | None
+    """Position of the first intact record after the damage (None if none in this segment)."""
+
+
+@dataclass(slots=True)
+class SegmentScan:
+    """Every intact record of a segment, including those after damaged bytes."""
+
+    path: str
+    base: int
+    file_size: int
+    records: list[ScannedRecord] = field(default_factory=list)
+    damage: list[Damage] = field(default_factory=list)
+
+
+def scan_segment_fully(path: str, base: int, max_frame: int, after_position: int) -> SegmentScan:
+    """Like scan_segment, but skips over damaged bytes to the next intact frame, so that
+    every record still intact is found (for `barrage log check` / `repair`)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    out = SegmentScan(path, base, len(data))
+    mv = memoryview(data)
+    off = 0
+    last = max(after_position, base - 1)
+    while off < len(data):
+        got = _parse_frame(data, mv, off, max_frame, last, False)
+        if isinstance(got, ScannedRecord):
+            last = got.position
+            out.records.append(got)
+            off += got.length
+            continue
+        nxt = find_next_frame(data, off + 1, max_frame, last)
+        end = len(data) if nxt < 0 else nxt
+        following = _parse_frame(data, mv, nxt, max_frame, last, False) if nxt >= 0 else None
+        next_position = following.position if isinstance(following, ScannedRecord) else None
+        out.damage.append(Damage(off, end, got, last, next_position))
+        off = end
+    return out
 
 
 def write_all(fd: int, data: bytes) -> None:
