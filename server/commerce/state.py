@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
+from server.commerce import checkpoint_pb2
+
+INTERNAL_PRIORITY = int(checkpoint_pb2.INTERNAL_PRIORITY_INTERNAL)
+"""Event.priority of the server's own records (reserved in the public Priority enum)."""
 
 VIEWER_COUNT_TTL_MS = 15_000
 
@@ -59,7 +63,7 @@ class RoomState:
         self.position = position
         payload = event.payload
         kind = payload.WhichOneof("kind")
-        if kind == "room_checkpoint":
+        if int(event.priority) == INTERNAL_PRIORITY:  # a checkpoint (server/commerce/checkpoint.proto)
             self.since_checkpoint = 0
             return None
         self.since_checkpoint += 1
@@ -128,20 +132,20 @@ class RoomState:
             if update.HasField("stock"):
                 product.stock = update.stock
 
-    def checkpoint(self, epoch: str) -> event_pb2.RoomCheckpoint:
+    def checkpoint(self, epoch: str) -> checkpoint_pb2.RoomCheckpoint:
         """Everything fold() has learnt, so a node can start from here (from_checkpoint)."""
-        cp = event_pb2.RoomCheckpoint(
+        cp = checkpoint_pb2.RoomCheckpoint(
             position=self.position,
             epoch=epoch,
             flash_stock=self.flash_stock,
             like_total=self.like_total,
             banned_user_ids=sorted(self.banned),
             polls=[
-                event_pb2.PollCheckpoint(started=p.started, counts=p.counts, voter_user_ids=sorted(p.voters))
+                checkpoint_pb2.PollCheckpoint(started=p.started, counts=p.counts, voter_user_ids=sorted(p.voters))
                 for p in self.polls.values()
             ],
             lotteries=[
-                event_pb2.LotteryCheckpoint(started=lot.started, entrant_user_ids=sorted(lot.entrants))
+                checkpoint_pb2.LotteryCheckpoint(started=lot.started, entrant_user_ids=sorted(lot.entrants))
                 for lot in self.lotteries.values()
             ],
         )
@@ -158,7 +162,7 @@ class RoomState:
         return cp
 
     @classmethod
-    def from_checkpoint(cls, room_id: str, cp: event_pb2.RoomCheckpoint) -> RoomState:
+    def from_checkpoint(cls, room_id: str, cp: checkpoint_pb2.RoomCheckpoint) -> RoomState:
         state = cls(
             room_id=room_id,
             position=cp.position,
@@ -207,3 +211,15 @@ class RoomState:
             snap.lottery.CopyFrom(lottery.started)
         snap.slow_mode.FromMilliseconds(self.slow_mode_ms)
         return snap
+
+
+def checkpoint_payload(checkpoint: checkpoint_pb2.RoomCheckpoint) -> event_pb2.Payload:
+    """A public Payload carrying the checkpoint in its reserved field 28 (kept as an
+    unknown field, so the gateway encodes it like any other event's payload)."""
+    wrapped = checkpoint_pb2.CheckpointPayload(room_checkpoint=checkpoint)
+    return event_pb2.Payload.FromString(wrapped.SerializeToString())
+
+
+def read_checkpoint(event: bytes) -> checkpoint_pb2.RoomCheckpoint:
+    """The checkpoint in an internal record's encoded Event."""
+    return checkpoint_pb2.CheckpointEvent.FromString(event).payload.room_checkpoint

@@ -25,7 +25,7 @@ from google.protobuf import timestamp_pb2
 from barrage.v1 import admin_service_pb2, event_pb2, room_service_pb2
 from server.auth import Identity
 from server.commerce.interactions import Entry, Interactions
-from server.commerce.state import RoomState
+from server.commerce.state import RoomState, read_checkpoint
 from server.commerce.ticker import RoomTicker
 from server.commerce.wordfilter import WordFilter
 from server.config import Settings
@@ -553,7 +553,7 @@ class Gateway:
             records = await self._log.read_backward(room_id, before, _REPLAY_PAGE)
             for record in records:
                 if record.priority == policy.INTERNAL:
-                    checkpoint = event_pb2.Event.FromString(record.payload).payload.room_checkpoint
+                    checkpoint = read_checkpoint(record.payload)
                     if checkpoint.epoch == epoch:
                         return RoomState.from_checkpoint(room_id, checkpoint)
             if len(records) < _REPLAY_PAGE:
