@@ -188,6 +188,8 @@ class Session:
                 send_burst=settings.send_burst,
                 max_history_limit=settings.max_history_limit,
                 max_rooms_per_stream=settings.max_rooms_per_stream,
+                # Viewers may be sampled in hot rooms; other roles get every event (Member.full).
+                normal_events_per_second=settings.viewer_budget_per_s if identity.role == policy.VIEWER else 0.0,
             ),
             token_expire_time=expire,
         )
