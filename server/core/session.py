@@ -85,9 +85,9 @@ class Session:
         self._sender: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         """Ends the stream when its token expires (moved by each refresh)."""
-        self._removed: set[str] = set()
-        """Rooms the server removed this stream from (closed, or a ban): a send to one is
-        answered with why, not NOT_JOINED."""
+        self._removed: dict[str, ApiError] = {}
+        """Rooms the server removed this stream from (closed, or a ban), with the refusal
+        a send to one gets: why, not NOT_JOINED."""
 
     # ------------------------------------------------------------- lifecycle
 
@@ -260,7 +260,7 @@ class Session:
                 self.members.pop(room_id, None)
                 self._gateway.unsubscribe(member)
                 raise
-            self._removed.discard(room_id)
+            self._removed.pop(room_id, None)
         except ApiError as err:
             result = rs.JoinResult(room_id=room_id, status=err.to_status())
         except LogUnavailableError as exc:
@@ -282,8 +282,15 @@ class Session:
     def removed_from_room(self, room_id: str) -> None:
         member = self.members.pop(room_id, None)
         if member is not None:
+            # The gateway removes members for two reasons only: a ban (folded into the
+            # room's state by now) or the room's closing.
+            state = self._gateway.states.get(room_id)
+            if state is not None and member.identity.user_id in state.banned:
+                why = ApiError(Code.PERMISSION_DENIED, "BANNED", "you are banned from this room")
+            else:
+                why = ApiError(Code.FAILED_PRECONDITION, "ROOM_CLOSED", f"room {room_id[:128]!r} is closed")
+            self._removed[room_id] = why
             self._gateway.unsubscribe(member)
-            self._removed.add(room_id)
 
     def room_lagged(self, room_id: str) -> None:
         member = self.members.pop(room_id, None)
@@ -311,8 +318,10 @@ class Session:
                     Code.RESOURCE_EXHAUSTED, "RATE_LIMITED", "rate limit for this user exceeded", retry_after_s=wait
                 )
             policy.check_client_id(send.client_msg_id, "client_msg_id")
-            if send.room_id not in self.members and send.room_id not in self._removed:
-                raise ApiError(Code.FAILED_PRECONDITION, "NOT_JOINED", "join the room before sending to it")
+            if send.room_id not in self.members:
+                raise self._removed.get(send.room_id) or ApiError(
+                    Code.FAILED_PRECONDITION, "NOT_JOINED", "join the room before sending to it"
+                )
             assert self.identity is not None
             if self.identity.expires_at < time.time():
                 raise ApiError(Code.UNAUTHENTICATED, "TOKEN_EXPIRED", "token has expired; send refresh_token")
@@ -369,26 +378,7 @@ class Session:
                 batch.setdefault(send.room_id, []).append(send)
             for room_id, sends in batch.items():
                 assert self.identity is not None
-                if room_id not in self.members:
-                    refusal = await self._why_removed(room_id)
-                    for send in sends:
-                        self._send_result(send, refusal)
-                    continue
                 posts = [Post(s.client_msg_id, s.payload, s.traceparent, s.tracestate) for s in sends]
                 outcomes = await self._gateway.post(self.identity, room_id, posts)
                 for send, outcome in zip(sends, outcomes, strict=True):
                     self._send_result(send, outcome)
-
-    async def _why_removed(self, room_id: str) -> ApiError:
-        """The refusal for a send to a room this stream was removed from: ROOM_CLOSED when
-        the room closed, BANNED when the user was banned, else NOT_JOINED."""
-        try:
-            await self._gateway.open_room(room_id)
-        except ApiError as err:
-            return err
-        except LogUnavailableError as exc:
-            return log_unavailable(exc, "the send")
-        state = self._gateway.states.get(room_id)
-        if self.identity is not None and state is not None and self.identity.user_id in state.banned:
-            return ApiError(Code.PERMISSION_DENIED, "BANNED", "you are banned from this room")
-        return ApiError(Code.FAILED_PRECONDITION, "NOT_JOINED", "join the room before sending to it")
