@@ -13,7 +13,7 @@ and per user). A test that needs its own server configuration starts its own.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -52,14 +52,15 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def _start(tmp: Path, log_url: str | None) -> ServerProcess:
+def _start(tmp: Path, log_url: str | None, env: dict[str, str] | None = None) -> ServerProcess:
+    tmp.mkdir(parents=True, exist_ok=True)
     words = tmp / "blocked.txt"
     words.write_text(f"{BLOCKED_WORD}\n", encoding="utf-8")
     node = ServerProcess(
         tmp / "data",
         log_url=log_url,
         args=("--word-filter", str(words)),
-        env={"BARRAGE_VIEWER_BUDGET_PER_S": VIEWER_BUDGET},
+        env={"BARRAGE_VIEWER_BUDGET_PER_S": VIEWER_BUDGET, **(env or {})},
     )
     node.start()
     return node
@@ -87,6 +88,32 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         yield proc
     finally:
         proc.stop()
+
+
+Spawn = Callable[[dict[str, str]], ServerProcess]
+
+
+@pytest.fixture
+def spawn(node: ServerProcess, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Spawn]:
+    """Start a server of its own, on the shared node's backend, with extra settings
+    (BARRAGE_* environment); stopped after the test. For tests that stop a server or
+    need settings the shared one does not have."""
+    started: list[ServerProcess] = []
+
+    def start(env: dict[str, str]) -> ServerProcess:
+        log_url = None
+        if node.log_url.startswith("kafka://"):
+            broker: KafkaBroker = request.getfixturevalue("broker")
+            log_url = broker.url(new_id("own"))
+        proc = _start(tmp_path / f"own-{len(started)}", log_url, env)
+        started.append(proc)
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()
 
 
 class World:
