@@ -4,11 +4,16 @@ fell behind a room), each on a server of its own."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+
+import pytest
 
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from tests.conformance.protocol.conftest import Spawn, code, reason
-from tests.wire_client import Admin, RawStream, end_status
+from tests.kafka_broker import running_broker
+from tests.server_process import ServerProcess
+from tests.wire_client import Admin, RawStream, end_status, retry_delay_s
 
 
 async def test_a_node_going_away_says_go_away_then_ends_streams_unavailable(spawn: Spawn) -> None:
@@ -61,3 +66,33 @@ async def test_a_stream_too_slow_for_critical_events_is_told_to_resume_and_can(s
     finally:
         await slow.close()
         await admin.close()
+
+
+async def test_a_send_the_log_cannot_confirm_is_unavailable_and_safe_to_retry(
+    node: ServerProcess, tmp_path: Path
+) -> None:
+    """SendResult: UNAVAILABLE (LOG_UNAVAILABLE): retry with the same client_msg_id."""
+    if not node.log_url.startswith("kafka://"):
+        pytest.skip("the embedded log is in the node's process: it cannot be made to stall from outside")
+    with running_broker() as broker:  # its own broker: freezing it disturbs no other test
+        own = ServerProcess(tmp_path / "data", log_url=broker.url("stall"))
+        own.start()
+        admin = Admin(own.target, own.token("ops", role="service"))
+        sender = RawStream(own.target)
+        try:
+            await admin.create_room("stall")
+            await sender.hello(own.token("ann"))
+            await sender.join("stall")
+            with broker.frozen_for():
+                stalled = await sender.send_comment("stall", "m1", "are you there?", timeout=30)
+            assert (stalled.status.code, reason(stalled.status)) == (code("UNAVAILABLE"), "LOG_UNAVAILABLE")
+            assert retry_delay_s(stalled.status)
+
+            retried = await sender.send_comment("stall", "m1", "are you there?", timeout=30)
+
+            assert retried.status.code == 0
+            assert len(await admin.all_events("stall", "comment")) == 1  # at most once, whatever the first did
+        finally:
+            await sender.close()
+            await admin.close()
+            own.stop()
