@@ -60,7 +60,8 @@ class RoomServiceStub:
     errors that concern no request (an undecodable frame, a second hello, a refused
     refresh_token) come back as `stream_error` and the stream stays open. Only
     handshake failures, an expired token, a flood far above the rate limit, too many
-    undecodable frames, and server shutdown end the stream.
+    undecodable frames, a frame over 64 KiB (RESOURCE_EXHAUSTED, from gRPC itself),
+    and server shutdown end the stream.
 
     When to reconnect: after `go_away` (the node is shutting down: reconnect after
     the given delay, to any node) and after any stream end with status UNAVAILABLE,
@@ -121,7 +122,8 @@ class RoomServiceServicer:
     errors that concern no request (an undecodable frame, a second hello, a refused
     refresh_token) come back as `stream_error` and the stream stays open. Only
     handshake failures, an expired token, a flood far above the rate limit, too many
-    undecodable frames, and server shutdown end the stream.
+    undecodable frames, a frame over 64 KiB (RESOURCE_EXHAUSTED, from gRPC itself),
+    and server shutdown end the stream.
 
     When to reconnect: after `go_away` (the node is shutting down: reconnect after
     the given delay, to any node) and after any stream end with status UNAVAILABLE,
@@ -192,7 +194,8 @@ class RoomService:
     errors that concern no request (an undecodable frame, a second hello, a refused
     refresh_token) come back as `stream_error` and the stream stays open. Only
     handshake failures, an expired token, a flood far above the rate limit, too many
-    undecodable frames, and server shutdown end the stream.
+    undecodable frames, a frame over 64 KiB (RESOURCE_EXHAUSTED, from gRPC itself),
+    and server shutdown end the stream.
 
     When to reconnect: after `go_away` (the node is shutting down: reconnect after
     the given delay, to any node) and after any stream end with status UNAVAILABLE,

@@ -55,6 +55,22 @@ async def test_a_fresh_join_with_history_limit_gets_the_most_recent_events_first
     assert [e.payload.announcement.text for e in events[:3]] == ["news 2", "news 3", "news 4"]
 
 
+async def test_the_first_join_of_an_empty_room_has_an_empty_head_cursor(world: World) -> None:
+    room_id = await world.room()
+    result = await (await world.stream()).join(room_id)
+    assert result.status.code == 0 and result.snapshot.head_cursor == ""
+
+
+async def test_a_frame_over_64_kib_ends_the_stream_resource_exhausted(world: World) -> None:
+    stream = await world.stream()
+    await stream.send(rs.ConnectRequest(ping=rs.Ping(nonce=1)))
+    await stream.expect("pong")
+    huge = rs.ConnectRequest(send=rs.Send(room_id="r", client_msg_id="big", payload=comment("x" * 70_000)))
+    await stream.send(huge)
+    ended = await stream.wait_end()
+    assert ended is not None and ended.code().value[0] == code("RESOURCE_EXHAUSTED")
+
+
 async def test_history_limit_above_the_maximum_is_capped_not_refused(world: World) -> None:
     room_id = await world.room()
     stream = await world.stream()
