@@ -1,4 +1,5 @@
-"""Generate the Python API package (protos/barrage/v1/*_pb2*.py) from the .proto files.
+"""Generate the Python API package (protos/barrage/v1/*_pb2*.py) from the .proto files,
+and the server's internal records (server/commerce/checkpoint_pb2.py, not public API).
 
 The generated modules are committed so that `pip install -e .` needs no code
 generation step; tests/test_protos.py fails when they are stale. Run after editing
@@ -25,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 THIRD_PARTY = PROTOS / "third_party"
 API_DIR = PROTOS / "barrage" / "v1"
+INTERNAL_PROTOS = ("server/commerce/checkpoint.proto",)
+"""Server-only protos, named from the repository root (their Python module path)."""
 BIN = Path(sys.executable).parent
 
 
@@ -55,11 +58,34 @@ def generate(out: Path) -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
+    # Internal records: messages only (no services), next to the code that uses them.
+    internal = [
+        "protoc",
+        f"-I{PROTOS}",
+        f"-I{ROOT}",
+        f"-I{proto_include}",
+        f"--python_out={out}",
+        f"--plugin=protoc-gen-mypy={BIN / 'protoc-gen-mypy'}",
+        f"--mypy_out={out}",
+        *INTERNAL_PROTOS,
+    ]
+    if protoc.main(internal) != 0:
+        raise SystemExit("protoc failed on the internal protos")
 
 
-def generated_files(root: Path) -> dict[str, Path]:
-    api = root / "barrage" / "v1"
-    return {p.name: p for p in api.iterdir() if p.name.endswith((".py", ".pyi")) and "_pb2" in p.name}
+def generated_files(api_root: Path, internal_root: Path) -> dict[str, Path]:
+    """Generated modules by destination (relative to the repository): the API's under
+    `api_root`/barrage/v1, the internal ones under `internal_root`."""
+    api = api_root / "barrage" / "v1"
+    found = {
+        f"protos/barrage/v1/{p.name}": p for p in api.iterdir() if p.name.endswith((".py", ".pyi")) and "_pb2" in p.name
+    }
+    for proto in INTERNAL_PROTOS:
+        stem = proto.removesuffix(".proto")
+        for suffix in ("_pb2.py", "_pb2.pyi"):
+            if (internal_root / f"{stem}{suffix}").exists():
+                found[f"{stem}{suffix}"] = internal_root / f"{stem}{suffix}"
+    return found
 
 
 def main() -> int:
@@ -68,9 +94,9 @@ def main() -> int:
     check = parser.parse_args().check
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
-        fresh = generated_files(Path(tmp))
+        fresh = generated_files(Path(tmp), Path(tmp))
         if check:
-            current = generated_files(PROTOS)
+            current = generated_files(PROTOS, ROOT)
             stale = sorted(
                 name
                 for name in fresh.keys() | current.keys()
@@ -82,10 +108,10 @@ def main() -> int:
                 print("stale generated stubs (run python scripts/gen_protos.py):", *stale, file=sys.stderr)
                 return 1
             return 0
-        for old in generated_files(PROTOS).values():
+        for old in generated_files(PROTOS, ROOT).values():
             old.unlink()
         for name, path in fresh.items():
-            shutil.copyfile(path, API_DIR / name)
+            shutil.copyfile(path, ROOT / name)
     return 0
 
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from barrage.v1 import admin_service_pb2, admin_service_pb2_grpc, insights_service_pb2, room_service_pb2
 from server.config import Settings
@@ -28,6 +27,7 @@ from server.log.segment import LogCorruptError
 from server.telemetry.logs import configure_logging
 from server.telemetry.setup import Telemetry, split_listen
 from server.telemetry.setup import setup as setup_telemetry
+from server.transport import reflection
 from server.transport.admin_service import AdminService
 from server.transport.room_service import RoomServiceHandler
 
@@ -86,14 +86,14 @@ class Node:
             room_service_pb2.DESCRIPTOR.services_by_name["RoomService"].full_name,
             admin_service_pb2.DESCRIPTOR.services_by_name["RoomAdminService"].full_name,
             health.SERVICE_NAME,
-            reflection.SERVICE_NAME,
         )
         insights: tuple[str, ...] = ()
         if self.insights is not None:
             await self.insights.start()
             add_insights_service(server, self.insights, self.gateway, self.verifier)
             insights = (insights_service_pb2.DESCRIPTOR.services_by_name["RoomInsightsService"].full_name,)
-        reflection.enable_server_reflection((*names, *insights), server)
+        # The API's files with every import (google/rpc too), for grpcurl and the like.
+        reflection.enable(server, (*names, *insights))
         self.port = server.add_insecure_port(settings.listen)
         if self.port == 0:
             raise SystemExit(f"cannot listen on {settings.listen}")

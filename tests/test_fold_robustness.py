@@ -28,6 +28,8 @@ from google.protobuf import timestamp_pb2
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import room_service_pb2 as rs
 from clients.assistant.state import LiveState
+from server.commerce import checkpoint_pb2
+from server.commerce.state import checkpoint_payload
 from server.core import policy
 from server.insights.engine import InsightsConfig, RoomInsights
 from server.log.base import Backend, LogEntry
@@ -68,7 +70,7 @@ def bad_events(room_id: str, epoch: str) -> list[LogEntry]:
     """What validation would refuse or never writes, as log entries."""
     mute = ev.Payload(user_muted=ev.UserMuted(user_id="troll"))
     mute.user_muted.until.seconds = 2**62  # the issue's value
-    checkpoint = ev.RoomCheckpoint(position=10**6, epoch=epoch, like_total=5)
+    checkpoint = checkpoint_pb2.RoomCheckpoint(position=10**6, epoch=epoch, like_total=5)
     checkpoint.muted.add(user_id="troll").until.seconds = 2**62
     checkpoint.node_viewers.add(node_id="n", node_viewers=1)  # and no node_viewers_time beside it
     bad_time = event(room_id, ev.Payload(comment=ev.Comment(text="when?")), policy.NORMAL)
@@ -76,12 +78,12 @@ def bad_events(room_id: str, epoch: str) -> list[LogEntry]:
     slow = ev.Payload(slow_mode=ev.SlowMode())
     slow.slow_mode.min_interval.seconds = 2**62
     # Valid values, but a position after its own: applied, it would skip every event after it.
-    ahead = ev.Payload(room_checkpoint=ev.RoomCheckpoint(position=10**12, epoch=epoch))
+    ahead = checkpoint_payload(checkpoint_pb2.RoomCheckpoint(position=10**12, epoch=epoch))
     return [
         LogEntry(event(room_id, mute, policy.CRITICAL).SerializeToString(), policy.CRITICAL),
         LogEntry(GARBAGE, policy.INTERNAL),  # a checkpoint that does not parse
         LogEntry(
-            event(room_id, ev.Payload(room_checkpoint=checkpoint), policy.INTERNAL).SerializeToString(),
+            event(room_id, checkpoint_payload(checkpoint), policy.INTERNAL).SerializeToString(),
             policy.INTERNAL,
         ),
         LogEntry(GARBAGE, policy.CRITICAL),  # an event that does not parse

@@ -14,10 +14,14 @@ from google.protobuf.message import DecodeError
 
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
+from server.commerce import checkpoint_pb2
 from server.core import ranges
 from server.telemetry import hooks
 
 log = logging.getLogger(__name__)
+
+INTERNAL_PRIORITY = int(checkpoint_pb2.INTERNAL_PRIORITY_INTERNAL)
+"""Event.priority of the server's own records (reserved in the public Priority enum)."""
 
 VIEWER_COUNT_TTL_MS = 15_000
 
@@ -119,7 +123,7 @@ class RoomState:
         kind = check_applicable(event)  # before any change: a bad event changes nothing
         self.position = position
         payload = event.payload
-        if kind == "room_checkpoint":
+        if int(event.priority) == INTERNAL_PRIORITY:  # a checkpoint (server/commerce/checkpoint.proto)
             self.since_checkpoint = 0
             return None
         self.since_checkpoint += 1
@@ -188,20 +192,20 @@ class RoomState:
             if update.HasField("stock"):
                 product.stock = update.stock
 
-    def checkpoint(self, epoch: str) -> event_pb2.RoomCheckpoint:
+    def checkpoint(self, epoch: str) -> checkpoint_pb2.RoomCheckpoint:
         """Everything fold() has learnt, so a node can start from here (from_checkpoint)."""
-        cp = event_pb2.RoomCheckpoint(
+        cp = checkpoint_pb2.RoomCheckpoint(
             position=self.position,
             epoch=epoch,
             flash_stock=self.flash_stock,
             like_total=self.like_total,
             banned_user_ids=sorted(self.banned),
             polls=[
-                event_pb2.PollCheckpoint(started=p.started, counts=p.counts, voter_user_ids=sorted(p.voters))
+                checkpoint_pb2.PollCheckpoint(started=p.started, counts=p.counts, voter_user_ids=sorted(p.voters))
                 for p in self.polls.values()
             ],
             lotteries=[
-                event_pb2.LotteryCheckpoint(started=lot.started, entrant_user_ids=sorted(lot.entrants))
+                checkpoint_pb2.LotteryCheckpoint(started=lot.started, entrant_user_ids=sorted(lot.entrants))
                 for lot in self.lotteries.values()
             ],
         )
@@ -218,7 +222,7 @@ class RoomState:
         return cp
 
     @classmethod
-    def from_checkpoint(cls, room_id: str, cp: event_pb2.RoomCheckpoint) -> RoomState:
+    def from_checkpoint(cls, room_id: str, cp: checkpoint_pb2.RoomCheckpoint) -> RoomState:
         """The state a checkpoint holds; Unappliable if one of its values is out of range
         or its parts do not match (the caller then looks for an older one)."""
         try:
@@ -232,7 +236,7 @@ class RoomState:
             raise Unappliable(str(exc)) from exc
 
     @classmethod
-    def _from_checkpoint(cls, room_id: str, cp: event_pb2.RoomCheckpoint) -> RoomState:
+    def _from_checkpoint(cls, room_id: str, cp: checkpoint_pb2.RoomCheckpoint) -> RoomState:
         state = cls(
             room_id=room_id,
             position=cp.position,
@@ -295,3 +299,18 @@ def skipped(fold: str, room_id: str, position: int, kind: str | None, error: Bas
         error,
     )
     hooks.fold_skipped(fold, kind or "undecodable")
+
+
+def checkpoint_payload(checkpoint: checkpoint_pb2.RoomCheckpoint) -> event_pb2.Payload:
+    """A public Payload carrying the checkpoint in its reserved field 28 (kept as an
+    unknown field, so the gateway encodes it like any other event's payload)."""
+    wrapped = checkpoint_pb2.CheckpointPayload(room_checkpoint=checkpoint)
+    return event_pb2.Payload.FromString(wrapped.SerializeToString())
+
+
+def read_checkpoint(event: bytes) -> checkpoint_pb2.RoomCheckpoint:
+    """The checkpoint in an internal record's encoded Event; Unappliable if it does not parse."""
+    try:
+        return checkpoint_pb2.CheckpointEvent.FromString(event).payload.room_checkpoint
+    except DecodeError as exc:
+        raise Unappliable(f"checkpoint bytes do not parse: {exc}") from exc

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from barrage.v1 import event_pb2
 from server.commerce import lottery
-from server.commerce.state import RoomState
+from server.commerce.state import RoomState, checkpoint_payload
 from server.core.errors import ApiError
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class RoomTicker:
             system("flash_sale_ended", event_pb2.Payload(flash_sale_ended=ended), f"sale-end:{sale.sale_id}")
         if state.since_checkpoint >= gateway.settings.checkpoint_every:
             state.since_checkpoint = 0
-            checkpoint = event_pb2.Payload(room_checkpoint=state.checkpoint(gateway.epoch(room_id)))
+            checkpoint = checkpoint_payload(state.checkpoint(gateway.epoch(room_id)))
             system("room_checkpoint", checkpoint, f"checkpoint:{state.position}")
         local = len(gateway.members(room_id))
         published = self._viewers.get(room_id)

@@ -25,7 +25,7 @@ from google.protobuf import timestamp_pb2
 from barrage.v1 import admin_service_pb2, event_pb2, room_service_pb2
 from server.auth import Identity
 from server.commerce.interactions import Entry, Interactions
-from server.commerce.state import RoomState, Unappliable, decode_event, skipped
+from server.commerce.state import RoomState, Unappliable, read_checkpoint, skipped
 from server.commerce.ticker import RoomTicker
 from server.commerce.wordfilter import WordFilter
 from server.config import Settings
@@ -572,7 +572,7 @@ class Gateway:
             for record in records:
                 if record.priority == policy.INTERNAL:
                     try:
-                        checkpoint = decode_event(record.payload).payload.room_checkpoint
+                        checkpoint = read_checkpoint(record.payload)
                         if checkpoint.epoch == epoch:
                             if checkpoint.position >= record.position:
                                 # A checkpoint holds what was folded before it was written.

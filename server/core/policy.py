@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from barrage.v1 import event_pb2
+from server.commerce import checkpoint_pb2
 from server.core import ranges
 from server.core.errors import ApiError, Code, invalid
 
@@ -58,7 +59,7 @@ ACTIONS: dict[str, frozenset[int]] = {
 }
 
 EPHEMERAL = event_pb2.PRIORITY_EPHEMERAL
-INTERNAL = event_pb2.PRIORITY_INTERNAL
+INTERNAL = checkpoint_pb2.INTERNAL_PRIORITY_INTERNAL  # the server's own records, never sent
 NORMAL = event_pb2.PRIORITY_NORMAL
 CRITICAL = event_pb2.PRIORITY_CRITICAL
 

@@ -62,9 +62,9 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "barrage.v1.PollEnded.counts": (0, MAX_TOTAL),
     "barrage.v1.ViewerCount.viewers": (0, MAX_TOTAL),
     "barrage.v1.ViewerCount.node_viewers": (0, MAX_TOTAL),
-    "barrage.v1.RoomCheckpoint.position": (-1, 2**63 - 1),
-    "barrage.v1.RoomCheckpoint.flash_stock": (0, MAX_UNITS),
-    "barrage.v1.RoomCheckpoint.like_total": (0, MAX_TOTAL),
+    "barrage.internal.v1.RoomCheckpoint.position": (-1, 2**63 - 1),
+    "barrage.internal.v1.RoomCheckpoint.flash_stock": (0, MAX_UNITS),
+    "barrage.internal.v1.RoomCheckpoint.like_total": (0, MAX_TOTAL),
     "barrage.v1.PollCheckpoint.counts": (0, MAX_TOTAL),
     # Admin API requests.
     "barrage.v1.ListEventsRequest.page_size": (0, 1_000),
@@ -78,7 +78,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 
 DURATION_RANGES_MS: dict[str, tuple[int, int]] = {
     "barrage.v1.SlowMode.min_interval": (0, 3_600_000),
-    "barrage.v1.RoomCheckpoint.slow_mode": (0, 3_600_000),
+    "barrage.internal.v1.RoomCheckpoint.slow_mode": (0, 3_600_000),
     "barrage.v1.WatchInsightsRequest.interval": (0, 3_600_000),
 }
 """Inclusive [low, high] in milliseconds of every Duration field."""

@@ -43,10 +43,12 @@ def _message(**kind: object) -> bytes:
 class Session:
     __slots__ = (
         "_bucket",
+        "_expiry",
         "_gateway",
         "_join_bucket",
         "_malformed",
         "_refused_in_a_row",
+        "_removed",
         "_sender",
         "_sends",
         "_sends_ready",
@@ -81,6 +83,11 @@ class Session:
         self._sends: deque[rs.Send] | None = None
         self._sends_ready: asyncio.Event | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        """Ends the stream when its token expires (moved by each refresh)."""
+        self._removed: dict[str, ApiError] = {}
+        """Rooms the server removed this stream from (closed, or a ban), with the refusal
+        a send to one gets: why, not NOT_JOINED."""
 
     # ------------------------------------------------------------- lifecycle
 
@@ -94,6 +101,8 @@ class Session:
     def close(self) -> None:
         """Release everything (the stream is gone)."""
         self.outbox.close()
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self._sender is not None:
             self._sender.cancel()
         for member in self.members.values():
@@ -133,7 +142,10 @@ class Session:
             elif kind == "refresh_token":
                 self._refresh(request.refresh_token.token)
             elif kind == "hello":
-                raise invalid("INVALID_FIELD", "hello was already received on this stream", "hello")
+                # The stream keeps its first identity; a new token goes in refresh_token.
+                raise ApiError(
+                    Code.FAILED_PRECONDITION, "HANDSHAKE_REQUIRED", "hello was already received; use refresh_token"
+                )
             else:
                 raise invalid("INVALID_FIELD", "frame has no recognised request", "kind")
         except ApiError as err:
@@ -161,6 +173,7 @@ class Session:
             self.end(ApiError(Code.PERMISSION_DENIED, "IDENTITY_MISMATCH", "hello.user_id is not the token's subject"))
             return
         self.identity = identity
+        self._expire_at(identity.expires_at)
         settings = self._settings
         expire = timestamp_now()
         expire.FromSeconds(int(identity.expires_at))
@@ -175,17 +188,41 @@ class Session:
                 send_burst=settings.send_burst,
                 max_history_limit=settings.max_history_limit,
                 max_rooms_per_stream=settings.max_rooms_per_stream,
+                # Viewers may be sampled in hot rooms; other roles get every event (Member.full).
+                normal_events_per_second=settings.viewer_budget_per_s if identity.role == policy.VIEWER else 0.0,
             ),
             token_expire_time=expire,
         )
         self.outbox.put_control(_message(welcome=welcome))
 
     def _refresh(self, token: str) -> None:
+        """Replace the token. Refused (the old one stays) unless it is valid and names the
+        same user with the same role: a refresh extends a stream, it never changes who
+        holds it or what it may do (joins were checked against the first role)."""
         assert self.identity is not None
         identity = self._verifier.verify(token)
         if identity.user_id != self.identity.user_id:
             raise ApiError(Code.PERMISSION_DENIED, "IDENTITY_MISMATCH", "a refreshed token must be for the same user")
+        if identity.role != self.identity.role:
+            raise ApiError(
+                Code.PERMISSION_DENIED,
+                "IDENTITY_MISMATCH",
+                "a refreshed token must have the same role; open a new stream for another role",
+                metadata={"role": policy.role_name(identity.role)},
+            )
         self.identity = identity
+        self._expire_at(identity.expires_at)
+
+    def _expire_at(self, expires_at: float) -> None:
+        """End the stream with UNAUTHENTICATED (TOKEN_EXPIRED) when the token expires,
+        unless a refresh moves the deadline first."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        delay = max(0.0, expires_at - time.time())
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._token_expired)
+
+    def _token_expired(self) -> None:
+        self.end(ApiError(Code.UNAUTHENTICATED, "TOKEN_EXPIRED", "the token expired; reconnect with a new one"))
 
     def _rate_limit(self, bucket: TokenBucket | None = None) -> None:
         wait = (bucket or self._bucket).take()
@@ -223,6 +260,7 @@ class Session:
                 self.members.pop(room_id, None)
                 self._gateway.unsubscribe(member)
                 raise
+            self._removed.pop(room_id, None)
         except ApiError as err:
             result = rs.JoinResult(room_id=room_id, status=err.to_status())
         except LogUnavailableError as exc:
@@ -244,6 +282,14 @@ class Session:
     def removed_from_room(self, room_id: str) -> None:
         member = self.members.pop(room_id, None)
         if member is not None:
+            # The gateway removes members for two reasons only: a ban (folded into the
+            # room's state by now) or the room's closing.
+            state = self._gateway.states.get(room_id)
+            if state is not None and member.identity.user_id in state.banned:
+                why = ApiError(Code.PERMISSION_DENIED, "BANNED", "you are banned from this room")
+            else:
+                why = ApiError(Code.FAILED_PRECONDITION, "ROOM_CLOSED", f"room {room_id[:128]!r} is closed")
+            self._removed[room_id] = why
             self._gateway.unsubscribe(member)
 
     def room_lagged(self, room_id: str) -> None:
@@ -273,7 +319,9 @@ class Session:
                 )
             policy.check_client_id(send.client_msg_id, "client_msg_id")
             if send.room_id not in self.members:
-                raise ApiError(Code.FAILED_PRECONDITION, "NOT_JOINED", "join the room before sending to it")
+                raise self._removed.get(send.room_id) or ApiError(
+                    Code.FAILED_PRECONDITION, "NOT_JOINED", "join the room before sending to it"
+                )
             assert self.identity is not None
             if self.identity.expires_at < time.time():
                 raise ApiError(Code.UNAUTHENTICATED, "TOKEN_EXPIRED", "token has expired; send refresh_token")

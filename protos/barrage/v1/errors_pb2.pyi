@@ -27,13 +27,21 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_TOKEN_MISSING: _ErrorReason.ValueType  # 1
     """UNAUTHENTICATED: no token was given."""
     ERROR_REASON_TOKEN_EXPIRED: _ErrorReason.ValueType  # 2
-    """UNAUTHENTICATED: the token has expired. Get a new one (refresh_token on a stream)."""
+    """UNAUTHENTICATED: the token has expired. Get a new one (refresh_token on a stream).
+    A stream whose token expires without a refresh ends with this reason.
+    """
     ERROR_REASON_TOKEN_INVALID: _ErrorReason.ValueType  # 3
     """UNAUTHENTICATED: the token's signature, issuer, audience or claims are invalid."""
     ERROR_REASON_HANDSHAKE_REQUIRED: _ErrorReason.ValueType  # 4
-    """FAILED_PRECONDITION: the stream's first frame was not hello, or hello came twice."""
+    """FAILED_PRECONDITION: the stream's first frame was not hello (the stream ends), or
+    hello came a second time (answered by a stream_error; the stream stays open).
+    DEADLINE_EXCEEDED with this reason: no hello within 10 s (the stream ends).
+    """
     ERROR_REASON_IDENTITY_MISMATCH: _ErrorReason.ValueType  # 5
-    """PERMISSION_DENIED: a frame claimed an identity other than the token's."""
+    """PERMISSION_DENIED: a frame claimed an identity other than the token's (hello
+    ends the stream), or a refresh_token named another user or another role
+    (refused with a stream_error; the stream keeps its token).
+    """
     ERROR_REASON_ROLE_FORBIDDEN: _ErrorReason.ValueType  # 6
     """PERMISSION_DENIED: the caller's role may not do this."""
     ERROR_REASON_MALFORMED_FRAME: _ErrorReason.ValueType  # 7
@@ -69,7 +77,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_SHUTTING_DOWN: _ErrorReason.ValueType  # 21
     """UNAVAILABLE: the node is shutting down; reconnect to another."""
     ERROR_REASON_MUTED: _ErrorReason.ValueType  # 22
-    """PERMISSION_DENIED: the user is muted in this room; metadata "until" says until when."""
+    """PERMISSION_DENIED: the user is muted in this room; metadata "until_ms" says until
+    when (milliseconds since the Unix epoch, decimal).
+    """
     ERROR_REASON_BANNED: _ErrorReason.ValueType  # 23
     """PERMISSION_DENIED: the user is banned from this room."""
     ERROR_REASON_SLOW_MODE: _ErrorReason.ValueType  # 24
@@ -93,13 +103,21 @@ ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
 ERROR_REASON_TOKEN_MISSING: ErrorReason.ValueType  # 1
 """UNAUTHENTICATED: no token was given."""
 ERROR_REASON_TOKEN_EXPIRED: ErrorReason.ValueType  # 2
-"""UNAUTHENTICATED: the token has expired. Get a new one (refresh_token on a stream)."""
+"""UNAUTHENTICATED: the token has expired. Get a new one (refresh_token on a stream).
+A stream whose token expires without a refresh ends with this reason.
+"""
 ERROR_REASON_TOKEN_INVALID: ErrorReason.ValueType  # 3
 """UNAUTHENTICATED: the token's signature, issuer, audience or claims are invalid."""
 ERROR_REASON_HANDSHAKE_REQUIRED: ErrorReason.ValueType  # 4
-"""FAILED_PRECONDITION: the stream's first frame was not hello, or hello came twice."""
+"""FAILED_PRECONDITION: the stream's first frame was not hello (the stream ends), or
+hello came a second time (answered by a stream_error; the stream stays open).
+DEADLINE_EXCEEDED with this reason: no hello within 10 s (the stream ends).
+"""
 ERROR_REASON_IDENTITY_MISMATCH: ErrorReason.ValueType  # 5
-"""PERMISSION_DENIED: a frame claimed an identity other than the token's."""
+"""PERMISSION_DENIED: a frame claimed an identity other than the token's (hello
+ends the stream), or a refresh_token named another user or another role
+(refused with a stream_error; the stream keeps its token).
+"""
 ERROR_REASON_ROLE_FORBIDDEN: ErrorReason.ValueType  # 6
 """PERMISSION_DENIED: the caller's role may not do this."""
 ERROR_REASON_MALFORMED_FRAME: ErrorReason.ValueType  # 7
@@ -135,7 +153,9 @@ same id, a join or a request retried as it was.
 ERROR_REASON_SHUTTING_DOWN: ErrorReason.ValueType  # 21
 """UNAVAILABLE: the node is shutting down; reconnect to another."""
 ERROR_REASON_MUTED: ErrorReason.ValueType  # 22
-"""PERMISSION_DENIED: the user is muted in this room; metadata "until" says until when."""
+"""PERMISSION_DENIED: the user is muted in this room; metadata "until_ms" says until
+when (milliseconds since the Unix epoch, decimal).
+"""
 ERROR_REASON_BANNED: ErrorReason.ValueType  # 23
 """PERMISSION_DENIED: the user is banned from this room."""
 ERROR_REASON_SLOW_MODE: ErrorReason.ValueType  # 24

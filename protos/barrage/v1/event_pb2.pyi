@@ -79,10 +79,6 @@ class _PriorityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Priority.Val
     """
     PRIORITY_EPHEMERAL: _Priority.ValueType  # 3
     """Latest value wins (counters, stock levels): aggregated, may be coalesced."""
-    PRIORITY_INTERNAL: _Priority.ValueType  # 4
-    """The server's own bookkeeping (room_checkpoint): kept in the log, never sent to
-    clients, not in ListEvents.
-    """
 
 class Priority(_Priority, metaclass=_PriorityEnumTypeWrapper):
     """Priority class of an event. The server assigns it from the event's type (and,
@@ -103,10 +99,6 @@ EventBatch.omitted_count says how many were left out. History has them all.
 """
 PRIORITY_EPHEMERAL: Priority.ValueType  # 3
 """Latest value wins (counters, stock levels): aggregated, may be coalesced."""
-PRIORITY_INTERNAL: Priority.ValueType  # 4
-"""The server's own bookkeeping (room_checkpoint): kept in the log, never sent to
-clients, not in ListEvents.
-"""
 Global___Priority: _TypeAlias = Priority  # noqa: Y015
 
 @_typing.final
@@ -263,7 +255,6 @@ class Payload(_message.Message):
     SLOW_MODE_FIELD_NUMBER: _builtins.int
     VIEWER_JOINED_FIELD_NUMBER: _builtins.int
     VIEWER_LEFT_FIELD_NUMBER: _builtins.int
-    ROOM_CHECKPOINT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def comment(self) -> Global___Comment:
         """A viewer's (or host's) comment."""
@@ -374,12 +365,6 @@ class Payload(_message.Message):
     def viewer_left(self) -> Global___ViewerLeft:
         """The sender left the room, or its stream ended (ephemeral). Published by the server."""
 
-    @_builtins.property
-    def room_checkpoint(self) -> Global___RoomCheckpoint:
-        """Internal: the room's folded state, so a node can rebuild it without reading the
-        whole history. Never sent to clients.
-        """
-
     def __init__(
         self,
         *,
@@ -410,13 +395,12 @@ class Payload(_message.Message):
         slow_mode: Global___SlowMode | None = ...,
         viewer_joined: Global___ViewerJoined | None = ...,
         viewer_left: Global___ViewerLeft | None = ...,
-        room_checkpoint: Global___RoomCheckpoint | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_checkpoint", b"room_checkpoint", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_checkpoint", b"room_checkpoint", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "room_checkpoint"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -1167,160 +1151,6 @@ class ViewerLeft(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ViewerLeft: _TypeAlias = ViewerLeft  # noqa: Y015
-
-@_typing.final
-class RoomCheckpoint(_message.Message):
-    """Internal: a room's state as folded up to `position` (see server/commerce/state.py)."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    POSITION_FIELD_NUMBER: _builtins.int
-    EPOCH_FIELD_NUMBER: _builtins.int
-    PINNED_FIELD_NUMBER: _builtins.int
-    FLASH_SALE_FIELD_NUMBER: _builtins.int
-    FLASH_STOCK_FIELD_NUMBER: _builtins.int
-    POLLS_FIELD_NUMBER: _builtins.int
-    LOTTERIES_FIELD_NUMBER: _builtins.int
-    LIKE_TOTAL_FIELD_NUMBER: _builtins.int
-    NODE_VIEWERS_FIELD_NUMBER: _builtins.int
-    NODE_VIEWERS_TIME_FIELD_NUMBER: _builtins.int
-    MUTED_FIELD_NUMBER: _builtins.int
-    BANNED_USER_IDS_FIELD_NUMBER: _builtins.int
-    SLOW_MODE_FIELD_NUMBER: _builtins.int
-    position: _builtins.int
-    """Log position (within the room's epoch) of the last event the state includes."""
-    epoch: _builtins.str
-    """Epoch of that position; a checkpoint from another epoch is ignored."""
-    flash_stock: _builtins.int
-    """Its current stock."""
-    like_total: _builtins.int
-    """Likes so far."""
-    @_builtins.property
-    def pinned(self) -> Global___Product:
-        """The pinned product, if any."""
-
-    @_builtins.property
-    def flash_sale(self) -> Global___FlashSaleStarted:
-        """The running flash sale, if any."""
-
-    @_builtins.property
-    def polls(self) -> _containers.RepeatedCompositeFieldContainer[Global___PollCheckpoint]:
-        """Open polls with their counts and voters."""
-
-    @_builtins.property
-    def lotteries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LotteryCheckpoint]:
-        """Open lotteries with their entrants."""
-
-    @_builtins.property
-    def node_viewers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ViewerCount]:
-        """The latest viewer count of each node."""
-
-    @_builtins.property
-    def node_viewers_time(self) -> _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]:
-        """When each node's count was published, in the order of node_viewers."""
-
-    @_builtins.property
-    def muted(self) -> _containers.RepeatedCompositeFieldContainer[Global___UserMuted]:
-        """Muted users and until when."""
-
-    @_builtins.property
-    def banned_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Banned users."""
-
-    @_builtins.property
-    def slow_mode(self) -> _duration_pb2.Duration:
-        """Slow mode interval."""
-
-    def __init__(
-        self,
-        *,
-        position: _builtins.int = ...,
-        epoch: _builtins.str = ...,
-        pinned: Global___Product | None = ...,
-        flash_sale: Global___FlashSaleStarted | None = ...,
-        flash_stock: _builtins.int = ...,
-        polls: _abc.Iterable[Global___PollCheckpoint] | None = ...,
-        lotteries: _abc.Iterable[Global___LotteryCheckpoint] | None = ...,
-        like_total: _builtins.int = ...,
-        node_viewers: _abc.Iterable[Global___ViewerCount] | None = ...,
-        node_viewers_time: _abc.Iterable[_timestamp_pb2.Timestamp] | None = ...,
-        muted: _abc.Iterable[Global___UserMuted] | None = ...,
-        banned_user_ids: _abc.Iterable[_builtins.str] | None = ...,
-        slow_mode: _duration_pb2.Duration | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "pinned", b"pinned", "slow_mode", b"slow_mode"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["banned_user_ids", b"banned_user_ids", "epoch", b"epoch", "flash_sale", b"flash_sale", "flash_stock", b"flash_stock", "like_total", b"like_total", "lotteries", b"lotteries", "muted", b"muted", "node_viewers", b"node_viewers", "node_viewers_time", b"node_viewers_time", "pinned", b"pinned", "polls", b"polls", "position", b"position", "slow_mode", b"slow_mode"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___RoomCheckpoint: _TypeAlias = RoomCheckpoint  # noqa: Y015
-
-@_typing.final
-class PollCheckpoint(_message.Message):
-    """Internal: an open poll in a checkpoint."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    STARTED_FIELD_NUMBER: _builtins.int
-    COUNTS_FIELD_NUMBER: _builtins.int
-    VOTER_USER_IDS_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def started(self) -> Global___PollStarted:
-        """The poll."""
-
-    @_builtins.property
-    def counts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """Votes per option."""
-
-    @_builtins.property
-    def voter_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Who voted."""
-
-    def __init__(
-        self,
-        *,
-        started: Global___PollStarted | None = ...,
-        counts: _abc.Iterable[_builtins.int] | None = ...,
-        voter_user_ids: _abc.Iterable[_builtins.str] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["started", b"started"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "started", b"started", "voter_user_ids", b"voter_user_ids"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___PollCheckpoint: _TypeAlias = PollCheckpoint  # noqa: Y015
-
-@_typing.final
-class LotteryCheckpoint(_message.Message):
-    """Internal: an open lottery in a checkpoint."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    STARTED_FIELD_NUMBER: _builtins.int
-    ENTRANT_USER_IDS_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def started(self) -> Global___LotteryStarted:
-        """The lottery."""
-
-    @_builtins.property
-    def entrant_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Who entered."""
-
-    def __init__(
-        self,
-        *,
-        started: Global___LotteryStarted | None = ...,
-        entrant_user_ids: _abc.Iterable[_builtins.str] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["started", b"started"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entrant_user_ids", b"entrant_user_ids", "started", b"started"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___LotteryCheckpoint: _TypeAlias = LotteryCheckpoint  # noqa: Y015
 
 @_typing.final
 class UserMuted(_message.Message):

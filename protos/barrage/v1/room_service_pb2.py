@@ -28,15 +28,16 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62\x61rrage/v1/room_service.proto\x12\nbarrage.v1\x1a\x16\x62\x61rrage/v1/event.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\x8b\x02\n\x0e\x43onnectRequest\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.barrage.v1.HelloH\x00\x12)\n\tjoin_room\x18\x02 \x01(\x0b\x32\x14.barrage.v1.JoinRoomH\x00\x12+\n\nleave_room\x18\x03 \x01(\x0b\x32\x15.barrage.v1.LeaveRoomH\x00\x12 \n\x04send\x18\x04 \x01(\x0b\x32\x10.barrage.v1.SendH\x00\x12 \n\x04ping\x18\x05 \x01(\x0b\x32\x10.barrage.v1.PingH\x00\x12\x31\n\rrefresh_token\x18\x06 \x01(\x0b\x32\x18.barrage.v1.RefreshTokenH\x00\x42\x06\n\x04kind\"=\n\x05Hello\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63lient_agent\x18\x03 \x01(\t\"I\n\x08JoinRoom\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x15\n\rresume_cursor\x18\x02 \x01(\t\x12\x15\n\rhistory_limit\x18\x03 \x01(\r\"\x1c\n\tLeaveRoom\x12\x0f\n\x07room_id\x18\x01 \x01(\t\"}\n\x04Send\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x15\n\rclient_msg_id\x18\x02 \x01(\t\x12\x13\n\x0btraceparent\x18\x03 \x01(\t\x12\x12\n\ntracestate\x18\x04 \x01(\t\x12$\n\x07payload\x18\x05 \x01(\x0b\x32\x13.barrage.v1.Payload\"\x15\n\x04Ping\x12\r\n\x05nonce\x18\x01 \x01(\x04\"\x1d\n\x0cRefreshToken\x12\r\n\x05token\x18\x01 \x01(\t\">\n\x0f\x43onnectResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.barrage.v1.ServerMessage\"\xae\x03\n\rServerMessage\x12&\n\x07welcome\x18\x01 \x01(\x0b\x32\x13.barrage.v1.WelcomeH\x00\x12-\n\x0bjoin_result\x18\x02 \x01(\x0b\x32\x16.barrage.v1.JoinResultH\x00\x12/\n\x0cleave_result\x18\x03 \x01(\x0b\x32\x17.barrage.v1.LeaveResultH\x00\x12-\n\x0bsend_result\x18\x04 \x01(\x0b\x32\x16.barrage.v1.SendResultH\x00\x12-\n\x0b\x65vent_batch\x18\x05 \x01(\x0b\x32\x16.barrage.v1.EventBatchH\x00\x12 \n\x04pong\x18\x06 \x01(\x0b\x32\x10.barrage.v1.PongH\x00\x12/\n\x0cstream_error\x18\x07 \x01(\x0b\x32\x17.barrage.v1.StreamErrorH\x00\x12\x35\n\x0fresume_required\x18\x08 \x01(\x0b\x32\x1a.barrage.v1.ResumeRequiredH\x00\x12%\n\x07go_away\x18\t \x01(\x0b\x32\x12.barrage.v1.GoAwayH\x00\x42\x06\n\x04kind\"\x87\x01\n\x06Limits\x12\x16\n\x0emax_text_chars\x18\x01 \x01(\r\x12\x18\n\x10sends_per_second\x18\x02 \x01(\x01\x12\x12\n\nsend_burst\x18\x03 \x01(\r\x12\x19\n\x11max_history_limit\x18\x04 \x01(\r\x12\x1c\n\x14max_rooms_per_stream\x18\x05 \x01(\r\"\xdc\x01\n\x07Welcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12 \n\x04user\x18\x02 \x01(\x0b\x32\x12.barrage.v1.Sender\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\"\n\x06limits\x18\x05 \x01(\x0b\x32\x12.barrage.v1.Limits\x12\x35\n\x11token_expire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf9\x02\n\x0cRoomSnapshot\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0bhead_cursor\x18\x03 \x01(\t\x12+\n\x0epinned_product\x18\x04 \x01(\x0b\x32\x13.barrage.v1.Product\x12\x30\n\nflash_sale\x18\x05 \x01(\x0b\x32\x1c.barrage.v1.FlashSaleStarted\x12%\n\x04poll\x18\x06 \x01(\x0b\x32\x17.barrage.v1.PollStarted\x12)\n\npoll_tally\x18\x07 \x01(\x0b\x32\x15.barrage.v1.PollTally\x12+\n\x07lottery\x18\x08 \x01(\x0b\x32\x1a.barrage.v1.LotteryStarted\x12\x12\n\nlike_total\x18\t \x01(\x04\x12\x14\n\x0cviewer_count\x18\n \x01(\x04\x12,\n\tslow_mode\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\"\x98\x01\n\nJoinResult\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12)\n\x06resume\x18\x03 \x01(\x0e\x32\x19.barrage.v1.ResumeOutcome\x12*\n\x08snapshot\x18\x04 \x01(\x0b\x32\x18.barrage.v1.RoomSnapshot\"B\n\x0bLeaveResult\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\"\x8d\x01\n\nSendResult\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x15\n\rclient_msg_id\x18\x02 \x01(\t\x12\"\n\x06status\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x12\x11\n\tduplicate\x18\x06 \x01(\x08\"W\n\nEventBatch\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12!\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x11.barrage.v1.Event\x12\x15\n\romitted_count\x18\x03 \x01(\r\"F\n\x04Pong\x12\r\n\x05nonce\x18\x01 \x01(\x04\x12/\n\x0bserver_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x0bStreamError\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status\"1\n\x0eResumeRequired\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"L\n\x06GoAway\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x32\n\x0freconnect_delay\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration*\xab\x01\n\rResumeOutcome\x12\x1e\n\x1aRESUME_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14RESUME_OUTCOME_FRESH\x10\x01\x12\x1a\n\x16RESUME_OUTCOME_RESUMED\x10\x02\x12!\n\x1dRESUME_OUTCOME_CURSOR_TOO_OLD\x10\x03\x12!\n\x1dRESUME_OUTCOME_CURSOR_UNKNOWN\x10\x04\x32U\n\x0bRoomService\x12\x46\n\x07\x43onnect\x12\x1a.barrage.v1.ConnectRequest\x1a\x1b.barrage.v1.ConnectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62\x61rrage/v1/room_service.proto\x12\nbarrage.v1\x1a\x16\x62\x61rrage/v1/event.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\x8b\x02\n\x0e\x43onnectRequest\x12\"\n\x05hello\x18\x01 \x01(\x0b\x32\x11.barrage.v1.HelloH\x00\x12)\n\tjoin_room\x18\x02 \x01(\x0b\x32\x14.barrage.v1.JoinRoomH\x00\x12+\n\nleave_room\x18\x03 \x01(\x0b\x32\x15.barrage.v1.LeaveRoomH\x00\x12 \n\x04send\x18\x04 \x01(\x0b\x32\x10.barrage.v1.SendH\x00\x12 \n\x04ping\x18\x05 \x01(\x0b\x32\x10.barrage.v1.PingH\x00\x12\x31\n\rrefresh_token\x18\x06 \x01(\x0b\x32\x18.barrage.v1.RefreshTokenH\x00\x42\x06\n\x04kind\"=\n\x05Hello\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63lient_agent\x18\x03 \x01(\t\"I\n\x08JoinRoom\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x15\n\rresume_cursor\x18\x02 \x01(\t\x12\x15\n\rhistory_limit\x18\x03 \x01(\r\"\x1c\n\tLeaveRoom\x12\x0f\n\x07room_id\x18\x01 \x01(\t\"}\n\x04Send\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x15\n\rclient_msg_id\x18\x02 \x01(\t\x12\x13\n\x0btraceparent\x18\x03 \x01(\t\x12\x12\n\ntracestate\x18\x04 \x01(\t\x12$\n\x07payload\x18\x05 \x01(\x0b\x32\x13.barrage.v1.Payload\"\x15\n\x04Ping\x12\r\n\x05nonce\x18\x01 \x01(\x04\"\x1d\n\x0cRefreshToken\x12\r\n\x05token\x18\x01 \x01(\t\">\n\x0f\x43onnectResponse\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.barrage.v1.ServerMessage\"\xae\x03\n\rServerMessage\x12&\n\x07welcome\x18\x01 \x01(\x0b\x32\x13.barrage.v1.WelcomeH\x00\x12-\n\x0bjoin_result\x18\x02 \x01(\x0b\x32\x16.barrage.v1.JoinResultH\x00\x12/\n\x0cleave_result\x18\x03 \x01(\x0b\x32\x17.barrage.v1.LeaveResultH\x00\x12-\n\x0bsend_result\x18\x04 \x01(\x0b\x32\x16.barrage.v1.SendResultH\x00\x12-\n\x0b\x65vent_batch\x18\x05 \x01(\x0b\x32\x16.barrage.v1.EventBatchH\x00\x12 \n\x04pong\x18\x06 \x01(\x0b\x32\x10.barrage.v1.PongH\x00\x12/\n\x0cstream_error\x18\x07 \x01(\x0b\x32\x17.barrage.v1.StreamErrorH\x00\x12\x35\n\x0fresume_required\x18\x08 \x01(\x0b\x32\x1a.barrage.v1.ResumeRequiredH\x00\x12%\n\x07go_away\x18\t \x01(\x0b\x32\x12.barrage.v1.GoAwayH\x00\x42\x06\n\x04kind\"\xa9\x01\n\x06Limits\x12\x16\n\x0emax_text_chars\x18\x01 \x01(\r\x12\x18\n\x10sends_per_second\x18\x02 \x01(\x01\x12\x12\n\nsend_burst\x18\x03 \x01(\r\x12\x19\n\x11max_history_limit\x18\x04 \x01(\r\x12\x1c\n\x14max_rooms_per_stream\x18\x05 \x01(\r\x12 \n\x18normal_events_per_second\x18\x1e \x01(\x01\"\xdc\x01\n\x07Welcome\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12 \n\x04user\x18\x02 \x01(\x0b\x32\x12.barrage.v1.Sender\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\"\n\x06limits\x18\x05 \x01(\x0b\x32\x12.barrage.v1.Limits\x12\x35\n\x11token_expire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf9\x02\n\x0cRoomSnapshot\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0bhead_cursor\x18\x03 \x01(\t\x12+\n\x0epinned_product\x18\x04 \x01(\x0b\x32\x13.barrage.v1.Product\x12\x30\n\nflash_sale\x18\x05 \x01(\x0b\x32\x1c.barrage.v1.FlashSaleStarted\x12%\n\x04poll\x18\x06 \x01(\x0b\x32\x17.barrage.v1.PollStarted\x12)\n\npoll_tally\x18\x07 \x01(\x0b\x32\x15.barrage.v1.PollTally\x12+\n\x07lottery\x18\x08 \x01(\x0b\x32\x1a.barrage.v1.LotteryStarted\x12\x12\n\nlike_total\x18\t \x01(\x04\x12\x14\n\x0cviewer_count\x18\n \x01(\x04\x12,\n\tslow_mode\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\"\x98\x01\n\nJoinResult\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\x12)\n\x06resume\x18\x03 \x01(\x0e\x32\x19.barrage.v1.ResumeOutcome\x12*\n\x08snapshot\x18\x04 \x01(\x0b\x32\x18.barrage.v1.RoomSnapshot\"B\n\x0bLeaveResult\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\"\n\x06status\x18\x02 \x01(\x0b\x32\x12.google.rpc.Status\"\x8d\x01\n\nSendResult\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x15\n\rclient_msg_id\x18\x02 \x01(\t\x12\"\n\x06status\x18\x03 \x01(\x0b\x32\x12.google.rpc.Status\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x05 \x01(\t\x12\x11\n\tduplicate\x18\x06 \x01(\x08\"W\n\nEventBatch\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12!\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x11.barrage.v1.Event\x12\x15\n\romitted_count\x18\x03 \x01(\r\"F\n\x04Pong\x12\r\n\x05nonce\x18\x01 \x01(\x04\x12/\n\x0bserver_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x0bStreamError\x12\"\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.Status\"1\n\x0eResumeRequired\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\"L\n\x06GoAway\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x32\n\x0freconnect_delay\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration*\xab\x01\n\rResumeOutcome\x12\x1e\n\x1aRESUME_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14RESUME_OUTCOME_FRESH\x10\x01\x12\x1a\n\x16RESUME_OUTCOME_RESUMED\x10\x02\x12!\n\x1dRESUME_OUTCOME_CURSOR_TOO_OLD\x10\x03\x12!\n\x1dRESUME_OUTCOME_CURSOR_UNKNOWN\x10\x04\x32U\n\x0bRoomService\x12\x46\n\x07\x43onnect\x12\x1a.barrage.v1.ConnectRequest\x1a\x1b.barrage.v1.ConnectResponse(\x01\x30\x01\x42g\n\x0e\x63om.barrage.v1P\x01Z6github.com/barrage/barrage/gen/go/barrage/v1;barragev1\xa2\x02\x03\x42RG\xaa\x02\nBarrage.V1\xba\x02\x07\x42\x61rrageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'barrage.v1.room_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
-  _globals['_RESUMEOUTCOME']._serialized_start=2725
-  _globals['_RESUMEOUTCOME']._serialized_end=2896
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\016com.barrage.v1P\001Z6github.com/barrage/barrage/gen/go/barrage/v1;barragev1\242\002\003BRG\252\002\nBarrage.V1\272\002\007Barrage'
+  _globals['_RESUMEOUTCOME']._serialized_start=2759
+  _globals['_RESUMEOUTCOME']._serialized_end=2930
   _globals['_CONNECTREQUEST']._serialized_start=160
   _globals['_CONNECTREQUEST']._serialized_end=427
   _globals['_HELLO']._serialized_start=429
@@ -56,27 +57,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVERMESSAGE']._serialized_start=843
   _globals['_SERVERMESSAGE']._serialized_end=1273
   _globals['_LIMITS']._serialized_start=1276
-  _globals['_LIMITS']._serialized_end=1411
-  _globals['_WELCOME']._serialized_start=1414
-  _globals['_WELCOME']._serialized_end=1634
-  _globals['_ROOMSNAPSHOT']._serialized_start=1637
-  _globals['_ROOMSNAPSHOT']._serialized_end=2014
-  _globals['_JOINRESULT']._serialized_start=2017
-  _globals['_JOINRESULT']._serialized_end=2169
-  _globals['_LEAVERESULT']._serialized_start=2171
-  _globals['_LEAVERESULT']._serialized_end=2237
-  _globals['_SENDRESULT']._serialized_start=2240
-  _globals['_SENDRESULT']._serialized_end=2381
-  _globals['_EVENTBATCH']._serialized_start=2383
-  _globals['_EVENTBATCH']._serialized_end=2470
-  _globals['_PONG']._serialized_start=2472
-  _globals['_PONG']._serialized_end=2542
-  _globals['_STREAMERROR']._serialized_start=2544
-  _globals['_STREAMERROR']._serialized_end=2593
-  _globals['_RESUMEREQUIRED']._serialized_start=2595
-  _globals['_RESUMEREQUIRED']._serialized_end=2644
-  _globals['_GOAWAY']._serialized_start=2646
-  _globals['_GOAWAY']._serialized_end=2722
-  _globals['_ROOMSERVICE']._serialized_start=2898
-  _globals['_ROOMSERVICE']._serialized_end=2983
+  _globals['_LIMITS']._serialized_end=1445
+  _globals['_WELCOME']._serialized_start=1448
+  _globals['_WELCOME']._serialized_end=1668
+  _globals['_ROOMSNAPSHOT']._serialized_start=1671
+  _globals['_ROOMSNAPSHOT']._serialized_end=2048
+  _globals['_JOINRESULT']._serialized_start=2051
+  _globals['_JOINRESULT']._serialized_end=2203
+  _globals['_LEAVERESULT']._serialized_start=2205
+  _globals['_LEAVERESULT']._serialized_end=2271
+  _globals['_SENDRESULT']._serialized_start=2274
+  _globals['_SENDRESULT']._serialized_end=2415
+  _globals['_EVENTBATCH']._serialized_start=2417
+  _globals['_EVENTBATCH']._serialized_end=2504
+  _globals['_PONG']._serialized_start=2506
+  _globals['_PONG']._serialized_end=2576
+  _globals['_STREAMERROR']._serialized_start=2578
+  _globals['_STREAMERROR']._serialized_end=2627
+  _globals['_RESUMEREQUIRED']._serialized_start=2629
+  _globals['_RESUMEREQUIRED']._serialized_end=2678
+  _globals['_GOAWAY']._serialized_start=2680
+  _globals['_GOAWAY']._serialized_end=2756
+  _globals['_ROOMSERVICE']._serialized_start=2932
+  _globals['_ROOMSERVICE']._serialized_end=3017
 # @@protoc_insertion_point(module_scope)

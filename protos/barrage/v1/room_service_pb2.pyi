@@ -89,7 +89,9 @@ class ConnectRequest(_message.Message):
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello:
-        """Must be the first frame, and only the first."""
+        """Must be the first frame, and only the first (a second one is answered by a
+        stream_error FAILED_PRECONDITION, HANDSHAKE_REQUIRED).
+        """
 
     @_builtins.property
     def join_room(self) -> Global___JoinRoom:
@@ -109,7 +111,7 @@ class ConnectRequest(_message.Message):
 
     @_builtins.property
     def refresh_token(self) -> Global___RefreshToken:
-        """Replace the stream's token before it expires (same user required)."""
+        """Replace the stream's token before it expires (same user and role required)."""
 
     def __init__(
         self,
@@ -294,13 +296,20 @@ Global___Ping: _TypeAlias = Ping  # noqa: Y015
 
 @_typing.final
 class RefreshToken(_message.Message):
-    """Replace the stream's token. Answered by a stream_error only when refused."""
+    """Replace the stream's token, so the stream outlives the first token's expiry.
+    Silent when accepted (the stream's token_expire_time becomes the new token's).
+    Refused with a stream_error, the old token staying in force: UNAUTHENTICATED
+    (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED) for a bad token, PERMISSION_DENIED
+    (IDENTITY_MISMATCH) for a token of another user or another role: a refresh extends
+    a stream, it never changes who holds it or what it may do (open a new stream for
+    that).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TOKEN_FIELD_NUMBER: _builtins.int
     token: _builtins.str
-    """The new token; its subject must be the stream's user."""
+    """The new token; its subject and role must be the stream's."""
     def __init__(
         self,
         *,
@@ -428,6 +437,7 @@ class Limits(_message.Message):
     SEND_BURST_FIELD_NUMBER: _builtins.int
     MAX_HISTORY_LIMIT_FIELD_NUMBER: _builtins.int
     MAX_ROOMS_PER_STREAM_FIELD_NUMBER: _builtins.int
+    NORMAL_EVENTS_PER_SECOND_FIELD_NUMBER: _builtins.int
     max_text_chars: _builtins.int
     """Maximum comment or announcement length in Unicode code points."""
     sends_per_second: _builtins.float
@@ -438,6 +448,14 @@ class Limits(_message.Message):
     """Maximum JoinRoom.history_limit."""
     max_rooms_per_stream: _builtins.int
     """Maximum rooms one stream may join at once."""
+    normal_events_per_second: _builtins.float
+    """The most normal-priority events (comments, small gifts, purchases, votes, lottery
+    entries) this stream is sent per second from one room; 0 when the stream is
+    never sampled. Viewers get 30 by default: in a room hotter than that, a viewer
+    receives every critical and ephemeral event but only a sample of normal ones,
+    and EventBatch.omitted_count says how many were left out. Hosts, moderators,
+    services and bots get every event (0 here).
+    """
     def __init__(
         self,
         *,
@@ -446,10 +464,11 @@ class Limits(_message.Message):
         send_burst: _builtins.int = ...,
         max_history_limit: _builtins.int = ...,
         max_rooms_per_stream: _builtins.int = ...,
+        normal_events_per_second: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_history_limit", b"max_history_limit", "max_rooms_per_stream", b"max_rooms_per_stream", "max_text_chars", b"max_text_chars", "send_burst", b"send_burst", "sends_per_second", b"sends_per_second"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_history_limit", b"max_history_limit", "max_rooms_per_stream", b"max_rooms_per_stream", "max_text_chars", b"max_text_chars", "normal_events_per_second", b"normal_events_per_second", "send_burst", b"send_burst", "sends_per_second", b"sends_per_second"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -485,7 +504,9 @@ class Welcome(_message.Message):
 
     @_builtins.property
     def token_expire_time(self) -> _timestamp_pb2.Timestamp:
-        """When the token expires; send refresh_token before then."""
+        """When the token expires. Send refresh_token before then: at this time a stream
+        whose token was not refreshed ends with UNAUTHENTICATED (TOKEN_EXPIRED).
+        """
 
     def __init__(
         self,
@@ -597,9 +618,14 @@ class JoinResult(_message.Message):
     """How the resume request went (OK joins only)."""
     @_builtins.property
     def status(self) -> _status_pb2.Status:
-        """OK: the stream is subscribed. NOT_FOUND (ROOM_NOT_FOUND), FAILED_PRECONDITION
-        (ROOM_CLOSED), PERMISSION_DENIED, RESOURCE_EXHAUSTED (too many rooms),
-        INVALID_ARGUMENT: the stream is not subscribed. Details carry ErrorInfo.
+        """OK: the stream is subscribed. Otherwise the stream is not subscribed (and an
+        earlier subscription to the room is kept): NOT_FOUND (ROOM_NOT_FOUND),
+        FAILED_PRECONDITION (ROOM_CLOSED; ALREADY_JOINED when this stream is already
+        in the room: leave first to join again), PERMISSION_DENIED (BANNED,
+        ROLE_FORBIDDEN), RESOURCE_EXHAUSTED (TOO_MANY_ROOMS, see
+        Limits.max_rooms_per_stream; RATE_LIMITED for joins, with RetryInfo),
+        INVALID_ARGUMENT (INVALID_FIELD: a malformed room_id), UNAVAILABLE
+        (LOG_UNAVAILABLE: retry). Details carry ErrorInfo.
         """
 
     @_builtins.property
@@ -667,21 +693,36 @@ class SendResult(_message.Message):
     client_msg_id: _builtins.str
     """The send's client_msg_id."""
     cursor: _builtins.str
-    """The event's cursor (OK only)."""
+    """The event's cursor (OK only; empty for a like)."""
     event_id: _builtins.str
-    """The event's id (OK only)."""
+    """The event's id (OK only; empty for a like)."""
     duplicate: _builtins.bool
     """True when this send was a retry of an already appended event; cursor and
     event_id are the first copy's.
     """
     @_builtins.property
     def status(self) -> _status_pb2.Status:
-        """OK: the event is durable in the room log. Otherwise the event was not appended
-        and the status says why: INVALID_ARGUMENT (bad text or payload),
-        FAILED_PRECONDITION (NOT_JOINED, ROOM_CLOSED), PERMISSION_DENIED,
-        RESOURCE_EXHAUSTED (RATE_LIMITED, with google.rpc.RetryInfo), UNAUTHENTICATED
-        (TOKEN_EXPIRED: refresh the token, then retry), UNAVAILABLE (the log could not
-        confirm the append: retry with the same client_msg_id).
+        """OK: the event is durable in the room log, with `cursor` and `event_id` set.
+        For a `like` OK means only that the taps were counted: likes are never stored
+        one by one (the server adds them up into like_burst events), so the result
+        has no cursor and no event_id, a retry counts again, and no event of the
+        sender's own follows.
+
+        Otherwise the event was not appended and the status says why: INVALID_ARGUMENT
+        (INVALID_FIELD and the text reasons, TEXT_BLOCKED), FAILED_PRECONDITION
+        (NOT_JOINED; ROOM_CLOSED, also when the room closed while this stream was in
+        it; NOT_OPEN), PERMISSION_DENIED (ROLE_FORBIDDEN, MUTED, BANNED), ALREADY_EXISTS
+        (ALREADY_DONE), RESOURCE_EXHAUSTED (RATE_LIMITED or SLOW_MODE, with
+        google.rpc.RetryInfo), UNAUTHENTICATED (TOKEN_EXPIRED: refresh the token, then
+        retry), UNAVAILABLE (LOG_UNAVAILABLE: the log could not confirm the append;
+        retry with the same client_msg_id).
+
+        The sender's own event travels in the room's event batches independently of
+        this result and may arrive BEFORE it. Dedupe on client_msg_id: the event
+        carries the send's client_msg_id (Event.client_msg_id, with Event.sender the
+        sender), so an app that shows a pending message replaces it with whichever of
+        the two arrives first and ignores the other; event_id and cursor are equal in
+        both.
         """
 
     def __init__(
@@ -715,9 +756,17 @@ class EventBatch(_message.Message):
     """The room."""
     omitted_count: _builtins.int
     """How many events of this room this subscriber did not receive just before
-    `events`: normal ones sampled away in a very busy room, or normal and ephemeral
-    ones shed because the subscriber read too slowly. History (ListEvents) has them
-    all. Critical events are never omitted.
+    `events`. Never a loss: history (ListEvents) has them all, and critical events
+    are never omitted. Two causes, counted together:
+     - sampling: a viewer is sent at most Welcome.limits.normal_events_per_second
+       normal events a second per room (30 by default); in a hotter room the rest
+       of the normal events are left out. Streams whose limit is 0 (hosts,
+       moderators, services, bots) are never sampled.
+     - shedding: the subscriber read too slowly and queued frames without critical
+       events (normal and ephemeral ones) were dropped; ephemeral ones are latest-
+       value-wins, so the next one corrects the picture.
+    A client that must see every event (moderation tools) uses a staff role or
+    pages through ListEvents.
     """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_event_pb2.Event]:

@@ -35,25 +35,34 @@ class RoomServiceStub:
      1. Open `Connect`. The FIRST request must be `hello` with a token. The server
         answers `welcome` (one ServerMessage). Anything else first, or a bad token,
         ends the stream with a gRPC status (UNAUTHENTICATED, FAILED_PRECONDITION,
-        PERMISSION_DENIED) whose details carry a google.rpc.ErrorInfo.
+        PERMISSION_DENIED) whose details carry a google.rpc.ErrorInfo; no hello
+        within 10 s ends it with DEADLINE_EXCEEDED (HANDSHAKE_REQUIRED). A second
+        `hello` on an open stream is answered by a `stream_error` FAILED_PRECONDITION
+        (HANDSHAKE_REQUIRED) and changes nothing: a new token goes in `refresh_token`.
      2. Send `join_room` for each room (several rooms may share one stream). The server
         answers `join_result` for that room. On success the snapshot comes first, then
         (when resuming) every event after the resume cursor, then live events, all as
         `event_batch` messages in cursor order.
      3. Send `send` to post into a joined room. Every send is answered by exactly one
         `send_result` carrying the same client_msg_id: OK with the event's cursor (the
-        event is durable in the room log), or an error status. The sender also receives
-        its own event in the room's event batches.
+        event is durable in the room log; likes are the exception, see SendResult), or
+        an error status. The sender also receives its own event in the room's event
+        batches, possibly BEFORE its send_result: match the two by client_msg_id.
      4. Send `ping` whenever useful (for example every 20 s on mobile); the server
         answers `pong` with the same nonce.
      5. `leave_room` stops events of that room; the server answers `leave_result`.
      6. A client that has nothing more to send may half-close its side; events keep
         coming until it cancels the call.
+     7. Before `welcome.token_expire_time`, send `refresh_token` with a new token for
+        the same user and role. A stream whose token expires without a refresh ends
+        with UNAUTHENTICATED (TOKEN_EXPIRED): reconnect with a new token.
 
     Errors that concern one request (a failed send or join) come back in its result;
-    errors that concern no request (an undecodable frame) come back as `stream_error`
-    and the stream stays open. Only handshake failures, a token that cannot be
-    refreshed, a flood far above the rate limit, and server shutdown end the stream.
+    errors that concern no request (an undecodable frame, a second hello, a refused
+    refresh_token) come back as `stream_error` and the stream stays open. Only
+    handshake failures, an expired token, a flood far above the rate limit, too many
+    undecodable frames, a frame over 64 KiB (RESOURCE_EXHAUSTED, from gRPC itself),
+    and server shutdown end the stream.
 
     When to reconnect: after `go_away` (the node is shutting down: reconnect after
     the given delay, to any node) and after any stream end with status UNAVAILABLE,
@@ -83,25 +92,34 @@ class RoomServiceAsyncStub(RoomServiceStub):
      1. Open `Connect`. The FIRST request must be `hello` with a token. The server
         answers `welcome` (one ServerMessage). Anything else first, or a bad token,
         ends the stream with a gRPC status (UNAUTHENTICATED, FAILED_PRECONDITION,
-        PERMISSION_DENIED) whose details carry a google.rpc.ErrorInfo.
+        PERMISSION_DENIED) whose details carry a google.rpc.ErrorInfo; no hello
+        within 10 s ends it with DEADLINE_EXCEEDED (HANDSHAKE_REQUIRED). A second
+        `hello` on an open stream is answered by a `stream_error` FAILED_PRECONDITION
+        (HANDSHAKE_REQUIRED) and changes nothing: a new token goes in `refresh_token`.
      2. Send `join_room` for each room (several rooms may share one stream). The server
         answers `join_result` for that room. On success the snapshot comes first, then
         (when resuming) every event after the resume cursor, then live events, all as
         `event_batch` messages in cursor order.
      3. Send `send` to post into a joined room. Every send is answered by exactly one
         `send_result` carrying the same client_msg_id: OK with the event's cursor (the
-        event is durable in the room log), or an error status. The sender also receives
-        its own event in the room's event batches.
+        event is durable in the room log; likes are the exception, see SendResult), or
+        an error status. The sender also receives its own event in the room's event
+        batches, possibly BEFORE its send_result: match the two by client_msg_id.
      4. Send `ping` whenever useful (for example every 20 s on mobile); the server
         answers `pong` with the same nonce.
      5. `leave_room` stops events of that room; the server answers `leave_result`.
      6. A client that has nothing more to send may half-close its side; events keep
         coming until it cancels the call.
+     7. Before `welcome.token_expire_time`, send `refresh_token` with a new token for
+        the same user and role. A stream whose token expires without a refresh ends
+        with UNAUTHENTICATED (TOKEN_EXPIRED): reconnect with a new token.
 
     Errors that concern one request (a failed send or join) come back in its result;
-    errors that concern no request (an undecodable frame) come back as `stream_error`
-    and the stream stays open. Only handshake failures, a token that cannot be
-    refreshed, a flood far above the rate limit, and server shutdown end the stream.
+    errors that concern no request (an undecodable frame, a second hello, a refused
+    refresh_token) come back as `stream_error` and the stream stays open. Only
+    handshake failures, an expired token, a flood far above the rate limit, too many
+    undecodable frames, a frame over 64 KiB (RESOURCE_EXHAUSTED, from gRPC itself),
+    and server shutdown end the stream.
 
     When to reconnect: after `go_away` (the node is shutting down: reconnect after
     the given delay, to any node) and after any stream end with status UNAVAILABLE,
@@ -127,25 +145,34 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
      1. Open `Connect`. The FIRST request must be `hello` with a token. The server
         answers `welcome` (one ServerMessage). Anything else first, or a bad token,
         ends the stream with a gRPC status (UNAUTHENTICATED, FAILED_PRECONDITION,
-        PERMISSION_DENIED) whose details carry a google.rpc.ErrorInfo.
+        PERMISSION_DENIED) whose details carry a google.rpc.ErrorInfo; no hello
+        within 10 s ends it with DEADLINE_EXCEEDED (HANDSHAKE_REQUIRED). A second
+        `hello` on an open stream is answered by a `stream_error` FAILED_PRECONDITION
+        (HANDSHAKE_REQUIRED) and changes nothing: a new token goes in `refresh_token`.
      2. Send `join_room` for each room (several rooms may share one stream). The server
         answers `join_result` for that room. On success the snapshot comes first, then
         (when resuming) every event after the resume cursor, then live events, all as
         `event_batch` messages in cursor order.
      3. Send `send` to post into a joined room. Every send is answered by exactly one
         `send_result` carrying the same client_msg_id: OK with the event's cursor (the
-        event is durable in the room log), or an error status. The sender also receives
-        its own event in the room's event batches.
+        event is durable in the room log; likes are the exception, see SendResult), or
+        an error status. The sender also receives its own event in the room's event
+        batches, possibly BEFORE its send_result: match the two by client_msg_id.
      4. Send `ping` whenever useful (for example every 20 s on mobile); the server
         answers `pong` with the same nonce.
      5. `leave_room` stops events of that room; the server answers `leave_result`.
      6. A client that has nothing more to send may half-close its side; events keep
         coming until it cancels the call.
+     7. Before `welcome.token_expire_time`, send `refresh_token` with a new token for
+        the same user and role. A stream whose token expires without a refresh ends
+        with UNAUTHENTICATED (TOKEN_EXPIRED): reconnect with a new token.
 
     Errors that concern one request (a failed send or join) come back in its result;
-    errors that concern no request (an undecodable frame) come back as `stream_error`
-    and the stream stays open. Only handshake failures, a token that cannot be
-    refreshed, a flood far above the rate limit, and server shutdown end the stream.
+    errors that concern no request (an undecodable frame, a second hello, a refused
+    refresh_token) come back as `stream_error` and the stream stays open. Only
+    handshake failures, an expired token, a flood far above the rate limit, too many
+    undecodable frames, a frame over 64 KiB (RESOURCE_EXHAUSTED, from gRPC itself),
+    and server shutdown end the stream.
 
     When to reconnect: after `go_away` (the node is shutting down: reconnect after
     the given delay, to any node) and after any stream end with status UNAVAILABLE,
