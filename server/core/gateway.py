@@ -227,28 +227,34 @@ class Gateway:
         return await self._rooms.close_room(room_id, int(time.time() * 1000))
 
     async def get_room(self, who: Identity, room_id: str) -> admin_service_pb2.Room:
-        await self.authority(who, room_id, "get_room")
+        info = await self.authority(who, room_id, "get_room")
+        # The answer lists the room's moderators: make sure the node has its state.
+        await self._room_state(room_id, info)
         return await self.room_message(room_id)
 
-    async def authority(self, who: Identity, room_id: str, action: str) -> tuple[RoomInfo, RoomState, str]:
-        """The room, its state and the caller's standing in it; ROLE_FORBIDDEN unless
-        that standing may take `action` (policy.ACTIONS)."""
+    async def authority(self, who: Identity, room_id: str, action: str) -> RoomInfo:
+        """The room, if the caller's standing in it may take `action` (policy.ACTIONS);
+        else ROLE_FORBIDDEN. The room's moderators are looked up only when they could
+        matter: a viewer or host token refused on its own standing may be appointed."""
         policy.check_room_id(room_id)
         info = await self.room(room_id)
-        state = await self._room_state(room_id, info)
-        where = policy.standing(who, room_id, info.creator_user_id, state.moderators)
+        where = policy.standing(who, room_id, info.creator_user_id, ())
+        if where not in policy.ACTIONS[action] and who.role in (policy.VIEWER, policy.HOST):
+            state = await self._room_state(room_id, info)
+            where = policy.standing(who, room_id, info.creator_user_id, state.moderators)
         policy.require(who, where, action)
-        return info, state, where
+        return info
 
     async def _room_state(self, room_id: str, info: RoomInfo) -> RoomState:
         """The room's folded state: the live one when the node watches the room (an
-        open room is watched, and held for _HOLD_S, if it was not); a closed room's is
-        read from its log."""
+        open room nobody on this node has joined is watched, and held for _HOLD_S); a
+        closed room's is read from its log."""
+        state = self.states.get(room_id)
+        if state is not None and room_id in self._members:
+            return state
         if info.closed:
-            state = self.states.get(room_id)
             return state if state is not None else await self._read_state(room_id)
         self._hold(room_id)
-        state = self.states.get(room_id)
         if state is None:
             try:
                 await self._watch(room_id)
