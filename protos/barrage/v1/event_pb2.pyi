@@ -247,6 +247,22 @@ class Payload(_message.Message):
     """The content of an event: exactly one of the fields is set. New event types are
     added here as new fields; a client that does not know a type sees an unset
     payload (or an unknown field) and should skip the event, keeping its cursor.
+
+    Who may post which kind, by the sender's standing in the room (see Role):
+      comment                                        everyone
+      like, lottery_entry, poll_vote                 viewer, bot, moderator, owner
+      announcement, product_*, flash_sale_*,
+      lottery_started, poll_started                  owner, service
+      gift, purchase                                 service
+      user_muted, user_banned, message_deleted,
+      slow_mode                                      moderator, owner, service; only on
+                                                     a target of lower rank (service >
+                                                     owner > moderator > viewer, bot),
+                                                     else PERMISSION_DENIED TARGET_PROTECTED
+      moderator_appointed, moderator_removed         owner, service
+      every other kind                               the server only (INVALID_FIELD)
+    A bot outside the rooms its token lists may post nothing. Anything else is
+    PERMISSION_DENIED ROLE_FORBIDDEN, answered before the payload's content is checked.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -154,7 +154,10 @@ Global___Hello: _TypeAlias = Hello  # noqa: Y015
 
 @_typing.final
 class JoinRoom(_message.Message):
-    """Subscribe to a room."""
+    """Subscribe to a room. Anyone may join an open room except a bot whose token does
+    not list it (PERMISSION_DENIED ROLE_FORBIDDEN) and a user banned from it
+    (PERMISSION_DENIED BANNED; services are never held back by a ban).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
