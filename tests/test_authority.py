@@ -31,6 +31,8 @@ from google.rpc import status_pb2
 
 from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import event_pb2 as ev
+from barrage.v1 import insights_service_pb2 as ipb
+from barrage.v1 import insights_service_pb2_grpc as insights_grpc
 from barrage.v1 import room_service_pb2 as rs
 from server.commerce.state import RoomState
 from tests.cluster import Cluster
@@ -80,6 +82,7 @@ SPEC_ACTION: dict[str, set[str]] = {
     "list_events": STAFF,
     "publish_event": STAFF,
     "close_room": SELLERS,
+    "read_insights": STAFF,
 }
 SPEC_CREATE = {"host", "service"}
 
@@ -286,15 +289,18 @@ async def test_stream_matrix_every_actor_every_kind_own_and_other_room(world: Wo
 
 
 async def test_admin_matrix_every_actor_every_rpc_own_and_other_room(world: World) -> None:
-    """GetRoom, ListEvents and PublishEvent of every kind, for every actor in both rooms."""
+    """GetRoom, ListEvents, GetInsights and PublishEvent of every kind, for every actor in both rooms."""
     mismatches: list[str] = []
     admins = {actor.user: Admin(world.server.target, world.token(actor)) for actor in ACTORS}
     try:
         for actor, (label, room_id) in itertools.product(ACTORS, world.rooms.items()):
             admin, where = admins[actor.user], actor.standing[label]
+            meta = admin.metadata
+            insights = insights_grpc.RoomInsightsServiceStub(admin.channel)
             for action, call in (
                 ("get_room", admin.stub.GetRoom(pb.GetRoomRequest(room_id=room_id), metadata=admin.metadata)),
                 ("list_events", admin.history(room_id)),
+                ("read_insights", insights.GetInsights(ipb.GetInsightsRequest(room_id=room_id), metadata=meta)),
             ):
                 got = await rpc_outcome(call)
                 if got != expected(where in SPEC_ACTION[action]):

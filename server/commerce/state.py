@@ -14,7 +14,7 @@ from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 
 VIEWER_COUNT_TTL_MS = 15_000
-STAFF_MESSAGES = 4096
+STAFF_MESSAGES = 1024
 """Newest messages by staff remembered per room, so deleting one checks its author's rank."""
 MAX_SERVICES = 1000
 """Service (and platform moderator) user ids remembered per room: they are few; the

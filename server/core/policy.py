@@ -85,6 +85,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "list_events": MODERATORS,
     "publish_event": MODERATORS,
     "close_room": SELLERS,
+    "read_insights": MODERATORS,
 }
 
 CREATE_ROOM = frozenset({HOST, SERVICE})
