@@ -67,7 +67,8 @@ SAMPLES: dict[str, ev.Payload] = {
     "slow_mode": ev.Payload(slow_mode=ev.SlowMode(min_interval=duration_pb2.Duration(seconds=0))),
 }
 
-# Who may post what (docs/protocol.md's table).
+# Who may post what, by token role, in a room the host owns (docs/commerce.md; the full
+# matrix of roles and relations to the room is tests/test_authority.py).
 ALLOWED: dict[str, set[str]] = {
     "comment": {"viewer", "host", "moderator", "service", "bot"},
     "like": {"viewer", "host", "moderator", "bot"},
