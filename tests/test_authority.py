@@ -595,3 +595,22 @@ async def test_a_moderator_appointed_on_one_node_acts_on_another(tmp_path: Path)
                 await vmod.close()
         finally:
             cluster.stop()
+
+
+def test_a_bot_token_lists_its_rooms_and_a_malformed_claim_is_refused() -> None:
+    import jwt
+
+    from server.auth import TokenVerifier, issue_dev_token
+    from server.core.errors import ApiError
+    from tests.server_process import TEST_SECRET
+
+    verifier = TokenVerifier(secret=TEST_SECRET)
+    bot = verifier.verify(issue_dev_token(TEST_SECRET, user_id="b", role="bot", rooms=["r1"]))
+    assert (bot.given_room("r1"), bot.given_room("r2")) == (True, False)
+    everywhere = verifier.verify(issue_dev_token(TEST_SECRET, user_id="b", role="bot", rooms=["*"]))
+    assert everywhere.given_room("any-room")
+    assert not verifier.verify(issue_dev_token(TEST_SECRET, user_id="b", role="bot")).given_room("r1")
+    claims = {"sub": "b", "role": "bot", "exp": int(time.time()) + 60, "rooms": "r1"}
+    with pytest.raises(ApiError) as refused:
+        verifier.verify(jwt.encode(claims, TEST_SECRET, algorithm="HS256"))
+    assert refused.value.reason == "TOKEN_INVALID"
