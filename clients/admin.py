@@ -50,10 +50,11 @@ class AdminClient:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def create_room(self, room_id: str, *, title: str = "") -> pb.Room:
-        """Create a room (roles host, service). ALREADY_EXISTS/ROOM_EXISTS if taken."""
+    async def create_room(self, room_id: str, *, title: str = "", host_user_id: str = "") -> pb.Room:
+        """Create a room (roles host, service; a service may name the host who owns it).
+        ALREADY_EXISTS/ROOM_EXISTS if taken."""
         reply: pb.CreateRoomResponse = await self._call(
-            self._stub.CreateRoom, pb.CreateRoomRequest(room_id=room_id, title=title)
+            self._stub.CreateRoom, pb.CreateRoomRequest(room_id=room_id, title=title, host_user_id=host_user_id)
         )
         return reply.room
 

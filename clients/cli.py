@@ -93,14 +93,15 @@ def _token(args: argparse.Namespace) -> int:
     from server.config import DEV_SECRET
 
     secret = args.secret or os.environ.get("BARRAGE_JWT_SECRET") or DEV_SECRET
-    print(issue_dev_token(secret, user_id=args.user, role=args.role, name=args.name, ttl_s=args.ttl))
+    rooms = args.rooms or None
+    print(issue_dev_token(secret, user_id=args.user, role=args.role, name=args.name, ttl_s=args.ttl, rooms=rooms))
     return 0
 
 
 # ------------------------------------------------------------------ client tools
 
 
-def _dev_token(role: str) -> str:
+def _dev_token(role: str, rooms: list[str] | None = None) -> str:
     """A development token for the local user, signed with the development secret, which a
     server started with `barrage serve` on loopback accepts."""
     from server.auth import issue_dev_token
@@ -108,13 +109,13 @@ def _dev_token(role: str) -> str:
 
     user = f"cli-{getpass.getuser()}"
     secret = os.environ.get("BARRAGE_JWT_SECRET") or DEV_SECRET
-    return issue_dev_token(secret, user_id=user, role=role, name=user, ttl_s=3600)
+    return issue_dev_token(secret, user_id=user, role=role, name=user, ttl_s=3600, rooms=rooms)
 
 
-def _fixed_token(args: argparse.Namespace, role: str) -> str:
+def _fixed_token(args: argparse.Namespace, role: str, rooms: list[str] | None = None) -> str:
     """--token, else BARRAGE_TOKEN, else a development token."""
     token: str | None = args.token or os.environ.get("BARRAGE_TOKEN")
-    return token or _dev_token(role)
+    return token or _dev_token(role, rooms)
 
 
 def _client_token(args: argparse.Namespace, role: str) -> TokenSource:
@@ -236,7 +237,8 @@ def _tail(args: argparse.Namespace) -> int:
 def _assistant(args: argparse.Namespace) -> int:
     from clients.assistant.command import assistant_command
 
-    return _run(assistant_command(args, args.target, _fixed_token(args, "bot")))
+    # A bot token acts only in the rooms it lists.
+    return _run(assistant_command(args, args.target, _fixed_token(args, "bot", rooms=list(args.room))))
 
 
 def _insights(args: argparse.Namespace) -> int:
@@ -271,7 +273,7 @@ def _admin_command(args: argparse.Namespace) -> int:
         async with AdminClient(args.target, _client_token(args, "service")) as admin:
             if args.command == "room":
                 if args.room_command == "create":
-                    room = await admin.create_room(args.room, title=args.title)
+                    room = await admin.create_room(args.room, title=args.title, host_user_id=args.host)
                 elif args.room_command == "close":
                     room = await admin.close_room(args.room, reason=args.reason)
                 else:
@@ -362,6 +364,7 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     create = room_commands.add_parser("create", parents=[common], help="create a room (host or service token)")
     create.add_argument("room")
     create.add_argument("--title", default="", help="title for display")
+    create.add_argument("--host", default="", help="user id of the host who will own the room (service tokens)")
     get = room_commands.add_parser("get", parents=[common], help="print a room as JSON")
     get.add_argument("room")
     close = room_commands.add_parser("close", parents=[common], help="close a room (host or service token)")
@@ -428,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--user", required=True, help="user id (the token's subject)")
     token.add_argument("--name", help="display name")
     token.add_argument("--role", default="viewer", choices=["viewer", "host", "moderator", "service", "bot"])
+    token.add_argument(
+        "--room", dest="rooms", action="append", default=[], help="a bot's room (repeatable; '*': every room)"
+    )
     token.add_argument("--ttl", type=float, default=24 * 3600, help="lifetime in seconds")
     token.add_argument("--secret", help="signing secret (default: BARRAGE_JWT_SECRET or the built-in dev secret)")
     token.set_defaults(func=_token)

@@ -1,7 +1,10 @@
 """Token verification (and issuing development tokens).
 
 Identity comes only from a verified JWT: subject = user id, `name` = display name,
-`role` = one of viewer, host, moderator, service, bot.
+`role` = one of viewer, host, moderator, service, bot. A bot token also carries
+`rooms`: the list of room ids the bot may act in (`["*"]`: every room, for a
+platform's own assistant); a bot token without it acts in no room. What each role
+may do in a room is decided in server/core/policy.py (docs/commerce.md).
 
 Development: HS256 tokens signed with a shared secret (`barrage token`). Never use
 them in production: anyone holding the secret can mint any identity.
@@ -30,6 +33,9 @@ ROLES: dict[str, int] = {
     "bot": event_pb2.ROLE_BOT,
 }
 _MAX_TOKEN_BYTES = 8192
+_MAX_BOT_ROOMS = 1000
+ALL_ROOMS = "*"
+"""In a bot's `rooms` claim: every room."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,12 @@ class Identity:
     """barrage.v1.Role value."""
     expires_at: float
     """Unix seconds; the token is refused from then on."""
+    rooms: frozenset[str] = frozenset()
+    """A bot's rooms (its token's `rooms` claim); ALL_ROOMS in it means every room."""
+
+    def given_room(self, room_id: str) -> bool:
+        """Whether the token's `rooms` claim gives it this room (bots)."""
+        return room_id in self.rooms or ALL_ROOMS in self.rooms
 
     def sender(self) -> event_pb2.Sender:
         return event_pb2.Sender(user_id=self.user_id, display_name=self.display_name, role=self.role)  # type: ignore[arg-type]
@@ -100,7 +112,18 @@ class TokenVerifier:
         if role is None or not subject or len(subject) > 128:
             raise ApiError(Code.UNAUTHENTICATED, "TOKEN_INVALID", "token has no valid role or subject")
         name = str(claims.get("name") or subject)[:64]
-        return Identity(user_id=subject, display_name=name, role=role, expires_at=float(claims["exp"]))
+        rooms = _rooms_claim(claims.get("rooms"))
+        return Identity(user_id=subject, display_name=name, role=role, expires_at=float(claims["exp"]), rooms=rooms)
+
+
+def _rooms_claim(value: object) -> frozenset[str]:
+    """The `rooms` claim: absent, or a list of room id strings (a bot's rooms)."""
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or len(value) > _MAX_BOT_ROOMS or not all(isinstance(r, str) for r in value):
+        message = f"claim rooms must be a list of at most {_MAX_BOT_ROOMS} room ids"
+        raise ApiError(Code.UNAUTHENTICATED, "TOKEN_INVALID", message)
+    return frozenset(value)
 
 
 def issue_dev_token(
@@ -112,8 +135,11 @@ def issue_dev_token(
     ttl_s: float = 24 * 3600,
     issuer: str | None = None,
     audience: str | None = None,
+    rooms: list[str] | None = None,
 ) -> str:
-    """Mint an HS256 development token. Not for production (see module docstring)."""
+    """Mint an HS256 development token. Not for production (see module docstring).
+
+    `rooms`: the bot's rooms claim (["*"]: every room)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     now = int(time.time())
@@ -128,4 +154,6 @@ def issue_dev_token(
         claims["iss"] = issuer
     if audience:
         claims["aud"] = audience
+    if rooms is not None:
+        claims["rooms"] = list(rooms)
     return jwt.encode(claims, secret, algorithm="HS256")

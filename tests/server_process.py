@@ -110,8 +110,16 @@ class ServerProcess:
         self.kill()
         self.start()
 
-    def token(self, user: str, role: str = "viewer", name: str | None = None, ttl_s: float = 3600) -> str:
-        return issue_dev_token(TEST_SECRET, user_id=user, role=role, name=name, ttl_s=ttl_s)
+    def token(
+        self,
+        user: str,
+        role: str = "viewer",
+        name: str | None = None,
+        ttl_s: float = 3600,
+        rooms: list[str] | None = None,
+    ) -> str:
+        """A development token; `rooms` is a bot's rooms claim (["*"]: every room)."""
+        return issue_dev_token(TEST_SECRET, user_id=user, role=role, name=name, ttl_s=ttl_s, rooms=rooms)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

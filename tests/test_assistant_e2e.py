@@ -87,7 +87,8 @@ class Viewer:
 
     def __init__(self, server: ServerProcess, room_id: str, user: str, role: str = "viewer") -> None:
         self.room_id = room_id
-        self.client = Client(server.target, server.token(user, role=role, name=user), options=FAST)
+        rooms = [room_id] if role == "bot" else None  # a bot acts only in the rooms its token lists
+        self.client = Client(server.target, server.token(user, role=role, name=user, rooms=rooms), options=FAST)
         self.events: list[event_pb2.Event] = []
         self._changed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
@@ -144,7 +145,7 @@ async def assistant(
 ) -> AsyncIterator[Assistant]:
     bot = Assistant(
         server.target,
-        server.token("assistant", role="bot", name="小助手"),
+        server.token("assistant", role="bot", name="小助手", rooms=[room_id]),
         [room_id],
         answerer,
         settings=settings,
@@ -308,7 +309,7 @@ async def test_muted_it_stays_silent_and_banned_it_leaves(
     async with Viewer(server, room, "frank") as frank:
         bot = Assistant(
             server.target,
-            server.token("assistant", role="bot"),
+            server.token("assistant", role="bot", rooms=[room]),
             [room],
             answerer,
             settings=SETTINGS,
@@ -408,7 +409,7 @@ def test_the_barrage_assistant_command_answers_and_stops_on_sigterm(server: Serv
     command = [
         sys.executable, "-m", "clients.cli", "assistant",
         "--room", "placeholder", "--catalog", str(SAMPLE_CATALOGUE),
-        "--token", server.token("assistant", role="bot"), "--target", server.target,
+        "--token", server.token("assistant", role="bot", rooms=[room_id]), "--target", server.target,
     ]  # fmt: skip
     command[command.index("placeholder")] = room_id
     log = tmp_path / "assistant.log"

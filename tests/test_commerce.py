@@ -67,7 +67,8 @@ SAMPLES: dict[str, ev.Payload] = {
     "slow_mode": ev.Payload(slow_mode=ev.SlowMode(min_interval=duration_pb2.Duration(seconds=0))),
 }
 
-# Who may post what (docs/protocol.md's table).
+# Who may post what, by token role, in a room the host owns (docs/commerce.md; the full
+# matrix of roles and relations to the room is tests/test_authority.py).
 ALLOWED: dict[str, set[str]] = {
     "comment": {"viewer", "host", "moderator", "service", "bot"},
     "like": {"viewer", "host", "moderator", "bot"},
@@ -102,7 +103,9 @@ class Room:
     async def join(self, user: str, role: str = "viewer") -> RawStream:
         stream = RawStream(self.server.target)
         self.streams.append(stream)
-        await stream.hello(self.server.token(user, role=role, name=user.title()))
+        # A bot acts only in the rooms its token lists.
+        rooms = [self.room_id] if role == "bot" else None
+        await stream.hello(self.server.token(user, role=role, name=user.title(), rooms=rooms))
         result = await stream.join(self.room_id)
         assert result.status.code == OK, result.status
         return stream
@@ -121,7 +124,8 @@ class Room:
 @pytest.fixture
 async def room(server: ServerProcess, room_id: str) -> AsyncIterator[Room]:
     admin = Admin(server.target, server.token("ops", role="service"))
-    await admin.create_room(room_id, "Spring sale")
+    # Authority is the room's: "the-host" owns it (tests/test_authority.py has the matrix).
+    await admin.create_room(room_id, "Spring sale", host_user_id="the-host")
     await admin.close()
     opened = Room(server, room_id)
     yield opened
@@ -135,7 +139,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
 
 
 async def test_every_role_is_refused_what_it_may_not_post(room: Room) -> None:
-    streams = {role: await room.join(f"{role}-user", role) for role in ROLES}
+    streams = {role: await room.join("the-host" if role == "host" else f"{role}-user", role) for role in ROLES}
     for kind, payload in SAMPLES.items():
         for role in ROLES:
             result = await room.post(streams[role], payload)
@@ -410,7 +414,7 @@ async def test_a_hot_room_samples_normal_events_per_viewer_but_delivers_every_cr
     room = Room(server, "hot")
     admin = Admin(server.target, server.token("ops", role="service"))
     try:
-        await admin.create_room("hot")
+        await admin.create_room("hot", host_user_id="the-host")
         viewers = [await room.join(f"viewer-{i}") for i in range(4)]
         host = await room.join("the-host", "host")
         sender = await room.join("shouter", "service")
@@ -488,7 +492,7 @@ async def test_a_restarted_node_rebuilds_room_state_from_a_checkpoint(tmp_path: 
     room = Room(server, "kept")
     admin = Admin(server.target, server.token("ops", role="service"))
     try:
-        await admin.create_room("kept")
+        await admin.create_room("kept", host_user_id="the-host")
         host = await room.join("the-host", "host")
         voter = await room.join("voter")
         await room.post(host, SAMPLES["product_pinned"])

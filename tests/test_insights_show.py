@@ -154,7 +154,8 @@ class Show:
     def person(self, user: str, role: str = "viewer") -> Participant:
         if user not in self.people:
             channel = self.channels[len(self.people) % 4]
-            self.people[user] = Participant(channel, user, self.server.token(user, role=role, name=user))
+            rooms = [ROOM] if role == "bot" else None  # a bot acts only in the rooms its token lists
+            self.people[user] = Participant(channel, user, self.server.token(user, role=role, name=user, rooms=rooms))
         return self.people[user]
 
     async def insights(self, **request: Any) -> ipb.RoomInsights:

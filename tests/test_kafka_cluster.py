@@ -80,7 +80,7 @@ async def admin(cluster: Cluster, room_id: str) -> AsyncIterator[Admin]:
     """Admin API on node 0 (never killed); the room is created."""
     client = Admin(cluster[0].target, cluster.token("ops", role="service"))
     try:
-        await client.create_room(room_id, "cluster room")
+        await client.create_room(room_id, "cluster room", host_user_id="the-host")  # "the-host" owns it
         yield client
     finally:
         await client.close()

@@ -290,7 +290,7 @@ async def admin(node: ServerProcess) -> AsyncIterator[Admin]:
 
 async def post(node: ServerProcess, room_id: str, kind: str, payload: ev.Payload) -> rs.SendResult:
     """Send one payload on a stream, as the roles that may post this kind, from a fresh user."""
-    role = "service" if policy.SERVICE in policy.POST[kind] else "viewer"
+    role = "service" if policy.S_SERVICE in policy.POST[kind] else "viewer"
     stream = RawStream(node.target)
     try:
         await stream.hello(node.token(f"{role}-{uuid.uuid4().hex[:8]}", role=role))

@@ -180,12 +180,11 @@ class Admin:
         self.stub = admin_service_pb2_grpc.RoomAdminServiceStub(self.channel)
         self.metadata = (("authorization", f"Bearer {token}"),)
 
-    async def create_room(self, room_id: str, title: str = "") -> Any:
+    async def create_room(self, room_id: str, title: str = "", host_user_id: str = "") -> Any:
         from barrage.v1 import admin_service_pb2 as pb
 
-        return (
-            await self.stub.CreateRoom(pb.CreateRoomRequest(room_id=room_id, title=title), metadata=self.metadata)
-        ).room
+        request = pb.CreateRoomRequest(room_id=room_id, title=title, host_user_id=host_user_id)
+        return (await self.stub.CreateRoom(request, metadata=self.metadata)).room
 
     async def close_room(self, room_id: str, reason: str = "") -> Any:
         from barrage.v1 import admin_service_pb2 as pb

@@ -127,6 +127,10 @@ class RoomCheckpoint(_message.Message):
     MUTED_FIELD_NUMBER: _builtins.int
     BANNED_USER_IDS_FIELD_NUMBER: _builtins.int
     SLOW_MODE_FIELD_NUMBER: _builtins.int
+    MODERATOR_USER_IDS_FIELD_NUMBER: _builtins.int
+    SERVICE_USER_IDS_FIELD_NUMBER: _builtins.int
+    STAFF_MESSAGES_FIELD_NUMBER: _builtins.int
+    PLATFORM_MODERATOR_USER_IDS_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """Log position (within the room's epoch) of the last event the state includes."""
     epoch: _builtins.str
@@ -171,6 +175,24 @@ class RoomCheckpoint(_message.Message):
     def slow_mode(self) -> _duration_pb2.Duration:
         """Slow mode interval."""
 
+    @_builtins.property
+    def moderator_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The room's appointed moderators."""
+
+    @_builtins.property
+    def service_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """User ids seen posting with a service token (they cannot be muted or banned)."""
+
+    @_builtins.property
+    def staff_messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StaffMessage]:
+        """The newest messages by staff (owner, moderators, services), whose deletion is
+        checked against their author's standing.
+        """
+
+    @_builtins.property
+    def platform_moderator_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """User ids seen posting with a moderator token (platform moderators)."""
+
     def __init__(
         self,
         *,
@@ -187,14 +209,44 @@ class RoomCheckpoint(_message.Message):
         muted: _abc.Iterable[_event_pb2.UserMuted] | None = ...,
         banned_user_ids: _abc.Iterable[_builtins.str] | None = ...,
         slow_mode: _duration_pb2.Duration | None = ...,
+        moderator_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        service_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        staff_messages: _abc.Iterable[Global___StaffMessage] | None = ...,
+        platform_moderator_user_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "pinned", b"pinned", "slow_mode", b"slow_mode"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["banned_user_ids", b"banned_user_ids", "epoch", b"epoch", "flash_sale", b"flash_sale", "flash_stock", b"flash_stock", "like_total", b"like_total", "lotteries", b"lotteries", "muted", b"muted", "node_viewers", b"node_viewers", "node_viewers_time", b"node_viewers_time", "pinned", b"pinned", "polls", b"polls", "position", b"position", "slow_mode", b"slow_mode"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["banned_user_ids", b"banned_user_ids", "epoch", b"epoch", "flash_sale", b"flash_sale", "flash_stock", b"flash_stock", "like_total", b"like_total", "lotteries", b"lotteries", "moderator_user_ids", b"moderator_user_ids", "muted", b"muted", "node_viewers", b"node_viewers", "node_viewers_time", b"node_viewers_time", "pinned", b"pinned", "platform_moderator_user_ids", b"platform_moderator_user_ids", "polls", b"polls", "position", b"position", "service_user_ids", b"service_user_ids", "slow_mode", b"slow_mode", "staff_messages", b"staff_messages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomCheckpoint: _TypeAlias = RoomCheckpoint  # noqa: Y015
+
+@_typing.final
+class StaffMessage(_message.Message):
+    """A message posted by staff, in a checkpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    AUTHOR_USER_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The message's event id."""
+    author_user_id: _builtins.str
+    """Its author."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        author_user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_user_id", b"author_user_id", "event_id", b"event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StaffMessage: _TypeAlias = StaffMessage  # noqa: Y015
 
 @_typing.final
 class PollCheckpoint(_message.Message):

@@ -48,12 +48,14 @@ class Interactions:
 
     def prepare(
         self, state: RoomState | None, who: Identity, room_id: str, kind: str, payload: event_pb2.Payload, key: str,
-        now_ms: int,
+        now_ms: int, standing: str = policy.S_VIEWER,
     ) -> list[Entry]:  # fmt: skip
         """Entries for one validated post (kind already checked by policy)."""
         user = who.user_id
         own_key = f"{user}/{key}"
-        if state is not None:
+        # Services are never held back by a ban or mute (one issued before the room
+        # knew the user as a service does not count).
+        if state is not None and standing != policy.S_SERVICE:
             if user in state.banned:
                 raise ApiError(Code.PERMISSION_DENIED, "BANNED", "you are banned from this room")
             until = state.muted(user, now_ms)
@@ -63,7 +65,7 @@ class Interactions:
                 )
         priority = policy.PRIORITY[kind]
         if kind == "comment":
-            return self._comment(state, who, payload, own_key, now_ms)
+            return self._comment(state, who, payload, own_key, now_ms, standing)
         if kind == "gift":
             gift = payload.gift
             if gift.count * gift.unit_value.amount_minor >= self._big_gift_minor:
@@ -99,14 +101,14 @@ class Interactions:
         return [Entry(payload, priority, own_key)]
 
     def _comment(
-        self, state: RoomState | None, who: Identity, payload: event_pb2.Payload, key: str, now_ms: int
+        self, state: RoomState | None, who: Identity, payload: event_pb2.Payload, key: str, now_ms: int, standing: str
     ) -> list[Entry]:
         text = payload.comment.text
         blocked = self._words.find(text)
         if blocked is not None:
             raise invalid("TEXT_BLOCKED", "the comment contains a blocked word", "payload.comment.text")
         user = who.user_id
-        if state is not None and state.slow_mode_ms and who.role in (policy.VIEWER, policy.BOT):
+        if state is not None and state.slow_mode_ms and standing in (policy.S_VIEWER, policy.S_BOT):
             wait_ms = state.last_comment_ms.get(user, 0) + state.slow_mode_ms - now_ms
             if wait_ms > 0:
                 raise ApiError(
@@ -129,6 +131,33 @@ class Interactions:
                     entry = event_pb2.Payload(lottery_entry=event_pb2.LotteryEntry(lottery_id=lottery_id))
                     entries.append(Entry(entry, policy.NORMAL, f"lottery:{lottery_id}:{user}"))
         return entries
+
+    @staticmethod
+    def check_authority(
+        state: RoomState, owner_user_id: str, standing: str, who: Identity, kind: str, payload: event_pb2.Payload
+    ) -> None:
+        """Room authority beyond the kind table: moderation acts only on lower ranks
+        (nobody below the owner on the owner, no moderator on another, nobody on a
+        service), and a room's moderators are bounded."""
+
+        def rank_of(user_id: str) -> str:
+            moderators = state.moderators | state.platform_moderators
+            return policy.target_standing(user_id, owner_user_id, moderators, state.services)
+
+        if kind in ("user_muted", "user_banned"):
+            policy.require_outranks(standing, rank_of(getattr(payload, kind).user_id))
+        elif kind == "message_deleted":
+            author = state.staff_messages.get(payload.message_deleted.event_id)
+            if author is not None and author != who.user_id:
+                policy.require_outranks(standing, rank_of(author))
+        elif kind == "moderator_appointed":
+            appointed = payload.moderator_appointed.user_id
+            if appointed not in state.moderators and len(state.moderators) >= policy.MAX_MODERATORS:
+                raise ApiError(
+                    Code.RESOURCE_EXHAUSTED,
+                    "TOO_MANY_MODERATORS",
+                    f"a room has at most {policy.MAX_MODERATORS} moderators",
+                )
 
     @staticmethod
     def _check_lottery_open(state: RoomState | None, lottery_id: str, user: str, now_ms: int) -> None:

@@ -8,6 +8,7 @@ Join snapshots, moderation checks, one-vote-per-user and lottery entries read it
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
@@ -24,6 +25,12 @@ INTERNAL_PRIORITY = int(checkpoint_pb2.INTERNAL_PRIORITY_INTERNAL)
 """Event.priority of the server's own records (reserved in the public Priority enum)."""
 
 VIEWER_COUNT_TTL_MS = 15_000
+STAFF_MESSAGES = 1024
+"""Newest messages by staff remembered per room, so deleting one checks its author's rank."""
+MAX_SERVICES = 1000
+"""Service (and platform moderator) user ids remembered per room: they are few; the
+bound is for safety."""
+_STAFF_ROLES = frozenset({event_pb2.ROLE_HOST, event_pb2.ROLE_MODERATOR, event_pb2.ROLE_SERVICE})
 
 FOLD_NOW_S = float(ranges.TIMESTAMP_MAX_S)
 """The clock the folds check ranges with: every range of ingest, without its one-year
@@ -94,6 +101,14 @@ class RoomState:
     last_comment_ms: dict[str, int] = field(default_factory=dict)
     since_checkpoint: int = 0
     """Events folded since the last room_checkpoint in the log."""
+    moderators: set[str] = field(default_factory=set)
+    """Moderators the owner appointed for this room (the owner is the room directory's)."""
+    services: set[str] = field(default_factory=set)
+    """User ids seen posting with a service token: never muted or banned."""
+    platform_moderators: set[str] = field(default_factory=set)
+    """User ids seen posting with a moderator token: moderators may not act on them."""
+    staff_messages: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    """event id -> author of the newest STAFF_MESSAGES comments/announcements by staff."""
 
     def fold(self, position: int, event: event_pb2.Event) -> str | None:
         """Apply one event. Returns a user id that must be removed from the room (ban).
@@ -127,6 +142,7 @@ class RoomState:
             self.since_checkpoint = 0
             return None
         self.since_checkpoint += 1
+        self._note_sender(event, kind)
         when = _ms(event.publish_time)
         if kind == "comment":
             if self.slow_mode_ms:
@@ -181,7 +197,23 @@ class RoomState:
             self.slow_mode_ms = int(payload.slow_mode.min_interval.ToMilliseconds())
             if not self.slow_mode_ms:
                 self.last_comment_ms.clear()
+        elif kind == "moderator_appointed":
+            self.moderators.add(payload.moderator_appointed.user_id)
+        elif kind == "moderator_removed":
+            self.moderators.discard(payload.moderator_removed.user_id)
         return None
+
+    def _note_sender(self, event: event_pb2.Event, kind: str | None) -> None:
+        """Remember who is a service, and which messages staff wrote (authority checks)."""
+        sender = event.sender
+        if sender.role == event_pb2.ROLE_SERVICE and len(self.services) < MAX_SERVICES:
+            self.services.add(sender.user_id)
+        elif sender.role == event_pb2.ROLE_MODERATOR and len(self.platform_moderators) < MAX_SERVICES:
+            self.platform_moderators.add(sender.user_id)
+        if kind in ("comment", "announcement") and (sender.role in _STAFF_ROLES or sender.user_id in self.moderators):
+            self.staff_messages[event.event_id] = sender.user_id
+            if len(self.staff_messages) > STAFF_MESSAGES:
+                self.staff_messages.popitem(last=False)
 
     def _update_product(self, update: event_pb2.ProductUpdated) -> None:
         for product in (self.pinned, self.flash_sale.product if self.flash_sale is not None else None):
@@ -219,6 +251,11 @@ class RoomState:
         for user, until in self.muted_until_ms.items():
             cp.muted.add(user_id=user).until.FromMilliseconds(until)
         cp.slow_mode.FromMilliseconds(self.slow_mode_ms)
+        cp.moderator_user_ids.extend(sorted(self.moderators))
+        cp.service_user_ids.extend(sorted(self.services))
+        cp.platform_moderator_user_ids.extend(sorted(self.platform_moderators))
+        for event_id, author in self.staff_messages.items():
+            cp.staff_messages.add(event_id=event_id, author_user_id=author)
         return cp
 
     @classmethod
@@ -246,7 +283,12 @@ class RoomState:
             like_total=cp.like_total,
             banned=set(cp.banned_user_ids),
             slow_mode_ms=int(cp.slow_mode.ToMilliseconds()),
+            moderators=set(cp.moderator_user_ids),
+            services=set(cp.service_user_ids),
+            platform_moderators=set(cp.platform_moderator_user_ids),
         )
+        for message in cp.staff_messages:
+            state.staff_messages[message.event_id] = message.author_user_id
         for poll in cp.polls:
             state.polls[poll.started.poll_id] = Poll(poll.started, list(poll.counts), set(poll.voter_user_ids))
         for lot in cp.lotteries:
@@ -284,6 +326,7 @@ class RoomState:
         for lottery in self.lotteries.values():
             snap.lottery.CopyFrom(lottery.started)
         snap.slow_mode.FromMilliseconds(self.slow_mode_ms)
+        snap.moderator_user_ids.extend(sorted(self.moderators))
         return snap
 
 

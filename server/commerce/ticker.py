@@ -111,6 +111,9 @@ class RoomTicker:
             system("room_checkpoint", checkpoint, f"checkpoint:{state.position}")
         local = len(gateway.members(room_id))
         published = self._viewers.get(room_id)
+        # A room watched only for admin calls (no member here yet) has no audience to report.
+        if published is None and not local:
+            return jobs
         if published is None or (
             now - published[0] >= VIEWERS_EVERY_S and (published[1] != local or now - published[0] >= VIEWERS_REFRESH_S)
         ):

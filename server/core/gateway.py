@@ -58,6 +58,10 @@ _CHECKPOINT_SCAN_PAGES = 40
 """How far back (pages of _REPLAY_PAGE) a rebuild looks for a checkpoint."""
 _MAX_USER_BUCKETS = 100_000
 _CONCURRENT_REPLAY_READS = 4
+_HOLD_S = 60.0
+"""How long the node keeps watching a room after an admin call needed its state (the
+room's moderators, bans and slow mode), so that a service publishing into a room
+pays for one rebuild, not one per call."""
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 """W3C trace-context `traceparent` (version-traceid-parentid-flags)."""
 
@@ -121,6 +125,8 @@ class Gateway:
         self._ticker: asyncio.Task[None] | None = None
         self._read_slots = asyncio.Semaphore(_CONCURRENT_REPLAY_READS)
         self._user_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._holds: dict[str, asyncio.TimerHandle] = {}
+        """Rooms watched for admin calls (no member needs them), until the timer fires."""
 
     async def start(self) -> None:
         self._log.set_listener(self._on_records)
@@ -128,6 +134,9 @@ class Gateway:
         self._ticker = asyncio.create_task(RoomTicker(self).run(), name="room-ticker")
 
     async def close(self) -> None:
+        for handle in self._holds.values():
+            handle.cancel()
+        self._holds.clear()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -181,23 +190,36 @@ class Gateway:
             raise ApiError(Code.FAILED_PRECONDITION, "ROOM_CLOSED", f"room {room_id!r} is closed")
         return info
 
-    async def create_room(self, who: Identity, room_id: str, title: str) -> RoomInfo:
-        policy.require(who.role, "create_room")
+    async def create_room(self, who: Identity, room_id: str, title: str, host_user_id: str = "") -> RoomInfo:
+        """Create a room owned by the calling host, or by the host a service names."""
+        policy.require_create(who)
+        if host_user_id and host_user_id != who.user_id and who.role != policy.SERVICE:
+            raise ApiError(
+                Code.PERMISSION_DENIED,
+                "ROLE_FORBIDDEN",
+                "only a service may create a room for another host",
+                metadata={"action": "create_room", "role": policy.role_name(who.role)},
+            )
         policy.check_room_id(room_id)
         if len(title) > 200:
             raise ApiError(Code.INVALID_ARGUMENT, "INVALID_FIELD", "title is longer than 200 characters")
-        info = RoomInfo(room_id, title, who.user_id, int(time.time() * 1000))
+        if host_user_id:
+            policy.check_client_id(host_user_id, "host_user_id")
+        # The directory's creator_user_id is the room's owner (Room.creator_user_id).
+        info = RoomInfo(room_id, title, host_user_id or who.user_id, int(time.time() * 1000))
         try:
             return await self._rooms.create(info)
         except RoomExistsError:
             raise ApiError(Code.ALREADY_EXISTS, "ROOM_EXISTS", f"room {room_id!r} already exists") from None
 
     async def close_room(self, who: Identity, room_id: str, reason: str) -> RoomInfo:
-        policy.require(who.role, "close_room")
         policy.check_room_id(room_id)
         info = await self.room(room_id)
-        if who.role == policy.HOST and info.creator_user_id != who.user_id:
-            raise ApiError(Code.PERMISSION_DENIED, "ROLE_FORBIDDEN", "a host may only close rooms they created")
+        # Only the owner and services may close: appointed moderators do not matter
+        # here except to name the caller's standing in the refusal.
+        state = self.states.get(room_id)
+        where = policy.standing(who, room_id, info.creator_user_id, state.moderators if state is not None else ())
+        policy.require(who, where, "close_room")
         if info.closed:
             return info
         payload = event_pb2.Payload(room_closed=event_pb2.RoomClosed(reason=reason[:200]))
@@ -205,9 +227,74 @@ class Gateway:
         await self.append(who, room_id, [entry], [""], [("", "")])
         return await self._rooms.close_room(room_id, int(time.time() * 1000))
 
+    async def get_room(self, who: Identity, room_id: str) -> admin_service_pb2.Room:
+        info = await self.authority(who, room_id, "get_room")
+        # The answer lists the room's moderators: make sure the node has its state.
+        await self._room_state(room_id, info)
+        return await self.room_message(room_id)
+
+    async def authority(self, who: Identity, room_id: str, action: str) -> RoomInfo:
+        """The room, if the caller's standing in it may take `action` (policy.ACTIONS);
+        else ROLE_FORBIDDEN. The room's moderators are looked up only when they could
+        matter: a viewer or host token refused on its own standing may be appointed."""
+        policy.check_room_id(room_id)
+        info = await self.room(room_id)
+        where = policy.standing(who, room_id, info.creator_user_id, ())
+        if where not in policy.ACTIONS[action] and who.role in (policy.VIEWER, policy.HOST):
+            state = await self._room_state(room_id, info)
+            where = policy.standing(who, room_id, info.creator_user_id, state.moderators)
+        policy.require(who, where, action)
+        return info
+
+    async def _room_state(self, room_id: str, info: RoomInfo) -> RoomState:
+        """The room's folded state: the live one when the node watches the room (an
+        open room nobody on this node has joined is watched, and held for _HOLD_S); a
+        closed room's is read from its log."""
+        state = self.states.get(room_id)
+        if state is not None and room_id in self._members:
+            return state
+        if info.closed:
+            return state if state is not None else await self._read_state(room_id)
+        self._hold(room_id)
+        if state is None:
+            try:
+                await self._watch(room_id)
+            except BaseException:
+                self._release_hold(room_id)
+                raise
+            state = self.states[room_id]
+        return state
+
+    def _hold(self, room_id: str) -> None:
+        handle = self._holds.pop(room_id, None)
+        if handle is not None:
+            handle.cancel()
+        self._holds[room_id] = asyncio.get_running_loop().call_later(_HOLD_S, self._release_hold, room_id)
+
+    def _release_hold(self, room_id: str) -> None:
+        handle = self._holds.pop(room_id, None)
+        if handle is not None:
+            handle.cancel()
+        if room_id not in self._members:
+            self._drop(room_id)
+
+    async def _read_state(self, room_id: str) -> RoomState:
+        """Fold a room's retained history without watching it (closed rooms)."""
+        state = await self._latest_checkpoint(room_id)
+        after = state.position
+        while True:
+            records = await self._log.read(room_id, after, _REPLAY_PAGE)
+            for record in records:
+                state.fold(record.position, event_pb2.Event.FromString(record.payload))
+            if records:
+                after = records[-1].position
+            if len(records) < _REPLAY_PAGE:
+                return state
+
     async def room_message(self, room_id: str) -> admin_service_pb2.Room:
         info = await self.room(room_id)
         head = await self._log.head(room_id)
+        state = self.states.get(room_id)
         return admin_service_pb2.Room(
             room_id=info.room_id,
             title=info.title,
@@ -216,6 +303,7 @@ class Gateway:
             close_time=_millis_timestamp(info.close_time_ms) if info.closed else None,
             creator_user_id=info.creator_user_id,
             head_cursor=encode_cursor(self._log.epoch(room_id), head) if head is not None else "",
+            moderator_user_ids=sorted(state.moderators) if state is not None else [],
         )
 
     def _on_records(self, records: Sequence[LogRecord]) -> None:
@@ -246,6 +334,9 @@ class Gateway:
         self.hub.on_records(items)
 
     def _room_closed(self, room_id: str) -> None:
+        hold = self._holds.pop(room_id, None)
+        if hold is not None:
+            hold.cancel()
         cached = self._room_cache.get(room_id)
         if cached is not None:
             self._room_cache[room_id] = dataclasses.replace(cached, closed=True, close_time_ms=int(time.time() * 1000))
@@ -257,18 +348,36 @@ class Gateway:
         if ch is not None:
             self.hub.flush(ch)
         for member in tuple(self._members.get(room_id, ())):
-            if user_id is None or member.identity.user_id == user_id:
+            identity = member.identity
+            # A ban never removes a service (nobody can ban one).
+            if user_id is None or (identity.user_id == user_id and identity.role != policy.SERVICE):
                 member.owner.removed_from_room(room_id)
+        if user_id is None and room_id not in self._members and room_id not in self._holds:
+            self._drop(room_id)
 
     # ----------------------------------------------------------------- ingest
 
-    async def post(self, who: Identity, room_id: str, posts: Sequence[Post]) -> list[Posted | ApiError]:
-        """Validate and append posts to an open room, in order. One result per post."""
+    async def post(
+        self, who: Identity, room_id: str, posts: Sequence[Post], *, action: str | None = None
+    ) -> list[Posted | ApiError]:
+        """The one ingest path for user content (stream sends and admin PublishEvent):
+        validate and append posts to an open room, in order. One result per post.
+
+        Checks, in order: the room is open; `action` (publish_event) if given; per
+        post, the user's rate budget on this node, the caller's standing may post the
+        kind (before the payload's content is looked at), the payload, moderation
+        rank (TARGET_PROTECTED), ban and mute, slow mode and once-per-user rules."""
         try:
-            await self.open_room(room_id)
+            info = await self.open_room(room_id)
+            state = await self._room_state(room_id, info)
+            where = policy.standing(who, room_id, info.creator_user_id, state.moderators)
+            if action is not None:
+                policy.require(who, where, action)
         except ApiError as err:
             return [err] * len(posts)
-        state = self.states.get(room_id)
+        except LogUnavailableError as exc:
+            return [log_unavailable(exc, "a rebuild of the room's state")] * len(posts)
+        bucket = self.user_bucket(who)
         now_ms = int(time.time() * 1000)
         results: list[Posted | ApiError | None] = [None] * len(posts)
         entries: list[Entry] = []
@@ -276,16 +385,29 @@ class Gateway:
         """For each entry, the post it came from."""
         for i, item in enumerate(posts):
             try:
-                kind = policy.check_payload(item.payload, self.settings.max_text_chars)
-                policy.require_post(who.role, kind)
+                # A user's streams and admin calls share one budget, so more streams or
+                # the admin API do not buy a bigger flood (services: unlimited).
+                wait = bucket.take()
+                if wait:
+                    raise ApiError(
+                        Code.RESOURCE_EXHAUSTED, "RATE_LIMITED", "rate limit for this user exceeded", retry_after_s=wait
+                    )
+                kind = item.payload.WhichOneof("kind")
+                policy.require_post(who, where, kind)
+                assert kind is not None
+                policy.check_client_id(item.key, "request_id" if action else "client_msg_id")
+                policy.check_payload(item.payload, self.settings.max_text_chars)
+                self.interactions.check_authority(state, info.creator_user_id, where, who, kind, item.payload)
                 if kind == "like":
                     # Counted here, published as a like burst by the ticker.
-                    if state is not None and who.user_id in state.banned:
+                    if who.user_id in state.banned and where != policy.S_SERVICE:
                         raise ApiError(Code.PERMISSION_DENIED, "BANNED", "you are banned from this room")
                     self.likes[room_id] = self.likes.get(room_id, 0) + item.payload.like.count
                     results[i] = Posted(cursor="", event_id="", duplicate=False)
                     continue
-                prepared = self.interactions.prepare(state, who, room_id, kind, item.payload, item.key, now_ms)
+                prepared = self.interactions.prepare(
+                    state, who, room_id, kind, item.payload, item.key, now_ms, standing=where
+                )
             except ApiError as err:
                 results[i] = err
                 continue
@@ -400,9 +522,7 @@ class Gateway:
         self, who: Identity, room_id: str, cursor: str, backward: bool, page_size: int
     ) -> tuple[list[bytes], str]:
         """A page of complete Event bytes and the cursor for the next page ("" at the end)."""
-        policy.require(who.role, "list_events")
-        policy.check_room_id(room_id)
-        await self.room(room_id)
+        await self.authority(who, room_id, "list_events")
         size = page_size or 100
         if not 1 <= size <= 1000:
             raise ApiError(
@@ -433,7 +553,6 @@ class Gateway:
         """
         room_id = member.room_id
         info = await self.open_room(room_id)
-        policy.require(member.identity.role, "join")
         self._members.setdefault(room_id, set()).add(member)
         try:
             await self._watch(room_id)
@@ -442,9 +561,16 @@ class Gateway:
             raise
         self._room_cache.setdefault(room_id, info)
         state = self.states[room_id]
-        if member.identity.user_id in state.banned:
+        where = policy.standing(member.identity, room_id, info.creator_user_id, state.moderators)
+        try:
+            policy.require(member.identity, where, "join")
+            if member.identity.user_id in state.banned and where != policy.S_SERVICE:
+                raise ApiError(Code.PERMISSION_DENIED, "BANNED", "you are banned from this room")
+        except ApiError:
             self.unsubscribe(member)
-            raise ApiError(Code.PERMISSION_DENIED, "BANNED", "you are banned from this room")
+            raise
+        # Staff of this room, services and bots see every event; viewers may get a sample.
+        member.full = where != policy.S_VIEWER
         outcome = room_service_pb2.RESUME_OUTCOME_FRESH
         after: int | None = None
         epoch = self._log.epoch(room_id)
@@ -462,6 +588,7 @@ class Gateway:
         # The snapshot is the folded state as of `head`; events after it follow.
         head = state.position
         snapshot = state.snapshot(info.title, encode_cursor(epoch, head) if head >= 0 else "", int(time.time() * 1000))
+        snapshot.owner_user_id = info.creator_user_id
         if after is None:
             limit = min(history_limit, self.settings.max_history_limit)
             older = await self._log.read_backward(room_id, head + 1, limit) if limit and head >= 0 else []
@@ -602,12 +729,18 @@ class Gateway:
         if ch is None:
             return
         self.hub.detach(ch, member)
-        if room_id not in self._members:
-            self.hub.drop_channel(room_id)
-            self.states.pop(room_id, None)
-            self._room_cache.pop(room_id, None)
-            task = asyncio.get_running_loop().create_task(self._unwatch(room_id))
-            task.add_done_callback(_log_failure)
+        if room_id not in self._members and room_id not in self._holds:
+            self._drop(room_id)
+
+    def _drop(self, room_id: str) -> None:
+        """Stop watching a room nobody needs any more (no member, no hold)."""
+        if room_id not in self.hub.channels:
+            return
+        self.hub.drop_channel(room_id)
+        self.states.pop(room_id, None)
+        self._room_cache.pop(room_id, None)
+        task = asyncio.get_running_loop().create_task(self._unwatch(room_id))
+        task.add_done_callback(_log_failure)
 
     async def _unwatch(self, room_id: str) -> None:
         lock = self._watch_locks.setdefault(room_id, asyncio.Lock())

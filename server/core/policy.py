@@ -1,13 +1,29 @@
-"""What each role may do, and what valid input looks like.
+"""Who may do what in a room, and what valid input looks like.
 
-The permission table is documented in docs/protocol.md; keep the two in step.
+Authority is the room's (DESIGN.md "Who may act, and where"). A caller's *standing*
+in a room comes from its token's role and its relation to the room:
+
+- service: a service token, platform-wide, in every room;
+- owner: a host token whose user owns the room (RoomInfo.creator_user_id: its
+  creator, or the host a service named at CreateRoom);
+- moderator: a user the owner appointed for the room (the room state's moderators),
+  or a moderator token (a platform moderator, in every room);
+- bot: a bot token in a room its `rooms` claim lists; outsider in any other room;
+- viewer: everyone else, including a host in a room it does not own.
+
+The tables below say which standings may post which payload kind and take which
+action; docs/commerce.md "Roles and permissions" is the same matrix for readers, and
+tests/test_authority.py checks every cell over real gRPC. Moderation also compares
+ranks: nobody acts on a target of equal or higher rank (target_rank).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from barrage.v1 import event_pb2
+from server.auth import Identity
 from server.commerce import checkpoint_pb2
 from server.core import ranges
 from server.core.errors import ApiError, Code, invalid
@@ -17,17 +33,30 @@ HOST = event_pb2.ROLE_HOST
 MODERATOR = event_pb2.ROLE_MODERATOR
 SERVICE = event_pb2.ROLE_SERVICE
 BOT = event_pb2.ROLE_BOT
-EVERYONE = frozenset({VIEWER, HOST, MODERATOR, SERVICE, BOT})
 
-STAFF = frozenset({HOST, MODERATOR, SERVICE})
-SELLERS = frozenset({HOST, SERVICE})
-SERVICES = frozenset({SERVICE})
-PARTICIPANTS = frozenset({VIEWER, HOST, MODERATOR, BOT})
+# Standings (a caller's role in one room).
+S_SERVICE = "service"
+S_OWNER = "owner"
+S_MODERATOR = "moderator"
+S_BOT = "bot"
+S_VIEWER = "viewer"
+S_OUTSIDER = "outsider"
+"""A bot in a room its token does not give it: may do nothing there."""
 
-# Payload kind (the Payload oneof field name) -> roles that may post it. Kinds not
-# listed (like_burst, lottery_drawn, poll_tally, poll_ended, viewer_count, room_closed)
-# are only ever produced by the server.
-POST: dict[str, frozenset[int]] = {
+RANK: dict[str, int] = {S_OUTSIDER: 0, S_VIEWER: 1, S_BOT: 1, S_MODERATOR: 2, S_OWNER: 3, S_SERVICE: 4}
+"""Moderation needs a higher rank than its target's (nobody acts on an equal)."""
+
+EVERYONE = frozenset({S_VIEWER, S_BOT, S_MODERATOR, S_OWNER, S_SERVICE})
+PARTICIPANTS = frozenset({S_VIEWER, S_BOT, S_MODERATOR, S_OWNER})
+"""Those who take part in the show (not services)."""
+MODERATORS = frozenset({S_MODERATOR, S_OWNER, S_SERVICE})
+SELLERS = frozenset({S_OWNER, S_SERVICE})
+SERVICES = frozenset({S_SERVICE})
+
+# Payload kind (the Payload oneof field name) -> standings that may post it. Kinds not
+# listed (like_burst, lottery_drawn, poll_tally, poll_ended, viewer_count, room_closed,
+# viewer_joined, viewer_left, room_checkpoint) are only ever produced by the server.
+POST: dict[str, frozenset[str]] = {
     "comment": EVERYONE,
     "like": PARTICIPANTS,
     "announcement": SELLERS,
@@ -43,20 +72,29 @@ POST: dict[str, frozenset[int]] = {
     "lottery_entry": PARTICIPANTS,
     "poll_started": SELLERS,
     "poll_vote": PARTICIPANTS,
-    "user_muted": STAFF,
-    "user_banned": STAFF,
-    "message_deleted": STAFF,
-    "slow_mode": STAFF,
+    "user_muted": MODERATORS,
+    "user_banned": MODERATORS,
+    "message_deleted": MODERATORS,
+    "slow_mode": MODERATORS,
+    "moderator_appointed": SELLERS,
+    "moderator_removed": SELLERS,
 }
 
-# Admin and stream actions -> roles.
-ACTIONS: dict[str, frozenset[int]] = {
-    "create_room": SELLERS,
-    "close_room": SELLERS,
-    "list_events": STAFF,
-    "get_room": EVERYONE,
+# Room actions -> standings. PublishEvent also needs the kind's POST entry.
+ACTIONS: dict[str, frozenset[str]] = {
     "join": EVERYONE,
+    "get_room": frozenset({S_BOT, S_MODERATOR, S_OWNER, S_SERVICE}),
+    "list_events": MODERATORS,
+    "publish_event": MODERATORS,
+    "close_room": SELLERS,
+    "read_insights": MODERATORS,
 }
+
+CREATE_ROOM = frozenset({HOST, SERVICE})
+"""Token roles that may create rooms (no room yet, so no standing)."""
+
+MAX_MODERATORS = 100
+"""Appointed moderators per room (TOO_MANY_MODERATORS beyond)."""
 
 EPHEMERAL = event_pb2.PRIORITY_EPHEMERAL
 INTERNAL = checkpoint_pb2.INTERNAL_PRIORITY_INTERNAL  # the server's own records, never sent
@@ -90,6 +128,8 @@ PRIORITY: dict[str, int] = {
     "user_banned": CRITICAL,
     "message_deleted": CRITICAL,
     "slow_mode": CRITICAL,
+    "moderator_appointed": CRITICAL,
+    "moderator_removed": CRITICAL,
     "viewer_joined": EPHEMERAL,
     "viewer_left": EPHEMERAL,
     "room_checkpoint": INTERNAL,
@@ -107,26 +147,82 @@ def role_name(role: int) -> str:
     return _ROLE_NAMES.get(role, str(role))
 
 
-def require(role: int, action: str) -> None:
-    if role not in ACTIONS[action]:
+def standing(who: Identity, room_id: str, owner_user_id: str, moderators: Collection[str]) -> str:
+    """The caller's standing in a room (see the module docstring)."""
+    if who.role == SERVICE:
+        return S_SERVICE
+    if who.role == BOT:
+        return S_BOT if who.given_room(room_id) else S_OUTSIDER
+    if who.role == HOST and who.user_id == owner_user_id:
+        return S_OWNER
+    if who.role == MODERATOR or who.user_id in moderators:
+        return S_MODERATOR
+    return S_VIEWER
+
+
+def target_standing(user_id: str, owner_user_id: str, moderators: Collection[str], services: Collection[str]) -> str:
+    """What the room knows of a moderation target: its owner, a moderator, a service
+    (seen posting as one), or else a viewer."""
+    if user_id in services:
+        return S_SERVICE
+    if user_id == owner_user_id:
+        return S_OWNER
+    if user_id in moderators:
+        return S_MODERATOR
+    return S_VIEWER
+
+
+def _forbidden(who: Identity, where: str, action: str, what: str) -> ApiError:
+    if where == S_OUTSIDER:
+        message = f"this token is not given this room (it may not {what} here)"
+    else:
+        message = f"a {where} may not {what} in this room"
+    return ApiError(
+        Code.PERMISSION_DENIED,
+        "ROLE_FORBIDDEN",
+        message,
+        metadata={"action": action, "role": role_name(who.role), "standing": where},
+    )
+
+
+def require(who: Identity, where: str, action: str) -> None:
+    """Raise ROLE_FORBIDDEN unless standing `where` may take `action` (ACTIONS)."""
+    if where not in ACTIONS[action]:
+        raise _forbidden(who, where, action, action.replace("_", " "))
+
+
+def require_create(who: Identity) -> None:
+    if who.role not in CREATE_ROOM:
         raise ApiError(
             Code.PERMISSION_DENIED,
             "ROLE_FORBIDDEN",
-            f"role {role_name(role)} may not {action.replace('_', ' ')}",
-            metadata={"action": action, "role": role_name(role)},
+            f"role {role_name(who.role)} may not create rooms",
+            metadata={"action": "create_room", "role": role_name(who.role)},
         )
 
 
-def require_post(role: int, kind: str) -> None:
+def require_post(who: Identity, where: str, kind: str | None) -> None:
+    """Raise ROLE_FORBIDDEN unless standing `where` may post this payload kind.
+
+    Called before the payload's content is validated: a request that is both
+    forbidden and invalid is answered ROLE_FORBIDDEN."""
+    if kind is None:
+        raise invalid("INVALID_FIELD", "payload is empty", "payload")
     allowed = POST.get(kind)
     if allowed is None:
         raise invalid("INVALID_FIELD", f"event type {kind!r} cannot be posted", "payload")
-    if role not in allowed:
+    if where not in allowed:
+        raise _forbidden(who, where, f"post:{kind}", f"post {kind}")
+
+
+def require_outranks(where: str, target: str) -> None:
+    """Moderation: the caller must rank above the target (TARGET_PROTECTED)."""
+    if RANK[target] >= RANK[where]:
         raise ApiError(
             Code.PERMISSION_DENIED,
-            "ROLE_FORBIDDEN",
-            f"role {role_name(role)} may not post {kind}",
-            metadata={"action": f"post:{kind}", "role": role_name(role)},
+            "TARGET_PROTECTED",
+            f"a {where} may not act on a {target} of this room",
+            metadata={"target": target, "standing": where},
         )
 
 
@@ -247,4 +343,6 @@ def check_payload(payload: event_pb2.Payload, max_chars: int, now_s: float | Non
         _require(len(target.reason) <= 200, f"payload.{kind}.reason", "reason is too long")
     elif kind == "message_deleted":
         _check_id(payload.message_deleted.event_id, "payload.message_deleted.event_id")
+    elif kind in ("moderator_appointed", "moderator_removed"):
+        _check_id(getattr(payload, kind).user_id, f"payload.{kind}.user_id")
     return kind

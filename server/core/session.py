@@ -309,14 +309,7 @@ class Session:
             hooks.send_received(self.identity.user_id, send)
         try:
             self._rate_limit()
-            assert self.identity is not None
-            # A user's streams share one budget too, so opening more streams does not
-            # buy a bigger flood.
-            wait = self._gateway.user_bucket(self.identity).take()
-            if wait:
-                raise ApiError(
-                    Code.RESOURCE_EXHAUSTED, "RATE_LIMITED", "rate limit for this user exceeded", retry_after_s=wait
-                )
+            # The user's budget across streams and the admin API: Gateway.post.
             policy.check_client_id(send.client_msg_id, "client_msg_id")
             if send.room_id not in self.members:
                 raise self._removed.get(send.room_id) or ApiError(

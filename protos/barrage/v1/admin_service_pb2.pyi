@@ -82,6 +82,7 @@ class Room(_message.Message):
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
     CREATOR_USER_ID_FIELD_NUMBER: _builtins.int
     HEAD_CURSOR_FIELD_NUMBER: _builtins.int
+    MODERATOR_USER_IDS_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """Unique id: 1 to 128 characters of [A-Za-z0-9._:-]."""
     title: _builtins.str
@@ -89,7 +90,10 @@ class Room(_message.Message):
     state: Global___RoomState.ValueType
     """Open or closed."""
     creator_user_id: _builtins.str
-    """User id of whoever created the room."""
+    """User id of the room's owner: the host who created it, or the host a service
+    named in CreateRoomRequest.host_user_id (the service's own id when it named
+    none). Ownership does not change.
+    """
     head_cursor: _builtins.str
     """Cursor of the latest event, empty if the room has none."""
     @_builtins.property
@@ -99,6 +103,10 @@ class Room(_message.Message):
     @_builtins.property
     def close_time(self) -> _timestamp_pb2.Timestamp:
         """When the room was closed (closed rooms only)."""
+
+    @_builtins.property
+    def moderator_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The moderators the owner appointed for this room (sorted)."""
 
     def __init__(
         self,
@@ -110,10 +118,11 @@ class Room(_message.Message):
         close_time: _timestamp_pb2.Timestamp | None = ...,
         creator_user_id: _builtins.str = ...,
         head_cursor: _builtins.str = ...,
+        moderator_user_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time", "creator_user_id", b"creator_user_id", "head_cursor", b"head_cursor", "room_id", b"room_id", "state", b"state", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time", "creator_user_id", b"creator_user_id", "head_cursor", b"head_cursor", "moderator_user_ids", b"moderator_user_ids", "room_id", b"room_id", "state", b"state", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -127,19 +136,25 @@ class CreateRoomRequest(_message.Message):
 
     ROOM_ID_FIELD_NUMBER: _builtins.int
     TITLE_FIELD_NUMBER: _builtins.int
+    HOST_USER_ID_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The new room's id (see Room.room_id)."""
     title: _builtins.str
     """Title for display, at most 200 characters."""
+    host_user_id: _builtins.str
+    """The host who will own the room (1 to 64 printable ASCII characters). Only a
+    service may name another user; a host may leave it empty or name itself.
+    """
     def __init__(
         self,
         *,
         room_id: _builtins.str = ...,
         title: _builtins.str = ...,
+        host_user_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_id", b"room_id", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host_user_id", b"host_user_id", "room_id", b"room_id", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -286,7 +301,7 @@ class PublishEventRequest(_message.Message):
     """Optional W3C `tracestate`."""
     @_builtins.property
     def payload(self) -> _event_pb2.Payload:
-        """What to publish; which types a role may publish is in docs/protocol.md."""
+        """What to publish; which kinds a standing may publish is in docs/commerce.md."""
 
     def __init__(
         self,

@@ -27,11 +27,19 @@ if _version_not_supported:
 
 class RoomAdminServiceStub:
     """RoomAdminService is the unary API for backend services and tools: room life
-    cycle, server-side events and history.
+    cycle, server-side events and history. Viewers and bots use the stream
+    (RoomService), never this API.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`.
     Errors are gRPC statuses whose details carry a google.rpc.ErrorInfo (domain
     "barrage.v1"; reasons are the names of ErrorReason without the prefix).
+
+    Who may call what is decided by the caller's standing in the room (see Role in
+    event.proto and docs/commerce.md "Roles and permissions"): service, owner,
+    moderator (appointed here, or a platform moderator token), bot (its rooms only),
+    viewer (everyone else, including a host of another room). A refusal is
+    PERMISSION_DENIED with reason ROLE_FORBIDDEN (metadata "action", "role",
+    "standing"), and it comes before any check of the request's content.
     """
 
     def __init__(self, channel):
@@ -69,15 +77,25 @@ class RoomAdminServiceStub:
 
 class RoomAdminServiceServicer:
     """RoomAdminService is the unary API for backend services and tools: room life
-    cycle, server-side events and history.
+    cycle, server-side events and history. Viewers and bots use the stream
+    (RoomService), never this API.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`.
     Errors are gRPC statuses whose details carry a google.rpc.ErrorInfo (domain
     "barrage.v1"; reasons are the names of ErrorReason without the prefix).
+
+    Who may call what is decided by the caller's standing in the room (see Role in
+    event.proto and docs/commerce.md "Roles and permissions"): service, owner,
+    moderator (appointed here, or a platform moderator token), bot (its rooms only),
+    viewer (everyone else, including a host of another room). A refusal is
+    PERMISSION_DENIED with reason ROLE_FORBIDDEN (metadata "action", "role",
+    "standing"), and it comes before any check of the request's content.
     """
 
     def CreateRoom(self, request, context):
         """Create a room. ALREADY_EXISTS (ROOM_EXISTS) if the id is taken.
+        Who: a host token (the room's owner is the caller) or a service (the owner is
+        host_user_id, or the service itself when that is empty). Others: ROLE_FORBIDDEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,6 +103,9 @@ class RoomAdminServiceServicer:
 
     def GetRoom(self, request, context):
         """Read a room. NOT_FOUND (ROOM_NOT_FOUND) if there is none.
+        Who: service, the room's owner, its moderators, a platform moderator, a bot given
+        the room. Viewers (and hosts of other rooms) read the room from their join
+        snapshot instead: ROLE_FORBIDDEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,6 +115,7 @@ class RoomAdminServiceServicer:
         """Close a room: a RoomClosed event ends it, subscribers are removed, joins and
         sends are refused with FAILED_PRECONDITION (ROOM_CLOSED). Closing a closed room
         is a no-op that returns the room.
+        Who: service, the room's owner.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,6 +124,11 @@ class RoomAdminServiceServicer:
     def PublishEvent(self, request, context):
         """Publish an event as the caller. Idempotent by request_id: a retry with the same
         request_id (same caller and room) returns the first event's cursor.
+        Who: service, the room's owner, its moderators (appointed or platform), each
+        only the payload kinds its standing may post on the stream. Viewers and bots:
+        ROLE_FORBIDDEN (they post with RoomService Send). The event goes through the same
+        ingest as a stream send: permission, validation, ban/mute, slow mode and the
+        per-user rate limit (services are not rate limited).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,6 +136,7 @@ class RoomAdminServiceServicer:
 
     def ListEvents(self, request, context):
         """Page through a room's history, forwards or backwards from a cursor.
+        Who: service, the room's owner, its moderators (appointed or platform).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -152,11 +180,19 @@ def add_RoomAdminServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class RoomAdminService:
     """RoomAdminService is the unary API for backend services and tools: room life
-    cycle, server-side events and history.
+    cycle, server-side events and history. Viewers and bots use the stream
+    (RoomService), never this API.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`.
     Errors are gRPC statuses whose details carry a google.rpc.ErrorInfo (domain
     "barrage.v1"; reasons are the names of ErrorReason without the prefix).
+
+    Who may call what is decided by the caller's standing in the room (see Role in
+    event.proto and docs/commerce.md "Roles and permissions"): service, owner,
+    moderator (appointed here, or a platform moderator token), bot (its rooms only),
+    viewer (everyone else, including a host of another room). A refusal is
+    PERMISSION_DENIED with reason ROLE_FORBIDDEN (metadata "action", "role",
+    "standing"), and it comes before any check of the request's content.
     """
 
     @staticmethod

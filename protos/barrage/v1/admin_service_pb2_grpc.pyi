@@ -28,11 +28,19 @@ GRPC_VERSION: str
 
 class RoomAdminServiceStub:
     """RoomAdminService is the unary API for backend services and tools: room life
-    cycle, server-side events and history.
+    cycle, server-side events and history. Viewers and bots use the stream
+    (RoomService), never this API.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`.
     Errors are gRPC statuses whose details carry a google.rpc.ErrorInfo (domain
     "barrage.v1"; reasons are the names of ErrorReason without the prefix).
+
+    Who may call what is decided by the caller's standing in the room (see Role in
+    event.proto and docs/commerce.md "Roles and permissions"): service, owner,
+    moderator (appointed here, or a platform moderator token), bot (its rooms only),
+    viewer (everyone else, including a host of another room). A refusal is
+    PERMISSION_DENIED with reason ROLE_FORBIDDEN (metadata "action", "role",
+    "standing"), and it comes before any check of the request's content.
     """
 
     @_typing.overload
@@ -40,55 +48,101 @@ class RoomAdminServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RoomAdminServiceAsyncStub: ...
     CreateRoom: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateRoomRequest, _admin_service_pb2.CreateRoomResponse]
-    """Create a room. ALREADY_EXISTS (ROOM_EXISTS) if the id is taken."""
+    """Create a room. ALREADY_EXISTS (ROOM_EXISTS) if the id is taken.
+    Who: a host token (the room's owner is the caller) or a service (the owner is
+    host_user_id, or the service itself when that is empty). Others: ROLE_FORBIDDEN.
+    """
     GetRoom: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetRoomRequest, _admin_service_pb2.GetRoomResponse]
-    """Read a room. NOT_FOUND (ROOM_NOT_FOUND) if there is none."""
+    """Read a room. NOT_FOUND (ROOM_NOT_FOUND) if there is none.
+    Who: service, the room's owner, its moderators, a platform moderator, a bot given
+    the room. Viewers (and hosts of other rooms) read the room from their join
+    snapshot instead: ROLE_FORBIDDEN.
+    """
     CloseRoom: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CloseRoomRequest, _admin_service_pb2.CloseRoomResponse]
     """Close a room: a RoomClosed event ends it, subscribers are removed, joins and
     sends are refused with FAILED_PRECONDITION (ROOM_CLOSED). Closing a closed room
     is a no-op that returns the room.
+    Who: service, the room's owner.
     """
     PublishEvent: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.PublishEventRequest, _admin_service_pb2.PublishEventResponse]
     """Publish an event as the caller. Idempotent by request_id: a retry with the same
     request_id (same caller and room) returns the first event's cursor.
+    Who: service, the room's owner, its moderators (appointed or platform), each
+    only the payload kinds its standing may post on the stream. Viewers and bots:
+    ROLE_FORBIDDEN (they post with RoomService Send). The event goes through the same
+    ingest as a stream send: permission, validation, ban/mute, slow mode and the
+    per-user rate limit (services are not rate limited).
     """
     ListEvents: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListEventsRequest, _admin_service_pb2.ListEventsResponse]
-    """Page through a room's history, forwards or backwards from a cursor."""
+    """Page through a room's history, forwards or backwards from a cursor.
+    Who: service, the room's owner, its moderators (appointed or platform).
+    """
 
 @_typing.type_check_only
 class RoomAdminServiceAsyncStub(RoomAdminServiceStub):
     """RoomAdminService is the unary API for backend services and tools: room life
-    cycle, server-side events and history.
+    cycle, server-side events and history. Viewers and bots use the stream
+    (RoomService), never this API.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`.
     Errors are gRPC statuses whose details carry a google.rpc.ErrorInfo (domain
     "barrage.v1"; reasons are the names of ErrorReason without the prefix).
+
+    Who may call what is decided by the caller's standing in the room (see Role in
+    event.proto and docs/commerce.md "Roles and permissions"): service, owner,
+    moderator (appointed here, or a platform moderator token), bot (its rooms only),
+    viewer (everyone else, including a host of another room). A refusal is
+    PERMISSION_DENIED with reason ROLE_FORBIDDEN (metadata "action", "role",
+    "standing"), and it comes before any check of the request's content.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateRoom: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateRoomRequest, _admin_service_pb2.CreateRoomResponse]  # type: ignore[assignment]
-    """Create a room. ALREADY_EXISTS (ROOM_EXISTS) if the id is taken."""
+    """Create a room. ALREADY_EXISTS (ROOM_EXISTS) if the id is taken.
+    Who: a host token (the room's owner is the caller) or a service (the owner is
+    host_user_id, or the service itself when that is empty). Others: ROLE_FORBIDDEN.
+    """
     GetRoom: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetRoomRequest, _admin_service_pb2.GetRoomResponse]  # type: ignore[assignment]
-    """Read a room. NOT_FOUND (ROOM_NOT_FOUND) if there is none."""
+    """Read a room. NOT_FOUND (ROOM_NOT_FOUND) if there is none.
+    Who: service, the room's owner, its moderators, a platform moderator, a bot given
+    the room. Viewers (and hosts of other rooms) read the room from their join
+    snapshot instead: ROLE_FORBIDDEN.
+    """
     CloseRoom: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CloseRoomRequest, _admin_service_pb2.CloseRoomResponse]  # type: ignore[assignment]
     """Close a room: a RoomClosed event ends it, subscribers are removed, joins and
     sends are refused with FAILED_PRECONDITION (ROOM_CLOSED). Closing a closed room
     is a no-op that returns the room.
+    Who: service, the room's owner.
     """
     PublishEvent: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.PublishEventRequest, _admin_service_pb2.PublishEventResponse]  # type: ignore[assignment]
     """Publish an event as the caller. Idempotent by request_id: a retry with the same
     request_id (same caller and room) returns the first event's cursor.
+    Who: service, the room's owner, its moderators (appointed or platform), each
+    only the payload kinds its standing may post on the stream. Viewers and bots:
+    ROLE_FORBIDDEN (they post with RoomService Send). The event goes through the same
+    ingest as a stream send: permission, validation, ban/mute, slow mode and the
+    per-user rate limit (services are not rate limited).
     """
     ListEvents: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListEventsRequest, _admin_service_pb2.ListEventsResponse]  # type: ignore[assignment]
-    """Page through a room's history, forwards or backwards from a cursor."""
+    """Page through a room's history, forwards or backwards from a cursor.
+    Who: service, the room's owner, its moderators (appointed or platform).
+    """
 
 class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """RoomAdminService is the unary API for backend services and tools: room life
-    cycle, server-side events and history.
+    cycle, server-side events and history. Viewers and bots use the stream
+    (RoomService), never this API.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`.
     Errors are gRPC statuses whose details carry a google.rpc.ErrorInfo (domain
     "barrage.v1"; reasons are the names of ErrorReason without the prefix).
+
+    Who may call what is decided by the caller's standing in the room (see Role in
+    event.proto and docs/commerce.md "Roles and permissions"): service, owner,
+    moderator (appointed here, or a platform moderator token), bot (its rooms only),
+    viewer (everyone else, including a host of another room). A refusal is
+    PERMISSION_DENIED with reason ROLE_FORBIDDEN (metadata "action", "role",
+    "standing"), and it comes before any check of the request's content.
     """
 
     @_abc_1.abstractmethod
@@ -97,7 +151,10 @@ class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.CreateRoomRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.CreateRoomResponse, _abc.Awaitable[_admin_service_pb2.CreateRoomResponse]]:
-        """Create a room. ALREADY_EXISTS (ROOM_EXISTS) if the id is taken."""
+        """Create a room. ALREADY_EXISTS (ROOM_EXISTS) if the id is taken.
+        Who: a host token (the room's owner is the caller) or a service (the owner is
+        host_user_id, or the service itself when that is empty). Others: ROLE_FORBIDDEN.
+        """
 
     @_abc_1.abstractmethod
     def GetRoom(
@@ -105,7 +162,11 @@ class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.GetRoomRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.GetRoomResponse, _abc.Awaitable[_admin_service_pb2.GetRoomResponse]]:
-        """Read a room. NOT_FOUND (ROOM_NOT_FOUND) if there is none."""
+        """Read a room. NOT_FOUND (ROOM_NOT_FOUND) if there is none.
+        Who: service, the room's owner, its moderators, a platform moderator, a bot given
+        the room. Viewers (and hosts of other rooms) read the room from their join
+        snapshot instead: ROLE_FORBIDDEN.
+        """
 
     @_abc_1.abstractmethod
     def CloseRoom(
@@ -116,6 +177,7 @@ class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Close a room: a RoomClosed event ends it, subscribers are removed, joins and
         sends are refused with FAILED_PRECONDITION (ROOM_CLOSED). Closing a closed room
         is a no-op that returns the room.
+        Who: service, the room's owner.
         """
 
     @_abc_1.abstractmethod
@@ -126,6 +188,11 @@ class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.PublishEventResponse, _abc.Awaitable[_admin_service_pb2.PublishEventResponse]]:
         """Publish an event as the caller. Idempotent by request_id: a retry with the same
         request_id (same caller and room) returns the first event's cursor.
+        Who: service, the room's owner, its moderators (appointed or platform), each
+        only the payload kinds its standing may post on the stream. Viewers and bots:
+        ROLE_FORBIDDEN (they post with RoomService Send). The event goes through the same
+        ingest as a stream send: permission, validation, ban/mute, slow mode and the
+        per-user rate limit (services are not rate limited).
         """
 
     @_abc_1.abstractmethod
@@ -134,6 +201,8 @@ class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_service_pb2.ListEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.ListEventsResponse, _abc.Awaitable[_admin_service_pb2.ListEventsResponse]]:
-        """Page through a room's history, forwards or backwards from a cursor."""
+        """Page through a room's history, forwards or backwards from a cursor.
+        Who: service, the room's owner, its moderators (appointed or platform).
+        """
 
 def add_RoomAdminServiceServicer_to_server(servicer: RoomAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

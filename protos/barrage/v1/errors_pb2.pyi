@@ -90,6 +90,13 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: no open poll/lottery/sale with this id."""
     ERROR_REASON_ALREADY_DONE: _ErrorReason.ValueType  # 27
     """ALREADY_EXISTS: this user already voted in this poll or entered this lottery."""
+    ERROR_REASON_TARGET_PROTECTED: _ErrorReason.ValueType  # 40
+    """PERMISSION_DENIED: the target of a moderation action (mute, ban, delete) stands at
+    or above the caller in this room: the owner, a service, or another moderator.
+    Metadata "target" names the target's standing (owner, service, moderator).
+    """
+    ERROR_REASON_TOO_MANY_MODERATORS: _ErrorReason.ValueType  # 41
+    """RESOURCE_EXHAUSTED: the room already has the most moderators it may have."""
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons Barrage puts in google.rpc.ErrorInfo.reason (domain "barrage.v1").
@@ -166,4 +173,11 @@ ERROR_REASON_NOT_OPEN: ErrorReason.ValueType  # 26
 """FAILED_PRECONDITION: no open poll/lottery/sale with this id."""
 ERROR_REASON_ALREADY_DONE: ErrorReason.ValueType  # 27
 """ALREADY_EXISTS: this user already voted in this poll or entered this lottery."""
+ERROR_REASON_TARGET_PROTECTED: ErrorReason.ValueType  # 40
+"""PERMISSION_DENIED: the target of a moderation action (mute, ban, delete) stands at
+or above the caller in this room: the owner, a service, or another moderator.
+Metadata "target" names the target's standing (owner, service, moderator).
+"""
+ERROR_REASON_TOO_MANY_MODERATORS: ErrorReason.ValueType  # 41
+"""RESOURCE_EXHAUSTED: the room already has the most moderators it may have."""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

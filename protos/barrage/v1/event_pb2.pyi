@@ -32,18 +32,35 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     ROLE_VIEWER: _Role.ValueType  # 1
     """A viewer of the live sale: reads the room, comments."""
     ROLE_HOST: _Role.ValueType  # 2
-    """The host selling on camera: owns the room's show."""
+    """A host selling on camera: creates rooms and owns the ones it runs. In a room it
+    does not own it is a viewer (or a moderator there, if appointed).
+    """
     ROLE_MODERATOR: _Role.ValueType  # 3
-    """A moderator acting for the host: mutes, bans, deletes."""
+    """A platform moderator: moderates in every room, below the room's owner.
+    Per-room moderators are viewers or hosts the owner appointed (ModeratorAppointed).
+    """
     ROLE_SERVICE: _Role.ValueType  # 4
-    """A backend service (order service, product service, analytics)."""
+    """A backend service (order service, product service, analytics): platform-wide."""
     ROLE_BOT: _Role.ValueType  # 5
-    """An automated participant such as the shopping assistant."""
+    """An automated participant such as the shopping assistant, limited to the rooms
+    listed in its token's `rooms` claim.
+    """
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper):
     """Role of a participant. It comes from the verified token, never from a field a
-    client fills in, and decides what the participant may do (see docs/protocol.md
-    for the permission table).
+    client fills in. What a participant may do in a room depends on the role AND on
+    its relation to that room (its standing there; docs/commerce.md "Roles and
+    permissions" has the whole matrix):
+      service    platform-wide: everything in every room; nobody can mute or ban it.
+      owner      a host token whose user owns the room (its creator, or the host
+                 named in CreateRoomRequest.host_user_id): runs the show, appoints
+                 and removes the room's moderators, closes the room.
+      moderator  a user the owner appointed for this room (ModeratorAppointed), or a
+                 moderator token (a platform moderator, in every room): mutes, bans,
+                 deletes, slow mode, reads history; never on the owner, a service or
+                 another moderator.
+      bot        a bot token, only in the rooms its `rooms` claim lists.
+      viewer     everyone else, including a host in a room it does not own.
     """
 
 ROLE_UNSPECIFIED: Role.ValueType  # 0
@@ -51,13 +68,19 @@ ROLE_UNSPECIFIED: Role.ValueType  # 0
 ROLE_VIEWER: Role.ValueType  # 1
 """A viewer of the live sale: reads the room, comments."""
 ROLE_HOST: Role.ValueType  # 2
-"""The host selling on camera: owns the room's show."""
+"""A host selling on camera: creates rooms and owns the ones it runs. In a room it
+does not own it is a viewer (or a moderator there, if appointed).
+"""
 ROLE_MODERATOR: Role.ValueType  # 3
-"""A moderator acting for the host: mutes, bans, deletes."""
+"""A platform moderator: moderates in every room, below the room's owner.
+Per-room moderators are viewers or hosts the owner appointed (ModeratorAppointed).
+"""
 ROLE_SERVICE: Role.ValueType  # 4
-"""A backend service (order service, product service, analytics)."""
+"""A backend service (order service, product service, analytics): platform-wide."""
 ROLE_BOT: Role.ValueType  # 5
-"""An automated participant such as the shopping assistant."""
+"""An automated participant such as the shopping assistant, limited to the rooms
+listed in its token's `rooms` claim.
+"""
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 class _Priority:
@@ -224,6 +247,22 @@ class Payload(_message.Message):
     ranges"): out of it, a post is refused with INVALID_ARGUMENT INVALID_FIELD, the
     ErrorInfo metadata "field" naming it (e.g. "payload.user_muted.until"). Times are
     at most 366 days after the server's clock.
+
+    Who may post which kind, by the sender's standing in the room (see Role):
+      comment                                        everyone
+      like, lottery_entry, poll_vote                 viewer, bot, moderator, owner
+      announcement, product_*, flash_sale_*,
+      lottery_started, poll_started                  owner, service
+      gift, purchase                                 service
+      user_muted, user_banned, message_deleted,
+      slow_mode                                      moderator, owner, service; only on
+                                                     a target of lower rank (service >
+                                                     owner > moderator > viewer, bot),
+                                                     else PERMISSION_DENIED TARGET_PROTECTED
+      moderator_appointed, moderator_removed         owner, service
+      every other kind                               the server only (INVALID_FIELD)
+    A bot outside the rooms its token lists may post nothing. Anything else is
+    PERMISSION_DENIED ROLE_FORBIDDEN, answered before the payload's content is checked.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -255,6 +294,8 @@ class Payload(_message.Message):
     SLOW_MODE_FIELD_NUMBER: _builtins.int
     VIEWER_JOINED_FIELD_NUMBER: _builtins.int
     VIEWER_LEFT_FIELD_NUMBER: _builtins.int
+    MODERATOR_APPOINTED_FIELD_NUMBER: _builtins.int
+    MODERATOR_REMOVED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def comment(self) -> Global___Comment:
         """A viewer's (or host's) comment."""
@@ -365,6 +406,16 @@ class Payload(_message.Message):
     def viewer_left(self) -> Global___ViewerLeft:
         """The sender left the room, or its stream ended (ephemeral). Published by the server."""
 
+    @_builtins.property
+    def moderator_appointed(self) -> Global___ModeratorAppointed:
+        """The room's owner (or a service) appointed a moderator for this room (房管,
+        critical). Posted by the owner or a service only.
+        """
+
+    @_builtins.property
+    def moderator_removed(self) -> Global___ModeratorRemoved:
+        """The room's owner (or a service) removed a moderator of this room (critical)."""
+
     def __init__(
         self,
         *,
@@ -395,12 +446,14 @@ class Payload(_message.Message):
         slow_mode: Global___SlowMode | None = ...,
         viewer_joined: Global___ViewerJoined | None = ...,
         viewer_left: Global___ViewerLeft | None = ...,
+        moderator_appointed: Global___ModeratorAppointed | None = ...,
+        moderator_removed: Global___ModeratorRemoved | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -1307,3 +1360,49 @@ class RoomClosed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomClosed: _TypeAlias = RoomClosed  # noqa: Y015
+
+@_typing.final
+class ModeratorAppointed(_message.Message):
+    """A moderator is appointed for this room. The user gets a moderator's standing in
+    this room only (docs/commerce.md "Roles and permissions").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user appointed (1 to 64 printable ASCII characters)."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModeratorAppointed: _TypeAlias = ModeratorAppointed  # noqa: Y015
+
+@_typing.final
+class ModeratorRemoved(_message.Message):
+    """A moderator of this room is removed; the user is a viewer here again."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user removed."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModeratorRemoved: _TypeAlias = ModeratorRemoved  # noqa: Y015

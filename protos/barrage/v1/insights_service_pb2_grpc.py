@@ -33,7 +33,8 @@ class RoomInsightsServiceStub:
     for any room and the same history always gives the same figures.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`;
-    host, moderator and service tokens may call it (PERMISSION_DENIED otherwise).
+    the room's owner, its moderators (appointed or platform) and services may call it
+    (PERMISSION_DENIED ROLE_FORBIDDEN otherwise; a host of another room is refused).
     Errors are gRPC statuses with a google.rpc.ErrorInfo, as in RoomAdminService.
     """
 
@@ -63,7 +64,8 @@ class RoomInsightsServiceServicer:
     for any room and the same history always gives the same figures.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`;
-    host, moderator and service tokens may call it (PERMISSION_DENIED otherwise).
+    the room's owner, its moderators (appointed or platform) and services may call it
+    (PERMISSION_DENIED ROLE_FORBIDDEN otherwise; a host of another room is refused).
     Errors are gRPC statuses with a google.rpc.ErrorInfo, as in RoomAdminService.
     """
 
@@ -112,7 +114,8 @@ class RoomInsightsService:
     for any room and the same history always gives the same figures.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`;
-    host, moderator and service tokens may call it (PERMISSION_DENIED otherwise).
+    the room's owner, its moderators (appointed or platform) and services may call it
+    (PERMISSION_DENIED ROLE_FORBIDDEN otherwise; a host of another room is refused).
     Errors are gRPC statuses with a google.rpc.ErrorInfo, as in RoomAdminService.
     """
 

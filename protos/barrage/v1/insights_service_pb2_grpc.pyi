@@ -34,7 +34,8 @@ class RoomInsightsServiceStub:
     for any room and the same history always gives the same figures.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`;
-    host, moderator and service tokens may call it (PERMISSION_DENIED otherwise).
+    the room's owner, its moderators (appointed or platform) and services may call it
+    (PERMISSION_DENIED ROLE_FORBIDDEN otherwise; a host of another room is refused).
     Errors are gRPC statuses with a google.rpc.ErrorInfo, as in RoomAdminService.
     """
 
@@ -60,7 +61,8 @@ class RoomInsightsServiceAsyncStub(RoomInsightsServiceStub):
     for any room and the same history always gives the same figures.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`;
-    host, moderator and service tokens may call it (PERMISSION_DENIED otherwise).
+    the room's owner, its moderators (appointed or platform) and services may call it
+    (PERMISSION_DENIED ROLE_FORBIDDEN otherwise; a host of another room is refused).
     Errors are gRPC statuses with a google.rpc.ErrorInfo, as in RoomAdminService.
     """
 
@@ -82,7 +84,8 @@ class RoomInsightsServiceServicer(metaclass=_abc_1.ABCMeta):
     for any room and the same history always gives the same figures.
 
     Authentication: every call carries the metadata `authorization: Bearer <token>`;
-    host, moderator and service tokens may call it (PERMISSION_DENIED otherwise).
+    the room's owner, its moderators (appointed or platform) and services may call it
+    (PERMISSION_DENIED ROLE_FORBIDDEN otherwise; a host of another room is refused).
     Errors are gRPC statuses with a google.rpc.ErrorInfo, as in RoomAdminService.
     """
 

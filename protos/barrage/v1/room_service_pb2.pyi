@@ -168,7 +168,10 @@ Global___Hello: _TypeAlias = Hello  # noqa: Y015
 
 @_typing.final
 class JoinRoom(_message.Message):
-    """Subscribe to a room."""
+    """Subscribe to a room. Anyone may join an open room except a bot whose token does
+    not list it (PERMISSION_DENIED ROLE_FORBIDDEN) and a user banned from it
+    (PERMISSION_DENIED BANNED; services are never held back by a ban).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -251,8 +254,10 @@ class Send(_message.Message):
     """Optional W3C `tracestate` accompanying traceparent."""
     @_builtins.property
     def payload(self) -> _event_pb2.Payload:
-        """What to post. Viewers may post comments; see docs/protocol.md for which role
-        may post which type.
+        """What to post. Which kinds a participant may post depends on its standing in
+        the room (owner, moderator, viewer, bot, service): docs/commerce.md "Roles and
+        permissions". A refusal is PERMISSION_DENIED (ROLE_FORBIDDEN), checked before
+        the payload's content.
         """
 
     def __init__(
@@ -543,6 +548,8 @@ class RoomSnapshot(_message.Message):
     LIKE_TOTAL_FIELD_NUMBER: _builtins.int
     VIEWER_COUNT_FIELD_NUMBER: _builtins.int
     SLOW_MODE_FIELD_NUMBER: _builtins.int
+    OWNER_USER_ID_FIELD_NUMBER: _builtins.int
+    MODERATOR_USER_IDS_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The room id."""
     title: _builtins.str
@@ -555,6 +562,8 @@ class RoomSnapshot(_message.Message):
     """Likes so far."""
     viewer_count: _builtins.int
     """Viewers on all nodes."""
+    owner_user_id: _builtins.str
+    """The room's owner (its creator, or the host named at CreateRoom)."""
     @_builtins.property
     def pinned_product(self) -> _event_pb2.Product:
         """The pinned product card, if any."""
@@ -579,6 +588,10 @@ class RoomSnapshot(_message.Message):
     def slow_mode(self) -> _duration_pb2.Duration:
         """Slow mode interval for comments; zero when off."""
 
+    @_builtins.property
+    def moderator_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The moderators the owner appointed for this room (sorted)."""
+
     def __init__(
         self,
         *,
@@ -593,10 +606,12 @@ class RoomSnapshot(_message.Message):
         like_total: _builtins.int = ...,
         viewer_count: _builtins.int = ...,
         slow_mode: _duration_pb2.Duration | None = ...,
+        owner_user_id: _builtins.str = ...,
+        moderator_user_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "lottery", b"lottery", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "slow_mode", b"slow_mode"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "head_cursor", b"head_cursor", "like_total", b"like_total", "lottery", b"lottery", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "room_id", b"room_id", "slow_mode", b"slow_mode", "title", b"title", "viewer_count", b"viewer_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "head_cursor", b"head_cursor", "like_total", b"like_total", "lottery", b"lottery", "moderator_user_ids", b"moderator_user_ids", "owner_user_id", b"owner_user_id", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "room_id", b"room_id", "slow_mode", b"slow_mode", "title", b"title", "viewer_count", b"viewer_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
