@@ -67,14 +67,16 @@ class Settings(BaseSettings):
     max_pending_sends: int = 256
 
     # Stream bounds (docs/protocol.md, "Limits"): what one client can make a node hold.
-    frames_per_second: float = Field(50.0, gt=0, description="client frames a second one stream may send (any kind)")
-    frame_burst: int = Field(100, ge=1, description="frames a stream may send at once above frames_per_second")
+    frames_per_second: float = Field(
+        50.0, gt=0, description="client frames a second one stream may send (any kind); at least 2 x sends_per_second"
+    )
+    frame_burst: int = Field(100, ge=1, description="frames a stream may send at once; at least 2 x send_burst")
     stream_errors_per_second: float = Field(
         5.0, gt=0, description="refused frames a second a stream may cause before it is ended"
     )
     stream_error_burst: int = Field(100, ge=1, description="refused frames in a row a stream may cause at once")
     stalled_stream_s: float = Field(
-        10.0, gt=0, description="a stream whose unread answers stay above outbox_max_bytes this long is ended"
+        30.0, gt=0, description="a stream whose unread answers stay above outbox_max_bytes this long is ended"
     )
     max_streams: int = Field(20_000, ge=1, description="open streams on this node")
     max_streams_per_user: int = Field(

@@ -83,7 +83,11 @@ class Session:
         # not a request's own result (an over-budget frame, a stream_error) takes from
         # _errors, and a stream that empties it is ended: what a stream can make the node
         # queue stays bounded however it floods (docs/protocol.md, "Limits").
-        self._frames = TokenBucket(settings.frames_per_second, settings.frame_burst)
+        # A node configured for more sends (benchmarks, services) gets room for them.
+        self._frames = TokenBucket(
+            max(settings.frames_per_second, 2 * settings.sends_per_second),
+            max(settings.frame_burst, 2 * settings.send_burst),
+        )
         self._errors = TokenBucket(settings.stream_errors_per_second, settings.stream_error_burst)
         # Most viewers never send: the queue and its send loop come with the first send.
         self._sends: deque[rs.Send] | None = None

@@ -224,6 +224,10 @@ class Payload(_message.Message):
     """The content of an event: exactly one of the fields is set. New event types are
     added here as new fields; a client that does not know a type sees an unset
     payload (or an unknown field) and should skip the event, keeping its cursor.
+    A posted payload is stored with the fields this server knows only: unknown fields,
+    here or in any message inside, are dropped at ingest. Each type has a maximum
+    encoded size (docs/protocol.md, "Limits"); larger is refused with
+    INVALID_ARGUMENT PAYLOAD_TOO_LARGE.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
