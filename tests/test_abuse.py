@@ -26,7 +26,7 @@ from grpc_status import rpc_status
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from server.config import DEV_SECRET, Settings
-from server.core import wire
+from server.core import dedupe_keys, wire
 from tests.server_process import ROOT, ServerProcess, free_port
 from tests.wire_client import Admin, RawStream, end_status, error_info
 
@@ -181,6 +181,17 @@ async def test_unknown_fields_are_dropped_before_storing_and_oversized_payloads_
     (event,) = [e for e in await stream.wait_events(room, 1, kind="comment") if e.client_msg_id == "padded"]
     assert event.payload.comment.text == "hi"
     assert event.ByteSize() < 400, "the stored event carries only known fields"
+    # The admin API is the same ingest: a padded payload is stored without its padding.
+    padded = event_pb2.Payload.FromString(payload)  # keeps the unknown fields, and sends them
+    assert padded.ByteSize() > 40_000
+    admin = Admin(node.proc.target, node.token("ops", "service"))
+    try:
+        published = await admin.publish(room, "padded-admin", padded)
+        stored = [e for e in await admin.all_events(room, "comment") if e.client_msg_id == "padded-admin"]
+    finally:
+        await admin.close()
+    assert [e.cursor for e in stored] == [published.cursor]
+    assert stored[0].ByteSize() < 400
     # Known fields past the kind's maximum encoded size: refused, with the limit.
     mentions = [f"user-{n:03d}-" + "m" * 300 for n in range(20)]
     big = event_pb2.Payload(comment=event_pb2.Comment(text="hello", mention_user_ids=mentions))
@@ -391,6 +402,16 @@ async def test_dedupe_keys_cannot_be_confused_across_users(node: Node, room: str
     assert retry.duplicate and retry.cursor == second.cursor  # retries still dedupe
     await slashed.close()
     await plain.close()
+
+
+def test_dedupe_keys_split_one_way_only_and_keep_the_old_form_for_plain_ids() -> None:
+    assert dedupe_keys.user_key("alice/x", "1") != dedupe_keys.user_key("alice", "x/1")
+    assert dedupe_keys.user_key("a%2Fb", "1") != dedupe_keys.user_key("a/b", "1")
+    assert dedupe_keys.user_key("alice", "msg-1") == "alice/msg-1"  # as before the change
+    # Keys the server makes never equal a user's key, whatever the user is called.
+    assert dedupe_keys.server_key("poll", "p1", "bob") != dedupe_keys.user_key("poll", "p1/bob")
+    assert dedupe_keys.server_key("system", "draw") != dedupe_keys.user_key("barrage", "draw")
+    assert dedupe_keys.server_key("poll", "a:b", "c") != dedupe_keys.server_key("poll", "a", "b:c")
 
 
 def test_the_development_secret_is_refused_off_loopback_however_it_is_given(tmp_path: Path) -> None:
