@@ -4,6 +4,13 @@ Registered with identity (de)serializers: requests reach the session as bytes so
 frame that does not decode (bad protobuf, invalid UTF-8) is answered in-stream
 instead of killing the stream, and responses leave as the bytes the outbox built
 (encoded once per room, not per subscriber).
+
+The pump also enforces the bounds only the transport can see (docs/protocol.md,
+"Limits"): streams per node and per user (server/core/streams.py), and a client that
+keeps sending without reading. Such a client is read no further while its answers
+pile up (HTTP/2 flow control then holds it back) and is aborted with RESOURCE_EXHAUSTED
+STREAM_OVERLOADED from the reading task: the writing one is stuck in a write the
+client will not take, and an abort from either task ends the call.
 """
 
 from __future__ import annotations
