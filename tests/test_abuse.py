@@ -361,6 +361,7 @@ async def test_a_flood_of_streams_from_one_user_is_bounded(node: Node, room: str
 async def test_the_node_wide_stream_limit_is_answered_clearly(tmp_path: Path) -> None:
     proc = ServerProcess(tmp_path / "data", args=("--max-streams", "6", "--insights", "false"))
     proc.start()
+    base_rss = proc.rss_bytes()
     streams: list[RawStream] = []
     try:
         for n in range(6):
@@ -377,8 +378,9 @@ async def test_the_node_wide_stream_limit_is_answered_clearly(tmp_path: Path) ->
         await streams.pop().close()
         await asyncio.sleep(0.2)
         late = RawStream(proc.target)
-        await late.hello(proc.token("late"))
+        await late.hello(proc.token("late"))  # the node lives on, and serves
         streams.append(late)
+        assert proc.rss_bytes() - base_rss < RSS_GROWTH_BOUND
     finally:
         for stream in streams:
             await stream.close()
