@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -124,7 +126,12 @@ class Node:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Tell clients to go away, give them `grace_s` to leave, then stop."""
+        """Tell clients to go away, give them `grace_s` to leave, then stop.
+
+        Bounded whatever clients do: gRPC cancels every call still open when the grace
+        ends (a stream that does not read, a replay, a send waiting for the log), and
+        closing the log and insights gets shutdown_timeout_s; past that the rest is
+        abandoned, which loses nothing acknowledged (an ack means durable)."""
         grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
         self.rooms.accepting = False
         await self.health.enter_graceful_shutdown()
@@ -134,14 +141,45 @@ class Node:
         for session in tuple(self.rooms.sessions):
             session.end(ApiError(Code.UNAVAILABLE, "SHUTTING_DOWN", "node shut down; reconnect"))
         await self.server.stop(grace)
-        if self.insights is not None:
-            await self.insights.close()
-        await self.gateway.close()
+        try:
+            async with asyncio.timeout(self.settings.shutdown_timeout_s):
+                if self.insights is not None:
+                    await self.insights.close()
+                await self.gateway.close()
+        except TimeoutError:
+            log.warning("closing the log took over %.1f s; stopping without it", self.settings.shutdown_timeout_s)
+
+
+_WATCHDOG_SLACK_S = 5.0
+
+
+def _exit_after(seconds: float) -> None:
+    """Make the process exit `seconds` from now whatever the event loop is doing.
+
+    The drain is bounded step by step (Node.stop); this is the guarantee behind it, for
+    what no timeout inside the loop can catch: a task that ignores its cancellation
+    when asyncio.run cancels the rest, a thread that never returns, a blocked loop.
+    A thread, not the loop: it fires even when the loop cannot run."""
+
+    def expire() -> None:
+        sys.stderr.write(f"barrage: shutdown did not finish within {seconds:.1f} s; exiting\n")
+        sys.stderr.flush()
+        os._exit(3)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
 
 
 def _is_loopback(listen: str) -> bool:
+    """True only for an address that is loopback whatever resolves it ("" and 0.0.0.0 are every interface)."""
     host = listen.rpartition(":")[0].strip("[]")
-    return host in ("127.0.0.1", "::1", "localhost")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def serve(settings: Settings) -> None:
@@ -167,6 +205,7 @@ async def _serve(settings: Settings, telemetry: Telemetry) -> None:
         if hits > 1:
             log.warning("second signal: exiting now")
             raise SystemExit(1)
+        _exit_after(settings.shutdown_grace_s + settings.shutdown_timeout_s + _WATCHDOG_SLACK_S)
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -66,7 +66,27 @@ class Settings(BaseSettings):
     max_rooms_per_stream: int = 16
     max_pending_sends: int = 256
 
+    # Stream bounds (docs/protocol.md, "Limits"): what one client can make a node hold.
+    frames_per_second: float = Field(
+        50.0, gt=0, description="client frames a second one stream may send (any kind); at least 2 x sends_per_second"
+    )
+    frame_burst: int = Field(100, ge=1, description="frames a stream may send at once; at least 2 x send_burst")
+    stream_errors_per_second: float = Field(
+        5.0, gt=0, description="refused frames a second a stream may cause before it is ended"
+    )
+    stream_error_burst: int = Field(100, ge=1, description="refused frames in a row a stream may cause at once")
+    stalled_stream_s: float = Field(
+        30.0, gt=0, description="a stream whose unread answers stay above outbox_max_bytes this long is ended"
+    )
+    max_streams: int = Field(20_000, ge=1, description="open streams on this node")
+    max_streams_per_user: int = Field(
+        20, ge=1, description="open streams of one user on this node (service tokens: only the node's limit)"
+    )
+
     shutdown_grace_s: float = Field(5.0, description="time between GoAway and closing streams")
+    shutdown_timeout_s: float = Field(
+        10.0, gt=0, description="after the grace, time to close the log; then the process exits regardless"
+    )
     log_level: str = "INFO"
     log_format: str = Field("text", description="log lines as text or json (both carry trace and span ids)")
 
@@ -98,4 +118,9 @@ class Settings(BaseSettings):
         return secret.encode()
 
     def uses_dev_secret(self) -> bool:
+        """True when tokens are checked with the built-in development secret, whether by
+        default or because it was given as the secret (flag, environment or settings):
+        anyone can mint tokens with it, so the node refuses it off loopback."""
+        if self.jwt_secret is not None and self.jwt_secret.strip() == DEV_SECRET:
+            return True
         return not (self.jwt_secret or self.jwt_public_key or self.jwt_jwks_url)

@@ -18,7 +18,7 @@ from server.auth import Identity
 from server.commerce import lottery
 from server.commerce.state import RoomState
 from server.commerce.wordfilter import WordFilter
-from server.core import policy
+from server.core import dedupe_keys, policy
 from server.core.errors import ApiError, Code, invalid
 
 _QUESTION = re.compile(
@@ -52,7 +52,7 @@ class Interactions:
     ) -> list[Entry]:  # fmt: skip
         """Entries for one validated post (kind already checked by policy)."""
         user = who.user_id
-        own_key = f"{user}/{key}"
+        own_key = dedupe_keys.user_key(user, key)
         # Services are never held back by a ban or mute (one issued before the room
         # knew the user as a service does not count).
         if state is not None and standing != policy.S_SERVICE:
@@ -78,16 +78,16 @@ class Interactions:
             payload.lottery_started.CopyFrom(started)
             seed = lottery.seed_for(self.lottery_secret, room_id, started.lottery_id)
             payload.lottery_started.commitment = lottery.commitment(seed)
-            own_key = f"lottery-start:{started.lottery_id}"
+            own_key = dedupe_keys.server_key("lottery-start", started.lottery_id)
         elif kind == "lottery_entry":
             lottery_id = payload.lottery_entry.lottery_id
             self._check_lottery_open(state, lottery_id, user, now_ms)
-            own_key = f"lottery:{lottery_id}:{user}"
+            own_key = dedupe_keys.server_key("lottery", lottery_id, user)
         elif kind == "poll_started":
             started_poll = payload.poll_started
             if started_poll.end_time.ToMilliseconds() <= now_ms:
                 raise invalid("INVALID_FIELD", "end_time must be in the future", "payload.poll_started.end_time")
-            own_key = f"poll-start:{started_poll.poll_id}"
+            own_key = dedupe_keys.server_key("poll-start", started_poll.poll_id)
         elif kind == "poll_vote":
             vote = payload.poll_vote
             poll = state.polls.get(vote.poll_id) if state is not None else None
@@ -97,7 +97,7 @@ class Interactions:
                 raise invalid("INVALID_FIELD", "no such option", "payload.poll_vote.option")
             if user in poll.voters:
                 raise ApiError(Code.ALREADY_EXISTS, "ALREADY_DONE", "you already voted in this poll")
-            own_key = f"poll:{vote.poll_id}:{user}"
+            own_key = dedupe_keys.server_key("poll", vote.poll_id, user)
         return [Entry(payload, priority, own_key)]
 
     def _comment(
@@ -129,7 +129,7 @@ class Interactions:
                     except ApiError:
                         continue
                     entry = event_pb2.Payload(lottery_entry=event_pb2.LotteryEntry(lottery_id=lottery_id))
-                    entries.append(Entry(entry, policy.NORMAL, f"lottery:{lottery_id}:{user}"))
+                    entries.append(Entry(entry, policy.NORMAL, dedupe_keys.server_key("lottery", lottery_id, user)))
         return entries
 
     @staticmethod

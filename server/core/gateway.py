@@ -29,7 +29,7 @@ from server.commerce.state import RoomState, Unappliable, read_checkpoint, skipp
 from server.commerce.ticker import RoomTicker
 from server.commerce.wordfilter import WordFilter
 from server.config import Settings
-from server.core import policy, wire
+from server.core import dedupe_keys, policy, wire
 from server.core.cursor import CursorError, encode_cursor, parse_cursor
 from server.core.errors import OK_STATUS, ApiError, Code, log_unavailable
 from server.core.hub import Channel, Hub
@@ -393,10 +393,12 @@ class Gateway:
                         Code.RESOURCE_EXHAUSTED, "RATE_LIMITED", "rate limit for this user exceeded", retry_after_s=wait
                     )
                 kind = item.payload.WhichOneof("kind")
-                policy.require_post(who, where, kind)
+                policy.require_post(who, where, kind)  # forbidden is answered before invalid
                 assert kind is not None
                 policy.check_client_id(item.key, "request_id" if action else "client_msg_id")
+                policy.prepare_payload(item.payload)  # what is stored: known fields, normalised text
                 policy.check_payload(item.payload, self.settings.max_text_chars)
+                policy.check_payload_size(item.payload, kind)
                 self.interactions.check_authority(state, info.creator_user_id, where, who, kind, item.payload)
                 if kind == "like":
                     # Counted here, published as a like burst by the ticker.
@@ -428,7 +430,7 @@ class Gateway:
 
     async def post_system(self, room_id: str, kind: str, payload: event_pb2.Payload, key: str) -> Posted:
         """Append an event the server itself produces (like bursts, draws, tallies)."""
-        entry = Entry(payload, policy.PRIORITY[kind], f"{SYSTEM.user_id}/{key}")
+        entry = Entry(payload, policy.PRIORITY[kind], dedupe_keys.server_key("system", key))
         (posted,) = await self.append(SYSTEM, room_id, [entry], [""], [("", "")])
         return posted
 
@@ -602,7 +604,8 @@ class Gateway:
 
     def _presence(self, member: Member, payload: event_pb2.Payload) -> None:
         """Record a join or leave in the room's log (for audiences and analytics), in the background."""
-        entry = Entry(payload, policy.EPHEMERAL, f"{member.identity.user_id}/presence:{uuid.uuid4().hex}")
+        key = dedupe_keys.server_key("presence", member.identity.user_id, uuid.uuid4().hex)
+        entry = Entry(payload, policy.EPHEMERAL, key)
         append = self.append(member.identity, member.room_id, [entry], [""], [("", "")])
         asyncio.get_running_loop().create_task(append).add_done_callback(_log_failure)
 

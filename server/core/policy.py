@@ -26,6 +26,7 @@ from barrage.v1 import event_pb2
 from server.auth import Identity
 from server.commerce import checkpoint_pb2
 from server.core import ranges
+from server.core import text as text_rules
 from server.core.errors import ApiError, Code, invalid
 
 VIEWER = event_pb2.ROLE_VIEWER
@@ -236,13 +237,89 @@ def check_client_id(value: str, field: str) -> None:
         raise invalid("INVALID_FIELD", f"{field} must be 1-64 printable ASCII characters", field)
 
 
+# Largest encoded Payload (unknown fields dropped) each postable kind may have. The
+# field limits below keep valid payloads well inside; this bounds what they do not
+# (free-form names, repeated ids). A stored Event adds at most ENVELOPE_MAX_BYTES.
+# Server-made kinds are bounded by what they are made from. docs/protocol.md, "Limits".
+MAX_PAYLOAD_BYTES: dict[str, int] = {
+    "comment": 6144,
+    "announcement": 4096,
+    "like": 64,
+    "gift": 1024,
+    "purchase": 1024,
+    "product_pinned": 4096,
+    "product_unpinned": 256,
+    "product_updated": 256,
+    "flash_sale_started": 4096,
+    "flash_sale_stock": 256,
+    "flash_sale_ended": 256,
+    "lottery_started": 2048,
+    "lottery_entry": 256,
+    "poll_started": 8192,
+    "poll_vote": 256,
+    "user_muted": 1024,
+    "user_banned": 1024,
+    "message_deleted": 256,
+    "slow_mode": 256,
+}
+ENVELOPE_MAX_BYTES = 2048
+"""Event fields around the payload: ids, sender, time, trace context, priority."""
+
+
+def prepare_payload(payload: event_pb2.Payload) -> None:
+    """Make a posted payload what would be stored, in place, before it is checked.
+
+    Unknown fields (in the payload and every sub-message) are dropped: a client built
+    from newer protos still gets its known fields through, and nobody can pad a stored
+    event with bytes no reader understands. Free text is normalised (server/core/text.py).
+    """
+    payload.DiscardUnknownFields()
+    kind = payload.WhichOneof("kind")
+    if kind == "comment":
+        payload.comment.text = text_rules.normalize(payload.comment.text)
+    elif kind == "announcement":
+        payload.announcement.text = text_rules.normalize(payload.announcement.text)
+    elif kind == "lottery_started":
+        payload.lottery_started.prize = text_rules.normalize(payload.lottery_started.prize)
+    elif kind == "poll_started":
+        poll = payload.poll_started
+        poll.question = text_rules.normalize(poll.question)
+        options = [text_rules.normalize(option) for option in poll.options]
+        del poll.options[:]
+        poll.options.extend(options)
+
+
+def check_payload_size(payload: event_pb2.Payload, kind: str) -> None:
+    limit = MAX_PAYLOAD_BYTES.get(kind)
+    if limit is not None and payload.ByteSize() > limit:
+        raise ApiError(
+            Code.INVALID_ARGUMENT,
+            "PAYLOAD_TOO_LARGE",
+            f"a {kind} payload may be at most {limit} bytes encoded",
+            metadata={"field": "payload", "max_bytes": str(limit)},
+        )
+
+
 def check_text(text: str, max_chars: int, field: str = "text") -> None:
-    if not text.strip():
-        raise invalid("TEXT_EMPTY", "text is empty", field)
+    """Text as prepare_payload leaves it: something visible, within the limits."""
+    if text_rules.is_blank(text):
+        raise invalid("TEXT_EMPTY", "text is empty (nothing in it is visible)", field)
     if len(text) > max_chars:
         raise invalid("TEXT_TOO_LONG", f"text is longer than {max_chars} characters", field)
+    _check_characters(text, field)
+
+
+def _check_characters(text: str, field: str) -> None:
     if _CONTROL.search(text):
         raise invalid("INVALID_FIELD", "text contains control characters", field)
+    control = text_rules.bidi_control(text)
+    if control is not None:
+        raise invalid(
+            "INVALID_FIELD", f"text contains the bidi control U+{ord(control):04X} (it can disguise text)", field
+        )
+    if text_rules.longest_combining_run(text) > text_rules.MAX_COMBINING_RUN:
+        limit = text_rules.MAX_COMBINING_RUN
+        raise invalid("INVALID_FIELD", f"text stacks more than {limit} combining marks on a character", field)
 
 
 def _require(condition: bool, field: str, message: str) -> None:
@@ -268,8 +345,8 @@ def _check_product(product: event_pb2.Product, field: str) -> None:
 
 
 def _check_short_text(text: str, field: str, limit: int = 200) -> None:
-    _require(len(text.strip()) > 0 and len(text) <= limit, field, f"must be 1-{limit} characters")
-    _require(not _CONTROL.search(text), field, "contains control characters")
+    _require(not text_rules.is_blank(text) and len(text) <= limit, field, f"must be 1-{limit} characters")
+    _check_characters(text, field)
 
 
 def check_payload(payload: event_pb2.Payload, max_chars: int, now_s: float | None = None) -> str:

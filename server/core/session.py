@@ -43,7 +43,9 @@ def _message(**kind: object) -> bytes:
 class Session:
     __slots__ = (
         "_bucket",
+        "_errors",
         "_expiry",
+        "_frames",
         "_gateway",
         "_join_bucket",
         "_malformed",
@@ -79,6 +81,16 @@ class Session:
         self._join_bucket = TokenBucket(_JOINS_PER_SECOND, _JOIN_BURST)
         self._refused_in_a_row = 0
         self._malformed = 0
+        # Every frame after hello, of any kind, takes from _frames; every refusal that is
+        # not a request's own result (an over-budget frame, a stream_error) takes from
+        # _errors, and a stream that empties it is ended: what a stream can make the node
+        # queue stays bounded however it floods (docs/protocol.md, "Limits").
+        # A node configured for more sends (benchmarks, services) gets room for them.
+        self._frames = TokenBucket(
+            max(settings.frames_per_second, 2 * settings.sends_per_second),
+            max(settings.frame_burst, 2 * settings.send_burst),
+        )
+        self._errors = TokenBucket(settings.stream_errors_per_second, settings.stream_error_burst)
         # Most viewers never send: the queue and its send loop come with the first send.
         self._sends: deque[rs.Send] | None = None
         self._sends_ready: asyncio.Event | None = None
@@ -130,6 +142,8 @@ class Session:
                 return
             self._hello(request.hello)
             return
+        if not self._admit_frame(request, kind):
+            return
         try:
             if kind == "send":
                 self._send(request.send)
@@ -149,10 +163,46 @@ class Session:
             else:
                 raise invalid("INVALID_FIELD", "frame has no recognised request", "kind")
         except ApiError as err:
-            self.outbox.put_control(_message(stream_error=rs.StreamError(status=err.to_status())))
+            self._stream_error(err)
+
+    def _admit_frame(self, request: rs.ConnectRequest, kind: str | None) -> bool:
+        """Take the frame from the stream's frame budget; refuse it (answered) when empty."""
+        wait = self._frames.take()
+        if not wait:
+            return True
+        error = ApiError(
+            Code.RESOURCE_EXHAUSTED,
+            "RATE_LIMITED",
+            "too many frames on this stream; retry after the given delay",
+            retry_after_s=wait,
+        )
+        if kind == "send":
+            if self._count_error():
+                self._send_result(request.send, error)  # exactly one result per send
+        else:
+            self._stream_error(error)
+        return False
+
+    def _count_error(self) -> bool:
+        """Count one refusal; False (and the stream ends) once the stream has used them up."""
+        if not self._errors.take():
+            return True
+        self.end(
+            ApiError(
+                Code.RESOURCE_EXHAUSTED,
+                "STREAM_OVERLOADED",
+                "the stream kept sending frames that were refused; reconnect and respect the limits",
+            )
+        )
+        return False
+
+    def _stream_error(self, error: ApiError) -> None:
+        if self._count_error():
+            self.outbox.put_control(_message(stream_error=rs.StreamError(status=error.to_status())))
 
     def _malformed_frame(self, detail: str) -> None:
         self._malformed += 1
+        self._frames.take()  # undecodable frames cost budget like any other
         error = ApiError(
             Code.INVALID_ARGUMENT,
             "MALFORMED_FRAME",
@@ -161,7 +211,7 @@ class Session:
         if self.identity is None or self._malformed > _MAX_MALFORMED:
             self.end(error)
         else:
-            self.outbox.put_control(_message(stream_error=rs.StreamError(status=error.to_status())))
+            self._stream_error(error)
 
     def _hello(self, hello: rs.Hello) -> None:
         try:

@@ -97,6 +97,20 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_TOO_MANY_MODERATORS: _ErrorReason.ValueType  # 41
     """RESOURCE_EXHAUSTED: the room already has the most moderators it may have."""
+    ERROR_REASON_PAYLOAD_TOO_LARGE: _ErrorReason.ValueType  # 45
+    """INVALID_ARGUMENT: the payload's encoding, with unknown fields dropped, is larger
+    than its kind allows (docs/protocol.md, "Limits"); metadata "max_bytes" says how
+    large it may be.
+    """
+    ERROR_REASON_TOO_MANY_STREAMS: _ErrorReason.ValueType  # 46
+    """RESOURCE_EXHAUSTED: too many streams open, for this user or on this node; metadata
+    "scope" is "user" or "node". Close a stream, or retry later (RetryInfo).
+    """
+    ERROR_REASON_STREAM_OVERLOADED: _ErrorReason.ValueType  # 47
+    """RESOURCE_EXHAUSTED: the stream ended because the client kept sending but did not
+    read what the server sent (answers piled up past the stream's bound), or kept
+    sending frames the server had to refuse. Reconnect and read the stream.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons Barrage puts in google.rpc.ErrorInfo.reason (domain "barrage.v1").
@@ -180,4 +194,18 @@ Metadata "target" names the target's standing (owner, service, moderator).
 """
 ERROR_REASON_TOO_MANY_MODERATORS: ErrorReason.ValueType  # 41
 """RESOURCE_EXHAUSTED: the room already has the most moderators it may have."""
+ERROR_REASON_PAYLOAD_TOO_LARGE: ErrorReason.ValueType  # 45
+"""INVALID_ARGUMENT: the payload's encoding, with unknown fields dropped, is larger
+than its kind allows (docs/protocol.md, "Limits"); metadata "max_bytes" says how
+large it may be.
+"""
+ERROR_REASON_TOO_MANY_STREAMS: ErrorReason.ValueType  # 46
+"""RESOURCE_EXHAUSTED: too many streams open, for this user or on this node; metadata
+"scope" is "user" or "node". Close a stream, or retry later (RetryInfo).
+"""
+ERROR_REASON_STREAM_OVERLOADED: ErrorReason.ValueType  # 47
+"""RESOURCE_EXHAUSTED: the stream ended because the client kept sending but did not
+read what the server sent (answers piled up past the stream's bound), or kept
+sending frames the server had to refuse. Reconnect and read the stream.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -263,6 +263,11 @@ class Payload(_message.Message):
       every other kind                               the server only (INVALID_FIELD)
     A bot outside the rooms its token lists may post nothing. Anything else is
     PERMISSION_DENIED ROLE_FORBIDDEN, answered before the payload's content is checked.
+
+    A posted payload is stored with the fields this server knows only: unknown fields,
+    here or in any message inside, are dropped at ingest. Each type has a maximum
+    encoded size (docs/protocol.md, "Limits"); larger is refused with
+    INVALID_ARGUMENT PAYLOAD_TOO_LARGE.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -471,8 +476,14 @@ class Comment(_message.Message):
     QUESTION_FIELD_NUMBER: _builtins.int
     PRODUCT_IDS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
-    """The text, valid UTF-8, 1 to 500 characters after trimming whitespace
-    (see Welcome.limits for the exact limit this server applies).
+    """The text, valid UTF-8. The server stores it normalised to NFC and trimmed of
+    leading and trailing white space and invisible fillers (zero-width spaces and
+    joiners, BOM, Hangul fillers); the result must be 1 to 500 characters (Unicode
+    code points; Welcome.limits.max_text_chars is the limit this server applies).
+    Refused with INVALID_ARGUMENT: text with nothing visible (TEXT_EMPTY), too long
+    (TEXT_TOO_LONG), control characters other than newline and tab, bidi embeddings,
+    overrides or isolates (U+202A-U+202E, U+2066-U+2069), or more than 8 combining
+    marks in a row (INVALID_FIELD). Announcement.text follows the same rules.
     """
     reply_to_event_id: _builtins.str
     """Event id of the comment this one replies to, empty when not a reply."""
@@ -1325,7 +1336,7 @@ class Announcement(_message.Message):
 
     TEXT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
-    """The text, valid UTF-8, 1 to 500 characters."""
+    """The text, valid UTF-8: normalised, trimmed and checked like Comment.text."""
     def __init__(
         self,
         *,
