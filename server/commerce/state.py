@@ -14,7 +14,8 @@ from google.protobuf.message import DecodeError
 
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from server.core import ranges
+from server.core import media_clock, ranges
+from server.core.media_clock import Clock
 from server.telemetry import hooks
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ class RoomState:
     last_comment_ms: dict[str, int] = field(default_factory=dict)
     since_checkpoint: int = 0
     """Events folded since the last room_checkpoint in the log."""
+    media_clock: Clock | None = None
+    """The latest logged media clock report (server/core/media_clock.py)."""
 
     def fold(self, position: int, event: event_pb2.Event) -> str | None:
         """Apply one event. Returns a user id that must be removed from the room (ban).
@@ -177,6 +180,8 @@ class RoomState:
             self.slow_mode_ms = int(payload.slow_mode.min_interval.ToMilliseconds())
             if not self.slow_mode_ms:
                 self.last_comment_ms.clear()
+        elif kind == "media_clock":
+            self.media_clock = media_clock.fold(event)
         return None
 
     def _update_product(self, update: event_pb2.ProductUpdated) -> None:
@@ -215,6 +220,11 @@ class RoomState:
         for user, until in self.muted_until_ms.items():
             cp.muted.add(user_id=user).until.FromMilliseconds(until)
         cp.slow_mode.FromMilliseconds(self.slow_mode_ms)
+        if self.media_clock is not None:
+            clock = self.media_clock
+            cp.media_clock.timeline_id = clock.timeline_id
+            cp.media_clock.position.FromMilliseconds(clock.position_ms)
+            cp.media_clock_time.FromMilliseconds(clock.anchor_ms)
         return cp
 
     @classmethod
@@ -251,6 +261,8 @@ class RoomState:
             state.viewers_by_node[count.node_id] = (count.node_viewers, _ms(at))
         for muted in cp.muted:
             state.muted_until_ms[muted.user_id] = _ms(muted.until)
+        if cp.HasField("media_clock"):
+            state.media_clock = Clock.of(cp.media_clock, cp.media_clock_time)
         return state
 
     def muted(self, user_id: str, now_ms: int) -> int:

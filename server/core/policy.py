@@ -46,6 +46,7 @@ POST: dict[str, frozenset[int]] = {
     "user_banned": STAFF,
     "message_deleted": STAFF,
     "slow_mode": STAFF,
+    "media_clock": SELLERS,
 }
 
 # Admin and stream actions -> roles.
@@ -92,6 +93,7 @@ PRIORITY: dict[str, int] = {
     "viewer_joined": EPHEMERAL,
     "viewer_left": EPHEMERAL,
     "room_checkpoint": INTERNAL,
+    "media_clock": EPHEMERAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}

@@ -1,0 +1,143 @@
+"""Media time: where on the live stream's timeline each event happened.
+
+A viewer's picture arrives seconds after the camera, the room's events in ~0.1 s. The
+host's app (or the encoder service) posts a MediaClock a few times a second: "the
+camera's picture now has presentation time P on timeline T". The accepting node
+anchors P to its own clock at acceptance (the reporter's wall clock is never trusted),
+and every event accepted afterwards is stamped with `media_time` = P + (its
+publish_time - anchor), the stream running in real time. Players show an event when
+they reach its media_time (clients/sdk/media_sync.py).
+
+Across nodes, a report travels through the room log like every ephemeral event, so
+every node folds the same clock (RoomState.media_clock, kept in checkpoints) and stamps
+what it accepts the same way. Reports are not logged one by one (latest wins): a node
+logs one only when it changes something (should_log). See docs/protocol.md "Media time".
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from barrage.v1 import event_pb2
+from server.core.errors import invalid
+from server.core.policy import check_client_id
+
+if TYPE_CHECKING:
+    from server.commerce.state import RoomState
+    from server.log.base import LogRecord, RoomLog
+
+STALE_MS = 6_000
+"""A clock whose latest logged report is older than this stamps nothing: the stream
+stopped (or its reporter did), and a guess would put events on a timeline no player
+shows."""
+KEEPALIVE_MS = 2_000
+"""A node logs a report at least this long after the previous logged one, so that a
+live clock never looks stale to the other nodes."""
+DRIFT_MS = 40
+"""A report that differs from the logged clock's prediction by more than this is
+logged (the stream paused, skipped or ran at another rate); a smaller difference is
+network jitter, below what a viewer notices."""
+_MAX_ROOMS = 100_000
+_SCAN_PAGE = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """A room's media clock: `position_ms` on `timeline_id` at node time `anchor_ms`."""
+
+    timeline_id: str
+    position_ms: int
+    anchor_ms: int
+
+    def at(self, now_ms: int) -> int:
+        """The position at node time `now_ms` (never before the timeline's start)."""
+        return max(0, self.position_ms + now_ms - self.anchor_ms)
+
+    @classmethod
+    def of(cls, report: event_pb2.MediaClock, anchor: timestamp_pb2.Timestamp) -> Clock:
+        return cls(report.timeline_id, report.position.ToMilliseconds(), anchor.ToMilliseconds())
+
+
+def stamp(
+    state: RoomState | None, publish_time: timestamp_pb2.Timestamp, payload: event_pb2.Payload
+) -> event_pb2.MediaTime | None:
+    """The media_time of an event accepted at `publish_time` (the one call at ingest):
+    None when the room has no fresh clock, or for the clock report itself."""
+    clock = state.media_clock if state is not None else None
+    if clock is None:
+        return None
+    now_ms = publish_time.ToMilliseconds()
+    if now_ms - clock.anchor_ms > STALE_MS or payload.HasField("media_clock"):
+        return None
+    position_ms = clock.at(now_ms)
+    position = duration_pb2.Duration(seconds=position_ms // 1000, nanos=position_ms % 1000 * 1_000_000)
+    return event_pb2.MediaTime(timeline_id=clock.timeline_id, position=position)
+
+
+def fold(event: event_pb2.Event) -> Clock:
+    """The clock a logged report sets (RoomState folds it)."""
+    return Clock.of(event.payload.media_clock, event.publish_time)
+
+
+class Reports:
+    """Which of the reports this node receives go to the log (latest wins)."""
+
+    def __init__(self) -> None:
+        self._logged: OrderedDict[str, Clock] = OrderedDict()
+        """Per room, the last report this node logged (the folded clock may not have
+        caught up with it yet)."""
+
+    def should_log(self, state: RoomState | None, room_id: str, payload: event_pb2.Payload, now_ms: int) -> bool:
+        """True to log this report (a media_clock payload); False when the clock already
+        says what it says. INVALID_FIELD for a report without a valid timeline id."""
+        report = payload.media_clock
+        check_client_id(report.timeline_id, "payload.media_clock.timeline_id")
+        new = Clock(report.timeline_id, report.position.ToMilliseconds(), now_ms)
+        known = [c for c in (state.media_clock if state is not None else None, self._logged.get(room_id)) if c]
+        current = max(known, key=lambda c: c.anchor_ms, default=None)
+        if (
+            current is not None
+            and current.timeline_id == new.timeline_id
+            and now_ms - current.anchor_ms < KEEPALIVE_MS
+            and abs(current.at(now_ms) - new.position_ms) <= DRIFT_MS
+        ):
+            return False
+        self._logged[room_id] = new
+        self._logged.move_to_end(room_id)
+        if len(self._logged) > _MAX_ROOMS:
+            self._logged.popitem(last=False)
+        return True
+
+
+def check_position(media_time: event_pb2.MediaTime, cursor: str, backward: bool) -> None:
+    """ListEventsRequest.media_time: a timeline id, forward only, without a cursor (its
+    position's range is checked with every other field, server/core/ranges.py)."""
+    if cursor or backward:
+        raise invalid("INVALID_FIELD", "media_time pages forward from the start, without a cursor", "media_time")
+    if media_time.timeline_id:
+        check_client_id(media_time.timeline_id, "media_time.timeline_id")
+
+
+async def first_at(log: RoomLog, room_id: str, media_time: event_pb2.MediaTime) -> int | None:
+    """The position just before the first event (in room order) stamped on the timeline
+    (any timeline, if its id is empty) at or after the media time, or None when there is none. A linear scan of the
+    retained history (a page of 1000 events decodes in a few ms)."""
+    target_ns = media_time.position.ToNanoseconds()
+    after = -1
+    while True:
+        records: Sequence[LogRecord] = await log.read(room_id, after, _SCAN_PAGE)
+        for record in records:
+            event = event_pb2.Event.FromString(record.payload)
+            if event.HasField("media_time"):
+                stamped = event.media_time
+                same = stamped.timeline_id == media_time.timeline_id or not media_time.timeline_id
+                if same and stamped.position.ToNanoseconds() >= target_ns:
+                    return after
+            after = record.position
+        if len(records) < _SCAN_PAGE:
+            return None
