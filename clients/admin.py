@@ -94,14 +94,17 @@ class AdminClient:
         return await self.publish(room_id, payload, request_id=request_id)
 
     async def list_events(
-        self, room_id: str, *, cursor: str = "", backward: bool = False, page_size: int = 0
-    ) -> pb.ListEventsResponse:
-        """One page of history after (forward) or before (backward) `cursor`."""
+        self, room_id: str, *, cursor: str = "", backward: bool = False, page_size: int = 0,
+        media_time: event_pb2.MediaTime | None = None,
+    ) -> pb.ListEventsResponse:  # fmt: skip
+        """One page of history after (forward) or before (backward) `cursor`; or, with
+        `media_time` (forward, no cursor), from where the show's stream reached it."""
         request = pb.ListEventsRequest(
             room_id=room_id,
             cursor=cursor,
             direction=pb.DIRECTION_BACKWARD if backward else pb.DIRECTION_FORWARD,
             page_size=page_size,
+            media_time=media_time,
         )
         reply: pb.ListEventsResponse = await self._call(self._stub.ListEvents, request)
         return reply
