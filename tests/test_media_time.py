@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
@@ -33,7 +34,10 @@ from clients.sdk import (
 from server.commerce.state import RoomState
 from server.core import media_clock
 from server.core.errors import ApiError
+from tests.cluster import OK, Cluster, joined, send_payload
+from tests.kafka_broker import running_broker
 from tests.server_process import ServerProcess
+from tests.wire_client import Admin
 
 CRITICAL = event_pb2.PRIORITY_CRITICAL
 NORMAL = event_pb2.PRIORITY_NORMAL
@@ -489,3 +493,41 @@ async def test_a_viewer_may_not_report_the_media_clock(show: Show) -> None:
     with pytest.raises(SendError) as refused:
         await show.viewer.send_payload(show.room_id, payload)
     assert (refused.value.code, refused.value.reason) == (grpc.StatusCode.PERMISSION_DENIED, "ROLE_FORBIDDEN")
+
+
+# ------------------------------------------------ across nodes: two nodes on Kafka
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_broker() as broker:
+        cluster = Cluster(broker, tmp_path_factory.mktemp("media-cluster"), f"media-{uuid.uuid4().hex[:8]}", 2)
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+async def test_the_clock_reaches_every_node_and_both_stamp_alike(two_nodes: Cluster, room_id: str) -> None:
+    """The host reports on node 0; an event accepted by node 1 is stamped from that clock."""
+    admin = Admin(two_nodes[0].target, two_nodes.token("hana", role="host"))
+    try:
+        await admin.create_room(room_id, "two nodes")
+    finally:
+        await admin.close()
+    members = [
+        (two_nodes[0].target, two_nodes.token("hana", role="host")),
+        (two_nodes[1].target, two_nodes.token("vic")),
+    ]
+    async with joined(room_id, *members) as (host, viewer):
+        report = event_pb2.Payload(media_clock=event_pb2.MediaClock(timeline_id="live-1"))
+        report.media_clock.position.FromMilliseconds(7_200_000)
+        assert (await send_payload(host, room_id, "clock-1", report)).status.code == OK
+        (clock,) = await viewer.wait_events(room_id, 1, timeout=20, kind="media_clock")  # node 1 folded it
+        assert (await viewer.send_comment(room_id, "c-1", "from node 1")).status.code == OK
+        assert (await host.send_comment(room_id, "c-2", "from node 0")).status.code == OK
+        comments = await host.wait_events(room_id, 2, timeout=20, kind="comment")
+    for comment in comments:
+        assert comment.media_time.timeline_id == "live-1"
+        assert ms(comment.media_time.position) == 7_200_000 + ms(comment.publish_time) - ms(clock.publish_time)
