@@ -132,25 +132,44 @@ COMMENT = event_pb2.Payload(comment=event_pb2.Comment(text="hi"))
 # ------------------------------------------------------ the node: clock and stamp
 
 
+def accepted(state: RoomState, at_ms: int, payload: event_pb2.Payload = COMMENT) -> event_pb2.Event:
+    """An event as the node logs it (media_clock.serialized is what ingest calls)."""
+    event = event_pb2.Event(room_id="r", event_id="e", publish_time=ts(at_ms), payload=payload)
+    return event_pb2.Event.FromString(media_clock.serialized(event, payload, ts(at_ms), state))
+
+
 def test_an_event_is_stamped_from_the_latest_clock_at_millisecond_precision() -> None:
     state = RoomState("r")
-    assert media_clock.stamp(state, ts(1_000_000), COMMENT) is None, "no clock, no media_time"
+    assert not accepted(state, 1_000_000).HasField("media_time"), "no clock, no media_time"
     state.fold(1, clock_event("live-1", 100_000, 1_000_000))
-    stamped = media_clock.stamp(state, ts(1_001_234), COMMENT)
-    assert stamped is not None
+    stamped = accepted(state, 1_001_234).media_time
     assert stamped.timeline_id == "live-1"
     assert stamped.position.ToMilliseconds() == 101_234
     assert stamped.position.nanos % 1_000_000 == 0
     # The clock report itself carries no media_time (it is the clock).
     report = event_pb2.Payload(media_clock=event_pb2.MediaClock(timeline_id="live-1"))
-    assert media_clock.stamp(state, ts(1_001_234), report) is None
+    assert not accepted(state, 1_001_234, report).HasField("media_time")
     # A clock silent for longer than STALE_MS: the stream stopped; nothing is stamped.
-    assert media_clock.stamp(state, ts(1_000_000 + media_clock.STALE_MS), COMMENT) is not None
-    assert media_clock.stamp(state, ts(1_000_001 + media_clock.STALE_MS), COMMENT) is None
+    assert accepted(state, 1_000_000 + media_clock.STALE_MS).HasField("media_time")
+    assert not accepted(state, 1_000_001 + media_clock.STALE_MS).HasField("media_time")
     # A stream restart is a new timeline: positions start again from its report.
     state.fold(2, clock_event("live-2", 0, 1_002_000))
-    restarted = media_clock.stamp(state, ts(1_002_500), COMMENT)
-    assert restarted is not None and (restarted.timeline_id, restarted.position.ToMilliseconds()) == ("live-2", 500)
+    restarted = accepted(state, 1_002_500).media_time
+    assert (restarted.timeline_id, restarted.position.ToMilliseconds()) == ("live-2", 500)
+
+
+@pytest.mark.parametrize("position_ms", [0, 1, 999, 1_000, 127_000, 3_600_123, 366 * 86_400_000])
+@pytest.mark.parametrize("timeline", ["t", "live-2026-12-06T03:00:00Z-" + "x" * 37])
+def test_the_stamped_bytes_are_what_protobuf_would_write(position_ms: int, timeline: str) -> None:
+    """The field is appended as bytes at ingest: they must equal protobuf's own encoding."""
+    state = RoomState("r")
+    state.fold(1, clock_event(timeline, position_ms, 1_000_000))
+    event = event_pb2.Event(room_id="r", event_id="e", publish_time=ts(1_000_000), payload=COMMENT)
+    expected = event_pb2.Event()
+    expected.CopyFrom(event)
+    expected.media_time.timeline_id = timeline
+    expected.media_time.position.FromMilliseconds(position_ms)
+    assert media_clock.serialized(event, COMMENT, ts(1_000_000), state) == expected.SerializeToString()
 
 
 def test_the_clock_survives_a_checkpoint() -> None:

@@ -341,10 +341,10 @@ class Gateway:
                 priority=entry.priority,  # type: ignore[arg-type]
                 client_msg_id=client_id,
                 payload=entry.payload,
-                media_time=media_clock.stamp(self.states.get(room_id), publish_time, entry.payload),
             )
             seen.setdefault(entry.dedupe_key, len(records))
-            records.append(LogEntry(event.SerializeToString(), entry.priority, entry.dedupe_key, traceparent))
+            data = media_clock.serialized(event, entry.payload, publish_time, self.states.get(room_id))
+            records.append(LogEntry(data, entry.priority, entry.dedupe_key, traceparent))
         appending = None
         if hooks.ON:
             payloads = [entry.payload for entry in entries]

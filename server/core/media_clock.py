@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from barrage.v1 import event_pb2
 from server.core.errors import invalid
@@ -63,20 +63,78 @@ class Clock:
         return cls(report.timeline_id, report.position.ToMilliseconds(), anchor.ToMilliseconds())
 
 
-def stamp(
-    state: RoomState | None, publish_time: timestamp_pb2.Timestamp, payload: event_pb2.Payload
-) -> event_pb2.MediaTime | None:
-    """The media_time of an event accepted at `publish_time` (the one call at ingest):
-    None when the room has no fresh clock, or for the clock report itself."""
+def serialized(
+    event: event_pb2.Event, payload: event_pb2.Payload, publish_time: timestamp_pb2.Timestamp, state: RoomState | None
+) -> bytes:
+    """The event's bytes, stamped with media_time when the room has a fresh clock (the
+    one call at ingest; `payload` and `publish_time` are the event's, passed to save
+    reading them back). The field is appended as bytes: a parser takes fields in any
+    order, and while 70 is the Event's highest field the bytes are exactly what
+    SerializeToString gives with media_time set (tests/test_media_time.py). Below 1 µs
+    an event, against ~5 µs for building a MediaTime message and copying it into the
+    Event (docs/performance.md, "Media time")."""
+    data = event.SerializeToString()
     clock = state.media_clock if state is not None else None
-    if clock is None:
-        return None
-    now_ms = publish_time.ToMilliseconds()
-    if now_ms - clock.anchor_ms > STALE_MS or payload.HasField("media_clock"):
-        return None
-    position_ms = clock.at(now_ms)
-    position = duration_pb2.Duration(seconds=position_ms // 1000, nanos=position_ms % 1000 * 1_000_000)
-    return event_pb2.MediaTime(timeline_id=clock.timeline_id, position=position)
+    if clock is None or payload.HasField("media_clock"):  # the report itself is the clock
+        return data
+    return data + stamp(clock, publish_time)
+
+
+def stamp(clock: Clock, publish_time: timestamp_pb2.Timestamp) -> bytes:
+    """Event.media_time's wire bytes for an event accepted at `publish_time`; b"" when
+    the clock is stale."""
+    now_ms = publish_time.seconds * 1000 + publish_time.nanos // 1_000_000
+    if now_ms - clock.anchor_ms > STALE_MS:
+        return b""
+    seconds, millis = divmod(clock.at(now_ms), 1000)
+    # Duration{seconds = 1, nanos = 2}, zero values left out (proto3), then MediaTime.
+    position = _seconds_field(seconds) + _MILLIS_FIELD[millis]
+    media_time = _timeline_field(clock.timeline_id) + b"\x12" + bytes((len(position),)) + position
+    return _MEDIA_TIME_TAG + _varint(len(media_time)) + media_time
+
+
+_MEDIA_TIME_TAG = bytes([(70 << 3 | 2) & 0x7F | 0x80, (70 << 3 | 2) >> 7])
+"""Event field 70 (media_time), wire type 2 (length-delimited)."""
+_SECONDS: dict[int, bytes] = {}
+"""Duration.seconds, encoded (a room's clock moves on by one a second)."""
+
+
+def _seconds_field(seconds: int) -> bytes:
+    data = _SECONDS.get(seconds)
+    if data is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        data = _SECONDS[seconds] = b"\x08" + _varint(seconds) if seconds else b""
+    return data
+
+
+_TIMELINES: dict[str, bytes] = {}
+
+
+def _timeline_field(timeline_id: str) -> bytes:
+    """MediaTime field 1 (timeline_id), encoded once per timeline."""
+    data = _TIMELINES.get(timeline_id)
+    if data is None:
+        if len(_TIMELINES) > 10_000:
+            _TIMELINES.clear()
+        raw = timeline_id.encode()
+        data = _TIMELINES[timeline_id] = b"\x0a" + _varint(len(raw)) + raw
+    return data
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_MILLIS_FIELD = tuple(b"\x10" + _varint(ms * 1_000_000) if ms else b"" for ms in range(1000))
+"""Duration.nanos of each whole millisecond, encoded."""
 
 
 def fold(event: event_pb2.Event) -> Clock:
