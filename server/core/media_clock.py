@@ -70,8 +70,8 @@ def serialized(
     one call at ingest; `payload` and `publish_time` are the event's, passed to save
     reading them back). The field is appended as bytes: a parser takes fields in any
     order, and while 70 is the Event's highest field the bytes are exactly what
-    SerializeToString gives with media_time set (tests/test_media_time.py). Below 1 µs
-    an event, against ~5 µs for building a MediaTime message and copying it into the
+    SerializeToString gives with media_time set (tests/test_media_time.py). 1-2 µs an
+    event, against 5-10 µs for building a MediaTime message and copying it into the
     Event (docs/performance.md, "Media time")."""
     data = event.SerializeToString()
     clock = state.media_clock if state is not None else None
@@ -82,15 +82,18 @@ def serialized(
 
 def stamp(clock: Clock, publish_time: timestamp_pb2.Timestamp) -> bytes:
     """Event.media_time's wire bytes for an event accepted at `publish_time`; b"" when
-    the clock is stale."""
-    now_ms = publish_time.seconds * 1000 + publish_time.nanos // 1_000_000
-    if now_ms - clock.anchor_ms > STALE_MS:
+    the clock is stale. Inlined, with every piece encoded once (ingest's hot path)."""
+    age_ms = publish_time.seconds * 1000 + publish_time.nanos // 1_000_000 - clock.anchor_ms
+    if age_ms > STALE_MS:
         return b""
-    seconds, millis = divmod(clock.at(now_ms), 1000)
-    # Duration{seconds = 1, nanos = 2}, zero values left out (proto3), then MediaTime.
-    position = _seconds_field(seconds) + _MILLIS_FIELD[millis]
-    media_time = _timeline_field(clock.timeline_id) + b"\x12" + bytes((len(position),)) + position
-    return _MEDIA_TIME_TAG + _varint(len(media_time)) + media_time
+    seconds, millis = divmod(max(0, clock.position_ms + age_ms), 1000)
+    # MediaTime{timeline_id = 1, position = 2: Duration{seconds = 1, nanos = 2}}, zero
+    # values left out (proto3).
+    position = (_SECONDS.get(seconds) or _seconds_field(seconds)) + _MILLIS_FIELD[millis]
+    media_time = (_TIMELINES.get(clock.timeline_id) or _timeline_field(clock.timeline_id)) + _POSITION[len(position)]
+    media_time += position
+    size = len(media_time)
+    return (_FIELD[size] if size < 128 else _MEDIA_TIME_TAG + _varint(size)) + media_time
 
 
 _MEDIA_TIME_TAG = bytes([(70 << 3 | 2) & 0x7F | 0x80, (70 << 3 | 2) >> 7])
@@ -100,11 +103,10 @@ _SECONDS: dict[int, bytes] = {}
 
 
 def _seconds_field(seconds: int) -> bytes:
-    data = _SECONDS.get(seconds)
-    if data is None:
-        if len(_SECONDS) > 4096:
-            _SECONDS.clear()
-        data = _SECONDS[seconds] = b"\x08" + _varint(seconds) if seconds else b""
+    """Duration field 1 (seconds), cached (b"" for 0: a miss each time, and cheap)."""
+    if len(_SECONDS) > 4096:
+        _SECONDS.clear()
+    data = _SECONDS[seconds] = b"\x08" + _varint(seconds) if seconds else b""
     return data
 
 
@@ -112,13 +114,11 @@ _TIMELINES: dict[str, bytes] = {}
 
 
 def _timeline_field(timeline_id: str) -> bytes:
-    """MediaTime field 1 (timeline_id), encoded once per timeline."""
-    data = _TIMELINES.get(timeline_id)
-    if data is None:
-        if len(_TIMELINES) > 10_000:
-            _TIMELINES.clear()
-        raw = timeline_id.encode()
-        data = _TIMELINES[timeline_id] = b"\x0a" + _varint(len(raw)) + raw
+    """MediaTime field 1 (timeline_id), cached: encoded once per timeline."""
+    if len(_TIMELINES) > 10_000:
+        _TIMELINES.clear()
+    raw = timeline_id.encode()
+    data = _TIMELINES[timeline_id] = b"\x0a" + _varint(len(raw)) + raw
     return data
 
 
@@ -135,6 +135,10 @@ def _varint(value: int) -> bytes:
 
 _MILLIS_FIELD = tuple(b"\x10" + _varint(ms * 1_000_000) if ms else b"" for ms in range(1000))
 """Duration.nanos of each whole millisecond, encoded."""
+_POSITION = tuple(b"\x12" + bytes((n,)) for n in range(128))
+"""MediaTime field 2 (position) with its length (a Duration of at most 17 bytes)."""
+_FIELD = tuple(_MEDIA_TIME_TAG + bytes((n,)) for n in range(128))
+"""Event field 70 with the MediaTime's length, below 128."""
 
 
 def fold(event: event_pb2.Event) -> Clock:
