@@ -279,7 +279,8 @@ class MediaClock(_message.Message):
     is logged: a node logs one only when it starts a new timeline, when the position
     drifts more than 40 ms from what the last logged report predicts (a stream running
     in real time does not), or 2 s after the last logged one (so every node can tell a
-    live clock from a stopped stream). The send is acknowledged with an empty cursor.
+    live clock from a stopped stream). A report that is not logged is acknowledged
+    with an empty cursor (a retry of a logged one may be too: latest wins).
     Every node folds the logged reports and stamps Event.media_time on what it accepts.
     """
 
