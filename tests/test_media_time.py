@@ -112,9 +112,10 @@ def events_of(items: list[RoomItem]) -> list[event_pb2.Event]:
     return [item for item in items if isinstance(item, event_pb2.Event)]
 
 
-def clock_event(timeline: str, position_ms: int, at_ms: int) -> event_pb2.Event:
+def clock_event(timeline: str, position_ms: int, at_ms: int, *, paused: bool = False) -> event_pb2.Event:
     event = event_pb2.Event(room_id="r", event_id=f"clock-{at_ms}")
     event.payload.media_clock.timeline_id = timeline
+    event.payload.media_clock.paused = paused
     event.payload.media_clock.position.FromMilliseconds(position_ms)
     event.publish_time.FromMilliseconds(at_ms)
     return event
@@ -172,11 +173,20 @@ def test_the_stamped_bytes_are_what_protobuf_would_write(position_ms: int, timel
     assert media_clock.serialized(event, COMMENT, ts(1_000_000), state) == expected.SerializeToString()
 
 
-def test_the_clock_survives_a_checkpoint() -> None:
+def test_a_paused_stream_holds_its_clock() -> None:
     state = RoomState("r")
-    state.fold(1, clock_event("live-1", 100_000, 1_000_000))
+    state.fold(1, clock_event("live-1", 100_000, 1_000_000, paused=True))
+    assert accepted(state, 1_004_000).media_time.position.ToMilliseconds() == 100_000
+    state.fold(2, clock_event("live-1", 100_000, 1_005_000))  # playing again
+    assert accepted(state, 1_005_300).media_time.position.ToMilliseconds() == 100_300
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_the_clock_survives_a_checkpoint(paused: bool) -> None:
+    state = RoomState("r")
+    state.fold(1, clock_event("live-1", 100_000, 1_000_000, paused=paused))
     restored = RoomState.from_checkpoint("r", state.checkpoint("epoch"))
-    assert restored.media_clock == state.media_clock == media_clock.Clock("live-1", 100_000, 1_000_000)
+    assert restored.media_clock == state.media_clock == media_clock.Clock("live-1", 100_000, 1_000_000, paused)
 
 
 def test_reports_are_logged_only_when_they_change_the_clock() -> None:
@@ -184,8 +194,8 @@ def test_reports_are_logged_only_when_they_change_the_clock() -> None:
     reports = media_clock.Reports()
     state = RoomState("r")
 
-    def report(timeline: str, position_ms: int, now_ms: int) -> bool:
-        payload = event_pb2.Payload(media_clock=event_pb2.MediaClock(timeline_id=timeline))
+    def report(timeline: str, position_ms: int, now_ms: int, paused: bool = False) -> bool:
+        payload = event_pb2.Payload(media_clock=event_pb2.MediaClock(timeline_id=timeline, paused=paused))
         payload.media_clock.position.FromMilliseconds(position_ms)
         return reports.should_log(state, "r", payload, now_ms)
 
@@ -198,6 +208,10 @@ def test_reports_are_logged_only_when_they_change_the_clock() -> None:
     assert not report("live-1", 101_050, 1_001_250)
     assert report("live-1", 102_800, 1_003_000), "2 s after the last logged one: a keepalive"
     assert report("live-2", 0, 1_003_100), "a restart (new timeline) is logged at once"
+    assert report("live-2", 400, 1_003_500, paused=True), "a pause is logged"
+    assert not report("live-2", 400, 1_003_750, paused=True), "a paused clock stands still: predicted"
+    assert not report("live-2", 410, 1_004_000, paused=True)
+    assert report("live-2", 410, 1_004_250), "playing again"
     with pytest.raises(ApiError) as refused:
         report("", 0, 1_004_000)
     assert refused.value.reason == "INVALID_FIELD"

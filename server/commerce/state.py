@@ -224,6 +224,7 @@ class RoomState:
             clock = self.media_clock
             cp.media_clock.timeline_id = clock.timeline_id
             cp.media_clock.position.FromMilliseconds(clock.position_ms)
+            cp.media_clock.paused = clock.paused
             cp.media_clock_time.FromMilliseconds(clock.anchor_ms)
         return cp
 

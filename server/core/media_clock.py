@@ -53,14 +53,18 @@ class Clock:
     timeline_id: str
     position_ms: int
     anchor_ms: int
+    paused: bool = False
+    """The picture holds at position_ms (the stream is paused)."""
 
     def at(self, now_ms: int) -> int:
         """The position at node time `now_ms` (never before the timeline's start)."""
+        if self.paused:
+            return self.position_ms
         return max(0, self.position_ms + now_ms - self.anchor_ms)
 
     @classmethod
     def of(cls, report: event_pb2.MediaClock, anchor: timestamp_pb2.Timestamp) -> Clock:
-        return cls(report.timeline_id, report.position.ToMilliseconds(), anchor.ToMilliseconds())
+        return cls(report.timeline_id, report.position.ToMilliseconds(), anchor.ToMilliseconds(), report.paused)
 
 
 def serialized(
@@ -86,7 +90,7 @@ def stamp(clock: Clock, publish_time: timestamp_pb2.Timestamp) -> bytes:
     age_ms = publish_time.seconds * 1000 + publish_time.nanos // 1_000_000 - clock.anchor_ms
     if age_ms > STALE_MS:
         return b""
-    seconds, millis = divmod(max(0, clock.position_ms + age_ms), 1000)
+    seconds, millis = divmod(clock.position_ms if clock.paused else max(0, clock.position_ms + age_ms), 1000)
     # MediaTime{timeline_id = 1, position = 2: Duration{seconds = 1, nanos = 2}}, zero
     # values left out (proto3).
     position = (_SECONDS.get(seconds) or _seconds_field(seconds)) + _MILLIS_FIELD[millis]
@@ -159,12 +163,12 @@ class Reports:
         says what it says. INVALID_FIELD for a report without a valid timeline id."""
         report = payload.media_clock
         check_client_id(report.timeline_id, "payload.media_clock.timeline_id")
-        new = Clock(report.timeline_id, report.position.ToMilliseconds(), now_ms)
+        new = Clock(report.timeline_id, report.position.ToMilliseconds(), now_ms, report.paused)
         known = [c for c in (state.media_clock if state is not None else None, self._logged.get(room_id)) if c]
         current = max(known, key=lambda c: c.anchor_ms, default=None)
         if (
             current is not None
-            and current.timeline_id == new.timeline_id
+            and (current.timeline_id, current.paused) == (new.timeline_id, new.paused)
             and now_ms - current.anchor_ms < KEEPALIVE_MS
             and abs(current.at(now_ms) - new.position_ms) <= DRIFT_MS
         ):

@@ -288,9 +288,14 @@ class MediaClock(_message.Message):
 
     TIMELINE_ID_FIELD_NUMBER: _builtins.int
     POSITION_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
     timeline_id: _builtins.str
     """Id of the stream's current timeline, 1 to 64 printable ASCII characters; a new id
     for every stream restart (an encoder restart that resets presentation times).
+    """
+    paused: _builtins.bool
+    """The stream is paused: the picture holds at `position` (events are stamped with
+    it) until a report without it. Without it the clock runs in real time.
     """
     @_builtins.property
     def position(self) -> _duration_pb2.Duration:
@@ -304,10 +309,11 @@ class MediaClock(_message.Message):
         *,
         timeline_id: _builtins.str = ...,
         position: _duration_pb2.Duration | None = ...,
+        paused: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["position", b"position", "timeline_id", b"timeline_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["paused", b"paused", "position", b"position", "timeline_id", b"timeline_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
