@@ -114,8 +114,8 @@ class Gateway:
         self.states: dict[str, RoomState] = {}
         """Folded state of every room this node watches (present once rebuilt)."""
         self.likes: dict[str, int] = {}
-        self.media_clocks = media_clock.Reports()
         """Likes tapped on this node and not yet published, per room."""
+        self.media_clocks = media_clock.Reports()
         self._room_cache: dict[str, RoomInfo] = {}
         self._watch_locks: dict[str, asyncio.Lock] = {}
         self._members: dict[str, set[Member]] = {}
