@@ -110,13 +110,16 @@ class AdminClient:
         return reply
 
     async def history(
-        self, room_id: str, *, cursor: str = "", backward: bool = False, limit: int | None = None, page_size: int = 100
-    ) -> AsyncIterator[event_pb2.Event]:
-        """Events page by page until `limit` or the end of the retained history."""
+        self, room_id: str, *, cursor: str = "", backward: bool = False, limit: int | None = None, page_size: int = 100,
+        media_time: event_pb2.MediaTime | None = None,
+    ) -> AsyncIterator[event_pb2.Event]:  # fmt: skip
+        """Events page by page until `limit` or the end of the retained history (from a
+        point of the show's stream with `media_time`)."""
         left = limit
         while left is None or left > 0:
             size = page_size if left is None else min(page_size, left)
-            page = await self.list_events(room_id, cursor=cursor, backward=backward, page_size=size)
+            at, media_time = media_time, None  # the next pages follow the cursor
+            page = await self.list_events(room_id, cursor=cursor, backward=backward, page_size=size, media_time=at)
             for event in page.events:
                 yield event
             if left is not None:

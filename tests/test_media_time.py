@@ -9,6 +9,10 @@ are a fake clock's: exact, and fast.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -36,7 +40,7 @@ from server.core import media_clock
 from server.core.errors import ApiError
 from tests.cluster import OK, Cluster, joined, send_payload
 from tests.kafka_broker import running_broker
-from tests.server_process import ServerProcess
+from tests.server_process import ROOT, ServerProcess
 from tests.wire_client import Admin
 
 CRITICAL = event_pb2.PRIORITY_CRITICAL
@@ -515,10 +519,42 @@ async def test_history_pages_by_media_time_across_a_restart(server: ServerProces
         small = await admin.list_events(show.room_id, media_time=at_20, page_size=1)
         rest = await admin.list_events(show.room_id, cursor=small.next_cursor)
         assert texts([*small.events, *rest.events]) == ["B", "C"]
+        paged = [event async for event in admin.history(show.room_id, media_time=at_20, page_size=1)]
+        assert texts(paged) == ["B", "C"]
         with pytest.raises(BarrageError) as refused:
             await admin.list_events(show.room_id, media_time=at_20, cursor=small.next_cursor)
         assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
         assert (refused.value.reason, refused.value.metadata["field"]) == ("INVALID_FIELD", "media_time")
+
+
+def test_the_history_command_replays_from_a_media_time(server: ServerProcess, room_id: str) -> None:
+    """`barrage history ROOM --media-time TIMELINE@SECONDS`, as a process."""
+
+    async def record() -> None:
+        async with AdminClient(server.target, server.token("hana", role="host")) as admin:
+            await admin.create_room(room_id)
+        async with Client(server.target, server.token("hana", role="host")) as host:
+            room = await host.join(room_id)
+            show = Show(room_id, host, room, host, room)
+            for position_ms, text in ((10_000, "A"), (20_000, "B")):
+                await report_clock(show, "live-1", position_ms)
+                await host.send_payload(room_id, event_pb2.Payload(announcement=event_pb2.Announcement(text=text)))
+
+    asyncio.run(record())
+    common = ("--kind", "announcement", "--target", server.target, "--token", server.token("ops", role="service"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BARRAGE_")}
+
+    def history(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "clients.cli", "history", room_id, *args, *common]
+        return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=30, check=False)
+
+    done = history("--media-time", "live-1@19.5")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["payload"]["announcement"]["text"] for line in lines] == ["B"]
+    assert lines[0]["mediaTime"]["timelineId"] == "live-1"
+    bad = history("--media-time", "live-1@soon")
+    assert bad.returncode != 0 and "--media-time" in bad.stderr
 
 
 async def test_a_viewer_may_not_report_the_media_clock(show: Show) -> None:
