@@ -26,6 +26,7 @@ from google.protobuf import timestamp_pb2
 from barrage.v1 import event_pb2
 from server.core.errors import invalid
 from server.core.policy import check_client_id
+from server.core.wire import varint
 
 if TYPE_CHECKING:
     from server.commerce.state import RoomState
@@ -97,10 +98,10 @@ def stamp(clock: Clock, publish_time: timestamp_pb2.Timestamp) -> bytes:
     media_time = (_TIMELINES.get(clock.timeline_id) or _timeline_field(clock.timeline_id)) + _POSITION[len(position)]
     media_time += position
     size = len(media_time)
-    return (_FIELD[size] if size < 128 else _MEDIA_TIME_TAG + _varint(size)) + media_time
+    return (_FIELD[size] if size < 128 else _MEDIA_TIME_TAG + varint(size)) + media_time
 
 
-_MEDIA_TIME_TAG = bytes([(70 << 3 | 2) & 0x7F | 0x80, (70 << 3 | 2) >> 7])
+_MEDIA_TIME_TAG = varint(70 << 3 | 2)
 """Event field 70 (media_time), wire type 2 (length-delimited)."""
 _SECONDS: dict[int, bytes] = {}
 """Duration.seconds, encoded (a room's clock moves on by one a second)."""
@@ -110,7 +111,7 @@ def _seconds_field(seconds: int) -> bytes:
     """Duration field 1 (seconds), cached (b"" for 0: a miss each time, and cheap)."""
     if len(_SECONDS) > 4096:
         _SECONDS.clear()
-    data = _SECONDS[seconds] = b"\x08" + _varint(seconds) if seconds else b""
+    data = _SECONDS[seconds] = b"\x08" + varint(seconds) if seconds else b""
     return data
 
 
@@ -122,22 +123,11 @@ def _timeline_field(timeline_id: str) -> bytes:
     if len(_TIMELINES) > 10_000:
         _TIMELINES.clear()
     raw = timeline_id.encode()
-    data = _TIMELINES[timeline_id] = b"\x0a" + _varint(len(raw)) + raw
+    data = _TIMELINES[timeline_id] = b"\x0a" + varint(len(raw)) + raw
     return data
 
 
-def _varint(value: int) -> bytes:
-    if value < 0x80:
-        return bytes((value,))
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-_MILLIS_FIELD = tuple(b"\x10" + _varint(ms * 1_000_000) if ms else b"" for ms in range(1000))
+_MILLIS_FIELD = tuple(b"\x10" + varint(ms * 1_000_000) if ms else b"" for ms in range(1000))
 """Duration.nanos of each whole millisecond, encoded."""
 _POSITION = tuple(b"\x12" + bytes((n,)) for n in range(128))
 """MediaTime field 2 (position) with its length (a Duration of at most 17 bytes)."""
