@@ -208,8 +208,8 @@ class Event(_message.Message):
         that accepted the event, from the room's latest media clock (Payload.media_clock),
         so that a player can show the event when the picture reaches it (docs/protocol.md
         "Media time"). Absent when the room had no fresh media clock (none reported, or
-        none for 6 s) when the event was accepted, and on events accepted by a node not
-        watching the room. Ignored when sent by a client.
+        none for 6 s) when the event was accepted, on the clock reports themselves, and
+        on events accepted by a node not watching the room.
         """
 
     def __init__(
