@@ -95,26 +95,32 @@ class AdminClient:
         return await self.publish(room_id, payload, request_id=request_id)
 
     async def list_events(
-        self, room_id: str, *, cursor: str = "", backward: bool = False, page_size: int = 0
-    ) -> pb.ListEventsResponse:
-        """One page of history after (forward) or before (backward) `cursor`."""
+        self, room_id: str, *, cursor: str = "", backward: bool = False, page_size: int = 0,
+        media_time: event_pb2.MediaTime | None = None,
+    ) -> pb.ListEventsResponse:  # fmt: skip
+        """One page of history after (forward) or before (backward) `cursor`; or, with
+        `media_time` (forward, no cursor), from where the show's stream reached it."""
         request = pb.ListEventsRequest(
             room_id=room_id,
             cursor=cursor,
             direction=pb.DIRECTION_BACKWARD if backward else pb.DIRECTION_FORWARD,
             page_size=page_size,
+            media_time=media_time,
         )
         reply: pb.ListEventsResponse = await self._call(self._stub.ListEvents, request)
         return reply
 
     async def history(
-        self, room_id: str, *, cursor: str = "", backward: bool = False, limit: int | None = None, page_size: int = 100
-    ) -> AsyncIterator[event_pb2.Event]:
-        """Events page by page until `limit` or the end of the retained history."""
+        self, room_id: str, *, cursor: str = "", backward: bool = False, limit: int | None = None, page_size: int = 100,
+        media_time: event_pb2.MediaTime | None = None,
+    ) -> AsyncIterator[event_pb2.Event]:  # fmt: skip
+        """Events page by page until `limit` or the end of the retained history (from a
+        point of the show's stream with `media_time`)."""
         left = limit
         while left is None or left > 0:
             size = page_size if left is None else min(page_size, left)
-            page = await self.list_events(room_id, cursor=cursor, backward=backward, page_size=size)
+            at, media_time = media_time, None  # the next pages follow the cursor
+            page = await self.list_events(room_id, cursor=cursor, backward=backward, page_size=size, media_time=at)
             for event in page.events:
                 yield event
             if left is not None:

@@ -216,6 +216,20 @@ def _chat(args: argparse.Namespace) -> int:
     return _run(chat(args.target, _client_token(args, "viewer"), args.room, history=args.history))
 
 
+def media_time_arg(value: str) -> Any:
+    """`history --media-time`: "live-1@3600.5" (a timeline and seconds on it), or "3600.5" (any timeline)."""
+    from barrage.v1 import event_pb2
+
+    timeline, _, seconds = value.rpartition("@")
+    try:
+        nanos = round(float(seconds) * 1e9)
+    except ValueError:
+        raise CommandError(f"bad value for --media-time: {value!r} (expected [TIMELINE@]SECONDS)") from None
+    at = event_pb2.MediaTime(timeline_id=timeline)
+    at.position.FromNanoseconds(nanos)
+    return at
+
+
 def _kinds(args: argparse.Namespace) -> Callable[[Any], bool]:
     from clients.tail import kind_filter
 
@@ -283,7 +297,8 @@ def _admin_command(args: argparse.Namespace) -> int:
                 print(to_json_line(await admin.announce(args.room, args.text, request_id=args.request_id)))
             else:
                 wanted, left = _kinds(args), args.limit
-                async for event in admin.history(args.room, cursor=args.cursor, backward=args.backward):
+                at = media_time_arg(args.media_time) if args.media_time else None
+                async for event in admin.history(args.room, cursor=args.cursor, backward=args.backward, media_time=at):
                     if left <= 0:
                         break
                     if wanted(event):
@@ -383,6 +398,9 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     history.add_argument("--cursor", default="", help="start after (or, with --backward, before) this cursor")
     history.add_argument("--backward", action="store_true", help="newest first")
     history.add_argument("--limit", type=int, default=100, help="events to print (default 100)")
+    history.add_argument(
+        "--media-time", metavar="[TIMELINE@]SECONDS", help="from where the show's stream reached this point (replays)"
+    )
     _add_kind_options(history)
     history.set_defaults(func=_admin_command)
 

@@ -47,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="seconds of sending (the measured window adds the drain)")
     p.add_argument("--like-rate", type=float, help="likes per second, all rooms together")
     p.add_argument("--gift-rate", type=float, help="gifts per second, all rooms together")
+    p.add_argument("--media-clock-rate", type=float, help="media clock reports per second per room (issue 19)")
     p.add_argument("--senders", type=int, help="sender streams")
     p.add_argument("--sample", type=int, help="viewers that decode and check every event (the rest drain)")
     p.add_argument("--slow-fraction", type=float, help="slow-viewers: fraction of viewers that stop reading")
@@ -93,6 +94,7 @@ def config(args: argparse.Namespace) -> RunConfig:
         window=int(given.get("window", d.window)),
         likes=float(given.get("like_rate", d.likes)),
         gifts=float(given.get("gift_rate", d.gifts)),
+        media_clock=float(given.get("media_clock_rate", 0.0)),
         out=args.out,
         target=args.target or "",
         server_pid=args.server_pid,

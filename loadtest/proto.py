@@ -54,6 +54,12 @@ def like_payload(count: int = 1) -> event_pb2.Payload:
     return event_pb2.Payload(like=event_pb2.Like(count=count))
 
 
+def media_clock_payload(timeline_id: str, position_ms: int) -> event_pb2.Payload:
+    clock = event_pb2.MediaClock(timeline_id=timeline_id)
+    clock.position.FromMilliseconds(position_ms)
+    return event_pb2.Payload(media_clock=clock)
+
+
 def gift_payload(giver: str, seq: int) -> event_pb2.Payload:
     gift = event_pb2.Gift(
         gift_id="rose",

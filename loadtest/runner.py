@@ -64,6 +64,8 @@ class RunConfig:
     out: Path
     likes: float = 0.0
     gifts: float = 0.0
+    media_clock: float = 0.0
+    """Media clock reports per second per room, from its service sender: every event is stamped."""
     target: str = ""
     server_pid: int = 0
     spawn_server: str | None = None
@@ -342,6 +344,7 @@ async def run(cfg: RunConfig) -> dict[str, Any]:
         cfg.window,
         cfg.likes,
         cfg.gifts,
+        media_clock=cfg.media_clock,
     )
     server = ServerHandle(cfg, out)
     workers: list[WorkerProc] = []

@@ -112,6 +112,8 @@ def build(
     window: int,
     likes: float = 0.0,
     gifts: float = 0.0,
+    *,
+    media_clock: float = 0.0,
 ) -> Plan:
     room_ids = [f"lt-{scenario}-{run_id}-{i}" for i in range(rooms)]
     sizes = zipf_split(viewers, rooms) if scenario == "many-rooms" else [viewers // rooms] * rooms
@@ -166,7 +168,8 @@ def build(
             groups[i % len(groups)].append(room)
         for i, group in enumerate(groups):
             rooms_of = tuple(
-                RoomLoad(room_ids[r], room_rates[r], room_critical[r], room_likes[r], room_gifts[r]) for r in group
+                RoomLoad(room_ids[r], room_rates[r], room_critical[r], room_likes[r], room_gifts[r], media_clock)
+                for r in group
             )
             sender_specs.append(SenderSpec(index=i, rooms=rooms_of, window=window))
     else:
@@ -183,6 +186,7 @@ def build(
                     # Services may not like: the viewers among the senders do.
                     room_likes[r] / (per_room - 1) if k > 0 else 0.0,
                     room_gifts[r] if k == 0 else 0.0,
+                    media_clock if k == 0 else 0.0,
                 )
                 sender_specs.append(SenderSpec(index=index, rooms=(load,), window=window))
                 index += 1

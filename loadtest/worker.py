@@ -57,9 +57,11 @@ class RoomLoad:
     """Critical events: announcements and product pins, alternately."""
     likes: float = 0.0
     gifts: float = 0.0
+    media_clock: float = 0.0
+    """Media clock reports (the host's stream timeline, issue 19)."""
 
 
-COMMENT, CRITICAL, LIKE, GIFT = range(4)
+COMMENT, CRITICAL, LIKE, GIFT, MEDIA_CLOCK = range(5)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class SenderSpec:
     @property
     def role(self) -> str:
         """Gifts and critical events need a service; comments and likes come from viewers."""
-        return "service" if any(r.critical > 0 or r.gifts > 0 for r in self.rooms) else "viewer"
+        return "service" if any(r.critical > 0 or r.gifts > 0 or r.media_clock > 0 for r in self.rooms) else "viewer"
 
 
 @dataclass(frozen=True)
@@ -338,6 +340,8 @@ class Sender(h2.Stream):
         self._pending_joins = {r.room for r in spec.rooms}
         self.acked_event = asyncio.Event()
         self.events = 0
+        self.media_origin_ms = time.time_ns() // 1_000_000
+        """Wall time of media position 0 of the sender's simulated stream."""
 
     def start(self) -> None:
         self.send(proto.hello(self.token), *(proto.join(r.room) for r in self.spec.rooms))
@@ -397,6 +401,7 @@ class Sender(h2.Stream):
                 (load.critical, CRITICAL),
                 (load.likes, LIKE),
                 (load.gifts, GIFT),
+                (load.media_clock, MEDIA_CLOCK),
             ):
                 if r <= 0:
                     continue
@@ -420,6 +425,8 @@ class Sender(h2.Stream):
             payload = proto.like_payload()
         elif what == GIFT:
             payload = proto.gift_payload(f"fan{seq % 97}", seq)
+        elif what == MEDIA_CLOCK:
+            payload = proto.media_clock_payload("lt", now_us // 1000 - self.media_origin_ms)
         else:
             payload = proto.comment_payload(f"{TEXT} #{seq}")
         self.stats.sent += 1

@@ -93,6 +93,7 @@ VALID: dict[str, ev.Payload] = {
     "user_banned": ev.Payload(user_banned=ev.UserBanned(user_id="troll", reason="spam")),
     "message_deleted": ev.Payload(message_deleted=ev.MessageDeleted(event_id="e-1", reason="spam")),
     "slow_mode": ev.Payload(slow_mode=ev.SlowMode()),
+    "media_clock": ev.Payload(media_clock=ev.MediaClock(timeline_id="stream-1")),
 }
 SETUP: dict[str, list[ev.Payload]] = {
     "poll_vote": [VALID["poll_started"]],  # a poll (of 10 options) to vote in

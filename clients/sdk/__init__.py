@@ -10,6 +10,7 @@ async with Client("127.0.0.1:50051", token) as client:
 from clients.sdk.client import Client, TokenSource
 from clients.sdk.errors import BarrageError, ClientClosed, ConnectionFailed, JoinError, SendError
 from clients.sdk.items import Ack, ClientStats, ConnectionState, Omitted, ResumeGap, RoomItem, SubscriptionEnded
+from clients.sdk.media_sync import MediaSync, PlayerTime
 from clients.sdk.options import ClientOptions
 from clients.sdk.subscription import Subscription
 
@@ -23,7 +24,9 @@ __all__ = [
     "ConnectionFailed",
     "ConnectionState",
     "JoinError",
+    "MediaSync",
     "Omitted",
+    "PlayerTime",
     "ResumeGap",
     "RoomItem",
     "SendError",

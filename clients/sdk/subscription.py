@@ -13,12 +13,13 @@ import asyncio
 import enum
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from barrage.v1 import event_pb2, room_service_pb2
 from clients.sdk.dedupe import RecentIds
 from clients.sdk.errors import BarrageError
 from clients.sdk.items import Ack, RoomItem, SubscriptionEnded
+from clients.sdk.media_sync import MediaSync, PlayerClock
 
 if TYPE_CHECKING:
     from clients.sdk.client import Client
@@ -117,6 +118,16 @@ class Subscription:
 
     def __aiter__(self) -> AsyncIterator[RoomItem]:
         return self
+
+    def in_step(self, player: PlayerClock, **options: Any) -> AsyncIterator[RoomItem]:
+        """This room's items, each shown when the app's player reaches its media_time
+        (the viewer's own events at once). `options`: MediaSync's (clients/sdk/media_sync.py)."""
+
+        def is_own(user_id: str) -> bool:
+            welcome = self._client.welcome
+            return welcome is not None and welcome.user.user_id == user_id
+
+        return MediaSync(player, is_own=is_own, **options).run(self)
 
     async def __anext__(self) -> RoomItem:
         while True:

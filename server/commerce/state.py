@@ -16,7 +16,8 @@ from google.protobuf.message import DecodeError
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from server.commerce import checkpoint_pb2
-from server.core import ranges
+from server.core import media_clock, ranges
+from server.core.media_clock import Clock
 from server.telemetry import hooks
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class RoomState:
     """User ids seen posting with a moderator token: moderators may not act on them."""
     staff_messages: OrderedDict[str, str] = field(default_factory=OrderedDict)
     """event id -> author of the newest STAFF_MESSAGES comments/announcements by staff."""
+    media_clock: Clock | None = None
+    """The latest logged media clock report (server/core/media_clock.py)."""
 
     def fold(self, position: int, event: event_pb2.Event) -> str | None:
         """Apply one event. Returns a user id that must be removed from the room (ban).
@@ -201,6 +204,8 @@ class RoomState:
             self.moderators.add(payload.moderator_appointed.user_id)
         elif kind == "moderator_removed":
             self.moderators.discard(payload.moderator_removed.user_id)
+        elif kind == "media_clock":
+            self.media_clock = media_clock.fold(event)
         return None
 
     def _note_sender(self, event: event_pb2.Event, kind: str | None) -> None:
@@ -256,6 +261,12 @@ class RoomState:
         cp.platform_moderator_user_ids.extend(sorted(self.platform_moderators))
         for event_id, author in self.staff_messages.items():
             cp.staff_messages.add(event_id=event_id, author_user_id=author)
+        if self.media_clock is not None:
+            clock = self.media_clock
+            cp.media_clock.timeline_id = clock.timeline_id
+            cp.media_clock.position.FromMilliseconds(clock.position_ms)
+            cp.media_clock.paused = clock.paused
+            cp.media_clock_time.FromMilliseconds(clock.anchor_ms)
         return cp
 
     @classmethod
@@ -297,6 +308,8 @@ class RoomState:
             state.viewers_by_node[count.node_id] = (count.node_viewers, _ms(at))
         for muted in cp.muted:
             state.muted_until_ms[muted.user_id] = _ms(muted.until)
+        if cp.HasField("media_clock"):
+            state.media_clock = Clock.of(cp.media_clock, cp.media_clock_time)
         return state
 
     def muted(self, user_id: str, now_ms: int) -> int:

@@ -29,7 +29,7 @@ from server.commerce.state import RoomState, Unappliable, read_checkpoint, skipp
 from server.commerce.ticker import RoomTicker
 from server.commerce.wordfilter import WordFilter
 from server.config import Settings
-from server.core import dedupe_keys, policy, wire
+from server.core import dedupe_keys, media_clock, policy, wire
 from server.core.cursor import CursorError, encode_cursor, parse_cursor
 from server.core.errors import OK_STATUS, ApiError, Code, log_unavailable
 from server.core.hub import Channel, Hub
@@ -119,6 +119,7 @@ class Gateway:
         """Folded state of every room this node watches (present once rebuilt)."""
         self.likes: dict[str, int] = {}
         """Likes tapped on this node and not yet published, per room."""
+        self.media_clocks = media_clock.Reports()
         self._room_cache: dict[str, RoomInfo] = {}
         self._watch_locks: dict[str, asyncio.Lock] = {}
         self._members: dict[str, set[Member]] = {}
@@ -407,6 +408,9 @@ class Gateway:
                     self.likes[room_id] = self.likes.get(room_id, 0) + item.payload.like.count
                     results[i] = Posted(cursor="", event_id="", duplicate=False)
                     continue
+                if kind == "media_clock" and not self.media_clocks.should_log(state, room_id, item.payload, now_ms):
+                    results[i] = Posted(cursor="", event_id="", duplicate=False)  # latest wins: coalesced
+                    continue
                 prepared = self.interactions.prepare(
                     state, who, room_id, kind, item.payload, item.key, now_ms, standing=where
                 )
@@ -463,7 +467,8 @@ class Gateway:
                 payload=entry.payload,
             )
             seen.setdefault(entry.dedupe_key, len(records))
-            records.append(LogEntry(event.SerializeToString(), entry.priority, entry.dedupe_key, traceparent))
+            data = media_clock.serialized(event, entry.payload, publish_time, self.states.get(room_id))
+            records.append(LogEntry(data, entry.priority, entry.dedupe_key, traceparent))
         appending = None
         if hooks.ON:
             payloads = [entry.payload for entry in entries]
@@ -521,9 +526,11 @@ class Gateway:
         return parsed.position
 
     async def list_events(
-        self, who: Identity, room_id: str, cursor: str, backward: bool, page_size: int
-    ) -> tuple[list[bytes], str]:
-        """A page of complete Event bytes and the cursor for the next page ("" at the end)."""
+        self, who: Identity, room_id: str, cursor: str, backward: bool, page_size: int,
+        media_time: event_pb2.MediaTime | None = None,
+    ) -> tuple[list[bytes], str]:  # fmt: skip
+        """A page of complete Event bytes and the cursor for the next page ("" at the end);
+        with `media_time`, the page starting where the show reached it (media_clock.first_at)."""
         await self.authority(who, room_id, "list_events")
         size = page_size or 100
         if not 1 <= size <= 1000:
@@ -531,6 +538,11 @@ class Gateway:
                 Code.INVALID_ARGUMENT, "INVALID_FIELD", "page_size must be 1 to 1000", metadata={"field": "page_size"}
             )
         position = await self._position(room_id, cursor) if cursor else None
+        if media_time is not None:
+            media_clock.check_position(media_time, cursor, backward)
+            position = await media_clock.first_at(self._log, room_id, media_time)
+            if position is None:
+                return [], ""
         if backward:
             records = await self._log.read_backward(room_id, position, size)
         else:

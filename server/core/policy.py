@@ -79,6 +79,7 @@ POST: dict[str, frozenset[str]] = {
     "slow_mode": MODERATORS,
     "moderator_appointed": SELLERS,
     "moderator_removed": SELLERS,
+    "media_clock": SELLERS,
 }
 
 # Room actions -> standings. PublishEvent also needs the kind's POST entry.
@@ -134,6 +135,7 @@ PRIORITY: dict[str, int] = {
     "viewer_joined": EPHEMERAL,
     "viewer_left": EPHEMERAL,
     "room_checkpoint": INTERNAL,
+    "media_clock": EPHEMERAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}

@@ -80,6 +80,9 @@ DURATION_RANGES_MS: dict[str, tuple[int, int]] = {
     "barrage.v1.SlowMode.min_interval": (0, 3_600_000),
     "barrage.internal.v1.RoomCheckpoint.slow_mode": (0, 3_600_000),
     "barrage.v1.WatchInsightsRequest.interval": (0, 3_600_000),
+    # Media time (server/core/media_clock.py): a stream's timeline, at most 366 days long.
+    "barrage.v1.MediaClock.position": (0, MAX_AHEAD_S * 1000),
+    "barrage.v1.MediaTime.position": (0, MAX_AHEAD_S * 1000),
 }
 """Inclusive [low, high] in milliseconds of every Duration field."""
 

@@ -83,5 +83,6 @@ class AdminService(admin_service_pb2_grpc.RoomAdminServiceServicer):
             request.cursor,
             request.direction == pb.DIRECTION_BACKWARD,
             request.page_size,
+            request.media_time if request.HasField("media_time") else None,
         )
         return pb.ListEventsResponse(events=[event_pb2.Event.FromString(e) for e in events], next_cursor=next_cursor)

@@ -362,6 +362,7 @@ class ListEventsRequest(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     DIRECTION_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    MEDIA_TIME_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The room (open or closed)."""
     cursor: _builtins.str
@@ -378,6 +379,18 @@ class ListEventsRequest(_message.Message):
     """Which way to page."""
     page_size: _builtins.int
     """Maximum events to return, 1 to 1000; 0 means 100."""
+    @_builtins.property
+    def media_time(self) -> _event_pb2.MediaTime:
+        """Page by media time (forward only, without a cursor): the page starts at the
+        first event, in room order, stamped on this timeline at or after this position
+        (Event.media_time), so a recorded show replays in step with its recording. An
+        empty timeline_id matches any timeline (a show that never restarted its stream).
+        Continue with next_cursor as usual. An empty page when no event of the timeline
+        reaches the position. Set with a cursor or DIRECTION_BACKWARD: INVALID_ARGUMENT,
+        INVALID_FIELD, field "media_time". The node scans the room's history from the
+        oldest retained event to find the start (docs/protocol.md "Media time").
+        """
+
     def __init__(
         self,
         *,
@@ -385,10 +398,11 @@ class ListEventsRequest(_message.Message):
         cursor: _builtins.str = ...,
         direction: Global___Direction.ValueType = ...,
         page_size: _builtins.int = ...,
+        media_time: _event_pb2.MediaTime | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["media_time", b"media_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "direction", b"direction", "page_size", b"page_size", "room_id", b"room_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "direction", b"direction", "media_time", b"media_time", "page_size", b"page_size", "room_id", b"room_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

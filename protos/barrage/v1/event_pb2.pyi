@@ -172,6 +172,7 @@ class Event(_message.Message):
     PRIORITY_FIELD_NUMBER: _builtins.int
     CLIENT_MSG_ID_FIELD_NUMBER: _builtins.int
     PAYLOAD_FIELD_NUMBER: _builtins.int
+    MEDIA_TIME_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The room the event belongs to."""
     cursor: _builtins.str
@@ -216,6 +217,16 @@ class Event(_message.Message):
     def payload(self) -> Global___Payload:
         """What happened."""
 
+    @_builtins.property
+    def media_time(self) -> Global___MediaTime:
+        """Where on the live stream's media timeline the event happened: set by the node
+        that accepted the event, from the room's latest media clock (Payload.media_clock),
+        so that a player can show the event when the picture reaches it (docs/protocol.md
+        "Media time"). Absent when the room had no fresh media clock (none reported, or
+        none for 6 s) when the event was accepted, on the clock reports themselves, and
+        on events accepted by a node not watching the room.
+        """
+
     def __init__(
         self,
         *,
@@ -229,14 +240,99 @@ class Event(_message.Message):
         priority: Global___Priority.ValueType = ...,
         client_msg_id: _builtins.str = ...,
         payload: Global___Payload | None = ...,
+        media_time: Global___MediaTime | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload", "publish_time", b"publish_time", "sender", b"sender"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["media_time", b"media_time", "payload", b"payload", "publish_time", b"publish_time", "sender", b"sender"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "cursor", b"cursor", "event_id", b"event_id", "payload", b"payload", "priority", b"priority", "publish_time", b"publish_time", "room_id", b"room_id", "sender", b"sender", "traceparent", b"traceparent", "tracestate", b"tracestate"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "cursor", b"cursor", "event_id", b"event_id", "media_time", b"media_time", "payload", b"payload", "priority", b"priority", "publish_time", b"publish_time", "room_id", b"room_id", "sender", b"sender", "traceparent", b"traceparent", "tracestate", b"tracestate"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class MediaTime(_message.Message):
+    """A position on a live stream's media timeline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIMELINE_ID_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    timeline_id: _builtins.str
+    """The timeline: the id the media clock reported (MediaClock.timeline_id). A stream
+    restart begins a new timeline with a new id; positions of two timelines are not
+    comparable.
+    """
+    @_builtins.property
+    def position(self) -> _duration_pb2.Duration:
+        """Position on that timeline (the stream's presentation time, as the player shows
+        it), 0 to 366 days. Millisecond precision: nanos is a multiple of 1,000,000. How
+        close it is to the picture: within the one-way delay of the latest clock report
+        from the reporter to the node (typically tens of ms) plus the node's clock error.
+        """
+
+    def __init__(
+        self,
+        *,
+        timeline_id: _builtins.str = ...,
+        position: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["position", b"position", "timeline_id", b"timeline_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MediaTime: _TypeAlias = MediaTime  # noqa: Y015
+
+@_typing.final
+class MediaClock(_message.Message):
+    """The host's streaming app (or the encoder service) reports its media timeline a few
+    times a second (2 to 10 reports a second is plenty). Ephemeral: latest value wins.
+    Posted by a host or a service; the accepting node anchors `position` to its own
+    clock at acceptance, so the reporter's wall clock does not matter. Not every report
+    is logged: a node logs one only when it starts a new timeline, when the position
+    drifts more than 40 ms from what the last logged report predicts (a stream running
+    in real time does not), or 2 s after the last logged one (so every node can tell a
+    live clock from a stopped stream). A report that is not logged is acknowledged
+    with an empty cursor (a retry of a logged one may be too: latest wins).
+    Every node folds the logged reports and stamps Event.media_time on what it accepts.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIMELINE_ID_FIELD_NUMBER: _builtins.int
+    POSITION_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    timeline_id: _builtins.str
+    """Id of the stream's current timeline, 1 to 64 printable ASCII characters; a new id
+    for every stream restart (an encoder restart that resets presentation times).
+    """
+    paused: _builtins.bool
+    """The stream is paused: the picture holds at `position` (events are stamped with
+    it) until a report without it. Without it the clock runs in real time.
+    """
+    @_builtins.property
+    def position(self) -> _duration_pb2.Duration:
+        """The presentation time of what the camera captures at the moment of sending, 0
+        to 366 days (an encoder reporting the frame it is emitting adds its pipeline
+        delay). Precision kept: milliseconds.
+        """
+
+    def __init__(
+        self,
+        *,
+        timeline_id: _builtins.str = ...,
+        position: _duration_pb2.Duration | None = ...,
+        paused: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["position", b"position"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["paused", b"paused", "position", b"position", "timeline_id", b"timeline_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MediaClock: _TypeAlias = MediaClock  # noqa: Y015
 
 @_typing.final
 class Payload(_message.Message):
@@ -301,6 +397,7 @@ class Payload(_message.Message):
     VIEWER_LEFT_FIELD_NUMBER: _builtins.int
     MODERATOR_APPOINTED_FIELD_NUMBER: _builtins.int
     MODERATOR_REMOVED_FIELD_NUMBER: _builtins.int
+    MEDIA_CLOCK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def comment(self) -> Global___Comment:
         """A viewer's (or host's) comment."""
@@ -421,6 +518,10 @@ class Payload(_message.Message):
     def moderator_removed(self) -> Global___ModeratorRemoved:
         """The room's owner (or a service) removed a moderator of this room (critical)."""
 
+    @_builtins.property
+    def media_clock(self) -> Global___MediaClock:
+        """The host's media timeline (ephemeral, latest value wins): see MediaClock."""
+
     def __init__(
         self,
         *,
@@ -453,12 +554,13 @@ class Payload(_message.Message):
         viewer_left: Global___ViewerLeft | None = ...,
         moderator_appointed: Global___ModeratorAppointed | None = ...,
         moderator_removed: Global___ModeratorRemoved | None = ...,
+        media_clock: Global___MediaClock | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
