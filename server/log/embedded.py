@@ -735,14 +735,23 @@ class EmbeddedLog(RoomLog):
         for p in batch:
             for rec, frame in zip(p.records, p.frames, strict=True):
                 st = rooms.get(rec.room_id)
+                prev: int | None = -1
                 if st is None:
                     st = rooms[rec.room_id] = _RoomState(self._opt.cache_records_per_room)
+                else:
+                    # The room's predecessor, for the node's continuity check (unknown if
+                    # retention removed all the room had).
+                    prev = st.positions[-1] if st.positions else None
                 st.add(rec.position, rec, seg.base, off, len(frame))
                 off += len(frame)
                 if rec.dedupe_key:
                     self._dedupe.add(rec.room_id, rec.dedupe_key, rec.position, p.time_ms)
                 if rec.room_id in watched:
-                    live.append(rec)
+                    live.append(
+                        LogRecord(
+                            rec.room_id, rec.position, rec.payload, rec.priority, rec.dedupe_key, rec.traceparent, prev
+                        )
+                    )
             n += len(p.records)
             for key in p.keys:
                 self._inflight.pop(key, None)
