@@ -11,6 +11,7 @@
   counts the discontinuities, refetches, the hole and the room's gap.
 - The embedded log's live path and the replay -> live hand-over: subscribers joining and
   resuming while appends pour in get the history's exact sequence from where they start.
+- A history read (the replay side of the hand-over) asks again for offsets an answer lacks.
 - find_hole on hand-made answers (control batches, repeats, trailing gaps).
 """
 
@@ -35,7 +36,9 @@ from barrage.v1 import room_service_pb2 as rs
 from server.app import Node
 from server.config import Settings
 from server.core.cursor import parse_cursor
-from server.log.kafka import KafkaLog
+from server.log import kafka_session, kafka_wire
+from server.log.base import LogEntry
+from server.log.kafka import KafkaLog, open_kafka
 from server.log.kafka_tail import Hole, find_hole
 from server.log.kafka_wire import PartitionData
 from server.telemetry.readers import HotInMemoryReader
@@ -472,3 +475,34 @@ def test_find_hole_finds_the_first_missing_offset() -> None:
     assert hole_of(10, answer([10, 12, 11], 13)) == (11, 12, [10]), "out of order"
     # Repeated records are left out; nothing is missing, so start == end.
     assert hole_of(10, answer([10, 11, 11, 12], 13)) == (13, 13, [10, 11, 12])
+
+
+async def test_a_history_read_never_reads_past_offsets_an_answer_lacks(
+    broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay side of the hand-over: a read asks again for what an answer skipped."""
+    backend = open_kafka(broker.url(new_id("rooms")))
+    assert isinstance(backend.log, KafkaLog)
+    log = backend.log
+    await log.start()
+    try:
+        room_id = new_id("read")
+        appended = await log.append(room_id, [LogEntry(f"e{n}".encode(), 2) for n in range(10)])
+        real = kafka_wire.fetch  # what kafka_session calls for every read
+        skipped: list[int] = []
+
+        async def lossy(*args: Any, **kwargs: Any) -> dict[TopicPartition, PartitionData]:
+            answer: dict[TopicPartition, PartitionData] = await real(*args, **kwargs)
+            for tp, data in answer.items():
+                # Two answers (the read's catch-up of its index may take the first) lose three records.
+                if len(skipped) < 6 and tp.topic == log.options.topic and len(data.records) >= 6:
+                    skipped.extend(r.offset for r in data.records[2:5])
+                    answer[tp] = replace(data, records=data.records[:2] + data.records[5:])
+            return answer
+
+        monkeypatch.setattr(kafka_session, "fetch", lossy)
+        read = await log.read(room_id, -1, 100)
+        assert len(skipped) == 6, "two answers lost three records each"
+        assert [r.position for r in read] == [a.record.position for a in appended]
+    finally:
+        await log.close()

@@ -54,8 +54,9 @@ from server.log.kafka_session import (
     parse_kafka_url,
     unavailable_on_error,
 )
-from server.log.kafka_tail import Tailer
+from server.log.kafka_tail import Tailer, find_hole
 from server.log.kafka_wire import EARLIEST, LATEST, CExtensionMissingError, PartitionData, partition_for
+from server.telemetry import hooks
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -436,11 +437,24 @@ class KafkaLog(RoomLog):
                         raise
                     position = start  # older records were removed by retention
                     continue
-                for record in data.records:
+                # As the tail does (kafka_tail.find_hole): never read past offsets an answer lacks;
+                # ask for them again until they come or the read times out (LogUnavailableError).
+                hole = find_hole(position, data)
+                records = data.records if hole is None else hole.kept
+                for record in records:
                     if record.offset >= stop or (limit is not None and len(out) >= limit):
                         return
                     if record.key == room and not index.is_shadow(record.offset):
                         out.append(to_log_record(room_id, record))
+                if hole is not None and hole.end > hole.start:
+                    if hooks.ON:
+                        hooks.continuity("discontinuity")
+                    log.warning(
+                        "%s: offsets %d..%d missing from an answer; asking again", what, hole.start, hole.end - 1
+                    )
+                    position = hole.start
+                    await asyncio.sleep(0.01)
+                    continue
                 if data.next_offset is None or data.next_offset <= position:
                     return  # nothing more is readable
                 position = data.next_offset
