@@ -9,6 +9,8 @@
   is refetched and delivery is complete; a range that never comes back makes the
   subscriber resume (ResumeRequired with the last cursor it was sent), and the metric
   counts the discontinuities, refetches, the hole and the room's gap.
+- The gateway's per-room check: a live record that does not follow the last one read is
+  never written, and the room's subscribers resume.
 - The embedded log's live path and the replay -> live hand-over: subscribers joining and
   resuming while appends pour in get the history's exact sequence from where they start.
 - A history read (the replay side of the hand-over) asks again for offsets an answer lacks.
@@ -37,7 +39,7 @@ from server.app import Node
 from server.config import Settings
 from server.core.cursor import parse_cursor
 from server.log import kafka_session, kafka_wire
-from server.log.base import LogEntry
+from server.log.base import LogEntry, LogRecord
 from server.log.kafka import KafkaLog, open_kafka
 from server.log.kafka_tail import Hole, find_hole
 from server.log.kafka_wire import PartitionData
@@ -246,12 +248,12 @@ class Seam:
 
 
 @contextlib.asynccontextmanager
-async def in_process_node(broker: KafkaBroker, topic: str) -> AsyncIterator[tuple[Node, HotInMemoryReader]]:
+async def in_process_node(log_url: str) -> AsyncIterator[tuple[Node, HotInMemoryReader]]:
     """A gateway node in this process (so a test can reach its tail), metrics in memory."""
     settings = Settings.model_validate(
         {
             "listen": f"127.0.0.1:{free_port()}",
-            "log": broker.url(topic),
+            "log": log_url,
             "jwt_secret": TEST_SECRET,
             "node_id": "in-process",
             "insights": False,
@@ -304,7 +306,7 @@ async def send_sequentially(stream: RawStream, room_id: str, texts: Sequence[str
 
 async def test_an_answer_that_skips_offsets_is_refetched_and_delivery_is_complete(broker: KafkaBroker) -> None:
     room_id = new_id("skip")
-    async with in_process_node(broker, new_id("rooms")) as (node, reader):
+    async with in_process_node(broker.url(new_id("rooms"))) as (node, reader):
         target = f"127.0.0.1:{node.port}"
         assert isinstance(node.gateway.room_log, KafkaLog)
         seam = Seam(node.gateway.room_log)
@@ -335,7 +337,7 @@ async def test_a_range_that_never_comes_back_makes_the_subscriber_resume_from_it
     broker: KafkaBroker,
 ) -> None:
     room_id = new_id("hole")
-    async with in_process_node(broker, new_id("rooms")) as (node, reader):
+    async with in_process_node(broker.url(new_id("rooms"))) as (node, reader):
         target = f"127.0.0.1:{node.port}"
         assert isinstance(node.gateway.room_log, KafkaLog)
         seam = Seam(node.gateway.room_log)
@@ -378,6 +380,36 @@ async def test_a_range_that_never_comes_back_makes_the_subscriber_resume_from_it
 
 
 # ================================================================== embedded: live path and hand-over
+
+
+async def test_a_live_record_whose_predecessor_never_came_is_not_delivered_and_its_room_resumes(
+    tmp_path: Path,
+) -> None:
+    """The gateway's own check, on the embedded log: a live record that does not follow the last
+    one the room's channel read (white-box: handed to the log's listener directly) is never
+    written; the room's subscribers are told to resume from the last event they were sent."""
+    room_id = new_id("gap")
+    async with in_process_node(f"embedded:{tmp_path / 'data'}") as (node, reader):
+        target = f"127.0.0.1:{node.port}"
+        admin = Admin(target, token("ops", "service"))
+        try:
+            await admin.create_room(room_id)
+            async with closing([]) as streams:
+                streams.append(subscriber := await connect(target, token("mod", "moderator"), room_id))
+                streams.append(sender := await connect(target, token("alice"), room_id))
+                sent = await send_sequentially(sender, room_id, ["a0", "a1"])
+                assert await wait_comments(subscriber, room_id, 2, timeout=10) == sent
+                last = parse_cursor(sent[-1]).position
+                stray = ev.Event(room_id=room_id, payload=ev.Payload(comment=ev.Comment(text="stray")))
+                node.gateway._on_records(
+                    [LogRecord(room_id, last + 10, stray.SerializeToString(), 2, prev_position=last + 9)]
+                )
+                told = await subscriber.expect("resume_required", lambda r: r.room_id == room_id, timeout=10)
+                assert told.cursor == subscriber.events(room_id)[-1].cursor
+                assert "stray" not in [e.payload.comment.text for e in subscriber.events(room_id)]
+        finally:
+            await admin.close()
+        assert continuity_counts(reader) == {"room_gap": 1}
 
 
 async def test_embedded_joins_and_resumes_racing_a_flood_get_the_exact_history(tmp_path: Path) -> None:
