@@ -180,19 +180,27 @@ def continuity_metrics(port: int) -> dict[str, float]:
 
 
 async def history(admin: Admin, room_id: str) -> list[str]:
-    for attempt in itertools.count():
-        try:
-            return [e.cursor for e in await admin.all_events(room_id) if e.payload.WhichOneof("kind") == "comment"]
-        except grpc.aio.AioRpcError as exc:  # the test broker has slow moments: ask again, a few times
-            if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= 4:
-                raise
-            await asyncio.sleep(1.0)
-    raise AssertionError("unreachable")
+    """The room's comment cursors (ListEvents), in small pages, each asked again if the log is slow."""
+    cursors: list[str] = []
+    cursor = ""
+    while True:
+        for attempt in itertools.count():
+            try:
+                page = await admin.history(room_id, cursor, page_size=200)
+                break
+            except grpc.aio.AioRpcError as exc:  # the test broker has slow moments
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt >= 29:
+                    raise
+                await asyncio.sleep(1.0)
+        cursors.extend(e.cursor for e in page.events if e.payload.WhichOneof("kind") == "comment")
+        if not page.next_cursor:
+            return cursors
+        cursor = page.next_cursor
 
 
 async def soak(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     with running_broker() as broker:
-        url = broker.url(f"soak-{uuid.uuid4().hex[:8]}")
+        url = broker.url(f"soak-{uuid.uuid4().hex[:8]}") + (f"?{args.log_options}" if args.log_options else "")
         metric_ports = [free_port() for _ in range(3)]
         nodes = [
             ServerProcess(base / f"node-{i}", log_url=url, env=ENV, args=("--metrics-listen", f"127.0.0.1:{port}"))
@@ -229,7 +237,9 @@ async def soak(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             stop.set()
             await asyncio.gather(*sending)
             elapsed = time.monotonic() - started
+            reading = time.monotonic()
             histories = {room_id: await history(admin, room_id) for room_id in rooms}
+            history_read_s = time.monotonic() - reading
             # Let live delivery catch up with the history before comparing.
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and any(  # noqa: ASYNC110 - polling counts, no event to wait on
@@ -260,6 +270,7 @@ async def soak(args: argparse.Namespace, base: Path) -> dict[str, Any]:
         "rooms": len(rooms),
         "events": total,
         "events_per_s": round(total / elapsed, 1),
+        "history_read_s": round(history_read_s, 1),
         "acked": sum(s.acked for s in senders),
         "send_failures": sum(s.failed for s in senders),
         "killed_node_2_at_s": args.kill_at or None,
@@ -279,9 +290,17 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=2)
     parser.add_argument("--senders-per-node", type=int, default=2)
     parser.add_argument("--kill-at", type=float, default=0.0, help="kill -9 node 2 after this many seconds (0: never)")
+    parser.add_argument(
+        "--log-options",
+        default="read_timeout_ms=10000",
+        help="the Kafka log URL's query (default: reads may take 10 s, the history check on a shared machine)",
+    )
+    parser.add_argument("--keep", type=Path, default=None, help="keep the nodes' logs in this directory")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="barrage-soak-") as base:
-        result = asyncio.run(soak(args, Path(base)))
+    with tempfile.TemporaryDirectory(prefix="barrage-soak-") as scratch:
+        base = args.keep or Path(scratch)
+        base.mkdir(parents=True, exist_ok=True)
+        result = asyncio.run(soak(args, base))
     print(json.dumps(result))
     ok = result["missing"] == result["duplicated"] == result["out_of_order"] == 0
     sys.exit(0 if ok else 1)

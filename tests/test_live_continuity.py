@@ -316,9 +316,9 @@ async def test_an_answer_that_skips_offsets_is_refetched_and_delivery_is_complet
             async with closing([]) as streams:
                 streams.append(subscriber := await connect(target, token("mod", "moderator"), room_id))
                 streams.append(sender := await connect(target, token("alice"), room_id))
-                seam.skip_once(3)
-                # Sends 20 at a time: answers with several records, one of which loses three of them.
-                await Acks(sender).send_comments(room_id, [f"c{n}" for n in range(60)], 20)
+                seam.skip_once(2)
+                # Sends 30 at a time: answers with several records, one of which loses two of them.
+                await Acks(sender).send_comments(room_id, [f"c{n}" for n in range(90)], 30)
                 history = comments(await admin.all_events(room_id))
                 got = await wait_comments(subscriber, room_id, len(history), timeout=20)
                 assert seam.skipped, "the seam removed records from an answer"
