@@ -4,17 +4,22 @@ Starts the test broker (Tansu) and three `barrage serve` nodes on one topic, a
 full-frame subscriber (moderator: never sampled) on every node in every room, and
 senders on every node sending comments at `--rate` a second in all. Subscribers
 behave like real clients: told `resume_required`, they join again with its cursor.
-Optionally kills one node (-9) at `--kill-at` seconds and restarts it. At the end
-each subscriber's received comments are compared with the room's history
-(ListEvents): missing, duplicated, out of order must all be 0 (a subscriber of the
-killed node is compared up to its death). Prints one JSON line, with every node's
-`barrage.live.continuity` counts (Prometheus) and ERROR lines about continuity.
+Optionally kills one node (-9) at `--kill-at` seconds and restarts it.
 
-    python -m loadtest.continuity_soak --duration 180 --rate 400 --rooms 2 --kill-at 60
+At the end, for each subscriber: every acknowledged comment received (missing = 0; a
+subscriber of the killed node only up to its death), none twice, positions increasing
+(out of order = 0); and the complete subscribers of a room, one per node, received the
+very same sequence (nodes_disagreeing = 0). `--history` also compares each with
+ListEvents (slow: history reads on the test broker take seconds a page on a loaded
+machine). Prints one JSON line, with every node's `barrage.live.continuity` counts
+(Prometheus) and the nodes' log lines about continuity; exits 1 if anything is off.
+
+    python -m loadtest.continuity_soak --duration 180 --rate 200 --rooms 2 --kill-at 60
 
 Not part of the test suite (it runs for minutes); tests/test_live_continuity.py is the
 short version.
 """
+
 
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ import grpc
 
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import room_service_pb2 as rs
+from server.core.cursor import parse_cursor
 from tests.kafka_broker import running_broker
 from tests.server_process import ServerProcess, free_port
 from tests.wire_client import Admin
@@ -112,7 +118,9 @@ class Sender:
     room_ids: list[str]
     acked: int = 0
     failed: int = 0
-    results: dict[str, rs.SendResult] = field(default_factory=dict)
+    acked_cursors: dict[str, list[str]] = field(default_factory=dict)
+    """Room -> cursors of this sender's acknowledged comments."""
+    _rooms_of: dict[str, str] = field(default_factory=dict)
 
     async def run(self, target: str, token: str, rate: float, stop: asyncio.Event) -> None:
         stream = Stream(target)
@@ -131,6 +139,7 @@ class Sender:
                     await asyncio.sleep(delay)
                 room_id = self.room_ids[n % len(self.room_ids)]
                 text = f"{self.index}:{n}"
+                self._rooms_of[text] = room_id
                 payload = ev.Payload(comment=ev.Comment(text=text))
                 stream.send(rs.ConnectRequest(send=rs.Send(room_id=room_id, client_msg_id=text, payload=payload)))
             await asyncio.sleep(2.0)  # the last acknowledgements
@@ -145,24 +154,44 @@ class Sender:
             async for response in stream.call:
                 for message in response.messages:
                     if message.WhichOneof("kind") == "send_result":
-                        if message.send_result.status.code == OK:
+                        result = message.send_result
+                        if result.status.code == OK:
                             self.acked += 1
+                            room_id = self._rooms_of.get(result.client_msg_id, "")
+                            self.acked_cursors.setdefault(room_id, []).append(result.cursor)
                         else:
                             self.failed += 1
 
 
-def compare(received: list[str], history: list[str], complete: bool) -> dict[str, int]:
+def position(cursor: str) -> int:
+    return parse_cursor(cursor).position
+
+
+def check(received: list[str], acked: set[str], complete: bool) -> dict[str, int]:
+    """A subscriber's comments against the acknowledged ones: missing acknowledged comments (only
+    up to its last received event unless `complete`), duplicated, out of order (positions must
+    increase)."""
+    positions = [position(c) for c in received]
+    seen = set(received)
+    last = positions[-1] if positions else -1
+    return {
+        "received": len(received),
+        "missing": sum(1 for c in acked if c not in seen and (complete or position(c) <= last)),
+        "duplicated": len(received) - len(seen),
+        "out_of_order": sum(1 for a, b in itertools.pairwise(positions) if b < a),
+    }
+
+
+def compare_with_history(received: list[str], history: list[str], complete: bool) -> dict[str, int]:
     """Missing (only up to the last received event unless `complete`), duplicated, out of order."""
     order = {cursor: i for i, cursor in enumerate(history)}
     seen = set(received)
     indexes = [order[c] for c in received if c in order]
     upto = len(history) if complete else (max(indexes) + 1 if indexes else 0)
     return {
-        "received": len(received),
-        "missing": sum(1 for c in history[:upto] if c not in seen),
-        "duplicated": len(received) - len(seen),
-        "out_of_order": sum(1 for a, b in itertools.pairwise(indexes) if b < a),
-        "unknown": sum(1 for c in received if c not in order),
+        "history_missing": sum(1 for c in history[:upto] if c not in seen),
+        "history_out_of_order": sum(1 for a, b in itertools.pairwise(indexes) if b < a),
+        "not_in_history": sum(1 for c in received if c not in order),
     }
 
 
@@ -237,19 +266,34 @@ async def soak(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             stop.set()
             await asyncio.gather(*sending)
             elapsed = time.monotonic() - started
-            reading = time.monotonic()
-            histories = {room_id: await history(admin, room_id) for room_id in rooms}
-            history_read_s = time.monotonic() - reading
-            # Let live delivery catch up with the history before comparing.
-            deadline = time.monotonic() + 30
+            acked = {
+                room_id: {c for sender in senders for c in sender.acked_cursors.get(room_id, ())} for room_id in rooms
+            }
+            # Let live delivery catch up with every acknowledged comment before comparing.
+            deadline = time.monotonic() + 60
             while time.monotonic() < deadline and any(  # noqa: ASYNC110 - polling counts, no event to wait on
-                not s.died and len(s.cursors) < len(histories[s.room_id]) for s in subscribers
+                not s.died and not acked[s.room_id] <= set(s.cursors) for s in subscribers
             ):
-                await asyncio.sleep(0.5)
-            verdicts = []
+                await asyncio.sleep(1.0)
+            await asyncio.sleep(2.0)  # and with what was appended but not acknowledged
+            verdicts: list[dict[str, Any]] = []
             for s in subscribers:
-                verdict = compare(s.cursors, histories[s.room_id], complete=not s.died)
+                verdict = check(s.cursors, acked[s.room_id], complete=not s.died)
                 verdicts.append({"node": s.node, "room": s.room_id, "resumes": s.resumes, "died": s.died, **verdict})
+            # Complete subscribers of a room, on different nodes, must have received the same sequence.
+            disagreements = sum(
+                1
+                for room_id in rooms
+                for a, b in itertools.pairwise([s.cursors for s in subscribers if s.room_id == room_id and not s.died])
+                if a != b
+            )
+            history_read_s = None
+            if args.history:  # ListEvents: slow on a loaded machine with the test broker
+                reading = time.monotonic()
+                histories = {room_id: await history(admin, room_id) for room_id in rooms}
+                history_read_s = round(time.monotonic() - reading, 1)
+                for s, verdict in zip(subscribers, verdicts, strict=True):
+                    verdict.update(compare_with_history(s.cursors, histories[s.room_id], complete=not s.died))
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -264,20 +308,20 @@ async def soak(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             for line in node.logs().splitlines()
             if "could not be read" in line or "did not arrive" in line or "lacks offsets" in line
         ]
-    total = sum(len(h) for h in histories.values())
+    acked_total = sum(s.acked for s in senders)
     return {
         "duration_s": round(elapsed, 1),
         "rooms": len(rooms),
-        "events": total,
-        "events_per_s": round(total / elapsed, 1),
-        "history_read_s": round(history_read_s, 1),
-        "acked": sum(s.acked for s in senders),
+        "acked": acked_total,
+        "acked_per_s": round(acked_total / elapsed, 1),
+        "history_read_s": history_read_s,
         "send_failures": sum(s.failed for s in senders),
         "killed_node_2_at_s": args.kill_at or None,
         "subscribers": verdicts,
         "missing": sum(v["missing"] for v in verdicts),
         "duplicated": sum(v["duplicated"] for v in verdicts),
         "out_of_order": sum(v["out_of_order"] for v in verdicts),
+        "nodes_disagreeing": disagreements,
         "continuity_metrics_per_node": metrics,
         "continuity_log_lines": errors[:20],
     }
@@ -295,6 +339,7 @@ def main() -> None:
         default="read_timeout_ms=10000",
         help="the Kafka log URL's query (default: reads may take 10 s, the history check on a shared machine)",
     )
+    parser.add_argument("--history", action="store_true", help="also compare with ListEvents (slow)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the nodes' logs in this directory")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="barrage-soak-") as scratch:
@@ -302,7 +347,8 @@ def main() -> None:
         base.mkdir(parents=True, exist_ok=True)
         result = asyncio.run(soak(args, base))
     print(json.dumps(result))
-    ok = result["missing"] == result["duplicated"] == result["out_of_order"] == 0
+    ok = result["missing"] == result["duplicated"] == result["out_of_order"] == result["nodes_disagreeing"] == 0
+    ok = ok and all(v.get("history_missing", 0) == v.get("history_out_of_order", 0) == 0 for v in result["subscribers"])
     sys.exit(0 if ok else 1)
 
 
