@@ -36,6 +36,7 @@ from opentelemetry.sdk.metrics.export import NumberDataPoint
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import room_service_pb2 as rs
 from server.app import Node
+from server.auth import issue_dev_token
 from server.config import Settings
 from server.core.cursor import parse_cursor
 from server.log import kafka_session, kafka_wire
@@ -292,7 +293,7 @@ def continuity_counts(reader: HotInMemoryReader) -> dict[str, int]:
 
 
 def token(user: str, role: str = "viewer") -> str:
-    return ServerProcess(Path("unused")).token(user, role=role)
+    return issue_dev_token(TEST_SECRET, user_id=user, role=role, name=user, ttl_s=3600)
 
 
 async def send_sequentially(stream: RawStream, room_id: str, texts: Sequence[str]) -> list[str]:
