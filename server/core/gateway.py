@@ -131,6 +131,7 @@ class Gateway:
 
     async def start(self) -> None:
         self._log.set_listener(self._on_records)
+        self._log.set_gap_listener(self._on_log_gap)
         await self._log.start()
         self._ticker = asyncio.create_task(RoomTicker(self).run(), name="room-ticker")
 
@@ -308,14 +309,31 @@ class Gateway:
         )
 
     def _on_records(self, records: Sequence[LogRecord]) -> None:
-        """The log's listener: fold each event into its room's state, then fan out.
+        """The log's listener: check each room's continuity, fold each event into its room's
+        state, then fan out.
 
-        Each event is decoded once per node here (not per subscriber)."""
+        Each event is decoded once per node here (not per subscriber). Continuity costs one
+        compare per record: a record's predecessor in its room (when the log knows it) must
+        be the last record the room's channel read; if not, the room's live stream on this
+        node is broken and _live_gap handles it before anything past the break is queued."""
         items: list[tuple[LogRecord, str | None]] = []
+        channels = self.hub.channels
         for record in records:
             room_id = record.room_id
-            if room_id not in self.hub.channels:
+            ch = channels.get(room_id)
+            if ch is None:
                 continue
+            prev = record.prev_position
+            if prev is not None and prev != ch.read_upto:
+                if ch.read_upto >= 0:
+                    self._live_gap(ch, prev)
+                    items = [item for item in items if item[0].room_id != room_id]
+                    if room_id not in channels:
+                        continue  # every member was attached: all resume, the room is left
+                elif prev > ch.evicted_upto:
+                    # The channel's first record: a replay must read the log through its predecessor.
+                    ch.evicted_upto = prev
+            ch.read_upto = record.position
             event = event_pb2.Event.FromString(record.payload)
             kind = event.payload.WhichOneof("kind")
             state = self.states.get(room_id)
@@ -333,6 +351,48 @@ class Gateway:
             if hooks.ON:
                 hooks.record_read(record, event, kind, self._log.epoch)
         self.hub.on_records(items)
+
+    def _on_log_gap(self, room_ids: Sequence[str], through: int) -> None:
+        """The log's gap listener: live records of these rooms up to `through` will not come."""
+        for room_id in room_ids:
+            ch = self.hub.channels.get(room_id)
+            if ch is not None:
+                self._live_gap(ch, through)
+
+    def _live_gap(self, ch: Channel, through: int) -> None:
+        """The room's live stream on this node lacks records (up to `through`): never deliver past
+        them. Attached members are told to resume (ResumeRequired with the cursor of the last event
+        written to them), which reads the log; replays not yet handed over read it again first
+        (Channel.reset); the room's state, which missed them too, is folded again from the log."""
+        room_id = ch.room_id
+        log.error(
+            "room %s: live records after position %d up to %d did not arrive; its subscribers on this node "
+            "resume from the log",
+            room_id,
+            ch.read_upto,
+            through,
+        )
+        if hooks.ON:
+            hooks.continuity("room_gap")
+        ch.reset()
+        for member in tuple(self._members.get(room_id, ())):
+            if member in ch.subscribers:
+                member.lagging = True
+                member.owner.room_lagged(room_id)
+        if self.hub.channels.get(room_id) is ch and room_id in self.states:
+            task = asyncio.get_running_loop().create_task(self._refold(ch), name=f"refold:{room_id}")
+            task.add_done_callback(_log_failure)
+
+    async def _refold(self, ch: Channel) -> None:
+        """Rebuild a watched room's state after its live stream broke (under the watch lock, so
+        that the room cannot be unwatched and watched again meanwhile)."""
+        room_id = ch.room_id
+        async with self._watch_locks.setdefault(room_id, asyncio.Lock()):
+            if self.hub.channels.get(room_id) is not ch:
+                return
+            await self._rebuild_state(room_id)
+            if self.hub.channels.get(room_id) is not ch:
+                self.states.pop(room_id, None)  # the room was left while it folded
 
     def _room_closed(self, room_id: str) -> None:
         hold = self._holds.pop(room_id, None)
@@ -630,6 +690,7 @@ class Gateway:
         # holds everything it received after `after`; records appended before the node
         # watched the room are only in the log, later ones are in the channel.
         while True:
+            resets = ch.resets
             records = await self._replay_page(room_id, after)
             events = [
                 (r.position, wire.event_with_cursor(r.payload, encode_cursor(epoch, r.position)))
@@ -641,9 +702,14 @@ class Gateway:
             if records:
                 after = records[-1].position
                 await member.outbox.wait_below(high_water)
-            if len(records) < _REPLAY_PAGE and ch.evicted_upto <= after:
+            # Hand over only after a read that started after the room's live stream last broke
+            # (Channel.reset): that read has what the channel lost.
+            if len(records) < _REPLAY_PAGE and ch.evicted_upto <= after and ch.resets == resets:
                 break
-        # No await from here on: the channel cannot change under us.
+        # No await from here on: the channel cannot change under us. The channel's recent
+        # events follow each other without a gap (checked in _on_records) and the first one
+        # after `after` follows what the log returned (evicted_upto <= after): the stream of
+        # positions this member gets is continuous.
         tail = [(pos, event) for pos, _, event in ch.recent if pos > after]
         if tail:
             member.push_replay(_replay_frame(ch, tail, epoch))
@@ -669,10 +735,13 @@ class Gateway:
         lock = self._watch_locks.setdefault(room_id, asyncio.Lock())
         async with lock:
             if room_id not in self.hub.channels:
-                self.hub.channel(room_id)
+                ch = self.hub.channel(room_id)
                 try:
                     await self._log.watch(room_id)
-                    await self._rebuild_state(room_id)
+                    resets = -1
+                    while resets != ch.resets:  # fold again if the live stream broke while it folded
+                        resets = ch.resets
+                        await self._rebuild_state(room_id)
                 except BaseException:
                     self.hub.drop_channel(room_id)
                     self.states.pop(room_id, None)

@@ -17,6 +17,12 @@ budget, the newest of the tick kept (the freshest comments, and the ones that wa
 least), the rest counted in omitted_count — still encoded once per room. Staff
 subscribers (hosts, moderators, services, bots) get the full frame. Ephemeral events
 (latest value wins) that share a coalescing key within one tick keep only the last.
+
+Continuity (docs/protocol.md): the gateway checks each live record against the
+channel's `read_upto` (the record's predecessor in the room must be the last one the
+channel read) once per record, not per subscriber. When the room's live stream breaks,
+the channel is `reset()`: attached subscribers are made to resume, and a replay that
+has not handed over yet reads the log again before it does (`resets` changed).
 """
 
 from __future__ import annotations
@@ -78,7 +84,9 @@ class Channel:
         "last_flush",
         "last_position",
         "next_flush",
+        "read_upto",
         "recent",
+        "resets",
         "room_id",
         "room_tag",
         "subscribers",
@@ -98,6 +106,11 @@ class Channel:
         self.evicted_upto = -1
         """Highest position pushed out of `recent`; -1 while it holds everything seen."""
         self.last_position = -1
+        self.read_upto = -1
+        """Position of the last live record of the room read for this channel, any priority
+        (-1: none since the channel opened or was reset)."""
+        self.resets = 0
+        """How many times the room's live stream broke (see reset)."""
         self.last_flush = 0.0
         self.next_flush = 0.0
         """GCRA's theoretical time of the next flush: a flush is due once now reaches
@@ -111,6 +124,17 @@ class Channel:
         self.last_position = position
         self._pending.append(_Pending(position, cursor, event, priority, coalesce))
         self._pending_bytes += len(event)
+
+    def reset(self) -> None:
+        """The room's live stream broke: forget what the channel holds. A replay hands over
+        only after a log read that started after the last reset (which has what was lost)."""
+        self.resets += 1
+        if self.recent:
+            self.evicted_upto = max(self.evicted_upto, self.recent[-1][0])
+        self.recent.clear()
+        self._pending = []
+        self._pending_bytes = 0
+        self.read_upto = -1
 
     @property
     def pending_bytes(self) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class LogUnavailableError(Exception):
@@ -64,6 +64,12 @@ class LogRecord:
     priority: int
     dedupe_key: str = ""
     traceparent: str = ""
+    prev_position: int | None = field(default=None, compare=False)
+    """Position of the room's record before this one (-1: this is the room's first), None if
+    the backend does not know it here. Live records carry it wherever the backend can tell,
+    so that the node checks each room's live stream for continuity with one compare
+    (docs/protocol.md, live-delivery continuity): positions are not contiguous per room.
+    Not part of the record's identity (left out of ==): a read may not know what the tail does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,11 @@ class PositionCheck(enum.Enum):
 RecordListener = Callable[[Sequence[LogRecord]], None]
 """Receives live records. Called on the event loop, never concurrently."""
 
+GapListener = Callable[[Sequence[str], int], None]
+"""Told (rooms, through) when live records of these rooms up to position `through` could not
+be delivered and never will be by the live path (the backend gave up on them): each room's
+subscribers must read the log again. Called on the event loop, between listener calls."""
+
 
 class RoomLog(abc.ABC):
     """Durable, ordered, per-room event log.
@@ -116,7 +127,9 @@ class RoomLog(abc.ABC):
     - read() returns a room's records with position > after, ascending, at most
       `limit`; read_backward() those with position < before, descending.
     - Every acknowledged record is delivered, once and in position order per room, to
-      the listener of every node watching that room, after it is durable.
+      the listener of every node watching that room, after it is durable; where the
+      backend cannot keep this (records it can no longer read), it tells the gap
+      listener instead of delivering past them silently.
     - resume from position p is complete (nothing after p was lost to retention)
       iff p >= retained_from(room) - 1.
     - check_position(room, p) is RECORD iff a retained record of that room is at p;
@@ -168,6 +181,11 @@ class RoomLog(abc.ABC):
     @abc.abstractmethod
     def set_listener(self, listener: RecordListener) -> None:
         """Register the node's one live-record listener (the fan-out hub)."""
+
+    def set_gap_listener(self, listener: GapListener) -> None:
+        """Register the node's gap listener (see GapListener). A backend whose live path
+        cannot lose records (in process, from its own writes) never calls it."""
+        del listener  # nothing to tell
 
     @abc.abstractmethod
     async def watch(self, room_id: str) -> None:

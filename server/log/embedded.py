@@ -297,6 +297,8 @@ class EmbeddedLog(RoomLog):
         self._failure_listeners: list[Callable[[BaseException], None]] = []
         self._listener: RecordListener | None = None
         self._watched: set[str] = set()
+        self._last_planned: dict[str, int] = {}
+        """Room -> position of its newest record given a position (committed or pending)."""
         self._stats = _Stats()
         self._closed = asyncio.Event()
 
@@ -446,6 +448,12 @@ class EmbeddedLog(RoomLog):
         keys: list[tuple[str, str]] = []
         in_call: dict[str, LogRecord] = {}
         positions: list[int] = []
+        # Each new record carries its predecessor in the room, for the node's live continuity
+        # check (-1: the room's first; None: unknown, retention removed all the room had).
+        prev = self._last_planned.get(room_id)
+        if prev is None:
+            st = self._rooms.get(room_id)
+            prev = -1 if st is None else (st.positions[-1] if st.positions else None)
         for i, e in enumerate(entries):
             k = e.dedupe_key
             if k:
@@ -462,7 +470,8 @@ class EmbeddedLog(RoomLog):
                     plan.lookups.append(i)
                     positions.append(pos)
                     continue
-            rec = LogRecord(room_id, self._next_position + len(records), e.payload, e.priority, k, e.traceparent)
+            rec = LogRecord(room_id, self._next_position + len(records), e.payload, e.priority, k, e.traceparent, prev)
+            prev = rec.position
             frame = encode_record(room_id, rec.position, now, e.priority, k, e.traceparent, e.payload)
             if len(frame) > self._opt.max_record_bytes:
                 raise ValueError(f"record of {len(frame)} bytes exceeds max_record_bytes={self._opt.max_record_bytes}")
@@ -481,6 +490,7 @@ class EmbeddedLog(RoomLog):
             for key in keys:
                 self._inflight[key] = (fut, in_call[key[1]])
             self._next_position += len(records)
+            self._last_planned[room_id] = records[-1].position
             self._pending.append(_Pending(records, frames, now, fut, keys))
             self._pending_bytes += size
             self._wakeup.set()
@@ -775,7 +785,7 @@ class EmbeddedLog(RoomLog):
                 if rec.dedupe_key:
                     self._dedupe.add(rec.room_id, rec.dedupe_key, rec.position, p.time_ms)
                 if rec.room_id in watched:
-                    live.append(rec)
+                    live.append(rec)  # with its prev_position (see _plan)
             n += len(p.records)
             for key in p.keys:
                 self._inflight.pop(key, None)

@@ -34,6 +34,7 @@ from aiokafka.structs import TopicPartition
 from server.log.base import (
     AppendResult,
     Backend,
+    GapListener,
     LogEntry,
     LogRecord,
     LogUnavailableError,
@@ -54,8 +55,9 @@ from server.log.kafka_session import (
     parse_kafka_url,
     unavailable_on_error,
 )
-from server.log.kafka_tail import Tailer
+from server.log.kafka_tail import Tailer, find_hole
 from server.log.kafka_wire import EARLIEST, LATEST, CExtensionMissingError, PartitionData, partition_for
+from server.telemetry import hooks
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -118,6 +120,10 @@ class KafkaLog(RoomLog):
         self._tailer: Tailer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: RecordListener | None = None
+        self._gap_listener: GapListener | None = None
+        self._room_prev: dict[bytes, int] = {}
+        """Watched rooms (by key) -> offset of the last record of the room the listener received:
+        the next one's prev_position (the tail checks its partition's answers for continuity)."""
         self._indexes: dict[int, PartitionIndex] = {}
         self._index_builds: dict[int, asyncio.Task[PartitionIndex]] = {}
         self._last_used: dict[int, float] = {}
@@ -152,6 +158,8 @@ class KafkaLog(RoomLog):
             self._on_tail,
             max_wait_ms=self.options.fetch_max_wait_ms,
             max_bytes=self.options.fetch_max_bytes,
+            contiguous_topics=frozenset({self.options.topic}),  # the directory topic is compacted
+            on_hole=self._on_hole,
         )
         self._tailer.track(directory.tp, directory.end)
         self._tasks = [
@@ -446,11 +454,24 @@ class KafkaLog(RoomLog):
                         raise
                     position = start  # older records were removed by retention
                     continue
-                for record in data.records:
+                # As the tail does (kafka_tail.find_hole): never read past offsets an answer lacks;
+                # ask for them again until they come or the read times out (LogUnavailableError).
+                hole = find_hole(position, data)
+                records = data.records if hole is None else hole.kept
+                for record in records:
                     if record.offset >= stop or (limit is not None and len(out) >= limit):
                         return
                     if record.key == room and not index.is_shadow(record.offset):
                         out.append(to_log_record(room_id, record))
+                if hole is not None and hole.end > hole.start:
+                    if hooks.ON:
+                        hooks.continuity("discontinuity")
+                    log.warning(
+                        "%s: offsets %d..%d missing from an answer; asking again", what, hole.start, hole.end - 1
+                    )
+                    position = hole.start
+                    await asyncio.sleep(0.01)
+                    continue
                 if data.next_offset is None or data.next_offset <= position:
                     return  # nothing more is readable
                 position = data.next_offset
@@ -497,8 +518,16 @@ class KafkaLog(RoomLog):
     def set_listener(self, listener: RecordListener) -> None:
         self._listener = listener
 
+    def set_gap_listener(self, listener: GapListener) -> None:
+        self._gap_listener = listener
+
     def consumer_lag(self) -> int | None:
         return self._tailer.lag(self.options.topic) if self._tailer is not None else None
+
+    @property
+    def tailer(self) -> Tailer | None:
+        """The node's tail (None until started): its continuity counts, and its fetch seam for tests."""
+        return self._tailer
 
     async def watch(self, room_id: str) -> None:
         self._check_open()
@@ -526,6 +555,7 @@ class KafkaLog(RoomLog):
         room = room_id.encode()
         if self._watch_from.pop(room, None) is None:
             return
+        self._room_prev.pop(room, None)
         tp = self._tp(room)
         rooms = self._watched_in.get(tp.partition)
         if rooms is not None:
@@ -537,7 +567,11 @@ class KafkaLog(RoomLog):
                 self._last_used[tp.partition] = time.monotonic()
 
     def _on_tail(self, answer: Mapping[TopicPartition, PartitionData]) -> None:
-        """Fold tailed records into the indexes and hand the watched rooms' records to the listener."""
+        """Fold tailed records into the indexes and hand the watched rooms' records to the listener.
+
+        The tail checked each answer's continuity (kafka_tail), so the last record of a room
+        handed over is the predecessor of the room's next one: each record carries it.
+        """
         out: list[LogRecord] = []
         for tp, data in answer.items():
             if tp.topic != self.options.topic:
@@ -549,6 +583,7 @@ class KafkaLog(RoomLog):
                 continue  # the epoch changed under this fetch
             index.feed(data.records, data.next_offset)
             watch_from = self._watch_from
+            room_prev = self._room_prev
             for record in data.records:
                 key = record.key
                 if key is None:
@@ -556,9 +591,21 @@ class KafkaLog(RoomLog):
                 start = watch_from.get(key)
                 if start is None or record.offset < start or index.is_shadow(record.offset):
                     continue
-                out.append(to_log_record(key.decode(), record))
+                out.append(to_log_record(key.decode(), record, room_prev.get(key)))
+                room_prev[key] = record.offset
         if out and self._listener is not None:
             self._listener(out)
+
+    def _on_hole(self, tp: TopicPartition, start: int, end: int) -> None:
+        """The tail gave up on offsets [start, end) of a partition: any watched room there may
+        have lost records, so each is reported to the gap listener."""
+        if tp.topic != self.options.topic:
+            return
+        rooms = sorted(self._watched_in.get(tp.partition, ()))
+        for room in rooms:
+            self._room_prev.pop(room, None)  # its predecessor is unknown now
+        if rooms and self._gap_listener is not None:
+            self._gap_listener([room.decode() for room in rooms], end - 1)
 
     # -- upkeep -------------------------------------------------------------------------------
 
@@ -610,6 +657,7 @@ class KafkaLog(RoomLog):
                 self._tailer.untrack(tp)
         watched = list(self._watch_from)
         self._watch_from.clear()
+        self._room_prev.clear()
         self._watched_in.clear()
         for room in watched:
             tp = self._tp(room)

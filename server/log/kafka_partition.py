@@ -51,7 +51,7 @@ def dedupe_key_of(record: RawRecord) -> str:
     return ""
 
 
-def to_log_record(room_id: str, record: RawRecord) -> LogRecord:
+def to_log_record(room_id: str, record: RawRecord, prev_position: int | None = None) -> LogRecord:
     priority, dedupe, traceparent = 0, "", ""
     for name, value in record.headers:
         if name == PRIORITY:
@@ -60,7 +60,7 @@ def to_log_record(room_id: str, record: RawRecord) -> LogRecord:
             dedupe = value.decode("utf-8")
         elif name == TRACEPARENT:
             traceparent = value.decode("ascii")
-    return LogRecord(room_id, record.offset, record.value or b"", priority, dedupe, traceparent)
+    return LogRecord(room_id, record.offset, record.value or b"", priority, dedupe, traceparent, prev_position)
 
 
 class PartitionIndex(Follower):

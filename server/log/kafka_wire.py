@@ -101,24 +101,30 @@ class PartitionData:
     """Lowest offset still in the log; -1 if the broker's Fetch version does not say."""
     error: type[KafkaError] | None
     """The partition's error, if any (its other fields are then meaningless)."""
+    control: tuple[tuple[int, int], ...] = ()
+    """Offset ranges [first, next) of the control batches in the answer (transaction markers):
+    offsets that hold no record, so that a reader checking continuity does not take them for a hole."""
 
 
-def _records_from(data: bytes | None, start: int) -> tuple[list[RawRecord], int | None]:
+def _records_from(data: bytes | None, start: int) -> tuple[list[RawRecord], int | None, tuple[tuple[int, int], ...]]:
     out: list[RawRecord] = []
     next_offset: int | None = None
+    control: list[tuple[int, int]] = []
     if not data:
-        return out, next_offset
+        return out, next_offset, ()
     batches = MemoryRecords(data)
     while batches.has_next():
         batch = batches.next_batch()
         if batch is None:
             break
+        first = next_offset if next_offset is not None else start
         next_offset = batch.next_offset
         if batch.is_control_batch:
+            control.append((getattr(batch, "base_offset", first), batch.next_offset))
             continue
         # A fetch answers from the start of the batch holding the requested offset.
         out.extend(record for record in batch if record.offset >= start)
-    return out, next_offset
+    return out, next_offset, tuple(control)
 
 
 async def fetch(
@@ -171,8 +177,8 @@ async def fetch_from_node(
                 continue
             # v5+ layout: last_stable_offset, log_start_offset, aborted, [preferred replica], records
             log_start = rest[1] if version >= 5 else -1
-            records, next_offset = _records_from(rest[-1], positions[tp])
-            out[tp] = PartitionData(records, next_offset, high_watermark, log_start, None)
+            records, next_offset, control = _records_from(rest[-1], positions[tp])
+            out[tp] = PartitionData(records, next_offset, high_watermark, log_start, None, control)
     return out
 
 

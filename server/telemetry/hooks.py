@@ -101,6 +101,11 @@ class Metrics:
         self.fold_skipped: Labelled = r.counter(
             "barrage.fold.skipped", "{event}", "logged events or checkpoints a fold could not apply and skipped"
         ).by("barrage.fold", EVENT_TYPE)
+        self.continuity: Labelled = r.counter(
+            "barrage.live.continuity",
+            "{event}",
+            "live-delivery continuity checks that failed: discontinuity, refetch, hole, room_gap",
+        ).by("barrage.continuity")
         self.frames_written: Cell = r.counter(
             "barrage.frames.written", "{frame}", "room frames handed to subscribers' streams (one per subscriber)"
         ).cell()
@@ -290,6 +295,15 @@ def send_answered(user_id: str, send: room_service_pb2.Send, outcome: Posted | E
         span.set_attribute(CURSOR, str(getattr(outcome, "cursor", "")))
         span.set_attribute("barrage.duplicate", bool(getattr(outcome, "duplicate", False)))
     span.end()
+
+
+def continuity(what: str, n: int = 1) -> None:
+    """A live-delivery continuity check failed (docs/protocol.md): `what` is `discontinuity`
+    (a Kafka fetch answer not contiguous), `refetch` (asked again), `hole` (a range given up
+    on) or `room_gap` (a room's live stream on this node skipped records; its subscribers resume)."""
+    st = _state
+    if st is not None:
+        st.metrics.continuity[(what,)].value += n
 
 
 # ------------------------------------------------------------------------------ append
