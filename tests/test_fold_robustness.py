@@ -276,11 +276,12 @@ async def test_a_bad_event_arriving_live_is_skipped_and_the_room_goes_on(broker:
         entries = [
             LogEntry(event(room_id, mute, policy.CRITICAL).SerializeToString(), policy.CRITICAL),
             LogEntry(event(room_id, slow, policy.CRITICAL).SerializeToString(), policy.CRITICAL),
+            LogEntry(GARBAGE, policy.CRITICAL),  # bytes that do not parse: never sent to anyone
             LogEntry(event(room_id, pinned("p-live"), policy.CRITICAL).SerializeToString(), policy.CRITICAL),
         ]
         await writer.log.append(room_id, entries)
 
-        # Delivered as logged (they parse); the valid one after them arrives too.
+        # Delivered as logged where they parse (the stream stays readable); the valid one after them too.
         pins = await viewer.wait_events(room_id, 1, kind="product_pinned")
         assert pins[0].payload.product_pinned.product.product_id == "p-live"
         # The node's folded state went on past them: a second join sees the pin, no slow mode.
@@ -290,6 +291,7 @@ async def test_a_bad_event_arriving_live_is_skipped_and_the_room_goes_on(broker:
         skipped = skipped_metric(node)
         assert skipped.get("room_state/user_muted", 0) == 1, skipped
         assert skipped.get("room_state/slow_mode", 0) == 1, skipped
+        assert skipped.get("live/undecodable", 0) == 1, skipped
     finally:
         await viewer.close()
         await writer.log.close()

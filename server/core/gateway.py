@@ -25,7 +25,7 @@ from google.protobuf import timestamp_pb2
 from barrage.v1 import admin_service_pb2, event_pb2, room_service_pb2
 from server.auth import Identity
 from server.commerce.interactions import Entry, Interactions
-from server.commerce.state import RoomState, Unappliable, read_checkpoint, skipped
+from server.commerce.state import RoomState, Unappliable, decode_event, read_checkpoint, skipped
 from server.commerce.ticker import RoomTicker
 from server.commerce.wordfilter import WordFilter
 from server.config import Settings
@@ -334,9 +334,16 @@ class Gateway:
                     # The channel's first record: a replay must read the log through its predecessor.
                     ch.evicted_upto = prev
             ch.read_upto = record.position
-            event = event_pb2.Event.FromString(record.payload)
-            kind = event.payload.WhichOneof("kind")
             state = self.states.get(room_id)
+            try:
+                event = decode_event(record.payload)
+            except Unappliable as exc:
+                # Bytes no client could parse either (another writer on the topic): skipped, not sent.
+                skipped("live", room_id, record.position, None, exc)
+                if state is not None:
+                    state.position = max(state.position, record.position)
+                continue
+            kind = event.payload.WhichOneof("kind")
             if state is not None and record.position > state.position:
                 banned = state.fold(record.position, event)
                 if banned is not None:
