@@ -306,3 +306,12 @@ def load_catalogue(path: str | Path) -> Catalogue:
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogueError(f"cannot read catalogue {path}: {exc}") from exc
     return parse_catalogue(raw, str(path))
+
+
+def is_v2(path: str | Path) -> bool:
+    """Whether a catalogue file declares `format: 2` (else it is the assistant's first format)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(raw, dict) and raw.get("format") == 2

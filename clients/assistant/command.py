@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def assistant_command(args: argparse.Namespace, target: str, token: str) -> int:
     # Imported here: segmentation dictionaries take a moment to load, other commands need none of it.
-    from clients.assistant.answerer import RetrievalAnswerer
+    from clients.assistant.answerer import Answerer, RetrievalAnswerer, Unknown
+    from clients.assistant.answerer_v2 import CatalogueAnswerer
     from clients.assistant.bot import Assistant
     from clients.assistant.catalog import CatalogueError, load_catalogue
     from clients.assistant.llm import ChatPhraser
@@ -40,12 +41,22 @@ async def assistant_command(args: argparse.Namespace, target: str, token: str) -
     if not 0 < args.rate <= 9:
         print("barrage assistant: --rate must be above 0 and at most 9 (a stream may send 10/s)", file=sys.stderr)
         return 2
+    from shoplang import catalogue as v2
+
+    unknown: Unknown = "silent" if args.silent_unknown else "say"
+    answerer: Answerer
     try:
-        catalogue = load_catalogue(args.catalog)
-    except CatalogueError as error:
+        if v2.is_v2(args.catalog):  # format: 2 -> the shared understanding (shoplang)
+            shop = v2.load_catalogue(args.catalog)
+            count = len(shop.products)
+            answerer = CatalogueAnswerer(shop, unknown=unknown, tz=args.timezone)
+        else:
+            catalogue = load_catalogue(args.catalog)
+            count = len(catalogue.products)
+            answerer = RetrievalAnswerer(catalogue, unknown=unknown, tz=args.timezone)
+    except (CatalogueError, v2.CatalogueError) as error:
         print(f"barrage assistant: {error}", file=sys.stderr)
         return 2
-    answerer = RetrievalAnswerer(catalogue, unknown="silent" if args.silent_unknown else "say", tz=args.timezone)
     phraser = None
     if args.llm_url:
         key = os.environ.get("BARRAGE_LLM_API_KEY")
@@ -54,7 +65,7 @@ async def assistant_command(args: argparse.Namespace, target: str, token: str) -
     settings = Settings(window_s=args.window, rate_per_s=args.rate, burst=burst)
     assistant = Assistant(target, token, args.room, answerer, settings=settings, phraser=phraser)
     print(
-        f"barrage assistant: joining {', '.join(args.room)} with {len(catalogue.products)} products",
+        f"barrage assistant: joining {', '.join(args.room)} with {count} products",
         file=sys.stderr,
         flush=True,
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from barrage.v1 import event_pb2
 from clients.assistant import evaluate as legacy
 from clients.assistant.answerer import Answerer, RetrievalAnswerer
+from clients.assistant.answerer_v2 import CatalogueAnswerer
 from clients.assistant.catalog import Catalogue
 from clients.assistant.state import LiveState
 from shoplang.convert_v1 import catalogue_v1
@@ -38,10 +39,11 @@ def replies_of(shop: EvalShop, answerer: Answerer, catalogue: Catalogue, now_ms:
     return {q.id: answerer.answer(q.q, live, now_ms).text for q in shop.questions.questions}
 
 
-def run(folder: Path, now_ms: int) -> tuple[EvalShop, dict[str, str], Score]:
+def run(folder: Path, now_ms: int, v1: bool = False) -> tuple[EvalShop, dict[str, str], Score]:
     shop = load_shop(folder)
     catalogue = Catalogue.model_validate(catalogue_v1(shop.catalogue))
-    replies = replies_of(shop, RetrievalAnswerer(catalogue), catalogue, now_ms)
+    answerer: Answerer = RetrievalAnswerer(catalogue) if v1 else CatalogueAnswerer(shop.catalogue)
+    replies = replies_of(shop, answerer, catalogue, now_ms)
     return shop, replies, score_replies(shop, replies, now_ms)
 
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     lines = [json.dumps({"now_ms": now_ms})]
     for folder in args.sets:
-        shop, replies, score = run(folder, now_ms)
+        shop, replies, score = run(folder, now_ms, args.v1)
         print_score(shop.name, score, args.verbose)
         failed |= not score.passed()
         lines += [json.dumps({"set": shop.name, "id": k, "reply": v}, ensure_ascii=False) for k, v in replies.items()]
