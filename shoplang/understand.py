@@ -65,6 +65,16 @@ class Reading:
     bigger: bool | None = None
     """"the bigger one" (True) / "the small one" (False)."""
 
+    @property
+    def topic_key(self) -> str:
+        """What is asked, as one key: the first intent or kind of spec, else the leftover words."""
+        if self.intents:
+            return self.intents[0]
+        if self.concepts:
+            return self.concepts[0]
+        words = sorted(set(self.residue.split()))
+        return "about:" + "+".join(words) if words else ""
+
     def about(self, pinned: str | None, sale: str | None, ambiguous: Mapping[str, tuple[str, ...]] = {}) -> list[str]:
         """The products the question is about, given what is on screen."""
         if self.named:
@@ -83,13 +93,39 @@ class Reading:
         return [sale] if sale else []
 
 
+@dataclass(frozen=True)
+class ProductNames:
+    """What a product is called: all a reader needs when there is no full catalogue
+    (room insights get this from the room's `catalogue_registered` event)."""
+
+    product_id: str
+    names: tuple[str, ...]
+    """Full names in each language first, then aliases and short forms."""
+    categories: tuple[str, ...] = ()
+    """Everyday nouns for its kind ("芒果", "mango")."""
+
+
+def names_of(catalogue: Catalogue) -> list[ProductNames]:
+    out = []
+    for p in catalogue.products:
+        names = (p.name.zh, p.name.en, *([p.brand] if p.brand else []), *p.aliases)
+        kinds = (p.category.zh, p.category.en)
+        out.append(ProductNames(p.id, tuple(dict.fromkeys(names)), tuple(dict.fromkeys(kinds))))
+    return out
+
+
 class Understanding:
-    def __init__(self, catalogue: Catalogue | None = None, names: Mapping[str, Iterable[str]] | None = None) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue | None = None,
+        names: Mapping[str, Iterable[str]] | None = None,
+        products: Iterable[ProductNames] = (),
+    ) -> None:
         self.catalogue = catalogue
         raw: dict[str, list[tuple[str, float]]] = {}
-        if catalogue is not None:
-            for product in catalogue.products:
-                raw[product.id] = _product_terms(product)
+        listed = [*(names_of(catalogue) if catalogue is not None else []), *products]
+        for entry in listed:
+            raw.setdefault(entry.product_id, []).extend(_product_terms(entry))
         for product_id, extra in (names or {}).items():
             raw.setdefault(product_id, []).extend(_name_terms(list(extra)))
         self.terms = _dedupe(raw)
@@ -258,27 +294,26 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
 # ------------------------------------------------------------------ product terms
 
 
-def _product_terms(product: Product) -> list[tuple[str, float]]:
-    names = [product.name.zh, product.name.en, *product.aliases, product.category.zh, product.category.en]
-    if product.brand:
-        names.append(product.brand)
-    terms = _name_terms(names)
-    # Partial Chinese names: every run of 2+ characters of the name and the category.
-    for zh in (product.name.zh, product.category.zh):
+def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
+    terms = _name_terms([*product.names, *product.categories])
+    # Partial Chinese names: every run of 2+ characters of a name or category.
+    for zh in (*product.names, *product.categories):
         cjk = "".join(ch for ch in zh if L.CJK.match(ch))
         for n in range(2, len(cjk)):
             for i in range(len(cjk) - n + 1):
                 part = cjk[i : i + n]
                 if part not in L.GENERIC_NAME_WORDS and not _is_cue(part):
                     terms.append((part, n * 0.8))
-    # English head noun and other content words of the name and category.
-    for en in (product.name.en, product.category.en):
+    # English head noun and other content words of the names and categories.
+    for en in (*product.names, *product.categories):
+        if L.CJK.search(en):
+            continue
         words = [w for w in L.en_words(en) if w not in L.STOP_EN and w not in L.GENERIC_NAME_WORDS and len(w) > 2]
         for i, word in enumerate(words):
             if not re.fullmatch(r"[\d.]+[a-z]*", word):
                 terms.append((word, 2.5 if i == len(words) - 1 else 1.5))
     # Everyday names of the product's kind (general synonyms).
-    own = L.normalize(" ".join([product.category.zh, product.category.en, product.name.zh, product.name.en]))
+    own = L.normalize(" ".join([*product.categories, *product.names[:2]]))
     for group in L.KIND_SYNONYMS:
         if any(_contains(own, member) for member in group if len(member) >= 2 or not L.CJK.search(member)):
             for member in group:

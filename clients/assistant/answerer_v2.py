@@ -58,6 +58,10 @@ def _money(amount: Decimal, currency: str) -> str:
 class CatalogueAnswerer:
     """Answers from a v2 catalogue and the room's live state (the bot's Answerer protocol)."""
 
+    reads_questions = True
+    """It tells questions from chatter itself (shoplang.understand.is_question): the bot
+    passes it every viewer comment, not only those the server flagged."""
+
     def __init__(self, catalogue: Catalogue, *, unknown: Unknown = "say", tz: str = "Asia/Shanghai") -> None:
         self.catalogue = catalogue
         self.understanding = Understanding(catalogue)

@@ -45,6 +45,7 @@ POST: dict[str, frozenset[int]] = {
     "user_banned": STAFF,
     "message_deleted": STAFF,
     "slow_mode": STAFF,
+    "catalogue_registered": SELLERS,
 }
 
 # Admin and stream actions -> roles.
@@ -91,6 +92,7 @@ PRIORITY: dict[str, int] = {
     "viewer_joined": EPHEMERAL,
     "viewer_left": EPHEMERAL,
     "room_checkpoint": INTERNAL,
+    "catalogue_registered": CRITICAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}
@@ -252,4 +254,14 @@ def check_payload(payload: event_pb2.Payload, max_chars: int) -> str:
     elif kind == "slow_mode":
         interval = payload.slow_mode.min_interval.ToMilliseconds()
         _require(0 <= interval <= 3_600_000, "payload.slow_mode.min_interval", "must be 0 to 1 hour")
+    elif kind == "catalogue_registered":
+        products = payload.catalogue_registered.products
+        _require(1 <= len(products) <= 200, "payload.catalogue_registered.products", "1 to 200 products")
+        for i, product in enumerate(products):
+            where = f"payload.catalogue_registered.products[{i}]"
+            _check_id(product.product_id, f"{where}.product_id")
+            counts_ok = 1 <= len(product.names) <= 20 and len(product.categories) <= 10
+            _require(counts_ok, where, "1-20 names, 0-10 categories")
+            for name in (*product.names, *product.categories):
+                _check_short_text(name, f"{where}.names", 100)
     return kind

@@ -26,7 +26,8 @@ from barrage.v1 import insights_service_pb2 as pb
 from server.insights.audience import Audience
 from server.insights.products import Products
 from server.insights.questions import Questions
-from server.insights.text import analyse
+from server.insights.text import Analysis, analyse
+from shoplang.understand import ProductNames, Reading, Understanding
 
 VIEWER = event_pb2.ROLE_VIEWER
 ANSWERERS = frozenset({event_pb2.ROLE_HOST, event_pb2.ROLE_MODERATOR, event_pb2.ROLE_BOT})
@@ -109,6 +110,8 @@ class RoomInsights:
         self.audience = Audience(config.bucket_ms, config.merge_ms)
         self.questions = Questions(config.similarity, config.max_question_groups)
         self.products = Products({pid: list(names) for pid, names in config.aliases})
+        self.understanding: Understanding | None = None
+        """From the room's latest catalogue_registered event: the shared reading of comments."""
 
     def bucket(self, ms: int) -> int:
         return ms // self.config.bucket_ms
@@ -170,11 +173,37 @@ class RoomInsights:
         elif kind == "viewer_count":
             bucket = self.buckets[b]
             bucket.reported_viewers = max(bucket.reported_viewers, payload.viewer_count.viewers)
+        elif kind == "catalogue_registered":
+            self._register(payload.catalogue_registered)
         elif kind == "room_closed":
             self.audience.room_closed(at)
             self.products.closed(at)
             self.closed = True
         return True
+
+    def _register(self, catalogue: event_pb2.CatalogueRegistered) -> None:
+        entries = [
+            ProductNames(p.product_id, tuple(p.names), tuple(p.categories))
+            for p in catalogue.products
+            if p.product_id and p.names
+        ]
+        self.understanding = Understanding(products=entries) if entries else None
+        for entry in entries:
+            product = self.products.product(entry.product_id)
+            product.title = product.title or entry.names[0]
+
+    def _read(self, text: str, analysis: Analysis, on_screen: list[str]) -> tuple[Reading, Analysis, list[str]]:
+        """With a registered catalogue: the shared reading's products and what is asked."""
+        assert self.understanding is not None
+        reading = self.understanding.read(text)
+        named = reading.about(self.products.pinned or None, None) if reading.named else []
+        if reading.named and len(named) == 1 and named[0] not in reading.named:
+            named = list(reading.named)
+        if len(reading.named) > 1 and len(named) == 1:
+            named = named + [pid for pid in reading.named if pid not in named]
+        key = reading.topic_key
+        intents = tuple(dict.fromkeys([*([key] if key else []), *analysis.intents]))
+        return reading, Analysis(analysis.normalized, intents, analysis.topic, analysis.terms), named
 
     def _comment(self, event: event_pb2.Event, at: int, b: int) -> None:
         comment = event.payload.comment
@@ -186,12 +215,17 @@ class RoomInsights:
             bucket.commenters.add(sender.user_id)
             bucket.terms.update(analysis.terms)
             on_screen = self.products.on_screen()
-            named = self.products.aliases.find(analysis.normalized, on_screen)
+            asked = comment.question
+            if self.understanding is not None:
+                reading, analysis, named = self._read(comment.text, analysis, on_screen)
+                asked = reading.question
+            else:
+                named = self.products.aliases.find(analysis.normalized, on_screen)
             for product_id in named:
                 product = self.products.product(product_id)
                 product.mentions[b] += 1
                 product.mentioners[b].add(sender.user_id)
-            if comment.question:
+            if asked:
                 bucket.questions += 1
                 about = named[0] if named else (on_screen[0] if on_screen else "")
                 if about:
@@ -200,7 +234,10 @@ class RoomInsights:
         elif sender.role in ANSWERERS and not comment.question:
             analysis = analyse(comment.text, answer=True, names=self.products.aliases)
             on_screen = self.products.on_screen()
-            named = self.products.aliases.find(analysis.normalized, on_screen)
+            if self.understanding is not None:
+                _, analysis, named = self._read(comment.text, analysis, on_screen)
+            else:
+                named = self.products.aliases.find(analysis.normalized, on_screen)
             self.questions.comment_by_staff(
                 event.event_id, sender.role, comment.text, at, comment.reply_to_event_id, analysis,
                 named or on_screen or [""],

@@ -1,9 +1,11 @@
 """Room insights on the evaluation shops' chatter: `python -m server.insights.shop_eval SET...`.
 
 The chatter (evals/shops/<name>/chatter.yaml) is folded through RoomInsights as the room
-log would carry it: viewers join, the labelled product is pinned (its catalogue title on
-the card) and the flash sale starts, then every comment with the `question` flag the
-server sets (server/commerce/interactions.is_question), staff answers with the host role.
+log would carry it: viewers join, the shop's product service registers the catalogue
+(`catalogue_registered`; not with --no-catalogue, as in the first run), the labelled
+product is pinned (its catalogue title on the card) and the flash sale starts, then every
+comment with the `question` flag the server sets (server/commerce/interactions.is_question),
+staff answers with the host role. A comment counts as a question when insights grouped it.
 What insights made of each comment (a question? about which product? which group?
 answered?) is scored against the labels (shoplang/evaluation.score_chatter).
 """
@@ -18,11 +20,20 @@ from barrage.v1 import event_pb2
 from server.commerce.interactions import is_question
 from server.insights.engine import InsightsConfig, RoomInsights
 from shoplang.evaluation import ChatPrediction, EvalShop, chatter_summary, load_shop, score_chatter
+from shoplang.understand import names_of
 
 START_MS = 1_800_000_000_000
 
 
-def chatter_events(shop: EvalShop) -> list[event_pb2.Event]:
+def catalogue_event(shop: EvalShop) -> event_pb2.Payload:
+    """The room's catalogue as the shop's product service registers it (names and kinds)."""
+    registered = event_pb2.CatalogueRegistered()
+    for entry in names_of(shop.catalogue):
+        registered.products.add(product_id=entry.product_id, names=entry.names, categories=entry.categories)
+    return event_pb2.Payload(catalogue_registered=registered)
+
+
+def chatter_events(shop: EvalShop, register: bool = True) -> list[event_pb2.Event]:
     chatter = shop.chatter
     events: list[event_pb2.Event] = []
     at = START_MS
@@ -37,6 +48,8 @@ def chatter_events(shop: EvalShop) -> list[event_pb2.Event]:
 
     for user in sorted({c.user for c in chatter.comments if c.role == "viewer"}):
         add(event_pb2.Payload(viewer_joined=event_pb2.ViewerJoined()), user, event_pb2.ROLE_VIEWER)
+    if register:
+        add(catalogue_event(shop), "shop-service", event_pb2.ROLE_SERVICE)
     for product_id, kind in ((chatter.pinned, "pin"), (chatter.flash_sale, "sale")):
         product = shop.catalogue.product(product_id) if product_id else None
         if product is None:
@@ -61,7 +74,7 @@ def predictions(shop: EvalShop, engine: RoomInsights, events: list[event_pb2.Eve
             continue
         group_id = engine.questions.by_event.get(event.event_id)
         if group_id is None:
-            out[event.event_id] = ChatPrediction(question=event.payload.comment.question)
+            out[event.event_id] = ChatPrediction(question=False)
             continue
         group = engine.questions.groups[group_id]
         at = event.publish_time.ToMilliseconds()
@@ -70,10 +83,10 @@ def predictions(shop: EvalShop, engine: RoomInsights, events: list[event_pb2.Eve
     return out
 
 
-def run(folder: Path) -> tuple[EvalShop, dict[str, float | int]]:
+def run(folder: Path, register: bool = True) -> tuple[EvalShop, dict[str, float | int]]:
     shop = load_shop(folder)
     engine = RoomInsights(shop.name, InsightsConfig())
-    events = chatter_events(shop)
+    events = chatter_events(shop, register)
     for position, event in enumerate(events):
         engine.fold(position, event)
     return shop, score_chatter(shop.chatter, predictions(shop, engine, events))
@@ -82,9 +95,10 @@ def run(folder: Path) -> tuple[EvalShop, dict[str, float | int]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server.insights.shop_eval", description=__doc__.splitlines()[0])
     parser.add_argument("sets", type=Path, nargs="+")
+    parser.add_argument("--no-catalogue", action="store_true", help="no catalogue_registered event (the first run)")
     args = parser.parse_args(argv)
     for folder in args.sets:
-        shop, figures = run(folder)
+        shop, figures = run(folder, not args.no_catalogue)
         print(chatter_summary(shop.name, figures))
     return 0
 

@@ -256,6 +256,7 @@ class Payload(_message.Message):
     VIEWER_JOINED_FIELD_NUMBER: _builtins.int
     VIEWER_LEFT_FIELD_NUMBER: _builtins.int
     ROOM_CHECKPOINT_FIELD_NUMBER: _builtins.int
+    CATALOGUE_REGISTERED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def comment(self) -> Global___Comment:
         """A viewer's (or host's) comment."""
@@ -372,6 +373,13 @@ class Payload(_message.Message):
         whole history. Never sent to clients.
         """
 
+    @_builtins.property
+    def catalogue_registered(self) -> Global___CatalogueRegistered:
+        """The products the room sells, registered by the host or the shop's product
+        service (critical; the latest registration replaces earlier ones). Room insights
+        attribute viewers' comments that name a product, pinned or not, from it.
+        """
+
     def __init__(
         self,
         *,
@@ -403,16 +411,77 @@ class Payload(_message.Message):
         viewer_joined: Global___ViewerJoined | None = ...,
         viewer_left: Global___ViewerLeft | None = ...,
         room_checkpoint: Global___RoomCheckpoint | None = ...,
+        catalogue_registered: Global___CatalogueRegistered | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_checkpoint", b"room_checkpoint", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_checkpoint", b"room_checkpoint", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_checkpoint", b"room_checkpoint", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "message_deleted", b"message_deleted", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_checkpoint", b"room_checkpoint", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "room_checkpoint"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "room_checkpoint", "catalogue_registered"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___Payload: _TypeAlias = Payload  # noqa: Y015
+
+@_typing.final
+class CatalogueRegistered(_message.Message):
+    """A room's catalogue as room insights need it: what each product is called."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def products(self) -> _containers.RepeatedCompositeFieldContainer[Global___CatalogueProduct]:
+        """At most 200 products."""
+
+    def __init__(
+        self,
+        *,
+        products: _abc.Iterable[Global___CatalogueProduct] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["products", b"products"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogueRegistered: _TypeAlias = CatalogueRegistered  # noqa: Y015
+
+@_typing.final
+class CatalogueProduct(_message.Message):
+    """One product of a room's catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    NAMES_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    product_id: _builtins.str
+    """The id ProductPinned.product.product_id and Purchase.product_id carry."""
+    @_builtins.property
+    def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Its names in any language, the full name first, then aliases and short forms
+        ("海南贵妃芒", "Hainan Guifei Mango", "贵妃芒"). At most 20, each at most 100 characters.
+        """
+
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The everyday nouns for its kind ("芒果", "mango"). At most 10, each at most 100 characters."""
+
+    def __init__(
+        self,
+        *,
+        product_id: _builtins.str = ...,
+        names: _abc.Iterable[_builtins.str] | None = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "names", b"names", "product_id", b"product_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogueProduct: _TypeAlias = CatalogueProduct  # noqa: Y015
 
 @_typing.final
 class Comment(_message.Message):
