@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 LATIN_WORD = re.compile(r"[a-z][a-z0-9'’-]*|\d+(?:\.\d+)?[a-z]*")
@@ -244,25 +245,39 @@ KIND_SYNONYMS: tuple[tuple[str, ...], ...] = (
 )  # fmt: skip
 
 
-def cue_matches(cue: str, text: str) -> bool:
+def _cue_source(cue: str) -> str:
     if cue.startswith("re:"):
-        return re.search(cue[3:], text) is not None
+        return f"(?:{cue[3:]})"
     if CJK.search(cue):
-        return cue in text
-    return re.search(r"(?<![a-z])" + re.escape(cue) + r"(?:e?s)?(?![a-z])", text) is not None
+        return re.escape(cue)
+    return r"(?<![a-z])" + re.escape(cue) + r"(?:e?s)?(?![a-z])"
+
+
+@lru_cache(maxsize=8192)
+def cues_pattern(cues: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled alternation for a group of cues (compiled once, searched once)."""
+    return re.compile("|".join(_cue_source(cue) for cue in cues))
+
+
+def cue_matches(cue: str, text: str) -> bool:
+    return cues_pattern((cue,)).search(text) is not None
+
+
+def any_cue(cues: tuple[str, ...], text: str) -> bool:
+    return cues_pattern(cues).search(text) is not None
 
 
 def intents_of(text: str) -> list[str]:
     """The intents whose cues the normalised text holds, in INTENTS order."""
-    return [name for name, cues in INTENTS.items() if any(cue_matches(cue, text) for cue in cues)]
+    return [name for name, cues in INTENTS.items() if any_cue(cues, text)]
 
 
 def concepts_of(text: str) -> list[str]:
-    return [name for name, cues in CONCEPTS.items() if any(cue_matches(cue, text) for cue in cues)]
+    return [name for name, cues in CONCEPTS.items() if any_cue(cues, text)]
 
 
 def is_medical(text: str) -> bool:
-    return any(cue_matches(cue, text) for cue in MEDICAL)
+    return any_cue(MEDICAL, text)
 
 
 def colours_named(text: str) -> list[str]:
@@ -272,7 +287,7 @@ def colours_named(text: str) -> list[str]:
 
 
 def regions_named(text: str) -> list[str]:
-    return [region for region, names in REGIONS.items() if any(cue_matches(name, text) for name in names)]
+    return [region for region, names in REGIONS.items() if any_cue(names, text)]
 
 
 # ------------------------------------------------------------------ numbers with units

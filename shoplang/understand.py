@@ -129,9 +129,16 @@ class Understanding:
         for product_id, extra in (names or {}).items():
             raw.setdefault(product_id, []).extend(_name_terms(list(extra)))
         self.terms = _dedupe(raw)
-        self._pinyin = [
-            (t, tuple(lazy_pinyin(t.text))) for t in self.terms if L.CJK.search(t.text) and len(t.text) >= 2
-        ]
+        self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
+        self._by_first: dict[str, list[Term]] = {}
+        for term in self.terms:
+            self._by_first.setdefault(term.text[0], []).append(term)
+        self._pinyin: dict[str, list[tuple[Term, tuple[str, ...]]]] = {}
+        """First syllable -> the Chinese terms starting with it, with their toneless pinyin."""
+        for term in self.terms:
+            if L.CJK.search(term.text) and len(term.text) >= 2:
+                sounds = tuple(_syllable(ch) for ch in term.text)
+                self._pinyin.setdefault(sounds[0], []).append((term, sounds))
 
     # ------------------------------------------------------------------ reading
 
@@ -155,8 +162,8 @@ class Understanding:
             lang=L.language(original),
             question=False,
             named=tuple(named),
-            pointed=any(L.cue_matches(w, masked) for w in (*L.DEIXIS_ZH, *L.DEIXIS_EN)),
-            sale=any(L.cue_matches(w, masked) for w in L.SALE_WORDS),
+            pointed=L.any_cue((*L.DEIXIS_ZH, *L.DEIXIS_EN), masked),
+            sale=L.any_cue(L.SALE_WORDS, masked),
             intents=intents,
             concepts=concepts,
             medical=L.is_medical(text),
@@ -180,13 +187,16 @@ class Understanding:
     def _find(self, text: str) -> list[tuple[int, int, str, float]]:
         """(start, end, product id) of every product term in the text, longest first, no overlaps."""
         hits: list[tuple[int, int, str, float]] = []
-        for term in self.terms:
+        candidates = [term for ch in set(text) for term in self._by_first.get(ch, ())]
+        for term in candidates:
             if term.start_only:
                 # One character ("米多少钱", "表 waterproof?"): only as the question's first word.
                 rest = text[len(term.text) :]
                 if text.startswith(term.text) and rest and (not L.CJK.match(rest[0]) or rest.startswith(_AFTER_NAME)):
                     hits.append((0, len(term.text), term.product_id, term.weight))
                 continue
+            if term.text not in text:
+                continue  # the cheap test first: most terms are not in a given comment
             for match in _term_pattern(term.text).finditer(text):
                 hits.append((match.start(), match.end(), term.product_id, term.weight))
         if self._pinyin:
@@ -208,12 +218,12 @@ class Understanding:
         """Pinyin slips ("蜂密" for 蜂蜜): same toneless pinyin, at least half the characters exact."""
         covered = {i for s, e, _, _ in exact for i in range(s, e)}
         chars = list(text)
-        syllables = [lazy_pinyin(ch)[0] if L.CJK.match(ch) else ch for ch in chars]
+        syllables = [_syllable(ch) if L.CJK.match(ch) else ch for ch in chars]
         out = []
-        for term, sounds in self._pinyin:
-            n = len(term.text)
-            for i in range(len(chars) - n + 1):
-                if any(j in covered for j in range(i, i + n)):
+        for i, first in enumerate(syllables):
+            for term, sounds in self._pinyin.get(first, ()):
+                n = len(sounds)
+                if i + n > len(chars) or any(j in covered for j in range(i, i + n)):
                     continue
                 if tuple(syllables[i : i + n]) == sounds:
                     same = sum(1 for a, b in zip(chars[i : i + n], term.text, strict=True) if a == b)
@@ -242,10 +252,10 @@ class Understanding:
     def _variants_and_sizes(self, reading: Reading, masked: str) -> None:
         if self.catalogue is None:
             return
-        for product in self.catalogue.products:
-            variant = _variant_named(product, masked)
+        for product_id, keys in self._variants:
+            variant = _variant_named(keys, masked)
             if variant is not None:
-                reading.variants[product.id] = variant
+                reading.variants[product_id] = variant
         listed = {s.casefold() for p in self.catalogue.products for s in p.sizes}
         sizes, unknown = [], []
         for match in re.finditer(r"(?<![a-z0-9])(x{0,4}[sl]|m|nb|xx+l|\d{2,3})(?![a-z0-9])\s*(码|号|size)?", masked):
@@ -374,6 +384,11 @@ def _contains(text: str, word: str) -> bool:
     return L.cue_matches(L.normalize(word), text)
 
 
+@lru_cache(maxsize=65536)
+def _syllable(ch: str) -> str:
+    return lazy_pinyin(ch)[0]
+
+
 @lru_cache(maxsize=4096)
 def _term_pattern(term: str) -> re.Pattern[str]:
     if L.CJK.search(term):
@@ -389,27 +404,40 @@ def _order(spans: list[tuple[int, int, str]]) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _cue_words() -> re.Pattern[str]:
+    """Every Chinese cue word of what is asked, longest first, as one pattern."""
+    words = {cue for group in (*L.INTENTS.values(), *L.CONCEPTS.values()) for cue in group}
+    plain = sorted((w for w in words if not w.startswith("re:") and L.CJK.search(w)), key=len, reverse=True)
+    return re.compile("|".join(re.escape(w) for w in plain))
+
+
 def _residue(masked: str) -> str:
-    text = re.sub(r"[\s\W_]+", " ", masked)
-    for cues in (L.INTENTS.values(), L.CONCEPTS.values()):
-        for group in cues:
-            for cue in group:
-                if not cue.startswith("re:") and L.CJK.search(cue):
-                    text = text.replace(cue, " ")
+    text = _cue_words().sub(" ", re.sub(r"[\s\W_]+", " ", masked))
     text = re.sub(f"[{L.PARTICLES_ZH}]", " ", text)
     words = [w for w in text.split() if w not in L.STOP_EN and len(w) > 1]
     return " ".join(words)
 
 
-def _variant_named(product: Product, text: str) -> str | None:
-    found: list[str] = []
+def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
+    """Per variant, the strings that name it: its name, its numbers with units ("9斤",
+    "45毫米", "12盒"), and Chinese words of its name no other variant has ("茶轴", "2段")."""
+    words: dict[str, set[str]] = {}
     for variant in product.variants:
-        keys = {L.normalize(variant.name.zh).removesuffix("装"), L.normalize(variant.name.en)}
-        core = re.findall(r"\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g)?", L.normalize(variant.name.zh))
+        zh = L.normalize(variant.name.zh)
+        words[variant.id] = set(re.findall(r"[\u4e00-\u9fff]{2,}|\d+[\u4e00-\u9fff]", zh))
+    out = []
+    for variant in product.variants:
+        zh = L.normalize(variant.name.zh)
+        keys = {zh.removesuffix("装"), L.normalize(variant.name.en)}
+        core = re.findall(r"\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g)?", zh)
         keys |= {c.replace(" ", "") for c in core if len(c) > 1}
-        keys |= {k for k in re.findall(r"[\u4e00-\u9fff]{2,}", L.normalize(variant.name.zh)) if k.endswith("轴")}
-        if any(k and k in text for k in keys):
-            found.append(variant.id)
-    if len(found) == 1:
-        return found[0]
-    return None
+        others = set().union(*(w for vid, w in words.items() if vid != variant.id))
+        keys |= words[variant.id] - others
+        out.append((variant.id, frozenset(k for k in keys if k)))
+    return out
+
+
+def _variant_named(keys: list[tuple[str, frozenset[str]]], text: str) -> str | None:
+    found = [vid for vid, names in keys if any(k in text for k in names)]
+    return found[0] if len(found) == 1 else None
