@@ -67,13 +67,22 @@ class Reading:
 
     @property
     def topic_key(self) -> str:
-        """What is asked, as one key: the first intent or kind of spec, else the leftover words."""
+        """What is asked, as one key: the first intent or kind of spec ("" if none is known)."""
         if self.intents:
             return self.intents[0]
-        if self.concepts:
-            return self.concepts[0]
-        words = sorted(set(self.residue.split()))
-        return "about:" + "+".join(words) if words else ""
+        return self.concepts[0] if self.concepts else ""
+
+    @property
+    def topic_words(self) -> frozenset[str]:
+        """The leftover words (no product names, question words or particles) as Chinese
+        character pairs and English words: near-duplicates share most of them."""
+        out: set[str] = set()
+        for chunk in self.residue.split():
+            if L.CJK.search(chunk):
+                out |= {chunk[i : i + 2] for i in range(len(chunk) - 1)}
+            elif chunk not in L.STOP_EN:
+                out.add(L.singular(chunk))
+        return frozenset(out)
 
     def about(self, pinned: str | None, sale: str | None, ambiguous: Mapping[str, tuple[str, ...]] = {}) -> list[str]:
         """The products the question is about, given what is on screen."""

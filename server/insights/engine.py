@@ -27,10 +27,13 @@ from server.insights.audience import Audience
 from server.insights.products import Products
 from server.insights.questions import Questions
 from server.insights.text import Analysis, analyse
+from shoplang.lang import answer_intents
 from shoplang.understand import ProductNames, Reading, Understanding
 
 VIEWER = event_pb2.ROLE_VIEWER
 ANSWERERS = frozenset({event_pb2.ROLE_HOST, event_pb2.ROLE_MODERATOR, event_pb2.ROLE_BOT})
+SHOP_WIDE = frozenset({"invoice", "region"})
+"""Questions about the shop, not a product (with a registered catalogue)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +195,9 @@ class RoomInsights:
             product = self.products.product(entry.product_id)
             product.title = product.title or entry.names[0]
 
-    def _read(self, text: str, analysis: Analysis, on_screen: list[str]) -> tuple[Reading, Analysis, list[str]]:
+    def _read(
+        self, text: str, analysis: Analysis, on_screen: list[str], answer: bool = False
+    ) -> tuple[Reading, Analysis, list[str]]:
         """With a registered catalogue: the shared reading's products and what is asked."""
         assert self.understanding is not None
         reading = self.understanding.read(text)
@@ -201,9 +206,21 @@ class RoomInsights:
             named = list(reading.named)
         if len(reading.named) > 1 and len(named) == 1:
             named = named + [pid for pid in reading.named if pid not in named]
-        key = reading.topic_key
-        intents = tuple(dict.fromkeys([*([key] if key else []), *analysis.intents]))
-        return reading, Analysis(analysis.normalized, intents, analysis.topic, analysis.terms), named
+        keys = [*(reading.intents if answer else reading.topic_key.split()), *analysis.intents]
+        if answer:
+            keys += [*reading.concepts, *answer_intents(reading.text)]
+        intents = tuple(dict.fromkeys(k for k in keys if k))
+        return reading, Analysis(analysis.normalized, intents, reading.topic_words, analysis.terms), named
+
+    def _unnamed(self, reading: Reading, on_screen: list[str]) -> list[str]:
+        """What a question naming no product is about: "秒杀的" -> the sale's product, a
+        shop-wide question (invoice, delivery to a region) -> none, else what is on screen."""
+        sales = list(self.products.sales.values())
+        if reading.sale and sales:
+            return sales[-1:]
+        if not reading.pointed and (reading.topic_key in SHOP_WIDE or reading.regions):
+            return []
+        return on_screen
 
     def _comment(self, event: event_pb2.Event, at: int, b: int) -> None:
         comment = event.payload.comment
@@ -216,9 +233,11 @@ class RoomInsights:
             bucket.terms.update(analysis.terms)
             on_screen = self.products.on_screen()
             asked = comment.question
+            fallback = on_screen
             if self.understanding is not None:
                 reading, analysis, named = self._read(comment.text, analysis, on_screen)
                 asked = reading.question
+                fallback = self._unnamed(reading, on_screen)
             else:
                 named = self.products.aliases.find(analysis.normalized, on_screen)
             for product_id in named:
@@ -227,7 +246,7 @@ class RoomInsights:
                 product.mentioners[b].add(sender.user_id)
             if asked:
                 bucket.questions += 1
-                about = named[0] if named else (on_screen[0] if on_screen else "")
+                about = named[0] if named else (fallback[0] if fallback else "")
                 if about:
                     self.products.product(about).questions[b] += 1
                 self.questions.ask(event.event_id, sender.user_id, comment.text, at, b, analysis, about)
@@ -235,7 +254,7 @@ class RoomInsights:
             analysis = analyse(comment.text, answer=True, names=self.products.aliases)
             on_screen = self.products.on_screen()
             if self.understanding is not None:
-                _, analysis, named = self._read(comment.text, analysis, on_screen)
+                _, analysis, named = self._read(comment.text, analysis, on_screen, answer=True)
             else:
                 named = self.products.aliases.find(analysis.normalized, on_screen)
             self.questions.comment_by_staff(
