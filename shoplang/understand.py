@@ -279,6 +279,7 @@ class Understanding:
 # ------------------------------------------------------------------ questions
 
 
+_STATEMENT = re.compile(r"我|了|过|超|太|真|喜欢|好吃|好用|\b(i|i'm|love|loved|bought|got mine)\b")
 _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几[个件块元天斤克号码段分点岁种包片盒罐支瓶升个钟年周]|几[点]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
@@ -306,7 +307,9 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
     if _Q_EN.search(text):
         return True
     if reading is not None and (reading.named or reading.pointed) and (reading.intents or reading.concepts):
-        return not text.endswith(("!", "！"))
+        # "walnuts shelf life", "牛奶保质期": a product and a thing asked, unless it tells
+        # ("我上次买的核桃超好吃", "love this one!").
+        return not (text.endswith(("!", "！")) or _STATEMENT.search(text))
     return False
 
 

@@ -200,3 +200,30 @@ def test_without_a_catalogue_insights_charge_unpinned_products_to_the_pinned_one
 
     _, figures = run_insights(SHOPS / "groceries", register=False)
     assert figures["attributed_off_screen"] == 0  # the first run's finding, kept as the contrast
+
+
+def test_the_report_shows_demand_for_every_product_named_pinned_or_not(tmp_path: Path) -> None:
+    from collections import Counter
+
+    from clients.report import save_report
+    from server.insights.engine import InsightsConfig, Limits, RoomInsights
+    from server.insights.shop_eval import chatter_events
+    from tests.test_insights_report import Page
+
+    shop = load_shop(SHOPS / "groceries")
+    engine = RoomInsights("groceries", InsightsConfig())
+    for position, event in enumerate(chatter_events(shop)):
+        engine.fold(position, event)
+    insights = engine.snapshot("Fresh Pantry", limits=Limits(top_questions=100))
+    page = Page()
+    page.feed(save_report(insights, tmp_path / "report").read_text(encoding="utf-8"))
+    asked = {row[0]: int(row[4]) for row in page.tables["products"]}  # title -> questions
+    labelled = Counter(c.product for c in shop.chatter.comments if c.question and c.product)
+    for product_id, count in labelled.items():
+        product = shop.catalogue.product(product_id)
+        assert product is not None
+        assert product.name.zh in asked, product.name.zh  # unpinned products are in the table, by name
+        assert abs(asked[product.name.zh] - count) <= 2, (product_id, asked[product.name.zh], count)
+    table = page.tables["questions"]
+    walnut = [row for row in table if row[3] == "新疆纸皮核桃"]
+    assert walnut and sum(int(row[0]) for row in walnut) == labelled["gro-walnut"]

@@ -1,4 +1,5 @@
-"""`barrage assistant`: run the shopping assistant in a room until stopped."""
+"""`barrage assistant`: run the shopping assistant in a room until stopped;
+`barrage catalogue`: register a room's products for room insights."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import os
 import sys
 
+from barrage.v1 import event_pb2
 from clients.assistant.settings import Settings
 
 
@@ -73,4 +75,41 @@ async def assistant_command(args: argparse.Namespace, target: str, token: str) -
         await assistant.run()
     finally:
         print(f"barrage assistant: {assistant.stats.summary()}", file=sys.stderr, flush=True)
+    return 0
+
+
+def catalogue_payload(path: str) -> event_pb2.Payload:
+    """A catalogue file (format v2 or the first format) as a `catalogue_registered` event."""
+    from clients.assistant.catalog import load_catalogue
+    from shoplang import catalogue as v2
+    from shoplang.understand import names_of
+
+    registered = event_pb2.CatalogueRegistered()
+    if v2.is_v2(path):
+        for entry in names_of(v2.load_catalogue(path)):
+            registered.products.add(
+                product_id=entry.product_id, names=list(entry.names)[:20], categories=list(entry.categories)[:10]
+            )
+    else:
+        for p in load_catalogue(path).products:
+            names = list(dict.fromkeys([p.name.zh, p.name.en, *p.aliases]))[:20]
+            kinds = list(dict.fromkeys([*p.category.zh.split(), *p.category.en.split()]))[:10]
+            registered.products.add(product_id=p.id, names=names, categories=kinds)
+    return event_pb2.Payload(catalogue_registered=registered)
+
+
+async def register_command(args: argparse.Namespace, target: str, token: str) -> int:
+    """`barrage catalogue ROOM --catalog FILE`: register the room's products (host or service token)."""
+    from clients.admin import AdminClient
+    from clients.assistant.catalog import CatalogueError
+    from shoplang import catalogue as v2
+
+    try:
+        payload = catalogue_payload(args.catalog)
+    except (CatalogueError, v2.CatalogueError) as error:
+        print(f"barrage catalogue: {error}", file=sys.stderr)
+        return 2
+    async with AdminClient(target, token) as admin:
+        await admin.publish(args.room, payload)
+    print(f"barrage catalogue: {len(payload.catalogue_registered.products)} products registered in {args.room}")
     return 0
