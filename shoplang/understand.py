@@ -64,6 +64,8 @@ class Reading:
     """Product id -> how strongly it is named (a shared word counts half)."""
     bigger: bool | None = None
     """"the bigger one" (True) / "the small one" (False)."""
+    other_kind: bool = False
+    """It names a kind of product ("平板", "durian") that none of the room's products is."""
 
     @property
     def topic_key(self) -> str:
@@ -139,6 +141,7 @@ class Understanding:
             raw.setdefault(product_id, []).extend(_name_terms(list(extra)))
         self.terms = _dedupe(raw)
         self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
+        self._known = {term.text for term in self.terms}
         self._by_first: dict[str, list[Term]] = {}
         for term in self.terms:
             self._by_first.setdefault(term.text[0], []).append(term)
@@ -190,6 +193,12 @@ class Understanding:
             else None
         )
         self._variants_and_sizes(reading, masked)
+        reading.other_kind = not reading.named and any(
+            L.cue_matches(L.normalize(kind), masked)
+            for group in L.KIND_SYNONYMS
+            for kind in group
+            if len(kind) >= 2 and L.normalize(kind) not in self._known
+        )
         reading.question = is_question(original, reading)
         return reading
 
@@ -286,7 +295,7 @@ _Q_ZH = re.compile(
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
 )
 _REQUEST_ZH = re.compile(r"^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|需要开|帮我|给我看")
-_EXCLAIM_ZH = re.compile(r"怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$")
+_EXCLAIM_ZH = re.compile(r"^不知道|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$")
 _Q_EN = re.compile(
     r"^(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone|should|got)\b"
     r"|\b(how much|how many|how long|price|link|pls|please|show me)\b"

@@ -106,3 +106,59 @@ async def test_every_question_of_a_shop_gets_a_grounded_reply_through_a_node(
     if name != "baby":  # tuned on; baby is held out (its figure is measured, docs/assistant.md)
         assert figures["answerable_pct"] >= 90 and figures["declined_pct"] >= 90
         assert figures["wrong_product"] == 0
+
+
+async def test_a_registered_catalogue_lets_insights_count_demand_for_unpinned_products(
+    server: ServerProcess, admin: AdminClient, tmp_path: Path
+) -> None:
+    from collections import Counter
+
+    from clients.assistant.command import catalogue_payload
+    from clients.insights import InsightsClient
+    from clients.report import save_report
+    from tests.test_insights_report import Page
+
+    shop = load_shop(SHOPS / "electronics")
+    room = f"insights-{uuid.uuid4().hex[:8]}"
+    await admin.create_room(room, title=shop.name)
+    await admin.publish(room, catalogue_payload(str(SHOPS / "electronics" / "catalogue.yaml")))
+    pinned = shop.catalogue.product(shop.chatter.pinned or "")
+    assert pinned is not None
+    price = event_pb2.Money(amount_minor=int(pinned.price * 100), currency="CNY")
+    card = event_pb2.Product(product_id=pinned.id, title=pinned.name.zh, price=price)
+    await admin.publish(room, event_pb2.Payload(product_pinned=event_pb2.ProductPinned(product=card)))
+    on_sale = shop.catalogue.product(shop.chatter.flash_sale or "")
+    assert on_sale is not None
+    sale = event_pb2.FlashSaleStarted(
+        sale_id="sale-1",
+        product=event_pb2.Product(product_id=on_sale.id, title=on_sale.name.zh, price=price),
+        stock=50,
+        limit_per_user=1,
+    )
+    sale.start_time.FromMilliseconds(int(time.time() * 1000) - 1000)
+    sale.end_time.FromMilliseconds(int(time.time() * 1000) + 600_000)
+    await admin.publish(room, event_pb2.Payload(flash_sale_started=sale))
+    viewers = [Viewer(server, room, f"fan-{i}") for i in range(4)]
+    host = Viewer(server, room, "host-1", role="host")
+    for client in (*viewers, host):
+        await client.__aenter__()
+    try:
+        for i, line in enumerate(shop.chatter.comments):
+            await (host if line.role == "host" else viewers[i % len(viewers)]).ask(line.text)
+        viewer_lines = sum(1 for c in shop.chatter.comments if c.role == "viewer")
+        async with InsightsClient(server.target, server.token("shop", role="service")) as figures:
+            async with asyncio.timeout(20):
+                while (insights := await figures.get(room, top=100)).totals.comments < viewer_lines:
+                    await asyncio.sleep(0.3)
+    finally:
+        for client in (*viewers, host):
+            await client.__aexit__(None, None, None)
+    asked = {p.product_id: p.questions for p in insights.products}
+    labelled = Counter(c.product for c in shop.chatter.comments if c.question and c.product)
+    off_screen = [pid for pid in labelled if pid not in (pinned.id, on_sale.id)]
+    assert off_screen and all(asked.get(pid, 0) >= labelled[pid] - 1 for pid in off_screen), (asked, labelled)
+    assert asked[pinned.id] <= labelled[pinned.id] + 2  # not charged with every other product's questions
+    page = Page()
+    page.feed(save_report(insights, tmp_path / "report").read_text(encoding="utf-8"))
+    titles = {row[0] for row in page.tables["products"]}
+    assert {shop.catalogue.product(pid).name.zh for pid in off_screen} <= titles  # type: ignore[union-attr]

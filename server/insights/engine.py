@@ -214,11 +214,12 @@ class RoomInsights:
 
     def _unnamed(self, reading: Reading, on_screen: list[str]) -> list[str]:
         """What a question naming no product is about: "秒杀的" -> the sale's product, a
-        shop-wide question (invoice, delivery to a region) -> none, else what is on screen."""
+        shop-wide question (invoice, delivery to a region) or one about a kind of product the
+        room does not sell ("有没有平板") -> none, else what is on screen."""
         sales = list(self.products.sales.values())
         if reading.sale and sales:
             return sales[-1:]
-        if not reading.pointed and (reading.topic_key in SHOP_WIDE or reading.regions):
+        if not reading.pointed and (reading.topic_key in SHOP_WIDE or reading.regions or reading.other_kind):
             return []
         return on_screen
 
