@@ -193,11 +193,17 @@ class Understanding:
             else None
         )
         self._variants_and_sizes(reading, masked)
-        reading.other_kind = not reading.named and any(
-            L.cue_matches(L.normalize(kind), masked)
-            for group in L.KIND_SYNONYMS
-            for kind in group
-            if len(kind) >= 2 and L.normalize(kind) not in self._known
+        # "有没有平板", "do you sell tablets": asks whether the room sells a kind it does not.
+        asks_for = re.search(r"有没有|有.{1,6}(吗|不|嘛)|卖不卖|do you (have|sell)|any .*\?|got any", text)
+        reading.other_kind = (
+            bool(asks_for)
+            and not reading.named
+            and any(
+                L.cue_matches(L.normalize(kind), masked)
+                for group in L.KIND_SYNONYMS
+                for kind in group
+                if len(kind) >= 2 and L.normalize(kind) not in self._known
+            )
         )
         reading.question = is_question(original, reading)
         return reading
@@ -428,7 +434,7 @@ def _order(spans: list[tuple[int, int, str]]) -> list[str]:
 @lru_cache(maxsize=1)
 def _cue_words() -> re.Pattern[str]:
     """Every Chinese cue word of what is asked, longest first, as one pattern."""
-    words = {cue for group in (*L.INTENTS.values(), *L.CONCEPTS.values()) for cue in group}
+    words = {cue for group in (*L.INTENTS.values(), *L.CONCEPTS.values(), L.QUESTION_WORDS_ZH) for cue in group}
     plain = sorted((w for w in words if not w.startswith("re:") and L.CJK.search(w)), key=len, reverse=True)
     return re.compile("|".join(re.escape(w) for w in plain))
 
@@ -455,6 +461,9 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         keys |= {c.replace(" ", "") for c in core if len(c) > 1}
         others = set().union(*(w for vid, w in words.items() if vid != variant.id))
         keys |= words[variant.id] - others
+        numbers = set(re.findall(r"\d{2,}", zh))
+        other_numbers = {n for v in product.variants if v.id != variant.id for n in re.findall(r"\d{2,}", v.name.zh)}
+        keys |= {n + "的" for n in numbers - other_numbers} | {n + "ml" for n in numbers - other_numbers}
         out.append((variant.id, frozenset(k for k in keys if k)))
     return out
 

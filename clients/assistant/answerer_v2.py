@@ -83,6 +83,10 @@ class CatalogueAnswerer:
         declined: list[str] = []
         shop_facts = self._shop_level(reading, lang)
         products = [pid for pid in reading.about(state.pinned_id, sale_pid) if self.catalogue.product(pid)]
+        if reading.other_kind and not reading.named and not reading.pointed:
+            return self._decline(question, lang, "no_product", reading)  # "有拉拉裤吗": not sold here
+        if not reading.named and products:
+            products = self._by_measure(reading, products)
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
         shop_only = bool(shop_facts) and not reading.named and not reading.pointed and not on_sale
         if not shop_only:
@@ -92,6 +96,12 @@ class CatalogueAnswerer:
                 got, no = self._product_facts(product, reading, state, now_ms, lang)
                 facts += got
                 declined += no
+        if not facts and not reading.named and not reading.pointed and not shop_facts:
+            # "滤网多久换一次" while the wok is pinned: the one other product whose listing
+            # holds what is asked.
+            other = self._elsewhere(reading, products)
+            if other is not None:
+                facts, declined = self._product_facts(other, reading, state, now_ms, lang)
         if not facts and not declined:
             if shop_facts:
                 facts = shop_facts
@@ -102,12 +112,12 @@ class CatalogueAnswerer:
             return self._decline(question, lang, why, reading)
         text = render(lang, facts)  # type: ignore[arg-type]
         if declined:
-            zh, en = DECLINE["unknown"]
             body, _, refs = text.partition(" [product:")
+            # No numerals in the note ("这一点" would read as the number 1 to grounding).
             note = (
-                f"（其他{zh.removeprefix('抱歉，')}）"
+                "（其余的商品信息里没有列出，请咨询客服）"
                 if lang == "zh"
-                else f" (Other parts: {en.removeprefix('Sorry, ')})"
+                else " (The rest is not listed — please ask customer service.)"
             )
             text_out = body + note + (" [product:" + refs if refs else "")
         else:
@@ -116,6 +126,32 @@ class CatalogueAnswerer:
         if ungrounded(text_out, sources):
             return self._decline(question, lang, "unknown", reading)
         return Answer(question, lang, "answer", tuple(facts), text_out)  # type: ignore[arg-type]
+
+    def _elsewhere(self, r: Reading, tried: list[str]) -> Product | None:
+        hits = []
+        for p in self.catalogue.products:
+            if p.id in tried:
+                continue
+            named_spec = [s for s in _specs_for(p, r) if _spec_named(s, r)]
+            if named_spec or (r.residue and _find_in_product(p, r.residue, names=False)):
+                hits.append(p)
+        return hits[0] if len(hits) == 1 else None
+
+    def _by_measure(self, r: Reading, products: list[str]) -> list[str]:
+        """ "身高70穿哪个码" while diapers (sized by weight) are pinned: the one product whose
+        size chart is by that measure."""
+        kinds = {kind for kind, _ in r.quantities}
+        if not kinds or not ({"sizes"} & set(r.intents)):
+            return products
+
+        def charted(p: Product | None) -> bool:
+            chart = p.size_chart if p is not None else None
+            return chart is not None and any(_column_kind(c) in kinds for c in chart.columns)
+
+        if charted(self.catalogue.product(products[0])):
+            return products
+        fits = [p.id for p in self.catalogue.products if charted(p)]
+        return fits if len(fits) == 1 else products
 
     def _decline(self, question: str, lang: Lang, why: str, reading: Reading) -> Answer:
         zh, en = DECLINE.get(why, DECLINE["unknown"])
@@ -537,7 +573,14 @@ def _property_asked(r: Reading) -> str:
     return " ".join(words) if (L.CJK.search(x) and len(x) >= 2) or words else ""
 
 
-def _find_in_product(p: Product, query: str) -> list[tuple[Text, Text]]:
+def _spec_named(spec: Spec, r: Reading) -> bool:
+    """The question holds two characters of the spec's Chinese name or its English name."""
+    name = "".join(ch for ch in spec.name.zh if L.CJK.match(ch))
+    pairs = {name[i : i + 2] for i in range(len(name) - 1)} - _WEAK_BIGRAMS
+    return any(pair in r.text for pair in pairs) or L.cue_matches(L.normalize(spec.name.en), r.text)
+
+
+def _find_in_product(p: Product, query: str, names: bool = True) -> list[tuple[Text, Text]]:
     """Fields of the product whose text holds the query's words (all of a Chinese chunk; English words)."""
     if not query.strip():
         return []
@@ -551,10 +594,11 @@ def _find_in_product(p: Product, query: str) -> list[tuple[Text, Text]]:
         fields.append((Text(zh="适合", en="for"), _join([a.who for a in p.suitable_for])))
     if p.not_for:
         fields.append((Text(zh="不适合", en="not for"), _join([a.who for a in p.not_for])))
-    fields.append((Text(zh="名称", en="name"), p.name))
+    if names:
+        fields.append((Text(zh="名称", en="name"), p.name))
     chunks = [c for c in re.split(r"\s+", L.normalize(query)) if c]
     cjk = [c for c in chunks if L.CJK.search(c) and len(c) >= 2]
-    en = [L.singular(c) for c in chunks if not L.CJK.search(c) and len(c) >= 2 and c not in L.STOP_EN]
+    en = [L.singular(c) for c in chunks if not L.CJK.search(c) and len(c) >= 2 and c not in L.STOP_EN | _POLARITY]
     out = []
     for label, value in fields:
         hay = L.normalize(f"{label.zh} {label.en} {value.zh} {value.en}")
@@ -571,6 +615,10 @@ def _bigram_share(chunk: str, hay: str) -> float:
     if len(grams) < 2:
         return 0.0
     return sum(1 for g in grams if g in hay) / len(grams)
+
+
+_POLARITY = {"free", "no", "not", "without", "any"}
+"""'fragrance free' asks whether fragrance is listed: the field that says so answers."""
 
 
 def _join(items: list[Text]) -> Text:
