@@ -85,7 +85,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "list_price": ("原价", "划线价", "专柜价", "市场价", "日常价", "平时多少", "原来多少", "original price", "list price",
                    "rrp", "retail price", "usual price", "normal price", "was it"),
     "price": ("多少钱", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "贵不贵", "贵吗", "售价",
-              "到手价", "现价", "多少一", "啥价位", "how much", "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
+              "到手价", "现价", "多少一", "啥价位", "jg", "how much", "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
     "stock": ("还有吗", "还有货", "有货", "有现货", "现货", "库存", "还剩", "剩多少", "剩几", "卖完", "售罄", "缺货", "抢光",
               "还有多少", "in stock", "any left", "sold out", "how many left", "stock", "still available", "available"),
     "time_left": ("几分钟", "多久结束", "什么时候结束", "几点结束", "还有多久", "还剩多久", "多长时间", "剩几分钟",
@@ -119,11 +119,15 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "可以喝吗", "能不能用", "能不能吃", "过敏", "不耐受", "孕妇", "婴儿能", "宝宝能", "孩子能", "老人能",
                  "suitable", "good for", "ok for", "safe for", "allergic", "intolerant", "re:can (my|a) (baby|kid|child)",
                  "left-handed", "左手"),
-    "link": ("链接", "怎么买", "怎么下单", "在哪买", "哪里买", "几号", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
+    "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "几号", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
               "re:how many (pack|piece|pc|sheet|wipe|bag)"),
     "variants": ("规格", "款式", "哪几款", "有几款", "几种规格", "哪些规格", "什么规格", "options", "variants", "versions",
                  "re:(什么|啥|哪种|哪些|几种|哪几种)[轴段版型款]"),
+    "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "礼物",
+                  "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
+                  "recommend", "suggest", "something for", "good gift", "a gift", "re:what should i (buy|get)",
+                  "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget"),
     "invoice": ("发票", "开票", "专票", "invoice", "receipt", "fapiao"),
 }  # fmt: skip
 
@@ -374,3 +378,20 @@ ANSWER_CUES: dict[str, tuple[str, ...]] = {
 
 def answer_intents(text: str) -> list[str]:
     return [name for name, cues in ANSWER_CUES.items() if any_cue(cues, text)]
+
+
+_BUDGET = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(?:元|块)?\s*(?:以内|以下|之内|左右)|(?:under|below|less than|within)\s*[¥$]?\s*(\d+(?:\.\d+)?)"
+)
+
+
+def without_budget(text: str) -> str:
+    return _BUDGET.sub(" ", text)
+
+
+def budget(text: str) -> float | None:
+    """ "200以内", "under ¥150": the most a viewer wants to spend."""
+    match = _BUDGET.search(text)
+    if match is None:
+        return None
+    return float(match.group(1) or match.group(2))

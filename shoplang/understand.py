@@ -300,11 +300,13 @@ _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几[个件块元天斤克号码段分点岁种包片盒罐支瓶升个钟年周]|几[点]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
 )
-_REQUEST_ZH = re.compile(r"^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|需要开|帮我|给我看")
+_REQUEST_ZH = re.compile(
+    r"推荐|^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|需要开|帮我|给我看"
+)
 _EXCLAIM_ZH = re.compile(r"^不知道|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$")
 _Q_EN = re.compile(
     r"^(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone|should|got)\b"
-    r"|\b(how much|how many|how long|price|link|pls|please|show me)\b"
+    r"|\b(how much|how many|how long|price|link|pls|please|show me|recommend|suggest)\b"
 )
 
 

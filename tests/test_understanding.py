@@ -220,3 +220,49 @@ def test_the_report_shows_demand_for_every_product_named_pinned_or_not(tmp_path:
     table = page.tables["questions"]
     walnut = [row for row in table if row[3] == "新疆纸皮核桃"]
     assert walnut and sum(int(row[0]) for row in walnut) == labelled["gro-walnut"]
+
+
+# ---------------------------------------------------------------- recommendations, registration
+
+
+@pytest.mark.parametrize(
+    ("shop", "text", "expected", "excluded"),
+    [
+        ("electronics", "200以内有什么推荐", {"ele-mouse", "ele-charger"}, {"ele-watch", "ele-earbuds"}),  # a budget
+        ("electronics", "recommend something under 100", {"ele-mouse", "ele-charger"}, {"ele-speaker"}),
+        ("baby", "10公斤的宝宝推荐什么", {"baby-stroller"}, set()),  # a weight: within the stroller's limits
+        ("baby", "三岁半的孩子推荐用什么", {"baby-carseat"}, {"baby-stroller"}),  # 42 months: past the stroller's 36
+    ],
+)
+def test_recommendations_respect_budget_and_the_childs_age_or_weight(
+    shop: str, text: str, expected: set[str], excluded: set[str]
+) -> None:
+    from clients.assistant.grounding import product_refs
+    from clients.assistant.state import LiveState
+
+    answer = CatalogueAnswerer(load_catalogue(SHOPS / shop / "catalogue.yaml")).answer(
+        text, LiveState(), int(time.time() * 1000)
+    )
+    refs = set(product_refs(answer.text))
+    assert answer.outcome == "answer" and expected <= refs and not (excluded & refs), answer.text
+
+
+def test_a_gift_without_a_budget_or_a_use_gets_asked_for_one_not_a_guess() -> None:
+    from clients.assistant.state import LiveState
+
+    answerer = CatalogueAnswerer(load_catalogue(SHOPS / "electronics" / "catalogue.yaml"))
+    answer = answerer.answer("有什么适合送男朋友的礼物", LiveState(), int(time.time() * 1000))
+    assert answer.outcome == "abstain" and "预算" in answer.text and "[product:" not in answer.text
+
+
+@pytest.mark.parametrize("path", [SHOPS / "baby" / "catalogue.yaml", SHOPS.parent.parent / "clients" / "assistant" / "data" / "catalog.yaml"])
+def test_barrage_catalogue_registers_every_product_with_its_names(path: Path) -> None:
+    from barrage.v1 import event_pb2
+    from clients.assistant.command import catalogue_payload
+    from server.core.policy import check_payload
+
+    payload = catalogue_payload(str(path))
+    assert check_payload(payload, 500) == "catalogue_registered"  # what the server accepts
+    products = payload.catalogue_registered.products
+    assert len(products) >= 8 and all(p.product_id and p.names for p in products)
+    assert isinstance(payload, event_pb2.Payload)

@@ -25,7 +25,7 @@ from clients.assistant.facts import Fact, clock, money, zone
 from clients.assistant.grounding import ungrounded
 from clients.assistant.state import LiveState, Price
 from shoplang import lang as L
-from shoplang.catalogue import Audience, Catalogue, Faq, Product, Shipping, Spec, Text
+from shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text
 from shoplang.understand import Reading, Understanding
 
 Lang = str
@@ -85,6 +85,9 @@ class CatalogueAnswerer:
         products = [pid for pid in reading.about(state.pinned_id, sale_pid) if self.catalogue.product(pid)]
         if reading.other_kind and not reading.named and not reading.pointed:
             return self._decline(question, lang, "no_product", reading)  # "有拉拉裤吗": not sold here
+        others = set(reading.intents) - {"recommend", "price", "suitable"}
+        if "recommend" in reading.intents and not others and not reading.named and not reading.pointed:
+            return self._recommend(question, reading, state, now_ms)
         if not reading.named and products:
             products = self._by_measure(reading, products)
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
@@ -126,6 +129,49 @@ class CatalogueAnswerer:
         if ungrounded(text_out, sources):
             return self._decline(question, lang, "unknown", reading)
         return Answer(question, lang, "answer", tuple(facts), text_out)  # type: ignore[arg-type]
+
+    def _recommend(self, question: str, r: Reading, state: LiveState, now_ms: int) -> Answer:
+        """Up to three products that fit a budget, an age / weight / height and what else the
+        question names; with nothing named beyond the budget, the cheapest that fit."""
+        lang = r.lang
+        limit = L.budget(r.text)
+        residue = " ".join(w for w in L.without_budget(r.residue).split() if not re.match(r"[\d.]+", w))
+        asked = [(kind, value) for kind, value in r.quantities if kind in ("age", "weight", "height")]
+        scored: list[tuple[float, Decimal, Product, Fact]] = []
+        for p in self.catalogue.products:
+            price_fact = self._price_fact(p, state, now_ms)
+            amount = _amount(self._live_amount(p, state, now_ms))
+            if limit is not None and amount > Decimal(str(limit)):
+                continue
+            if asked and not _fits(p, asked):
+                continue
+            score = 0.0
+            if residue:
+                score += len(_find_in_product(p, residue))
+            if asked and any(a.limit is not None for a in p.suitable_for):
+                score += 1
+            scored.append((score, amount, p, price_fact))
+        wanted = [item for item in scored if item[0] > 0] or (scored if (limit is not None or asked) else [])
+        if not wanted:
+            # "送男朋友什么好": the catalogue does not say who likes what; ask for what it can use.
+            zh = "可以说说预算或用途（比如给谁、多大年龄），我帮你从直播间的商品里挑～"
+            en = "Tell me a budget or what it is for (who, what age) and I'll pick from this room's products."
+            return Answer(question, lang, "abstain", text=zh if lang == "zh" else en, reason="which")  # type: ignore[arg-type]
+        wanted.sort(key=lambda item: (-item[0], item[1]))
+        facts = [item[3] for item in wanted[:3]]
+        head = Fact("recommend", None, "可以看看", "You could look at", ())
+        text = render(lang, [head, *facts])  # type: ignore[arg-type]
+        text = text.replace("可以看看；", "可以看看：", 1).replace("You could look at; ", "You could look at: ", 1)
+        return Answer(question, lang, "answer", (head, *facts), text)  # type: ignore[arg-type]
+
+    def _live_amount(self, p: Product, state: LiveState, now_ms: int) -> Price | Decimal:
+        sale = state.sale_of(p.id, now_ms)
+        if sale is not None and sale.price is not None and sale.running(now_ms):
+            return sale.price
+        live = state.product(p.id)
+        if live is not None and live.price is not None:
+            return live.price
+        return p.price
 
     def _elsewhere(self, r: Reading, tried: list[str]) -> Product | None:
         hits = []
@@ -355,6 +401,31 @@ class CatalogueAnswerer:
 
 
 # ---------------------------------------------------------------- facts
+
+
+def _amount(price: Price | Decimal) -> Decimal:
+    return price if isinstance(price, Decimal) else Decimal(price.amount_minor) / 100
+
+
+def _fits(p: Product, asked: list[tuple[str, float]]) -> bool:
+    """No 'not for' limit excludes the age / weight / height asked, and a 'for' limit of the
+    same quantity includes it."""
+    for kind, value in asked:
+        for audience in p.not_for:
+            lim = audience.limit
+            if lim is not None and lim.quantity == kind and _inside(lim, kind, value):
+                return False
+        bounded = [a.limit for a in p.suitable_for if a.limit is not None and a.limit.quantity == kind]
+        if bounded and not any(_inside(lim, kind, value) for lim in bounded):
+            return False
+    return True
+
+
+def _inside(lim: Limit, kind: str, value: float) -> bool:
+    scale = 12.0 if kind == "age" and lim.unit.startswith("year") else 1.0
+    low = float(lim.min) * scale if lim.min is not None else -math.inf
+    high = float(lim.max) * scale if lim.max is not None else math.inf
+    return low <= value < high if lim.max is not None and lim.min is None else low <= value <= high
 
 
 def _fact(kind: str, p: Product | None, zh: str, en: str, sources: Sequence[str]) -> Fact:
