@@ -255,7 +255,10 @@ def test_a_gift_without_a_budget_or_a_use_gets_asked_for_one_not_a_guess() -> No
     assert answer.outcome == "abstain" and "预算" in answer.text and "[product:" not in answer.text
 
 
-@pytest.mark.parametrize("path", [SHOPS / "baby" / "catalogue.yaml", SHOPS.parent.parent / "clients" / "assistant" / "data" / "catalog.yaml"])
+SAMPLE_V1 = SHOPS.parent.parent / "clients" / "assistant" / "data" / "catalog.yaml"
+
+
+@pytest.mark.parametrize("path", [SHOPS / "baby" / "catalogue.yaml", SAMPLE_V1])
 def test_barrage_catalogue_registers_every_product_with_its_names(path: Path) -> None:
     from barrage.v1 import event_pb2
     from clients.assistant.command import catalogue_payload
