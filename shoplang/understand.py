@@ -114,6 +114,8 @@ class ProductNames:
     """Full names in each language first, then aliases and short forms."""
     categories: tuple[str, ...] = ()
     """Everyday nouns for its kind ("芒果", "mango")."""
+    topics: tuple[tuple[str, str], ...] = ()
+    """(key, text) of each part of its listing: a spec's name and value, its materials, ..."""
 
 
 def names_of(catalogue: Catalogue) -> list[ProductNames]:
@@ -121,7 +123,18 @@ def names_of(catalogue: Catalogue) -> list[ProductNames]:
     for p in catalogue.products:
         names = (p.name.zh, p.name.en, *([p.brand] if p.brand else []), *p.aliases)
         kinds = (p.category.zh, p.category.en)
-        out.append(ProductNames(p.id, tuple(dict.fromkeys(names)), tuple(dict.fromkeys(kinds))))
+        topics = [(s.key, " ".join([s.name.zh, s.name.en, s.value.zh, s.value.en, *s.keywords])) for s in p.specs]
+        if p.materials:
+            topics.append(("materials", " ".join(f"{m.zh} {m.en}" for m in p.materials)))
+        if p.suitable_for or p.not_for:
+            topics.append(("audience", " ".join(f"{a.who.zh} {a.who.en}" for a in (*p.suitable_for, *p.not_for))))
+        if p.variants:
+            topics.append(("variants", " ".join(f"{v.name.zh} {v.name.en}" for v in p.variants)))
+        if p.description is not None:
+            topics.append(("about", f"{p.description.zh} {p.description.en}"))
+        out.append(
+            ProductNames(p.id, tuple(dict.fromkeys(names)), tuple(dict.fromkeys(kinds)), tuple(t[:2] for t in topics))
+        )
     return out
 
 
@@ -135,8 +148,10 @@ class Understanding:
         self.catalogue = catalogue
         raw: dict[str, list[tuple[str, float]]] = {}
         listed = [*(names_of(catalogue) if catalogue is not None else []), *products]
+        self._topics: dict[str, list[tuple[str, str]]] = {}
         for entry in listed:
             raw.setdefault(entry.product_id, []).extend(_product_terms(entry))
+            self._topics[entry.product_id] = [(key, L.normalize(text)) for key, text in entry.topics]
         for product_id, extra in (names or {}).items():
             raw.setdefault(product_id, []).extend(_name_terms(list(extra)))
         self.terms = _dedupe(raw)
@@ -151,6 +166,23 @@ class Understanding:
             if L.CJK.search(term.text) and len(term.text) >= 2:
                 sounds = tuple(_syllable(ch) for ch in term.text)
                 self._pinyin.setdefault(sounds[0], []).append((term, sounds))
+
+    def topic_for(self, reading: Reading, product_id: str) -> str:
+        """Which part of the product's listing the question's leftover words are about
+        ("刀能进洗碗机吗" and "可以用洗碗机洗吗" -> the cleaning spec), "" if none."""
+        chunks = [c for c in reading.residue.split() if len(c) >= 2]
+        best, best_score = "", 0.0
+        for key, text in self._topics.get(product_id, ()):
+            score = 0.0
+            for chunk in chunks:
+                if L.CJK.search(chunk):
+                    pairs = [chunk[i : i + 2] for i in range(len(chunk) - 1)]
+                    score += sum(1 for pair in pairs if pair in text) / len(pairs)
+                elif len(chunk) >= 3 and L.cue_matches(chunk, text):
+                    score += 1
+            if score > best_score:
+                best, best_score = key, score
+        return best if best_score >= 0.5 else ""
 
     # ------------------------------------------------------------------ reading
 

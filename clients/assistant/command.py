@@ -87,9 +87,11 @@ def catalogue_payload(path: str) -> event_pb2.Payload:
     registered = event_pb2.CatalogueRegistered()
     if v2.is_v2(path):
         for entry in names_of(v2.load_catalogue(path)):
-            registered.products.add(
+            product = registered.products.add(
                 product_id=entry.product_id, names=list(entry.names)[:20], categories=list(entry.categories)[:10]
             )
+            for key, text in entry.topics[:50]:
+                product.topics.add(key=key, text=text[:500])
     else:
         for p in load_catalogue(path).products:
             names = list(dict.fromkeys([p.name.zh, p.name.en, *p.aliases]))[:20]

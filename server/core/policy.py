@@ -264,4 +264,10 @@ def check_payload(payload: event_pb2.Payload, max_chars: int) -> str:
             _require(counts_ok, where, "1-20 names, 0-10 categories")
             for name in (*product.names, *product.categories):
                 _check_short_text(name, f"{where}.names", 100)
+            _require(len(product.topics) <= 50, f"{where}.topics", "at most 50 topics")
+            for topic in product.topics:
+                _require(
+                    re.fullmatch(r"[a-z0-9_]{1,64}", topic.key) is not None, f"{where}.topics.key", "[a-z0-9_]{1,64}"
+                )
+                _check_short_text(topic.text, f"{where}.topics.text", 500)
     return kind

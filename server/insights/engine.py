@@ -186,7 +186,7 @@ class RoomInsights:
 
     def _register(self, catalogue: event_pb2.CatalogueRegistered) -> None:
         entries = [
-            ProductNames(p.product_id, tuple(p.names), tuple(p.categories))
+            ProductNames(p.product_id, tuple(p.names), tuple(p.categories), tuple((t.key, t.text) for t in p.topics))
             for p in catalogue.products
             if p.product_id and p.names
         ]
@@ -206,7 +206,13 @@ class RoomInsights:
             named = list(reading.named)
         if len(reading.named) > 1 and len(named) == 1:
             named = named + [pid for pid in reading.named if pid not in named]
-        keys = [*(reading.intents if answer else reading.topic_key.split()), *analysis.intents]
+        key = reading.topic_key
+        topic = self.understanding.topic_for(reading, (named or on_screen)[0]) if (named or on_screen) else ""
+        if not key and topic:
+            key = f"about:{topic}"  # the part of the listing asked about ("cleaning", "materials")
+        keys = [*(reading.intents if answer else key.split()), *analysis.intents]
+        if answer and topic:
+            keys.append(f"about:{topic}")  # a statement about that part answers it
         if answer:
             keys += [*reading.concepts, *answer_intents(reading.text)]
         intents = tuple(dict.fromkeys(k for k in keys if k))

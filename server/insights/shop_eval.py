@@ -29,7 +29,9 @@ def catalogue_event(shop: EvalShop) -> event_pb2.Payload:
     """The room's catalogue as the shop's product service registers it (names and kinds)."""
     registered = event_pb2.CatalogueRegistered()
     for entry in names_of(shop.catalogue):
-        registered.products.add(product_id=entry.product_id, names=entry.names, categories=entry.categories)
+        product = registered.products.add(product_id=entry.product_id, names=entry.names, categories=entry.categories)
+        for key, text in entry.topics[:50]:
+            product.topics.add(key=key, text=text[:500])
     return event_pb2.Payload(catalogue_registered=registered)
 
 

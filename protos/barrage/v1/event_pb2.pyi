@@ -456,6 +456,7 @@ class CatalogueProduct(_message.Message):
     PRODUCT_ID_FIELD_NUMBER: _builtins.int
     NAMES_FIELD_NUMBER: _builtins.int
     CATEGORIES_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
     product_id: _builtins.str
     """The id ProductPinned.product.product_id and Purchase.product_id carry."""
     @_builtins.property
@@ -468,20 +469,53 @@ class CatalogueProduct(_message.Message):
     def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The everyday nouns for its kind ("芒果", "mango"). At most 10, each at most 100 characters."""
 
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___CatalogueTopic]:
+        """What its listing says, one entry per spec, material list, audience or variant list,
+        so that insights group questions by what they ask about. At most 50.
+        """
+
     def __init__(
         self,
         *,
         product_id: _builtins.str = ...,
         names: _abc.Iterable[_builtins.str] | None = ...,
         categories: _abc.Iterable[_builtins.str] | None = ...,
+        topics: _abc.Iterable[Global___CatalogueTopic] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "names", b"names", "product_id", b"product_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "names", b"names", "product_id", b"product_id", "topics", b"topics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CatalogueProduct: _TypeAlias = CatalogueProduct  # noqa: Y015
+
+@_typing.final
+class CatalogueTopic(_message.Message):
+    """One part of a product's listing ("dishwasher": "清洗 建议手洗，不建议洗碗机 hand wash")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """A short key for the part, [a-z0-9_], at most 64 characters ("dishwasher", "materials")."""
+    text: _builtins.str
+    """Its name and value in any languages, at most 500 characters."""
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogueTopic: _TypeAlias = CatalogueTopic  # noqa: Y015
 
 @_typing.final
 class Comment(_message.Message):
