@@ -21,14 +21,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from clients.assistant.answerer import Answer, Unknown, render
+from clients.assistant.catalog import Lang
 from clients.assistant.facts import Fact, clock, money, zone
 from clients.assistant.grounding import ungrounded
 from clients.assistant.state import LiveState, Price
 from shoplang import lang as L
 from shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text
 from shoplang.understand import Reading, Understanding
-
-Lang = str
 
 DECLINE: dict[str, tuple[str, str]] = {
     "medical": (
@@ -72,9 +71,9 @@ class CatalogueAnswerer:
 
     def answer(self, question: str, state: LiveState, now_ms: int) -> Answer:
         reading = self.understanding.read(question)
-        lang = reading.lang
+        lang = _lang(reading)
         if not reading.question:
-            return Answer(question, lang, "ignore", reason="not a question")  # type: ignore[arg-type]
+            return Answer(question, lang, "ignore", reason="not a question")
         if reading.medical:
             return self._decline(question, lang, "medical", reading)
         sale = state.current_sale(now_ms)
@@ -113,7 +112,7 @@ class CatalogueAnswerer:
         if not facts:
             why = declined[0] if declined else ("unknown" if products else "no_product")
             return self._decline(question, lang, why, reading)
-        text = render(lang, facts)  # type: ignore[arg-type]
+        text = render(lang, facts)
         if declined:
             body, _, refs = text.partition(" [product:")
             # No numerals in the note ("这一点" would read as the number 1 to grounding).
@@ -128,12 +127,12 @@ class CatalogueAnswerer:
         sources = tuple(source for fact in facts for source in fact.sources)
         if ungrounded(text_out, sources):
             return self._decline(question, lang, "unknown", reading)
-        return Answer(question, lang, "answer", tuple(facts), text_out)  # type: ignore[arg-type]
+        return Answer(question, lang, "answer", tuple(facts), text_out)
 
     def _recommend(self, question: str, r: Reading, state: LiveState, now_ms: int) -> Answer:
         """Up to three products that fit a budget, an age / weight / height and what else the
         question names; with nothing named beyond the budget, the cheapest that fit."""
-        lang = r.lang
+        lang = _lang(r)
         limit = L.budget(r.text)
         residue = " ".join(w for w in L.without_budget(r.residue).split() if not re.match(r"[\d.]+", w))
         asked = [(kind, value) for kind, value in r.quantities if kind in ("age", "weight", "height")]
@@ -156,13 +155,13 @@ class CatalogueAnswerer:
             # "送男朋友什么好": the catalogue does not say who likes what; ask for what it can use.
             zh = "可以说说预算或用途（比如给谁、多大年龄），我帮你从直播间的商品里挑～"
             en = "Tell me a budget or what it is for (who, what age) and I'll pick from this room's products."
-            return Answer(question, lang, "abstain", text=zh if lang == "zh" else en, reason="which")  # type: ignore[arg-type]
+            return Answer(question, lang, "abstain", text=zh if lang == "zh" else en, reason="which")
         wanted.sort(key=lambda item: (-item[0], item[1]))
         facts = [item[3] for item in wanted[:3]]
         head = Fact("recommend", None, "可以看看", "You could look at", ())
-        text = render(lang, [head, *facts])  # type: ignore[arg-type]
+        text = render(lang, [head, *facts])
         text = text.replace("可以看看；", "可以看看：", 1).replace("You could look at; ", "You could look at: ", 1)
-        return Answer(question, lang, "answer", (head, *facts), text)  # type: ignore[arg-type]
+        return Answer(question, lang, "answer", (head, *facts), text)
 
     def _live_amount(self, p: Product, state: LiveState, now_ms: int) -> Price | Decimal:
         sale = state.sale_of(p.id, now_ms)
@@ -202,7 +201,7 @@ class CatalogueAnswerer:
     def _decline(self, question: str, lang: Lang, why: str, reading: Reading) -> Answer:
         zh, en = DECLINE.get(why, DECLINE["unknown"])
         text = "" if self.unknown == "silent" else (zh if lang == "zh" else en)
-        return Answer(question, lang, "abstain", text=text, reason=why)  # type: ignore[arg-type]
+        return Answer(question, lang, "abstain", text=text, reason=why)
 
     # ------------------------------------------------------------------ shop-wide
 
@@ -401,6 +400,10 @@ class CatalogueAnswerer:
 
 
 # ---------------------------------------------------------------- facts
+
+
+def _lang(reading: Reading) -> Lang:
+    return "zh" if reading.lang == "zh" else "en"
 
 
 def _amount(price: Price | Decimal) -> Decimal:
