@@ -643,7 +643,7 @@ def _property_asked(r: Reading) -> str:
         return ""
     x = (match.group("x") or match.group("y") or "").strip()
     x = re.sub(f"^[{L.PARTICLES_ZH}]+|[{L.PARTICLES_ZH}]+$", "", x)
-    words = [w for w in re.split(r"\s+", x) if w and w not in L.STOP_EN]
+    words = [w for w in re.split(r"\s+", x) if w and w not in L.STOP_EN | _POLARITY]
     return " ".join(words) if (L.CJK.search(x) and len(x) >= 2) or words else ""
 
 
