@@ -72,7 +72,11 @@ class Reading:
         """What is asked, as one key: the first intent or kind of spec ("" if none is known)."""
         if self.intents:
             return self.intents[0]
-        return self.concepts[0] if self.concepts else ""
+        if self.concepts:
+            return self.concepts[0]
+        if self.colours:
+            return "colours"  # "有粉色的吗" and "in pink?" ask the same
+        return "sizes" if self.sizes or self.unknown_sizes else ""
 
     @property
     def topic_words(self) -> frozenset[str]:
