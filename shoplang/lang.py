@@ -369,7 +369,13 @@ def quantities(text: str) -> list[tuple[str, float]]:
 
 ANSWER_CUES: dict[str, tuple[str, ...]] = {
     # What a host's or bot's statement answers ("现在35.9一箱" answers a price question).
-    "price": ("re:[¥$]\\s*\\d", "re:\\d+(\\.\\d+)?\\s*(元|块)", "re:(现在|只要|到手|秒杀价?)\\s*\\d", "re:\\d+\\.\\d+"),
+    "price": (
+        "re:[¥$]\\s*\\d",
+        "re:\\d+(\\.\\d+)?\\s*(元|块)",
+        "re:(现在|只要|到手|秒杀价?)\\s*\\d",
+        "re:\\d+\\.\\d+",
+        "re:\\d+\\s*一(包|箱|盒|件|个|瓶|罐|袋|套|支)",
+    ),
     "stock": ("re:(还有|还剩|剩|仅剩)\\s*\\d", "re:\\d+\\s*(份|件|个|单)", "售罄", "sold out", "re:\\d+ left"),
     "link": ("re:\\d+\\s*号", "链接", "link"),
     "variants": ("规格", "款式", "options", "re:有.{1,4}和.{1,4}(两|几)?(种|款)?$"),

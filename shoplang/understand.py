@@ -186,7 +186,7 @@ class Understanding:
                     score += 1
             if score > best_score:
                 best, best_score = key, score
-        return best if best_score >= 0.5 else ""
+        return best if best_score >= 0.3 else ""
 
     # ------------------------------------------------------------------ reading
 

@@ -33,6 +33,16 @@ from shoplang.understand import ProductNames, Reading, Understanding
 VIEWER = event_pb2.ROLE_VIEWER
 ANSWERERS = frozenset({event_pb2.ROLE_HOST, event_pb2.ROLE_MODERATOR, event_pb2.ROLE_BOT})
 SHOP_WIDE = frozenset({"invoice", "region"})
+GENERIC_KEYS = frozenset({"suitable", "sizes", "materials"})
+"""Intents that a more specific part of the listing (a spec the question names) refines."""
+SAME_AS_INTENT = {"materials": "materials", "audience": "suitable", "variants": "variants"}
+"""Parts of a listing that are what an intent asks for."""
+
+
+def _topic_key(topic: str) -> str:
+    return SAME_AS_INTENT.get(topic, f"about:{topic}")
+
+
 """Questions about the shop, not a product (with a registered catalogue)."""
 
 
@@ -208,11 +218,13 @@ class RoomInsights:
             named = named + [pid for pid in reading.named if pid not in named]
         key = reading.topic_key
         topic = self.understanding.topic_for(reading, (named or on_screen)[0]) if (named or on_screen) else ""
-        if not key and topic:
-            key = f"about:{topic}"  # the part of the listing asked about ("cleaning", "materials")
+        if topic and (not key or key in GENERIC_KEYS):
+            # The part of the listing asked about ("cleaning", "stove") says more than
+            # "can I use it" does.
+            key = _topic_key(topic)
         keys = [*(reading.intents if answer else key.split()), *analysis.intents]
         if answer and topic:
-            keys.append(f"about:{topic}")  # a statement about that part answers it
+            keys.append(_topic_key(topic))  # a statement about that part answers it
         if answer:
             keys += [*reading.concepts, *answer_intents(reading.text)]
         intents = tuple(dict.fromkeys(k for k in keys if k))
