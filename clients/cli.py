@@ -255,6 +255,12 @@ def _assistant(args: argparse.Namespace) -> int:
     return _run(assistant_command(args, args.target, _fixed_token(args, "bot", rooms=list(args.room))))
 
 
+def _catalogue(args: argparse.Namespace) -> int:
+    from clients.assistant.command import register_command
+
+    return _run(register_command(args, args.target, _fixed_token(args, "service")))
+
+
 def _insights(args: argparse.Namespace) -> int:
     from clients.insights import run
 
@@ -425,6 +431,13 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     )
     add_assistant_arguments(assistant)
     assistant.set_defaults(func=_assistant)
+
+    catalogue = commands.add_parser(
+        "catalogue", parents=[common], help="register a room's products for insights (host or service token)"
+    )
+    catalogue.add_argument("room")
+    catalogue.add_argument("--catalog", required=True, help="catalogue YAML (format 2 or the assistant's first format)")
+    catalogue.set_defaults(func=_catalogue)
 
 
 def _add_kind_options(parser: argparse.ArgumentParser) -> None:

@@ -200,7 +200,7 @@ def chart_funnel(insights: pb.RoomInsights) -> str:
     cjk = _cjk_font()
     ax.set_yticklabels([_label(p, cjk) for p in products])
     ax.invert_yaxis()
-    _axes(ax, "Product funnel (per pinned product)")
+    _axes(ax, "Product funnel (products pinned, named or asked about)")
     ax.grid(axis="x", color="#e4e7eb")
     ax.legend(frameon=False, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.02), ncols=4)
     return _png(fig)

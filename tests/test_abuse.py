@@ -26,7 +26,7 @@ from grpc_status import rpc_status
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from server.config import DEV_SECRET, Settings
-from server.core import dedupe_keys, wire
+from server.core import dedupe_keys, policy, wire
 from tests.server_process import ROOT, ServerProcess, free_port
 from tests.wire_client import Admin, RawStream, end_status, error_info
 
@@ -432,3 +432,7 @@ def test_the_development_secret_is_refused_off_loopback_however_it_is_given(tmp_
         done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, timeout=60, check=False)
         assert done.returncode != 0
         assert b"development token secret" in done.stderr + done.stdout
+
+
+def test_every_kind_a_client_may_post_has_a_maximum_size() -> None:
+    assert set(policy.POST) <= set(policy.MAX_PAYLOAD_BYTES)

@@ -23,7 +23,7 @@ from google.protobuf import timestamp_pb2
 
 from barrage.v1 import event_pb2
 from clients.admin import AdminClient
-from clients.assistant.answerer import RetrievalAnswerer
+from clients.assistant.answerer import Answerer, RetrievalAnswerer
 from clients.assistant.bot import Assistant
 from clients.assistant.catalog import SAMPLE_CATALOGUE, load_catalogue
 from clients.assistant.grounding import product_refs
@@ -139,7 +139,7 @@ class Viewer:
 async def assistant(
     server: ServerProcess,
     room_id: str,
-    answerer: RetrievalAnswerer,
+    answerer: Answerer,
     settings: Settings = SETTINGS,
     **kwargs: Any,
 ) -> AsyncIterator[Assistant]:

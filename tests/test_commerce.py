@@ -65,6 +65,15 @@ SAMPLES: dict[str, ev.Payload] = {
     "user_banned": ev.Payload(user_banned=ev.UserBanned(user_id="someone-else")),
     "message_deleted": ev.Payload(message_deleted=ev.MessageDeleted(event_id="abc")),
     "slow_mode": ev.Payload(slow_mode=ev.SlowMode(min_interval=duration_pb2.Duration(seconds=0))),
+    "catalogue_registered": ev.Payload(
+        catalogue_registered=ev.CatalogueRegistered(
+            products=[
+                ev.CatalogueProduct(
+                    product_id="lipstick-01", names=["丝绒口红", "Velvet Lipstick"], categories=["口红"]
+                )
+            ]
+        )
+    ),
 }
 
 # Who may post what, by token role, in a room the host owns (docs/commerce.md; the full
@@ -87,6 +96,7 @@ ALLOWED: dict[str, set[str]] = {
     "user_banned": {"host", "moderator", "service"},
     "message_deleted": {"host", "moderator", "service"},
     "slow_mode": {"host", "moderator", "service"},
+    "catalogue_registered": {"host", "service"},
 }
 ROLES = ("viewer", "host", "moderator", "service", "bot")
 

@@ -254,7 +254,10 @@ class Assistant:
             stats.ignored += 1  # Other bots, hosts, staff.
             return
         text = comment.text.strip()
-        if not (comment.question or looks_like_question(text)):
+        # An answerer that reads questions itself (the v2 answerer: requests and statements
+        # that ask count) sees every viewer comment; it returns "ignore" for chatter.
+        reads = getattr(self.answerer, "reads_questions", False)
+        if not (comment.question or reads or looks_like_question(text)):
             stats.ignored += 1
             return
         stats.questions += 1

@@ -1,4 +1,5 @@
-"""`barrage assistant`: run the shopping assistant in a room until stopped."""
+"""`barrage assistant`: run the shopping assistant in a room until stopped;
+`barrage catalogue`: register a room's products for room insights."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import os
 import sys
 
+from barrage.v1 import event_pb2
 from clients.assistant.settings import Settings
 
 
@@ -32,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def assistant_command(args: argparse.Namespace, target: str, token: str) -> int:
     # Imported here: segmentation dictionaries take a moment to load, other commands need none of it.
-    from clients.assistant.answerer import RetrievalAnswerer
+    from clients.assistant.answerer import Answerer, RetrievalAnswerer, Unknown
+    from clients.assistant.answerer_v2 import CatalogueAnswerer
     from clients.assistant.bot import Assistant
     from clients.assistant.catalog import CatalogueError, load_catalogue
     from clients.assistant.llm import ChatPhraser
@@ -40,12 +43,22 @@ async def assistant_command(args: argparse.Namespace, target: str, token: str) -
     if not 0 < args.rate <= 9:
         print("barrage assistant: --rate must be above 0 and at most 9 (a stream may send 10/s)", file=sys.stderr)
         return 2
+    from shoplang import catalogue as v2
+
+    unknown: Unknown = "silent" if args.silent_unknown else "say"
+    answerer: Answerer
     try:
-        catalogue = load_catalogue(args.catalog)
-    except CatalogueError as error:
+        if v2.is_v2(args.catalog):  # format: 2 -> the shared understanding (shoplang)
+            shop = v2.load_catalogue(args.catalog)
+            count = len(shop.products)
+            answerer = CatalogueAnswerer(shop, unknown=unknown, tz=args.timezone)
+        else:
+            catalogue = load_catalogue(args.catalog)
+            count = len(catalogue.products)
+            answerer = RetrievalAnswerer(catalogue, unknown=unknown, tz=args.timezone)
+    except (CatalogueError, v2.CatalogueError) as error:
         print(f"barrage assistant: {error}", file=sys.stderr)
         return 2
-    answerer = RetrievalAnswerer(catalogue, unknown="silent" if args.silent_unknown else "say", tz=args.timezone)
     phraser = None
     if args.llm_url:
         key = os.environ.get("BARRAGE_LLM_API_KEY")
@@ -54,7 +67,7 @@ async def assistant_command(args: argparse.Namespace, target: str, token: str) -
     settings = Settings(window_s=args.window, rate_per_s=args.rate, burst=burst)
     assistant = Assistant(target, token, args.room, answerer, settings=settings, phraser=phraser)
     print(
-        f"barrage assistant: joining {', '.join(args.room)} with {len(catalogue.products)} products",
+        f"barrage assistant: joining {', '.join(args.room)} with {count} products",
         file=sys.stderr,
         flush=True,
     )
@@ -62,4 +75,43 @@ async def assistant_command(args: argparse.Namespace, target: str, token: str) -
         await assistant.run()
     finally:
         print(f"barrage assistant: {assistant.stats.summary()}", file=sys.stderr, flush=True)
+    return 0
+
+
+def catalogue_payload(path: str) -> event_pb2.Payload:
+    """A catalogue file (format v2 or the first format) as a `catalogue_registered` event."""
+    from clients.assistant.catalog import load_catalogue
+    from shoplang import catalogue as v2
+    from shoplang.understand import names_of
+
+    registered = event_pb2.CatalogueRegistered()
+    if v2.is_v2(path):
+        for entry in names_of(v2.load_catalogue(path)):
+            product = registered.products.add(
+                product_id=entry.product_id, names=list(entry.names)[:20], categories=list(entry.categories)[:10]
+            )
+            for key, text in entry.topics[:50]:
+                product.topics.add(key=key, text=text[:500])
+    else:
+        for p in load_catalogue(path).products:
+            names = list(dict.fromkeys([p.name.zh, p.name.en, *p.aliases]))[:20]
+            kinds = list(dict.fromkeys([*p.category.zh.split(), *p.category.en.split()]))[:10]
+            registered.products.add(product_id=p.id, names=names, categories=kinds)
+    return event_pb2.Payload(catalogue_registered=registered)
+
+
+async def register_command(args: argparse.Namespace, target: str, token: str) -> int:
+    """`barrage catalogue ROOM --catalog FILE`: register the room's products (host or service token)."""
+    from clients.admin import AdminClient
+    from clients.assistant.catalog import CatalogueError
+    from shoplang import catalogue as v2
+
+    try:
+        payload = catalogue_payload(args.catalog)
+    except (CatalogueError, v2.CatalogueError) as error:
+        print(f"barrage catalogue: {error}", file=sys.stderr)
+        return 2
+    async with AdminClient(target, token) as admin:
+        await admin.publish(args.room, payload)
+    print(f"barrage catalogue: {len(payload.catalogue_registered.products)} products registered in {args.room}")
     return 0

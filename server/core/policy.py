@@ -80,6 +80,7 @@ POST: dict[str, frozenset[str]] = {
     "moderator_appointed": SELLERS,
     "moderator_removed": SELLERS,
     "media_clock": SELLERS,
+    "catalogue_registered": SELLERS,
 }
 
 # Room actions -> standings. PublishEvent also needs the kind's POST entry.
@@ -136,6 +137,7 @@ PRIORITY: dict[str, int] = {
     "viewer_left": EPHEMERAL,
     "room_checkpoint": INTERNAL,
     "media_clock": EPHEMERAL,
+    "catalogue_registered": CRITICAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}
@@ -263,6 +265,10 @@ MAX_PAYLOAD_BYTES: dict[str, int] = {
     "user_banned": 1024,
     "message_deleted": 256,
     "slow_mode": 256,
+    "moderator_appointed": 256,
+    "moderator_removed": 256,
+    "media_clock": 256,
+    "catalogue_registered": 48 * 1024,
 }
 ENVELOPE_MAX_BYTES = 2048
 """Event fields around the payload: ids, sender, time, trace context, priority."""
@@ -292,8 +298,8 @@ def prepare_payload(payload: event_pb2.Payload) -> None:
 
 
 def check_payload_size(payload: event_pb2.Payload, kind: str) -> None:
-    limit = MAX_PAYLOAD_BYTES.get(kind)
-    if limit is not None and payload.ByteSize() > limit:
+    limit = MAX_PAYLOAD_BYTES[kind]  # every postable kind has one (tests/test_abuse.py)
+    if payload.ByteSize() > limit:
         raise ApiError(
             Code.INVALID_ARGUMENT,
             "PAYLOAD_TOO_LARGE",
@@ -424,4 +430,20 @@ def check_payload(payload: event_pb2.Payload, max_chars: int, now_s: float | Non
         _check_id(payload.message_deleted.event_id, "payload.message_deleted.event_id")
     elif kind in ("moderator_appointed", "moderator_removed"):
         _check_id(getattr(payload, kind).user_id, f"payload.{kind}.user_id")
+    elif kind == "catalogue_registered":
+        products = payload.catalogue_registered.products
+        _require(1 <= len(products) <= 200, "payload.catalogue_registered.products", "1 to 200 products")
+        for i, product in enumerate(products):
+            where = f"payload.catalogue_registered.products[{i}]"
+            _check_id(product.product_id, f"{where}.product_id")
+            counts_ok = 1 <= len(product.names) <= 20 and len(product.categories) <= 10
+            _require(counts_ok, where, "1-20 names, 0-10 categories")
+            for name in (*product.names, *product.categories):
+                _check_short_text(name, f"{where}.names", 100)
+            _require(len(product.topics) <= 50, f"{where}.topics", "at most 50 topics")
+            for topic in product.topics:
+                _require(
+                    re.fullmatch(r"[a-z0-9_]{1,64}", topic.key) is not None, f"{where}.topics.key", "[a-z0-9_]{1,64}"
+                )
+                _check_short_text(topic.text, f"{where}.topics.text", 500)
     return kind

@@ -27,10 +27,24 @@ from server.commerce.state import Unappliable, check_applicable, decode_event, s
 from server.insights.audience import Audience
 from server.insights.products import Products
 from server.insights.questions import Questions
-from server.insights.text import analyse
+from server.insights.text import Analysis, analyse
+from shoplang.lang import answer_intents
+from shoplang.understand import ProductNames, Reading, Understanding
 
 VIEWER = event_pb2.ROLE_VIEWER
 ANSWERERS = frozenset({event_pb2.ROLE_HOST, event_pb2.ROLE_MODERATOR, event_pb2.ROLE_BOT})
+SHOP_WIDE = frozenset({"invoice", "region"})
+GENERIC_KEYS = frozenset({"suitable", "sizes", "materials"})
+"""Intents that a more specific part of the listing (a spec the question names) refines."""
+SAME_AS_INTENT = {"materials": "materials", "audience": "suitable", "variants": "variants"}
+"""Parts of a listing that are what an intent asks for."""
+
+
+def _topic_key(topic: str) -> str:
+    return SAME_AS_INTENT.get(topic, f"about:{topic}")
+
+
+"""Questions about the shop, not a product (with a registered catalogue)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +124,8 @@ class RoomInsights:
         self.audience = Audience(config.bucket_ms, config.merge_ms)
         self.questions = Questions(config.similarity, config.max_question_groups)
         self.products = Products({pid: list(names) for pid, names in config.aliases})
+        self.understanding: Understanding | None = None
+        """From the room's latest catalogue_registered event: the shared reading of comments."""
 
     def bucket(self, ms: int) -> int:
         return ms // self.config.bucket_ms
@@ -196,11 +212,60 @@ class RoomInsights:
         elif kind == "viewer_count":
             bucket = self.buckets[b]
             bucket.reported_viewers = max(bucket.reported_viewers, payload.viewer_count.viewers)
+        elif kind == "catalogue_registered":
+            self._register(payload.catalogue_registered)
         elif kind == "room_closed":
             self.audience.room_closed(at)
             self.products.closed(at)
             self.closed = True
         return True
+
+    def _register(self, catalogue: event_pb2.CatalogueRegistered) -> None:
+        entries = [
+            ProductNames(p.product_id, tuple(p.names), tuple(p.categories), tuple((t.key, t.text) for t in p.topics))
+            for p in catalogue.products
+            if p.product_id and p.names
+        ]
+        self.understanding = Understanding(products=entries) if entries else None
+        for entry in entries:
+            product = self.products.product(entry.product_id)
+            product.title = product.title or entry.names[0]
+
+    def _read(
+        self, text: str, analysis: Analysis, on_screen: list[str], answer: bool = False
+    ) -> tuple[Reading, Analysis, list[str]]:
+        """With a registered catalogue: the shared reading's products and what is asked."""
+        assert self.understanding is not None
+        reading = self.understanding.read(text)
+        named = reading.about(self.products.pinned or None, None) if reading.named else []
+        if reading.named and len(named) == 1 and named[0] not in reading.named:
+            named = list(reading.named)
+        if len(reading.named) > 1 and len(named) == 1:
+            named = named + [pid for pid in reading.named if pid not in named]
+        key = reading.topic_key
+        topic = self.understanding.topic_for(reading, (named or on_screen)[0]) if (named or on_screen) else ""
+        if topic and (not key or key in GENERIC_KEYS):
+            # The part of the listing asked about ("cleaning", "stove") says more than
+            # "can I use it" does.
+            key = _topic_key(topic)
+        keys = [*(reading.intents if answer else key.split()), *analysis.intents]
+        if answer and topic:
+            keys.append(_topic_key(topic))  # a statement about that part answers it
+        if answer:
+            keys += [*reading.concepts, *answer_intents(reading.text)]
+        intents = tuple(dict.fromkeys(k for k in keys if k))
+        return reading, Analysis(analysis.normalized, intents, reading.topic_words, analysis.terms), named
+
+    def _unnamed(self, reading: Reading, on_screen: list[str]) -> list[str]:
+        """What a question naming no product is about: "秒杀的" -> the sale's product, a
+        shop-wide question (invoice, delivery to a region) or one about a kind of product the
+        room does not sell ("有没有平板") -> none, else what is on screen."""
+        sales = list(self.products.sales.values())
+        if reading.sale and sales:
+            return sales[-1:]
+        if not reading.pointed and (reading.topic_key in SHOP_WIDE or reading.regions or reading.other_kind):
+            return []
+        return on_screen
 
     def _comment(self, event: event_pb2.Event, at: int, b: int) -> None:
         comment = event.payload.comment
@@ -212,21 +277,31 @@ class RoomInsights:
             bucket.commenters.add(sender.user_id)
             bucket.terms.update(analysis.terms)
             on_screen = self.products.on_screen()
-            named = self.products.aliases.find(analysis.normalized, on_screen)
+            asked = comment.question
+            fallback = on_screen
+            if self.understanding is not None:
+                reading, analysis, named = self._read(comment.text, analysis, on_screen)
+                asked = reading.question
+                fallback = self._unnamed(reading, on_screen)
+            else:
+                named = self.products.aliases.find(analysis.normalized, on_screen)
             for product_id in named:
                 product = self.products.product(product_id)
                 product.mentions[b] += 1
                 product.mentioners[b].add(sender.user_id)
-            if comment.question:
+            if asked:
                 bucket.questions += 1
-                about = named[0] if named else (on_screen[0] if on_screen else "")
+                about = named[0] if named else (fallback[0] if fallback else "")
                 if about:
                     self.products.product(about).questions[b] += 1
                 self.questions.ask(event.event_id, sender.user_id, comment.text, at, b, analysis, about)
         elif sender.role in ANSWERERS and not comment.question:
             analysis = analyse(comment.text, answer=True, names=self.products.aliases)
             on_screen = self.products.on_screen()
-            named = self.products.aliases.find(analysis.normalized, on_screen)
+            if self.understanding is not None:
+                _, analysis, named = self._read(comment.text, analysis, on_screen, answer=True)
+            else:
+                named = self.products.aliases.find(analysis.normalized, on_screen)
             self.questions.comment_by_staff(
                 event.event_id, sender.role, comment.text, at, comment.reply_to_event_id, analysis,
                 named or on_screen or [""],

@@ -398,6 +398,7 @@ class Payload(_message.Message):
     MODERATOR_APPOINTED_FIELD_NUMBER: _builtins.int
     MODERATOR_REMOVED_FIELD_NUMBER: _builtins.int
     MEDIA_CLOCK_FIELD_NUMBER: _builtins.int
+    CATALOGUE_REGISTERED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def comment(self) -> Global___Comment:
         """A viewer's (or host's) comment."""
@@ -522,6 +523,13 @@ class Payload(_message.Message):
     def media_clock(self) -> Global___MediaClock:
         """The host's media timeline (ephemeral, latest value wins): see MediaClock."""
 
+    @_builtins.property
+    def catalogue_registered(self) -> Global___CatalogueRegistered:
+        """The products the room sells, registered by the host or the shop's product
+        service (critical; the latest registration replaces earlier ones). Room insights
+        attribute viewers' comments that name a product, pinned or not, from it.
+        """
+
     def __init__(
         self,
         *,
@@ -555,16 +563,111 @@ class Payload(_message.Message):
         moderator_appointed: Global___ModeratorAppointed | None = ...,
         moderator_removed: Global___ModeratorRemoved | None = ...,
         media_clock: Global___MediaClock | None = ...,
+        catalogue_registered: Global___CatalogueRegistered | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock", "catalogue_registered"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___Payload: _TypeAlias = Payload  # noqa: Y015
+
+@_typing.final
+class CatalogueRegistered(_message.Message):
+    """A room's catalogue as room insights need it: what each product is called."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def products(self) -> _containers.RepeatedCompositeFieldContainer[Global___CatalogueProduct]:
+        """At most 200 products."""
+
+    def __init__(
+        self,
+        *,
+        products: _abc.Iterable[Global___CatalogueProduct] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["products", b"products"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogueRegistered: _TypeAlias = CatalogueRegistered  # noqa: Y015
+
+@_typing.final
+class CatalogueProduct(_message.Message):
+    """One product of a room's catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRODUCT_ID_FIELD_NUMBER: _builtins.int
+    NAMES_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    product_id: _builtins.str
+    """The id ProductPinned.product.product_id and Purchase.product_id carry."""
+    @_builtins.property
+    def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Its names in any language, the full name first, then aliases and short forms
+        ("海南贵妃芒", "Hainan Guifei Mango", "贵妃芒"). At most 20, each at most 100 characters.
+        """
+
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The everyday nouns for its kind ("芒果", "mango"). At most 10, each at most 100 characters."""
+
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___CatalogueTopic]:
+        """What its listing says, one entry per spec, material list, audience or variant list,
+        so that insights group questions by what they ask about. At most 50.
+        """
+
+    def __init__(
+        self,
+        *,
+        product_id: _builtins.str = ...,
+        names: _abc.Iterable[_builtins.str] | None = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
+        topics: _abc.Iterable[Global___CatalogueTopic] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "names", b"names", "product_id", b"product_id", "topics", b"topics"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogueProduct: _TypeAlias = CatalogueProduct  # noqa: Y015
+
+@_typing.final
+class CatalogueTopic(_message.Message):
+    """One part of a product's listing ("dishwasher": "清洗 建议手洗，不建议洗碗机 hand wash")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """A short key for the part, [a-z0-9_], at most 64 characters ("dishwasher", "materials")."""
+    text: _builtins.str
+    """Its name and value in any languages, at most 500 characters."""
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogueTopic: _TypeAlias = CatalogueTopic  # noqa: Y015
 
 @_typing.final
 class Comment(_message.Message):

@@ -1,0 +1,709 @@
+"""The answerer for catalogue format v2, on the shared understanding (shoplang).
+
+`CatalogueAnswerer(catalogue)` reads a question with `shoplang.understand` (which
+products, what is asked, variant / size / colour / region / age / weight named), then
+states only what the catalogue (format v2) and the room's live state say: live price,
+list price, variant prices, stock, the flash sale (price, stock, limit, minutes left),
+the product's own shipping (from, carrier, time, fee) or the shop's, returns, warranty,
+gift with purchase, sizes and the size chart, colours, materials, who it is and is not
+for (with limits checked against an age, weight or height in the question), specs and
+FAQ. What is asked and not listed — an unlisted colour, size or region, a property the
+catalogue does not mention, a health claim — is declined ("not listed, please ask
+customer service"), never guessed. Every number in a reply comes from the catalogue or
+the live state (checked by grounding.ungrounded before a reply is returned).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+
+from clients.assistant.answerer import Answer, Unknown, render
+from clients.assistant.catalog import Lang
+from clients.assistant.facts import Fact, clock, money, zone
+from clients.assistant.grounding import ungrounded
+from clients.assistant.state import LiveState, Price
+from shoplang import lang as L
+from shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text
+from shoplang.understand import Reading, Understanding
+
+DECLINE: dict[str, tuple[str, str]] = {
+    "medical": (
+        "抱歉，商品信息里没有列出健康或治疗功效，我不能这样说，请咨询医生或客服～",
+        "Sorry, no health or medical effect is listed for this product, so I can't claim one — please ask a doctor "
+        "or customer service.",
+    ),
+    "unknown": (
+        "抱歉，商品信息里没有列出这一点，请咨询客服～",
+        "Sorry, that is not listed in the product information — please ask customer service.",
+    ),
+    "no_product": (
+        "抱歉，直播间的商品里没有找到这个，请咨询客服～",
+        "Sorry, I couldn't find that among this shop's products — please ask customer service.",
+    ),
+}
+_YES_NO_PROPERTY = re.compile(
+    r"(?:有没有|有|是不是|是|支持|带|含|加了?|用的是|能不能|能|可以)(?P<x>[^吗呢么嘛?？]{1,12}?)(?:的)?(?:吗|么|嘛|不|没有)"
+    r"|^(?:is|are|does|do|has|have|can)\b.*?\b(?:it|they|this|these|the \w+(?: \w+)?)\s+(?P<y>.+)$"
+)
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    return money(Price(int((amount * 100).to_integral_value()), currency))
+
+
+class CatalogueAnswerer:
+    """Answers from a v2 catalogue and the room's live state (the bot's Answerer protocol)."""
+
+    reads_questions = True
+    """It tells questions from chatter itself (shoplang.understand.is_question): the bot
+    passes it every viewer comment, not only those the server flagged."""
+
+    def __init__(self, catalogue: Catalogue, *, unknown: Unknown = "say", tz: str = "Asia/Shanghai") -> None:
+        self.catalogue = catalogue
+        self.understanding = Understanding(catalogue)
+        self.unknown = unknown
+        self.tz = zone(tz)
+
+    # ------------------------------------------------------------------ entry point
+
+    def answer(self, question: str, state: LiveState, now_ms: int) -> Answer:
+        reading = self.understanding.read(question)
+        lang = _lang(reading)
+        if not reading.question:
+            return Answer(question, lang, "ignore", reason="not a question")
+        if reading.medical:
+            return self._decline(question, lang, "medical", reading)
+        sale = state.current_sale(now_ms)
+        sale_pid = sale.product_id if sale is not None else None
+        facts: list[Fact] = []
+        declined: list[str] = []
+        shop_facts = self._shop_level(reading, lang)
+        products = [pid for pid in reading.about(state.pinned_id, sale_pid) if self.catalogue.product(pid)]
+        if reading.other_kind and not reading.named and not reading.pointed:
+            return self._decline(question, lang, "no_product", reading)  # "有拉拉裤吗": not sold here
+        others = set(reading.intents) - {"recommend", "price", "suitable"}
+        if "recommend" in reading.intents and not others and not reading.named and not reading.pointed:
+            return self._recommend(question, reading, state, now_ms)
+        if not reading.named and products:
+            products = self._by_measure(reading, products)
+        on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
+        shop_only = bool(shop_facts) and not reading.named and not reading.pointed and not on_sale
+        if not shop_only:
+            for pid in products[:3]:
+                product = self.catalogue.product(pid)
+                assert product is not None
+                got, no = self._product_facts(product, reading, state, now_ms, lang)
+                facts += got
+                declined += no
+        if not facts and not reading.named and not reading.pointed and not shop_facts:
+            # "滤网多久换一次" while the wok is pinned: the one other product whose listing
+            # holds what is asked.
+            other = self._elsewhere(reading, products)
+            if other is not None:
+                facts, declined = self._product_facts(other, reading, state, now_ms, lang)
+        if not facts and not declined:
+            if shop_facts:
+                facts = shop_facts
+            elif "sale" in reading.intents and sale is None:
+                facts.append(Fact("no_sale", None, "现在没有秒杀活动", "there is no flash sale right now", ()))
+        if not facts:
+            why = declined[0] if declined else ("unknown" if products else "no_product")
+            return self._decline(question, lang, why, reading)
+        text = render(lang, facts)
+        if declined:
+            body, _, refs = text.partition(" [product:")
+            # No numerals in the note ("这一点" would read as the number 1 to grounding).
+            note = (
+                "（其余的商品信息里没有列出，请咨询客服）"
+                if lang == "zh"
+                else " (The rest is not listed — please ask customer service.)"
+            )
+            text_out = body + note + (" [product:" + refs if refs else "")
+        else:
+            text_out = text
+        sources = tuple(source for fact in facts for source in fact.sources)
+        if ungrounded(text_out, sources):
+            return self._decline(question, lang, "unknown", reading)
+        return Answer(question, lang, "answer", tuple(facts), text_out)
+
+    def _recommend(self, question: str, r: Reading, state: LiveState, now_ms: int) -> Answer:
+        """Up to three products that fit a budget, an age / weight / height and what else the
+        question names; with nothing named beyond the budget, the cheapest that fit."""
+        lang = _lang(r)
+        limit = L.budget(r.text)
+        residue = " ".join(w for w in L.without_budget(r.residue).split() if not re.match(r"[\d.]+", w))
+        asked = [(kind, value) for kind, value in r.quantities if kind in ("age", "weight", "height")]
+        scored: list[tuple[float, Decimal, Product, Fact]] = []
+        for p in self.catalogue.products:
+            price_fact = self._price_fact(p, state, now_ms)
+            amount = _amount(self._live_amount(p, state, now_ms))
+            if limit is not None and amount > Decimal(str(limit)):
+                continue
+            if asked and not _fits(p, asked):
+                continue
+            score = 0.0
+            if residue:
+                score += len(_find_in_product(p, residue))
+            if asked and any(a.limit is not None for a in p.suitable_for):
+                score += 1
+            scored.append((score, amount, p, price_fact))
+        wanted = [item for item in scored if item[0] > 0] or (scored if (limit is not None or asked) else [])
+        if not wanted:
+            # "送男朋友什么好": the catalogue does not say who likes what; ask for what it can use.
+            zh = "可以说说预算或用途（比如给谁、多大年龄），我帮你从直播间的商品里挑～"
+            en = "Tell me a budget or what it is for (who, what age) and I'll pick from this room's products."
+            return Answer(question, lang, "abstain", text=zh if lang == "zh" else en, reason="which")
+        wanted.sort(key=lambda item: (-item[0], item[1]))
+        facts = [item[3] for item in wanted[:3]]
+        head = Fact("recommend", None, "可以看看", "You could look at", ())
+        text = render(lang, [head, *facts])
+        text = text.replace("可以看看；", "可以看看：", 1).replace("You could look at; ", "You could look at: ", 1)
+        return Answer(question, lang, "answer", (head, *facts), text)
+
+    def _live_amount(self, p: Product, state: LiveState, now_ms: int) -> Price | Decimal:
+        sale = state.sale_of(p.id, now_ms)
+        if sale is not None and sale.price is not None and sale.running(now_ms):
+            return sale.price
+        live = state.product(p.id)
+        if live is not None and live.price is not None:
+            return live.price
+        return p.price
+
+    def _elsewhere(self, r: Reading, tried: list[str]) -> Product | None:
+        hits = []
+        for p in self.catalogue.products:
+            if p.id in tried:
+                continue
+            named_spec = [s for s in _specs_for(p, r) if _spec_named(s, r)]
+            if named_spec or (r.residue and _find_in_product(p, r.residue, names=False)):
+                hits.append(p)
+        return hits[0] if len(hits) == 1 else None
+
+    def _by_measure(self, r: Reading, products: list[str]) -> list[str]:
+        """ "身高70穿哪个码" while diapers (sized by weight) are pinned: the one product whose
+        size chart is by that measure."""
+        kinds = {kind for kind, _ in r.quantities}
+        if not kinds or not ({"sizes"} & set(r.intents)):
+            return products
+
+        def charted(p: Product | None) -> bool:
+            chart = p.size_chart if p is not None else None
+            return chart is not None and any(_column_kind(c) in kinds for c in chart.columns)
+
+        if charted(self.catalogue.product(products[0])):
+            return products
+        fits = [p.id for p in self.catalogue.products if charted(p)]
+        return fits if len(fits) == 1 else products
+
+    def _decline(self, question: str, lang: Lang, why: str, reading: Reading) -> Answer:
+        zh, en = DECLINE.get(why, DECLINE["unknown"])
+        text = "" if self.unknown == "silent" else (zh if lang == "zh" else en)
+        return Answer(question, lang, "abstain", text=text, reason=why)
+
+    # ------------------------------------------------------------------ shop-wide
+
+    def _shop_level(self, reading: Reading, lang: Lang) -> list[Fact]:
+        facts: list[Fact] = []
+        for entry in self.catalogue.faq:
+            if _faq_hit(entry, reading):
+                facts.append(
+                    Fact(f"faq:{entry.id}", None, entry.answer.zh, entry.answer.en, (entry.answer.zh, entry.answer.en))
+                )
+        if reading.regions or {"fee", "shipping", "ships_from", "carrier", "delivery_time", "region"} & set(
+            reading.intents
+        ):
+            facts += _shipping_facts(None, None, self.catalogue.shipping, reading, self.catalogue.currency)
+        if "returns" in reading.intents:
+            r = self.catalogue.returns
+            facts.append(_returns_fact(None, None, r.days, r.note))
+        return facts
+
+    # ------------------------------------------------------------------ one product
+
+    def _product_facts(
+        self, p: Product, r: Reading, state: LiveState, now_ms: int, lang: Lang
+    ) -> tuple[list[Fact], list[str]]:
+        facts: list[Fact] = []
+        declined: list[str] = []
+        name_zh, name_en = p.name.zh, p.name.en
+        intents = set(r.intents)
+        if "time_left" in intents:
+            intents.discard("delivery_time")  # "how long is the sale on": not shipping time
+        currency = self.catalogue.currency
+        sale = state.sale_of(p.id, now_ms)
+        # Colours and sizes named: listed or not.
+        if r.colours:
+            listed = [c for c in p.colours if any(_same_colour(asked, c) for asked in r.colours)]
+            if listed:
+                facts.append(_fact("colours", p, f"{name_zh}有{'、'.join(c.zh for c in listed)}",
+                                   f"{name_en} comes in {', '.join(c.en for c in listed)}", []))  # fmt: skip
+            else:
+                declined.append("unknown")
+        if r.unknown_sizes and not r.sizes:
+            declined.append("unknown")
+        variant_id = r.variants.get(p.id)
+        if variant_id is None and r.bigger is not None and p.variants:
+            priced = sorted(p.variants, key=lambda v: v.price if v.price is not None else p.price)
+            variant_id = (priced[-1] if r.bigger else priced[0]).id
+        variant = next((v for v in p.variants if v.id == variant_id), None)
+        # Price.
+        if "list_price" in intents:
+            lp = variant.list_price if variant is not None and variant.list_price is not None else p.list_price
+            if lp is not None:
+                s = _money(lp, currency)
+                facts.append(_fact("list_price", p, f"{name_zh} 原价 {s}", f"{name_en} list price {s}", [s]))
+            else:
+                declined.append("unknown")
+        elif "price" in intents or (variant is not None and not (intents - {"sale"})):
+            if variant is not None:
+                amount = variant.price if variant.price is not None else p.price
+                s = _money(amount, currency)
+                facts.append(
+                    _fact("price", p, f"{name_zh}（{variant.name.zh}）{s}", f"{name_en} ({variant.name.en}) {s}", [s])
+                )
+            else:
+                facts.append(self._price_fact(p, state, now_ms))
+        # The flash sale.
+        if sale is not None and ({"sale", "time_left", "limit"} & intents):
+            facts.append(self._sale_fact(p, state, now_ms, with_time="time_left" in intents or "sale" in intents))
+        elif "limit" in intents:
+            note = p.flash_sale_note
+            if note is not None:
+                facts.append(_fact("limit", p, f"{name_zh}：{note.zh}", f"{name_en}: {note.en}", []))
+            else:
+                declined.append("unknown")
+        elif "time_left" in intents:
+            declined.append("unknown")
+        if "stock" in intents and not ("sale" in intents and sale is not None and "time_left" in intents):
+            live = state.product(p.id)
+            stock = sale.stock if sale is not None else (live.stock if live is not None else None)
+            if stock is None:
+                declined.append("unknown")
+            elif stock <= 0:
+                facts.append(_fact("stock", p, f"{name_zh} 已售罄", f"{name_en} is sold out", []))
+            else:
+                facts.append(_fact("stock", p, f"{name_zh}还剩 {stock} 件", f"{name_en}: {stock} left", [str(stock)]))
+        # Shipping, returns, warranty, gift.
+        shipping = p.shipping or self.catalogue.shipping
+        if r.regions or {"fee", "shipping", "ships_from", "carrier", "delivery_time", "region"} & intents:
+            facts += _shipping_facts(p, p.id, shipping, r, currency)
+        if "returns" in intents:
+            ret = p.returns or self.catalogue.returns
+            facts.append(_returns_fact(p, p.id, ret.days, ret.note))
+        if "warranty" in intents:
+            if p.warranty is not None:
+                w = p.warranty
+                zh = f"{name_zh} 保修 {w.months} 个月" + (f"（{w.note.zh}）" if w.note else "")
+                en = f"{name_en} has a {w.months}-month warranty" + (f" ({w.note.en})" if w.note else "")
+                facts.append(_fact("warranty", p, zh, en, [str(w.months)]))
+            else:
+                declined.append("unknown")
+        if "gift" in intents:
+            if p.gift_with_purchase is not None:
+                g = p.gift_with_purchase
+                facts.append(_fact("gift", p, f"{name_zh} 赠品：{g.zh}", f"{name_en} free gift: {g.en}", [g.zh, g.en]))
+            else:
+                declined.append("unknown")
+        # Sizes, colours, materials, who it is for.
+        if "sizes" in intents or r.sizes or ("count" in intents and p.size_chart is not None):
+            fact = _size_fact(p, r)
+            if fact is not None:
+                facts.append(fact)
+            elif not r.colours:
+                declined.append("unknown")
+        if "colours" in intents and not r.colours:
+            if p.colours:
+                facts.append(_fact("colours", p, f"{name_zh} 颜色：{'、'.join(c.zh for c in p.colours)}",
+                                   f"{name_en} colours: {', '.join(c.en for c in p.colours)}", []))  # fmt: skip
+            else:
+                declined.append("unknown")
+        if "materials" in intents and p.materials:
+            facts.append(_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
+                               f"{name_en} is made with: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
+        audience = "suitable" in intents or any(kind in ("age", "weight", "height") for kind, _ in r.quantities)
+        if audience and not (r.sizes or "sizes" in intents):
+            fact = _audience_fact(p, r)
+            if fact is not None:
+                facts.append(fact)
+        # Specs by kind, then anything else the question names that the product lists.
+        for spec in _specs_for(p, r):
+            if not any(f.kind == f"spec:{spec.key}" for f in facts):
+                facts.append(_spec_fact(p, spec))
+        if "variants" in intents and p.variants and variant is None:
+            zh = "、".join(
+                f"{v.name.zh} {_money(v.price if v.price is not None else p.price, currency)}" for v in p.variants
+            )
+            en = ", ".join(
+                f"{v.name.en} {_money(v.price if v.price is not None else p.price, currency)}" for v in p.variants
+            )
+            facts.append(_fact("variants", p, f"{name_zh} 可选：{zh}", f"{name_en} options: {en}", []))
+        if "link" in intents:
+            links = [a for a in p.aliases if re.search(r"\d+\s*号链接|link \d+", a, re.IGNORECASE)]
+            if links:
+                facts.append(_fact("link", p, f"{name_zh} 是 {links[0]}", f"{name_en} is {links[-1]}", []))
+        if "count" in intents and not facts:
+            for spec in p.specs:
+                if spec.key in ("pack", "count") or "规格" in spec.name.zh:
+                    facts.append(_spec_fact(p, spec))
+        if not facts and r.concepts and p.description is not None:
+            about = L.normalize(p.description.zh + " " + p.description.en)
+            cues = [cue for c in r.concepts for cue in L.CONCEPTS[c]]
+            if any(L.cue_matches(cue, about) for cue in cues):
+                facts.append(_field_fact(p, Text(zh="介绍", en="about"), p.description))
+        prop = _property_asked(r)
+        if prop:
+            where = _find_in_product(p, prop)
+            if where:
+                if not facts:
+                    facts += [_field_fact(p, label, value) for label, value in where[:2]]
+            elif not facts or not (intents or r.concepts):
+                return [], ["unknown"]
+        if not facts and not declined:
+            hits = _find_in_product(p, r.residue)
+            facts += [_field_fact(p, label, value) for label, value in hits[:2]]
+        return facts, declined
+
+    def _price_fact(self, p: Product, state: LiveState, now_ms: int) -> Fact:
+        sale = state.sale_of(p.id, now_ms)
+        live = state.product(p.id)
+        currency = self.catalogue.currency
+        if sale is not None and sale.price is not None and sale.running(now_ms):
+            s = money(sale.price)
+            return _fact("price", p, f"{p.name.zh} 秒杀价 {s}", f"{p.name.en} flash-sale price {s}", [s])
+        if live is not None and live.price is not None:
+            s = money(live.price)
+            return _fact("price", p, f"{p.name.zh} 现价 {s}", f"{p.name.en} is {s} now", [s])
+        s = _money(p.price, currency)
+        return _fact("price", p, f"{p.name.zh} {s}", f"{p.name.en} is {s}", [s])
+
+    def _sale_fact(self, p: Product, state: LiveState, now_ms: int, with_time: bool) -> Fact:
+        sale = state.sale_of(p.id, now_ms)
+        assert sale is not None
+        price = money(sale.price) if sale.price is not None else ""
+        zh = f"秒杀：{p.name.zh}" + (f" {price}" if price else "") + f"，还剩 {sale.stock} 件"
+        en = f"Flash sale: {p.name.en}" + (f" at {price}" if price else "") + f", {sale.stock} left"
+        sources = [price, str(sale.stock)]
+        if sale.limit_per_user:
+            zh += f"，每人限购 {sale.limit_per_user} 件"
+            en += f", limit {sale.limit_per_user} per person"
+            sources.append(str(sale.limit_per_user))
+        if with_time and sale.end_ms:
+            minutes = max(0, math.ceil((sale.end_ms - now_ms) / 60_000))
+            end = clock(sale.end_ms, self.tz)
+            zh += f"，还剩 {minutes} 分钟（{end} 结束）"
+            en += f", {minutes} min left (ends at {end})"
+            sources += [str(minutes), end]
+        return _fact("on_sale", p, zh, en, sources)
+
+
+# ---------------------------------------------------------------- facts
+
+
+def _lang(reading: Reading) -> Lang:
+    return "zh" if reading.lang == "zh" else "en"
+
+
+def _amount(price: Price | Decimal) -> Decimal:
+    return price if isinstance(price, Decimal) else Decimal(price.amount_minor) / 100
+
+
+def _fits(p: Product, asked: list[tuple[str, float]]) -> bool:
+    """No 'not for' limit excludes the age / weight / height asked, and a 'for' limit of the
+    same quantity includes it."""
+    for kind, value in asked:
+        for audience in p.not_for:
+            lim = audience.limit
+            if lim is not None and lim.quantity == kind and _inside(lim, kind, value):
+                return False
+        bounded = [a.limit for a in p.suitable_for if a.limit is not None and a.limit.quantity == kind]
+        if bounded and not any(_inside(lim, kind, value) for lim in bounded):
+            return False
+    return True
+
+
+def _inside(lim: Limit, kind: str, value: float) -> bool:
+    scale = 12.0 if kind == "age" and lim.unit.startswith("year") else 1.0
+    low = float(lim.min) * scale if lim.min is not None else -math.inf
+    high = float(lim.max) * scale if lim.max is not None else math.inf
+    return low <= value < high if lim.max is not None and lim.min is None else low <= value <= high
+
+
+def _fact(kind: str, p: Product | None, zh: str, en: str, sources: Sequence[str]) -> Fact:
+    zh = re.sub(r"(?<=[\u4e00-\u9fff，（]) (?=[\d¥])|(?<=\d) (?=[\u4e00-\u9fff])", "", zh)
+    return Fact(kind, p.id if p is not None else None, zh, en, (zh, en, *sources))
+
+
+def _spec_fact(p: Product, spec: Spec) -> Fact:
+    return _fact(f"spec:{spec.key}", p, f"{p.name.zh} {spec.name.zh}：{spec.value.zh}",
+                 f"{p.name.en} {spec.name.en}: {spec.value.en}", [])  # fmt: skip
+
+
+def _field_fact(p: Product, label: Text, value: Text) -> Fact:
+    return _fact(
+        f"field:{label.en}", p, f"{p.name.zh} {label.zh}：{value.zh}", f"{p.name.en} {label.en}: {value.en}", []
+    )
+
+
+def _returns_fact(p: Product | None, pid: str | None, days: int, note: Text | None) -> Fact:
+    zh = f"支持 {days} 天无理由退货" if days else "不支持无理由退货"
+    en = f"{days}-day no-reason returns" if days else "no returns without a reason"
+    if note is not None:
+        zh, en = f"{zh}；{note.zh}", f"{en}; {note.en}"
+    if p is not None:
+        zh, en = f"{p.name.zh} {zh}", f"{p.name.en}: {en}"
+    return Fact("returns", pid, zh, en, (zh, en))
+
+
+def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading, currency: str) -> list[Fact]:
+    intents = set(r.intents)
+    zh_name = f"{p.name.zh} " if p is not None else ""
+    en_name = f"{p.name.en} " if p is not None else ""
+    parts_zh: list[str] = []
+    parts_en: list[str] = []
+    served = [L.normalize(t.zh) + " " + L.normalize(t.en) for t in s.regions]
+    excluded = [L.normalize(t.zh) + " " + L.normalize(t.en) for t in s.excluded]
+    regions_zh = "、".join(t.zh for t in s.regions)
+    regions_en = ", ".join(t.en for t in s.regions)
+    for region in r.regions:
+        names = L.REGIONS[region]
+        label = names[0]
+        if any(any(L.cue_matches(n, e) for n in names) for e in excluded):
+            parts_zh.append(f"抱歉，{label}不在配送范围（{'、'.join(t.zh for t in s.excluded)}除外）")
+            parts_en.append(
+                f"sorry, we don't ship to {names[-1].title()} (except {', '.join(t.en for t in s.excluded)})"
+            )
+        elif any(any(L.cue_matches(n, t) for n in names) for t in served) or (
+            region in L.MAINLAND and any("大陆" in t or "mainland" in t or "全国" in t for t in served)
+        ):
+            parts_zh.append(f"可以发{label}")
+            parts_en.append(f"yes, we ship to {names[-1].title()}")
+        else:
+            parts_zh.append(f"抱歉，{label}不在列出的配送范围（只配送{regions_zh}），具体请咨询客服")
+            parts_en.append(
+                f"sorry, {names[-1].title()} is not listed — we deliver to {regions_en}; please ask customer service"
+            )
+    if r.regions:
+        return [_fact("shipping:region", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), [])]
+    low, high = s.delivery_days
+    facet = False
+    if "ships_from" in intents:
+        parts_zh.append(f"从{s.ships_from.zh}发货")
+        parts_en.append(f"ships from {s.ships_from.en}")
+        facet = True
+    if "carrier" in intents:
+        parts_zh.append(f"发{s.carrier.zh}")
+        parts_en.append(f"sent by {s.carrier.en}")
+        facet = True
+    if "delivery_time" in intents:
+        parts_zh.append(f"下单后 {s.dispatch_hours} 小时内发货，一般 {low} 到 {high} 天送达")
+        parts_en.append(f"dispatched within {s.dispatch_hours} hours, usually arriving in {low} to {high} days")
+        facet = True
+    if "fee" in intents:
+        parts_zh.append(_fee(s, currency, "zh"))
+        parts_en.append(_fee(s, currency, "en"))
+        facet = True
+    if not facet:
+        when_zh = f"{s.dispatch_hours} 小时内发货，一般 {low} 到 {high} 天送达"
+        when_en = f"within {s.dispatch_hours} hours, usually arriving in {low} to {high} days"
+        parts_zh = [f"从{s.ships_from.zh}发{s.carrier.zh}", when_zh, _fee(s, currency, "zh")]
+        parts_en = [f"ships from {s.ships_from.en} by {s.carrier.en}", when_en, _fee(s, currency, "en")]
+    sources = [str(s.dispatch_hours), str(low), str(high)]
+    return [_fact("shipping", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), sources)]
+
+
+def _fee(s: Shipping, currency: str, lang: str) -> str:
+    if s.fee == 0:
+        return "包邮" if lang == "zh" else "free shipping"
+    fee = _money(s.fee, currency)
+    if s.free_over is not None:
+        over = _money(s.free_over, currency)
+        return f"运费 {fee}，满 {over} 包邮" if lang == "zh" else f"shipping {fee}, free for orders of {over} or more"
+    return f"运费 {fee}" if lang == "zh" else f"shipping {fee}"
+
+
+def _size_fact(p: Product, r: Reading) -> Fact | None:
+    if not p.sizes and p.size_chart is None:
+        return None
+    chart = p.size_chart
+    asked = [(kind, value) for kind, value in r.quantities if kind in ("weight", "height", "age")]
+    if chart is not None and asked:
+        rows = []
+        for size, values in chart.rows.items():
+            for column, cell in zip(chart.columns, values, strict=True):
+                kind = _column_kind(column)
+                bounds = _range(cell)
+                if bounds is None:
+                    continue
+                for want_kind, value in asked:
+                    if kind == want_kind and bounds[0] <= value <= bounds[1]:
+                        rows.append((size, column, cell))
+        if rows:
+            zh = f"{p.name.zh} 可选：" + "、".join(f"{size}码（{col.zh}{cell}）" for size, col, cell in rows)
+            en = f"{p.name.en}: choose " + ", ".join(f"{size} ({col.en} {cell})" for size, col, cell in rows)
+            return _fact("sizes", p, zh, en, [])
+    if chart is not None and (r.sizes or "count" in r.intents):
+        wanted = [s for s in chart.rows if s.casefold() in r.sizes] or list(chart.rows)
+        zh = f"{p.name.zh} 尺码表：" + "；".join(
+            f"{s}：" + "，".join(f"{c.zh}{v}" for c, v in zip(chart.columns, chart.rows[s], strict=True))
+            for s in wanted
+        )
+        en = f"{p.name.en} size chart: " + "; ".join(
+            f"{s}: " + ", ".join(f"{c.en} {v}" for c, v in zip(chart.columns, chart.rows[s], strict=True))
+            for s in wanted
+        )
+        return _fact("sizes", p, zh, en, [])
+    zh = f"{p.name.zh} 尺码：{'、'.join(p.sizes)}"
+    en = f"{p.name.en} sizes: {', '.join(p.sizes)}"
+    if chart is not None:
+        zh += "（尺码表：" + "；".join(f"{s} {'/'.join(v)}" for s, v in chart.rows.items()) + "）"
+        en += " (size chart: " + "; ".join(f"{s} {'/'.join(v)}" for s, v in chart.rows.items()) + ")"
+    return _fact("sizes", p, zh, en, [])
+
+
+def _column_kind(column: Text) -> str:
+    text = L.normalize(column.zh + " " + column.en)
+    if "体重" in text or "weight" in text:
+        return "weight"
+    if "身高" in text or "height" in text:
+        return "height"
+    if "月龄" in text or "年龄" in text or "age" in text:
+        return "age"
+    return ""
+
+
+def _range(cell: str) -> tuple[float, float] | None:
+    match = re.match(r"\s*(\d+(?:\.\d+)?)\s*[-~到]\s*(\d+(?:\.\d+)?)", cell)
+    if match is None:
+        return None
+    return float(match.group(1)), float(match.group(2))
+
+
+def _audience_fact(p: Product, r: Reading) -> Fact | None:
+    zh_parts: list[str] = []
+    en_parts: list[str] = []
+    asked = [(kind, value) for kind, value in r.quantities if kind in ("age", "weight", "height")]
+    for group, word_zh, word_en in ((p.not_for, "不适合", "not for"), (p.suitable_for, "适合", "for")):
+        for audience in group:
+            if asked and audience.limit is not None and not _limit_relevant(audience, asked):
+                continue
+            zh_parts.append(f"{word_zh}{audience.who.zh}")
+            en_parts.append(f"{word_en} {audience.who.en}")
+    if not zh_parts:
+        return None
+    return _fact("suitable", p, f"{p.name.zh}：{'；'.join(zh_parts)}", f"{p.name.en}: {'; '.join(en_parts)}", [])
+
+
+def _limit_relevant(audience: Audience, asked: list[tuple[str, float]]) -> bool:
+    limit = audience.limit
+    assert limit is not None
+    return any(kind == limit.quantity for kind, _ in asked)
+
+
+_SPEC_STOP = set("的了吗呢是有能可以多少几什么")
+
+
+def _specs_for(p: Product, r: Reading) -> list[Spec]:
+    out: list[Spec] = []
+    for spec in p.specs:
+        own = L.normalize(" ".join([spec.key.replace("_", " "), spec.name.zh, spec.name.en, *spec.keywords]))
+        if any(c in L.CONCEPTS and any(L.cue_matches(cue, own) for cue in L.CONCEPTS[c]) for c in r.concepts):
+            out.append(spec)
+            continue
+        if any(L.normalize(k) in r.text for k in (spec.name.zh, spec.name.en, *spec.keywords) if len(k) >= 2):
+            out.append(spec)
+            continue
+        # A two-character word of the spec's name in the question ("蓝牙几点几" -> 蓝牙版本).
+        name = "".join(ch for ch in spec.name.zh if L.CJK.match(ch))
+        if any(name[i : i + 2] in r.text for i in range(len(name) - 1) if name[i : i + 2] not in _WEAK_BIGRAMS):
+            out.append(spec)
+    if not out and r.concepts:
+        # The kind asked is in a spec's value ("每片130克" for "多重").
+        for spec in p.specs:
+            value = L.normalize(spec.value.zh + " " + spec.value.en)
+            if any(
+                c in L.CONCEPTS and any(L.cue_matches(cue, value) for cue in L.CONCEPTS[c] if not cue.startswith("re:"))
+                for c in r.concepts
+            ):
+                out.append(spec)
+    return out
+
+
+_WEAK_BIGRAMS = {"多少", "什么", "能否", "是否", "方式", "时间", "效果"}
+
+
+def _property_asked(r: Reading) -> str:
+    """The X of "有X吗 / 是X的吗 / does it have X", without product names and particles."""
+    if r.intents or r.colours or r.sizes or r.unknown_sizes or r.regions:
+        return ""
+    match = _YES_NO_PROPERTY.search(r.residue.replace(" ", "") if L.CJK.search(r.residue) else r.text)
+    if match is None:
+        return ""
+    x = (match.group("x") or match.group("y") or "").strip()
+    x = re.sub(f"^[{L.PARTICLES_ZH}]+|[{L.PARTICLES_ZH}]+$", "", x)
+    words = [w for w in re.split(r"\s+", x) if w and w not in L.STOP_EN | _POLARITY]
+    return " ".join(words) if (L.CJK.search(x) and len(x) >= 2) or words else ""
+
+
+def _spec_named(spec: Spec, r: Reading) -> bool:
+    """The question holds two characters of the spec's Chinese name or its English name."""
+    name = "".join(ch for ch in spec.name.zh if L.CJK.match(ch))
+    pairs = {name[i : i + 2] for i in range(len(name) - 1)} - _WEAK_BIGRAMS
+    return any(pair in r.text for pair in pairs) or L.cue_matches(L.normalize(spec.name.en), r.text)
+
+
+def _find_in_product(p: Product, query: str, names: bool = True) -> list[tuple[Text, Text]]:
+    """Fields of the product whose text holds the query's words (all of a Chinese chunk; English words)."""
+    if not query.strip():
+        return []
+    fields: list[tuple[Text, Text]] = []
+    if p.description is not None:
+        fields.append((Text(zh="介绍", en="about"), p.description))
+    fields += [(s.name, s.value) for s in p.specs]
+    if p.materials:
+        fields.append((Text(zh="成分/材质", en="made with"), _join(p.materials)))
+    if p.suitable_for:
+        fields.append((Text(zh="适合", en="for"), _join([a.who for a in p.suitable_for])))
+    if p.not_for:
+        fields.append((Text(zh="不适合", en="not for"), _join([a.who for a in p.not_for])))
+    if names:
+        fields.append((Text(zh="名称", en="name"), p.name))
+    chunks = [c for c in re.split(r"\s+", L.normalize(query)) if c]
+    cjk = [c for c in chunks if L.CJK.search(c) and len(c) >= 2]
+    en = [L.singular(c) for c in chunks if not L.CJK.search(c) and len(c) >= 2 and c not in L.STOP_EN | _POLARITY]
+    out = []
+    for label, value in fields:
+        hay = L.normalize(f"{label.zh} {label.en} {value.zh} {value.en}")
+        hay_words = {L.singular(w) for w in re.findall(r"[a-z0-9.]+", hay)}
+        ok_cjk = cjk and all(c in hay or _bigram_share(c, hay) >= 0.6 for c in cjk)
+        ok_en = en and sum(1 for w in en if w in hay_words or w in hay) * 2 > len(en)
+        if (ok_cjk or not cjk) and (ok_en or not en) and (cjk or en):
+            out.append((label, value))
+    return out
+
+
+def _bigram_share(chunk: str, hay: str) -> float:
+    grams = [chunk[i : i + 2] for i in range(len(chunk) - 1)]
+    if len(grams) < 2:
+        return 0.0
+    return sum(1 for g in grams if g in hay) / len(grams)
+
+
+_POLARITY = {"free", "no", "not", "without", "any"}
+"""'fragrance free' asks whether fragrance is listed: the field that says so answers."""
+
+
+def _join(items: list[Text]) -> Text:
+    return Text(zh="、".join(i.zh for i in items), en=", ".join(i.en for i in items))
+
+
+def _same_colour(asked: str, listed: Text) -> bool:
+    a = asked.removesuffix("色")
+    return a in L.normalize(listed.zh) or a in L.normalize(listed.en)
+
+
+def _faq_hit(entry: Faq, r: Reading) -> bool:
+    words = [*entry.keywords, entry.question.zh, entry.question.en]
+    return any(len(w) >= 2 and L.normalize(w) in r.text for w in words)

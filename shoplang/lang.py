@@ -1,0 +1,403 @@
+"""General shopping language in Chinese and English, for any shop.
+
+Nothing here names a shop's products: these are the words viewers of any live room use
+to ask for a price, stock, shipping, sizes, colours ..., to point at the product on
+screen, the everyday names of product kinds in both languages, colours, regions and
+medical claims. A shop's own words come from its catalogue (shoplang/understand.py).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+LATIN_WORD = re.compile(r"[a-z][a-z0-9'’-]*|\d+(?:\.\d+)?[a-z]*")
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width letters and digits folded) and casefold; Chinese punctuation kept."""
+    return unicodedata.normalize("NFKC", text).casefold().strip()
+
+
+def language(text: str) -> str:
+    """zh when Chinese characters are at least as many as Latin words, else en."""
+    cjk = len(CJK.findall(text))
+    latin = len(re.findall(r"[A-Za-z]{2,}", text))
+    return "zh" if cjk and cjk >= latin else "en"
+
+
+def en_words(text: str) -> list[str]:
+    return [singular(w.strip("'’-")) for w in LATIN_WORD.findall(normalize(text))]
+
+
+def singular(word: str) -> str:
+    """A cheap English singular: earbuds -> earbud, boxes -> box, batteries -> battery."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("ches", "shes", "xes", "sses")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def edit1(a: str, b: str) -> bool:
+    """At most one insertion, deletion, substitution or adjacent swap between a and b."""
+    if a == b:
+        return True
+    la, lb = len(a), len(b)
+    if abs(la - lb) > 1:
+        return False
+    if la == lb:
+        diff = [i for i in range(la) if a[i] != b[i]]
+        if len(diff) == 1:
+            return True
+        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+    if la > lb:
+        a, b = b, a
+    return any(a == b[:i] + b[i + 1 :] for i in range(len(b)))
+
+
+# ------------------------------------------------------------------ pointing at a product
+
+DEIXIS_ZH = ("这个", "这款", "这件", "这条", "这双", "这套", "这瓶", "这盒", "这只", "这支", "这台", "这些", "这箱", "这包",
+             "它", "这", "现在这个", "屏幕上", "正在讲", "讲的这个", "上车的", "小黄车")  # fmt: skip
+DEIXIS_EN = (
+    "this",
+    "these",
+    "it",
+    "this one",
+    "on screen",
+    "the one on screen",
+    "the one shown",
+    "current one",
+    "that one",
+)
+SALE_WORDS = ("秒杀", "抢购", "限时", "flash", "deal", "秒")
+"""Words that point at the running flash sale's product."""
+
+# ------------------------------------------------------------------ what is asked
+
+INTENTS: dict[str, tuple[str, ...]] = {
+    # Each entry: cue words or regular expressions (prefix "re:") in either language.
+    "list_price": ("原价", "划线价", "专柜价", "市场价", "日常价", "平时多少", "原来多少", "original price", "list price",
+                   "rrp", "retail price", "usual price", "normal price", "was it"),
+    "price": ("多少钱", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "贵不贵", "贵吗", "售价",
+              "到手价", "现价", "多少一", "啥价位", "jg", "how much", "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
+    "stock": ("还有吗", "还有货", "有货", "有现货", "现货", "库存", "还剩", "剩多少", "剩几", "卖完", "售罄", "缺货", "抢光",
+              "还有多少", "in stock", "any left", "sold out", "how many left", "stock", "still available", "available"),
+    "time_left": ("几分钟", "多久结束", "什么时候结束", "几点结束", "还有多久", "还剩多久", "多长时间", "剩几分钟",
+                  "re:how (long|many minutes)", "minutes left", "time left", "re:when does .*end", "ends"),
+    "limit": ("限购", "能买几", "买几个", "抢几个", "能抢几", "能买多少", "可以买几", "每人", "一人", "re:能买几[份件个]",
+              "limit", "re:how many can (i|we|you)", "per person"),
+    "sale": ("秒杀", "抢购", "限时", "特价", "活动价", "flash", "deal", "on sale", "sale"),
+    "ships_from": ("哪里发", "哪发", "从哪", "发货地", "哪个仓", "什么地方发", "re:ships? from", "where .*ship",
+                   "re:where .*(sent|dispatch)"),
+    "carrier": ("什么快递", "哪家快递", "啥快递", "快递是", "物流是", "发什么", "冷链", "顺丰", "courier", "carrier",
+                "re:which (express|delivery)", "cold chain"),
+    "delivery_time": ("几天到", "多久到", "几天能到", "多久能到", "到货时间", "多久发货", "什么时候发货", "几天发货",
+                      "多久发", "几天", "re:how (long|many days)", "re:when .*(arrive|ship|get it)", "arrive"),
+    "fee": ("包邮", "运费", "邮费", "免运费", "满多少", "包不包邮", "free shipping", "shipping fee", "postage",
+            "re:ship(s|ping)? (for )?free", "delivery fee"),
+    "region": ("寄到", "发到", "送到", "能寄", "能发", "配送到", "ship to", "deliver to", "re:ship(s|ping)? .*to "),
+    "shipping": ("发货", "快递", "物流", "配送", "寄", "shipping", "ship", "deliver", "delivery"),
+    "returns": ("退货", "退换", "换货", "能退", "可以退", "售后", "无理由", "坏了怎么办", "坏了", "破损", "坏果", "退款",
+                "return", "refund", "exchange", "damaged", "broken", "spoiled"),
+    "warranty": ("保修", "质保", "保固", "包换", "warranty", "guarantee"),
+    "gift": ("赠品", "送什么", "送啥", "有送", "赠送", "送不送", "有没有送", "福利", "礼品", "re:送.{1,6}(吗|不)", "re:送几",
+             "free gift", "gift",
+             "freebie", "bonus", "comes with", "what do i get free"),
+    "sizes": ("尺码", "码数", "什么码", "哪个码", "几码", "多大码", "码", "选码", "size"),
+    "colours": ("颜色", "什么色", "几个色", "几种色", "色号", "colour", "color"),
+    "materials": ("成分", "材质", "材料", "面料", "配料", "原料", "里面有什么", "有什么东西", "含有", "什么做的", "用料",
+                  "re:什么(钢|木|布|棉|皮|料|质|塑料|玻璃)",
+                  "made of", "material", "ingredient", "fabric", "re:what'?s in", "what is in", "contain"),
+    "suitable": ("re:what (age|height|weight|size of (baby|child|kid))s? is .* for", "re:for what (age|height|weight)",
+                 "适合多大", "几岁", "多大的宝宝", "多大的孩子", "适合", "适不适合", "能用吗", "能吃吗", "能喝吗", "能穿吗", "能坐吗", "能戴吗", "可以用吗", "可以吃吗",
+                 "可以喝吗", "能不能用", "能不能吃", "过敏", "不耐受", "孕妇", "婴儿能", "宝宝能", "孩子能", "老人能",
+                 "suitable", "good for", "ok for", "safe for", "allergic", "intolerant", "re:can (my|a) (baby|kid|child)",
+                 "left-handed", "左手"),
+    "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "几号", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
+    "count": ("几片", "多少片", "几包", "多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
+              "re:how many (pack|piece|pc|sheet|wipe|bag)"),
+    "variants": ("规格", "款式", "哪几款", "有几款", "几种规格", "哪些规格", "什么规格", "options", "variants", "versions",
+                 "re:(什么|啥|哪种|哪些|几种|哪几种)[轴段版型款]"),
+    "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "礼物",
+                  "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
+                  "recommend", "suggest", "something for", "good gift", "a gift", "re:what should i (buy|get)",
+                  "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget"),
+    "invoice": ("发票", "开票", "专票", "invoice", "receipt", "fapiao"),
+}  # fmt: skip
+
+CONCEPTS: dict[str, tuple[str, ...]] = {
+    # Kinds of specification, by the words of both the question and the spec's name.
+    "weight": ("重量", "多重", "重不重", "多少克", "几克", "几斤", "多少斤", "净含量", "分量", "车重", "克", "weigh", "weight",
+               "heavy", "gram", "how many g", "kg", "net weight", "轻"),
+    "volume": ("容量", "几升", "多少毫升", "几毫升", "多少ml", "毫升", "升", "ml", "litre", "liter", "capacity", "volume",
+               "多大一瓶", "多大瓶"),
+    "battery": ("续航", "电池", "用多久", "能用多久", "待机", "充一次", "充满", "多少天", "几天", "多少小时", "几个小时", "battery",
+                "last", "charge", "hours"),
+    "waterproof": ("防水", "防汗", "出汗", "淋雨", "游泳", "waterproof", "water", "swim", "rain", "sweat", "pool"),
+    "origin": ("产地", "哪里产", "哪产", "产自", "哪里的", "原产", "奶源", "进口", "哪个国家", "哪里生产", "origin", "made in",
+               "source", "where is it from", "where .* from", "re:\\bfrom\\b"),
+    "shelf_life": ("保质期", "放多久", "过期", "能放多久", "保存多久", "shelf life", "expire", "expiry", "best before"),
+    "storage": ("储存", "保存", "存放", "冷冻", "冷藏", "store", "storage", "keep", "插卡", "存储卡", "内存卡", "sd卡", "tf卡",
+                "memory card", "sd card", "microsd"),
+    "dimensions": ("尺寸", "多大", "大小", "长宽", "多长", "长度", "多宽", "多高", "高度", "口径", "直径", "面积", "折叠", "登机",
+                   "dimension", "folded", "how big", "cabin", "plane", "flight", "上飞机", "size", "length", "diameter",
+                   "height", "how tall", "how wide"),
+    "noise": ("噪音", "声音", "吵", "分贝", "静音", "noise", "loud", "quiet", "noisy", "db"),
+    "contents": ("包含", "包括", "有哪些", "里面有什么", "一套几", "几件", "件数", "几个装", "一套有", "规格", "what's in",
+                 "what is in", "what comes in", "comes with", "included", "include", "contents", "pieces", "how many in"),
+    "power": ("功率", "瓦", "几瓦", "多少瓦", "多少w", "watt", "wattage", "power", "output", "快充", "fast charg"),
+    "ports": ("接口", "几个口", "插口", "口", "port", "usb"),
+    "taste": ("甜", "甜度", "酸", "辣", "口感", "好吃", "味道", "sweet", "taste", "flavour", "flavor", "spicy"),
+    "fresh": ("新米", "新货", "新鲜", "今年", "生产日期", "加工日期", "采收", "new crop", "fresh", "harvest", "milling"),
+}  # fmt: skip
+
+MEDICAL = ("治", "治疗", "治愈", "疗效", "药", "处方", "提高免疫力", "免疫力", "补脑", "长高", "降血糖", "降血压", "测血糖",
+           "血压", "防辐射", "辐射", "抗癌", "减肥", "排毒", "失眠", "湿疹", "咳嗽", "糖尿病", "高血压", "cure", "treat",
+           "heal", "immune", "immunity", "eczema", "cancer", "blood pressure", "blood sugar", "glucose", "diabetes",
+           "medicine", "medical", "sore throat", "insomnia", "radiation")  # fmt: skip
+"""Health claims no shop assistant may make: such questions are declined."""
+
+COLOURS_ZH = ("黑", "白", "灰", "蓝", "绿", "黄", "粉", "紫", "橙", "棕", "咖啡", "卡其", "米", "金", "银", "红", "青", "藏青",
+              "酒红", "墨绿", "雾霾", "透明", "彩")  # fmt: skip
+COLOURS_EN = ("black", "white", "grey", "gray", "blue", "green", "yellow", "pink", "purple", "orange", "brown", "khaki",
+              "beige", "gold", "silver", "red", "navy", "teal", "clear", "transparent", "rose")  # fmt: skip
+_COLOUR_ZH = re.compile(r"(藏青|酒红|墨绿|雾霾灰|浅蓝|深蓝|天蓝|咖啡|卡其|[黑白灰蓝绿黄粉紫橙棕金银红青])色")
+_COLOUR_EN = re.compile(r"\b(" + "|".join(COLOURS_EN) + r")\b")
+
+REGIONS: dict[str, tuple[str, ...]] = {
+    # Region -> its names; "mainland" regions are inside 中国大陆 / mainland China.
+    "xinjiang": ("新疆", "乌鲁木齐", "xinjiang"), "tibet": ("西藏", "拉萨", "tibet"), "qinghai": ("青海", "qinghai"),
+    "hainan": ("海南", "三亚", "海口", "hainan"), "inner mongolia": ("内蒙", "inner mongolia"), "gansu": ("甘肃", "gansu"),
+    "ningxia": ("宁夏", "ningxia"), "beijing": ("北京", "beijing"), "shanghai": ("上海", "shanghai"),
+    "guangdong": ("广东", "广州", "深圳", "guangdong"), "heilongjiang": ("黑龙江", "哈尔滨", "heilongjiang"),
+    "hong kong": ("香港", "hong kong", "hk"), "macau": ("澳门", "macau", "macao"), "taiwan": ("台湾", "taiwan"),
+    "overseas": ("海外", "国外", "美国", "日本", "韩国", "新加坡", "马来西亚", "加拿大", "澳洲", "澳大利亚", "英国", "欧洲",
+                 "overseas", "abroad", "international", "usa", "the us", "america", "japan", "korea", "singapore",
+                 "malaysia", "canada", "australia", "uk", "europe"),
+}  # fmt: skip
+MAINLAND = ("xinjiang", "tibet", "qinghai", "hainan", "inner mongolia", "gansu", "ningxia", "beijing", "shanghai",
+            "guangdong", "heilongjiang")  # fmt: skip
+
+GENERIC_NAME_WORDS = {
+    "新款", "正品", "官方", "套装", "礼盒", "直播", "款", "set", "official", "new", "pro", "plus", "pack", "the", "and", "with",
+    "for", "of", "a", "an", "mini", "max",
+}  # fmt: skip
+
+STOP_EN = {
+    "the", "a", "an", "is", "are", "it", "this", "these", "that", "does", "do", "did", "can", "could", "i", "my", "me",
+    "you", "your", "we", "have", "has", "there", "any", "in", "on", "of", "for", "to", "with", "and", "or", "be", "will",
+    "would", "what", "which", "how", "much", "many", "whats", "what's", "they", "them", "one", "get", "come", "it's",
+    "its", "please", "pls", "plz", "hi", "hello", "host", "still", "really", "also", "so", "very", "about", "at", "by",
+    "if", "am", "was", "were", "just", "want", "need", "know", "tell", "us", "here", "now", "right", "ok", "okay",
+    "work", "support", "use", "good", "make", "made",
+}  # fmt: skip
+QUESTION_WORDS_ZH = ("多久", "多少", "多大", "多长", "多高", "多重", "什么", "怎么", "怎样", "如何", "哪里", "哪个", "哪些", "哪",
+                     "几", "要不要", "是不是", "能不能", "可不可以", "有没有", "吗")  # fmt: skip
+"""Taken out of a question before looking for what it names."""
+PARTICLES_ZH = (
+    "吗呢吧啊呀嘛么哦哇啦了的得地是有没不能会可以还都也就很太挺要想请问一下主播宝贝亲家们我你他她它这那个些款件"
+)
+
+# Everyday names of product kinds (general knowledge, both languages): a viewer saying
+# any of these means the catalogue product whose category or name holds another.
+KIND_SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("纸尿裤", "尿不湿", "尿布", "diaper", "nappy", "nappies"),
+    ("拉拉裤", "pull-up", "pull-ups"),
+    ("湿巾", "湿纸巾", "wipe", "wet wipe"),
+    ("奶粉", "配方奶", "formula", "milk powder"),
+    ("奶瓶", "bottle", "baby bottle"),
+    ("婴儿车", "推车", "童车", "遛娃车", "stroller", "pram", "pushchair", "buggy"),
+    ("安全座椅", "座椅", "car seat", "carseat"),
+    ("连体衣", "哈衣", "爬服", "bodysuit", "onesie", "romper"),
+    ("润肤乳", "身体乳", "润肤露", "lotion", "body lotion", "moisturiser", "moisturizer"),
+    ("耳机", "蓝牙耳机", "耳塞", "earbud", "earphone", "headphone", "airpod"),
+    ("充电宝", "移动电源", "power bank", "powerbank", "portable charger"),
+    ("充电器", "充电头", "快充头", "charger", "adapter", "charging brick", "plug"),
+    ("手表", "智能手表", "表", "watch", "smartwatch", "smart watch"),
+    ("键盘", "keyboard"),
+    ("刀具", "刀", "菜刀", "knife", "knives"),
+    ("炒锅", "锅", "平底锅", "不粘锅", "wok", "pan", "frying pan"),
+    ("四件套", "床品", "床上用品", "bedding", "bed linen"),
+    ("枕头", "枕", "pillow"),
+    ("拖把", "拖布", "mop"),
+    ("收纳袋", "压缩袋", "storage bag", "vacuum bag"),
+    ("电水壶", "水壶", "热水壶", "烧水壶", "kettle"),
+    ("空气净化器", "净化器", "air purifier", "purifier"),
+    ("电饭煲", "rice cooker"),
+    ("鼠标", "mouse"),
+    ("音箱", "音响", "喇叭", "speaker"),
+    ("摄像头", "监控", "camera", "security camera", "cam"),
+    ("芒果", "mango"),
+    ("核桃", "walnut"),
+    ("大米", "米", "rice"),
+    ("牛奶", "纯奶", "milk"),
+    ("坚果", "nut", "mixed nut"),
+    ("牛排", "steak"),
+    ("橄榄油", "olive oil"),
+    ("食用油", "油", "oil", "cooking oil"),
+    ("蜂蜜", "honey"),
+    ("面霜", "cream", "face cream"),
+    ("精华", "精华液", "serum"),
+    ("面膜", "mask", "sheet mask"),
+    ("洗面奶", "cleanser", "face wash"),
+    ("防晒", "防晒霜", "sunscreen", "sunblock"),
+    ("口红", "唇膏", "lipstick"),
+    ("行李箱", "拉杆箱", "箱子", "suitcase", "luggage"),
+    ("羽绒服", "puffer", "down jacket"),
+    ("外套", "jacket", "coat"),
+    ("卫衣", "hoodie", "sweatshirt"),
+    ("牛仔裤", "jeans", "denim"),
+    ("鞋", "鞋子", "跑鞋", "运动鞋", "shoe", "sneaker", "trainer"),
+    ("保温杯", "水杯", "杯子", "thermos", "tumbler", "flask", "cup"),
+    ("毛巾", "towel"),
+    ("咖啡", "coffee"),
+    ("茶", "茶叶", "tea"),
+    ("零食", "snack"),
+    ("平板", "平板电脑", "tablet", "ipad"),
+    ("手机", "phone", "smartphone"),
+    ("笔记本", "笔记本电脑", "laptop", "notebook"),
+    ("玩具", "toy"),
+    ("水果", "fruit"),
+    ("榴莲", "durian"),
+)  # fmt: skip
+
+
+def _cue_source(cue: str) -> str:
+    if cue.startswith("re:"):
+        return f"(?:{cue[3:]})"
+    if CJK.search(cue):
+        return re.escape(cue)
+    return r"(?<![a-z])" + re.escape(cue) + r"(?:e?s)?(?![a-z])"
+
+
+@lru_cache(maxsize=8192)
+def cues_pattern(cues: tuple[str, ...]) -> re.Pattern[str]:
+    """One compiled alternation for a group of cues (compiled once, searched once)."""
+    return re.compile("|".join(_cue_source(cue) for cue in cues))
+
+
+def cue_matches(cue: str, text: str) -> bool:
+    return cues_pattern((cue,)).search(text) is not None
+
+
+def any_cue(cues: tuple[str, ...], text: str) -> bool:
+    return cues_pattern(cues).search(text) is not None
+
+
+def intents_of(text: str) -> list[str]:
+    """The intents whose cues the normalised text holds, in INTENTS order."""
+    return [name for name, cues in INTENTS.items() if any_cue(cues, text)]
+
+
+def concepts_of(text: str) -> list[str]:
+    return [name for name, cues in CONCEPTS.items() if any_cue(cues, text)]
+
+
+def is_medical(text: str) -> bool:
+    return any_cue(MEDICAL, text)
+
+
+def colours_named(text: str) -> list[str]:
+    found = [m.group(0) for m in _COLOUR_ZH.finditer(text)]
+    found += [m.group(1) for m in _COLOUR_EN.finditer(text)]
+    return found
+
+
+def regions_named(text: str) -> list[str]:
+    return [region for region, names in REGIONS.items() if any_cue(names, text)]
+
+
+# ------------------------------------------------------------------ numbers with units
+
+_CN_DIGITS = {
+    "零": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+    "十": 10,
+}
+_QUANTITY = re.compile(
+    r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+)(半)?\s*"
+    r"(公斤|千克|kg|斤|克|g|厘米|cm|公分|米|岁|years?|yrs?|个月|months?|周|天|小时|毫升|ml|升)(半)?"
+)
+
+
+def _cn_number(text: str) -> float:
+    if text.isdigit() or re.fullmatch(r"\d+\.\d+", text):
+        return float(text)
+    if text == "十":
+        return 10
+    if "十" in text:
+        tens, _, ones = text.partition("十")
+        return (_CN_DIGITS.get(tens, 1) if tens else 1) * 10 + (_CN_DIGITS.get(ones, 0) if ones else 0)
+    return float(_CN_DIGITS.get(text, 0))
+
+
+def quantities(text: str) -> list[tuple[str, float]]:
+    """("weight", kg) / ("height", cm) / ("age", months) / ... named in the text ("20斤" is 10 kg)."""
+    out: list[tuple[str, float]] = []
+    for match in _QUANTITY.finditer(text):
+        value = _cn_number(match.group(1)) + (0.5 if match.group(2) or match.group(4) else 0)
+        unit = match.group(3)
+        if unit in ("公斤", "千克", "kg"):
+            out.append(("weight", value))
+        elif unit == "斤":
+            out.append(("weight", value / 2))
+        elif unit in ("厘米", "cm", "公分"):
+            out.append(("height", value))
+        elif unit in ("岁", "year", "years", "yr", "yrs"):
+            out.append(("age", value * 12))
+        elif unit in ("个月", "month", "months"):
+            out.append(("age", value))
+    for match in re.finditer(r"(?:身高|高)\s*(\d{2,3})(?!\d)(?!\s*(?:公斤|kg|斤))", text):
+        out.append(("height", float(match.group(1))))
+    return out
+
+
+ANSWER_CUES: dict[str, tuple[str, ...]] = {
+    # What a host's or bot's statement answers ("现在35.9一箱" answers a price question).
+    "price": (
+        "re:[¥$]\\s*\\d",
+        "re:\\d+(\\.\\d+)?\\s*(元|块)",
+        "re:(现在|只要|到手|秒杀价?)\\s*\\d",
+        "re:\\d+\\.\\d+",
+        "re:\\d+\\s*一(包|箱|盒|件|个|瓶|罐|袋|套|支)",
+    ),
+    "stock": ("re:(还有|还剩|剩|仅剩)\\s*\\d", "re:\\d+\\s*(份|件|个|单)", "售罄", "sold out", "re:\\d+ left"),
+    "link": ("re:\\d+\\s*号", "链接", "link"),
+    "variants": ("规格", "款式", "options", "re:有.{1,4}和.{1,4}(两|几)?(种|款)?$"),
+}
+
+
+def answer_intents(text: str) -> list[str]:
+    return [name for name, cues in ANSWER_CUES.items() if any_cue(cues, text)]
+
+
+_BUDGET = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(?:元|块)?\s*(?:以内|以下|之内|左右)|(?:under|below|less than|within)\s*[¥$]?\s*(\d+(?:\.\d+)?)"
+)
+
+
+def without_budget(text: str) -> str:
+    return _BUDGET.sub(" ", text)
+
+
+def budget(text: str) -> float | None:
+    """ "200以内", "under ¥150": the most a viewer wants to spend."""
+    match = _BUDGET.search(text)
+    if match is None:
+        return None
+    return float(match.group(1) or match.group(2))

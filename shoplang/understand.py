@@ -1,0 +1,511 @@
+"""One reading of a viewer's comment, shared by the assistant and room insights.
+
+`Understanding(catalogue).read(text)` answers: is it a question (requests and statements
+that ask count), which products it names (names, partial names, brands, aliases, the
+everyday noun for the product's kind in either language, typos and pinyin slips) or
+points at ("这个", "this", "the one on screen"; "秒杀的" = the flash sale's product),
+what it asks (price, stock, shipping, sizes, ... several at once), which variant, size,
+colour or region it names, the quantities it gives (age, weight, height) and whether it
+asks for a health claim. Which product a pointing question is about depends on the room
+(pinned card, flash sale): `Reading.about(pinned, sale)`.
+
+The catalogue is the room's (format v2, or just id -> names for insights without one).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pypinyin import lazy_pinyin
+
+from shoplang import lang as L
+from shoplang.catalogue import Catalogue, Product
+
+MIN_CJK_TERM = 2
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str
+    product_id: str
+    weight: float
+    start_only: bool = False
+    """One Chinese character ("米"): counts only at the start of the question."""
+
+
+@dataclass
+class Reading:
+    original: str
+    text: str
+    lang: str
+    question: bool
+    named: tuple[str, ...]
+    """Products named in the text, in order of first mention."""
+    pointed: bool
+    """"这个", "this": the product on screen."""
+    sale: bool
+    """"秒杀", "flash deal": the flash sale's product."""
+    intents: tuple[str, ...]
+    concepts: tuple[str, ...]
+    medical: bool
+    colours: tuple[str, ...]
+    regions: tuple[str, ...]
+    quantities: tuple[tuple[str, float], ...]
+    variants: dict[str, str] = field(default_factory=dict)
+    """Product id -> the variant id named."""
+    sizes: tuple[str, ...] = ()
+    unknown_sizes: tuple[str, ...] = ()
+    residue: str = ""
+    """The text with product names, question words and particles taken out."""
+    strength: dict[str, float] = field(default_factory=dict)
+    """Product id -> how strongly it is named (a shared word counts half)."""
+    bigger: bool | None = None
+    """"the bigger one" (True) / "the small one" (False)."""
+    other_kind: bool = False
+    """It names a kind of product ("平板", "durian") that none of the room's products is."""
+
+    @property
+    def topic_key(self) -> str:
+        """What is asked, as one key: the first intent or kind of spec ("" if none is known)."""
+        if self.intents:
+            return self.intents[0]
+        if self.concepts:
+            return self.concepts[0]
+        if self.colours:
+            return "colours"  # "有粉色的吗" and "in pink?" ask the same
+        return "sizes" if self.sizes or self.unknown_sizes else ""
+
+    @property
+    def topic_words(self) -> frozenset[str]:
+        """The leftover words (no product names, question words or particles) as Chinese
+        character pairs and English words: near-duplicates share most of them."""
+        out: set[str] = set()
+        for chunk in self.residue.split():
+            if L.CJK.search(chunk):
+                out |= {chunk[i : i + 2] for i in range(len(chunk) - 1)}
+            elif chunk not in L.STOP_EN:
+                out.add(L.singular(chunk))
+        return frozenset(out)
+
+    def about(self, pinned: str | None, sale: str | None, ambiguous: Mapping[str, tuple[str, ...]] = {}) -> list[str]:
+        """The products the question is about, given what is on screen."""
+        if self.named:
+            top = max(self.strength.values(), default=0.0)
+            tied = [pid for pid in self.named if self.strength.get(pid, 0.0) >= top - 1e-9]
+            for screen in (pinned, sale):
+                if len(tied) > 1 and screen in tied:
+                    return [screen]  # a word several products share: the one on screen
+            return list(self.named)
+        if self.variants:
+            return list(self.variants)  # "茶轴多少钱": the product that has that variant
+        if self.sale and sale:
+            return [sale]
+        if pinned:
+            return [pinned]
+        return [sale] if sale else []
+
+
+@dataclass(frozen=True)
+class ProductNames:
+    """What a product is called: all a reader needs when there is no full catalogue
+    (room insights get this from the room's `catalogue_registered` event)."""
+
+    product_id: str
+    names: tuple[str, ...]
+    """Full names in each language first, then aliases and short forms."""
+    categories: tuple[str, ...] = ()
+    """Everyday nouns for its kind ("芒果", "mango")."""
+    topics: tuple[tuple[str, str], ...] = ()
+    """(key, text) of each part of its listing: a spec's name and value, its materials, ..."""
+
+
+def names_of(catalogue: Catalogue) -> list[ProductNames]:
+    out = []
+    for p in catalogue.products:
+        names = (p.name.zh, p.name.en, *([p.brand] if p.brand else []), *p.aliases)
+        kinds = (p.category.zh, p.category.en)
+        topics = [(s.key, " ".join([s.name.zh, s.name.en, s.value.zh, s.value.en, *s.keywords])) for s in p.specs]
+        if p.materials:
+            topics.append(("materials", " ".join(f"{m.zh} {m.en}" for m in p.materials)))
+        if p.suitable_for or p.not_for:
+            topics.append(("audience", " ".join(f"{a.who.zh} {a.who.en}" for a in (*p.suitable_for, *p.not_for))))
+        if p.variants:
+            topics.append(("variants", " ".join(f"{v.name.zh} {v.name.en}" for v in p.variants)))
+        if p.description is not None:
+            topics.append(("about", f"{p.description.zh} {p.description.en}"))
+        out.append(
+            ProductNames(p.id, tuple(dict.fromkeys(names)), tuple(dict.fromkeys(kinds)), tuple(t[:2] for t in topics))
+        )
+    return out
+
+
+class Understanding:
+    def __init__(
+        self,
+        catalogue: Catalogue | None = None,
+        names: Mapping[str, Iterable[str]] | None = None,
+        products: Iterable[ProductNames] = (),
+    ) -> None:
+        self.catalogue = catalogue
+        raw: dict[str, list[tuple[str, float]]] = {}
+        listed = [*(names_of(catalogue) if catalogue is not None else []), *products]
+        self._topics: dict[str, list[tuple[str, str]]] = {}
+        for entry in listed:
+            raw.setdefault(entry.product_id, []).extend(_product_terms(entry))
+            self._topics[entry.product_id] = [(key, L.normalize(text)) for key, text in entry.topics]
+        for product_id, extra in (names or {}).items():
+            raw.setdefault(product_id, []).extend(_name_terms(list(extra)))
+        self.terms = _dedupe(raw)
+        self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
+        self._known = {term.text for term in self.terms}
+        self._by_first: dict[str, list[Term]] = {}
+        for term in self.terms:
+            self._by_first.setdefault(term.text[0], []).append(term)
+        self._pinyin: dict[str, list[tuple[Term, tuple[str, ...]]]] = {}
+        """First syllable -> the Chinese terms starting with it, with their toneless pinyin."""
+        for term in self.terms:
+            if L.CJK.search(term.text) and len(term.text) >= 2:
+                sounds = tuple(_syllable(ch) for ch in term.text)
+                self._pinyin.setdefault(sounds[0], []).append((term, sounds))
+
+    def topic_for(self, reading: Reading, product_id: str) -> str:
+        """Which part of the product's listing the question's leftover words are about
+        ("刀能进洗碗机吗" and "可以用洗碗机洗吗" -> the cleaning spec), "" if none."""
+        chunks = [c for c in reading.residue.split() if len(c) >= 2]
+        best, best_score = "", 0.0
+        for key, text in self._topics.get(product_id, ()):
+            score = 0.0
+            for chunk in chunks:
+                if L.CJK.search(chunk):
+                    pairs = [chunk[i : i + 2] for i in range(len(chunk) - 1)]
+                    score += sum(1 for pair in pairs if pair in text) / len(pairs)
+                elif len(chunk) >= 3 and L.cue_matches(chunk, text):
+                    score += 1
+            if score > best_score:
+                best, best_score = key, score
+        return best if best_score >= 0.3 else ""
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, original: str) -> Reading:
+        text = L.normalize(original)
+        spans = self._find(text)
+        strength: dict[str, float] = {}
+        for _, _, pid, weight in spans:
+            strength[pid] = max(strength.get(pid, 0.0), weight)
+        strongest = max(strength.values(), default=0.0)
+        spans = [s for s in spans if strength[s[2]] >= 0.6 * strongest]
+        named = _order([(a, b, c) for a, b, c, _ in spans])
+        masked = text
+        for start, end, _, _ in sorted(spans, key=lambda s: -s[0]):
+            masked = masked[:start] + " " + masked[end:]
+        intents = tuple(L.intents_of(masked))
+        concepts = tuple(L.concepts_of(masked))
+        reading = Reading(
+            original=original,
+            text=text,
+            lang=L.language(original),
+            question=False,
+            named=tuple(named),
+            pointed=L.any_cue((*L.DEIXIS_ZH, *L.DEIXIS_EN), masked),
+            sale=L.any_cue(L.SALE_WORDS, masked),
+            intents=intents,
+            concepts=concepts,
+            medical=L.is_medical(text),
+            colours=tuple(L.colours_named(masked)),
+            regions=tuple(L.regions_named(masked)),
+            quantities=tuple(L.quantities(text)),
+            residue=_residue(masked),
+            strength={pid: w for pid, w in strength.items() if pid in named},
+        )
+        reading.bigger = (
+            True
+            if re.search(r"大的|大箱|大号|大包|大瓶|bigger|larger|big one|large one", text)
+            else False
+            if re.search(r"小的|小箱|小号|小瓶|smaller|small one", text)
+            else None
+        )
+        self._variants_and_sizes(reading, masked)
+        # "有没有平板", "do you sell tablets": asks whether the room sells a kind it does not.
+        asks_for = re.search(r"有没有|有.{1,6}(吗|不|嘛)|卖不卖|do you (have|sell)|any .*\?|got any", text)
+        reading.other_kind = (
+            bool(asks_for)
+            and not reading.named
+            and any(
+                L.cue_matches(L.normalize(kind), masked)
+                for group in L.KIND_SYNONYMS
+                for kind in group
+                if len(kind) >= 2 and L.normalize(kind) not in self._known
+            )
+        )
+        reading.question = is_question(original, reading)
+        return reading
+
+    def _find(self, text: str) -> list[tuple[int, int, str, float]]:
+        """(start, end, product id) of every product term in the text, longest first, no overlaps."""
+        hits: list[tuple[int, int, str, float]] = []
+        candidates = [term for ch in set(text) for term in self._by_first.get(ch, ())]
+        for term in candidates:
+            if term.start_only:
+                # One character ("米多少钱", "表 waterproof?"): only as the question's first word.
+                rest = text[len(term.text) :]
+                if text.startswith(term.text) and rest and (not L.CJK.match(rest[0]) or rest.startswith(_AFTER_NAME)):
+                    hits.append((0, len(term.text), term.product_id, term.weight))
+                continue
+            if term.text not in text:
+                continue  # the cheap test first: most terms are not in a given comment
+            for match in _term_pattern(term.text).finditer(text):
+                hits.append((match.start(), match.end(), term.product_id, term.weight))
+        if self._pinyin:
+            hits += self._pinyin_hits(text, hits)
+        if not any(L.CJK.search(text[s:e]) is None for s, e, _, _ in hits):
+            hits += self._typo_hits(text, hits)
+        hits.sort(key=lambda h: (-(h[1] - h[0]) * h[3], h[0]))
+        taken: list[tuple[int, int, str, float]] = []
+        for start, end, pid, weight in hits:
+            overlaps = any(start < e and s < end and p != pid for s, e, p, _ in taken)
+            if overlaps and not any(s == start and e == end for s, e, _, _ in taken):
+                continue  # overlaps a longer name of another product
+            if any(s <= start and end <= e and p == pid for s, e, p, _ in taken):
+                continue
+            taken.append((start, end, pid, weight))
+        return taken
+
+    def _pinyin_hits(self, text: str, exact: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:
+        """Pinyin slips ("蜂密" for 蜂蜜): same toneless pinyin, at least half the characters exact."""
+        covered = {i for s, e, _, _ in exact for i in range(s, e)}
+        chars = list(text)
+        syllables = [_syllable(ch) if L.CJK.match(ch) else ch for ch in chars]
+        out = []
+        for i, first in enumerate(syllables):
+            for term, sounds in self._pinyin.get(first, ()):
+                n = len(sounds)
+                if i + n > len(chars) or any(j in covered for j in range(i, i + n)):
+                    continue
+                if tuple(syllables[i : i + n]) == sounds:
+                    same = sum(1 for a, b in zip(chars[i : i + n], term.text, strict=True) if a == b)
+                    if same * 2 >= n and same < n:
+                        out.append((i, i + n, term.product_id, term.weight * 0.9))
+        return out
+
+    def _typo_hits(self, text: str, exact: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:
+        """English typos: one edit away from a product word of 5+ letters."""
+        out = []
+        covered = {i for s, e, _, _ in exact for i in range(s, e)}
+        for match in re.finditer(r"[a-z]{5,}", text):
+            if match.start() in covered:
+                continue
+            word = L.singular(match.group(0))
+            for term in self.terms:
+                if (
+                    " " not in term.text
+                    and len(term.text) >= 5
+                    and term.text[0] == word[0]
+                    and L.edit1(word, term.text)
+                ):
+                    out.append((match.start(), match.end(), term.product_id, term.weight * 0.8))
+        return out
+
+    def _variants_and_sizes(self, reading: Reading, masked: str) -> None:
+        if self.catalogue is None:
+            return
+        for product_id, keys in self._variants:
+            variant = _variant_named(keys, masked)
+            if variant is not None:
+                reading.variants[product_id] = variant
+        listed = {s.casefold() for p in self.catalogue.products for s in p.sizes}
+        sizes, unknown = [], []
+        for match in re.finditer(r"(?<![a-z0-9])(x{0,4}[sl]|m|nb|xx+l|\d{2,3})(?![a-z0-9])\s*(码|号|size)?", masked):
+            label, marker = match.group(1), match.group(2)
+            if label in listed:
+                sizes.append(label)
+            elif marker or label.startswith("x"):
+                unknown.append(label)
+        reading.sizes, reading.unknown_sizes = tuple(sizes), tuple(unknown)
+
+
+# ------------------------------------------------------------------ questions
+
+
+_STATEMENT = re.compile(r"我|了|过|超|太|真|喜欢|好吃|好用|\b(i|i'm|love|loved|bought|got mine)\b")
+_AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
+_Q_ZH = re.compile(
+    r"多少|多久|多长|多大|多重|多高|多远|几[个件块元天斤克号码段分点岁种包片盒罐支瓶升个钟年周]|几[点]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
+    r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
+)
+_REQUEST_ZH = re.compile(
+    r"推荐|^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|展示一下|看一下|需要开|帮我|给我看"
+)
+_EXCLAIM_ZH = re.compile(r"^不知道|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$")
+_Q_EN = re.compile(
+    r"^(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone|should|got)\b"
+    r"|\b(how much|how many|how long|price|link|pls|please|show me|recommend|suggest)\b"
+)
+
+
+def is_question(original: str, reading: Reading | None = None) -> bool:
+    """A comment that asks something: a question mark, a question word or particle, an
+    A-not-A question, a request ("求链接", "show me"), or a product and a thing asked."""
+    text = L.normalize(original)
+    if "?" in text or "？" in text:
+        return True
+    if L.CJK.search(text):
+        if _EXCLAIM_ZH.search(text) and not re.search(r"吗|呢", text):
+            return False
+        if _Q_ZH.search(text) or _REQUEST_ZH.search(text):
+            return True
+    if _Q_EN.search(text):
+        return True
+    if reading is not None and (reading.named or reading.pointed) and (reading.intents or reading.concepts):
+        # "walnuts shelf life", "牛奶保质期": a product and a thing asked, unless it tells
+        # ("我上次买的核桃超好吃", "love this one!").
+        return not (text.endswith(("!", "！")) or _STATEMENT.search(text))
+    return False
+
+
+# ------------------------------------------------------------------ product terms
+
+
+def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
+    terms = _name_terms([*product.names, *product.categories])
+    # Partial Chinese names: every run of 2+ characters of a name or category.
+    for zh in (*product.names, *product.categories):
+        cjk = "".join(ch for ch in zh if L.CJK.match(ch))
+        for n in range(2, len(cjk)):
+            for i in range(len(cjk) - n + 1):
+                part = cjk[i : i + n]
+                if part not in L.GENERIC_NAME_WORDS and not _is_cue(part):
+                    terms.append((part, n * 0.8))
+    # English head noun and other content words of the names and categories.
+    for en in (*product.names, *product.categories):
+        if L.CJK.search(en):
+            continue
+        words = [w for w in L.en_words(en) if w not in L.STOP_EN and w not in L.GENERIC_NAME_WORDS and len(w) > 2]
+        for i, word in enumerate(words):
+            if not re.fullmatch(r"[\d.]+[a-z]*", word):
+                terms.append((word, 2.5 if i == len(words) - 1 else 1.5))
+    # Everyday names of the product's kind (general synonyms).
+    own = L.normalize(" ".join([*product.categories, *product.names[:2]]))
+    for group in L.KIND_SYNONYMS:
+        if any(_contains(own, member) for member in group if len(member) >= 2 or not L.CJK.search(member)):
+            for member in group:
+                terms.append((member, max(2.0, len(member) * 1.0)))
+    return terms
+
+
+def _name_terms(names: list[str]) -> list[tuple[str, float]]:
+    out = []
+    for name in names:
+        norm = L.normalize(name)
+        if not norm:
+            continue
+        out.append((norm, 3.0 + len(norm) * (1.0 if L.CJK.search(norm) else 0.3)))
+        compact = norm.replace(" ", "")
+        if compact != norm:
+            out.append((compact, 3.0 + len(compact) * 0.3))
+        singular = " ".join(L.singular(w) for w in norm.split())
+        if singular != norm:
+            out.append((singular, 3.0 + len(singular) * 0.3))
+    return out
+
+
+def _dedupe(raw: dict[str, list[tuple[str, float]]]) -> list[Term]:
+    owners: dict[str, set[str]] = {}
+    for pid, terms in raw.items():
+        for text, _ in terms:
+            owners.setdefault(text, set()).add(pid)
+    out: list[Term] = []
+    for pid, terms in raw.items():
+        best: dict[str, float] = {}
+        for text, weight in terms:
+            best[text] = max(best.get(text, 0.0), weight)
+        for text, weight in best.items():
+            if not text or text in L.STOP_EN:
+                continue
+            cjk = L.CJK.search(text) is not None
+            if cjk and len(text) < MIN_CJK_TERM:
+                out.append(Term(text, pid, weight, start_only=True))
+                continue
+            if not cjk and len(text) < 2:
+                continue
+            shared = len(owners[text]) > 1
+            out.append(Term(text, pid, weight * (0.5 if shared else 1.0)))
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _is_cue(part: str) -> bool:
+    """A piece of a name that is also a word for what is asked ("防水") or a region ("新疆")."""
+    groups = (*L.INTENTS.values(), *L.CONCEPTS.values(), *L.REGIONS.values(), L.MEDICAL)
+    return any(
+        part == cue or (len(cue) >= 2 and cue in part) for group in groups for cue in group if not cue.startswith("re:")
+    )
+
+
+def _contains(text: str, word: str) -> bool:
+    return L.cue_matches(L.normalize(word), text)
+
+
+@lru_cache(maxsize=65536)
+def _syllable(ch: str) -> str:
+    return lazy_pinyin(ch)[0]
+
+
+@lru_cache(maxsize=4096)
+def _term_pattern(term: str) -> re.Pattern[str]:
+    if L.CJK.search(term):
+        return re.compile(re.escape(term))
+    return re.compile(r"(?<![a-z0-9])" + re.escape(term) + r"(?:e?s)?(?![a-z])")
+
+
+def _order(spans: list[tuple[int, int, str]]) -> list[str]:
+    out: list[str] = []
+    for _, _, pid in sorted(spans):
+        if pid not in out:
+            out.append(pid)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _cue_words() -> re.Pattern[str]:
+    """Every Chinese cue word of what is asked, longest first, as one pattern."""
+    words = {cue for group in (*L.INTENTS.values(), *L.CONCEPTS.values(), L.QUESTION_WORDS_ZH) for cue in group}
+    plain = sorted((w for w in words if not w.startswith("re:") and L.CJK.search(w)), key=len, reverse=True)
+    return re.compile("|".join(re.escape(w) for w in plain))
+
+
+def _residue(masked: str) -> str:
+    text = _cue_words().sub(" ", re.sub(r"[\s\W_]+", " ", masked))
+    text = re.sub(f"[{L.PARTICLES_ZH}]", " ", text)
+    words = [w for w in text.split() if w not in L.STOP_EN and len(w) > 1]
+    return " ".join(words)
+
+
+def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
+    """Per variant, the strings that name it: its name, its numbers with units ("9斤",
+    "45毫米", "12盒"), and Chinese words of its name no other variant has ("茶轴", "2段")."""
+    words: dict[str, set[str]] = {}
+    for variant in product.variants:
+        zh = L.normalize(variant.name.zh)
+        words[variant.id] = set(re.findall(r"[\u4e00-\u9fff]{2,}|\d+[\u4e00-\u9fff]", zh))
+    out = []
+    for variant in product.variants:
+        zh = L.normalize(variant.name.zh)
+        keys = {zh.removesuffix("装"), L.normalize(variant.name.en)}
+        core = re.findall(r"\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g)?", zh)
+        keys |= {c.replace(" ", "") for c in core if len(c) > 1}
+        others = set().union(*(w for vid, w in words.items() if vid != variant.id))
+        keys |= words[variant.id] - others
+        numbers = set(re.findall(r"\d{2,}", zh))
+        other_numbers = {n for v in product.variants if v.id != variant.id for n in re.findall(r"\d{2,}", v.name.zh)}
+        keys |= {n + "的" for n in numbers - other_numbers} | {n + "ml" for n in numbers - other_numbers}
+        out.append((variant.id, frozenset(k for k in keys if k)))
+    return out
+
+
+def _variant_named(keys: list[tuple[str, frozenset[str]]], text: str) -> str | None:
+    found = [vid for vid, names in keys if any(k in text for k in names)]
+    return found[0] if len(found) == 1 else None
