@@ -360,7 +360,11 @@ class Client:
             self._last_error = error
             if self._closing:
                 return 0.0
-            if exc.code() not in RETRYABLE_STREAM_CODES:
+            # A token that expired under a live stream (a refresh came too late) is renewed
+            # by reconnecting: the provider is asked before every connect. A fixed token is final.
+            provider = not isinstance(self._token, str)
+            renewable = error.reason == "TOKEN_EXPIRED" and stream.welcome is not None and provider
+            if exc.code() not in RETRYABLE_STREAM_CODES and not renewable:
                 raise ConnectionFailed(
                     error.code, error.message, reason=error.reason, metadata=error.metadata
                 ) from error
