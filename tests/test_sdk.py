@@ -421,6 +421,32 @@ async def test_go_away_then_restart_reconnects_and_resumes(
         assert len(minted) == jay.stats.streams  # Asked before every attempt.
 
 
+async def test_a_stream_whose_token_expires_reconnects_with_a_new_token_from_the_provider(
+    server: ServerProcess, room_id: str, admin: AdminClient
+) -> None:
+    """The provider's refresh comes too late (the first token lives 2 s, the refresh takes
+    4 s): the server ends the stream TOKEN_EXPIRED, and the client reconnects and resumes."""
+    calls = 0
+
+    async def slow_provider() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return server.token("kim", ttl_s=2)
+        if calls == 2:  # the refresh the first Welcome schedules at once (2 s < the margin)
+            await asyncio.sleep(4)
+        return server.token("kim")
+
+    async with Client(server.target, slow_provider, options=FAST) as kim:
+        room = await kim.join(room_id)
+        await kim.send(room_id, "before")
+        await asyncio.sleep(3)  # the stream's token has expired by now
+        await admin.announce(room_id, "while away")
+        await kim.send(room_id, "after")
+        assert texts(await take_events(room, 3)) == ["before", "while away", "after"]
+        assert kim.stats.welcomes >= 2
+
+
 def _publish_from_thread(target: str, token: str, room_id: str, count: int, size: int, kind: str) -> None:
     """Publish with a blocking channel, from outside the (frozen) event loop."""
     with grpc.insecure_channel(target) as channel:
