@@ -40,6 +40,8 @@ from tests.wire_client import Admin, RawStream, error_info
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 NOW_S = int(time.time())
+"""When the module was collected: a long suite may reach these tests much later, so the
+samples' times lie a day ahead, not minutes."""
 
 
 def _at(seconds_from_now: int) -> timestamp_pb2.Timestamp:
@@ -74,22 +76,22 @@ VALID: dict[str, ev.Payload] = {
     ),
     "flash_sale_started": ev.Payload(
         flash_sale_started=ev.FlashSaleStarted(
-            sale_id="s-1", product=_product("p-1"), stock=10, limit_per_user=1, start_time=_at(0), end_time=_at(600)
+            sale_id="s-1", product=_product("p-1"), stock=10, limit_per_user=1, start_time=_at(0), end_time=_at(86_400)
         )
     ),
     "flash_sale_stock": ev.Payload(flash_sale_stock=ev.FlashSaleStock(sale_id="s-1", stock=3)),
     "flash_sale_ended": ev.Payload(flash_sale_ended=ev.FlashSaleEnded(sale_id="s-1", sold_out=False, sold=7)),
     "lottery_started": ev.Payload(
-        lottery_started=ev.LotteryStarted(lottery_id="l-1", prize="A phone", winners_count=1, end_time=_at(600))
+        lottery_started=ev.LotteryStarted(lottery_id="l-1", prize="A phone", winners_count=1, end_time=_at(86_400))
     ),
     "lottery_entry": ev.Payload(lottery_entry=ev.LotteryEntry(lottery_id="l-1")),
     "poll_started": ev.Payload(
         poll_started=ev.PollStarted(
-            poll_id="q-1", question="Which colour?", options=[f"colour {i}" for i in range(10)], end_time=_at(600)
+            poll_id="q-1", question="Which colour?", options=[f"colour {i}" for i in range(10)], end_time=_at(86_400)
         )
     ),
     "poll_vote": ev.Payload(poll_vote=ev.PollVote(poll_id="q-1", option=1)),
-    "user_muted": ev.Payload(user_muted=ev.UserMuted(user_id="troll", until=_at(600), reason="spam")),
+    "user_muted": ev.Payload(user_muted=ev.UserMuted(user_id="troll", until=_at(86_400), reason="spam")),
     "user_banned": ev.Payload(user_banned=ev.UserBanned(user_id="troll", reason="spam")),
     "message_deleted": ev.Payload(message_deleted=ev.MessageDeleted(event_id="e-1", reason="spam")),
     "slow_mode": ev.Payload(slow_mode=ev.SlowMode()),

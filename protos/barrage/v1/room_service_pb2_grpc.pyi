@@ -62,7 +62,10 @@ class RoomServiceStub:
     refresh_token) come back as `stream_error` and the stream stays open. Only
     handshake failures, an expired token, a flood far above the rate limit, too many
     undecodable frames, a frame over 64 KiB (RESOURCE_EXHAUSTED, from gRPC itself),
-    and server shutdown end the stream.
+    and server shutdown end the stream. A flood ends it with RESOURCE_EXHAUSTED:
+    reason RATE_LIMITED after 10 x send_burst sends in a row refused by the send rate
+    limit, or STREAM_OVERLOADED once frames of any kind keep coming past the stream's
+    frame budget (docs/protocol.md, "Limits").
 
     When to reconnect: after `go_away` (the node is shutting down: reconnect after
     the given delay, to any node) and after any stream end with status UNAVAILABLE,
@@ -119,7 +122,10 @@ class RoomServiceAsyncStub(RoomServiceStub):
     refresh_token) come back as `stream_error` and the stream stays open. Only
     handshake failures, an expired token, a flood far above the rate limit, too many
     undecodable frames, a frame over 64 KiB (RESOURCE_EXHAUSTED, from gRPC itself),
-    and server shutdown end the stream.
+    and server shutdown end the stream. A flood ends it with RESOURCE_EXHAUSTED:
+    reason RATE_LIMITED after 10 x send_burst sends in a row refused by the send rate
+    limit, or STREAM_OVERLOADED once frames of any kind keep coming past the stream's
+    frame budget (docs/protocol.md, "Limits").
 
     When to reconnect: after `go_away` (the node is shutting down: reconnect after
     the given delay, to any node) and after any stream end with status UNAVAILABLE,
@@ -172,7 +178,10 @@ class RoomServiceServicer(metaclass=_abc_1.ABCMeta):
     refresh_token) come back as `stream_error` and the stream stays open. Only
     handshake failures, an expired token, a flood far above the rate limit, too many
     undecodable frames, a frame over 64 KiB (RESOURCE_EXHAUSTED, from gRPC itself),
-    and server shutdown end the stream.
+    and server shutdown end the stream. A flood ends it with RESOURCE_EXHAUSTED:
+    reason RATE_LIMITED after 10 x send_burst sends in a row refused by the send rate
+    limit, or STREAM_OVERLOADED once frames of any kind keep coming past the stream's
+    frame budget (docs/protocol.md, "Limits").
 
     When to reconnect: after `go_away` (the node is shutting down: reconnect after
     the given delay, to any node) and after any stream end with status UNAVAILABLE,

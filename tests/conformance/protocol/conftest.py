@@ -139,9 +139,10 @@ class World:
         await stream.hello(self.token(user or new_id(role), role))
         return stream
 
-    async def room(self, title: str = "") -> str:
+    async def room(self, title: str = "", owner: str = "") -> str:
+        """A fresh room; `owner`: the host user who owns it (else the service that made it)."""
         room_id = new_id("room")
-        await self.admin.create_room(room_id, title)
+        await self.admin.create_room(room_id, title, host_user_id=owner)
         return room_id
 
     async def joined(self, room_id: str, role: str = "viewer", user: str | None = None) -> RawStream:
