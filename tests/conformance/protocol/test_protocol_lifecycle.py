@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from tests.conformance.protocol.conftest import Spawn, code, reason
@@ -68,12 +66,10 @@ async def test_a_stream_too_slow_for_critical_events_is_told_to_resume_and_can(s
         await admin.close()
 
 
-async def test_a_send_the_log_cannot_confirm_is_unavailable_and_safe_to_retry(
-    node: ServerProcess, tmp_path: Path
-) -> None:
-    """SendResult: UNAVAILABLE (LOG_UNAVAILABLE): retry with the same client_msg_id."""
-    if not node.log_url.startswith("kafka://"):
-        pytest.skip("the embedded log is in the node's process: it cannot be made to stall from outside")
+async def test_a_send_the_log_cannot_confirm_is_unavailable_and_safe_to_retry(tmp_path: Path) -> None:
+    """SendResult: UNAVAILABLE (LOG_UNAVAILABLE): retry with the same client_msg_id.
+    On Kafka only: the embedded log is in the node's process and cannot be stalled from
+    outside (its full-disk case is tests/test_embedded_corruption.py)."""
     with running_broker() as broker:  # its own broker: freezing it disturbs no other test
         own = ServerProcess(tmp_path / "data", log_url=broker.url("stall"))
         own.start()
