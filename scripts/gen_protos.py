@@ -51,6 +51,9 @@ def generate(out: Path) -> None:
         f"--plugin=protoc-gen-mypy_grpc={BIN / 'protoc-gen-mypy_grpc'}",
         f"--mypy_out={out}",
         f"--mypy_grpc_out={out}",
+        # Connect-protocol routing for browsers (server/transport/connect.py, docs/web.md).
+        f"--plugin=protoc-gen-connect-python={BIN / 'protoc-gen-connect-python'}",
+        f"--connect-python_out={out}",
         *sources,
     ]
     if protoc.main(args) != 0:
@@ -59,7 +62,8 @@ def generate(out: Path) -> None:
 
 def generated_files(root: Path) -> dict[str, Path]:
     api = root / "barrage" / "v1"
-    return {p.name: p for p in api.iterdir() if p.name.endswith((".py", ".pyi")) and "_pb2" in p.name}
+    names = ("_pb2", "_connect")
+    return {p.name: p for p in api.iterdir() if p.name.endswith((".py", ".pyi")) and any(n in p.name for n in names)}
 
 
 def main() -> int:
