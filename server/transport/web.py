@@ -79,7 +79,9 @@ class WebServer:
         self._origins = origins
         self._rooms = rooms
         self._connect = dict(connect_apps)
-        app = web.Application(client_max_size=1024 * 1024)
+        # The Connect runtime decompresses (Content-Encoding: gzip) itself, bounded by its
+        # read_max_bytes: aiohttp must hand it the body as sent.
+        app = web.Application(client_max_size=1024 * 1024, handler_args={"auto_decompress": False})
         app.router.add_get(WS_PATH, self._websocket)
         app.router.add_route("*", "/{service}/{method}", self._connect_call)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout_s)
