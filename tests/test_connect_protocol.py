@@ -40,7 +40,7 @@ def reason(error: ConnectError) -> str:
     for detail in error.details:
         info = error_details_pb2.ErrorInfo()
         if detail.Unpack(info):
-            return info.reason
+            return str(info.reason)
     raise AssertionError(f"no ErrorInfo in {error.details}")
 
 
