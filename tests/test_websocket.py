@@ -238,3 +238,67 @@ async def test_fuzz_and_floods_leave_the_node_serving_with_bounded_memory(web: S
     await grpc_probe.close()
     grown = web.rss_bytes() - rss_before
     assert grown < 80 * 1024 * 1024, f"RSS grew by {grown / 1e6:.1f} MB"
+
+
+async def test_a_stalled_websocket_viewer_is_isolated_and_loses_nothing_critical(tmp_path: Path) -> None:
+    port = free_port()
+    server = ServerProcess(
+        tmp_path / "data",
+        args=("--web-listen", f"127.0.0.1:{port}"),
+        env={"BARRAGE_OUTBOX_MAX_BYTES": "65536", "BARRAGE_SENDS_PER_SECOND": "2000", "BARRAGE_SEND_BURST": "2000"},
+    )
+    server.web_url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    server.start()
+    room = "stalled-ws"
+    admin = Admin(server.target, server.token("ops", role="service"))
+    streams: list[WsStream] = []
+    try:
+        await admin.create_room(room)
+        stalled = await WsStream.open(ws_url(server), small_buffers=True)
+        streams.append(stalled)
+        await stalled.hello(server.token("frozen-phone"))
+        await stalled.join(room)
+        readers = []
+        for i in range(2):
+            reader = await WsStream.open(ws_url(server))
+            streams.append(reader)
+            await reader.hello(server.token(f"reader-{i}"))
+            await reader.join(room)
+            readers.append(reader)
+        sender = RawStream(server.target)
+        await sender.hello(server.token("sender"))
+        await sender.join(room)
+        stalled.pause()
+        rss_before = server.rss_bytes()
+        text = "这个多少钱? " + "货" * 450
+        announcements: list[str] = []
+        for n in range(600):
+            payload = event_pb2.Payload(comment=event_pb2.Comment(text=text))
+            await sender.send(rs.ConnectRequest(send=rs.Send(room_id=room, client_msg_id=f"c{n}", payload=payload)))
+            if n % 100 == 50:
+                notice = event_pb2.Payload(announcement=event_pb2.Announcement(text=f"flash sale {n}"))
+                announcements.append((await admin.publish(room, f"a{n}", notice)).cursor)
+            await asyncio.sleep(0.004)
+        # The readers get everything, in order, while one viewer is stuck.
+        for reader in readers:
+            comments = await reader.wait_events(room, 600, timeout=30, kind="comment")
+            assert [e.client_msg_id for e in comments] == [f"c{n}" for n in range(600)]
+            cursors = [e.cursor for e in await reader.wait_events(room, 6, timeout=30, kind="announcement")]
+            assert cursors == announcements
+        assert server.rss_bytes() - rss_before < 40 * 1024 * 1024
+        # The stuck one wakes up: every critical event is there, normal ones were shed and
+        # counted (the outbox's policy, once its socket was behind), none silently.
+        stalled.resume()
+        async with asyncio.timeout(30):
+            while len(stalled.events(room, "comment")) + stalled.omitted(room) < 600:
+                await asyncio.sleep(0.05)
+        assert stalled.omitted(room) > 0
+        assert [e.cursor for e in stalled.events(room, "announcement")] == announcements
+        positions = [e.cursor for e in stalled.events(room)]
+        assert positions == sorted(positions, key=lambda c: int(c.rsplit(".", 1)[1]))
+        await sender.close()
+    finally:
+        for stream in streams:
+            await stream.close()
+        await admin.channel.close()
+        server.stop()

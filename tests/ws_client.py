@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -33,9 +34,21 @@ class WsStream:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, url: str, origin: str | None = None, max_size: int | None = 2**24) -> WsStream:
+    async def open(
+        cls, url: str, origin: str | None = None, max_size: int | None = 2**24, small_buffers: bool = False
+    ) -> WsStream:
+        """small_buffers: a 4 KiB socket receive buffer and a one-message queue, so a paused
+        client backs up into the server at once, as a phone whose app stopped reading."""
+        sock = None
+        if small_buffers:
+            host, _, port = url.split("//", 1)[1].split("/", 1)[0].rpartition(":")
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect((host, int(port)))
         connection = await connect(
             url,
+            sock=sock,
+            max_queue=1 if small_buffers else 16,
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
             origin=origin,  # type: ignore[arg-type]
             max_size=max_size,
@@ -115,6 +128,13 @@ class WsStream:
             for event in message.event_batch.events
             if kind is None or event.payload.WhichOneof("kind") == kind
         ]
+
+    def omitted(self, room_id: str) -> int:
+        return sum(
+            m.event_batch.omitted_count
+            for m in self.received
+            if m.WhichOneof("kind") == "event_batch" and m.event_batch.room_id == room_id
+        )
 
     async def wait_events(
         self, room_id: str, count: int, timeout: float = 10.0, kind: str | None = None

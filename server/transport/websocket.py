@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -39,6 +40,12 @@ CLOSE_TIMEOUT_S = 2.0
 """How long a close waits for the client's close frame (or a stuck write) before cutting."""
 
 
+SEND_BUFFER_BYTES = 128 * 1024
+"""The kernel send buffer of a WebSocket (Linux doubles it). Without it the kernel grows a
+stalled viewer's buffer to tcp_wmem's maximum (4 MiB here) before the outbox notices:
+kernel memory per frozen phone, and critical events waiting behind megabytes. gRPC has
+its HTTP/2 flow-control window for this; a WebSocket has only TCP. 256 KiB in flight is
+still 2 MB/s at 100 ms round trip, far above one viewer's stream."""
 DIRECT_WRITE_BELOW = 64 * 1024
 """Write a room frame at once while the socket's send buffer holds less than this."""
 
@@ -134,6 +141,9 @@ class WebSocketRooms:
         await ws.prepare(request)
         session = Session(self._gateway, self._verifier, f"ws:{request.remote}")
         if request.transport is not None:
+            sock = request.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
             # Before any frame is handled: room memberships take the session's outbox.
             settings = self._gateway.settings
             session.outbox = DirectOutbox(settings.outbox_max_bytes, settings.max_frame_bytes, request.transport)
