@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -302,3 +305,24 @@ async def test_a_stalled_websocket_viewer_is_isolated_and_loses_nothing_critical
             await stream.close()
         await admin.channel.close()
         server.stop()
+
+
+async def test_no_hello_within_10_s_closes_4004(web: ServerProcess) -> None:
+    stream = await WsStream.open(ws_url(web))
+    code, reason = await stream.wait_close(timeout=20)
+    assert code == 4000 + 4  # DEADLINE_EXCEEDED
+    assert reason.startswith("HANDSHAKE_REQUIRED:")
+    await stream.close()
+
+
+def test_the_development_secret_is_refused_beyond_loopback_on_the_browser_port(tmp_path: Path) -> None:
+    command = [
+        sys.executable, "-m", "server",
+        "--listen", f"127.0.0.1:{free_port()}",
+        "--web-listen", f"0.0.0.0:{free_port()}",
+        "--log", f"embedded:{tmp_path / 'data'}",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BARRAGE_")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert done.returncode != 0
+    assert "development token secret" in done.stderr + done.stdout
