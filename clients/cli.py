@@ -39,6 +39,8 @@ def _serve(args: argparse.Namespace) -> int:
         flag = f"--{name.replace('_', '-')} (env BARRAGE_{name.upper()})"
         raise CommandError(f"bad value for {flag}: {first['msg']}") from None
     _check_can_serve(settings.listen, settings.log)
+    if settings.web_listen:
+        _check_can_serve(settings.web_listen, settings.log)
     from server.app import run
     from server.log.kafka_session import KafkaStartupError
 

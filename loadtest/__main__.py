@@ -64,6 +64,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--drain", type=float, default=15.0, help="max seconds to wait for deliveries after sending")
     p.add_argument("--connect-concurrency", type=int, default=64)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--web-fraction",
+        type=float,
+        default=0.0,
+        help="share of drain and sample viewers on WebSocket (spawns the node with --web-listen)",
+    )
     p.add_argument("--profile", type=float, default=0.0, metavar="S", help="py-spy the server for S s (needs py-spy)")
     p.add_argument("--profile-native", action="store_true", help="py-spy --native (C frames of grpc too)")
     p.add_argument("--kafka", action="store_true", help="start the test Kafka broker and spawn the server on it")
@@ -110,6 +116,7 @@ def config(args: argparse.Namespace) -> RunConfig:
         profile_native=args.profile_native,
         kafka=args.kafka,
         cpu_cap=args.cpu_cap,
+        web_fraction=args.web_fraction,
     )
 
 

@@ -80,6 +80,8 @@ class RunConfig:
     """Run py-spy on the server for this many seconds, starting 2 s into the window."""
     profile_native: bool = False
     kafka: bool = False
+    web_fraction: float = 0.0
+    """Share of the drain and sample viewers on WebSocket (the node's --web-listen), docs/web.md."""
     """Start the test Kafka broker (Tansu) for the run and spawn the server on it."""
     cpu_cap: float = 0.0
     """Cap each server process at this many cores (cgroup quota; 0: no cap)."""
@@ -142,6 +144,10 @@ class ServerHandle:
             self.secret = _option(extra, "--jwt-secret") or SPAWN_SECRET
             if _option(extra, "--listen") is None:
                 extra += ["--listen", listen]
+            if cfg.web_fraction > 0 and _option(extra, "--web-listen") is None:
+                extra += ["--web-listen", f"127.0.0.1:{free_port()}"]
+            web_listen = _option(extra, "--web-listen")
+            self.web_port = check_loopback(web_listen)[1] if web_listen else 0
             self.command = [sys.executable, "-m", "server", *extra]
             self.env = {k: v for k, v in _SPAWN_ENV.items() if k not in os.environ}
             self.env.update({k: v for k, v in os.environ.items() if k.startswith(("BARRAGE_", "OTEL_"))})
@@ -159,6 +165,9 @@ class ServerHandle:
             if cfg.kafka:
                 raise SystemExit("--kafka needs --spawn-server (it starts the broker the server uses)")
             self.host, self.port = check_loopback(cfg.target)
+            if cfg.web_fraction > 0:
+                raise SystemExit("--web-fraction needs --spawn-server (it starts the node's --web-listen port)")
+            self.web_port = 0
             self.pid = cfg.server_pid
             self.secret = cfg.jwt_secret
             if not Path(f"/proc/{self.pid}").exists():
@@ -300,7 +309,7 @@ class WorkerProc:
         self.pipe.close()
 
 
-def worker_specs(cfg: RunConfig, plan: Plan, host: str, port: int, secret: str) -> list[WorkerSpec]:
+def worker_specs(cfg: RunConfig, plan: Plan, host: str, port: int, secret: str, web_port: int = 0) -> list[WorkerSpec]:
     procs = max(1, cfg.client_procs)
     buckets: list[list[ViewerSpec]] = [[] for _ in range(procs)]
     for i, viewer in enumerate(plan.viewers):
@@ -312,6 +321,7 @@ def worker_specs(cfg: RunConfig, plan: Plan, host: str, port: int, secret: str) 
         "duration_s": cfg.duration,
         "streams_per_connection": cfg.streams_per_connection,
         "frame_sample_every": cfg.frame_sample_every,
+        "web_port": web_port,
         "connect_concurrency": cfg.connect_concurrency,
         "hard_deadline_s": cfg.duration + cfg.drain_s + 600 + len(plan.viewers) / 20,
     }
@@ -344,6 +354,7 @@ async def run(cfg: RunConfig) -> dict[str, Any]:
         cfg.window,
         cfg.likes,
         cfg.gifts,
+        cfg.web_fraction,
         media_clock=cfg.media_clock,
     )
     server = ServerHandle(cfg, out)
@@ -357,7 +368,9 @@ async def run(cfg: RunConfig) -> dict[str, Any]:
         await asyncio.sleep(0.5)
         rss_baseline = metrics.tree_rss_bytes(server.pids())
         t_connect = time.monotonic()
-        workers = [WorkerProc(s) for s in worker_specs(cfg, plan, server.host, server.port, server.secret)]
+        workers = [
+            WorkerProc(s) for s in worker_specs(cfg, plan, server.host, server.port, server.secret, server.web_port)
+        ]
         readies = [await w.expect("ready", 120 + len(plan.viewers) / 10) for w in workers]
         connect_s = time.monotonic() - t_connect
         await asyncio.sleep(1.0)
@@ -817,6 +830,9 @@ def assemble(
             "resumes when told to",
             "churn": "a sample viewer that keeps dropping its connection or leaving the room (mean dwell 3 s) and "
             "comes back resuming from its last cursor",
+            "drain-ws": "a drain viewer on a WebSocket (loadtest/ws.py: the upgrade, masked binary messages out, "
+            "one ConnectResponse per message in) instead of an HTTP/2 stream",
+            "sample-ws": "a sample viewer on a WebSocket",
             "sender": "streams that post on a fixed schedule (or closed loop for ingest); they are joined to their "
             "rooms, so they receive the room's events too",
         },

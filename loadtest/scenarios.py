@@ -112,6 +112,7 @@ def build(
     window: int,
     likes: float = 0.0,
     gifts: float = 0.0,
+    web_fraction: float = 0.0,
     *,
     media_clock: float = 0.0,
 ) -> Plan:
@@ -152,10 +153,18 @@ def build(
             kind_of[seat] = "slow"
         elif n < sample_n + slow_n + churn_n:
             kind_of[seat] = "churn"
+    web_share = 0.0
     for index, room in enumerate(seats):
         kind = kind_of.get(index, "drain")
-        kinds[kind] = kinds.get(kind, 0) + 1
-        specs.append(ViewerSpec(index=index, rooms=(room_ids[room],), kind=kind))
+        # WebSocket viewers spread evenly over drain and sample viewers (and so rooms).
+        web = False
+        if kind in ("drain", "sample") and web_fraction > 0:
+            web_share += web_fraction
+            web = web_share >= 1.0
+            web_share -= 1.0 if web else 0.0
+        counted = f"{kind}-ws" if web else kind
+        kinds[counted] = kinds.get(counted, 0) + 1
+        specs.append(ViewerSpec(index=index, rooms=(room_ids[room],), kind=kind, web=web))
 
     # Senders: with more rooms than senders each room belongs to one sender stream (at
     # most 16 rooms per stream); otherwise each room gets several senders, so no stream

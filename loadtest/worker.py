@@ -32,7 +32,7 @@ from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 from barrage.v1 import room_service_pb2 as rs
-from loadtest import h2, metrics, proto
+from loadtest import h2, metrics, proto, ws
 from server.auth import issue_dev_token
 
 TEXT = "这个多少钱? how much is this one, and does it come in blue"
@@ -45,6 +45,8 @@ class ViewerSpec:
     rooms: tuple[str, ...]
     kind: str
     """drain | sample | slow | churn"""
+    web: bool = False
+    """On a WebSocket (loadtest/ws.py, the node's --web-listen port) instead of a gRPC stream."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class WorkerSpec:
     streams_per_connection: int = 1
     connect_concurrency: int = 64
     frame_sample_every: int = 8
+    web_port: int = 0
+    """The node's --web-listen port, for viewers with web=True."""
     slow_from: float = 0.25
     slow_until: float = 0.75
     churn_dwell_s: float = 3.0
@@ -167,7 +171,8 @@ class Viewer(h2.Stream):
     def __init__(self, spec: ViewerSpec, token: str, stats: Stats, every: int) -> None:
         super().__init__()
         self.spec = spec
-        self.kind = spec.kind
+        # Figures per kind keep WebSocket viewers apart: "drain-ws", "sample-ws".
+        self.kind = f"{spec.kind}-ws" if spec.web else spec.kind
         self.token = token
         self.stats = stats
         self.every = every
@@ -207,7 +212,7 @@ class Viewer(h2.Stream):
                     now_us = time.time_ns() // 1000
                     for message in proto.decode(data).messages:
                         for event in message.event_batch.events:
-                            stats.record_latency("drain-sampled", now_us, event)
+                            stats.record_latency(f"{self.kind}-sampled", now_us, event)
             return
         now_us = time.time_ns() // 1000
         measuring = stats.measuring
@@ -510,7 +515,25 @@ class Worker:
         self.connections.append(conn)
         return conn
 
+    async def open_web_viewer(self, viewer: Viewer) -> None:
+        for attempt in range(3):
+            try:
+                if attempt:
+                    viewer.joined = asyncio.get_running_loop().create_future()
+                    viewer.ended = False
+                await ws.connect(self.spec.host, self.spec.web_port, viewer)
+                viewer.start()
+                await asyncio.wait_for(viewer.joined, 60)
+                return
+            except (OSError, RuntimeError, TimeoutError, ConnectionError) as exc:
+                if attempt == 2:
+                    self.failed[type(exc).__name__ + ": " + str(exc)[:80]] += 1
+                await asyncio.sleep(0.2 * (attempt + 1))
+
     async def open_viewers(self, group: list[Viewer]) -> None:
+        if group and group[0].spec.web:
+            await self.open_web_viewer(group[0])
+            return
         # A stalled phone's gRPC stack (no BDP probe) grants 64 KiB: the server feels it at once.
         window = h2.DEFAULT_WINDOW if any(v.kind == "slow" for v in group) else None
         for attempt in range(3):
@@ -532,10 +555,11 @@ class Worker:
         spec = self.spec
         for vs in spec.viewers:
             self.viewers.append(Viewer(vs, self.token(f"v{vs.index}", "viewer"), self.stats, spec.frame_sample_every))
-        steady = [v for v in self.viewers if v.kind != "churn"]
+        steady = [v for v in self.viewers if v.kind != "churn" and not v.spec.web]
         groups = [
             steady[i : i + spec.streams_per_connection] for i in range(0, len(steady), spec.streams_per_connection)
         ]
+        groups += [[v] for v in self.viewers if v.spec.web]  # one WebSocket each
         sem = asyncio.Semaphore(spec.connect_concurrency)
 
         async def one(group: list[Viewer]) -> None:

@@ -54,6 +54,9 @@ def generate(out: Path) -> None:
         f"--plugin=protoc-gen-mypy_grpc={BIN / 'protoc-gen-mypy_grpc'}",
         f"--mypy_out={out}",
         f"--mypy_grpc_out={out}",
+        # Connect-protocol routing for browsers (server/transport/connect.py, docs/web.md).
+        f"--plugin=protoc-gen-connect-python={BIN / 'protoc-gen-connect-python'}",
+        f"--connect-python_out={out}",
         *sources,
     ]
     if protoc.main(args) != 0:
@@ -78,7 +81,9 @@ def generated_files(api_root: Path, internal_root: Path) -> dict[str, Path]:
     `api_root`/barrage/v1, the internal ones under `internal_root`."""
     api = api_root / "barrage" / "v1"
     found = {
-        f"protos/barrage/v1/{p.name}": p for p in api.iterdir() if p.name.endswith((".py", ".pyi")) and "_pb2" in p.name
+        f"protos/barrage/v1/{p.name}": p
+        for p in api.iterdir()
+        if p.name.endswith((".py", ".pyi")) and ("_pb2" in p.name or "_connect" in p.name)
     }
     for proto in INTERNAL_PROTOS:
         stem = proto.removesuffix(".proto")

@@ -29,7 +29,7 @@ from server.log.segment import LogCorruptError
 from server.telemetry.logs import configure_logging
 from server.telemetry.setup import Telemetry, split_listen
 from server.telemetry.setup import setup as setup_telemetry
-from server.transport import reflection
+from server.transport import reflection, web
 from server.transport.admin_service import AdminService
 from server.transport.room_service import RoomServiceHandler
 
@@ -71,10 +71,12 @@ class Node:
         self.health_names: tuple[str, ...] = ()
         """What health reports on: the node ("") and its services."""
         self._health_task: asyncio.Task[None] | None = None
+        self.web: web.WebServer | None = None
+        """The browser port (--web-listen): WebSocket and Connect, same gateway and sessions."""
 
     async def start(self) -> None:
         settings = self.settings
-        if settings.uses_dev_secret() and not _is_loopback(settings.listen):
+        if settings.uses_dev_secret() and not all(_is_loopback(a) for a in (settings.listen, settings.web_listen) if a):
             raise SystemExit(
                 "refusing to listen beyond loopback with the built-in development token secret: "
                 "set BARRAGE_JWT_SECRET, --jwt-public-key or --jwt-jwks-url"
@@ -100,6 +102,9 @@ class Node:
         if self.port == 0:
             raise SystemExit(f"cannot listen on {settings.listen}")
         await server.start()
+        if settings.web_listen:
+            self.web = web.build(settings, self.gateway, self.verifier, self.rooms, self.insights, MAX_REQUEST_BYTES)
+            await self.web.start()
         # Every stream holds futures and frames the cyclic GC would walk again and
         # again (at 10k streams that was 40% of the CPU): freeze what start-up built
         # and collect the young generation less often.
@@ -143,6 +148,8 @@ class Node:
         await self.server.stop(grace)
         try:
             async with asyncio.timeout(self.settings.shutdown_timeout_s):
+                if self.web is not None:
+                    await self.web.stop()
                 if self.insights is not None:
                     await self.insights.close()
                 await self.gateway.close()

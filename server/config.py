@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     node_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     workers: int = Field(1, ge=1, description="gateway processes on one port (SO_REUSEPORT); needs the Kafka log")
     reuse_port: bool = Field(False, description="share the port with other processes (set for --workers children)")
+    # Browsers (server/transport/web.py, docs/web.md): the room stream over WebSocket and
+    # the unary RPCs over the Connect protocol, on one HTTP port.
+    web_listen: str | None = Field(None, description="serve WebSocket and Connect (browsers) on HOST:PORT")
+    web_allowed_origins: str | None = Field(
+        None, description="comma-separated browser origins allowed on --web-listen, or *; default same-origin only"
+    )
 
     jwt_secret: str | None = Field(None, description="HS256 secret for development tokens")
     jwt_public_key: str | None = Field(None, description="PEM file with the identity provider's public key")

@@ -169,3 +169,15 @@ def test_grpc_messages_split_across_data_frames_are_reassembled() -> None:
     for i in range(0, len(wire), 7):
         stream._data(wire[i : i + 7])
     assert got == [b"first", b"", b"x" * 1000]
+
+
+def test_websocket_viewers_are_driven_and_checked_like_grpc_ones(tmp_path: Path) -> None:
+    result = run_loadtest(tmp_path / "run", "--web-fraction", "0.5", "--spawn-server", "--batch-interval-ms 10")
+    f = result["figures"]
+    checks = result["checks"]["totals"]
+    assert result["plan"]["viewers_by_kind"] == {"sample": 2, "sample-ws": 2, "drain": 4, "drain-ws": 4}
+    assert checks["checked_viewers"] == 4 and checks["drain_viewers"] == 8
+    assert f["critical_checked"] > 0 and f["critical_lost"] == 0
+    assert f["order_violations"] == 0 and f["duplicates"] == 0 and f["silent_gaps"] == 0
+    assert checks.get("drain_unaccounted", 0) == 0
+    assert "sample-ws" in f["latency_ms"]["by_viewer_kind_from_publish_time"]
