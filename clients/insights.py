@@ -215,6 +215,8 @@ def _questions(insights: pb.RoomInsights) -> Panel:
         table.add_row(
             str(row.count), row.intent or "other", product_name(insights, row.product_id), row.example, status
         )
+    if not insights.questions:
+        table.add_row("", "—", "", Text("no questions yet", style="dim"), "")
     return Panel(table, title="what viewers ask (✓ +n: asked again since the answer)", border_style="magenta")
 
 

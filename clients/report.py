@@ -42,12 +42,23 @@ _CJK_FONTS = (
 )
 
 
+_CJK_FILES = ("NotoSansCJK", "SourceHanSans", "wqy-microhei", "wqy-zenhei")
+"""File names of the fonts above, for fonts installed after matplotlib built its cache."""
+
+
 def _cjk_font() -> bool:
     """Use a Chinese font for chart labels if one is installed; False if none is."""
     from matplotlib import font_manager, rcParams
 
     installed = {font.name for font in font_manager.fontManager.ttflist}
     found = [name for name in _CJK_FONTS if name in installed]
+    if not found:
+        # matplotlib's font cache predates a font installed since (fonts-noto-cjk): add the files.
+        for path in font_manager.findSystemFonts():
+            if Path(path).name.startswith(_CJK_FILES):
+                font_manager.fontManager.addfont(path)
+        installed = {font.name for font in font_manager.fontManager.ttflist}
+        found = [name for name in _CJK_FONTS if name in installed]
     if found:
         rcParams["font.sans-serif"] = [*found, *rcParams["font.sans-serif"]]
     return bool(found)
