@@ -94,6 +94,34 @@ def sparkline(values: Sequence[float], width: int = 60) -> str:
     return "".join(_BARS[min(8, round(v / top * 8))] for v in values)
 
 
+def plural(n: int, noun: str) -> str:
+    """ "1 viewer", "2 viewers" (English nouns that take an s)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def retention_survival(insights: pb.RoomInsights) -> list[float]:
+    """The retention curve: point k is the share of arrivals still present k buckets after
+    their arrival bucket (k = 0: at the end of the arrival bucket), as fractions.
+
+    Young cohorts are not yet known far out, so the step from k-1 to k is taken from the
+    cohorts known at k only: S(0) = Σ remaining[0] / Σ arrivals, and
+    S(k) = S(k-1) · Σ remaining[k] / Σ remaining[k-1], both sums over the cohorts known at k
+    (a life table). Dividing each point's remaining by its own arrivals instead lets the late
+    points count only the early cohort and climb back towards 100 %; this curve never rises,
+    because no cohort's remaining does. docs/insights.md defines it for the report."""
+    cohorts = [list(c.remaining) for c in insights.retention if c.arrivals]
+    arrivals = [c.arrivals for c in insights.retention if c.arrivals]
+    known = [(a, r) for a, r in zip(arrivals, cohorts, strict=True) if r]
+    if not known:
+        return []
+    curve = [sum(r[0] for _, r in known) / sum(a for a, _ in known)]
+    for k in range(1, max(len(r) for _, r in known)):
+        before = sum(r[k - 1] for _, r in known if len(r) > k)
+        after = sum(r[k] for _, r in known if len(r) > k)
+        curve.append(curve[-1] * after / before if before else 0.0)
+    return curve
+
+
 def product_name(insights: pb.RoomInsights, product_id: str) -> str:
     for product in insights.products:
         if product.product_id == product_id:
@@ -101,71 +129,104 @@ def product_name(insights: pb.RoomInsights, product_id: str) -> str:
     return product_id or "—"
 
 
-def _audience(insights: pb.RoomInsights) -> Panel:
+# An 80×24 terminal is the design size: every panel has a height fixed by its content, the
+# questions take what is left, and nothing is laid side by side (side by side, the product
+# titles were cut to "Re…"). Wider and taller terminals get longer sparklines and more rows.
+NARROW_HEIGHT = 30
+"""Below this many rows the dashboard leaves out the secondary sparklines and the terms panel's border."""
+
+
+def _packed(items: Sequence[Text], width: int) -> list[Text]:
+    """Items joined by wide gaps into lines no wider than `width`, never splitting an item."""
+    lines: list[Text] = []
+    line = Text()
+    for item in items:
+        if line.cell_len and line.cell_len + 3 + item.cell_len > width:
+            lines.append(line)
+            line = Text()
+        if line.cell_len:
+            line.append("   ")
+        line.append_text(item)
+    if line.cell_len:
+        lines.append(line)
+    return lines
+
+
+def _audience(insights: pb.RoomInsights, width: int, height: int) -> Panel:
     t = insights.totals
-    per_bucket = max(1, len(insights.buckets))
-    lines = Text()
-    lines.append(f"{t.viewers:,}", style="bold green")
-    lines.append(f" watching now   peak {t.peak_viewers:,}")
-    if t.HasField("peak_time"):
-        lines.append(f" at {when(t.peak_time)}")
     stay = t.average_watch_time.ToSeconds()
-    lines.append(f"   {t.unique_viewers:,} viewers in all   average stay {stay // 60}m{stay % 60:02d}s\n")
-    lines.append(f"joins {t.joins:,}  leaves {t.leaves:,}   comments {t.comments:,}")
-    lines.append(f" ({t.comments / per_bucket:.1f}/bucket)")
-    lines.append(f"  by {t.unique_commenters:,}   questions {t.questions:,}   likes {t.likes:,}\n")
-    lines.append(f"gifts {t.gifts:,} worth {money(t.gift_value)}   purchases {t.purchases:,} ")
-    lines.append(f"({t.units_sold:,} units, {t.unique_buyers:,} buyers)")
-    return Panel(lines, title="audience and engagement", border_style="green")
+    peak = f"peak {t.peak_viewers:,}" + (f" at {when(t.peak_time)}" if t.HasField("peak_time") else "")
+    items = [
+        Text.assemble((f"{t.viewers:,}", "bold green"), " watching now"),
+        Text(peak),
+        Text(f"{plural(t.unique_viewers, 'viewer')} in all"),
+        Text(f"average stay {stay // 60}m{stay % 60:02d}s"),
+        *([Text(f"joins {t.joins:,} leaves {t.leaves:,}")] if height >= NARROW_HEIGHT else []),
+        Text(f"{plural(t.comments, 'comment')} by {t.unique_commenters:,}"),
+        Text(plural(t.questions, "question")),
+        Text(plural(t.likes, "like")),
+        Text(f"{plural(t.gifts, 'gift')} worth {money(t.gift_value)}"),
+        Text(f"{plural(t.purchases, 'purchase')} by {plural(t.unique_buyers, 'buyer')}"),
+    ]
+    lines = _packed(items, width - 4)
+    return Panel(Text("\n").join(lines), title="audience and engagement", border_style="green", height=len(lines) + 2)
 
 
-def _series(insights: pb.RoomInsights) -> Panel:
+def _series(insights: pb.RoomInsights, width: int, height: int) -> Panel:
     rows = insights.buckets
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold", justify="right")
-    table.add_column()
-    for name, values in (
+    table.add_column(no_wrap=True)
+    series = [
         ("viewers", [b.viewers for b in rows]),
         ("joins", [b.joins for b in rows]),
         ("leaves", [b.leaves for b in rows]),
         ("comments", [b.comments for b in rows]),
         ("likes", [b.likes for b in rows]),
         ("purchases", [b.purchases for b in rows]),
-    ):
-        table.add_row(name, f"{sparkline(values)}  max {max(values, default=0):,}")
-    curve = " ".join(f"{p.share:.0%}" for p in insights.retention_curve[:12]) or "—"
+    ]
+    if height < NARROW_HEIGHT:
+        series = [row for row in series if row[0] in ("viewers", "comments", "purchases")]
+    room = max(10, width - 4 - 10 - 14)  # border and padding, the names, "  max 12,345"
+    for name, values in series:
+        table.add_row(name, f"{sparkline(values, room)}  max {max(values, default=0):,}")
+    shares = retention_survival(insights)
+    curve = " ".join(f"{share:.0%}" for share in shares[: max(1, room // 5)]) or "—"
     table.add_row("retention", curve)
-    width = insights.bucket_width.ToMilliseconds() / 1000
-    size = f"{width / 60:g} min" if width >= 60 else f"{width:g} s"
-    title = f"per bucket of {size}, oldest left"
-    return Panel(table, title=title, border_style="cyan")
+    width_s = insights.bucket_width.ToMilliseconds() / 1000
+    size = f"{width_s / 60:g} min" if width_s >= 60 else f"{width_s:g} s"
+    return Panel(table, title=f"per bucket of {size}, oldest left", border_style="cyan", height=len(series) + 3)
 
 
 def _questions(insights: pb.RoomInsights) -> Panel:
-    table = Table(expand=True, show_edge=False, pad_edge=False)
-    table.add_column("#", justify="right")
-    table.add_column("asks", style="bold")
-    table.add_column("product")
-    table.add_column("example", ratio=3)
-    table.add_column("answered", ratio=2)
-    for row in insights.questions[:10]:
+    table = Table(expand=True, box=None, pad_edge=False, header_style="bold dim")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("asks", style="bold", no_wrap=True)
+    table.add_column("product", ratio=2, no_wrap=True, overflow="ellipsis")
+    table.add_column("example", ratio=3, no_wrap=True, overflow="ellipsis")
+    table.add_column("answered", no_wrap=True)
+    for row in insights.questions[:20]:
         if row.answered:
             status = Text(f"✓ {ROLE_NAMES.get(row.answered_by, 'staff')}", style="green")
             if row.open_count:
-                status.append(f", {row.open_count} since", style="yellow")
+                status.append(f" +{row.open_count}", style="yellow")
         else:
             status = Text(f"✗ {row.open_count} waiting", style="bold red")
         table.add_row(
             str(row.count), row.intent or "other", product_name(insights, row.product_id), row.example, status
         )
-    return Panel(table, title="what viewers ask", border_style="magenta")
+    if not insights.questions:
+        table.add_row("", "—", "", Text("no questions yet", style="dim"), "")
+    return Panel(table, title="what viewers ask (✓ +n: asked again since the answer)", border_style="magenta")
 
 
 def _products(insights: pb.RoomInsights) -> Panel:
-    table = Table(expand=True, show_edge=False, pad_edge=False)
-    table.add_column("product", ratio=2, no_wrap=True)
+    table = Table(expand=True, box=None, pad_edge=False, header_style="bold dim")
+    longest = max((Text(p.title or p.product_id).cell_len for p in insights.products), default=7)
+    # The name may wrap onto a second line, never be cut: it is what the row is about.
+    table.add_column("product", ratio=1, min_width=min(longest, 30))
     for column in ("pinned", "seen", "named", "asked", "bought", "conv."):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=True)
     for p in insights.products:
         table.add_row(
             p.title or p.product_id,
@@ -176,51 +237,73 @@ def _products(insights: pb.RoomInsights) -> Panel:
             f"{p.purchases_during_pin:,}",
             f"{p.conversion:.1%}",
         )
-    return Panel(table, title="product funnel", border_style="yellow")
+    if not insights.products:
+        table.add_row("—", "", "", "", "", "", "")
+    lines = 1 + sum(2 if Text(p.title or p.product_id).cell_len > 30 else 1 for p in insights.products)
+    return Panel(table, title="product funnel", border_style="yellow", height=max(2, lines) + 2)
 
 
-def _terms(insights: pb.RoomInsights) -> Panel:
-    text = Text()
-    for term in insights.trending_terms[:15]:
+def _terms(insights: pb.RoomInsights, framed: bool) -> Any:
+    # Rising terms (lift > 1) when there are any; in a show no longer than the trend window
+    # every lift is 1, and the list is the most used terms: say so instead of "trending".
+    rising = [term for term in insights.trending_terms if term.lift > 1.0]
+    terms = rising or list(insights.top_terms)
+    label = "rising" if rising else "most used"
+    text = Text(no_wrap=True, overflow="ellipsis")
+    if not framed:
+        text.append(f"{label}: ", style="bold blue")
+    for term in terms[:15]:
         style = "bold red" if term.lift >= 2 else "bold" if term.lift >= 1.2 else ""
         text.append(f"{term.term}", style=style)
         text.append(f" {term.count}  ")
-    return Panel(text or Text("—"), title="trending", border_style="blue")
+    if not terms:
+        text.append("—")
+    return Panel(text, title=label, border_style="blue", height=3) if framed else text
 
 
-def dashboard(insights: pb.RoomInsights) -> Layout:
-    """One frame of the dashboard."""
+def dashboard(insights: pb.RoomInsights, width: int = 80, height: int = 24) -> Layout:
+    """One frame of the dashboard for a terminal of width × height."""
     layout = Layout()
     state = "final" if insights.final else f"as of {when(insights.as_of_time)}"
-    header = Text(f" {insights.title or insights.room_id}  ·  {insights.room_id}  ·  {state}", style="bold reverse")
+    header = Text(
+        f" {insights.title or insights.room_id}  ·  {insights.room_id}  ·  {state}",
+        style="bold reverse",
+        no_wrap=True,
+        overflow="ellipsis",
+    )
+    audience = _audience(insights, width, height)
+    series = _series(insights, width, height)
+    products = _products(insights)
+    framed = height >= NARROW_HEIGHT
     layout.split_column(
         Layout(header, size=1),
-        Layout(_audience(insights), size=5),
-        Layout(_series(insights), size=9),
-        Layout(name="middle"),
-        Layout(_terms(insights), size=4),
+        Layout(audience, size=audience.height),
+        Layout(series, size=series.height),
+        Layout(products, size=products.height),
+        Layout(_questions(insights), name="questions", minimum_size=3),
+        Layout(_terms(insights, framed), size=3 if framed else 1),
     )
-    layout["middle"].split_row(Layout(_questions(insights), ratio=3), Layout(_products(insights), ratio=2))
     return layout
 
 
-def render_text(insights: pb.RoomInsights, width: int = 160, height: int = 40) -> str:
+def render_text(insights: pb.RoomInsights, width: int = 80, height: int = 24) -> str:
     """The dashboard as plain text (for `--once` and tests)."""
     console = Console(width=width, height=height, record=True, file=io.StringIO(), color_system=None)
-    console.print(Group(dashboard(insights)), height=height)
+    console.print(Group(dashboard(insights, width, height)), height=height)
     return console.export_text()
 
 
 async def run(target: str, token: str, room_id: str, interval_s: float, recent: int, once: bool) -> int:
     async with InsightsClient(target, token) as client:
         if once:
-            print(render_text(await client.get(room_id)))
+            size = Console().size
+            print(render_text(await client.get(room_id), size.width, size.height))
             return 0
         console = Console()
         live: Any = None
         try:
             async for insights in client.watch(room_id, interval_s, recent):
-                frame = dashboard(insights)
+                frame = dashboard(insights, console.width, console.height)
                 if live is None:
                     live = Live(frame, console=console, screen=True, auto_refresh=False)
                     live.start()

@@ -105,6 +105,6 @@ def test_report_has_every_chart_and_table_populated(tmp_path: Path) -> None:
 def test_dashboard_renders_the_figures() -> None:
     insights = synthetic_show().fold().snapshot("Spring sale")
     text = render_text(insights, width=160, height=45)
-    for part in ("Spring sale", "watching now", "what viewers ask", "product funnel", "trending", "retention"):
+    for part in ("Spring sale", "watching now", "what viewers ask", "product funnel", "most used", "retention"):
         assert part in text
     assert "price" in text and "✓ host" in text
