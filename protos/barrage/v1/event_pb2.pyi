@@ -718,7 +718,8 @@ class Comment(_message.Message):
     """The text, valid UTF-8. The server stores it normalised to NFC and trimmed of
     leading and trailing white space and invisible fillers (zero-width spaces and
     joiners, BOM, Hangul fillers); the result must be 1 to 500 characters (Unicode
-    code points; Welcome.limits.max_text_chars is the limit this server applies).
+    code points; Welcome.limits.max_text_chars is the limit this server applies),
+    or 0 to 500 when the comment carries a sticker_id or an image.
     Refused with INVALID_ARGUMENT: text with nothing visible (TEXT_EMPTY), too long
     (TEXT_TOO_LONG), control characters other than newline and tab, bidi embeddings,
     overrides or isolates (U+202A-U+202E, U+2066-U+2069), or more than 8 combining
