@@ -6,12 +6,14 @@ Over real gRPC on loopback with the embedded log (tests/server_process.py):
   joiner finds the pin in its snapshot, and it survives a restart;
 - the Sender carries the fan level and badges of the VERIFIED token, whatever the frame
   says; malformed claims are refused; `barrage token --level --badge` mints them;
+- a pin made through one node of a Kafka cluster is in another node's join snapshot;
 - a comment carries a sticker id or an image reference (https only, bounded, an
   allowed content type), refused with INVALID_FIELD naming the field otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -30,6 +32,8 @@ from server.auth import TokenVerifier
 from server.commerce import checkpoint_pb2
 from server.commerce.state import RoomState
 from server.core.errors import ApiError
+from tests.cluster import Cluster
+from tests.kafka_broker import running_broker
 from tests.server_process import TEST_SECRET, ServerProcess
 from tests.wire_client import Admin, RawStream, end_status, error_info
 
@@ -302,3 +306,25 @@ async def test_bad_images_and_stickers_are_refused_naming_the_field(shared: Serv
         assert not wrong, wrong
     finally:
         await vic.close()
+
+
+async def test_a_pin_made_on_one_kafka_node_is_in_the_snapshot_of_another(tmp_path: Path) -> None:
+    room_id = f"room-{uuid.uuid4().hex[:8]}"
+    with running_broker() as broker:
+        cluster = Cluster(broker, tmp_path, f"extras-{uuid.uuid4().hex[:6]}", 2)
+        try:
+            cluster.start()
+            hana = Admin(cluster[0].target, cluster.token("hana", role="host"))
+            try:
+                await hana.create_room(room_id, "show")
+                assert not (await _join_snapshot(cluster[1], room_id)).HasField("pinned_comment")  # node 1 watches
+                body = ev.CommentPinned(event_id="e-7", text="ships abroad?", author=ev.Sender(user_id="vic"))
+                await hana.publish(room_id, "pin", ev.Payload(comment_pinned=body))
+                deadline = time.monotonic() + 15
+                while (snap := await _join_snapshot(cluster[1], room_id)).pinned_comment != body:
+                    assert time.monotonic() < deadline, snap
+                    await asyncio.sleep(0.2)
+            finally:
+                await hana.close()
+        finally:
+            cluster.stop()
