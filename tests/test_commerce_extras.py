@@ -149,15 +149,30 @@ async def _join_snapshot(server: ServerProcess, room_id: str) -> rs.RoomSnapshot
         await stream.close()
 
 
+async def test_a_sticker_comment_is_pinned_without_a_caption(shared: ServerProcess, show: str) -> None:
+    vmod = await connect(shared, show, shared.token("vmod"))
+    try:
+        body = ev.CommentPinned(event_id="e-9", author=ev.Sender(user_id="vic"), sticker_id="heart-eyes")
+        assert (await send(vmod, show, ev.Payload(comment_pinned=body))).status.code == OK
+        assert (await _join_snapshot(shared, show)).pinned_comment == body
+    finally:
+        await vmod.close()
+
+
 async def test_a_pin_is_refused_when_its_copy_is_malformed(shared: ServerProcess, show: str) -> None:
     hana = Admin(shared.target, shared.token("hana", role="host"))
     try:
         blank = ev.CommentPinned(event_id="e-1", text="  ", author=ev.Sender(user_id="vic"))
         no_author = ev.CommentPinned(event_id="e-1", text="hi")
-        for body, field in (
+        http_image = ev.CommentPinned(
+            event_id="e-1", author=ev.Sender(user_id="vic"), image=_image(url="http://cdn.example.com/a.png")
+        )
+        cases = (
             (blank, "payload.comment_pinned.text"),
             (no_author, "payload.comment_pinned.author.user_id"),
-        ):
+            (http_image, "payload.comment_pinned.image.url"),
+        )
+        for body, field in cases:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await hana.publish(show, uuid.uuid4().hex, ev.Payload(comment_pinned=body))
             status = end_status(refused.value)

@@ -103,7 +103,10 @@ VALID: dict[str, ev.Payload] = {
     "media_clock": ev.Payload(media_clock=ev.MediaClock(timeline_id="stream-1")),
     "comment_pinned": ev.Payload(
         comment_pinned=ev.CommentPinned(
-            event_id="e-1", text="how big?", author=ev.Sender(user_id="fan-1", role=ev.ROLE_VIEWER, level=3)
+            event_id="e-1",
+            text="how big?",
+            author=ev.Sender(user_id="fan-1", role=ev.ROLE_VIEWER, level=3),
+            image=ev.ImageRef(url="https://cdn.example.com/a.png", width=640, height=480, content_type="image/png"),
         )
     ),
 }

@@ -382,19 +382,22 @@ def check_sender_badges(badges: Collection[str], field: str) -> None:
         _require(BADGE.fullmatch(badge) is not None, field, "each badge is 1-32 characters of A-Z a-z 0-9 . _ : -")
 
 
-def _check_comment_media(comment: event_pb2.Comment) -> None:
-    """A sticker id or an image reference; Barrage stores the reference, never the media."""
+def _check_media_text(comment: event_pb2.Comment | event_pb2.CommentPinned, max_chars: int, where: str) -> None:
+    """Text, sticker id and image of a comment (or of a pinned comment's copy). A sticker
+    or an image needs no caption; Barrage stores the reference, never the media."""
     has_image = comment.HasField("image")
-    _require(not (comment.sticker_id and has_image), "payload.comment.image", "a sticker or an image, not both")
+    if comment.text or not (comment.sticker_id or has_image):
+        check_text(comment.text, max_chars, f"{where}.text")
+    _require(not (comment.sticker_id and has_image), f"{where}.image", "a sticker or an image, not both")
     if comment.sticker_id:
-        _check_id(comment.sticker_id, "payload.comment.sticker_id")
+        _check_id(comment.sticker_id, f"{where}.sticker_id")
     if has_image:
         image = comment.image
         # width and height are range-checked (server/core/ranges.py) before this.
-        _check_image_url(image.url, "payload.comment.image.url")
+        _check_image_url(image.url, f"{where}.image.url")
         _require(
             image.content_type in IMAGE_CONTENT_TYPES,
-            "payload.comment.image.content_type",
+            f"{where}.image.content_type",
             f"content_type must be one of {', '.join(sorted(IMAGE_CONTENT_TYPES))}",
         )
 
@@ -425,9 +428,7 @@ def check_payload(payload: event_pb2.Payload, max_chars: int, now_s: float | Non
     ranges.check_fields(getattr(payload, kind), f"payload.{kind}", now_s)
     if kind == "comment":
         comment = payload.comment
-        if comment.text or not (comment.sticker_id or comment.HasField("image")):
-            check_text(comment.text, max_chars, "payload.comment.text")  # a sticker or image needs no caption
-        _check_comment_media(comment)
+        _check_media_text(comment, max_chars, "payload.comment")
         _require(len(payload.comment.mention_user_ids) <= 20, "payload.comment.mention_user_ids", "at most 20")
         _require(len(payload.comment.reply_to_event_id) <= 64, "payload.comment.reply_to_event_id", "too long")
         _require(len(payload.comment.product_ids) <= 5, "payload.comment.product_ids", "at most 5")
@@ -438,7 +439,7 @@ def check_payload(payload: event_pb2.Payload, max_chars: int, now_s: float | Non
     elif kind == "comment_pinned":
         pin = payload.comment_pinned
         _check_id(pin.event_id, "payload.comment_pinned.event_id")
-        check_text(pin.text, max_chars, "payload.comment_pinned.text")
+        _check_media_text(pin, max_chars, "payload.comment_pinned")
         _check_id(pin.author.user_id, "payload.comment_pinned.author.user_id")
         _require(len(pin.author.display_name) <= 64, "payload.comment_pinned.author.display_name", "at most 64")
         check_sender_badges(pin.author.badges, "payload.comment_pinned.author.badges")

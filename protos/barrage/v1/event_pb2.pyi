@@ -822,13 +822,23 @@ class CommentPinned(_message.Message):
     EVENT_ID_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     AUTHOR_FIELD_NUMBER: _builtins.int
+    STICKER_ID_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Event id of the pinned comment (1 to 64 printable ASCII characters)."""
     text: _builtins.str
-    """Its text as shown (checked like Comment.text)."""
+    """Its text as shown (checked like Comment.text: may be empty with a sticker or an
+    image).
+    """
+    sticker_id: _builtins.str
+    """Its sticker, if any (as Comment.sticker_id)."""
     @_builtins.property
     def author(self) -> Global___Sender:
         """Its author: user_id (1 to 64 printable ASCII characters) and display name."""
+
+    @_builtins.property
+    def image(self) -> Global___ImageRef:
+        """Its image, if any (as Comment.image)."""
 
     def __init__(
         self,
@@ -836,10 +846,12 @@ class CommentPinned(_message.Message):
         event_id: _builtins.str = ...,
         text: _builtins.str = ...,
         author: Global___Sender | None = ...,
+        sticker_id: _builtins.str = ...,
+        image: Global___ImageRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["author", b"author"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "image", b"image"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "event_id", b"event_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "event_id", b"event_id", "image", b"image", "sticker_id", b"sticker_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
