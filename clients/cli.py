@@ -96,7 +96,18 @@ def _token(args: argparse.Namespace) -> int:
 
     secret = args.secret or os.environ.get("BARRAGE_JWT_SECRET") or DEV_SECRET
     rooms = args.rooms or None
-    print(issue_dev_token(secret, user_id=args.user, role=args.role, name=args.name, ttl_s=args.ttl, rooms=rooms))
+    print(
+        issue_dev_token(
+            secret,
+            user_id=args.user,
+            role=args.role,
+            name=args.name,
+            ttl_s=args.ttl,
+            rooms=rooms,
+            level=args.level,
+            badges=args.badges or None,
+        )
+    )
     return 0
 
 
@@ -466,6 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--role", default="viewer", choices=["viewer", "host", "moderator", "service", "bot"])
     token.add_argument(
         "--room", dest="rooms", action="append", default=[], help="a bot's room (repeatable; '*': every room)"
+    )
+    token.add_argument("--level", type=int, help="fan level claim, 0 to 100 (shown in every Sender)")
+    token.add_argument(
+        "--badge", dest="badges", action="append", default=[], help="a badge claim (repeatable, at most 5)"
     )
     token.add_argument("--ttl", type=float, default=24 * 3600, help="lifetime in seconds")
     token.add_argument("--secret", help="signing secret (default: BARRAGE_JWT_SECRET or the built-in dev secret)")

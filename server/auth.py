@@ -3,7 +3,10 @@
 Identity comes only from a verified JWT: subject = user id, `name` = display name,
 `role` = one of viewer, host, moderator, service, bot. A bot token also carries
 `rooms`: the list of room ids the bot may act in (`["*"]`: every room, for a
-platform's own assistant); a bot token without it acts in no room. What each role
+platform's own assistant); a bot token without it acts in no room. Optional `level`
+(fan level, an integer 0 to 100) and `badges` (a list of at most 5 badge ids, each 1 to
+32 characters of A-Z a-z 0-9 . _ : -) are copied into every Sender of the user's events
+(docs/commerce.md "Badges and levels"); a token with them malformed is refused. What each role
 may do in a room is decided in server/core/policy.py (docs/commerce.md).
 
 Development: HS256 tokens signed with a shared secret (`barrage token`). Never use
@@ -15,6 +18,7 @@ provider's JWKS URL (`--jwt-jwks-url`), and checks `iss`/`aud` when configured.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +36,11 @@ ROLES: dict[str, int] = {
     "service": event_pb2.ROLE_SERVICE,
     "bot": event_pb2.ROLE_BOT,
 }
+MAX_LEVEL = 100
+"""Highest fan level (barrage.v1.Sender.level; server/core/ranges.py has the same)."""
+MAX_BADGES = 5
+BADGE = re.compile(r"[A-Za-z0-9._:-]{1,32}")
+"""A badge id (server/core/policy.py checks Senders a service posts against the same)."""
 _MAX_TOKEN_BYTES = 8192
 _MAX_BOT_ROOMS = 1000
 ALL_ROOMS = "*"
@@ -48,13 +57,23 @@ class Identity:
     """Unix seconds; the token is refused from then on."""
     rooms: frozenset[str] = frozenset()
     """A bot's rooms (its token's `rooms` claim); ALL_ROOMS in it means every room."""
+    level: int = 0
+    """Fan level (the `level` claim), 0 to MAX_LEVEL."""
+    badges: tuple[str, ...] = ()
+    """Badge ids (the `badges` claim), at most MAX_BADGES, in the token's order."""
 
     def given_room(self, room_id: str) -> bool:
         """Whether the token's `rooms` claim gives it this room (bots)."""
         return room_id in self.rooms or ALL_ROOMS in self.rooms
 
     def sender(self) -> event_pb2.Sender:
-        return event_pb2.Sender(user_id=self.user_id, display_name=self.display_name, role=self.role)  # type: ignore[arg-type]
+        return event_pb2.Sender(
+            user_id=self.user_id,
+            display_name=self.display_name,
+            role=self.role,  # type: ignore[arg-type]
+            level=self.level,
+            badges=self.badges,
+        )
 
 
 class TokenVerifier:
@@ -113,7 +132,15 @@ class TokenVerifier:
             raise ApiError(Code.UNAUTHENTICATED, "TOKEN_INVALID", "token has no valid role or subject")
         name = str(claims.get("name") or subject)[:64]
         rooms = _rooms_claim(claims.get("rooms"))
-        return Identity(user_id=subject, display_name=name, role=role, expires_at=float(claims["exp"]), rooms=rooms)
+        return Identity(
+            user_id=subject,
+            display_name=name,
+            role=role,
+            expires_at=float(claims["exp"]),
+            rooms=rooms,
+            level=_level_claim(claims.get("level")),
+            badges=_badges_claim(claims.get("badges")),
+        )
 
 
 def _rooms_claim(value: object) -> frozenset[str]:
@@ -126,6 +153,29 @@ def _rooms_claim(value: object) -> frozenset[str]:
     return frozenset(value)
 
 
+def _level_claim(value: object) -> int:
+    """The `level` claim: absent (0) or an integer 0 to MAX_LEVEL."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LEVEL:
+        raise ApiError(Code.UNAUTHENTICATED, "TOKEN_INVALID", f"claim level must be an integer 0 to {MAX_LEVEL}")
+    return value
+
+
+def _badges_claim(value: object) -> tuple[str, ...]:
+    """The `badges` claim: absent, or a list of at most MAX_BADGES badge ids (BADGE)."""
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_BADGES
+        or not all(isinstance(b, str) and BADGE.fullmatch(b) for b in value)
+    ):
+        message = f"claim badges must be a list of at most {MAX_BADGES} ids of 1-32 characters A-Z a-z 0-9 . _ : -"
+        raise ApiError(Code.UNAUTHENTICATED, "TOKEN_INVALID", message)
+    return tuple(value)
+
+
 def issue_dev_token(
     secret: str,
     *,
@@ -136,10 +186,13 @@ def issue_dev_token(
     issuer: str | None = None,
     audience: str | None = None,
     rooms: list[str] | None = None,
+    level: int | None = None,
+    badges: list[str] | None = None,
 ) -> str:
     """Mint an HS256 development token. Not for production (see module docstring).
 
-    `rooms`: the bot's rooms claim (["*"]: every room)."""
+    `rooms`: the bot's rooms claim (["*"]: every room); `level`, `badges`: the fan
+    level and badges claims (checked by verify, not here)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     now = int(time.time())
@@ -156,4 +209,8 @@ def issue_dev_token(
         claims["aud"] = audience
     if rooms is not None:
         claims["rooms"] = list(rooms)
+    if level is not None:
+        claims["level"] = level
+    if badges:
+        claims["badges"] = list(badges)
     return jwt.encode(claims, secret, algorithm="HS256")

@@ -76,6 +76,8 @@ SPEC_POST: dict[str, set[str]] = {
     "slow_mode": STAFF,
     "moderator_appointed": SELLERS,
     "moderator_removed": SELLERS,
+    "comment_pinned": STAFF,
+    "comment_unpinned": STAFF,
 }
 SPEC_ACTION: dict[str, set[str]] = {
     "join": EVERYONE,
@@ -154,6 +156,10 @@ def sample(kind: str, tag: str) -> ev.Payload:
         "slow_mode": ev.Payload(slow_mode=ev.SlowMode(min_interval=duration_pb2.Duration(seconds=0))),
         "moderator_appointed": ev.Payload(moderator_appointed=ev.ModeratorAppointed(user_id=f"helper-{tag}")),
         "moderator_removed": ev.Payload(moderator_removed=ev.ModeratorRemoved(user_id=f"helper-{tag}")),
+        "comment_pinned": ev.Payload(
+            comment_pinned=ev.CommentPinned(event_id=f"c-{tag}", text="how big?", author=ev.Sender(user_id="vic"))
+        ),
+        "comment_unpinned": ev.Payload(comment_unpinned=ev.CommentUnpinned(event_id=f"c-{tag}")),
     }
     return payloads[kind]
 

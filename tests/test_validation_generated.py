@@ -54,7 +54,12 @@ def _product(pid: str) -> ev.Product:
 
 # One valid example of each kind a client may post: every generated case changes one field of it.
 VALID: dict[str, ev.Payload] = {
-    "comment": ev.Payload(comment=ev.Comment(text="hello")),
+    "comment": ev.Payload(
+        comment=ev.Comment(
+            text="hello",
+            image=ev.ImageRef(url="https://cdn.example.com/a.png", width=640, height=480, content_type="image/png"),
+        )
+    ),
     "like": ev.Payload(like=ev.Like(count=3)),
     "announcement": ev.Payload(announcement=ev.Announcement(text="Sale in 5 minutes")),
     "gift": ev.Payload(
@@ -96,6 +101,14 @@ VALID: dict[str, ev.Payload] = {
     "message_deleted": ev.Payload(message_deleted=ev.MessageDeleted(event_id="e-1", reason="spam")),
     "slow_mode": ev.Payload(slow_mode=ev.SlowMode()),
     "media_clock": ev.Payload(media_clock=ev.MediaClock(timeline_id="stream-1")),
+    "comment_pinned": ev.Payload(
+        comment_pinned=ev.CommentPinned(
+            event_id="e-1",
+            text="how big?",
+            author=ev.Sender(user_id="fan-1", role=ev.ROLE_VIEWER, level=3),
+            image=ev.ImageRef(url="https://cdn.example.com/a.png", width=640, height=480, content_type="image/png"),
+        )
+    ),
 }
 SETUP: dict[str, list[ev.Payload]] = {
     "poll_vote": [VALID["poll_started"]],  # a poll (of 10 options) to vote in

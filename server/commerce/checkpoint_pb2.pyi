@@ -133,6 +133,7 @@ class RoomCheckpoint(_message.Message):
     PLATFORM_MODERATOR_USER_IDS_FIELD_NUMBER: _builtins.int
     MEDIA_CLOCK_FIELD_NUMBER: _builtins.int
     MEDIA_CLOCK_TIME_FIELD_NUMBER: _builtins.int
+    PINNED_COMMENT_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """Log position (within the room's epoch) of the last event the state includes."""
     epoch: _builtins.str
@@ -203,6 +204,10 @@ class RoomCheckpoint(_message.Message):
     def media_clock_time(self) -> _timestamp_pb2.Timestamp:
         """When media_clock was accepted (its event's publish_time: the clock's anchor)."""
 
+    @_builtins.property
+    def pinned_comment(self) -> _event_pb2.CommentPinned:
+        """The pinned comment, if any."""
+
     def __init__(
         self,
         *,
@@ -225,10 +230,11 @@ class RoomCheckpoint(_message.Message):
         platform_moderator_user_ids: _abc.Iterable[_builtins.str] | None = ...,
         media_clock: _event_pb2.MediaClock | None = ...,
         media_clock_time: _timestamp_pb2.Timestamp | None = ...,
+        pinned_comment: _event_pb2.CommentPinned | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "media_clock", b"media_clock", "media_clock_time", b"media_clock_time", "pinned", b"pinned", "slow_mode", b"slow_mode"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "media_clock", b"media_clock", "media_clock_time", b"media_clock_time", "pinned", b"pinned", "pinned_comment", b"pinned_comment", "slow_mode", b"slow_mode"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["banned_user_ids", b"banned_user_ids", "epoch", b"epoch", "flash_sale", b"flash_sale", "flash_stock", b"flash_stock", "like_total", b"like_total", "lotteries", b"lotteries", "media_clock", b"media_clock", "media_clock_time", b"media_clock_time", "moderator_user_ids", b"moderator_user_ids", "muted", b"muted", "node_viewers", b"node_viewers", "node_viewers_time", b"node_viewers_time", "pinned", b"pinned", "platform_moderator_user_ids", b"platform_moderator_user_ids", "polls", b"polls", "position", b"position", "service_user_ids", b"service_user_ids", "slow_mode", b"slow_mode", "staff_messages", b"staff_messages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["banned_user_ids", b"banned_user_ids", "epoch", b"epoch", "flash_sale", b"flash_sale", "flash_stock", b"flash_stock", "like_total", b"like_total", "lotteries", b"lotteries", "media_clock", b"media_clock", "media_clock_time", b"media_clock_time", "moderator_user_ids", b"moderator_user_ids", "muted", b"muted", "node_viewers", b"node_viewers", "node_viewers_time", b"node_viewers_time", "pinned", b"pinned", "pinned_comment", b"pinned_comment", "platform_moderator_user_ids", b"platform_moderator_user_ids", "polls", b"polls", "position", b"position", "service_user_ids", b"service_user_ids", "slow_mode", b"slow_mode", "staff_messages", b"staff_messages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -112,6 +112,8 @@ class RoomState:
     """event id -> author of the newest STAFF_MESSAGES comments/announcements by staff."""
     media_clock: Clock | None = None
     """The latest logged media clock report (server/core/media_clock.py)."""
+    pinned_comment: event_pb2.CommentPinned | None = None
+    """The comment pinned on screen (a copy of it), if any."""
 
     def fold(self, position: int, event: event_pb2.Event) -> str | None:
         """Apply one event. Returns a user id that must be removed from the room (ban).
@@ -206,6 +208,16 @@ class RoomState:
             self.moderators.discard(payload.moderator_removed.user_id)
         elif kind == "media_clock":
             self.media_clock = media_clock.fold(event)
+        elif kind == "comment_pinned":
+            self.pinned_comment = payload.comment_pinned  # replaces any earlier pin
+        elif kind == "comment_unpinned":
+            pinned = self.pinned_comment
+            if pinned is not None and pinned.event_id == payload.comment_unpinned.event_id:
+                self.pinned_comment = None
+        elif kind == "message_deleted":
+            pinned = self.pinned_comment
+            if pinned is not None and pinned.event_id == payload.message_deleted.event_id:
+                self.pinned_comment = None  # a deleted comment no longer shows, pinned or not
         return None
 
     def _note_sender(self, event: event_pb2.Event, kind: str | None) -> None:
@@ -267,6 +279,8 @@ class RoomState:
             cp.media_clock.position.FromMilliseconds(clock.position_ms)
             cp.media_clock.paused = clock.paused
             cp.media_clock_time.FromMilliseconds(clock.anchor_ms)
+        if self.pinned_comment is not None:
+            cp.pinned_comment.CopyFrom(self.pinned_comment)
         return cp
 
     @classmethod
@@ -310,6 +324,8 @@ class RoomState:
             state.muted_until_ms[muted.user_id] = _ms(muted.until)
         if cp.HasField("media_clock"):
             state.media_clock = Clock.of(cp.media_clock, cp.media_clock_time)
+        if cp.HasField("pinned_comment"):
+            state.pinned_comment = cp.pinned_comment
         return state
 
     def muted(self, user_id: str, now_ms: int) -> int:
@@ -340,6 +356,8 @@ class RoomState:
             snap.lottery.CopyFrom(lottery.started)
         snap.slow_mode.FromMilliseconds(self.slow_mode_ms)
         snap.moderator_user_ids.extend(sorted(self.moderators))
+        if self.pinned_comment is not None:
+            snap.pinned_comment.CopyFrom(self.pinned_comment)
         return snap
 
 

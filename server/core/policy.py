@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from urllib.parse import urlsplit
 
 from barrage.v1 import event_pb2
 from server.auth import Identity
@@ -81,6 +82,8 @@ POST: dict[str, frozenset[str]] = {
     "moderator_removed": SELLERS,
     "media_clock": SELLERS,
     "catalogue_registered": SELLERS,
+    "comment_pinned": MODERATORS,
+    "comment_unpinned": MODERATORS,
 }
 
 # Room actions -> standings. PublishEvent also needs the kind's POST entry.
@@ -138,6 +141,8 @@ PRIORITY: dict[str, int] = {
     "room_checkpoint": INTERNAL,
     "media_clock": EPHEMERAL,
     "catalogue_registered": CRITICAL,
+    "comment_pinned": CRITICAL,
+    "comment_unpinned": CRITICAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}
@@ -269,6 +274,8 @@ MAX_PAYLOAD_BYTES: dict[str, int] = {
     "moderator_removed": 256,
     "media_clock": 256,
     "catalogue_registered": 48 * 1024,
+    "comment_pinned": 4096,
+    "comment_unpinned": 256,
 }
 ENVELOPE_MAX_BYTES = 2048
 """Event fields around the payload: ids, sender, time, trace context, priority."""
@@ -287,6 +294,8 @@ def prepare_payload(payload: event_pb2.Payload) -> None:
         payload.comment.text = text_rules.normalize(payload.comment.text)
     elif kind == "announcement":
         payload.announcement.text = text_rules.normalize(payload.announcement.text)
+    elif kind == "comment_pinned":
+        payload.comment_pinned.text = text_rules.normalize(payload.comment_pinned.text)
     elif kind == "lottery_started":
         payload.lottery_started.prize = text_rules.normalize(payload.lottery_started.prize)
     elif kind == "poll_started":
@@ -357,6 +366,56 @@ def _check_short_text(text: str, field: str, limit: int = 200) -> None:
     _check_characters(text, field)
 
 
+IMAGE_CONTENT_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+"""Media types an ImageRef may name: what every app can show."""
+MAX_IMAGE_URL_CHARS = 1024
+MAX_BADGES = 5
+"""Badges a Sender carries at most (the token's `badges` claim, server/auth.py)."""
+BADGE = re.compile(r"[A-Za-z0-9._:-]{1,32}")
+"""One badge id: short, printable, safe to use as a CSS class or an asset key."""
+
+
+def check_sender_badges(badges: Collection[str], field: str) -> None:
+    """Badges as a Sender may carry them (MAX_BADGES ids matching BADGE)."""
+    _require(len(badges) <= MAX_BADGES, field, f"at most {MAX_BADGES} badges")
+    for badge in badges:
+        _require(BADGE.fullmatch(badge) is not None, field, "each badge is 1-32 characters of A-Z a-z 0-9 . _ : -")
+
+
+def _check_media_text(comment: event_pb2.Comment | event_pb2.CommentPinned, max_chars: int, where: str) -> None:
+    """Text, sticker id and image of a comment (or of a pinned comment's copy). A sticker
+    or an image needs no caption; Barrage stores the reference, never the media."""
+    has_image = comment.HasField("image")
+    if comment.text or not (comment.sticker_id or has_image):
+        check_text(comment.text, max_chars, f"{where}.text")
+    _require(not (comment.sticker_id and has_image), f"{where}.image", "a sticker or an image, not both")
+    if comment.sticker_id:
+        _check_id(comment.sticker_id, f"{where}.sticker_id")
+    if has_image:
+        image = comment.image
+        # width and height are range-checked (server/core/ranges.py) before this.
+        _check_image_url(image.url, f"{where}.image.url")
+        _require(
+            image.content_type in IMAGE_CONTENT_TYPES,
+            f"{where}.image.content_type",
+            f"content_type must be one of {', '.join(sorted(IMAGE_CONTENT_TYPES))}",
+        )
+
+
+def _check_image_url(url: str, field: str) -> None:
+    """https only (a client must never be made to fetch plain http, file: or data:), with a
+    host, bounded, and nothing that hides what it points to (white space, credentials)."""
+    _require(0 < len(url) <= MAX_IMAGE_URL_CHARS, field, f"url must be 1-{MAX_IMAGE_URL_CHARS} characters")
+    _require(url.isascii() and url.isprintable() and " " not in url, field, "url must be printable ASCII")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # a malformed bracketed host or port
+        raise invalid("INVALID_FIELD", "url does not parse", field) from None
+    _require(parts.scheme == "https", field, "url must be https://")
+    _require(bool(host) and "@" not in parts.netloc, field, "url must name a host (no user:password@)")
+
+
 def check_payload(payload: event_pb2.Payload, max_chars: int, now_s: float | None = None) -> str:
     """Validate a payload on its own (no room state) and return its kind.
 
@@ -368,7 +427,8 @@ def check_payload(payload: event_pb2.Payload, max_chars: int, now_s: float | Non
         raise invalid("INVALID_FIELD", "payload is empty", "payload")
     ranges.check_fields(getattr(payload, kind), f"payload.{kind}", now_s)
     if kind == "comment":
-        check_text(payload.comment.text, max_chars, "payload.comment.text")
+        comment = payload.comment
+        _check_media_text(comment, max_chars, "payload.comment")
         _require(len(payload.comment.mention_user_ids) <= 20, "payload.comment.mention_user_ids", "at most 20")
         _require(len(payload.comment.reply_to_event_id) <= 64, "payload.comment.reply_to_event_id", "too long")
         _require(len(payload.comment.product_ids) <= 5, "payload.comment.product_ids", "at most 5")
@@ -376,6 +436,15 @@ def check_payload(payload: event_pb2.Payload, max_chars: int, now_s: float | Non
             _check_id(product_id, "payload.comment.product_ids")
     elif kind == "announcement":
         check_text(payload.announcement.text, max_chars, "payload.announcement.text")
+    elif kind == "comment_pinned":
+        pin = payload.comment_pinned
+        _check_id(pin.event_id, "payload.comment_pinned.event_id")
+        _check_media_text(pin, max_chars, "payload.comment_pinned")
+        _check_id(pin.author.user_id, "payload.comment_pinned.author.user_id")
+        _require(len(pin.author.display_name) <= 64, "payload.comment_pinned.author.display_name", "at most 64")
+        check_sender_badges(pin.author.badges, "payload.comment_pinned.author.badges")
+    elif kind == "comment_unpinned":
+        _check_id(payload.comment_unpinned.event_id, "payload.comment_unpinned.event_id")
     elif kind == "gift":
         gift = payload.gift
         _check_id(gift.gift_id, "payload.gift.gift_id")

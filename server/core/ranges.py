@@ -41,6 +41,9 @@ MAX_UNITS = 1_000_000_000
 MAX_TOTAL = 1_000_000_000_000
 """Server-made running totals (likes, votes, viewers): far above any real room."""
 
+MAX_LEVEL = 100
+"""Fan level (Sender.level, the token's `level` claim): 0 (none) to 100."""
+
 INT_RANGES: dict[str, tuple[int, int]] = {
     # Client-sent values.
     "barrage.v1.Money.amount_minor": (0, MAX_AMOUNT_MINOR),
@@ -55,6 +58,10 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "barrage.v1.Purchase.quantity": (1, 10_000),
     "barrage.v1.LotteryStarted.winners_count": (1, 1_000),
     "barrage.v1.PollVote.option": (0, 9),
+    "barrage.v1.ImageRef.width": (1, 10_000),
+    "barrage.v1.ImageRef.height": (1, 10_000),
+    # From the verified token (server/auth.py); also in a Sender a service posts.
+    "barrage.v1.Sender.level": (0, MAX_LEVEL),
     # Produced by the server only (refused at ingest anyway); bounded for the folds.
     "barrage.v1.LikeBurst.delta": (0, MAX_TOTAL),
     "barrage.v1.LikeBurst.total": (0, MAX_TOTAL),

@@ -133,22 +133,37 @@ class Sender(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    BADGES_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """Stable user id (the token's subject)."""
     display_name: _builtins.str
     """Name to display, from the token."""
     role: Global___Role.ValueType
     """The sender's role when the event was sent."""
+    level: _builtins.int
+    """Fan level (用户等级) from the verified token's `level` claim, 0 (none) to 100.
+    Never from anything a client sends: docs/commerce.md "Badges and levels".
+    """
+    @_builtins.property
+    def badges(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Badges (粉丝牌, VIP, ...) from the verified token's `badges` claim: at most 5,
+        each 1 to 32 characters of A-Z a-z 0-9 . _ : -, in the token's order. Never from
+        anything a client sends.
+        """
+
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         display_name: _builtins.str = ...,
         role: Global___Role.ValueType = ...,
+        level: _builtins.int = ...,
+        badges: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "role", b"role", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["badges", b"badges", "display_name", b"display_name", "level", b"level", "role", b"role", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -356,6 +371,7 @@ class Payload(_message.Message):
                                                      owner > moderator > viewer, bot),
                                                      else PERMISSION_DENIED TARGET_PROTECTED
       moderator_appointed, moderator_removed         owner, service
+      comment_pinned, comment_unpinned               moderator, owner, service
       every other kind                               the server only (INVALID_FIELD)
     A bot outside the rooms its token lists may post nothing. Anything else is
     PERMISSION_DENIED ROLE_FORBIDDEN, answered before the payload's content is checked.
@@ -399,6 +415,8 @@ class Payload(_message.Message):
     MODERATOR_REMOVED_FIELD_NUMBER: _builtins.int
     MEDIA_CLOCK_FIELD_NUMBER: _builtins.int
     CATALOGUE_REGISTERED_FIELD_NUMBER: _builtins.int
+    COMMENT_PINNED_FIELD_NUMBER: _builtins.int
+    COMMENT_UNPINNED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def comment(self) -> Global___Comment:
         """A viewer's (or host's) comment."""
@@ -530,6 +548,18 @@ class Payload(_message.Message):
         attribute viewers' comments that name a product, pinned or not, from it.
         """
 
+    @_builtins.property
+    def comment_pinned(self) -> Global___CommentPinned:
+        """A viewer's comment or question pinned on screen (critical); a new pin replaces
+        the previous one. Posted by the owner, a moderator or a service.
+        """
+
+    @_builtins.property
+    def comment_unpinned(self) -> Global___CommentUnpinned:
+        """The pinned comment was taken down (critical). Posted by the owner, a
+        moderator or a service.
+        """
+
     def __init__(
         self,
         *,
@@ -564,12 +594,14 @@ class Payload(_message.Message):
         moderator_removed: Global___ModeratorRemoved | None = ...,
         media_clock: Global___MediaClock | None = ...,
         catalogue_registered: Global___CatalogueRegistered | None = ...,
+        comment_pinned: Global___CommentPinned | None = ...,
+        comment_unpinned: Global___CommentUnpinned | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock", "catalogue_registered"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock", "catalogue_registered", "comment_pinned", "comment_unpinned"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -680,11 +712,14 @@ class Comment(_message.Message):
     MENTION_USER_IDS_FIELD_NUMBER: _builtins.int
     QUESTION_FIELD_NUMBER: _builtins.int
     PRODUCT_IDS_FIELD_NUMBER: _builtins.int
+    STICKER_ID_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The text, valid UTF-8. The server stores it normalised to NFC and trimmed of
     leading and trailing white space and invisible fillers (zero-width spaces and
     joiners, BOM, Hangul fillers); the result must be 1 to 500 characters (Unicode
-    code points; Welcome.limits.max_text_chars is the limit this server applies).
+    code points; Welcome.limits.max_text_chars is the limit this server applies),
+    or 0 to 500 when the comment carries a sticker_id or an image.
     Refused with INVALID_ARGUMENT: text with nothing visible (TEXT_EMPTY), too long
     (TEXT_TOO_LONG), control characters other than newline and tab, bidi embeddings,
     overrides or isolates (U+202A-U+202E, U+2066-U+2069), or more than 8 combining
@@ -697,6 +732,11 @@ class Comment(_message.Message):
     contains a question word such as 吗, 怎么, 多少, how, what), so hosts can find
     questions. Ignored when sent by a client.
     """
+    sticker_id: _builtins.str
+    """A sticker (表情) from the platform's sticker catalogue, by id: 1 to 64 printable
+    ASCII characters. Apps resolve it; Barrage stores only the id. With a sticker or
+    an image, `text` may be empty (a caption otherwise).
+    """
     @_builtins.property
     def mention_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """User ids mentioned in the text."""
@@ -707,6 +747,12 @@ class Comment(_message.Message):
         product cards under it (the shopping assistant's answers set them).
         """
 
+    @_builtins.property
+    def image(self) -> Global___ImageRef:
+        """An image the app uploaded elsewhere; Barrage stores only this reference, never
+        the media. At most one of sticker_id and image.
+        """
+
     def __init__(
         self,
         *,
@@ -715,14 +761,125 @@ class Comment(_message.Message):
         mention_user_ids: _abc.Iterable[_builtins.str] | None = ...,
         question: _builtins.bool = ...,
         product_ids: _abc.Iterable[_builtins.str] | None = ...,
+        sticker_id: _builtins.str = ...,
+        image: Global___ImageRef | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["mention_user_ids", b"mention_user_ids", "product_ids", b"product_ids", "question", b"question", "reply_to_event_id", b"reply_to_event_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image", "mention_user_ids", b"mention_user_ids", "product_ids", b"product_ids", "question", b"question", "reply_to_event_id", b"reply_to_event_id", "sticker_id", b"sticker_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Comment: _TypeAlias = Comment  # noqa: Y015
+
+@_typing.final
+class ImageRef(_message.Message):
+    """A reference to an image hosted outside Barrage (the platform's CDN). Checked at
+    ingest; a bad value is INVALID_ARGUMENT INVALID_FIELD naming the field
+    ("payload.comment.image.url").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """An https:// URL with a host, at most 1024 characters, no white space or control
+    characters, no user:password part.
+    """
+    width: _builtins.int
+    """Width in pixels, 1 to 10000."""
+    height: _builtins.int
+    """Height in pixels, 1 to 10000."""
+    content_type: _builtins.str
+    """The image's media type, one of image/jpeg, image/png, image/gif, image/webp."""
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        content_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "height", b"height", "url", b"url", "width", b"width"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImageRef: _TypeAlias = ImageRef  # noqa: Y015
+
+@_typing.final
+class CommentPinned(_message.Message):
+    """A comment pinned on screen (置顶评论). The comment is copied, so late joiners see it
+    from the room snapshot without reading history.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    AUTHOR_FIELD_NUMBER: _builtins.int
+    STICKER_ID_FIELD_NUMBER: _builtins.int
+    IMAGE_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Event id of the pinned comment (1 to 64 printable ASCII characters)."""
+    text: _builtins.str
+    """Its text as shown (checked like Comment.text: may be empty with a sticker or an
+    image).
+    """
+    sticker_id: _builtins.str
+    """Its sticker, if any (as Comment.sticker_id)."""
+    @_builtins.property
+    def author(self) -> Global___Sender:
+        """Its author: user_id (1 to 64 printable ASCII characters) and display name."""
+
+    @_builtins.property
+    def image(self) -> Global___ImageRef:
+        """Its image, if any (as Comment.image)."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        text: _builtins.str = ...,
+        author: Global___Sender | None = ...,
+        sticker_id: _builtins.str = ...,
+        image: Global___ImageRef | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "image", b"image"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "event_id", b"event_id", "image", b"image", "sticker_id", b"sticker_id", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommentPinned: _TypeAlias = CommentPinned  # noqa: Y015
+
+@_typing.final
+class CommentUnpinned(_message.Message):
+    """The pinned comment was taken down."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Event id of the comment that was pinned; an unpin naming another comment
+    changes nothing.
+    """
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommentUnpinned: _TypeAlias = CommentUnpinned  # noqa: Y015
 
 @_typing.final
 class Money(_message.Message):

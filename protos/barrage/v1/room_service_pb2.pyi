@@ -550,6 +550,7 @@ class RoomSnapshot(_message.Message):
     SLOW_MODE_FIELD_NUMBER: _builtins.int
     OWNER_USER_ID_FIELD_NUMBER: _builtins.int
     MODERATOR_USER_IDS_FIELD_NUMBER: _builtins.int
+    PINNED_COMMENT_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The room id."""
     title: _builtins.str
@@ -592,6 +593,10 @@ class RoomSnapshot(_message.Message):
     def moderator_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The moderators the owner appointed for this room (sorted)."""
 
+    @_builtins.property
+    def pinned_comment(self) -> _event_pb2.CommentPinned:
+        """The pinned comment, if any (see CommentPinned)."""
+
     def __init__(
         self,
         *,
@@ -608,10 +613,11 @@ class RoomSnapshot(_message.Message):
         slow_mode: _duration_pb2.Duration | None = ...,
         owner_user_id: _builtins.str = ...,
         moderator_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        pinned_comment: _event_pb2.CommentPinned | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "lottery", b"lottery", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "slow_mode", b"slow_mode"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "lottery", b"lottery", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "slow_mode", b"slow_mode"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "head_cursor", b"head_cursor", "like_total", b"like_total", "lottery", b"lottery", "moderator_user_ids", b"moderator_user_ids", "owner_user_id", b"owner_user_id", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "room_id", b"room_id", "slow_mode", b"slow_mode", "title", b"title", "viewer_count", b"viewer_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "head_cursor", b"head_cursor", "like_total", b"like_total", "lottery", b"lottery", "moderator_user_ids", b"moderator_user_ids", "owner_user_id", b"owner_user_id", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "room_id", b"room_id", "slow_mode", b"slow_mode", "title", b"title", "viewer_count", b"viewer_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
