@@ -40,8 +40,8 @@ from tests.wire_client import Admin, RawStream, error_info
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 NOW_S = int(time.time())
-"""When the module was collected: a long suite may reach these tests much later, so the
-samples' times lie a day ahead, not minutes."""
+"""When the module was collected. A long suite reaches these tests many minutes later:
+test_payload_values moves the samples' times by that much (shift_times)."""
 
 
 def _at(seconds_from_now: int) -> timestamp_pb2.Timestamp:
@@ -81,22 +81,22 @@ VALID: dict[str, ev.Payload] = {
     ),
     "flash_sale_started": ev.Payload(
         flash_sale_started=ev.FlashSaleStarted(
-            sale_id="s-1", product=_product("p-1"), stock=10, limit_per_user=1, start_time=_at(0), end_time=_at(86_400)
+            sale_id="s-1", product=_product("p-1"), stock=10, limit_per_user=1, start_time=_at(0), end_time=_at(600)
         )
     ),
     "flash_sale_stock": ev.Payload(flash_sale_stock=ev.FlashSaleStock(sale_id="s-1", stock=3)),
     "flash_sale_ended": ev.Payload(flash_sale_ended=ev.FlashSaleEnded(sale_id="s-1", sold_out=False, sold=7)),
     "lottery_started": ev.Payload(
-        lottery_started=ev.LotteryStarted(lottery_id="l-1", prize="A phone", winners_count=1, end_time=_at(86_400))
+        lottery_started=ev.LotteryStarted(lottery_id="l-1", prize="A phone", winners_count=1, end_time=_at(600))
     ),
     "lottery_entry": ev.Payload(lottery_entry=ev.LotteryEntry(lottery_id="l-1")),
     "poll_started": ev.Payload(
         poll_started=ev.PollStarted(
-            poll_id="q-1", question="Which colour?", options=[f"colour {i}" for i in range(10)], end_time=_at(86_400)
+            poll_id="q-1", question="Which colour?", options=[f"colour {i}" for i in range(10)], end_time=_at(600)
         )
     ),
     "poll_vote": ev.Payload(poll_vote=ev.PollVote(poll_id="q-1", option=1)),
-    "user_muted": ev.Payload(user_muted=ev.UserMuted(user_id="troll", until=_at(86_400), reason="spam")),
+    "user_muted": ev.Payload(user_muted=ev.UserMuted(user_id="troll", until=_at(600), reason="spam")),
     "user_banned": ev.Payload(user_banned=ev.UserBanned(user_id="troll", reason="spam")),
     "message_deleted": ev.Payload(message_deleted=ev.MessageDeleted(event_id="e-1", reason="spam")),
     "slow_mode": ev.Payload(slow_mode=ev.SlowMode()),
@@ -275,6 +275,14 @@ def move_times(payload: Message, leaf: Leaf, to_s: int) -> None:
             ts.seconds += offset
 
 
+def shift_times(payload: Message, seconds: int) -> None:
+    """Move every Timestamp of the payload by `seconds` (the samples were made at collection)."""
+    for leaf in leaves(payload.DESCRIPTOR):  # type: ignore[arg-type]
+        ts = _get(payload, leaf.path) if leaf.kind == "timestamp" and not leaf.field.is_repeated else None
+        if ts is not None:
+            ts.seconds += seconds
+
+
 def _get(message: Any, path: tuple[str, ...]) -> Any:
     for name in path:
         if not message.HasField(name):
@@ -357,11 +365,15 @@ def test_the_generator_covers_every_kind_of_field() -> None:
 async def test_payload_values(node: ServerProcess, admin: Admin, case: Case) -> None:
     room_id = f"v-{uuid.uuid4().hex[:12]}"
     await admin.create_room(room_id)
-    for i, setup in enumerate(SETUP.get(case.where, [])):
+    for i, sample in enumerate(SETUP.get(case.where, [])):
+        setup = ev.Payload()
+        setup.CopyFrom(sample)
+        shift_times(getattr(setup, setup.WhichOneof("kind") or ""), int(time.time()) - NOW_S)
         await admin.publish(room_id, f"setup-{i}", setup)
     payload = ev.Payload()
     payload.CopyFrom(VALID[case.where])
     body = getattr(payload, case.where)
+    shift_times(body, int(time.time()) - NOW_S)
     if case.valid and case.leaf.kind == "timestamp":
         move_times(body, case.leaf, case.value[0])  # type: ignore[index]
     set_leaf(body, case.leaf.path, case.leaf, case.value)
