@@ -108,7 +108,13 @@ def retention_survival(insights: pb.RoomInsights) -> list[float]:
     S(k) = S(k-1) · Σ remaining[k] / Σ remaining[k-1], both sums over the cohorts known at k
     (a life table). Dividing each point's remaining by its own arrivals instead lets the late
     points count only the early cohort and climb back towards 100 %; this curve never rises,
-    because no cohort's remaining does. docs/insights.md defines it for the report."""
+    because no cohort's remaining does. docs/insights.md defines it for the report.
+
+    The server sends this curve as `retention_curve` (its shares, the same life table since
+    issue 15: tests/test_insights_engine.py checks the two agree); it is computed here from
+    the cohorts only when a snapshot carries no curve (one built by hand)."""
+    if insights.retention_curve:
+        return [point.share for point in insights.retention_curve]
     cohorts = [list(c.remaining) for c in insights.retention if c.arrivals]
     arrivals = [c.arrivals for c in insights.retention if c.arrivals]
     known = [(a, r) for a, r in zip(arrivals, cohorts, strict=True) if r]

@@ -3,12 +3,15 @@ audience and retention rules, products, windows, determinism; the Kafka shadow r
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 
 import pytest
 
 from barrage.v1 import event_pb2 as e
+from barrage.v1 import insights_service_pb2 as pb
+from clients.insights import retention_survival
 from server.insights.engine import InsightsConfig, Limits, RoomInsights
 from server.insights.kafka_consumer import _Shadows
 from server.insights.text import AliasIndex, analyse, title_aliases
@@ -183,6 +186,73 @@ def test_peak_inside_a_bucket_and_the_window_of_a_query() -> None:
         0, 10, 1, 1,
     )  # fmt: skip
     assert not window.final
+
+
+def test_a_crowd_that_arrives_and_leaves_within_one_slot_is_the_peak() -> None:
+    # A one-bucket show: 40 viewers arrive and the room closes within the same second (one
+    # slot). Net arrivals minus departures per slot read 0 there; they were all present.
+    s = Script()
+    for i in range(40):
+        s.join(at(0.5) + i * 10, f"u{i}")
+    s.leave(at(0.5) + 500, "u0")
+    s.add(at(0.5) + 600, "host", H, room_closed=e.RoomClosed())
+    insights = s.fold().snapshot()
+    (row,) = insights.buckets
+    t = insights.totals
+    assert (row.joins, row.leaves, row.viewers, row.peak_viewers) == (40, 40, 0, 40)
+    assert (t.peak_viewers, t.viewers) == (40, 0)
+    assert at(0.5) <= t.peak_time.ToMilliseconds() < at(0.5) + 1_000
+
+
+def test_the_one_minute_synthetic_show_peaks_at_everyone_who_joined() -> None:
+    # the report's one-bucket case (tests/test_report_render.py): every event at the same instant
+    t = synthetic_show(minutes=1).fold().snapshot().totals
+    assert t.joins == 40 and t.peak_viewers == 40
+
+
+def _cohorts(insights: pb.RoomInsights) -> pb.RoomInsights:
+    """The snapshot's cohorts alone, so the client computes the curve itself."""
+    bare = pb.RoomInsights()
+    bare.retention.extend(insights.retention)
+    return bare
+
+
+def test_the_retention_curve_is_a_life_table_that_never_rises_and_the_clients_agree() -> None:
+    # An early cohort that stays, later ones that mostly leave at once: the pooled ratio per
+    # point (remaining / arrivals of the cohorts known there) would read 47 %, 60 %, 100 %.
+    s = Script()
+    for i in range(10):
+        s.join(at(0.1), f"early{i}")
+    for i in range(10):
+        s.join(at(1.1), f"mid{i}")
+    for i in range(8):
+        s.leave(at(1.5), f"mid{i}")
+    for i in range(10):
+        s.join(at(2.1), f"late{i}")
+    for i in range(8):
+        s.leave(at(2.5), f"late{i}")
+    s.ask(at(2.9), "early0", "多少钱")  # time runs to the end of bucket 2
+    s.ask(at(3.0), "early0", "多少钱")
+    insights = s.fold().snapshot()
+    assert [(c.arrivals, list(c.remaining)) for c in insights.retention] == [
+        (10, [10, 10, 10]), (10, [2, 2]), (10, [2])
+    ]  # fmt: skip
+    curve = [(p.after_buckets, p.arrivals, p.remaining) for p in insights.retention_curve]
+    assert curve == [(0, 30, 14), (1, 20, 12), (2, 10, 10)]
+    shares = [p.share for p in insights.retention_curve]
+    assert shares == pytest.approx([14 / 30, 14 / 30 * 12 / 12, 14 / 30 * 12 / 12 * 10 / 10])
+    assert all(b <= a for a, b in itertools.pairwise(shares))
+    assert retention_survival(_cohorts(insights)) == pytest.approx(shares)
+    assert retention_survival(insights) == shares
+
+
+@pytest.mark.parametrize("minutes", [40, 3, 1])
+def test_a_shows_retention_curve_never_rises_never_exceeds_one_and_matches_the_client(minutes: int) -> None:
+    insights = synthetic_show(minutes=minutes).fold().snapshot()
+    shares = [p.share for p in insights.retention_curve]
+    assert shares and all(0 <= share <= 1 for share in shares)
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(shares))
+    assert retention_survival(_cohorts(insights)) == pytest.approx(shares)
 
 
 def test_products_funnel_counts_viewers_present_and_purchases_during_the_pin() -> None:

@@ -208,7 +208,9 @@ def test_the_charted_retention_is_the_computed_one(minutes: int) -> None:
 
 
 def test_a_one_bucket_show_gets_sensible_axes() -> None:
-    charts = figures(show(1))
+    insights = show(1)
+    assert insights.totals.peak_viewers == insights.totals.joins == 40  # filled and closed in one slot: not 0
+    charts = figures(insights)
     retention = charts["retention"].axes[0]
     low, high = retention.get_xlim()
     assert low < 0 and high >= 1  # at least buckets 0 and 1, not −0.04 to 0.04

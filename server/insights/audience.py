@@ -15,7 +15,10 @@ or leaving) and `room_closed`. Rules, applied in log order so every rebuild is e
 A presence is an interval [arrival, departure). Figures derived from the intervals:
 - joins / leaves per bucket: arrivals and departures by the bucket of their time;
 - concurrency: +1 at arrival, -1 at departure, kept per *slot* (1/60 of a bucket), so the
-  viewers at a bucket's end and the peak inside a bucket are exact at slot resolution;
+  viewers at a bucket's end are exact; arrivals are also counted per slot on their own, so
+  the peak is the most viewers present during one slot (those present at its start plus
+  those arriving in it): a crowd that arrives and leaves within one slot (a one-bucket show
+  closed the moment it filled) is a peak, not a net zero;
 - retention: cohort b = arrivals in bucket b; remaining[k] = the cohort's intervals still
   open at the end of bucket b+k. A closed interval ending at e survived
   floor(e / W) - b bucket ends (W = bucket width; "at the end" means just before the
@@ -59,6 +62,8 @@ class Audience:
     joins: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     leaves: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     slot_delta: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    slot_arrivals: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    """Arrivals per slot: with the net slot_delta alone, arrivals and departures in one slot cancel."""
     open_by_cohort: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     survived: dict[int, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     """cohort bucket -> bucket ends survived by a closed interval -> intervals."""
@@ -121,6 +126,7 @@ class Audience:
         self.present.add(user_id)
         self.joins[self.bucket(at)] += 1
         self.slot_delta[self.slot(at)] += 1
+        self.slot_arrivals[self.slot(at)] += 1
         self.open_by_cohort[self.bucket(at)] += 1
         self.open_since_sum += at
 
@@ -158,8 +164,11 @@ class Audience:
 
     def concurrency(self, first_bucket: int, end_bucket: int, as_of: int) -> tuple[list[int], list[int], int, int]:
         """Viewers at each bucket's end (as_of for the current one), peak per bucket,
-        overall peak and the time it was first reached, for buckets [first, end)."""
-        slots = sorted(s for s, d in self.slot_delta.items() if d)
+        overall peak and the time it was first reached, for buckets [first, end).
+
+        A slot's peak is the viewers present at its start plus its arrivals (everyone present
+        during the slot), then its departures apply."""
+        slots = sorted({s for s, d in self.slot_delta.items() if d} | {s for s, n in self.slot_arrivals.items() if n})
         end_of: list[int] = []
         peaks: list[int] = []
         running = 0
@@ -174,10 +183,11 @@ class Audience:
             peak = running
             limit = (b + 1) * SLOTS_PER_BUCKET
             while i < len(slots) and slots[i] < limit and slots[i] <= as_of_slot:
+                during = running + self.slot_arrivals.get(slots[i], 0)
+                peak = max(peak, during)
+                if during > best:
+                    best, best_slot = during, slots[i]
                 running += self.slot_delta[slots[i]]
-                peak = max(peak, running)
-                if running > best:
-                    best, best_slot = running, slots[i]
                 i += 1
             end_of.append(running)
             peaks.append(peak)

@@ -106,6 +106,34 @@ def _money(values: dict[str, int]) -> list[event_pb2.Money]:
     return [event_pb2.Money(amount_minor=v, currency=c) for c, v in sorted(values.items()) if v]
 
 
+def survival_curve(cohorts: list[tuple[int, list[int]]]) -> list[tuple[int, int, float]]:
+    """The retention curve of (arrivals, remaining per bucket end) cohorts, as a life table:
+    point k is (arrivals, remaining) summed over the cohorts known at k, and the share
+    S(0) = Σ remaining[0] / Σ arrivals, S(k) = S(k-1) · Σ remaining[k] / Σ remaining[k-1],
+    both sums over the cohorts known at k.
+
+    Young cohorts are not known far out: the plain pooled ratio at k (remaining / arrivals of
+    the cohorts known at k) counts only the earliest cohorts late on and climbs back towards
+    100 % when they stayed longest. Chaining the step ratios never rises, because no cohort's
+    remaining does (docs/insights.md, retention)."""
+    arrivals: dict[int, int] = defaultdict(int)
+    remaining: dict[int, int] = defaultdict(int)
+    before: dict[int, int] = defaultdict(int)  # Σ remaining[k-1] (Σ arrivals at k = 0), cohorts known at k
+    for n, left in cohorts:
+        if not n:
+            continue
+        for k, still in enumerate(left):
+            arrivals[k] += n
+            remaining[k] += still
+            before[k] += left[k - 1] if k else n
+    out: list[tuple[int, int, float]] = []
+    share = 1.0
+    for k in range(len(arrivals)):
+        share = share * remaining[k] / before[k] if before[k] else 0.0
+        out.append((arrivals[k], remaining[k], share))
+    return out
+
+
 class RoomInsights:
     """Folded insights of one room. Feed every event once, in log order."""
 
@@ -396,16 +424,11 @@ class RoomInsights:
             totals.average_watch_time.CopyFrom(_duration(watched // people))
 
     def _retention(self, out: pb.RoomInsights, first: int, end: int, as_of: int) -> None:
-        arrivals: dict[int, int] = defaultdict(int)
-        remaining: dict[int, int] = defaultdict(int)
-        for cohort, count, left in self.audience.retention(first, end, as_of, self.closed):
+        cohorts = self.audience.retention(first, end, as_of, self.closed)
+        for cohort, count, left in cohorts:
             out.retention.add(start_time=_ts(cohort * self.config.bucket_ms), arrivals=count, remaining=left)
-            for k, n in enumerate(left):
-                arrivals[k] += count
-                remaining[k] += n
-        for k in sorted(arrivals):
-            share = remaining[k] / arrivals[k] if arrivals[k] else 0.0
-            out.retention_curve.add(after_buckets=k, arrivals=arrivals[k], remaining=remaining[k], share=share)
+        for k, (arrivals, remaining, share) in enumerate(survival_curve([(n, left) for _, n, left in cohorts])):
+            out.retention_curve.add(after_buckets=k, arrivals=arrivals, remaining=remaining, share=share)
 
     def _questions(self, out: pb.RoomInsights, first: int, end: int, limits: Limits) -> None:
         start_ms, end_ms = first * self.config.bucket_ms, end * self.config.bucket_ms

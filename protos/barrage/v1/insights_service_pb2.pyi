@@ -242,7 +242,8 @@ class RoomInsights(_message.Message):
     @_builtins.property
     def retention_curve(self) -> _containers.RepeatedCompositeFieldContainer[Global___RetentionPoint]:
         """The retention curve of all cohorts together: point k is the share of arrivals still
-        present at the end of the k-th bucket after their arrival bucket's end.
+        present at the end of the k-th bucket after their arrival bucket's end, as a life table
+        (see RetentionPoint.share): it never rises.
         """
 
     @_builtins.property
@@ -513,7 +514,13 @@ class RetentionPoint(_message.Message):
     remaining: _builtins.int
     """How many of them were still present."""
     share: _builtins.float
-    """remaining / arrivals (0 when there were no arrivals)."""
+    """The survival share at k, a life table over the cohorts known at each step:
+    share(0) = remaining(0) / arrivals(0), and
+    share(k) = share(k-1) * remaining(k) / (the same cohorts' remaining at k-1).
+    Not remaining / arrivals: late points know only the earliest cohorts, and that ratio
+    climbs back towards 1 when those stayed longest. This one never rises and is at most 1
+    (0 once no one of the cohorts known at k remains).
+    """
     def __init__(
         self,
         *,
