@@ -87,7 +87,8 @@ async def list_all(admin: Admin, page_size: int, **filters: object) -> list[str]
 async def update(admin: Admin, room_id: str, paths: list[str] | None = None, **fields: object) -> pb.Room:
     mask = field_mask_pb2.FieldMask(paths=paths or [])
     request = pb.UpdateRoomRequest(room_id=room_id, update_mask=mask, **fields)  # type: ignore[arg-type]
-    return (await admin.stub.UpdateRoom(request, metadata=admin.metadata)).room
+    room: pb.Room = (await admin.stub.UpdateRoom(request, metadata=admin.metadata)).room
+    return room
 
 
 async def test_pages_are_complete_and_filters_select(node: Node, svc: Admin) -> None:
@@ -245,7 +246,7 @@ async def test_the_owner_updates_live_viewers_see_it_and_late_joiners_get_it(nod
 )
 async def test_bad_values_name_the_field(node: Node, svc: Admin, fields: dict[str, object], field: str) -> None:
     await svc.create_room("v-1", "show")
-    assert await failure(update(svc, "v-1", **fields)) == ("INVALID_ARGUMENT", "INVALID_FIELD", field)
+    assert await failure(update(svc, "v-1", None, **fields)) == ("INVALID_ARGUMENT", "INVALID_FIELD", field)
     room = (await svc.stub.GetRoom(pb.GetRoomRequest(room_id="v-1"), metadata=svc.metadata)).room
     assert (room.title, room.cover_url, list(room.labels), room.announcement) == ("show", "", [], "")
 

@@ -1722,8 +1722,7 @@ Global___Announcement: _TypeAlias = Announcement  # noqa: Y015
 
 @_typing.final
 class RoomUpdated(_message.Message):
-    """The room was closed.
-    A room's title, cover, labels or announcement changed (UpdateRoom). Carries every
+    """A room's title, cover, labels or announcement changed (UpdateRoom). Carries every
     value after the change, so a client replaces what it shows. Server-made; critical.
     """
 
@@ -1761,6 +1760,8 @@ Global___RoomUpdated: _TypeAlias = RoomUpdated  # noqa: Y015
 
 @_typing.final
 class RoomClosed(_message.Message):
+    """The room was closed."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     REASON_FIELD_NUMBER: _builtins.int
