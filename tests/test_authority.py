@@ -26,7 +26,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
 from barrage.v1 import admin_service_pb2 as pb
@@ -85,9 +85,12 @@ SPEC_ACTION: dict[str, set[str]] = {
     "list_events": STAFF,
     "publish_event": STAFF,
     "close_room": SELLERS,
+    "update_room": SELLERS,
     "read_insights": STAFF,
 }
 SPEC_CREATE = {"host", "service"}
+# ListRooms is not room-scoped: a service lists every room, a host token only its own.
+SPEC_LIST_ROOMS = {"service", "own host"}
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,17 @@ async def test_admin_matrix_every_actor_every_rpc_own_and_other_room(world: Worl
                 ("get_room", admin.stub.GetRoom(pb.GetRoomRequest(room_id=room_id), metadata=admin.metadata)),
                 ("list_events", admin.history(room_id)),
                 ("read_insights", insights.GetInsights(ipb.GetInsightsRequest(room_id=room_id), metadata=meta)),
+                (
+                    "update_room",
+                    admin.stub.UpdateRoom(
+                        pb.UpdateRoomRequest(
+                            room_id=room_id,
+                            title=f"by {actor.user}",
+                            update_mask=field_mask_pb2.FieldMask(paths=["title"]),
+                        ),
+                        metadata=meta,
+                    ),
+                ),
             ):
                 got = await rpc_outcome(call)
                 if got != expected(where in SPEC_ACTION[action]):
@@ -340,6 +354,22 @@ async def test_close_and_create_room_matrix(world: World) -> None:
             got = await rpc_outcome(admin.create_room(f"new-{actor.user}-{uuid.uuid4().hex[:6]}"))
             if got != expected(actor.role in SPEC_CREATE):
                 mismatches.append(f"{actor.user} ({actor.role}) create_room: {got}")
+        finally:
+            await admin.close()
+    assert not mismatches, report(mismatches)
+
+
+async def test_list_rooms_matrix(world: World) -> None:
+    """ListRooms of hana's rooms by every actor: a service, or hana herself (a host)."""
+    mismatches: list[str] = []
+    for actor in ACTORS:
+        admin = Admin(world.server.target, world.token(actor))
+        try:
+            request = pb.ListRoomsRequest(owner_user_id="hana")
+            got = await rpc_outcome(admin.stub.ListRooms(request, metadata=admin.metadata))
+            who = "own host" if (actor.role, actor.user) == ("host", "hana") else actor.role
+            if got != expected(who in SPEC_LIST_ROOMS):
+                mismatches.append(f"{actor.user} ({actor.role}) list_rooms: {got}")
         finally:
             await admin.close()
     assert not mismatches, report(mismatches)

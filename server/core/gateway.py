@@ -45,6 +45,7 @@ from server.log.base import (
     RoomInfo,
     RoomLog,
     RoomNotFoundError,
+    RoomQuery,
 )
 from server.telemetry import hooks
 
@@ -229,6 +230,55 @@ class Gateway:
         await self.append(who, room_id, [entry], [""], [("", "")])
         return await self._rooms.close_room(room_id, int(time.time() * 1000))
 
+    async def update_room(
+        self, who: Identity, room_id: str, title: str, cover_url: str, labels: Sequence[str], announcement: str
+    ) -> RoomInfo:
+        """Replace the room's metadata (the caller merged its update mask into the current
+        values), then tell live viewers with a RoomUpdated event.
+
+        The directory is written first: a viewer joining in between reads the new values
+        in its snapshot and then gets the event too (which carries every value, so applying
+        it twice is harmless). A failed append leaves the directory updated and the call
+        failed: its retry appends the event."""
+        info = await self.authority(who, room_id, "update_room")  # ROLE_FORBIDDEN before INVALID_FIELD
+        if info.closed:
+            raise ApiError(Code.FAILED_PRECONDITION, "ROOM_CLOSED", f"room {room_id!r} is closed")
+        policy.check_room_metadata(title, cover_url, labels, announcement)
+        new = dataclasses.replace(
+            info, title=title, cover_url=cover_url, labels=tuple(labels), announcement=announcement
+        )
+        updated = await self._rooms.update(new)
+        payload = event_pb2.Payload(
+            room_updated=event_pb2.RoomUpdated(
+                title=updated.title,
+                cover_url=updated.cover_url,
+                labels=updated.labels,
+                announcement=updated.announcement,
+            )
+        )
+        entry = Entry(payload, policy.CRITICAL, f"update:{uuid.uuid4().hex}")
+        await self.append(who, room_id, [entry], [""], [("", "")])
+        self._room_cache.pop(room_id, None)
+        return updated
+
+    async def list_rooms(self, who: Identity, query: RoomQuery) -> list[RoomInfo]:
+        """A page of the directory. Services see every room; a host its own rooms only."""
+        if who.role == policy.HOST and query.owner in ("", who.user_id):
+            query = dataclasses.replace(query, owner=who.user_id)
+        elif who.role != policy.SERVICE:
+            message = (
+                "a host may list only its own rooms"
+                if who.role == policy.HOST
+                else f"role {policy.role_name(who.role)} may not list rooms"
+            )
+            raise ApiError(
+                Code.PERMISSION_DENIED,
+                "ROLE_FORBIDDEN",
+                message,
+                metadata={"action": "list_rooms", "role": policy.role_name(who.role)},
+            )
+        return await self._rooms.list_rooms(query)
+
     async def get_room(self, who: Identity, room_id: str) -> admin_service_pb2.Room:
         info = await self.authority(who, room_id, "get_room")
         # The answer lists the room's moderators: make sure the node has its state.
@@ -306,6 +356,24 @@ class Gateway:
             creator_user_id=info.creator_user_id,
             head_cursor=encode_cursor(self._log.epoch(room_id), head) if head is not None else "",
             moderator_user_ids=sorted(state.moderators) if state is not None else [],
+            cover_url=info.cover_url,
+            labels=info.labels,
+            announcement=info.announcement,
+        )
+
+    def info_message(self, info: RoomInfo) -> admin_service_pb2.Room:
+        """A directory entry as a Room, without reading the log (ListRooms: no head cursor
+        or moderators, which would cost a read per room)."""
+        return admin_service_pb2.Room(
+            room_id=info.room_id,
+            title=info.title,
+            state=admin_service_pb2.ROOM_STATE_CLOSED if info.closed else admin_service_pb2.ROOM_STATE_OPEN,
+            create_time=_millis_timestamp(info.create_time_ms),
+            close_time=_millis_timestamp(info.close_time_ms) if info.closed else None,
+            creator_user_id=info.creator_user_id,
+            cover_url=info.cover_url,
+            labels=info.labels,
+            announcement=info.announcement,
         )
 
     def _on_records(self, records: Sequence[LogRecord]) -> None:
@@ -351,6 +419,8 @@ class Gateway:
                     asyncio.get_running_loop().call_soon(self._remove, room_id, banned)
             if kind == "room_closed":
                 self._room_closed(room_id)
+            elif kind == "room_updated":
+                self._room_updated(room_id, event.payload.room_updated)
             if record.priority == policy.INTERNAL:
                 continue
             coalesce = _coalescing_key(kind, event.payload) if record.priority == policy.EPHEMERAL else None
@@ -400,6 +470,19 @@ class Gateway:
             await self._rebuild_state(room_id)
             if self.hub.channels.get(room_id) is not ch:
                 self.states.pop(room_id, None)  # the room was left while it folded
+
+    def _room_updated(self, room_id: str, update: event_pb2.RoomUpdated) -> None:
+        """Keep the watched room's cached metadata in step with its log (on a Kafka node the
+        directory topic may not have this update yet when the log event arrives)."""
+        cached = self._room_cache.get(room_id)
+        if cached is not None and not cached.closed:
+            self._room_cache[room_id] = dataclasses.replace(
+                cached,
+                title=update.title,
+                cover_url=update.cover_url,
+                labels=tuple(update.labels),
+                announcement=update.announcement,
+            )
 
     def _room_closed(self, room_id: str) -> None:
         hold = self._holds.pop(room_id, None)
@@ -670,6 +753,9 @@ class Gateway:
         head = state.position
         snapshot = state.snapshot(info.title, encode_cursor(epoch, head) if head >= 0 else "", int(time.time() * 1000))
         snapshot.owner_user_id = info.creator_user_id
+        snapshot.cover_url = info.cover_url
+        snapshot.labels.extend(info.labels)
+        snapshot.announcement = info.announcement
         if after is None:
             limit = min(history_limit, self.settings.max_history_limit)
             older = await self._log.read_backward(room_id, head + 1, limit) if limit and head >= 0 else []

@@ -93,6 +93,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "list_events": MODERATORS,
     "publish_event": MODERATORS,
     "close_room": SELLERS,
+    "update_room": SELLERS,
     "read_insights": MODERATORS,
 }
 
@@ -143,6 +144,7 @@ PRIORITY: dict[str, int] = {
     "catalogue_registered": CRITICAL,
     "comment_pinned": CRITICAL,
     "comment_unpinned": CRITICAL,
+    "room_updated": CRITICAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}
@@ -516,3 +518,28 @@ def check_payload(payload: event_pb2.Payload, max_chars: int, now_s: float | Non
                 )
                 _check_short_text(topic.text, f"{where}.topics.text", 500)
     return kind
+
+
+# A room's directory metadata (UpdateRoom; docs/commerce.md "Rooms as a directory").
+MAX_TITLE_CHARS = 200
+MAX_ROOM_ANNOUNCEMENT_CHARS = 500
+MAX_LABELS = 10
+LABEL = re.compile(r"[A-Za-z0-9._:-]{1,32}")
+
+
+def check_room_metadata(title: str, cover_url: str, labels: Collection[str], announcement: str) -> None:
+    """INVALID_FIELD naming the first field of UpdateRoomRequest that is out of bounds."""
+    _require(len(title) <= MAX_TITLE_CHARS, "title", f"title is longer than {MAX_TITLE_CHARS} characters")
+    _check_characters(title, "title")
+    if cover_url:
+        _check_image_url(cover_url, "cover_url")
+    _require(len(labels) <= MAX_LABELS, "labels", f"at most {MAX_LABELS} labels")
+    for label in labels:
+        _require(LABEL.fullmatch(label) is not None, "labels", "each label is 1-32 characters of A-Z a-z 0-9 . _ : -")
+    _require(len(set(labels)) == len(labels), "labels", "labels must not repeat")
+    _require(
+        len(announcement) <= MAX_ROOM_ANNOUNCEMENT_CHARS,
+        "announcement",
+        f"announcement is longer than {MAX_ROOM_ANNOUNCEMENT_CHARS} characters",
+    )
+    _check_characters(announcement, "announcement")

@@ -75,6 +75,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "barrage.v1.PollCheckpoint.counts": (0, MAX_TOTAL),
     # Admin API requests.
     "barrage.v1.ListEventsRequest.page_size": (0, 1_000),
+    "barrage.v1.ListRoomsRequest.page_size": (0, 500),
     # Insights requests: any count is accepted and clamped to the documented maximum.
     "barrage.v1.InsightsOptions.top_questions": (0, 2**32 - 1),
     "barrage.v1.InsightsOptions.top_terms": (0, 2**32 - 1),

@@ -91,6 +91,33 @@ class RoomInfo:
     create_time_ms: int
     closed: bool = False
     close_time_ms: int = 0
+    cover_url: str = ""
+    labels: tuple[str, ...] = ()
+    announcement: str = ""
+    """The room's standing notice (UpdateRoom), not an Announcement event."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomQuery:
+    """One page of the directory (ListRooms): rooms ordered by room_id."""
+
+    after: str
+    """Only rooms whose id sorts after this ("" from the first)."""
+    limit: int
+    closed: bool | None = None
+    """Only closed (True) or open (False) rooms; None: both."""
+    owner: str = ""
+    """Only rooms of this creator_user_id ("" any)."""
+    label: str = ""
+    """Only rooms carrying this label ("" any)."""
+
+    def matches(self, info: RoomInfo) -> bool:
+        return (
+            info.room_id > self.after
+            and (self.closed is None or info.closed == self.closed)
+            and (not self.owner or info.creator_user_id == self.owner)
+            and (not self.label or self.label in info.labels)
+        )
 
 
 class PositionCheck(enum.Enum):
@@ -218,6 +245,15 @@ class RoomDirectory(abc.ABC):
     @abc.abstractmethod
     async def close_room(self, room_id: str, close_time_ms: int) -> RoomInfo:
         """Mark a room closed (idempotent). Raises RoomNotFoundError."""
+
+    @abc.abstractmethod
+    async def update(self, info: RoomInfo) -> RoomInfo:
+        """Replace an open room's title, cover_url, labels and announcement with info's
+        (nothing else changes; a closed room is returned unchanged). Raises RoomNotFoundError."""
+
+    @abc.abstractmethod
+    async def list_rooms(self, query: RoomQuery) -> list[RoomInfo]:
+        """The rooms matching query, ordered by room_id, at most query.limit."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,21 @@ single-process (its data directory is locked), so rooms read once are cached.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from server.log.base import LogUnavailableError, RoomDirectory, RoomExistsError, RoomInfo, RoomNotFoundError
+from server.log.base import (
+    LogUnavailableError,
+    RoomDirectory,
+    RoomExistsError,
+    RoomInfo,
+    RoomNotFoundError,
+    RoomQuery,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -30,11 +38,20 @@ CREATE TABLE IF NOT EXISTS rooms (
     close_time_ms INTEGER NOT NULL DEFAULT 0
 )
 """
-_COLUMNS = "room_id, title, creator_user_id, create_time_ms, closed, close_time_ms"
+# Columns added by UpdateRoom (a file made before them gains them on open).
+_METADATA_COLUMNS = (
+    ("cover_url", "TEXT NOT NULL DEFAULT ''"),
+    ("labels", "TEXT NOT NULL DEFAULT '[]'"),  # a JSON array of strings
+    ("announcement", "TEXT NOT NULL DEFAULT ''"),
+)
+_COLUMNS = "room_id, title, creator_user_id, create_time_ms, closed, close_time_ms, cover_url, labels, announcement"
+
+_Row = tuple[str, str, str, int, int, int, str, str, str]
 
 
-def _row_to_info(row: tuple[str, str, str, int, int, int]) -> RoomInfo:
-    return RoomInfo(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+def _row_to_info(row: _Row) -> RoomInfo:
+    labels = tuple(str(label) for label in json.loads(row[7]))
+    return RoomInfo(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], labels, row[8])
 
 
 class EmbeddedRoomDirectory(RoomDirectory):
@@ -93,6 +110,17 @@ class EmbeddedRoomDirectory(RoomDirectory):
         self._cache[room_id] = info
         return info
 
+    async def update(self, info: RoomInfo) -> RoomInfo:
+        updated = await self._call(lambda: self._update(info))
+        if updated is None:
+            self._cache.pop(info.room_id, None)
+            raise RoomNotFoundError(info.room_id)
+        self._cache[info.room_id] = updated
+        return updated
+
+    async def list_rooms(self, query: RoomQuery) -> list[RoomInfo]:
+        return await self._call(lambda: self._list(query))
+
     async def _call(self, fn: Callable[[], _T]) -> _T:
         if self._executor is None:
             raise RuntimeError("room directory is not open (start the log first)")
@@ -123,6 +151,10 @@ class EmbeddedRoomDirectory(RoomDirectory):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(_SCHEMA)
+        have = {row[1] for row in conn.execute("PRAGMA table_info(rooms)")}
+        for name, decl in _METADATA_COLUMNS:
+            if name not in have:
+                conn.execute(f"ALTER TABLE rooms ADD COLUMN {name} {decl}")
         self._conn = conn
 
     def _close_db(self) -> None:
@@ -133,7 +165,7 @@ class EmbeddedRoomDirectory(RoomDirectory):
     def _insert(self, info: RoomInfo) -> RoomInfo:
         try:
             self._db().execute(
-                f"INSERT INTO rooms ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO rooms ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     info.room_id,
                     info.title,
@@ -141,6 +173,9 @@ class EmbeddedRoomDirectory(RoomDirectory):
                     info.create_time_ms,
                     int(info.closed),
                     info.close_time_ms,
+                    info.cover_url,
+                    json.dumps(list(info.labels)),
+                    info.announcement,
                 ),
             )
         except sqlite3.IntegrityError as e:
@@ -158,3 +193,27 @@ class EmbeddedRoomDirectory(RoomDirectory):
             (close_time_ms, room_id),
         )
         return self._select(room_id)
+
+    def _update(self, info: RoomInfo) -> RoomInfo | None:
+        self._db().execute(
+            "UPDATE rooms SET title = ?, cover_url = ?, labels = ?, announcement = ? WHERE room_id = ? AND closed = 0",
+            (info.title, info.cover_url, json.dumps(list(info.labels)), info.announcement, info.room_id),
+        )
+        return self._select(info.room_id)
+
+    def _list(self, query: RoomQuery) -> list[RoomInfo]:
+        # Ordered by the primary key: a page is an index range scan from the token on.
+        where = ["room_id > ?"]
+        args: list[object] = [query.after]
+        if query.closed is not None:
+            where.append("closed = ?")
+            args.append(int(query.closed))
+        if query.owner:
+            where.append("creator_user_id = ?")
+            args.append(query.owner)
+        if query.label:
+            where.append("EXISTS (SELECT 1 FROM json_each(rooms.labels) WHERE json_each.value = ?)")
+            args.append(query.label)
+        sql = f"SELECT {_COLUMNS} FROM rooms WHERE {' AND '.join(where)} ORDER BY room_id LIMIT ?"
+        rows = self._db().execute(sql, (*args, query.limit)).fetchall()
+        return [_row_to_info(row) for row in rows]

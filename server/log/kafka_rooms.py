@@ -8,7 +8,10 @@ created on another node a moment ago) is answered after a catch-up read.
 Fold, the same on every node because it depends only on the topic's order:
 - "create" applies only if the room is unknown: the first create in the
   partition wins; a later create of the same id is ignored.
-- "update" (close) replaces the state; a room once closed keeps its first close time.
+- "update" (close, or UpdateRoom's new title/cover/labels/announcement) replaces the
+  state; a room once closed keeps its first close time and metadata. Two UpdateRooms
+  at the same moment on two nodes: the one later in this topic wins here, which may
+  not be the one later in the room's log (the snapshot reads the directory).
 
 Each record also carries where the room's log began: the log topic's epoch and
 the end offset of the room's partition when the room was created. No record of
@@ -35,7 +38,7 @@ from typing import Any
 
 from aiokafka.structs import TopicPartition
 
-from server.log.base import RoomDirectory, RoomExistsError, RoomInfo, RoomNotFoundError
+from server.log.base import RoomDirectory, RoomExistsError, RoomInfo, RoomNotFoundError, RoomQuery
 from server.log.kafka_session import Follower, KafkaSession, unavailable_on_error
 from server.log.kafka_wire import RawRecord
 
@@ -61,7 +64,10 @@ def _encode(op: str, info: RoomInfo, log_start: LogStart | None) -> bytes:
 def _decode(value: bytes) -> tuple[str, RoomInfo, LogStart | None]:
     doc: dict[str, Any] = json.loads(value)
     fields = {f.name for f in dataclasses.fields(RoomInfo)}
-    info = RoomInfo(**{k: v for k, v in doc["room"].items() if k in fields})
+    room = {k: v for k, v in doc["room"].items() if k in fields}
+    if "labels" in room:
+        room["labels"] = tuple(str(label) for label in room["labels"])  # JSON has lists
+    info = RoomInfo(**room)
     start = doc.get("log")
     return doc["op"], info, (str(start["epoch"]), int(start["offset"])) if start else None
 
@@ -176,3 +182,26 @@ class KafkaRoomDirectory(RoomDirectory):
         offset = await self._append(_UPDATE, closed, state.log_starts.get(room_id))
         await state.sync(offset + 1)
         return state.rooms[room_id]
+
+    async def update(self, info: RoomInfo) -> RoomInfo:
+        state = self.state
+        await state.sync(None)
+        current = state.rooms.get(info.room_id)
+        if current is None:
+            raise RoomNotFoundError(info.room_id)
+        if current.closed:
+            return current
+        updated = dataclasses.replace(
+            current, title=info.title, cover_url=info.cover_url, labels=info.labels, announcement=info.announcement
+        )
+        offset = await self._append(_UPDATE, updated, state.log_starts.get(info.room_id))
+        await state.sync(offset + 1)
+        return state.rooms[info.room_id]
+
+    async def list_rooms(self, query: RoomQuery) -> list[RoomInfo]:
+        # The whole directory is in memory on every node (it is read at start-up);
+        # catch up first so a room created on another node a moment ago is listed.
+        state = self.state
+        await state.sync(None)
+        found = sorted((info for info in state.rooms.values() if query.matches(info)), key=lambda i: i.room_id)
+        return found[: query.limit]

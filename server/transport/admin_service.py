@@ -7,6 +7,8 @@ gateway's one ingest path, as stream sends do.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -15,9 +17,15 @@ from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
 from server.auth import Identity, TokenVerifier
 from server.core import policy, ranges
-from server.core.errors import ApiError
+from server.core.errors import ApiError, invalid
 from server.core.gateway import Gateway, Post, Posted
+from server.log.base import RoomQuery
 from server.transport.status import answering
+
+_METADATA_PATHS = ("title", "cover_url", "labels", "announcement")
+"""What UpdateRoomRequest.update_mask may name."""
+_TOKEN_PREFIX = "r1:"
+"""Page tokens are "r1:<last room id>" in URL-safe base64: opaque to clients, versioned for us."""
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -42,6 +50,23 @@ def _rpc(
         raise AssertionError("unreachable: answering() ended the call")
 
     return handler
+
+
+def page_token(room_id: str) -> str:
+    return base64.urlsafe_b64encode((_TOKEN_PREFIX + room_id).encode()).decode()
+
+
+def parse_page_token(token: str) -> str:
+    """The room id a ListRooms page ended at ("" for the first page)."""
+    if not token:
+        return ""
+    try:
+        text = base64.urlsafe_b64decode(token.encode("ascii")).decode()
+    except (ValueError, binascii.Error, UnicodeError):
+        text = ""
+    if not text.startswith(_TOKEN_PREFIX) or len(text) == len(_TOKEN_PREFIX):
+        raise invalid("INVALID_FIELD", "page_token is not one this API returned", "page_token")
+    return text.removeprefix(_TOKEN_PREFIX)
 
 
 class AdminService(admin_service_pb2_grpc.RoomAdminServiceServicer):
@@ -86,3 +111,33 @@ class AdminService(admin_service_pb2_grpc.RoomAdminServiceServicer):
             request.media_time if request.HasField("media_time") else None,
         )
         return pb.ListEventsResponse(events=[event_pb2.Event.FromString(e) for e in events], next_cursor=next_cursor)
+
+    @_rpc
+    async def ListRooms(self, who: Identity, request: pb.ListRoomsRequest) -> pb.ListRoomsResponse:
+        ranges.check_fields(request)  # page_size, state: INVALID_FIELD naming the field
+        if request.owner_user_id:
+            policy.check_client_id(request.owner_user_id, "owner_user_id")
+        if request.label and policy.LABEL.fullmatch(request.label) is None:
+            raise invalid("INVALID_FIELD", "label must be 1-32 characters of A-Z a-z 0-9 . _ : -", "label")
+        limit = request.page_size or 100
+        closed = None if request.state == pb.ROOM_STATE_UNSPECIFIED else request.state == pb.ROOM_STATE_CLOSED
+        query = RoomQuery(parse_page_token(request.page_token), limit + 1, closed, request.owner_user_id, request.label)
+        # One room more than the page tells whether there is a next page.
+        found = await self.gateway.list_rooms(who, query)
+        rooms = found[:limit]
+        token = page_token(rooms[-1].room_id) if len(found) > limit else ""
+        return pb.ListRoomsResponse(rooms=[self.gateway.info_message(r) for r in rooms], next_page_token=token)
+
+    @_rpc
+    async def UpdateRoom(self, who: Identity, request: pb.UpdateRoomRequest) -> pb.UpdateRoomResponse:
+        info = await self.gateway.authority(who, request.room_id, "update_room")  # ROLE_FORBIDDEN first
+        paths = list(request.update_mask.paths) or list(_METADATA_PATHS)
+        for path in paths:
+            if path not in _METADATA_PATHS:
+                raise invalid("INVALID_FIELD", f"update_mask may name {', '.join(_METADATA_PATHS)}", "update_mask")
+        title = request.title if "title" in paths else info.title
+        cover_url = request.cover_url if "cover_url" in paths else info.cover_url
+        labels = list(request.labels) if "labels" in paths else list(info.labels)
+        announcement = request.announcement if "announcement" in paths else info.announcement
+        await self.gateway.update_room(who, request.room_id, title, cover_url, labels, announcement)
+        return pb.UpdateRoomResponse(room=await self.gateway.room_message(request.room_id))

@@ -96,6 +96,18 @@ class ConnectRoomAdmin:
         response: admin_service_pb2.ListEventsResponse = await self._svc.ListEvents(request, GrpcContextShim(ctx))
         return response
 
+    async def list_rooms(
+        self, request: admin_service_pb2.ListRoomsRequest, ctx: RequestContext[Any, Any]
+    ) -> admin_service_pb2.ListRoomsResponse:
+        response: admin_service_pb2.ListRoomsResponse = await self._svc.ListRooms(request, GrpcContextShim(ctx))
+        return response
+
+    async def update_room(
+        self, request: admin_service_pb2.UpdateRoomRequest, ctx: RequestContext[Any, Any]
+    ) -> admin_service_pb2.UpdateRoomResponse:
+        response: admin_service_pb2.UpdateRoomResponse = await self._svc.UpdateRoom(request, GrpcContextShim(ctx))
+        return response
+
 
 class ConnectRoomInsights:
     """insights_service_connect.RoomInsightsService, answered by the gRPC InsightsService."""

@@ -32,6 +32,12 @@ class RoomAdminService(Protocol):
     async def list_events(self, request: barrage_dot_v1_dot_admin__service__pb2.ListEventsRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.ListEventsResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def list_rooms(self, request: barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def update_room(self, request: barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
 
 class RoomAdminServiceASGIApplication(ConnectASGIApplication[RoomAdminService]):
     def __init__(self, service: RoomAdminService | AsyncGenerator[RoomAdminService], *, interceptors: Iterable[Interceptor]=(), read_max_bytes: int | None = None, compressions: Iterable[Compression] | None = None) -> None:
@@ -87,6 +93,26 @@ class RoomAdminServiceASGIApplication(ConnectASGIApplication[RoomAdminService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.list_events,
+                ),
+                "/barrage.v1.RoomAdminService/ListRooms": Endpoint.unary(
+                    method=MethodInfo(
+                        name="ListRooms",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.list_rooms,
+                ),
+                "/barrage.v1.RoomAdminService/UpdateRoom": Endpoint.unary(
+                    method=MethodInfo(
+                        name="UpdateRoom",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.update_room,
                 ),
             },
             interceptors=interceptors,
@@ -201,6 +227,46 @@ class RoomAdminServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def list_rooms(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListRooms",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def update_room(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="UpdateRoom",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
 
 class RoomAdminServiceSync(Protocol):
     def create_room(self, request: barrage_dot_v1_dot_admin__service__pb2.CreateRoomRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.CreateRoomResponse:
@@ -212,6 +278,10 @@ class RoomAdminServiceSync(Protocol):
     def publish_event(self, request: barrage_dot_v1_dot_admin__service__pb2.PublishEventRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.PublishEventResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def list_events(self, request: barrage_dot_v1_dot_admin__service__pb2.ListEventsRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.ListEventsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def list_rooms(self, request: barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def update_room(self, request: barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -268,6 +338,26 @@ class RoomAdminServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.list_events,
+                ),
+                "/barrage.v1.RoomAdminService/ListRooms": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="ListRooms",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.list_rooms,
+                ),
+                "/barrage.v1.RoomAdminService/UpdateRoom": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="UpdateRoom",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.update_room,
                 ),
             },
             interceptors=interceptors,
@@ -376,6 +466,46 @@ class RoomAdminServiceClientSync(ConnectClientSync):
                 service_name="barrage.v1.RoomAdminService",
                 input=barrage_dot_v1_dot_admin__service__pb2.ListEventsRequest,
                 output=barrage_dot_v1_dot_admin__service__pb2.ListEventsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def list_rooms(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="ListRooms",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def update_room(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="UpdateRoom",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

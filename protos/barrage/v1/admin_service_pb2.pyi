@@ -6,6 +6,7 @@ isort:skip_file
 from barrage.v1 import event_pb2 as _event_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -83,6 +84,9 @@ class Room(_message.Message):
     CREATOR_USER_ID_FIELD_NUMBER: _builtins.int
     HEAD_CURSOR_FIELD_NUMBER: _builtins.int
     MODERATOR_USER_IDS_FIELD_NUMBER: _builtins.int
+    COVER_URL_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    ANNOUNCEMENT_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """Unique id: 1 to 128 characters of [A-Za-z0-9._:-]."""
     title: _builtins.str
@@ -96,6 +100,12 @@ class Room(_message.Message):
     """
     head_cursor: _builtins.str
     """Cursor of the latest event, empty if the room has none."""
+    cover_url: _builtins.str
+    """Cover image (https URL, at most 1024 characters), empty if none (UpdateRoom)."""
+    announcement: _builtins.str
+    """The room's standing announcement (a notice shown with the room, at most 500
+    characters), empty if none. Not the Announcement event, which is a moment in the show.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the room was created."""
@@ -108,6 +118,12 @@ class Room(_message.Message):
     def moderator_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The moderators the owner appointed for this room (sorted)."""
 
+    @_builtins.property
+    def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Labels for directories and search (at most 10, each 1 to 32 characters of
+        [A-Za-z0-9._:-]), in the order they were set.
+        """
+
     def __init__(
         self,
         *,
@@ -119,10 +135,13 @@ class Room(_message.Message):
         creator_user_id: _builtins.str = ...,
         head_cursor: _builtins.str = ...,
         moderator_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        cover_url: _builtins.str = ...,
+        labels: _abc.Iterable[_builtins.str] | None = ...,
+        announcement: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "create_time", b"create_time", "creator_user_id", b"creator_user_id", "head_cursor", b"head_cursor", "moderator_user_ids", b"moderator_user_ids", "room_id", b"room_id", "state", b"state", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "close_time", b"close_time", "cover_url", b"cover_url", "create_time", b"create_time", "creator_user_id", b"creator_user_id", "head_cursor", b"head_cursor", "labels", b"labels", "moderator_user_ids", b"moderator_user_ids", "room_id", b"room_id", "state", b"state", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -439,3 +458,150 @@ class ListEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListEventsResponse: _TypeAlias = ListEventsResponse  # noqa: Y015
+
+@_typing.final
+class ListRoomsRequest(_message.Message):
+    """Request of ListRooms."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    OWNER_USER_ID_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum rooms to return, 1 to 500; 0 means 100."""
+    page_token: _builtins.str
+    """ListRoomsResponse.next_page_token of the previous page, with the same filters;
+    empty for the first page. Opaque. A token that does not parse: INVALID_ARGUMENT
+    (INVALID_FIELD, field "page_token").
+    """
+    state: Global___RoomState.ValueType
+    """Only rooms in this state; ROOM_STATE_UNSPECIFIED: any state."""
+    owner_user_id: _builtins.str
+    """Only rooms this user owns (Room.creator_user_id); empty: any owner (a host's
+    own rooms for a host token).
+    """
+    label: _builtins.str
+    """Only rooms carrying this label (exact match); empty: any."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        state: Global___RoomState.ValueType = ...,
+        owner_user_id: _builtins.str = ...,
+        label: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "owner_user_id", b"owner_user_id", "page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRoomsRequest: _TypeAlias = ListRoomsRequest  # noqa: Y015
+
+@_typing.final
+class ListRoomsResponse(_message.Message):
+    """Response of ListRooms."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as ListRoomsRequest.page_token for the next page; empty on the last page."""
+    @_builtins.property
+    def rooms(self) -> _containers.RepeatedCompositeFieldContainer[Global___Room]:
+        """The rooms, ordered by room_id. A room created while a client pages appears if
+        its id sorts after the page the client has reached.
+        """
+
+    def __init__(
+        self,
+        *,
+        rooms: _abc.Iterable[Global___Room] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "rooms", b"rooms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRoomsResponse: _TypeAlias = ListRoomsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateRoomRequest(_message.Message):
+    """Request of UpdateRoom."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    COVER_URL_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    ANNOUNCEMENT_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    """The room; it must be open."""
+    title: _builtins.str
+    """New title, at most 200 characters."""
+    cover_url: _builtins.str
+    """New cover image URL: https, at most 1024 printable ASCII characters, with a host;
+    empty removes the cover.
+    """
+    announcement: _builtins.str
+    """New standing announcement, at most 500 characters; empty removes it."""
+    @_builtins.property
+    def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """New labels: at most 10, each 1 to 32 characters of [A-Za-z0-9._:-], no duplicates."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Which of title, cover_url, labels, announcement to change (paths are those field
+        names). Empty: all four. Any other path: INVALID_FIELD, field "update_mask".
+        """
+
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        cover_url: _builtins.str = ...,
+        labels: _abc.Iterable[_builtins.str] | None = ...,
+        announcement: _builtins.str = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "cover_url", b"cover_url", "labels", b"labels", "room_id", b"room_id", "title", b"title", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRoomRequest: _TypeAlias = UpdateRoomRequest  # noqa: Y015
+
+@_typing.final
+class UpdateRoomResponse(_message.Message):
+    """Response of UpdateRoom."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def room(self) -> Global___Room:
+        """The room after the update."""
+
+    def __init__(
+        self,
+        *,
+        room: Global___Room | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["room", b"room"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room", b"room"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateRoomResponse: _TypeAlias = UpdateRoomResponse  # noqa: Y015

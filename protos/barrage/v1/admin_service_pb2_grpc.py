@@ -73,6 +73,16 @@ class RoomAdminServiceStub:
                 request_serializer=barrage_dot_v1_dot_admin__service__pb2.ListEventsRequest.SerializeToString,
                 response_deserializer=barrage_dot_v1_dot_admin__service__pb2.ListEventsResponse.FromString,
                 _registered_method=True)
+        self.ListRooms = channel.unary_unary(
+                '/barrage.v1.RoomAdminService/ListRooms',
+                request_serializer=barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest.SerializeToString,
+                response_deserializer=barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse.FromString,
+                _registered_method=True)
+        self.UpdateRoom = channel.unary_unary(
+                '/barrage.v1.RoomAdminService/UpdateRoom',
+                request_serializer=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest.SerializeToString,
+                response_deserializer=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse.FromString,
+                _registered_method=True)
 
 
 class RoomAdminServiceServicer:
@@ -142,6 +152,28 @@ class RoomAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRooms(self, request, context):
+        """List rooms, ordered by room_id, in pages (docs/commerce.md "Rooms as a directory").
+        Who: a service (every room); a host token lists only the rooms it owns (an empty
+        owner_user_id filter means its own; naming another owner is ROLE_FORBIDDEN).
+        Everyone else (viewers, bots, platform moderators): ROLE_FORBIDDEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateRoom(self, request, context):
+        """Change a room's title, cover, labels or announcement. The change is also a
+        RoomUpdated event (critical) in the room's log, so live viewers see it; the join
+        snapshot and GetRoom carry the room's current values. A closed room:
+        FAILED_PRECONDITION (ROOM_CLOSED). A bad value: INVALID_ARGUMENT (INVALID_FIELD,
+        metadata "field" names it).
+        Who: service, the room's owner. Others: ROLE_FORBIDDEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +201,16 @@ def add_RoomAdminServiceServicer_to_server(servicer, server):
                     servicer.ListEvents,
                     request_deserializer=barrage_dot_v1_dot_admin__service__pb2.ListEventsRequest.FromString,
                     response_serializer=barrage_dot_v1_dot_admin__service__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'ListRooms': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRooms,
+                    request_deserializer=barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest.FromString,
+                    response_serializer=barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse.SerializeToString,
+            ),
+            'UpdateRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateRoom,
+                    request_deserializer=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest.FromString,
+                    response_serializer=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -320,6 +362,60 @@ class RoomAdminService:
             '/barrage.v1.RoomAdminService/ListEvents',
             barrage_dot_v1_dot_admin__service__pb2.ListEventsRequest.SerializeToString,
             barrage_dot_v1_dot_admin__service__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRooms(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/barrage.v1.RoomAdminService/ListRooms',
+            barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest.SerializeToString,
+            barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/barrage.v1.RoomAdminService/UpdateRoom',
+            barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest.SerializeToString,
+            barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -77,6 +77,20 @@ class RoomAdminServiceStub:
     """Page through a room's history, forwards or backwards from a cursor.
     Who: service, the room's owner, its moderators (appointed or platform).
     """
+    ListRooms: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListRoomsRequest, _admin_service_pb2.ListRoomsResponse]
+    """List rooms, ordered by room_id, in pages (docs/commerce.md "Rooms as a directory").
+    Who: a service (every room); a host token lists only the rooms it owns (an empty
+    owner_user_id filter means its own; naming another owner is ROLE_FORBIDDEN).
+    Everyone else (viewers, bots, platform moderators): ROLE_FORBIDDEN.
+    """
+    UpdateRoom: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateRoomRequest, _admin_service_pb2.UpdateRoomResponse]
+    """Change a room's title, cover, labels or announcement. The change is also a
+    RoomUpdated event (critical) in the room's log, so live viewers see it; the join
+    snapshot and GetRoom carry the room's current values. A closed room:
+    FAILED_PRECONDITION (ROOM_CLOSED). A bad value: INVALID_ARGUMENT (INVALID_FIELD,
+    metadata "field" names it).
+    Who: service, the room's owner. Others: ROLE_FORBIDDEN.
+    """
 
 @_typing.type_check_only
 class RoomAdminServiceAsyncStub(RoomAdminServiceStub):
@@ -126,6 +140,20 @@ class RoomAdminServiceAsyncStub(RoomAdminServiceStub):
     ListEvents: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListEventsRequest, _admin_service_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Page through a room's history, forwards or backwards from a cursor.
     Who: service, the room's owner, its moderators (appointed or platform).
+    """
+    ListRooms: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListRoomsRequest, _admin_service_pb2.ListRoomsResponse]  # type: ignore[assignment]
+    """List rooms, ordered by room_id, in pages (docs/commerce.md "Rooms as a directory").
+    Who: a service (every room); a host token lists only the rooms it owns (an empty
+    owner_user_id filter means its own; naming another owner is ROLE_FORBIDDEN).
+    Everyone else (viewers, bots, platform moderators): ROLE_FORBIDDEN.
+    """
+    UpdateRoom: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UpdateRoomRequest, _admin_service_pb2.UpdateRoomResponse]  # type: ignore[assignment]
+    """Change a room's title, cover, labels or announcement. The change is also a
+    RoomUpdated event (critical) in the room's log, so live viewers see it; the join
+    snapshot and GetRoom carry the room's current values. A closed room:
+    FAILED_PRECONDITION (ROOM_CLOSED). A bad value: INVALID_ARGUMENT (INVALID_FIELD,
+    metadata "field" names it).
+    Who: service, the room's owner. Others: ROLE_FORBIDDEN.
     """
 
 class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -203,6 +231,32 @@ class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.ListEventsResponse, _abc.Awaitable[_admin_service_pb2.ListEventsResponse]]:
         """Page through a room's history, forwards or backwards from a cursor.
         Who: service, the room's owner, its moderators (appointed or platform).
+        """
+
+    @_abc_1.abstractmethod
+    def ListRooms(
+        self,
+        request: _admin_service_pb2.ListRoomsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListRoomsResponse, _abc.Awaitable[_admin_service_pb2.ListRoomsResponse]]:
+        """List rooms, ordered by room_id, in pages (docs/commerce.md "Rooms as a directory").
+        Who: a service (every room); a host token lists only the rooms it owns (an empty
+        owner_user_id filter means its own; naming another owner is ROLE_FORBIDDEN).
+        Everyone else (viewers, bots, platform moderators): ROLE_FORBIDDEN.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateRoom(
+        self,
+        request: _admin_service_pb2.UpdateRoomRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.UpdateRoomResponse, _abc.Awaitable[_admin_service_pb2.UpdateRoomResponse]]:
+        """Change a room's title, cover, labels or announcement. The change is also a
+        RoomUpdated event (critical) in the room's log, so live viewers see it; the join
+        snapshot and GetRoom carry the room's current values. A closed room:
+        FAILED_PRECONDITION (ROOM_CLOSED). A bad value: INVALID_ARGUMENT (INVALID_FIELD,
+        metadata "field" names it).
+        Who: service, the room's owner. Others: ROLE_FORBIDDEN.
         """
 
 def add_RoomAdminServiceServicer_to_server(servicer: RoomAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -417,6 +417,7 @@ class Payload(_message.Message):
     CATALOGUE_REGISTERED_FIELD_NUMBER: _builtins.int
     COMMENT_PINNED_FIELD_NUMBER: _builtins.int
     COMMENT_UNPINNED_FIELD_NUMBER: _builtins.int
+    ROOM_UPDATED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def comment(self) -> Global___Comment:
         """A viewer's (or host's) comment."""
@@ -560,6 +561,12 @@ class Payload(_message.Message):
         moderator or a service.
         """
 
+    @_builtins.property
+    def room_updated(self) -> Global___RoomUpdated:
+        """The room's title, cover, labels or announcement changed (critical). Made by the
+        server on UpdateRoom (owner or service); never posted on the stream.
+        """
+
     def __init__(
         self,
         *,
@@ -596,12 +603,13 @@ class Payload(_message.Message):
         catalogue_registered: Global___CatalogueRegistered | None = ...,
         comment_pinned: Global___CommentPinned | None = ...,
         comment_unpinned: Global___CommentUnpinned | None = ...,
+        room_updated: Global___RoomUpdated | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock", "catalogue_registered", "comment_pinned", "comment_unpinned"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock", "catalogue_registered", "comment_pinned", "comment_unpinned", "room_updated"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -1711,6 +1719,44 @@ class Announcement(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Announcement: _TypeAlias = Announcement  # noqa: Y015
+
+@_typing.final
+class RoomUpdated(_message.Message):
+    """A room's title, cover, labels or announcement changed (UpdateRoom). Carries every
+    value after the change, so a client replaces what it shows. Server-made; critical.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLE_FIELD_NUMBER: _builtins.int
+    COVER_URL_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    ANNOUNCEMENT_FIELD_NUMBER: _builtins.int
+    title: _builtins.str
+    """The room's title."""
+    cover_url: _builtins.str
+    """Cover image URL (https), empty if none."""
+    announcement: _builtins.str
+    """The room's standing announcement, empty if none."""
+    @_builtins.property
+    def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The room's labels."""
+
+    def __init__(
+        self,
+        *,
+        title: _builtins.str = ...,
+        cover_url: _builtins.str = ...,
+        labels: _abc.Iterable[_builtins.str] | None = ...,
+        announcement: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "cover_url", b"cover_url", "labels", b"labels", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RoomUpdated: _TypeAlias = RoomUpdated  # noqa: Y015
 
 @_typing.final
 class RoomClosed(_message.Message):

@@ -551,6 +551,9 @@ class RoomSnapshot(_message.Message):
     OWNER_USER_ID_FIELD_NUMBER: _builtins.int
     MODERATOR_USER_IDS_FIELD_NUMBER: _builtins.int
     PINNED_COMMENT_FIELD_NUMBER: _builtins.int
+    COVER_URL_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    ANNOUNCEMENT_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The room id."""
     title: _builtins.str
@@ -565,6 +568,10 @@ class RoomSnapshot(_message.Message):
     """Viewers on all nodes."""
     owner_user_id: _builtins.str
     """The room's owner (its creator, or the host named at CreateRoom)."""
+    cover_url: _builtins.str
+    """The room's cover image URL (https), empty if none (UpdateRoom; RoomUpdated events follow)."""
+    announcement: _builtins.str
+    """The room's standing announcement, empty if none."""
     @_builtins.property
     def pinned_product(self) -> _event_pb2.Product:
         """The pinned product card, if any."""
@@ -597,6 +604,10 @@ class RoomSnapshot(_message.Message):
     def pinned_comment(self) -> _event_pb2.CommentPinned:
         """The pinned comment, if any (see CommentPinned)."""
 
+    @_builtins.property
+    def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The room's labels."""
+
     def __init__(
         self,
         *,
@@ -614,10 +625,13 @@ class RoomSnapshot(_message.Message):
         owner_user_id: _builtins.str = ...,
         moderator_user_ids: _abc.Iterable[_builtins.str] | None = ...,
         pinned_comment: _event_pb2.CommentPinned | None = ...,
+        cover_url: _builtins.str = ...,
+        labels: _abc.Iterable[_builtins.str] | None = ...,
+        announcement: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "lottery", b"lottery", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "slow_mode", b"slow_mode"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "head_cursor", b"head_cursor", "like_total", b"like_total", "lottery", b"lottery", "moderator_user_ids", b"moderator_user_ids", "owner_user_id", b"owner_user_id", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "room_id", b"room_id", "slow_mode", b"slow_mode", "title", b"title", "viewer_count", b"viewer_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "cover_url", b"cover_url", "flash_sale", b"flash_sale", "head_cursor", b"head_cursor", "labels", b"labels", "like_total", b"like_total", "lottery", b"lottery", "moderator_user_ids", b"moderator_user_ids", "owner_user_id", b"owner_user_id", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "room_id", b"room_id", "slow_mode", b"slow_mode", "title", b"title", "viewer_count", b"viewer_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
