@@ -341,7 +341,15 @@ class KafkaSession:
             while True:
                 limit = max_bytes or self.options.fetch_max_bytes  # a broker returns the first batch whatever the limit
                 answer = await fetch(self.reader, {tp: offset}, max_wait_ms=1, max_bytes=limit)
-                data = answer[tp]
+                found = answer.get(tp)
+                if found is None:
+                    # An answer without the partition (leadership moving, a partial answer):
+                    # ask again with fresh metadata, within the read timeout.
+                    self.reader.force_metadata_update()
+                    await asyncio.sleep(delay)
+                    delay = min(2 * delay, 0.05)
+                    continue
+                data = found
                 if data.error is not None or data.next_offset is not None or offset >= data.high_watermark:
                     break
                 await asyncio.sleep(delay)
