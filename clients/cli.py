@@ -229,7 +229,7 @@ def _chat(args: argparse.Namespace) -> int:
     return _run(chat(args.target, _client_token(args, "viewer"), args.room, history=args.history))
 
 
-def media_time_arg(value: str) -> Any:
+def media_time_arg(value: str, flag: str = "--media-time") -> Any:
     """`history --media-time`: "live-1@3600.5" (a timeline and seconds on it), or "3600.5" (any timeline)."""
     from barrage.v1 import event_pb2
 
@@ -237,7 +237,7 @@ def media_time_arg(value: str) -> Any:
     try:
         nanos = round(float(seconds) * 1e9)
     except ValueError:
-        raise CommandError(f"bad value for --media-time: {value!r} (expected [TIMELINE@]SECONDS)") from None
+        raise CommandError(f"bad value for {flag}: {value!r} (expected [TIMELINE@]SECONDS)") from None
     at = event_pb2.MediaTime(timeline_id=timeline)
     at.position.FromNanoseconds(nanos)
     return at
@@ -287,11 +287,21 @@ def _report(args: argparse.Namespace) -> int:
 
     from clients.report import write_report
 
+    if (args.media_from or args.media_to) and (args.start or args.end):
+        raise CommandError("give wall times (--start/--end) or stream times (--media-from/--media-to), not both")
     start = datetime.fromisoformat(args.start).astimezone() if args.start else None
     end = datetime.fromisoformat(args.end).astimezone() if args.end else None
+    media_from = media_time_arg(args.media_from, "--media-from") if args.media_from else None
+    media_to = media_time_arg(args.media_to, "--media-to") if args.media_to else None
 
     async def command() -> int:
-        path = await write_report(args.target, _fixed_token(args, "service"), args.room, Path(args.out), start, end)
+        token = _fixed_token(args, "service")
+        try:
+            path = await write_report(
+                args.target, token, args.room, Path(args.out), start, end, media_from=media_from, media_to=media_to
+            )
+        except LookupError as missing:
+            raise CommandError(str(missing)) from None
         print(path)
         return 0
 
@@ -435,6 +445,8 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     report.add_argument("--out", required=True, help="directory for report.html (and insights.json)")
     report.add_argument("--start", help="window start, ISO 8601 (default: the room's first event)")
     report.add_argument("--end", help="window end, ISO 8601 (default: now)")
+    report.add_argument("--media-from", metavar="[TIMELINE@]SECONDS", help="window start: a point of the stream")
+    report.add_argument("--media-to", metavar="[TIMELINE@]SECONDS", help="window end: a point of the stream")
     report.set_defaults(func=_report)
 
     from clients.assistant.command import add_arguments as add_assistant_arguments

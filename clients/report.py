@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from barrage.v1 import event_pb2
 from barrage.v1 import insights_service_pb2 as pb
+from clients.admin import AdminClient
 from clients.insights import ROLE_NAMES, InsightsClient, money, plural, product_name, retention_survival
 
 CHARTS = ("viewers", "engagement", "audience-flow", "retention", "funnel")
@@ -345,8 +347,15 @@ def _local(ts: Any) -> str:
     return f"{ts.ToDatetime(dt.UTC).astimezone():%Y-%m-%d %H:%M:%S}"
 
 
-def render_html(insights: pb.RoomInsights) -> str:
-    """The report page for one RoomInsights."""
+def media_text(point: event_pb2.MediaTime) -> str:
+    """A point of the show's stream as people read it: "live-1@0:10:05" (h:mm:ss)."""
+    seconds = point.position.ToSeconds()
+    clock = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return f"{point.timeline_id}@{clock}" if point.timeline_id else clock
+
+
+def render_html(insights: pb.RoomInsights, caption: str = "") -> str:
+    """The report page for one RoomInsights; `caption` says how its window was chosen."""
     t = insights.totals
     stay = t.average_watch_time.ToSeconds()
     cards = (
@@ -405,7 +414,7 @@ def render_html(insights: pb.RoomInsights) -> str:
 <style>{_STYLE}</style></head><body><main>
 <h1>{_e(insights.title or insights.room_id)}</h1>
 <div class="sub">Room <code>{_e(insights.room_id)}</code> · {_local(insights.start_time)} – {_local(insights.end_time)}
- · buckets of {bucket} · {state}</div>
+ · buckets of {bucket} · {state}{f" · {_e(caption)}" if caption else ""}</div>
 <div class="cards" id="totals">{cards_html}</div>
 <section><h2>Viewers over time</h2>{img("viewers")}</section>
 <section><h2>Engagement</h2>{img("engagement")}</section>
@@ -445,21 +454,56 @@ async def write_report(
     out: Path,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
+    *,
+    media_from: event_pb2.MediaTime | None = None,
+    media_to: event_pb2.MediaTime | None = None,
 ) -> Path:
-    """Fetch the room's insights and write DIR/report.html; returns its path."""
+    """Fetch the room's insights and write DIR/report.html; returns its path.
+
+    With `media_from` / `media_to` the window is a stretch of the show's stream (a
+    recording's "from 0:10:00 to 0:25:00"): each point becomes the wall time the stream
+    reached it, from the first event stamped at or after it (ListEvents by media time), so
+    the report covers what happened on screen in that stretch (to the insights bucket). A
+    `media_to` that no event reaches means "to the end"; a `media_from` that none reaches is
+    a LookupError."""
+    caption = ""
+    if media_from is not None or media_to is not None:
+        start, end = await media_window(target, token, room_id, media_from, media_to)
+        first = media_text(media_from) if media_from else "the start"
+        caption = f"stream time {first} to {media_text(media_to) if media_to else 'the end'}"
     async with InsightsClient(target, token) as client:
         insights = await client.get(room_id, start, end, top=50)
-    return await asyncio.to_thread(save_report, insights, out)
+    return await asyncio.to_thread(save_report, insights, out, caption)
 
 
-def save_report(insights: pb.RoomInsights, out: Path) -> Path:
+async def media_window(
+    target: str, token: str, room_id: str, media_from: event_pb2.MediaTime | None, media_to: event_pb2.MediaTime | None
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The wall-clock window between two points of the room's stream (None: unbounded)."""
+    async with AdminClient(target, token) as admin:
+
+        async def first_at(point: event_pb2.MediaTime) -> dt.datetime | None:
+            async for event in admin.history(room_id, media_time=point, limit=1):
+                # The stream reached the point this much before the first event stamped after it.
+                ahead = event.media_time.position.ToTimedelta() - point.position.ToTimedelta()
+                return event.publish_time.ToDatetime(dt.UTC) - max(ahead, dt.timedelta(0))
+            return None
+
+        start = await first_at(media_from) if media_from is not None else None
+        if media_from is not None and start is None:
+            raise LookupError(f"no event of room {room_id!r} reaches stream time {media_text(media_from)}")
+        end = await first_at(media_to) if media_to is not None else None
+    return start, end
+
+
+def save_report(insights: pb.RoomInsights, out: Path, caption: str = "") -> Path:
     """Write DIR/report.html (and the figures as DIR/insights.json); returns the page's path."""
     import matplotlib
 
     matplotlib.use("Agg")
     out.mkdir(parents=True, exist_ok=True)
     path = out / "report.html"
-    path.write_text(render_html(insights), encoding="utf-8")
+    path.write_text(render_html(insights, caption), encoding="utf-8")
     (out / "insights.json").write_text(_json(insights), encoding="utf-8")
     return path
 

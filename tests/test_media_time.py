@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import pytest
@@ -24,6 +25,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from barrage.v1 import event_pb2
 from clients.admin import AdminClient
+from clients.insights import InsightsClient
 from clients.sdk import (
     BarrageError,
     Client,
@@ -562,6 +564,63 @@ def test_the_history_command_replays_from_a_media_time(server: ServerProcess, ro
     assert lines[0]["mediaTime"]["timelineId"] == "live-1"
     bad = history("--media-time", "live-1@soon")
     assert bad.returncode != 0 and "--media-time" in bad.stderr
+
+
+def test_the_report_covers_a_stretch_of_the_recording(tmp_path: Path, room_id: str) -> None:
+    """`barrage report ROOM --media-from live-1@20 --media-to live-1@40`: the insights of what
+    happened while the stream played from 0:00:20 to 0:00:40 — not before, not after."""
+    node = ServerProcess(tmp_path / "data", args=("--insights-bucket-s", "1"))
+    node.start()
+    try:
+
+        async def record() -> None:
+            async with AdminClient(node.target, node.token("hana", role="host")) as admin:
+                await admin.create_room(room_id, title="recorded sale")
+            async with (
+                Client(node.target, node.token("hana", role="host")) as host,
+                Client(node.target, node.token("vic")) as viewer,
+            ):
+                room = await host.join(room_id)
+                await viewer.join(room_id)
+                show = Show(room_id, host, room, host, room)
+                # One second apart, so that each stretch has buckets of its own.
+                for position_ms, comments in ((10_000, 2), (20_000, 3), (40_000, 1)):
+                    await asyncio.sleep(1.2)
+                    await report_clock(show, "live-1", position_ms)
+                    await asyncio.sleep(1.2)
+                    for n in range(comments):
+                        await viewer.send(room_id, f"at {position_ms // 1000} s, comment {n}")
+            async with InsightsClient(node.target, node.token("ops", role="service")) as insights:
+                async with asyncio.timeout(15):
+                    while (await insights.get(room_id)).totals.comments < 6:
+                        await asyncio.sleep(0.2)
+
+        asyncio.run(record())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BARRAGE_")}
+
+        def report(*args: str) -> subprocess.CompletedProcess[str]:
+            token = node.token("ops", role="service")
+            command = [sys.executable, "-m", "clients.cli", "report", room_id, "--target", node.target]
+            command += ["--token", token]
+            return subprocess.run(
+                [*command, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False
+            )
+
+        out = tmp_path / "stretch"
+        done = report("--out", str(out), "--media-from", "live-1@20", "--media-to", "live-1@40")
+        assert done.returncode == 0, done.stderr
+        figures = json.loads((out / "insights.json").read_text(encoding="utf-8"))
+        assert int(figures["totals"]["comments"]) == 3, "only the comments made between 0:00:20 and 0:00:40"
+        assert "stream time live-1@0:00:20 to live-1@0:00:40" in (out / "report.html").read_text(encoding="utf-8")
+        whole = report("--out", str(tmp_path / "whole"), "--media-from", "live-1@0")
+        assert whole.returncode == 0, whole.stderr
+        assert int(json.loads((tmp_path / "whole" / "insights.json").read_text())["totals"]["comments"]) == 6
+        beyond = report("--out", str(tmp_path / "none"), "--media-from", "live-1@3600")
+        assert beyond.returncode == 1 and "reaches stream time live-1@1:00:00" in beyond.stderr
+        both = report("--out", str(tmp_path / "none"), "--media-from", "live-1@0", "--start", "2026-12-06T00:00:00")
+        assert both.returncode == 1 and "not both" in both.stderr
+    finally:
+        node.stop()
 
 
 async def test_a_viewer_may_not_report_the_media_clock(show: Show) -> None:
