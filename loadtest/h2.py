@@ -7,7 +7,8 @@ tell it from any other client) in an asyncio.Protocol, with only what a long-liv
 stream needs: request HEADERS (HPACK literals, no dynamic table), DATA both ways with
 flow control, SETTINGS, PING acks, WINDOW_UPDATE, RST_STREAM and GOAWAY. It never decodes
 response headers or trailers (HPACK with Huffman and a dynamic table): a stream end is
-reported without its grpc-status. Loopback benchmarking only; not a general client.
+reported without its grpc-status; a test that needs the status keeps the header blocks
+(`Connection.header_blocks`) and decodes them with an HPACK library. Loopback benchmarking only; not a general client.
 
 Flow control, the one part that changes what the server sees: a stream's receive window
 is `window` bytes (SETTINGS_INITIAL_WINDOW_SIZE) and is topped up when half is consumed,
@@ -77,6 +78,17 @@ def request_headers(authority: str, path: str, agent: str) -> bytes:
 def grpc_message(data: bytes) -> bytes:
     """A gRPC length-prefixed message (uncompressed)."""
     return b"\x00" + _U32.pack(len(data)) + data
+
+
+def _header_fragment(kind: int, flags: int, payload: bytes) -> bytes:
+    """The HPACK bytes of a HEADERS or CONTINUATION frame (RFC 9113 6.2): without padding
+    and priority fields."""
+    if kind == HEADERS:
+        if flags & PADDED:
+            payload = payload[1 : len(payload) - payload[0]]
+        if flags & PRIORITY_FLAG:
+            payload = payload[5:]
+    return payload
 
 
 class Stream:
@@ -176,6 +188,9 @@ class Connection(asyncio.Protocol):
         self._conn_window = DEFAULT_WINDOW
         self._reading = True
         self.on_lost: Callable[[Connection], None] | None = None
+        self.header_blocks: list[tuple[int, bytes]] | None = None
+        """Set to a list to keep every header block fragment received, in order (stream id,
+        HPACK bytes), for a caller that decodes statuses (tests); None keeps nothing."""
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -183,11 +198,10 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         settings = _SETTING.pack(SETTINGS_ENABLE_PUSH, 0) + _SETTING.pack(SETTINGS_INITIAL_WINDOW_SIZE, self.window)
         conn_window = max(self.window * 4, DEFAULT_WINDOW)
-        self.transport.write(
-            PREFACE
-            + frame(SETTINGS, 0, 0, settings)
-            + frame(WINDOW_UPDATE, 0, 0, _U32.pack(conn_window - DEFAULT_WINDOW))
-        )
+        preface = PREFACE + frame(SETTINGS, 0, 0, settings)
+        if conn_window > DEFAULT_WINDOW:  # an increment of 0 is a protocol error (RFC 9113 6.9)
+            preface += frame(WINDOW_UPDATE, 0, 0, _U32.pack(conn_window - DEFAULT_WINDOW))
+        self.transport.write(preface)
         self._conn_window = conn_window
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -232,6 +246,8 @@ class Connection(asyncio.Protocol):
                     self._write(frame(WINDOW_UPDATE, 0, 0, _U32.pack(self._conn_consumed)))
                     self._conn_consumed = 0
             elif kind in (HEADERS, CONTINUATION):
+                if self.header_blocks is not None:
+                    self.header_blocks.append((sid, _header_fragment(kind, flags, buf[pos + 9 : end])))
                 if kind == HEADERS and flags & END_STREAM:
                     stream = streams.get(sid)
                     if stream is not None:
