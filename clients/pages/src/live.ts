@@ -1,0 +1,280 @@
+// The viewer page, /live/ROOM: a phone-sized live room. Video placeholder with comments
+// flying over it (danmaku), like button with the room's total, the pinned product, the
+// flash-sale countdown, poll and lottery, a comment box. Resumes after any network drop
+// from the last cursor (RoomLink), so nothing is missed and nothing shows twice.
+
+import { create } from "@bufbuild/protobuf";
+import { PayloadSchema, Priority, type Event, type FlashSaleStarted, type LotteryStarted, type PollStarted, type Product } from "../gen/barrage/v1/event_pb.js";
+import type { RoomSnapshot } from "../gen/barrage/v1/room_service_pb.js";
+import { compact, el, millis, money, who } from "./format.js";
+import { tokenFromFragment, tokenFromHost } from "./token.js";
+import { RoomLink, streamUrl } from "./wire.js";
+
+const roomId = decodeURIComponent(location.pathname.replace(/^\/live\//, "").replace(/\/$/, ""));
+const $ = (id: string): HTMLElement => document.getElementById(id) as HTMLElement;
+const FEED_LIMIT = 200;
+const DANMAKU_LANES = 6;
+
+let likeTotal = 0n;
+let product: Product | undefined;
+let sale: FlashSaleStarted | undefined;
+let saleStock: bigint | undefined;
+let poll: PollStarted | undefined;
+let tally: bigint[] = [];
+let lottery: LotteryStarted | undefined;
+let link: RoomLink | undefined;
+const laneFree: number[] = new Array<number>(DANMAKU_LANES).fill(0);
+
+function renderProduct(): void {
+  const card = $("product");
+  card.replaceChildren();
+  card.hidden = product === undefined;
+  if (!product) return;
+  const stock = saleStock ?? product.stock;
+  card.append(
+    el("div", { class: "thumb" }, product.title.slice(0, 1)),
+    el(
+      "div",
+      { class: "info" },
+      el("div", { class: "title", id: "product-title" }, product.title),
+      el("div", { class: "price" }, money(product.price)),
+      el("div", { class: "stock" }, stock > 0n ? `库存 stock ${stock}` : ""),
+    ),
+    el("button", { class: "buy", type: "button" }, "Buy"),
+  );
+  card.dataset["productId"] = product.productId;
+}
+
+function renderSale(): void {
+  const banner = $("sale");
+  banner.hidden = sale === undefined;
+  if (!sale) return;
+  const left = Math.max(0, millis(sale.endTime) - Date.now());
+  const s = Math.ceil(left / 1000);
+  $("sale-title").textContent = `⚡ ${sale.product?.title ?? "Flash sale"} ${money(sale.product?.price)}`;
+  $("sale-countdown").textContent = left > 0 ? `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}` : "ended";
+  $("sale-stock").textContent = `${saleStock ?? sale.stock} left`;
+}
+
+function renderPoll(): void {
+  const card = $("poll");
+  card.hidden = poll === undefined;
+  if (!poll) return;
+  const current = poll;
+  const total = tally.reduce((a, b) => a + b, 0n);
+  card.replaceChildren(el("div", { class: "card-title" }, `📊 ${current.question}`));
+  current.options.forEach((option, index) => {
+    const count = tally[index] ?? 0n;
+    const share = total > 0n ? Number((count * 100n) / total) : 0;
+    const row = el("button", { class: "option", type: "button" }, el("span", {}, option), el("span", { class: "count" }, `${count}`));
+    row.style.setProperty("--share", `${share}%`); // CSSOM: the CSP refuses style attributes
+    row.addEventListener("click", () => {
+      void link?.send(create(PayloadSchema, { kind: { case: "pollVote", value: { pollId: current.pollId, option: index } } }));
+    });
+    card.append(row);
+  });
+}
+
+function renderLottery(winners?: string[]): void {
+  const card = $("lottery");
+  card.hidden = lottery === undefined;
+  if (!lottery) return;
+  const current = lottery;
+  card.replaceChildren(el("div", { class: "card-title" }, `🎁 ${current.prize} ×${current.winnersCount}`));
+  if (winners) {
+    card.append(el("div", { class: "winners" }, winners.length ? `Winners: ${winners.join(", ")}` : "No winners"));
+  } else {
+    const join = el("button", { class: "join", type: "button" }, current.keyword ? `Comment “${current.keyword}” to enter` : "Enter");
+    join.addEventListener("click", () => {
+      void link?.send(create(PayloadSchema, { kind: { case: "lotteryEntry", value: { lotteryId: current.lotteryId } } }));
+    });
+    card.append(join);
+  }
+}
+
+function notice(event: Event, text: string): void {
+  const line = el("li", { class: "notice", "data-event-id": event.eventId, "data-kind": event.payload?.kind.case ?? "" }, text);
+  feed(line);
+}
+
+function feed(line: HTMLElement): void {
+  const list = $("feed");
+  list.append(line);
+  while (list.childElementCount > FEED_LIMIT) list.firstElementChild?.remove();
+  list.scrollTop = list.scrollHeight;
+}
+
+function danmaku(text: string, own: boolean): void {
+  const layer = $("danmaku");
+  // The lane whose last bullet left the right edge longest ago, so bullets do not overlap.
+  const now = performance.now();
+  let lane = 0;
+  for (let i = 1; i < DANMAKU_LANES; i++) if (laneFree[i] < laneFree[lane]) lane = i;
+  laneFree[lane] = Math.max(now, laneFree[lane]) + 400 + text.length * 90;
+  const item = el("div", { class: own ? "bullet own" : "bullet" }, text);
+  item.style.top = `${8 + lane * 30}px`; // CSSOM: the CSP refuses style attributes
+  item.addEventListener("animationend", () => item.remove());
+  layer.append(item);
+}
+
+function applySnapshot(snapshot: RoomSnapshot): void {
+  $("room-title").textContent = snapshot.title || roomId;
+  product = snapshot.pinnedProduct;
+  sale = snapshot.flashSale;
+  saleStock = undefined;
+  poll = snapshot.poll;
+  tally = snapshot.pollTally?.counts ?? [];
+  lottery = snapshot.lottery;
+  likeTotal = snapshot.likeTotal;
+  $("likes").textContent = compact(likeTotal);
+  $("viewers").textContent = `${compact(snapshot.viewerCount)} watching`;
+  renderProduct();
+  renderSale();
+  renderPoll();
+  renderLottery();
+}
+
+function onEvent(event: Event): void {
+  const kind = event.payload?.kind;
+  if (!kind) return;
+  switch (kind.case) {
+    case "comment": {
+      const line = el(
+        "li",
+        { class: kind.value.question ? "comment question" : "comment", "data-event-id": event.eventId },
+        el("b", {}, `${who(event.sender)}: `),
+        kind.value.text,
+      );
+      feed(line);
+      danmaku(kind.value.text, event.sender?.userId === myUserId);
+      return;
+    }
+    case "likeBurst":
+      likeTotal = kind.value.total;
+      $("likes").textContent = compact(likeTotal);
+      return;
+    case "viewerCount":
+      $("viewers").textContent = `${compact(kind.value.viewers)} watching`;
+      return;
+    case "productPinned":
+      product = kind.value.product;
+      renderProduct();
+      notice(event, `📌 ${product?.title ?? ""} ${money(product?.price)}`);
+      return;
+    case "productUnpinned":
+      if (product?.productId === kind.value.productId) product = undefined;
+      renderProduct();
+      notice(event, "📌 product unpinned");
+      return;
+    case "productUpdated":
+      if (product && product.productId === kind.value.productId) {
+        if (kind.value.price) product.price = kind.value.price;
+        if (kind.value.stock !== undefined) product.stock = kind.value.stock;
+        renderProduct();
+      }
+      return;
+    case "flashSaleStarted":
+      sale = kind.value;
+      saleStock = undefined;
+      renderSale();
+      notice(event, `⚡ Flash sale: ${sale.product?.title ?? ""} ${money(sale.product?.price)}`);
+      return;
+    case "flashSaleStock":
+      if (sale?.saleId === kind.value.saleId) saleStock = kind.value.stock;
+      renderSale();
+      return;
+    case "flashSaleEnded":
+      notice(event, kind.value.soldOut ? "⚡ Flash sale sold out" : `⚡ Flash sale ended (${kind.value.sold} sold)`);
+      sale = undefined;
+      renderSale();
+      return;
+    case "pollStarted":
+      poll = kind.value;
+      tally = [];
+      renderPoll();
+      notice(event, `📊 Poll: ${poll.question}`);
+      return;
+    case "pollTally":
+    case "pollEnded":
+      if (poll?.pollId === kind.value.pollId) tally = kind.value.counts;
+      renderPoll();
+      if (kind.case === "pollEnded") notice(event, `📊 Poll ended: ${poll?.options.map((o, i) => `${o} ${tally[i] ?? 0}`).join(" · ")}`);
+      return;
+    case "lotteryStarted":
+      lottery = kind.value;
+      renderLottery();
+      notice(event, `🎁 Lottery: ${lottery.prize}`);
+      return;
+    case "lotteryDrawn":
+      renderLottery(kind.value.winnerUserIds);
+      notice(event, `🎁 Winners: ${kind.value.winnerUserIds.join(", ") || "none"}`);
+      return;
+    case "announcement":
+      notice(event, `📣 ${kind.value.text}`);
+      return;
+    case "messageDeleted":
+      document.querySelector(`[data-event-id="${CSS.escape(kind.value.eventId)}"]`)?.remove();
+      return;
+    case "catalogueRegistered": // for insights and the console, not for viewers
+      return;
+    case "roomClosed":
+      notice(event, "The live has ended");
+      link?.stop();
+      return;
+    default:
+      if (event.priority === Priority.CRITICAL) notice(event, kind.case ?? "");
+  }
+}
+
+let myUserId = "";
+
+function status(state: string, detail: string): void {
+  const badge = $("link");
+  badge.dataset["state"] = state;
+  badge.title = detail;
+}
+
+function start(token: string): void {
+  link = new RoomLink(streamUrl(), token, roomId, {
+    welcome: (w) => {
+      myUserId = w.user?.userId ?? "";
+    },
+    snapshot: (snapshot) => applySnapshot(snapshot),
+    event: onEvent,
+    state: status,
+    joinFailed: (message) => {
+      $("room-title").textContent = message;
+    },
+  });
+  link.start();
+  (window as unknown as { barrage: unknown }).barrage = { link };
+}
+
+function wire(): void {
+  $("like").addEventListener("click", () => {
+    likeTotal += 1n; // shown at once; the room's total corrects it with the next burst
+    $("likes").textContent = compact(likeTotal);
+    void link?.send(create(PayloadSchema, { kind: { case: "like", value: { count: 1 } } }));
+  });
+  const form = $("compose") as HTMLFormElement;
+  form.addEventListener("submit", (submit) => {
+    submit.preventDefault();
+    const input = $("text") as HTMLInputElement;
+    const text = input.value.trim();
+    if (!text || !link) return;
+    input.value = "";
+    void link.send(create(PayloadSchema, { kind: { case: "comment", value: { text } } })).then((result) => {
+      if (result.status && result.status.code !== 0) {
+        const line = el("li", { class: "notice error" }, result.status.message);
+        feed(line);
+      }
+    });
+  });
+  setInterval(renderSale, 250); // the countdown
+}
+
+wire();
+$("room-title").textContent = roomId;
+const token = tokenFromFragment(`barrage.live.token`);
+if (token) start(token);
+else void tokenFromHost("barrage.live.token").then(start);

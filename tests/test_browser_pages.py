@@ -1,0 +1,201 @@
+"""The console (/console) and the viewer page (/live/ROOM) in a real headless Chromium
+(Debian's package, driven by Playwright for Python; never a browser Playwright downloads),
+against a real node on loopback (docs/web.md, "The pages").
+
+One operator page at 1280x800 and two viewer pages at 390x844. Screenshots of each go to
+tests/artifacts/ (git-ignored), printed at the end of the test.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from barrage.v1 import admin_service_pb2 as admin_pb
+from barrage.v1 import admin_service_pb2_grpc, event_pb2
+from tests.server_process import ROOT, ServerProcess, free_port
+
+ROOM = "spring-tea"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CATALOGUE = (("p-oolong", "乌龙茶 Oolong tea"), ("p-cup", "玻璃杯 Glass cup"), ("p-pot", "紫砂壶 Clay teapot"))
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def chromium() -> str:
+    """Debian's chromium and fonts, installed by scripts/install_chromium.sh if missing (never a skip)."""
+    done = subprocess.run([str(ROOT / "scripts" / "install_chromium.sh")], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, f"could not install chromium:\n{done.stderr[-2000:]}"
+    path = shutil.which("chromium")
+    assert path is not None, "chromium is not on PATH after scripts/install_chromium.sh"
+    return path
+
+
+class Node:
+    """A node with its browser port, a room owned by a host, and the room's catalogue."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        port = free_port()
+        self.server = ServerProcess(tmp_path / "data", args=("--web-listen", f"127.0.0.1:{port}"))
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self) -> None:
+        self.server.start()
+        self.host_token = self.server.token("host-mei", role="host", name="主播 Mei")
+        self.channel = grpc.insecure_channel(self.server.target)
+        self.admin = admin_service_pb2_grpc.RoomAdminServiceStub(self.channel)
+        host = (("authorization", f"Bearer {self.host_token}"),)
+        self.admin.CreateRoom(admin_pb.CreateRoomRequest(room_id=ROOM, title="春茶直播 Spring tea"), metadata=host)
+        products = [event_pb2.CatalogueProduct(product_id=pid, names=[name]) for pid, name in CATALOGUE]
+        payload = event_pb2.Payload(catalogue_registered=event_pb2.CatalogueRegistered(products=products))
+        request = admin_pb.PublishEventRequest(room_id=ROOM, request_id="cat-1", payload=payload)
+        self.admin.PublishEvent(request, metadata=host)
+
+    def critical_event_ids(self) -> list[str]:
+        """Every critical event of the room's log, in order."""
+        service = (("authorization", f"Bearer {self.server.token('ops', role='service')}"),)
+        ids: list[str] = []
+        cursor = ""
+        while True:
+            request = admin_pb.ListEventsRequest(room_id=ROOM, cursor=cursor, page_size=500)
+            page = self.admin.ListEvents(request, metadata=service)
+            ids.extend(e.event_id for e in page.events if e.priority == event_pb2.PRIORITY_CRITICAL)
+            if not page.next_cursor:
+                return ids
+            cursor = page.next_cursor
+
+    def stop(self) -> None:
+        self.channel.close()
+        self.server.stop()
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    node = Node(tmp_path)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        # --no-sandbox: the tests run as root in CI, where Chromium's sandbox refuses to start.
+        launched = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def shoot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def console(browser: Browser, node: Node) -> Page:
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(f"{node.url}/console")
+    page.fill("#token", node.host_token)
+    page.click("#signin button[type=submit]")
+    page.click(f'#rooms li[data-room-id="{ROOM}"]')
+    expect(page.locator("#link")).to_have_attribute("data-state", "live")
+    expect(page.locator("#catalogue li")).to_have_count(len(CATALOGUE))
+    assert "token" not in page.url and node.host_token not in page.url
+    return page
+
+
+def viewer(browser: Browser, node: Node, user: str, name: str) -> tuple[BrowserContext, Page]:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    token = node.server.token(user, name=name)
+    page.goto(f"{node.url}/live/{ROOM}#token={token}")
+    expect(page.locator("#link")).to_have_attribute("data-state", "live")
+    assert token not in page.url, "the page drops the token from the address bar"
+    return context, page
+
+
+def notices(page: Page) -> list[str]:
+    script = "els => els.map(e => e.dataset.eventId)"
+    ids: list[str] = page.eval_on_selector_all("#feed li.notice[data-event-id]", script)
+    return ids
+
+
+def test_console_and_two_viewers_in_chromium(node: Node, browser: Browser) -> None:
+    operator = console(browser, node)
+    _, first = viewer(browser, node, "v-lin", "林")
+    second_context, second = viewer(browser, node, "v-sam", "Sam")
+    shots = []
+
+    # The operator pins a product: every viewer shows the card within a second.
+    started = time.monotonic()
+    operator.click('#catalogue li[data-product-id="p-oolong"] button')
+    for page in (first, second):
+        expect(page.locator("#product-title")).to_have_text("乌龙茶 Oolong tea", timeout=1000)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0, f"the pinned card took {elapsed:.3f} s to reach both viewers"
+    expect(operator.locator('#catalogue li[data-product-id="p-oolong"] button')).to_have_text("Unpin")
+
+    # A viewer's question appears highlighted on the console, and in its question groups.
+    first.fill("#text", "这个乌龙茶多少钱？")
+    first.press("#text", "Enter")
+    question = operator.locator("#feed li.question", has_text="这个乌龙茶多少钱？")
+    expect(question).to_be_visible(timeout=3000)
+    assert question.evaluate("e => getComputedStyle(e).backgroundColor") != "rgba(0, 0, 0, 0)"
+    first.fill("#text", "好喝吗")
+    first.press("#text", "Enter")
+    expect(operator.locator("#questions li[data-group-id]").first).to_be_visible(timeout=15000)
+    first.click("#like")
+    shots.append(shoot(operator, "console-1280x800"))
+
+    # The second viewer's network is cut; the operator goes on; the network comes back.
+    before = set(node.critical_event_ids())
+    second_context.set_offline(True)
+    second.evaluate("window.barrage.link.socket?.close()")  # an open socket may outlive the emulation
+    expect(second.locator("#link")).not_to_have_attribute("data-state", "live")
+    operator.fill("#announce input[name=text]", "新茶到货 New harvest in")
+    operator.click("#announce button[type=submit]")
+    operator.click('#catalogue li[data-product-id="p-cup"] button')
+    operator.fill("#poll input[name=question]", "下一款看什么 Next?")
+    operator.fill("#poll input[name=options]", "茶壶, 茶杯")
+    operator.click("#poll button[type=submit]")
+    operator.fill("#lottery input[name=prize]", "茶具一套 Tea set")
+    operator.click("#lottery button[type=submit]")
+    operator.select_option("#sale-product", "p-pot")
+    operator.click("#sale button[type=submit]")
+    missed: list[str] = []
+    deadline = time.monotonic() + 10
+    while len(missed) < 5 and time.monotonic() < deadline:  # pin, announcement, poll, lottery, sale
+        missed = [eid for eid in node.critical_event_ids() if eid not in before]
+        time.sleep(0.1)
+    assert len(missed) == 5, f"the operator's five critical events were not all logged: {missed}"
+    expect(first.locator("#feed li.notice").last).to_contain_text("Flash sale")
+    assert second.evaluate("navigator.onLine") is False
+    second_context.set_offline(False)
+
+    expect(second.locator("#link")).to_have_attribute("data-state", "live", timeout=15000)
+    for event_id in missed:
+        expect(second.locator(f'#feed li[data-event-id="{event_id}"]')).to_have_count(1)
+    shown = notices(second)
+    assert len(shown) == len(set(shown)), "no critical event is shown twice"
+    assert [eid for eid in shown if eid in missed] == missed, "the missed events in the log's order"
+    expect(second.locator("#product-title")).to_have_text("玻璃杯 Glass cup")
+    expect(second.locator("#sale")).to_be_visible()
+    expect(second.locator("#poll")).to_contain_text("下一款看什么 Next?")
+    expect(second.locator("#lottery")).to_contain_text("茶具一套 Tea set")
+
+    shots.append(shoot(first, "viewer-1-390x844"))
+    shots.append(shoot(second, "viewer-2-390x844-after-resume"))
+    shots.append(shoot(operator, "console-1280x800-after"))
+    print("screenshots:", *shots, sep="\n  ")
