@@ -11,6 +11,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,6 +184,8 @@ def test_console_and_two_viewers_in_chromium(node: Node, browser: Browser) -> No
     assert len(missed) == 5, f"the operator's five critical events were not all logged: {missed}"
     expect(first.locator("#feed li.notice").last).to_contain_text("Flash sale")
     assert second.evaluate("navigator.onLine") is False
+    assert not set(notices(second)) & set(missed), "offline, the second viewer saw none of them"
+    expect(second.locator("#link")).not_to_have_attribute("data-state", "live")
     second_context.set_offline(False)
 
     expect(second.locator("#link")).to_have_attribute("data-state", "live", timeout=15000)
@@ -199,3 +203,29 @@ def test_console_and_two_viewers_in_chromium(node: Node, browser: Browser) -> No
     shots.append(shoot(second, "viewer-2-390x844-after-resume"))
     shots.append(shoot(operator, "console-1280x800-after"))
     print("screenshots:", *shots, sep="\n  ")
+
+
+def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_pages_come_from_the_node_with_a_strict_content_security_policy(node: Node) -> None:
+    status, headers, body = fetch(f"{node.url}/console")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    csp = headers["Content-Security-Policy"]
+    for rule in ("default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"):
+        assert rule in csp
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
+    assert b'src="/static/console.js"' in body and b"http" not in body.split(b"<body")[0], "nothing from a CDN"
+
+    status, headers, _ = fetch(f"{node.url}/live/{ROOM}")
+    assert status == 200 and "frame-ancestors 'self'" in headers["Content-Security-Policy"]
+    status, headers, _ = fetch(f"{node.url}/static/live.js")
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+
+    for path in ("/static/pages.py", "/static/..%2fpages.py", "/static/console.html", "/static/nope.js", "/live/a/b"):
+        assert fetch(f"{node.url}{path}")[0] == 404, path

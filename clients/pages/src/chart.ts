@@ -13,6 +13,8 @@ function prepare(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
   return ctx;
 }
 
+const SLOTS = 90;
+
 export function lineChart(canvas: HTMLCanvasElement, values: number[], color: string, unit: string): void {
   const ctx = prepare(canvas);
   const { width, height } = canvas.getBoundingClientRect();
@@ -30,15 +32,23 @@ export function lineChart(canvas: HTMLCanvasElement, values: number[], color: st
     ctx.fillText("no data yet", width / 2 - 28, height / 2);
     return;
   }
-  const step = values.length > 1 ? width / (values.length - 1) : 0;
+  const step = width / (SLOTS - 1); // a fixed time axis: new points enter on the right
+  const offset = SLOTS - values.length;
   const y = (v: number): number => bottom - (v / max) * (bottom - top);
   ctx.beginPath();
-  values.forEach((v, i) => (i === 0 ? ctx.moveTo(i * step, y(v)) : ctx.lineTo(i * step, y(v))));
+  const x = (i: number): number => (offset + i) * step;
+  values.forEach((v, i) => (i === 0 ? ctx.moveTo(x(i), y(v)) : ctx.lineTo(x(i), y(v))));
   ctx.strokeStyle = color;
   ctx.lineWidth = 2;
   ctx.stroke();
-  ctx.lineTo((values.length - 1) * step, bottom);
-  ctx.lineTo(0, bottom);
+  ctx.fillStyle = color;
+  ctx.beginPath();
+  ctx.arc(x(values.length - 1), y(values[values.length - 1]), 3, 0, 2 * Math.PI);
+  ctx.fill();
+  ctx.beginPath();
+  values.forEach((v, i) => (i === 0 ? ctx.moveTo(x(i), y(v)) : ctx.lineTo(x(i), y(v))));
+  ctx.lineTo(x(values.length - 1), bottom);
+  ctx.lineTo(x(0), bottom);
   ctx.closePath();
   ctx.globalAlpha = 0.12;
   ctx.fillStyle = color;
@@ -55,7 +65,7 @@ export function barChart(canvas: HTMLCanvasElement, bars: { label: string; value
     return;
   }
   const rows = bars.slice(0, 5);
-  const row = height / rows.length;
+  const row = Math.min(26, height / rows.length);
   const max = Math.max(1, ...rows.map((b) => b.value));
   const labelWidth = 90;
   rows.forEach((bar, i) => {

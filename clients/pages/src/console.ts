@@ -110,6 +110,7 @@ function openRoom(id: string): void {
   $("questions").replaceChildren(el("li", { class: "empty" }, "No questions yet"));
   pinned = undefined;
   insights = undefined;
+  samples = [];
   link = new RoomLink(streamUrl(), token, id, {
     snapshot: applySnapshot,
     event: onEvent,
@@ -405,6 +406,7 @@ function watchInsights(room: string): void {
         { roomId: room, interval: { seconds: 2n }, recentBuckets: 30, options: { topQuestions: 8 } },
         (answer) => {
           insights = answer.insights;
+          if (insights) sample(insights);
           renderQuestions();
           drawCharts();
         },
@@ -433,25 +435,41 @@ function renderQuestions(): void {
         { class: group.answered ? "answered" : "open", "data-group-id": group.groupId },
         el("span", { class: "count" }, `${group.count}`),
         el("span", { class: "example" }, group.example),
-        el("span", { class: "meta" }, `${group.intent}${group.productId ? ` · ${group.productId}` : ""} · ${group.askers} asked${group.answered ? " · answered" : ""}`),
+        el("span", { class: "meta" }, [group.intent, group.productId, `${group.askers} asked`, group.answered ? "answered" : ""].filter(Boolean).join(" · ")),
       ),
     ),
   );
 }
 
+interface Sample {
+  at: number; // ms, the insights' as_of_time
+  viewers: number;
+  comments: number; // the room's running total
+}
+
+const SAMPLES = 90; // three minutes at one update every 2 s
+let samples: Sample[] = [];
+
+/** Each WatchInsights update is one point: viewers now, and comments per second since the last update. */
+function sample(update: RoomInsights): void {
+  const at = Number(update.asOfTime?.seconds ?? 0n) * 1000 + Math.floor((update.asOfTime?.nanos ?? 0) / 1e6);
+  const point = { at, viewers: Number(update.totals?.viewers ?? 0n), comments: Number(update.totals?.comments ?? 0n) };
+  if (samples.length && at <= samples[samples.length - 1].at) return;
+  samples = [...samples, point].slice(-SAMPLES);
+}
+
 function drawCharts(): void {
-  const buckets = insights?.buckets ?? [];
-  const width = Number(insights?.bucketWidth?.seconds ?? 60n) || 60;
-  lineChart($<HTMLCanvasElement>("chart-viewers"), buckets.map((b) => Number(b.viewers)), "#2563eb", "");
-  lineChart($<HTMLCanvasElement>("chart-comments"), buckets.map((b) => Number(b.comments) / width), "#db2777", "/s");
-  const last = buckets[buckets.length - 1];
-  $("comments-now").textContent = last ? (Number(last.comments) / width).toFixed(1) : "0";
+  const rates = samples.slice(1).map((p, i) => Math.max(0, (p.comments - samples[i].comments) / ((p.at - samples[i].at) / 1000)));
+  lineChart($<HTMLCanvasElement>("chart-viewers"), samples.map((p) => p.viewers), "#2563eb", "");
+  lineChart($<HTMLCanvasElement>("chart-comments"), rates, "#db2777", "/s");
+  $("viewers-now").textContent = compact(samples.length ? samples[samples.length - 1].viewers : liveViewers);
+  $("comments-now").textContent = rates.length ? rates[rates.length - 1].toFixed(1) : "0";
   const products = [...(insights?.products ?? [])]
     .map((p) => ({ label: p.title || p.productId, value: Number(p.mentions) + Number(p.questions) }))
     .filter((p) => p.value > 0)
     .sort((a, b) => b.value - a.value);
   barChart($<HTMLCanvasElement>("chart-products"), products, "#059669");
-  $("insights-state").textContent = insights ? `as of ${new Date(Number(insights.asOfTime?.seconds ?? 0n) * 1000).toLocaleTimeString()}` : "";
+  $("insights-state").textContent = samples.length ? `as of ${new Date(samples[samples.length - 1].at).toLocaleTimeString()}` : "";
 }
 
 // ------------------------------------------------------------------ start
