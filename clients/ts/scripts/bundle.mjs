@@ -12,5 +12,6 @@ await build({
   minify: true,
   sourcemap: false,
   legalComments: "none",
-  outfile: "dist/barrage-sdk.js",
+  // BUNDLE_OUT: elsewhere (tests/test_ts_sdk.py checks the committed bundle is current).
+  outfile: process.env.BUNDLE_OUT || "dist/barrage-sdk.js",
 });

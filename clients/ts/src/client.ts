@@ -812,7 +812,11 @@ export class BarrageClient {
       void this.tokenValue()
         .then((token) => {
           this.refreshTimer = undefined;
-          this.writeRefresh(token);
+          if (!this.writeRefresh(token)) return; // No stream: the next Welcome schedules one.
+          // The server accepts a refresh silently, so the next one is timed by the new
+          // token's own expiry (read, not verified: only the server verifies).
+          const expires = jwtExpiryMs(token);
+          if (expires !== undefined) this.refreshSoon(Math.max(expires - Date.now() - this.opts.refreshMarginMs, 1000));
         })
         .catch(() => {
           this.refreshTimer = undefined; // The next reconnect asks again.
@@ -820,10 +824,10 @@ export class BarrageClient {
     }, delayMs);
   }
 
-  private writeRefresh(token: string): void {
-    if (this.write(create(ConnectRequestSchema, { kind: { case: "refreshToken", value: { token } } }))) {
-      this.stats.tokenRefreshes += 1;
-    }
+  private writeRefresh(token: string): boolean {
+    if (!this.write(create(ConnectRequestSchema, { kind: { case: "refreshToken", value: { token } } }))) return false;
+    this.stats.tokenRefreshes += 1;
+    return true;
   }
 }
 
@@ -835,6 +839,19 @@ function withTimeout<T>(promise: Promise<T>, ms: number, error?: () => Error): P
       (e: unknown) => (clearTimeout(timer), reject(e)),
     );
   });
+}
+
+/** A JWT's `exp` in milliseconds, if the token is a JWT with one. */
+function jwtExpiryMs(token: string): number | undefined {
+  try {
+    const body = token.split(".")[1];
+    if (body === undefined) return undefined;
+    const json = atob(body.replaceAll("-", "+").replaceAll("_", "/")) as string;
+    const exp = (JSON.parse(json) as { exp?: unknown }).exp;
+    return typeof exp === "number" ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function randomId(): string {
