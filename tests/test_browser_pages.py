@@ -164,7 +164,7 @@ def test_console_and_two_viewers_in_chromium(node: Node, browser: Browser) -> No
     # The second viewer's network is cut; the operator goes on; the network comes back.
     before = set(node.critical_event_ids())
     second_context.set_offline(True)
-    second.evaluate("window.barrage.link.socket?.close()")  # an open socket may outlive the emulation
+    second.evaluate("window.barrage.client.stream?.ws.close()")  # an open socket may outlive the emulation
     expect(second.locator("#link")).not_to_have_attribute("data-state", "live")
     operator.fill("#announce input[name=text]", "新茶到货 New harvest in")
     operator.click("#announce button[type=submit]")

@@ -3,35 +3,38 @@
 // catalogue, start a flash sale, poll or lottery, moderate (mute, ban, delete, slow mode),
 // and follow viewers, comments per second and product interest live (WatchInsights).
 
-import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import {
-  Direction,
-  ListEventsRequestSchema,
-  ListEventsResponseSchema,
-  ListRoomsRequestSchema,
-  ListRoomsResponseSchema,
-  RoomState,
-} from "../gen/barrage/v1/admin_service_pb.js";
-import { PayloadSchema, type CatalogueProduct, type Event, type Payload, type Product } from "../gen/barrage/v1/event_pb.js";
-import { WatchInsightsRequestSchema, WatchInsightsResponseSchema, type RoomInsights } from "../gen/barrage/v1/insights_service_pb.js";
-import type { RoomSnapshot } from "../gen/barrage/v1/room_service_pb.js";
 import { barChart, lineChart } from "./chart.js";
 import { compact, el, money, who } from "./format.js";
-import { Rpc } from "./rpc.js";
+import {
+  Direction,
+  PayloadSchema,
+  RoomState,
+  create,
+  createApi,
+  linkState,
+  millisOf,
+  pageClient,
+  reasonOf,
+  timestamp,
+  type Api,
+  type BarrageClient,
+  type CatalogueProduct,
+  type Event,
+  type Payload,
+  type Product,
+  type RoomInsights,
+  type RoomSnapshot,
+} from "./sdk.js";
 import { claims } from "./token.js";
-import { RoomLink, streamUrl } from "./wire.js";
 
 const TOKEN_KEY = "barrage.console.token"; // sessionStorage: this tab only, never the URL
-const ADMIN = "/barrage.v1.RoomAdminService";
-const INSIGHTS = "/barrage.v1.RoomInsightsService";
 const FEED_LIMIT = 300;
 const CATALOGUE_PAGES = 5;
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
 
 let token = "";
-let rpc: Rpc | undefined;
-let link: RoomLink | undefined;
+let api: Api | undefined;
+let client: BarrageClient | undefined;
 let watch: AbortController | undefined;
 let roomId = "";
 let pinned: Product | undefined;
@@ -45,7 +48,11 @@ function signIn(value: string): void {
   token = value.trim();
   if (!token) return;
   sessionStorage.setItem(TOKEN_KEY, token);
-  rpc = new Rpc(token);
+  api = createApi({ baseUrl: location.origin, token });
+  client = pageClient(token, (state) => {
+    $("link").dataset["state"] = linkState(state);
+  });
+  (window as unknown as { barrage: unknown }).barrage = { client };
   const who_ = claims(token);
   $("whoami").textContent = `${who_.name ?? who_.sub ?? "?"} · ${who_.role ?? ""}`;
   document.body.dataset["signedIn"] = "yes";
@@ -55,6 +62,8 @@ function signIn(value: string): void {
 function signOut(): void {
   sessionStorage.removeItem(TOKEN_KEY);
   leaveRoom();
+  client?.close();
+  client = undefined;
   token = "";
   document.body.dataset["signedIn"] = "no";
   $("rooms").replaceChildren();
@@ -63,13 +72,13 @@ function signOut(): void {
 // ------------------------------------------------------------------ rooms
 
 async function loadRooms(): Promise<void> {
-  if (!rpc) return;
+  if (!api) return;
   const list = $("rooms");
   try {
     const rooms = [];
     let pageToken = "";
     for (let page = 0; page < 10; page++) {
-      const answer = await rpc.unary(`${ADMIN}/ListRooms`, ListRoomsRequestSchema, ListRoomsResponseSchema, { pageSize: 200, pageToken });
+      const answer = await api.admin.listRooms({ pageSize: 200, pageToken });
       rooms.push(...answer.rooms);
       pageToken = answer.nextPageToken;
       if (!pageToken) break;
@@ -88,14 +97,13 @@ async function loadRooms(): Promise<void> {
     );
     if (rooms.length === 0) list.append(el("li", { class: "empty" }, "No rooms for this token"));
   } catch (error) {
-    list.replaceChildren(el("li", { class: "error" }, String(error)));
+    list.replaceChildren(el("li", { class: "error" }, `${reasonOf(error) || String(error)}`));
   }
 }
 
 function leaveRoom(): void {
-  link?.stop();
+  if (roomId) void client?.leave(roomId);
   watch?.abort();
-  link = undefined;
   roomId = "";
   document.body.dataset["room"] = "";
 }
@@ -111,19 +119,29 @@ function openRoom(id: string): void {
   pinned = undefined;
   insights = undefined;
   samples = [];
-  link = new RoomLink(streamUrl(), token, id, {
-    snapshot: applySnapshot,
-    event: onEvent,
-    state: (state, detail) => {
-      $("link").dataset["state"] = state;
-      $("link").title = detail;
-    },
-    joinFailed: (message) => toast(message, true),
-  });
-  link.start();
+  void follow(id);
   void loadCatalogue(id);
   watchInsights(id);
   drawCharts();
+}
+
+/** The room stream: its snapshot, then every event in order (resumed after any drop). */
+async function follow(id: string): Promise<void> {
+  if (!client) return;
+  try {
+    await client.connect();
+    const subscription = await client.join(id, { historyLimit: 100 });
+    if (id !== roomId) return;
+    if (subscription.snapshot) applySnapshot(subscription.snapshot);
+    subscription.listen((item) => {
+      if (id !== roomId) return;
+      if (item.type === "event") onEvent(item.event);
+      else if (item.type === "gap" && item.snapshot) applySnapshot(item.snapshot);
+      else if (item.type === "ended" && item.why !== "left") toast(item.text || item.error?.message || item.why, true);
+    });
+  } catch (error) {
+    toast(error instanceof Error ? error.message : String(error), true);
+  }
 }
 
 function applySnapshot(snapshot: RoomSnapshot): void {
@@ -211,7 +229,7 @@ function addComment(event: Event, text: string, question: boolean): void {
     actions.append(button);
   };
   action("mute", "mute 10 minutes", () =>
-    create(PayloadSchema, { kind: { case: "userMuted", value: { userId: user, until: timestampFromMs(Date.now() + 600_000) } } }),
+    create(PayloadSchema, { kind: { case: "userMuted", value: { userId: user, until: timestamp(Date.now() + 600_000) } } }),
   );
   action("ban", "ban from the room", () => create(PayloadSchema, { kind: { case: "userBanned", value: { userId: user } } }));
   action("delete", "delete this message", () =>
@@ -243,10 +261,13 @@ function feed(line: HTMLElement): void {
 // ------------------------------------------------------------------ actions
 
 async function post(payload: Payload): Promise<void> {
-  if (!link) return;
-  const result = await link.send(payload);
-  if (result.status && result.status.code !== 0) toast(result.status.message, true);
-  else toast(`${payload.kind.case ?? "event"} sent`);
+  if (!client || !roomId) return;
+  try {
+    await client.sendPayload(roomId, payload);
+    toast(`${payload.kind.case ?? "event"} sent`);
+  } catch (error) {
+    toast(error instanceof Error ? error.message : String(error), true);
+  }
 }
 
 function toast(text: string, error = false): void {
@@ -278,16 +299,11 @@ async function loadCatalogue(room: string): Promise<void> {
   // the newest one wins, so read history backwards until one is found.
   catalogue = [];
   renderCatalogue();
-  if (!rpc) return;
+  if (!api) return;
   let cursor = "";
   try {
     for (let page = 0; page < CATALOGUE_PAGES && room === roomId; page++) {
-      const answer = await rpc.unary(`${ADMIN}/ListEvents`, ListEventsRequestSchema, ListEventsResponseSchema, {
-        roomId: room,
-        cursor,
-        direction: Direction.BACKWARD,
-        pageSize: 200,
-      });
+      const answer = await api.admin.listEvents({ roomId: room, cursor, direction: Direction.BACKWARD, pageSize: 200 });
       const found = answer.events.find((e) => e.payload?.kind.case === "catalogueRegistered");
       if (found?.payload?.kind.case === "catalogueRegistered") {
         if (catalogue.length === 0) catalogue = found.payload.kind.value.products;
@@ -297,7 +313,7 @@ async function loadCatalogue(room: string): Promise<void> {
       if (!cursor) break;
     }
   } catch (error) {
-    toast(`catalogue: ${String(error)}`, true);
+    toast(`catalogue: ${reasonOf(error) || String(error)}`, true);
   }
   renderCatalogue();
 }
@@ -356,8 +372,8 @@ function wireForms(): void {
           product,
           stock: BigInt(Number(value(form, "stock")) || 1),
           limitPerUser: 1,
-          startTime: timestampFromMs(now),
-          endTime: timestampFromMs(now + (Number(value(form, "minutes")) || 1) * 60_000),
+          startTime: timestamp(now),
+          endTime: timestamp(now + (Number(value(form, "minutes")) || 1) * 60_000),
         },
       },
     });
@@ -367,7 +383,7 @@ function wireForms(): void {
     return create(PayloadSchema, {
       kind: {
         case: "pollStarted",
-        value: { pollId: id("poll"), question: value(form, "question"), options, endTime: timestampFromMs(Date.now() + (Number(value(form, "minutes")) || 1) * 60_000) },
+        value: { pollId: id("poll"), question: value(form, "question"), options, endTime: timestamp(Date.now() + (Number(value(form, "minutes")) || 1) * 60_000) },
       },
     });
   });
@@ -380,7 +396,7 @@ function wireForms(): void {
           prize: value(form, "prize"),
           winnersCount: Number(value(form, "winners")) || 1,
           keyword: value(form, "keyword"),
-          endTime: timestampFromMs(Date.now() + (Number(value(form, "minutes")) || 1) * 60_000),
+          endTime: timestamp(Date.now() + (Number(value(form, "minutes")) || 1) * 60_000),
         },
       },
     }),
@@ -394,27 +410,25 @@ function wireForms(): void {
 // ------------------------------------------------------------------ insights
 
 function watchInsights(room: string): void {
-  if (!rpc) return;
+  if (!api) return;
   const controller = new AbortController();
   watch = controller;
   const run = async (attempt: number): Promise<void> => {
     try {
-      await rpc!.stream(
-        `${INSIGHTS}/WatchInsights`,
-        WatchInsightsRequestSchema,
-        WatchInsightsResponseSchema,
+      const updates = api!.insights.watchInsights(
         { roomId: room, interval: { seconds: 2n }, recentBuckets: 30, options: { topQuestions: 8 } },
-        (answer) => {
-          insights = answer.insights;
-          if (insights) sample(insights);
-          renderQuestions();
-          drawCharts();
-        },
-        controller.signal,
+        { signal: controller.signal },
       );
+      for await (const answer of updates) {
+        insights = answer.insights;
+        if (insights) sample(insights);
+        renderQuestions();
+        drawCharts();
+        attempt = 0;
+      }
     } catch (error) {
       if (controller.signal.aborted) return;
-      $("insights-state").textContent = String(error);
+      $("insights-state").textContent = reasonOf(error) || String(error);
     }
     if (!controller.signal.aborted) setTimeout(() => void run(attempt + 1), Math.min(10_000, 1000 * 2 ** attempt));
   };
@@ -452,7 +466,7 @@ let samples: Sample[] = [];
 
 /** Each WatchInsights update is one point: viewers now, and comments per second since the last update. */
 function sample(update: RoomInsights): void {
-  const at = Number(update.asOfTime?.seconds ?? 0n) * 1000 + Math.floor((update.asOfTime?.nanos ?? 0) / 1e6);
+  const at = millisOf(update.asOfTime);
   const point = { at, viewers: Number(update.totals?.viewers ?? 0n), comments: Number(update.totals?.comments ?? 0n) };
   if (samples.length && at <= samples[samples.length - 1].at) return;
   samples = [...samples, point].slice(-SAMPLES);

@@ -1,7 +1,6 @@
 // Small display helpers shared by both pages.
 
-import type { Money, Sender } from "../gen/barrage/v1/event_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Money, Sender } from "./sdk.js";
 
 export function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -22,10 +21,6 @@ export function money(value: Money | undefined): string {
   } catch {
     return `${amount.toFixed(2)} ${value.currency}`;
   }
-}
-
-export function millis(value: Timestamp | undefined): number {
-  return value ? Number(value.seconds) * 1000 + Math.floor(value.nanos / 1e6) : 0;
 }
 
 export function who(sender: Sender | undefined): string {

@@ -3,12 +3,24 @@
 // flash-sale countdown, poll and lottery, a comment box. Resumes after any network drop
 // from the last cursor (RoomLink), so nothing is missed and nothing shows twice.
 
-import { create } from "@bufbuild/protobuf";
-import { PayloadSchema, Priority, type Event, type FlashSaleStarted, type LotteryStarted, type PollStarted, type Product } from "../gen/barrage/v1/event_pb.js";
-import type { RoomSnapshot } from "../gen/barrage/v1/room_service_pb.js";
-import { compact, el, millis, money, who } from "./format.js";
+import { compact, el, money, who } from "./format.js";
+import {
+  PayloadSchema,
+  Priority,
+  create,
+  linkState,
+  millisOf as millis,
+  pageClient,
+  type BarrageClient,
+  type Event,
+  type FlashSaleStarted,
+  type LotteryStarted,
+  type Payload,
+  type PollStarted,
+  type Product,
+  type RoomSnapshot,
+} from "./sdk.js";
 import { tokenFromFragment, tokenFromHost } from "./token.js";
-import { RoomLink, streamUrl } from "./wire.js";
 
 const roomId = decodeURIComponent(location.pathname.replace(/^\/live\//, "").replace(/\/$/, ""));
 const $ = (id: string): HTMLElement => document.getElementById(id) as HTMLElement;
@@ -22,7 +34,7 @@ let saleStock: bigint | undefined;
 let poll: PollStarted | undefined;
 let tally: bigint[] = [];
 let lottery: LotteryStarted | undefined;
-let link: RoomLink | undefined;
+let client: BarrageClient | undefined;
 const laneFree: number[] = new Array<number>(DANMAKU_LANES).fill(0);
 
 function renderProduct(): void {
@@ -69,7 +81,7 @@ function renderPoll(): void {
     const row = el("button", { class: "option", type: "button" }, el("span", {}, option), el("span", { class: "count" }, `${count}`));
     row.style.setProperty("--share", `${share}%`); // CSSOM: the CSP refuses style attributes
     row.addEventListener("click", () => {
-      void link?.send(create(PayloadSchema, { kind: { case: "pollVote", value: { pollId: current.pollId, option: index } } }));
+      post(create(PayloadSchema, { kind: { case: "pollVote", value: { pollId: current.pollId, option: index } } }));
     });
     card.append(row);
   });
@@ -86,7 +98,7 @@ function renderLottery(winners?: string[]): void {
   } else {
     const join = el("button", { class: "join", type: "button" }, current.keyword ? `Comment “${current.keyword}” to enter` : "Enter");
     join.addEventListener("click", () => {
-      void link?.send(create(PayloadSchema, { kind: { case: "lotteryEntry", value: { lotteryId: current.lotteryId } } }));
+      post(create(PayloadSchema, { kind: { case: "lotteryEntry", value: { lotteryId: current.lotteryId } } }));
     });
     card.append(join);
   }
@@ -219,7 +231,6 @@ function onEvent(event: Event): void {
       return;
     case "roomClosed":
       notice(event, "The live has ended");
-      link?.stop();
       return;
     default:
       if (event.priority === Priority.CRITICAL) notice(event, kind.case ?? "");
@@ -228,53 +239,58 @@ function onEvent(event: Event): void {
 
 let myUserId = "";
 
-function status(state: string, detail: string): void {
-  const badge = $("link");
-  badge.dataset["state"] = state;
-  badge.title = detail;
+/** Post into the room; a refusal (muted, slow mode, rate limited...) is shown in the feed. */
+function post(payload: Payload): void {
+  client?.sendPayload(roomId, payload).catch((error: unknown) => {
+    feed(el("li", { class: "notice error" }, error instanceof Error ? error.message : String(error)));
+  });
 }
 
-function start(token: string): void {
-  link = new RoomLink(streamUrl(), token, roomId, {
-    welcome: (w) => {
-      myUserId = w.user?.userId ?? "";
-    },
-    snapshot: (snapshot) => applySnapshot(snapshot),
-    event: onEvent,
-    state: status,
-    joinFailed: (message) => {
-      $("room-title").textContent = message;
-    },
+async function start(token: string): Promise<void> {
+  const link = $("link");
+  client = pageClient(token, (state) => {
+    link.dataset["state"] = linkState(state);
   });
-  link.start();
-  (window as unknown as { barrage: unknown }).barrage = { link };
+  (window as unknown as { barrage: unknown }).barrage = { client };
+  try {
+    const welcome = await client.connect();
+    myUserId = welcome.user?.userId ?? "";
+    const subscription = await client.join(roomId, { historyLimit: 50 });
+    if (subscription.snapshot) applySnapshot(subscription.snapshot);
+    subscription.listen((item) => {
+      if (item.type === "event") onEvent(item.event);
+      else if (item.type === "gap" && item.snapshot) applySnapshot(item.snapshot); // could not resume: start over
+      else if (item.type === "ended") {
+        link.dataset["state"] = "stopped";
+        if (item.why !== "room_closed") feed(el("li", { class: "notice error" }, item.text || item.error?.message || item.why));
+      }
+    });
+  } catch (error) {
+    link.dataset["state"] = "stopped";
+    $("room-title").textContent = error instanceof Error ? error.message : String(error);
+  }
 }
 
 function wire(): void {
   $("like").addEventListener("click", () => {
     likeTotal += 1n; // shown at once; the room's total corrects it with the next burst
     $("likes").textContent = compact(likeTotal);
-    void link?.send(create(PayloadSchema, { kind: { case: "like", value: { count: 1 } } }));
+    post(create(PayloadSchema, { kind: { case: "like", value: { count: 1 } } }));
   });
   const form = $("compose") as HTMLFormElement;
   form.addEventListener("submit", (submit) => {
     submit.preventDefault();
     const input = $("text") as HTMLInputElement;
     const text = input.value.trim();
-    if (!text || !link) return;
+    if (!text) return;
     input.value = "";
-    void link.send(create(PayloadSchema, { kind: { case: "comment", value: { text } } })).then((result) => {
-      if (result.status && result.status.code !== 0) {
-        const line = el("li", { class: "notice error" }, result.status.message);
-        feed(line);
-      }
-    });
+    post(create(PayloadSchema, { kind: { case: "comment", value: { text } } }));
   });
   setInterval(renderSale, 250); // the countdown
 }
 
 wire();
 $("room-title").textContent = roomId;
-const token = tokenFromFragment(`barrage.live.token`);
-if (token) start(token);
+const token = tokenFromFragment("barrage.live.token");
+if (token) void start(token);
 else void tokenFromHost("barrage.live.token").then(start);
