@@ -27,8 +27,11 @@ if [ "$major" -lt 18 ]; then
   echo "install_node: Node.js $(node --version) is too old; the SDK needs 18 or newer" >&2
   exit 1
 fi
-# npm ci again only when the lock file is newer than the last install.
-stamp=clients/ts/node_modules/.package-lock.json
-if [ ! -e "$stamp" ] || [ clients/ts/package-lock.json -nt "$stamp" ]; then
-  (cd clients/ts && npm ci --no-audit --no-fund >&2)
-fi
+# npm ci again only when the lock file is newer than the last install. clients/pages: the
+# console and viewer pages' build (tests/test_browser_pages.py checks their bundles).
+for package in clients/ts clients/pages; do
+  stamp=$package/node_modules/.package-lock.json
+  if [ ! -e "$stamp" ] || [ $package/package-lock.json -nt "$stamp" ]; then
+    (cd $package && npm ci --no-audit --no-fund >&2)
+  fi
+done

@@ -8,6 +8,7 @@ tests/artifacts/ (git-ignored), printed at the end of the test.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -229,3 +230,31 @@ def test_pages_come_from_the_node_with_a_strict_content_security_policy(node: No
 
     for path in ("/static/pages.py", "/static/..%2fpages.py", "/static/console.html", "/static/nope.js", "/live/a/b"):
         assert fetch(f"{node.url}{path}")[0] == 404, path
+
+
+def test_the_committed_page_bundles_are_built_from_the_sources(tmp_path: Path) -> None:
+    """server/transport/static/{console,live}.js are committed; they must match the sources
+    (clients/pages/src and the SDK in clients/ts/src), which must type-check."""
+    pages = ROOT / "clients" / "pages"
+    if (
+        shutil.which("node") is None
+        or not (pages / "node_modules").is_dir()
+        or not (ROOT / "clients/ts/node_modules").is_dir()
+    ):
+        pytest.fail("Node.js or clients/{pages,ts}/node_modules missing: run scripts/install_node.sh")
+    typecheck = subprocess.run(
+        [str(pages / "node_modules/.bin/tsc"), "-p", "tsconfig.json"],
+        cwd=pages,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert typecheck.returncode == 0, typecheck.stdout[-3000:]
+    env = {**os.environ, "BUNDLE_OUT": str(tmp_path)}
+    done = subprocess.run(["node", "build.mjs"], cwd=pages, env=env, check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("console.js", "live.js"):
+        built = (tmp_path / name).read_bytes()
+        assert built == (ROOT / "server/transport/static" / name).read_bytes(), (
+            f"server/transport/static/{name} is stale: run `npm run build` in clients/pages and commit it"
+        )

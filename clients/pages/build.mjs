@@ -4,7 +4,8 @@ import { build } from "esbuild";
 
 await build({
   entryPoints: { console: "src/console.ts", live: "src/live.ts" },
-  outdir: "../../server/transport/static",
+  // BUNDLE_OUT: elsewhere (tests/test_browser_pages.py checks the committed bundles are current).
+  outdir: process.env.BUNDLE_OUT || "../../server/transport/static",
   bundle: true,
   format: "esm",
   target: ["chrome100", "safari15", "firefox100"],
