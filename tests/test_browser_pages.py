@@ -9,6 +9,7 @@ tests/artifacts/ (git-ignored), printed at the end of the test.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -110,6 +111,7 @@ def shoot(page: Page, name: str) -> Path:
 def console(browser: Browser, node: Node) -> Page:
     page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     page.goto(f"{node.url}/console")
+    shoot(page, "console-sign-in-1280x800")
     page.fill("#token", node.host_token)
     page.click("#signin button[type=submit]")
     page.click(f'#rooms li[data-room-id="{ROOM}"]')
@@ -156,10 +158,23 @@ def test_console_and_two_viewers_in_chromium(node: Node, browser: Browser) -> No
     question = operator.locator("#feed li.question", has_text="这个乌龙茶多少钱？")
     expect(question).to_be_visible(timeout=3000)
     assert question.evaluate("e => getComputedStyle(e).backgroundColor") != "rgba(0, 0, 0, 0)"
+    expect(second.locator("#danmaku .bullet", has_text="这个乌龙茶多少钱？")).to_have_count(1)  # flying over the video
     first.fill("#text", "好喝吗")
     first.press("#text", "Enter")
     expect(operator.locator("#questions li[data-group-id]").first).to_be_visible(timeout=15000)
+
+    # A like counts for the room: the other viewer shows the room's total.
     first.click("#like")
+    expect(second.locator("#likes")).to_have_text("1")
+
+    # The operator deletes a comment: it leaves every viewer's feed.
+    line = operator.locator("#feed li.comment", has_text="好喝吗")
+    line.hover()
+    line.locator("button[data-action=delete]").click()
+    expect(line).to_have_class(re.compile(r"\bdeleted\b"))
+    for page in (first, second):
+        expect(page.locator("#feed li.comment", has_text="好喝吗")).to_have_count(0)
+        expect(page.locator("#danmaku .bullet", has_text="好喝吗")).to_have_count(0)
     shots.append(shoot(operator, "console-1280x800"))
 
     # The second viewer's network is cut; the operator goes on; the network comes back.
@@ -197,8 +212,20 @@ def test_console_and_two_viewers_in_chromium(node: Node, browser: Browser) -> No
     assert [eid for eid in shown if eid in missed] == missed, "the missed events in the log's order"
     expect(second.locator("#product-title")).to_have_text("玻璃杯 Glass cup")
     expect(second.locator("#sale")).to_be_visible()
+    expect(second.locator("#sale-countdown")).to_have_text(re.compile(r"^[0-9]+:[0-5][0-9]$"))
     expect(second.locator("#poll")).to_contain_text("下一款看什么 Next?")
     expect(second.locator("#lottery")).to_contain_text("茶具一套 Tea set")
+
+    # A page embedded in the shop's app gets its token by postMessage instead of the fragment.
+    third_context = browser.new_context(viewport={"width": 390, "height": 844})
+    third = third_context.new_page()
+    third.goto(f"{node.url}/live/{ROOM}")
+    expect(third.locator("#link")).to_have_attribute("data-state", "idle")
+    script = "t => window.postMessage({type: 'barrage.token', token: t}, location.origin)"
+    third.evaluate(script, node.server.token("v-app", name="App"))
+    expect(third.locator("#link")).to_have_attribute("data-state", "live")
+    expect(third.locator("#product-title")).to_have_text("玻璃杯 Glass cup")
+    third_context.close()
 
     shots.append(shoot(first, "viewer-1-390x844"))
     shots.append(shoot(second, "viewer-2-390x844-after-resume"))

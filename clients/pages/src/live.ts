@@ -116,14 +116,14 @@ function feed(line: HTMLElement): void {
   list.scrollTop = list.scrollHeight;
 }
 
-function danmaku(text: string, own: boolean): void {
+function danmaku(eventId: string, text: string, own: boolean): void {
   const layer = $("danmaku");
   // The lane whose last bullet left the right edge longest ago, so bullets do not overlap.
   const now = performance.now();
   let lane = 0;
   for (let i = 1; i < DANMAKU_LANES; i++) if (laneFree[i] < laneFree[lane]) lane = i;
   laneFree[lane] = Math.max(now, laneFree[lane]) + 400 + text.length * 90;
-  const item = el("div", { class: own ? "bullet own" : "bullet" }, text);
+  const item = el("div", { class: own ? "bullet own" : "bullet", "data-event-id": eventId }, text);
   item.style.top = `${8 + lane * 30}px`; // CSSOM: the CSP refuses style attributes
   item.addEventListener("animationend", () => item.remove());
   layer.append(item);
@@ -158,7 +158,7 @@ function onEvent(event: Event): void {
         kind.value.text,
       );
       feed(line);
-      danmaku(kind.value.text, event.sender?.userId === myUserId);
+      danmaku(event.eventId, kind.value.text, event.sender?.userId === myUserId);
       return;
     }
     case "likeBurst":
@@ -224,8 +224,8 @@ function onEvent(event: Event): void {
     case "announcement":
       notice(event, `📣 ${kind.value.text}`);
       return;
-    case "messageDeleted":
-      document.querySelector(`[data-event-id="${CSS.escape(kind.value.eventId)}"]`)?.remove();
+    case "messageDeleted": // from the feed and from the video
+      for (const node of document.querySelectorAll(`[data-event-id="${CSS.escape(kind.value.eventId)}"]`)) node.remove();
       return;
     case "catalogueRegistered": // for insights and the console, not for viewers
       return;

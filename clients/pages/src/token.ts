@@ -23,6 +23,10 @@ export function tokenFromFragment(key: string): string | null {
 export function tokenFromHost(key: string): Promise<string> {
   return new Promise((resolve) => {
     window.addEventListener("message", (message: MessageEvent) => {
+      // Only from the app that embeds this page (its parent frame, which frame-ancestors
+      // limits to allowed origins) or from the page's own window (a native web view's
+      // injected script): never from an opener or another frame.
+      if (message.source !== window.parent && message.source !== window) return;
       const data = message.data as { type?: unknown; token?: unknown } | null;
       if (data && data.type === MESSAGE_TYPE && typeof data.token === "string" && data.token) {
         sessionStorage.setItem(key, data.token);
