@@ -217,6 +217,20 @@ def test_console_and_two_viewers_in_chromium(node: Node, browser: Browser) -> No
     expect(second.locator("#poll")).to_contain_text("下一款看什么 Next?")
     expect(second.locator("#lottery")).to_contain_text("茶具一套 Tea set")
 
+    # A vote on one phone moves the tally on the other (poll_tally).
+    first.locator("#poll .option", has_text="茶杯").click()
+    expect(second.locator("#poll .option", has_text="茶杯").locator(".count")).to_have_text("1")
+
+    # The operator mutes the first viewer: its next comment is refused, and it is told.
+    muted = operator.locator("#feed li.comment", has_text="这个乌龙茶多少钱？")
+    muted.hover()
+    muted.locator("button[data-action=mute]").click()
+    expect(operator.locator("#feed li.notice", has_text="muted v-lin")).to_have_count(1)
+    first.fill("#text", "还有吗")
+    first.press("#text", "Enter")
+    expect(first.locator("#feed li.notice.error")).to_have_count(1)
+    expect(operator.locator("#feed li.comment", has_text="还有吗")).to_have_count(0)
+
     # A page embedded in the shop's app gets its token by postMessage instead of the fragment.
     third_context = browser.new_context(viewport={"width": 390, "height": 844})
     third = third_context.new_page()

@@ -5,6 +5,7 @@
 
 import { compact, el, money, who } from "./format.js";
 import {
+  BarrageError,
   PayloadSchema,
   Priority,
   create,
@@ -229,6 +230,22 @@ function onEvent(event: Event): void {
       return;
     case "catalogueRegistered": // for insights and the console, not for viewers
       return;
+    case "userMuted": {
+      const until = new Date(millis(kind.value.until)).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      notice(event, kind.value.userId === myUserId ? `🔇 You are muted until ${until}` : `🔇 ${kind.value.userId} muted`);
+      return;
+    }
+    case "userBanned":
+      notice(event, `⛔ ${kind.value.userId} removed from the room`);
+      return;
+    case "slowMode": {
+      const seconds = Number(kind.value.minInterval?.seconds ?? 0n);
+      notice(event, seconds ? `🐢 Slow mode: one comment every ${seconds} s` : "🐢 Slow mode off");
+      return;
+    }
+    case "commentPinned":
+      notice(event, `📌 ${who(kind.value.author)}: ${kind.value.text}`);
+      return;
     case "roomClosed":
       notice(event, "The live has ended");
       return;
@@ -239,10 +256,16 @@ function onEvent(event: Event): void {
 
 let myUserId = "";
 
+/** The server's words for a refusal ("you are muted in this room"), not the SDK's codes. */
+function describe(error: unknown): string {
+  if (error instanceof BarrageError) return error.detail || error.reason || error.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Post into the room; a refusal (muted, slow mode, rate limited...) is shown in the feed. */
 function post(payload: Payload): void {
   client?.sendPayload(roomId, payload).catch((error: unknown) => {
-    feed(el("li", { class: "notice error" }, error instanceof Error ? error.message : String(error)));
+    feed(el("li", { class: "notice error" }, `⚠ ${describe(error)}`));
   });
 }
 
