@@ -47,6 +47,8 @@ let liveViewers = 0n;
 function signIn(value: string): void {
   token = value.trim();
   if (!token) return;
+  leaveRoom();
+  client?.close(); // signing in again (another token) replaces the stream
   sessionStorage.setItem(TOKEN_KEY, token);
   api = createApi({ baseUrl: location.origin, token });
   client = pageClient(token, (state) => {
