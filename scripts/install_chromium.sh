@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Install headless Chromium and a Chinese font (Debian packages `chromium`, `fonts-noto-cjk`)
-# when they are missing. tests/test_report_render.py runs it before it renders the report
-# in a browser; CI can run it ahead. Needs root or sudo: without them it says what to install
+# Install headless Chromium, a Chinese font and an emoji font (Debian packages `chromium`,
+# `fonts-noto-cjk`, `fonts-noto-color-emoji`: the console and viewer pages show emoji)
+# when they are missing. tests/test_report_render.py and tests/test_browser_pages.py run it
+# before they drive the browser; CI can run it ahead. Needs root or sudo: without them it says what to install
 # and fails, so that the render test fails clearly instead of skipping.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 ls /usr/share/fonts/opentype/noto/NotoSansCJK* >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
+ls /usr/share/fonts/truetype/noto/NotoColorEmoji* >/dev/null 2>&1 || missing+=(fonts-noto-color-emoji)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then
   as_root=()

@@ -9,6 +9,8 @@ scripts/bootstrap.sh dev
 # Headless Chromium for the report render test (Debian packages; root installs them).
 # Without root the render test fails and says why, rather than this script stopping here.
 scripts/install_chromium.sh || echo "scripts/test.sh: chromium could not be installed; tests/test_report_render.py will fail" >&2
+# Node.js and npm (Debian packages) and the TypeScript SDK's locked dependencies (npm ci).
+scripts/install_node.sh || echo "scripts/test.sh: Node.js could not be installed; tests/test_ts_sdk.py will fail" >&2
 .venv/bin/ruff check .
 .venv/bin/mypy
 exec .venv/bin/pytest "$@"

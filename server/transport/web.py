@@ -32,6 +32,7 @@ from server.insights.service import InsightsService
 from server.telemetry.setup import split_listen
 from server.transport.admin_service import AdminService
 from server.transport.connect import connect_apps
+from server.transport.pages import Pages, frame_ancestors
 from server.transport.websocket import Sessions, WebSocketRooms
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class WebServer:
         rooms: WebSocketRooms,
         connect_apps: Mapping[str, Any],
         shutdown_timeout_s: float,
+        pages: Pages | None = None,
     ) -> None:
         self._listen = listen
         self._origins = origins
@@ -83,6 +85,8 @@ class WebServer:
         # read_max_bytes: aiohttp must hand it the body as sent.
         app = web.Application(client_max_size=1024 * 1024, handler_args={"auto_decompress": False})
         app.router.add_get(WS_PATH, self._websocket)
+        if pages is not None:  # /console, /live/ROOM, /static/*: before the catch-all below
+            pages.add_routes(app.router)
         app.router.add_route("*", "/{service}/{method}", self._connect_call)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=shutdown_timeout_s)
         self.port = 0
@@ -211,4 +215,5 @@ def build(
         rooms,
         apps,
         shutdown_timeout_s=settings.shutdown_grace_s,
+        pages=Pages(frame_ancestors(settings.web_allowed_origins)),
     )
