@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { after, afterEach, test } from "node:test";
-import type { Event, RoomItem } from "../src/index.js";
+import { type Event, Priority, type RoomItem } from "../src/index.js";
 import {
   client,
   closeClients,
@@ -22,8 +22,13 @@ import {
 afterEach(closeClients);
 after(closeClients);
 
-/** Logged events only (aggregates without a cursor are not in history). */
-const logged = (events: Event[]): Event[] => events.filter((e) => e.cursor !== "");
+/**
+ * Logged events that every subscriber must get: ephemeral ones (viewer joins and counts,
+ * tallies) are latest-value-wins and replace each other within one tick of the server
+ * (protocol.md, priorities), so two rejoins in one tick show as one.
+ */
+const logged = (events: Event[]): Event[] =>
+  events.filter((e) => e.cursor !== "" && e.priority !== Priority.EPHEMERAL);
 const ids = (events: Event[]): string[] => events.map((e) => e.eventId);
 
 /** `got` is exactly history from its first event on: no gap, no duplicate, same order. */
