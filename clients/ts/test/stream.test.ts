@@ -128,3 +128,41 @@ test("the node killed and restarted mid-stream: the client resumes with no gap a
   assert.equal(all.filter((e) => commentText(e)).length, 30);
   assert.ok(viewer.stats.welcomes >= 2);
 });
+
+test("a node shutting down says go_away: the client reconnects after its delay and resumes", async () => {
+  const roomId = await createRoom("goaway");
+  const viewer = client("viewer-goaway");
+  const host = client("shop-goaway", { token: token("shop-goaway", "service") });
+  const seen = collect(await viewer.join(roomId));
+  await host.join(roomId);
+  for (let i = 0; i < 5; i++) await host.send(roomId, `before${i}`);
+  const pid = nodePid();
+  killNode("SIGTERM");
+  await waitFor("the node restarted", () => nodePid() !== pid, 30_000);
+  for (let i = 0; i < 5; i++) await host.send(roomId, `after${i}`);
+  await waitFor("all 10 comments", () => seen.events().filter((e) => commentText(e)).length >= 10, 30_000);
+  await sleep(300);
+  assertNoGapNoDuplicate(logged(seen.events()), logged(await history(roomId)), seen.items);
+  assert.ok(viewer.stats.goAways >= 1, "the viewer was told go_away");
+  assert.ok(viewer.stats.welcomes >= 2);
+});
+
+test("an application that stops reading is paused and caught up from the log, in order", async () => {
+  const roomId = await createRoom("slow");
+  const reader = client("reader-slow", { queueSize: 10 });
+  const host = client("shop-slow", { token: token("shop-slow", "service") });
+  const sub = await reader.join(roomId);
+  await host.join(roomId);
+  for (let i = 0; i < 40; i++) await host.send(roomId, `m${i}`);
+  await sleep(300); // Everything has reached the reader; its queue holds 10.
+  assert.ok(reader.stats.pauses >= 1, "the room was paused at the queue's bound");
+  const got: string[] = [];
+  for await (const item of sub) {
+    assert.equal(item.type, "event");
+    if (item.type !== "event") break;
+    const text = commentText(item.event);
+    if (text !== undefined) got.push(text);
+    if (got.length === 40) break;
+  }
+  assert.deepEqual(got, Array.from({ length: 40 }, (_, i) => `m${i}`));
+});
