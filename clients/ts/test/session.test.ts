@@ -131,3 +131,32 @@ test("the Connect API: history pages, and errors carry the code and the ErrorInf
   assert.equal(unauthenticated.code, ConnectCode.Unauthenticated);
   assert.equal(reasonOf(unauthenticated), "TOKEN_INVALID");
 });
+
+test("insights over the Connect protocol: GetInsights counts the comments, WatchInsights streams updates", async () => {
+  const roomId = await createRoom("insights");
+  const ivy = client("ivy");
+  const room = await ivy.join(roomId);
+  await room.send("这个多少钱？");
+  await room.send("Is there a red one?");
+  let comments = 0n;
+  for (let attempt = 0; attempt < 50 && comments < 2n; attempt++) {
+    comments = (await service.insights.getInsights({ roomId })).insights?.totals?.comments ?? 0n;
+    if (comments < 2n) await sleep(100); // Insights fold the log a moment after the append.
+  }
+  assert.equal(comments, 2n);
+  const abort = new AbortController();
+  let updates = 0;
+  try {
+    for await (const update of service.insights.watchInsights(
+      { roomId, interval: { seconds: 0n, nanos: 200_000_000 } },
+      { signal: abort.signal },
+    )) {
+      assert.equal(update.insights?.roomId, roomId);
+      updates += 1;
+      if (updates === 2) break;
+    }
+  } finally {
+    abort.abort();
+  }
+  assert.equal(updates, 2);
+});
