@@ -4,7 +4,20 @@ import assert from "node:assert/strict";
 import { after, afterEach, test } from "node:test";
 import { ConnectError, Code as ConnectCode } from "@connectrpc/connect";
 import { BarrageError, Code, ConnectionFailed, JoinError, createApi, reasonOf } from "../src/index.js";
-import { HTTP_URL, client, closeClients, collect, createRoom, service, sleep, token, waitFor } from "./helpers.js";
+import type { WebSocketConstructor } from "../src/transport.js";
+import {
+  HTTP_URL,
+  TrackedWebSocket,
+  WS_URL,
+  client,
+  closeClients,
+  collect,
+  createRoom,
+  service,
+  sleep,
+  token,
+  waitFor,
+} from "./helpers.js";
 
 afterEach(closeClients);
 after(closeClients);
@@ -159,4 +172,27 @@ test("insights over the Connect protocol: GetInsights counts the comments, Watch
     abort.abort();
   }
   assert.equal(updates, 2);
+});
+
+test("the page bundle (dist/barrage-sdk.js) works on its own: join, send, ack, own event", async () => {
+  // Loaded by URL, as a page's <script type="module"> would: no node_modules behind it.
+  const bundle = new URL("../../dist/barrage-sdk.js", import.meta.url).href;
+  const sdk = (await import(bundle)) as typeof import("../src/index.js");
+  const roomId = await createRoom("bundle");
+  const made = new sdk.BarrageClient({
+    url: WS_URL,
+    token: token("jane"),
+    WebSocket: TrackedWebSocket as unknown as WebSocketConstructor,
+  });
+  try {
+    const room = await made.join(roomId);
+    const seen = collect(room);
+    const ack = await room.send("from the bundle");
+    await waitFor("the own event", () => seen.events().some((e) => e.eventId === ack.eventId));
+    const payload = sdk.create(sdk.PayloadSchema, { kind: { case: "like", value: { count: 3 } } });
+    const like = await made.sendPayload(roomId, payload);
+    assert.equal(like.cursor, "", "likes are counted, not stored one by one");
+  } finally {
+    made.close();
+  }
 });
