@@ -43,6 +43,7 @@ def run(command: list[str], *, env: dict[str, str] | None = None, timeout_s: flo
         text=True,
         timeout=timeout_s,
     )
+    print(done.stdout)  # Node's test report: shown by pytest -s or -rA.
     if done.returncode != 0:
         pytest.fail(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-20000:]}\n{done.stderr[-5000:]}")
 
@@ -112,10 +113,18 @@ def web_node(tmp_path: Path) -> Iterator[ServerProcess]:
         node.stop()
 
 
-@pytest.mark.parametrize("suite", NODE_TESTS)
-def test_typescript_sdk_against_a_real_node(web_node: ServerProcess, suite: str, tmp_path: Path) -> None:
-    """One Node test file (clients/ts/test/<suite>.test.ts) against its own node."""
+@pytest.fixture(scope="module")
+def compiled() -> None:
+    """The Node tests compiled once (what `npm test` does before running them all)."""
     npm()
+    run(["npx", "tsc", "-p", "tsconfig.test.json"])
+
+
+@pytest.mark.parametrize("suite", NODE_TESTS)
+def test_typescript_sdk_against_a_real_node(
+    compiled: None, web_node: ServerProcess, suite: str, tmp_path: Path
+) -> None:
+    """One Node test file (clients/ts/test/<suite>.test.ts) against its own node."""
     base = str(web_node.web_url)  # type: ignore[attr-defined]
     env = {
         "BARRAGE_WS_URL": base.replace("http://", "ws://") + "/ws",
@@ -124,4 +133,4 @@ def test_typescript_sdk_against_a_real_node(web_node: ServerProcess, suite: str,
         "BARRAGE_PID_FILE": str(tmp_path / "node.pid"),
     }
     with Supervisor(web_node, tmp_path / "node.pid"):
-        run(["npm", "test", "--silent", "--", suite], env=env)
+        run(["node", "scripts/run-tests.mjs", suite], env=env)

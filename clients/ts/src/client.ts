@@ -117,6 +117,8 @@ class Stream {
   readonly leaves = new Map<string, number>();
   readonly timers: ReturnType<typeof setTimeout>[] = [];
   lastHeard = Date.now();
+  /** End this stream now, without waiting for a close handshake. */
+  abandon: (error: BarrageError) => void = () => undefined;
   constructor(readonly ws: WebSocketLike) {}
 
   get open(): boolean {
@@ -357,12 +359,8 @@ export class BarrageClient {
     if (this.closing) return;
     this.closing = true;
     this.wakeup?.();
-    const stream = this.stream;
-    if (stream !== undefined) {
-      this.detach(stream);
-      stream.ws.close(1000, "client closed");
-    }
     const closed = clientClosed();
+    this.stream?.abandon(closed);
     this.settleAll(closed);
     for (const sub of [...this.active.values()]) this.endSub(sub, "closed");
     this.connected.reject(closed);
@@ -436,12 +434,14 @@ export class BarrageClient {
     const abandon = (error: BarrageError): void => {
       // Ours to end: do not wait for a close handshake a dead network never completes.
       if (!ended.settled) ended.resolve(error);
+      this.detach(stream);
       try {
         ws.close(1000, error.reason);
       } catch {
         /* already closing */
       }
     };
+    stream.abandon = abandon;
     stream.timers.push(
       setTimeout(() => {
         if (stream.welcome === undefined) {

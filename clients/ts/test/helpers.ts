@@ -110,10 +110,10 @@ export function commentText(event: Event): string | undefined {
   return event.payload?.kind.case === "comment" ? event.payload.kind.value.text : undefined;
 }
 
-/** Kill the node with SIGKILL; the pytest side restarts it on the same port and log. */
-export function killNode(): void {
-  const pid = Number(readFileSync(env("BARRAGE_PID_FILE"), "utf8"));
-  process.kill(pid, "SIGKILL");
+/** Kill the node (SIGKILL: no goodbye; SIGTERM: go_away, drain); the pytest side
+ * restarts it on the same port and log. */
+export function killNode(signal: NodeJS.Signals = "SIGKILL"): void {
+  process.kill(nodePid(), signal);
 }
 
 /** The node's pid now (changes when the pytest side restarted it). */

@@ -4,7 +4,20 @@ import assert from "node:assert/strict";
 import { after, afterEach, test } from "node:test";
 import { ConnectError, Code as ConnectCode } from "@connectrpc/connect";
 import { BarrageError, Code, ConnectionFailed, JoinError, createApi, reasonOf } from "../src/index.js";
-import { HTTP_URL, client, closeClients, collect, createRoom, service, sleep, token, waitFor } from "./helpers.js";
+import type { WebSocketConstructor } from "../src/transport.js";
+import {
+  HTTP_URL,
+  TrackedWebSocket,
+  WS_URL,
+  client,
+  closeClients,
+  collect,
+  createRoom,
+  service,
+  sleep,
+  token,
+  waitFor,
+} from "./helpers.js";
 
 afterEach(closeClients);
 after(closeClients);
@@ -130,4 +143,56 @@ test("the Connect API: history pages, and errors carry the code and the ErrorInf
   assert.ok(unauthenticated instanceof ConnectError);
   assert.equal(unauthenticated.code, ConnectCode.Unauthenticated);
   assert.equal(reasonOf(unauthenticated), "TOKEN_INVALID");
+});
+
+test("insights over the Connect protocol: GetInsights counts the comments, WatchInsights streams updates", async () => {
+  const roomId = await createRoom("insights");
+  const ivy = client("ivy");
+  const room = await ivy.join(roomId);
+  await room.send("这个多少钱？");
+  await room.send("Is there a red one?");
+  let comments = 0n;
+  for (let attempt = 0; attempt < 50 && comments < 2n; attempt++) {
+    comments = (await service.insights.getInsights({ roomId })).insights?.totals?.comments ?? 0n;
+    if (comments < 2n) await sleep(100); // Insights fold the log a moment after the append.
+  }
+  assert.equal(comments, 2n);
+  const abort = new AbortController();
+  let updates = 0;
+  try {
+    for await (const update of service.insights.watchInsights(
+      { roomId, interval: { seconds: 0n, nanos: 200_000_000 } },
+      { signal: abort.signal },
+    )) {
+      assert.equal(update.insights?.roomId, roomId);
+      updates += 1;
+      if (updates === 2) break;
+    }
+  } finally {
+    abort.abort();
+  }
+  assert.equal(updates, 2);
+});
+
+test("the page bundle (dist/barrage-sdk.js) works on its own: join, send, ack, own event", async () => {
+  // Loaded by URL, as a page's <script type="module"> would: no node_modules behind it.
+  const bundle = new URL("../../dist/barrage-sdk.js", import.meta.url).href;
+  const sdk = (await import(bundle)) as typeof import("../src/index.js");
+  const roomId = await createRoom("bundle");
+  const made = new sdk.BarrageClient({
+    url: WS_URL,
+    token: token("jane"),
+    WebSocket: TrackedWebSocket as unknown as WebSocketConstructor,
+  });
+  try {
+    const room = await made.join(roomId);
+    const seen = collect(room);
+    const ack = await room.send("from the bundle");
+    await waitFor("the own event", () => seen.events().some((e) => e.eventId === ack.eventId));
+    const payload = sdk.create(sdk.PayloadSchema, { kind: { case: "like", value: { count: 3 } } });
+    const like = await made.sendPayload(roomId, payload);
+    assert.equal(like.cursor, "", "likes are counted, not stored one by one");
+  } finally {
+    made.close();
+  }
 });
