@@ -82,6 +82,11 @@ SALE_WORDS = ("秒杀", "抢购", "限时", "flash", "deal", "秒")
 
 INTENTS: dict[str, tuple[str, ...]] = {
     # Each entry: cue words or regular expressions (prefix "re:") in either language.
+    # "host" first: a request to the host ("主播试穿一下", "主播多高穿几码") is its own
+    # question even when it names a size or colour.
+    "host": ("试穿", "上身", "试一下", "试戴", "试用一下", "主播多高", "主播身高", "主播体重", "主播多重", "主播穿",
+             "主播用的", "主播戴", "host wearing", "re:\\bhost'?s? (height|weight|size|wearing)", "re:try (it )?on",
+             "model wearing"),
     "list_price": ("原价", "划线价", "专柜价", "市场价", "日常价", "平时多少", "原来多少", "original price", "list price",
                    "rrp", "retail price", "usual price", "normal price", "was it"),
     "price": ("多少钱", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "贵不贵", "贵吗", "售价",
@@ -105,7 +110,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "shipping": ("发货", "快递", "物流", "配送", "寄", "shipping", "ship", "deliver", "delivery"),
     "returns": ("退货", "退换", "换货", "能退", "可以退", "售后", "无理由", "坏了怎么办", "坏了", "破损", "坏果", "退款",
                 "return", "refund", "exchange", "damaged", "broken", "spoiled"),
-    "warranty": ("保修", "质保", "保固", "包换", "warranty", "guarantee"),
+    "warranty": ("保修", "质保", "保固", "包换", "开胶", "脱胶", "掉底", "断线", "warranty", "guarantee"),
     "gift": ("赠品", "送什么", "送啥", "有送", "赠送", "送不送", "有没有送", "福利", "礼品", "re:送.{1,6}(吗|不)", "re:送几",
              "free gift", "gift",
              "freebie", "bonus", "comes with", "what do i get free"),
@@ -133,18 +138,43 @@ INTENTS: dict[str, tuple[str, ...]] = {
 
 CONCEPTS: dict[str, tuple[str, ...]] = {
     # Kinds of specification, by the words of both the question and the spec's name.
+    # A question's words and a listing's often differ ("零下能穿吗" / 适用温度; "能睡几个人"
+    # / sleeps): each kind holds both sides' everyday words, in both languages.
+    "temperature": ("温度", "零下", "几度", "多少度", "保暖", "暖和", "冷不冷", "冷吗", "御寒", "抗寒", "防寒", "保温", "保冷",
+                    "冰感", "凉快", "凉感", "temperature", "freezing", "below zero", "degrees", "°c", "warm", "keep hot",
+                    "keeps hot", "cold"),
+    "season": ("季节", "四季", "三季", "冬季", "冬天", "夏天", "夏季", "春秋", "雪地", "下雪", "雪天", "season", "winter",
+               "summer", "snow", "all year"),
+    "occupancy": ("几个人", "几人", "多少人", "人数", "睡几", "住几", "坐几", "容纳", "住得下", "睡得下", "坐得下", "几口人",
+                  "sleeps", "how many people", "re:\\bfits? \\d+ (people|persons|adults)", "occupancy"),
+    "thickness": ("厚度", "多厚", "厚不厚", "厚吗", "薄吗", "厚薄", "厚实", "thickness", "thick", "thin"),
+    "setup": ("搭建", "re:搭(?!配)", "安装", "组装", "拼装", "装起来", "好装", "拆装", "收起来", "set up", "setup",
+              "assemble", "assembly", "install", "pitch"),
+    "fit": ("偏大", "偏小", "正码", "码数准", "尺码准", "码准", "合脚", "挤脚", "脚宽", "宽脚", "大一码", "小一码", "版型",
+            "尺码建议", "run small", "run large", "runs small", "runs large", "true to size", "fits small",
+            "fits large"),
+    "washing": ("洗涤", "怎么洗", "机洗", "手洗", "水洗", "干洗", "洗衣机", "洗碗机", "清洗", "好洗", "wash", "washing",
+                "dishwasher", "cleaning"),
+    "pilling": ("起球", "掉毛", "掉絮", "钻绒", "跑绒", "pilling", "pill", "shed", "shedding"),
+    "fading": ("掉色", "褪色", "染色", "串色", "fade", "fading", "colourfast", "colorfast", "bleed"),
+    "breathable": ("透气", "闷", "闷热", "捂脚", "breathable", "breathability", "breathe", "stuffy"),
+    "stretch": ("弹力", "弹性", "有弹", "紧不紧", "勒", "stretch", "stretchy", "elastic"),
     "weight": ("重量", "多重", "重不重", "多少克", "几克", "几斤", "多少斤", "净含量", "分量", "车重", "克", "weigh", "weight",
                "heavy", "gram", "how many g", "kg", "net weight", "轻"),
     "volume": ("容量", "几升", "多少毫升", "几毫升", "多少ml", "毫升", "升", "ml", "litre", "liter", "capacity", "volume",
                "多大一瓶", "多大瓶"),
     "battery": ("续航", "电池", "用多久", "能用多久", "待机", "充一次", "充满", "多少天", "几天", "多少小时", "几个小时", "battery",
                 "last", "charge", "hours"),
-    "waterproof": ("防水", "防汗", "出汗", "淋雨", "游泳", "waterproof", "water", "swim", "rain", "sweat", "pool"),
+    "waterproof": ("防水", "防汗", "出汗", "淋雨", "游泳", "下雨", "大雨", "雨天", "湿透", "渗水", "漏水", "进水", "涉水",
+                   "re:过.{0,2}[溪河水]", "泼水", "防泼", "waterproof", "water", "swim", "rain", "sweat", "pool", "wading",
+                   "wade", "stream"),
     "origin": ("产地", "哪里产", "哪产", "产自", "哪里的", "原产", "奶源", "进口", "哪个国家", "哪里生产", "origin", "made in",
                "source", "where is it from", "where .* from", "re:\\bfrom\\b"),
     "shelf_life": ("保质期", "放多久", "过期", "能放多久", "保存多久", "shelf life", "expire", "expiry", "best before"),
-    "storage": ("储存", "保存", "存放", "冷冻", "冷藏", "store", "storage", "keep", "插卡", "存储卡", "内存卡", "sd卡", "tf卡",
+    "storage": ("储存", "保存", "存放", "冷冻", "冷藏", "store", "storage", "插卡", "存储卡", "内存卡", "sd卡", "tf卡",
                 "memory card", "sd card", "microsd"),
+    "area": ("面积", "平米", "几平", "平方", "re:多大的?(房间|屋子?|客厅|卧室|空间)", "多大房间", "room size", "square met",
+             "sq m", "m²", "re:how big (a|of a) room"),
     "dimensions": ("尺寸", "多大", "大小", "长宽", "多长", "长度", "多宽", "多高", "高度", "口径", "直径", "面积", "折叠", "登机",
                    "dimension", "folded", "how big", "cabin", "plane", "flight", "上飞机", "size", "length", "diameter",
                    "height", "how tall", "how wide"),
@@ -153,7 +183,9 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                  "what is in", "what comes in", "comes with", "included", "include", "contents", "pieces", "how many in"),
     "power": ("功率", "瓦", "几瓦", "多少瓦", "多少w", "watt", "wattage", "power", "output", "快充", "fast charg"),
     "ports": ("接口", "几个口", "插口", "口", "port", "usb"),
-    "taste": ("甜", "甜度", "酸", "辣", "口感", "好吃", "味道", "sweet", "taste", "flavour", "flavor", "spicy"),
+    "smell": ("有味道", "味道大", "味儿", "气味", "异味", "臭", "刺鼻", "难闻", "甲醛", "smell", "odor", "odour", "stink"),
+    "taste": ("甜", "甜度", "re:酸(不酸|吗|的|甜|味)|(偏|太|很|有点|好|不)酸", "辣", "口感", "好吃", "味道", "口味", "适口", "爱吃", "挑食", "爱不爱吃", "sweet", "taste",
+              "flavour", "flavor", "spicy", "palatab", "picky"),
     "fresh": ("新米", "新货", "新鲜", "今年", "生产日期", "加工日期", "采收", "new crop", "fresh", "harvest", "milling"),
 }  # fmt: skip
 
@@ -253,7 +285,7 @@ KIND_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("外套", "jacket", "coat"),
     ("卫衣", "hoodie", "sweatshirt"),
     ("牛仔裤", "jeans", "denim"),
-    ("鞋", "鞋子", "跑鞋", "运动鞋", "shoe", "sneaker", "trainer"),
+    ("鞋", "鞋子", "跑鞋", "运动鞋", "shoe", "sneaker", "trainer", "boot", "footwear"),
     ("保温杯", "水杯", "杯子", "thermos", "tumbler", "flask", "cup"),
     ("毛巾", "towel"),
     ("咖啡", "coffee"),
@@ -265,6 +297,23 @@ KIND_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("玩具", "toy"),
     ("水果", "fruit"),
     ("榴莲", "durian"),
+    # cosmetics and personal care
+    ("粉底", "粉底液", "foundation"), ("眼影", "eyeshadow", "eye shadow"), ("腮红", "blush", "blusher"),
+    ("睫毛膏", "mascara"), ("眉笔", "eyebrow pencil", "brow pencil"), ("卸妆", "卸妆水", "卸妆油", "makeup remover"),
+    ("爽肤水", "化妆水", "toner"), ("乳液", "emulsion"), ("香水", "perfume"), ("洗发水", "shampoo"),
+    ("护发素", "conditioner"), ("沐浴露", "body wash", "shower gel"), ("牙膏", "toothpaste"),
+    ("护手霜", "hand cream"), ("眼霜", "eye cream"),
+    # pets
+    ("猫粮", "cat food"), ("狗粮", "dog food"), ("猫砂", "cat litter", "litter"), ("罐头", "主食罐", "canned food", "wet food"),
+    ("冻干", "freeze-dried"), ("牵引绳", "狗绳", "leash"), ("猫爬架", "cat tree"), ("宠物窝", "猫窝", "狗窝", "pet bed"),
+    ("逗猫棒", "cat teaser", "wand toy"), ("猫抓板", "scratcher", "scratching board"), ("饮水机", "water fountain"),
+    ("驱虫", "驱虫药", "dewormer", "flea treatment"),
+    # clothing and accessories
+    ("连衣裙", "裙子", "dress"), ("半身裙", "skirt"), ("衬衫", "衬衣", "shirt", "blouse"), ("t恤", "短袖", "tee", "t-shirt"),
+    ("裤子", "长裤", "trousers", "pants"), ("毛衣", "针织衫", "sweater", "jumper", "knit"), ("风衣", "trench coat"),
+    ("西装", "blazer", "suit jacket"), ("袜子", "sock"), ("围巾", "scarf"), ("腰带", "皮带", "belt"),
+    ("内衣", "文胸", "bra"), ("睡衣", "pajamas", "pyjamas"), ("冲锋衣", "hardshell", "rain jacket", "shell jacket"),
+    ("帐篷", "tent"), ("背包", "双肩包", "登山包", "backpack", "rucksack"), ("瑜伽垫", "yoga mat"), ("跳绳", "jump rope"),
 )  # fmt: skip
 
 
@@ -292,11 +341,31 @@ def any_cue(cues: tuple[str, ...], text: str) -> bool:
 
 def intents_of(text: str) -> list[str]:
     """The intents whose cues the normalised text holds, in INTENTS order."""
-    return [name for name, cues in INTENTS.items() if any_cue(cues, text)]
+    return list(asked_of(text)[0])
 
 
 def concepts_of(text: str) -> list[str]:
-    return [name for name, cues in CONCEPTS.items() if any_cue(cues, text)]
+    return list(asked_of(text)[1])
+
+
+@lru_cache(maxsize=4096)
+def asked_of(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(intents, kinds of spec) the normalised text asks about, in table order. A cue that
+    lies inside a longer cue of another entry does not count: "还剩多久" asks how long the
+    sale lasts, not (还剩) the stock; "几天到" is delivery time, not (几天) battery life."""
+    found: list[tuple[str, str, list[tuple[int, int]]]] = []
+    for family, table in (("intent", INTENTS), ("concept", CONCEPTS)):
+        for name, cues in table.items():
+            spans = [m.span() for m in cues_pattern(cues).finditer(text) if m.end() > m.start()]
+            if spans:
+                found.append((family, name, spans))
+    longest = [(s, e, name) for _, name, spans in found for s, e in spans]
+
+    def covered(name: str, start: int, end: int) -> bool:
+        return any(s <= start and end <= e and e - s > end - start and n != name for s, e, n in longest)
+
+    kept = [(family, name) for family, name, spans in found if not all(covered(name, s, e) for s, e in spans)]
+    return tuple(n for f, n in kept if f == "intent"), tuple(n for f, n in kept if f == "concept")
 
 
 def is_medical(text: str) -> bool:
@@ -364,6 +433,12 @@ def quantities(text: str) -> list[tuple[str, float]]:
             out.append(("age", value))
     for match in re.finditer(r"(?:身高|高)\s*(\d{2,3})(?!\d)(?!\s*(?:公斤|kg|斤))", text):
         out.append(("height", float(match.group(1))))
+    # Foot length ("脚长255", "foot length 25.5cm"): in millimetres, as size charts give it.
+    for match in re.finditer(
+        r"(?:脚长|foot length|feet are|foot is)\s*(\d{2,3}(?:\.\d)?)\s*(mm|毫米|cm|厘米|公分)?", text
+    ):
+        value, unit = float(match.group(1)), match.group(2) or ""
+        out.append(("foot", value * 10 if unit in ("cm", "厘米", "公分") or value < 40 else value))
     return out
 
 

@@ -64,6 +64,8 @@ class Reading:
     """Product id -> how strongly it is named (a shared word counts half)."""
     bigger: bool | None = None
     """"the bigger one" (True) / "the small one" (False)."""
+    name_spans: tuple[tuple[int, int], ...] = ()
+    """Where product names are in `text`."""
     other_kind: bool = False
     """It names a kind of product ("平板", "durian") that none of the room's products is."""
 
@@ -89,6 +91,17 @@ class Reading:
             elif chunk not in L.STOP_EN:
                 out.add(L.singular(chunk))
         return frozenset(out)
+
+    def says(self, word: str) -> bool:
+        """The text holds the word other than inside a longer product name ("保温壶" does
+        not say 保温; "降噪" alone may be both a name and what is asked)."""
+        n = len(word)
+        start = self.text.find(word)
+        while start >= 0:
+            if not any(s <= start and start + n <= e and e - s > n for s, e in self.name_spans):
+                return True
+            start = self.text.find(word, start + 1)
+        return False
 
     def about(self, pinned: str | None, sale: str | None, ambiguous: Mapping[str, tuple[str, ...]] = {}) -> list[str]:
         """The products the question is about, given what is on screen."""
@@ -219,6 +232,7 @@ class Understanding:
             regions=tuple(L.regions_named(masked)),
             quantities=tuple(L.quantities(text)),
             residue=_residue(masked),
+            name_spans=tuple((a, b) for a, b, _, _ in spans),
             strength={pid: w for pid, w in strength.items() if pid in named},
         )
         reading.bigger = (
@@ -335,6 +349,7 @@ _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几[个件块元天斤克号码段分点岁种包片盒罐支瓶升个钟年周]|几[点]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
+    r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵]|^[^我].{0,8}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
 )
 _REQUEST_ZH = re.compile(
     r"推荐|^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|展示一下|看一下|需要开|帮我|给我看"
@@ -389,8 +404,13 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
                 terms.append((word, 2.5 if i == len(words) - 1 else 1.5))
     # Everyday names of the product's kind (general synonyms).
     own = L.normalize(" ".join([*product.categories, *product.names[:2]]))
+    # A Chinese noun's head is its last character: 徒步鞋 is a 鞋, so 鞋子 names it too.
+    heads = {L.normalize(n)[-1] for n in (*product.categories, *product.names[:2]) if n and L.CJK.match(n[-1])}
     for group in L.KIND_SYNONYMS:
-        if any(_contains(own, member) for member in group if len(member) >= 2 or not L.CJK.search(member)):
+        if any(
+            _contains(own, member) if len(member) >= 2 or not L.CJK.search(member) else member in heads
+            for member in group
+        ):
             for member in group:
                 terms.append((member, max(2.0, len(member) * 1.0)))
     return terms

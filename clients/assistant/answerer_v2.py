@@ -528,18 +528,29 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
     if not p.sizes and p.size_chart is None:
         return None
     chart = p.size_chart
-    asked = [(kind, value) for kind, value in r.quantities if kind in ("weight", "height", "age")]
+    asked = [(kind, value) for kind, value in r.quantities if kind in ("weight", "height", "age", "foot")]
     if chart is not None and asked:
         rows = []
+        points: list[tuple[float, str, Text, str]] = []
         for size, values in chart.rows.items():
             for column, cell in zip(chart.columns, values, strict=True):
                 kind = _column_kind(column)
                 bounds = _range(cell)
                 if bounds is None:
+                    one = _cell_value(cell, kind)
+                    if one is not None and any(kind == want for want, _ in asked):
+                        points.append((one, size, column, cell))
                     continue
                 for want_kind, value in asked:
                     if kind == want_kind and bounds[0] <= value <= bounds[1]:
                         rows.append((size, column, cell))
+        if not rows and points:
+            # One value per size (foot length 255mm): the smallest size that is long enough.
+            given = [value for want, value in asked if want == _column_kind(points[0][2])]
+            fitting = sorted((pt for pt in points if given and pt[0] >= given[0] - 1e-9), key=lambda pt: pt[0])
+            if fitting:
+                _, size, column, cell = fitting[0]
+                rows.append((size, column, cell))
         if rows:
             zh = f"{p.name.zh} 可选：" + "、".join(f"{size}码（{col.zh}{cell}）" for size, col, cell in rows)
             en = f"{p.name.en}: choose " + ", ".join(f"{size} ({col.en} {cell})" for size, col, cell in rows)
@@ -571,6 +582,8 @@ def _column_kind(column: Text) -> str:
         return "height"
     if "月龄" in text or "年龄" in text or "age" in text:
         return "age"
+    if "脚长" in text or "foot" in text or "feet" in text:
+        return "foot"
     return ""
 
 
@@ -579,6 +592,17 @@ def _range(cell: str) -> tuple[float, float] | None:
     if match is None:
         return None
     return float(match.group(1)), float(match.group(2))
+
+
+def _cell_value(cell: str, kind: str) -> float | None:
+    """A one-value cell ("255mm", "25.5cm"), in the unit quantities use (foot: mm)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(mm|毫米|cm|厘米|公分)?\s*", cell)
+    if match is None:
+        return None
+    value = float(match.group(1))
+    if kind == "foot" and (match.group(2) in ("cm", "厘米", "公分") or value < 40):
+        value *= 10
+    return value
 
 
 def _audience_fact(p: Product, r: Reading) -> Fact | None:
@@ -612,13 +636,22 @@ def _specs_for(p: Product, r: Reading) -> list[Spec]:
         if any(c in L.CONCEPTS and any(L.cue_matches(cue, own) for cue in L.CONCEPTS[c]) for c in r.concepts):
             out.append(spec)
             continue
-        if any(L.normalize(k) in r.text for k in (spec.name.zh, spec.name.en, *spec.keywords) if len(k) >= 2):
+        # The product's own name is not a question word: "保温壶能装碳酸饮料吗" does not
+        # ask about the flask's 保温时长.
+        if any(r.says(L.normalize(k)) for k in (spec.name.zh, spec.name.en, *spec.keywords) if len(k) >= 2):
             out.append(spec)
             continue
         # A two-character word of the spec's name in the question ("蓝牙几点几" -> 蓝牙版本).
         name = "".join(ch for ch in spec.name.zh if L.CJK.match(ch))
-        if any(name[i : i + 2] in r.text for i in range(len(name) - 1) if name[i : i + 2] not in _WEAK_BIGRAMS):
+        if any(r.says(name[i : i + 2]) for i in range(len(name) - 1) if name[i : i + 2] not in _WEAK_BIGRAMS):
             out.append(spec)
+    if out:
+        # A spec that holds the question's own words beats one found through the kind of
+        # thing asked: "water bladder" is the hydration sleeve ("bladder"), not the rain
+        # cover that "water" and "rain" (both waterproofing words) would pick.
+        direct = _specs_with_words(p, r)
+        if direct:
+            out = [spec for spec in out if spec in direct] or direct
     if not out and r.concepts:
         # The kind asked is in a spec's value ("每片130克" for "多重").
         for spec in p.specs:
@@ -632,6 +665,23 @@ def _specs_for(p: Product, r: Reading) -> list[Spec]:
 
 
 _WEAK_BIGRAMS = {"多少", "什么", "能否", "是否", "方式", "时间", "效果"}
+
+
+def _specs_with_words(p: Product, r: Reading) -> list[Spec]:
+    """The specs whose name or value hold most of the question's leftover words (English
+    words of 4+ letters, Chinese character pairs), none if no spec holds any."""
+    words = [w for w in re.findall(r"[a-z]{4,}", r.residue) if w not in L.STOP_EN]
+    for chunk in r.residue.split():
+        if L.CJK.search(chunk):
+            words += [chunk[i : i + 2] for i in range(len(chunk) - 1) if chunk[i : i + 2] not in _WEAK_BIGRAMS]
+    if not words:
+        return []
+    scored = []
+    for spec in p.specs:
+        hay = L.normalize(" ".join([spec.name.zh, spec.name.en, spec.value.zh, spec.value.en, *spec.keywords]))
+        scored.append((sum(1 for w in words if w in hay), spec))
+    best = max((n for n, _ in scored), default=0)
+    return [spec for n, spec in scored if n == best] if best else []
 
 
 def _property_asked(r: Reading) -> str:
