@@ -201,6 +201,27 @@ class Understanding:
                 best, best_score = key, score
         return best if best_score >= 0.3 else ""
 
+    def topic_of_kind(self, reading: Reading, product_id: str) -> str:
+        """The part of the product's listing that the kind of thing asked is about: "下大雨会
+        不会湿透" and "is it waterproof" (waterproofing) -> the spec "防水指数"; "背包下雨怎么
+        办" -> the backpack's rain cover. "" when no part of the listing is of that kind."""
+        topics = self._topics.get(product_id, ())
+        given = {kind for kind, _ in reading.quantities}
+        for concept in reading.concepts:
+            if (concept, "weight" in given or "height" in given) in (("weight", True), ("dimensions", True)):
+                continue  # "180 80kg选几码" gives the viewer's weight, it does not ask the product's
+            cues = tuple(L.CONCEPTS[concept])
+            best, best_n = "", 0
+            for key, text in topics:
+                if key in ("about", "audience", "variants"):
+                    continue  # free text and lists mention everything; a spec says what it is
+                n = sum(1 for cue in cues if L.cue_matches(cue, text))
+                if n > best_n:
+                    best, best_n = key, n
+            if best:
+                return best
+        return ""
+
     # ------------------------------------------------------------------ reading
 
     def read(self, original: str) -> Reading:
@@ -217,6 +238,8 @@ class Understanding:
             masked = masked[:start] + " " + masked[end:]
         intents = tuple(L.intents_of(masked))
         concepts = tuple(L.concepts_of(masked))
+        if not intents and not concepts and L.CJK.search(masked):
+            intents, concepts = _asked_by_sound(masked)  # "包油吗" (包邮), "运废多少" (运费)
         reading = Reading(
             original=original,
             text=text,
@@ -381,6 +404,42 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
     return False
 
 
+@lru_cache(maxsize=1)
+def _cues_by_sound() -> dict[str, list[tuple[str, str, str, tuple[str, ...]]]]:
+    """First syllable -> (family, name, cue, syllables) of every plain Chinese cue of 2+ characters."""
+    out: dict[str, list[tuple[str, str, str, tuple[str, ...]]]] = {}
+    for family, table in (("intent", L.INTENTS), ("concept", L.CONCEPTS)):
+        for name, cues in table.items():
+            for cue in cues:
+                if cue.startswith("re:") or len(cue) < 2 or not all(L.CJK.match(ch) for ch in cue):
+                    continue
+                sounds = tuple(_syllable(ch) for ch in cue)
+                out.setdefault(sounds[0], []).append((family, name, cue, sounds))
+    return out
+
+
+def _asked_by_sound(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What is asked, read through pinyin slips: a cue said with other characters of the
+    same sound, at least half of them exact (the way pinyin input goes wrong)."""
+    index = _cues_by_sound()
+    chars = list(masked)
+    sounds = [_syllable(ch) if L.CJK.match(ch) else ch for ch in chars]
+    intents: list[str] = []
+    concepts: list[str] = []
+    for i, first in enumerate(sounds):
+        for family, name, cue, cue_sounds in index.get(first, ()):
+            n = len(cue_sounds)
+            if tuple(sounds[i : i + n]) != cue_sounds:
+                continue
+            same = sum(1 for a, b in zip(chars[i : i + n], cue, strict=True) if a == b)
+            if same * 2 >= n:
+                target = intents if family == "intent" else concepts
+                if name not in target:
+                    target.append(name)
+    order_i, order_c = list(L.INTENTS), list(L.CONCEPTS)
+    return tuple(sorted(intents, key=order_i.index)), tuple(sorted(concepts, key=order_c.index))
+
+
 # ------------------------------------------------------------------ product terms
 
 
@@ -400,8 +459,11 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
             continue
         words = [w for w in L.en_words(en) if w not in L.STOP_EN and w not in L.GENERIC_NAME_WORDS and len(w) > 2]
         for i, word in enumerate(words):
-            if not re.fullmatch(r"[\d.]+[a-z]*", word):
-                terms.append((word, 2.5 if i == len(words) - 1 else 1.5))
+            head = i == len(words) - 1
+            # "Waterproof" in "Waterproof Hardshell Jacket" is what viewers ask about, not a
+            # name for the jacket: a word that is a cue names a product only as the head noun.
+            if not re.fullmatch(r"[\d.]+[a-z]*", word) and (head or not _is_cue(word)):
+                terms.append((word, 2.5 if head else 1.5))
     # Everyday names of the product's kind (general synonyms).
     own = L.normalize(" ".join([*product.categories, *product.names[:2]]))
     # A Chinese noun's head is its last character: 徒步鞋 is a 鞋, so 鞋子 names it too.
