@@ -156,9 +156,13 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
             "fits large"),
     "washing": ("洗涤", "怎么洗", "机洗", "手洗", "水洗", "干洗", "洗衣机", "洗碗机", "清洗", "好洗", "wash", "washing",
                 "dishwasher", "cleaning"),
-    "pilling": ("起球", "掉毛", "掉絮", "钻绒", "跑绒", "pilling", "pill", "shed", "shedding"),
+    "pilling": ("起球", "毛球", "起毛", "掉毛", "掉絮", "钻绒", "跑绒", "pilling", "pill", "shed", "shedding"),
     "fading": ("掉色", "褪色", "染色", "串色", "fade", "fading", "colourfast", "colorfast", "bleed"),
     "breathable": ("透气", "闷", "闷热", "捂脚", "breathable", "breathability", "breathe", "stuffy"),
+    "texture": ("质地", "油不油", "油腻", "黏不黏", "粘不粘", "黏腻", "清爽", "厚重", "好吸收", "吸收", "好推开", "搓泥",
+                "texture", "greasy", "sticky", "absorb"),
+    "see_through": ("透不透", "透吗", "会透", "透光", "透肉", "内衬", "走光", "see-through", "see through", "sheer",
+                    "lining", "lined"),
     "stretch": ("弹力", "弹性", "有弹", "紧不紧", "勒", "stretch", "stretchy", "elastic"),
     "weight": ("重量", "多重", "重不重", "多少克", "几克", "几斤", "多少斤", "净含量", "分量", "车重", "克", "weigh", "weight",
                "heavy", "gram", "how many g", "kg", "net weight", "轻"),
@@ -373,9 +377,23 @@ def is_medical(text: str) -> bool:
     return any_cue(MEDICAL, text)
 
 
-def colours_named(text: str) -> list[str]:
+_SHADE_ZH = re.compile(r"([\u4e00-\u9fff]{2})色(?!号|系|差)")
+_NOT_SHADE = set("显掉褪染出特变串颜什么啥几哪个种好本杂成很不会易容有是的这那吗")
+
+
+def colours_named(text: str, listed: tuple[str, ...] = ()) -> list[str]:
+    """Colours the text names: basic colour words, a shade of the catalogue's own ("豆沙色"
+    when 02豆沙色 is listed), and any other "XX色" shade ("奶茶色", to be declined if unlisted)."""
     found = [m.group(0) for m in _COLOUR_ZH.finditer(text)]
     found += [m.group(1) for m in _COLOUR_EN.finditer(text)]
+    for name in listed:
+        core = re.sub(r"^[\w]*?\d+\s*", "", normalize(name)).removesuffix("色")
+        if len(core) >= 2 and core in text and not any(core in f or f.removesuffix("色") in core for f in found):
+            found.append(core)
+    for m in _SHADE_ZH.finditer(text):
+        shade = m.group(0)
+        if not (set(m.group(1)) & _NOT_SHADE) and not any(f.removesuffix("色") in shade for f in found):
+            found.append(shade)
     return found
 
 
@@ -434,6 +452,16 @@ def quantities(text: str) -> list[tuple[str, float]]:
             out.append(("age", value))
     for match in re.finditer(r"(?:身高|高)\s*(\d{2,3})(?!\d)(?!\s*(?:公斤|kg|斤))", text):
         out.append(("height", float(match.group(1))))
+    # "体重110" without a unit: Chinese viewers give their weight in 斤 (110斤 = 55 kg) from 100 up.
+    for match in re.finditer(r"体重\s*(\d{2,3}(?:\.\d)?)(?![\d.]|\s*(?:公斤|千克|kg|斤|g|克))", text):
+        value = float(match.group(1))
+        out.append(("weight", value / 2 if value >= 100 else value))
+    # "175 70公斤穿什么码", "160 50kg": a bare 140-199 in a size question is a height in cm.
+    if re.search(r"码|尺码|size|穿", text) and not any(kind == "height" for kind, _ in out):
+        for match in re.finditer(
+            r"(?<![\d.])(1[4-9]\d)(?![\d.]|\s*(?:元|块|kg|公斤|千克|斤|g|克|ml|毫升|mm|毫米|号|码))", text
+        ):
+            out.append(("height", float(match.group(1))))
     # Foot length ("脚长255", "foot length 25.5cm"): in millimetres, as size charts give it.
     for match in re.finditer(
         r"(?:脚长|foot length|feet are|foot is)\s*(\d{2,3}(?:\.\d)?)\s*(mm|毫米|cm|厘米|公分)?", text

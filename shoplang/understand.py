@@ -174,6 +174,9 @@ class Understanding:
         self.terms = _dedupe(raw)
         self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
         self._known = {term.text for term in self.terms}
+        self._colour_names = tuple(
+            name for p in (catalogue.products if catalogue else ()) for c in p.colours for name in (c.zh, c.en)
+        )
         self._by_first: dict[str, list[Term]] = {}
         for term in self.terms:
             self._by_first.setdefault(term.text[0], []).append(term)
@@ -251,7 +254,7 @@ class Understanding:
             intents=intents,
             concepts=concepts,
             medical=L.is_medical(text),
-            colours=tuple(L.colours_named(masked)),
+            colours=tuple(L.colours_named(masked, self._colour_names)),
             regions=tuple(L.regions_named(masked)),
             quantities=tuple(L.quantities(text)),
             residue=_residue(masked),

@@ -87,7 +87,7 @@ class CatalogueAnswerer:
         others = set(reading.intents) - {"recommend", "price", "suitable"}
         if "recommend" in reading.intents and not others and not reading.named and not reading.pointed:
             return self._recommend(question, reading, state, now_ms)
-        if not reading.named and products:
+        if not reading.named:
             products = self._by_measure(reading, products)
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
         shop_only = bool(shop_facts) and not reading.named and not reading.pointed and not on_sale
@@ -193,7 +193,7 @@ class CatalogueAnswerer:
             chart = p.size_chart if p is not None else None
             return chart is not None and any(_column_kind(c) in kinds for c in chart.columns)
 
-        if charted(self.catalogue.product(products[0])):
+        if products and charted(self.catalogue.product(products[0])):
             return products
         fits = [p.id for p in self.catalogue.products if charted(p)]
         return fits if len(fits) == 1 else products
@@ -551,6 +551,14 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
             if fitting:
                 _, size, column, cell = fitting[0]
                 rows.append((size, column, cell))
+        by_size: dict[str, set[str]] = {}
+        for size, column, _ in rows:
+            by_size.setdefault(size, set()).add(_column_kind(column))
+        measures = {_column_kind(c) for c in chart.columns} & {kind for kind, _ in asked}
+        every = [size for size, kinds in by_size.items() if kinds >= measures]
+        if every and len(every) < len(by_size):
+            # 165 cm and 52 kg: the size that fits both, not every size that fits one.
+            rows = [row for row in rows if row[0] in every]
         if rows:
             zh = f"{p.name.zh} 可选：" + "、".join(f"{size}码（{col.zh}{cell}）" for size, col, cell in rows)
             en = f"{p.name.en}: choose " + ", ".join(f"{size} ({col.en} {cell})" for size, col, cell in rows)

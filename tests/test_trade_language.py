@@ -1,0 +1,185 @@
+"""General shopping language on trades no evaluation shop covers (cosmetics, pet food,
+clothing) and on the ways a question's words differ from its listing's.
+
+The catalogue (tests/data/trades_catalogue.yaml) was written for this test; nothing in
+shoplang names its products. Each case is a question viewers of that trade ask, and what a
+reply must hold (or that it must decline: the listing does not say).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from clients.assistant.answerer_v2 import CatalogueAnswerer
+from clients.assistant.state import LiveState
+from shoplang import lang as L
+from shoplang.catalogue import load_catalogue
+from shoplang.evaluation import is_decline
+from shoplang.understand import ProductNames, Understanding, names_of
+
+CATALOGUE = Path(__file__).resolve().parent / "data" / "trades_catalogue.yaml"
+SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
+
+
+@pytest.fixture(scope="module")
+def answerer() -> CatalogueAnswerer:
+    return CatalogueAnswerer(load_catalogue(CATALOGUE))
+
+
+def ask(answerer: CatalogueAnswerer, text: str, pinned: str | None = None) -> str:
+    state = LiveState()
+    state.pinned_id = pinned
+    return answerer.answer(text, state, int(time.time() * 1000)).text
+
+
+@pytest.mark.parametrize(
+    ("text", "must"),
+    [
+        # cosmetics
+        ("面霜敏感肌能用吗", "敏感肌"),
+        ("面霜开封后能放多久", "12个月"),
+        ("面霜油不油", "不油腻"),  # texture, in the listing's words
+        ("口红有几个色号", "豆沙色"),
+        ("口红有豆沙色吗", "02豆沙色"),  # a shade the catalogue lists, not a basic colour word
+        ("口红沾杯吗", "不易沾杯"),
+        # pet food
+        ("猫粮3个月的猫能吃吗", "4个月以上"),
+        ("猫粮什么口味", "鸡肉味"),
+        ("猫粮大包多少钱", "¥329"),
+        # clothing
+        ("连衣裙160 50kg穿什么码", "M码"),  # a bare 160 in a size question is a height
+        ("身高158体重45穿哪个码", "S码"),  # nothing pinned: the one product with a size chart
+        ("dress size for 165cm 52kg", "M ("),
+        ("连衣裙起球吗", "不易起球"),
+        ("连衣裙能机洗吗", "冷水手洗"),
+        ("裙子透不透", "不透"),
+        ("连衣裙是纯棉的吗", "100%棉"),
+        ("is the dress cotton", "100% cotton"),
+    ],
+)
+def test_questions_of_other_trades_are_answered_from_the_listing(
+    answerer: CatalogueAnswerer, text: str, must: str
+) -> None:
+    reply = ask(answerer, text)
+    assert must in reply, (text, reply)
+
+
+def test_both_sizes_of_a_chart_are_checked_together(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "dress size for 165cm 52kg")
+    assert "L (" not in reply  # 165 cm alone would also be L; 52 kg is not
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["口红有奶茶色吗", "连衣裙有XL吗", "裙子会掉色吗", "面霜含酒精吗"],
+)
+def test_what_the_listing_does_not_say_is_declined(answerer: CatalogueAnswerer, text: str) -> None:
+    reply = ask(answerer, text)
+    assert is_decline(reply), (text, reply)
+
+
+def test_a_product_name_is_not_the_thing_asked() -> None:
+    """ "保温壶能装碳酸饮料吗": 保温 is in the flask's name, not a question about keeping warm."""
+    answerer = CatalogueAnswerer(load_catalogue(SHOPS / "outdoor" / "catalogue.yaml"))
+    assert is_decline(ask(answerer, "保温壶能装碳酸饮料吗", pinned="out-flask"))
+    assert "12小时" in ask(answerer, "保温壶能保温多久", pinned="out-flask")
+
+
+def test_a_measure_points_at_the_product_sized_by_it() -> None:
+    """A foot length while the jacket is pinned: the boots' chart (one value per size)."""
+    answerer = CatalogueAnswerer(load_catalogue(SHOPS / "outdoor" / "catalogue.yaml"))
+    reply = ask(answerer, "脚长253穿多大码", pinned="out-jacket")
+    assert "41码" in reply and "out-shoes" in reply, reply
+
+
+@pytest.mark.parametrize(
+    ("text", "intents", "concepts"),
+    [
+        ("秒杀还剩多久", ("time_left", "sale"), ()),  # not 还剩 = stock
+        ("几天到", ("delivery_time",), ()),  # not 几天 = battery
+        ("冬天零下能穿吗", ("suitable",), ("temperature", "season")),
+        ("能睡几个人", (), ("occupancy",)),
+        ("包油吗", ("fee",), ()),  # a pinyin slip of 包邮
+        ("运废多少", ("fee",), ()),
+    ],
+)
+def test_what_is_asked_longest_cue_first_and_through_pinyin_slips(
+    text: str, intents: tuple[str, ...], concepts: tuple[str, ...]
+) -> None:
+    reading = Understanding(products=[ProductNames("p", ("某商品",))]).read(text)
+    assert reading.intents == intents
+    assert reading.concepts == concepts
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [("瑜伽垫多厚", True), ("鞋子偏大还是偏小", True), ("买黑色还是白色好", True), ("我还是喜欢黑色", False),
+     ("好多厚衣服", False), ("还是算了", False)],
+)  # fmt: skip
+def test_questions_without_a_marker(text: str, asks: bool) -> None:
+    understanding = Understanding(load_catalogue(SHOPS / "outdoor" / "catalogue.yaml"))
+    assert understanding.read(text).question is asks
+
+
+def test_a_chinese_head_noun_names_the_product() -> None:
+    """徒步鞋 is a kind of 鞋: "鞋子防水吗" is about the boots, not the jacket on screen."""
+    understanding = Understanding(load_catalogue(SHOPS / "outdoor" / "catalogue.yaml"))
+    assert understanding.read("鞋子防水吗").named == ("out-shoes",)
+
+
+# ---------------------------------------------------------------- insights groups
+
+
+def group_of(texts: list[str], pinned: str) -> list[str]:
+    from barrage.v1 import event_pb2
+    from server.insights.engine import InsightsConfig, RoomInsights
+
+    engine = RoomInsights("r", InsightsConfig())
+    registered = event_pb2.CatalogueRegistered()
+    for entry in names_of(load_catalogue(CATALOGUE)):
+        product = registered.products.add(product_id=entry.product_id, names=entry.names, categories=entry.categories)
+        for key, text in entry.topics:
+            product.topics.add(key=key, text=text)
+    events = [
+        event_pb2.Event(event_id="cat", payload=event_pb2.Payload(catalogue_registered=registered)),
+        event_pb2.Event(
+            event_id="pin",
+            payload=event_pb2.Payload(
+                product_pinned=event_pb2.ProductPinned(product=event_pb2.Product(product_id=pinned))
+            ),
+        ),
+    ]
+    for i, text in enumerate(texts):
+        event = event_pb2.Event(event_id=f"q{i}", payload=event_pb2.Payload(comment=event_pb2.Comment(text=text)))
+        event.sender.user_id, event.sender.role = f"u{i}", event_pb2.ROLE_VIEWER
+        events.append(event)
+    for position, event in enumerate(events):
+        event.room_id = "r"
+        event.publish_time.FromMilliseconds(1_800_000_000_000 + position * 1000)
+        if not event.sender.user_id:
+            event.sender.user_id, event.sender.role = "host", event_pb2.ROLE_HOST
+        engine.fold(position, event)
+    return [engine.questions.by_event.get(f"q{i}", "") for i in range(len(texts))]
+
+
+def test_paraphrases_and_typos_of_one_question_join_and_different_questions_do_not() -> None:
+    groups = group_of(
+        ["连衣裙起球吗", "裙子会不会起毛球", "does the dress pill", "连衣裙怎么洗", "裙子能机洗吗", "裙子透不透",
+         "有内衬吗", "连衣裙包油吗", "包邮吗"],
+        pinned="dress",
+    )  # fmt: skip
+    pilling, washing, lining, shipping = groups[0:3], groups[3:5], groups[5:7], groups[7:9]
+    for same in (pilling, washing, lining, shipping):
+        assert len(set(same)) == 1, groups
+    assert len({pilling[0], washing[0], lining[0], shipping[0]}) == 4, groups
+
+
+def test_the_general_lexicon_names_no_product_of_a_shop() -> None:
+    """What is asked is read with general words: none of them is a product name of the test
+    catalogue or the outdoor shop (kinds of product are in KIND_SYNONYMS, not here)."""
+    cues = " ".join(c for table in (L.INTENTS, L.CONCEPTS) for cues in table.values() for c in cues)
+    for name in ("积雪草", "丝绒", "冻干猫粮", "碎花", "三合一", "速开"):
+        assert name not in cues
