@@ -269,10 +269,15 @@ class Understanding:
             else None
         )
         self._variants_and_sizes(reading, masked)
-        # "有没有平板", "do you sell tablets": asks whether the room sells a kind it does not.
+        # "有没有平板", "do you sell tablets": asks whether the room sells a kind it does not;
+        # "衬衫多少钱" in a room without shirts is not about the dress on screen either
+        # (unless it points at the screen: "这件衬衫" is what the host shows, by another name).
         asks_for = re.search(r"有没有|有.{1,6}(吗|不|嘛)|卖不卖|do you (have|sell)|any .*\?|got any", text)
         reading.other_kind = (
-            bool(asks_for)
+            (
+                bool(asks_for)
+                or (not reading.pointed and bool(_OWN_ATTRIBUTES & set(intents)) and "suitable" not in intents)
+            )
             and not reading.named
             and any(
                 L.cue_matches(L.normalize(kind), masked)
@@ -370,12 +375,16 @@ class Understanding:
 # ------------------------------------------------------------------ questions
 
 
+_OWN_ATTRIBUTES = {"price", "list_price", "stock", "sizes", "colours", "link", "materials", "variants", "gift"}
+"""What a product named in a question has ("衬衫多少钱"), unlike what it is used with
+("苹果手机能用吗": the phone is not what is sold)."""
 _STATEMENT = re.compile(r"我|了|过|超|太|真|喜欢|好吃|好用|\b(i|i'm|love|loved|bought|got mine)\b")
 _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几[个件块元天斤克号码段分点岁种包片盒罐支瓶升个钟年周]|几[点]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
     r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵]|^[^我].{0,8}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
+    r"|谁(买|用|试|穿|吃)过?了?"  # "谁买了": has anyone tried it
 )
 _REQUEST_ZH = re.compile(
     r"推荐|^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|展示一下|看一下|需要开|帮我|给我看"
@@ -404,6 +413,15 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
         # "walnuts shelf life", "牛奶保质期": a product and a thing asked, unless it tells
         # ("我上次买的核桃超好吃", "love this one!").
         return not (text.endswith(("!", "！")) or _STATEMENT.search(text))
+    if reading is not None:
+        bare = re.sub(r"[\s\W_]+", "", text)
+        one_word = not reading.residue if L.CJK.search(text) else len(text.split()) <= 2
+        if reading.intents and set(reading.intents) - {"sale"} and one_word and not text.endswith(("!", "！")):
+            return True  # one word: "价格", "尺码", "运费", "link" (not "颜色好看")
+        if re.match(r"(好?想要|要个|要一个|来个|来一个)", bare) and (
+            reading.colours or reading.sizes or reading.variants
+        ):
+            return True  # "想要黑色": is it there, and how to get it
     return False
 
 

@@ -124,6 +124,25 @@ def test_questions_without_a_marker(text: str, asks: bool) -> None:
     assert understanding.read(text).question is asks
 
 
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [("价格", True), ("尺码", True), ("运费", True), ("link", True), ("颜色好看", False), ("想要黑色", True),
+     ("好想要啊", False), ("谁买了", True), ("秒杀", False), ("我是敏感肌", False), ("求口红链接", True),
+     ("麻烦试色02", True), ("我家猫超爱吃这个猫粮", False), ("口红哑光还是滋润", True)],
+)  # fmt: skip
+def test_one_word_questions_wishes_and_statements_of_other_trades(text: str, asks: bool) -> None:
+    assert Understanding(load_catalogue(CATALOGUE)).read(text).question is asks
+
+
+def test_a_kind_the_room_does_not_sell_is_not_the_product_on_screen(answerer: CatalogueAnswerer) -> None:
+    """ "衬衫多少钱" while the dress is pinned: not the dress's price (a wrong-product answer)."""
+    assert is_decline(ask(answerer, "衬衫多少钱", pinned="dress"))
+    assert "¥229" in ask(answerer, "这件衬衫多少钱", pinned="dress")  # pointing: what the host shows
+    # What it is used with is not what is asked about: the pinned product still answers.
+    assert not answerer.understanding.read("苹果手机能用吗").other_kind
+    assert answerer.understanding.read("有没有手机").other_kind
+
+
 def test_a_chinese_head_noun_names_the_product() -> None:
     """徒步鞋 is a kind of 鞋: "鞋子防水吗" is about the boots, not the jacket on screen."""
     understanding = Understanding(load_catalogue(SHOPS / "outdoor" / "catalogue.yaml"))
