@@ -142,7 +142,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     # A question's words and a listing's often differ ("零下能穿吗" / 适用温度; "能睡几个人"
     # / sleeps): each kind holds both sides' everyday words, in both languages.
     "temperature": ("温度", "零下", "几度", "多少度", "保暖", "暖和", "冷不冷", "冷吗", "御寒", "抗寒", "防寒", "保温", "保冷",
-                    "冰感", "凉快", "凉感", "temperature", "freezing", "below zero", "degrees", "°c", "warm", "keep hot",
+                    "冰感", "凉快", "凉感", "热不热", "热吗", "会热", "temperature", "freezing", "below zero", "degrees", "°c", "warm", "keep hot",
                     "keeps hot", "cold"),
     "season": ("季节", "四季", "三季", "冬季", "冬天", "夏天", "夏季", "春秋", "雪地", "下雪", "雪天", "season", "winter",
                "summer", "snow", "all year"),
@@ -163,6 +163,13 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                 "texture", "greasy", "sticky", "absorb"),
     "see_through": ("透不透", "透吗", "会透", "透光", "透肉", "内衬", "走光", "see-through", "see through", "sheer",
                     "lining", "lined"),
+    "makeup_wear": ("持妆", "脱妆", "掉妆", "不脱妆", "持久", "斑驳", "long-lasting", "long lasting", "last all day",
+                    "wear time", "smudge"),
+    "coverage": ("遮瑕", "遮盖", "盖得住", "遮得住", "遮痘印", "coverage", "full cover"),
+    "shrink": ("缩水", "变形", "洗了会小", "shrink", "shrinkage"),
+    "wrinkle": ("起皱", "易皱", "免烫", "熨烫", "wrinkle", "iron"),
+    "clumping": ("结团", "成团", "结块", "clump", "clumping"),
+    "dust": ("粉尘", "灰尘", "掉渣", "dust", "dusty"),
     "stretch": ("弹力", "弹性", "有弹", "紧不紧", "勒", "stretch", "stretchy", "elastic"),
     "weight": ("重量", "多重", "重不重", "多少克", "几克", "几斤", "多少斤", "净含量", "分量", "车重", "克", "weigh", "weight",
                "heavy", "gram", "how many g", "kg", "net weight", "轻"),
@@ -195,7 +202,8 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 MEDICAL = ("治", "治疗", "治愈", "疗效", "药", "处方", "提高免疫力", "免疫力", "补脑", "长高", "降血糖", "降血压", "测血糖",
-           "血压", "防辐射", "辐射", "抗癌", "减肥", "排毒", "失眠", "湿疹", "咳嗽", "糖尿病", "高血压", "cure", "treat",
+           "血压", "防辐射", "辐射", "抗癌", "减肥", "排毒", "失眠", "湿疹", "咳嗽", "糖尿病", "高血压", "祛痘", "治痘",
+           "cure", "treat",
            "heal", "immune", "immunity", "eczema", "cancer", "blood pressure", "blood sugar", "glucose", "diabetes",
            "medicine", "medical", "sore throat", "insomnia", "radiation")  # fmt: skip
 """Health claims no shop assistant may make: such questions are declined."""

@@ -253,7 +253,7 @@ class Understanding:
             sale=L.any_cue(L.SALE_WORDS, masked),
             intents=intents,
             concepts=concepts,
-            medical=L.is_medical(text),
+            medical=L.is_medical(masked),  # a product's name ("止咳枇杷膏") is not a claim
             colours=tuple(L.colours_named(masked, self._colour_names)),
             regions=tuple(L.regions_named(masked)),
             quantities=tuple(L.quantities(text)),
