@@ -169,6 +169,17 @@ class Understanding:
         for entry in listed:
             raw.setdefault(entry.product_id, []).extend(_product_terms(entry))
             self._topics[entry.product_id] = [(key, L.normalize(text)) for key, text in entry.topics]
+        # The counting word of each product's variants ("1段 / 2段 / 3段" -> 段): "喝几段" asks
+        # which variant of the one product counted that way. Measures of people and of
+        # amounts (斤, 岁, 码, 毫升 ...) are not: many products and viewers use them.
+        units: dict[str, set[str]] = {}
+        for product_id, topics in self._topics.items():
+            for key, text in topics:
+                if key == "variants":
+                    for unit in re.findall(r"\d\s*([\u4e00-\u9fff])", text):
+                        if unit not in "斤克升米岁月号码寸个件包盒瓶袋片只条支套毫公厘千装":
+                            units.setdefault(unit, set()).add(product_id)
+        self._variant_units = {unit: next(iter(pids)) for unit, pids in units.items() if len(pids) == 1}
         for product_id, extra in (names or {}).items():
             raw.setdefault(product_id, []).extend(_name_terms(list(extra)))
         self.terms = _dedupe(raw)
@@ -236,6 +247,12 @@ class Understanding:
         strongest = max(strength.values(), default=0.0)
         spans = [s for s in spans if strength[s[2]] >= 0.6 * strongest]
         named = _order([(a, b, c) for a, b, c, _ in spans])
+        if not named and self._variant_units:
+            for match in re.finditer(r"(?:几|哪|什么|啥)([\u4e00-\u9fff])", text):
+                owner = self._variant_units.get(match.group(1))
+                if owner is not None:
+                    named, strength = [owner], {owner: 1.0}
+                    break
         masked = text
         for start, end, _, _ in sorted(spans, key=lambda s: -s[0]):
             masked = masked[:start] + " " + masked[end:]

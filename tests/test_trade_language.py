@@ -202,3 +202,14 @@ def test_the_general_lexicon_names_no_product_of_a_shop() -> None:
     cues = " ".join(c for table in (L.INTENTS, L.CONCEPTS) for cues in table.values() for c in cues)
     for name in ("积雪草", "丝绒", "冻干猫粮", "碎花", "三合一", "速开"):
         assert name not in cues
+
+
+def test_the_counting_word_of_one_products_variants_names_it() -> None:
+    """ "喝几段": only the formula's variants are counted in 段 (1段, 2段, 3段)."""
+    understanding = Understanding(load_catalogue(SHOPS / "baby" / "catalogue.yaml"))
+    assert understanding.read("我宝宝8个月喝几段").named == ("baby-formula",)
+
+
+@pytest.mark.parametrize("text", ["炒锅今天169", "直播间到手549", "券后99"])
+def test_a_host_stating_a_price_answers_price_questions(text: str) -> None:
+    assert "price" in L.answer_intents(L.normalize(text))
