@@ -406,7 +406,10 @@ _Q_ZH = re.compile(
 _REQUEST_ZH = re.compile(
     r"推荐|^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|展示一下|看一下|需要开|帮我|给我看"
 )
-_EXCLAIM_ZH = re.compile(r"^不知道|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$")
+_EXCLAIM_ZH = re.compile(
+    r"^不知道|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
+    r"|^(为什么|怎么)我?(又|总是|老是|还是)?(抢不到|没抢到|买不到|拍不到|没拍到)"  # missing a flash sale: a complaint
+)
 _Q_EN = re.compile(
     r"^(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone|should|got)\b"
     r"|\b(how much|how many|how long|price|link|pls|please|show me|recommend|suggest)\b"
