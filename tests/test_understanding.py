@@ -186,6 +186,7 @@ def test_insights_with_the_rooms_catalogue_find_questions_and_their_products(nam
     assert figures["attributed"] >= 0.9 * figures["attributable"]
     assert figures["attributed_off_screen"] >= 0.9 * figures["off_screen"]
     assert figures["grouping_precision"] >= 0.95
+    assert figures["grouping_recall"] >= 0.9
 
 
 def test_without_a_catalogue_insights_charge_unpinned_products_to_the_pinned_one() -> None:
