@@ -45,6 +45,9 @@ def ask(answerer: CatalogueAnswerer, text: str, pinned: str | None = None) -> st
         ("口红有几个色号", "豆沙色"),
         ("口红有豆沙色吗", "02豆沙色"),  # a shade the catalogue lists, not a basic colour word
         ("口红沾杯吗", "不易沾杯"),
+        ("面霜适合什么肤质", "干皮和敏感肌"),  # which: the listed audiences
+        ("which skin type is the cream for", "dry and sensitive skin"),
+        ("lipstick shades?", "rosewood"),
         # pet food
         ("猫粮3个月的猫能吃吗", "4个月以上"),
         ("猫粮什么口味", "鸡肉味"),
@@ -74,7 +77,15 @@ def test_both_sizes_of_a_chart_are_checked_together(answerer: CatalogueAnswerer)
 
 @pytest.mark.parametrize(
     "text",
-    ["口红有奶茶色吗", "连衣裙有XL吗", "裙子会掉色吗", "面霜含酒精吗"],
+    [
+        "口红有奶茶色吗",
+        "连衣裙有XL吗",
+        "裙子会掉色吗",
+        "面霜含酒精吗",
+        "面霜孕妇可以用吗",
+        "面霜混油皮能用吗",
+        "can pregnant women use the cream",
+    ],
 )
 def test_what_the_listing_does_not_say_is_declined(answerer: CatalogueAnswerer, text: str) -> None:
     reply = ask(answerer, text)

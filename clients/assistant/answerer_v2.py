@@ -326,7 +326,12 @@ class CatalogueAnswerer:
         audience = "suitable" in intents or any(kind in ("age", "weight", "height") for kind, _ in r.quantities)
         if audience and not (r.sizes or "sizes" in intents):
             fact = _audience_fact(p, r)
-            if fact is not None:
+            if fact is not None and _someone_unlisted(p, r):
+                # "孕妇可以用吗" of a cream listed for dry and sensitive skin: who may use it is
+                # not an exhaustive list, so a group it does not name is "not listed", not the
+                # groups it does name.
+                declined.append("unknown")
+            elif fact is not None:
                 facts.append(fact)
         # Specs by kind, then anything else the question names that the product lists.
         for spec in _specs_for(p, r):
@@ -626,6 +631,37 @@ def _audience_fact(p: Product, r: Reading) -> Fact | None:
     if not zh_parts:
         return None
     return _fact("suitable", p, f"{p.name.zh}：{'；'.join(zh_parts)}", f"{p.name.en}: {'; '.join(en_parts)}", [])
+
+
+_WHICH = re.compile(r"什么|哪|啥|几|多大|which|what|who")
+_USE_WORDS = re.compile(
+    r"能不能|可不可以|适不适合|适合|可以|能|会|用|吃|喝|穿|戴|坐|睡|吗|呢|嘛|么|不|的|了|吧|啊|这个|这款|它|也|都|还|请问|主播"
+    r"|\b(can|could|is|it|ok|okay|for|safe|suitable|use|used|wear|eat|drink|this|my|a|the|good)\b"
+)
+
+
+def _someone_unlisted(p: Product, r: Reading) -> bool:
+    """A yes/no question about a group of people (or animals) the product's audiences do not
+    mention: the leftover words of the question are in none of them."""
+    if _WHICH.search(r.text) or r.quantities:
+        return False
+    who = L.normalize(" ".join(f"{a.who.zh} {a.who.en}" for a in (*p.suitable_for, *p.not_for)))
+    text = r.text
+    for start, end in sorted(r.name_spans, reverse=True):
+        text = text[:start] + " " + text[end:]
+    # The residue drops cue words, and 孕妇 / pregnant are cues of "suitable": keep them here.
+    text = _USE_WORDS.sub(" ", text)
+    chunks = [c for c in re.split(r"[\s\W\d_]+", text) if c]
+    chunks = [c for c in chunks if (L.CJK.search(c) and len(c) >= 2) or (not L.CJK.search(c) and len(c) >= 4)]
+    chunks = [c for c in chunks if not _is_generic_use(c) and c not in L.STOP_EN]
+    if not chunks:
+        return False
+    return not any(c in who or _bigram_share(c, who) >= 0.5 or L.singular(c) in who for c in chunks)
+
+
+def _is_generic_use(chunk: str) -> bool:
+    """Words of "can it be used / worn / eaten" that name nobody."""
+    return chunk in {"use", "wear", "eat", "drink", "women", "people", "person", "用了", "使用", "平时", "每天", "天天"}
 
 
 def _limit_relevant(audience: Audience, asked: list[tuple[str, float]]) -> bool:
