@@ -468,7 +468,7 @@ def quantities(text: str) -> list[tuple[str, float]]:
         value = float(match.group(1))
         out.append(("weight", value / 2 if value >= 100 else value))
     # "175 70公斤穿什么码", "160 50kg": a bare 140-199 in a size question is a height in cm.
-    if re.search(r"码|尺码|size|穿", text) and not any(kind == "height" for kind, _ in out):
+    if re.search(r"码|尺码|size|穿|选", text) and not any(kind == "height" for kind, _ in out):
         for match in re.finditer(
             r"(?<![\d.])(1[4-9]\d)(?![\d.]|\s*(?:元|块|kg|公斤|千克|斤|g|克|ml|毫升|mm|毫米|号|码))", text
         ):

@@ -380,7 +380,7 @@ class Understanding:
                 reading.variants[product_id] = variant
         listed = {s.casefold() for p in self.catalogue.products for s in p.sizes}
         sizes, unknown = [], []
-        for match in re.finditer(r"(?<![a-z0-9])(x{0,4}[sl]|m|nb|xx+l|\d{2,3})(?![a-z0-9])\s*(码|号|size)?", masked):
+        for match in re.finditer(r"(?<![a-z0-9'’])(x{0,4}[sl]|m|nb|xx+l|\d{2,3})(?![a-z0-9])\s*(码|号|size)?", masked):
             label, marker = match.group(1), match.group(2)
             if label in listed:
                 sizes.append(label)
@@ -459,6 +459,9 @@ def _cues_by_sound() -> dict[str, list[tuple[str, str, str, tuple[str, ...]]]]:
     return out
 
 
+_FUNCTION_CHARS = set("多少几什么怎样哪吗呢吧啊了的是有没不能会可以要还")
+
+
 def _asked_by_sound(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What is asked, read through pinyin slips: a cue said with other characters of the
     same sound, at least half of them exact (the way pinyin input goes wrong)."""
@@ -472,8 +475,10 @@ def _asked_by_sound(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             n = len(cue_sounds)
             if tuple(sounds[i : i + n]) != cue_sounds:
                 continue
-            same = sum(1 for a, b in zip(chars[i : i + n], cue, strict=True) if a == b)
-            if same * 2 >= n:
+            exact = [a for a, b in zip(chars[i : i + n], cue, strict=True) if a == b]
+            # The exact characters must say something: "围多少" is not "喂多少" (usage) just
+            # because 多少 is right.
+            if len(exact) * 2 >= n and any(ch not in _FUNCTION_CHARS for ch in exact):
                 target = intents if family == "intent" else concepts
                 if name not in target:
                     target.append(name)
@@ -620,6 +625,10 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         keys = {zh.removesuffix("装"), L.normalize(variant.name.en)}
         core = re.findall(r"\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g)?", zh)
         keys |= {c.replace(" ", "") for c in core if len(c) > 1}
+        # "5kg" and "5 kg" for "5公斤装 / 5 kg bag": the English name's amounts, written together.
+        en = L.normalize(variant.name.en)
+        keys |= {m.replace(" ", "") for m in re.findall(r"\d+(?:\.\d+)?\s*(?:kg|g|ml|l|lb|oz|mm|cm)\b", en)}
+        keys |= set(re.findall(r"\d+(?:\.\d+)?\s*(?:kg|g|ml|l|lb|oz|mm|cm)\b", en))
         others = set().union(*(w for vid, w in words.items() if vid != variant.id))
         keys |= words[variant.id] - others
         numbers = set(re.findall(r"\d{2,}", zh))
@@ -629,6 +638,14 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     return out
 
 
+def _says_key(key: str, text: str) -> bool:
+    """The key is in the text, a key starting with a digit not inside a longer number
+    ("5公斤" is not said by "55公斤")."""
+    if not key[:1].isdigit():
+        return key in text
+    return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
+
+
 def _variant_named(keys: list[tuple[str, frozenset[str]]], text: str) -> str | None:
-    found = [vid for vid, names in keys if any(k in text for k in names)]
+    found = [vid for vid, names in keys if any(_says_key(k, text) for k in names)]
     return found[0] if len(found) == 1 else None

@@ -225,3 +225,17 @@ def test_the_counting_word_of_one_products_variants_names_it() -> None:
 @pytest.mark.parametrize("text", ["炒锅今天169", "直播间到手549", "券后99"])
 def test_a_host_stating_a_price_answers_price_questions(text: str) -> None:
     assert "price" in L.answer_intents(L.normalize(text))
+
+
+def test_a_number_inside_a_longer_number_names_no_variant(answerer: CatalogueAnswerer) -> None:
+    """ "165 55公斤选M还是L" is a viewer's weight, not the cat food's 5公斤 bag."""
+    reply = ask(answerer, "165 55公斤选M还是L", pinned="dress")
+    assert "catfood" not in reply and "M码" in reply, reply
+    assert "¥329" in ask(answerer, "猫粮5kg多少钱")  # the 5 kg bag, written the English way
+
+
+def test_sound_alone_does_not_make_a_question_word_a_cue() -> None:
+    """ "腰围多少" is not "喂多少" (how much to feed): only 多少 is the same character."""
+    understanding = Understanding(load_catalogue(CATALOGUE))
+    assert understanding.read("腰围多少").concepts == ()
+    assert understanding.read("what's it made of").sizes == ()  # the s of what's is no size S
