@@ -429,7 +429,8 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
             return True
     if _Q_EN.search(text):
         return True
-    if reading is not None and (reading.named or reading.pointed) and (reading.intents or reading.concepts):
+    chosen = reading is not None and (reading.variants or reading.bigger is not None)
+    if reading is not None and (reading.named or reading.pointed or chosen) and (reading.intents or reading.concepts):
         # "walnuts shelf life", "牛奶保质期": a product and a thing asked, unless it tells
         # ("我上次买的核桃超好吃", "love this one!").
         return not (text.endswith(("!", "！")) or _STATEMENT.search(text))

@@ -239,3 +239,19 @@ def test_sound_alone_does_not_make_a_question_word_a_cue() -> None:
     understanding = Understanding(load_catalogue(CATALOGUE))
     assert understanding.read("腰围多少").concepts == ()
     assert understanding.read("what's it made of").sizes == ()  # the s of what's is no size S
+
+
+def test_a_general_kind_of_spec_is_asked_of_the_product_on_screen(answerer: CatalogueAnswerer) -> None:
+    """ "保质期多久" while the cat food (no shelf life listed) is pinned: declined, never the
+    cream's shelf life (a wrong-product answer); a part only one product has still finds it."""
+    assert is_decline(ask(answerer, "保质期多久", pinned="catfood"))
+    home = CatalogueAnswerer(load_catalogue(SHOPS / "home" / "catalogue.yaml"))
+    assert "拆洗" in ask(home, "枕套能拆下来洗吗", pinned="home-wok")
+
+
+@pytest.mark.parametrize(
+    ("text", "must"),
+    [("how much protein", "40%"), ("how much is it", "¥159"), ("几个月的猫可以吃", "4个月"), ("大包小包价格", "¥329")],
+)
+def test_how_much_of_what(answerer: CatalogueAnswerer, text: str, must: str) -> None:
+    assert must in ask(answerer, text, pinned="catfood")

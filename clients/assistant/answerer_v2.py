@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 
 from clients.assistant.answerer import Answer, Unknown, render
 from clients.assistant.catalog import Lang
@@ -177,8 +178,11 @@ class CatalogueAnswerer:
         for p in self.catalogue.products:
             if p.id in tried:
                 continue
-            named_spec = [s for s in _specs_for(p, r) if _spec_named(s, r)]
-            if named_spec or (r.residue and _find_in_product(p, r.residue, names=False)):
+            # Only words of the question that are no general kind of spec ("滤网" is a part of
+            # the purifier; "保质期" is asked of whatever is on screen, and another product's
+            # shelf life would be a wrong-product answer).
+            specific = [spec for spec in p.specs if _spec_named(spec, r, specific=True)]
+            if specific or (r.residue and _find_in_product(p, r.residue, names=False)):
                 hits.append(p)
         return hits[0] if len(hits) == 1 else None
 
@@ -633,6 +637,13 @@ def _audience_fact(p: Product, r: Reading) -> Fact | None:
     return _fact("suitable", p, f"{p.name.zh}：{'；'.join(zh_parts)}", f"{p.name.en}: {'; '.join(en_parts)}", [])
 
 
+@lru_cache(maxsize=1)
+def _plain_cues() -> tuple[str, ...]:
+    """The Chinese cue words of what is asked (保质期, 防水 ...)."""
+    groups = (*L.INTENTS.values(), *L.CONCEPTS.values())
+    return tuple({c for g in groups for c in g if not c.startswith("re:") and L.CJK.search(c) and len(c) >= 2})
+
+
 _WHICH = re.compile(r"什么|哪|啥|几|多大|which|what|who")
 _USE_WORDS = re.compile(
     r"能不能|可不可以|适不适合|适合|可以|能|会|用|吃|喝|穿|戴|坐|睡|吗|呢|嘛|么|不|的|了|吧|啊|这个|这款|它|也|都|还|请问|主播"
@@ -741,10 +752,14 @@ def _property_asked(r: Reading) -> str:
     return " ".join(words) if (L.CJK.search(x) and len(x) >= 2) or words else ""
 
 
-def _spec_named(spec: Spec, r: Reading) -> bool:
-    """The question holds two characters of the spec's Chinese name or its English name."""
+def _spec_named(spec: Spec, r: Reading, specific: bool = False) -> bool:
+    """The question holds two characters of the spec's Chinese name or its English name;
+    `specific`: Chinese characters that are no general kind of spec ("枕套", not "保质期")."""
     name = "".join(ch for ch in spec.name.zh if L.CJK.match(ch))
     pairs = {name[i : i + 2] for i in range(len(name) - 1)} - _WEAK_BIGRAMS
+    if specific:
+        said = [cue for cue in _plain_cues() if cue in r.text]
+        return any(pair in r.text and not any(pair in cue for cue in said) for pair in pairs)
     return any(pair in r.text for pair in pairs) or L.cue_matches(L.normalize(spec.name.en), r.text)
 
 
