@@ -84,7 +84,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
     # Each entry: cue words or regular expressions (prefix "re:") in either language.
     # "host" first: a request to the host ("主播试穿一下", "主播多高穿几码") is its own
     # question even when it names a size or colour.
-    "host": ("试穿", "上身", "试一下", "试戴", "试用一下", "主播多高", "主播身高", "主播体重", "主播多重", "主播穿",
+    "host": ("试穿", "上身", "试一下", "试色", "上嘴", "试戴", "试用一下", "主播多高", "主播身高", "主播体重", "主播多重", "主播穿",
              "主播用的", "主播戴", "想看看", "展示一下", "给我们看", "给我看", "看看细节", "近一点", "拿近", "re:show (me|us|it)", "host wearing", "re:\\bhost'?s? (height|weight|size|wearing)", "re:try (it )?on",
              "model wearing"),
     "list_price": ("原价", "划线价", "专柜价", "市场价", "日常价", "平时多少", "原来多少", "original price", "list price",
@@ -392,7 +392,7 @@ def is_medical(text: str) -> bool:
 
 
 _SHADE_ZH = re.compile(r"([\u4e00-\u9fff]{2})色(?!号|系|差)")
-_NOT_SHADE = set("显掉褪染出特变串颜什么啥几哪个种好本杂成很不会易容有是的这那吗")
+_NOT_SHADE = set("显掉褪染出特变串颜什么啥几哪个种好本杂成很不会易容有是的这那吗试")
 
 
 def colours_named(text: str, listed: tuple[str, ...] = ()) -> list[str]:

@@ -199,10 +199,12 @@ def group_of(texts: list[str], pinned: str) -> list[str]:
 def test_paraphrases_and_typos_of_one_question_join_and_different_questions_do_not() -> None:
     groups = group_of(
         ["连衣裙起球吗", "裙子会不会起毛球", "does the dress pill", "连衣裙怎么洗", "裙子能机洗吗", "裙子透不透",
-         "有内衬吗", "连衣裙包油吗", "包邮吗"],
+         "有内衬吗", "连衣裙包油吗", "包邮吗", "主播试一下这个颜色", "麻烦主播试色"],
         pinned="dress",
     )  # fmt: skip
     pilling, washing, lining, shipping = groups[0:3], groups[3:5], groups[5:7], groups[7:9]
+    host = groups[9:11]
+    assert len(set(host)) == 1 and host[0].startswith("host@"), groups
     for same in (pilling, washing, lining, shipping):
         assert len(set(same)) == 1, groups
     assert len({pilling[0], washing[0], lining[0], shipping[0]}) == 4, groups
