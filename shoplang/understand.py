@@ -260,6 +260,8 @@ class Understanding:
         concepts = tuple(L.concepts_of(masked))
         if not intents and not concepts and L.CJK.search(masked):
             intents, concepts = _asked_by_sound(masked)  # "包油吗" (包邮), "运废多少" (运费)
+        if not intents and not concepts and re.search(r"[a-z]{5,}", masked):
+            intents, concepts = _asked_by_spelling(masked)  # "shiping", "waterprof"
         reading = Reading(
             original=original,
             text=text,
@@ -458,6 +460,31 @@ def _cues_by_sound() -> dict[str, list[tuple[str, str, str, tuple[str, ...]]]]:
                 sounds = tuple(_syllable(ch) for ch in cue)
                 out.setdefault(sounds[0], []).append((family, name, cue, sounds))
     return out
+
+
+@lru_cache(maxsize=1)
+def _english_cues() -> list[tuple[str, str, str]]:
+    """(family, name, cue) of every one-word English cue of 5+ letters."""
+    out = []
+    for family, table in (("intent", L.INTENTS), ("concept", L.CONCEPTS)):
+        for name, cues in table.items():
+            out += [(family, name, c) for c in cues if re.fullmatch(r"[a-z]{5,}", c)]
+    return out
+
+
+def _asked_by_spelling(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What is asked, through an English typo: one edit from a cue of 5+ letters, first letter kept."""
+    intents: list[str] = []
+    concepts: list[str] = []
+    for written in re.findall(r"[a-z]{5,}", masked):
+        word = L.singular(written)
+        for family, name, cue in _english_cues():
+            if word != cue and word[0] == cue[0] and L.edit1(word, cue):
+                target = intents if family == "intent" else concepts
+                if name not in target:
+                    target.append(name)
+    order_i, order_c = list(L.INTENTS), list(L.CONCEPTS)
+    return tuple(sorted(intents, key=order_i.index)), tuple(sorted(concepts, key=order_c.index))
 
 
 _FUNCTION_CHARS = set("多少几什么怎样哪吗呢吧啊了的是有没不能会可以要还")

@@ -257,3 +257,16 @@ def test_a_general_kind_of_spec_is_asked_of_the_product_on_screen(answerer: Cata
 )
 def test_how_much_of_what(answerer: CatalogueAnswerer, text: str, must: str) -> None:
     assert must in ask(answerer, text, pinned="catfood")
+
+
+@pytest.mark.parametrize(
+    ("text", "intents", "concepts"),
+    [
+        ("whats the prise", ("price",), ()),
+        ("is it waterprof", (), ("waterproof",)),
+        ("retrun policy", ("returns",), ()),
+    ],
+)
+def test_english_typos_of_what_is_asked(text: str, intents: tuple[str, ...], concepts: tuple[str, ...]) -> None:
+    reading = Understanding(products=[ProductNames("p", ("某商品",))]).read(text)
+    assert (reading.intents, reading.concepts) == (intents, concepts)
