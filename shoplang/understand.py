@@ -394,6 +394,8 @@ class Understanding:
 # ------------------------------------------------------------------ questions
 
 
+_VERDICT = re.compile(r"可以|不错|还行|挺|划算|便宜|实惠|贵|好看|喜欢|绝了|值")
+"""A word that judges: "价格可以", "颜色不错" tell, they do not ask."""
 _OWN_ATTRIBUTES = {"price", "list_price", "stock", "sizes", "colours", "link", "materials", "variants", "gift"}
 """What a product named in a question has ("衬衫多少钱"), unlike what it is used with
 ("苹果手机能用吗": the phone is not what is sold)."""
@@ -438,7 +440,7 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
         return not (text.endswith(("!", "！")) or _STATEMENT.search(text))
     if reading is not None:
         bare = re.sub(r"[\s\W_]+", "", text)
-        one_word = not reading.residue if L.CJK.search(text) else len(text.split()) <= 2
+        one_word = (not reading.residue and not _VERDICT.search(text)) if L.CJK.search(text) else len(text.split()) <= 2
         if reading.intents and set(reading.intents) - {"sale"} and one_word and not text.endswith(("!", "！")):
             return True  # one word: "价格", "尺码", "运费", "link" (not "颜色好看")
         if re.match(r"(好?想要|要个|要一个|来个|来一个)", bare) and (

@@ -140,6 +140,7 @@ def test_questions_without_a_marker(text: str, asks: bool) -> None:
     [("价格", True), ("尺码", True), ("运费", True), ("link", True), ("颜色好看", False), ("想要黑色", True),
      ("好想要啊", False), ("谁买了", True), ("秒杀", False), ("我是敏感肌", False), ("求口红链接", True),
      ("麻烦试色02", True), ("我家猫超爱吃这个猫粮", False), ("口红哑光还是滋润", True), ("为什么我抢不到啊", False),
+     ("价格可以", False), ("颜色不错", False),
      ("怎么又没抢到", False)],
 )  # fmt: skip
 def test_one_word_questions_wishes_and_statements_of_other_trades(text: str, asks: bool) -> None:
