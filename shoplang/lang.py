@@ -205,8 +205,8 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "power": ("功率", "瓦", "几瓦", "多少瓦", "多少w", "watt", "wattage", "power", "output", "快充", "fast charg"),
     "ports": ("接口", "几个口", "插口", "口", "port", "usb"),
     "smell": ("有味道", "味道大", "味儿", "气味", "异味", "臭", "刺鼻", "难闻", "甲醛", "smell", "odor", "odour", "stink"),
-    "taste": ("甜", "甜度", "re:酸(不酸|吗|的|甜|味)|(偏|太|很|有点|好|不)酸", "辣", "口感", "好吃", "味道", "口味", "适口", "爱吃", "挑食", "爱不爱吃", "sweet", "taste",
-              "flavour", "flavor", "spicy", "palatab", "picky"),
+    "taste": ("甜", "甜度", "re:酸(不酸|吗|的|甜|味)|(偏|太|很|有点|好|不)酸", "辣", "口感", "好吃", "味道", "口味", "sweet", "taste", "flavour", "flavor", "spicy"),
+    "palatability": ("适口", "爱吃", "挑食", "爱不爱吃", "喜欢吃", "不吃", "palatab", "picky", "re:(cats?|dogs?|pets?) (like|love|eat)"),
     "fresh": ("新米", "新货", "新鲜", "今年", "生产日期", "加工日期", "采收", "new crop", "fresh", "harvest", "milling"),
 }  # fmt: skip
 
