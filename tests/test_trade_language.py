@@ -298,3 +298,8 @@ def _pinned(product_id: str | None) -> LiveState:
     state = LiveState()
     state.pinned_id = product_id
     return state
+
+
+def test_whether_pets_like_it_is_not_the_flavour(answerer: CatalogueAnswerer) -> None:
+    assert is_decline(ask(answerer, "猫咪爱吃吗", pinned="catfood"))  # the listing does not say
+    assert "鸡肉味" in ask(answerer, "什么口味", pinned="catfood")
