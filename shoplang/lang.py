@@ -82,10 +82,17 @@ SALE_WORDS = ("秒杀", "抢购", "限时", "flash", "deal", "秒")
 
 INTENTS: dict[str, tuple[str, ...]] = {
     # Each entry: cue words or regular expressions (prefix "re:") in either language.
+    # "host" first: a request to the host ("主播试穿一下", "主播多高穿几码") is its own
+    # question even when it names a size or colour.
+    "host": ("试穿", "上身", "试一下", "试色", "上嘴", "试戴", "试用一下", "主播多高", "主播身高", "主播体重", "主播多重", "主播穿",
+             "主播用的", "主播戴", "想看看", "展示一下", "给我们看", "给我看", "看看细节", "近一点", "拿近", "re:show (me|us|it)", "host wearing", "re:\\bhost'?s? (height|weight|size|wearing)", "re:try (it )?on",
+             "model wearing"),
     "list_price": ("原价", "划线价", "专柜价", "市场价", "日常价", "平时多少", "原来多少", "original price", "list price",
                    "rrp", "retail price", "usual price", "normal price", "was it"),
     "price": ("多少钱", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "贵不贵", "贵吗", "售价",
-              "到手价", "现价", "多少一", "啥价位", "jg", "how much", "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
+              "到手价", "现价", "多少一", "啥价位", "jg",
+              "re:how much(?=\\s*(is|are|does|do|did|for|would|will|it|this|these|that|the|now|today|pls|please|each|per|in|\\?|$))",
+              "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
     "stock": ("还有吗", "还有货", "有货", "有现货", "现货", "库存", "还剩", "剩多少", "剩几", "卖完", "售罄", "缺货", "抢光",
               "还有多少", "in stock", "any left", "sold out", "how many left", "stock", "still available", "available"),
     "time_left": ("几分钟", "多久结束", "什么时候结束", "几点结束", "还有多久", "还剩多久", "多长时间", "剩几分钟",
@@ -105,16 +112,19 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "shipping": ("发货", "快递", "物流", "配送", "寄", "shipping", "ship", "deliver", "delivery"),
     "returns": ("退货", "退换", "换货", "能退", "可以退", "售后", "无理由", "坏了怎么办", "坏了", "破损", "坏果", "退款",
                 "return", "refund", "exchange", "damaged", "broken", "spoiled"),
-    "warranty": ("保修", "质保", "保固", "包换", "warranty", "guarantee"),
+    "warranty": ("保修", "质保", "保固", "包换", "开胶", "脱胶", "掉底", "断线", "warranty", "guarantee"),
     "gift": ("赠品", "送什么", "送啥", "有送", "赠送", "送不送", "有没有送", "福利", "礼品", "re:送.{1,6}(吗|不)", "re:送几",
              "free gift", "gift",
              "freebie", "bonus", "comes with", "what do i get free"),
     "sizes": ("尺码", "码数", "什么码", "哪个码", "几码", "多大码", "码", "选码", "size"),
-    "colours": ("颜色", "什么色", "几个色", "几种色", "色号", "colour", "color"),
-    "materials": ("成分", "材质", "材料", "面料", "配料", "原料", "里面有什么", "有什么东西", "含有", "什么做的", "用料",
+    "colours": ("颜色", "什么色", "几个色", "几种色", "色号", "colour", "color", "shade"),
+    "materials": ("成分", "材质", "材料", "面料", "配料", "原料", "re:(纯|全|含)(棉|麻|羊毛|羊绒|真丝|桑蚕丝)", "什么棉",
+                  "re:\\b(is it|are they|made of|100%?) ?(cotton|wool|silk|linen|leather|cashmere)\\b", "里面有什么", "有什么东西", "含有", "什么做的", "用料",
                   "re:什么(钢|木|布|棉|皮|料|质|塑料|玻璃)",
                   "made of", "material", "ingredient", "fabric", "re:what'?s in", "what is in", "contain"),
     "suitable": ("re:what (age|height|weight|size of (baby|child|kid))s? is .* for", "re:for what (age|height|weight)",
+                 "肤质", "孕期", "孕妈", "哺乳期", "几个月", "多大的猫", "多大的狗", "skin type", "pregnant", "breastfeeding",
+                 "nursing mother", "what age", "how old",
                  "适合多大", "几岁", "多大的宝宝", "多大的孩子", "适合", "适不适合", "能用吗", "能吃吗", "能喝吗", "能穿吗", "能坐吗", "能戴吗", "可以用吗", "可以吃吗",
                  "可以喝吗", "能不能用", "能不能吃", "过敏", "不耐受", "孕妇", "婴儿能", "宝宝能", "孩子能", "老人能",
                  "suitable", "good for", "ok for", "safe for", "allergic", "intolerant", "re:can (my|a) (baby|kid|child)",
@@ -133,18 +143,59 @@ INTENTS: dict[str, tuple[str, ...]] = {
 
 CONCEPTS: dict[str, tuple[str, ...]] = {
     # Kinds of specification, by the words of both the question and the spec's name.
-    "weight": ("重量", "多重", "重不重", "多少克", "几克", "几斤", "多少斤", "净含量", "分量", "车重", "克", "weigh", "weight",
+    # A question's words and a listing's often differ ("零下能穿吗" / 适用温度; "能睡几个人"
+    # / sleeps): each kind holds both sides' everyday words, in both languages.
+    "temperature": ("温度", "零下", "几度", "多少度", "保暖", "暖和", "冷不冷", "冷吗", "御寒", "抗寒", "防寒", "保温", "保冷",
+                    "冰感", "凉快", "凉感", "热不热", "热吗", "会热", "temperature", "freezing", "below zero", "degrees", "°c", "warm", "keep hot",
+                    "keeps hot", "cold"),
+    "season": ("季节", "四季", "三季", "冬季", "冬天", "夏天", "夏季", "春秋", "雪地", "下雪", "雪天", "season", "winter",
+               "summer", "snow", "all year"),
+    "occupancy": ("几个人", "几人", "多少人", "人数", "睡几", "住几", "坐几", "容纳", "住得下", "睡得下", "坐得下", "几口人",
+                  "sleeps", "how many people", "re:\\bfits? \\d+ (people|persons|adults)", "occupancy"),
+    "thickness": ("厚度", "多厚", "厚不厚", "厚吗", "薄吗", "厚薄", "厚实", "thickness", "thick", "thin"),
+    "setup": ("搭建", "re:搭(?!配)", "安装", "组装", "拼装", "装起来", "好装", "怎么装", "难装", "好不好装", "拆装", "收起来", "set up", "setup",
+              "assemble", "assembly", "install", "pitch"),
+    "fit": ("偏大", "偏小", "正码", "码数准", "尺码准", "码准", "合脚", "挤脚", "脚宽", "宽脚", "大一码", "小一码", "版型",
+            "尺码建议", "run small", "run large", "runs small", "runs large", "true to size", "fits small",
+            "fits large"),
+    "washing": ("洗涤", "怎么洗", "机洗", "手洗", "水洗", "干洗", "洗衣机", "洗碗机", "清洗", "好洗", "拆洗", "能洗", "可以洗", "wash", "washing",
+                "dishwasher", "cleaning"),
+    "pilling": ("起球", "毛球", "起毛", "掉毛", "掉絮", "钻绒", "跑绒", "pilling", "pill", "shed", "shedding"),
+    "fading": ("掉色", "褪色", "染色", "串色", "fade", "fading", "colourfast", "colorfast", "bleed"),
+    "breathable": ("透气", "闷", "闷热", "捂脚", "breathable", "breathability", "breathe", "stuffy"),
+    "texture": ("质地", "油不油", "油腻", "黏不黏", "粘不粘", "黏腻", "清爽", "厚重", "好吸收", "吸收", "好推开", "搓泥",
+                "texture", "greasy", "sticky", "absorb"),
+    "see_through": ("透不透", "透吗", "会透", "透光", "透肉", "内衬", "走光", "see-through", "see through", "sheer",
+                    "lining", "lined"),
+    "recline": ("平躺", "躺平", "可躺", "能躺", "靠背", "放平", "躺下", "recline", "lie flat", "lie down", "backrest"),
+    "opening": ("好剥", "难剥", "手剥", "去壳", "手捏", "好开", "难开", "easy to peel", "peel", "crack"),
+    "usage": ("怎么用", "用法", "使用方法", "怎么使用", "怎么吃", "怎么喂", "喂多少", "一天几次", "how to use", "how do i use",
+              "directions", "how much to feed"),
+    "makeup_wear": ("持妆", "脱妆", "掉妆", "不脱妆", "持久", "斑驳", "long-lasting", "long lasting", "last all day",
+                    "wear time", "smudge"),
+    "coverage": ("遮瑕", "遮盖", "盖得住", "遮得住", "遮痘印", "coverage", "full cover"),
+    "shrink": ("缩水", "变形", "洗了会小", "shrink", "shrinkage"),
+    "wrinkle": ("起皱", "易皱", "免烫", "熨烫", "wrinkle", "iron"),
+    "clumping": ("结团", "成团", "结块", "clump", "clumping"),
+    "dust": ("粉尘", "灰尘", "掉渣", "dust", "dusty"),
+    "stretch": ("弹力", "弹性", "有弹", "紧不紧", "勒", "stretch", "stretchy", "elastic"),
+    "weight": ("重量", "多重", "重不重", "多少克", "几克", "几斤", "多少斤", "净含量", "分量", "车重", "克", "个头", "一个多大",
+               "单个", "单果", "weigh", "weight",
                "heavy", "gram", "how many g", "kg", "net weight", "轻"),
     "volume": ("容量", "几升", "多少毫升", "几毫升", "多少ml", "毫升", "升", "ml", "litre", "liter", "capacity", "volume",
                "多大一瓶", "多大瓶"),
     "battery": ("续航", "电池", "用多久", "能用多久", "待机", "充一次", "充满", "多少天", "几天", "多少小时", "几个小时", "battery",
                 "last", "charge", "hours"),
-    "waterproof": ("防水", "防汗", "出汗", "淋雨", "游泳", "waterproof", "water", "swim", "rain", "sweat", "pool"),
+    "waterproof": ("防水", "防汗", "出汗", "淋雨", "游泳", "下雨", "大雨", "雨天", "湿透", "渗水", "漏水", "进水", "涉水",
+                   "re:过.{0,2}[溪河水]", "泼水", "防泼", "waterproof", "water", "swim", "rain", "sweat", "pool", "wading",
+                   "wade", "stream"),
     "origin": ("产地", "哪里产", "哪产", "产自", "哪里的", "原产", "奶源", "进口", "哪个国家", "哪里生产", "origin", "made in",
                "source", "where is it from", "where .* from", "re:\\bfrom\\b"),
     "shelf_life": ("保质期", "放多久", "过期", "能放多久", "保存多久", "shelf life", "expire", "expiry", "best before"),
-    "storage": ("储存", "保存", "存放", "冷冻", "冷藏", "store", "storage", "keep", "插卡", "存储卡", "内存卡", "sd卡", "tf卡",
+    "storage": ("储存", "保存", "存放", "冷冻", "冷藏", "store", "storage", "插卡", "存储卡", "内存卡", "sd卡", "tf卡",
                 "memory card", "sd card", "microsd"),
+    "area": ("面积", "平米", "几平", "平方", "re:多大的?(房间|屋子?|客厅|卧室|空间)", "多大房间", "room size", "square met",
+             "sq m", "m²", "re:how big (a|of a) room"),
     "dimensions": ("尺寸", "多大", "大小", "长宽", "多长", "长度", "多宽", "多高", "高度", "口径", "直径", "面积", "折叠", "登机",
                    "dimension", "folded", "how big", "cabin", "plane", "flight", "上飞机", "size", "length", "diameter",
                    "height", "how tall", "how wide"),
@@ -153,12 +204,15 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                  "what is in", "what comes in", "comes with", "included", "include", "contents", "pieces", "how many in"),
     "power": ("功率", "瓦", "几瓦", "多少瓦", "多少w", "watt", "wattage", "power", "output", "快充", "fast charg"),
     "ports": ("接口", "几个口", "插口", "口", "port", "usb"),
-    "taste": ("甜", "甜度", "酸", "辣", "口感", "好吃", "味道", "sweet", "taste", "flavour", "flavor", "spicy"),
+    "smell": ("有味道", "味道大", "味儿", "气味", "异味", "臭", "刺鼻", "难闻", "甲醛", "smell", "odor", "odour", "stink"),
+    "taste": ("甜", "甜度", "re:酸(不酸|吗|的|甜|味)|(偏|太|很|有点|好|不)酸", "辣", "口感", "好吃", "味道", "口味", "sweet", "taste", "flavour", "flavor", "spicy"),
+    "palatability": ("适口", "爱吃", "挑食", "爱不爱吃", "喜欢吃", "不吃", "palatab", "picky", "re:(cats?|dogs?|pets?) (like|love|eat)"),
     "fresh": ("新米", "新货", "新鲜", "今年", "生产日期", "加工日期", "采收", "new crop", "fresh", "harvest", "milling"),
 }  # fmt: skip
 
 MEDICAL = ("治", "治疗", "治愈", "疗效", "药", "处方", "提高免疫力", "免疫力", "补脑", "长高", "降血糖", "降血压", "测血糖",
-           "血压", "防辐射", "辐射", "抗癌", "减肥", "排毒", "失眠", "湿疹", "咳嗽", "糖尿病", "高血压", "cure", "treat",
+           "血压", "防辐射", "辐射", "抗癌", "减肥", "排毒", "失眠", "湿疹", "咳嗽", "糖尿病", "高血压", "祛痘", "治痘",
+           "cure", "treat",
            "heal", "immune", "immunity", "eczema", "cancer", "blood pressure", "blood sugar", "glucose", "diabetes",
            "medicine", "medical", "sore throat", "insomnia", "radiation")  # fmt: skip
 """Health claims no shop assistant may make: such questions are declined."""
@@ -223,7 +277,7 @@ KIND_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("键盘", "keyboard"),
     ("刀具", "刀", "菜刀", "knife", "knives"),
     ("炒锅", "锅", "平底锅", "不粘锅", "wok", "pan", "frying pan"),
-    ("四件套", "床品", "床上用品", "bedding", "bed linen"),
+    ("四件套", "床品", "床上用品", "床单", "被套", "被罩", "bedding", "bed linen", "bed sheet", "duvet cover"),
     ("枕头", "枕", "pillow"),
     ("拖把", "拖布", "mop"),
     ("收纳袋", "压缩袋", "storage bag", "vacuum bag"),
@@ -245,7 +299,7 @@ KIND_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("面霜", "cream", "face cream"),
     ("精华", "精华液", "serum"),
     ("面膜", "mask", "sheet mask"),
-    ("洗面奶", "cleanser", "face wash"),
+    ("洗面奶", "洁面", "洁面乳", "洁面膏", "cleanser", "face wash"),
     ("防晒", "防晒霜", "sunscreen", "sunblock"),
     ("口红", "唇膏", "lipstick"),
     ("行李箱", "拉杆箱", "箱子", "suitcase", "luggage"),
@@ -253,7 +307,7 @@ KIND_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("外套", "jacket", "coat"),
     ("卫衣", "hoodie", "sweatshirt"),
     ("牛仔裤", "jeans", "denim"),
-    ("鞋", "鞋子", "跑鞋", "运动鞋", "shoe", "sneaker", "trainer"),
+    ("鞋", "鞋子", "跑鞋", "运动鞋", "shoe", "sneaker", "trainer", "boot", "footwear"),
     ("保温杯", "水杯", "杯子", "thermos", "tumbler", "flask", "cup"),
     ("毛巾", "towel"),
     ("咖啡", "coffee"),
@@ -265,6 +319,31 @@ KIND_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("玩具", "toy"),
     ("水果", "fruit"),
     ("榴莲", "durian"),
+    # cosmetics and personal care
+    ("粉底", "粉底液", "foundation"), ("眼影", "eyeshadow", "eye shadow"), ("腮红", "blush", "blusher"),
+    ("睫毛膏", "mascara"), ("眉笔", "eyebrow pencil", "brow pencil"), ("卸妆", "卸妆水", "卸妆油", "makeup remover"),
+    ("爽肤水", "化妆水", "toner"), ("乳液", "emulsion"), ("香水", "perfume"), ("洗发水", "shampoo"),
+    ("护发素", "conditioner"), ("沐浴露", "body wash", "shower gel"), ("牙膏", "toothpaste"),
+    ("护手霜", "hand cream"), ("眼霜", "eye cream"), ("唇釉", "唇泥", "lip gloss", "lip glaze"), ("散粉", "蜜粉", "setting powder"),
+    ("粉饼", "pressed powder"), ("遮瑕", "遮瑕膏", "concealer"), ("眉粉", "brow powder"), ("卸妆巾", "makeup wipes"),
+    ("发膜", "hair mask"), ("精油", "essential oil"), ("化妆刷", "makeup brush"),
+    # pets
+    ("猫粮", "cat food"), ("狗粮", "dog food"), ("猫砂", "cat litter", "litter"), ("罐头", "主食罐", "canned food", "wet food"),
+    ("冻干", "freeze-dried"), ("牵引绳", "狗绳", "leash"), ("猫爬架", "cat tree"), ("宠物窝", "猫窝", "狗窝", "pet bed"),
+    ("逗猫棒", "cat teaser", "wand toy"), ("猫抓板", "scratcher", "scratching board"), ("饮水机", "water fountain"),
+    ("驱虫", "驱虫药", "dewormer", "flea treatment"), ("猫条", "cat treat", "lickable treat"), ("猫薄荷", "catnip"),
+    ("宠物梳", "梳子", "pet brush", "grooming brush"), ("指甲剪", "nail clipper"), ("航空箱", "猫包", "pet carrier"),
+    ("尿垫", "pee pad", "training pad"), ("胸背", "胸背带", "harness"), ("宠物零食", "狗零食", "pet treat", "dog treat"),
+    ("羊奶粉", "goat milk powder"), ("鱼油", "fish oil"),
+    # clothing and accessories
+    ("连衣裙", "裙子", "dress"), ("半身裙", "skirt"), ("衬衫", "衬衣", "shirt", "blouse"), ("t恤", "短袖", "tee", "t-shirt"),
+    ("裤子", "长裤", "trousers", "pants"), ("毛衣", "针织衫", "sweater", "jumper", "knit"), ("风衣", "trench coat"),
+    ("西装", "blazer", "suit jacket"), ("袜子", "sock"), ("围巾", "scarf"), ("腰带", "皮带", "belt"),
+    ("内衣", "文胸", "bra"), ("睡衣", "pajamas", "pyjamas"), ("大衣", "overcoat"), ("短裤", "shorts"),
+    ("打底裤", "leggings"), ("运动裤", "卫裤", "joggers", "sweatpants"), ("马甲", "背心", "vest", "tank top"), ("polo衫", "polo"),
+    ("凉鞋", "sandal"), ("拖鞋", "slipper"), ("高跟鞋", "heels", "high heels"), ("手套", "glove"), ("墨镜", "太阳镜", "sunglasses"),
+    ("耳环", "耳钉", "earring"), ("项链", "necklace"), ("手链", "bracelet"), ("丝巾", "silk scarf"), ("针织开衫", "开衫", "cardigan"), ("冲锋衣", "hardshell", "rain jacket", "shell jacket"),
+    ("帐篷", "tent"), ("背包", "双肩包", "登山包", "backpack", "rucksack"), ("瑜伽垫", "yoga mat"), ("跳绳", "jump rope"),
 )  # fmt: skip
 
 
@@ -292,20 +371,54 @@ def any_cue(cues: tuple[str, ...], text: str) -> bool:
 
 def intents_of(text: str) -> list[str]:
     """The intents whose cues the normalised text holds, in INTENTS order."""
-    return [name for name, cues in INTENTS.items() if any_cue(cues, text)]
+    return list(asked_of(text)[0])
 
 
 def concepts_of(text: str) -> list[str]:
-    return [name for name, cues in CONCEPTS.items() if any_cue(cues, text)]
+    return list(asked_of(text)[1])
+
+
+@lru_cache(maxsize=4096)
+def asked_of(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(intents, kinds of spec) the normalised text asks about, in table order. A cue that
+    lies inside a longer cue of another entry does not count: "还剩多久" asks how long the
+    sale lasts, not (还剩) the stock; "几天到" is delivery time, not (几天) battery life."""
+    found: list[tuple[str, str, list[tuple[int, int]]]] = []
+    for family, table in (("intent", INTENTS), ("concept", CONCEPTS)):
+        for name, cues in table.items():
+            spans = [m.span() for m in cues_pattern(cues).finditer(text) if m.end() > m.start()]
+            if spans:
+                found.append((family, name, spans))
+    longest = [(s, e, name) for _, name, spans in found for s, e in spans]
+
+    def covered(name: str, start: int, end: int) -> bool:
+        return any(s <= start and end <= e and e - s > end - start and n != name for s, e, n in longest)
+
+    kept = [(family, name) for family, name, spans in found if not all(covered(name, s, e) for s, e in spans)]
+    return tuple(n for f, n in kept if f == "intent"), tuple(n for f, n in kept if f == "concept")
 
 
 def is_medical(text: str) -> bool:
     return any_cue(MEDICAL, text)
 
 
-def colours_named(text: str) -> list[str]:
+_SHADE_ZH = re.compile(r"([\u4e00-\u9fff]{2})色(?!号|系|差)")
+_NOT_SHADE = set("显掉褪染出特变串颜什么啥几哪个种好本杂成很不会易容有是的这那吗试")
+
+
+def colours_named(text: str, listed: tuple[str, ...] = ()) -> list[str]:
+    """Colours the text names: basic colour words, a shade of the catalogue's own ("豆沙色"
+    when 02豆沙色 is listed), and any other "XX色" shade ("奶茶色", to be declined if unlisted)."""
     found = [m.group(0) for m in _COLOUR_ZH.finditer(text)]
     found += [m.group(1) for m in _COLOUR_EN.finditer(text)]
+    for name in listed:
+        core = re.sub(r"^[\w]*?\d+\s*", "", normalize(name)).removesuffix("色")
+        if len(core) >= 2 and core in text and not any(core in f or f.removesuffix("色") in core for f in found):
+            found.append(core)
+    for m in _SHADE_ZH.finditer(text):
+        shade = m.group(0)
+        if not (set(m.group(1)) & _NOT_SHADE) and not any(f.removesuffix("色") in shade for f in found):
+            found.append(shade)
     return found
 
 
@@ -364,6 +477,22 @@ def quantities(text: str) -> list[tuple[str, float]]:
             out.append(("age", value))
     for match in re.finditer(r"(?:身高|高)\s*(\d{2,3})(?!\d)(?!\s*(?:公斤|kg|斤))", text):
         out.append(("height", float(match.group(1))))
+    # "体重110" without a unit: Chinese viewers give their weight in 斤 (110斤 = 55 kg) from 100 up.
+    for match in re.finditer(r"体重\s*(\d{2,3}(?:\.\d)?)(?![\d.]|\s*(?:公斤|千克|kg|斤|g|克))", text):
+        value = float(match.group(1))
+        out.append(("weight", value / 2 if value >= 100 else value))
+    # "175 70公斤穿什么码", "160 50kg": a bare 140-199 in a size question is a height in cm.
+    if re.search(r"码|尺码|size|穿|选", text) and not any(kind == "height" for kind, _ in out):
+        for match in re.finditer(
+            r"(?<![\d.])(1[4-9]\d)(?![\d.]|\s*(?:元|块|kg|公斤|千克|斤|g|克|ml|毫升|mm|毫米|号|码))", text
+        ):
+            out.append(("height", float(match.group(1))))
+    # Foot length ("脚长255", "foot length 25.5cm"): in millimetres, as size charts give it.
+    for match in re.finditer(
+        r"(?:脚长|foot length|feet are|foot is)\s*(\d{2,3}(?:\.\d)?)\s*(mm|毫米|cm|厘米|公分)?", text
+    ):
+        value, unit = float(match.group(1)), match.group(2) or ""
+        out.append(("foot", value * 10 if unit in ("cm", "厘米", "公分") or value < 40 else value))
     return out
 
 
@@ -372,7 +501,7 @@ ANSWER_CUES: dict[str, tuple[str, ...]] = {
     "price": (
         "re:[¥$]\\s*\\d",
         "re:\\d+(\\.\\d+)?\\s*(元|块)",
-        "re:(现在|只要|到手|秒杀价?)\\s*\\d",
+        "re:(现在|今天|只要|到手|秒杀价?|特价|活动价|券后|直播间)\\s*\\d",
         "re:\\d+\\.\\d+",
         "re:\\d+\\s*一(包|箱|盒|件|个|瓶|罐|袋|套|支)",
     ),

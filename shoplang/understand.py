@@ -64,6 +64,8 @@ class Reading:
     """Product id -> how strongly it is named (a shared word counts half)."""
     bigger: bool | None = None
     """"the bigger one" (True) / "the small one" (False)."""
+    name_spans: tuple[tuple[int, int], ...] = ()
+    """Where product names are in `text`."""
     other_kind: bool = False
     """It names a kind of product ("平板", "durian") that none of the room's products is."""
 
@@ -89,6 +91,17 @@ class Reading:
             elif chunk not in L.STOP_EN:
                 out.add(L.singular(chunk))
         return frozenset(out)
+
+    def says(self, word: str) -> bool:
+        """The text holds the word other than inside a longer product name ("保温壶" does
+        not say 保温; "降噪" alone may be both a name and what is asked)."""
+        n = len(word)
+        start = self.text.find(word)
+        while start >= 0:
+            if not any(s <= start and start + n <= e and e - s > n for s, e in self.name_spans):
+                return True
+            start = self.text.find(word, start + 1)
+        return False
 
     def about(self, pinned: str | None, sale: str | None, ambiguous: Mapping[str, tuple[str, ...]] = {}) -> list[str]:
         """The products the question is about, given what is on screen."""
@@ -156,11 +169,25 @@ class Understanding:
         for entry in listed:
             raw.setdefault(entry.product_id, []).extend(_product_terms(entry))
             self._topics[entry.product_id] = [(key, L.normalize(text)) for key, text in entry.topics]
+        # The counting word of each product's variants ("1段 / 2段 / 3段" -> 段): "喝几段" asks
+        # which variant of the one product counted that way. Measures of people and of
+        # amounts (斤, 岁, 码, 毫升 ...) are not: many products and viewers use them.
+        units: dict[str, set[str]] = {}
+        for product_id, topics in self._topics.items():
+            for key, text in topics:
+                if key == "variants":
+                    for unit in re.findall(r"\d\s*([\u4e00-\u9fff])", text):
+                        if unit not in "斤克升米岁月号码寸个件包盒瓶袋片只条支套毫公厘千装":
+                            units.setdefault(unit, set()).add(product_id)
+        self._variant_units = {unit: next(iter(pids)) for unit, pids in units.items() if len(pids) == 1}
         for product_id, extra in (names or {}).items():
             raw.setdefault(product_id, []).extend(_name_terms(list(extra)))
         self.terms = _dedupe(raw)
         self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
         self._known = {term.text for term in self.terms}
+        self._colour_names = tuple(
+            name for p in (catalogue.products if catalogue else ()) for c in p.colours for name in (c.zh, c.en)
+        )
         self._by_first: dict[str, list[Term]] = {}
         for term in self.terms:
             self._by_first.setdefault(term.text[0], []).append(term)
@@ -188,6 +215,27 @@ class Understanding:
                 best, best_score = key, score
         return best if best_score >= 0.3 else ""
 
+    def topic_of_kind(self, reading: Reading, product_id: str) -> str:
+        """The part of the product's listing that the kind of thing asked is about: "下大雨会
+        不会湿透" and "is it waterproof" (waterproofing) -> the spec "防水指数"; "背包下雨怎么
+        办" -> the backpack's rain cover. "" when no part of the listing is of that kind."""
+        topics = self._topics.get(product_id, ())
+        given = {kind for kind, _ in reading.quantities}
+        for concept in reading.concepts:
+            if (concept, "weight" in given or "height" in given) in (("weight", True), ("dimensions", True)):
+                continue  # "180 80kg选几码" gives the viewer's weight, it does not ask the product's
+            cues = tuple(L.CONCEPTS[concept])
+            best, best_n = "", 0
+            for key, text in topics:
+                if key in ("about", "audience", "variants"):
+                    continue  # free text and lists mention everything; a spec says what it is
+                n = sum(1 for cue in cues if L.cue_matches(cue, text))
+                if n > best_n:
+                    best, best_n = key, n
+            if best:
+                return best
+        return ""
+
     # ------------------------------------------------------------------ reading
 
     def read(self, original: str) -> Reading:
@@ -199,11 +247,21 @@ class Understanding:
         strongest = max(strength.values(), default=0.0)
         spans = [s for s in spans if strength[s[2]] >= 0.6 * strongest]
         named = _order([(a, b, c) for a, b, c, _ in spans])
+        if not named and self._variant_units:
+            for match in re.finditer(r"(?:几|哪|什么|啥)([\u4e00-\u9fff])", text):
+                owner = self._variant_units.get(match.group(1))
+                if owner is not None:
+                    named, strength = [owner], {owner: 1.0}
+                    break
         masked = text
         for start, end, _, _ in sorted(spans, key=lambda s: -s[0]):
             masked = masked[:start] + " " + masked[end:]
         intents = tuple(L.intents_of(masked))
         concepts = tuple(L.concepts_of(masked))
+        if not intents and not concepts and L.CJK.search(masked):
+            intents, concepts = _asked_by_sound(masked)  # "包油吗" (包邮), "运废多少" (运费)
+        if not intents and not concepts and re.search(r"[a-z]{5,}", masked):
+            intents, concepts = _asked_by_spelling(masked)  # "shiping", "waterprof"
         reading = Reading(
             original=original,
             text=text,
@@ -214,11 +272,12 @@ class Understanding:
             sale=L.any_cue(L.SALE_WORDS, masked),
             intents=intents,
             concepts=concepts,
-            medical=L.is_medical(text),
-            colours=tuple(L.colours_named(masked)),
+            medical=L.is_medical(masked),  # a product's name ("止咳枇杷膏") is not a claim
+            colours=tuple(L.colours_named(masked, self._colour_names)),
             regions=tuple(L.regions_named(masked)),
             quantities=tuple(L.quantities(text)),
             residue=_residue(masked),
+            name_spans=tuple((a, b) for a, b, _, _ in spans),
             strength={pid: w for pid, w in strength.items() if pid in named},
         )
         reading.bigger = (
@@ -229,10 +288,15 @@ class Understanding:
             else None
         )
         self._variants_and_sizes(reading, masked)
-        # "有没有平板", "do you sell tablets": asks whether the room sells a kind it does not.
+        # "有没有平板", "do you sell tablets": asks whether the room sells a kind it does not;
+        # "衬衫多少钱" in a room without shirts is not about the dress on screen either
+        # (unless it points at the screen: "这件衬衫" is what the host shows, by another name).
         asks_for = re.search(r"有没有|有.{1,6}(吗|不|嘛)|卖不卖|do you (have|sell)|any .*\?|got any", text)
         reading.other_kind = (
-            bool(asks_for)
+            (
+                bool(asks_for)
+                or (not reading.pointed and bool(_OWN_ATTRIBUTES & set(intents)) and "suitable" not in intents)
+            )
             and not reading.named
             and any(
                 L.cue_matches(L.normalize(kind), masked)
@@ -318,7 +382,7 @@ class Understanding:
                 reading.variants[product_id] = variant
         listed = {s.casefold() for p in self.catalogue.products for s in p.sizes}
         sizes, unknown = [], []
-        for match in re.finditer(r"(?<![a-z0-9])(x{0,4}[sl]|m|nb|xx+l|\d{2,3})(?![a-z0-9])\s*(码|号|size)?", masked):
+        for match in re.finditer(r"(?<![a-z0-9'’])(x{0,4}[sl]|m|nb|xx+l|\d{2,3})(?![a-z0-9])\s*(码|号|size)?", masked):
             label, marker = match.group(1), match.group(2)
             if label in listed:
                 sizes.append(label)
@@ -330,16 +394,26 @@ class Understanding:
 # ------------------------------------------------------------------ questions
 
 
+_VERDICT = re.compile(r"可以|不错|还行|挺|划算|便宜|实惠|贵|好看|喜欢|绝了|值")
+"""A word that judges: "价格可以", "颜色不错" tell, they do not ask."""
+_OWN_ATTRIBUTES = {"price", "list_price", "stock", "sizes", "colours", "link", "materials", "variants", "gift"}
+"""What a product named in a question has ("衬衫多少钱"), unlike what it is used with
+("苹果手机能用吗": the phone is not what is sold)."""
 _STATEMENT = re.compile(r"我|了|过|超|太|真|喜欢|好吃|好用|\b(i|i'm|love|loved|bought|got mine)\b")
 _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几[个件块元天斤克号码段分点岁种包片盒罐支瓶升个钟年周]|几[点]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
+    r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵]|^[^我].{0,8}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
+    r"|谁(买|用|试|穿|吃)过?了?"  # "谁买了": has anyone tried it
 )
 _REQUEST_ZH = re.compile(
     r"推荐|^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|展示一下|看一下|需要开|帮我|给我看"
 )
-_EXCLAIM_ZH = re.compile(r"^不知道|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$")
+_EXCLAIM_ZH = re.compile(
+    r"^不知道|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
+    r"|^(为什么|怎么)我?(又|总是|老是|还是)?(抢不到|没抢到|买不到|拍不到|没拍到)"  # missing a flash sale: a complaint
+)
 _Q_EN = re.compile(
     r"^(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone|should|got)\b"
     r"|\b(how much|how many|how long|price|link|pls|please|show me|recommend|suggest)\b"
@@ -359,11 +433,87 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
             return True
     if _Q_EN.search(text):
         return True
-    if reading is not None and (reading.named or reading.pointed) and (reading.intents or reading.concepts):
+    chosen = reading is not None and (reading.variants or reading.bigger is not None)
+    if reading is not None and (reading.named or reading.pointed or chosen) and (reading.intents or reading.concepts):
         # "walnuts shelf life", "牛奶保质期": a product and a thing asked, unless it tells
         # ("我上次买的核桃超好吃", "love this one!").
         return not (text.endswith(("!", "！")) or _STATEMENT.search(text))
+    if reading is not None:
+        bare = re.sub(r"[\s\W_]+", "", text)
+        one_word = (not reading.residue and not _VERDICT.search(text)) if L.CJK.search(text) else len(text.split()) <= 2
+        if reading.intents and set(reading.intents) - {"sale"} and one_word and not text.endswith(("!", "！")):
+            return True  # one word: "价格", "尺码", "运费", "link" (not "颜色好看")
+        if re.match(r"(好?想要|要个|要一个|来个|来一个)", bare) and (
+            reading.colours or reading.sizes or reading.variants
+        ):
+            return True  # "想要黑色": is it there, and how to get it
     return False
+
+
+@lru_cache(maxsize=1)
+def _cues_by_sound() -> dict[str, list[tuple[str, str, str, tuple[str, ...]]]]:
+    """First syllable -> (family, name, cue, syllables) of every plain Chinese cue of 2+ characters."""
+    out: dict[str, list[tuple[str, str, str, tuple[str, ...]]]] = {}
+    for family, table in (("intent", L.INTENTS), ("concept", L.CONCEPTS)):
+        for name, cues in table.items():
+            for cue in cues:
+                if cue.startswith("re:") or len(cue) < 2 or not all(L.CJK.match(ch) for ch in cue):
+                    continue
+                sounds = tuple(_syllable(ch) for ch in cue)
+                out.setdefault(sounds[0], []).append((family, name, cue, sounds))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _english_cues() -> list[tuple[str, str, str]]:
+    """(family, name, cue) of every one-word English cue of 5+ letters."""
+    out = []
+    for family, table in (("intent", L.INTENTS), ("concept", L.CONCEPTS)):
+        for name, cues in table.items():
+            out += [(family, name, c) for c in cues if re.fullmatch(r"[a-z]{5,}", c)]
+    return out
+
+
+def _asked_by_spelling(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What is asked, through an English typo: one edit from a cue of 5+ letters, first letter kept."""
+    intents: list[str] = []
+    concepts: list[str] = []
+    for written in re.findall(r"[a-z]{5,}", masked):
+        word = L.singular(written)
+        for family, name, cue in _english_cues():
+            if word != cue and word[0] == cue[0] and L.edit1(word, cue):
+                target = intents if family == "intent" else concepts
+                if name not in target:
+                    target.append(name)
+    order_i, order_c = list(L.INTENTS), list(L.CONCEPTS)
+    return tuple(sorted(intents, key=order_i.index)), tuple(sorted(concepts, key=order_c.index))
+
+
+_FUNCTION_CHARS = set("多少几什么怎样哪吗呢吧啊了的是有没不能会可以要还")
+
+
+def _asked_by_sound(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What is asked, read through pinyin slips: a cue said with other characters of the
+    same sound, at least half of them exact (the way pinyin input goes wrong)."""
+    index = _cues_by_sound()
+    chars = list(masked)
+    sounds = [_syllable(ch) if L.CJK.match(ch) else ch for ch in chars]
+    intents: list[str] = []
+    concepts: list[str] = []
+    for i, first in enumerate(sounds):
+        for family, name, cue, cue_sounds in index.get(first, ()):
+            n = len(cue_sounds)
+            if tuple(sounds[i : i + n]) != cue_sounds:
+                continue
+            exact = [a for a, b in zip(chars[i : i + n], cue, strict=True) if a == b]
+            # The exact characters must say something: "围多少" is not "喂多少" (usage) just
+            # because 多少 is right.
+            if len(exact) * 2 >= n and any(ch not in _FUNCTION_CHARS for ch in exact):
+                target = intents if family == "intent" else concepts
+                if name not in target:
+                    target.append(name)
+    order_i, order_c = list(L.INTENTS), list(L.CONCEPTS)
+    return tuple(sorted(intents, key=order_i.index)), tuple(sorted(concepts, key=order_c.index))
 
 
 # ------------------------------------------------------------------ product terms
@@ -385,12 +535,20 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
             continue
         words = [w for w in L.en_words(en) if w not in L.STOP_EN and w not in L.GENERIC_NAME_WORDS and len(w) > 2]
         for i, word in enumerate(words):
-            if not re.fullmatch(r"[\d.]+[a-z]*", word):
-                terms.append((word, 2.5 if i == len(words) - 1 else 1.5))
+            head = i == len(words) - 1
+            # "Waterproof" in "Waterproof Hardshell Jacket" is what viewers ask about, not a
+            # name for the jacket: a word that is a cue names a product only as the head noun.
+            if not re.fullmatch(r"[\d.]+[a-z]*", word) and (head or not _is_cue(word)):
+                terms.append((word, 2.5 if head else 1.5))
     # Everyday names of the product's kind (general synonyms).
     own = L.normalize(" ".join([*product.categories, *product.names[:2]]))
+    # A Chinese noun's head is its last character: 徒步鞋 is a 鞋, so 鞋子 names it too.
+    heads = {L.normalize(n)[-1] for n in (*product.categories, *product.names[:2]) if n and L.CJK.match(n[-1])}
     for group in L.KIND_SYNONYMS:
-        if any(_contains(own, member) for member in group if len(member) >= 2 or not L.CJK.search(member)):
+        if any(
+            _contains(own, member) if len(member) >= 2 or not L.CJK.search(member) else member in heads
+            for member in group
+        ):
             for member in group:
                 terms.append((member, max(2.0, len(member) * 1.0)))
     return terms
@@ -497,6 +655,10 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         keys = {zh.removesuffix("装"), L.normalize(variant.name.en)}
         core = re.findall(r"\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g)?", zh)
         keys |= {c.replace(" ", "") for c in core if len(c) > 1}
+        # "5kg" and "5 kg" for "5公斤装 / 5 kg bag": the English name's amounts, written together.
+        en = L.normalize(variant.name.en)
+        keys |= {m.replace(" ", "") for m in re.findall(r"\d+(?:\.\d+)?\s*(?:kg|g|ml|l|lb|oz|mm|cm)\b", en)}
+        keys |= set(re.findall(r"\d+(?:\.\d+)?\s*(?:kg|g|ml|l|lb|oz|mm|cm)\b", en))
         others = set().union(*(w for vid, w in words.items() if vid != variant.id))
         keys |= words[variant.id] - others
         numbers = set(re.findall(r"\d{2,}", zh))
@@ -506,6 +668,14 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     return out
 
 
+def _says_key(key: str, text: str) -> bool:
+    """The key is in the text, a key starting with a digit not inside a longer number
+    ("5公斤" is not said by "55公斤")."""
+    if not key[:1].isdigit():
+        return key in text
+    return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
+
+
 def _variant_named(keys: list[tuple[str, frozenset[str]]], text: str) -> str | None:
-    found = [vid for vid, names in keys if any(k in text for k in names)]
+    found = [vid for vid, names in keys if any(_says_key(k, text) for k in names)]
     return found[0] if len(found) == 1 else None

@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import lru_cache
 
 from clients.assistant.answerer import Answer, Unknown, render
 from clients.assistant.catalog import Lang
@@ -87,7 +88,7 @@ class CatalogueAnswerer:
         others = set(reading.intents) - {"recommend", "price", "suitable"}
         if "recommend" in reading.intents and not others and not reading.named and not reading.pointed:
             return self._recommend(question, reading, state, now_ms)
-        if not reading.named and products:
+        if not reading.named:
             products = self._by_measure(reading, products)
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
         shop_only = bool(shop_facts) and not reading.named and not reading.pointed and not on_sale
@@ -177,8 +178,11 @@ class CatalogueAnswerer:
         for p in self.catalogue.products:
             if p.id in tried:
                 continue
-            named_spec = [s for s in _specs_for(p, r) if _spec_named(s, r)]
-            if named_spec or (r.residue and _find_in_product(p, r.residue, names=False)):
+            # Only words of the question that are no general kind of spec ("滤网" is a part of
+            # the purifier; "保质期" is asked of whatever is on screen, and another product's
+            # shelf life would be a wrong-product answer).
+            specific = [spec for spec in p.specs if _spec_named(spec, r, specific=True)]
+            if specific or (r.residue and _find_in_product(p, r.residue, names=False)):
                 hits.append(p)
         return hits[0] if len(hits) == 1 else None
 
@@ -193,7 +197,7 @@ class CatalogueAnswerer:
             chart = p.size_chart if p is not None else None
             return chart is not None and any(_column_kind(c) in kinds for c in chart.columns)
 
-        if charted(self.catalogue.product(products[0])):
+        if products and charted(self.catalogue.product(products[0])):
             return products
         fits = [p.id for p in self.catalogue.products if charted(p)]
         return fits if len(fits) == 1 else products
@@ -326,7 +330,12 @@ class CatalogueAnswerer:
         audience = "suitable" in intents or any(kind in ("age", "weight", "height") for kind, _ in r.quantities)
         if audience and not (r.sizes or "sizes" in intents):
             fact = _audience_fact(p, r)
-            if fact is not None:
+            if fact is not None and _someone_unlisted(p, r):
+                # "孕妇可以用吗" of a cream listed for dry and sensitive skin: who may use it is
+                # not an exhaustive list, so a group it does not name is "not listed", not the
+                # groups it does name.
+                declined.append("unknown")
+            elif fact is not None:
                 facts.append(fact)
         # Specs by kind, then anything else the question names that the product lists.
         for spec in _specs_for(p, r):
@@ -528,18 +537,37 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
     if not p.sizes and p.size_chart is None:
         return None
     chart = p.size_chart
-    asked = [(kind, value) for kind, value in r.quantities if kind in ("weight", "height", "age")]
+    asked = [(kind, value) for kind, value in r.quantities if kind in ("weight", "height", "age", "foot")]
     if chart is not None and asked:
         rows = []
+        points: list[tuple[float, str, Text, str]] = []
         for size, values in chart.rows.items():
             for column, cell in zip(chart.columns, values, strict=True):
                 kind = _column_kind(column)
                 bounds = _range(cell)
                 if bounds is None:
+                    one = _cell_value(cell, kind)
+                    if one is not None and any(kind == want for want, _ in asked):
+                        points.append((one, size, column, cell))
                     continue
                 for want_kind, value in asked:
                     if kind == want_kind and bounds[0] <= value <= bounds[1]:
                         rows.append((size, column, cell))
+        if not rows and points:
+            # One value per size (foot length 255mm): the smallest size that is long enough.
+            given = [value for want, value in asked if want == _column_kind(points[0][2])]
+            fitting = sorted((pt for pt in points if given and pt[0] >= given[0] - 1e-9), key=lambda pt: pt[0])
+            if fitting:
+                _, size, column, cell = fitting[0]
+                rows.append((size, column, cell))
+        by_size: dict[str, set[str]] = {}
+        for size, column, _ in rows:
+            by_size.setdefault(size, set()).add(_column_kind(column))
+        measures = {_column_kind(c) for c in chart.columns} & {kind for kind, _ in asked}
+        every = [size for size, kinds in by_size.items() if kinds >= measures]
+        if every and len(every) < len(by_size):
+            # 165 cm and 52 kg: the size that fits both, not every size that fits one.
+            rows = [row for row in rows if row[0] in every]
         if rows:
             zh = f"{p.name.zh} 可选：" + "、".join(f"{size}码（{col.zh}{cell}）" for size, col, cell in rows)
             en = f"{p.name.en}: choose " + ", ".join(f"{size} ({col.en} {cell})" for size, col, cell in rows)
@@ -571,6 +599,8 @@ def _column_kind(column: Text) -> str:
         return "height"
     if "月龄" in text or "年龄" in text or "age" in text:
         return "age"
+    if "脚长" in text or "foot" in text or "feet" in text:
+        return "foot"
     return ""
 
 
@@ -579,6 +609,17 @@ def _range(cell: str) -> tuple[float, float] | None:
     if match is None:
         return None
     return float(match.group(1)), float(match.group(2))
+
+
+def _cell_value(cell: str, kind: str) -> float | None:
+    """A one-value cell ("255mm", "25.5cm"), in the unit quantities use (foot: mm)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(mm|毫米|cm|厘米|公分)?\s*", cell)
+    if match is None:
+        return None
+    value = float(match.group(1))
+    if kind == "foot" and (match.group(2) in ("cm", "厘米", "公分") or value < 40):
+        value *= 10
+    return value
 
 
 def _audience_fact(p: Product, r: Reading) -> Fact | None:
@@ -594,6 +635,44 @@ def _audience_fact(p: Product, r: Reading) -> Fact | None:
     if not zh_parts:
         return None
     return _fact("suitable", p, f"{p.name.zh}：{'；'.join(zh_parts)}", f"{p.name.en}: {'; '.join(en_parts)}", [])
+
+
+@lru_cache(maxsize=1)
+def _plain_cues() -> tuple[str, ...]:
+    """The Chinese cue words of what is asked (保质期, 防水 ...)."""
+    groups = (*L.INTENTS.values(), *L.CONCEPTS.values())
+    return tuple({c for g in groups for c in g if not c.startswith("re:") and L.CJK.search(c) and len(c) >= 2})
+
+
+_WHICH = re.compile(r"什么|哪|啥|几|多大|which|what|who")
+_USE_WORDS = re.compile(
+    r"能不能|可不可以|适不适合|适合|可以|能|会|用|吃|喝|穿|戴|坐|睡|吗|呢|嘛|么|不|的|了|吧|啊|这个|这款|它|也|都|还|请问|主播"
+    r"|\b(can|could|is|it|ok|okay|for|safe|suitable|use|used|wear|eat|drink|this|my|a|the|good)\b"
+)
+
+
+def _someone_unlisted(p: Product, r: Reading) -> bool:
+    """A yes/no question about a group of people (or animals) the product's audiences do not
+    mention: the leftover words of the question are in none of them."""
+    if _WHICH.search(r.text) or r.quantities:
+        return False
+    who = L.normalize(" ".join(f"{a.who.zh} {a.who.en}" for a in (*p.suitable_for, *p.not_for)))
+    text = r.text
+    for start, end in sorted(r.name_spans, reverse=True):
+        text = text[:start] + " " + text[end:]
+    # The residue drops cue words, and 孕妇 / pregnant are cues of "suitable": keep them here.
+    text = _USE_WORDS.sub(" ", text)
+    chunks = [c for c in re.split(r"[\s\W\d_]+", text) if c]
+    chunks = [c for c in chunks if (L.CJK.search(c) and len(c) >= 2) or (not L.CJK.search(c) and len(c) >= 4)]
+    chunks = [c for c in chunks if not _is_generic_use(c) and c not in L.STOP_EN]
+    if not chunks:
+        return False
+    return not any(c in who or _bigram_share(c, who) >= 0.5 or L.singular(c) in who for c in chunks)
+
+
+def _is_generic_use(chunk: str) -> bool:
+    """Words of "can it be used / worn / eaten" that name nobody."""
+    return chunk in {"use", "wear", "eat", "drink", "women", "people", "person", "用了", "使用", "平时", "每天", "天天"}
 
 
 def _limit_relevant(audience: Audience, asked: list[tuple[str, float]]) -> bool:
@@ -612,13 +691,22 @@ def _specs_for(p: Product, r: Reading) -> list[Spec]:
         if any(c in L.CONCEPTS and any(L.cue_matches(cue, own) for cue in L.CONCEPTS[c]) for c in r.concepts):
             out.append(spec)
             continue
-        if any(L.normalize(k) in r.text for k in (spec.name.zh, spec.name.en, *spec.keywords) if len(k) >= 2):
+        # The product's own name is not a question word: "保温壶能装碳酸饮料吗" does not
+        # ask about the flask's 保温时长.
+        if any(r.says(L.normalize(k)) for k in (spec.name.zh, spec.name.en, *spec.keywords) if len(k) >= 2):
             out.append(spec)
             continue
         # A two-character word of the spec's name in the question ("蓝牙几点几" -> 蓝牙版本).
         name = "".join(ch for ch in spec.name.zh if L.CJK.match(ch))
-        if any(name[i : i + 2] in r.text for i in range(len(name) - 1) if name[i : i + 2] not in _WEAK_BIGRAMS):
+        if any(r.says(name[i : i + 2]) for i in range(len(name) - 1) if name[i : i + 2] not in _WEAK_BIGRAMS):
             out.append(spec)
+    if out:
+        # A spec that holds the question's own words beats one found through the kind of
+        # thing asked: "water bladder" is the hydration sleeve ("bladder"), not the rain
+        # cover that "water" and "rain" (both waterproofing words) would pick.
+        direct = _specs_with_words(p, r)
+        if direct:
+            out = [spec for spec in out if spec in direct] or direct
     if not out and r.concepts:
         # The kind asked is in a spec's value ("每片130克" for "多重").
         for spec in p.specs:
@@ -634,6 +722,23 @@ def _specs_for(p: Product, r: Reading) -> list[Spec]:
 _WEAK_BIGRAMS = {"多少", "什么", "能否", "是否", "方式", "时间", "效果"}
 
 
+def _specs_with_words(p: Product, r: Reading) -> list[Spec]:
+    """The specs whose name or value hold most of the question's leftover words (English
+    words of 4+ letters, Chinese character pairs), none if no spec holds any."""
+    words = [w for w in re.findall(r"[a-z]{4,}", r.residue) if w not in L.STOP_EN]
+    for chunk in r.residue.split():
+        if L.CJK.search(chunk):
+            words += [chunk[i : i + 2] for i in range(len(chunk) - 1) if chunk[i : i + 2] not in _WEAK_BIGRAMS]
+    if not words:
+        return []
+    scored = []
+    for spec in p.specs:
+        hay = L.normalize(" ".join([spec.name.zh, spec.name.en, spec.value.zh, spec.value.en, *spec.keywords]))
+        scored.append((sum(1 for w in words if w in hay), spec))
+    best = max((n for n, _ in scored), default=0)
+    return [spec for n, spec in scored if n == best] if best else []
+
+
 def _property_asked(r: Reading) -> str:
     """The X of "有X吗 / 是X的吗 / does it have X", without product names and particles."""
     if r.intents or r.colours or r.sizes or r.unknown_sizes or r.regions:
@@ -647,10 +752,14 @@ def _property_asked(r: Reading) -> str:
     return " ".join(words) if (L.CJK.search(x) and len(x) >= 2) or words else ""
 
 
-def _spec_named(spec: Spec, r: Reading) -> bool:
-    """The question holds two characters of the spec's Chinese name or its English name."""
+def _spec_named(spec: Spec, r: Reading, specific: bool = False) -> bool:
+    """The question holds two characters of the spec's Chinese name or its English name;
+    `specific`: Chinese characters that are no general kind of spec ("枕套", not "保质期")."""
     name = "".join(ch for ch in spec.name.zh if L.CJK.match(ch))
     pairs = {name[i : i + 2] for i in range(len(name) - 1)} - _WEAK_BIGRAMS
+    if specific:
+        said = [cue for cue in _plain_cues() if cue in r.text]
+        return any(pair in r.text and not any(pair in cue for cue in said) for pair in pairs)
     return any(pair in r.text for pair in pairs) or L.cue_matches(L.normalize(spec.name.en), r.text)
 
 

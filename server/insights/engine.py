@@ -271,14 +271,23 @@ class RoomInsights:
         if len(reading.named) > 1 and len(named) == 1:
             named = named + [pid for pid in reading.named if pid not in named]
         key = reading.topic_key
-        topic = self.understanding.topic_for(reading, (named or on_screen)[0]) if (named or on_screen) else ""
-        if topic and (not key or key in GENERIC_KEYS):
-            # The part of the listing asked about ("cleaning", "stove") says more than
-            # "can I use it" does.
+        subject = (named or on_screen)[0] if (named or on_screen) else ""
+        topic = self.understanding.topic_for(reading, subject) if subject else ""
+        # What is asked, as the product's listing names it: the kind of spec a question asks
+        # about ("湿透", "rain", "防水" -> the waterproofing spec) comes before the words it
+        # shares with the listing, and both before a generic "can I use it" / "what size".
+        kind = self.understanding.topic_of_kind(reading, subject) if subject and reading.concepts else ""
+        generic = not reading.intents or key in GENERIC_KEYS
+        if kind and (not reading.intents or key == "suitable"):
+            key = _topic_key(kind)
+        elif topic and generic:
             key = _topic_key(topic)
+        elif key == "suitable" and reading.concepts:
+            key = reading.concepts[0]  # "冬天能用吗" asks about winter, not "can I use it"
         keys = [*(reading.intents if answer else key.split()), *analysis.intents]
-        if answer and topic:
-            keys.append(_topic_key(topic))  # a statement about that part answers it
+        if answer:
+            # A statement about that part of the listing answers it.
+            keys += [_topic_key(t) for t in (kind, topic) if t]
         if answer:
             keys += [*reading.concepts, *answer_intents(reading.text)]
         intents = tuple(dict.fromkeys(k for k in keys if k))

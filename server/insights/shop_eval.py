@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-catalogue", action="store_true", help="no catalogue_registered event (the first run)")
     args = parser.parse_args(argv)
     for folder in args.sets:
+        if not folder.is_dir():
+            continue  # `evals/shops/*` also matches README.md
         shop, figures = run(folder, not args.no_catalogue)
         print(chatter_summary(shop.name, figures))
     return 0
