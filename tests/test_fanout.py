@@ -24,6 +24,9 @@ class Recorder:
     def deliver(self, frame: Frame) -> None:
         self.frames.append(frame)
 
+    def may_read(self, audience: object) -> bool:
+        return False  # no whispers here (tests/test_whispers.py)
+
 
 def record(
     position: int, priority: int = NORMAL, room: str = "r", coalesce: str | None = None

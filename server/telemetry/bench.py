@@ -48,6 +48,9 @@ class _Sub:
     def deliver(self, frame: Frame) -> None:
         self.outbox.put_frame(frame)
 
+    def may_read(self, audience: object) -> bool:
+        return False  # the bench sends no whispers
+
 
 async def _run(subscribers: int, events: int, batch: int, provider: TracerProvider | None) -> float:
     hub = Hub(epoch_of=lambda _room: "e", interval_s=0.0, max_frame_bytes=1 << 20, recent_per_room=64)
