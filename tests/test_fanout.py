@@ -20,6 +20,7 @@ class Recorder:
         self.min_position = -1
         self.full = full
         self.frames: list[Frame] = []
+        self.user_id = ""
 
     def deliver(self, frame: Frame) -> None:
         self.frames.append(frame)

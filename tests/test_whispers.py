@@ -454,6 +454,7 @@ async def insights_through(room: Room, comments: int) -> ipb.RoomInsights:
 class Sub:
     def __init__(self, user: str, full: bool = False) -> None:
         self.identity = Identity(user_id=user, display_name=user, role=ev.ROLE_VIEWER, expires_at=float("inf"))
+        self.user_id = user
         self.min_position = -1
         self.full = full
         self.frames: list[Frame] = []
@@ -495,6 +496,21 @@ async def test_hub_keeps_a_whisper_out_of_the_shared_frame() -> None:
     hub.flush(ch)
     assert bob.frames == [] and b"only words" in alice.data()
     assert all(audience is None or audience.recipient_id == "alice" for *_, audience in ch.recent)
+
+
+async def test_hub_gives_a_staff_whisper_to_a_moderator_appointed_after_it_joined() -> None:
+    """A viewer appointed moderator while joined still has a viewer's (sampled) subscription:
+    the room's appointments the whisper carries still admit it."""
+    hub = Hub(epoch_of=lambda _: "e", interval_s=10.0, max_frame_bytes=1 << 20, recent_per_room=100)
+    ch = hub.channel("r")
+    late_mod, viewer = Sub("late-mod"), Sub("viewer")
+    hub.attach(ch, late_mod)
+    hub.attach(ch, viewer)
+    event = ev.Event(room_id="r", sender=ev.Sender(user_id="writer"), payload=whisper_payload("help", staff=True))
+    record = LogRecord("r", 1, event.SerializeToString(), whisper.LOG_PRIORITY)
+    hub.on_records([(record, None)], {("r", 1): whisper.Audience("writer", "", True, frozenset({"late-mod"}))})
+    hub.flush(ch)
+    assert b"help" in late_mod.data() and viewer.frames == []
 
 
 def test_readable_fails_closed_on_marks_it_does_not_know() -> None:

@@ -960,12 +960,13 @@ class Member:
 
     __slots__ = (
         "full", "identity", "joined", "lagging", "min_position",
-        "outbox", "owner", "owner_user_id", "replay", "room_id",
+        "outbox", "owner", "owner_user_id", "replay", "room_id", "user_id",
     )  # fmt: skip
 
     def __init__(self, room_id: str, identity: Identity, outbox: Outbox, owner: MemberOwner) -> None:
         self.room_id = room_id
         self.identity = identity
+        self.user_id = identity.user_id
         self.outbox = outbox
         self.owner = owner
         self.min_position = 2**63

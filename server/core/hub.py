@@ -62,6 +62,8 @@ class Subscriber(Protocol):
     """Deliver only events after this position (set when a replay hands over to live)."""
     full: bool
     """Receives every event, never the sampled frame (staff, services, bots)."""
+    user_id: str
+    """Whose stream it is (a whisper's audience names users)."""
 
     def deliver(self, frame: Frame) -> None:
         """Queue the frame (the subscriber handles overflow)."""
@@ -231,6 +233,41 @@ class Channel:
         )
 
 
+def _deliver_private(ch: Channel, full: Frame | None, sampled: Frame | None, tick: list[_Pending]) -> None:
+    """Deliver a tick that held a whisper: its audience gets a frame of its own with it,
+    everyone else the shared frames (None: the tick held nothing else)."""
+    whispers = [p.audience for p in tick if p.audience is not None]
+    named = _named(whispers)
+    for sub in tuple(ch.subscribers):
+        # Only a full subscriber (staff, bots) or a user the tick's whispers name can be
+        # in an audience: one set lookup per viewer, the full check for those few.
+        if (sub.full or sub.user_id in named) and any(sub.may_read(a) for a in whispers):
+            frame = shared = ch.own_frame(tick, sub)
+        else:
+            frame, shared = full if sub.full else sampled, full
+        if frame is None or shared is None:
+            continue  # nothing of this tick is for this subscriber
+        if sub.min_position >= frame.first_position:
+            part = partial_frame(shared, sub.min_position)
+            if part is not None:
+                sub.deliver(part)
+        else:
+            sub.deliver(frame)
+
+
+def _named(whispers: list[Audience]) -> set[str]:
+    """Every user a whisper's audience can admit without being a full subscriber: its
+    sender, its recipient, and for a whisper to the staff the room's appointed moderators
+    (one appointed after joining still has a viewer's sampled subscription)."""
+    named: set[str] = set()
+    for audience in whispers:
+        named.add(audience.sender_id)
+        named.add(audience.recipient_id)
+        if audience.to_staff:
+            named.update(audience.moderators)
+    return named
+
+
 def partial_frame(frame: Frame, after: int) -> Frame | None:
     """The part of a shared frame after a position (a subscriber's replay overlapped it)."""
     entries = tuple(e for e in frame.entries if e[0] > after)
@@ -358,22 +395,17 @@ class Hub:
         full, sampled, private = frames.full, frames.sampled, frames.private
         if hooks.ON and full is not None and sampled is not None:
             full, sampled = hooks.flushed(ch, full, sampled)
-        whispers = [p.audience for p in private if p.audience is not None] if private is not None else []
-        for sub in tuple(ch.subscribers):
-            frame: Frame | None
-            if private is not None and any(sub.may_read(audience) for audience in whispers):
-                frame = ch.own_frame(private, sub)
-                shared = frame
-            else:
+        if private is not None:
+            _deliver_private(ch, full, sampled, private)
+        elif full is not None and sampled is not None:  # always, without a whisper
+            # The hot path: nothing but the shared frames, no per-subscriber check.
+            for sub in tuple(ch.subscribers):
                 frame = full if sub.full else sampled
-                shared = full
-            if frame is None or shared is None:
-                continue  # nothing of this tick is for this subscriber
-            if sub.min_position >= frame.first_position:
-                part = partial_frame(shared, sub.min_position)
-                if part is not None:
-                    sub.deliver(part)
-            else:
-                sub.deliver(frame)
+                if sub.min_position >= frame.first_position:
+                    part = partial_frame(full, sub.min_position)
+                    if part is not None:
+                        sub.deliver(part)
+                else:
+                    sub.deliver(frame)
         if full is not None and full.stamp is not None:
             full.stamp.queued()

@@ -38,11 +38,12 @@ class _Discard(SpanExporter):
 
 
 class _Sub:
-    __slots__ = ("full", "min_position", "outbox")
+    __slots__ = ("full", "min_position", "outbox", "user_id")
 
     def __init__(self) -> None:
         self.min_position = -1
         self.full = True
+        self.user_id = ""
         self.outbox = Outbox(1 << 30, 1 << 20)
 
     def deliver(self, frame: Frame) -> None:
