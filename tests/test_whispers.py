@@ -25,6 +25,9 @@ from barrage.v1 import insights_service_pb2 as ipb
 from barrage.v1 import insights_service_pb2_grpc
 from barrage.v1 import room_service_pb2 as rs
 from clients import chat_commands
+from clients.assistant.answerer import Answer
+from clients.assistant.bot import Assistant
+from clients.assistant.settings import Settings
 from clients.chat_view import RoomView
 from clients.sdk import Client, SendError, is_whisper
 from server.auth import Identity
@@ -234,6 +237,42 @@ async def test_the_sdk_sends_and_receives_whispers(room: Room) -> None:
         assert refused.value.reason == "WHISPER_FORBIDDEN"
         with pytest.raises(ValueError, match="one user"):
             await sub.whisper("both", to_user_id="bob", to_staff=True)
+
+
+class PriceAnswerer:
+    """Answers every question with the same line (the assistant's logic is tested elsewhere)."""
+
+    def answer(self, question: str, state: object, now_ms: int) -> Answer:
+        return Answer(question=question, lang="en", outcome="answer", text="It is ¥99 today.")
+
+
+async def test_the_assistant_answers_privately_with_a_whisper_to_the_asker(room: Room) -> None:
+    bob = await room.join("bob", node=1)
+    settings = Settings(private_replies=True, max_question_age_s=60)
+    token = room.token(BOT, "bot")
+    bot = Assistant(room.nodes.at(2), token, [room.room_id], PriceAnswerer(), settings=settings)
+    task = asyncio.create_task(bot.run())
+    try:
+        async with asyncio.timeout(20):
+            await bot.ready.wait()
+        async with Client(room.nodes.at(0), room.token("alice")) as alice:
+            sub = await alice.join(room.room_id)
+            question = await sub.send("how much is this?")
+            got = ev.Event()
+            async with asyncio.timeout(20):
+                async for item in sub:
+                    if isinstance(item, ev.Event) and is_whisper(item):
+                        got = item
+                        break
+            answer = got.payload.whisper
+            assert answer.text == "It is ¥99 today." and answer.reply_to_event_id == question.event_id
+            assert answer.recipient_user_id == "alice" and got.sender.user_id == BOT
+            await room.mark(bob, "after the private answer")
+            await room.seen(bob, "after the private answer")
+            assert not leaked(raw(bob), ["It is ¥99 today."])  # no public reply either
+    finally:
+        bot.stop()
+        await asyncio.wait_for(task, 15)
 
 
 # ------------------------------------------------------------------ abuse and bad input

@@ -191,6 +191,7 @@ class Client:
         *,
         to_user_id: str = "",
         to_staff: bool = False,
+        reply_to_event_id: str = "",
         client_msg_id: str | None = None,
         timeout_s: float | None = None,
     ) -> Ack:
@@ -203,7 +204,9 @@ class Client:
         payload is `whisper` (see is_whisper)."""
         if bool(to_user_id) == to_staff:
             raise ValueError("a whisper goes to one user (to_user_id) or to the staff (to_staff), not both")
-        whisper = event_pb2.Whisper(text=text, recipient_user_id=to_user_id, to_staff=to_staff)
+        whisper = event_pb2.Whisper(
+            text=text, recipient_user_id=to_user_id, to_staff=to_staff, reply_to_event_id=reply_to_event_id
+        )
         return await self.send_payload(
             room_id, event_pb2.Payload(whisper=whisper), client_msg_id=client_msg_id, timeout_s=timeout_s
         )

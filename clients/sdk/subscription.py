@@ -122,6 +122,7 @@ class Subscription:
         *,
         to_user_id: str = "",
         to_staff: bool = False,
+        reply_to_event_id: str = "",
         client_msg_id: str | None = None,
         timeout_s: float | None = None,
     ) -> Ack:
@@ -131,6 +132,7 @@ class Subscription:
             text,
             to_user_id=to_user_id,
             to_staff=to_staff,
+            reply_to_event_id=reply_to_event_id,
             client_msg_id=client_msg_id,
             timeout_s=timeout_s,
         )

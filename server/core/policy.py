@@ -455,6 +455,7 @@ def check_payload(payload: event_pb2.Payload, max_chars: int, now_s: float | Non
             "payload.whisper.recipient_user_id",
             "a whisper names one recipient_user_id or sets to_staff (exactly one)",
         )
+        _require(len(whisper.reply_to_event_id) <= 64, "payload.whisper.reply_to_event_id", "too long")
     elif kind == "comment_pinned":
         pin = payload.comment_pinned
         _check_id(pin.event_id, "payload.comment_pinned.event_id")

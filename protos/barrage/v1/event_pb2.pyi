@@ -1731,6 +1731,7 @@ class Whisper(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     RECIPIENT_USER_ID_FIELD_NUMBER: _builtins.int
     TO_STAFF_FIELD_NUMBER: _builtins.int
+    REPLY_TO_EVENT_ID_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The text: normalised, trimmed and checked like Comment.text."""
     recipient_user_id: _builtins.str
@@ -1741,16 +1742,21 @@ class Whisper(_message.Message):
     """For the room's staff (owner, moderators, services) rather than one user. The only
     audience a viewer may choose.
     """
+    reply_to_event_id: _builtins.str
+    """Event id of the event this whisper answers (a viewer's question the assistant
+    answers privately), empty when not a reply. At most 64 characters.
+    """
     def __init__(
         self,
         *,
         text: _builtins.str = ...,
         recipient_user_id: _builtins.str = ...,
         to_staff: _builtins.bool = ...,
+        reply_to_event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["recipient_user_id", b"recipient_user_id", "text", b"text", "to_staff", b"to_staff"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recipient_user_id", b"recipient_user_id", "reply_to_event_id", b"reply_to_event_id", "text", b"text", "to_staff", b"to_staff"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
