@@ -534,6 +534,11 @@ async def test_hub_keeps_a_whisper_out_of_the_shared_frame() -> None:
                    {("r", 3): audience})  # fmt: skip
     hub.flush(ch)
     assert bob.frames == [] and b"only words" in alice.data()
+    # A marked record handed over without its audience reaches nobody (the hub fails closed).
+    alice.frames.clear()
+    hub.on_records([(record(4, whisper_payload("lost words", to="alice"), whisper.LOG_PRIORITY), None)])
+    hub.flush(ch)
+    assert alice.frames == [] and bob.frames == []
     assert all(audience is None or audience.recipient_id == "alice" for *_, audience in ch.recent)
 
 

@@ -42,7 +42,7 @@ from barrage.v1 import event_pb2
 from server.core import wire
 from server.core.cursor import encode_cursor
 from server.core.outbox import Frame
-from server.core.whisper import Audience
+from server.core.whisper import DELIVERABLE, Audience
 from server.log.base import LogRecord
 from server.telemetry import hooks
 
@@ -346,7 +346,8 @@ class Hub:
         """Add live records (each with its coalescing key, if ephemeral); flush rooms that are due.
 
         `audiences`, by (room, position): the whispers among them, for their audience only.
-        A record listed there is delivered as critical."""
+        A record listed there is delivered as critical; any other record whose priority is
+        not a public one (whisper.DELIVERABLE) is dropped here too: the hub fails closed."""
         touched: dict[str, Channel] = {}
         epochs: dict[str, str] = {}
         for record, coalesce in records:
@@ -356,9 +357,11 @@ class Hub:
             epoch = epochs.get(record.room_id)
             if epoch is None:
                 epoch = epochs[record.room_id] = self._epoch_of(record.room_id)
+            audience = audiences.get((record.room_id, record.position)) if audiences else None
+            if audience is None and record.priority not in DELIVERABLE:
+                continue  # a whisper without its audience, a checkpoint, an unknown mark: nobody's
             cursor = encode_cursor(epoch, record.position)
             event = wire.event_with_cursor(record.payload, cursor)
-            audience = audiences.get((record.room_id, record.position)) if audiences else None
             if audience is not None:
                 ch.add(record.position, cursor, event, CRITICAL, None, audience)
             else:
