@@ -31,6 +31,7 @@ from clients.assistant.settings import Settings
 from clients.chat_view import RoomView
 from clients.sdk import Client, SendError, is_whisper
 from server.auth import Identity
+from server.commerce.state import RoomState
 from server.core import whisper
 from server.core.hub import Hub
 from server.core.outbox import Frame
@@ -555,6 +556,22 @@ async def test_hub_gives_a_staff_whisper_to_a_moderator_appointed_after_it_joine
     hub.on_records([(record, None)], {("r", 1): whisper.Audience("writer", "", True, frozenset({"late-mod"}))})
     hub.flush(ch)
     assert b"help" in late_mod.data() and viewer.frames == []
+
+
+def test_room_state_checkpoint_and_snapshot_never_hold_a_whisper() -> None:
+    state = RoomState("r")
+    for position, payload in enumerate(
+        [
+            whisper_payload("checkpoint secret", to="alice"),
+            whisper_payload("staff secret", staff=True),
+            ev.Payload(comment=ev.Comment(text="public")),
+        ]
+    ):
+        event = ev.Event(room_id="r", event_id=f"e{position}", sender=ev.Sender(user_id="host"), payload=payload)
+        state.fold(position, event)
+    assert state.position == 2  # folded past them (positions move on), nothing else kept
+    data = state.checkpoint("e").SerializeToString() + state.snapshot("t", "c", 0).SerializeToString()
+    assert b"secret" not in data
 
 
 def test_readable_fails_closed_on_marks_it_does_not_know() -> None:
