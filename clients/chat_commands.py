@@ -156,7 +156,31 @@ def _slow(args: list[str], _view: RoomView) -> event_pb2.Payload:
     return event_pb2.Payload(slow_mode=event_pb2.SlowMode(min_interval=interval))
 
 
+STAFF_AUDIENCE = "staff"
+"""`/w staff TEXT`: a whisper to the room's staff (the only one a viewer may send)."""
+
+
+def whisper(line: str) -> event_pb2.Payload:
+    """`/w USER TEXT...`: a private message to one user, or to the staff (USER "staff").
+
+    The text is the rest of the line as typed (no shell quoting), so apostrophes and
+    quotes go through unchanged."""
+    parts = line.split(None, 2)
+    if len(parts) < 3 or not parts[2].strip():
+        raise UsageError("usage: /w USER TEXT... (USER: a user id, or staff)")
+    target, text = parts[1], parts[2]
+    if target.lower() == STAFF_AUDIENCE:
+        return event_pb2.Payload(whisper=event_pb2.Whisper(text=text, to_staff=True))
+    return event_pb2.Payload(whisper=event_pb2.Whisper(text=text, recipient_user_id=target))
+
+
+def _whisper(args: list[str], _view: RoomView) -> event_pb2.Payload:
+    # parse() builds /w from the raw line; this is for callers holding split words.
+    return whisper(" ".join(["/w", *args]))
+
+
 COMMANDS: dict[str, Command] = {
+    "w": Command("/w USER|staff TEXT...", "a private message (viewers: /w staff only)", False, _whisper),
     "like": Command("/like [N]", "tap like (N times)", False, _like),
     "vote": Command("/vote N", "vote for option N of the open poll", False, _vote),
     "enter": Command("/enter", "enter the open lottery", False, _enter),
@@ -184,6 +208,8 @@ def help_text(staff: bool) -> str:
 
 def parse(line: str, view: RoomView) -> event_pb2.Payload:
     """The payload a /command line stands for; UsageError when it cannot be built."""
+    if line[1:].split(None, 1)[:1] in (["w"], ["W"]):
+        return whisper(line)
     try:
         words = shlex.split(line[1:])
     except ValueError as exc:

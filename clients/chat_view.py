@@ -88,6 +88,11 @@ class RoomView:
             return f"{who}: {p.comment.text}"
         if kind == "announcement":
             return f"📢 {who}: {p.announcement.text}"
+        if kind == "whisper":
+            # Shown apart from the public chat: only its audience ever receives one.
+            w = p.whisper
+            to = "staff" if w.to_staff else self.name(w.recipient_user_id)
+            return f"🔒 [whisper] {who} → {to}: {w.text}"
         if kind == "gift":
             g = p.gift
             giver = _who(g.giver) if g.giver.user_id else who

@@ -78,6 +78,7 @@ SPEC_POST: dict[str, set[str]] = {
     "moderator_removed": SELLERS,
     "comment_pinned": STAFF,
     "comment_unpinned": STAFF,
+    "whisper": EVERYONE,  # to the staff; to one user: tests/test_whispers.py
 }
 SPEC_ACTION: dict[str, set[str]] = {
     "join": EVERYONE,
@@ -163,6 +164,7 @@ def sample(kind: str, tag: str) -> ev.Payload:
             comment_pinned=ev.CommentPinned(event_id=f"c-{tag}", text="how big?", author=ev.Sender(user_id="vic"))
         ),
         "comment_unpinned": ev.Payload(comment_unpinned=ev.CommentUnpinned(event_id=f"c-{tag}")),
+        "whisper": ev.Payload(whisper=ev.Whisper(text="my order?", to_staff=True)),
     }
     return payloads[kind]
 

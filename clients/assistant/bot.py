@@ -283,7 +283,7 @@ class Assistant:
         if answer.outcome == "ignore" or not answer.text:
             stats.silent += 1
             return
-        if not room.groups.should_answer(answer.signature, answer.values, now):
+        if not settings.private_replies and not room.groups.should_answer(answer.signature, answer.values, now):
             stats.grouped += 1
             return
         if len(self._tasks) >= settings.max_in_flight:
@@ -327,12 +327,20 @@ class Assistant:
         assert current is not None
         self._sending.add(current)
         try:
-            reply = event_pb2.Comment(
-                text=text, reply_to_event_id=event.event_id, product_ids=list(answer.products)[:5]
-            )
+            if self.settings.private_replies:
+                # Only the asker (and this bot) receive it: docs/commerce.md, "Whispers".
+                whisper = event_pb2.Whisper(
+                    text=text, recipient_user_id=event.sender.user_id, reply_to_event_id=event.event_id
+                )
+                payload = event_pb2.Payload(whisper=whisper)
+            else:
+                reply = event_pb2.Comment(
+                    text=text, reply_to_event_id=event.event_id, product_ids=list(answer.products)[:5]
+                )
+                payload = event_pb2.Payload(comment=reply)
             await self.client.send_payload(
                 room.room_id,
-                event_pb2.Payload(comment=reply),
+                payload,
                 client_msg_id=f"{MSG_ID_PREFIX}{event.event_id}",
                 timeout_s=self.settings.send_timeout_s,
             )

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate", type=float, default=defaults.rate_per_s,
         help=f"answers per second per room (default {defaults.rate_per_s:g}; the server allows 10)",
     )  # fmt: skip
+    parser.add_argument(
+        "--private", action="store_true", help="answer each asker with a whisper only it sees (default: in the chat)"
+    )
     parser.add_argument("--timezone", default="Asia/Shanghai", help="zone for flash-sale times (default Asia/Shanghai)")
     parser.add_argument("--llm-url", help="OpenAI-compatible API base URL for phrasing (optional)")
     parser.add_argument("--llm-model", default="default", help="model name for --llm-url")
@@ -64,7 +67,7 @@ async def assistant_command(args: argparse.Namespace, target: str, token: str) -
         key = os.environ.get("BARRAGE_LLM_API_KEY")
         phraser = ChatPhraser(args.llm_url, model=args.llm_model, api_key=key, timeout_s=args.llm_timeout)
     burst = max(1, min(5, int(args.rate * 2)))
-    settings = Settings(window_s=args.window, rate_per_s=args.rate, burst=burst)
+    settings = Settings(window_s=args.window, rate_per_s=args.rate, burst=burst, private_replies=args.private)
     assistant = Assistant(target, token, args.room, answerer, settings=settings, phraser=phraser)
     print(
         f"barrage assistant: joining {', '.join(args.room)} with {count} products",

@@ -35,3 +35,7 @@ class Settings:
     send_timeout_s: float = 10.0
     mute_fallback_s: float = 60.0
     """How long to stay quiet after a MUTED refusal that carries no end time."""
+    private_replies: bool = False
+    """Answer the asker alone, with a whisper (reply_to_event_id: the question), instead of
+    a threaded public comment. Repeated questions are then not grouped: each asker needs
+    its own answer (the rate limits still hold)."""

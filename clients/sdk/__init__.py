@@ -9,7 +9,16 @@ async with Client("127.0.0.1:50051", token) as client:
 
 from clients.sdk.client import Client, TokenSource
 from clients.sdk.errors import BarrageError, ClientClosed, ConnectionFailed, JoinError, SendError
-from clients.sdk.items import Ack, ClientStats, ConnectionState, Omitted, ResumeGap, RoomItem, SubscriptionEnded
+from clients.sdk.items import (
+    Ack,
+    ClientStats,
+    ConnectionState,
+    Omitted,
+    ResumeGap,
+    RoomItem,
+    SubscriptionEnded,
+    is_whisper,
+)
 from clients.sdk.media_sync import MediaSync, PlayerTime
 from clients.sdk.options import ClientOptions
 from clients.sdk.subscription import Subscription
@@ -33,4 +42,5 @@ __all__ = [
     "Subscription",
     "SubscriptionEnded",
     "TokenSource",
+    "is_whisper",
 ]

@@ -184,6 +184,33 @@ class Client:
             timeout_s=timeout_s,
         )
 
+    async def whisper(
+        self,
+        room_id: str,
+        text: str,
+        *,
+        to_user_id: str = "",
+        to_staff: bool = False,
+        reply_to_event_id: str = "",
+        client_msg_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> Ack:
+        """Post a private message (a Whisper) and wait until it is durable; see send_payload.
+
+        Exactly one of `to_user_id` (staff, services and bots: one user) and `to_staff`
+        (anyone: the room's owner, moderators and services). Only its audience ever
+        receives it (docs/commerce.md, "Whispers"); a viewer naming a user is refused
+        with SendError reason WHISPER_FORBIDDEN. Received whispers are Events whose
+        payload is `whisper` (see is_whisper)."""
+        if bool(to_user_id) == to_staff:
+            raise ValueError("a whisper goes to one user (to_user_id) or to the staff (to_staff), not both")
+        whisper = event_pb2.Whisper(
+            text=text, recipient_user_id=to_user_id, to_staff=to_staff, reply_to_event_id=reply_to_event_id
+        )
+        return await self.send_payload(
+            room_id, event_pb2.Payload(whisper=whisper), client_msg_id=client_msg_id, timeout_s=timeout_s
+        )
+
     async def send_payload(
         self,
         room_id: str,

@@ -91,3 +91,10 @@ class ConnectionState(enum.Enum):
     """The stream ended; waiting out the backoff before reconnecting."""
     CLOSED = "closed"
     """close() was called, or a fatal error ended the client."""
+
+
+def is_whisper(event: event_pb2.Event) -> bool:
+    """A private message (Whisper) this client is in the audience of: its sender, its
+    recipient, or one of the room's staff when it was sent to_staff. Apps show it apart
+    from the public chat (the server delivers it to nobody else)."""
+    return event.payload.WhichOneof("kind") == "whisper"

@@ -116,6 +116,27 @@ class Subscription:
             timeout_s=timeout_s,
         )
 
+    async def whisper(
+        self,
+        text: str,
+        *,
+        to_user_id: str = "",
+        to_staff: bool = False,
+        reply_to_event_id: str = "",
+        client_msg_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> Ack:
+        """Post a private message in this room (see Client.whisper)."""
+        return await self._client.whisper(
+            self.room_id,
+            text,
+            to_user_id=to_user_id,
+            to_staff=to_staff,
+            reply_to_event_id=reply_to_event_id,
+            client_msg_id=client_msg_id,
+            timeout_s=timeout_s,
+        )
+
     def __aiter__(self) -> AsyncIterator[RoomItem]:
         return self
 

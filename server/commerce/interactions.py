@@ -18,7 +18,7 @@ from server.auth import Identity
 from server.commerce import lottery
 from server.commerce.state import RoomState
 from server.commerce.wordfilter import WordFilter
-from server.core import dedupe_keys, policy
+from server.core import dedupe_keys, policy, whisper
 from server.core.errors import ApiError, Code, invalid
 
 _QUESTION = re.compile(
@@ -150,6 +150,8 @@ class Interactions:
             author = state.staff_messages.get(payload.message_deleted.event_id)
             if author is not None and author != who.user_id:
                 policy.require_outranks(standing, rank_of(author))
+        elif kind == "whisper":
+            whisper.check_post(who, standing, payload.whisper)
         elif kind == "moderator_appointed":
             appointed = payload.moderator_appointed.user_id
             if appointed not in state.moderators and len(state.moderators) >= policy.MAX_MODERATORS:

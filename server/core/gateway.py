@@ -29,7 +29,7 @@ from server.commerce.state import RoomState, Unappliable, decode_event, read_che
 from server.commerce.ticker import RoomTicker
 from server.commerce.wordfilter import WordFilter
 from server.config import Settings
-from server.core import dedupe_keys, media_clock, policy, wire
+from server.core import dedupe_keys, media_clock, policy, whisper, wire
 from server.core.cursor import CursorError, encode_cursor, parse_cursor
 from server.core.errors import OK_STATUS, ApiError, Code, log_unavailable
 from server.core.hub import Channel, Hub
@@ -385,6 +385,7 @@ class Gateway:
         be the last record the room's channel read; if not, the room's live stream on this
         node is broken and _live_gap handles it before anything past the break is queued."""
         items: list[tuple[LogRecord, str | None]] = []
+        audiences: dict[tuple[str, int], whisper.Audience] = {}
         channels = self.hub.channels
         for record in records:
             room_id = record.room_id
@@ -421,13 +422,21 @@ class Gateway:
                 self._room_closed(room_id)
             elif kind == "room_updated":
                 self._room_updated(room_id, event.payload.room_updated)
-            if record.priority == policy.INTERNAL:
+            if record.priority not in whisper.DELIVERABLE:
+                if record.priority == whisper.LOG_PRIORITY and kind == "whisper":
+                    # Only its audience gets it (the hub asks each subscriber); anything else
+                    # not deliverable (checkpoints, unknown marks) reaches nobody.
+                    moderators = state.moderators if state is not None else ()
+                    audiences[(room_id, record.position)] = whisper.audience_of(event, moderators)
+                    items.append((record, None))
                 continue
+            if kind == "whisper":
+                continue  # a whisper without its mark (written around the gateway): nobody's
             coalesce = _coalescing_key(kind, event.payload) if record.priority == policy.EPHEMERAL else None
             items.append((record, coalesce))
             if hooks.ON:
                 hooks.record_read(record, event, kind, self._log.epoch)
-        self.hub.on_records(items)
+        self.hub.on_records(items, audiences)
 
     def _on_log_gap(self, room_ids: Sequence[str], through: int) -> None:
         """The log's gap listener: live records of these rooms up to `through` will not come."""
@@ -612,7 +621,8 @@ class Gateway:
                 publish_time=publish_time,
                 traceparent=traceparent,
                 tracestate=tracestate,
-                priority=entry.priority,  # type: ignore[arg-type]
+                # A whisper's record is marked (whisper.LOG_PRIORITY); the event says critical.
+                priority=whisper.EVENT_PRIORITY if entry.priority == whisper.LOG_PRIORITY else entry.priority,  # type: ignore[arg-type]
                 client_msg_id=client_id,
                 payload=entry.payload,
             )
@@ -681,7 +691,7 @@ class Gateway:
     ) -> tuple[list[bytes], str]:  # fmt: skip
         """A page of complete Event bytes and the cursor for the next page ("" at the end);
         with `media_time`, the page starting where the show reached it (media_clock.first_at)."""
-        await self.authority(who, room_id, "list_events")
+        info = await self.authority(who, room_id, "list_events")
         size = page_size or 100
         if not 1 <= size <= 1000:
             raise ApiError(
@@ -698,10 +708,12 @@ class Gateway:
         else:
             records = await self._log.read(room_id, -1 if position is None else position, size)
         epoch = self._log.epoch(room_id)
+        # Whispers only for the caller's own audience (whisper.readable): staff as of now.
+        state = self.states.get(room_id)
+        moderators = state.moderators if state is not None else ()
         events = [
             wire.event_with_cursor(r.payload, encode_cursor(epoch, r.position))
-            for r in records
-            if r.priority != policy.INTERNAL
+            for r in whisper.readable(records, who, info.creator_user_id, moderators)
         ]
         next_cursor = encode_cursor(epoch, records[-1].position) if len(records) == size else ""
         return events, next_cursor
@@ -735,6 +747,7 @@ class Gateway:
             raise
         # Staff of this room, services and bots see every event; viewers may get a sample.
         member.full = where != policy.S_VIEWER
+        member.owner_user_id = info.creator_user_id  # whisper audiences: the owner is staff
         outcome = room_service_pb2.RESUME_OUTCOME_FRESH
         after: int | None = None
         epoch = self._log.epoch(room_id)
@@ -785,10 +798,11 @@ class Gateway:
         while True:
             resets = ch.resets
             records = await self._replay_page(room_id, after)
+            state = self.states.get(room_id)
+            moderators = state.moderators if state is not None else ()
             events = [
                 (r.position, wire.event_with_cursor(r.payload, encode_cursor(epoch, r.position)))
-                for r in records
-                if r.priority != policy.INTERNAL
+                for r in whisper.readable(records, member.identity, member.owner_user_id, moderators)
             ]
             if events:
                 member.push_replay(_replay_frame(ch, events, epoch))
@@ -803,7 +817,11 @@ class Gateway:
         # events follow each other without a gap (checked in _on_records) and the first one
         # after `after` follows what the log returned (evicted_upto <= after): the stream of
         # positions this member gets is continuous.
-        tail = [(pos, event) for pos, _, event in ch.recent if pos > after]
+        tail = [
+            (pos, event)
+            for pos, _, event, audience in ch.recent
+            if pos > after and (audience is None or member.may_read(audience))
+        ]
         if tail:
             member.push_replay(_replay_frame(ch, tail, epoch))
             after = tail[-1][0]
@@ -858,7 +876,7 @@ class Gateway:
                 after = records[-1].position
             if len(records) < _REPLAY_PAGE and ch.evicted_upto <= after:
                 break
-        for position, _, event in ch.recent:
+        for position, _, event, _audience in ch.recent:
             if position > after:
                 state.fold_bytes(position, event)
         log.info("room %s: state rebuilt from %s", room_id, f"checkpoint at {start}" if start >= 0 else "the start")
@@ -940,11 +958,15 @@ class MemberOwner(Protocol):
 class Member:
     """A stream's membership in one room (the hub's Subscriber)."""
 
-    __slots__ = ("full", "identity", "joined", "lagging", "min_position", "outbox", "owner", "replay", "room_id")
+    __slots__ = (
+        "full", "identity", "joined", "lagging", "min_position",
+        "outbox", "owner", "owner_user_id", "replay", "room_id", "user_id",
+    )  # fmt: skip
 
     def __init__(self, room_id: str, identity: Identity, outbox: Outbox, owner: MemberOwner) -> None:
         self.room_id = room_id
         self.identity = identity
+        self.user_id = identity.user_id
         self.outbox = outbox
         self.owner = owner
         self.min_position = 2**63
@@ -955,6 +977,12 @@ class Member:
         """Set once the join succeeded: its leave is then recorded too."""
         self.full = identity.role != policy.VIEWER
         """Staff, services and bots see every event; viewers may get a sample."""
+        self.owner_user_id = ""
+        """The room's owner (set at join): staff in whisper audiences."""
+
+    def may_read(self, audience: whisper.Audience) -> bool:
+        """Is this member in a whisper's audience? (Asked only for whispers.)"""
+        return whisper.admits(audience, self.identity, self.room_id, self.owner_user_id)
 
     def replay_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:

@@ -18,6 +18,11 @@ least), the rest counted in omitted_count — still encoded once per room. Staff
 subscribers (hosts, moderators, services, bots) get the full frame. Ephemeral events
 (latest value wins) that share a coalescing key within one tick keep only the last.
 
+Whispers (server/core/whisper.py) travel with their Audience. Taking a tick's frames
+checks one attribute per event; a tick that holds a whisper (rare) builds the shared
+frames without it, and a frame of its own for each subscriber the whisper's audience
+admits (asked per subscriber only for such ticks). A whisper is never in a shared frame.
+
 Continuity (docs/protocol.md): the gateway checks each live record against the
 channel's `read_upto` (the record's predecessor in the room must be the last one the
 channel read) once per record, not per subscriber. When the room's live stream breaks,
@@ -30,13 +35,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from barrage.v1 import event_pb2
 from server.core import wire
 from server.core.cursor import encode_cursor
 from server.core.outbox import Frame
+from server.core.whisper import DELIVERABLE, Audience
 from server.log.base import LogRecord
 from server.telemetry import hooks
 
@@ -56,20 +62,43 @@ class Subscriber(Protocol):
     """Deliver only events after this position (set when a replay hands over to live)."""
     full: bool
     """Receives every event, never the sampled frame (staff, services, bots)."""
+    user_id: str
+    """Whose stream it is (a whisper's audience names users)."""
 
     def deliver(self, frame: Frame) -> None:
         """Queue the frame (the subscriber handles overflow)."""
 
+    def may_read(self, audience: Audience) -> bool:
+        """Is this subscriber in a whisper's audience?"""
+
 
 class _Pending:
-    __slots__ = ("coalesce", "cursor", "event", "position", "priority")
+    __slots__ = ("audience", "coalesce", "cursor", "event", "position", "priority")
 
-    def __init__(self, position: int, cursor: str, event: bytes, priority: int, coalesce: str | None) -> None:
+    def __init__(
+        self, position: int, cursor: str, event: bytes, priority: int, coalesce: str | None, audience: Audience | None
+    ) -> None:
         self.position = position
         self.cursor = cursor
         self.event = event
         self.priority = priority
         self.coalesce = coalesce
+        self.audience = audience
+        """Set for a whisper: only subscribers it admits get this event."""
+
+
+class Frames:
+    """What one flush of a room delivers."""
+
+    __slots__ = ("full", "private", "sampled")
+
+    def __init__(self, full: Frame | None, sampled: Frame | None, private: list[_Pending] | None) -> None:
+        self.full = full
+        """Every shared event (None: the tick held only whispers)."""
+        self.sampled = full if sampled is None else sampled
+        """For viewers: the same object as `full` unless normal events were sampled away."""
+        self.private = private
+        """The tick's events, whispers included, when it held a whisper (else None)."""
 
 
 class Channel:
@@ -101,8 +130,8 @@ class Channel:
         self._pending_bytes = 0
         self._budget = budget_per_s
         self._allowance = budget_per_s
-        self.recent: deque[tuple[int, str, bytes]] = deque(maxlen=recent_size)
-        """(position, cursor, complete Event bytes) of the latest live events."""
+        self.recent: deque[tuple[int, str, bytes, Audience | None]] = deque(maxlen=recent_size)
+        """(position, cursor, complete Event bytes, a whisper's audience) of the latest live events."""
         self.evicted_upto = -1
         """Highest position pushed out of `recent`; -1 while it holds everything seen."""
         self.last_position = -1
@@ -117,12 +146,15 @@ class Channel:
         next_flush - (burst - 1) * interval."""
         self.timer: asyncio.TimerHandle | None = None
 
-    def add(self, position: int, cursor: str, event: bytes, priority: int, coalesce: str | None) -> None:
+    def add(
+        self, position: int, cursor: str, event: bytes, priority: int, coalesce: str | None,
+        audience: Audience | None = None,
+    ) -> None:  # fmt: skip
         if len(self.recent) == self.recent.maxlen:
             self.evicted_upto = self.recent[0][0]
-        self.recent.append((position, cursor, event))
+        self.recent.append((position, cursor, event, audience))
         self.last_position = position
-        self._pending.append(_Pending(position, cursor, event, priority, coalesce))
+        self._pending.append(_Pending(position, cursor, event, priority, coalesce, audience))
         self._pending_bytes += len(event)
 
     def reset(self) -> None:
@@ -140,21 +172,33 @@ class Channel:
     def pending_bytes(self) -> int:
         return self._pending_bytes
 
-    def take_frames(self, elapsed_s: float) -> tuple[Frame, Frame] | None:
-        """(full frame, frame for viewers) of what is pending; the same object when no
-        normal event had to be sampled away."""
+    def take_frames(self, elapsed_s: float) -> Frames | None:
+        """The frames of what is pending (see Frames)."""
         pending = self._pending
         if not pending:
             return None
         self._pending = []
         self._pending_bytes = 0
         latest: dict[str, int] = {}
+        private = False
         for i, item in enumerate(pending):
             if item.coalesce is not None:
                 latest[item.coalesce] = i
+            elif item.audience is not None:
+                private = True
         if latest:
             pending = [p for i, p in enumerate(pending) if p.coalesce is None or latest[p.coalesce] == i]
-        full = self._frame(pending, 0)
+        if not private:
+            return Frames(*self._shared(pending, pending[-1], elapsed_s), None)
+        shared = [p for p in pending if p.audience is None]
+        if not shared:
+            return Frames(None, None, pending)
+        return Frames(*self._shared(shared, pending[-1], elapsed_s), pending)
+
+    def _shared(self, pending: list[_Pending], last: _Pending, elapsed_s: float) -> tuple[Frame, Frame | None]:
+        """(full frame, sampled frame or None when nothing was sampled away) of shared events;
+        `last` is the tick's last event (its cursor ends every frame of the tick)."""
+        full = self._frame(pending, 0, last=last)
         # The allowance refills at the budget rate, holding at most one second's worth.
         self._allowance = min(self._budget, self._allowance + elapsed_s * self._budget)
         normal = [i for i, item in enumerate(pending) if item.priority == NORMAL]
@@ -162,11 +206,17 @@ class Channel:
         self._allowance -= keep
         omitted = len(normal) - keep
         if not omitted:
-            return full, full
+            return full, None
         # The newest normal events are the ones kept: the freshest comments of the tick.
         dropped = set(normal[:omitted])
         kept = [item for i, item in enumerate(pending) if i not in dropped]
-        return full, self._frame(kept, omitted, last=pending[-1])
+        return full, self._frame(kept, omitted, last=last)
+
+    def own_frame(self, pending: list[_Pending], sub: Subscriber) -> Frame | None:
+        """A subscriber's frame of a tick that held whispers: every shared event and the
+        whispers it may read (not sampled: whispers are rare, their readers few)."""
+        items = [p for p in pending if p.audience is None or sub.may_read(p.audience)]
+        return self._frame(items, 0, last=pending[-1]) if items else None
 
     def _frame(self, items: list[_Pending], omitted: int, last: _Pending | None = None) -> Frame:
         last = last or items[-1]
@@ -181,6 +231,41 @@ class Channel:
             critical=any(item.priority == CRITICAL for item in items),
             entries=entries,
         )
+
+
+def _deliver_private(ch: Channel, full: Frame | None, sampled: Frame | None, tick: list[_Pending]) -> None:
+    """Deliver a tick that held a whisper: its audience gets a frame of its own with it,
+    everyone else the shared frames (None: the tick held nothing else)."""
+    whispers = [p.audience for p in tick if p.audience is not None]
+    named = _named(whispers)
+    for sub in tuple(ch.subscribers):
+        # Only a full subscriber (staff, bots) or a user the tick's whispers name can be
+        # in an audience: one set lookup per viewer, the full check for those few.
+        if (sub.full or sub.user_id in named) and any(sub.may_read(a) for a in whispers):
+            frame = shared = ch.own_frame(tick, sub)
+        else:
+            frame, shared = full if sub.full else sampled, full
+        if frame is None or shared is None:
+            continue  # nothing of this tick is for this subscriber
+        if sub.min_position >= frame.first_position:
+            part = partial_frame(shared, sub.min_position)
+            if part is not None:
+                sub.deliver(part)
+        else:
+            sub.deliver(frame)
+
+
+def _named(whispers: list[Audience]) -> set[str]:
+    """Every user a whisper's audience can admit without being a full subscriber: its
+    sender, its recipient, and for a whisper to the staff the room's appointed moderators
+    (one appointed after joining still has a viewer's sampled subscription)."""
+    named: set[str] = set()
+    for audience in whispers:
+        named.add(audience.sender_id)
+        named.add(audience.recipient_id)
+        if audience.to_staff:
+            named.update(audience.moderators)
+    return named
 
 
 def partial_frame(frame: Frame, after: int) -> Frame | None:
@@ -253,8 +338,16 @@ class Hub:
             if hooks.ON:
                 hooks.channel_dropped(room_id)
 
-    def on_records(self, records: Iterable[tuple[LogRecord, str | None]]) -> None:
-        """Add live records (each with its coalescing key, if ephemeral); flush rooms that are due."""
+    def on_records(
+        self,
+        records: Iterable[tuple[LogRecord, str | None]],
+        audiences: Mapping[tuple[str, int], Audience] | None = None,
+    ) -> None:
+        """Add live records (each with its coalescing key, if ephemeral); flush rooms that are due.
+
+        `audiences`, by (room, position): the whispers among them, for their audience only.
+        A record listed there is delivered as critical; any other record whose priority is
+        not a public one (whisper.DELIVERABLE) is dropped here too: the hub fails closed."""
         touched: dict[str, Channel] = {}
         epochs: dict[str, str] = {}
         for record, coalesce in records:
@@ -264,8 +357,15 @@ class Hub:
             epoch = epochs.get(record.room_id)
             if epoch is None:
                 epoch = epochs[record.room_id] = self._epoch_of(record.room_id)
+            audience = audiences.get((record.room_id, record.position)) if audiences else None
+            if audience is None and record.priority not in DELIVERABLE:
+                continue  # a whisper without its audience, a checkpoint, an unknown mark: nobody's
             cursor = encode_cursor(epoch, record.position)
-            ch.add(record.position, cursor, wire.event_with_cursor(record.payload, cursor), record.priority, coalesce)
+            event = wire.event_with_cursor(record.payload, cursor)
+            if audience is not None:
+                ch.add(record.position, cursor, event, CRITICAL, None, audience)
+            else:
+                ch.add(record.position, cursor, event, record.priority, coalesce)
             touched[record.room_id] = ch
             if ch.pending_bytes >= self._max_frame_bytes:
                 self.flush(ch)
@@ -295,16 +395,20 @@ class Hub:
         frames = ch.take_frames(elapsed)
         if frames is None:
             return
-        full, sampled = frames
-        if hooks.ON:
+        full, sampled, private = frames.full, frames.sampled, frames.private
+        if hooks.ON and full is not None and sampled is not None:
             full, sampled = hooks.flushed(ch, full, sampled)
-        for sub in tuple(ch.subscribers):
-            frame = full if sub.full else sampled
-            if sub.min_position >= frame.first_position:
-                part = partial_frame(full, sub.min_position)
-                if part is not None:
-                    sub.deliver(part)
-            else:
-                sub.deliver(frame)
-        if full.stamp is not None:
+        if private is not None:
+            _deliver_private(ch, full, sampled, private)
+        elif full is not None and sampled is not None:  # always, without a whisper
+            # The hot path: nothing but the shared frames, no per-subscriber check.
+            for sub in tuple(ch.subscribers):
+                frame = full if sub.full else sampled
+                if sub.min_position >= frame.first_position:
+                    part = partial_frame(full, sub.min_position)
+                    if part is not None:
+                        sub.deliver(part)
+                else:
+                    sub.deliver(frame)
+        if full is not None and full.stamp is not None:
             full.stamp.queued()

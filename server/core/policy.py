@@ -84,6 +84,7 @@ POST: dict[str, frozenset[str]] = {
     "catalogue_registered": SELLERS,
     "comment_pinned": MODERATORS,
     "comment_unpinned": MODERATORS,
+    "whisper": EVERYONE,  # a viewer only to the staff (server/core/whisper.py)
 }
 
 # Room actions -> standings. PublishEvent also needs the kind's POST entry.
@@ -105,6 +106,8 @@ MAX_MODERATORS = 100
 
 EPHEMERAL = event_pb2.PRIORITY_EPHEMERAL
 INTERNAL = checkpoint_pb2.INTERNAL_PRIORITY_INTERNAL  # the server's own records, never sent
+WHISPER = 120
+"""A whisper's log record priority (server/core/whisper.py); its Event says CRITICAL."""
 NORMAL = event_pb2.PRIORITY_NORMAL
 CRITICAL = event_pb2.PRIORITY_CRITICAL
 
@@ -145,6 +148,7 @@ PRIORITY: dict[str, int] = {
     "comment_pinned": CRITICAL,
     "comment_unpinned": CRITICAL,
     "room_updated": CRITICAL,
+    "whisper": WHISPER,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}
@@ -278,6 +282,7 @@ MAX_PAYLOAD_BYTES: dict[str, int] = {
     "catalogue_registered": 48 * 1024,
     "comment_pinned": 4096,
     "comment_unpinned": 256,
+    "whisper": 6144,
 }
 ENVELOPE_MAX_BYTES = 2048
 """Event fields around the payload: ids, sender, time, trace context, priority."""
@@ -298,6 +303,8 @@ def prepare_payload(payload: event_pb2.Payload) -> None:
         payload.announcement.text = text_rules.normalize(payload.announcement.text)
     elif kind == "comment_pinned":
         payload.comment_pinned.text = text_rules.normalize(payload.comment_pinned.text)
+    elif kind == "whisper":
+        payload.whisper.text = text_rules.normalize(payload.whisper.text)
     elif kind == "lottery_started":
         payload.lottery_started.prize = text_rules.normalize(payload.lottery_started.prize)
     elif kind == "poll_started":
@@ -438,6 +445,17 @@ def check_payload(payload: event_pb2.Payload, max_chars: int, now_s: float | Non
             _check_id(product_id, "payload.comment.product_ids")
     elif kind == "announcement":
         check_text(payload.announcement.text, max_chars, "payload.announcement.text")
+    elif kind == "whisper":
+        whisper = payload.whisper
+        check_text(whisper.text, max_chars, "payload.whisper.text")
+        if whisper.recipient_user_id:
+            _check_id(whisper.recipient_user_id, "payload.whisper.recipient_user_id")
+        _require(
+            bool(whisper.recipient_user_id) != whisper.to_staff,
+            "payload.whisper.recipient_user_id",
+            "a whisper names one recipient_user_id or sets to_staff (exactly one)",
+        )
+        _require(len(whisper.reply_to_event_id) <= 64, "payload.whisper.reply_to_event_id", "too long")
     elif kind == "comment_pinned":
         pin = payload.comment_pinned
         _check_id(pin.event_id, "payload.comment_pinned.event_id")

@@ -190,6 +190,8 @@ class RoomInsights:
 
     def _apply(self, position: int, event: event_pb2.Event) -> bool:
         self.position = position
+        if event.payload.WhichOneof("kind") == "whisper":
+            return True  # private (server/core/whisper.py): no figure, count or text of insights shows it
         self.events += 1
         at = event.publish_time.ToMilliseconds()
         if self.last_ms >= 0 and at < self.last_ms:

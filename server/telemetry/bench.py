@@ -38,15 +38,19 @@ class _Discard(SpanExporter):
 
 
 class _Sub:
-    __slots__ = ("full", "min_position", "outbox")
+    __slots__ = ("full", "min_position", "outbox", "user_id")
 
     def __init__(self) -> None:
         self.min_position = -1
         self.full = True
+        self.user_id = ""
         self.outbox = Outbox(1 << 30, 1 << 20)
 
     def deliver(self, frame: Frame) -> None:
         self.outbox.put_frame(frame)
+
+    def may_read(self, audience: object) -> bool:
+        return False  # the bench sends no whispers
 
 
 async def _run(subscribers: int, events: int, batch: int, provider: TracerProvider | None) -> float:

@@ -111,6 +111,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     read what the server sent (answers piled up past the stream's bound), or kept
     sending frames the server had to refuse. Reconnect and read the stream.
     """
+    ERROR_REASON_WHISPER_FORBIDDEN: _ErrorReason.ValueType  # 120
+    """PERMISSION_DENIED: a viewer may whisper only to the room's staff (Whisper.to_staff),
+    never to another user; metadata "field" is "payload.whisper.recipient_user_id".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons Barrage puts in google.rpc.ErrorInfo.reason (domain "barrage.v1").
@@ -207,5 +211,9 @@ ERROR_REASON_STREAM_OVERLOADED: ErrorReason.ValueType  # 47
 """RESOURCE_EXHAUSTED: the stream ended because the client kept sending but did not
 read what the server sent (answers piled up past the stream's bound), or kept
 sending frames the server had to refuse. Reconnect and read the stream.
+"""
+ERROR_REASON_WHISPER_FORBIDDEN: ErrorReason.ValueType  # 120
+"""PERMISSION_DENIED: a viewer may whisper only to the room's staff (Whisper.to_staff),
+never to another user; metadata "field" is "payload.whisper.recipient_user_id".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

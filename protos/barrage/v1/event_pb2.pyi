@@ -418,6 +418,7 @@ class Payload(_message.Message):
     COMMENT_PINNED_FIELD_NUMBER: _builtins.int
     COMMENT_UNPINNED_FIELD_NUMBER: _builtins.int
     ROOM_UPDATED_FIELD_NUMBER: _builtins.int
+    WHISPER_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def comment(self) -> Global___Comment:
         """A viewer's (or host's) comment."""
@@ -567,6 +568,12 @@ class Payload(_message.Message):
         server on UpdateRoom (owner or service); never posted on the stream.
         """
 
+    @_builtins.property
+    def whisper(self) -> Global___Whisper:
+        """A private message in the room (critical): delivered only to its sender, its
+        recipient, or with to_staff to the room's staff. See Whisper.
+        """
+
     def __init__(
         self,
         *,
@@ -604,12 +611,13 @@ class Payload(_message.Message):
         comment_pinned: Global___CommentPinned | None = ...,
         comment_unpinned: Global___CommentUnpinned | None = ...,
         room_updated: Global___RoomUpdated | None = ...,
+        whisper: Global___Whisper | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left", "whisper", b"whisper"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left", "whisper", b"whisper"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock", "catalogue_registered", "comment_pinned", "comment_unpinned", "room_updated"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock", "catalogue_registered", "comment_pinned", "comment_unpinned", "room_updated", "whisper"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -1697,6 +1705,62 @@ class SlowMode(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SlowMode: _TypeAlias = SlowMode  # noqa: Y015
+
+@_typing.final
+class Whisper(_message.Message):
+    """A private message in a room (私信, a "whisper"): a prize claim to a lottery winner, a
+    moderation warning, the assistant answering one viewer, or a viewer writing to the
+    room's staff. Stored in the room's log like every event (ordered, durable, resumed),
+    but delivered ONLY to its audience: the sender (on all of its streams), and either
+    the one user `recipient_user_id` names or, with `to_staff`, the room's staff: its
+    owner, its moderators (appointed for the room, or platform moderator tokens) and
+    services. Nobody else receives it, on any path: live fan-out, resume replay, join
+    history, ListEvents, the room snapshot, insights and reports never show it.
+
+    Who may send: the owner, a moderator, a service or a bot given the room may whisper
+    to one user (any user id; a user not connected gets it when it joins with history,
+    resumes from a cursor before it, or in ListEvents if it may list). A viewer may only
+    whisper `to_staff`; a viewer naming a recipient is refused with PERMISSION_DENIED,
+    ERROR_REASON_WHISPER_FORBIDDEN. Exactly one of recipient_user_id and to_staff is set;
+    whispering to oneself is INVALID_FIELD. Banned users may not whisper; muted users may
+    (to appeal to the staff). Critical: never sampled or shed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    RECIPIENT_USER_ID_FIELD_NUMBER: _builtins.int
+    TO_STAFF_FIELD_NUMBER: _builtins.int
+    REPLY_TO_EVENT_ID_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The text: normalised, trimmed and checked like Comment.text."""
+    recipient_user_id: _builtins.str
+    """The one user this whisper is for (1 to 64 printable ASCII characters). Empty when
+    to_staff is set.
+    """
+    to_staff: _builtins.bool
+    """For the room's staff (owner, moderators, services) rather than one user. The only
+    audience a viewer may choose.
+    """
+    reply_to_event_id: _builtins.str
+    """Event id of the event this whisper answers (a viewer's question the assistant
+    answers privately), empty when not a reply. At most 64 characters.
+    """
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        recipient_user_id: _builtins.str = ...,
+        to_staff: _builtins.bool = ...,
+        reply_to_event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recipient_user_id", b"recipient_user_id", "reply_to_event_id", b"reply_to_event_id", "text", b"text", "to_staff", b"to_staff"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Whisper: _TypeAlias = Whisper  # noqa: Y015
 
 @_typing.final
 class Announcement(_message.Message):
