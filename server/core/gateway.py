@@ -421,6 +421,7 @@ class Gateway:
                 skipped("live", room_id, record.position, None, exc)
                 if state is not None:
                     state.position = max(state.position, record.position)
+                    self.fold_waits.reached(room_id, state.position)
                 continue
             kind = event.payload.WhichOneof("kind")
             if state is not None and record.position > state.position:
