@@ -212,38 +212,34 @@ async def test_claims_abuse_double_claim_sold_out_expired_other_user_and_viewer_
     assert b1_end.priority == ev.PRIORITY_CRITICAL
 
 
-@pytest.mark.parametrize(
-    ("change", "field"),
-    [
-        ({"quantity": 0}, "payload.coupon_batch_dropped.quantity"),
-        ({"quantity": 10_001}, "payload.coupon_batch_dropped.quantity"),
-        ({"per_user_limit": 0}, "payload.coupon_batch_dropped.per_user_limit"),
-        ({"percent_off": 100}, "payload.coupon_batch_dropped.percent_off"),
-        ({"amount_off_minor": -5}, "payload.coupon_batch_dropped.amount_off_minor"),
-        ({"currency": "yuan"}, "payload.coupon_batch_dropped.currency"),
-        ({"title": " "}, "payload.coupon_batch_dropped.title"),
-        ({"end_time": at(-10)}, "payload.coupon_batch_dropped.end_time"),
-        ({"redeem_until": at(5)}, "payload.coupon_batch_dropped.redeem_until"),
-        ({"product_ids": ["ok", "bad id"]}, "payload.coupon_batch_dropped.product_ids"),
-    ],
-)
-async def test_a_batch_with_a_bad_value_is_refused_naming_the_field(
-    room: Room, change: dict[str, object], field: str
-) -> None:
+BAD_BATCHES: list[tuple[str, object, str]] = [
+    ("quantity", 0, "quantity"),
+    ("quantity", 10_001, "quantity"),
+    ("per_user_limit", 0, "per_user_limit"),
+    ("percent_off", 100, "percent_off"),
+    ("amount_off_minor", -5, "amount_off_minor"),
+    ("currency", "yuan", "currency"),
+    ("title", " ", "title"),
+    ("end_time", -10.0, "end_time"),
+    ("redeem_until", 5.0, "redeem_until"),  # before the end time
+    ("product_ids", ["ok", "bad id"], "product_ids"),
+]
+
+
+async def test_a_batch_with_a_bad_value_is_refused_naming_the_field(room: Room) -> None:
     host = await room.join(HOST, "host")
-    payload = drop("bad", quantity=10)
-    for name, value in change.items():
+    for name, value, field in BAD_BATCHES:
+        payload = drop("bad", quantity=10)
         target = payload.coupon_batch_dropped
-        if isinstance(value, timestamp_pb2.Timestamp):
-            getattr(target, name).CopyFrom(value)
+        if isinstance(value, float):
+            getattr(target, name).CopyFrom(at(value))
         elif isinstance(value, list):
-            del getattr(target, name)[:]
-            getattr(target, name).extend(value)
+            getattr(target, name)[:] = value
         else:
             setattr(target, name, value)
-    refused = await post(host, room.room_id, payload)
-    assert refused.status.code == INVALID_ARGUMENT, refused.status
-    assert error_info(refused.status).metadata["field"] == field
+        refused = await post(host, room.room_id, payload)
+        assert refused.status.code == INVALID_ARGUMENT, (name, value, refused.status)
+        assert error_info(refused.status).metadata["field"] == f"payload.coupon_batch_dropped.{field}"
 
 
 async def test_redeeming_is_idempotent_logged_and_for_services_only(room: Room) -> None:
@@ -363,6 +359,10 @@ async def test_a_random_red_packet_is_verifiable_exact_and_one_grab_per_user(roo
             assert again.status.code == ALREADY_EXISTS and reason(again) == "ALREADY_DONE"
         else:
             refused.append(reason(result))
+        if i == 2:  # a late joiner sees the open packet and how many shares are gone
+            (open_packet,) = snapshot_of(await room.join("late")).red_packets
+            assert (open_packet.packet.packet_id, open_packet.grabbed) == ("rp1", 3)
+            assert open_packet.packet.commitment
     assert len(told) == 5 and refused == ["SOLD_OUT", "SOLD_OUT"]
     events = await wait_for(
         watcher, room.room_id, lambda es: any(e.payload.HasField("red_packet_finished") for e in es)
@@ -490,10 +490,16 @@ async def test_three_nodes_5000_claims_for_1000_coupons_give_exactly_1000(cluste
             return len(ended) == 1 and ended[0].payload.coupon_batch_ended.claimed == 1000
 
         await eventually(ended_everywhere, "the sold-out batch's end event", timeout=20)
-        for node in cluster.nodes:  # a late joiner on any node: no open batch left
+        # A batch still open: a late joiner on any node sees the same remaining count.
+        await admins[0].publish(room_id, "drop-2", drop("small", quantity=50, limit=1, end_s=300))
+        await asyncio.gather(
+            *(admins[j % 3].publish(room_id, f"small-{j}", claim("small", f"s-{j}")) for j in range(30))
+        )
+        for node in cluster.nodes:
             late = await connect(node.target, cluster.token(f"late-{uuid.uuid4().hex[:6]}"), room_id)
             streams.append(late)
-            assert not snapshot_of(late).coupon_batches
+            (open_batch,) = snapshot_of(late).coupon_batches  # the sold-out batch has ended
+            assert (open_batch.batch.batch_id, open_batch.remaining) == ("small", 20)
     finally:
         for stream in streams:
             await stream.close()
