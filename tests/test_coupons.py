@@ -276,6 +276,15 @@ async def test_redeeming_is_idempotent_logged_and_for_services_only(room: Room) 
     assert [(e.payload.coupon_redeemed.claim_id, e.payload.coupon_redeemed.order_id) for e in redeemed] == [
         (won.claim_id, "order-1")
     ]
+    # Coupons are used after the show: a claim is still redeemed once the room closed.
+    bob = await room.join("bob")
+    kept = await post(bob, room.room_id, claim("b1"))
+    await room.admin.close_room(room.room_id)
+    request = admin_pb.RedeemCouponRequest(room_id=room.room_id, claim_id=kept.claim_id, order_id="order-9")
+    after = (await stub.RedeemCoupon(request, metadata=metadata)).claim
+    assert (after.user_id, after.redeemed, after.order_id) == ("bob", True, "order-9")
+    again_after = (await stub.RedeemCoupon(request, metadata=metadata)).claim
+    assert again_after == after
 
 
 async def test_the_remaining_count_is_published_as_an_ephemeral_update(room: Room) -> None:
@@ -292,6 +301,23 @@ async def test_the_remaining_count_is_published_as_an_ephemeral_update(room: Roo
     updates = [e for e in events if e.payload.WhichOneof("kind") == "coupon_remaining"]
     assert updates and all(e.priority == ev.PRIORITY_EPHEMERAL for e in updates)
     assert updates[-1].payload.coupon_remaining.claimed == 3
+
+
+async def test_the_python_sdk_acks_carry_the_claim_id_and_the_share(room: Room) -> None:
+    from clients.sdk import Client, SendError
+
+    host = await room.join(HOST, "host")
+    assert (await post(host, room.room_id, drop("b1", quantity=1))).status.code == OK
+    assert (await post(host, room.room_id, packet("rp", total=500, count=2, equal=True))).status.code == OK
+    async with Client(room.server.target, room.server.token("sdk-user")) as app:
+        await app.join(room.room_id)
+        ack = await app.send_payload(room.room_id, claim("b1"))
+        assert ack.claim_id.startswith("cp_")
+        share = await app.send_payload(room.room_id, grab("rp"))
+        assert share.grabbed is not None and (share.grabbed.amount_minor, share.grabbed.currency) == (250, "CNY")
+        with pytest.raises(SendError) as refused:
+            await app.send_payload(room.room_id, claim("b1"))
+        assert refused.value.reason == "SOLD_OUT"
 
 
 def test_a_checkpoint_keeps_batches_claims_redemptions_and_red_packets() -> None:

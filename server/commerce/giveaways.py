@@ -324,7 +324,7 @@ async def redeem(
         position = parse_cursor(posted.cursor).position
         if room_id in gateway.states:
             await gateway.fold_waits.wait(room_id, position, gateway.states.get(room_id), FOLD_WAIT_S)
-        state = await gateway.state_of(room_id)
+        state = await gateway.state_of(room_id, reread=True)  # a closed room's: read from its log
         claim, batch = _find(state, claim_id)
     if claim.order_id != order_id:
         raise ApiError(

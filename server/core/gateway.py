@@ -324,9 +324,13 @@ class Gateway:
             state = self.states[room_id]
         return state
 
-    async def state_of(self, room_id: str) -> RoomState:
-        """The room's folded state (see _room_state), for admin calls that read it."""
-        return await self._room_state(room_id, await self.room(room_id))
+    async def state_of(self, room_id: str, reread: bool = False) -> RoomState:
+        """The room's folded state (see _room_state), for admin calls that read it;
+        `reread`: a closed room's is folded from its log again (after an append to it)."""
+        info = await self.room(room_id)
+        if reread and info.closed:
+            return await self._read_state(room_id)
+        return await self._room_state(room_id, info)
 
     def _hold(self, room_id: str) -> None:
         handle = self._holds.pop(room_id, None)
