@@ -172,6 +172,7 @@ async def rush(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         "won": len(won),
         "losses": dict(losses),
         "claim_events_in_log": len(history),
+        "double_claimers_won": sum(1 for user in per_user if int(user.split("-")[1]) < args.double),
         "join_all_s": round(joined_s, 1),
         "answer_all_s": round(rush_s, 2),
         "answer_p50_ms": round(1000 * latencies[len(latencies) // 2], 1) if latencies else None,

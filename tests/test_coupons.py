@@ -212,6 +212,18 @@ async def test_claims_abuse_double_claim_sold_out_expired_other_user_and_viewer_
     assert b1_end.priority == ev.PRIORITY_CRITICAL
 
 
+async def test_two_claims_sent_at_once_by_one_user_win_once(room: Room) -> None:
+    host = await room.join(HOST, "host")
+    assert (await post(host, room.room_id, drop("b1", quantity=10, limit=1))).status.code == OK
+    fan = await room.join("fan")
+    for k in range(2):  # both sent before either is answered: they reach the log together
+        send = rs.Send(room_id=room.room_id, client_msg_id=f"c{k}", payload=claim("b1"))
+        await fan.send(rs.ConnectRequest(send=send))
+    first, second = [await fan.send_result(f"c{k}") for k in range(2)]
+    assert first.status.code == OK and first.claim_id
+    assert second.status.code == FAILED_PRECONDITION and reason(second) == "LIMIT_REACHED"
+
+
 BAD_BATCHES: list[tuple[str, object, str]] = [
     ("quantity", 0, "quantity"),
     ("quantity", 10_001, "quantity"),

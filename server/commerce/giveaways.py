@@ -215,20 +215,25 @@ async def settle(
 def ticker_jobs(
     gateway: Gateway, room_id: str, state: RoomState, now: float, seen: dict[str, tuple[float, int]]
 ) -> list[Awaitable[object]]:
-    """Close batches and packets that sold out or ended; publish remaining counts."""
+    """Close batches and packets that sold out or ended; publish remaining counts.
+    `seen`: "room/batch" -> (when, claimed) of the last count this node published."""
     jobs: list[Awaitable[object]] = []
     now_ms = int(now * 1000)
     grace_ms = int(CLOSE_GRACE_S * 1000)
+    open_keys = {f"{room_id}/{b.dropped.batch_id}" for b in state.coupons.open_batches()}
+    for key in [k for k in seen if k.startswith(f"{room_id}/") and k not in open_keys]:
+        del seen[key]  # a batch that ended (room ids have no "/": one room's keys only)
     for batch in state.coupons.open_batches():
         batch_id = batch.dropped.batch_id
         sold_out = batch.remaining <= 0
         if sold_out or now_ms >= batch.dropped.end_time.ToMilliseconds() + grace_ms:
             jobs.append(_close_batch(gateway, room_id, batch_id, sold_out))
             continue
-        last = seen.get(batch_id)
+        key = f"{room_id}/{batch_id}"
+        last = seen.get(key)
         claimed = len(batch.claims)
         if (last is None or last[1] != claimed) and (last is None or now - last[0] >= REMAINING_EVERY_S):
-            seen[batch_id] = (now, claimed)
+            seen[key] = (now, claimed)
             left = event_pb2.CouponRemaining(batch_id=batch_id, remaining=batch.remaining, claimed=claimed)
             payload = event_pb2.Payload(coupon_remaining=left)
             jobs.append(gateway.post_system(room_id, "coupon_remaining", payload, f"coupon-left:{batch_id}:{now_ms}"))

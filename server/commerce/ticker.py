@@ -37,7 +37,7 @@ class RoomTicker:
         self._tallies: dict[str, tuple[float, list[int]]] = {}
         self._viewers: dict[str, tuple[float, int]] = {}
         self._coupons_seen: dict[str, tuple[float, int]] = {}
-        """Coupon batch id -> (when, claimed) of the last remaining count published."""
+        """"room/batch" -> (when, claimed) of the last remaining count published."""
 
     async def run(self) -> None:
         while True:
