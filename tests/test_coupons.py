@@ -363,6 +363,22 @@ def test_a_checkpoint_keeps_batches_claims_redemptions_and_red_packets() -> None
     assert restored.coupons.decisions[9] == "SOLD_OUT"
 
 
+def test_the_fold_skips_a_red_packet_it_cannot_split_and_goes_on() -> None:
+    """Ingest refuses a total below the count; a log written around it must not fail the room."""
+    state = RoomState("r1")
+    sender = ev.Sender(user_id="svc", role=ev.ROLE_SERVICE)
+
+    def event(payload: ev.Payload) -> ev.Event:
+        return ev.Event(room_id="r1", sender=sender, publish_time=at(0), payload=payload)
+
+    state.fold(0, event(packet("bad", total=3, count=5)))
+    state.fold(1, event(grab("bad", "u1")))
+    state.fold(2, event(packet("good", total=10, count=2)))
+    state.fold(3, event(grab("good", "u1")))
+    assert "bad" not in state.red_packets.packets and state.red_packets.decisions[1] == ("NOT_OPEN", -1)
+    assert state.red_packets.decisions[3] == ("good", 0) and state.position == 3
+
+
 # ========================================================== red packets, one node
 
 

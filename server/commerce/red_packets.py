@@ -89,6 +89,8 @@ class RedPacketBook:
     or EXPIRED, and a grab decided just before the close still finds its share."""
 
     def send(self, sent: event_pb2.RedPacketSent) -> None:
+        if sent.total_minor < sent.count:  # ingest refuses it; another writer of the log may not
+            raise ValueError("a red packet's total is smaller than its count")
         if sent.packet_id not in self.packets:
             self.packets[sent.packet_id] = Packet(sent)
 

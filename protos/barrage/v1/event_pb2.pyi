@@ -372,6 +372,9 @@ class Payload(_message.Message):
                                                      else PERMISSION_DENIED TARGET_PROTECTED
       moderator_appointed, moderator_removed         owner, service
       comment_pinned, comment_unpinned               moderator, owner, service
+      coupon_batch_dropped, red_packet_sent          owner, service
+      coupon_claim, red_packet_grab                  everyone (for oneself; a service
+                                                     also for a user it names)
       every other kind                               the server only (INVALID_FIELD)
     A bot outside the rooms its token lists may post nothing. Anything else is
     PERMISSION_DENIED ROLE_FORBIDDEN, answered before the payload's content is checked.
