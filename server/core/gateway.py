@@ -1035,6 +1035,8 @@ def _coalescing_key(kind: str | None, payload: event_pb2.Payload) -> str | None:
         return f"sale:{payload.flash_sale_stock.sale_id}"
     if kind == "poll_tally":
         return f"poll:{payload.poll_tally.poll_id}"
+    if kind == "coupon_remaining":
+        return f"coupon:{payload.coupon_remaining.batch_id}"
     return kind
 
 
