@@ -79,6 +79,10 @@ SPEC_POST: dict[str, set[str]] = {
     "comment_pinned": STAFF,
     "comment_unpinned": STAFF,
     "whisper": EVERYONE,  # to the staff; to one user: tests/test_whispers.py
+    "coupon_batch_dropped": SELLERS,
+    "coupon_claim": EVERYONE,
+    "red_packet_sent": SELLERS,
+    "red_packet_grab": EVERYONE,
 }
 SPEC_ACTION: dict[str, set[str]] = {
     "join": EVERYONE,
@@ -88,6 +92,8 @@ SPEC_ACTION: dict[str, set[str]] = {
     "close_room": SELLERS,
     "update_room": SELLERS,
     "read_insights": STAFF,
+    "verify_coupon": SELLERS,
+    "redeem_coupon": {SERVICE},
 }
 SPEC_CREATE = {"host", "service"}
 # ListRooms is not room-scoped: a service lists every room, a host token only its own.
@@ -165,6 +171,27 @@ def sample(kind: str, tag: str) -> ev.Payload:
         ),
         "comment_unpinned": ev.Payload(comment_unpinned=ev.CommentUnpinned(event_id=f"c-{tag}")),
         "whisper": ev.Payload(whisper=ev.Whisper(text="my order?", to_staff=True)),
+        "coupon_batch_dropped": ev.Payload(
+            coupon_batch_dropped=ev.CouponBatchDropped(
+                batch_id=f"b-{tag}",
+                title="¥5 off",
+                amount_off_minor=500,
+                currency="CNY",
+                quantity=10,
+                per_user_limit=1,
+                end_time=at(600),
+            )
+        ),
+        "coupon_claim": ev.Payload(coupon_claim=ev.CouponClaim(batch_id="main-batch")),
+        "red_packet_sent": ev.Payload(
+            red_packet_sent=ev.RedPacketSent(
+                packet_id=f"rp-{tag}", title="Thanks!", total_minor=1000, currency="CNY", count=10, end_time=at(600)
+            )
+        ),
+        # One grab per user and packet: the stream and the admin API grab different packets.
+        "red_packet_grab": ev.Payload(
+            red_packet_grab=ev.RedPacketGrab(packet_id="admin-packet" if tag.startswith("admin-") else "main-packet")
+        ),
     }
     return payloads[kind]
 
@@ -218,6 +245,8 @@ class World:
         self.server = server
         self.admins: dict[str, Admin] = {}
         self.rooms: dict[str, str] = {}
+        self.claims: dict[str, str] = {}
+        """Room id -> the claim id of a coupon claimed for vic (VerifyCoupon, RedeemCoupon)."""
 
     def token(self, actor: Actor) -> str:
         rooms = [self.rooms[label] for label in actor.bot_rooms] if actor.role == "bot" else None
@@ -242,6 +271,20 @@ class World:
             await self.admin("svc", "service").publish(room_id, "poll", ev.Payload(poll_started=poll))
             lottery = ev.LotteryStarted(lottery_id="main-lottery", prize="a bag", winners_count=1, end_time=at(600))
             await self.admin("svc", "service").publish(room_id, "lottery", ev.Payload(lottery_started=lottery))
+            batch = ev.CouponBatchDropped(
+                batch_id="main-batch", title="¥5 off", amount_off_minor=500, currency="CNY", quantity=10_000,
+                per_user_limit=100, end_time=at(600),
+            )  # fmt: skip
+            await self.admin("svc", "service").publish(room_id, "batch", ev.Payload(coupon_batch_dropped=batch))
+            for packet_id in ("main-packet", "admin-packet"):
+                packet = ev.RedPacketSent(
+                    packet_id=packet_id, title="Thanks!", total_minor=100_000, currency="CNY", count=1000,
+                    end_time=at(600),
+                )  # fmt: skip
+                await self.admin("svc", "service").publish(room_id, packet_id, ev.Payload(red_packet_sent=packet))
+            claim = ev.Payload(coupon_claim=ev.CouponClaim(batch_id="main-batch", user_id="vic"))
+            claimed = await self.admin("svc", "service").publish(room_id, "claim", claim)
+            self.claims[room_id] = claimed.claim_id
 
     async def close(self) -> None:
         for admin in self.admins.values():
@@ -321,6 +364,19 @@ async def test_admin_matrix_every_actor_every_rpc_own_and_other_room(world: Worl
                             title=f"by {actor.user}",
                             update_mask=field_mask_pb2.FieldMask(paths=["title"]),
                         ),
+                        metadata=meta,
+                    ),
+                ),
+                (
+                    "verify_coupon",
+                    admin.stub.VerifyCoupon(
+                        pb.VerifyCouponRequest(room_id=room_id, claim_id=world.claims[room_id]), metadata=meta
+                    ),
+                ),
+                (
+                    "redeem_coupon",
+                    admin.stub.RedeemCoupon(
+                        pb.RedeemCouponRequest(room_id=room_id, claim_id=world.claims[room_id], order_id="o-1"),
                         metadata=meta,
                     ),
                 ),

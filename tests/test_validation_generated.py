@@ -109,6 +109,25 @@ VALID: dict[str, ev.Payload] = {
             image=ev.ImageRef(url="https://cdn.example.com/a.png", width=640, height=480, content_type="image/png"),
         )
     ),
+    "coupon_batch_dropped": ev.Payload(
+        coupon_batch_dropped=ev.CouponBatchDropped(
+            batch_id="b-1",
+            title="¥20 off",
+            amount_off_minor=2_000,
+            currency="CNY",
+            min_spend_minor=19_900,
+            quantity=100,
+            per_user_limit=1,
+            start_time=_at(0),
+            end_time=_at(600),
+            redeem_until=_at(2_400),
+        )
+    ),
+    "red_packet_sent": ev.Payload(
+        red_packet_sent=ev.RedPacketSent(
+            packet_id="rp-1", title="Thanks!", total_minor=100_000, currency="CNY", count=1, end_time=_at(600)
+        )
+    ),
 }
 SETUP: dict[str, list[ev.Payload]] = {
     "poll_vote": [VALID["poll_started"]],  # a poll (of 10 options) to vote in

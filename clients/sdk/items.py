@@ -22,6 +22,10 @@ class Ack:
     duplicate: bool
     """True when the server had already appended this client_msg_id (a retry): cursor
     and event_id are the first copy's."""
+    claim_id: str = ""
+    """A coupon claim's id (coupon_claim sends; docs/commerce.md "Coupons")."""
+    grabbed: event_pb2.Money | None = None
+    """A red packet grab's share (red_packet_grab sends)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,8 @@ class RoomCheckpoint(_message.Message):
     MEDIA_CLOCK_FIELD_NUMBER: _builtins.int
     MEDIA_CLOCK_TIME_FIELD_NUMBER: _builtins.int
     PINNED_COMMENT_FIELD_NUMBER: _builtins.int
+    COUPON_BATCHES_FIELD_NUMBER: _builtins.int
+    RED_PACKETS_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """Log position (within the room's epoch) of the last event the state includes."""
     epoch: _builtins.str
@@ -208,6 +210,14 @@ class RoomCheckpoint(_message.Message):
     def pinned_comment(self) -> _event_pb2.CommentPinned:
         """The pinned comment, if any."""
 
+    @_builtins.property
+    def coupon_batches(self) -> _containers.RepeatedCompositeFieldContainer[Global___CouponBatchCheckpoint]:
+        """Coupon batches the room retains (open and recently ended), oldest first."""
+
+    @_builtins.property
+    def red_packets(self) -> _containers.RepeatedCompositeFieldContainer[Global___RedPacketCheckpoint]:
+        """Open red packets, oldest first."""
+
     def __init__(
         self,
         *,
@@ -231,14 +241,133 @@ class RoomCheckpoint(_message.Message):
         media_clock: _event_pb2.MediaClock | None = ...,
         media_clock_time: _timestamp_pb2.Timestamp | None = ...,
         pinned_comment: _event_pb2.CommentPinned | None = ...,
+        coupon_batches: _abc.Iterable[Global___CouponBatchCheckpoint] | None = ...,
+        red_packets: _abc.Iterable[Global___RedPacketCheckpoint] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "media_clock", b"media_clock", "media_clock_time", b"media_clock_time", "pinned", b"pinned", "pinned_comment", b"pinned_comment", "slow_mode", b"slow_mode"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["banned_user_ids", b"banned_user_ids", "epoch", b"epoch", "flash_sale", b"flash_sale", "flash_stock", b"flash_stock", "like_total", b"like_total", "lotteries", b"lotteries", "media_clock", b"media_clock", "media_clock_time", b"media_clock_time", "moderator_user_ids", b"moderator_user_ids", "muted", b"muted", "node_viewers", b"node_viewers", "node_viewers_time", b"node_viewers_time", "pinned", b"pinned", "pinned_comment", b"pinned_comment", "platform_moderator_user_ids", b"platform_moderator_user_ids", "polls", b"polls", "position", b"position", "service_user_ids", b"service_user_ids", "slow_mode", b"slow_mode", "staff_messages", b"staff_messages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["banned_user_ids", b"banned_user_ids", "coupon_batches", b"coupon_batches", "epoch", b"epoch", "flash_sale", b"flash_sale", "flash_stock", b"flash_stock", "like_total", b"like_total", "lotteries", b"lotteries", "media_clock", b"media_clock", "media_clock_time", b"media_clock_time", "moderator_user_ids", b"moderator_user_ids", "muted", b"muted", "node_viewers", b"node_viewers", "node_viewers_time", b"node_viewers_time", "pinned", b"pinned", "pinned_comment", b"pinned_comment", "platform_moderator_user_ids", b"platform_moderator_user_ids", "polls", b"polls", "position", b"position", "red_packets", b"red_packets", "service_user_ids", b"service_user_ids", "slow_mode", b"slow_mode", "staff_messages", b"staff_messages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomCheckpoint: _TypeAlias = RoomCheckpoint  # noqa: Y015
+
+@_typing.final
+class CouponBatchCheckpoint(_message.Message):
+    """A coupon batch in a checkpoint: the batch and its winning claims, in log order.
+    claim_positions, claim_user_ids and claim_times_ms are parallel lists (one entry per
+    claim won; the claim id is derived from the position).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DROPPED_FIELD_NUMBER: _builtins.int
+    ENDED_FIELD_NUMBER: _builtins.int
+    CLAIM_POSITIONS_FIELD_NUMBER: _builtins.int
+    CLAIM_USER_IDS_FIELD_NUMBER: _builtins.int
+    CLAIM_TIMES_MS_FIELD_NUMBER: _builtins.int
+    REDEMPTIONS_FIELD_NUMBER: _builtins.int
+    ended: _builtins.bool
+    """True once a coupon_batch_ended was folded."""
+    @_builtins.property
+    def dropped(self) -> _event_pb2.CouponBatchDropped:
+        """The batch as dropped."""
+
+    @_builtins.property
+    def claim_positions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Log position of each winning claim."""
+
+    @_builtins.property
+    def claim_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The user of each winning claim."""
+
+    @_builtins.property
+    def claim_times_ms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """When each winning claim was accepted (ms since the epoch)."""
+
+    @_builtins.property
+    def redemptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___CouponRedemption]:
+        """Redeemed claims."""
+
+    def __init__(
+        self,
+        *,
+        dropped: _event_pb2.CouponBatchDropped | None = ...,
+        ended: _builtins.bool = ...,
+        claim_positions: _abc.Iterable[_builtins.int] | None = ...,
+        claim_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        claim_times_ms: _abc.Iterable[_builtins.int] | None = ...,
+        redemptions: _abc.Iterable[Global___CouponRedemption] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dropped", b"dropped"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_positions", b"claim_positions", "claim_times_ms", b"claim_times_ms", "claim_user_ids", b"claim_user_ids", "dropped", b"dropped", "ended", b"ended", "redemptions", b"redemptions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CouponBatchCheckpoint: _TypeAlias = CouponBatchCheckpoint  # noqa: Y015
+
+@_typing.final
+class CouponRedemption(_message.Message):
+    """A redeemed coupon in a checkpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIM_POSITION_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    claim_position: _builtins.int
+    """Log position of the claim."""
+    order_id: _builtins.str
+    """The order it was redeemed on."""
+    def __init__(
+        self,
+        *,
+        claim_position: _builtins.int = ...,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_position", b"claim_position", "order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CouponRedemption: _TypeAlias = CouponRedemption  # noqa: Y015
+
+@_typing.final
+class RedPacketCheckpoint(_message.Message):
+    """An open red packet in a checkpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SENT_FIELD_NUMBER: _builtins.int
+    GRABBER_USER_IDS_FIELD_NUMBER: _builtins.int
+    GRAB_POSITIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sent(self) -> _event_pb2.RedPacketSent:
+        """The packet as sent (with its commitment)."""
+
+    @_builtins.property
+    def grabber_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Who grabbed, in log order (share i is the i-th grabber's)."""
+
+    @_builtins.property
+    def grab_positions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Log position of each grab (parallel to grabber_user_ids)."""
+
+    def __init__(
+        self,
+        *,
+        sent: _event_pb2.RedPacketSent | None = ...,
+        grabber_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        grab_positions: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent", b"sent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grab_positions", b"grab_positions", "grabber_user_ids", b"grabber_user_ids", "sent", b"sent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedPacketCheckpoint: _TypeAlias = RedPacketCheckpoint  # noqa: Y015
 
 @_typing.final
 class StaffMessage(_message.Message):

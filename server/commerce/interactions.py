@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from barrage.v1 import event_pb2
 from server.auth import Identity
-from server.commerce import lottery
+from server.commerce import giveaways, lottery
 from server.commerce.state import RoomState
 from server.commerce.wordfilter import WordFilter
 from server.core import dedupe_keys, policy, whisper
@@ -66,6 +66,9 @@ class Interactions:
         priority = policy.PRIORITY[kind]
         if kind == "comment":
             return self._comment(state, who, payload, own_key, now_ms, standing)
+        if kind in giveaways.POSTED_KINDS:
+            secret = self.lottery_secret
+            return [giveaways.prepare(state, who, room_id, kind, payload, own_key, now_ms, standing, secret)]
         if kind == "gift":
             gift = payload.gift
             if gift.count * gift.unit_value.amount_minor >= self._big_gift_minor:

@@ -15,7 +15,9 @@ from google.protobuf.message import DecodeError
 
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from server.commerce import checkpoint_pb2
+from server.commerce import checkpoint_pb2, giveaways
+from server.commerce.coupons import CouponBook
+from server.commerce.red_packets import RedPacketBook
 from server.core import media_clock, ranges
 from server.core.media_clock import Clock
 from server.telemetry import hooks
@@ -114,6 +116,13 @@ class RoomState:
     """The latest logged media clock report (server/core/media_clock.py)."""
     pinned_comment: event_pb2.CommentPinned | None = None
     """The comment pinned on screen (a copy of it), if any."""
+    coupons: CouponBook = field(default_factory=lambda: CouponBook(""))
+    """Coupon batches and their claims (server/commerce/coupons.py)."""
+    red_packets: RedPacketBook = field(default_factory=RedPacketBook)
+    """Open red packets and their grabs (server/commerce/red_packets.py)."""
+
+    def __post_init__(self) -> None:
+        self.coupons.room_id = self.room_id  # claim ids are derived from the room
 
     def fold(self, position: int, event: event_pb2.Event) -> str | None:
         """Apply one event. Returns a user id that must be removed from the room (ban).
@@ -214,6 +223,8 @@ class RoomState:
             pinned = self.pinned_comment
             if pinned is not None and pinned.event_id == payload.comment_unpinned.event_id:
                 self.pinned_comment = None
+        elif kind in giveaways.FOLDED_KINDS:
+            giveaways.fold(self, position, event, kind, when)
         elif kind == "message_deleted":
             pinned = self.pinned_comment
             if pinned is not None and pinned.event_id == payload.message_deleted.event_id:
@@ -281,6 +292,8 @@ class RoomState:
             cp.media_clock_time.FromMilliseconds(clock.anchor_ms)
         if self.pinned_comment is not None:
             cp.pinned_comment.CopyFrom(self.pinned_comment)
+        self.coupons.checkpoint(cp)
+        self.red_packets.checkpoint(cp)
         return cp
 
     @classmethod
@@ -326,6 +339,8 @@ class RoomState:
             state.media_clock = Clock.of(cp.media_clock, cp.media_clock_time)
         if cp.HasField("pinned_comment"):
             state.pinned_comment = cp.pinned_comment
+        state.coupons = CouponBook.from_checkpoint(room_id, cp)
+        state.red_packets = RedPacketBook.from_checkpoint(cp)
         return state
 
     def muted(self, user_id: str, now_ms: int) -> int:
@@ -358,6 +373,8 @@ class RoomState:
         snap.moderator_user_ids.extend(sorted(self.moderators))
         if self.pinned_comment is not None:
             snap.pinned_comment.CopyFrom(self.pinned_comment)
+        self.coupons.snapshot(snap)
+        self.red_packets.snapshot(snap)
         return snap
 
 

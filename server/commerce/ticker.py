@@ -14,7 +14,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from barrage.v1 import event_pb2
-from server.commerce import lottery
+from server.commerce import giveaways, lottery
 from server.commerce.state import RoomState, checkpoint_payload
 from server.core.errors import ApiError
 
@@ -36,6 +36,8 @@ class RoomTicker:
         self._gateway = gateway
         self._tallies: dict[str, tuple[float, list[int]]] = {}
         self._viewers: dict[str, tuple[float, int]] = {}
+        self._coupons_seen: dict[str, tuple[float, int]] = {}
+        """"room/batch" -> (when, claimed) of the last remaining count published."""
 
     async def run(self) -> None:
         while True:
@@ -105,6 +107,7 @@ class RoomTicker:
                 sale_id=sale.sale_id, sold_out=state.flash_stock <= 0, sold=max(0, sale.stock - state.flash_stock)
             )
             system("flash_sale_ended", event_pb2.Payload(flash_sale_ended=ended), f"sale-end:{sale.sale_id}")
+        jobs.extend(giveaways.ticker_jobs(gateway, room_id, state, now, self._coupons_seen))
         if state.since_checkpoint >= gateway.settings.checkpoint_every:
             state.since_checkpoint = 0
             checkpoint = checkpoint_payload(state.checkpoint(gateway.epoch(room_id)))

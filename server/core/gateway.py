@@ -24,6 +24,7 @@ from google.protobuf import timestamp_pb2
 
 from barrage.v1 import admin_service_pb2, event_pb2, room_service_pb2
 from server.auth import Identity
+from server.commerce import giveaways
 from server.commerce.interactions import Entry, Interactions
 from server.commerce.state import RoomState, Unappliable, decode_event, read_checkpoint, skipped
 from server.commerce.ticker import RoomTicker
@@ -83,6 +84,10 @@ class Posted:
     cursor: str
     event_id: str
     duplicate: bool
+    claim_id: str = ""
+    """A coupon claim's id, as the log decided it (server/commerce/giveaways.py)."""
+    grabbed: event_pb2.Money | None = None
+    """A red packet grab's share, as the log decided it."""
 
 
 def timestamp_now() -> timestamp_pb2.Timestamp:
@@ -121,6 +126,8 @@ class Gateway:
         self.likes: dict[str, int] = {}
         """Likes tapped on this node and not yet published, per room."""
         self.media_clocks = media_clock.Reports()
+        self.fold_waits = giveaways.FoldWaits()
+        """Answers (coupon claims, red packet grabs) waiting for the fold to reach their record."""
         self._room_cache: dict[str, RoomInfo] = {}
         self._watch_locks: dict[str, asyncio.Lock] = {}
         self._members: dict[str, set[Member]] = {}
@@ -317,6 +324,14 @@ class Gateway:
             state = self.states[room_id]
         return state
 
+    async def state_of(self, room_id: str, reread: bool = False) -> RoomState:
+        """The room's folded state (see _room_state), for admin calls that read it;
+        `reread`: a closed room's is folded from its log again (after an append to it)."""
+        info = await self.room(room_id)
+        if reread and info.closed:
+            return await self._read_state(room_id)
+        return await self._room_state(room_id, info)
+
     def _hold(self, room_id: str) -> None:
         handle = self._holds.pop(room_id, None)
         if handle is not None:
@@ -411,10 +426,12 @@ class Gateway:
                 skipped("live", room_id, record.position, None, exc)
                 if state is not None:
                     state.position = max(state.position, record.position)
+                    self.fold_waits.reached(room_id, state.position)
                 continue
             kind = event.payload.WhichOneof("kind")
             if state is not None and record.position > state.position:
                 banned = state.fold(record.position, event)
+                self.fold_waits.reached(room_id, state.position)
                 if banned is not None:
                     # After the hub has queued the ban event: deliver it, then remove the user.
                     asyncio.get_running_loop().call_soon(self._remove, room_id, banned)
@@ -589,6 +606,8 @@ class Gateway:
             for i, outcome in zip(owners, appended, strict=True):
                 if results[i] is None:
                     results[i] = outcome
+            # Claims and grabs are answered with the log's decision (server/commerce/giveaways.py).
+            await giveaways.settle(self, room_id, [p.payload for p in posts], results)
         return [r if r is not None else ApiError(Code.INTERNAL, "INTERNAL", "no result") for r in results]
 
     async def post_system(self, room_id: str, kind: str, payload: event_pb2.Payload, key: str) -> Posted:
@@ -881,6 +900,7 @@ class Gateway:
                 state.fold_bytes(position, event)
         log.info("room %s: state rebuilt from %s", room_id, f"checkpoint at {start}" if start >= 0 else "the start")
         self.states[room_id] = state
+        self.fold_waits.reached(room_id, state.position)
 
     async def _latest_checkpoint(self, room_id: str) -> RoomState:
         """The state in the room's newest checkpoint, if one is near the head of the log
@@ -1043,6 +1063,8 @@ def _coalescing_key(kind: str | None, payload: event_pb2.Payload) -> str | None:
         return f"sale:{payload.flash_sale_stock.sale_id}"
     if kind == "poll_tally":
         return f"poll:{payload.poll_tally.poll_id}"
+    if kind == "coupon_remaining":
+        return f"coupon:{payload.coupon_remaining.batch_id}"
     return kind
 
 

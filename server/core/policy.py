@@ -85,6 +85,10 @@ POST: dict[str, frozenset[str]] = {
     "comment_pinned": MODERATORS,
     "comment_unpinned": MODERATORS,
     "whisper": EVERYONE,  # a viewer only to the staff (server/core/whisper.py)
+    "coupon_batch_dropped": SELLERS,
+    "coupon_claim": EVERYONE,
+    "red_packet_sent": SELLERS,
+    "red_packet_grab": EVERYONE,
 }
 
 # Room actions -> standings. PublishEvent also needs the kind's POST entry.
@@ -96,6 +100,8 @@ ACTIONS: dict[str, frozenset[str]] = {
     "close_room": SELLERS,
     "update_room": SELLERS,
     "read_insights": MODERATORS,
+    "verify_coupon": SELLERS,
+    "redeem_coupon": SERVICES,
 }
 
 CREATE_ROOM = frozenset({HOST, SERVICE})
@@ -149,6 +155,14 @@ PRIORITY: dict[str, int] = {
     "comment_unpinned": CRITICAL,
     "room_updated": CRITICAL,
     "whisper": WHISPER,
+    "coupon_batch_dropped": CRITICAL,
+    "coupon_claim": NORMAL,
+    "coupon_remaining": EPHEMERAL,
+    "coupon_redeemed": NORMAL,
+    "coupon_batch_ended": CRITICAL,
+    "red_packet_sent": CRITICAL,
+    "red_packet_grab": NORMAL,
+    "red_packet_finished": CRITICAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}
@@ -283,6 +297,10 @@ MAX_PAYLOAD_BYTES: dict[str, int] = {
     "comment_pinned": 4096,
     "comment_unpinned": 256,
     "whisper": 6144,
+    "coupon_batch_dropped": 4096,
+    "coupon_claim": 256,
+    "red_packet_sent": 1024,
+    "red_packet_grab": 256,
 }
 ENVELOPE_MAX_BYTES = 2048
 """Event fields around the payload: ids, sender, time, trace context, priority."""
@@ -307,6 +325,10 @@ def prepare_payload(payload: event_pb2.Payload) -> None:
         payload.whisper.text = text_rules.normalize(payload.whisper.text)
     elif kind == "lottery_started":
         payload.lottery_started.prize = text_rules.normalize(payload.lottery_started.prize)
+    elif kind == "coupon_batch_dropped":
+        payload.coupon_batch_dropped.title = text_rules.normalize(payload.coupon_batch_dropped.title)
+    elif kind == "red_packet_sent":
+        payload.red_packet_sent.title = text_rules.normalize(payload.red_packet_sent.title)
     elif kind == "poll_started":
         poll = payload.poll_started
         poll.question = text_rules.normalize(poll.question)

@@ -392,6 +392,8 @@ class Session:
                 cursor=outcome.cursor,
                 event_id=outcome.event_id,
                 duplicate=outcome.duplicate,
+                claim_id=outcome.claim_id,
+                grabbed=outcome.grabbed,
             )
         self.outbox.put_control(_message(send_result=result))
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
 from server.auth import Identity, TokenVerifier
+from server.commerce import giveaways
 from server.core import policy, ranges
 from server.core.errors import ApiError, invalid
 from server.core.gateway import Gateway, Post, Posted
@@ -96,7 +97,13 @@ class AdminService(admin_service_pb2_grpc.RoomAdminServiceServicer):
         if isinstance(outcome, ApiError):
             raise outcome
         assert isinstance(outcome, Posted)
-        return pb.PublishEventResponse(cursor=outcome.cursor, event_id=outcome.event_id, duplicate=outcome.duplicate)
+        return pb.PublishEventResponse(
+            cursor=outcome.cursor,
+            event_id=outcome.event_id,
+            duplicate=outcome.duplicate,
+            claim_id=outcome.claim_id,
+            grabbed=outcome.grabbed,
+        )
 
     @_rpc
     async def ListEvents(self, who: Identity, request: pb.ListEventsRequest) -> pb.ListEventsResponse:
@@ -141,3 +148,13 @@ class AdminService(admin_service_pb2_grpc.RoomAdminServiceServicer):
         announcement = request.announcement if "announcement" in paths else info.announcement
         await self.gateway.update_room(who, request.room_id, title, cover_url, labels, announcement)
         return pb.UpdateRoomResponse(room=await self.gateway.room_message(request.room_id))
+
+    @_rpc
+    async def VerifyCoupon(self, who: Identity, request: pb.VerifyCouponRequest) -> pb.VerifyCouponResponse:
+        claim = await giveaways.verify(self.gateway, who, request.room_id, request.claim_id)
+        return pb.VerifyCouponResponse(claim=claim)
+
+    @_rpc
+    async def RedeemCoupon(self, who: Identity, request: pb.RedeemCouponRequest) -> pb.RedeemCouponResponse:
+        claim = await giveaways.redeem(self.gateway, who, request.room_id, request.claim_id, request.order_id)
+        return pb.RedeemCouponResponse(claim=claim)

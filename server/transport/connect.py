@@ -108,6 +108,18 @@ class ConnectRoomAdmin:
         response: admin_service_pb2.UpdateRoomResponse = await self._svc.UpdateRoom(request, GrpcContextShim(ctx))
         return response
 
+    async def verify_coupon(
+        self, request: admin_service_pb2.VerifyCouponRequest, ctx: RequestContext[Any, Any]
+    ) -> admin_service_pb2.VerifyCouponResponse:
+        response: admin_service_pb2.VerifyCouponResponse = await self._svc.VerifyCoupon(request, GrpcContextShim(ctx))
+        return response
+
+    async def redeem_coupon(
+        self, request: admin_service_pb2.RedeemCouponRequest, ctx: RequestContext[Any, Any]
+    ) -> admin_service_pb2.RedeemCouponResponse:
+        response: admin_service_pb2.RedeemCouponResponse = await self._svc.RedeemCoupon(request, GrpcContextShim(ctx))
+        return response
+
 
 class ConnectRoomInsights:
     """insights_service_connect.RoomInsightsService, answered by the gRPC InsightsService."""

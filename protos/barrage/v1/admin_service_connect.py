@@ -38,6 +38,12 @@ class RoomAdminService(Protocol):
     async def update_room(self, request: barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def verify_coupon(self, request: barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
+    async def redeem_coupon(self, request: barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
 
 class RoomAdminServiceASGIApplication(ConnectASGIApplication[RoomAdminService]):
     def __init__(self, service: RoomAdminService | AsyncGenerator[RoomAdminService], *, interceptors: Iterable[Interceptor]=(), read_max_bytes: int | None = None, compressions: Iterable[Compression] | None = None) -> None:
@@ -113,6 +119,26 @@ class RoomAdminServiceASGIApplication(ConnectASGIApplication[RoomAdminService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.update_room,
+                ),
+                "/barrage.v1.RoomAdminService/VerifyCoupon": Endpoint.unary(
+                    method=MethodInfo(
+                        name="VerifyCoupon",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.verify_coupon,
+                ),
+                "/barrage.v1.RoomAdminService/RedeemCoupon": Endpoint.unary(
+                    method=MethodInfo(
+                        name="RedeemCoupon",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.redeem_coupon,
                 ),
             },
             interceptors=interceptors,
@@ -267,6 +293,46 @@ class RoomAdminServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def verify_coupon(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="VerifyCoupon",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    async def redeem_coupon(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RedeemCoupon",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
 
 class RoomAdminServiceSync(Protocol):
     def create_room(self, request: barrage_dot_v1_dot_admin__service__pb2.CreateRoomRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.CreateRoomResponse:
@@ -282,6 +348,10 @@ class RoomAdminServiceSync(Protocol):
     def list_rooms(self, request: barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def update_room(self, request: barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def verify_coupon(self, request: barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def redeem_coupon(self, request: barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -358,6 +428,26 @@ class RoomAdminServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.update_room,
+                ),
+                "/barrage.v1.RoomAdminService/VerifyCoupon": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="VerifyCoupon",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.verify_coupon,
+                ),
+                "/barrage.v1.RoomAdminService/RedeemCoupon": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="RedeemCoupon",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.redeem_coupon,
                 ),
             },
             interceptors=interceptors,
@@ -506,6 +596,46 @@ class RoomAdminServiceClientSync(ConnectClientSync):
                 service_name="barrage.v1.RoomAdminService",
                 input=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest,
                 output=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def verify_coupon(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="VerifyCoupon",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def redeem_coupon(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RedeemCoupon",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

@@ -348,6 +348,8 @@ class PublishEventResponse(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     EVENT_ID_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    CLAIM_ID_FIELD_NUMBER: _builtins.int
+    GRABBED_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """The event's cursor."""
     event_id: _builtins.str
@@ -356,16 +358,26 @@ class PublishEventResponse(_message.Message):
     """True when request_id had already been published; cursor and event_id are the
     first copy's.
     """
+    claim_id: _builtins.str
+    """coupon_claim (a service claiming for a user): the claim id of the coupon won, as
+    SendResult.claim_id. A refused claim fails the call (SOLD_OUT, LIMIT_REACHED, ...).
+    """
+    @_builtins.property
+    def grabbed(self) -> _event_pb2.Money:
+        """red_packet_grab: the share won, as SendResult.grabbed."""
+
     def __init__(
         self,
         *,
         cursor: _builtins.str = ...,
         event_id: _builtins.str = ...,
         duplicate: _builtins.bool = ...,
+        claim_id: _builtins.str = ...,
+        grabbed: _event_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grabbed", b"grabbed"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "duplicate", b"duplicate", "event_id", b"event_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_id", b"claim_id", "cursor", b"cursor", "duplicate", b"duplicate", "event_id", b"event_id", "grabbed", b"grabbed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -605,3 +617,161 @@ class UpdateRoomResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpdateRoomResponse: _TypeAlias = UpdateRoomResponse  # noqa: Y015
+
+@_typing.final
+class CouponClaimRecord(_message.Message):
+    """A claimed coupon, as the room's log decided it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIM_ID_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    CLAIM_TIME_FIELD_NUMBER: _builtins.int
+    REDEEMED_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
+    claim_id: _builtins.str
+    """The claim id."""
+    batch_id: _builtins.str
+    """The batch."""
+    user_id: _builtins.str
+    """The user the coupon belongs to."""
+    cursor: _builtins.str
+    """Cursor of the claim event in the room's log."""
+    redeemed: _builtins.bool
+    """True once redeemed."""
+    order_id: _builtins.str
+    """The order it was redeemed on (empty if not redeemed)."""
+    @_builtins.property
+    def claim_time(self) -> _timestamp_pb2.Timestamp:
+        """When the claim was accepted."""
+
+    @_builtins.property
+    def batch(self) -> _event_pb2.CouponBatchDropped:
+        """The batch as dropped (discount, minimum spend, products, redeem_until)."""
+
+    def __init__(
+        self,
+        *,
+        claim_id: _builtins.str = ...,
+        batch_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        cursor: _builtins.str = ...,
+        claim_time: _timestamp_pb2.Timestamp | None = ...,
+        redeemed: _builtins.bool = ...,
+        order_id: _builtins.str = ...,
+        batch: _event_pb2.CouponBatchDropped | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "claim_time", b"claim_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "batch_id", b"batch_id", "claim_id", b"claim_id", "claim_time", b"claim_time", "cursor", b"cursor", "order_id", b"order_id", "redeemed", b"redeemed", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CouponClaimRecord: _TypeAlias = CouponClaimRecord  # noqa: Y015
+
+@_typing.final
+class VerifyCouponRequest(_message.Message):
+    """Request of VerifyCoupon."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    CLAIM_ID_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    """The room the coupon was claimed in."""
+    claim_id: _builtins.str
+    """The claim id (SendResult.claim_id)."""
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        claim_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_id", b"claim_id", "room_id", b"room_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyCouponRequest: _TypeAlias = VerifyCouponRequest  # noqa: Y015
+
+@_typing.final
+class VerifyCouponResponse(_message.Message):
+    """Response of VerifyCoupon."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def claim(self) -> Global___CouponClaimRecord:
+        """The claim."""
+
+    def __init__(
+        self,
+        *,
+        claim: Global___CouponClaimRecord | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyCouponResponse: _TypeAlias = VerifyCouponResponse  # noqa: Y015
+
+@_typing.final
+class RedeemCouponRequest(_message.Message):
+    """Request of RedeemCoupon."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    CLAIM_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    """The room the coupon was claimed in."""
+    claim_id: _builtins.str
+    """The claim id (SendResult.claim_id)."""
+    order_id: _builtins.str
+    """The order it is redeemed on, 1 to 64 printable ASCII characters."""
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        claim_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_id", b"claim_id", "order_id", b"order_id", "room_id", b"room_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedeemCouponRequest: _TypeAlias = RedeemCouponRequest  # noqa: Y015
+
+@_typing.final
+class RedeemCouponResponse(_message.Message):
+    """Response of RedeemCoupon."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIM_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def claim(self) -> Global___CouponClaimRecord:
+        """The claim, now redeemed on the order."""
+
+    def __init__(
+        self,
+        *,
+        claim: Global___CouponClaimRecord | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim", b"claim"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedeemCouponResponse: _TypeAlias = RedeemCouponResponse  # noqa: Y015

@@ -83,6 +83,16 @@ class RoomAdminServiceStub:
                 request_serializer=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest.SerializeToString,
                 response_deserializer=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse.FromString,
                 _registered_method=True)
+        self.VerifyCoupon = channel.unary_unary(
+                '/barrage.v1.RoomAdminService/VerifyCoupon',
+                request_serializer=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest.SerializeToString,
+                response_deserializer=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse.FromString,
+                _registered_method=True)
+        self.RedeemCoupon = channel.unary_unary(
+                '/barrage.v1.RoomAdminService/RedeemCoupon',
+                request_serializer=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest.SerializeToString,
+                response_deserializer=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse.FromString,
+                _registered_method=True)
 
 
 class RoomAdminServiceServicer:
@@ -174,6 +184,27 @@ class RoomAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyCoupon(self, request, context):
+        """Look up a claimed coupon by its claim id (SendResult.claim_id): its batch, user and
+        whether it was redeemed. NOT_FOUND (CLAIM_NOT_FOUND) if the room has no such claim.
+        Who: service, the room's owner. Others: ROLE_FORBIDDEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeemCoupon(self, request, context):
+        """Redeem a claimed coupon on an order. Idempotent: redeeming it again on the same
+        order answers as the first time; on another order FAILED_PRECONDITION
+        (ALREADY_REDEEMED, metadata "order_id"). Past the batch's redeem_until:
+        FAILED_PRECONDITION (EXPIRED). Unknown claim: NOT_FOUND (CLAIM_NOT_FOUND). The
+        redemption is a CouponRedeemed event in the room's log, so every node agrees.
+        Who: service (the order service). Others: ROLE_FORBIDDEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -211,6 +242,16 @@ def add_RoomAdminServiceServicer_to_server(servicer, server):
                     servicer.UpdateRoom,
                     request_deserializer=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest.FromString,
                     response_serializer=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse.SerializeToString,
+            ),
+            'VerifyCoupon': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyCoupon,
+                    request_deserializer=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest.FromString,
+                    response_serializer=barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse.SerializeToString,
+            ),
+            'RedeemCoupon': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeemCoupon,
+                    request_deserializer=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest.FromString,
+                    response_serializer=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -416,6 +457,60 @@ class RoomAdminService:
             '/barrage.v1.RoomAdminService/UpdateRoom',
             barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest.SerializeToString,
             barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyCoupon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/barrage.v1.RoomAdminService/VerifyCoupon',
+            barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest.SerializeToString,
+            barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeemCoupon(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/barrage.v1.RoomAdminService/RedeemCoupon',
+            barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest.SerializeToString,
+            barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse.FromString,
             options,
             channel_credentials,
             insecure,

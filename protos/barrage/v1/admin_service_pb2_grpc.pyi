@@ -91,6 +91,19 @@ class RoomAdminServiceStub:
     metadata "field" names it).
     Who: service, the room's owner. Others: ROLE_FORBIDDEN.
     """
+    VerifyCoupon: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.VerifyCouponRequest, _admin_service_pb2.VerifyCouponResponse]
+    """Look up a claimed coupon by its claim id (SendResult.claim_id): its batch, user and
+    whether it was redeemed. NOT_FOUND (CLAIM_NOT_FOUND) if the room has no such claim.
+    Who: service, the room's owner. Others: ROLE_FORBIDDEN.
+    """
+    RedeemCoupon: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RedeemCouponRequest, _admin_service_pb2.RedeemCouponResponse]
+    """Redeem a claimed coupon on an order. Idempotent: redeeming it again on the same
+    order answers as the first time; on another order FAILED_PRECONDITION
+    (ALREADY_REDEEMED, metadata "order_id"). Past the batch's redeem_until:
+    FAILED_PRECONDITION (EXPIRED). Unknown claim: NOT_FOUND (CLAIM_NOT_FOUND). The
+    redemption is a CouponRedeemed event in the room's log, so every node agrees.
+    Who: service (the order service). Others: ROLE_FORBIDDEN.
+    """
 
 @_typing.type_check_only
 class RoomAdminServiceAsyncStub(RoomAdminServiceStub):
@@ -154,6 +167,19 @@ class RoomAdminServiceAsyncStub(RoomAdminServiceStub):
     FAILED_PRECONDITION (ROOM_CLOSED). A bad value: INVALID_ARGUMENT (INVALID_FIELD,
     metadata "field" names it).
     Who: service, the room's owner. Others: ROLE_FORBIDDEN.
+    """
+    VerifyCoupon: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.VerifyCouponRequest, _admin_service_pb2.VerifyCouponResponse]  # type: ignore[assignment]
+    """Look up a claimed coupon by its claim id (SendResult.claim_id): its batch, user and
+    whether it was redeemed. NOT_FOUND (CLAIM_NOT_FOUND) if the room has no such claim.
+    Who: service, the room's owner. Others: ROLE_FORBIDDEN.
+    """
+    RedeemCoupon: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RedeemCouponRequest, _admin_service_pb2.RedeemCouponResponse]  # type: ignore[assignment]
+    """Redeem a claimed coupon on an order. Idempotent: redeeming it again on the same
+    order answers as the first time; on another order FAILED_PRECONDITION
+    (ALREADY_REDEEMED, metadata "order_id"). Past the batch's redeem_until:
+    FAILED_PRECONDITION (EXPIRED). Unknown claim: NOT_FOUND (CLAIM_NOT_FOUND). The
+    redemption is a CouponRedeemed event in the room's log, so every node agrees.
+    Who: service (the order service). Others: ROLE_FORBIDDEN.
     """
 
 class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -257,6 +283,31 @@ class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         FAILED_PRECONDITION (ROOM_CLOSED). A bad value: INVALID_ARGUMENT (INVALID_FIELD,
         metadata "field" names it).
         Who: service, the room's owner. Others: ROLE_FORBIDDEN.
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyCoupon(
+        self,
+        request: _admin_service_pb2.VerifyCouponRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.VerifyCouponResponse, _abc.Awaitable[_admin_service_pb2.VerifyCouponResponse]]:
+        """Look up a claimed coupon by its claim id (SendResult.claim_id): its batch, user and
+        whether it was redeemed. NOT_FOUND (CLAIM_NOT_FOUND) if the room has no such claim.
+        Who: service, the room's owner. Others: ROLE_FORBIDDEN.
+        """
+
+    @_abc_1.abstractmethod
+    def RedeemCoupon(
+        self,
+        request: _admin_service_pb2.RedeemCouponRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RedeemCouponResponse, _abc.Awaitable[_admin_service_pb2.RedeemCouponResponse]]:
+        """Redeem a claimed coupon on an order. Idempotent: redeeming it again on the same
+        order answers as the first time; on another order FAILED_PRECONDITION
+        (ALREADY_REDEEMED, metadata "order_id"). Past the batch's redeem_until:
+        FAILED_PRECONDITION (EXPIRED). Unknown claim: NOT_FOUND (CLAIM_NOT_FOUND). The
+        redemption is a CouponRedeemed event in the room's log, so every node agrees.
+        Who: service (the order service). Others: ROLE_FORBIDDEN.
         """
 
 def add_RoomAdminServiceServicer_to_server(servicer: RoomAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

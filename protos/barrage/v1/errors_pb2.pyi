@@ -115,6 +115,28 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """PERMISSION_DENIED: a viewer may whisper only to the room's staff (Whisper.to_staff),
     never to another user; metadata "field" is "payload.whisper.recipient_user_id".
     """
+    ERROR_REASON_SOLD_OUT: _ErrorReason.ValueType  # 100
+    """FAILED_PRECONDITION: every coupon of the batch (or share of the red packet) is taken."""
+    ERROR_REASON_LIMIT_REACHED: _ErrorReason.ValueType  # 101
+    """FAILED_PRECONDITION: this user already claimed as many coupons of the batch as it
+    allows (CouponBatchDropped.per_user_limit).
+    """
+    ERROR_REASON_EXPIRED: _ErrorReason.ValueType  # 102
+    """FAILED_PRECONDITION: the batch's (or red packet's) end time has passed, or a coupon's
+    redeem_until.
+    """
+    ERROR_REASON_CLAIM_NOT_FOUND: _ErrorReason.ValueType  # 103
+    """NOT_FOUND: no claimed coupon has this claim id in this room (or it is no longer
+    retained: docs/commerce.md "Coupons").
+    """
+    ERROR_REASON_TOO_MANY_OPEN: _ErrorReason.ValueType  # 104
+    """RESOURCE_EXHAUSTED: the room already has as many open coupon batches or red packets
+    as it may (metadata "max").
+    """
+    ERROR_REASON_ALREADY_REDEEMED: _ErrorReason.ValueType  # 105
+    """FAILED_PRECONDITION: the coupon was already redeemed on another order (metadata
+    "order_id" names it). Redeeming it again on the same order answers as the first time.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons Barrage puts in google.rpc.ErrorInfo.reason (domain "barrage.v1").
@@ -215,5 +237,27 @@ sending frames the server had to refuse. Reconnect and read the stream.
 ERROR_REASON_WHISPER_FORBIDDEN: ErrorReason.ValueType  # 120
 """PERMISSION_DENIED: a viewer may whisper only to the room's staff (Whisper.to_staff),
 never to another user; metadata "field" is "payload.whisper.recipient_user_id".
+"""
+ERROR_REASON_SOLD_OUT: ErrorReason.ValueType  # 100
+"""FAILED_PRECONDITION: every coupon of the batch (or share of the red packet) is taken."""
+ERROR_REASON_LIMIT_REACHED: ErrorReason.ValueType  # 101
+"""FAILED_PRECONDITION: this user already claimed as many coupons of the batch as it
+allows (CouponBatchDropped.per_user_limit).
+"""
+ERROR_REASON_EXPIRED: ErrorReason.ValueType  # 102
+"""FAILED_PRECONDITION: the batch's (or red packet's) end time has passed, or a coupon's
+redeem_until.
+"""
+ERROR_REASON_CLAIM_NOT_FOUND: ErrorReason.ValueType  # 103
+"""NOT_FOUND: no claimed coupon has this claim id in this room (or it is no longer
+retained: docs/commerce.md "Coupons").
+"""
+ERROR_REASON_TOO_MANY_OPEN: ErrorReason.ValueType  # 104
+"""RESOURCE_EXHAUSTED: the room already has as many open coupon batches or red packets
+as it may (metadata "max").
+"""
+ERROR_REASON_ALREADY_REDEEMED: ErrorReason.ValueType  # 105
+"""FAILED_PRECONDITION: the coupon was already redeemed on another order (metadata
+"order_id" names it). Redeeming it again on the same order answers as the first time.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -372,6 +372,9 @@ class Payload(_message.Message):
                                                      else PERMISSION_DENIED TARGET_PROTECTED
       moderator_appointed, moderator_removed         owner, service
       comment_pinned, comment_unpinned               moderator, owner, service
+      coupon_batch_dropped, red_packet_sent          owner, service
+      coupon_claim, red_packet_grab                  everyone (for oneself; a service
+                                                     also for a user it names)
       every other kind                               the server only (INVALID_FIELD)
     A bot outside the rooms its token lists may post nothing. Anything else is
     PERMISSION_DENIED ROLE_FORBIDDEN, answered before the payload's content is checked.
@@ -419,6 +422,14 @@ class Payload(_message.Message):
     COMMENT_UNPINNED_FIELD_NUMBER: _builtins.int
     ROOM_UPDATED_FIELD_NUMBER: _builtins.int
     WHISPER_FIELD_NUMBER: _builtins.int
+    COUPON_BATCH_DROPPED_FIELD_NUMBER: _builtins.int
+    COUPON_CLAIM_FIELD_NUMBER: _builtins.int
+    COUPON_REMAINING_FIELD_NUMBER: _builtins.int
+    COUPON_REDEEMED_FIELD_NUMBER: _builtins.int
+    RED_PACKET_SENT_FIELD_NUMBER: _builtins.int
+    RED_PACKET_GRAB_FIELD_NUMBER: _builtins.int
+    RED_PACKET_FINISHED_FIELD_NUMBER: _builtins.int
+    COUPON_BATCH_ENDED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def comment(self) -> Global___Comment:
         """A viewer's (or host's) comment."""
@@ -574,6 +585,54 @@ class Payload(_message.Message):
         recipient, or with to_staff to the room's staff. See Whisper.
         """
 
+    @_builtins.property
+    def coupon_batch_dropped(self) -> Global___CouponBatchDropped:
+        """A batch of coupons (优惠券) is dropped into the room (critical). Posted by the
+        owner or a service. docs/commerce.md "Coupons".
+        """
+
+    @_builtins.property
+    def coupon_claim(self) -> Global___CouponClaim:
+        """A claim of one coupon of a batch (normal). Posted by a participant for itself, or
+        by a service for a user it names; the room's log decides it (CouponClaim).
+        """
+
+    @_builtins.property
+    def coupon_remaining(self) -> Global___CouponRemaining:
+        """A batch's remaining count (ephemeral, latest value wins). Made by the server at
+        most once a second per batch while it changes.
+        """
+
+    @_builtins.property
+    def coupon_redeemed(self) -> Global___CouponRedeemed:
+        """A claimed coupon was redeemed (normal). Made by the server on
+        RoomAdminService.RedeemCoupon; never posted on the stream.
+        """
+
+    @_builtins.property
+    def red_packet_sent(self) -> Global___RedPacketSent:
+        """A red packet or lucky bag (红包/福袋) is sent to the room (critical). Posted by
+        the owner or a service; the server fills in `commitment`.
+        """
+
+    @_builtins.property
+    def red_packet_grab(self) -> Global___RedPacketGrab:
+        """A grab of a red packet (normal). One per user; posted by a participant for
+        itself, or by a service for a user it names.
+        """
+
+    @_builtins.property
+    def red_packet_finished(self) -> Global___RedPacketFinished:
+        """A red packet closed: its seed, who grabbed and how much (critical). Made by the
+        server.
+        """
+
+    @_builtins.property
+    def coupon_batch_ended(self) -> Global___CouponBatchEnded:
+        """A coupon batch closed: sold out or past its end time (critical). Made by the
+        server.
+        """
+
     def __init__(
         self,
         *,
@@ -612,12 +671,20 @@ class Payload(_message.Message):
         comment_unpinned: Global___CommentUnpinned | None = ...,
         room_updated: Global___RoomUpdated | None = ...,
         whisper: Global___Whisper | None = ...,
+        coupon_batch_dropped: Global___CouponBatchDropped | None = ...,
+        coupon_claim: Global___CouponClaim | None = ...,
+        coupon_remaining: Global___CouponRemaining | None = ...,
+        coupon_redeemed: Global___CouponRedeemed | None = ...,
+        red_packet_sent: Global___RedPacketSent | None = ...,
+        red_packet_grab: Global___RedPacketGrab | None = ...,
+        red_packet_finished: Global___RedPacketFinished | None = ...,
+        coupon_batch_ended: Global___CouponBatchEnded | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left", "whisper", b"whisper"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "coupon_batch_dropped", b"coupon_batch_dropped", "coupon_batch_ended", b"coupon_batch_ended", "coupon_claim", b"coupon_claim", "coupon_redeemed", b"coupon_redeemed", "coupon_remaining", b"coupon_remaining", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "red_packet_finished", b"red_packet_finished", "red_packet_grab", b"red_packet_grab", "red_packet_sent", b"red_packet_sent", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left", "whisper", b"whisper"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left", "whisper", b"whisper"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "coupon_batch_dropped", b"coupon_batch_dropped", "coupon_batch_ended", b"coupon_batch_ended", "coupon_claim", b"coupon_claim", "coupon_redeemed", b"coupon_redeemed", "coupon_remaining", b"coupon_remaining", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "red_packet_finished", b"red_packet_finished", "red_packet_grab", b"red_packet_grab", "red_packet_sent", b"red_packet_sent", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left", "whisper", b"whisper"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock", "catalogue_registered", "comment_pinned", "comment_unpinned", "room_updated", "whisper"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock", "catalogue_registered", "comment_pinned", "comment_unpinned", "room_updated", "whisper", "coupon_batch_dropped", "coupon_claim", "coupon_remaining", "coupon_redeemed", "red_packet_sent", "red_packet_grab", "red_packet_finished", "coupon_batch_ended"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -1889,3 +1956,354 @@ class ModeratorRemoved(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModeratorRemoved: _TypeAlias = ModeratorRemoved  # noqa: Y015
+
+@_typing.final
+class CouponBatchDropped(_message.Message):
+    """A batch of coupons dropped into the room (优惠券). Viewers claim them with
+    CouponClaim; the first `quantity` valid claims in the room's log win, at most
+    `per_user_limit` per user, only between start_time and end_time. Who claimed is
+    the log's decision, so every node agrees and the count is exact.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    AMOUNT_OFF_MINOR_FIELD_NUMBER: _builtins.int
+    PERCENT_OFF_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    MIN_SPEND_MINOR_FIELD_NUMBER: _builtins.int
+    PRODUCT_IDS_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    PER_USER_LIMIT_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    REDEEM_UNTIL_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """Id of the batch, unique in the room, 1 to 64 printable ASCII characters."""
+    title: _builtins.str
+    """What the coupon is called on screen ("¥20 off orders over ¥199"), 1 to 200 characters."""
+    amount_off_minor: _builtins.int
+    """A fixed amount off, 1 to 10^12 minor units of `currency`."""
+    percent_off: _builtins.int
+    """A percentage off, 1 to 99."""
+    currency: _builtins.str
+    """ISO 4217 code of amount_off_minor and min_spend_minor ("CNY")."""
+    min_spend_minor: _builtins.int
+    """The smallest order the coupon applies to, in minor units of `currency`, 0 (any)
+    to 10^12.
+    """
+    quantity: _builtins.int
+    """How many coupons the batch holds, 1 to 10000."""
+    per_user_limit: _builtins.int
+    """How many one user may claim, 1 to 100."""
+    @_builtins.property
+    def product_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Products the coupon applies to (catalogue ids, at most 50); empty: the whole shop."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """Claims open at this time (unset: at once)."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Claims close at this time (after start_time and in the future, at most 366 days ahead)."""
+
+    @_builtins.property
+    def redeem_until(self) -> _timestamp_pb2.Timestamp:
+        """A claimed coupon may be redeemed until this time (unset: no limit; else not
+        before end_time).
+        """
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        amount_off_minor: _builtins.int = ...,
+        percent_off: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        min_spend_minor: _builtins.int = ...,
+        product_ids: _abc.Iterable[_builtins.str] | None = ...,
+        quantity: _builtins.int = ...,
+        per_user_limit: _builtins.int = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        redeem_until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_off_minor", b"amount_off_minor", "discount", b"discount", "end_time", b"end_time", "percent_off", b"percent_off", "redeem_until", b"redeem_until", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_off_minor", b"amount_off_minor", "batch_id", b"batch_id", "currency", b"currency", "discount", b"discount", "end_time", b"end_time", "min_spend_minor", b"min_spend_minor", "per_user_limit", b"per_user_limit", "percent_off", b"percent_off", "product_ids", b"product_ids", "quantity", b"quantity", "redeem_until", b"redeem_until", "start_time", b"start_time", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_discount: _TypeAlias = _typing.Literal["amount_off_minor", "percent_off"]  # noqa: Y015
+    _WhichOneofArgType_discount: _TypeAlias = _typing.Literal["discount", b"discount"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_discount) -> _WhichOneofReturnType_discount | None: ...
+
+Global___CouponBatchDropped: _TypeAlias = CouponBatchDropped  # noqa: Y015
+
+@_typing.final
+class CouponClaim(_message.Message):
+    """A claim of one coupon. The answer (SendResult.claim_id, or the status
+    SOLD_OUT / LIMIT_REACHED / EXPIRED / NOT_OPEN) is the room log's decision:
+    claims count in log order, whichever node accepted them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """The batch."""
+    user_id: _builtins.str
+    """The user the coupon is for. Empty: the sender. Only a service may name another
+    user (a viewer naming someone else is refused with PERMISSION_DENIED ROLE_FORBIDDEN).
+    """
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CouponClaim: _TypeAlias = CouponClaim  # noqa: Y015
+
+@_typing.final
+class CouponRemaining(_message.Message):
+    """A batch's remaining coupons (ephemeral, latest value wins)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    CLAIMED_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """The batch."""
+    remaining: _builtins.int
+    """Coupons left, 0 to 10000."""
+    claimed: _builtins.int
+    """Coupons claimed so far, 0 to 10000."""
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        remaining: _builtins.int = ...,
+        claimed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "claimed", b"claimed", "remaining", b"remaining"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CouponRemaining: _TypeAlias = CouponRemaining  # noqa: Y015
+
+@_typing.final
+class CouponBatchEnded(_message.Message):
+    """A coupon batch closed: no more claims are accepted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    SOLD_OUT_FIELD_NUMBER: _builtins.int
+    CLAIMED_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    """The batch."""
+    sold_out: _builtins.bool
+    """True when every coupon was claimed; false when its end time passed first."""
+    claimed: _builtins.int
+    """Coupons claimed, 0 to 10000."""
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        sold_out: _builtins.bool = ...,
+        claimed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "claimed", b"claimed", "sold_out", b"sold_out"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CouponBatchEnded: _TypeAlias = CouponBatchEnded  # noqa: Y015
+
+@_typing.final
+class CouponRedeemed(_message.Message):
+    """A claimed coupon was redeemed on an order (RoomAdminService.RedeemCoupon)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIM_ID_FIELD_NUMBER: _builtins.int
+    ORDER_ID_FIELD_NUMBER: _builtins.int
+    claim_id: _builtins.str
+    """The claim id (SendResult.claim_id)."""
+    order_id: _builtins.str
+    """The order it was redeemed on, 1 to 64 printable ASCII characters."""
+    def __init__(
+        self,
+        *,
+        claim_id: _builtins.str = ...,
+        order_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_id", b"claim_id", "order_id", b"order_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CouponRedeemed: _TypeAlias = CouponRedeemed  # noqa: Y015
+
+@_typing.final
+class RedPacketSent(_message.Message):
+    """A red packet or lucky bag (红包/福袋): `total_minor` split among the first `count`
+    users who grab it before `end_time` (one grab per user, in the room log's order).
+    Every share is at least 1 minor unit and the shares add up to the total exactly.
+    A random split is fixed by a secret seed the server commits to now (`commitment`)
+    and reveals in RedPacketFinished.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACKET_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    TOTAL_MINOR_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    EQUAL_SPLIT_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    packet_id: _builtins.str
+    """Id of the packet, unique in the room, 1 to 64 printable ASCII characters."""
+    title: _builtins.str
+    """What is shown ("Thanks for watching!"), 1 to 200 characters."""
+    total_minor: _builtins.int
+    """The amount shared out, in minor units of `currency`: 1 to 10^12, at least `count`."""
+    count: _builtins.int
+    """How many shares, 1 to 10000."""
+    equal_split: _builtins.bool
+    """False: a random split, verifiable (see RedPacketFinished). True: an equal split,
+    total / count each, the first (total mod count) grabbers one minor unit more.
+    """
+    commitment: _builtins.str
+    """Lowercase hex SHA-256 of the seed's bytes. Set by the server (ignored when posted)."""
+    currency: _builtins.str
+    """ISO 4217 code of total_minor ("CNY")."""
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """Grabs close at this time (in the future, at most 366 days ahead)."""
+
+    def __init__(
+        self,
+        *,
+        packet_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        total_minor: _builtins.int = ...,
+        count: _builtins.int = ...,
+        equal_split: _builtins.bool = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        commitment: _builtins.str = ...,
+        currency: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "count", b"count", "currency", b"currency", "end_time", b"end_time", "equal_split", b"equal_split", "packet_id", b"packet_id", "title", b"title", "total_minor", b"total_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedPacketSent: _TypeAlias = RedPacketSent  # noqa: Y015
+
+@_typing.final
+class RedPacketGrab(_message.Message):
+    """A grab of a red packet. The answer (SendResult.grabbed: the share won, or the
+    status SOLD_OUT / EXPIRED / ALREADY_DONE / NOT_OPEN) is the room log's decision.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACKET_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    packet_id: _builtins.str
+    """The packet."""
+    user_id: _builtins.str
+    """The user grabbing. Empty: the sender. Only a service may name another user."""
+    def __init__(
+        self,
+        *,
+        packet_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["packet_id", b"packet_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedPacketGrab: _TypeAlias = RedPacketGrab  # noqa: Y015
+
+@_typing.final
+class RedPacketFinished(_message.Message):
+    """A red packet closed (all shares grabbed, or its end time passed): the summary.
+    Anyone can check a random split:
+     1. SHA-256(bytes.fromhex(seed)) must equal RedPacketSent.commitment.
+     2. With n = count and R = total_minor - n: for i = 0 .. n-1,
+        w_i = 1 + (SHA-256(bytes.fromhex(seed) + UTF-8 decimal string of i), read as a
+        big-endian unsigned integer, mod 1000000); W = the sum of every w_i;
+        share_i = 1 + floor(R * w_i / W).
+     3. The remainder R - sum(floor(R * w_i / W)) goes 1 minor unit each to shares
+        0, 1, 2, ... in order.
+     4. Share i belongs to the i-th grabber in log order (grabber_user_ids[i]);
+        shares no one grabbed go back to the sender.
+    An equal split needs no seed: share_i = floor(total_minor / n), plus 1 for
+    i < total_minor mod n.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACKET_ID_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    GRABBER_USER_IDS_FIELD_NUMBER: _builtins.int
+    AMOUNTS_MINOR_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    UNCLAIMED_COUNT_FIELD_NUMBER: _builtins.int
+    UNCLAIMED_MINOR_FIELD_NUMBER: _builtins.int
+    packet_id: _builtins.str
+    """The packet."""
+    seed: _builtins.str
+    """The seed, now revealed (hex; empty for an equal split)."""
+    currency: _builtins.str
+    """The packet's currency."""
+    unclaimed_count: _builtins.int
+    """Shares left ungrabbed, 0 to 10000."""
+    unclaimed_minor: _builtins.int
+    """Their total, back to the sender, 0 to 10^12 minor units."""
+    @_builtins.property
+    def grabber_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Who grabbed, in log order."""
+
+    @_builtins.property
+    def amounts_minor(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """What each grabber got, in minor units (same order), 1 to 10^12 each."""
+
+    def __init__(
+        self,
+        *,
+        packet_id: _builtins.str = ...,
+        seed: _builtins.str = ...,
+        grabber_user_ids: _abc.Iterable[_builtins.str] | None = ...,
+        amounts_minor: _abc.Iterable[_builtins.int] | None = ...,
+        currency: _builtins.str = ...,
+        unclaimed_count: _builtins.int = ...,
+        unclaimed_minor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amounts_minor", b"amounts_minor", "currency", b"currency", "grabber_user_ids", b"grabber_user_ids", "packet_id", b"packet_id", "seed", b"seed", "unclaimed_count", b"unclaimed_count", "unclaimed_minor", b"unclaimed_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedPacketFinished: _TypeAlias = RedPacketFinished  # noqa: Y015

@@ -554,6 +554,8 @@ class RoomSnapshot(_message.Message):
     COVER_URL_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     ANNOUNCEMENT_FIELD_NUMBER: _builtins.int
+    COUPON_BATCHES_FIELD_NUMBER: _builtins.int
+    RED_PACKETS_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The room id."""
     title: _builtins.str
@@ -608,6 +610,14 @@ class RoomSnapshot(_message.Message):
     def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The room's labels."""
 
+    @_builtins.property
+    def coupon_batches(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpenCouponBatch]:
+        """Coupon batches open for claims, oldest first, with their remaining counts."""
+
+    @_builtins.property
+    def red_packets(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpenRedPacket]:
+        """Red packets open for grabs, oldest first."""
+
     def __init__(
         self,
         *,
@@ -628,14 +638,72 @@ class RoomSnapshot(_message.Message):
         cover_url: _builtins.str = ...,
         labels: _abc.Iterable[_builtins.str] | None = ...,
         announcement: _builtins.str = ...,
+        coupon_batches: _abc.Iterable[Global___OpenCouponBatch] | None = ...,
+        red_packets: _abc.Iterable[Global___OpenRedPacket] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "lottery", b"lottery", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "slow_mode", b"slow_mode"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "cover_url", b"cover_url", "flash_sale", b"flash_sale", "head_cursor", b"head_cursor", "labels", b"labels", "like_total", b"like_total", "lottery", b"lottery", "moderator_user_ids", b"moderator_user_ids", "owner_user_id", b"owner_user_id", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "room_id", b"room_id", "slow_mode", b"slow_mode", "title", b"title", "viewer_count", b"viewer_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "coupon_batches", b"coupon_batches", "cover_url", b"cover_url", "flash_sale", b"flash_sale", "head_cursor", b"head_cursor", "labels", b"labels", "like_total", b"like_total", "lottery", b"lottery", "moderator_user_ids", b"moderator_user_ids", "owner_user_id", b"owner_user_id", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "red_packets", b"red_packets", "room_id", b"room_id", "slow_mode", b"slow_mode", "title", b"title", "viewer_count", b"viewer_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RoomSnapshot: _TypeAlias = RoomSnapshot  # noqa: Y015
+
+@_typing.final
+class OpenCouponBatch(_message.Message):
+    """A coupon batch open for claims, in a join snapshot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_FIELD_NUMBER: _builtins.int
+    REMAINING_FIELD_NUMBER: _builtins.int
+    remaining: _builtins.int
+    """Coupons left (CouponRemaining events update it)."""
+    @_builtins.property
+    def batch(self) -> _event_pb2.CouponBatchDropped:
+        """The batch as dropped."""
+
+    def __init__(
+        self,
+        *,
+        batch: _event_pb2.CouponBatchDropped | None = ...,
+        remaining: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "remaining", b"remaining"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenCouponBatch: _TypeAlias = OpenCouponBatch  # noqa: Y015
+
+@_typing.final
+class OpenRedPacket(_message.Message):
+    """A red packet open for grabs, in a join snapshot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACKET_FIELD_NUMBER: _builtins.int
+    GRABBED_FIELD_NUMBER: _builtins.int
+    grabbed: _builtins.int
+    """Shares grabbed so far, 0 to 10000."""
+    @_builtins.property
+    def packet(self) -> _event_pb2.RedPacketSent:
+        """The packet as sent (with its commitment)."""
+
+    def __init__(
+        self,
+        *,
+        packet: _event_pb2.RedPacketSent | None = ...,
+        grabbed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["packet", b"packet"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grabbed", b"grabbed", "packet", b"packet"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenRedPacket: _TypeAlias = OpenRedPacket  # noqa: Y015
 
 @_typing.final
 class JoinResult(_message.Message):
@@ -723,6 +791,8 @@ class SendResult(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     EVENT_ID_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    CLAIM_ID_FIELD_NUMBER: _builtins.int
+    GRABBED_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The room of the send."""
     client_msg_id: _builtins.str
@@ -734,6 +804,13 @@ class SendResult(_message.Message):
     duplicate: _builtins.bool
     """True when this send was a retry of an already appended event; cursor and
     event_id are the first copy's.
+    """
+    claim_id: _builtins.str
+    """coupon_claim sends, OK only: the claim id of the coupon won (what the order
+    service redeems). The claim is decided by the room log, so the answer comes after
+    the accepting node has folded it; a refused claim is SOLD_OUT, LIMIT_REACHED,
+    EXPIRED or NOT_OPEN (the claim event is in the log all the same, with `cursor`
+    unset in the answer).
     """
     @_builtins.property
     def status(self) -> _status_pb2.Status:
@@ -760,6 +837,12 @@ class SendResult(_message.Message):
         both.
         """
 
+    @_builtins.property
+    def grabbed(self) -> _event_pb2.Money:
+        """red_packet_grab sends, OK only: the share won. A refused grab is SOLD_OUT,
+        EXPIRED, ALREADY_DONE or NOT_OPEN.
+        """
+
     def __init__(
         self,
         *,
@@ -769,10 +852,12 @@ class SendResult(_message.Message):
         cursor: _builtins.str = ...,
         event_id: _builtins.str = ...,
         duplicate: _builtins.bool = ...,
+        claim_id: _builtins.str = ...,
+        grabbed: _event_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grabbed", b"grabbed", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "cursor", b"cursor", "duplicate", b"duplicate", "event_id", b"event_id", "room_id", b"room_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_id", b"claim_id", "client_msg_id", b"client_msg_id", "cursor", b"cursor", "duplicate", b"duplicate", "event_id", b"event_id", "grabbed", b"grabbed", "room_id", b"room_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
