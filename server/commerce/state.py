@@ -16,6 +16,8 @@ from google.protobuf.message import DecodeError
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from server.commerce import checkpoint_pb2
+from server.commerce.audience import Audience
+from server.commerce.leaderboard import Board
 from server.core import media_clock, ranges
 from server.core.media_clock import Clock
 from server.telemetry import hooks
@@ -114,6 +116,10 @@ class RoomState:
     """The latest logged media clock report (server/core/media_clock.py)."""
     pinned_comment: event_pb2.CommentPinned | None = None
     """The comment pinned on screen (a copy of it), if any."""
+    board: Board = field(default_factory=Board)
+    """The gift ranking (server/commerce/leaderboard.py)."""
+    audience: Audience = field(default_factory=Audience)
+    """Who is present, on every node (server/commerce/audience.py)."""
 
     def fold(self, position: int, event: event_pb2.Event) -> str | None:
         """Apply one event. Returns a user id that must be removed from the room (ban).
@@ -218,6 +224,18 @@ class RoomState:
             pinned = self.pinned_comment
             if pinned is not None and pinned.event_id == payload.message_deleted.event_id:
                 self.pinned_comment = None  # a deleted comment no longer shows, pinned or not
+        elif kind == "gift":
+            self.board.add_gift(position, payload.gift)
+        elif kind == "leaderboard":
+            self.board.published(when)
+        elif kind == "audience":
+            self.audience.published(when, payload.audience)
+        elif kind == "viewer_joined":
+            self.audience.join(event.sender, payload.viewer_joined.node_id)
+        elif kind == "viewer_left":
+            self.audience.leave(event.sender.user_id, payload.viewer_left.node_id)
+        elif kind == "room_closed":
+            self.board.closed = True
         return None
 
     def _note_sender(self, event: event_pb2.Event, kind: str | None) -> None:
@@ -281,6 +299,8 @@ class RoomState:
             cp.media_clock_time.FromMilliseconds(clock.anchor_ms)
         if self.pinned_comment is not None:
             cp.pinned_comment.CopyFrom(self.pinned_comment)
+        self.board.checkpoint(cp)
+        self.audience.checkpoint(cp)
         return cp
 
     @classmethod
@@ -326,6 +346,8 @@ class RoomState:
             state.media_clock = Clock.of(cp.media_clock, cp.media_clock_time)
         if cp.HasField("pinned_comment"):
             state.pinned_comment = cp.pinned_comment
+        state.board = Board.from_checkpoint(cp)
+        state.audience = Audience.from_checkpoint(cp)
         return state
 
     def muted(self, user_id: str, now_ms: int) -> int:

@@ -95,6 +95,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "close_room": SELLERS,
     "update_room": SELLERS,
     "read_insights": MODERATORS,
+    "read_leaderboard": EVERYONE,
 }
 
 CREATE_ROOM = frozenset({HOST, SERVICE})
@@ -145,6 +146,8 @@ PRIORITY: dict[str, int] = {
     "comment_pinned": CRITICAL,
     "comment_unpinned": CRITICAL,
     "room_updated": CRITICAL,
+    "leaderboard": EPHEMERAL,  # the final one, at close, is appended as critical
+    "audience": EPHEMERAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}

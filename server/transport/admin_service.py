@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
 from server.auth import Identity, TokenVerifier
+from server.commerce import boards
 from server.core import policy, ranges
 from server.core.errors import ApiError, invalid
 from server.core.gateway import Gateway, Post, Posted
@@ -141,3 +142,8 @@ class AdminService(admin_service_pb2_grpc.RoomAdminServiceServicer):
         announcement = request.announcement if "announcement" in paths else info.announcement
         await self.gateway.update_room(who, request.room_id, title, cover_url, labels, announcement)
         return pb.UpdateRoomResponse(room=await self.gateway.room_message(request.room_id))
+
+    @_rpc
+    async def GetLeaderboard(self, who: Identity, request: pb.GetLeaderboardRequest) -> pb.GetLeaderboardResponse:
+        board, own = await boards.get_leaderboard(self.gateway, who, request.room_id, request.user_id)
+        return pb.GetLeaderboardResponse(leaderboard=board, own=own)

@@ -38,6 +38,9 @@ class RoomAdminService(Protocol):
     async def update_room(self, request: barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def get_leaderboard(self, request: barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
 
 class RoomAdminServiceASGIApplication(ConnectASGIApplication[RoomAdminService]):
     def __init__(self, service: RoomAdminService | AsyncGenerator[RoomAdminService], *, interceptors: Iterable[Interceptor]=(), read_max_bytes: int | None = None, compressions: Iterable[Compression] | None = None) -> None:
@@ -113,6 +116,16 @@ class RoomAdminServiceASGIApplication(ConnectASGIApplication[RoomAdminService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.update_room,
+                ),
+                "/barrage.v1.RoomAdminService/GetLeaderboard": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetLeaderboard",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.get_leaderboard,
                 ),
             },
             interceptors=interceptors,
@@ -267,6 +280,26 @@ class RoomAdminServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def get_leaderboard(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetLeaderboard",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
 
 class RoomAdminServiceSync(Protocol):
     def create_room(self, request: barrage_dot_v1_dot_admin__service__pb2.CreateRoomRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.CreateRoomResponse:
@@ -282,6 +315,8 @@ class RoomAdminServiceSync(Protocol):
     def list_rooms(self, request: barrage_dot_v1_dot_admin__service__pb2.ListRoomsRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.ListRoomsResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def update_room(self, request: barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def get_leaderboard(self, request: barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -358,6 +393,16 @@ class RoomAdminServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.update_room,
+                ),
+                "/barrage.v1.RoomAdminService/GetLeaderboard": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetLeaderboard",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.get_leaderboard,
                 ),
             },
             interceptors=interceptors,
@@ -506,6 +551,26 @@ class RoomAdminServiceClientSync(ConnectClientSync):
                 service_name="barrage.v1.RoomAdminService",
                 input=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomRequest,
                 output=barrage_dot_v1_dot_admin__service__pb2.UpdateRoomResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def get_leaderboard(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetLeaderboard",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

@@ -1,0 +1,143 @@
+"""Publishing the leaderboard and the audience list: who, when, and the read API.
+
+Every node folds the same log into the same Board and Audience (leaderboard.py,
+audience.py), so any node could publish them. The updates are logged events (like
+poll tallies and viewer counts), because a room's fan-out, resume and continuity
+checks are built on log positions: a value sent outside the log would have no cursor.
+To log one update rather than one per node, ONE node publishes: the node with the
+smallest id among the room's live nodes (those whose viewer counts the fold has seen
+in the last 15 s, plus this node while it holds members). Every node folds the same
+viewer counts, so they agree without talking; when the publisher dies, the next one
+takes over once its counts are 15 s old. For the moments two nodes disagree (a node
+just started), each update's dedupe key names its time slot (one second for the
+board, two for the audience list), so the log keeps one update per slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from barrage.v1 import event_pb2
+from barrage.v1 import room_service_pb2 as rs
+from server.auth import Identity
+from server.commerce.interactions import Entry
+from server.commerce.state import VIEWER_COUNT_TTL_MS, RoomState
+from server.core import dedupe_keys, policy
+from server.core.errors import ApiError, Code
+from server.log.base import RoomInfo
+
+if TYPE_CHECKING:
+    from server.core.gateway import Gateway
+
+BOARD_EVERY_MS = 1_000
+"""The live board is published at most once a second while it changes."""
+AUDIENCE_EVERY_MS = 2_000
+"""The audience list is published at most every 2 s while it changes (so a screen is
+never more than ~2.5 s behind: the refresh bar is 5 s)."""
+FINAL_CATCH_UP_S = 2.0
+"""At close, how long the closing node waits to fold what the log already holds."""
+_NAMING_OTHERS = frozenset({policy.S_BOT, policy.S_MODERATOR, policy.S_OWNER, policy.S_SERVICE})
+
+
+class Publisher:
+    """The ticker's part for boards: one per node."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._posted: dict[tuple[str, str], int] = {}
+        """(room, kind) -> when this node last posted one (ms), until its fold shows it."""
+
+    def room_jobs(self, room_id: str, state: RoomState, now_ms: int) -> list[Awaitable[object]]:
+        gateway = self._gateway
+        settings = gateway.settings
+        if state.board.closed or not gateway.members(room_id):
+            return []
+        live, dead = _nodes(state, gateway.node_id, now_ms)
+        state.audience.forget_nodes(dead)
+        if min(live) != gateway.node_id:
+            return []
+        jobs: list[Awaitable[object]] = []
+        board = state.board
+        if board.dirty and self._due(room_id, "leaderboard", board.published_ms, BOARD_EVERY_MS, now_ms):
+            payload = event_pb2.Payload(leaderboard=board.top(settings.leaderboard_size))
+            jobs.append(gateway.post_system(room_id, "leaderboard", payload, f"board:{now_ms // BOARD_EVERY_MS}"))
+        audience = state.audience
+        shown = audience.view(settings.audience_size, settings.audience_order, board)
+        view = (tuple(m.user.user_id for m in shown.members), shown.present_count)
+        if view != audience.published_view and self._due(
+            room_id, "audience", audience.published_ms, AUDIENCE_EVERY_MS, now_ms
+        ):
+            payload = event_pb2.Payload(audience=shown)
+            jobs.append(gateway.post_system(room_id, "audience", payload, f"audience:{now_ms // AUDIENCE_EVERY_MS}"))
+        return jobs
+
+    def _due(self, room_id: str, kind: str, published_ms: int, every_ms: int, now_ms: int) -> bool:
+        """At most one per interval: since the latest one folded, and since this node's
+        own latest post (which the fold may not show yet)."""
+        last = max(published_ms, self._posted.get((room_id, kind), 0))
+        if now_ms - last < every_ms:
+            return False
+        self._posted[(room_id, kind)] = now_ms
+        return True
+
+    def forget(self, rooms: set[str]) -> None:
+        self._posted = {key: at for key, at in self._posted.items() if key[0] in rooms}
+
+
+def _nodes(state: RoomState, me: str, now_ms: int) -> tuple[set[str], set[str]]:
+    """(live nodes, dead nodes) of the room, as its folded viewer counts tell."""
+    live = {me}
+    dead: set[str] = set()
+    for node, (_, at) in state.viewers_by_node.items():
+        (live if now_ms - at <= VIEWER_COUNT_TTL_MS else dead).add(node)
+    return live, dead - live
+
+
+def fill_snapshot(snapshot: rs.RoomSnapshot, state: RoomState, gateway: Gateway) -> None:
+    """The join snapshot's leaderboard (when anyone gave) and audience list."""
+    settings = gateway.settings
+    if state.board.gifters:
+        snapshot.leaderboard.CopyFrom(state.board.top(settings.leaderboard_size, final=state.board.closed))
+    snapshot.audience.CopyFrom(state.audience.view(settings.audience_size, settings.audience_order, state.board))
+
+
+async def final_entries(gateway: Gateway, room_id: str, info: RoomInfo) -> list[Entry]:
+    """The final ranking to append just before room_closed (none if nobody gave).
+
+    The closing node first folds what the log holds (up to FINAL_CATCH_UP_S), so gifts
+    accepted by other nodes before the close count. The state read after the close
+    (GetLeaderboard, a late snapshot) folds the room's whole log, so it is exact."""
+    state = await gateway._room_state(room_id, info)  # the gateway's own fold (watched, or read)
+    head = await gateway.room_log.head(room_id)
+    deadline = time.monotonic() + FINAL_CATCH_UP_S
+    # The fold has no event to wait on; a close is rare, so a short poll will do.
+    while head is not None and state.position < head and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    if not state.board.gifters:
+        return []
+    payload = event_pb2.Payload(leaderboard=state.board.top(gateway.settings.leaderboard_size, final=True))
+    return [Entry(payload, policy.CRITICAL, dedupe_keys.server_key("system", f"board-final:{room_id}"))]
+
+
+async def get_leaderboard(
+    gateway: Gateway, who: Identity, room_id: str, user_id: str
+) -> tuple[event_pb2.Leaderboard, event_pb2.LeaderboardEntry | None]:
+    """GetLeaderboard: the top of the ranking and one user's own place."""
+    info = await gateway.authority(who, room_id, "read_leaderboard")
+    state = await gateway._room_state(room_id, info)
+    if user_id and user_id != who.user_id:
+        where = policy.standing(who, room_id, info.creator_user_id, state.moderators)
+        if where not in _NAMING_OTHERS:
+            raise ApiError(
+                Code.PERMISSION_DENIED,
+                "ROLE_FORBIDDEN",
+                "a viewer may ask its own place only",
+                metadata={"action": "read_leaderboard", "role": policy.role_name(who.role), "standing": where},
+            )
+        policy.check_client_id(user_id, "user_id")
+    board = state.board
+    top = board.top(gateway.settings.leaderboard_size, final=info.closed or board.closed)
+    return top, board.entry_of(user_id or who.user_id)
