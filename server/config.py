@@ -52,6 +52,7 @@ class Settings(BaseSettings):
         5_000, ge=10, description="events between a room's state checkpoints (bounds a node's rebuild)"
     )
     big_gift_minor: int = Field(10_000, description="gift value (minor units) from which a gift is critical")
+    boards: bool = Field(True, description="publish rooms' live leaderboards and audience lists")
     leaderboard_size: int = Field(20, ge=1, le=100, description="gifters in a room's leaderboard (1-100)")
     audience_size: int = Field(20, ge=1, le=100, description="people in a room's audience list (1-100)")
     audience_order: Literal["recent", "contributors"] = Field(
