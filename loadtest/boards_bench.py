@@ -138,6 +138,10 @@ def bench_audience(viewers: int, size: int) -> dict[str, float | int]:
 
     refresh_us = _per_op(1_000, refresh)
     refresh_bytes = len(refresh(0))
+    default_size = 20  # the server's default --audience-size
+    default_bytes = len(
+        event_pb2.Payload(audience=state.audience.view(default_size, "recent", state.board)).SerializeToString()
+    )
     # Contributors first: 1,000 gifters among the audience.
     gifts = _gift_events(1_000, 1_000, random.Random(3))
     for i, event in enumerate(gifts):
@@ -161,6 +165,7 @@ def bench_audience(viewers: int, size: int) -> dict[str, float | int]:
         "fold_churn_event_us": round(churn_us, 2),
         "refresh_cpu_us": round(refresh_us, 2),
         "refresh_payload_bytes": refresh_bytes,
+        "refresh_payload_bytes_size_20": default_bytes,
         "refresh_contributors_cpu_us": round(contributors_us, 2),
         "forget_dead_node_ms": round(forget_ms, 2),
         "present_after_forget": len(state.audience.present),

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     boards: bool = Field(True, description="publish rooms' live leaderboards and audience lists")
     leaderboard_size: int = Field(20, ge=1, le=100, description="gifters in a room's leaderboard (1-100)")
     audience_size: int = Field(20, ge=1, le=100, description="people in a room's audience list (1-100)")
+    audience_interval_ms: int = Field(
+        3_000, ge=500, le=5_000, description="least time between two audience lists of a room (ms)"
+    )
     audience_order: Literal["recent", "contributors"] = Field(
         "recent", description="audience list order: newest arrivals, or present gifters by rank first"
     )

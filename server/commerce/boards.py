@@ -10,7 +10,7 @@ in the last 15 s, plus this node while it holds members). Every node folds the s
 viewer counts, so they agree without talking; when the publisher dies, the next one
 takes over once its counts are 15 s old. For the moments two nodes disagree (a node
 just started), each update's dedupe key names its time slot (one second for the
-board, two for the audience list), so the log keeps one update per slot.
+board, the audience interval for the list), so the log keeps one update per slot.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
 BOARD_EVERY_MS = 1_000
 """The live board is published at most once a second while it changes."""
-AUDIENCE_EVERY_MS = 2_000
-"""The audience list is published at most every 2 s while it changes (so a screen is
-never more than ~2.5 s behind: the refresh bar is 5 s)."""
+# The audience list is published at most every --audience-interval-ms (default 3 s)
+# while it changes: a screen is then at most ~3.3 s behind (the bar is 5 s), and a
+# 100k-viewer room sends each viewer a list every 3 s, not every tick.
 FINAL_CATCH_UP_S = 2.0
 """At close, how long the closing node waits to fold what the log already holds."""
 _NAMING_OTHERS = frozenset({policy.S_BOT, policy.S_MODERATOR, policy.S_OWNER, policy.S_SERVICE})
@@ -67,11 +67,10 @@ class Publisher:
         audience = state.audience
         shown = audience.view(settings.audience_size, settings.audience_order, board)
         view = (tuple(m.user.user_id for m in shown.members), shown.present_count)
-        if view != audience.published_view and self._due(
-            room_id, "audience", audience.published_ms, AUDIENCE_EVERY_MS, now_ms
-        ):
+        every_ms = settings.audience_interval_ms
+        if view != audience.published_view and self._due(room_id, "audience", audience.published_ms, every_ms, now_ms):
             payload = event_pb2.Payload(audience=shown)
-            jobs.append(gateway.post_system(room_id, "audience", payload, f"audience:{now_ms // AUDIENCE_EVERY_MS}"))
+            jobs.append(gateway.post_system(room_id, "audience", payload, f"audience:{now_ms // every_ms}"))
         return jobs
 
     def _due(self, room_id: str, kind: str, published_ms: int, every_ms: int, now_ms: int) -> bool:

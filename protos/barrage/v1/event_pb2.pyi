@@ -579,7 +579,8 @@ class Payload(_message.Message):
     @_builtins.property
     def audience(self) -> Global___AudienceList:
         """The viewers to show as avatars (在线观众列表), made by the server (ephemeral,
-        latest value wins): at most every 2 s while the audience changes.
+        latest value wins): at most every --audience-interval-ms (default 3 s) while the audience
+        changes, so a screen is at most ~3.3 s behind.
         """
 
     def __init__(
