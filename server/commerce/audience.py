@@ -23,7 +23,7 @@ from barrage.v1 import event_pb2
 from server.commerce import checkpoint_pb2
 from server.commerce.leaderboard import Board
 
-CHECKPOINT_PRESENT = 2_000
+CHECKPOINT_PRESENT = 1_000
 """Present users a checkpoint keeps (the newest arrivals): a rebuild from a checkpoint
 shows the right newest arrivals; in a room with more people present, those older
 arrivals are counted again when they next join (docs/commerce.md "Audience list")."""

@@ -5,8 +5,8 @@ audience.py), so any node could publish them. The updates are logged events (lik
 poll tallies and viewer counts), because a room's fan-out, resume and continuity
 checks are built on log positions: a value sent outside the log would have no cursor.
 To log one update rather than one per node, ONE node publishes: the node with the
-smallest id among the room's live nodes (those whose viewer counts the fold has seen
-in the last 15 s, plus this node while it holds members). Every node folds the same
+smallest id among the nodes serving the room (those whose latest viewer count, seen
+by the fold in the last 15 s, is above zero; plus this node while it holds members). Every node folds the same
 viewer counts, so they agree without talking; when the publisher dies, the next one
 takes over once its counts are 15 s old. For the moments two nodes disagree (a node
 just started), each update's dedupe key names its time slot (one second for the
@@ -55,9 +55,9 @@ class Publisher:
         settings = gateway.settings
         if not settings.boards or state.board.closed or not gateway.members(room_id):
             return []
-        live, dead = _nodes(state, gateway.node_id, now_ms)
+        serving, dead = _nodes(state, gateway.node_id, now_ms)
         state.audience.forget_nodes(dead)
-        if min(live) != gateway.node_id:
+        if min(serving) != gateway.node_id:
             return []
         jobs: list[Awaitable[object]] = []
         board = state.board
@@ -87,12 +87,18 @@ class Publisher:
 
 
 def _nodes(state: RoomState, me: str, now_ms: int) -> tuple[set[str], set[str]]:
-    """(live nodes, dead nodes) of the room, as its folded viewer counts tell."""
-    live = {me}
+    """(nodes serving the room, dead nodes), as its folded viewer counts tell: serving =
+    a fresh count above zero (and this node, which holds members); dead = silent for
+    VIEWER_COUNT_TTL_MS. A node that reports zero is neither: it lost its members, it
+    does not publish, and its streams' leaves are in the log."""
+    serving = {me}
     dead: set[str] = set()
-    for node, (_, at) in state.viewers_by_node.items():
-        (live if now_ms - at <= VIEWER_COUNT_TTL_MS else dead).add(node)
-    return live, dead - live
+    for node, (count, at) in state.viewers_by_node.items():
+        if now_ms - at > VIEWER_COUNT_TTL_MS:
+            dead.add(node)
+        elif count > 0:
+            serving.add(node)
+    return serving, dead - {me}
 
 
 def fill_snapshot(snapshot: rs.RoomSnapshot, state: RoomState, gateway: Gateway) -> None:

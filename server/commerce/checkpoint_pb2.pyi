@@ -225,13 +225,13 @@ class RoomCheckpoint(_message.Message):
     @_builtins.property
     def gifters(self) -> _containers.RepeatedCompositeFieldContainer[Global___GifterCheckpoint]:
         """The gift ranking's gifters, best first (server/commerce/leaderboard.py): at most
-        the 10,000 best, so a checkpoint stays well under a Kafka record's size.
+        the 5,000 best, so a checkpoint stays well under a Kafka record's size.
         """
 
     @_builtins.property
     def present(self) -> _containers.RepeatedCompositeFieldContainer[Global___PresenceCheckpoint]:
         """Users present in the room, oldest arrival first (server/commerce/audience.py): at
-        most the 2,000 newest arrivals.
+        most the 1,000 newest arrivals.
         """
 
     @_builtins.property

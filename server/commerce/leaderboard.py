@@ -23,8 +23,8 @@ from barrage.v1 import event_pb2
 from server.commerce import checkpoint_pb2
 from server.core import ranges
 
-CHECKPOINT_GIFTERS = 10_000
-"""Gifters a checkpoint keeps (the best): 10,000 at ~60 bytes each keep it well under a
+CHECKPOINT_GIFTERS = 5_000
+"""Gifters a checkpoint keeps (the best): 5,000 at ~60 bytes each keep it well under a
 Kafka record's default 1 MB. After a rebuild from a checkpoint a user below that rank
 starts again from the gifts it gives afterwards (docs/commerce.md "Leaderboard")."""
 
