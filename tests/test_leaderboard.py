@@ -250,3 +250,29 @@ async def test_the_board_survives_a_restart_through_checkpoints(node: ServerProc
     assert answer.leaderboard.gifter_count == 25  # type: ignore[attr-defined]
     mine = await board_of(node, room_id, "u3")
     assert mine.own.rank == 22  # type: ignore[attr-defined]
+
+
+def test_a_checkpoint_keeps_the_ranking_ties_and_the_audience() -> None:
+    """In-process: what a rebuild from a checkpoint starts from is what the fold had."""
+    from server.commerce.state import RoomState
+
+    state = RoomState("r")
+    service = ev.Sender(user_id="gift-service", role=ev.ROLE_SERVICE)
+    for position, (user, value) in enumerate([("ann", 300), ("bob", 300), ("cat", 100), ("ann", 0)]):
+        event = ev.Event(room_id="r", event_id=f"e{position}", sender=service, payload=gift(user, value or 1))
+        if not value:
+            event.payload.gift.unit_value.amount_minor = 0  # a gift of no value changes no tie
+        event.publish_time.FromMilliseconds(1_700_000_000_000)
+        state.fold(position, event)
+    for position, user in enumerate(["v1", "v2", "v3"], start=10):
+        joined = ev.Event(room_id="r", event_id=f"j{position}", sender=ev.Sender(user_id=user, level=3))
+        joined.payload.viewer_joined.node_id = "n1"
+        joined.publish_time.FromMilliseconds(1_700_000_000_000)
+        state.fold(position, joined)
+    restored = RoomState.from_checkpoint("r", state.checkpoint("epoch"))
+    assert ranking(restored.board.top(10)) == [(1, "ann", 300), (2, "bob", 300), (3, "cat", 100)]
+    assert restored.board.top(10) == state.board.top(10)
+    assert restored.board.dirty and restored.board.gifter_count == 3
+    view = restored.audience.view(10, "recent", restored.board)
+    assert [m.user.user_id for m in view.members] == ["v3", "v2", "v1"]
+    assert view == state.audience.view(10, "recent", state.board)
