@@ -213,3 +213,20 @@ async def test_three_nodes_agree_on_the_list_and_forget_a_dead_nodes_viewers(tri
         trio[2].kill()
         for watcher in watchers[:2]:
             await until_shown(watcher, room_id, ["e1", "d0", "b1", "a0"], present=6, timeout=30)
+
+
+async def test_when_the_publishing_node_loses_its_members_another_publishes_at_once(
+    trio: Cluster, room_id: str
+) -> None:
+    await create(trio[0].target, room_id)
+    # The publisher is the serving node with the smallest id.
+    first, second = sorted(range(3), key=trio.node_id)[:2]
+    async with streams() as opened:
+        leaving = await join(opened, trio[first].target, room_id, "on-the-publisher")
+        staying = await join(opened, trio[second].target, room_id, "elsewhere")
+        await until_shown(staying, room_id, ["elsewhere", "on-the-publisher"], present=2)
+        await leaving.close()
+        # The leave is in the log: every node sees the first one serve nobody, and the
+        # second publishes the list without the leaver within the 5 s bar, not after
+        # the 15 s a dead node's viewer counts take to expire.
+        await until_shown(staying, room_id, ["elsewhere"], present=1, timeout=8)

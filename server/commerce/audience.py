@@ -42,12 +42,14 @@ class Presence:
 class Audience:
     """The people present in one room, oldest arrival first."""
 
-    __slots__ = ("forgotten", "published_ms", "published_view", "present")
+    __slots__ = ("forgotten", "node_streams", "published_ms", "published_view", "present")
 
     def __init__(self) -> None:
         self.present: OrderedDict[str, Presence] = OrderedDict()
         self.forgotten: set[str] = set()
         """Dead nodes whose streams were dropped (forget_nodes)."""
+        self.node_streams: dict[str, int] = {}
+        """node id -> audience streams it holds (which nodes serve the room: boards.py)."""
         self.published_ms = 0
         """publish_time of the latest AudienceList event folded."""
         self.published_view: tuple[tuple[str, ...], int] = ((), 0)
@@ -61,12 +63,15 @@ class Audience:
             presence = self.present[user.user_id] = Presence(event_pb2.Sender())
         presence.user.CopyFrom(user)
         presence.nodes[node_id] = presence.nodes.get(node_id, 0) + 1
+        self.node_streams[node_id] = self.node_streams.get(node_id, 0) + 1
 
     def leave(self, user_id: str, node_id: str) -> None:
         presence = self.present.get(user_id)
         if presence is None:
             return
         streams = presence.nodes.get(node_id, 0)
+        if streams:
+            self._count(node_id, -1)
         if streams > 1:
             presence.nodes[node_id] = streams - 1
         else:
@@ -85,9 +90,16 @@ class Audience:
         for user_id in [u for u, p in self.present.items() if any(n in new for n in p.nodes)]:
             presence = self.present[user_id]
             for node in new:
-                presence.nodes.pop(node, None)
+                self._count(node, -presence.nodes.pop(node, 0))
             if not presence.nodes:
                 del self.present[user_id]
+
+    def _count(self, node_id: str, delta: int) -> None:
+        streams = self.node_streams.get(node_id, 0) + delta
+        if streams > 0:
+            self.node_streams[node_id] = streams
+        else:
+            self.node_streams.pop(node_id, None)
 
     def published(self, when_ms: int, shown: event_pb2.AudienceList) -> None:
         self.published_ms = when_ms
@@ -128,4 +140,6 @@ class Audience:
             audience.present[kept.user.user_id] = Presence(
                 kept.user, dict(zip(kept.node_ids, kept.streams, strict=True))
             )
+            for node_id, streams in zip(kept.node_ids, kept.streams, strict=True):
+                audience._count(node_id, streams)
         return audience

@@ -5,8 +5,9 @@ audience.py), so any node could publish them. The updates are logged events (lik
 poll tallies and viewer counts), because a room's fan-out, resume and continuity
 checks are built on log positions: a value sent outside the log would have no cursor.
 To log one update rather than one per node, ONE node publishes: the node with the
-smallest id among the nodes serving the room (those whose latest viewer count, seen
-by the fold in the last 15 s, is above zero; plus this node while it holds members). Every node folds the same
+smallest id among the nodes serving the room (those holding audience streams by the
+folded joins and leaves, unless their viewer counts have been silent for 15 s; plus
+this node while it holds members). Every node folds the same
 viewer counts, so they agree without talking; when the publisher dies, the next one
 takes over once its counts are 15 s old. For the moments two nodes disagree (a node
 just started), each update's dedupe key names its time slot (one second for the
@@ -87,18 +88,13 @@ class Publisher:
 
 
 def _nodes(state: RoomState, me: str, now_ms: int) -> tuple[set[str], set[str]]:
-    """(nodes serving the room, dead nodes), as its folded viewer counts tell: serving =
-    a fresh count above zero (and this node, which holds members); dead = silent for
-    VIEWER_COUNT_TTL_MS. A node that reports zero is neither: it lost its members, it
-    does not publish, and its streams' leaves are in the log."""
-    serving = {me}
-    dead: set[str] = set()
-    for node, (count, at) in state.viewers_by_node.items():
-        if now_ms - at > VIEWER_COUNT_TTL_MS:
-            dead.add(node)
-        elif count > 0:
-            serving.add(node)
-    return serving, dead - {me}
+    """(nodes serving the room, dead nodes), as the fold tells: dead = its viewer counts
+    silent for VIEWER_COUNT_TTL_MS; serving = not dead and holding audience streams by
+    the folded joins and leaves (so a node whose viewers all left stops serving as soon
+    as their leaves are folded), and this node, which holds members."""
+    dead = {node for node, (_, at) in state.viewers_by_node.items() if now_ms - at > VIEWER_COUNT_TTL_MS} - {me}
+    serving = {node for node in state.audience.node_streams if node not in dead} | {me}
+    return serving, dead
 
 
 def fill_snapshot(snapshot: rs.RoomSnapshot, state: RoomState, gateway: Gateway) -> None:
