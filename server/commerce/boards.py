@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from server.auth import Identity
 from server.commerce.interactions import Entry
+from server.commerce.leaderboard import Board
 from server.commerce.state import VIEWER_COUNT_TTL_MS, RoomState
 from server.core import dedupe_keys, policy
 from server.core.errors import ApiError, Code
@@ -40,6 +42,11 @@ BOARD_EVERY_MS = 1_000
 # 100k-viewer room sends each viewer a list every 3 s, not every tick.
 FINAL_CATCH_UP_S = 2.0
 """At close, how long the closing node waits to fold what the log already holds."""
+CLOSED_BOARDS = 64
+"""Closed rooms whose final board a node keeps for GetLeaderboard: folding a closed room's
+log is a read of up to its whole retained history, so it is done once, not per call."""
+_closed: OrderedDict[tuple[str, str], tuple[Board, frozenset[str]]] = OrderedDict()
+"""(room, epoch) -> its final board and moderators."""
 _NAMING_OTHERS = frozenset({policy.S_BOT, policy.S_MODERATOR, policy.S_OWNER, policy.S_SERVICE})
 
 
@@ -128,9 +135,9 @@ async def get_leaderboard(
 ) -> tuple[event_pb2.Leaderboard, event_pb2.LeaderboardEntry | None]:
     """GetLeaderboard: the top of the ranking and one user's own place."""
     info = await gateway.authority(who, room_id, "read_leaderboard")
-    state = await gateway._room_state(room_id, info)
+    board, moderators = await _board(gateway, room_id, info)
     if user_id and user_id != who.user_id:
-        where = policy.standing(who, room_id, info.creator_user_id, state.moderators)
+        where = policy.standing(who, room_id, info.creator_user_id, moderators)
         if where not in _NAMING_OTHERS:
             raise ApiError(
                 Code.PERMISSION_DENIED,
@@ -139,6 +146,21 @@ async def get_leaderboard(
                 metadata={"action": "read_leaderboard", "role": policy.role_name(who.role), "standing": where},
             )
         policy.check_client_id(user_id, "user_id")
-    board = state.board
     top = board.top(gateway.settings.leaderboard_size, final=info.closed or board.closed)
     return top, board.entry_of(user_id or who.user_id)
+
+
+async def _board(gateway: Gateway, room_id: str, info: RoomInfo) -> tuple[Board, frozenset[str]]:
+    """The room's board and moderators; a closed room's from the cache once folded."""
+    key = (room_id, gateway.epoch(room_id))
+    cached = _closed.get(key) if info.closed else None
+    if cached is not None:
+        _closed.move_to_end(key)
+        return cached
+    state = await gateway._room_state(room_id, info)
+    found = (state.board, frozenset(state.moderators))
+    if info.closed and state.board.closed:  # folded through room_closed: final (a live fold may lag)
+        _closed[key] = found
+        if len(_closed) > CLOSED_BOARDS:
+            _closed.popitem(last=False)
+    return found
