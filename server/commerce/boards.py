@@ -40,6 +40,9 @@ BOARD_EVERY_MS = 1_000
 # The audience list is published at most every --audience-interval-ms (default 3 s)
 # while it changes: a screen is then at most ~3.3 s behind (the bar is 5 s), and a
 # 100k-viewer room sends each viewer a list every 3 s, not every tick.
+AUDIENCE_RECHECK_MS = 1_000
+"""An unchanged audience list is built again after this long (so a change shows within
+about a second once the interval has passed)."""
 FINAL_CATCH_UP_S = 2.0
 """At close, how long the closing node waits to fold what the log already holds."""
 CLOSED_BOARDS = 64
@@ -69,26 +72,29 @@ class Publisher:
             return []
         jobs: list[Awaitable[object]] = []
         board = state.board
-        if board.dirty and self._due(room_id, "leaderboard", board.published_ms, BOARD_EVERY_MS, now_ms):
+        if board.dirty and self._ready(room_id, "leaderboard", board.published_ms, BOARD_EVERY_MS, now_ms):
+            self._posted[(room_id, "leaderboard")] = now_ms
             payload = event_pb2.Payload(leaderboard=board.top(settings.leaderboard_size))
             jobs.append(gateway.post_system(room_id, "leaderboard", payload, f"board:{now_ms // BOARD_EVERY_MS}"))
         audience = state.audience
+        every_ms = settings.audience_interval_ms
+        if not self._ready(room_id, "audience", audience.published_ms, every_ms, now_ms):
+            return jobs  # the list is built at most once an interval, not every tick
         shown = audience.view(settings.audience_size, settings.audience_order, board)
         view = (tuple(m.user.user_id for m in shown.members), shown.present_count)
-        every_ms = settings.audience_interval_ms
-        if view != audience.published_view and self._due(room_id, "audience", audience.published_ms, every_ms, now_ms):
-            payload = event_pb2.Payload(audience=shown)
-            jobs.append(gateway.post_system(room_id, "audience", payload, f"audience:{now_ms // every_ms}"))
+        if view == audience.published_view:
+            # Unchanged: look again in a second (not every tick: building the list is the cost).
+            self._posted[(room_id, "audience")] = now_ms - every_ms + AUDIENCE_RECHECK_MS
+            return jobs
+        self._posted[(room_id, "audience")] = now_ms
+        payload = event_pb2.Payload(audience=shown)
+        jobs.append(gateway.post_system(room_id, "audience", payload, f"audience:{now_ms // every_ms}"))
         return jobs
 
-    def _due(self, room_id: str, kind: str, published_ms: int, every_ms: int, now_ms: int) -> bool:
+    def _ready(self, room_id: str, kind: str, published_ms: int, every_ms: int, now_ms: int) -> bool:
         """At most one per interval: since the latest one folded, and since this node's
         own latest post (which the fold may not show yet)."""
-        last = max(published_ms, self._posted.get((room_id, kind), 0))
-        if now_ms - last < every_ms:
-            return False
-        self._posted[(room_id, kind)] = now_ms
-        return True
+        return now_ms - max(published_ms, self._posted.get((room_id, kind), 0)) >= every_ms
 
     def forget(self, rooms: set[str]) -> None:
         self._posted = {key: at for key, at in self._posted.items() if key[0] in rooms}
