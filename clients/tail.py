@@ -17,9 +17,10 @@ from google.protobuf.message import Message
 from barrage.v1 import event_pb2, room_service_pb2
 from clients.sdk import Client, ClientOptions, Omitted, ResumeGap, SubscriptionEnded, TokenSource
 
-PRESENCE_AND_COUNTERS = frozenset(
-    {"viewer_count", "viewer_joined", "viewer_left", "like_burst", "poll_tally", "media_clock"}
-)
+PRESENCE_AND_COUNTERS = frozenset({
+    "viewer_count", "viewer_joined", "viewer_left", "like_burst", "poll_tally", "media_clock",
+    "leaderboard", "audience",
+})  # fmt: skip
 """Left out by default: in a short show they were half of the stored events and nobody reads them."""
 
 

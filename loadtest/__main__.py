@@ -20,7 +20,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from loadtest import report
+from loadtest import proto, report
 from loadtest.runner import RunConfig, run
 from loadtest.scenarios import SCENARIOS
 from server.config import DEV_SECRET
@@ -47,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="seconds of sending (the measured window adds the drain)")
     p.add_argument("--like-rate", type=float, help="likes per second, all rooms together")
     p.add_argument("--gift-rate", type=float, help="gifts per second, all rooms together")
+    p.add_argument(
+        "--claim-rate", type=float, help="coupon claims per second, all rooms (needs the coupon protos of issue 17)"
+    )
     p.add_argument("--media-clock-rate", type=float, help="media clock reports per second per room (issue 19)")
     p.add_argument("--senders", type=int, help="sender streams")
     p.add_argument("--sample", type=int, help="viewers that decode and check every event (the rest drain)")
@@ -85,6 +88,8 @@ def config(args: argparse.Namespace) -> RunConfig:
 
     if args.target and not args.server_pid:
         raise SystemExit("--target needs --server-pid (server CPU and RSS are read from /proc)")
+    if (args.claim_rate or 0) > 0 and not proto.coupons_supported():
+        raise SystemExit("--claim-rate needs the coupon protos (issue 17, branch h17-coupons): see loadtest/proto.py")
     given = {k: v for k, v in vars(args).items() if v is not None}
     return RunConfig(
         scenario=args.scenario,
@@ -101,6 +106,7 @@ def config(args: argparse.Namespace) -> RunConfig:
         likes=float(given.get("like_rate", d.likes)),
         gifts=float(given.get("gift_rate", d.gifts)),
         media_clock=float(given.get("media_clock_rate", 0.0)),
+        claims=float(given.get("claim_rate", 0.0)),
         out=args.out,
         target=args.target or "",
         server_pid=args.server_pid,

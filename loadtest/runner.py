@@ -65,6 +65,8 @@ class RunConfig:
     likes: float = 0.0
     gifts: float = 0.0
     media_clock: float = 0.0
+    claims: float = 0.0
+    """Coupon claims per second, all rooms (needs the coupon protos: proto.coupon_claim_payload)."""
     """Media clock reports per second per room, from its service sender: every event is stamped."""
     target: str = ""
     server_pid: int = 0
@@ -356,6 +358,7 @@ async def run(cfg: RunConfig) -> dict[str, Any]:
         cfg.gifts,
         cfg.web_fraction,
         media_clock=cfg.media_clock,
+        claims=cfg.claims,
     )
     server = ServerHandle(cfg, out)
     workers: list[WorkerProc] = []
@@ -748,7 +751,7 @@ def assemble(
         int(cfg.duration * r)
         for s in plan.senders
         for load in s.rooms
-        for r in (load.comments, load.critical, load.likes, load.gifts)
+        for r in (load.comments, load.critical, load.likes, load.gifts, load.claims)
         if r > 0
     )
     if t.get("undelivered_at_end", 0):

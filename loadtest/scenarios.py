@@ -115,6 +115,7 @@ def build(
     web_fraction: float = 0.0,
     *,
     media_clock: float = 0.0,
+    claims: float = 0.0,
 ) -> Plan:
     room_ids = [f"lt-{scenario}-{run_id}-{i}" for i in range(rooms)]
     sizes = zipf_split(viewers, rooms) if scenario == "many-rooms" else [viewers // rooms] * rooms
@@ -127,6 +128,7 @@ def build(
     room_critical = [critical_rate * w / norm for w in weights]
     room_likes = [likes * w / norm for w in weights]
     room_gifts = [gifts * w / norm for w in weights]
+    room_claims = [claims * w / norm for w in weights]
 
     specs: list[ViewerSpec] = []
     kinds: dict[str, int] = {}
@@ -177,7 +179,15 @@ def build(
             groups[i % len(groups)].append(room)
         for i, group in enumerate(groups):
             rooms_of = tuple(
-                RoomLoad(room_ids[r], room_rates[r], room_critical[r], room_likes[r], room_gifts[r], media_clock)
+                RoomLoad(
+                    room_ids[r],
+                    room_rates[r],
+                    room_critical[r],
+                    room_likes[r],
+                    room_gifts[r],
+                    media_clock,
+                    room_claims[r],
+                )
                 for r in group
             )
             sender_specs.append(SenderSpec(index=i, rooms=rooms_of, window=window))
@@ -196,6 +206,8 @@ def build(
                     room_likes[r] / (per_room - 1) if k > 0 else 0.0,
                     room_gifts[r] if k == 0 else 0.0,
                     media_clock if k == 0 else 0.0,
+                    # Viewers claim coupons, as they like.
+                    room_claims[r] / (per_room - 1) if k > 0 else 0.0,
                 )
                 sender_specs.append(SenderSpec(index=index, rooms=(load,), window=window))
                 index += 1

@@ -61,9 +61,13 @@ class RoomLoad:
     gifts: float = 0.0
     media_clock: float = 0.0
     """Media clock reports (the host's stream timeline, issue 19)."""
+    claims: float = 0.0
+    """Coupon claims by viewers (issue 17; proto.coupon_claim_payload is the hook)."""
 
 
-COMMENT, CRITICAL, LIKE, GIFT, MEDIA_CLOCK = range(5)
+COMMENT, CRITICAL, LIKE, GIFT, MEDIA_CLOCK, CLAIM = range(6)
+COUPON_ID = "lt-coupon"
+"""The coupon batch the load's claims name."""
 
 
 @dataclass(frozen=True)
@@ -407,6 +411,7 @@ class Sender(h2.Stream):
                 (load.likes, LIKE),
                 (load.gifts, GIFT),
                 (load.media_clock, MEDIA_CLOCK),
+                (load.claims, CLAIM),
             ):
                 if r <= 0:
                     continue
@@ -430,6 +435,8 @@ class Sender(h2.Stream):
             payload = proto.like_payload()
         elif what == GIFT:
             payload = proto.gift_payload(f"fan{seq % 97}", seq)
+        elif what == CLAIM:
+            payload = proto.coupon_claim_payload(COUPON_ID, seq)
         elif what == MEDIA_CLOCK:
             payload = proto.media_clock_payload("lt", now_us // 1000 - self.media_origin_ms)
         else:

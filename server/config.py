@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,15 @@ class Settings(BaseSettings):
         5_000, ge=10, description="events between a room's state checkpoints (bounds a node's rebuild)"
     )
     big_gift_minor: int = Field(10_000, description="gift value (minor units) from which a gift is critical")
+    boards: bool = Field(True, description="publish rooms' live leaderboards and audience lists")
+    leaderboard_size: int = Field(20, ge=1, le=100, description="gifters in a room's leaderboard (1-100)")
+    audience_size: int = Field(20, ge=1, le=100, description="people in a room's audience list (1-100)")
+    audience_interval_ms: int = Field(
+        3_000, ge=500, le=5_000, description="least time between two audience lists of a room (ms)"
+    )
+    audience_order: Literal["recent", "contributors"] = Field(
+        "recent", description="audience list order: newest arrivals, or present gifters by rank first"
+    )
 
     # Room insights (server/insights, docs/insights.md).
     insights: bool = Field(True, description="fold rooms into insights and serve RoomInsightsService")

@@ -94,6 +94,7 @@ SPEC_ACTION: dict[str, set[str]] = {
     "read_insights": STAFF,
     "verify_coupon": SELLERS,
     "redeem_coupon": {SERVICE},
+    "read_leaderboard": EVERYONE,
 }
 SPEC_CREATE = {"host", "service"}
 # ListRooms is not room-scoped: a service lists every room, a host token only its own.
@@ -356,6 +357,10 @@ async def test_admin_matrix_every_actor_every_rpc_own_and_other_room(world: Worl
                 ("get_room", admin.stub.GetRoom(pb.GetRoomRequest(room_id=room_id), metadata=admin.metadata)),
                 ("list_events", admin.history(room_id)),
                 ("read_insights", insights.GetInsights(ipb.GetInsightsRequest(room_id=room_id), metadata=meta)),
+                (
+                    "read_leaderboard",
+                    admin.stub.GetLeaderboard(pb.GetLeaderboardRequest(room_id=room_id), metadata=meta),
+                ),
                 (
                     "update_room",
                     admin.stub.UpdateRoom(

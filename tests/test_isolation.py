@@ -99,7 +99,7 @@ async def test_a_stalled_subscriber_is_isolated_and_made_to_resume(tmp_path: Pat
         # Omitted counts every non-critical event shed: comments, and the few viewer
         # counts (ephemeral) the room published meanwhile.
         ephemeral = 0
-        for kind in ("viewer_count", "viewer_joined", "viewer_left"):
+        for kind in ("viewer_count", "viewer_joined", "viewer_left", "audience"):
             ephemeral += len(await admin.all_events(room, kind))
         assert stalled.omitted(room) > 0
         assert 600 <= len(stalled.events(room, "comment")) + stalled.omitted(room) <= 600 + ephemeral

@@ -41,7 +41,7 @@ from clients.sdk.items import Omitted, RoomItem, SubscriptionEnded
 
 IMMEDIATE_KINDS = frozenset({
     "room_closed", "message_deleted", "user_banned", "user_muted", "slow_mode",
-    "viewer_count", "viewer_joined", "viewer_left", "media_clock",
+    "viewer_count", "viewer_joined", "viewer_left", "media_clock", "leaderboard", "audience",
 })  # fmt: skip
 """Kinds shown as fast as possible by default: moderation must act at once (a deleted
 message must not linger until the picture catches up), and counters are not moments

@@ -27,31 +27,35 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n server/commerce/checkpoint.proto\x12\x13\x62\x61rrage.internal.v1\x1a\x16\x62\x61rrage/v1/event.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x0f\x43heckpointEvent\x12\x10\n\x08priority\x18\x08 \x01(\x05\x12\x37\n\x07payload\x18\n \x01(\x0b\x32&.barrage.internal.v1.CheckpointPayload\"Q\n\x11\x43heckpointPayload\x12<\n\x0froom_checkpoint\x18\x1c \x01(\x0b\x32#.barrage.internal.v1.RoomCheckpoint\"\xa2\x07\n\x0eRoomCheckpoint\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12#\n\x06pinned\x18\x03 \x01(\x0b\x32\x13.barrage.v1.Product\x12\x30\n\nflash_sale\x18\x04 \x01(\x0b\x32\x1c.barrage.v1.FlashSaleStarted\x12\x13\n\x0b\x66lash_stock\x18\x05 \x01(\x03\x12\x32\n\x05polls\x18\x06 \x03(\x0b\x32#.barrage.internal.v1.PollCheckpoint\x12\x39\n\tlotteries\x18\x07 \x03(\x0b\x32&.barrage.internal.v1.LotteryCheckpoint\x12\x12\n\nlike_total\x18\x08 \x01(\x04\x12-\n\x0cnode_viewers\x18\t \x03(\x0b\x32\x17.barrage.v1.ViewerCount\x12\x35\n\x11node_viewers_time\x18\n \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x05muted\x18\x0b \x03(\x0b\x32\x15.barrage.v1.UserMuted\x12\x17\n\x0f\x62\x61nned_user_ids\x18\x0c \x03(\t\x12,\n\tslow_mode\x18\r \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12moderator_user_ids\x18( \x03(\t\x12\x18\n\x10service_user_ids\x18) \x03(\t\x12\x39\n\x0estaff_messages\x18* \x03(\x0b\x32!.barrage.internal.v1.StaffMessage\x12#\n\x1bplatform_moderator_user_ids\x18+ \x03(\t\x12+\n\x0bmedia_clock\x18\x46 \x01(\x0b\x32\x16.barrage.v1.MediaClock\x12\x34\n\x10media_clock_time\x18G \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0epinned_comment\x18U \x01(\x0b\x32\x19.barrage.v1.CommentPinned\x12\x42\n\x0e\x63oupon_batches\x18\x64 \x03(\x0b\x32*.barrage.internal.v1.CouponBatchCheckpoint\x12=\n\x0bred_packets\x18\x65 \x03(\x0b\x32(.barrage.internal.v1.RedPacketCheckpoint\"\xdc\x01\n\x15\x43ouponBatchCheckpoint\x12/\n\x07\x64ropped\x18\x01 \x01(\x0b\x32\x1e.barrage.v1.CouponBatchDropped\x12\r\n\x05\x65nded\x18\x02 \x01(\x08\x12\x17\n\x0f\x63laim_positions\x18\x03 \x03(\x03\x12\x16\n\x0e\x63laim_user_ids\x18\x04 \x03(\t\x12\x16\n\x0e\x63laim_times_ms\x18\x05 \x03(\x03\x12:\n\x0bredemptions\x18\x06 \x03(\x0b\x32%.barrage.internal.v1.CouponRedemption\"<\n\x10\x43ouponRedemption\x12\x16\n\x0e\x63laim_position\x18\x01 \x01(\x03\x12\x10\n\x08order_id\x18\x02 \x01(\t\"p\n\x13RedPacketCheckpoint\x12\'\n\x04sent\x18\x01 \x01(\x0b\x32\x19.barrage.v1.RedPacketSent\x12\x18\n\x10grabber_user_ids\x18\x02 \x03(\t\x12\x16\n\x0egrab_positions\x18\x03 \x03(\x03\"8\n\x0cStaffMessage\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61uthor_user_id\x18\x02 \x01(\t\"b\n\x0ePollCheckpoint\x12(\n\x07started\x18\x01 \x01(\x0b\x32\x17.barrage.v1.PollStarted\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x04\x12\x16\n\x0evoter_user_ids\x18\x03 \x03(\t\"Z\n\x11LotteryCheckpoint\x12+\n\x07started\x18\x01 \x01(\x0b\x32\x1a.barrage.v1.LotteryStarted\x12\x18\n\x10\x65ntrant_user_ids\x18\x02 \x03(\t*U\n\x10InternalPriority\x12!\n\x1dINTERNAL_PRIORITY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aINTERNAL_PRIORITY_INTERNAL\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n server/commerce/checkpoint.proto\x12\x13\x62\x61rrage.internal.v1\x1a\x16\x62\x61rrage/v1/event.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\\\n\x0f\x43heckpointEvent\x12\x10\n\x08priority\x18\x08 \x01(\x05\x12\x37\n\x07payload\x18\n \x01(\x0b\x32&.barrage.internal.v1.CheckpointPayload\"Q\n\x11\x43heckpointPayload\x12<\n\x0froom_checkpoint\x18\x1c \x01(\x0b\x32#.barrage.internal.v1.RoomCheckpoint\"\x95\t\n\x0eRoomCheckpoint\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12#\n\x06pinned\x18\x03 \x01(\x0b\x32\x13.barrage.v1.Product\x12\x30\n\nflash_sale\x18\x04 \x01(\x0b\x32\x1c.barrage.v1.FlashSaleStarted\x12\x13\n\x0b\x66lash_stock\x18\x05 \x01(\x03\x12\x32\n\x05polls\x18\x06 \x03(\x0b\x32#.barrage.internal.v1.PollCheckpoint\x12\x39\n\tlotteries\x18\x07 \x03(\x0b\x32&.barrage.internal.v1.LotteryCheckpoint\x12\x12\n\nlike_total\x18\x08 \x01(\x04\x12-\n\x0cnode_viewers\x18\t \x03(\x0b\x32\x17.barrage.v1.ViewerCount\x12\x35\n\x11node_viewers_time\x18\n \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x05muted\x18\x0b \x03(\x0b\x32\x15.barrage.v1.UserMuted\x12\x17\n\x0f\x62\x61nned_user_ids\x18\x0c \x03(\t\x12,\n\tslow_mode\x18\r \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1a\n\x12moderator_user_ids\x18( \x03(\t\x12\x18\n\x10service_user_ids\x18) \x03(\t\x12\x39\n\x0estaff_messages\x18* \x03(\x0b\x32!.barrage.internal.v1.StaffMessage\x12#\n\x1bplatform_moderator_user_ids\x18+ \x03(\t\x12+\n\x0bmedia_clock\x18\x46 \x01(\x0b\x32\x16.barrage.v1.MediaClock\x12\x34\n\x10media_clock_time\x18G \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0epinned_comment\x18U \x01(\x0b\x32\x19.barrage.v1.CommentPinned\x12\x42\n\x0e\x63oupon_batches\x18\x64 \x03(\x0b\x32*.barrage.internal.v1.CouponBatchCheckpoint\x12=\n\x0bred_packets\x18\x65 \x03(\x0b\x32(.barrage.internal.v1.RedPacketCheckpoint\x12\x36\n\x07gifters\x18n \x03(\x0b\x32%.barrage.internal.v1.GifterCheckpoint\x12\x38\n\x07present\x18o \x03(\x0b\x32\'.barrage.internal.v1.PresenceCheckpoint\x12\x19\n\x11leaderboard_dirty\x18p \x01(\x08\x12\x34\n\x10leaderboard_time\x18q \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cgifter_count\x18r \x01(\x04\x12\x18\n\x10gift_total_minor\x18s \x01(\x04\"\xdc\x01\n\x15\x43ouponBatchCheckpoint\x12/\n\x07\x64ropped\x18\x01 \x01(\x0b\x32\x1e.barrage.v1.CouponBatchDropped\x12\r\n\x05\x65nded\x18\x02 \x01(\x08\x12\x17\n\x0f\x63laim_positions\x18\x03 \x03(\x03\x12\x16\n\x0e\x63laim_user_ids\x18\x04 \x03(\t\x12\x16\n\x0e\x63laim_times_ms\x18\x05 \x03(\x03\x12:\n\x0bredemptions\x18\x06 \x03(\x0b\x32%.barrage.internal.v1.CouponRedemption\"<\n\x10\x43ouponRedemption\x12\x16\n\x0e\x63laim_position\x18\x01 \x01(\x03\x12\x10\n\x08order_id\x18\x02 \x01(\t\"p\n\x13RedPacketCheckpoint\x12\'\n\x04sent\x18\x01 \x01(\x0b\x32\x19.barrage.v1.RedPacketSent\x12\x18\n\x10grabber_user_ids\x18\x02 \x03(\t\x12\x16\n\x0egrab_positions\x18\x03 \x03(\x03\"w\n\x10GifterCheckpoint\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.barrage.v1.Sender\x12\x13\n\x0bvalue_minor\x18\x02 \x01(\x04\x12\x12\n\ngift_count\x18\x03 \x01(\x04\x12\x18\n\x10reached_position\x18\x04 \x01(\x03\"Y\n\x12PresenceCheckpoint\x12 \n\x04user\x18\x01 \x01(\x0b\x32\x12.barrage.v1.Sender\x12\x10\n\x08node_ids\x18\x02 \x03(\t\x12\x0f\n\x07streams\x18\x03 \x03(\r\"8\n\x0cStaffMessage\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61uthor_user_id\x18\x02 \x01(\t\"b\n\x0ePollCheckpoint\x12(\n\x07started\x18\x01 \x01(\x0b\x32\x17.barrage.v1.PollStarted\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\x04\x12\x16\n\x0evoter_user_ids\x18\x03 \x03(\t\"Z\n\x11LotteryCheckpoint\x12+\n\x07started\x18\x01 \x01(\x0b\x32\x1a.barrage.v1.LotteryStarted\x12\x18\n\x10\x65ntrant_user_ids\x18\x02 \x03(\t*U\n\x10InternalPriority\x12!\n\x1dINTERNAL_PRIORITY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aINTERNAL_PRIORITY_INTERNAL\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'server.commerce.checkpoint_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INTERNALPRIORITY']._serialized_start=1905
-  _globals['_INTERNALPRIORITY']._serialized_end=1990
+  _globals['_INTERNALPRIORITY']._serialized_start=2360
+  _globals['_INTERNALPRIORITY']._serialized_end=2445
   _globals['_CHECKPOINTEVENT']._serialized_start=146
   _globals['_CHECKPOINTEVENT']._serialized_end=238
   _globals['_CHECKPOINTPAYLOAD']._serialized_start=240
   _globals['_CHECKPOINTPAYLOAD']._serialized_end=321
   _globals['_ROOMCHECKPOINT']._serialized_start=324
-  _globals['_ROOMCHECKPOINT']._serialized_end=1254
-  _globals['_COUPONBATCHCHECKPOINT']._serialized_start=1257
-  _globals['_COUPONBATCHCHECKPOINT']._serialized_end=1477
-  _globals['_COUPONREDEMPTION']._serialized_start=1479
-  _globals['_COUPONREDEMPTION']._serialized_end=1539
-  _globals['_REDPACKETCHECKPOINT']._serialized_start=1541
-  _globals['_REDPACKETCHECKPOINT']._serialized_end=1653
-  _globals['_STAFFMESSAGE']._serialized_start=1655
-  _globals['_STAFFMESSAGE']._serialized_end=1711
-  _globals['_POLLCHECKPOINT']._serialized_start=1713
-  _globals['_POLLCHECKPOINT']._serialized_end=1811
-  _globals['_LOTTERYCHECKPOINT']._serialized_start=1813
-  _globals['_LOTTERYCHECKPOINT']._serialized_end=1903
+  _globals['_ROOMCHECKPOINT']._serialized_end=1497
+  _globals['_COUPONBATCHCHECKPOINT']._serialized_start=1500
+  _globals['_COUPONBATCHCHECKPOINT']._serialized_end=1720
+  _globals['_COUPONREDEMPTION']._serialized_start=1722
+  _globals['_COUPONREDEMPTION']._serialized_end=1782
+  _globals['_REDPACKETCHECKPOINT']._serialized_start=1784
+  _globals['_REDPACKETCHECKPOINT']._serialized_end=1896
+  _globals['_GIFTERCHECKPOINT']._serialized_start=1898
+  _globals['_GIFTERCHECKPOINT']._serialized_end=2017
+  _globals['_PRESENCECHECKPOINT']._serialized_start=2019
+  _globals['_PRESENCECHECKPOINT']._serialized_end=2108
+  _globals['_STAFFMESSAGE']._serialized_start=2110
+  _globals['_STAFFMESSAGE']._serialized_end=2166
+  _globals['_POLLCHECKPOINT']._serialized_start=2168
+  _globals['_POLLCHECKPOINT']._serialized_end=2266
+  _globals['_LOTTERYCHECKPOINT']._serialized_start=2268
+  _globals['_LOTTERYCHECKPOINT']._serialized_end=2358
 # @@protoc_insertion_point(module_scope)

@@ -136,6 +136,12 @@ class RoomCheckpoint(_message.Message):
     PINNED_COMMENT_FIELD_NUMBER: _builtins.int
     COUPON_BATCHES_FIELD_NUMBER: _builtins.int
     RED_PACKETS_FIELD_NUMBER: _builtins.int
+    GIFTERS_FIELD_NUMBER: _builtins.int
+    PRESENT_FIELD_NUMBER: _builtins.int
+    LEADERBOARD_DIRTY_FIELD_NUMBER: _builtins.int
+    LEADERBOARD_TIME_FIELD_NUMBER: _builtins.int
+    GIFTER_COUNT_FIELD_NUMBER: _builtins.int
+    GIFT_TOTAL_MINOR_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """Log position (within the room's epoch) of the last event the state includes."""
     epoch: _builtins.str
@@ -144,6 +150,14 @@ class RoomCheckpoint(_message.Message):
     """Its current stock."""
     like_total: _builtins.int
     """Likes so far."""
+    leaderboard_dirty: _builtins.bool
+    """A gift was folded after the latest Leaderboard event (the live board is stale)."""
+    gifter_count: _builtins.int
+    """How many users gave gifts, and the value of every gift (all gifters, not only
+    those kept in `gifters`).
+    """
+    gift_total_minor: _builtins.int
+    """The value of every gift in the room (minor units)."""
     @_builtins.property
     def pinned(self) -> _event_pb2.Product:
         """The pinned product, if any."""
@@ -218,6 +232,22 @@ class RoomCheckpoint(_message.Message):
     def red_packets(self) -> _containers.RepeatedCompositeFieldContainer[Global___RedPacketCheckpoint]:
         """Open red packets, oldest first."""
 
+    @_builtins.property
+    def gifters(self) -> _containers.RepeatedCompositeFieldContainer[Global___GifterCheckpoint]:
+        """The gift ranking's gifters, best first (server/commerce/leaderboard.py): at most
+        the 5,000 best, so a checkpoint stays well under a Kafka record's size.
+        """
+
+    @_builtins.property
+    def present(self) -> _containers.RepeatedCompositeFieldContainer[Global___PresenceCheckpoint]:
+        """Users present in the room, oldest arrival first (server/commerce/audience.py): at
+        most the 1,000 newest arrivals.
+        """
+
+    @_builtins.property
+    def leaderboard_time(self) -> _timestamp_pb2.Timestamp:
+        """publish_time of the latest Leaderboard event, if any."""
+
     def __init__(
         self,
         *,
@@ -243,10 +273,16 @@ class RoomCheckpoint(_message.Message):
         pinned_comment: _event_pb2.CommentPinned | None = ...,
         coupon_batches: _abc.Iterable[Global___CouponBatchCheckpoint] | None = ...,
         red_packets: _abc.Iterable[Global___RedPacketCheckpoint] | None = ...,
+        gifters: _abc.Iterable[Global___GifterCheckpoint] | None = ...,
+        present: _abc.Iterable[Global___PresenceCheckpoint] | None = ...,
+        leaderboard_dirty: _builtins.bool = ...,
+        leaderboard_time: _timestamp_pb2.Timestamp | None = ...,
+        gifter_count: _builtins.int = ...,
+        gift_total_minor: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "media_clock", b"media_clock", "media_clock_time", b"media_clock_time", "pinned", b"pinned", "pinned_comment", b"pinned_comment", "slow_mode", b"slow_mode"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "leaderboard_time", b"leaderboard_time", "media_clock", b"media_clock", "media_clock_time", b"media_clock_time", "pinned", b"pinned", "pinned_comment", b"pinned_comment", "slow_mode", b"slow_mode"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["banned_user_ids", b"banned_user_ids", "coupon_batches", b"coupon_batches", "epoch", b"epoch", "flash_sale", b"flash_sale", "flash_stock", b"flash_stock", "like_total", b"like_total", "lotteries", b"lotteries", "media_clock", b"media_clock", "media_clock_time", b"media_clock_time", "moderator_user_ids", b"moderator_user_ids", "muted", b"muted", "node_viewers", b"node_viewers", "node_viewers_time", b"node_viewers_time", "pinned", b"pinned", "pinned_comment", b"pinned_comment", "platform_moderator_user_ids", b"platform_moderator_user_ids", "polls", b"polls", "position", b"position", "red_packets", b"red_packets", "service_user_ids", b"service_user_ids", "slow_mode", b"slow_mode", "staff_messages", b"staff_messages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["banned_user_ids", b"banned_user_ids", "coupon_batches", b"coupon_batches", "epoch", b"epoch", "flash_sale", b"flash_sale", "flash_stock", b"flash_stock", "gift_total_minor", b"gift_total_minor", "gifter_count", b"gifter_count", "gifters", b"gifters", "leaderboard_dirty", b"leaderboard_dirty", "leaderboard_time", b"leaderboard_time", "like_total", b"like_total", "lotteries", b"lotteries", "media_clock", b"media_clock", "media_clock_time", b"media_clock_time", "moderator_user_ids", b"moderator_user_ids", "muted", b"muted", "node_viewers", b"node_viewers", "node_viewers_time", b"node_viewers_time", "pinned", b"pinned", "pinned_comment", b"pinned_comment", "platform_moderator_user_ids", b"platform_moderator_user_ids", "polls", b"polls", "position", b"position", "present", b"present", "red_packets", b"red_packets", "service_user_ids", b"service_user_ids", "slow_mode", b"slow_mode", "staff_messages", b"staff_messages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -368,6 +404,78 @@ class RedPacketCheckpoint(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RedPacketCheckpoint: _TypeAlias = RedPacketCheckpoint  # noqa: Y015
+
+@_typing.final
+class GifterCheckpoint(_message.Message):
+    """One gifter in a checkpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    VALUE_MINOR_FIELD_NUMBER: _builtins.int
+    GIFT_COUNT_FIELD_NUMBER: _builtins.int
+    REACHED_POSITION_FIELD_NUMBER: _builtins.int
+    value_minor: _builtins.int
+    """Value of its gifts (minor units)."""
+    gift_count: _builtins.int
+    """Number of gifts (sum of Gift.count)."""
+    reached_position: _builtins.int
+    """Log position of the gift that brought it to value_minor (breaks ties)."""
+    @_builtins.property
+    def user(self) -> _event_pb2.Sender:
+        """The gifter as its latest gift named it."""
+
+    def __init__(
+        self,
+        *,
+        user: _event_pb2.Sender | None = ...,
+        value_minor: _builtins.int = ...,
+        gift_count: _builtins.int = ...,
+        reached_position: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gift_count", b"gift_count", "reached_position", b"reached_position", "user", b"user", "value_minor", b"value_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GifterCheckpoint: _TypeAlias = GifterCheckpoint  # noqa: Y015
+
+@_typing.final
+class PresenceCheckpoint(_message.Message):
+    """One present user in a checkpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    NODE_IDS_FIELD_NUMBER: _builtins.int
+    STREAMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def user(self) -> _event_pb2.Sender:
+        """The user as its join named it."""
+
+    @_builtins.property
+    def node_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The nodes holding its streams, and how many streams on each."""
+
+    @_builtins.property
+    def streams(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Streams on node_ids[i]."""
+
+    def __init__(
+        self,
+        *,
+        user: _event_pb2.Sender | None = ...,
+        node_ids: _abc.Iterable[_builtins.str] | None = ...,
+        streams: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_ids", b"node_ids", "streams", b"streams", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresenceCheckpoint: _TypeAlias = PresenceCheckpoint  # noqa: Y015
 
 @_typing.final
 class StaffMessage(_message.Message):

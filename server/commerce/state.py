@@ -16,7 +16,9 @@ from google.protobuf.message import DecodeError
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from server.commerce import checkpoint_pb2, giveaways
+from server.commerce.audience import Audience
 from server.commerce.coupons import CouponBook
+from server.commerce.leaderboard import Board
 from server.commerce.red_packets import RedPacketBook
 from server.core import media_clock, ranges
 from server.core.media_clock import Clock
@@ -123,6 +125,10 @@ class RoomState:
 
     def __post_init__(self) -> None:
         self.coupons.room_id = self.room_id  # claim ids are derived from the room
+    board: Board = field(default_factory=Board)
+    """The gift ranking (server/commerce/leaderboard.py)."""
+    audience: Audience = field(default_factory=Audience)
+    """Who is present, on every node (server/commerce/audience.py)."""
 
     def fold(self, position: int, event: event_pb2.Event) -> str | None:
         """Apply one event. Returns a user id that must be removed from the room (ban).
@@ -229,6 +235,18 @@ class RoomState:
             pinned = self.pinned_comment
             if pinned is not None and pinned.event_id == payload.message_deleted.event_id:
                 self.pinned_comment = None  # a deleted comment no longer shows, pinned or not
+        elif kind == "gift":
+            self.board.add_gift(position, payload.gift)
+        elif kind == "leaderboard":
+            self.board.published(when)
+        elif kind == "audience":
+            self.audience.published(when, payload.audience)
+        elif kind == "viewer_joined":
+            self.audience.join(event.sender, payload.viewer_joined.node_id)
+        elif kind == "viewer_left":
+            self.audience.leave(event.sender.user_id, payload.viewer_left.node_id)
+        elif kind == "room_closed":
+            self.board.closed = True
         return None
 
     def _note_sender(self, event: event_pb2.Event, kind: str | None) -> None:
@@ -294,6 +312,8 @@ class RoomState:
             cp.pinned_comment.CopyFrom(self.pinned_comment)
         self.coupons.checkpoint(cp)
         self.red_packets.checkpoint(cp)
+        self.board.checkpoint(cp)
+        self.audience.checkpoint(cp)
         return cp
 
     @classmethod
@@ -341,6 +361,8 @@ class RoomState:
             state.pinned_comment = cp.pinned_comment
         state.coupons = CouponBook.from_checkpoint(room_id, cp)
         state.red_packets = RedPacketBook.from_checkpoint(cp)
+        state.board = Board.from_checkpoint(cp)
+        state.audience = Audience.from_checkpoint(cp)
         return state
 
     def muted(self, user_id: str, now_ms: int) -> int:

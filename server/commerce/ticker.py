@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from barrage.v1 import event_pb2
 from server.commerce import giveaways, lottery
+from server.commerce.boards import Publisher
 from server.commerce.state import RoomState, checkpoint_payload
 from server.core.errors import ApiError
 
@@ -38,6 +39,7 @@ class RoomTicker:
         self._viewers: dict[str, tuple[float, int]] = {}
         self._coupons_seen: dict[str, tuple[float, int]] = {}
         """"room/batch" -> (when, claimed) of the last remaining count published."""
+        self._boards = Publisher(gateway)
 
     async def run(self) -> None:
         while True:
@@ -58,8 +60,10 @@ class RoomTicker:
         open_polls = {poll for state in gateway.states.values() for poll in state.polls}
         self._tallies = {poll: seen for poll, seen in self._tallies.items() if poll in open_polls}
         jobs: list[Awaitable[object]] = [self._like_burst(room_id, delta) for room_id, delta in likes.items()]
+        self._boards.forget(set(gateway.states))
         for room_id, state in list(gateway.states.items()):
             jobs.extend(self._room_jobs(room_id, state, now))
+            jobs.extend(self._boards.room_jobs(room_id, state, int(now * 1000)))
         if jobs:
             await asyncio.gather(*jobs)
 

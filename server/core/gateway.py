@@ -24,7 +24,7 @@ from google.protobuf import timestamp_pb2
 
 from barrage.v1 import admin_service_pb2, event_pb2, room_service_pb2
 from server.auth import Identity
-from server.commerce import giveaways
+from server.commerce import boards, giveaways
 from server.commerce.interactions import Entry, Interactions
 from server.commerce.state import RoomState, Unappliable, decode_event, read_checkpoint, skipped
 from server.commerce.ticker import RoomTicker
@@ -234,7 +234,8 @@ class Gateway:
             return info
         payload = event_pb2.Payload(room_closed=event_pb2.RoomClosed(reason=reason[:200]))
         entry = Entry(payload, policy.CRITICAL, f"close:{room_id}")
-        await self.append(who, room_id, [entry], [""], [("", "")])
+        entries = [*await boards.final_entries(self, room_id, info), entry]  # the final leaderboard first
+        await self.append(who, room_id, entries, [""] * len(entries), [("", "")] * len(entries))
         return await self._rooms.close_room(room_id, int(time.time() * 1000))
 
     async def update_room(
@@ -788,6 +789,7 @@ class Gateway:
         snapshot.cover_url = info.cover_url
         snapshot.labels.extend(info.labels)
         snapshot.announcement = info.announcement
+        boards.fill_snapshot(snapshot, state, self)
         if after is None:
             limit = min(history_limit, self.settings.max_history_limit)
             older = await self._log.read_backward(room_id, head + 1, limit) if limit and head >= 0 else []
@@ -796,7 +798,8 @@ class Gateway:
         member.replay.add_done_callback(member.replay_ended)
         member.joined = True
         resumed = outcome == room_service_pb2.RESUME_OUTCOME_RESUMED
-        self._presence(member, event_pb2.Payload(viewer_joined=event_pb2.ViewerJoined(resumed=resumed)))
+        joined = event_pb2.ViewerJoined(resumed=resumed, node_id=self.node_id)
+        self._presence(member, event_pb2.Payload(viewer_joined=joined))
         return room_service_pb2.JoinResult(room_id=room_id, status=OK_STATUS, resume=outcome, snapshot=snapshot)
 
     def _presence(self, member: Member, payload: event_pb2.Payload) -> None:
@@ -934,7 +937,7 @@ class Gateway:
             member.replay.cancel()
         if member.joined:
             member.joined = False
-            self._presence(member, event_pb2.Payload(viewer_left=event_pb2.ViewerLeft()))
+            self._presence(member, event_pb2.Payload(viewer_left=event_pb2.ViewerLeft(node_id=self.node_id)))
         members = self._members.get(room_id)
         if members is not None:
             members.discard(member)

@@ -102,6 +102,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "read_insights": MODERATORS,
     "verify_coupon": SELLERS,
     "redeem_coupon": SERVICES,
+    "read_leaderboard": EVERYONE,
 }
 
 CREATE_ROOM = frozenset({HOST, SERVICE})
@@ -163,6 +164,8 @@ PRIORITY: dict[str, int] = {
     "red_packet_sent": CRITICAL,
     "red_packet_grab": NORMAL,
     "red_packet_finished": CRITICAL,
+    "leaderboard": EPHEMERAL,  # the final one, at close, is appended as critical
+    "audience": EPHEMERAL,
 }
 
 _ROLE_NAMES: dict[int, str] = {int(value): name.removeprefix("ROLE_").lower() for name, value in event_pb2.Role.items()}

@@ -41,6 +41,9 @@ MAX_UNITS = 1_000_000_000
 MAX_TOTAL = 1_000_000_000_000
 """Server-made running totals (likes, votes, viewers): far above any real room."""
 
+MAX_SUM_MINOR = 2**63 - 1
+"""Server-made sums of money (a gifter's value, a room's gift total): they saturate here."""
+
 MAX_LEVEL = 100
 """Fan level (Sender.level, the token's `level` claim): 0 (none) to 100."""
 
@@ -89,6 +92,20 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "barrage.v1.PollEnded.counts": (0, MAX_TOTAL),
     "barrage.v1.ViewerCount.viewers": (0, MAX_TOTAL),
     "barrage.v1.ViewerCount.node_viewers": (0, MAX_TOTAL),
+    # Leaderboard and audience list (server/commerce/leaderboard.py, audience.py).
+    "barrage.v1.Leaderboard.gifter_count": (0, MAX_TOTAL),
+    "barrage.v1.Leaderboard.total_value_minor": (0, MAX_SUM_MINOR),
+    "barrage.v1.LeaderboardEntry.rank": (0, MAX_TOTAL),
+    "barrage.v1.LeaderboardEntry.value_minor": (0, MAX_SUM_MINOR),
+    "barrage.v1.LeaderboardEntry.gift_count": (0, MAX_TOTAL),
+    "barrage.v1.AudienceList.present_count": (0, MAX_TOTAL),
+    "barrage.v1.AudienceMember.gift_value_minor": (0, MAX_SUM_MINOR),
+    "barrage.internal.v1.GifterCheckpoint.value_minor": (0, MAX_SUM_MINOR),
+    "barrage.internal.v1.GifterCheckpoint.gift_count": (0, MAX_TOTAL),
+    "barrage.internal.v1.GifterCheckpoint.reached_position": (-1, 2**63 - 1),
+    "barrage.internal.v1.PresenceCheckpoint.streams": (0, 2**32 - 1),
+    "barrage.internal.v1.RoomCheckpoint.gifter_count": (0, MAX_TOTAL),
+    "barrage.internal.v1.RoomCheckpoint.gift_total_minor": (0, MAX_SUM_MINOR),
     "barrage.internal.v1.RoomCheckpoint.position": (-1, 2**63 - 1),
     "barrage.internal.v1.RoomCheckpoint.flash_stock": (0, MAX_UNITS),
     "barrage.internal.v1.RoomCheckpoint.like_total": (0, MAX_TOTAL),

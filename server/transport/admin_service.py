@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
 from server.auth import Identity, TokenVerifier
-from server.commerce import giveaways
+from server.commerce import boards, giveaways
 from server.core import policy, ranges
 from server.core.errors import ApiError, invalid
 from server.core.gateway import Gateway, Post, Posted
@@ -158,3 +158,8 @@ class AdminService(admin_service_pb2_grpc.RoomAdminServiceServicer):
     async def RedeemCoupon(self, who: Identity, request: pb.RedeemCouponRequest) -> pb.RedeemCouponResponse:
         claim = await giveaways.redeem(self.gateway, who, request.room_id, request.claim_id, request.order_id)
         return pb.RedeemCouponResponse(claim=claim)
+
+    @_rpc
+    async def GetLeaderboard(self, who: Identity, request: pb.GetLeaderboardRequest) -> pb.GetLeaderboardResponse:
+        board, own = await boards.get_leaderboard(self.gateway, who, request.room_id, request.user_id)
+        return pb.GetLeaderboardResponse(leaderboard=board, own=own)

@@ -120,6 +120,14 @@ class ConnectRoomAdmin:
         response: admin_service_pb2.RedeemCouponResponse = await self._svc.RedeemCoupon(request, GrpcContextShim(ctx))
         return response
 
+    async def get_leaderboard(
+        self, request: admin_service_pb2.GetLeaderboardRequest, ctx: RequestContext[Any, Any]
+    ) -> admin_service_pb2.GetLeaderboardResponse:
+        response: admin_service_pb2.GetLeaderboardResponse = await self._svc.GetLeaderboard(
+            request, GrpcContextShim(ctx)
+        )
+        return response
+
 
 class ConnectRoomInsights:
     """insights_service_connect.RoomInsightsService, answered by the gRPC InsightsService."""

@@ -44,6 +44,9 @@ class RoomAdminService(Protocol):
     async def redeem_coupon(self, request: barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
+    async def get_leaderboard(self, request: barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+
 
 class RoomAdminServiceASGIApplication(ConnectASGIApplication[RoomAdminService]):
     def __init__(self, service: RoomAdminService | AsyncGenerator[RoomAdminService], *, interceptors: Iterable[Interceptor]=(), read_max_bytes: int | None = None, compressions: Iterable[Compression] | None = None) -> None:
@@ -139,6 +142,16 @@ class RoomAdminServiceASGIApplication(ConnectASGIApplication[RoomAdminService]):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=svc.redeem_coupon,
+                ),
+                "/barrage.v1.RoomAdminService/GetLeaderboard": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetLeaderboard",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=svc.get_leaderboard,
                 ),
             },
             interceptors=interceptors,
@@ -333,6 +346,26 @@ class RoomAdminServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
         )
 
+    async def get_leaderboard(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse:
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetLeaderboard",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
 
 class RoomAdminServiceSync(Protocol):
     def create_room(self, request: barrage_dot_v1_dot_admin__service__pb2.CreateRoomRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.CreateRoomResponse:
@@ -352,6 +385,8 @@ class RoomAdminServiceSync(Protocol):
     def verify_coupon(self, request: barrage_dot_v1_dot_admin__service__pb2.VerifyCouponRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.VerifyCouponResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
     def redeem_coupon(self, request: barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse:
+        raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
+    def get_leaderboard(self, request: barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest, ctx: RequestContext) -> barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse:
         raise ConnectError(Code.UNIMPLEMENTED, "Not implemented")
 
 
@@ -448,6 +483,16 @@ class RoomAdminServiceWSGIApplication(ConnectWSGIApplication):
                         idempotency_level=IdempotencyLevel.UNKNOWN,
                     ),
                     function=service.redeem_coupon,
+                ),
+                "/barrage.v1.RoomAdminService/GetLeaderboard": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetLeaderboard",
+                        service_name="barrage.v1.RoomAdminService",
+                        input=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+                        output=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                    ),
+                    function=service.get_leaderboard,
                 ),
             },
             interceptors=interceptors,
@@ -636,6 +681,26 @@ class RoomAdminServiceClientSync(ConnectClientSync):
                 service_name="barrage.v1.RoomAdminService",
                 input=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest,
                 output=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+
+    def get_leaderboard(
+        self,
+        request: barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None,
+        timeout_ms: int | None = None,
+    ) -> barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse:
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetLeaderboard",
+                service_name="barrage.v1.RoomAdminService",
+                input=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest,
+                output=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse,
                 idempotency_level=IdempotencyLevel.UNKNOWN,
             ),
             headers=headers,

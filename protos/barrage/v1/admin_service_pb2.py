@@ -27,7 +27,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62\x61rrage/v1/admin_service.proto\x12\nbarrage.v1\x1a\x16\x62\x61rrage/v1/event.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x02\n\x04Room\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.barrage.v1.RoomState\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63reator_user_id\x18\x06 \x01(\t\x12\x13\n\x0bhead_cursor\x18\x07 \x01(\t\x12\x1a\n\x12moderator_user_ids\x18( \x03(\t\x12\x11\n\tcover_url\x18_ \x01(\t\x12\x0e\n\x06labels\x18` \x03(\t\x12\x14\n\x0c\x61nnouncement\x18\x61 \x01(\t\"I\n\x11\x43reateRoomRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x14\n\x0chost_user_id\x18( \x01(\t\"4\n\x12\x43reateRoomResponse\x12\x1e\n\x04room\x18\x01 \x01(\x0b\x32\x10.barrage.v1.Room\"!\n\x0eGetRoomRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\"1\n\x0fGetRoomResponse\x12\x1e\n\x04room\x18\x01 \x01(\x0b\x32\x10.barrage.v1.Room\"3\n\x10\x43loseRoomRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x11\x43loseRoomResponse\x12\x1e\n\x04room\x18\x01 \x01(\x0b\x32\x10.barrage.v1.Room\"\x89\x01\n\x13PublishEventRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12$\n\x07payload\x18\x03 \x01(\x0b\x32\x13.barrage.v1.Payload\x12\x13\n\x0btraceparent\x18\x04 \x01(\t\x12\x12\n\ntracestate\x18\x05 \x01(\t\"\x81\x01\n\x14PublishEventResponse\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x10\n\x08\x63laim_id\x18\x64 \x01(\t\x12\"\n\x07grabbed\x18\x65 \x01(\x0b\x32\x11.barrage.v1.Money\"\x9c\x01\n\x11ListEventsRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12(\n\tdirection\x18\x03 \x01(\x0e\x32\x15.barrage.v1.Direction\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12)\n\nmedia_time\x18\x46 \x01(\x0b\x32\x15.barrage.v1.MediaTime\"L\n\x12ListEventsResponse\x12!\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x11.barrage.v1.Event\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\x85\x01\n\x10ListRoomsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.barrage.v1.RoomState\x12\x15\n\rowner_user_id\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\"M\n\x11ListRoomsResponse\x12\x1f\n\x05rooms\x18\x01 \x03(\x0b\x32\x10.barrage.v1.Room\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9d\x01\n\x11UpdateRoomRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x11\n\tcover_url\x18\x03 \x01(\t\x12\x0e\n\x06labels\x18\x04 \x03(\t\x12\x14\n\x0c\x61nnouncement\x18\x05 \x01(\t\x12/\n\x0bupdate_mask\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"4\n\x12UpdateRoomResponse\x12\x1e\n\x04room\x18\x01 \x01(\x0b\x32\x10.barrage.v1.Room\"\xdb\x01\n\x11\x43ouponClaimRecord\x12\x10\n\x08\x63laim_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\x12.\n\nclaim_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08redeemed\x18\x06 \x01(\x08\x12\x10\n\x08order_id\x18\x07 \x01(\t\x12-\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x1e.barrage.v1.CouponBatchDropped\"8\n\x13VerifyCouponRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x63laim_id\x18\x02 \x01(\t\"D\n\x14VerifyCouponResponse\x12,\n\x05\x63laim\x18\x01 \x01(\x0b\x32\x1d.barrage.v1.CouponClaimRecord\"J\n\x13RedeemCouponRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x63laim_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\"D\n\x14RedeemCouponResponse\x12,\n\x05\x63laim\x18\x01 \x01(\x0b\x32\x1d.barrage.v1.CouponClaimRecord*S\n\tRoomState\x12\x1a\n\x16ROOM_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fROOM_STATE_OPEN\x10\x01\x12\x15\n\x11ROOM_STATE_CLOSED\x10\x02*U\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44IRECTION_FORWARD\x10\x01\x12\x16\n\x12\x44IRECTION_BACKWARD\x10\x02\x32\xca\x05\n\x10RoomAdminService\x12K\n\nCreateRoom\x12\x1d.barrage.v1.CreateRoomRequest\x1a\x1e.barrage.v1.CreateRoomResponse\x12\x42\n\x07GetRoom\x12\x1a.barrage.v1.GetRoomRequest\x1a\x1b.barrage.v1.GetRoomResponse\x12H\n\tCloseRoom\x12\x1c.barrage.v1.CloseRoomRequest\x1a\x1d.barrage.v1.CloseRoomResponse\x12Q\n\x0cPublishEvent\x12\x1f.barrage.v1.PublishEventRequest\x1a .barrage.v1.PublishEventResponse\x12K\n\nListEvents\x12\x1d.barrage.v1.ListEventsRequest\x1a\x1e.barrage.v1.ListEventsResponse\x12H\n\tListRooms\x12\x1c.barrage.v1.ListRoomsRequest\x1a\x1d.barrage.v1.ListRoomsResponse\x12K\n\nUpdateRoom\x12\x1d.barrage.v1.UpdateRoomRequest\x1a\x1e.barrage.v1.UpdateRoomResponse\x12Q\n\x0cVerifyCoupon\x12\x1f.barrage.v1.VerifyCouponRequest\x1a .barrage.v1.VerifyCouponResponse\x12Q\n\x0cRedeemCoupon\x12\x1f.barrage.v1.RedeemCouponRequest\x1a .barrage.v1.RedeemCouponResponseBg\n\x0e\x63om.barrage.v1P\x01Z6github.com/barrage/barrage/gen/go/barrage/v1;barragev1\xa2\x02\x03\x42RG\xaa\x02\nBarrage.V1\xba\x02\x07\x42\x61rrageb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62\x61rrage/v1/admin_service.proto\x12\nbarrage.v1\x1a\x16\x62\x61rrage/v1/event.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x02\n\x04Room\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.barrage.v1.RoomState\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x63reator_user_id\x18\x06 \x01(\t\x12\x13\n\x0bhead_cursor\x18\x07 \x01(\t\x12\x1a\n\x12moderator_user_ids\x18( \x03(\t\x12\x11\n\tcover_url\x18_ \x01(\t\x12\x0e\n\x06labels\x18` \x03(\t\x12\x14\n\x0c\x61nnouncement\x18\x61 \x01(\t\"I\n\x11\x43reateRoomRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x14\n\x0chost_user_id\x18( \x01(\t\"4\n\x12\x43reateRoomResponse\x12\x1e\n\x04room\x18\x01 \x01(\x0b\x32\x10.barrage.v1.Room\"!\n\x0eGetRoomRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\"1\n\x0fGetRoomResponse\x12\x1e\n\x04room\x18\x01 \x01(\x0b\x32\x10.barrage.v1.Room\"9\n\x15GetLeaderboardRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"q\n\x16GetLeaderboardResponse\x12,\n\x0bleaderboard\x18\x01 \x01(\x0b\x32\x17.barrage.v1.Leaderboard\x12)\n\x03own\x18\x02 \x01(\x0b\x32\x1c.barrage.v1.LeaderboardEntry\"3\n\x10\x43loseRoomRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"3\n\x11\x43loseRoomResponse\x12\x1e\n\x04room\x18\x01 \x01(\x0b\x32\x10.barrage.v1.Room\"\x89\x01\n\x13PublishEventRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12$\n\x07payload\x18\x03 \x01(\x0b\x32\x13.barrage.v1.Payload\x12\x13\n\x0btraceparent\x18\x04 \x01(\t\x12\x12\n\ntracestate\x18\x05 \x01(\t\"\x81\x01\n\x14PublishEventResponse\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x10\n\x08\x63laim_id\x18\x64 \x01(\t\x12\"\n\x07grabbed\x18\x65 \x01(\x0b\x32\x11.barrage.v1.Money\"\x9c\x01\n\x11ListEventsRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12(\n\tdirection\x18\x03 \x01(\x0e\x32\x15.barrage.v1.Direction\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12)\n\nmedia_time\x18\x46 \x01(\x0b\x32\x15.barrage.v1.MediaTime\"L\n\x12ListEventsResponse\x12!\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x11.barrage.v1.Event\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\x85\x01\n\x10ListRoomsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.barrage.v1.RoomState\x12\x15\n\rowner_user_id\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\"M\n\x11ListRoomsResponse\x12\x1f\n\x05rooms\x18\x01 \x03(\x0b\x32\x10.barrage.v1.Room\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9d\x01\n\x11UpdateRoomRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x11\n\tcover_url\x18\x03 \x01(\t\x12\x0e\n\x06labels\x18\x04 \x03(\t\x12\x14\n\x0c\x61nnouncement\x18\x05 \x01(\t\x12/\n\x0bupdate_mask\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"4\n\x12UpdateRoomResponse\x12\x1e\n\x04room\x18\x01 \x01(\x0b\x32\x10.barrage.v1.Room\"\xdb\x01\n\x11\x43ouponClaimRecord\x12\x10\n\x08\x63laim_id\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\x12.\n\nclaim_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08redeemed\x18\x06 \x01(\x08\x12\x10\n\x08order_id\x18\x07 \x01(\t\x12-\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x1e.barrage.v1.CouponBatchDropped\"8\n\x13VerifyCouponRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x63laim_id\x18\x02 \x01(\t\"D\n\x14VerifyCouponResponse\x12,\n\x05\x63laim\x18\x01 \x01(\x0b\x32\x1d.barrage.v1.CouponClaimRecord\"J\n\x13RedeemCouponRequest\x12\x0f\n\x07room_id\x18\x01 \x01(\t\x12\x10\n\x08\x63laim_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\"D\n\x14RedeemCouponResponse\x12,\n\x05\x63laim\x18\x01 \x01(\x0b\x32\x1d.barrage.v1.CouponClaimRecord*S\n\tRoomState\x12\x1a\n\x16ROOM_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fROOM_STATE_OPEN\x10\x01\x12\x15\n\x11ROOM_STATE_CLOSED\x10\x02*U\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44IRECTION_FORWARD\x10\x01\x12\x16\n\x12\x44IRECTION_BACKWARD\x10\x02\x32\xa3\x06\n\x10RoomAdminService\x12K\n\nCreateRoom\x12\x1d.barrage.v1.CreateRoomRequest\x1a\x1e.barrage.v1.CreateRoomResponse\x12\x42\n\x07GetRoom\x12\x1a.barrage.v1.GetRoomRequest\x1a\x1b.barrage.v1.GetRoomResponse\x12H\n\tCloseRoom\x12\x1c.barrage.v1.CloseRoomRequest\x1a\x1d.barrage.v1.CloseRoomResponse\x12Q\n\x0cPublishEvent\x12\x1f.barrage.v1.PublishEventRequest\x1a .barrage.v1.PublishEventResponse\x12K\n\nListEvents\x12\x1d.barrage.v1.ListEventsRequest\x1a\x1e.barrage.v1.ListEventsResponse\x12H\n\tListRooms\x12\x1c.barrage.v1.ListRoomsRequest\x1a\x1d.barrage.v1.ListRoomsResponse\x12K\n\nUpdateRoom\x12\x1d.barrage.v1.UpdateRoomRequest\x1a\x1e.barrage.v1.UpdateRoomResponse\x12Q\n\x0cVerifyCoupon\x12\x1f.barrage.v1.VerifyCouponRequest\x1a .barrage.v1.VerifyCouponResponse\x12Q\n\x0cRedeemCoupon\x12\x1f.barrage.v1.RedeemCouponRequest\x1a .barrage.v1.RedeemCouponResponse\x12W\n\x0eGetLeaderboard\x12!.barrage.v1.GetLeaderboardRequest\x1a\".barrage.v1.GetLeaderboardResponseBg\n\x0e\x63om.barrage.v1P\x01Z6github.com/barrage/barrage/gen/go/barrage/v1;barragev1\xa2\x02\x03\x42RG\xaa\x02\nBarrage.V1\xba\x02\x07\x42\x61rrageb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'barrage.v1.admin_service_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\016com.barrage.v1P\001Z6github.com/barrage/barrage/gen/go/barrage/v1;barragev1\242\002\003BRG\252\002\nBarrage.V1\272\002\007Barrage'
-  _globals['_ROOMSTATE']._serialized_start=2199
-  _globals['_ROOMSTATE']._serialized_end=2282
-  _globals['_DIRECTION']._serialized_start=2284
-  _globals['_DIRECTION']._serialized_end=2369
+  _globals['_ROOMSTATE']._serialized_start=2373
+  _globals['_ROOMSTATE']._serialized_end=2456
+  _globals['_DIRECTION']._serialized_start=2458
+  _globals['_DIRECTION']._serialized_end=2543
   _globals['_ROOM']._serialized_start=138
   _globals['_ROOM']._serialized_end=442
   _globals['_CREATEROOMREQUEST']._serialized_start=444
@@ -49,36 +49,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETROOMREQUEST']._serialized_end=606
   _globals['_GETROOMRESPONSE']._serialized_start=608
   _globals['_GETROOMRESPONSE']._serialized_end=657
-  _globals['_CLOSEROOMREQUEST']._serialized_start=659
-  _globals['_CLOSEROOMREQUEST']._serialized_end=710
-  _globals['_CLOSEROOMRESPONSE']._serialized_start=712
-  _globals['_CLOSEROOMRESPONSE']._serialized_end=763
-  _globals['_PUBLISHEVENTREQUEST']._serialized_start=766
-  _globals['_PUBLISHEVENTREQUEST']._serialized_end=903
-  _globals['_PUBLISHEVENTRESPONSE']._serialized_start=906
-  _globals['_PUBLISHEVENTRESPONSE']._serialized_end=1035
-  _globals['_LISTEVENTSREQUEST']._serialized_start=1038
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1194
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1196
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=1272
-  _globals['_LISTROOMSREQUEST']._serialized_start=1275
-  _globals['_LISTROOMSREQUEST']._serialized_end=1408
-  _globals['_LISTROOMSRESPONSE']._serialized_start=1410
-  _globals['_LISTROOMSRESPONSE']._serialized_end=1487
-  _globals['_UPDATEROOMREQUEST']._serialized_start=1490
-  _globals['_UPDATEROOMREQUEST']._serialized_end=1647
-  _globals['_UPDATEROOMRESPONSE']._serialized_start=1649
-  _globals['_UPDATEROOMRESPONSE']._serialized_end=1701
-  _globals['_COUPONCLAIMRECORD']._serialized_start=1704
-  _globals['_COUPONCLAIMRECORD']._serialized_end=1923
-  _globals['_VERIFYCOUPONREQUEST']._serialized_start=1925
-  _globals['_VERIFYCOUPONREQUEST']._serialized_end=1981
-  _globals['_VERIFYCOUPONRESPONSE']._serialized_start=1983
-  _globals['_VERIFYCOUPONRESPONSE']._serialized_end=2051
-  _globals['_REDEEMCOUPONREQUEST']._serialized_start=2053
-  _globals['_REDEEMCOUPONREQUEST']._serialized_end=2127
-  _globals['_REDEEMCOUPONRESPONSE']._serialized_start=2129
-  _globals['_REDEEMCOUPONRESPONSE']._serialized_end=2197
-  _globals['_ROOMADMINSERVICE']._serialized_start=2372
-  _globals['_ROOMADMINSERVICE']._serialized_end=3086
+  _globals['_GETLEADERBOARDREQUEST']._serialized_start=659
+  _globals['_GETLEADERBOARDREQUEST']._serialized_end=716
+  _globals['_GETLEADERBOARDRESPONSE']._serialized_start=718
+  _globals['_GETLEADERBOARDRESPONSE']._serialized_end=831
+  _globals['_CLOSEROOMREQUEST']._serialized_start=833
+  _globals['_CLOSEROOMREQUEST']._serialized_end=884
+  _globals['_CLOSEROOMRESPONSE']._serialized_start=886
+  _globals['_CLOSEROOMRESPONSE']._serialized_end=937
+  _globals['_PUBLISHEVENTREQUEST']._serialized_start=940
+  _globals['_PUBLISHEVENTREQUEST']._serialized_end=1077
+  _globals['_PUBLISHEVENTRESPONSE']._serialized_start=1080
+  _globals['_PUBLISHEVENTRESPONSE']._serialized_end=1209
+  _globals['_LISTEVENTSREQUEST']._serialized_start=1212
+  _globals['_LISTEVENTSREQUEST']._serialized_end=1368
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=1370
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=1446
+  _globals['_LISTROOMSREQUEST']._serialized_start=1449
+  _globals['_LISTROOMSREQUEST']._serialized_end=1582
+  _globals['_LISTROOMSRESPONSE']._serialized_start=1584
+  _globals['_LISTROOMSRESPONSE']._serialized_end=1661
+  _globals['_UPDATEROOMREQUEST']._serialized_start=1664
+  _globals['_UPDATEROOMREQUEST']._serialized_end=1821
+  _globals['_UPDATEROOMRESPONSE']._serialized_start=1823
+  _globals['_UPDATEROOMRESPONSE']._serialized_end=1875
+  _globals['_COUPONCLAIMRECORD']._serialized_start=1878
+  _globals['_COUPONCLAIMRECORD']._serialized_end=2097
+  _globals['_VERIFYCOUPONREQUEST']._serialized_start=2099
+  _globals['_VERIFYCOUPONREQUEST']._serialized_end=2155
+  _globals['_VERIFYCOUPONRESPONSE']._serialized_start=2157
+  _globals['_VERIFYCOUPONRESPONSE']._serialized_end=2225
+  _globals['_REDEEMCOUPONREQUEST']._serialized_start=2227
+  _globals['_REDEEMCOUPONREQUEST']._serialized_end=2301
+  _globals['_REDEEMCOUPONRESPONSE']._serialized_start=2303
+  _globals['_REDEEMCOUPONRESPONSE']._serialized_end=2371
+  _globals['_ROOMADMINSERVICE']._serialized_start=2546
+  _globals['_ROOMADMINSERVICE']._serialized_end=3349
 # @@protoc_insertion_point(module_scope)

@@ -250,6 +250,66 @@ class GetRoomResponse(_message.Message):
 Global___GetRoomResponse: _TypeAlias = GetRoomResponse  # noqa: Y015
 
 @_typing.final
+class GetLeaderboardRequest(_message.Message):
+    """Request of GetLeaderboard."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    room_id: _builtins.str
+    """The room."""
+    user_id: _builtins.str
+    """Whose place to answer in `own`: empty for the caller. Only the room's staff,
+    bots and services may name another user.
+    """
+    def __init__(
+        self,
+        *,
+        room_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_id", b"room_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLeaderboardRequest: _TypeAlias = GetLeaderboardRequest  # noqa: Y015
+
+@_typing.final
+class GetLeaderboardResponse(_message.Message):
+    """Response of GetLeaderboard."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEADERBOARD_FIELD_NUMBER: _builtins.int
+    OWN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def leaderboard(self) -> _event_pb2.Leaderboard:
+        """The top of the ranking, as the live Leaderboard event carries it (`final` set
+        once the room has closed).
+        """
+
+    @_builtins.property
+    def own(self) -> _event_pb2.LeaderboardEntry:
+        """The user's own place, however far down; absent when the user gave no gift."""
+
+    def __init__(
+        self,
+        *,
+        leaderboard: _event_pb2.Leaderboard | None = ...,
+        own: _event_pb2.LeaderboardEntry | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["leaderboard", b"leaderboard", "own", b"own"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leaderboard", b"leaderboard", "own", b"own"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLeaderboardResponse: _TypeAlias = GetLeaderboardResponse  # noqa: Y015
+
+@_typing.final
 class CloseRoomRequest(_message.Message):
     """Request of CloseRoom."""
 

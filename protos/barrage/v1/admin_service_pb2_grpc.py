@@ -93,6 +93,11 @@ class RoomAdminServiceStub:
                 request_serializer=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest.SerializeToString,
                 response_deserializer=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse.FromString,
                 _registered_method=True)
+        self.GetLeaderboard = channel.unary_unary(
+                '/barrage.v1.RoomAdminService/GetLeaderboard',
+                request_serializer=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest.SerializeToString,
+                response_deserializer=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse.FromString,
+                _registered_method=True)
 
 
 class RoomAdminServiceServicer:
@@ -205,6 +210,19 @@ class RoomAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLeaderboard(self, request, context):
+        """A room's gift ranking (docs/commerce.md "Leaderboard"), with one user's own place
+        however far down it is ("you are 1,234th"): the caller's own, or the user_id
+        named. Open rooms read the node's live fold; a closed room's final ranking is
+        folded from its log. A bad user_id: INVALID_ARGUMENT (INVALID_FIELD).
+        Who: everyone who may join the room (a viewer asks its own place and may not
+        name another user: ROLE_FORBIDDEN); the room's staff, bots and services may name
+        any user. A bot outside its rooms: ROLE_FORBIDDEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoomAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -252,6 +270,11 @@ def add_RoomAdminServiceServicer_to_server(servicer, server):
                     servicer.RedeemCoupon,
                     request_deserializer=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest.FromString,
                     response_serializer=barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse.SerializeToString,
+            ),
+            'GetLeaderboard': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLeaderboard,
+                    request_deserializer=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest.FromString,
+                    response_serializer=barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -511,6 +534,33 @@ class RoomAdminService:
             '/barrage.v1.RoomAdminService/RedeemCoupon',
             barrage_dot_v1_dot_admin__service__pb2.RedeemCouponRequest.SerializeToString,
             barrage_dot_v1_dot_admin__service__pb2.RedeemCouponResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLeaderboard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/barrage.v1.RoomAdminService/GetLeaderboard',
+            barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardRequest.SerializeToString,
+            barrage_dot_v1_dot_admin__service__pb2.GetLeaderboardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -104,6 +104,15 @@ class RoomAdminServiceStub:
     redemption is a CouponRedeemed event in the room's log, so every node agrees.
     Who: service (the order service). Others: ROLE_FORBIDDEN.
     """
+    GetLeaderboard: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetLeaderboardRequest, _admin_service_pb2.GetLeaderboardResponse]
+    """A room's gift ranking (docs/commerce.md "Leaderboard"), with one user's own place
+    however far down it is ("you are 1,234th"): the caller's own, or the user_id
+    named. Open rooms read the node's live fold; a closed room's final ranking is
+    folded from its log. A bad user_id: INVALID_ARGUMENT (INVALID_FIELD).
+    Who: everyone who may join the room (a viewer asks its own place and may not
+    name another user: ROLE_FORBIDDEN); the room's staff, bots and services may name
+    any user. A bot outside its rooms: ROLE_FORBIDDEN.
+    """
 
 @_typing.type_check_only
 class RoomAdminServiceAsyncStub(RoomAdminServiceStub):
@@ -180,6 +189,15 @@ class RoomAdminServiceAsyncStub(RoomAdminServiceStub):
     FAILED_PRECONDITION (EXPIRED). Unknown claim: NOT_FOUND (CLAIM_NOT_FOUND). The
     redemption is a CouponRedeemed event in the room's log, so every node agrees.
     Who: service (the order service). Others: ROLE_FORBIDDEN.
+    """
+    GetLeaderboard: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetLeaderboardRequest, _admin_service_pb2.GetLeaderboardResponse]  # type: ignore[assignment]
+    """A room's gift ranking (docs/commerce.md "Leaderboard"), with one user's own place
+    however far down it is ("you are 1,234th"): the caller's own, or the user_id
+    named. Open rooms read the node's live fold; a closed room's final ranking is
+    folded from its log. A bad user_id: INVALID_ARGUMENT (INVALID_FIELD).
+    Who: everyone who may join the room (a viewer asks its own place and may not
+    name another user: ROLE_FORBIDDEN); the room's staff, bots and services may name
+    any user. A bot outside its rooms: ROLE_FORBIDDEN.
     """
 
 class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -308,6 +326,21 @@ class RoomAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         FAILED_PRECONDITION (EXPIRED). Unknown claim: NOT_FOUND (CLAIM_NOT_FOUND). The
         redemption is a CouponRedeemed event in the room's log, so every node agrees.
         Who: service (the order service). Others: ROLE_FORBIDDEN.
+        """
+
+    @_abc_1.abstractmethod
+    def GetLeaderboard(
+        self,
+        request: _admin_service_pb2.GetLeaderboardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetLeaderboardResponse, _abc.Awaitable[_admin_service_pb2.GetLeaderboardResponse]]:
+        """A room's gift ranking (docs/commerce.md "Leaderboard"), with one user's own place
+        however far down it is ("you are 1,234th"): the caller's own, or the user_id
+        named. Open rooms read the node's live fold; a closed room's final ranking is
+        folded from its log. A bad user_id: INVALID_ARGUMENT (INVALID_FIELD).
+        Who: everyone who may join the room (a viewer asks its own place and may not
+        name another user: ROLE_FORBIDDEN); the room's staff, bots and services may name
+        any user. A bot outside its rooms: ROLE_FORBIDDEN.
         """
 
 def add_RoomAdminServiceServicer_to_server(servicer: RoomAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -430,6 +430,8 @@ class Payload(_message.Message):
     RED_PACKET_GRAB_FIELD_NUMBER: _builtins.int
     RED_PACKET_FINISHED_FIELD_NUMBER: _builtins.int
     COUPON_BATCH_ENDED_FIELD_NUMBER: _builtins.int
+    LEADERBOARD_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def comment(self) -> Global___Comment:
         """A viewer's (or host's) comment."""
@@ -633,6 +635,20 @@ class Payload(_message.Message):
         server.
         """
 
+    @_builtins.property
+    def leaderboard(self) -> Global___Leaderboard:
+        """The room's gift ranking (排行榜), made by the server: live while gifts come in
+        (ephemeral, latest value wins, at most once a second while it changes) and final
+        (critical, `final` set) just before room_closed when the room had gifts.
+        """
+
+    @_builtins.property
+    def audience(self) -> Global___AudienceList:
+        """The viewers to show as avatars (在线观众列表), made by the server (ephemeral,
+        latest value wins): at most every --audience-interval-ms (default 3 s) while the audience
+        changes, so a screen is at most ~3.3 s behind.
+        """
+
     def __init__(
         self,
         *,
@@ -679,12 +695,14 @@ class Payload(_message.Message):
         red_packet_grab: Global___RedPacketGrab | None = ...,
         red_packet_finished: Global___RedPacketFinished | None = ...,
         coupon_batch_ended: Global___CouponBatchEnded | None = ...,
+        leaderboard: Global___Leaderboard | None = ...,
+        audience: Global___AudienceList | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "coupon_batch_dropped", b"coupon_batch_dropped", "coupon_batch_ended", b"coupon_batch_ended", "coupon_claim", b"coupon_claim", "coupon_redeemed", b"coupon_redeemed", "coupon_remaining", b"coupon_remaining", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "red_packet_finished", b"red_packet_finished", "red_packet_grab", b"red_packet_grab", "red_packet_sent", b"red_packet_sent", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left", "whisper", b"whisper"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "audience", b"audience", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "coupon_batch_dropped", b"coupon_batch_dropped", "coupon_batch_ended", b"coupon_batch_ended", "coupon_claim", b"coupon_claim", "coupon_redeemed", b"coupon_redeemed", "coupon_remaining", b"coupon_remaining", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "leaderboard", b"leaderboard", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "red_packet_finished", b"red_packet_finished", "red_packet_grab", b"red_packet_grab", "red_packet_sent", b"red_packet_sent", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left", "whisper", b"whisper"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "coupon_batch_dropped", b"coupon_batch_dropped", "coupon_batch_ended", b"coupon_batch_ended", "coupon_claim", b"coupon_claim", "coupon_redeemed", b"coupon_redeemed", "coupon_remaining", b"coupon_remaining", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "red_packet_finished", b"red_packet_finished", "red_packet_grab", b"red_packet_grab", "red_packet_sent", b"red_packet_sent", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left", "whisper", b"whisper"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "audience", b"audience", "catalogue_registered", b"catalogue_registered", "comment", b"comment", "comment_pinned", b"comment_pinned", "comment_unpinned", b"comment_unpinned", "coupon_batch_dropped", b"coupon_batch_dropped", "coupon_batch_ended", b"coupon_batch_ended", "coupon_claim", b"coupon_claim", "coupon_redeemed", b"coupon_redeemed", "coupon_remaining", b"coupon_remaining", "flash_sale_ended", b"flash_sale_ended", "flash_sale_started", b"flash_sale_started", "flash_sale_stock", b"flash_sale_stock", "gift", b"gift", "kind", b"kind", "leaderboard", b"leaderboard", "like", b"like", "like_burst", b"like_burst", "lottery_drawn", b"lottery_drawn", "lottery_entry", b"lottery_entry", "lottery_started", b"lottery_started", "media_clock", b"media_clock", "message_deleted", b"message_deleted", "moderator_appointed", b"moderator_appointed", "moderator_removed", b"moderator_removed", "poll_ended", b"poll_ended", "poll_started", b"poll_started", "poll_tally", b"poll_tally", "poll_vote", b"poll_vote", "product_pinned", b"product_pinned", "product_unpinned", b"product_unpinned", "product_updated", b"product_updated", "purchase", b"purchase", "red_packet_finished", b"red_packet_finished", "red_packet_grab", b"red_packet_grab", "red_packet_sent", b"red_packet_sent", "room_closed", b"room_closed", "room_updated", b"room_updated", "slow_mode", b"slow_mode", "user_banned", b"user_banned", "user_muted", b"user_muted", "viewer_count", b"viewer_count", "viewer_joined", b"viewer_joined", "viewer_left", b"viewer_left", "whisper", b"whisper"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock", "catalogue_registered", "comment_pinned", "comment_unpinned", "room_updated", "whisper", "coupon_batch_dropped", "coupon_claim", "coupon_remaining", "coupon_redeemed", "red_packet_sent", "red_packet_grab", "red_packet_finished", "coupon_batch_ended"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["comment", "announcement", "room_closed", "like", "like_burst", "gift", "product_pinned", "product_unpinned", "product_updated", "flash_sale_started", "flash_sale_stock", "flash_sale_ended", "purchase", "lottery_started", "lottery_entry", "lottery_drawn", "poll_started", "poll_vote", "poll_tally", "poll_ended", "viewer_count", "user_muted", "user_banned", "message_deleted", "slow_mode", "viewer_joined", "viewer_left", "moderator_appointed", "moderator_removed", "media_clock", "catalogue_registered", "comment_pinned", "comment_unpinned", "room_updated", "whisper", "coupon_batch_dropped", "coupon_claim", "coupon_remaining", "coupon_redeemed", "red_packet_sent", "red_packet_grab", "red_packet_finished", "coupon_batch_ended", "leaderboard", "audience"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -1627,16 +1645,23 @@ class ViewerJoined(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESUMED_FIELD_NUMBER: _builtins.int
+    NODE_ID_FIELD_NUMBER: _builtins.int
     resumed: _builtins.bool
     """True when the join resumed from a cursor (a reconnect, not a new arrival)."""
+    node_id: _builtins.str
+    """The node that holds the stream (as in ViewerCount.node_id): the audience list
+    forgets a stream when its node stops reporting viewer counts (a node that died
+    could not record the leave).
+    """
     def __init__(
         self,
         *,
         resumed: _builtins.bool = ...,
+        node_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["resumed", b"resumed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id", "resumed", b"resumed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1650,16 +1675,160 @@ class ViewerLeft(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    NODE_ID_FIELD_NUMBER: _builtins.int
+    node_id: _builtins.str
+    """The node that held the stream (as in ViewerJoined.node_id)."""
     def __init__(
         self,
+        *,
+        node_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node_id", b"node_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ViewerLeft: _TypeAlias = ViewerLeft  # noqa: Y015
+
+@_typing.final
+class Leaderboard(_message.Message):
+    """A room's gift contribution ranking (docs/commerce.md "Leaderboard"). A gift counts
+    count x unit_value.amount_minor for its giver (Gift.giver.user_id), whatever the
+    currency: a platform prices its gifts in one currency (or its own coin).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    GIFTER_COUNT_FIELD_NUMBER: _builtins.int
+    TOTAL_VALUE_MINOR_FIELD_NUMBER: _builtins.int
+    FINAL_FIELD_NUMBER: _builtins.int
+    gifter_count: _builtins.int
+    """How many users have given at least one gift in the room."""
+    total_value_minor: _builtins.int
+    """The value of every gift in the room (minor units)."""
+    final: _builtins.bool
+    """Set on the final ranking, published when the room closes (critical)."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaderboardEntry]:
+        """The best gifters, best first: at most the server's --leaderboard-size (1 to 100).
+        A higher value ranks first; on equal values, whoever reached the value first (in
+        the room's log order) ranks first. Ranks are 1, 2, 3, ... without ties.
+        """
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___LeaderboardEntry] | None = ...,
+        gifter_count: _builtins.int = ...,
+        total_value_minor: _builtins.int = ...,
+        final: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "final", b"final", "gifter_count", b"gifter_count", "total_value_minor", b"total_value_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Leaderboard: _TypeAlias = Leaderboard  # noqa: Y015
+
+@_typing.final
+class LeaderboardEntry(_message.Message):
+    """One gifter's place in a Leaderboard."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RANK_FIELD_NUMBER: _builtins.int
+    USER_FIELD_NUMBER: _builtins.int
+    VALUE_MINOR_FIELD_NUMBER: _builtins.int
+    GIFT_COUNT_FIELD_NUMBER: _builtins.int
+    rank: _builtins.int
+    """Place, from 1."""
+    value_minor: _builtins.int
+    """The value of the user's gifts in the room (minor units)."""
+    gift_count: _builtins.int
+    """How many gifts the user gave (the sum of Gift.count)."""
+    @_builtins.property
+    def user(self) -> Global___Sender:
+        """The gifter as its latest gift named it (user id, display name, level, badges)."""
+
+    def __init__(
+        self,
+        *,
+        rank: _builtins.int = ...,
+        user: Global___Sender | None = ...,
+        value_minor: _builtins.int = ...,
+        gift_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gift_count", b"gift_count", "rank", b"rank", "user", b"user", "value_minor", b"value_minor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaderboardEntry: _TypeAlias = LeaderboardEntry  # noqa: Y015
+
+@_typing.final
+class AudienceList(_message.Message):
+    """The viewers to show as avatars: people present in the room on any node."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    PRESENT_COUNT_FIELD_NUMBER: _builtins.int
+    present_count: _builtins.int
+    """Distinct users present in the room (a user with two streams counts once)."""
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___AudienceMember]:
+        """At most the server's --audience-size (1 to 100), in display order: the most
+        recent arrivals first, or (--audience-order contributors) present gifters by
+        their leaderboard rank first, then the most recent arrivals.
+        """
+
+    def __init__(
+        self,
+        *,
+        members: _abc.Iterable[Global___AudienceMember] | None = ...,
+        present_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "present_count", b"present_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AudienceList: _TypeAlias = AudienceList  # noqa: Y015
+
+@_typing.final
+class AudienceMember(_message.Message):
+    """One person in an AudienceList."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    GIFT_VALUE_MINOR_FIELD_NUMBER: _builtins.int
+    gift_value_minor: _builtins.int
+    """The value of the user's gifts in the room (minor units), 0 for none."""
+    @_builtins.property
+    def user(self) -> Global___Sender:
+        """Who, from the user's verified token when it joined: user id, display name, role,
+        level and badges.
+        """
+
+    def __init__(
+        self,
+        *,
+        user: Global___Sender | None = ...,
+        gift_value_minor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["user", b"user"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gift_value_minor", b"gift_value_minor", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AudienceMember: _TypeAlias = AudienceMember  # noqa: Y015
 
 @_typing.final
 class UserMuted(_message.Message):

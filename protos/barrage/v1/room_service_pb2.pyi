@@ -556,6 +556,8 @@ class RoomSnapshot(_message.Message):
     ANNOUNCEMENT_FIELD_NUMBER: _builtins.int
     COUPON_BATCHES_FIELD_NUMBER: _builtins.int
     RED_PACKETS_FIELD_NUMBER: _builtins.int
+    LEADERBOARD_FIELD_NUMBER: _builtins.int
+    AUDIENCE_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The room id."""
     title: _builtins.str
@@ -618,6 +620,14 @@ class RoomSnapshot(_message.Message):
     def red_packets(self) -> _containers.RepeatedCompositeFieldContainer[Global___OpenRedPacket]:
         """Red packets open for grabs, oldest first."""
 
+    @_builtins.property
+    def leaderboard(self) -> _event_pb2.Leaderboard:
+        """The gift ranking as of head_cursor (absent when nobody has given a gift)."""
+
+    @_builtins.property
+    def audience(self) -> _event_pb2.AudienceList:
+        """The viewers to show as avatars, as of the join."""
+
     def __init__(
         self,
         *,
@@ -640,10 +650,12 @@ class RoomSnapshot(_message.Message):
         announcement: _builtins.str = ...,
         coupon_batches: _abc.Iterable[Global___OpenCouponBatch] | None = ...,
         red_packets: _abc.Iterable[Global___OpenRedPacket] | None = ...,
+        leaderboard: _event_pb2.Leaderboard | None = ...,
+        audience: _event_pb2.AudienceList | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["flash_sale", b"flash_sale", "lottery", b"lottery", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "slow_mode", b"slow_mode"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "flash_sale", b"flash_sale", "leaderboard", b"leaderboard", "lottery", b"lottery", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "slow_mode", b"slow_mode"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "coupon_batches", b"coupon_batches", "cover_url", b"cover_url", "flash_sale", b"flash_sale", "head_cursor", b"head_cursor", "labels", b"labels", "like_total", b"like_total", "lottery", b"lottery", "moderator_user_ids", b"moderator_user_ids", "owner_user_id", b"owner_user_id", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "red_packets", b"red_packets", "room_id", b"room_id", "slow_mode", b"slow_mode", "title", b"title", "viewer_count", b"viewer_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announcement", b"announcement", "audience", b"audience", "coupon_batches", b"coupon_batches", "cover_url", b"cover_url", "flash_sale", b"flash_sale", "head_cursor", b"head_cursor", "labels", b"labels", "leaderboard", b"leaderboard", "like_total", b"like_total", "lottery", b"lottery", "moderator_user_ids", b"moderator_user_ids", "owner_user_id", b"owner_user_id", "pinned_comment", b"pinned_comment", "pinned_product", b"pinned_product", "poll", b"poll", "poll_tally", b"poll_tally", "red_packets", b"red_packets", "room_id", b"room_id", "slow_mode", b"slow_mode", "title", b"title", "viewer_count", b"viewer_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
