@@ -33,6 +33,7 @@ from server.core import dedupe_keys, media_clock, policy, wire
 from server.core.cursor import CursorError, encode_cursor, parse_cursor
 from server.core.errors import OK_STATUS, ApiError, Code, log_unavailable
 from server.core.hub import Channel, Hub
+from server.core.moderation import Moderation
 from server.core.outbox import Frame, Outbox
 from server.core.ratelimit import TokenBucket
 from server.log.base import (
@@ -83,6 +84,9 @@ class Posted:
     cursor: str
     event_id: str
     duplicate: bool
+    replaced: bool = False
+    """The moderation hook replaced the text; the event carries `replaced_text`."""
+    replaced_text: str = ""
 
 
 def timestamp_now() -> timestamp_pb2.Timestamp:
@@ -129,6 +133,8 @@ class Gateway:
         self._user_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self._holds: dict[str, asyncio.TimerHandle] = {}
         """Rooms watched for admin calls (no member needs them), until the timer fires."""
+        self.moderation: Moderation | None = None
+        """The platform's moderation hook (--moderation-hook), set by the node."""
 
     async def start(self) -> None:
         self._log.set_listener(self._on_records)
@@ -145,6 +151,8 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         await self._log.close()
+        if self.moderation is not None:
+            await self.moderation.reviewer.close()
 
     def user_bucket(self, who: Identity) -> TokenBucket:
         """The node's rate budget for one user across all their streams (services: unlimited)."""
@@ -517,7 +525,9 @@ class Gateway:
         Checks, in order: the room is open; `action` (publish_event) if given; per
         post, the user's rate budget on this node, the caller's standing may post the
         kind (before the payload's content is looked at), the payload, moderation
-        rank (TARGET_PROTECTED), ban and mute, slow mode and once-per-user rules."""
+        rank (TARGET_PROTECTED), the platform's moderation hook (viewers' and bots'
+        comments, one at a time: server/core/moderation.py), ban and mute, slow mode
+        and once-per-user rules."""
         try:
             info = await self.open_room(room_id)
             state = await self._room_state(room_id, info)
@@ -534,6 +544,8 @@ class Gateway:
         entries: list[Entry] = []
         owners: list[int] = []
         """For each entry, the post it came from."""
+        replaced: dict[int, str] = {}
+        """Posts whose text the moderation hook replaced."""
         for i, item in enumerate(posts):
             try:
                 # A user's streams and admin calls share one budget, so more streams or
@@ -551,6 +563,10 @@ class Gateway:
                 policy.check_payload(item.payload, self.settings.max_text_chars)
                 policy.check_payload_size(item.payload, kind)
                 self.interactions.check_authority(state, info.creator_user_id, where, who, kind, item.payload)
+                if self.moderation is not None and self.moderation.needs_review(where, kind):
+                    review = await self.moderation.review(who, room_id, where, kind, item.payload, item.key)
+                    if review.replaced_text is not None:
+                        replaced[i] = review.replaced_text
                 if kind == "like":
                     # Counted here, published as a like burst by the ticker.
                     if who.user_id in state.banned and where != policy.S_SERVICE:
@@ -580,6 +596,10 @@ class Gateway:
             for i, outcome in zip(owners, appended, strict=True):
                 if results[i] is None:
                     results[i] = outcome
+            for i, text in replaced.items():
+                posted = results[i]
+                if isinstance(posted, Posted):
+                    results[i] = dataclasses.replace(posted, replaced=True, replaced_text=text)
         return [r if r is not None else ApiError(Code.INTERNAL, "INTERNAL", "no result") for r in results]
 
     async def post_system(self, room_id: str, kind: str, payload: event_pb2.Payload, key: str) -> Posted:

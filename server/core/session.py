@@ -392,6 +392,8 @@ class Session:
                 cursor=outcome.cursor,
                 event_id=outcome.event_id,
                 duplicate=outcome.duplicate,
+                replaced=outcome.replaced,
+                replaced_text=outcome.replaced_text,
             )
         self.outbox.put_control(_message(send_result=result))
 

@@ -111,6 +111,17 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     read what the server sent (answers piled up past the stream's bound), or kept
     sending frames the server had to refuse. Reconnect and read the stream.
     """
+    ERROR_REASON_CONTENT_REJECTED: _ErrorReason.ValueType  # 130
+    """PERMISSION_DENIED: the platform's moderation hook refused the content (a send of a
+    comment by a viewer or bot; docs/commerce.md, "Moderation hook"). The status
+    message is the hook's reason, to show to the sender; metadata "label" is the
+    hook's category when it gave one. Nobody else sees the content.
+    """
+    ERROR_REASON_MODERATION_UNAVAILABLE: _ErrorReason.ValueType  # 131
+    """UNAVAILABLE: the node is configured to refuse content its moderation hook could
+    not review (--moderation-hook-failure closed) and the hook was slow, down or
+    answered wrongly. Retry with the same client_msg_id (RetryInfo says when).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons Barrage puts in google.rpc.ErrorInfo.reason (domain "barrage.v1").
@@ -207,5 +218,16 @@ ERROR_REASON_STREAM_OVERLOADED: ErrorReason.ValueType  # 47
 """RESOURCE_EXHAUSTED: the stream ended because the client kept sending but did not
 read what the server sent (answers piled up past the stream's bound), or kept
 sending frames the server had to refuse. Reconnect and read the stream.
+"""
+ERROR_REASON_CONTENT_REJECTED: ErrorReason.ValueType  # 130
+"""PERMISSION_DENIED: the platform's moderation hook refused the content (a send of a
+comment by a viewer or bot; docs/commerce.md, "Moderation hook"). The status
+message is the hook's reason, to show to the sender; metadata "label" is the
+hook's category when it gave one. Nobody else sees the content.
+"""
+ERROR_REASON_MODERATION_UNAVAILABLE: ErrorReason.ValueType  # 131
+"""UNAVAILABLE: the node is configured to refuse content its moderation hook could
+not review (--moderation-hook-failure closed) and the hook was slow, down or
+answered wrongly. Retry with the same client_msg_id (RetryInfo says when).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -723,6 +723,8 @@ class SendResult(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     EVENT_ID_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    REPLACED_FIELD_NUMBER: _builtins.int
+    REPLACED_TEXT_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The room of the send."""
     client_msg_id: _builtins.str
@@ -735,6 +737,15 @@ class SendResult(_message.Message):
     """True when this send was a retry of an already appended event; cursor and
     event_id are the first copy's.
     """
+    replaced: _builtins.bool
+    """True when the platform's moderation hook replaced the content's text (masked
+    words): the stored event, which everyone sees, carries `replaced_text`, not what
+    was sent. An app showing the pending message shows replaced_text instead.
+    """
+    replaced_text: _builtins.str
+    """The text stored instead of the sent one (set only when `replaced`); equal to the
+    stored event's text.
+    """
     @_builtins.property
     def status(self) -> _status_pb2.Status:
         """OK: the event is durable in the room log, with `cursor` and `event_id` set.
@@ -746,11 +757,13 @@ class SendResult(_message.Message):
         Otherwise the event was not appended and the status says why: INVALID_ARGUMENT
         (INVALID_FIELD and the text reasons, TEXT_BLOCKED), FAILED_PRECONDITION
         (NOT_JOINED; ROOM_CLOSED, also when the room closed while this stream was in
-        it; NOT_OPEN), PERMISSION_DENIED (ROLE_FORBIDDEN, MUTED, BANNED), ALREADY_EXISTS
+        it; NOT_OPEN), PERMISSION_DENIED (ROLE_FORBIDDEN, MUTED, BANNED; CONTENT_REJECTED
+        by the platform's moderation hook, with its reason as the message), ALREADY_EXISTS
         (ALREADY_DONE), RESOURCE_EXHAUSTED (RATE_LIMITED or SLOW_MODE, with
         google.rpc.RetryInfo), UNAUTHENTICATED (TOKEN_EXPIRED: refresh the token, then
         retry), UNAVAILABLE (LOG_UNAVAILABLE: the log could not confirm the append;
-        retry with the same client_msg_id).
+        retry with the same client_msg_id; MODERATION_UNAVAILABLE: the moderation hook
+        could not review the content and the node refuses unreviewed content).
 
         The sender's own event travels in the room's event batches independently of
         this result and may arrive BEFORE it. Dedupe on client_msg_id: the event
@@ -769,10 +782,12 @@ class SendResult(_message.Message):
         cursor: _builtins.str = ...,
         event_id: _builtins.str = ...,
         duplicate: _builtins.bool = ...,
+        replaced: _builtins.bool = ...,
+        replaced_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "cursor", b"cursor", "duplicate", b"duplicate", "event_id", b"event_id", "room_id", b"room_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_msg_id", b"client_msg_id", "cursor", b"cursor", "duplicate", b"duplicate", "event_id", b"event_id", "replaced", b"replaced", "replaced_text", b"replaced_text", "room_id", b"room_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
