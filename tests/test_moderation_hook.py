@@ -354,6 +354,34 @@ async def test_staff_and_services_skip_the_hook(open_node: Node, hook: HookServe
     assert [(r.sender.user_id, r.standing) for r in hook.requests] == [("helper", "bot")]
 
 
+async def test_a_streams_queued_comments_are_reviewed_together_and_kept_in_order(
+    open_node: Node, hook: HookServer, streams: list[RawStream]
+) -> None:
+    """Sends that queue on a stream while its previous append waits go out as one batch:
+    their reviews run at once (a batch waits for its slowest answer, not the sum)."""
+
+    async def unhurried(request: mh.ReviewRequest) -> Answer:
+        await asyncio.sleep(0.1)
+        return await judge(request)
+
+    room = await new_room(open_node)
+    vic = await connect(open_node, room, open_node.token("vic"))
+    streams.append(vic)
+    hook.behaviour = unhurried
+    words = ["one", "two darn", "three spam", "four", "five", "six"]
+    ids = [f"m{i}-{uuid.uuid4().hex[:6]}" for i in range(len(words))]
+    for msg_id, text in zip(ids, words, strict=True):
+        payload = ev.Payload(comment=ev.Comment(text=text))
+        await vic.send(rs.ConnectRequest(send=rs.Send(room_id=room, client_msg_id=msg_id, payload=payload)))
+    results = [await vic.send_result(msg_id, timeout=15) for msg_id in ids]
+    assert [reason(r.status) for r in results] == [(OK, "")] * 2 + [(PERMISSION_DENIED, "CONTENT_REJECTED")] + [
+        (OK, "")
+    ] * 3
+    await vic.wait_events(room, 5, kind="comment")
+    assert texts(vic, room) == ["one", "two ****", "four", "five", "six"]
+    assert hook.most_in_flight >= 2
+
+
 # ------------------------------------------------------------------ a failing hook
 
 

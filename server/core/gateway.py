@@ -525,9 +525,9 @@ class Gateway:
         Checks, in order: the room is open; `action` (publish_event) if given; per
         post, the user's rate budget on this node, the caller's standing may post the
         kind (before the payload's content is looked at), the payload, moderation
-        rank (TARGET_PROTECTED), the platform's moderation hook (viewers' and bots'
-        comments, one at a time: server/core/moderation.py), ban and mute, slow mode
-        and once-per-user rules."""
+        rank (TARGET_PROTECTED); then the platform's moderation hook (viewers' and
+        bots' comments: server/core/moderation.py); then ban and mute, slow mode and
+        once-per-user rules."""
         try:
             info = await self.open_room(room_id)
             state = await self._room_state(room_id, info)
@@ -544,8 +544,8 @@ class Gateway:
         entries: list[Entry] = []
         owners: list[int] = []
         """For each entry, the post it came from."""
-        replaced: dict[int, str] = {}
-        """Posts whose text the moderation hook replaced."""
+        kinds: dict[int, str] = {}
+        """Posts that passed the checks needing no room state beyond authority, by kind."""
         for i, item in enumerate(posts):
             try:
                 # A user's streams and admin calls share one budget, so more streams or
@@ -563,22 +563,34 @@ class Gateway:
                 policy.check_payload(item.payload, self.settings.max_text_chars)
                 policy.check_payload_size(item.payload, kind)
                 self.interactions.check_authority(state, info.creator_user_id, where, who, kind, item.payload)
-                if self.moderation is not None and self.moderation.needs_review(where, kind):
-                    review = await self.moderation.review(who, room_id, where, kind, item.payload, item.key)
-                    if review.replaced_text is not None:
-                        replaced[i] = review.replaced_text
-                if kind == "like":
+            except ApiError as err:
+                results[i] = err
+                continue
+            kinds[i] = kind
+        # The platform's hook reviews viewers' and bots' comments, all of the batch at once
+        # (server/core/moderation.py): a refusal fills in results, a replacement the payload.
+        replaced: dict[int, str] = {}
+        if self.moderation is not None:
+            refused, replaced = await self.moderation.review_posts(who, room_id, where, posts, kinds)
+            for i, refusal in refused.items():
+                results[i] = refusal
+        for i, checked in kinds.items():
+            if results[i] is not None:
+                continue
+            item = posts[i]
+            try:
+                if checked == "like":
                     # Counted here, published as a like burst by the ticker.
                     if who.user_id in state.banned and where != policy.S_SERVICE:
                         raise ApiError(Code.PERMISSION_DENIED, "BANNED", "you are banned from this room")
                     self.likes[room_id] = self.likes.get(room_id, 0) + item.payload.like.count
                     results[i] = Posted(cursor="", event_id="", duplicate=False)
                     continue
-                if kind == "media_clock" and not self.media_clocks.should_log(state, room_id, item.payload, now_ms):
+                if checked == "media_clock" and not self.media_clocks.should_log(state, room_id, item.payload, now_ms):
                     results[i] = Posted(cursor="", event_id="", duplicate=False)  # latest wins: coalesced
                     continue
                 prepared = self.interactions.prepare(
-                    state, who, room_id, kind, item.payload, item.key, now_ms, standing=where
+                    state, who, room_id, checked, item.payload, item.key, now_ms, standing=where
                 )
             except ApiError as err:
                 results[i] = err

@@ -8,7 +8,9 @@ raises HookFailure naming what went wrong; this module knows no gRPC.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +41,16 @@ class HookFailure(Exception):
     def __init__(self, outcome: str, detail: str) -> None:
         super().__init__(detail)
         self.outcome = outcome
+
+
+class PostLike(Protocol):
+    """A post as Gateway.post holds it (server.core.gateway.Post)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def payload(self) -> event_pb2.Payload: ...
 
 
 class Reviewer(Protocol):
@@ -74,6 +86,30 @@ class Moderation:
     @staticmethod
     def needs_review(where: str, kind: str) -> bool:
         return kind in REVIEWED_KINDS and where in REVIEWED_STANDINGS
+
+    async def review_posts(
+        self, who: Identity, room_id: str, where: str, posts: Sequence[PostLike], kinds: Mapping[int, str]
+    ) -> tuple[dict[int, ApiError], dict[int, str]]:
+        """Review the posts of one batch that need it, all at once (a batch of N comments
+        waits for the slowest answer, not for N answers in a row). Returns the refused
+        posts' errors and the replaced posts' new text, by index."""
+        indexes = [i for i, kind in kinds.items() if self.needs_review(where, kind)]
+        if not indexes:
+            return {}, {}
+        outcomes = await asyncio.gather(
+            *(self.review(who, room_id, where, kinds[i], posts[i].payload, posts[i].key) for i in indexes),
+            return_exceptions=True,
+        )
+        refused: dict[int, ApiError] = {}
+        replaced: dict[int, str] = {}
+        for i, outcome in zip(indexes, outcomes, strict=True):
+            if isinstance(outcome, ApiError):
+                refused[i] = outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            elif outcome.replaced_text is not None:
+                replaced[i] = outcome.replaced_text
+        return refused, replaced
 
     async def review(
         self, who: Identity, room_id: str, where: str, kind: str, payload: event_pb2.Payload, key: str
