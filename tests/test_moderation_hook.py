@@ -37,6 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import moderation_hook_pb2 as mh
 from barrage.v1 import room_service_pb2 as rs
+from server.transport.moderation_hook import CircuitBreaker
 from tests.cluster import ping
 from tests.kafka_broker import running_broker
 from tests.server_process import ServerProcess, free_port
@@ -501,8 +502,8 @@ async def test_a_hook_that_hangs_holds_a_bounded_few_sends_and_nothing_else(
 ) -> None:
     """Deadline 3 s, at most 4 calls pending: 10 viewers comment at once while the hook
     hangs. 4 wait for the deadline, 6 are refused at once (overloaded); meanwhile pings,
-    a join, another room's viewers and the owner's comments are answered. The timeouts
-    then open the circuit: the next comment does not call the hook at all."""
+    a join, another room's viewers and the owner's comments are answered. Those timeouts
+    and a few errors then open the circuit: the next comments do not call the hook."""
     server = ServerProcess(
         tmp_path / "data",
         args=(
@@ -543,15 +544,15 @@ async def test_a_hook_that_hangs_holds_a_bounded_few_sends_and_nothing_else(
             "other room, owner"
         ]
 
-        # 4 timeouts in a row; one more opens the circuit, and then the hook is not called.
+        # 4 of the last calls timed out; when 10 of the last 20 have failed the circuit
+        # opens, and then the hook is not called at all.
         hook.release()
         await asyncio.sleep(0.1)
         asked = len(hook.requests)
         hook.behaviour = error_status
-        assert error_info((await comment(viewers[0], room, "fifth")).status).metadata["outcome"] == "error"
-        skipped = await comment(viewers[1], room, "sixth")
-        assert error_info(skipped.status).metadata["outcome"] == "circuit_open"
-        assert len(hook.requests) == asked + 1
+        outcomes = [error_info((await comment(viewers[0], room, f"n{i}")).status).metadata["outcome"] for i in range(8)]
+        assert outcomes == ["error"] * 6 + ["circuit_open"] * 2
+        assert len(hook.requests) == asked + 6
         # After the open period one probe goes through; its success closes the circuit.
         hook.behaviour = judge
         await asyncio.sleep(1.2)
@@ -561,6 +562,34 @@ async def test_a_hook_that_hangs_holds_a_bounded_few_sends_and_nothing_else(
         hook.release()
         await close_all(streams)
         server.stop()
+
+
+# ------------------------------------------------------------------ the circuit breaker
+
+
+def test_the_circuit_opens_on_a_failing_share_not_on_a_few_late_answers() -> None:
+    breaker = CircuitBreaker(window=20, trip_at=10, open_s=0.05)
+    for i in range(200):  # 1 call in 10 fails: a saturated node's few late answers
+        assert breaker.allow()
+        breaker.failed() if i % 10 == 0 else breaker.succeeded()
+    for _ in range(8):  # now the hook is down: 1 + 8 + 1 failures among the last 20 calls
+        assert breaker.allow()
+        breaker.failed()
+    assert breaker.allow()
+    breaker.failed()
+    assert not breaker.allow()  # open
+    time.sleep(0.06)
+    assert breaker.allow()  # one probe ...
+    assert not breaker.allow()  # ... at a time
+    breaker.failed()  # the probe failed: open again
+    assert not breaker.allow()
+    time.sleep(0.06)
+    assert breaker.allow()
+    breaker.succeeded()  # the probe answered: closed, failures forgotten
+    assert all(breaker.allow() for _ in range(5))
+    for _ in range(9):
+        breaker.failed()
+    assert breaker.allow()
 
 
 # ------------------------------------------------------------------------ Kafka

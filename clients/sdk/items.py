@@ -22,6 +22,9 @@ class Ack:
     duplicate: bool
     """True when the server had already appended this client_msg_id (a retry): cursor
     and event_id are the first copy's."""
+    replaced_text: str | None = None
+    """The text stored instead of the sent one, when the platform's moderation hook
+    masked it (SendResult.replaced); None when the text was stored as sent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,7 +113,8 @@ class Sends:
         if pending is None or pending.future.done():
             return
         if result.status.code == 0:
-            ack = Ack(result.room_id, result.client_msg_id, result.cursor, result.event_id, result.duplicate)
+            replaced = result.replaced_text if result.replaced else None
+            ack = Ack(result.room_id, result.client_msg_id, result.cursor, result.event_id, result.duplicate, replaced)
             pending.future.set_result(ack)
             return
         error = SendError.from_status(result.status, room_id=result.room_id, client_msg_id=result.client_msg_id)

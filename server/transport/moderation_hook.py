@@ -8,7 +8,7 @@ ways, each a HookFailure the failure policy handles at once:
 - a deadline per call (--moderation-hook-timeout-ms): `timeout`;
 - at most --moderation-hook-max-pending calls in flight: beyond it `overloaded`, without
   a call (a hook that hangs holds at most that many);
-- a circuit breaker: after _TRIP_AFTER failures in a row the node stops calling for
+- a circuit breaker: when half of the last 20 calls failed the node stops calling for
   _OPEN_S (`circuit_open`), then lets one probe through; its success closes the circuit.
 
 Replies are read as raw bytes and parsed here, so a hook that answers garbage is told
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -30,7 +31,9 @@ from server.core.moderation import HookFailure, Moderation
 log = logging.getLogger(__name__)
 
 METHOD = "/barrage.v1.ModerationHookService/Review"
-_TRIP_AFTER = 5
+_WINDOW = 20
+_TRIP_AT = 10
+"""The circuit opens when 10 of the last 20 calls failed (timeout, unavailable, error)."""
 _OPEN_S = 1.0
 _MAX_REPLY_BYTES = 16 * 1024
 _OPTIONS: list[tuple[str, int]] = [
@@ -45,18 +48,25 @@ _OPTIONS: list[tuple[str, int]] = [
 
 
 class CircuitBreaker:
-    """Closed, open for `open_s` after `trip_after` failures in a row, then half-open:
-    one probe call at a time until one succeeds."""
+    """Closed while fewer than `trip_at` of the last `window` calls failed; then open for
+    `open_s`; then half-open: one probe call at a time, whose success closes it (and
+    forgets the failures) and whose failure opens it again.
 
-    def __init__(self, trip_after: int = _TRIP_AFTER, open_s: float = _OPEN_S) -> None:
-        self._trip_after = trip_after
-        self._open_s = open_s
+    A share of recent calls, not failures in a row: with hundreds of calls in flight on a
+    saturated node a few late answers in a row are normal, and must not stop every review.
+    """
+
+    def __init__(self, window: int = _WINDOW, trip_at: int = _TRIP_AT, open_s: float = _OPEN_S) -> None:
+        self._recent: deque[bool] = deque(maxlen=window)
+        """Recent calls: True for a failure."""
         self._failures = 0
-        self._open_until = 0.0
+        self._trip_at = trip_at
+        self._open_s = open_s
+        self._open_until: float | None = None
         self._probing = False
 
     def allow(self) -> bool:
-        if self._failures < self._trip_after:
+        if self._open_until is None:
             return True
         if self._probing or time.monotonic() < self._open_until:
             return False
@@ -64,18 +74,35 @@ class CircuitBreaker:
         return True
 
     def succeeded(self) -> None:
-        if self._failures >= self._trip_after:
+        if self._open_until is not None:
+            if not self._probing:
+                return  # a call from before the circuit opened: the probe decides
             log.info("moderation hook answers again: circuit closed")
-        self._failures = 0
-        self._probing = False
+            self._open_until = None
+            self._probing = False
+            self._recent.clear()
+            self._failures = 0
+            return
+        self._record(False)
 
     def failed(self) -> None:
-        self._failures += 1
-        self._probing = False
-        if self._failures >= self._trip_after:
-            if self._failures == self._trip_after:
-                log.warning("moderation hook failed %d times in a row: circuit open", self._failures)
+        if self._open_until is not None:
+            if self._probing:
+                self._probing = False
+                self._open_until = time.monotonic() + self._open_s
+            return
+        self._record(True)
+        if self._failures >= self._trip_at:
+            log.warning(
+                "moderation hook failed %d of its last %d calls: circuit open", self._failures, len(self._recent)
+            )
             self._open_until = time.monotonic() + self._open_s
+
+    def _record(self, failed: bool) -> None:
+        if len(self._recent) == self._recent.maxlen and self._recent[0]:
+            self._failures -= 1
+        self._recent.append(failed)
+        self._failures += failed
 
 
 class HookClient:
