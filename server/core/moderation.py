@@ -148,7 +148,9 @@ class Moderation:
         if verdict == mh.REVIEW_VERDICT_ALLOW:
             return "allow", NOT_REPLACED
         if verdict == mh.REVIEW_VERDICT_REJECT:
-            message = text_rules.normalize(answer.message)[:MAX_MESSAGE_CHARS] or "the platform refused this content"
+            # Shown to the sender as it is: nothing that could break or disguise a layout.
+            printable = "".join(ch for ch in answer.message if ch.isprintable())
+            message = text_rules.normalize(printable)[:MAX_MESSAGE_CHARS] or "the platform refused this content"
             metadata = {"label": answer.label} if _is_label(answer.label) else None
             raise ApiError(Code.PERMISSION_DENIED, "CONTENT_REJECTED", message, metadata=metadata)
         if verdict == mh.REVIEW_VERDICT_REPLACE:

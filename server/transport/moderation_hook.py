@@ -135,6 +135,10 @@ class HookClient:
                 else "error"
             )
             raise HookFailure(outcome, f"{code.name}: {exc.details()}") from None
+        except Exception as exc:  # the channel itself failed (a bad target, say): as good as down
+            self._breaker.failed()
+            log.warning("moderation hook call failed: %r", exc)
+            raise HookFailure("unavailable", repr(exc)) from None
         finally:
             self.pending -= 1
         self._breaker.succeeded()  # it answered; whether the answer makes sense is the core's to say

@@ -120,7 +120,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_MODERATION_UNAVAILABLE: _ErrorReason.ValueType  # 131
     """UNAVAILABLE: the node is configured to refuse content its moderation hook could
     not review (--moderation-hook-failure closed) and the hook was slow, down or
-    answered wrongly. Retry with the same client_msg_id (RetryInfo says when).
+    answered wrongly; metadata "outcome" names which (timeout, unavailable, error,
+    invalid, overloaded, circuit_open). Retry with the same client_msg_id (RetryInfo
+    says when).
     """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
@@ -228,6 +230,8 @@ hook's category when it gave one. Nobody else sees the content.
 ERROR_REASON_MODERATION_UNAVAILABLE: ErrorReason.ValueType  # 131
 """UNAVAILABLE: the node is configured to refuse content its moderation hook could
 not review (--moderation-hook-failure closed) and the hook was slow, down or
-answered wrongly. Retry with the same client_msg_id (RetryInfo says when).
+answered wrongly; metadata "outcome" names which (timeout, unavailable, error,
+invalid, overloaded, circuit_open). Retry with the same client_msg_id (RetryInfo
+says when).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
