@@ -9,7 +9,8 @@ ways, each a HookFailure the failure policy handles at once:
 - at most --moderation-hook-max-pending calls in flight: beyond it `overloaded`, without
   a call (a hook that hangs holds at most that many);
 - a circuit breaker: when half of the last 20 calls failed the node stops calling for
-  _OPEN_S (`circuit_open`), then lets one probe through; its success closes the circuit.
+  0.25 s (`circuit_open`), then lets one probe through; its success closes the circuit,
+  its failure opens it twice as long again (at most 4 s).
 
 Replies are read as raw bytes and parsed here, so a hook that answers garbage is told
 apart (`invalid`) from one that fails (`error`, `unavailable`).
@@ -34,7 +35,10 @@ METHOD = "/barrage.v1.ModerationHookService/Review"
 _WINDOW = 20
 _TRIP_AT = 10
 """The circuit opens when 10 of the last 20 calls failed (timeout, unavailable, error)."""
-_OPEN_S = 1.0
+_OPEN_S = 0.25
+_MAX_OPEN_S = 4.0
+"""Open 0.25 s after a trip (a stall of the machine or network trips it too, and should
+cost little), twice as long after each failed probe, at most 4 s (a hook that is down)."""
 _MAX_REPLY_BYTES = 16 * 1024
 _OPTIONS: list[tuple[str, int]] = [
     # A hook that was down is called again soon after it is back (gRPC's default backoff
@@ -50,18 +54,22 @@ _OPTIONS: list[tuple[str, int]] = [
 class CircuitBreaker:
     """Closed while fewer than `trip_at` of the last `window` calls failed; then open for
     `open_s`; then half-open: one probe call at a time, whose success closes it (and
-    forgets the failures) and whose failure opens it again.
+    forgets the failures) and whose failure opens it again, twice as long (at most
+    `max_open_s`).
 
     A share of recent calls, not failures in a row: with hundreds of calls in flight on a
     saturated node a few late answers in a row are normal, and must not stop every review.
     """
 
-    def __init__(self, window: int = _WINDOW, trip_at: int = _TRIP_AT, open_s: float = _OPEN_S) -> None:
+    def __init__(
+        self, window: int = _WINDOW, trip_at: int = _TRIP_AT, open_s: float = _OPEN_S, max_open_s: float = _MAX_OPEN_S
+    ) -> None:
         self._recent: deque[bool] = deque(maxlen=window)
         """Recent calls: True for a failure."""
         self._failures = 0
         self._trip_at = trip_at
-        self._open_s = open_s
+        self._first_open_s = self._open_s = open_s
+        self._max_open_s = max_open_s
         self._open_until: float | None = None
         self._probing = False
 
@@ -79,6 +87,7 @@ class CircuitBreaker:
                 return  # a call from before the circuit opened: the probe decides
             log.info("moderation hook answers again: circuit closed")
             self._open_until = None
+            self._open_s = self._first_open_s
             self._probing = False
             self._recent.clear()
             self._failures = 0
@@ -89,6 +98,7 @@ class CircuitBreaker:
         if self._open_until is not None:
             if self._probing:
                 self._probing = False
+                self._open_s = min(2 * self._open_s, self._max_open_s)
                 self._open_until = time.monotonic() + self._open_s
             return
         self._record(True)
