@@ -586,6 +586,8 @@ def test_the_circuit_opens_on_a_failing_share_not_on_a_few_late_answers() -> Non
     assert not breaker.allow()
     time.sleep(0.05)
     assert breaker.allow()
+    breaker.abandoned()  # the probe's caller went away: the next call probes instead
+    assert breaker.allow()
     breaker.succeeded()  # the probe answered: closed, failures forgotten
     assert all(breaker.allow() for _ in range(5))
     for _ in range(9):

@@ -18,6 +18,7 @@ apart (`invalid`) from one that fails (`error`, `unavailable`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -94,6 +95,10 @@ class CircuitBreaker:
             return
         self._record(False)
 
+    def abandoned(self) -> None:
+        """A call was cancelled before it ended: if it was the probe, the next call probes."""
+        self._probing = False
+
     def failed(self) -> None:
         if self._open_until is not None:
             if self._probing:
@@ -145,6 +150,9 @@ class HookClient:
                 else "error"
             )
             raise HookFailure(outcome, f"{code.name}: {exc.details()}") from None
+        except asyncio.CancelledError:
+            self._breaker.abandoned()  # the sender's stream ended meanwhile: no verdict on the hook
+            raise
         except Exception as exc:  # the channel itself failed (a bad target, say): as good as down
             self._breaker.failed()
             log.warning("moderation hook call failed: %r", exc)
