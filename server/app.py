@@ -29,7 +29,7 @@ from server.log.segment import LogCorruptError
 from server.telemetry.logs import configure_logging
 from server.telemetry.setup import Telemetry, split_listen
 from server.telemetry.setup import setup as setup_telemetry
-from server.transport import reflection, web
+from server.transport import moderation_hook, reflection, web
 from server.transport.admin_service import AdminService
 from server.transport.room_service import RoomServiceHandler
 
@@ -59,6 +59,8 @@ class Node:
         backend = open_backend(settings.log)
         self.log = backend.log
         self.gateway = Gateway(settings, backend, settings.node_id)
+        if settings.moderation_hook:
+            self.gateway.moderation = moderation_hook.build(settings)
         # Room insights: a consumer of the room log, and RoomInsightsService (server/insights).
         self.insights = InsightsHub(settings, backend.log, self.gateway) if settings.insights else None
         self.rooms = RoomServiceHandler(self.gateway, self.verifier)

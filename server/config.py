@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     insights_idle_s: float = Field(600.0, gt=0, description="forget a room's insights this long after the last ask")
     insights_aliases: str | None = Field(None, description="JSON file of product id -> aliases for insights")
 
+    # The platform's moderation hook (barrage.v1.ModerationHookService; docs/commerce.md).
+    moderation_hook: str | None = Field(None, description="HOST:PORT of the platform's ModerationHookService")
+    moderation_hook_timeout_ms: float = Field(50.0, gt=0, le=10_000, description="deadline of one hook call")
+    moderation_hook_failure: Literal["open", "closed"] = Field(
+        "open", description="a slow, down or wrong hook: open appends unreviewed, closed refuses (UNAVAILABLE)"
+    )
+    moderation_hook_max_pending: int = Field(
+        256, ge=1, description="hook calls in flight at once; beyond it content is handled as on a failure"
+    )
+
     max_text_chars: int = 500
     sends_per_second: float = 10.0
     send_burst: int = 20

@@ -26,6 +26,9 @@ class Ack:
     """A coupon claim's id (coupon_claim sends; docs/commerce.md "Coupons")."""
     grabbed: event_pb2.Money | None = None
     """A red packet grab's share (red_packet_grab sends)."""
+    replaced_text: str | None = None
+    """The text stored instead of the sent one, when the platform's moderation hook
+    masked it (SendResult.replaced); None when the text was stored as sent."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,9 +114,10 @@ class Sends:
             return
         if result.status.code == 0:
             grabbed = result.grabbed if result.HasField("grabbed") else None
+            replaced = result.replaced_text if result.replaced else None
             ack = Ack(
                 result.room_id, result.client_msg_id, result.cursor, result.event_id, result.duplicate,
-                result.claim_id, grabbed,
+                result.claim_id, grabbed, replaced,
             )  # fmt: skip
             pending.future.set_result(ack)
             return

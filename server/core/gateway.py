@@ -34,6 +34,7 @@ from server.core import dedupe_keys, media_clock, policy, whisper, wire
 from server.core.cursor import CursorError, encode_cursor, parse_cursor
 from server.core.errors import OK_STATUS, ApiError, Code, log_unavailable
 from server.core.hub import Channel, Hub
+from server.core.moderation import Moderation
 from server.core.outbox import Frame, Outbox
 from server.core.ratelimit import TokenBucket
 from server.log.base import (
@@ -88,6 +89,9 @@ class Posted:
     """A coupon claim's id, as the log decided it (server/commerce/giveaways.py)."""
     grabbed: event_pb2.Money | None = None
     """A red packet grab's share, as the log decided it."""
+    replaced: bool = False
+    """The moderation hook replaced the text; the event carries `replaced_text`."""
+    replaced_text: str = ""
 
 
 def timestamp_now() -> timestamp_pb2.Timestamp:
@@ -136,6 +140,8 @@ class Gateway:
         self._user_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self._holds: dict[str, asyncio.TimerHandle] = {}
         """Rooms watched for admin calls (no member needs them), until the timer fires."""
+        self.moderation: Moderation | None = None
+        """The platform's moderation hook (--moderation-hook), set by the node."""
 
     async def start(self) -> None:
         self._log.set_listener(self._on_records)
@@ -152,6 +158,8 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         await self._log.close()
+        if self.moderation is not None:
+            await self.moderation.reviewer.close()
 
     def user_bucket(self, who: Identity) -> TokenBucket:
         """The node's rate budget for one user across all their streams (services: unlimited)."""
@@ -544,7 +552,9 @@ class Gateway:
         Checks, in order: the room is open; `action` (publish_event) if given; per
         post, the user's rate budget on this node, the caller's standing may post the
         kind (before the payload's content is looked at), the payload, moderation
-        rank (TARGET_PROTECTED), ban and mute, slow mode and once-per-user rules."""
+        rank (TARGET_PROTECTED); then the platform's moderation hook (viewers' and
+        bots' comments: server/core/moderation.py); then ban and mute, slow mode and
+        once-per-user rules."""
         try:
             info = await self.open_room(room_id)
             state = await self._room_state(room_id, info)
@@ -561,6 +571,8 @@ class Gateway:
         entries: list[Entry] = []
         owners: list[int] = []
         """For each entry, the post it came from."""
+        kinds: dict[int, str] = {}
+        """Posts that passed the checks needing no room state beyond authority, by kind."""
         for i, item in enumerate(posts):
             try:
                 # A user's streams and admin calls share one budget, so more streams or
@@ -578,18 +590,34 @@ class Gateway:
                 policy.check_payload(item.payload, self.settings.max_text_chars)
                 policy.check_payload_size(item.payload, kind)
                 self.interactions.check_authority(state, info.creator_user_id, where, who, kind, item.payload)
-                if kind == "like":
+            except ApiError as err:
+                results[i] = err
+                continue
+            kinds[i] = kind
+        # The platform's hook reviews viewers' and bots' comments, all of the batch at once
+        # (server/core/moderation.py): a refusal fills in results, a replacement the payload.
+        replaced: dict[int, str] = {}
+        if self.moderation is not None:
+            refused, replaced = await self.moderation.review_posts(who, room_id, where, posts, kinds)
+            for i, refusal in refused.items():
+                results[i] = refusal
+        for i, checked in kinds.items():
+            if results[i] is not None:
+                continue
+            item = posts[i]
+            try:
+                if checked == "like":
                     # Counted here, published as a like burst by the ticker.
                     if who.user_id in state.banned and where != policy.S_SERVICE:
                         raise ApiError(Code.PERMISSION_DENIED, "BANNED", "you are banned from this room")
                     self.likes[room_id] = self.likes.get(room_id, 0) + item.payload.like.count
                     results[i] = Posted(cursor="", event_id="", duplicate=False)
                     continue
-                if kind == "media_clock" and not self.media_clocks.should_log(state, room_id, item.payload, now_ms):
+                if checked == "media_clock" and not self.media_clocks.should_log(state, room_id, item.payload, now_ms):
                     results[i] = Posted(cursor="", event_id="", duplicate=False)  # latest wins: coalesced
                     continue
                 prepared = self.interactions.prepare(
-                    state, who, room_id, kind, item.payload, item.key, now_ms, standing=where
+                    state, who, room_id, checked, item.payload, item.key, now_ms, standing=where
                 )
             except ApiError as err:
                 results[i] = err
@@ -609,6 +637,10 @@ class Gateway:
                     results[i] = outcome
             # Claims and grabs are answered with the log's decision (server/commerce/giveaways.py).
             await giveaways.settle(self, room_id, [p.payload for p in posts], results)
+            for i, text in replaced.items():
+                posted = results[i]
+                if isinstance(posted, Posted):
+                    results[i] = dataclasses.replace(posted, replaced=True, replaced_text=text)
         return [r if r is not None else ApiError(Code.INTERNAL, "INTERNAL", "no result") for r in results]
 
     async def post_system(self, room_id: str, kind: str, payload: event_pb2.Payload, key: str) -> Posted:

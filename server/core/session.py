@@ -394,6 +394,8 @@ class Session:
                 duplicate=outcome.duplicate,
                 claim_id=outcome.claim_id,
                 grabbed=outcome.grabbed,
+                replaced=outcome.replaced,
+                replaced_text=outcome.replaced_text,
             )
         self.outbox.put_control(_message(send_result=result))
 

@@ -128,6 +128,15 @@ class Metrics:
         self.batch_size: Series = r.histogram(
             "barrage.batch.size", "{event}", "events per flushed room frame", SIZE_BOUNDS
         ).of()
+        # The platform's moderation hook (server/core/moderation.py).
+        self.moderation_calls: Labelled = r.counter(
+            "barrage.moderation_hook.calls",
+            "{call}",
+            "posts reviewed by the moderation hook, by outcome (the verdict or the failure) and effect",
+        ).by("barrage.moderation_hook.outcome", "barrage.moderation_hook.effect")
+        self.moderation_latency: Series = r.histogram(
+            "barrage.moderation_hook.duration", "s", "time a post waited for its review (failures included)"
+        ).of()
 
 
 class _State:
@@ -295,6 +304,17 @@ def send_answered(user_id: str, send: room_service_pb2.Send, outcome: Posted | E
         span.set_attribute(CURSOR, str(getattr(outcome, "cursor", "")))
         span.set_attribute("barrage.duplicate", bool(getattr(outcome, "duplicate", False)))
     span.end()
+
+
+def moderation_reviewed(outcome: str, effect: str, seconds: float) -> None:
+    """A post was reviewed: outcome allow, reject, replace, timeout, unavailable, error,
+    overloaded, circuit_open or invalid; effect allowed, rejected, replaced, failed_open
+    or failed_closed."""
+    st = _state
+    if st is None:
+        return
+    st.metrics.moderation_calls[(outcome, effect)].value += 1
+    st.metrics.moderation_latency.record(seconds)
 
 
 def continuity(what: str, n: int = 1) -> None:

@@ -137,6 +137,19 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """FAILED_PRECONDITION: the coupon was already redeemed on another order (metadata
     "order_id" names it). Redeeming it again on the same order answers as the first time.
     """
+    ERROR_REASON_CONTENT_REJECTED: _ErrorReason.ValueType  # 130
+    """PERMISSION_DENIED: the platform's moderation hook refused the content (a send of a
+    comment by a viewer or bot; docs/commerce.md, "Moderation hook"). The status
+    message is the hook's reason, to show to the sender; metadata "label" is the
+    hook's category when it gave one. Nobody else sees the content.
+    """
+    ERROR_REASON_MODERATION_UNAVAILABLE: _ErrorReason.ValueType  # 131
+    """UNAVAILABLE: the node is configured to refuse content its moderation hook could
+    not review (--moderation-hook-failure closed) and the hook was slow, down or
+    answered wrongly; metadata "outcome" names which (timeout, unavailable, error,
+    invalid, overloaded, circuit_open). Retry with the same client_msg_id (RetryInfo
+    says when).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """The reasons Barrage puts in google.rpc.ErrorInfo.reason (domain "barrage.v1").
@@ -259,5 +272,18 @@ as it may (metadata "max").
 ERROR_REASON_ALREADY_REDEEMED: ErrorReason.ValueType  # 105
 """FAILED_PRECONDITION: the coupon was already redeemed on another order (metadata
 "order_id" names it). Redeeming it again on the same order answers as the first time.
+"""
+ERROR_REASON_CONTENT_REJECTED: ErrorReason.ValueType  # 130
+"""PERMISSION_DENIED: the platform's moderation hook refused the content (a send of a
+comment by a viewer or bot; docs/commerce.md, "Moderation hook"). The status
+message is the hook's reason, to show to the sender; metadata "label" is the
+hook's category when it gave one. Nobody else sees the content.
+"""
+ERROR_REASON_MODERATION_UNAVAILABLE: ErrorReason.ValueType  # 131
+"""UNAVAILABLE: the node is configured to refuse content its moderation hook could
+not review (--moderation-hook-failure closed) and the hook was slow, down or
+answered wrongly; metadata "outcome" names which (timeout, unavailable, error,
+invalid, overloaded, circuit_open). Retry with the same client_msg_id (RetryInfo
+says when).
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

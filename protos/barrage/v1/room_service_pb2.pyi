@@ -805,6 +805,8 @@ class SendResult(_message.Message):
     DUPLICATE_FIELD_NUMBER: _builtins.int
     CLAIM_ID_FIELD_NUMBER: _builtins.int
     GRABBED_FIELD_NUMBER: _builtins.int
+    REPLACED_FIELD_NUMBER: _builtins.int
+    REPLACED_TEXT_FIELD_NUMBER: _builtins.int
     room_id: _builtins.str
     """The room of the send."""
     client_msg_id: _builtins.str
@@ -824,6 +826,15 @@ class SendResult(_message.Message):
     EXPIRED or NOT_OPEN (the claim event is in the log all the same, with `cursor`
     unset in the answer).
     """
+    replaced: _builtins.bool
+    """True when the platform's moderation hook replaced the content's text (masked
+    words): the stored event, which everyone sees, carries `replaced_text`, not what
+    was sent. An app showing the pending message shows replaced_text instead.
+    """
+    replaced_text: _builtins.str
+    """The text stored instead of the sent one (set only when `replaced`); equal to the
+    stored event's text.
+    """
     @_builtins.property
     def status(self) -> _status_pb2.Status:
         """OK: the event is durable in the room log, with `cursor` and `event_id` set.
@@ -835,11 +846,13 @@ class SendResult(_message.Message):
         Otherwise the event was not appended and the status says why: INVALID_ARGUMENT
         (INVALID_FIELD and the text reasons, TEXT_BLOCKED), FAILED_PRECONDITION
         (NOT_JOINED; ROOM_CLOSED, also when the room closed while this stream was in
-        it; NOT_OPEN), PERMISSION_DENIED (ROLE_FORBIDDEN, MUTED, BANNED), ALREADY_EXISTS
+        it; NOT_OPEN), PERMISSION_DENIED (ROLE_FORBIDDEN, MUTED, BANNED; CONTENT_REJECTED
+        by the platform's moderation hook, with its reason as the message), ALREADY_EXISTS
         (ALREADY_DONE), RESOURCE_EXHAUSTED (RATE_LIMITED or SLOW_MODE, with
         google.rpc.RetryInfo), UNAUTHENTICATED (TOKEN_EXPIRED: refresh the token, then
         retry), UNAVAILABLE (LOG_UNAVAILABLE: the log could not confirm the append;
-        retry with the same client_msg_id).
+        retry with the same client_msg_id; MODERATION_UNAVAILABLE: the moderation hook
+        could not review the content and the node refuses unreviewed content).
 
         The sender's own event travels in the room's event batches independently of
         this result and may arrive BEFORE it. Dedupe on client_msg_id: the event
@@ -866,10 +879,12 @@ class SendResult(_message.Message):
         duplicate: _builtins.bool = ...,
         claim_id: _builtins.str = ...,
         grabbed: _event_pb2.Money | None = ...,
+        replaced: _builtins.bool = ...,
+        replaced_text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["grabbed", b"grabbed", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_id", b"claim_id", "client_msg_id", b"client_msg_id", "cursor", b"cursor", "duplicate", b"duplicate", "event_id", b"event_id", "grabbed", b"grabbed", "room_id", b"room_id", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claim_id", b"claim_id", "client_msg_id", b"client_msg_id", "cursor", b"cursor", "duplicate", b"duplicate", "event_id", b"event_id", "grabbed", b"grabbed", "replaced", b"replaced", "replaced_text", b"replaced_text", "room_id", b"room_id", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
