@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Event, MediaTime, Payload } from "./event_pb.js";
+import type { CouponBatchDropped, Event, Leaderboard, LeaderboardEntry, MediaTime, Money, Payload } from "./event_pb.js";
 import { file_barrage_v1_event } from "./event_pb.js";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file barrage/v1/admin_service.proto.
  */
 export const file_barrage_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5iYXJyYWdlL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SCmJhcnJhZ2UudjEisAIKBFJvb20SDwoHcm9vbV9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRIkCgVzdGF0ZRgDIAEoDjIVLmJhcnJhZ2UudjEuUm9vbVN0YXRlEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjbG9zZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9jcmVhdG9yX3VzZXJfaWQYBiABKAkSEwoLaGVhZF9jdXJzb3IYByABKAkSGgoSbW9kZXJhdG9yX3VzZXJfaWRzGCggAygJEhEKCWNvdmVyX3VybBhfIAEoCRIOCgZsYWJlbHMYYCADKAkSFAoMYW5ub3VuY2VtZW50GGEgASgJIkkKEUNyZWF0ZVJvb21SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDQoFdGl0bGUYAiABKAkSFAoMaG9zdF91c2VyX2lkGCggASgJIjQKEkNyZWF0ZVJvb21SZXNwb25zZRIeCgRyb29tGAEgASgLMhAuYmFycmFnZS52MS5Sb29tIiEKDkdldFJvb21SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkiMQoPR2V0Um9vbVJlc3BvbnNlEh4KBHJvb20YASABKAsyEC5iYXJyYWdlLnYxLlJvb20iMwoQQ2xvc2VSb29tUmVxdWVzdBIPCgdyb29tX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIzChFDbG9zZVJvb21SZXNwb25zZRIeCgRyb29tGAEgASgLMhAuYmFycmFnZS52MS5Sb29tIokBChNQdWJsaXNoRXZlbnRSZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIkCgdwYXlsb2FkGAMgASgLMhMuYmFycmFnZS52MS5QYXlsb2FkEhMKC3RyYWNlcGFyZW50GAQgASgJEhIKCnRyYWNlc3RhdGUYBSABKAkiSwoUUHVibGlzaEV2ZW50UmVzcG9uc2USDgoGY3Vyc29yGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEhEKCWR1cGxpY2F0ZRgDIAEoCCKcAQoRTGlzdEV2ZW50c1JlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRIOCgZjdXJzb3IYAiABKAkSKAoJZGlyZWN0aW9uGAMgASgOMhUuYmFycmFnZS52MS5EaXJlY3Rpb24SEQoJcGFnZV9zaXplGAQgASgNEikKCm1lZGlhX3RpbWUYRiABKAsyFS5iYXJyYWdlLnYxLk1lZGlhVGltZSJMChJMaXN0RXZlbnRzUmVzcG9uc2USIQoGZXZlbnRzGAEgAygLMhEuYmFycmFnZS52MS5FdmVudBITCgtuZXh0X2N1cnNvchgCIAEoCSKFAQoQTGlzdFJvb21zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCRIkCgVzdGF0ZRgDIAEoDjIVLmJhcnJhZ2UudjEuUm9vbVN0YXRlEhUKDW93bmVyX3VzZXJfaWQYBCABKAkSDQoFbGFiZWwYBSABKAkiTQoRTGlzdFJvb21zUmVzcG9uc2USHwoFcm9vbXMYASADKAsyEC5iYXJyYWdlLnYxLlJvb20SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIp0BChFVcGRhdGVSb29tUmVxdWVzdBIPCgdyb29tX2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEhEKCWNvdmVyX3VybBgDIAEoCRIOCgZsYWJlbHMYBCADKAkSFAoMYW5ub3VuY2VtZW50GAUgASgJEi8KC3VwZGF0ZV9tYXNrGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI0ChJVcGRhdGVSb29tUmVzcG9uc2USHgoEcm9vbRgBIAEoCzIQLmJhcnJhZ2UudjEuUm9vbSpTCglSb29tU3RhdGUSGgoWUk9PTV9TVEFURV9VTlNQRUNJRklFRBAAEhMKD1JPT01fU1RBVEVfT1BFThABEhUKEVJPT01fU1RBVEVfQ0xPU0VEEAIqVQoJRGlyZWN0aW9uEhkKFURJUkVDVElPTl9VTlNQRUNJRklFRBAAEhUKEURJUkVDVElPTl9GT1JXQVJEEAESFgoSRElSRUNUSU9OX0JBQ0tXQVJEEAIypAQKEFJvb21BZG1pblNlcnZpY2USSwoKQ3JlYXRlUm9vbRIdLmJhcnJhZ2UudjEuQ3JlYXRlUm9vbVJlcXVlc3QaHi5iYXJyYWdlLnYxLkNyZWF0ZVJvb21SZXNwb25zZRJCCgdHZXRSb29tEhouYmFycmFnZS52MS5HZXRSb29tUmVxdWVzdBobLmJhcnJhZ2UudjEuR2V0Um9vbVJlc3BvbnNlEkgKCUNsb3NlUm9vbRIcLmJhcnJhZ2UudjEuQ2xvc2VSb29tUmVxdWVzdBodLmJhcnJhZ2UudjEuQ2xvc2VSb29tUmVzcG9uc2USUQoMUHVibGlzaEV2ZW50Eh8uYmFycmFnZS52MS5QdWJsaXNoRXZlbnRSZXF1ZXN0GiAuYmFycmFnZS52MS5QdWJsaXNoRXZlbnRSZXNwb25zZRJLCgpMaXN0RXZlbnRzEh0uYmFycmFnZS52MS5MaXN0RXZlbnRzUmVxdWVzdBoeLmJhcnJhZ2UudjEuTGlzdEV2ZW50c1Jlc3BvbnNlEkgKCUxpc3RSb29tcxIcLmJhcnJhZ2UudjEuTGlzdFJvb21zUmVxdWVzdBodLmJhcnJhZ2UudjEuTGlzdFJvb21zUmVzcG9uc2USSwoKVXBkYXRlUm9vbRIdLmJhcnJhZ2UudjEuVXBkYXRlUm9vbVJlcXVlc3QaHi5iYXJyYWdlLnYxLlVwZGF0ZVJvb21SZXNwb25zZUJnCg5jb20uYmFycmFnZS52MVABWjZnaXRodWIuY29tL2JhcnJhZ2UvYmFycmFnZS9nZW4vZ28vYmFycmFnZS92MTtiYXJyYWdldjGiAgNCUkeqAgpCYXJyYWdlLlYxugIHQmFycmFnZWIGcHJvdG8z", [file_barrage_v1_event, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("Ch5iYXJyYWdlL3YxL2FkbWluX3NlcnZpY2UucHJvdG8SCmJhcnJhZ2UudjEisAIKBFJvb20SDwoHcm9vbV9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRIkCgVzdGF0ZRgDIAEoDjIVLmJhcnJhZ2UudjEuUm9vbVN0YXRlEi8KC2NyZWF0ZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpjbG9zZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9jcmVhdG9yX3VzZXJfaWQYBiABKAkSEwoLaGVhZF9jdXJzb3IYByABKAkSGgoSbW9kZXJhdG9yX3VzZXJfaWRzGCggAygJEhEKCWNvdmVyX3VybBhfIAEoCRIOCgZsYWJlbHMYYCADKAkSFAoMYW5ub3VuY2VtZW50GGEgASgJIkkKEUNyZWF0ZVJvb21SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDQoFdGl0bGUYAiABKAkSFAoMaG9zdF91c2VyX2lkGCggASgJIjQKEkNyZWF0ZVJvb21SZXNwb25zZRIeCgRyb29tGAEgASgLMhAuYmFycmFnZS52MS5Sb29tIiEKDkdldFJvb21SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkiMQoPR2V0Um9vbVJlc3BvbnNlEh4KBHJvb20YASABKAsyEC5iYXJyYWdlLnYxLlJvb20iOQoVR2V0TGVhZGVyYm9hcmRSZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJxChZHZXRMZWFkZXJib2FyZFJlc3BvbnNlEiwKC2xlYWRlcmJvYXJkGAEgASgLMhcuYmFycmFnZS52MS5MZWFkZXJib2FyZBIpCgNvd24YAiABKAsyHC5iYXJyYWdlLnYxLkxlYWRlcmJvYXJkRW50cnkiMwoQQ2xvc2VSb29tUmVxdWVzdBIPCgdyb29tX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIzChFDbG9zZVJvb21SZXNwb25zZRIeCgRyb29tGAEgASgLMhAuYmFycmFnZS52MS5Sb29tIokBChNQdWJsaXNoRXZlbnRSZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIkCgdwYXlsb2FkGAMgASgLMhMuYmFycmFnZS52MS5QYXlsb2FkEhMKC3RyYWNlcGFyZW50GAQgASgJEhIKCnRyYWNlc3RhdGUYBSABKAkigQEKFFB1Ymxpc2hFdmVudFJlc3BvbnNlEg4KBmN1cnNvchgBIAEoCRIQCghldmVudF9pZBgCIAEoCRIRCglkdXBsaWNhdGUYAyABKAgSEAoIY2xhaW1faWQYZCABKAkSIgoHZ3JhYmJlZBhlIAEoCzIRLmJhcnJhZ2UudjEuTW9uZXkinAEKEUxpc3RFdmVudHNSZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSDgoGY3Vyc29yGAIgASgJEigKCWRpcmVjdGlvbhgDIAEoDjIVLmJhcnJhZ2UudjEuRGlyZWN0aW9uEhEKCXBhZ2Vfc2l6ZRgEIAEoDRIpCgptZWRpYV90aW1lGEYgASgLMhUuYmFycmFnZS52MS5NZWRpYVRpbWUiTAoSTGlzdEV2ZW50c1Jlc3BvbnNlEiEKBmV2ZW50cxgBIAMoCzIRLmJhcnJhZ2UudjEuRXZlbnQSEwoLbmV4dF9jdXJzb3IYAiABKAkihQEKEExpc3RSb29tc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgNEhIKCnBhZ2VfdG9rZW4YAiABKAkSJAoFc3RhdGUYAyABKA4yFS5iYXJyYWdlLnYxLlJvb21TdGF0ZRIVCg1vd25lcl91c2VyX2lkGAQgASgJEg0KBWxhYmVsGAUgASgJIk0KEUxpc3RSb29tc1Jlc3BvbnNlEh8KBXJvb21zGAEgAygLMhAuYmFycmFnZS52MS5Sb29tEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKdAQoRVXBkYXRlUm9vbVJlcXVlc3QSDwoHcm9vbV9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRIRCgljb3Zlcl91cmwYAyABKAkSDgoGbGFiZWxzGAQgAygJEhQKDGFubm91bmNlbWVudBgFIAEoCRIvCgt1cGRhdGVfbWFzaxgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siNAoSVXBkYXRlUm9vbVJlc3BvbnNlEh4KBHJvb20YASABKAsyEC5iYXJyYWdlLnYxLlJvb20i2wEKEUNvdXBvbkNsYWltUmVjb3JkEhAKCGNsYWltX2lkGAEgASgJEhAKCGJhdGNoX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSDgoGY3Vyc29yGAQgASgJEi4KCmNsYWltX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHJlZGVlbWVkGAYgASgIEhAKCG9yZGVyX2lkGAcgASgJEi0KBWJhdGNoGAggASgLMh4uYmFycmFnZS52MS5Db3Vwb25CYXRjaERyb3BwZWQiOAoTVmVyaWZ5Q291cG9uUmVxdWVzdBIPCgdyb29tX2lkGAEgASgJEhAKCGNsYWltX2lkGAIgASgJIkQKFFZlcmlmeUNvdXBvblJlc3BvbnNlEiwKBWNsYWltGAEgASgLMh0uYmFycmFnZS52MS5Db3Vwb25DbGFpbVJlY29yZCJKChNSZWRlZW1Db3Vwb25SZXF1ZXN0Eg8KB3Jvb21faWQYASABKAkSEAoIY2xhaW1faWQYAiABKAkSEAoIb3JkZXJfaWQYAyABKAkiRAoUUmVkZWVtQ291cG9uUmVzcG9uc2USLAoFY2xhaW0YASABKAsyHS5iYXJyYWdlLnYxLkNvdXBvbkNsYWltUmVjb3JkKlMKCVJvb21TdGF0ZRIaChZST09NX1NUQVRFX1VOU1BFQ0lGSUVEEAASEwoPUk9PTV9TVEFURV9PUEVOEAESFQoRUk9PTV9TVEFURV9DTE9TRUQQAipVCglEaXJlY3Rpb24SGQoVRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASFQoRRElSRUNUSU9OX0ZPUldBUkQQARIWChJESVJFQ1RJT05fQkFDS1dBUkQQAjKjBgoQUm9vbUFkbWluU2VydmljZRJLCgpDcmVhdGVSb29tEh0uYmFycmFnZS52MS5DcmVhdGVSb29tUmVxdWVzdBoeLmJhcnJhZ2UudjEuQ3JlYXRlUm9vbVJlc3BvbnNlEkIKB0dldFJvb20SGi5iYXJyYWdlLnYxLkdldFJvb21SZXF1ZXN0GhsuYmFycmFnZS52MS5HZXRSb29tUmVzcG9uc2USSAoJQ2xvc2VSb29tEhwuYmFycmFnZS52MS5DbG9zZVJvb21SZXF1ZXN0Gh0uYmFycmFnZS52MS5DbG9zZVJvb21SZXNwb25zZRJRCgxQdWJsaXNoRXZlbnQSHy5iYXJyYWdlLnYxLlB1Ymxpc2hFdmVudFJlcXVlc3QaIC5iYXJyYWdlLnYxLlB1Ymxpc2hFdmVudFJlc3BvbnNlEksKCkxpc3RFdmVudHMSHS5iYXJyYWdlLnYxLkxpc3RFdmVudHNSZXF1ZXN0Gh4uYmFycmFnZS52MS5MaXN0RXZlbnRzUmVzcG9uc2USSAoJTGlzdFJvb21zEhwuYmFycmFnZS52MS5MaXN0Um9vbXNSZXF1ZXN0Gh0uYmFycmFnZS52MS5MaXN0Um9vbXNSZXNwb25zZRJLCgpVcGRhdGVSb29tEh0uYmFycmFnZS52MS5VcGRhdGVSb29tUmVxdWVzdBoeLmJhcnJhZ2UudjEuVXBkYXRlUm9vbVJlc3BvbnNlElEKDFZlcmlmeUNvdXBvbhIfLmJhcnJhZ2UudjEuVmVyaWZ5Q291cG9uUmVxdWVzdBogLmJhcnJhZ2UudjEuVmVyaWZ5Q291cG9uUmVzcG9uc2USUQoMUmVkZWVtQ291cG9uEh8uYmFycmFnZS52MS5SZWRlZW1Db3Vwb25SZXF1ZXN0GiAuYmFycmFnZS52MS5SZWRlZW1Db3Vwb25SZXNwb25zZRJXCg5HZXRMZWFkZXJib2FyZBIhLmJhcnJhZ2UudjEuR2V0TGVhZGVyYm9hcmRSZXF1ZXN0GiIuYmFycmFnZS52MS5HZXRMZWFkZXJib2FyZFJlc3BvbnNlQmcKDmNvbS5iYXJyYWdlLnYxUAFaNmdpdGh1Yi5jb20vYmFycmFnZS9iYXJyYWdlL2dlbi9nby9iYXJyYWdlL3YxO2JhcnJhZ2V2MaICA0JSR6oCCkJhcnJhZ2UuVjG6AgdCYXJyYWdlYgZwcm90bzM", [file_barrage_v1_event, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A room.
@@ -211,6 +211,64 @@ export const GetRoomResponseSchema: GenMessage<GetRoomResponse> = /*@__PURE__*/
   messageDesc(file_barrage_v1_admin_service, 4);
 
 /**
+ * Request of GetLeaderboard.
+ *
+ * @generated from message barrage.v1.GetLeaderboardRequest
+ */
+export type GetLeaderboardRequest = Message<"barrage.v1.GetLeaderboardRequest"> & {
+  /**
+   * The room.
+   *
+   * @generated from field: string room_id = 1;
+   */
+  roomId: string;
+
+  /**
+   * Whose place to answer in `own`: empty for the caller. Only the room's staff,
+   * bots and services may name another user.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message barrage.v1.GetLeaderboardRequest.
+ * Use `create(GetLeaderboardRequestSchema)` to create a new message.
+ */
+export const GetLeaderboardRequestSchema: GenMessage<GetLeaderboardRequest> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_admin_service, 5);
+
+/**
+ * Response of GetLeaderboard.
+ *
+ * @generated from message barrage.v1.GetLeaderboardResponse
+ */
+export type GetLeaderboardResponse = Message<"barrage.v1.GetLeaderboardResponse"> & {
+  /**
+   * The top of the ranking, as the live Leaderboard event carries it (`final` set
+   * once the room has closed).
+   *
+   * @generated from field: barrage.v1.Leaderboard leaderboard = 1;
+   */
+  leaderboard?: Leaderboard | undefined;
+
+  /**
+   * The user's own place, however far down; absent when the user gave no gift.
+   *
+   * @generated from field: barrage.v1.LeaderboardEntry own = 2;
+   */
+  own?: LeaderboardEntry | undefined;
+};
+
+/**
+ * Describes the message barrage.v1.GetLeaderboardResponse.
+ * Use `create(GetLeaderboardResponseSchema)` to create a new message.
+ */
+export const GetLeaderboardResponseSchema: GenMessage<GetLeaderboardResponse> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_admin_service, 6);
+
+/**
  * Request of CloseRoom.
  *
  * @generated from message barrage.v1.CloseRoomRequest
@@ -236,7 +294,7 @@ export type CloseRoomRequest = Message<"barrage.v1.CloseRoomRequest"> & {
  * Use `create(CloseRoomRequestSchema)` to create a new message.
  */
 export const CloseRoomRequestSchema: GenMessage<CloseRoomRequest> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_admin_service, 5);
+  messageDesc(file_barrage_v1_admin_service, 7);
 
 /**
  * Response of CloseRoom.
@@ -257,7 +315,7 @@ export type CloseRoomResponse = Message<"barrage.v1.CloseRoomResponse"> & {
  * Use `create(CloseRoomResponseSchema)` to create a new message.
  */
 export const CloseRoomResponseSchema: GenMessage<CloseRoomResponse> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_admin_service, 6);
+  messageDesc(file_barrage_v1_admin_service, 8);
 
 /**
  * Request of PublishEvent.
@@ -306,7 +364,7 @@ export type PublishEventRequest = Message<"barrage.v1.PublishEventRequest"> & {
  * Use `create(PublishEventRequestSchema)` to create a new message.
  */
 export const PublishEventRequestSchema: GenMessage<PublishEventRequest> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_admin_service, 7);
+  messageDesc(file_barrage_v1_admin_service, 9);
 
 /**
  * Response of PublishEvent.
@@ -335,6 +393,21 @@ export type PublishEventResponse = Message<"barrage.v1.PublishEventResponse"> & 
    * @generated from field: bool duplicate = 3;
    */
   duplicate: boolean;
+
+  /**
+   * coupon_claim (a service claiming for a user): the claim id of the coupon won, as
+   * SendResult.claim_id. A refused claim fails the call (SOLD_OUT, LIMIT_REACHED, ...).
+   *
+   * @generated from field: string claim_id = 100;
+   */
+  claimId: string;
+
+  /**
+   * red_packet_grab: the share won, as SendResult.grabbed.
+   *
+   * @generated from field: barrage.v1.Money grabbed = 101;
+   */
+  grabbed?: Money | undefined;
 };
 
 /**
@@ -342,7 +415,7 @@ export type PublishEventResponse = Message<"barrage.v1.PublishEventResponse"> & 
  * Use `create(PublishEventResponseSchema)` to create a new message.
  */
 export const PublishEventResponseSchema: GenMessage<PublishEventResponse> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_admin_service, 8);
+  messageDesc(file_barrage_v1_admin_service, 10);
 
 /**
  * Request of ListEvents.
@@ -405,7 +478,7 @@ export type ListEventsRequest = Message<"barrage.v1.ListEventsRequest"> & {
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_admin_service, 9);
+  messageDesc(file_barrage_v1_admin_service, 11);
 
 /**
  * Response of ListEvents.
@@ -436,7 +509,7 @@ export type ListEventsResponse = Message<"barrage.v1.ListEventsResponse"> & {
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_admin_service, 10);
+  messageDesc(file_barrage_v1_admin_service, 12);
 
 /**
  * Request of ListRooms.
@@ -488,7 +561,7 @@ export type ListRoomsRequest = Message<"barrage.v1.ListRoomsRequest"> & {
  * Use `create(ListRoomsRequestSchema)` to create a new message.
  */
 export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_admin_service, 11);
+  messageDesc(file_barrage_v1_admin_service, 13);
 
 /**
  * Response of ListRooms.
@@ -517,7 +590,7 @@ export type ListRoomsResponse = Message<"barrage.v1.ListRoomsResponse"> & {
  * Use `create(ListRoomsResponseSchema)` to create a new message.
  */
 export const ListRoomsResponseSchema: GenMessage<ListRoomsResponse> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_admin_service, 12);
+  messageDesc(file_barrage_v1_admin_service, 14);
 
 /**
  * Request of UpdateRoom.
@@ -575,7 +648,7 @@ export type UpdateRoomRequest = Message<"barrage.v1.UpdateRoomRequest"> & {
  * Use `create(UpdateRoomRequestSchema)` to create a new message.
  */
 export const UpdateRoomRequestSchema: GenMessage<UpdateRoomRequest> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_admin_service, 13);
+  messageDesc(file_barrage_v1_admin_service, 15);
 
 /**
  * Response of UpdateRoom.
@@ -596,7 +669,182 @@ export type UpdateRoomResponse = Message<"barrage.v1.UpdateRoomResponse"> & {
  * Use `create(UpdateRoomResponseSchema)` to create a new message.
  */
 export const UpdateRoomResponseSchema: GenMessage<UpdateRoomResponse> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_admin_service, 14);
+  messageDesc(file_barrage_v1_admin_service, 16);
+
+/**
+ * A claimed coupon, as the room's log decided it.
+ *
+ * @generated from message barrage.v1.CouponClaimRecord
+ */
+export type CouponClaimRecord = Message<"barrage.v1.CouponClaimRecord"> & {
+  /**
+   * The claim id.
+   *
+   * @generated from field: string claim_id = 1;
+   */
+  claimId: string;
+
+  /**
+   * The batch.
+   *
+   * @generated from field: string batch_id = 2;
+   */
+  batchId: string;
+
+  /**
+   * The user the coupon belongs to.
+   *
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * Cursor of the claim event in the room's log.
+   *
+   * @generated from field: string cursor = 4;
+   */
+  cursor: string;
+
+  /**
+   * When the claim was accepted.
+   *
+   * @generated from field: google.protobuf.Timestamp claim_time = 5;
+   */
+  claimTime?: Timestamp | undefined;
+
+  /**
+   * True once redeemed.
+   *
+   * @generated from field: bool redeemed = 6;
+   */
+  redeemed: boolean;
+
+  /**
+   * The order it was redeemed on (empty if not redeemed).
+   *
+   * @generated from field: string order_id = 7;
+   */
+  orderId: string;
+
+  /**
+   * The batch as dropped (discount, minimum spend, products, redeem_until).
+   *
+   * @generated from field: barrage.v1.CouponBatchDropped batch = 8;
+   */
+  batch?: CouponBatchDropped | undefined;
+};
+
+/**
+ * Describes the message barrage.v1.CouponClaimRecord.
+ * Use `create(CouponClaimRecordSchema)` to create a new message.
+ */
+export const CouponClaimRecordSchema: GenMessage<CouponClaimRecord> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_admin_service, 17);
+
+/**
+ * Request of VerifyCoupon.
+ *
+ * @generated from message barrage.v1.VerifyCouponRequest
+ */
+export type VerifyCouponRequest = Message<"barrage.v1.VerifyCouponRequest"> & {
+  /**
+   * The room the coupon was claimed in.
+   *
+   * @generated from field: string room_id = 1;
+   */
+  roomId: string;
+
+  /**
+   * The claim id (SendResult.claim_id).
+   *
+   * @generated from field: string claim_id = 2;
+   */
+  claimId: string;
+};
+
+/**
+ * Describes the message barrage.v1.VerifyCouponRequest.
+ * Use `create(VerifyCouponRequestSchema)` to create a new message.
+ */
+export const VerifyCouponRequestSchema: GenMessage<VerifyCouponRequest> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_admin_service, 18);
+
+/**
+ * Response of VerifyCoupon.
+ *
+ * @generated from message barrage.v1.VerifyCouponResponse
+ */
+export type VerifyCouponResponse = Message<"barrage.v1.VerifyCouponResponse"> & {
+  /**
+   * The claim.
+   *
+   * @generated from field: barrage.v1.CouponClaimRecord claim = 1;
+   */
+  claim?: CouponClaimRecord | undefined;
+};
+
+/**
+ * Describes the message barrage.v1.VerifyCouponResponse.
+ * Use `create(VerifyCouponResponseSchema)` to create a new message.
+ */
+export const VerifyCouponResponseSchema: GenMessage<VerifyCouponResponse> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_admin_service, 19);
+
+/**
+ * Request of RedeemCoupon.
+ *
+ * @generated from message barrage.v1.RedeemCouponRequest
+ */
+export type RedeemCouponRequest = Message<"barrage.v1.RedeemCouponRequest"> & {
+  /**
+   * The room the coupon was claimed in.
+   *
+   * @generated from field: string room_id = 1;
+   */
+  roomId: string;
+
+  /**
+   * The claim id (SendResult.claim_id).
+   *
+   * @generated from field: string claim_id = 2;
+   */
+  claimId: string;
+
+  /**
+   * The order it is redeemed on, 1 to 64 printable ASCII characters.
+   *
+   * @generated from field: string order_id = 3;
+   */
+  orderId: string;
+};
+
+/**
+ * Describes the message barrage.v1.RedeemCouponRequest.
+ * Use `create(RedeemCouponRequestSchema)` to create a new message.
+ */
+export const RedeemCouponRequestSchema: GenMessage<RedeemCouponRequest> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_admin_service, 20);
+
+/**
+ * Response of RedeemCoupon.
+ *
+ * @generated from message barrage.v1.RedeemCouponResponse
+ */
+export type RedeemCouponResponse = Message<"barrage.v1.RedeemCouponResponse"> & {
+  /**
+   * The claim, now redeemed on the order.
+   *
+   * @generated from field: barrage.v1.CouponClaimRecord claim = 1;
+   */
+  claim?: CouponClaimRecord | undefined;
+};
+
+/**
+ * Describes the message barrage.v1.RedeemCouponResponse.
+ * Use `create(RedeemCouponResponseSchema)` to create a new message.
+ */
+export const RedeemCouponResponseSchema: GenMessage<RedeemCouponResponse> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_admin_service, 21);
 
 /**
  * Whether a room accepts joins and events.
@@ -777,6 +1025,49 @@ export const RoomAdminService: GenService<{
     methodKind: "unary";
     input: typeof UpdateRoomRequestSchema;
     output: typeof UpdateRoomResponseSchema;
+  },
+  /**
+   * Look up a claimed coupon by its claim id (SendResult.claim_id): its batch, user and
+   * whether it was redeemed. NOT_FOUND (CLAIM_NOT_FOUND) if the room has no such claim.
+   * Who: service, the room's owner. Others: ROLE_FORBIDDEN.
+   *
+   * @generated from rpc barrage.v1.RoomAdminService.VerifyCoupon
+   */
+  verifyCoupon: {
+    methodKind: "unary";
+    input: typeof VerifyCouponRequestSchema;
+    output: typeof VerifyCouponResponseSchema;
+  },
+  /**
+   * Redeem a claimed coupon on an order. Idempotent: redeeming it again on the same
+   * order answers as the first time; on another order FAILED_PRECONDITION
+   * (ALREADY_REDEEMED, metadata "order_id"). Past the batch's redeem_until:
+   * FAILED_PRECONDITION (EXPIRED). Unknown claim: NOT_FOUND (CLAIM_NOT_FOUND). The
+   * redemption is a CouponRedeemed event in the room's log, so every node agrees.
+   * Who: service (the order service). Others: ROLE_FORBIDDEN.
+   *
+   * @generated from rpc barrage.v1.RoomAdminService.RedeemCoupon
+   */
+  redeemCoupon: {
+    methodKind: "unary";
+    input: typeof RedeemCouponRequestSchema;
+    output: typeof RedeemCouponResponseSchema;
+  },
+  /**
+   * A room's gift ranking (docs/commerce.md "Leaderboard"), with one user's own place
+   * however far down it is ("you are 1,234th"): the caller's own, or the user_id
+   * named. Open rooms read the node's live fold; a closed room's final ranking is
+   * folded from its log. A bad user_id: INVALID_ARGUMENT (INVALID_FIELD).
+   * Who: everyone who may join the room (a viewer asks its own place and may not
+   * name another user: ROLE_FORBIDDEN); the room's staff, bots and services may name
+   * any user. A bot outside its rooms: ROLE_FORBIDDEN.
+   *
+   * @generated from rpc barrage.v1.RoomAdminService.GetLeaderboard
+   */
+  getLeaderboard: {
+    methodKind: "unary";
+    input: typeof GetLeaderboardRequestSchema;
+    output: typeof GetLeaderboardResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_barrage_v1_admin_service, 0);

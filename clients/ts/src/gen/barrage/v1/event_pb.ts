@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file barrage/v1/event.proto.
  */
 export const file_barrage_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChZiYXJyYWdlL3YxL2V2ZW50LnByb3RvEgpiYXJyYWdlLnYxIm4KBlNlbmRlchIPCgd1c2VyX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIeCgRyb2xlGAMgASgOMhAuYmFycmFnZS52MS5Sb2xlEg0KBWxldmVsGFUgASgNEg4KBmJhZGdlcxhWIAMoCSLJAgoFRXZlbnQSDwoHcm9vbV9pZBgBIAEoCRIOCgZjdXJzb3IYAiABKAkSEAoIZXZlbnRfaWQYAyABKAkSIgoGc2VuZGVyGAQgASgLMhIuYmFycmFnZS52MS5TZW5kZXISMAoMcHVibGlzaF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgt0cmFjZXBhcmVudBgGIAEoCRISCgp0cmFjZXN0YXRlGAcgASgJEiYKCHByaW9yaXR5GAggASgOMhQuYmFycmFnZS52MS5Qcmlvcml0eRIVCg1jbGllbnRfbXNnX2lkGAkgASgJEiQKB3BheWxvYWQYCiABKAsyEy5iYXJyYWdlLnYxLlBheWxvYWQSKQoKbWVkaWFfdGltZRhGIAEoCzIVLmJhcnJhZ2UudjEuTWVkaWFUaW1lIk0KCU1lZGlhVGltZRITCgt0aW1lbGluZV9pZBgBIAEoCRIrCghwb3NpdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJeCgpNZWRpYUNsb2NrEhMKC3RpbWVsaW5lX2lkGAEgASgJEisKCHBvc2l0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBnBhdXNlZBgDIAEoCCLKDQoHUGF5bG9hZBImCgdjb21tZW50GAEgASgLMhMuYmFycmFnZS52MS5Db21tZW50SAASMAoMYW5ub3VuY2VtZW50GAIgASgLMhguYmFycmFnZS52MS5Bbm5vdW5jZW1lbnRIABItCgtyb29tX2Nsb3NlZBgDIAEoCzIWLmJhcnJhZ2UudjEuUm9vbUNsb3NlZEgAEiAKBGxpa2UYBCABKAsyEC5iYXJyYWdlLnYxLkxpa2VIABIrCgpsaWtlX2J1cnN0GAUgASgLMhUuYmFycmFnZS52MS5MaWtlQnVyc3RIABIgCgRnaWZ0GAYgASgLMhAuYmFycmFnZS52MS5HaWZ0SAASMwoOcHJvZHVjdF9waW5uZWQYByABKAsyGS5iYXJyYWdlLnYxLlByb2R1Y3RQaW5uZWRIABI3ChBwcm9kdWN0X3VucGlubmVkGAggASgLMhsuYmFycmFnZS52MS5Qcm9kdWN0VW5waW5uZWRIABI1Cg9wcm9kdWN0X3VwZGF0ZWQYCSABKAsyGi5iYXJyYWdlLnYxLlByb2R1Y3RVcGRhdGVkSAASOgoSZmxhc2hfc2FsZV9zdGFydGVkGAogASgLMhwuYmFycmFnZS52MS5GbGFzaFNhbGVTdGFydGVkSAASNgoQZmxhc2hfc2FsZV9zdG9jaxgLIAEoCzIaLmJhcnJhZ2UudjEuRmxhc2hTYWxlU3RvY2tIABI2ChBmbGFzaF9zYWxlX2VuZGVkGAwgASgLMhouYmFycmFnZS52MS5GbGFzaFNhbGVFbmRlZEgAEigKCHB1cmNoYXNlGA0gASgLMhQuYmFycmFnZS52MS5QdXJjaGFzZUgAEjUKD2xvdHRlcnlfc3RhcnRlZBgOIAEoCzIaLmJhcnJhZ2UudjEuTG90dGVyeVN0YXJ0ZWRIABIxCg1sb3R0ZXJ5X2VudHJ5GA8gASgLMhguYmFycmFnZS52MS5Mb3R0ZXJ5RW50cnlIABIxCg1sb3R0ZXJ5X2RyYXduGBAgASgLMhguYmFycmFnZS52MS5Mb3R0ZXJ5RHJhd25IABIvCgxwb2xsX3N0YXJ0ZWQYESABKAsyFy5iYXJyYWdlLnYxLlBvbGxTdGFydGVkSAASKQoJcG9sbF92b3RlGBIgASgLMhQuYmFycmFnZS52MS5Qb2xsVm90ZUgAEisKCnBvbGxfdGFsbHkYEyABKAsyFS5iYXJyYWdlLnYxLlBvbGxUYWxseUgAEisKCnBvbGxfZW5kZWQYFCABKAsyFS5iYXJyYWdlLnYxLlBvbGxFbmRlZEgAEi8KDHZpZXdlcl9jb3VudBgVIAEoCzIXLmJhcnJhZ2UudjEuVmlld2VyQ291bnRIABIrCgp1c2VyX211dGVkGBYgASgLMhUuYmFycmFnZS52MS5Vc2VyTXV0ZWRIABItCgt1c2VyX2Jhbm5lZBgXIAEoCzIWLmJhcnJhZ2UudjEuVXNlckJhbm5lZEgAEjUKD21lc3NhZ2VfZGVsZXRlZBgYIAEoCzIaLmJhcnJhZ2UudjEuTWVzc2FnZURlbGV0ZWRIABIpCglzbG93X21vZGUYGSABKAsyFC5iYXJyYWdlLnYxLlNsb3dNb2RlSAASMQoNdmlld2VyX2pvaW5lZBgaIAEoCzIYLmJhcnJhZ2UudjEuVmlld2VySm9pbmVkSAASLQoLdmlld2VyX2xlZnQYGyABKAsyFi5iYXJyYWdlLnYxLlZpZXdlckxlZnRIABI9ChNtb2RlcmF0b3JfYXBwb2ludGVkGCggASgLMh4uYmFycmFnZS52MS5Nb2RlcmF0b3JBcHBvaW50ZWRIABI5ChFtb2RlcmF0b3JfcmVtb3ZlZBgpIAEoCzIcLmJhcnJhZ2UudjEuTW9kZXJhdG9yUmVtb3ZlZEgAEi0KC21lZGlhX2Nsb2NrGEYgASgLMhYuYmFycmFnZS52MS5NZWRpYUNsb2NrSAASPwoUY2F0YWxvZ3VlX3JlZ2lzdGVyZWQYQSABKAsyHy5iYXJyYWdlLnYxLkNhdGFsb2d1ZVJlZ2lzdGVyZWRIABIzCg5jb21tZW50X3Bpbm5lZBhVIAEoCzIZLmJhcnJhZ2UudjEuQ29tbWVudFBpbm5lZEgAEjcKEGNvbW1lbnRfdW5waW5uZWQYViABKAsyGy5iYXJyYWdlLnYxLkNvbW1lbnRVbnBpbm5lZEgAEi8KDHJvb21fdXBkYXRlZBhfIAEoCzIXLmJhcnJhZ2UudjEuUm9vbVVwZGF0ZWRIAEIGCgRraW5kSgQIHBAdUg9yb29tX2NoZWNrcG9pbnQiRQoTQ2F0YWxvZ3VlUmVnaXN0ZXJlZBIuCghwcm9kdWN0cxgBIAMoCzIcLmJhcnJhZ2UudjEuQ2F0YWxvZ3VlUHJvZHVjdCJ1ChBDYXRhbG9ndWVQcm9kdWN0EhIKCnByb2R1Y3RfaWQYASABKAkSDQoFbmFtZXMYAiADKAkSEgoKY2F0ZWdvcmllcxgDIAMoCRIqCgZ0b3BpY3MYBCADKAsyGi5iYXJyYWdlLnYxLkNhdGFsb2d1ZVRvcGljIisKDkNhdGFsb2d1ZVRvcGljEgsKA2tleRgBIAEoCRIMCgR0ZXh0GAIgASgJIqwBCgdDb21tZW50EgwKBHRleHQYASABKAkSGQoRcmVwbHlfdG9fZXZlbnRfaWQYAiABKAkSGAoQbWVudGlvbl91c2VyX2lkcxgDIAMoCRIQCghxdWVzdGlvbhgEIAEoCBITCgtwcm9kdWN0X2lkcxgFIAMoCRISCgpzdGlja2VyX2lkGFUgASgJEiMKBWltYWdlGFYgASgLMhQuYmFycmFnZS52MS5JbWFnZVJlZiJMCghJbWFnZVJlZhILCgN1cmwYASABKAkSDQoFd2lkdGgYAiABKA0SDgoGaGVpZ2h0GAMgASgNEhQKDGNvbnRlbnRfdHlwZRgEIAEoCSKMAQoNQ29tbWVudFBpbm5lZBIQCghldmVudF9pZBgBIAEoCRIMCgR0ZXh0GAIgASgJEiIKBmF1dGhvchgDIAEoCzISLmJhcnJhZ2UudjEuU2VuZGVyEhIKCnN0aWNrZXJfaWQYBCABKAkSIwoFaW1hZ2UYBSABKAsyFC5iYXJyYWdlLnYxLkltYWdlUmVmIiMKD0NvbW1lbnRVbnBpbm5lZBIQCghldmVudF9pZBgBIAEoCSIvCgVNb25leRIUCgxhbW91bnRfbWlub3IYASABKAMSEAoIY3VycmVuY3kYAiABKAkiFQoETGlrZRINCgVjb3VudBgBIAEoDSIpCglMaWtlQnVyc3QSDQoFZGVsdGEYASABKAQSDQoFdG90YWwYAiABKAQigwEKBEdpZnQSDwoHZ2lmdF9pZBgBIAEoCRIRCglnaWZ0X25hbWUYAiABKAkSDQoFY291bnQYAyABKA0SJQoKdW5pdF92YWx1ZRgEIAEoCzIRLmJhcnJhZ2UudjEuTW9uZXkSIQoFZ2l2ZXIYBSABKAsyEi5iYXJyYWdlLnYxLlNlbmRlciJwCgdQcm9kdWN0EhIKCnByb2R1Y3RfaWQYASABKAkSDQoFdGl0bGUYAiABKAkSIAoFcHJpY2UYAyABKAsyES5iYXJyYWdlLnYxLk1vbmV5EhEKCWltYWdlX3VybBgEIAEoCRINCgVzdG9jaxgFIAEoAyI1Cg1Qcm9kdWN0UGlubmVkEiQKB3Byb2R1Y3QYASABKAsyEy5iYXJyYWdlLnYxLlByb2R1Y3QiJQoPUHJvZHVjdFVucGlubmVkEhIKCnByb2R1Y3RfaWQYASABKAkiZAoOUHJvZHVjdFVwZGF0ZWQSEgoKcHJvZHVjdF9pZBgBIAEoCRIgCgVwcmljZRgCIAEoCzIRLmJhcnJhZ2UudjEuTW9uZXkSEgoFc3RvY2sYAyABKANIAIgBAUIICgZfc3RvY2sizgEKEEZsYXNoU2FsZVN0YXJ0ZWQSDwoHc2FsZV9pZBgBIAEoCRIkCgdwcm9kdWN0GAIgASgLMhMuYmFycmFnZS52MS5Qcm9kdWN0Eg0KBXN0b2NrGAMgASgDEhYKDmxpbWl0X3Blcl91c2VyGAQgASgNEi4KCnN0YXJ0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIwCg5GbGFzaFNhbGVTdG9jaxIPCgdzYWxlX2lkGAEgASgJEg0KBXN0b2NrGAIgASgDIkEKDkZsYXNoU2FsZUVuZGVkEg8KB3NhbGVfaWQYASABKAkSEAoIc29sZF9vdXQYAiABKAgSDAoEc29sZBgDIAEoAyJqCghQdXJjaGFzZRIhCgVidXllchgBIAEoCzISLmJhcnJhZ2UudjEuU2VuZGVyEhIKCnByb2R1Y3RfaWQYAiABKAkSFQoNcHJvZHVjdF90aXRsZRgDIAEoCRIQCghxdWFudGl0eRgEIAEoDSKdAQoOTG90dGVyeVN0YXJ0ZWQSEgoKbG90dGVyeV9pZBgBIAEoCRINCgVwcml6ZRgCIAEoCRIVCg13aW5uZXJzX2NvdW50GAMgASgNEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdrZXl3b3JkGAUgASgJEhIKCmNvbW1pdG1lbnQYBiABKAkiIgoMTG90dGVyeUVudHJ5EhIKCmxvdHRlcnlfaWQYASABKAkiYwoMTG90dGVyeURyYXduEhIKCmxvdHRlcnlfaWQYASABKAkSDAoEc2VlZBgCIAEoCRIYChBlbnRyYW50X3VzZXJfaWRzGAMgAygJEhcKD3dpbm5lcl91c2VyX2lkcxgEIAMoCSJvCgtQb2xsU3RhcnRlZBIPCgdwb2xsX2lkGAEgASgJEhAKCHF1ZXN0aW9uGAIgASgJEg8KB29wdGlvbnMYAyADKAkSLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIisKCFBvbGxWb3RlEg8KB3BvbGxfaWQYASABKAkSDgoGb3B0aW9uGAIgASgNIiwKCVBvbGxUYWxseRIPCgdwb2xsX2lkGAEgASgJEg4KBmNvdW50cxgCIAMoBCIsCglQb2xsRW5kZWQSDwoHcG9sbF9pZBgBIAEoCRIOCgZjb3VudHMYAiADKAQiRQoLVmlld2VyQ291bnQSDwoHdmlld2VycxgBIAEoBBIPCgdub2RlX2lkGAIgASgJEhQKDG5vZGVfdmlld2VycxgDIAEoBCIfCgxWaWV3ZXJKb2luZWQSDwoHcmVzdW1lZBgBIAEoCCIMCgpWaWV3ZXJMZWZ0IlcKCVVzZXJNdXRlZBIPCgd1c2VyX2lkGAEgASgJEikKBXVudGlsGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YAyABKAkiLQoKVXNlckJhbm5lZBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIyCg5NZXNzYWdlRGVsZXRlZBIQCghldmVudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiOwoIU2xvd01vZGUSLwoMbWluX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIhwKDEFubm91bmNlbWVudBIMCgR0ZXh0GAEgASgJIlUKC1Jvb21VcGRhdGVkEg0KBXRpdGxlGAEgASgJEhEKCWNvdmVyX3VybBgCIAEoCRIOCgZsYWJlbHMYAyADKAkSFAoMYW5ub3VuY2VtZW50GAQgASgJIhwKClJvb21DbG9zZWQSDgoGcmVhc29uGAEgASgJIiUKEk1vZGVyYXRvckFwcG9pbnRlZBIPCgd1c2VyX2lkGAEgASgJIiMKEE1vZGVyYXRvclJlbW92ZWQSDwoHdXNlcl9pZBgBIAEoCSpwCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIPCgtST0xFX1ZJRVdFUhABEg0KCVJPTEVfSE9TVBACEhIKDlJPTEVfTU9ERVJBVE9SEAMSEAoMUk9MRV9TRVJWSUNFEAQSDAoIUk9MRV9CT1QQBSqBAQoIUHJpb3JpdHkSGAoUUFJJT1JJVFlfVU5TUEVDSUZJRUQQABIVChFQUklPUklUWV9DUklUSUNBTBABEhMKD1BSSU9SSVRZX05PUk1BTBACEhYKElBSSU9SSVRZX0VQSEVNRVJBTBADIgQIBBAEKhFQUklPUklUWV9JTlRFUk5BTEJnCg5jb20uYmFycmFnZS52MVABWjZnaXRodWIuY29tL2JhcnJhZ2UvYmFycmFnZS9nZW4vZ28vYmFycmFnZS92MTtiYXJyYWdldjGiAgNCUkeqAgpCYXJyYWdlLlYxugIHQmFycmFnZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChZiYXJyYWdlL3YxL2V2ZW50LnByb3RvEgpiYXJyYWdlLnYxIm4KBlNlbmRlchIPCgd1c2VyX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIeCgRyb2xlGAMgASgOMhAuYmFycmFnZS52MS5Sb2xlEg0KBWxldmVsGFUgASgNEg4KBmJhZGdlcxhWIAMoCSLJAgoFRXZlbnQSDwoHcm9vbV9pZBgBIAEoCRIOCgZjdXJzb3IYAiABKAkSEAoIZXZlbnRfaWQYAyABKAkSIgoGc2VuZGVyGAQgASgLMhIuYmFycmFnZS52MS5TZW5kZXISMAoMcHVibGlzaF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgt0cmFjZXBhcmVudBgGIAEoCRISCgp0cmFjZXN0YXRlGAcgASgJEiYKCHByaW9yaXR5GAggASgOMhQuYmFycmFnZS52MS5Qcmlvcml0eRIVCg1jbGllbnRfbXNnX2lkGAkgASgJEiQKB3BheWxvYWQYCiABKAsyEy5iYXJyYWdlLnYxLlBheWxvYWQSKQoKbWVkaWFfdGltZRhGIAEoCzIVLmJhcnJhZ2UudjEuTWVkaWFUaW1lIk0KCU1lZGlhVGltZRITCgt0aW1lbGluZV9pZBgBIAEoCRIrCghwb3NpdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJeCgpNZWRpYUNsb2NrEhMKC3RpbWVsaW5lX2lkGAEgASgJEisKCHBvc2l0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBnBhdXNlZBgDIAEoCCKXEgoHUGF5bG9hZBImCgdjb21tZW50GAEgASgLMhMuYmFycmFnZS52MS5Db21tZW50SAASMAoMYW5ub3VuY2VtZW50GAIgASgLMhguYmFycmFnZS52MS5Bbm5vdW5jZW1lbnRIABItCgtyb29tX2Nsb3NlZBgDIAEoCzIWLmJhcnJhZ2UudjEuUm9vbUNsb3NlZEgAEiAKBGxpa2UYBCABKAsyEC5iYXJyYWdlLnYxLkxpa2VIABIrCgpsaWtlX2J1cnN0GAUgASgLMhUuYmFycmFnZS52MS5MaWtlQnVyc3RIABIgCgRnaWZ0GAYgASgLMhAuYmFycmFnZS52MS5HaWZ0SAASMwoOcHJvZHVjdF9waW5uZWQYByABKAsyGS5iYXJyYWdlLnYxLlByb2R1Y3RQaW5uZWRIABI3ChBwcm9kdWN0X3VucGlubmVkGAggASgLMhsuYmFycmFnZS52MS5Qcm9kdWN0VW5waW5uZWRIABI1Cg9wcm9kdWN0X3VwZGF0ZWQYCSABKAsyGi5iYXJyYWdlLnYxLlByb2R1Y3RVcGRhdGVkSAASOgoSZmxhc2hfc2FsZV9zdGFydGVkGAogASgLMhwuYmFycmFnZS52MS5GbGFzaFNhbGVTdGFydGVkSAASNgoQZmxhc2hfc2FsZV9zdG9jaxgLIAEoCzIaLmJhcnJhZ2UudjEuRmxhc2hTYWxlU3RvY2tIABI2ChBmbGFzaF9zYWxlX2VuZGVkGAwgASgLMhouYmFycmFnZS52MS5GbGFzaFNhbGVFbmRlZEgAEigKCHB1cmNoYXNlGA0gASgLMhQuYmFycmFnZS52MS5QdXJjaGFzZUgAEjUKD2xvdHRlcnlfc3RhcnRlZBgOIAEoCzIaLmJhcnJhZ2UudjEuTG90dGVyeVN0YXJ0ZWRIABIxCg1sb3R0ZXJ5X2VudHJ5GA8gASgLMhguYmFycmFnZS52MS5Mb3R0ZXJ5RW50cnlIABIxCg1sb3R0ZXJ5X2RyYXduGBAgASgLMhguYmFycmFnZS52MS5Mb3R0ZXJ5RHJhd25IABIvCgxwb2xsX3N0YXJ0ZWQYESABKAsyFy5iYXJyYWdlLnYxLlBvbGxTdGFydGVkSAASKQoJcG9sbF92b3RlGBIgASgLMhQuYmFycmFnZS52MS5Qb2xsVm90ZUgAEisKCnBvbGxfdGFsbHkYEyABKAsyFS5iYXJyYWdlLnYxLlBvbGxUYWxseUgAEisKCnBvbGxfZW5kZWQYFCABKAsyFS5iYXJyYWdlLnYxLlBvbGxFbmRlZEgAEi8KDHZpZXdlcl9jb3VudBgVIAEoCzIXLmJhcnJhZ2UudjEuVmlld2VyQ291bnRIABIrCgp1c2VyX211dGVkGBYgASgLMhUuYmFycmFnZS52MS5Vc2VyTXV0ZWRIABItCgt1c2VyX2Jhbm5lZBgXIAEoCzIWLmJhcnJhZ2UudjEuVXNlckJhbm5lZEgAEjUKD21lc3NhZ2VfZGVsZXRlZBgYIAEoCzIaLmJhcnJhZ2UudjEuTWVzc2FnZURlbGV0ZWRIABIpCglzbG93X21vZGUYGSABKAsyFC5iYXJyYWdlLnYxLlNsb3dNb2RlSAASMQoNdmlld2VyX2pvaW5lZBgaIAEoCzIYLmJhcnJhZ2UudjEuVmlld2VySm9pbmVkSAASLQoLdmlld2VyX2xlZnQYGyABKAsyFi5iYXJyYWdlLnYxLlZpZXdlckxlZnRIABI9ChNtb2RlcmF0b3JfYXBwb2ludGVkGCggASgLMh4uYmFycmFnZS52MS5Nb2RlcmF0b3JBcHBvaW50ZWRIABI5ChFtb2RlcmF0b3JfcmVtb3ZlZBgpIAEoCzIcLmJhcnJhZ2UudjEuTW9kZXJhdG9yUmVtb3ZlZEgAEi0KC21lZGlhX2Nsb2NrGEYgASgLMhYuYmFycmFnZS52MS5NZWRpYUNsb2NrSAASPwoUY2F0YWxvZ3VlX3JlZ2lzdGVyZWQYQSABKAsyHy5iYXJyYWdlLnYxLkNhdGFsb2d1ZVJlZ2lzdGVyZWRIABIzCg5jb21tZW50X3Bpbm5lZBhVIAEoCzIZLmJhcnJhZ2UudjEuQ29tbWVudFBpbm5lZEgAEjcKEGNvbW1lbnRfdW5waW5uZWQYViABKAsyGy5iYXJyYWdlLnYxLkNvbW1lbnRVbnBpbm5lZEgAEi8KDHJvb21fdXBkYXRlZBhfIAEoCzIXLmJhcnJhZ2UudjEuUm9vbVVwZGF0ZWRIABImCgd3aGlzcGVyGHggASgLMhMuYmFycmFnZS52MS5XaGlzcGVySAASPgoUY291cG9uX2JhdGNoX2Ryb3BwZWQYZCABKAsyHi5iYXJyYWdlLnYxLkNvdXBvbkJhdGNoRHJvcHBlZEgAEi8KDGNvdXBvbl9jbGFpbRhlIAEoCzIXLmJhcnJhZ2UudjEuQ291cG9uQ2xhaW1IABI3ChBjb3Vwb25fcmVtYWluaW5nGGYgASgLMhsuYmFycmFnZS52MS5Db3Vwb25SZW1haW5pbmdIABI1Cg9jb3Vwb25fcmVkZWVtZWQYZyABKAsyGi5iYXJyYWdlLnYxLkNvdXBvblJlZGVlbWVkSAASNAoPcmVkX3BhY2tldF9zZW50GGggASgLMhkuYmFycmFnZS52MS5SZWRQYWNrZXRTZW50SAASNAoPcmVkX3BhY2tldF9ncmFiGGkgASgLMhkuYmFycmFnZS52MS5SZWRQYWNrZXRHcmFiSAASPAoTcmVkX3BhY2tldF9maW5pc2hlZBhqIAEoCzIdLmJhcnJhZ2UudjEuUmVkUGFja2V0RmluaXNoZWRIABI6ChJjb3Vwb25fYmF0Y2hfZW5kZWQYayABKAsyHC5iYXJyYWdlLnYxLkNvdXBvbkJhdGNoRW5kZWRIABIuCgtsZWFkZXJib2FyZBhuIAEoCzIXLmJhcnJhZ2UudjEuTGVhZGVyYm9hcmRIABIsCghhdWRpZW5jZRhvIAEoCzIYLmJhcnJhZ2UudjEuQXVkaWVuY2VMaXN0SABCBgoEa2luZEoECBwQHVIPcm9vbV9jaGVja3BvaW50IkUKE0NhdGFsb2d1ZVJlZ2lzdGVyZWQSLgoIcHJvZHVjdHMYASADKAsyHC5iYXJyYWdlLnYxLkNhdGFsb2d1ZVByb2R1Y3QidQoQQ2F0YWxvZ3VlUHJvZHVjdBISCgpwcm9kdWN0X2lkGAEgASgJEg0KBW5hbWVzGAIgAygJEhIKCmNhdGVnb3JpZXMYAyADKAkSKgoGdG9waWNzGAQgAygLMhouYmFycmFnZS52MS5DYXRhbG9ndWVUb3BpYyIrCg5DYXRhbG9ndWVUb3BpYxILCgNrZXkYASABKAkSDAoEdGV4dBgCIAEoCSKsAQoHQ29tbWVudBIMCgR0ZXh0GAEgASgJEhkKEXJlcGx5X3RvX2V2ZW50X2lkGAIgASgJEhgKEG1lbnRpb25fdXNlcl9pZHMYAyADKAkSEAoIcXVlc3Rpb24YBCABKAgSEwoLcHJvZHVjdF9pZHMYBSADKAkSEgoKc3RpY2tlcl9pZBhVIAEoCRIjCgVpbWFnZRhWIAEoCzIULmJhcnJhZ2UudjEuSW1hZ2VSZWYiTAoISW1hZ2VSZWYSCwoDdXJsGAEgASgJEg0KBXdpZHRoGAIgASgNEg4KBmhlaWdodBgDIAEoDRIUCgxjb250ZW50X3R5cGUYBCABKAkijAEKDUNvbW1lbnRQaW5uZWQSEAoIZXZlbnRfaWQYASABKAkSDAoEdGV4dBgCIAEoCRIiCgZhdXRob3IYAyABKAsyEi5iYXJyYWdlLnYxLlNlbmRlchISCgpzdGlja2VyX2lkGAQgASgJEiMKBWltYWdlGAUgASgLMhQuYmFycmFnZS52MS5JbWFnZVJlZiIjCg9Db21tZW50VW5waW5uZWQSEAoIZXZlbnRfaWQYASABKAkiLwoFTW9uZXkSFAoMYW1vdW50X21pbm9yGAEgASgDEhAKCGN1cnJlbmN5GAIgASgJIhUKBExpa2USDQoFY291bnQYASABKA0iKQoJTGlrZUJ1cnN0Eg0KBWRlbHRhGAEgASgEEg0KBXRvdGFsGAIgASgEIoMBCgRHaWZ0Eg8KB2dpZnRfaWQYASABKAkSEQoJZ2lmdF9uYW1lGAIgASgJEg0KBWNvdW50GAMgASgNEiUKCnVuaXRfdmFsdWUYBCABKAsyES5iYXJyYWdlLnYxLk1vbmV5EiEKBWdpdmVyGAUgASgLMhIuYmFycmFnZS52MS5TZW5kZXIicAoHUHJvZHVjdBISCgpwcm9kdWN0X2lkGAEgASgJEg0KBXRpdGxlGAIgASgJEiAKBXByaWNlGAMgASgLMhEuYmFycmFnZS52MS5Nb25leRIRCglpbWFnZV91cmwYBCABKAkSDQoFc3RvY2sYBSABKAMiNQoNUHJvZHVjdFBpbm5lZBIkCgdwcm9kdWN0GAEgASgLMhMuYmFycmFnZS52MS5Qcm9kdWN0IiUKD1Byb2R1Y3RVbnBpbm5lZBISCgpwcm9kdWN0X2lkGAEgASgJImQKDlByb2R1Y3RVcGRhdGVkEhIKCnByb2R1Y3RfaWQYASABKAkSIAoFcHJpY2UYAiABKAsyES5iYXJyYWdlLnYxLk1vbmV5EhIKBXN0b2NrGAMgASgDSACIAQFCCAoGX3N0b2NrIs4BChBGbGFzaFNhbGVTdGFydGVkEg8KB3NhbGVfaWQYASABKAkSJAoHcHJvZHVjdBgCIAEoCzITLmJhcnJhZ2UudjEuUHJvZHVjdBINCgVzdG9jaxgDIAEoAxIWCg5saW1pdF9wZXJfdXNlchgEIAEoDRIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiMAoORmxhc2hTYWxlU3RvY2sSDwoHc2FsZV9pZBgBIAEoCRINCgVzdG9jaxgCIAEoAyJBCg5GbGFzaFNhbGVFbmRlZBIPCgdzYWxlX2lkGAEgASgJEhAKCHNvbGRfb3V0GAIgASgIEgwKBHNvbGQYAyABKAMiagoIUHVyY2hhc2USIQoFYnV5ZXIYASABKAsyEi5iYXJyYWdlLnYxLlNlbmRlchISCgpwcm9kdWN0X2lkGAIgASgJEhUKDXByb2R1Y3RfdGl0bGUYAyABKAkSEAoIcXVhbnRpdHkYBCABKA0inQEKDkxvdHRlcnlTdGFydGVkEhIKCmxvdHRlcnlfaWQYASABKAkSDQoFcHJpemUYAiABKAkSFQoNd2lubmVyc19jb3VudBgDIAEoDRIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHa2V5d29yZBgFIAEoCRISCgpjb21taXRtZW50GAYgASgJIiIKDExvdHRlcnlFbnRyeRISCgpsb3R0ZXJ5X2lkGAEgASgJImMKDExvdHRlcnlEcmF3bhISCgpsb3R0ZXJ5X2lkGAEgASgJEgwKBHNlZWQYAiABKAkSGAoQZW50cmFudF91c2VyX2lkcxgDIAMoCRIXCg93aW5uZXJfdXNlcl9pZHMYBCADKAkibwoLUG9sbFN0YXJ0ZWQSDwoHcG9sbF9pZBgBIAEoCRIQCghxdWVzdGlvbhgCIAEoCRIPCgdvcHRpb25zGAMgAygJEiwKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIrCghQb2xsVm90ZRIPCgdwb2xsX2lkGAEgASgJEg4KBm9wdGlvbhgCIAEoDSIsCglQb2xsVGFsbHkSDwoHcG9sbF9pZBgBIAEoCRIOCgZjb3VudHMYAiADKAQiLAoJUG9sbEVuZGVkEg8KB3BvbGxfaWQYASABKAkSDgoGY291bnRzGAIgAygEIkUKC1ZpZXdlckNvdW50Eg8KB3ZpZXdlcnMYASABKAQSDwoHbm9kZV9pZBgCIAEoCRIUCgxub2RlX3ZpZXdlcnMYAyABKAQiMAoMVmlld2VySm9pbmVkEg8KB3Jlc3VtZWQYASABKAgSDwoHbm9kZV9pZBhuIAEoCSIdCgpWaWV3ZXJMZWZ0Eg8KB25vZGVfaWQYbiABKAkifAoLTGVhZGVyYm9hcmQSLQoHZW50cmllcxgBIAMoCzIcLmJhcnJhZ2UudjEuTGVhZGVyYm9hcmRFbnRyeRIUCgxnaWZ0ZXJfY291bnQYAiABKAQSGQoRdG90YWxfdmFsdWVfbWlub3IYAyABKAQSDQoFZmluYWwYBCABKAgiawoQTGVhZGVyYm9hcmRFbnRyeRIMCgRyYW5rGAEgASgEEiAKBHVzZXIYAiABKAsyEi5iYXJyYWdlLnYxLlNlbmRlchITCgt2YWx1ZV9taW5vchgDIAEoBBISCgpnaWZ0X2NvdW50GAQgASgEIlIKDEF1ZGllbmNlTGlzdBIrCgdtZW1iZXJzGAEgAygLMhouYmFycmFnZS52MS5BdWRpZW5jZU1lbWJlchIVCg1wcmVzZW50X2NvdW50GAIgASgEIkwKDkF1ZGllbmNlTWVtYmVyEiAKBHVzZXIYASABKAsyEi5iYXJyYWdlLnYxLlNlbmRlchIYChBnaWZ0X3ZhbHVlX21pbm9yGAIgASgEIlcKCVVzZXJNdXRlZBIPCgd1c2VyX2lkGAEgASgJEikKBXVudGlsGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YAyABKAkiLQoKVXNlckJhbm5lZBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIyCg5NZXNzYWdlRGVsZXRlZBIQCghldmVudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiOwoIU2xvd01vZGUSLwoMbWluX2ludGVydmFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIl8KB1doaXNwZXISDAoEdGV4dBgBIAEoCRIZChFyZWNpcGllbnRfdXNlcl9pZBgCIAEoCRIQCgh0b19zdGFmZhgDIAEoCBIZChFyZXBseV90b19ldmVudF9pZBgEIAEoCSIcCgxBbm5vdW5jZW1lbnQSDAoEdGV4dBgBIAEoCSJVCgtSb29tVXBkYXRlZBINCgV0aXRsZRgBIAEoCRIRCgljb3Zlcl91cmwYAiABKAkSDgoGbGFiZWxzGAMgAygJEhQKDGFubm91bmNlbWVudBgEIAEoCSIcCgpSb29tQ2xvc2VkEg4KBnJlYXNvbhgBIAEoCSIlChJNb2RlcmF0b3JBcHBvaW50ZWQSDwoHdXNlcl9pZBgBIAEoCSIjChBNb2RlcmF0b3JSZW1vdmVkEg8KB3VzZXJfaWQYASABKAki7gIKEkNvdXBvbkJhdGNoRHJvcHBlZBIQCghiYXRjaF9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRIaChBhbW91bnRfb2ZmX21pbm9yGAMgASgDSAASFQoLcGVyY2VudF9vZmYYBCABKA1IABIQCghjdXJyZW5jeRgFIAEoCRIXCg9taW5fc3BlbmRfbWlub3IYBiABKAMSEwoLcHJvZHVjdF9pZHMYByADKAkSEAoIcXVhbnRpdHkYCCABKA0SFgoOcGVyX3VzZXJfbGltaXQYCSABKA0SLgoKc3RhcnRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHJlZGVlbV91bnRpbBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCgoIZGlzY291bnQiMAoLQ291cG9uQ2xhaW0SEAoIYmF0Y2hfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJHCg9Db3Vwb25SZW1haW5pbmcSEAoIYmF0Y2hfaWQYASABKAkSEQoJcmVtYWluaW5nGAIgASgNEg8KB2NsYWltZWQYAyABKA0iRwoQQ291cG9uQmF0Y2hFbmRlZBIQCghiYXRjaF9pZBgBIAEoCRIQCghzb2xkX291dBgCIAEoCBIPCgdjbGFpbWVkGAMgASgNIjQKDkNvdXBvblJlZGVlbWVkEhAKCGNsYWltX2lkGAEgASgJEhAKCG9yZGVyX2lkGAIgASgJIr4BCg1SZWRQYWNrZXRTZW50EhEKCXBhY2tldF9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgt0b3RhbF9taW5vchgDIAEoAxINCgVjb3VudBgEIAEoDRITCgtlcXVhbF9zcGxpdBgFIAEoCBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY29tbWl0bWVudBgHIAEoCRIQCghjdXJyZW5jeRgIIAEoCSIzCg1SZWRQYWNrZXRHcmFiEhEKCXBhY2tldF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIqkBChFSZWRQYWNrZXRGaW5pc2hlZBIRCglwYWNrZXRfaWQYASABKAkSDAoEc2VlZBgCIAEoCRIYChBncmFiYmVyX3VzZXJfaWRzGAMgAygJEhUKDWFtb3VudHNfbWlub3IYBCADKAMSEAoIY3VycmVuY3kYBSABKAkSFwoPdW5jbGFpbWVkX2NvdW50GAYgASgNEhcKD3VuY2xhaW1lZF9taW5vchgHIAEoAypwCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIPCgtST0xFX1ZJRVdFUhABEg0KCVJPTEVfSE9TVBACEhIKDlJPTEVfTU9ERVJBVE9SEAMSEAoMUk9MRV9TRVJWSUNFEAQSDAoIUk9MRV9CT1QQBSqZAQoIUHJpb3JpdHkSGAoUUFJJT1JJVFlfVU5TUEVDSUZJRUQQABIVChFQUklPUklUWV9DUklUSUNBTBABEhMKD1BSSU9SSVRZX05PUk1BTBACEhYKElBSSU9SSVRZX0VQSEVNRVJBTBADIgQIBBAEIgQIeBB4KhFQUklPUklUWV9JTlRFUk5BTCoQUFJJT1JJVFlfV0hJU1BFUkJnCg5jb20uYmFycmFnZS52MVABWjZnaXRodWIuY29tL2JhcnJhZ2UvYmFycmFnZS9nZW4vZ28vYmFycmFnZS92MTtiYXJyYWdldjGiAgNCUkeqAgpCYXJyYWdlLlYxugIHQmFycmFnZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Who caused an event. Filled by the server from the sender's verified token.
@@ -278,6 +278,9 @@ export const MediaClockSchema: GenMessage<MediaClock> = /*@__PURE__*/
  *                                                  else PERMISSION_DENIED TARGET_PROTECTED
  *   moderator_appointed, moderator_removed         owner, service
  *   comment_pinned, comment_unpinned               moderator, owner, service
+ *   coupon_batch_dropped, red_packet_sent          owner, service
+ *   coupon_claim, red_packet_grab                  everyone (for oneself; a service
+ *                                                  also for a user it names)
  *   every other kind                               the server only (INVALID_FIELD)
  * A bot outside the rooms its token lists may post nothing. Anything else is
  * PERMISSION_DENIED ROLE_FORBIDDEN, answered before the payload's content is checked.
@@ -574,6 +577,107 @@ export type Payload = Message<"barrage.v1.Payload"> & {
      */
     value: RoomUpdated;
     case: "roomUpdated";
+  } | {
+    /**
+     * A private message in the room (critical): delivered only to its sender, its
+     * recipient, or with to_staff to the room's staff. See Whisper.
+     *
+     * @generated from field: barrage.v1.Whisper whisper = 120;
+     */
+    value: Whisper;
+    case: "whisper";
+  } | {
+    /**
+     * A batch of coupons (优惠券) is dropped into the room (critical). Posted by the
+     * owner or a service. docs/commerce.md "Coupons".
+     *
+     * @generated from field: barrage.v1.CouponBatchDropped coupon_batch_dropped = 100;
+     */
+    value: CouponBatchDropped;
+    case: "couponBatchDropped";
+  } | {
+    /**
+     * A claim of one coupon of a batch (normal). Posted by a participant for itself, or
+     * by a service for a user it names; the room's log decides it (CouponClaim).
+     *
+     * @generated from field: barrage.v1.CouponClaim coupon_claim = 101;
+     */
+    value: CouponClaim;
+    case: "couponClaim";
+  } | {
+    /**
+     * A batch's remaining count (ephemeral, latest value wins). Made by the server at
+     * most once a second per batch while it changes.
+     *
+     * @generated from field: barrage.v1.CouponRemaining coupon_remaining = 102;
+     */
+    value: CouponRemaining;
+    case: "couponRemaining";
+  } | {
+    /**
+     * A claimed coupon was redeemed (normal). Made by the server on
+     * RoomAdminService.RedeemCoupon; never posted on the stream.
+     *
+     * @generated from field: barrage.v1.CouponRedeemed coupon_redeemed = 103;
+     */
+    value: CouponRedeemed;
+    case: "couponRedeemed";
+  } | {
+    /**
+     * A red packet or lucky bag (红包/福袋) is sent to the room (critical). Posted by
+     * the owner or a service; the server fills in `commitment`.
+     *
+     * @generated from field: barrage.v1.RedPacketSent red_packet_sent = 104;
+     */
+    value: RedPacketSent;
+    case: "redPacketSent";
+  } | {
+    /**
+     * A grab of a red packet (normal). One per user; posted by a participant for
+     * itself, or by a service for a user it names.
+     *
+     * @generated from field: barrage.v1.RedPacketGrab red_packet_grab = 105;
+     */
+    value: RedPacketGrab;
+    case: "redPacketGrab";
+  } | {
+    /**
+     * A red packet closed: its seed, who grabbed and how much (critical). Made by the
+     * server.
+     *
+     * @generated from field: barrage.v1.RedPacketFinished red_packet_finished = 106;
+     */
+    value: RedPacketFinished;
+    case: "redPacketFinished";
+  } | {
+    /**
+     * A coupon batch closed: sold out or past its end time (critical). Made by the
+     * server.
+     *
+     * @generated from field: barrage.v1.CouponBatchEnded coupon_batch_ended = 107;
+     */
+    value: CouponBatchEnded;
+    case: "couponBatchEnded";
+  } | {
+    /**
+     * The room's gift ranking (排行榜), made by the server: live while gifts come in
+     * (ephemeral, latest value wins, at most once a second while it changes) and final
+     * (critical, `final` set) just before room_closed when the room had gifts.
+     *
+     * @generated from field: barrage.v1.Leaderboard leaderboard = 110;
+     */
+    value: Leaderboard;
+    case: "leaderboard";
+  } | {
+    /**
+     * The viewers to show as avatars (在线观众列表), made by the server (ephemeral,
+     * latest value wins): at most every --audience-interval-ms (default 3 s) while the audience
+     * changes, so a screen is at most ~3.3 s behind.
+     *
+     * @generated from field: barrage.v1.AudienceList audience = 111;
+     */
+    value: AudienceList;
+    case: "audience";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1595,6 +1699,15 @@ export type ViewerJoined = Message<"barrage.v1.ViewerJoined"> & {
    * @generated from field: bool resumed = 1;
    */
   resumed: boolean;
+
+  /**
+   * The node that holds the stream (as in ViewerCount.node_id): the audience list
+   * forgets a stream when its node stops reporting viewer counts (a node that died
+   * could not record the leave).
+   *
+   * @generated from field: string node_id = 110;
+   */
+  nodeId: string;
 };
 
 /**
@@ -1611,6 +1724,12 @@ export const ViewerJoinedSchema: GenMessage<ViewerJoined> = /*@__PURE__*/
  * @generated from message barrage.v1.ViewerLeft
  */
 export type ViewerLeft = Message<"barrage.v1.ViewerLeft"> & {
+  /**
+   * The node that held the stream (as in ViewerJoined.node_id).
+   *
+   * @generated from field: string node_id = 110;
+   */
+  nodeId: string;
 };
 
 /**
@@ -1619,6 +1738,153 @@ export type ViewerLeft = Message<"barrage.v1.ViewerLeft"> & {
  */
 export const ViewerLeftSchema: GenMessage<ViewerLeft> = /*@__PURE__*/
   messageDesc(file_barrage_v1_event, 33);
+
+/**
+ * A room's gift contribution ranking (docs/commerce.md "Leaderboard"). A gift counts
+ * count x unit_value.amount_minor for its giver (Gift.giver.user_id), whatever the
+ * currency: a platform prices its gifts in one currency (or its own coin).
+ *
+ * @generated from message barrage.v1.Leaderboard
+ */
+export type Leaderboard = Message<"barrage.v1.Leaderboard"> & {
+  /**
+   * The best gifters, best first: at most the server's --leaderboard-size (1 to 100).
+   * A higher value ranks first; on equal values, whoever reached the value first (in
+   * the room's log order) ranks first. Ranks are 1, 2, 3, ... without ties.
+   *
+   * @generated from field: repeated barrage.v1.LeaderboardEntry entries = 1;
+   */
+  entries: LeaderboardEntry[];
+
+  /**
+   * How many users have given at least one gift in the room.
+   *
+   * @generated from field: uint64 gifter_count = 2;
+   */
+  gifterCount: bigint;
+
+  /**
+   * The value of every gift in the room (minor units).
+   *
+   * @generated from field: uint64 total_value_minor = 3;
+   */
+  totalValueMinor: bigint;
+
+  /**
+   * Set on the final ranking, published when the room closes (critical).
+   *
+   * @generated from field: bool final = 4;
+   */
+  final: boolean;
+};
+
+/**
+ * Describes the message barrage.v1.Leaderboard.
+ * Use `create(LeaderboardSchema)` to create a new message.
+ */
+export const LeaderboardSchema: GenMessage<Leaderboard> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 34);
+
+/**
+ * One gifter's place in a Leaderboard.
+ *
+ * @generated from message barrage.v1.LeaderboardEntry
+ */
+export type LeaderboardEntry = Message<"barrage.v1.LeaderboardEntry"> & {
+  /**
+   * Place, from 1.
+   *
+   * @generated from field: uint64 rank = 1;
+   */
+  rank: bigint;
+
+  /**
+   * The gifter as its latest gift named it (user id, display name, level, badges).
+   *
+   * @generated from field: barrage.v1.Sender user = 2;
+   */
+  user?: Sender | undefined;
+
+  /**
+   * The value of the user's gifts in the room (minor units).
+   *
+   * @generated from field: uint64 value_minor = 3;
+   */
+  valueMinor: bigint;
+
+  /**
+   * How many gifts the user gave (the sum of Gift.count).
+   *
+   * @generated from field: uint64 gift_count = 4;
+   */
+  giftCount: bigint;
+};
+
+/**
+ * Describes the message barrage.v1.LeaderboardEntry.
+ * Use `create(LeaderboardEntrySchema)` to create a new message.
+ */
+export const LeaderboardEntrySchema: GenMessage<LeaderboardEntry> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 35);
+
+/**
+ * The viewers to show as avatars: people present in the room on any node.
+ *
+ * @generated from message barrage.v1.AudienceList
+ */
+export type AudienceList = Message<"barrage.v1.AudienceList"> & {
+  /**
+   * At most the server's --audience-size (1 to 100), in display order: the most
+   * recent arrivals first, or (--audience-order contributors) present gifters by
+   * their leaderboard rank first, then the most recent arrivals.
+   *
+   * @generated from field: repeated barrage.v1.AudienceMember members = 1;
+   */
+  members: AudienceMember[];
+
+  /**
+   * Distinct users present in the room (a user with two streams counts once).
+   *
+   * @generated from field: uint64 present_count = 2;
+   */
+  presentCount: bigint;
+};
+
+/**
+ * Describes the message barrage.v1.AudienceList.
+ * Use `create(AudienceListSchema)` to create a new message.
+ */
+export const AudienceListSchema: GenMessage<AudienceList> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 36);
+
+/**
+ * One person in an AudienceList.
+ *
+ * @generated from message barrage.v1.AudienceMember
+ */
+export type AudienceMember = Message<"barrage.v1.AudienceMember"> & {
+  /**
+   * Who, from the user's verified token when it joined: user id, display name, role,
+   * level and badges.
+   *
+   * @generated from field: barrage.v1.Sender user = 1;
+   */
+  user?: Sender | undefined;
+
+  /**
+   * The value of the user's gifts in the room (minor units), 0 for none.
+   *
+   * @generated from field: uint64 gift_value_minor = 2;
+   */
+  giftValueMinor: bigint;
+};
+
+/**
+ * Describes the message barrage.v1.AudienceMember.
+ * Use `create(AudienceMemberSchema)` to create a new message.
+ */
+export const AudienceMemberSchema: GenMessage<AudienceMember> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 37);
 
 /**
  * A user is muted (or unmuted) in the room.
@@ -1654,7 +1920,7 @@ export type UserMuted = Message<"barrage.v1.UserMuted"> & {
  * Use `create(UserMutedSchema)` to create a new message.
  */
 export const UserMutedSchema: GenMessage<UserMuted> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_event, 34);
+  messageDesc(file_barrage_v1_event, 38);
 
 /**
  * A user is banned from the room: removed now, refused on rejoin.
@@ -1682,7 +1948,7 @@ export type UserBanned = Message<"barrage.v1.UserBanned"> & {
  * Use `create(UserBannedSchema)` to create a new message.
  */
 export const UserBannedSchema: GenMessage<UserBanned> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_event, 35);
+  messageDesc(file_barrage_v1_event, 39);
 
 /**
  * A message was deleted.
@@ -1710,7 +1976,7 @@ export type MessageDeleted = Message<"barrage.v1.MessageDeleted"> & {
  * Use `create(MessageDeletedSchema)` to create a new message.
  */
 export const MessageDeletedSchema: GenMessage<MessageDeleted> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_event, 36);
+  messageDesc(file_barrage_v1_event, 40);
 
 /**
  * Slow mode for comments.
@@ -1732,7 +1998,67 @@ export type SlowMode = Message<"barrage.v1.SlowMode"> & {
  * Use `create(SlowModeSchema)` to create a new message.
  */
 export const SlowModeSchema: GenMessage<SlowMode> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_event, 37);
+  messageDesc(file_barrage_v1_event, 41);
+
+/**
+ * A private message in a room (私信, a "whisper"): a prize claim to a lottery winner, a
+ * moderation warning, the assistant answering one viewer, or a viewer writing to the
+ * room's staff. Stored in the room's log like every event (ordered, durable, resumed),
+ * but delivered ONLY to its audience: the sender (on all of its streams), and either
+ * the one user `recipient_user_id` names or, with `to_staff`, the room's staff: its
+ * owner, its moderators (appointed for the room, or platform moderator tokens) and
+ * services. Nobody else receives it, on any path: live fan-out, resume replay, join
+ * history, ListEvents, the room snapshot, insights and reports never show it.
+ *
+ * Who may send: the owner, a moderator, a service or a bot given the room may whisper
+ * to one user (any user id; a user not connected gets it when it joins with history,
+ * resumes from a cursor before it, or in ListEvents if it may list). A viewer may only
+ * whisper `to_staff`; a viewer naming a recipient is refused with PERMISSION_DENIED,
+ * ERROR_REASON_WHISPER_FORBIDDEN. Exactly one of recipient_user_id and to_staff is set;
+ * whispering to oneself is INVALID_FIELD. Banned users may not whisper; muted users may
+ * (to appeal to the staff). Critical: never sampled or shed.
+ *
+ * @generated from message barrage.v1.Whisper
+ */
+export type Whisper = Message<"barrage.v1.Whisper"> & {
+  /**
+   * The text: normalised, trimmed and checked like Comment.text.
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * The one user this whisper is for (1 to 64 printable ASCII characters). Empty when
+   * to_staff is set.
+   *
+   * @generated from field: string recipient_user_id = 2;
+   */
+  recipientUserId: string;
+
+  /**
+   * For the room's staff (owner, moderators, services) rather than one user. The only
+   * audience a viewer may choose.
+   *
+   * @generated from field: bool to_staff = 3;
+   */
+  toStaff: boolean;
+
+  /**
+   * Event id of the event this whisper answers (a viewer's question the assistant
+   * answers privately), empty when not a reply. At most 64 characters.
+   *
+   * @generated from field: string reply_to_event_id = 4;
+   */
+  replyToEventId: string;
+};
+
+/**
+ * Describes the message barrage.v1.Whisper.
+ * Use `create(WhisperSchema)` to create a new message.
+ */
+export const WhisperSchema: GenMessage<Whisper> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 42);
 
 /**
  * A prominent message from the host or a backend service.
@@ -1753,7 +2079,7 @@ export type Announcement = Message<"barrage.v1.Announcement"> & {
  * Use `create(AnnouncementSchema)` to create a new message.
  */
 export const AnnouncementSchema: GenMessage<Announcement> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_event, 38);
+  messageDesc(file_barrage_v1_event, 43);
 
 /**
  * A room's title, cover, labels or announcement changed (UpdateRoom). Carries every
@@ -1796,7 +2122,7 @@ export type RoomUpdated = Message<"barrage.v1.RoomUpdated"> & {
  * Use `create(RoomUpdatedSchema)` to create a new message.
  */
 export const RoomUpdatedSchema: GenMessage<RoomUpdated> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_event, 39);
+  messageDesc(file_barrage_v1_event, 44);
 
 /**
  * The room was closed.
@@ -1817,7 +2143,7 @@ export type RoomClosed = Message<"barrage.v1.RoomClosed"> & {
  * Use `create(RoomClosedSchema)` to create a new message.
  */
 export const RoomClosedSchema: GenMessage<RoomClosed> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_event, 40);
+  messageDesc(file_barrage_v1_event, 45);
 
 /**
  * A moderator is appointed for this room. The user gets a moderator's standing in
@@ -1839,7 +2165,7 @@ export type ModeratorAppointed = Message<"barrage.v1.ModeratorAppointed"> & {
  * Use `create(ModeratorAppointedSchema)` to create a new message.
  */
 export const ModeratorAppointedSchema: GenMessage<ModeratorAppointed> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_event, 41);
+  messageDesc(file_barrage_v1_event, 46);
 
 /**
  * A moderator of this room is removed; the user is a viewer here again.
@@ -1860,7 +2186,427 @@ export type ModeratorRemoved = Message<"barrage.v1.ModeratorRemoved"> & {
  * Use `create(ModeratorRemovedSchema)` to create a new message.
  */
 export const ModeratorRemovedSchema: GenMessage<ModeratorRemoved> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_event, 42);
+  messageDesc(file_barrage_v1_event, 47);
+
+/**
+ * A batch of coupons dropped into the room (优惠券). Viewers claim them with
+ * CouponClaim; the first `quantity` valid claims in the room's log win, at most
+ * `per_user_limit` per user, only between start_time and end_time. Who claimed is
+ * the log's decision, so every node agrees and the count is exact.
+ *
+ * @generated from message barrage.v1.CouponBatchDropped
+ */
+export type CouponBatchDropped = Message<"barrage.v1.CouponBatchDropped"> & {
+  /**
+   * Id of the batch, unique in the room, 1 to 64 printable ASCII characters.
+   *
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * What the coupon is called on screen ("¥20 off orders over ¥199"), 1 to 200 characters.
+   *
+   * @generated from field: string title = 2;
+   */
+  title: string;
+
+  /**
+   * What the coupon takes off an order: exactly one of the two.
+   *
+   * @generated from oneof barrage.v1.CouponBatchDropped.discount
+   */
+  discount: {
+    /**
+     * A fixed amount off, 1 to 10^12 minor units of `currency`.
+     *
+     * @generated from field: int64 amount_off_minor = 3;
+     */
+    value: bigint;
+    case: "amountOffMinor";
+  } | {
+    /**
+     * A percentage off, 1 to 99.
+     *
+     * @generated from field: uint32 percent_off = 4;
+     */
+    value: number;
+    case: "percentOff";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * ISO 4217 code of amount_off_minor and min_spend_minor ("CNY").
+   *
+   * @generated from field: string currency = 5;
+   */
+  currency: string;
+
+  /**
+   * The smallest order the coupon applies to, in minor units of `currency`, 0 (any)
+   * to 10^12.
+   *
+   * @generated from field: int64 min_spend_minor = 6;
+   */
+  minSpendMinor: bigint;
+
+  /**
+   * Products the coupon applies to (catalogue ids, at most 50); empty: the whole shop.
+   *
+   * @generated from field: repeated string product_ids = 7;
+   */
+  productIds: string[];
+
+  /**
+   * How many coupons the batch holds, 1 to 10000.
+   *
+   * @generated from field: uint32 quantity = 8;
+   */
+  quantity: number;
+
+  /**
+   * How many one user may claim, 1 to 100.
+   *
+   * @generated from field: uint32 per_user_limit = 9;
+   */
+  perUserLimit: number;
+
+  /**
+   * Claims open at this time (unset: at once).
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 10;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Claims close at this time (after start_time and in the future, at most 366 days ahead).
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 11;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * A claimed coupon may be redeemed until this time (unset: no limit; else not
+   * before end_time).
+   *
+   * @generated from field: google.protobuf.Timestamp redeem_until = 12;
+   */
+  redeemUntil?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message barrage.v1.CouponBatchDropped.
+ * Use `create(CouponBatchDroppedSchema)` to create a new message.
+ */
+export const CouponBatchDroppedSchema: GenMessage<CouponBatchDropped> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 48);
+
+/**
+ * A claim of one coupon. The answer (SendResult.claim_id, or the status
+ * SOLD_OUT / LIMIT_REACHED / EXPIRED / NOT_OPEN) is the room log's decision:
+ * claims count in log order, whichever node accepted them.
+ *
+ * @generated from message barrage.v1.CouponClaim
+ */
+export type CouponClaim = Message<"barrage.v1.CouponClaim"> & {
+  /**
+   * The batch.
+   *
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * The user the coupon is for. Empty: the sender. Only a service may name another
+   * user (a viewer naming someone else is refused with PERMISSION_DENIED ROLE_FORBIDDEN).
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message barrage.v1.CouponClaim.
+ * Use `create(CouponClaimSchema)` to create a new message.
+ */
+export const CouponClaimSchema: GenMessage<CouponClaim> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 49);
+
+/**
+ * A batch's remaining coupons (ephemeral, latest value wins).
+ *
+ * @generated from message barrage.v1.CouponRemaining
+ */
+export type CouponRemaining = Message<"barrage.v1.CouponRemaining"> & {
+  /**
+   * The batch.
+   *
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * Coupons left, 0 to 10000.
+   *
+   * @generated from field: uint32 remaining = 2;
+   */
+  remaining: number;
+
+  /**
+   * Coupons claimed so far, 0 to 10000.
+   *
+   * @generated from field: uint32 claimed = 3;
+   */
+  claimed: number;
+};
+
+/**
+ * Describes the message barrage.v1.CouponRemaining.
+ * Use `create(CouponRemainingSchema)` to create a new message.
+ */
+export const CouponRemainingSchema: GenMessage<CouponRemaining> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 50);
+
+/**
+ * A coupon batch closed: no more claims are accepted.
+ *
+ * @generated from message barrage.v1.CouponBatchEnded
+ */
+export type CouponBatchEnded = Message<"barrage.v1.CouponBatchEnded"> & {
+  /**
+   * The batch.
+   *
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * True when every coupon was claimed; false when its end time passed first.
+   *
+   * @generated from field: bool sold_out = 2;
+   */
+  soldOut: boolean;
+
+  /**
+   * Coupons claimed, 0 to 10000.
+   *
+   * @generated from field: uint32 claimed = 3;
+   */
+  claimed: number;
+};
+
+/**
+ * Describes the message barrage.v1.CouponBatchEnded.
+ * Use `create(CouponBatchEndedSchema)` to create a new message.
+ */
+export const CouponBatchEndedSchema: GenMessage<CouponBatchEnded> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 51);
+
+/**
+ * A claimed coupon was redeemed on an order (RoomAdminService.RedeemCoupon).
+ *
+ * @generated from message barrage.v1.CouponRedeemed
+ */
+export type CouponRedeemed = Message<"barrage.v1.CouponRedeemed"> & {
+  /**
+   * The claim id (SendResult.claim_id).
+   *
+   * @generated from field: string claim_id = 1;
+   */
+  claimId: string;
+
+  /**
+   * The order it was redeemed on, 1 to 64 printable ASCII characters.
+   *
+   * @generated from field: string order_id = 2;
+   */
+  orderId: string;
+};
+
+/**
+ * Describes the message barrage.v1.CouponRedeemed.
+ * Use `create(CouponRedeemedSchema)` to create a new message.
+ */
+export const CouponRedeemedSchema: GenMessage<CouponRedeemed> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 52);
+
+/**
+ * A red packet or lucky bag (红包/福袋): `total_minor` split among the first `count`
+ * users who grab it before `end_time` (one grab per user, in the room log's order).
+ * Every share is at least 1 minor unit and the shares add up to the total exactly.
+ * A random split is fixed by a secret seed the server commits to now (`commitment`)
+ * and reveals in RedPacketFinished.
+ *
+ * @generated from message barrage.v1.RedPacketSent
+ */
+export type RedPacketSent = Message<"barrage.v1.RedPacketSent"> & {
+  /**
+   * Id of the packet, unique in the room, 1 to 64 printable ASCII characters.
+   *
+   * @generated from field: string packet_id = 1;
+   */
+  packetId: string;
+
+  /**
+   * What is shown ("Thanks for watching!"), 1 to 200 characters.
+   *
+   * @generated from field: string title = 2;
+   */
+  title: string;
+
+  /**
+   * The amount shared out, in minor units of `currency`: 1 to 10^12, at least `count`.
+   *
+   * @generated from field: int64 total_minor = 3;
+   */
+  totalMinor: bigint;
+
+  /**
+   * How many shares, 1 to 10000.
+   *
+   * @generated from field: uint32 count = 4;
+   */
+  count: number;
+
+  /**
+   * False: a random split, verifiable (see RedPacketFinished). True: an equal split,
+   * total / count each, the first (total mod count) grabbers one minor unit more.
+   *
+   * @generated from field: bool equal_split = 5;
+   */
+  equalSplit: boolean;
+
+  /**
+   * Grabs close at this time (in the future, at most 366 days ahead).
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 6;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Lowercase hex SHA-256 of the seed's bytes. Set by the server (ignored when posted).
+   *
+   * @generated from field: string commitment = 7;
+   */
+  commitment: string;
+
+  /**
+   * ISO 4217 code of total_minor ("CNY").
+   *
+   * @generated from field: string currency = 8;
+   */
+  currency: string;
+};
+
+/**
+ * Describes the message barrage.v1.RedPacketSent.
+ * Use `create(RedPacketSentSchema)` to create a new message.
+ */
+export const RedPacketSentSchema: GenMessage<RedPacketSent> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 53);
+
+/**
+ * A grab of a red packet. The answer (SendResult.grabbed: the share won, or the
+ * status SOLD_OUT / EXPIRED / ALREADY_DONE / NOT_OPEN) is the room log's decision.
+ *
+ * @generated from message barrage.v1.RedPacketGrab
+ */
+export type RedPacketGrab = Message<"barrage.v1.RedPacketGrab"> & {
+  /**
+   * The packet.
+   *
+   * @generated from field: string packet_id = 1;
+   */
+  packetId: string;
+
+  /**
+   * The user grabbing. Empty: the sender. Only a service may name another user.
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message barrage.v1.RedPacketGrab.
+ * Use `create(RedPacketGrabSchema)` to create a new message.
+ */
+export const RedPacketGrabSchema: GenMessage<RedPacketGrab> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 54);
+
+/**
+ * A red packet closed (all shares grabbed, or its end time passed): the summary.
+ * Anyone can check a random split:
+ *  1. SHA-256(bytes.fromhex(seed)) must equal RedPacketSent.commitment.
+ *  2. With n = count and R = total_minor - n: for i = 0 .. n-1,
+ *     w_i = 1 + (SHA-256(bytes.fromhex(seed) + UTF-8 decimal string of i), read as a
+ *     big-endian unsigned integer, mod 1000000); W = the sum of every w_i;
+ *     share_i = 1 + floor(R * w_i / W).
+ *  3. The remainder R - sum(floor(R * w_i / W)) goes 1 minor unit each to shares
+ *     0, 1, 2, ... in order.
+ *  4. Share i belongs to the i-th grabber in log order (grabber_user_ids[i]);
+ *     shares no one grabbed go back to the sender.
+ * An equal split needs no seed: share_i = floor(total_minor / n), plus 1 for
+ * i < total_minor mod n.
+ *
+ * @generated from message barrage.v1.RedPacketFinished
+ */
+export type RedPacketFinished = Message<"barrage.v1.RedPacketFinished"> & {
+  /**
+   * The packet.
+   *
+   * @generated from field: string packet_id = 1;
+   */
+  packetId: string;
+
+  /**
+   * The seed, now revealed (hex; empty for an equal split).
+   *
+   * @generated from field: string seed = 2;
+   */
+  seed: string;
+
+  /**
+   * Who grabbed, in log order.
+   *
+   * @generated from field: repeated string grabber_user_ids = 3;
+   */
+  grabberUserIds: string[];
+
+  /**
+   * What each grabber got, in minor units (same order), 1 to 10^12 each.
+   *
+   * @generated from field: repeated int64 amounts_minor = 4;
+   */
+  amountsMinor: bigint[];
+
+  /**
+   * The packet's currency.
+   *
+   * @generated from field: string currency = 5;
+   */
+  currency: string;
+
+  /**
+   * Shares left ungrabbed, 0 to 10000.
+   *
+   * @generated from field: uint32 unclaimed_count = 6;
+   */
+  unclaimedCount: number;
+
+  /**
+   * Their total, back to the sender, 0 to 10^12 minor units.
+   *
+   * @generated from field: int64 unclaimed_minor = 7;
+   */
+  unclaimedMinor: bigint;
+};
+
+/**
+ * Describes the message barrage.v1.RedPacketFinished.
+ * Use `create(RedPacketFinishedSchema)` to create a new message.
+ */
+export const RedPacketFinishedSchema: GenMessage<RedPacketFinished> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_event, 55);
 
 /**
  * Role of a participant. It comes from the verified token, never from a field a

@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { CommentPinned, Event, FlashSaleStarted, LotteryStarted, Payload, PollStarted, PollTally, Product, Sender } from "./event_pb.js";
+import type { AudienceList, CommentPinned, CouponBatchDropped, Event, FlashSaleStarted, Leaderboard, LotteryStarted, Money, Payload, PollStarted, PollTally, Product, RedPacketSent, Sender } from "./event_pb.js";
 import { file_barrage_v1_event } from "./event_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file barrage/v1/room_service.proto.
  */
 export const file_barrage_v1_room_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1iYXJyYWdlL3YxL3Jvb21fc2VydmljZS5wcm90bxIKYmFycmFnZS52MSKLAgoOQ29ubmVjdFJlcXVlc3QSIgoFaGVsbG8YASABKAsyES5iYXJyYWdlLnYxLkhlbGxvSAASKQoJam9pbl9yb29tGAIgASgLMhQuYmFycmFnZS52MS5Kb2luUm9vbUgAEisKCmxlYXZlX3Jvb20YAyABKAsyFS5iYXJyYWdlLnYxLkxlYXZlUm9vbUgAEiAKBHNlbmQYBCABKAsyEC5iYXJyYWdlLnYxLlNlbmRIABIgCgRwaW5nGAUgASgLMhAuYmFycmFnZS52MS5QaW5nSAASMQoNcmVmcmVzaF90b2tlbhgGIAEoCzIYLmJhcnJhZ2UudjEuUmVmcmVzaFRva2VuSABCBgoEa2luZCI9CgVIZWxsbxINCgV0b2tlbhgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhQKDGNsaWVudF9hZ2VudBgDIAEoCSJJCghKb2luUm9vbRIPCgdyb29tX2lkGAEgASgJEhUKDXJlc3VtZV9jdXJzb3IYAiABKAkSFQoNaGlzdG9yeV9saW1pdBgDIAEoDSIcCglMZWF2ZVJvb20SDwoHcm9vbV9pZBgBIAEoCSJ9CgRTZW5kEg8KB3Jvb21faWQYASABKAkSFQoNY2xpZW50X21zZ19pZBgCIAEoCRITCgt0cmFjZXBhcmVudBgDIAEoCRISCgp0cmFjZXN0YXRlGAQgASgJEiQKB3BheWxvYWQYBSABKAsyEy5iYXJyYWdlLnYxLlBheWxvYWQiFQoEUGluZxINCgVub25jZRgBIAEoBCIdCgxSZWZyZXNoVG9rZW4SDQoFdG9rZW4YASABKAkiPgoPQ29ubmVjdFJlc3BvbnNlEisKCG1lc3NhZ2VzGAEgAygLMhkuYmFycmFnZS52MS5TZXJ2ZXJNZXNzYWdlIq4DCg1TZXJ2ZXJNZXNzYWdlEiYKB3dlbGNvbWUYASABKAsyEy5iYXJyYWdlLnYxLldlbGNvbWVIABItCgtqb2luX3Jlc3VsdBgCIAEoCzIWLmJhcnJhZ2UudjEuSm9pblJlc3VsdEgAEi8KDGxlYXZlX3Jlc3VsdBgDIAEoCzIXLmJhcnJhZ2UudjEuTGVhdmVSZXN1bHRIABItCgtzZW5kX3Jlc3VsdBgEIAEoCzIWLmJhcnJhZ2UudjEuU2VuZFJlc3VsdEgAEi0KC2V2ZW50X2JhdGNoGAUgASgLMhYuYmFycmFnZS52MS5FdmVudEJhdGNoSAASIAoEcG9uZxgGIAEoCzIQLmJhcnJhZ2UudjEuUG9uZ0gAEi8KDHN0cmVhbV9lcnJvchgHIAEoCzIXLmJhcnJhZ2UudjEuU3RyZWFtRXJyb3JIABI1Cg9yZXN1bWVfcmVxdWlyZWQYCCABKAsyGi5iYXJyYWdlLnYxLlJlc3VtZVJlcXVpcmVkSAASJQoHZ29fYXdheRgJIAEoCzISLmJhcnJhZ2UudjEuR29Bd2F5SABCBgoEa2luZCKpAQoGTGltaXRzEhYKDm1heF90ZXh0X2NoYXJzGAEgASgNEhgKEHNlbmRzX3Blcl9zZWNvbmQYAiABKAESEgoKc2VuZF9idXJzdBgDIAEoDRIZChFtYXhfaGlzdG9yeV9saW1pdBgEIAEoDRIcChRtYXhfcm9vbXNfcGVyX3N0cmVhbRgFIAEoDRIgChhub3JtYWxfZXZlbnRzX3Blcl9zZWNvbmQYHiABKAEi3AEKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIgCgR1c2VyGAIgASgLMhIuYmFycmFnZS52MS5TZW5kZXISLwoLc2VydmVyX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB25vZGVfaWQYBCABKAkSIgoGbGltaXRzGAUgASgLMhIuYmFycmFnZS52MS5MaW1pdHMSNQoRdG9rZW5fZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpgECgxSb29tU25hcHNob3QSDwoHcm9vbV9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtoZWFkX2N1cnNvchgDIAEoCRIrCg5waW5uZWRfcHJvZHVjdBgEIAEoCzITLmJhcnJhZ2UudjEuUHJvZHVjdBIwCgpmbGFzaF9zYWxlGAUgASgLMhwuYmFycmFnZS52MS5GbGFzaFNhbGVTdGFydGVkEiUKBHBvbGwYBiABKAsyFy5iYXJyYWdlLnYxLlBvbGxTdGFydGVkEikKCnBvbGxfdGFsbHkYByABKAsyFS5iYXJyYWdlLnYxLlBvbGxUYWxseRIrCgdsb3R0ZXJ5GAggASgLMhouYmFycmFnZS52MS5Mb3R0ZXJ5U3RhcnRlZBISCgpsaWtlX3RvdGFsGAkgASgEEhQKDHZpZXdlcl9jb3VudBgKIAEoBBIsCglzbG93X21vZGUYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFQoNb3duZXJfdXNlcl9pZBgoIAEoCRIaChJtb2RlcmF0b3JfdXNlcl9pZHMYKSADKAkSMQoOcGlubmVkX2NvbW1lbnQYVSABKAsyGS5iYXJyYWdlLnYxLkNvbW1lbnRQaW5uZWQSEQoJY292ZXJfdXJsGF8gASgJEg4KBmxhYmVscxhgIAMoCRIUCgxhbm5vdW5jZW1lbnQYYSABKAkimAEKCkpvaW5SZXN1bHQSDwoHcm9vbV9pZBgBIAEoCRIiCgZzdGF0dXMYAiABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIpCgZyZXN1bWUYAyABKA4yGS5iYXJyYWdlLnYxLlJlc3VtZU91dGNvbWUSKgoIc25hcHNob3QYBCABKAsyGC5iYXJyYWdlLnYxLlJvb21TbmFwc2hvdCJCCgtMZWF2ZVJlc3VsdBIPCgdyb29tX2lkGAEgASgJEiIKBnN0YXR1cxgCIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzIo0BCgpTZW5kUmVzdWx0Eg8KB3Jvb21faWQYASABKAkSFQoNY2xpZW50X21zZ19pZBgCIAEoCRIiCgZzdGF0dXMYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIOCgZjdXJzb3IYBCABKAkSEAoIZXZlbnRfaWQYBSABKAkSEQoJZHVwbGljYXRlGAYgASgIIlcKCkV2ZW50QmF0Y2gSDwoHcm9vbV9pZBgBIAEoCRIhCgZldmVudHMYAiADKAsyES5iYXJyYWdlLnYxLkV2ZW50EhUKDW9taXR0ZWRfY291bnQYAyABKA0iRgoEUG9uZxINCgVub25jZRgBIAEoBBIvCgtzZXJ2ZXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiMQoLU3RyZWFtRXJyb3ISIgoGc3RhdHVzGAEgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMiMQoOUmVzdW1lUmVxdWlyZWQSDwoHcm9vbV9pZBgBIAEoCRIOCgZjdXJzb3IYAiABKAkiTAoGR29Bd2F5Eg4KBnJlYXNvbhgBIAEoCRIyCg9yZWNvbm5lY3RfZGVsYXkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24qqwEKDVJlc3VtZU91dGNvbWUSHgoaUkVTVU1FX09VVENPTUVfVU5TUEVDSUZJRUQQABIYChRSRVNVTUVfT1VUQ09NRV9GUkVTSBABEhoKFlJFU1VNRV9PVVRDT01FX1JFU1VNRUQQAhIhCh1SRVNVTUVfT1VUQ09NRV9DVVJTT1JfVE9PX09MRBADEiEKHVJFU1VNRV9PVVRDT01FX0NVUlNPUl9VTktOT1dOEAQyVQoLUm9vbVNlcnZpY2USRgoHQ29ubmVjdBIaLmJhcnJhZ2UudjEuQ29ubmVjdFJlcXVlc3QaGy5iYXJyYWdlLnYxLkNvbm5lY3RSZXNwb25zZSgBMAFCZwoOY29tLmJhcnJhZ2UudjFQAVo2Z2l0aHViLmNvbS9iYXJyYWdlL2JhcnJhZ2UvZ2VuL2dvL2JhcnJhZ2UvdjE7YmFycmFnZXYxogIDQlJHqgIKQmFycmFnZS5WMboCB0JhcnJhZ2ViBnByb3RvMw", [file_barrage_v1_event, file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("Ch1iYXJyYWdlL3YxL3Jvb21fc2VydmljZS5wcm90bxIKYmFycmFnZS52MSKLAgoOQ29ubmVjdFJlcXVlc3QSIgoFaGVsbG8YASABKAsyES5iYXJyYWdlLnYxLkhlbGxvSAASKQoJam9pbl9yb29tGAIgASgLMhQuYmFycmFnZS52MS5Kb2luUm9vbUgAEisKCmxlYXZlX3Jvb20YAyABKAsyFS5iYXJyYWdlLnYxLkxlYXZlUm9vbUgAEiAKBHNlbmQYBCABKAsyEC5iYXJyYWdlLnYxLlNlbmRIABIgCgRwaW5nGAUgASgLMhAuYmFycmFnZS52MS5QaW5nSAASMQoNcmVmcmVzaF90b2tlbhgGIAEoCzIYLmJhcnJhZ2UudjEuUmVmcmVzaFRva2VuSABCBgoEa2luZCI9CgVIZWxsbxINCgV0b2tlbhgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhQKDGNsaWVudF9hZ2VudBgDIAEoCSJJCghKb2luUm9vbRIPCgdyb29tX2lkGAEgASgJEhUKDXJlc3VtZV9jdXJzb3IYAiABKAkSFQoNaGlzdG9yeV9saW1pdBgDIAEoDSIcCglMZWF2ZVJvb20SDwoHcm9vbV9pZBgBIAEoCSJ9CgRTZW5kEg8KB3Jvb21faWQYASABKAkSFQoNY2xpZW50X21zZ19pZBgCIAEoCRITCgt0cmFjZXBhcmVudBgDIAEoCRISCgp0cmFjZXN0YXRlGAQgASgJEiQKB3BheWxvYWQYBSABKAsyEy5iYXJyYWdlLnYxLlBheWxvYWQiFQoEUGluZxINCgVub25jZRgBIAEoBCIdCgxSZWZyZXNoVG9rZW4SDQoFdG9rZW4YASABKAkiPgoPQ29ubmVjdFJlc3BvbnNlEisKCG1lc3NhZ2VzGAEgAygLMhkuYmFycmFnZS52MS5TZXJ2ZXJNZXNzYWdlIq4DCg1TZXJ2ZXJNZXNzYWdlEiYKB3dlbGNvbWUYASABKAsyEy5iYXJyYWdlLnYxLldlbGNvbWVIABItCgtqb2luX3Jlc3VsdBgCIAEoCzIWLmJhcnJhZ2UudjEuSm9pblJlc3VsdEgAEi8KDGxlYXZlX3Jlc3VsdBgDIAEoCzIXLmJhcnJhZ2UudjEuTGVhdmVSZXN1bHRIABItCgtzZW5kX3Jlc3VsdBgEIAEoCzIWLmJhcnJhZ2UudjEuU2VuZFJlc3VsdEgAEi0KC2V2ZW50X2JhdGNoGAUgASgLMhYuYmFycmFnZS52MS5FdmVudEJhdGNoSAASIAoEcG9uZxgGIAEoCzIQLmJhcnJhZ2UudjEuUG9uZ0gAEi8KDHN0cmVhbV9lcnJvchgHIAEoCzIXLmJhcnJhZ2UudjEuU3RyZWFtRXJyb3JIABI1Cg9yZXN1bWVfcmVxdWlyZWQYCCABKAsyGi5iYXJyYWdlLnYxLlJlc3VtZVJlcXVpcmVkSAASJQoHZ29fYXdheRgJIAEoCzISLmJhcnJhZ2UudjEuR29Bd2F5SABCBgoEa2luZCKpAQoGTGltaXRzEhYKDm1heF90ZXh0X2NoYXJzGAEgASgNEhgKEHNlbmRzX3Blcl9zZWNvbmQYAiABKAESEgoKc2VuZF9idXJzdBgDIAEoDRIZChFtYXhfaGlzdG9yeV9saW1pdBgEIAEoDRIcChRtYXhfcm9vbXNfcGVyX3N0cmVhbRgFIAEoDRIgChhub3JtYWxfZXZlbnRzX3Blcl9zZWNvbmQYHiABKAEi3AEKB1dlbGNvbWUSEgoKc2Vzc2lvbl9pZBgBIAEoCRIgCgR1c2VyGAIgASgLMhIuYmFycmFnZS52MS5TZW5kZXISLwoLc2VydmVyX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB25vZGVfaWQYBCABKAkSIgoGbGltaXRzGAUgASgLMhIuYmFycmFnZS52MS5MaW1pdHMSNQoRdG9rZW5fZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItcFCgxSb29tU25hcHNob3QSDwoHcm9vbV9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCRITCgtoZWFkX2N1cnNvchgDIAEoCRIrCg5waW5uZWRfcHJvZHVjdBgEIAEoCzITLmJhcnJhZ2UudjEuUHJvZHVjdBIwCgpmbGFzaF9zYWxlGAUgASgLMhwuYmFycmFnZS52MS5GbGFzaFNhbGVTdGFydGVkEiUKBHBvbGwYBiABKAsyFy5iYXJyYWdlLnYxLlBvbGxTdGFydGVkEikKCnBvbGxfdGFsbHkYByABKAsyFS5iYXJyYWdlLnYxLlBvbGxUYWxseRIrCgdsb3R0ZXJ5GAggASgLMhouYmFycmFnZS52MS5Mb3R0ZXJ5U3RhcnRlZBISCgpsaWtlX3RvdGFsGAkgASgEEhQKDHZpZXdlcl9jb3VudBgKIAEoBBIsCglzbG93X21vZGUYCyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFQoNb3duZXJfdXNlcl9pZBgoIAEoCRIaChJtb2RlcmF0b3JfdXNlcl9pZHMYKSADKAkSMQoOcGlubmVkX2NvbW1lbnQYVSABKAsyGS5iYXJyYWdlLnYxLkNvbW1lbnRQaW5uZWQSEQoJY292ZXJfdXJsGF8gASgJEg4KBmxhYmVscxhgIAMoCRIUCgxhbm5vdW5jZW1lbnQYYSABKAkSMwoOY291cG9uX2JhdGNoZXMYZCADKAsyGy5iYXJyYWdlLnYxLk9wZW5Db3Vwb25CYXRjaBIuCgtyZWRfcGFja2V0cxhlIAMoCzIZLmJhcnJhZ2UudjEuT3BlblJlZFBhY2tldBIsCgtsZWFkZXJib2FyZBhuIAEoCzIXLmJhcnJhZ2UudjEuTGVhZGVyYm9hcmQSKgoIYXVkaWVuY2UYbyABKAsyGC5iYXJyYWdlLnYxLkF1ZGllbmNlTGlzdCJTCg9PcGVuQ291cG9uQmF0Y2gSLQoFYmF0Y2gYASABKAsyHi5iYXJyYWdlLnYxLkNvdXBvbkJhdGNoRHJvcHBlZBIRCglyZW1haW5pbmcYAiABKA0iSwoNT3BlblJlZFBhY2tldBIpCgZwYWNrZXQYASABKAsyGS5iYXJyYWdlLnYxLlJlZFBhY2tldFNlbnQSDwoHZ3JhYmJlZBgCIAEoDSKYAQoKSm9pblJlc3VsdBIPCgdyb29tX2lkGAEgASgJEiIKBnN0YXR1cxgCIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzEikKBnJlc3VtZRgDIAEoDjIZLmJhcnJhZ2UudjEuUmVzdW1lT3V0Y29tZRIqCghzbmFwc2hvdBgEIAEoCzIYLmJhcnJhZ2UudjEuUm9vbVNuYXBzaG90IkIKC0xlYXZlUmVzdWx0Eg8KB3Jvb21faWQYASABKAkSIgoGc3RhdHVzGAIgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMi7gEKClNlbmRSZXN1bHQSDwoHcm9vbV9pZBgBIAEoCRIVCg1jbGllbnRfbXNnX2lkGAIgASgJEiIKBnN0YXR1cxgDIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzEg4KBmN1cnNvchgEIAEoCRIQCghldmVudF9pZBgFIAEoCRIRCglkdXBsaWNhdGUYBiABKAgSEAoIY2xhaW1faWQYZCABKAkSIgoHZ3JhYmJlZBhlIAEoCzIRLmJhcnJhZ2UudjEuTW9uZXkSEQoIcmVwbGFjZWQYggEgASgIEhYKDXJlcGxhY2VkX3RleHQYgwEgASgJIlcKCkV2ZW50QmF0Y2gSDwoHcm9vbV9pZBgBIAEoCRIhCgZldmVudHMYAiADKAsyES5iYXJyYWdlLnYxLkV2ZW50EhUKDW9taXR0ZWRfY291bnQYAyABKA0iRgoEUG9uZxINCgVub25jZRgBIAEoBBIvCgtzZXJ2ZXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiMQoLU3RyZWFtRXJyb3ISIgoGc3RhdHVzGAEgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMiMQoOUmVzdW1lUmVxdWlyZWQSDwoHcm9vbV9pZBgBIAEoCRIOCgZjdXJzb3IYAiABKAkiTAoGR29Bd2F5Eg4KBnJlYXNvbhgBIAEoCRIyCg9yZWNvbm5lY3RfZGVsYXkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24qqwEKDVJlc3VtZU91dGNvbWUSHgoaUkVTVU1FX09VVENPTUVfVU5TUEVDSUZJRUQQABIYChRSRVNVTUVfT1VUQ09NRV9GUkVTSBABEhoKFlJFU1VNRV9PVVRDT01FX1JFU1VNRUQQAhIhCh1SRVNVTUVfT1VUQ09NRV9DVVJTT1JfVE9PX09MRBADEiEKHVJFU1VNRV9PVVRDT01FX0NVUlNPUl9VTktOT1dOEAQyVQoLUm9vbVNlcnZpY2USRgoHQ29ubmVjdBIaLmJhcnJhZ2UudjEuQ29ubmVjdFJlcXVlc3QaGy5iYXJyYWdlLnYxLkNvbm5lY3RSZXNwb25zZSgBMAFCZwoOY29tLmJhcnJhZ2UudjFQAVo2Z2l0aHViLmNvbS9iYXJyYWdlL2JhcnJhZ2UvZ2VuL2dvL2JhcnJhZ2UvdjE7YmFycmFnZXYxogIDQlJHqgIKQmFycmFnZS5WMboCB0JhcnJhZ2ViBnByb3RvMw", [file_barrage_v1_event, file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * One client frame. Exactly one field of `kind` is set.
@@ -652,6 +652,34 @@ export type RoomSnapshot = Message<"barrage.v1.RoomSnapshot"> & {
    * @generated from field: string announcement = 97;
    */
   announcement: string;
+
+  /**
+   * Coupon batches open for claims, oldest first, with their remaining counts.
+   *
+   * @generated from field: repeated barrage.v1.OpenCouponBatch coupon_batches = 100;
+   */
+  couponBatches: OpenCouponBatch[];
+
+  /**
+   * Red packets open for grabs, oldest first.
+   *
+   * @generated from field: repeated barrage.v1.OpenRedPacket red_packets = 101;
+   */
+  redPackets: OpenRedPacket[];
+
+  /**
+   * The gift ranking as of head_cursor (absent when nobody has given a gift).
+   *
+   * @generated from field: barrage.v1.Leaderboard leaderboard = 110;
+   */
+  leaderboard?: Leaderboard | undefined;
+
+  /**
+   * The viewers to show as avatars, as of the join.
+   *
+   * @generated from field: barrage.v1.AudienceList audience = 111;
+   */
+  audience?: AudienceList | undefined;
 };
 
 /**
@@ -660,6 +688,62 @@ export type RoomSnapshot = Message<"barrage.v1.RoomSnapshot"> & {
  */
 export const RoomSnapshotSchema: GenMessage<RoomSnapshot> = /*@__PURE__*/
   messageDesc(file_barrage_v1_room_service, 11);
+
+/**
+ * A coupon batch open for claims, in a join snapshot.
+ *
+ * @generated from message barrage.v1.OpenCouponBatch
+ */
+export type OpenCouponBatch = Message<"barrage.v1.OpenCouponBatch"> & {
+  /**
+   * The batch as dropped.
+   *
+   * @generated from field: barrage.v1.CouponBatchDropped batch = 1;
+   */
+  batch?: CouponBatchDropped | undefined;
+
+  /**
+   * Coupons left (CouponRemaining events update it).
+   *
+   * @generated from field: uint32 remaining = 2;
+   */
+  remaining: number;
+};
+
+/**
+ * Describes the message barrage.v1.OpenCouponBatch.
+ * Use `create(OpenCouponBatchSchema)` to create a new message.
+ */
+export const OpenCouponBatchSchema: GenMessage<OpenCouponBatch> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_room_service, 12);
+
+/**
+ * A red packet open for grabs, in a join snapshot.
+ *
+ * @generated from message barrage.v1.OpenRedPacket
+ */
+export type OpenRedPacket = Message<"barrage.v1.OpenRedPacket"> & {
+  /**
+   * The packet as sent (with its commitment).
+   *
+   * @generated from field: barrage.v1.RedPacketSent packet = 1;
+   */
+  packet?: RedPacketSent | undefined;
+
+  /**
+   * Shares grabbed so far, 0 to 10000.
+   *
+   * @generated from field: uint32 grabbed = 2;
+   */
+  grabbed: number;
+};
+
+/**
+ * Describes the message barrage.v1.OpenRedPacket.
+ * Use `create(OpenRedPacketSchema)` to create a new message.
+ */
+export const OpenRedPacketSchema: GenMessage<OpenRedPacket> = /*@__PURE__*/
+  messageDesc(file_barrage_v1_room_service, 13);
 
 /**
  * Answer to JoinRoom.
@@ -708,7 +792,7 @@ export type JoinResult = Message<"barrage.v1.JoinResult"> & {
  * Use `create(JoinResultSchema)` to create a new message.
  */
 export const JoinResultSchema: GenMessage<JoinResult> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_room_service, 12);
+  messageDesc(file_barrage_v1_room_service, 14);
 
 /**
  * Answer to LeaveRoom.
@@ -736,7 +820,7 @@ export type LeaveResult = Message<"barrage.v1.LeaveResult"> & {
  * Use `create(LeaveResultSchema)` to create a new message.
  */
 export const LeaveResultSchema: GenMessage<LeaveResult> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_room_service, 13);
+  messageDesc(file_barrage_v1_room_service, 15);
 
 /**
  * Answer to Send.
@@ -768,11 +852,13 @@ export type SendResult = Message<"barrage.v1.SendResult"> & {
    * Otherwise the event was not appended and the status says why: INVALID_ARGUMENT
    * (INVALID_FIELD and the text reasons, TEXT_BLOCKED), FAILED_PRECONDITION
    * (NOT_JOINED; ROOM_CLOSED, also when the room closed while this stream was in
-   * it; NOT_OPEN), PERMISSION_DENIED (ROLE_FORBIDDEN, MUTED, BANNED), ALREADY_EXISTS
+   * it; NOT_OPEN), PERMISSION_DENIED (ROLE_FORBIDDEN, MUTED, BANNED; CONTENT_REJECTED
+   * by the platform's moderation hook, with its reason as the message), ALREADY_EXISTS
    * (ALREADY_DONE), RESOURCE_EXHAUSTED (RATE_LIMITED or SLOW_MODE, with
    * google.rpc.RetryInfo), UNAUTHENTICATED (TOKEN_EXPIRED: refresh the token, then
    * retry), UNAVAILABLE (LOG_UNAVAILABLE: the log could not confirm the append;
-   * retry with the same client_msg_id).
+   * retry with the same client_msg_id; MODERATION_UNAVAILABLE: the moderation hook
+   * could not review the content and the node refuses unreviewed content).
    *
    * The sender's own event travels in the room's event batches independently of
    * this result and may arrive BEFORE it. Dedupe on client_msg_id: the event
@@ -806,6 +892,42 @@ export type SendResult = Message<"barrage.v1.SendResult"> & {
    * @generated from field: bool duplicate = 6;
    */
   duplicate: boolean;
+
+  /**
+   * coupon_claim sends, OK only: the claim id of the coupon won (what the order
+   * service redeems). The claim is decided by the room log, so the answer comes after
+   * the accepting node has folded it; a refused claim is SOLD_OUT, LIMIT_REACHED,
+   * EXPIRED or NOT_OPEN (the claim event is in the log all the same, with `cursor`
+   * unset in the answer).
+   *
+   * @generated from field: string claim_id = 100;
+   */
+  claimId: string;
+
+  /**
+   * red_packet_grab sends, OK only: the share won. A refused grab is SOLD_OUT,
+   * EXPIRED, ALREADY_DONE or NOT_OPEN.
+   *
+   * @generated from field: barrage.v1.Money grabbed = 101;
+   */
+  grabbed?: Money | undefined;
+
+  /**
+   * True when the platform's moderation hook replaced the content's text (masked
+   * words): the stored event, which everyone sees, carries `replaced_text`, not what
+   * was sent. An app showing the pending message shows replaced_text instead.
+   *
+   * @generated from field: bool replaced = 130;
+   */
+  replaced: boolean;
+
+  /**
+   * The text stored instead of the sent one (set only when `replaced`); equal to the
+   * stored event's text.
+   *
+   * @generated from field: string replaced_text = 131;
+   */
+  replacedText: string;
 };
 
 /**
@@ -813,7 +935,7 @@ export type SendResult = Message<"barrage.v1.SendResult"> & {
  * Use `create(SendResultSchema)` to create a new message.
  */
 export const SendResultSchema: GenMessage<SendResult> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_room_service, 14);
+  messageDesc(file_barrage_v1_room_service, 16);
 
 /**
  * Events of one room, in cursor order. A batch never mixes rooms.
@@ -859,7 +981,7 @@ export type EventBatch = Message<"barrage.v1.EventBatch"> & {
  * Use `create(EventBatchSchema)` to create a new message.
  */
 export const EventBatchSchema: GenMessage<EventBatch> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_room_service, 15);
+  messageDesc(file_barrage_v1_room_service, 17);
 
 /**
  * Answer to Ping.
@@ -887,7 +1009,7 @@ export type Pong = Message<"barrage.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_room_service, 16);
+  messageDesc(file_barrage_v1_room_service, 18);
 
 /**
  * A problem with a client frame that concerns no particular request, for example
@@ -910,7 +1032,7 @@ export type StreamError = Message<"barrage.v1.StreamError"> & {
  * Use `create(StreamErrorSchema)` to create a new message.
  */
 export const StreamErrorSchema: GenMessage<StreamError> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_room_service, 17);
+  messageDesc(file_barrage_v1_room_service, 19);
 
 /**
  * The stream fell behind a room and the server unsubscribed it rather than drop a
@@ -940,7 +1062,7 @@ export type ResumeRequired = Message<"barrage.v1.ResumeRequired"> & {
  * Use `create(ResumeRequiredSchema)` to create a new message.
  */
 export const ResumeRequiredSchema: GenMessage<ResumeRequired> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_room_service, 18);
+  messageDesc(file_barrage_v1_room_service, 20);
 
 /**
  * The node is shutting down. Finish what is in flight, then reconnect (to any
@@ -970,7 +1092,7 @@ export type GoAway = Message<"barrage.v1.GoAway"> & {
  * Use `create(GoAwaySchema)` to create a new message.
  */
 export const GoAwaySchema: GenMessage<GoAway> = /*@__PURE__*/
-  messageDesc(file_barrage_v1_room_service, 19);
+  messageDesc(file_barrage_v1_room_service, 21);
 
 /**
  * How a join's resume request went. Only RESUMED resumes: the others say
