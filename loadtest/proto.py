@@ -71,23 +71,23 @@ def gift_payload(giver: str, seq: int) -> event_pb2.Payload:
     return event_pb2.Payload(gift=gift)
 
 
-COUPON_CLAIM_KIND = "coupon_claim"
-"""The Payload kind of a viewer's coupon claim (issue 17 item 1, built in branch h17-coupons)."""
+def coupon_batch_payload(batch_id: str, quantity: int, per_user_limit: int, end_unix_s: int) -> event_pb2.Payload:
+    """The batch the load's claims name: dropped by the run's admin before the senders start."""
+    batch = event_pb2.CouponBatchDropped(
+        batch_id=batch_id,
+        title="load test: ¥5 off",
+        amount_off_minor=500,
+        currency="CNY",
+        quantity=quantity,
+        per_user_limit=per_user_limit,
+    )
+    batch.end_time.FromSeconds(end_unix_s)
+    return event_pb2.Payload(coupon_batch_dropped=batch)
 
 
-def coupons_supported() -> bool:
-    """Whether these protos have coupon claims (checked before a run with --claim-rate)."""
-    return COUPON_CLAIM_KIND in event_pb2.Payload.DESCRIPTOR.fields_by_name
-
-
-def coupon_claim_payload(coupon_id: str, seq: int) -> event_pb2.Payload:
-    """THE HOOK for coupon claims in the load mix: a viewer claims coupon `coupon_id`.
-
-    The coupon protos are not on this branch (h17-coupons builds them). Once merged, build
-    the claim here (e.g. Payload(coupon_claim=CouponClaim(coupon_id=coupon_id))), and have
-    runner.py drop a batch named `coupon_id` before the senders start; the rest of the
-    plumbing (--claim-rate, RoomLoad.claims, the schedule, viewer senders) is in place."""
-    raise NotImplementedError(f"coupon claims need the coupon protos (issue 17, branch h17-coupons); seq {seq}")
+def coupon_claim_payload(batch_id: str) -> event_pb2.Payload:
+    """A sender claims one coupon of `batch_id` for itself (answered: claimed, or why not)."""
+    return event_pb2.Payload(coupon_claim=event_pb2.CouponClaim(batch_id=batch_id))
 
 
 def product_pinned_payload(seq: int) -> event_pb2.Payload:

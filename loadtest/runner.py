@@ -39,7 +39,7 @@ from barrage.v1 import admin_service_pb2_grpc, event_pb2
 from loadtest import metrics, profile, proto
 from loadtest.cpucap import CpuCaps
 from loadtest.scenarios import Plan, build
-from loadtest.worker import SenderSpec, ViewerSpec, WorkerSpec, worker_main
+from loadtest.worker import COUPON_ID, SenderSpec, ViewerSpec, WorkerSpec, worker_main
 from server.auth import issue_dev_token
 from tests.kafka_broker import KafkaBroker, start_broker
 
@@ -66,7 +66,7 @@ class RunConfig:
     gifts: float = 0.0
     media_clock: float = 0.0
     claims: float = 0.0
-    """Coupon claims per second, all rooms (needs the coupon protos: proto.coupon_claim_payload)."""
+    """Coupon claims per second, all rooms, of one batch per room dropped before the senders start."""
     """Media clock reports per second per room, from its service sender: every event is stamped."""
     target: str = ""
     server_pid: int = 0
@@ -241,6 +241,13 @@ class Admin:
     async def create(self, room_id: str) -> None:
         await self.stub.CreateRoom(pb.CreateRoomRequest(room_id=room_id, title="load test"), metadata=self.metadata)
 
+    async def drop_coupons(self, room_id: str, batch_id: str) -> None:
+        """The most a batch may hold, 100 per user: the claims of a run are refused only when a
+        sender reaches its limit (LIMIT_REACHED among the send errors) or the batch sells out."""
+        payload = proto.coupon_batch_payload(batch_id, 10_000, 100, int(time.time()) + 6 * 3600)
+        request = pb.PublishEventRequest(room_id=room_id, request_id=f"coupons-{batch_id}", payload=payload)
+        await self.stub.PublishEvent(request, metadata=self.metadata)
+
     async def history(self, room_id: str) -> list[event_pb2.Event]:
         events: list[event_pb2.Event] = []
         cursor = ""
@@ -368,6 +375,8 @@ async def run(cfg: RunConfig) -> dict[str, Any]:
         admin = Admin(server.target, token)
         for room in plan.rooms:
             await admin.create(room)
+            if cfg.claims > 0:
+                await admin.drop_coupons(room, COUPON_ID)
         await asyncio.sleep(0.5)
         rss_baseline = metrics.tree_rss_bytes(server.pids())
         t_connect = time.monotonic()

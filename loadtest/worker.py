@@ -62,7 +62,7 @@ class RoomLoad:
     media_clock: float = 0.0
     """Media clock reports (the host's stream timeline, issue 19)."""
     claims: float = 0.0
-    """Coupon claims by viewers (issue 17; proto.coupon_claim_payload is the hook)."""
+    """Coupon claims by senders (issue 17): of the batch COUPON_ID the run drops first."""
 
 
 COMMENT, CRITICAL, LIKE, GIFT, MEDIA_CLOCK, CLAIM = range(6)
@@ -436,7 +436,7 @@ class Sender(h2.Stream):
         elif what == GIFT:
             payload = proto.gift_payload(f"fan{seq % 97}", seq)
         elif what == CLAIM:
-            payload = proto.coupon_claim_payload(COUPON_ID, seq)
+            payload = proto.coupon_claim_payload(COUPON_ID)
         elif what == MEDIA_CLOCK:
             payload = proto.media_clock_payload("lt", now_us // 1000 - self.media_origin_ms)
         else:

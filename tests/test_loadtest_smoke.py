@@ -40,7 +40,9 @@ def run_loadtest(out: Path, *args: str, timeout: float = 180) -> dict[str, Any]:
 
 def test_smoke_run_writes_sane_results(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = run_loadtest(out, "--like-rate", "4", "--gift-rate", "1", "--spawn-server", "--batch-interval-ms 10")
+    result = run_loadtest(
+        out, "--like-rate", "4", "--gift-rate", "1", "--claim-rate", "2", "--spawn-server", "--batch-interval-ms 10"
+    )
     f = result["figures"]
     checks = result["checks"]["totals"]
 
@@ -48,7 +50,9 @@ def test_smoke_run_writes_sane_results(tmp_path: Path) -> None:
     assert result["config"]["viewers"] == 12
     assert result["plan"]["viewers_by_kind"] == {"sample": 4, "drain": 8}
     assert f["streams"] == 12 + 2
-    # Everything sent was acknowledged, is in the history, and reached the viewers.
+    # Everything sent (coupon claims of the batch the run dropped included) was acknowledged,
+    # is in the history, and reached the viewers.
+    assert result["config"]["claims"] == 2
     assert f["sent"] > 0 and f["acked"] == f["sent"] and f["send_errors"] == {}
     assert f["acked_not_in_history"] == 0
     assert f["viewer_deliveries"] > 0 and f["deliveries_per_s"] > 0
