@@ -242,7 +242,12 @@ export class BarrageClient {
       return existing;
     }
     const sub = new Subscription(
-      { leave: (id) => this.leave(id), sendText: (id, text, o) => this.send(id, text, o), drained: (s) => this.drained(s) },
+      {
+        leave: (id) => this.leave(id),
+        sendText: (id, text, o) => this.send(id, text, o),
+        drained: (s) => this.drained(s),
+        userId: () => this._welcome?.user?.userId,
+      },
       roomId,
       {
         historyLimit: options.historyLimit ?? 0,

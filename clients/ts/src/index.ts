@@ -4,6 +4,15 @@ export { BarrageClient, type ClientOptions, type JoinOptions, type TokenSource }
 export { Subscription, type SendOptions } from "./subscription.js";
 export type { Ack, ClientStats, ConnectionState, EndReason, RoomItem } from "./items.js";
 export {
+  IMMEDIATE_KINDS,
+  type Listenable,
+  MediaSync,
+  type MediaSyncOptions,
+  type PlayerClock,
+  type PlayerTime,
+  type SyncStats,
+} from "./mediaSync.js";
+export {
   BarrageError,
   Code,
   ConnectionFailed,

@@ -13,6 +13,7 @@ import { RecentIds } from "./dedupe.js";
 import { type Deferred, deferred } from "./deferred.js";
 import type { BarrageError } from "./errors.js";
 import type { Ack, EndReason, RoomItem } from "./items.js";
+import { MediaSync, type MediaSyncOptions, type PlayerClock } from "./mediaSync.js";
 
 export type Phase = "joining" | "joined" | "paused" | "detached" | "leaving" | "ended";
 
@@ -21,6 +22,8 @@ export interface SubscriptionHost {
   leave(roomId: string): Promise<void>;
   sendText(roomId: string, text: string, options?: SendOptions): Promise<Ack>;
   drained(sub: Subscription): void;
+  /** This client's user id (from its Welcome), if welcomed yet. */
+  userId(): string | undefined;
 }
 
 export interface SendOptions {
@@ -93,6 +96,28 @@ export class Subscription implements AsyncIterable<RoomItem> {
     return () => {
       if (this.listener === listener) this.listener = undefined;
     };
+  }
+
+  /**
+   * This room's items, each when the app's player reaches its mediaTime (the viewer's
+   * own events, events without mediaTime and IMMEDIATE_KINDS at once): iterate this
+   * instead of the subscription. `options`: MediaSync's (src/mediaSync.ts).
+   */
+  inStep(player: PlayerClock, options: MediaSyncOptions = {}): AsyncGenerator<RoomItem, void, undefined> {
+    return this.mediaSync(player, options).run(this);
+  }
+
+  /**
+   * listen(), in step with the player: `listener` gets each item when it is due (see
+   * inStep). Returns a function that stops listening.
+   */
+  listenInStep(player: PlayerClock, listener: (item: RoomItem) => void, options: MediaSyncOptions = {}): () => void {
+    return this.mediaSync(player, options).listen(this, listener);
+  }
+
+  private mediaSync(player: PlayerClock, options: MediaSyncOptions): MediaSync {
+    const isOwn = (userId: string): boolean => userId !== "" && userId === this.host.userId();
+    return new MediaSync(player, { isOwn, ...options });
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<RoomItem> {
