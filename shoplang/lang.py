@@ -196,9 +196,13 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                 "memory card", "sd card", "microsd"),
     "area": ("面积", "平米", "几平", "平方", "re:多大的?(房间|屋子?|客厅|卧室|空间)", "多大房间", "room size", "square met",
              "sq m", "m²", "re:how big (a|of a) room"),
-    "dimensions": ("尺寸", "多大", "大小", "长宽", "多长", "长度", "多宽", "多高", "高度", "口径", "直径", "面积", "折叠", "登机",
-                   "dimension", "folded", "how big", "cabin", "plane", "flight", "上飞机", "size", "length", "diameter",
+    "dimensions": ("尺寸", "多大", "大小", "长宽", "多长", "长度", "多宽", "宽度", "多高", "高度", "口径", "直径", "面积", "折叠",
+                   "dimension", "folded", "how big", "size", "length", "diameter", "width",
                    "height", "how tall", "how wide"),
+    # Whether it may go on a plane is a rule about the thing (battery, size), not its size:
+    # a cord's length does not answer it.
+    "flight": ("上飞机", "坐飞机", "登机", "乘机", "托运", "随身带", "plane", "flight", "cabin", "carry-on", "airplane",
+               "airport"),
     "noise": ("噪音", "声音", "吵", "分贝", "静音", "noise", "loud", "quiet", "noisy", "db"),
     "contents": ("包含", "包括", "有哪些", "里面有什么", "一套几", "几件", "件数", "几个装", "一套有", "规格", "what's in",
                  "what is in", "what comes in", "comes with", "included", "include", "contents", "pieces", "how many in"),
@@ -459,9 +463,69 @@ def _cn_number(text: str) -> float:
     return float(_CN_DIGITS.get(text, 0))
 
 
-def quantities(text: str) -> list[tuple[str, float]]:
-    """("weight", kg) / ("height", cm) / ("age", months) / ... named in the text ("20斤" is 10 kg)."""
+_PACK = re.compile(
+    r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+)\s*(公斤|千克|kg|斤|克|g|毫升|ml|升|l)\s*(?:装|的?(?:袋|包|瓶|罐|盒|桶))"
+)
+"""An amount that is a pack size ("十斤装", "1公斤装", "500ml的瓶"): what is bought, not the viewer's measure."""
+_GIRTH = re.compile(
+    r"(胸围|腰围|臀围|bust|chest|waist|hips?)\s*(?:是|有|大概|约)?\s*"
+    r"(?:([一二两三四五六七八九\d])尺([一二三四五六七八九\d])?|(\d+(?:\.\d+)?)\s*(厘米|cm|公分|寸|inch(?:es)?)?)"
+)
+_GIRTH_KIND = {"胸围": "chest", "bust": "chest", "chest": "chest", "腰围": "waist", "waist": "waist",
+               "臀围": "hip", "hip": "hip", "hips": "hip"}  # fmt: skip
+
+
+def packs(text: str) -> list[tuple[str, float]]:
+    """Pack sizes named ("十斤装" = ("weight", 5.0) kg, "500ml的瓶" = ("volume", 500.0) ml)."""
     out: list[tuple[str, float]] = []
+    for match in _PACK.finditer(text):
+        value, unit = _cn_number(match.group(1)), match.group(2)
+        out.append(_amount_of(value, unit))
+    return out
+
+
+def _amount_of(value: float, unit: str) -> tuple[str, float]:
+    """An amount in the unit variants are compared in: kg for weights, ml for volumes."""
+    if unit in ("公斤", "千克", "kg"):
+        return ("weight", value)
+    if unit == "斤":
+        return ("weight", value / 2)
+    if unit in ("克", "g"):
+        return ("weight", value / 1000)
+    if unit in ("升", "l"):
+        return ("volume", value * 1000)
+    return ("volume", value)
+
+
+def amounts(text: str) -> list[tuple[str, float]]:
+    """Every weight or volume in a text with its unit ("5公斤", "1.5 kg", "500毫升"), for
+    comparing a variant's name with a pack size asked in other units."""
+    out = []
+    for match in re.finditer(r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+)\s*(公斤|千克|kg|斤|克|g|毫升|ml|升|l)(?![a-z])", text):
+        out.append(_amount_of(_cn_number(match.group(1)), match.group(2)))
+    return out
+
+
+def _girths(text: str) -> list[tuple[str, float]]:
+    """Body girths in cm: "胸围45厘米", "腰围2尺7" (2.7 尺; a 尺 is a third of a metre), "waist 30 inches"."""
+    out = []
+    for match in _GIRTH.finditer(text):
+        kind = _GIRTH_KIND[match.group(1)]
+        if match.group(2) is not None:
+            chi = _cn_number(match.group(2)) + (_cn_number(match.group(3)) / 10 if match.group(3) else 0)
+            out.append((kind, round(chi * 100 / 3, 1)))
+        else:
+            value, unit = float(match.group(4)), match.group(5) or ""
+            out.append((kind, value * 2.54 if unit.startswith(("寸", "inch")) else value))
+    return out
+
+
+def quantities(text: str) -> list[tuple[str, float]]:
+    """("weight", kg) / ("height", cm) / ("age", months) / ("chest" | "waist" | "hip", cm) /
+    ... named in the text ("20斤" is 10 kg). A pack size ("1公斤装") is not one of them."""
+    out: list[tuple[str, float]] = _girths(text)
+    # Girths and pack sizes are not heights or body weights: take them out first.
+    text = _GIRTH.sub(" ", _PACK.sub(" ", text))
     for match in _QUANTITY.finditer(text):
         value = _cn_number(match.group(1)) + (0.5 if match.group(2) or match.group(4) else 0)
         unit = match.group(3)

@@ -68,6 +68,10 @@ class Reading:
     """Where product names are in `text`."""
     other_kind: bool = False
     """It names a kind of product ("平板", "durian") that none of the room's products is."""
+    measure: tuple[str, ...] = ()
+    """A dimension asked by its adjective ("多宽" -> ("宽", "width")): the spec of that dimension."""
+    packs: tuple[tuple[str, float], ...] = ()
+    """Pack sizes named ("十斤装" = ("weight", 5.0)), whether or not a variant is that size."""
 
     @property
     def topic_key(self) -> str:
@@ -99,6 +103,17 @@ class Reading:
         start = self.text.find(word)
         while start >= 0:
             if not any(s <= start and start + n <= e and e - s > n for s, e in self.name_spans):
+                return True
+            start = self.text.find(word, start + 1)
+        return False
+
+    def says_apart(self, word: str) -> bool:
+        """The text holds the word outside every product name: "防晒" in "防晒要卸妆吗" names the
+        sunscreen, it does not ask about its 防晒指数."""
+        n = len(word)
+        start = self.text.find(word)
+        while start >= 0:
+            if not any(s < start + n and start < e for s, e in self.name_spans):
                 return True
             start = self.text.find(word, start + 1)
         return False
@@ -262,6 +277,13 @@ class Understanding:
             intents, concepts = _asked_by_sound(masked)  # "包油吗" (包邮), "运废多少" (运费)
         if not intents and not concepts and re.search(r"[a-z]{5,}", masked):
             intents, concepts = _asked_by_spelling(masked)  # "shiping", "waterprof"
+        measure = _measure_asked(masked)
+        if measure and re.search(r"how long (is|are)\b", masked):
+            # "how long is the cord": a length, not the time left or the delivery time.
+            intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
+            concepts = tuple(dict.fromkeys(("dimensions", *concepts)))
+        if not intents and not concepts and _BARE_HOW_MUCH.search(text):
+            intents = ("price",)  # "风衣多少", "吹风机现在多少": how much, with nothing else asked
         reading = Reading(
             original=original,
             text=text,
@@ -279,6 +301,7 @@ class Understanding:
             residue=_residue(masked),
             name_spans=tuple((a, b) for a, b, _, _ in spans),
             strength={pid: w for pid, w in strength.items() if pid in named},
+            measure=measure,
         )
         reading.bigger = (
             True
@@ -288,6 +311,10 @@ class Understanding:
             else None
         )
         self._variants_and_sizes(reading, masked)
+        if reading.intents == ("price",) and _BARE_HOW_MUCH.search(text) and not reading.variants:
+            # Only a product (and "now") before 多少: other leftover words ("胸围多少") ask something else.
+            if any(w not in _WHEN_WORDS for w in reading.residue.split()):
+                reading.intents = ()
         # "有没有平板", "do you sell tablets": asks whether the room sells a kind it does not;
         # "衬衫多少钱" in a room without shirts is not about the dress on screen either
         # (unless it points at the screen: "这件衬衫" is what the host shows, by another name).
@@ -376,8 +403,12 @@ class Understanding:
     def _variants_and_sizes(self, reading: Reading, masked: str) -> None:
         if self.catalogue is None:
             return
+        reading.packs = tuple(L.packs(reading.text))
         for product_id, keys in self._variants:
             variant = _variant_named(keys, masked)
+            if variant is None and reading.packs:
+                # "十斤装" for the "5公斤" bag: the same amount in other units names it too.
+                variant = _variant_by_amount(self.catalogue.product(product_id), reading.packs)
             if variant is not None:
                 reading.variants[product_id] = variant
         listed = {s.casefold() for p in self.catalogue.products for s in p.sizes}
@@ -392,6 +423,28 @@ class Understanding:
 
 
 # ------------------------------------------------------------------ questions
+
+_MEASURES = {"宽": ("宽", "width", "wide"), "长": ("长", "length", "long"), "高": ("高", "height", "tall"),
+             "厚": ("厚", "thick"), "深": ("深", "depth", "deep"), "粗": ("粗", "thick", "diameter"),
+             "重": ("重", "weight", "heavy")}  # fmt: skip
+_MEASURE_EN = {"wide": "宽", "long": "长", "tall": "高", "high": "高", "thick": "厚", "deep": "深", "heavy": "重"}
+_NOT_A_LENGTH = re.compile(r"sale|deal|flash|offer|deliver|ship|warranty|guarantee|battery|charg|shelf|last|return|take")
+
+
+def _measure_asked(text: str) -> tuple[str, ...]:
+    """"多宽", "有多长", "how wide is it", "how long is the leash": the dimension asked, as its
+    Chinese character and English words ("" when none; "how long is delivery" is a time)."""
+    match = re.search(r"(?<![好很太许])多([宽长高厚深粗重])(?!时间|久)", text)
+    if match is not None:
+        return _MEASURES[match.group(1)]
+    match = re.search(r"how (wide|long|tall|high|thick|deep|heavy) (?:is|are)\b(?P<rest>.*)", text)
+    if match is not None and not (match.group(1) == "long" and _NOT_A_LENGTH.search(match.group("rest"))):
+        return _MEASURES[_MEASURE_EN[match.group(1)]]
+    return ()
+
+
+_BARE_HOW_MUCH = re.compile(r"多少[啊呀呢哇嘞捏]?[\s?？!！~～。.]*$")
+_WHEN_WORDS = {"现在", "今天", "目前", "这会", "直播间", "现价", "到手"}
 
 
 _VERDICT = re.compile(r"可以|不错|还行|挺|划算|便宜|实惠|贵|好看|喜欢|绝了|值")
@@ -668,10 +721,28 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     return out
 
 
+def _variant_by_amount(product: Product | None, packs: tuple[tuple[str, float], ...]) -> str | None:
+    if product is None:
+        return None
+    found = [
+        v.id
+        for v in product.variants
+        if any(
+            kind == k and abs(value - amount) < 1e-6
+            for kind, value in packs
+            for k, amount in L.amounts(L.normalize(f"{v.name.zh} {v.name.en}"))
+        )
+    ]
+    return found[0] if len(set(found)) == 1 else None
+
+
 def _says_key(key: str, text: str) -> bool:
     """The key is in the text, a key starting with a digit not inside a longer number
     ("5公斤" is not said by "55公斤")."""
     if not key[:1].isdigit():
+        if L.CJK.search(key) is None:
+            # A Latin key is a whole word: "L" is not said by "XL", "S" not by "what's".
+            return re.search(r"(?<![a-z0-9'’])" + re.escape(key) + r"(?![a-z0-9])", text) is not None
         return key in text
     return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
 

@@ -248,11 +248,21 @@ class CatalogueAnswerer:
                 declined.append("unknown")
         if r.unknown_sizes and not r.sizes:
             declined.append("unknown")
+        # A size named that this product does not come in ("猫窝有XL吗" of S / M / L) is not
+        # listed: say so, not the chart of the others.
+        own_sizes = {s.casefold() for s in p.sizes} | {s.casefold() for s in (p.size_chart.rows if p.size_chart else ())}
+        # A bare number is a size only where sizes are numbers ("肩宽40" is not shoe size 40).
+        comparable = [s for s in r.sizes if not s.isdigit() or any(o.isdigit() for o in own_sizes)]
+        other_size = bool(comparable) and bool(own_sizes) and not any(s in own_sizes for s in comparable)
+        if other_size:
+            declined.append("unknown")
         variant_id = r.variants.get(p.id)
         if variant_id is None and r.bigger is not None and p.variants:
             priced = sorted(p.variants, key=lambda v: v.price if v.price is not None else p.price)
             variant_id = (priced[-1] if r.bigger else priced[0]).id
         variant = next((v for v in p.variants if v.id == variant_id), None)
+        if r.packs and p.variants and variant is None:
+            declined.append("unknown")  # "狗粮有1公斤装吗" of the 2 kg and 7.5 kg bags
         # Price.
         if "list_price" in intents:
             lp = variant.list_price if variant is not None and variant.list_price is not None else p.list_price
@@ -312,7 +322,9 @@ class CatalogueAnswerer:
             else:
                 declined.append("unknown")
         # Sizes, colours, materials, who it is for.
-        if "sizes" in intents or r.sizes or ("count" in intents and p.size_chart is not None):
+        if other_size:
+            pass
+        elif "sizes" in intents or r.sizes or ("count" in intents and p.size_chart is not None):
             fact = _size_fact(p, r)
             if fact is not None:
                 facts.append(fact)
@@ -338,7 +350,7 @@ class CatalogueAnswerer:
             elif fact is not None:
                 facts.append(fact)
         # Specs by kind, then anything else the question names that the product lists.
-        for spec in _specs_for(p, r):
+        for spec in _specs_for(p, r, weak=not facts):
             if not any(f.kind == f"spec:{spec.key}" for f in facts):
                 facts.append(_spec_fact(p, spec))
         if "variants" in intents and p.variants and variant is None:
@@ -480,9 +492,10 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
         names = L.REGIONS[region]
         label = names[0]
         if any(any(L.cue_matches(n, e) for n in names) for e in excluded):
-            parts_zh.append(f"抱歉，{label}不在配送范围（{'、'.join(t.zh for t in s.excluded)}除外）")
+            # Say "no" plainly: an excluded region is a listed fact, not an unknown.
+            parts_zh.append(f"不发{label}（不配送：{'、'.join(t.zh for t in s.excluded)}）")
             parts_en.append(
-                f"sorry, we don't ship to {names[-1].title()} (except {', '.join(t.en for t in s.excluded)})"
+                f"this doesn't ship to {names[-1].title()} (not delivered to: {', '.join(t.en for t in s.excluded)})"
             )
         elif any(any(L.cue_matches(n, t) for n in names) for t in served) or (
             region in L.MAINLAND and any("大陆" in t or "mainland" in t or "全国" in t for t in served)
@@ -684,8 +697,9 @@ def _limit_relevant(audience: Audience, asked: list[tuple[str, float]]) -> bool:
 _SPEC_STOP = set("的了吗呢是有能可以多少几什么")
 
 
-def _specs_for(p: Product, r: Reading) -> list[Spec]:
+def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
     out: list[Spec] = []
+    named_too: list[Spec] = []
     for spec in p.specs:
         own = L.normalize(" ".join([spec.key.replace("_", " "), spec.name.zh, spec.name.en, *spec.keywords]))
         if any(c in L.CONCEPTS and any(L.cue_matches(cue, own) for cue in L.CONCEPTS[c]) for c in r.concepts):
@@ -698,8 +712,24 @@ def _specs_for(p: Product, r: Reading) -> list[Spec]:
             continue
         # A two-character word of the spec's name in the question ("蓝牙几点几" -> 蓝牙版本).
         name = "".join(ch for ch in spec.name.zh if L.CJK.match(ch))
-        if any(r.says(name[i : i + 2]) for i in range(len(name) - 1) if name[i : i + 2] not in _WEAK_BIGRAMS):
+        pairs = [name[i : i + 2] for i in range(len(name) - 1) if name[i : i + 2] not in _WEAK_BIGRAMS]
+        if any(r.says_apart(pair) for pair in pairs):
             out.append(spec)
+        elif any(r.says(pair) for pair in pairs):
+            named_too.append(spec)
+    if not out and not r.concepts and weak:
+        # The pair is also (part of) the name the viewer used ("降噪效果怎么样" of the 降噪
+        # earbuds): what is asked only when nothing else is ("防晒搓泥吗" asks 搓泥, not 防晒指数).
+        out = named_too
+    if r.measure:
+        # "皮带多宽": the width, not another dimension (or a value that happens to say "length").
+        measured = [
+            spec
+            for spec in p.specs
+            if r.measure[0] in spec.name.zh or any(w in L.normalize(spec.name.en) for w in r.measure[1:])
+        ]
+        if measured:
+            return measured
     if out:
         # A spec that holds the question's own words beats one found through the kind of
         # thing asked: "water bladder" is the hydration sleeve ("bladder"), not the rain
@@ -708,15 +738,33 @@ def _specs_for(p: Product, r: Reading) -> list[Spec]:
         if direct:
             out = [spec for spec in out if spec in direct] or direct
     if not out and r.concepts:
-        # The kind asked is in a spec's value ("每片130克" for "多重").
+        # The kind asked is in a spec's value ("每片130克" for "多重"). A yes/no question asks
+        # about one thing: the value must speak of it ("能上飞机吗" / "可登机"), not of another
+        # property of the same kind ("搓泥吗" is not answered by "清爽不油腻").
+        yes_no = not _WHICH.search(r.text) and not re.search(r"多|how|what", r.text)
+        asked = [cue for c in r.concepts for cue in L.CONCEPTS.get(c, ()) if not cue.startswith("re:")]
+        asked = [cue for cue in asked if L.cue_matches(cue, r.text)]
         for spec in p.specs:
             value = L.normalize(spec.value.zh + " " + spec.value.en)
-            if any(
-                c in L.CONCEPTS and any(L.cue_matches(cue, value) for cue in L.CONCEPTS[c] if not cue.startswith("re:"))
+            there = [
+                cue
                 for c in r.concepts
-            ):
+                if c in L.CONCEPTS
+                for cue in L.CONCEPTS[c]
+                if not cue.startswith("re:") and L.cue_matches(cue, value)
+            ]
+            if there and (not yes_no or any(_same_thing(a, b) for a in asked for b in there)):
                 out.append(spec)
     return out
+
+
+def _same_thing(asked: str, listed: str) -> bool:
+    """Two cues of one kind that speak of the same thing: equal, or Chinese cues sharing a
+    character that is not a function word (上飞机 / 登机; not 搓泥 / 油腻)."""
+    if asked == listed:
+        return True
+    shared = set(asked) & set(listed)
+    return any(L.CJK.match(ch) and ch not in _SPEC_STOP for ch in shared)
 
 
 _WEAK_BIGRAMS = {"多少", "什么", "能否", "是否", "方式", "时间", "效果"}
