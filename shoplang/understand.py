@@ -282,7 +282,8 @@ class Understanding:
             # "how long is the cord": a length, not the time left or the delivery time.
             intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
             concepts = tuple(dict.fromkeys(("dimensions", *concepts)))
-        if not intents and not concepts and _BARE_HOW_MUCH.search(text):
+        bare_how_much = not intents and not concepts and bool(_BARE_HOW_MUCH.search(text))
+        if bare_how_much:
             intents = ("price",)  # "风衣多少", "吹风机现在多少": how much, with nothing else asked
         reading = Reading(
             original=original,
@@ -311,10 +312,13 @@ class Understanding:
             else None
         )
         self._variants_and_sizes(reading, masked)
-        if reading.intents == ("price",) and _BARE_HOW_MUCH.search(text) and not reading.variants:
-            # Only a product (and "now") before 多少: other leftover words ("胸围多少") ask something else.
-            if any(w not in _WHEN_WORDS for w in reading.residue.split()):
-                reading.intents = ()
+        # Only a product (and "now") before a bare 多少: other leftover words ("胸围多少") ask something else.
+        if (
+            bare_how_much
+            and not reading.variants
+            and any(w not in _WHEN_WORDS for w in reading.residue.split())
+        ):
+            reading.intents = ()
         # "有没有平板", "do you sell tablets": asks whether the room sells a kind it does not;
         # "衬衫多少钱" in a room without shirts is not about the dress on screen either
         # (unless it points at the screen: "这件衬衫" is what the host shows, by another name).
@@ -428,7 +432,7 @@ _MEASURES = {"宽": ("宽", "width", "wide"), "长": ("长", "length", "long"), 
              "厚": ("厚", "thick"), "深": ("深", "depth", "deep"), "粗": ("粗", "thick", "diameter"),
              "重": ("重", "weight", "heavy")}  # fmt: skip
 _MEASURE_EN = {"wide": "宽", "long": "长", "tall": "高", "high": "高", "thick": "厚", "deep": "深", "heavy": "重"}
-_NOT_A_LENGTH = re.compile(r"sale|deal|flash|offer|deliver|ship|warranty|guarantee|battery|charg|shelf|last|return|take")
+_NOT_A_LENGTH = re.compile(r"sale|deal|flash|offer|deliver|ship|warranty|guarantee|battery|charg|shelf|last|return")
 
 
 def _measure_asked(text: str) -> tuple[str, ...]:

@@ -250,7 +250,8 @@ class CatalogueAnswerer:
             declined.append("unknown")
         # A size named that this product does not come in ("猫窝有XL吗" of S / M / L) is not
         # listed: say so, not the chart of the others.
-        own_sizes = {s.casefold() for s in p.sizes} | {s.casefold() for s in (p.size_chart.rows if p.size_chart else ())}
+        chart_rows = p.size_chart.rows if p.size_chart else {}
+        own_sizes = {s.casefold() for s in p.sizes} | {s.casefold() for s in chart_rows}
         # A bare number is a size only where sizes are numbers ("肩宽40" is not shoe size 40).
         comparable = [s for s in r.sizes if not s.isdigit() or any(o.isdigit() for o in own_sizes)]
         other_size = bool(comparable) and bool(own_sizes) and not any(s in own_sizes for s in comparable)
