@@ -128,7 +128,9 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "适合多大", "几岁", "多大的宝宝", "多大的孩子", "适合", "适不适合", "能用吗", "能吃吗", "能喝吗", "能穿吗", "能坐吗", "能戴吗", "可以用吗", "可以吃吗",
                  "可以喝吗", "能不能用", "能不能吃", "过敏", "不耐受", "孕妇", "婴儿能", "宝宝能", "孩子能", "老人能",
                  "suitable", "good for", "ok for", "safe for", "allergic", "intolerant", "re:can (my|a) (baby|kid|child)",
-                 "left-handed", "左手"),
+                 "left-handed", "左手",
+                 # "能吃这个猫粮吗": the verb of use and the question particle apart
+                 "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡)[^吗?？]{1,8}吗"),
     "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "几号", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
               "re:how many (pack|piece|pc|sheet|wipe|bag)"),

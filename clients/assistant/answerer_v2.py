@@ -350,6 +350,8 @@ class CatalogueAnswerer:
                 declined.append("unknown")
             elif fact is not None:
                 facts.append(fact)
+            elif not (p.suitable_for or p.not_for) and (field := _who_in_listing(p, r)) is not None:
+                facts.append(_field_fact(p, *field))
         # Specs by kind, then anything else the question names that the product lists.
         for spec in _specs_for(p, r, weak=not facts):
             if not any(f.kind == f"spec:{spec.key}" for f in facts):
@@ -671,6 +673,30 @@ def _someone_unlisted(p: Product, r: Reading) -> bool:
     if _WHICH.search(r.text) or r.quantities:
         return False
     who = L.normalize(" ".join(f"{a.who.zh} {a.who.en}" for a in (*p.suitable_for, *p.not_for)))
+    chunks = _who_chunks(r)
+    if not chunks:
+        return False
+    return not any(_who_named(c, who) for c in chunks)
+
+
+def _who_in_listing(p: Product, r: Reading) -> tuple[Text, Text] | None:
+    """A product that lists no audiences may still say who it is for in its description or a
+    spec ("猫狗通用", "男女同款"): the field that names the group asked about."""
+    if _WHICH.search(r.text) or r.quantities:
+        return None
+    chunks = _who_chunks(r)
+    fields = [(s.name, s.value) for s in p.specs]
+    if p.description is not None:
+        fields.append((Text(zh="介绍", en="about"), p.description))
+    for label, value in fields:
+        hay = L.normalize(f"{label.zh} {label.en} {value.zh} {value.en}")
+        if any(_who_named(c, hay) for c in chunks):
+            return label, value
+    return None
+
+
+def _who_chunks(r: Reading) -> list[str]:
+    """The words of a "can X use it" question that may name a group (X)."""
     text = r.text
     for start, end in sorted(r.name_spans, reverse=True):
         text = text[:start] + " " + text[end:]
@@ -678,10 +704,22 @@ def _someone_unlisted(p: Product, r: Reading) -> bool:
     text = _USE_WORDS.sub(" ", text)
     chunks = [c for c in re.split(r"[\s\W\d_]+", text) if c]
     chunks = [c for c in chunks if (L.CJK.search(c) and len(c) >= 2) or (not L.CJK.search(c) and len(c) >= 4)]
-    chunks = [c for c in chunks if not _is_generic_use(c) and c not in L.STOP_EN]
-    if not chunks:
+    return [c for c in chunks if not _is_generic_use(c) and c not in L.STOP_EN]
+
+
+_PLAIN_MODIFIERS = set("的了吗呢是有能可以多少几什么一个不也都还给买小大这那")
+"""Characters that tell no group of people (or animals) from another."""
+
+
+def _who_named(chunk: str, who: str) -> bool:
+    """A group the viewer names is among the listed ones: the words, or, in Chinese, a
+    character that tells the group apart — every character but the head noun at the end
+    ("油皮" / 偏油, "男生" / 男女通用, "狗狗" / 猫狗; "孕妇" is not in 干皮和敏感肌)."""
+    if chunk in who or _bigram_share(chunk, who) >= 0.5 or L.singular(chunk) in who:
+        return True
+    if not L.CJK.search(chunk):
         return False
-    return not any(c in who or _bigram_share(c, who) >= 0.5 or L.singular(c) in who for c in chunks)
+    return any(ch in who for ch in chunk[:-1] if L.CJK.match(ch) and ch not in _PLAIN_MODIFIERS)
 
 
 def _is_generic_use(chunk: str) -> bool:
