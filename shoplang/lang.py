@@ -116,7 +116,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "gift": ("赠品", "送什么", "送啥", "有送", "赠送", "送不送", "有没有送", "福利", "礼品", "re:送.{1,6}(吗|不)", "re:送几",
              "free gift", "gift",
              "freebie", "bonus", "comes with", "what do i get free"),
-    "sizes": ("尺码", "码数", "什么码", "哪个码", "几码", "多大码", "码", "选码", "size"),
+    "sizes": ("尺码", "码数", "什么码", "哪个码", "几码", "多大码", "码", "选码", "size", "re:(穿|选|拿|买|要)几号"),
     "colours": ("颜色", "什么色", "几个色", "几种色", "色号", "colour", "color", "shade"),
     "materials": ("成分", "材质", "材料", "面料", "配料", "原料", "re:(纯|全|含)(棉|麻|羊毛|羊绒|真丝|桑蚕丝)", "什么棉",
                   "re:\\b(is it|are they|made of|100%?) ?(cotton|wool|silk|linen|leather|cashmere)\\b", "里面有什么", "有什么东西", "含有", "什么做的", "用料",

@@ -345,10 +345,13 @@ class Understanding:
         candidates = [term for ch in set(text) for term in self._by_first.get(ch, ())]
         for term in candidates:
             if term.start_only:
-                # One character ("米多少钱", "表 waterproof?"): only as the question's first word.
+                # One character ("米多少钱", "表 waterproof?"): only as the question's first word,
+                # or as the head noun that ends it after 的 ("睡哪个码的窝").
                 rest = text[len(term.text) :]
                 if text.startswith(term.text) and rest and (not L.CJK.match(rest[0]) or rest.startswith(_AFTER_NAME)):
                     hits.append((0, len(term.text), term.product_id, term.weight))
+                for match in re.finditer("(?<=的)" + re.escape(term.text) + _AT_END, text):
+                    hits.append((match.start(), match.end(), term.product_id, term.weight))
                 continue
             if term.text not in text:
                 continue  # the cheap test first: most terms are not in a given comment
@@ -457,6 +460,7 @@ _OWN_ATTRIBUTES = {"price", "list_price", "stock", "sizes", "colours", "link", "
 """What a product named in a question has ("衬衫多少钱"), unlike what it is used with
 ("苹果手机能用吗": the phone is not what is sold)."""
 _STATEMENT = re.compile(r"我|了|过|超|太|真|喜欢|好吃|好用|\b(i|i'm|love|loved|bought|got mine)\b")
+_AT_END = "(?=[吗呢吧啊呀嘛么哦哇啦了]*[\\s?？!！。~～]*$)"
 _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几[个件块元天斤克号码段分点岁种包片盒罐支瓶升个钟年周]|几[点]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"

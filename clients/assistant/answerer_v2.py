@@ -89,7 +89,7 @@ class CatalogueAnswerer:
         if "recommend" in reading.intents and not others and not reading.named and not reading.pointed:
             return self._recommend(question, reading, state, now_ms)
         if not reading.named:
-            products = self._by_measure(reading, products)
+            products = self._by_measure(reading, products, sale_pid)
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
         shop_only = bool(shop_facts) and not reading.named and not reading.pointed and not on_sale
         if not shop_only:
@@ -186,7 +186,7 @@ class CatalogueAnswerer:
                 hits.append(p)
         return hits[0] if len(hits) == 1 else None
 
-    def _by_measure(self, r: Reading, products: list[str]) -> list[str]:
+    def _by_measure(self, r: Reading, products: list[str], sale_pid: str | None = None) -> list[str]:
         """ "身高70穿哪个码" while diapers (sized by weight) are pinned: the one product whose
         size chart is by that measure."""
         kinds = {kind for kind, _ in r.quantities}
@@ -199,6 +199,8 @@ class CatalogueAnswerer:
 
         if products and charted(self.catalogue.product(products[0])):
             return products
+        if sale_pid is not None and charted(self.catalogue.product(sale_pid)):
+            return [sale_pid]  # the other product on screen: the flash sale's
         fits = [p.id for p in self.catalogue.products if charted(p)]
         return fits if len(fits) == 1 else products
 
@@ -325,7 +327,12 @@ class CatalogueAnswerer:
         # Sizes, colours, materials, who it is for.
         if other_size:
             pass
-        elif "sizes" in intents or r.sizes or ("count" in intents and p.size_chart is not None):
+        elif (
+            "sizes" in intents
+            or r.sizes
+            or ("count" in intents and p.size_chart is not None)
+            or (p.size_chart is not None and _measure_for_size(r))
+        ):
             fact = _size_fact(p, r)
             if fact is not None:
                 facts.append(fact)
@@ -553,7 +560,7 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
     if not p.sizes and p.size_chart is None:
         return None
     chart = p.size_chart
-    asked = [(kind, value) for kind, value in r.quantities if kind in ("weight", "height", "age", "foot")]
+    asked = [(kind, value) for kind, value in r.quantities if kind in _MEASURES]
     if chart is not None and asked:
         rows = []
         points: list[tuple[float, str, Text, str]] = []
@@ -571,8 +578,14 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
                         rows.append((size, column, cell))
         if not rows and points:
             # One value per size (foot length 255mm): the smallest size that is long enough.
-            given = [value for want, value in asked if want == _column_kind(points[0][2])]
-            fitting = sorted((pt for pt in points if given and pt[0] >= given[0] - 1e-9), key=lambda pt: pt[0])
+            kind = _column_kind(points[0][2])
+            given = [value for want, value in asked if want == kind]
+            if kind in ("chest", "waist", "hip") and given:
+                # A garment's girth is about the body's (两尺 = 66.7 cm: the 66.5 cm waist), not
+                # the next one up as a shoe must be.
+                fitting = sorted(points, key=lambda pt: (abs(pt[0] - given[0]), -pt[0]))
+            else:
+                fitting = sorted((pt for pt in points if given and pt[0] >= given[0] - 1e-9), key=lambda pt: pt[0])
             if fitting:
                 _, size, column, cell = fitting[0]
                 rows.append((size, column, cell))
@@ -607,6 +620,12 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
     return _fact("sizes", p, zh, en, [])
 
 
+def _measure_for_size(r: Reading) -> bool:
+    """"腰围2尺7选哪个": a body measure given and a choice asked is a size question."""
+    given = any(kind in ("chest", "waist", "hip", "foot") for kind, _ in r.quantities)
+    return given and bool(_WHICH.search(r.text))
+
+
 def _column_kind(column: Text) -> str:
     text = L.normalize(column.zh + " " + column.en)
     if "体重" in text or "weight" in text:
@@ -617,7 +636,15 @@ def _column_kind(column: Text) -> str:
         return "age"
     if "脚长" in text or "foot" in text or "feet" in text:
         return "foot"
+    for kind, words in _GIRTH_COLUMNS:
+        if any(w in text for w in words):
+            return kind
     return ""
+
+
+_GIRTH_COLUMNS = (("chest", ("胸围", "bust", "chest")), ("waist", ("腰围", "waist")), ("hip", ("臀围", "hip")))
+_MEASURES = ("weight", "height", "age", "foot", "chest", "waist", "hip")
+"""What a viewer gives of themselves (or their pet) to choose a size."""
 
 
 def _range(cell: str) -> tuple[float, float] | None:
