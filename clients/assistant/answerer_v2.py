@@ -240,6 +240,11 @@ class CatalogueAnswerer:
             intents.discard("delivery_time")  # "how long is the sale on": not shipping time
         currency = self.catalogue.currency
         sale = state.sale_of(p.id, now_ms)
+        # The product's own FAQ ("口红能刻字吗": engraving), before the general fields.
+        for entry in p.faq:
+            if _faq_hit(entry, r):
+                zh, en = f"{name_zh}：{entry.answer.zh}", f"{name_en}: {entry.answer.en}"
+                facts.append(_fact(f"faq:{entry.id}", p, zh, en, []))
         # Colours and sizes named: listed or not.
         if r.colours:
             listed = [c for c in p.colours if any(_same_colour(asked, c) for asked in r.colours)]
@@ -392,6 +397,15 @@ class CatalogueAnswerer:
                     facts += [_field_fact(p, label, value) for label, value in where[:2]]
             elif not facts or not (intents or r.concepts):
                 return [], ["unknown"]
+        else:
+            # "皮带多少钱 有礼盒吗": a clause of its own that asks "is there X" beside the
+            # rest; answered from the field that holds X, else said to be not listed.
+            for x in _clause_properties(r):
+                where = _find_in_product(p, x)
+                if where and not any(f.kind == f"field:{where[0][0].en}" for f in facts):
+                    facts.append(_field_fact(p, *where[0]))
+                elif not where:
+                    declined.append("unknown")
         if not facts and not declined:
             hits = _find_in_product(p, r.residue)
             facts += [_field_fact(p, label, value) for label, value in hits[:2]]
@@ -773,7 +787,10 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
             continue
         # The product's own name is not a question word: "保温壶能装碳酸饮料吗" does not
         # ask about the flask's 保温时长.
-        if any(r.says(L.normalize(k)) for k in (spec.name.zh, spec.name.en, *spec.keywords) if len(k) >= 2):
+        keys = [L.normalize(k) for k in (spec.name.zh, spec.name.en, *spec.keywords) if len(k) >= 2]
+        # An English name is said in the singular too ("how many shades" / "几个shade").
+        keys += [L.singular(k) for k in keys if L.CJK.search(k) is None and len(L.singular(k)) >= 4]
+        if any(r.says(k) for k in keys):
             out.append(spec)
             continue
         # A two-character word of the spec's name in the question ("蓝牙几点几" -> 蓝牙版本).
@@ -857,6 +874,8 @@ def _property_asked(r: Reading) -> str:
     """The X of "有X吗 / 是X的吗 / does it have X", without product names and particles."""
     if r.intents or r.colours or r.sizes or r.unknown_sizes or r.regions:
         return ""
+    if re.search(r"什么|啥|哪|几|多少|怎么", r.text):
+        return ""  # "是什么scent" asks what, it names no property to confirm
     match = _YES_NO_PROPERTY.search(r.residue.replace(" ", "") if L.CJK.search(r.residue) else r.text)
     if match is None:
         return ""
@@ -864,6 +883,27 @@ def _property_asked(r: Reading) -> str:
     x = re.sub(f"^[{L.PARTICLES_ZH}]+|[{L.PARTICLES_ZH}]+$", "", x)
     words = [w for w in re.split(r"\s+", x) if w and w not in L.STOP_EN | _POLARITY]
     return " ".join(words) if (L.CJK.search(x) and len(x) >= 2) or words else ""
+
+
+def _clause_properties(r: Reading) -> list[str]:
+    """The X of each clause "有X吗" / "是X吗" that asks nothing else, product names taken out."""
+    text = r.text
+    for start, end in sorted(r.name_spans, reverse=True):
+        text = text[:start] + " " + text[end:]
+    out = []
+    for clause in re.split(r"[\s,，。;；!！?？~～]+", text):
+        if not L.CJK.search(clause):
+            continue
+        intents, concepts = L.asked_of(clause)
+        if set(intents) - {"recommend"} or concepts or re.search(r"什么|啥|哪|几|多少|怎么", clause):
+            continue
+        match = _YES_NO_PROPERTY.search(clause)
+        if match is None or not match.group("x"):
+            continue
+        x = re.sub(f"^[{L.PARTICLES_ZH}]+|[{L.PARTICLES_ZH}]+$", "", match.group("x"))
+        if len(x) >= 2:
+            out.append(x)
+    return out
 
 
 def _spec_named(spec: Spec, r: Reading, specific: bool = False) -> bool:
@@ -891,6 +931,13 @@ def _find_in_product(p: Product, query: str, names: bool = True) -> list[tuple[T
         fields.append((Text(zh="适合", en="for"), _join([a.who for a in p.suitable_for])))
     if p.not_for:
         fields.append((Text(zh="不适合", en="not for"), _join([a.who for a in p.not_for])))
+    # What comes with it and the sale's terms are listings too ("有礼盒吗": 送礼盒和手提袋;
+    # "不同尺码能一起拍吗": 不同尺码可以混拍).
+    if p.gift_with_purchase is not None:
+        fields.append((Text(zh="赠品", en="free gift"), p.gift_with_purchase))
+    if p.flash_sale_note is not None:
+        fields.append((Text(zh="秒杀说明", en="flash sale"), p.flash_sale_note))
+    fields += [(Text(zh="说明", en="note"), entry.answer) for entry in p.faq]
     if names:
         fields.append((Text(zh="名称", en="name"), p.name))
     chunks = [c for c in re.split(r"\s+", L.normalize(query)) if c]
