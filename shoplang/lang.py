@@ -103,6 +103,9 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "ships_from": ("哪里发", "哪发", "从哪", "发货地", "哪个仓", "什么地方发", "re:ships? from", "where .*ship",
                    "re:where .*(sent|dispatch)"),
     "carrier": ("什么快递", "哪家快递", "啥快递", "快递是", "物流是", "发什么", "冷链", "顺丰", "courier", "carrier",
+                # China's carriers by name and by the letters viewers type ("走SF吗", "发京东吗")
+                "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto", "sto",
+                "j&t", "re:走(什么|啥|哪家?)?(快递|物流)",
                 "re:which (express|delivery)", "cold chain"),
     "delivery_time": ("几天到", "多久到", "几天能到", "多久能到", "到货时间", "多久发货", "什么时候发货", "几天发货",
                       "多久发", "几天", "re:how (long|many days)", "re:when .*(arrive|ship|get it)", "arrive"),
@@ -133,6 +136,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡)[^吗?？]{1,8}吗"),
     "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "几号", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
+              # "一包几双", "每盒多少粒": how many come in one pack
+              "re:[一每](包|盒|袋|箱|套|瓶|罐|组|份|提)(有|是)?(几|多少)[双片支粒颗个只条张袋包]?",
               "re:how many (pack|piece|pc|sheet|wipe|bag)"),
     "variants": ("规格", "款式", "哪几款", "有几款", "几种规格", "哪些规格", "什么规格", "options", "variants", "versions",
                  "re:(什么|啥|哪种|哪些|几种|哪几种)[轴段版型款]"),
@@ -156,6 +161,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                   "sleeps", "how many people", "re:\\bfits? \\d+ (people|persons|adults)", "occupancy"),
     "thickness": ("厚度", "多厚", "厚不厚", "厚吗", "薄吗", "厚薄", "厚实", "thickness", "thick", "thin"),
     "setup": ("搭建", "re:搭(?!配)", "安装", "组装", "拼装", "装起来", "好装", "怎么装", "难装", "好不好装", "拆装", "收起来", "set up", "setup",
+              "自己装", "要装", "需要装",
               "assemble", "assembly", "install", "pitch"),
     "fit": ("偏大", "偏小", "正码", "码数准", "尺码准", "码准", "合脚", "挤脚", "脚宽", "宽脚", "大一码", "小一码", "版型",
             "尺码建议", "run small", "run large", "runs small", "runs large", "true to size", "fits small",
@@ -172,7 +178,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "recline": ("平躺", "躺平", "可躺", "能躺", "靠背", "放平", "躺下", "recline", "lie flat", "lie down", "backrest"),
     "opening": ("好剥", "难剥", "手剥", "去壳", "手捏", "好开", "难开", "easy to peel", "peel", "crack"),
     "usage": ("怎么用", "用法", "使用方法", "怎么使用", "怎么吃", "怎么喂", "喂多少", "一天几次", "how to use", "how do i use",
-              "directions", "how much to feed"),
+              "directions", "how much to feed", "喂食", "食量", "喂几", "re:一天(吃|喂)(几|多少)", "feeding"),
     "makeup_wear": ("持妆", "脱妆", "掉妆", "不脱妆", "持久", "斑驳", "long-lasting", "long lasting", "last all day",
                     "wear time", "smudge"),
     "coverage": ("遮瑕", "遮盖", "盖得住", "遮得住", "遮痘印", "coverage", "full cover"),
@@ -185,6 +191,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                "单个", "单果", "weigh", "weight",
                "heavy", "gram", "how many g", "kg", "net weight", "轻"),
     "volume": ("容量", "几升", "多少毫升", "几毫升", "多少ml", "毫升", "升", "ml", "litre", "liter", "capacity", "volume",
+               "re:how much .*\\bhold", "装多少",
                "多大一瓶", "多大瓶"),
     "battery": ("续航", "电池", "用多久", "能用多久", "待机", "充一次", "充满", "多少天", "几天", "多少小时", "几个小时", "battery",
                 "last", "charge", "hours"),
@@ -210,7 +217,13 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                  "what is in", "what comes in", "comes with", "included", "include", "contents", "pieces", "how many in"),
     "power": ("功率", "瓦", "几瓦", "多少瓦", "多少w", "watt", "wattage", "power", "output", "快充", "fast charg"),
     "ports": ("接口", "几个口", "插口", "口", "port", "usb"),
-    "smell": ("有味道", "味道大", "味儿", "气味", "异味", "臭", "刺鼻", "难闻", "甲醛", "smell", "odor", "odour", "stink"),
+    "smell": ("有味道", "味道大", "味儿", "气味", "异味", "臭", "刺鼻", "难闻", "甲醛", "smell", "odor", "odour", "stink",
+              "香味", "香调", "香型", "什么香", "scent", "fragrance"),
+    # How much of one ingredient: a percentage in the listing ("浓度多少" / 5%烟酰胺).
+    "concentration": ("浓度", "含量", "百分之", "占比", "percent", "percentage", "concentration", "content"),
+    # Being seen in the dark: reflective strips, lights.
+    "visibility": ("看得见", "看得到", "看不见", "看不到", "夜里", "夜间", "晚上", "天黑", "反光", "reflective", "visible",
+                   "at night", "in the dark"),
     "taste": ("甜", "甜度", "re:酸(不酸|吗|的|甜|味)|(偏|太|很|有点|好|不)酸", "辣", "口感", "好吃", "味道", "口味", "sweet", "taste", "flavour", "flavor", "spicy"),
     "palatability": ("适口", "爱吃", "挑食", "爱不爱吃", "喜欢吃", "不吃", "palatab", "picky", "re:(cats?|dogs?|pets?) (like|love|eat)"),
     "fresh": ("新米", "新货", "新鲜", "今年", "生产日期", "加工日期", "采收", "new crop", "fresh", "harvest", "milling"),
@@ -358,7 +371,8 @@ def _cue_source(cue: str) -> str:
         return f"(?:{cue[3:]})"
     if CJK.search(cue):
         return re.escape(cue)
-    return r"(?<![a-z])" + re.escape(cue) + r"(?:e?s)?(?![a-z])"
+    # "washable", "washed", "reflective" ...: an English cue with the endings words take.
+    return r"(?<![a-z])" + re.escape(cue) + r"(?:e?s|able|ed|ing)?(?![a-z])"
 
 
 @lru_cache(maxsize=8192)
@@ -419,7 +433,10 @@ def colours_named(text: str, listed: tuple[str, ...] = ()) -> list[str]:
     found += [m.group(1) for m in _COLOUR_EN.finditer(text)]
     for name in listed:
         core = re.sub(r"^[\w]*?\d+\s*", "", normalize(name)).removesuffix("色")
-        if len(core) >= 2 and core in text and not any(core in f or f.removesuffix("色") in core for f in found):
+        # "earth tone" for the listed "earth tones": English names in the singular too.
+        one = " ".join(singular(w) for w in core.split()) if not CJK.search(core) else core
+        said = core if core in text else one if one in text else ""
+        if len(core) >= 2 and said and not any(core in f or f.removesuffix("色") in core for f in found):
             found.append(core)
     for m in _SHADE_ZH.finditer(text):
         shade = m.group(0)

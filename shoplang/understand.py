@@ -463,7 +463,7 @@ _STATEMENT = re.compile(r"我|了|过|超|太|真|喜欢|好吃|好用|\b(i|i'm|
 _AT_END = "(?=[吗呢吧啊呀嘛么哦哇啦了]*[\\s?？!！。~～]*$)"
 _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
-    r"多少|多久|多长|多大|多重|多高|多远|几[个件块元天斤克号码段分点岁种包片盒罐支瓶升个钟年周]|几[点]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
+    r"多少|多久|多长|多大|多重|多高|多远|几(?!乎)[\u4e00-\u9fffa-z]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
     r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵]|^[^我].{0,8}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
     r"|谁(买|用|试|穿|吃)过?了?"  # "谁买了": has anyone tried it
@@ -605,6 +605,8 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
     own = L.normalize(" ".join([*product.categories, *product.names[:2]]))
     # A Chinese noun's head is its last character: 徒步鞋 is a 鞋, so 鞋子 names it too.
     heads = {L.normalize(n)[-1] for n in (*product.categories, *product.names[:2]) if n and L.CJK.match(n[-1])}
+    # "X子" is the everyday noun of a head X: 绳子 is the 牵引绳, 袜子 the 船袜.
+    terms += [(head + "子", 2.0) for head in heads if head != "子"]
     for group in L.KIND_SYNONYMS:
         if any(
             _contains(own, member) if len(member) >= 2 or not L.CJK.search(member) else member in heads

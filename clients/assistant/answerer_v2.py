@@ -347,8 +347,12 @@ class CatalogueAnswerer:
             if p.colours:
                 facts.append(_fact("colours", p, f"{name_zh} 颜色：{'、'.join(c.zh for c in p.colours)}",
                                    f"{name_en} colours: {', '.join(c.en for c in p.colours)}", []))  # fmt: skip
+            elif (spec := _spec_of_intent(p, "colours")) is not None:
+                facts.append(_spec_fact(p, spec))  # no list of colours, a spec about them ("配色：不可选")
             else:
                 declined.append("unknown")
+        if "materials" not in intents and p.materials and not facts and _material_asked(p, r):
+            intents.add("materials")
         if "materials" in intents and p.materials:
             facts.append(_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
                                f"{name_en} is made with: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
@@ -381,9 +385,10 @@ class CatalogueAnswerer:
             if links:
                 facts.append(_fact("link", p, f"{name_zh} 是 {links[0]}", f"{name_en} is {links[-1]}", []))
         if "count" in intents and not facts:
-            for spec in p.specs:
-                if spec.key in ("pack", "count") or "规格" in spec.name.zh:
-                    facts.append(_spec_fact(p, spec))
+            facts += _count_facts(p, r, currency)
+        if not facts and r.concepts and p.materials and _materials_answer(p, r):
+            facts.append(_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
+                               f"{name_en} is made with: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
         if not facts and r.concepts and p.description is not None:
             about = L.normalize(p.description.zh + " " + p.description.en)
             cues = [cue for c in r.concepts for cue in L.CONCEPTS[c]]
@@ -400,7 +405,10 @@ class CatalogueAnswerer:
         else:
             # "皮带多少钱 有礼盒吗": a clause of its own that asks "is there X" beside the
             # rest; answered from the field that holds X, else said to be not listed.
+            made_of = L.normalize(" ".join(m.zh for m in p.materials))
             for x in _clause_properties(r):
+                if any(f.kind == "materials" for f in facts) and x[-1] in made_of:
+                    continue  # "是真丝吗": answered by the materials
                 where = _find_in_product(p, x)
                 if where and not any(f.kind == f"field:{where[0][0].en}" for f in facts):
                     facts.append(_field_fact(p, *where[0]))
@@ -838,6 +846,9 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
             ]
             if there and (not yes_no or any(_same_thing(a, b) for a in asked for b in there)):
                 out.append(spec)
+        if not out and not yes_no:
+            # "what's the protein content": the spec that holds the question's own words.
+            out = _specs_with_words(p, r)
     return out
 
 
@@ -904,6 +915,77 @@ def _clause_properties(r: Reading) -> list[str]:
         if len(x) >= 2:
             out.append(x)
     return out
+
+
+_MEASURE_WORDS = "双片支粒颗个只条张袋包盒瓶罐卷抽贴"
+_MEASURES_EN = {"piece": "片", "pc": "片", "sheet": "片", "pair": "双", "tablet": "片", "capsule": "粒", "bag": "袋"}
+
+
+def _count_facts(p: Product, r: Reading, currency: str) -> list[Fact]:
+    """How many come in one: the spec that counts in the measure word asked ("一包几双" /
+    双数：5双), else the variants whose names count in it ("一盒几片" / 1盒10片、3盒30片)."""
+    asked = re.findall(rf"(?:几|多少)([{_MEASURE_WORDS}])", r.text)
+    asked += [m for word, m in _MEASURES_EN.items() if re.search(rf"\b{word}s?\b", r.text)]
+    out = []
+    for spec in p.specs:
+        # The count is a number in that measure ("5双"), not "每片精华液" (per piece).
+        if spec.key in ("pack", "count") or "规格" in spec.name.zh or any(
+            re.search(rf"\d\s*{m}", spec.value.zh) for m in asked
+        ):
+            out.append(_spec_fact(p, spec))
+    if out or not asked:
+        return out
+    counted = [v for v in p.variants if any(re.search(rf"\d\s*{m}", v.name.zh) for m in asked)]
+    if not counted:
+        return []
+    zh = "、".join(f"{v.name.zh} {_money(v.price if v.price is not None else p.price, currency)}" for v in counted)
+    en = ", ".join(f"{v.name.en} {_money(v.price if v.price is not None else p.price, currency)}" for v in counted)
+    return [_fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])]
+
+
+def _spec_of_intent(p: Product, intent: str) -> Spec | None:
+    """A spec about what an intent asks ("配色 / colours" for a colour question) when the
+    product has no list for it."""
+    for spec in p.specs:
+        own = L.normalize(" ".join([spec.key.replace("_", " "), spec.name.zh, spec.name.en, *spec.keywords]))
+        if L.any_cue(L.INTENTS[intent], own) or (intent == "colours" and "色" in spec.name.zh):
+            return spec
+    return None
+
+
+_YES_NO_IS = re.compile(
+    r"是(?:不是)?(?P<x>[^吗呢么嘛?？,，\s]{2,6}?)(?:的)?(?:吗|么|嘛|呢)"
+    r"|(?P<a>[^\s,，是]{2,4})还是(?P<b>[^\s,，吗?？]{2,4})"
+)
+
+
+def _material_asked(p: Product, r: Reading) -> bool:
+    """"是纯羊绒吗", "是真丝吗", "鸭绒还是鹅绒": a substance asked about. A Chinese material's
+    last character is the substance (羊绒 / 山羊绒, 真丝 / 桑蚕丝, 纯肉 / 鸡胸肉): the listed
+    materials holding it answer, whatever the listing calls it."""
+    listed = L.normalize(" ".join(m.zh for m in p.materials))
+    for match in _YES_NO_IS.finditer(r.text):
+        for x in (match.group("x"), match.group("a"), match.group("b")):
+            x = (x or "").removeprefix("是")
+            if not x or not L.CJK.match(x[-1]) or x[-1] in _PLAIN_MODIFIERS or x[-1] not in listed:
+                continue
+            # What qualifies the substance must be listed too: "意大利皮" is not "头层牛皮"
+            # (纯 / 真 / 全 only say it is that substance).
+            if all(ch in listed for ch in x[:-1] if ch not in _PURE):
+                return True
+    return False
+
+
+_PURE = set("纯真全正天然100%")
+
+
+def _materials_answer(p: Product, r: Reading) -> bool:
+    """The kind asked is answered by what it is made of: a percentage ("浓度多少" / 5%烟酰胺)
+    or, for "what flavour", the main ingredient (beef)."""
+    listed = L.normalize(" ".join(f"{m.zh} {m.en}" for m in p.materials))
+    if "concentration" in r.concepts and "%" in listed:
+        return True
+    return "taste" in r.concepts and bool(re.search(r"什么|啥|哪|which|what", r.text))
 
 
 def _spec_named(spec: Spec, r: Reading, specific: bool = False) -> bool:
