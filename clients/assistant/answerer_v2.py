@@ -965,8 +965,8 @@ def _material_asked(p: Product, r: Reading) -> bool:
     materials holding it answer, whatever the listing calls it."""
     listed = L.normalize(" ".join(m.zh for m in p.materials))
     for match in _YES_NO_IS.finditer(r.text):
-        for x in (match.group("x"), match.group("a"), match.group("b")):
-            x = (x or "").removeprefix("是")
+        for found in (match.group("x"), match.group("a"), match.group("b")):
+            x = (found or "").removeprefix("是")
             if not x or not L.CJK.match(x[-1]) or x[-1] in _PLAIN_MODIFIERS or x[-1] not in listed:
                 continue
             # What qualifies the substance must be listed too: "意大利皮" is not "头层牛皮"
