@@ -82,11 +82,17 @@ SALE_WORDS = ("秒杀", "抢购", "限时", "flash", "deal", "秒")
 
 INTENTS: dict[str, tuple[str, ...]] = {
     # Each entry: cue words or regular expressions (prefix "re:") in either language.
-    # "host" first: a request to the host ("主播试穿一下", "主播多高穿几码") is its own
-    # question even when it names a size or colour.
-    "host": ("试穿", "上身", "试一下", "试色", "上嘴", "试戴", "试用一下", "主播多高", "主播身高", "主播体重", "主播多重", "主播穿",
-             "主播用的", "主播戴", "想看看", "展示一下", "给我们看", "给我看", "看看细节", "近一点", "拿近", "re:show (me|us|it)", "host wearing", "re:\\bhost'?s? (height|weight|size|wearing)", "re:try (it )?on",
-             "model wearing"),
+    # "host" and "show" first: a request to the host ("主播试穿一下", "主播多高穿几码") is its
+    # own question even when it names a size or colour.
+    # Two kinds: the host wearing it (and so the host's own height, weight and size:
+    # "主播多高穿几码" goes with "试穿一下") and a showing or demonstration of the thing
+    # ("想看看键盘", "主播试一下键盘", turn round, closer) — different requests, different answers.
+    "host": ("re:主播.{0,4}(穿|戴|涂|背|抹|擦)(一)?下", "背上", "戴上", "穿上", "试穿", "上身", "试色", "上嘴", "试戴",
+             "主播多高", "主播身高", "主播体重", "主播多重", "主播穿", "主播戴", "re:\\bhost'?s? (height|weight|size|wearing)",
+             "re:try (it )?on", "model wearing", "host wearing", "how tall is the host"),
+    "show": ("re:主播(?!.{0,4}(穿|戴|涂|背|抹|擦)(一)?下).{0,8}(一下|看看(?!我)|个身)", "试一下", "试用一下", "主播用的", "想看",
+             "转个身", "想看看", "展示一下", "给我们看", "给我看", "看看细节", "近一点", "拿近", "背面", "背后",
+             "re:show (me|us|it)"),
     "list_price": ("原价", "划线价", "专柜价", "市场价", "日常价", "平时多少", "原来多少", "original price", "list price",
                    "rrp", "retail price", "usual price", "normal price", "was it"),
     "price": ("多少钱", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "贵不贵", "贵吗", "售价",
@@ -95,7 +101,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
               "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
     "stock": ("还有吗", "还有货", "有货", "有现货", "现货", "库存", "还剩", "剩多少", "剩几", "卖完", "售罄", "缺货", "抢光",
               "还有多少", "in stock", "any left", "sold out", "how many left", "stock", "still available", "available"),
-    "time_left": ("几分钟", "多久结束", "什么时候结束", "几点结束", "还有多久", "还剩多久", "多长时间", "剩几分钟",
+    "time_left": ("re:(还|只)?剩(下)?(几|多少)?(分钟|小时|时间|多久)", "几分钟", "多久结束", "什么时候结束", "几点结束", "还有多久", "还剩多久", "多长时间", "剩几分钟",
                   "re:how (long|many minutes)", "minutes left", "time left", "re:when does .*end", "ends"),
     "limit": ("限购", "能买几", "买几个", "抢几个", "能抢几", "能买多少", "可以买几", "每人", "一人", "re:能买几[份件个]",
               "limit", "re:how many can (i|we|you)", "per person"),
@@ -113,7 +119,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
             "re:ship(s|ping)? (for )?free", "delivery fee"),
     "region": ("寄到", "发到", "送到", "能寄", "能发", "配送到", "ship to", "deliver to", "re:ship(s|ping)? .*to "),
     "shipping": ("发货", "快递", "物流", "配送", "寄", "shipping", "ship", "deliver", "delivery"),
-    "returns": ("退货", "退换", "换货", "能退", "可以退", "售后", "无理由", "坏了怎么办", "坏了", "破损", "坏果", "退款",
+    "returns": ("运费险", "退货险", "退货", "退换", "换货", "能退", "可以退", "售后", "无理由", "坏了怎么办", "坏了", "破损", "坏果", "退款",
                 "return", "refund", "exchange", "damaged", "broken", "spoiled"),
     "warranty": ("保修", "质保", "保固", "包换", "开胶", "脱胶", "掉底", "断线", "warranty", "guarantee"),
     "gift": ("赠品", "送什么", "送啥", "有送", "赠送", "送不送", "有没有送", "福利", "礼品", "re:送.{1,6}(吗|不)", "re:送几",
@@ -133,12 +139,12 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "suitable", "good for", "ok for", "safe for", "allergic", "intolerant", "re:can (my|a) (baby|kid|child)",
                  "left-handed", "左手",
                  # "能吃这个猫粮吗": the verb of use and the question particle apart
-                 "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡)[^吗?？]{1,8}吗"),
+                 "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡)(?=[^吗?？]{0,8}(吗|不$))"),
     "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "几号", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
               # "一包几双", "每盒多少粒": how many come in one pack
               "re:[一每](包|盒|袋|箱|套|瓶|罐|组|份|提)(有|是)?(几|多少)[双片支粒颗个只条张袋包]?",
-              "re:how many (pack|piece|pc|sheet|wipe|bag)"),
+              "re:how many (pack|piece|pc|sheet|wipe|bag)", "re:how many\\s+(\\w+\\s+)?(are\\s+)?(in|per)\\s+(a|one|each)\\s+(box|pack|bag|set)"),
     "variants": ("规格", "款式", "哪几款", "有几款", "几种规格", "哪些规格", "什么规格", "options", "variants", "versions",
                  "re:(什么|啥|哪种|哪些|几种|哪几种)[轴段版型款]"),
     "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "礼物",
@@ -591,6 +597,8 @@ ANSWER_CUES: dict[str, tuple[str, ...]] = {
     "stock": ("re:(还有|还剩|剩|仅剩)\\s*\\d", "re:\\d+\\s*(份|件|个|单)", "售罄", "sold out", "re:\\d+ left"),
     "link": ("re:\\d+\\s*号", "链接", "link"),
     "variants": ("规格", "款式", "options", "re:有.{1,4}和.{1,4}(两|几)?(种|款)?$"),
+    # Who it is for, stated with a limit: "10个月以上的小型犬吃", "for dogs over 10 months".
+    "suitable": ("适合", "不适合", "re:\\d+\\s*(个月|岁|公斤|kg|斤)(以上|以下|之内|内)", "re:(over|under) \\d+ ?(months?|years?|kg)"),
 }
 
 

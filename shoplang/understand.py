@@ -156,6 +156,13 @@ def names_of(catalogue: Catalogue) -> list[ProductNames]:
         names = (p.name.zh, p.name.en, *([p.brand] if p.brand else []), *p.aliases)
         kinds = (p.category.zh, p.category.en)
         topics = [(s.key, " ".join([s.name.zh, s.name.en, s.value.zh, s.value.en, *s.keywords])) for s in p.specs]
+        if p.sizes or p.size_chart is not None:
+            chart = p.size_chart
+            columns = " ".join(f"{c.zh} {c.en}" for c in chart.columns) if chart is not None else ""
+            sizes = [*p.sizes, *(chart.rows if chart is not None else ())]
+            topics.append(("sizes", " ".join(dict.fromkeys(sizes)) + " " + columns))
+        if p.colours:
+            topics.append(("colours", "|".join(f"{c.zh}|{c.en}" for c in p.colours)))
         if p.materials:
             topics.append(("materials", " ".join(f"{m.zh} {m.en}" for m in p.materials)))
         if p.suitable_for or p.not_for:
@@ -200,9 +207,14 @@ class Understanding:
         self.terms = _dedupe(raw)
         self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
         self._known = {term.text for term in self.terms}
-        self._colour_names = tuple(
-            name for p in (catalogue.products if catalogue else ()) for c in p.colours for name in (c.zh, c.en)
-        )
+        # Each listed colour's names and the products that come in it ("豆沙色" is the lipstick's).
+        self._colour_owners: dict[str, set[str]] = {}
+        for product_id, topics in self._topics.items():
+            for key, text in topics:
+                if key == "colours":
+                    for name in text.split("|"):
+                        self._colour_owners.setdefault(name.strip(), set()).add(product_id)
+        self._colour_names = tuple(self._colour_owners)
         self._by_first: dict[str, list[Term]] = {}
         for term in self.terms:
             self._by_first.setdefault(term.text[0], []).append(term)
@@ -217,8 +229,19 @@ class Understanding:
         """Which part of the product's listing the question's leftover words are about
         ("刀能进洗碗机吗" and "可以用洗碗机洗吗" -> the cleaning spec), "" if none."""
         chunks = [c for c in reading.residue.split() if len(c) >= 2]
+        # A second name in the question may be what is asked of the first ("猫粮是无谷的吗": 无谷
+        # is part of the cat food's name and its grain spec; "洗面奶能卸妆吗": 卸妆 names the remover).
+        spans = sorted(reading.name_spans)
+        spans = spans[1:] if len(spans) > 1 or reading.intents or reading.concepts else spans
+        if not chunks:
+            chunks = [reading.text[s:e] for s, e in spans if e - s >= (2 if L.CJK.search(reading.text[s:e]) else 3)]
         best, best_score = "", 0.0
-        for key, text in self._topics.get(product_id, ()):
+        # Who may use it is asked with the group's own words: a tie goes to the audiences
+        # ("冻干猫狗都能吃吗": 猫狗 is in the feeding spec too).
+        topics = self._topics.get(product_id, ())
+        if "suitable" in reading.intents:
+            topics = sorted(topics, key=lambda t: t[0] != "audience")
+        for key, text in topics:
             score = 0.0
             for chunk in chunks:
                 if L.CJK.search(chunk):
@@ -250,6 +273,30 @@ class Understanding:
             if best:
                 return best
         return ""
+
+    def lists(self, product_id: str, key: str) -> bool:
+        """The product's listing has that part ("sizes": sizes or a size chart)."""
+        return any(k == key for k, _ in self._topics.get(product_id, ()))
+
+    def substance_asked(self, reading: Reading, product_id: str) -> bool:
+        """"是纯羊绒吗", "真丝的吗", "鸭绒还是鹅绒", "百分百羊绒吗": a substance asked about. A
+        Chinese material's last character is the substance (羊绒 / 山羊绒, 真丝 / 桑蚕丝, 纯肉 /
+        鸡胸肉), so the product's listed materials holding it answer, whatever they call it;
+        what qualifies it must be listed too ("意大利皮" is not "头层牛皮")."""
+        listed = next((text for key, text in self._topics.get(product_id, ()) if key == "materials"), "")
+        if not listed or reading.concepts:
+            return False  # "防水吗" asks a kind of spec (waterproofing), not a substance
+        for match in _SUBSTANCE_ASKED.finditer(reading.text):
+            for found in match.groups():
+                x = (found or "").rsplit("是", 1)[-1]
+                if len(x) < 2 or not L.CJK.match(x[-1]) or x[-1] in _NOT_SUBSTANCE or x[-1] not in listed:
+                    continue
+                # The words before may be the product's name ("方巾桑蚕丝吗"): any ending will do.
+                if any(
+                    all(ch in listed for ch in x[i:-1] if ch not in _PURE) for i in range(len(x) - 1)
+                ):
+                    return True
+        return False
 
     # ------------------------------------------------------------------ reading
 
@@ -292,7 +339,7 @@ class Understanding:
             question=False,
             named=tuple(named),
             pointed=L.any_cue((*L.DEIXIS_ZH, *L.DEIXIS_EN), masked),
-            sale=L.any_cue(L.SALE_WORDS, masked),
+            sale=L.any_cue(L.SALE_WORDS, masked) or _says_initials(L.SALE_WORDS, masked),
             intents=intents,
             concepts=concepts,
             medical=L.is_medical(masked),  # a product's name ("止咳枇杷膏") is not a claim
@@ -312,6 +359,22 @@ class Understanding:
             else None
         )
         self._variants_and_sizes(reading, masked)
+        tries_on = reading.colours or reading.sizes or {"colours", "sizes"} & set(reading.intents)
+        if "show" in reading.intents and tries_on and "host" not in reading.intents:
+            # "主播试一下这个颜色": trying a colour or a size is wearing it.
+            reading.intents = tuple("host" if i == "show" else i for i in reading.intents)
+        if not reading.named and not reading.pointed and not reading.variants and reading.colours:
+            # "主播涂一下豆沙色看看": a shade only one product comes in names that product.
+            owners = {
+                pid
+                for colour in reading.colours
+                for name, pids in self._colour_owners.items()
+                if colour.removesuffix("色") and colour.removesuffix("色") in L.normalize(name)
+                for pid in pids
+            }
+            if len(owners) == 1:
+                reading.named = tuple(owners)
+                reading.strength = {next(iter(owners)): 1.0}
         # Only a product (and "now") before a bare 多少: other leftover words ("胸围多少") ask something else.
         if (
             bare_how_much
@@ -450,6 +513,16 @@ def _measure_asked(text: str) -> tuple[str, ...]:
     return ()
 
 
+_SUBSTANCE_ASKED = re.compile(
+    r"是(?:不是)?([^吗呢么嘛?？,，\s]{2,6}?)(?:的)?(?:吗|么|嘛|呢)"
+    r"|([^\s,，是]{2,4})还是([^\s,，吗?？]{2,4})"
+    r"|([\u4e00-\u9fff]{2,5})(?:的)?吗[\s?？]*$"
+)
+_PURE = set("纯真全正天然百分100%")
+"""Words that only say it is that substance (纯羊绒, 真丝, 百分百羊绒)."""
+_NOT_SUBSTANCE = set("的了吗呢是有能可以多少几什么一个不也都还给买小大这那用吃穿好")
+
+
 _BARE_HOW_MUCH = re.compile(r"多少[啊呀呢哇嘞捏]?[\s?？!！~～。.]*$")
 _WHEN_WORDS = {"现在", "今天", "目前", "这会", "直播间", "现价", "到手"}
 
@@ -467,13 +540,16 @@ _Q_ZH = re.compile(
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
     r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵]|^[^我].{0,8}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
     r"|谁(买|用|试|穿|吃)过?了?"  # "谁买了": has anyone tried it
+    r"|(能|可以|会|要|是|有)[^不]{0,10}不[\s?？~～。]*$"  # "能用不", "狗狗能吃冻干不": a question ending in 不
 )
 _REQUEST_ZH = re.compile(
     r"推荐|^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|展示一下|看一下|需要开|帮我|给我看"
+    r"|主播.{0,8}(一下|看看(?!我)|个身)|^(?!我).{0,12}看看[\s!！~～]*$"  # "主播背一下猫包", "涂一下豆沙色看看"
 )
 _EXCLAIM_ZH = re.compile(
     r"^不知道|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
     r"|^(为什么|怎么)我?(又|总是|老是|还是)?(抢不到|没抢到|买不到|拍不到|没拍到)"  # missing a flash sale: a complaint
+    r"|为什么(这么|那么)|怎么做到|神仙|[绝爱]了[!！~～啊]*$"  # wonder and delight, not questions
 )
 _Q_EN = re.compile(
     r"^(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone|should|got)\b"
@@ -533,6 +609,14 @@ def _english_cues() -> list[tuple[str, str, str]]:
         for name, cues in table.items():
             out += [(family, name, c) for c in cues if re.fullmatch(r"[a-z]{5,}", c)]
     return out
+
+
+def _says_initials(words: tuple[str, ...], text: str) -> bool:
+    """A word typed as its pinyin initials, on its own ("ms还剩几分钟" = 秒杀)."""
+    return any(
+        len(word) >= 2 and L.CJK.match(word[0]) and re.search(rf"(?<![a-z0-9]){initials(word)}(?![a-z0-9])", text)
+        for word in words
+    )
 
 
 def _asked_by_spelling(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -605,6 +689,11 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
     own = L.normalize(" ".join([*product.categories, *product.names[:2]]))
     # A Chinese noun's head is its last character: 徒步鞋 is a 鞋, so 鞋子 names it too.
     heads = {L.normalize(n)[-1] for n in (*product.categories, *product.names[:2]) if n and L.CJK.match(n[-1])}
+    # Pinyin initials, the way viewers type a name fast ("mpj" 猫爬架, "kh" 口红, "xbx" 小白鞋).
+    for zh in {t for t, _ in terms if L.CJK.search(t) and 2 <= len(t) <= 4 and all(L.CJK.match(ch) for ch in t)}:
+        letters = initials(zh)
+        if letters not in _NOT_INITIALS:
+            terms.append((letters, 1.2))
     # "X子" is the everyday noun of a head X: 绳子 is the 牵引绳, 袜子 the 船袜.
     terms += [(head + "子", 2.0) for head in heads if head != "子"]
     for group in L.KIND_SYNONYMS:
@@ -670,6 +759,17 @@ def _contains(text: str, word: str) -> bool:
     return L.cue_matches(L.normalize(word), text)
 
 
+_NOT_INITIALS = frozenset({*L.STOP_EN, "ml", "kg", "cm", "mm", "mg", "db", "lb", "oz", "hz", "no", "ok", "go", "hi",
+                           "ps", "pc", "tv", "id", "jd", "sf", "ms", "jg", "lj", "gg", "dd", "yy"})  # fmt: skip
+"""Initials that are units, English words or other shorthand, never a product's name."""
+
+
+@lru_cache(maxsize=65536)
+def initials(word: str) -> str:
+    """The first letters of a Chinese word's pinyin ("秒杀" -> "ms")."""
+    return "".join(_syllable(ch)[0] for ch in word if L.CJK.match(ch))
+
+
 @lru_cache(maxsize=65536)
 def _syllable(ch: str) -> str:
     return lazy_pinyin(ch)[0]
@@ -699,6 +799,8 @@ def _cue_words() -> re.Pattern[str]:
 
 
 def _residue(masked: str) -> str:
+    # "沾不沾杯" asks what "沾杯吗" asks: an A-not-A question is its A.
+    masked = re.sub(r"([\u4e00-\u9fff])[不没]\1", r"\1", masked)
     text = _cue_words().sub(" ", re.sub(r"[\s\W_]+", " ", masked))
     text = re.sub(f"[{L.PARTICLES_ZH}]", " ", text)
     words = [w for w in text.split() if w not in L.STOP_EN and len(w) > 1]

@@ -351,7 +351,7 @@ class CatalogueAnswerer:
                 facts.append(_spec_fact(p, spec))  # no list of colours, a spec about them ("配色：不可选")
             else:
                 declined.append("unknown")
-        if "materials" not in intents and p.materials and not facts and _material_asked(p, r):
+        if "materials" not in intents and p.materials and not facts and self.understanding.substance_asked(r, p.id):
             intents.add("materials")
         if "materials" in intents and p.materials:
             facts.append(_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
@@ -933,8 +933,10 @@ def _count_facts(p: Product, r: Reading, currency: str) -> list[Fact]:
             re.search(rf"\d\s*{m}", spec.value.zh) for m in asked
         ):
             out.append(_spec_fact(p, spec))
-    if out or not asked:
+    if out:
         return out
+    # "how many in a box" names no measure: the variants that count pieces of some kind.
+    asked = asked or list("双片支粒颗个只条张卷抽贴")
     counted = [v for v in p.variants if any(re.search(rf"\d\s*{m}", v.name.zh) for m in asked)]
     if not counted:
         return []
@@ -951,32 +953,6 @@ def _spec_of_intent(p: Product, intent: str) -> Spec | None:
         if L.any_cue(L.INTENTS[intent], own) or (intent == "colours" and "色" in spec.name.zh):
             return spec
     return None
-
-
-_YES_NO_IS = re.compile(
-    r"是(?:不是)?(?P<x>[^吗呢么嘛?？,，\s]{2,6}?)(?:的)?(?:吗|么|嘛|呢)"
-    r"|(?P<a>[^\s,，是]{2,4})还是(?P<b>[^\s,，吗?？]{2,4})"
-)
-
-
-def _material_asked(p: Product, r: Reading) -> bool:
-    """"是纯羊绒吗", "是真丝吗", "鸭绒还是鹅绒": a substance asked about. A Chinese material's
-    last character is the substance (羊绒 / 山羊绒, 真丝 / 桑蚕丝, 纯肉 / 鸡胸肉): the listed
-    materials holding it answer, whatever the listing calls it."""
-    listed = L.normalize(" ".join(m.zh for m in p.materials))
-    for match in _YES_NO_IS.finditer(r.text):
-        for found in (match.group("x"), match.group("a"), match.group("b")):
-            x = (found or "").removeprefix("是")
-            if not x or not L.CJK.match(x[-1]) or x[-1] in _PLAIN_MODIFIERS or x[-1] not in listed:
-                continue
-            # What qualifies the substance must be listed too: "意大利皮" is not "头层牛皮"
-            # (纯 / 真 / 全 only say it is that substance).
-            if all(ch in listed for ch in x[:-1] if ch not in _PURE):
-                return True
-    return False
-
-
-_PURE = set("纯真全正天然100%")
 
 
 def _materials_answer(p: Product, r: Reading) -> bool:
