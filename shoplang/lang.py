@@ -225,6 +225,11 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "ports": ("接口", "几个口", "插口", "口", "port", "usb"),
     "smell": ("有味道", "味道大", "味儿", "气味", "异味", "臭", "刺鼻", "难闻", "甲醛", "smell", "odor", "odour", "stink",
               "香味", "香调", "香型", "什么香", "scent", "fragrance"),
+    # How much it carries or bears (a bag, a shelf, a pet carrier): not its own weight.
+    "load": ("承重", "承载", "能装多重", "装多重", "能装下", "装得下", "装下", "放得下", "max load", "load", "weight limit",
+             "hold up to", "re:how (heavy|much weight) can it (hold|carry|take)"),
+    # Fleas, ticks, mites: whether it keeps them off (a claim the listing must make itself).
+    "pests": ("跳蚤", "驱虫", "虱子", "蜱虫", "螨虫", "除螨", "防虫", "flea", "tick", "lice", "mite", "parasite"),
     # How much of one ingredient: a percentage in the listing ("浓度多少" / 5%烟酰胺).
     "concentration": ("浓度", "含量", "百分之", "占比", "percent", "percentage", "concentration", "content"),
     # Being seen in the dark: reflective strips, lights.

@@ -876,7 +876,7 @@ def _specs_with_words(p: Product, r: Reading) -> list[Spec]:
     scored = []
     for spec in p.specs:
         hay = L.normalize(" ".join([spec.name.zh, spec.name.en, spec.value.zh, spec.value.en, *spec.keywords]))
-        scored.append((sum(1 for w in words if w in hay), spec))
+        scored.append((sum(1 for w in words if w in hay or _en_in(w, hay)), spec))
     best = max((n for n, _ in scored), default=0)
     return [spec for n, spec in scored if n == best] if best else []
 
@@ -1006,10 +1006,18 @@ def _find_in_product(p: Product, query: str, names: bool = True) -> list[tuple[T
         hay = L.normalize(f"{label.zh} {label.en} {value.zh} {value.en}")
         hay_words = {L.singular(w) for w in re.findall(r"[a-z0-9.]+", hay)}
         ok_cjk = cjk and all(c in hay or _bigram_share(c, hay) >= 0.6 for c in cjk)
-        ok_en = en and sum(1 for w in en if w in hay_words or w in hay) * 2 > len(en)
+        ok_en = en and sum(1 for w in en if w in hay_words or w in hay or _en_in(w, hay)) * 2 > len(en)
         if (ok_cjk or not cjk) and (ok_en or not en) and (cjk or en):
             out.append((label, value))
     return out
+
+
+def _en_in(word: str, hay: str) -> bool:
+    """An English word in a text in another form: "makeup" / "make-up", "remove" / "removal"."""
+    if L.CJK.search(word) or len(word) < 4:
+        return False
+    stem = re.sub(r"(able|ing|al|ed|es|er|e|s)$", "", word)
+    return len(stem) >= 4 and stem in hay.replace("-", "")
 
 
 def _bigram_share(chunk: str, hay: str) -> float:
