@@ -286,15 +286,20 @@ class Understanding:
         listed = next((text for key, text in self._topics.get(product_id, ()) if key == "materials"), "")
         if not listed or reading.concepts:
             return False  # "防水吗" asks a kind of spec (waterproofing), not a substance
+        named = {i for s, e in reading.name_spans for i in range(s, e)}
         for match in _SUBSTANCE_ASKED.finditer(reading.text):
-            for found in match.groups():
-                x = (found or "").rsplit("是", 1)[-1]
+            for group, found in enumerate(match.groups(), start=1):
+                if not found:
+                    continue
+                x = found.rsplit("是", 1)[-1]
+                start = match.start(group) + len(found) - len(x)
                 if len(x) < 2 or not L.CJK.match(x[-1]) or x[-1] in _NOT_SUBSTANCE or x[-1] not in listed:
                     continue
-                # The words before may be the product's name ("方巾桑蚕丝吗"): any ending will do.
-                if any(
-                    all(ch in listed for ch in x[i:-1] if ch not in _PURE) for i in range(len(x) - 1)
-                ):
+                # Words before it that name the product ("方巾桑蚕丝吗") are no qualifier.
+                cut = 0
+                while cut < len(x) - 1 and start + cut in named:
+                    cut += 1
+                if all(ch in listed for ch in x[cut:-1] if ch not in _PURE):
                     return True
         return False
 
