@@ -146,6 +146,7 @@ def test_listing_answers(answerer: CatalogueAnswerer, text: str, pinned: str | N
     [
         ("骑行服有XXL吗", None, "S"),  # a size the product does not come in: not the chart of the others
         ("骑行服有XL吗", None, "尺码"),  # XL is a size word, not listed for this product
+        ("腰包有M码吗", None, "L"),  # M is the jersey's size, not the belt's (S / L)
         ("茶叶有1公斤装吗", None, "¥"),  # a pack size that is no variant
         ("台灯能带上飞机吗", None, "线长"),  # the cord's length does not answer a flight question
         ("骑行服是意大利羊毛吗", None, "美利奴"),  # the qualifier (Italian) is not listed

@@ -262,6 +262,7 @@ class CatalogueAnswerer:
         # A bare number is a size only where sizes are numbers ("肩宽40" is not shoe size 40).
         comparable = [s for s in r.sizes if not s.isdigit() or any(o.isdigit() for o in own_sizes)]
         other_size = bool(comparable) and bool(own_sizes) and not any(s in own_sizes for s in comparable)
+        other_size = other_size or (bool(r.unknown_sizes) and not r.sizes)  # "有32码吗": none lists it
         if other_size:
             declined.append("unknown")
         variant_id = r.variants.get(p.id)
@@ -341,8 +342,8 @@ class CatalogueAnswerer:
             fact = _size_fact(p, r)
             if fact is not None:
                 facts.append(fact)
-            elif not r.colours:
-                declined.append("unknown")
+            elif not r.colours and not ("dimensions" in r.concepts and _specs_for(p, r)):
+                declined.append("unknown")  # ("丝巾size多大" is answered by its dimensions)
         if "colours" in intents and not r.colours:
             if p.colours:
                 facts.append(_fact("colours", p, f"{name_zh} 颜色：{'、'.join(c.zh for c in p.colours)}",
@@ -366,8 +367,8 @@ class CatalogueAnswerer:
                 declined.append("unknown")
             elif fact is not None:
                 facts.append(fact)
-            elif not (p.suitable_for or p.not_for) and (field := _who_in_listing(p, r)) is not None:
-                facts.append(_field_fact(p, *field))
+            elif not (p.suitable_for or p.not_for or r.concepts) and (field := _who_in_listing(p, r)) is not None:
+                facts.append(_field_fact(p, *field))  # (a kind asked — "冬天零下" — is no group)
         # Specs by kind, then anything else the question names that the product lists.
         for spec in _specs_for(p, r, weak=not facts):
             if not any(f.kind == f"spec:{spec.key}" for f in facts):
@@ -402,7 +403,7 @@ class CatalogueAnswerer:
                     facts += [_field_fact(p, label, value) for label, value in where[:2]]
             elif not facts or not (intents or r.concepts):
                 return [], ["unknown"]
-        else:
+        elif not facts or len(re.findall(r"[^\s,，。;；!！?？~～]+", r.text)) > 1:
             # "皮带多少钱 有礼盒吗": a clause of its own that asks "is there X" beside the
             # rest; answered from the field that holds X, else said to be not listed.
             made_of = L.normalize(" ".join(m.zh for m in p.materials))
@@ -410,14 +411,15 @@ class CatalogueAnswerer:
                 if any(f.kind == "materials" for f in facts) and x[-1] in made_of:
                     continue  # "是真丝吗": answered by the materials
                 where = _find_in_product(p, x)
-                if where and not any(f.kind == f"field:{where[0][0].en}" for f in facts):
+                if where and not any(where[0][1].zh in f.zh for f in facts):  # not said already
                     facts.append(_field_fact(p, *where[0]))
                 elif not where:
                     declined.append("unknown")
         if not facts and not declined:
             hits = _find_in_product(p, r.residue)
             facts += [_field_fact(p, label, value) for label, value in hits[:2]]
-        return facts, declined
+        unique = {fact.zh: fact for fact in facts}  # one statement once, however it was reached
+        return list(unique.values()), declined
 
     def _price_fact(self, p: Product, state: LiveState, now_ms: int) -> Fact:
         sale = state.sale_of(p.id, now_ms)
@@ -901,7 +903,9 @@ def _clause_properties(r: Reading) -> list[str]:
     text = r.text
     for start, end in sorted(r.name_spans, reverse=True):
         text = text[:start] + " " + text[end:]
-    out = []
+    out: list[str] = []
+    if r.colours or r.sizes or r.unknown_sizes or r.regions or r.variants:
+        return out  # a colour, size, region or variant asked has its own answer
     for clause in re.split(r"[\s,，。;；!！?？~～]+", text):
         if not L.CJK.search(clause):
             continue
