@@ -204,6 +204,14 @@ class Understanding:
         self._variant_units = {unit: next(iter(pids)) for unit, pids in units.items() if len(pids) == 1}
         for product_id, extra in (names or {}).items():
             raw.setdefault(product_id, []).extend(_name_terms(list(extra)))
+        # Pinyin initials, the way viewers type a name fast ("mpj" 猫爬架, "kh" 口红, "xbx" 小白鞋);
+        # read only beside Chinese, where such shorthand is typed.
+        self._initials: set[str] = set()
+        for terms in raw.values():
+            zh_terms = {t for t, _ in terms if 2 <= len(t) <= 4 and all(L.CJK.match(ch) for ch in t)}
+            for letters in {initials(t) for t in zh_terms} - _NOT_INITIALS:
+                terms.append((letters, 1.2))
+                self._initials.add(letters)
         self.terms = _dedupe(raw)
         self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
         self._known = {term.text for term in self.terms}
@@ -228,6 +236,15 @@ class Understanding:
     def topic_for(self, reading: Reading, product_id: str) -> str:
         """Which part of the product's listing the question's leftover words are about
         ("刀能进洗碗机吗" and "可以用洗碗机洗吗" -> the cleaning spec), "" if none."""
+        scored = self._topic_scores(reading, product_id)
+        return scored[0][0] if scored else ""
+
+    def topics_for(self, reading: Reading, product_id: str) -> list[str]:
+        """Every part of the listing a statement talks about: a host's "眼唇都能卸，遇水乳化"
+        answers both the eyes-and-lips and the emulsifying questions."""
+        return [key for key, _ in self._topic_scores(reading, product_id)]
+
+    def _topic_scores(self, reading: Reading, product_id: str) -> list[tuple[str, float]]:
         chunks = [c for c in reading.residue.split() if len(c) >= 2]
         # A second name in the question may be what is asked of the first ("猫粮是无谷的吗": 无谷
         # is part of the cat food's name and its grain spec; "洗面奶能卸妆吗": 卸妆 names the remover).
@@ -235,12 +252,12 @@ class Understanding:
         spans = spans[1:] if len(spans) > 1 or reading.intents or reading.concepts else spans
         if not chunks:
             chunks = [reading.text[s:e] for s, e in spans if e - s >= (2 if L.CJK.search(reading.text[s:e]) else 3)]
-        best, best_score = "", 0.0
         # Who may use it is asked with the group's own words: a tie goes to the audiences
         # ("冻干猫狗都能吃吗": 猫狗 is in the feeding spec too).
         topics = self._topics.get(product_id, ())
         if "suitable" in reading.intents:
             topics = sorted(topics, key=lambda t: t[0] != "audience")
+        scored: list[tuple[str, float]] = []
         for key, text in topics:
             score = 0.0
             for chunk in chunks:
@@ -249,24 +266,41 @@ class Understanding:
                     score += sum(1 for pair in pairs if pair in text) / len(pairs)
                 elif len(chunk) >= 3 and L.cue_matches(chunk, text):
                     score += 1
-            if score > best_score:
-                best, best_score = key, score
-        return best if best_score >= 0.3 else ""
+            if score >= 0.3:
+                scored.append((key, score))
+        scored.sort(key=lambda ks: -ks[1])  # stable: the first of equals stays first
+        return scored
 
     def topic_of_kind(self, reading: Reading, product_id: str) -> str:
         """The part of the product's listing that the kind of thing asked is about: "下大雨会
         不会湿透" and "is it waterproof" (waterproofing) -> the spec "防水指数"; "背包下雨怎么
         办" -> the backpack's rain cover. "" when no part of the listing is of that kind."""
-        topics = self._topics.get(product_id, ())
+        topics = [(k, t) for k, t in self._topics.get(product_id, ()) if k not in _LISTS]
         given = {kind for kind, _ in reading.quantities}
+        if reading.measure:
+            # "线有多长": the spec named by that dimension (线长), not another size (底座宽度).
+            measured = [k for k, t in topics if reading.measure[0] in t.split(" ")[0]]
+            if len(measured) == 1:
+                return measured[0]
+        said_best, said_n = "", 0
         for concept in reading.concepts:
             if (concept, "weight" in given or "height" in given) in (("weight", True), ("dimensions", True)):
                 continue  # "180 80kg选几码" gives the viewer's weight, it does not ask the product's
             cues = tuple(L.CONCEPTS[concept])
+            said = [cue for cue in cues if not cue.startswith("re:") and L.cue_matches(cue, reading.text)]
+            for key, text in topics:
+                # The question's own word in a spec's name ("功率多大" / 功率) beats the kind alone.
+                n = sum(1 for cue in said if L.cue_matches(cue, text.split(" ")[0]))
+                if n > said_n:
+                    said_best, said_n = key, n
+        if said_best:
+            return said_best
+        for concept in reading.concepts:
+            if (concept, "weight" in given or "height" in given) in (("weight", True), ("dimensions", True)):
+                continue
+            cues = tuple(L.CONCEPTS[concept])
             best, best_n = "", 0
             for key, text in topics:
-                if key in ("about", "audience", "variants"):
-                    continue  # free text and lists mention everything; a spec says what it is
                 n = sum(1 for cue in cues if L.cue_matches(cue, text))
                 if n > best_n:
                     best, best_n = key, n
@@ -411,6 +445,8 @@ class Understanding:
         """(start, end, product id) of every product term in the text, longest first, no overlaps."""
         hits: list[tuple[int, int, str, float]] = []
         candidates = [term for ch in set(text) for term in self._by_first.get(ch, ())]
+        if not L.CJK.search(text):
+            candidates = [term for term in candidates if term.text not in self._initials]
         for term in candidates:
             if term.start_only:
                 # One character ("米多少钱", "表 waterproof?"): only as the question's first word,
@@ -518,6 +554,8 @@ def _measure_asked(text: str) -> tuple[str, ...]:
     return ()
 
 
+_LISTS = ("about", "audience", "variants", "sizes", "colours")
+"""Free text and lists mention everything; a spec says what it is."""
 _SUBSTANCE_ASKED = re.compile(
     r"是(?:不是)?([^吗呢么嘛?？,，\s]{2,6}?)(?:的)?(?:吗|么|嘛|呢)"
     r"|([^\s,，是]{2,4})还是([^\s,，吗?？]{2,4})"
@@ -694,11 +732,6 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
     own = L.normalize(" ".join([*product.categories, *product.names[:2]]))
     # A Chinese noun's head is its last character: 徒步鞋 is a 鞋, so 鞋子 names it too.
     heads = {L.normalize(n)[-1] for n in (*product.categories, *product.names[:2]) if n and L.CJK.match(n[-1])}
-    # Pinyin initials, the way viewers type a name fast ("mpj" 猫爬架, "kh" 口红, "xbx" 小白鞋).
-    for zh in {t for t, _ in terms if L.CJK.search(t) and 2 <= len(t) <= 4 and all(L.CJK.match(ch) for ch in t)}:
-        letters = initials(zh)
-        if letters not in _NOT_INITIALS:
-            terms.append((letters, 1.2))
     # "X子" is the everyday noun of a head X: 绳子 is the 牵引绳, 袜子 the 船袜.
     terms += [(head + "子", 2.0) for head in heads if head != "子"]
     for group in L.KIND_SYNONYMS:

@@ -20,6 +20,7 @@ import yaml
 from barrage.v1 import event_pb2
 from clients.assistant.answerer_v2 import CatalogueAnswerer
 from clients.assistant.state import LiveState
+from server.insights.engine import InsightsConfig, RoomInsights
 from shoplang.catalogue import Catalogue
 from shoplang.evaluation import is_decline
 from shoplang.understand import Understanding, is_question, names_of
@@ -182,8 +183,12 @@ def test_a_shade_only_one_product_has_names_it(catalogue: Catalogue) -> None:
 
 
 def group_of(catalogue: Catalogue, texts: list[str], pinned: str, sale: str | None = None) -> list[str]:
-    from server.insights.engine import InsightsConfig, RoomInsights
+    engine = fold(catalogue, texts, pinned, sale)
+    return [engine.questions.by_event.get(f"q{i}", "") for i in range(len(texts))]
 
+
+def fold(catalogue: Catalogue, texts: list[str], pinned: str, sale: str | None = None) -> RoomInsights:
+    """A room with the catalogue registered: viewers' comments, and "host:..." the host's."""
     engine = RoomInsights("r", InsightsConfig())
     registered = event_pb2.CatalogueRegistered()
     for entry in names_of(catalogue):
@@ -201,8 +206,11 @@ def group_of(catalogue: Catalogue, texts: list[str], pinned: str, sale: str | No
         started = event_pb2.FlashSaleStarted(sale_id="s", product=event_pb2.Product(product_id=sale), stock=5)
         events.append(event_pb2.Event(event_id="sale", payload=event_pb2.Payload(flash_sale_started=started)))
     for i, text in enumerate(texts):
-        event = event_pb2.Event(event_id=f"q{i}", payload=event_pb2.Payload(comment=event_pb2.Comment(text=text)))
-        event.sender.user_id, event.sender.role = f"u{i}", event_pb2.ROLE_VIEWER
+        host = text.startswith("host:")
+        comment = event_pb2.Comment(text=text.removeprefix("host:"))
+        event = event_pb2.Event(event_id=f"q{i}", payload=event_pb2.Payload(comment=comment))
+        if not host:
+            event.sender.user_id, event.sender.role = f"u{i}", event_pb2.ROLE_VIEWER
         events.append(event)
     for position, event in enumerate(events):
         event.room_id = "r"
@@ -210,7 +218,7 @@ def group_of(catalogue: Catalogue, texts: list[str], pinned: str, sale: str | No
         if not event.sender.user_id:
             event.sender.user_id, event.sender.role = "host", event_pb2.ROLE_HOST
         engine.fold(position, event)
-    return [engine.questions.by_event.get(f"q{i}", "") for i in range(len(texts))]
+    return engine
 
 
 def test_insights_group_by_what_is_asked_of_which_product(catalogue: Catalogue) -> None:
@@ -229,3 +237,16 @@ def test_insights_group_by_what_is_asked_of_which_product(catalogue: Catalogue) 
     assert groups[4] == groups[5] and groups[4].startswith("show@"), groups
     assert groups[6] == groups[7] == "price@lamp", groups
     assert groups[8] == "sizes@jersey", groups
+
+
+def test_a_host_statement_answers_every_part_of_the_listing_it_talks_about(catalogue: Catalogue) -> None:
+    engine = fold(catalogue, ["台灯线有多长", "台灯功率多大", "host:台灯线长1.5米，功率12瓦"], pinned="lamp")
+    groups = [engine.questions.groups[engine.questions.by_event[f"q{i}"]] for i in range(2)]
+    assert groups[0].group_id != groups[1].group_id
+    assert all(group.answers for group in groups), [g.group_id for g in groups]
+
+
+def test_initials_are_read_only_beside_chinese(catalogue: Catalogue) -> None:
+    u = Understanding(catalogue)
+    assert u.read("tgy还有吗").named == ("tea",)
+    assert u.read("is tgy in stock").named == ()  # Latin letters alone: an English word or a code

@@ -36,7 +36,9 @@ ANSWERERS = frozenset({event_pb2.ROLE_HOST, event_pb2.ROLE_MODERATOR, event_pb2.
 SHOP_WIDE = frozenset({"invoice", "region"})
 GENERIC_KEYS = frozenset({"suitable", "sizes", "materials"})
 """Intents that a more specific part of the listing (a spec the question names) refines."""
-SAME_AS_INTENT = {"materials": "materials", "audience": "suitable", "variants": "variants"}
+SAME_AS_INTENT = {
+    "materials": "materials", "audience": "suitable", "variants": "variants", "sizes": "sizes", "colours": "colours"
+}  # fmt: skip
 """Parts of a listing that are what an intent asks for."""
 
 
@@ -293,8 +295,9 @@ class RoomInsights:
             key = reading.concepts[0]  # "冬天能用吗" asks about winter, not "can I use it"
         keys = [*(reading.intents if answer else key.split()), *analysis.intents]
         if answer:
-            # A statement about that part of the listing answers it.
-            keys += [_topic_key(t) for t in (kind, topic) if t]
+            # A statement about those parts of the listing answers them (all it talks about).
+            every = self.understanding.topics_for(reading, subject) if subject else []
+            keys += [_topic_key(t) for t in (kind, topic, *every) if t]
         if answer:
             keys += [*reading.concepts, *answer_intents(reading.text)]
         intents = tuple(dict.fromkeys(k for k in keys if k))
