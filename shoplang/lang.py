@@ -142,7 +142,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡)(?=[^吗?？]{0,8}(吗|不$))"),
     "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "几号", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
-              # "一包几双", "每盒多少粒": how many come in one pack
+              # "一包几双", "每盒多少粒", "几双": how many come in one pack
+              "re:(几|多少)[双片粒颗张卷抽贴]",
               "re:[一每](包|盒|袋|箱|套|瓶|罐|组|份|提)(有|是)?(几|多少)[双片支粒颗个只条张袋包]?",
               "re:how many (pack|piece|pc|sheet|wipe|bag)", "re:how many\\s+(\\w+\\s+)?(are\\s+)?(in|per)\\s+(a|one|each)\\s+(box|pack|bag|set)"),
     "variants": ("规格", "款式", "哪几款", "有几款", "几种规格", "哪些规格", "什么规格", "options", "variants", "versions",

@@ -135,6 +135,9 @@ def ask(answerer: CatalogueAnswerer, text: str, pinned: str | None = None) -> st
         ("晚上骑车看得见吗", "jersey", "反光"),  # seen in the dark: the reflective spec
         ("铁观音能发海南吗", None, "不发海南"),  # an excluded region is a plain no
         ("咖啡因敏感的人能喝这个茶吗", "tea", "不适合"),  # a group named apart from the verb of use
+        ("铁观音怎么泡", None, "可泡7次"),  # the one verb asked (泡) names the spec (冲泡)
+        ("瑜伽袜几双", None, "3双"),
+        ("茶叶有1斤装吗", None, "¥238"),  # 1斤 is the 500克 variant
     ],
 )
 def test_listing_answers(answerer: CatalogueAnswerer, text: str, pinned: str | None, must: str) -> None:

@@ -401,7 +401,7 @@ class CatalogueAnswerer:
             if where:
                 if not facts:
                     facts += [_field_fact(p, label, value) for label, value in where[:2]]
-            elif not facts or not (intents or r.concepts):
+            elif not facts or not (intents or r.concepts or _spec_answers(p, facts, prop)):
                 return [], ["unknown"]
         elif not facts or len(re.findall(r"[^\s,，。;；!！?？~～]+", r.text)) > 1:
             # "皮带多少钱 有礼盒吗": a clause of its own that asks "is there X" beside the
@@ -851,6 +851,13 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
         if not out and not yes_no:
             # "what's the protein content": the spec that holds the question's own words.
             out = _specs_with_words(p, r)
+    if not out and weak:
+        # "铁观音怎么泡" / 冲泡, "皮带太长能剪吗" / 裁剪: the one verb asked is in one spec's name.
+        verbs = re.findall(r"(?:怎么|如何|咋|能|可以|会)([\u4e00-\u9fff])(?:吗|呢|么|不|啊|$)", r.text)
+        verbs = [v for v in verbs if v not in _SPEC_STOP and v not in "用吃喝穿戴坐睡涂"]
+        named = [spec for spec in p.specs if any(v in spec.name.zh for v in verbs)]
+        if len(named) == 1:
+            out = named
     return out
 
 
@@ -896,6 +903,13 @@ def _property_asked(r: Reading) -> str:
     x = re.sub(f"^[{L.PARTICLES_ZH}]+|[{L.PARTICLES_ZH}]+$", "", x)
     words = [w for w in re.split(r"\s+", x) if w and w not in L.STOP_EN | _POLARITY]
     return " ".join(words) if (L.CJK.search(x) and len(x) >= 2) or words else ""
+
+
+def _spec_answers(p: Product, facts: list[Fact], prop: str) -> bool:
+    """A spec already stated is named by a word of the property asked ("能剪吗" / 裁剪)."""
+    stated = {f.kind.removeprefix("spec:") for f in facts if f.kind.startswith("spec:")}
+    chars = {ch for ch in prop if L.CJK.match(ch) and ch not in _SPEC_STOP and ch not in _PLAIN_MODIFIERS}
+    return any(spec.key in stated and chars & set(spec.name.zh) for spec in p.specs)
 
 
 def _clause_properties(r: Reading) -> list[str]:
