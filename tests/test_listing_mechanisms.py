@@ -85,6 +85,7 @@ products:
     price: 39
     specs:
       - {key: pairs, name: {zh: 双数, en: pairs}, value: {zh: 3双, en: 3 pairs}}
+      - {key: grip, name: {zh: 防滑颗粒, en: grip dots}, value: {zh: 脚底硅胶颗粒, en: silicone dots on the sole}}
       - key: colours
         name: {zh: 配色, en: colours}
         value: {zh: 颜色随机，不可选, en: "random colours, cannot be chosen"}
@@ -138,6 +139,7 @@ def ask(answerer: CatalogueAnswerer, text: str, pinned: str | None = None) -> st
         ("铁观音怎么泡", None, "可泡7次"),  # the one verb asked (泡) names the spec (冲泡)
         ("瑜伽袜几双", None, "3双"),
         ("茶叶有1斤装吗", None, "¥238"),  # 1斤 is the 500克 variant
+        ("防滑效果怎么样", "socks", "硅胶"),  # a word of the name is what is asked when nothing else is
     ],
 )
 def test_listing_answers(answerer: CatalogueAnswerer, text: str, pinned: str | None, must: str) -> None:
@@ -155,6 +157,7 @@ def test_listing_answers(answerer: CatalogueAnswerer, text: str, pinned: str | N
         ("台灯能带上飞机吗", None, "线长"),  # the cord's length does not answer a flight question
         ("骑行服是意大利羊毛吗", None, "美利奴"),  # the qualifier (Italian) is not listed
         ("孕妇能用吗", "lamp", "学生"),  # a group the listing does not name
+        ("防滑瑜伽袜能当拖鞋吗", None, "硅胶"),  # 防滑 names the socks; 当拖鞋 is asked, and not listed
     ],
 )
 def test_listing_declines(answerer: CatalogueAnswerer, text: str, pinned: str | None, forbid: str) -> None:

@@ -810,9 +810,10 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
             out.append(spec)
         elif any(r.says(pair) for pair in pairs):
             named_too.append(spec)
-    if not out and not r.concepts and weak:
+    if not out and not r.concepts and weak and not _clause_properties(r):
         # The pair is also (part of) the name the viewer used ("降噪效果怎么样" of the 降噪
-        # earbuds): what is asked only when nothing else is ("防晒搓泥吗" asks 搓泥, not 防晒指数).
+        # earbuds): what is asked only when nothing else is ("防晒搓泥吗" asks 搓泥, "防晒能当
+        # 隔离吗" asks 隔离, not 防晒指数).
         out = named_too
     if r.measure:
         # "皮带多宽": the width, not another dimension (or a value that happens to say "length").
