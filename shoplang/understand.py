@@ -587,12 +587,13 @@ _Q_ZH = re.compile(
 )
 _REQUEST_ZH = re.compile(
     r"推荐|^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|展示一下|看一下|需要开|帮我|给我看"
-    r"|主播.{0,8}(一下|看看(?!我)|个身)|^(?!我).{0,12}看看[\s!！~～]*$"  # "主播背一下猫包", "涂一下豆沙色看看"
+    r"|主播.{0,8}(一下|看看(?!我)|个身)|一下.{0,8}看看[\s!！~～]*$"  # "主播背一下猫包", "涂一下豆沙色看看"
 )
 _EXCLAIM_ZH = re.compile(
     r"^不知道|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
     r"|^(为什么|怎么)我?(又|总是|老是|还是)?(抢不到|没抢到|买不到|拍不到|没拍到)"  # missing a flash sale: a complaint
-    r"|为什么(这么|那么)|怎么做到|神仙|[绝爱]了[!！~～啊]*$"  # wonder and delight, not questions
+    # wonder and delight, not questions ("为什么这么贵" still asks)
+    r"|为什么(这么|那么)(便宜|划算|好看|好用|好吃|香|美|好)|怎么做到|什么神仙|[绝爱]了[!！~～啊]*$"
 )
 _Q_EN = re.compile(
     r"^(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone|should|got)\b"

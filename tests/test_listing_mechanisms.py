@@ -173,7 +173,9 @@ def test_questions_and_exclamations() -> None:
     u = Understanding(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
     for text in ("台灯能用不", "主播穿一下骑行服", "主播转个身看看背面", "瑜伽袜一包几双", "tgy多少钱"):
         assert u.read(text).question, text
-    for text in ("好便宜啊怎么做到的", "这是什么神仙颜色啊绝了", "主播看看我"):
+    for text in ("为什么这么贵", "有没有神仙面霜推荐"):  # still questions
+        assert is_question(text, u.read(text)), text
+    for text in ("好便宜啊怎么做到的", "这是什么神仙颜色啊绝了", "主播看看我", "大家快看看"):
         assert not is_question(text, u.read(text)), text
 
 
