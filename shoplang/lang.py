@@ -82,11 +82,17 @@ SALE_WORDS = ("秒杀", "抢购", "限时", "flash", "deal", "秒")
 
 INTENTS: dict[str, tuple[str, ...]] = {
     # Each entry: cue words or regular expressions (prefix "re:") in either language.
-    # "host" first: a request to the host ("主播试穿一下", "主播多高穿几码") is its own
-    # question even when it names a size or colour.
-    "host": ("试穿", "上身", "试一下", "试色", "上嘴", "试戴", "试用一下", "主播多高", "主播身高", "主播体重", "主播多重", "主播穿",
-             "主播用的", "主播戴", "想看看", "展示一下", "给我们看", "给我看", "看看细节", "近一点", "拿近", "re:show (me|us|it)", "host wearing", "re:\\bhost'?s? (height|weight|size|wearing)", "re:try (it )?on",
-             "model wearing"),
+    # "host" and "show" first: a request to the host ("主播试穿一下", "主播多高穿几码") is its
+    # own question even when it names a size or colour.
+    # Two kinds: the host wearing it (and so the host's own height, weight and size:
+    # "主播多高穿几码" goes with "试穿一下") and a showing or demonstration of the thing
+    # ("想看看键盘", "主播试一下键盘", turn round, closer) — different requests, different answers.
+    "host": ("re:主播.{0,4}(穿|戴|涂|背|抹|擦)(一)?下", "背上", "戴上", "穿上", "试穿", "上身", "试色", "上嘴", "试戴",
+             "主播多高", "主播身高", "主播体重", "主播多重", "主播穿", "主播戴", "re:\\bhost'?s? (height|weight|size|wearing)",
+             "re:try (it )?on", "model wearing", "host wearing", "how tall is the host"),
+    "show": ("re:主播(?!.{0,4}(穿|戴|涂|背|抹|擦)(一)?下).{0,8}(一下|看看(?!我)|个身)", "试一下", "试用一下", "主播用的", "想看",
+             "转个身", "想看看", "展示一下", "给我们看", "给我看", "看看细节", "近一点", "拿近", "背面", "背后",
+             "re:show (me|us|it)"),
     "list_price": ("原价", "划线价", "专柜价", "市场价", "日常价", "平时多少", "原来多少", "original price", "list price",
                    "rrp", "retail price", "usual price", "normal price", "was it"),
     "price": ("多少钱", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "贵不贵", "贵吗", "售价",
@@ -95,7 +101,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
               "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
     "stock": ("还有吗", "还有货", "有货", "有现货", "现货", "库存", "还剩", "剩多少", "剩几", "卖完", "售罄", "缺货", "抢光",
               "还有多少", "in stock", "any left", "sold out", "how many left", "stock", "still available", "available"),
-    "time_left": ("几分钟", "多久结束", "什么时候结束", "几点结束", "还有多久", "还剩多久", "多长时间", "剩几分钟",
+    "time_left": ("re:(还|只)?剩(下)?(几|多少)?(分钟|小时|时间|多久)", "几分钟", "多久结束", "什么时候结束", "几点结束", "还有多久", "还剩多久", "多长时间", "剩几分钟",
                   "re:how (long|many minutes)", "minutes left", "time left", "re:when does .*end", "ends"),
     "limit": ("限购", "能买几", "买几个", "抢几个", "能抢几", "能买多少", "可以买几", "每人", "一人", "re:能买几[份件个]",
               "limit", "re:how many can (i|we|you)", "per person"),
@@ -103,6 +109,9 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "ships_from": ("哪里发", "哪发", "从哪", "发货地", "哪个仓", "什么地方发", "re:ships? from", "where .*ship",
                    "re:where .*(sent|dispatch)"),
     "carrier": ("什么快递", "哪家快递", "啥快递", "快递是", "物流是", "发什么", "冷链", "顺丰", "courier", "carrier",
+                # China's carriers by name and by the letters viewers type ("走SF吗", "发京东吗")
+                "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto", "sto",
+                "j&t", "re:走(什么|啥|哪家?)?(快递|物流)",
                 "re:which (express|delivery)", "cold chain"),
     "delivery_time": ("几天到", "多久到", "几天能到", "多久能到", "到货时间", "多久发货", "什么时候发货", "几天发货",
                       "多久发", "几天", "re:how (long|many days)", "re:when .*(arrive|ship|get it)", "arrive"),
@@ -110,13 +119,13 @@ INTENTS: dict[str, tuple[str, ...]] = {
             "re:ship(s|ping)? (for )?free", "delivery fee"),
     "region": ("寄到", "发到", "送到", "能寄", "能发", "配送到", "ship to", "deliver to", "re:ship(s|ping)? .*to "),
     "shipping": ("发货", "快递", "物流", "配送", "寄", "shipping", "ship", "deliver", "delivery"),
-    "returns": ("退货", "退换", "换货", "能退", "可以退", "售后", "无理由", "坏了怎么办", "坏了", "破损", "坏果", "退款",
+    "returns": ("运费险", "退货险", "退货", "退换", "换货", "能退", "可以退", "售后", "无理由", "坏了怎么办", "坏了", "破损", "坏果", "退款",
                 "return", "refund", "exchange", "damaged", "broken", "spoiled"),
     "warranty": ("保修", "质保", "保固", "包换", "开胶", "脱胶", "掉底", "断线", "warranty", "guarantee"),
     "gift": ("赠品", "送什么", "送啥", "有送", "赠送", "送不送", "有没有送", "福利", "礼品", "re:送.{1,6}(吗|不)", "re:送几",
              "free gift", "gift",
              "freebie", "bonus", "comes with", "what do i get free"),
-    "sizes": ("尺码", "码数", "什么码", "哪个码", "几码", "多大码", "码", "选码", "size"),
+    "sizes": ("尺码", "码数", "什么码", "哪个码", "几码", "多大码", "码", "选码", "size", "re:(穿|选|拿|买|要)几号"),
     "colours": ("颜色", "什么色", "几个色", "几种色", "色号", "colour", "color", "shade"),
     "materials": ("成分", "材质", "材料", "面料", "配料", "原料", "re:(纯|全|含)(棉|麻|羊毛|羊绒|真丝|桑蚕丝)", "什么棉",
                   "re:\\b(is it|are they|made of|100%?) ?(cotton|wool|silk|linen|leather|cashmere)\\b", "里面有什么", "有什么东西", "含有", "什么做的", "用料",
@@ -128,10 +137,15 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "适合多大", "几岁", "多大的宝宝", "多大的孩子", "适合", "适不适合", "能用吗", "能吃吗", "能喝吗", "能穿吗", "能坐吗", "能戴吗", "可以用吗", "可以吃吗",
                  "可以喝吗", "能不能用", "能不能吃", "过敏", "不耐受", "孕妇", "婴儿能", "宝宝能", "孩子能", "老人能",
                  "suitable", "good for", "ok for", "safe for", "allergic", "intolerant", "re:can (my|a) (baby|kid|child)",
-                 "left-handed", "左手"),
+                 "left-handed", "左手",
+                 # "能吃这个猫粮吗": the verb of use and the question particle apart
+                 "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡)(?=[^吗?？]{0,8}(吗|不$))"),
     "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "几号", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
-              "re:how many (pack|piece|pc|sheet|wipe|bag)"),
+              # "一包几双", "每盒多少粒", "几双": how many come in one pack
+              "re:(几|多少)[双片粒颗张卷抽贴]",
+              "re:[一每](包|盒|袋|箱|套|瓶|罐|组|份|提)(有|是)?(几|多少)[双片支粒颗个只条张袋包]?",
+              "re:how many (pack|piece|pc|sheet|wipe|bag)", "re:how many\\s+(\\w+\\s+)?(are\\s+)?(in|per)\\s+(a|one|each)\\s+(box|pack|bag|set)"),
     "variants": ("规格", "款式", "哪几款", "有几款", "几种规格", "哪些规格", "什么规格", "options", "variants", "versions",
                  "re:(什么|啥|哪种|哪些|几种|哪几种)[轴段版型款]"),
     "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "礼物",
@@ -154,6 +168,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                   "sleeps", "how many people", "re:\\bfits? \\d+ (people|persons|adults)", "occupancy"),
     "thickness": ("厚度", "多厚", "厚不厚", "厚吗", "薄吗", "厚薄", "厚实", "thickness", "thick", "thin"),
     "setup": ("搭建", "re:搭(?!配)", "安装", "组装", "拼装", "装起来", "好装", "怎么装", "难装", "好不好装", "拆装", "收起来", "set up", "setup",
+              "自己装", "要装", "需要装",
               "assemble", "assembly", "install", "pitch"),
     "fit": ("偏大", "偏小", "正码", "码数准", "尺码准", "码准", "合脚", "挤脚", "脚宽", "宽脚", "大一码", "小一码", "版型",
             "尺码建议", "run small", "run large", "runs small", "runs large", "true to size", "fits small",
@@ -170,7 +185,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "recline": ("平躺", "躺平", "可躺", "能躺", "靠背", "放平", "躺下", "recline", "lie flat", "lie down", "backrest"),
     "opening": ("好剥", "难剥", "手剥", "去壳", "手捏", "好开", "难开", "easy to peel", "peel", "crack"),
     "usage": ("怎么用", "用法", "使用方法", "怎么使用", "怎么吃", "怎么喂", "喂多少", "一天几次", "how to use", "how do i use",
-              "directions", "how much to feed"),
+              "directions", "how much to feed", "喂食", "食量", "喂几", "re:一天(吃|喂)(几|多少)", "feeding"),
     "makeup_wear": ("持妆", "脱妆", "掉妆", "不脱妆", "持久", "斑驳", "long-lasting", "long lasting", "last all day",
                     "wear time", "smudge"),
     "coverage": ("遮瑕", "遮盖", "盖得住", "遮得住", "遮痘印", "coverage", "full cover"),
@@ -183,6 +198,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                "单个", "单果", "weigh", "weight",
                "heavy", "gram", "how many g", "kg", "net weight", "轻"),
     "volume": ("容量", "几升", "多少毫升", "几毫升", "多少ml", "毫升", "升", "ml", "litre", "liter", "capacity", "volume",
+               "re:how much .*\\bhold", "装多少",
                "多大一瓶", "多大瓶"),
     "battery": ("续航", "电池", "用多久", "能用多久", "待机", "充一次", "充满", "多少天", "几天", "多少小时", "几个小时", "battery",
                 "last", "charge", "hours"),
@@ -196,15 +212,30 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                 "memory card", "sd card", "microsd"),
     "area": ("面积", "平米", "几平", "平方", "re:多大的?(房间|屋子?|客厅|卧室|空间)", "多大房间", "room size", "square met",
              "sq m", "m²", "re:how big (a|of a) room"),
-    "dimensions": ("尺寸", "多大", "大小", "长宽", "多长", "长度", "多宽", "多高", "高度", "口径", "直径", "面积", "折叠", "登机",
-                   "dimension", "folded", "how big", "cabin", "plane", "flight", "上飞机", "size", "length", "diameter",
+    "dimensions": ("尺寸", "多大", "大小", "长宽", "多长", "长度", "多宽", "宽度", "多高", "高度", "口径", "直径", "面积", "折叠",
+                   "dimension", "folded", "how big", "size", "length", "diameter", "width",
                    "height", "how tall", "how wide"),
+    # Whether it may go on a plane is a rule about the thing (battery, size), not its size:
+    # a cord's length does not answer it.
+    "flight": ("上飞机", "坐飞机", "登机", "乘机", "托运", "随身带", "plane", "flight", "cabin", "carry-on", "airplane",
+               "airport"),
     "noise": ("噪音", "声音", "吵", "分贝", "静音", "noise", "loud", "quiet", "noisy", "db"),
     "contents": ("包含", "包括", "有哪些", "里面有什么", "一套几", "几件", "件数", "几个装", "一套有", "规格", "what's in",
                  "what is in", "what comes in", "comes with", "included", "include", "contents", "pieces", "how many in"),
     "power": ("功率", "瓦", "几瓦", "多少瓦", "多少w", "watt", "wattage", "power", "output", "快充", "fast charg"),
     "ports": ("接口", "几个口", "插口", "口", "port", "usb"),
-    "smell": ("有味道", "味道大", "味儿", "气味", "异味", "臭", "刺鼻", "难闻", "甲醛", "smell", "odor", "odour", "stink"),
+    "smell": ("有味道", "味道大", "味儿", "气味", "异味", "臭", "刺鼻", "难闻", "甲醛", "smell", "odor", "odour", "stink",
+              "香味", "香调", "香型", "什么香", "scent", "fragrance"),
+    # How much it carries or bears (a bag, a shelf, a pet carrier): not its own weight.
+    "load": ("承重", "承载", "能装多重", "装多重", "能装下", "装得下", "装下", "放得下", "max load", "load", "weight limit",
+             "hold up to", "re:how (heavy|much weight) can it (hold|carry|take)"),
+    # Fleas, ticks, mites: whether it keeps them off (a claim the listing must make itself).
+    "pests": ("跳蚤", "驱虫", "虱子", "蜱虫", "螨虫", "除螨", "防虫", "flea", "tick", "lice", "mite", "parasite"),
+    # How much of one ingredient: a percentage in the listing ("浓度多少" / 5%烟酰胺).
+    "concentration": ("浓度", "含量", "百分之", "占比", "percent", "percentage", "concentration", "content"),
+    # Being seen in the dark: reflective strips, lights.
+    "visibility": ("看得见", "看得到", "看不见", "看不到", "夜里", "夜间", "晚上", "天黑", "反光", "reflective", "visible",
+                   "at night", "in the dark"),
     "taste": ("甜", "甜度", "re:酸(不酸|吗|的|甜|味)|(偏|太|很|有点|好|不)酸", "辣", "口感", "好吃", "味道", "口味", "sweet", "taste", "flavour", "flavor", "spicy"),
     "palatability": ("适口", "爱吃", "挑食", "爱不爱吃", "喜欢吃", "不吃", "palatab", "picky", "re:(cats?|dogs?|pets?) (like|love|eat)"),
     "fresh": ("新米", "新货", "新鲜", "今年", "生产日期", "加工日期", "采收", "new crop", "fresh", "harvest", "milling"),
@@ -352,7 +383,8 @@ def _cue_source(cue: str) -> str:
         return f"(?:{cue[3:]})"
     if CJK.search(cue):
         return re.escape(cue)
-    return r"(?<![a-z])" + re.escape(cue) + r"(?:e?s)?(?![a-z])"
+    # "washable", "washed", "reflective" ...: an English cue with the endings words take.
+    return r"(?<![a-z])" + re.escape(cue) + r"(?:e?s|able|ed|ing)?(?![a-z])"
 
 
 @lru_cache(maxsize=8192)
@@ -413,7 +445,10 @@ def colours_named(text: str, listed: tuple[str, ...] = ()) -> list[str]:
     found += [m.group(1) for m in _COLOUR_EN.finditer(text)]
     for name in listed:
         core = re.sub(r"^[\w]*?\d+\s*", "", normalize(name)).removesuffix("色")
-        if len(core) >= 2 and core in text and not any(core in f or f.removesuffix("色") in core for f in found):
+        # "earth tone" for the listed "earth tones": English names in the singular too.
+        one = " ".join(singular(w) for w in core.split()) if not CJK.search(core) else core
+        said = core if core in text else one if one in text else ""
+        if len(core) >= 2 and said and not any(core in f or f.removesuffix("色") in core for f in found):
             found.append(core)
     for m in _SHADE_ZH.finditer(text):
         shade = m.group(0)
@@ -459,9 +494,69 @@ def _cn_number(text: str) -> float:
     return float(_CN_DIGITS.get(text, 0))
 
 
-def quantities(text: str) -> list[tuple[str, float]]:
-    """("weight", kg) / ("height", cm) / ("age", months) / ... named in the text ("20斤" is 10 kg)."""
+_PACK = re.compile(
+    r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+)\s*(公斤|千克|kg|斤|克|g|毫升|ml|升|l)\s*(?:装|的?(?:袋|包|瓶|罐|盒|桶))"
+)
+"""An amount that is a pack size ("十斤装", "1公斤装", "500ml的瓶"): what is bought, not the viewer's measure."""
+_GIRTH = re.compile(
+    r"(胸围|腰围|臀围|bust|chest|waist|hips?)\s*(?:是|有|大概|约)?\s*"
+    r"(?:([一二两三四五六七八九\d])尺([一二三四五六七八九\d])?|(\d+(?:\.\d+)?)\s*(厘米|cm|公分|寸|inch(?:es)?)?)"
+)
+_GIRTH_KIND = {"胸围": "chest", "bust": "chest", "chest": "chest", "腰围": "waist", "waist": "waist",
+               "臀围": "hip", "hip": "hip", "hips": "hip"}  # fmt: skip
+
+
+def packs(text: str) -> list[tuple[str, float]]:
+    """Pack sizes named ("十斤装" = ("weight", 5.0) kg, "500ml的瓶" = ("volume", 500.0) ml)."""
     out: list[tuple[str, float]] = []
+    for match in _PACK.finditer(text):
+        value, unit = _cn_number(match.group(1)), match.group(2)
+        out.append(_amount_of(value, unit))
+    return out
+
+
+def _amount_of(value: float, unit: str) -> tuple[str, float]:
+    """An amount in the unit variants are compared in: kg for weights, ml for volumes."""
+    if unit in ("公斤", "千克", "kg"):
+        return ("weight", value)
+    if unit == "斤":
+        return ("weight", value / 2)
+    if unit in ("克", "g"):
+        return ("weight", value / 1000)
+    if unit in ("升", "l"):
+        return ("volume", value * 1000)
+    return ("volume", value)
+
+
+def amounts(text: str) -> list[tuple[str, float]]:
+    """Every weight or volume in a text with its unit ("5公斤", "1.5 kg", "500毫升"), for
+    comparing a variant's name with a pack size asked in other units."""
+    out = []
+    for match in re.finditer(r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+)\s*(公斤|千克|kg|斤|克|g|毫升|ml|升|l)(?![a-z])", text):
+        out.append(_amount_of(_cn_number(match.group(1)), match.group(2)))
+    return out
+
+
+def _girths(text: str) -> list[tuple[str, float]]:
+    """Body girths in cm: "胸围45厘米", "腰围2尺7" (2.7 尺; a 尺 is a third of a metre), "waist 30 inches"."""
+    out = []
+    for match in _GIRTH.finditer(text):
+        kind = _GIRTH_KIND[match.group(1)]
+        if match.group(2) is not None:
+            chi = _cn_number(match.group(2)) + (_cn_number(match.group(3)) / 10 if match.group(3) else 0)
+            out.append((kind, round(chi * 100 / 3, 1)))
+        else:
+            value, unit = float(match.group(4)), match.group(5) or ""
+            out.append((kind, value * 2.54 if unit.startswith(("寸", "inch")) else value))
+    return out
+
+
+def quantities(text: str) -> list[tuple[str, float]]:
+    """("weight", kg) / ("height", cm) / ("age", months) / ("chest" | "waist" | "hip", cm) /
+    ... named in the text ("20斤" is 10 kg). A pack size ("1公斤装") is not one of them."""
+    out: list[tuple[str, float]] = _girths(text)
+    # Girths and pack sizes are not heights or body weights: take them out first.
+    text = _GIRTH.sub(" ", _PACK.sub(" ", text))
     for match in _QUANTITY.finditer(text):
         value = _cn_number(match.group(1)) + (0.5 if match.group(2) or match.group(4) else 0)
         unit = match.group(3)
@@ -508,6 +603,8 @@ ANSWER_CUES: dict[str, tuple[str, ...]] = {
     "stock": ("re:(还有|还剩|剩|仅剩)\\s*\\d", "re:\\d+\\s*(份|件|个|单)", "售罄", "sold out", "re:\\d+ left"),
     "link": ("re:\\d+\\s*号", "链接", "link"),
     "variants": ("规格", "款式", "options", "re:有.{1,4}和.{1,4}(两|几)?(种|款)?$"),
+    # Who it is for, stated with a limit: "10个月以上的小型犬吃", "for dogs over 10 months".
+    "suitable": ("适合", "不适合", "re:\\d+\\s*(个月|岁|公斤|kg|斤)(以上|以下|之内|内)", "re:(over|under) \\d+ ?(months?|years?|kg)"),
 }
 
 

@@ -68,6 +68,10 @@ class Reading:
     """Where product names are in `text`."""
     other_kind: bool = False
     """It names a kind of product ("平板", "durian") that none of the room's products is."""
+    measure: tuple[str, ...] = ()
+    """A dimension asked by its adjective ("多宽" -> ("宽", "width")): the spec of that dimension."""
+    packs: tuple[tuple[str, float], ...] = ()
+    """Pack sizes named ("十斤装" = ("weight", 5.0)), whether or not a variant is that size."""
 
     @property
     def topic_key(self) -> str:
@@ -99,6 +103,17 @@ class Reading:
         start = self.text.find(word)
         while start >= 0:
             if not any(s <= start and start + n <= e and e - s > n for s, e in self.name_spans):
+                return True
+            start = self.text.find(word, start + 1)
+        return False
+
+    def says_apart(self, word: str) -> bool:
+        """The text holds the word outside every product name: "防晒" in "防晒要卸妆吗" names the
+        sunscreen, it does not ask about its 防晒指数."""
+        n = len(word)
+        start = self.text.find(word)
+        while start >= 0:
+            if not any(s < start + n and start < e for s, e in self.name_spans):
                 return True
             start = self.text.find(word, start + 1)
         return False
@@ -141,6 +156,13 @@ def names_of(catalogue: Catalogue) -> list[ProductNames]:
         names = (p.name.zh, p.name.en, *([p.brand] if p.brand else []), *p.aliases)
         kinds = (p.category.zh, p.category.en)
         topics = [(s.key, " ".join([s.name.zh, s.name.en, s.value.zh, s.value.en, *s.keywords])) for s in p.specs]
+        if p.sizes or p.size_chart is not None:
+            chart = p.size_chart
+            columns = " ".join(f"{c.zh} {c.en}" for c in chart.columns) if chart is not None else ""
+            sizes = [*p.sizes, *(chart.rows if chart is not None else ())]
+            topics.append(("sizes", " ".join(dict.fromkeys(sizes)) + " " + columns))
+        if p.colours:
+            topics.append(("colours", "|".join(f"{c.zh}|{c.en}" for c in p.colours)))
         if p.materials:
             topics.append(("materials", " ".join(f"{m.zh} {m.en}" for m in p.materials)))
         if p.suitable_for or p.not_for:
@@ -182,12 +204,25 @@ class Understanding:
         self._variant_units = {unit: next(iter(pids)) for unit, pids in units.items() if len(pids) == 1}
         for product_id, extra in (names or {}).items():
             raw.setdefault(product_id, []).extend(_name_terms(list(extra)))
+        # Pinyin initials, the way viewers type a name fast ("mpj" 猫爬架, "kh" 口红, "xbx" 小白鞋);
+        # read only beside Chinese, where such shorthand is typed.
+        self._initials: set[str] = set()
+        for terms in raw.values():
+            zh_terms = {t for t, _ in terms if 2 <= len(t) <= 4 and all(L.CJK.match(ch) for ch in t)}
+            for letters in {initials(t) for t in zh_terms} - _NOT_INITIALS:
+                terms.append((letters, 1.2))
+                self._initials.add(letters)
         self.terms = _dedupe(raw)
         self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
         self._known = {term.text for term in self.terms}
-        self._colour_names = tuple(
-            name for p in (catalogue.products if catalogue else ()) for c in p.colours for name in (c.zh, c.en)
-        )
+        # Each listed colour's names and the products that come in it ("豆沙色" is the lipstick's).
+        self._colour_owners: dict[str, set[str]] = {}
+        for product_id, topics in self._topics.items():
+            for key, text in topics:
+                if key == "colours":
+                    for name in text.split("|"):
+                        self._colour_owners.setdefault(name.strip(), set()).add(product_id)
+        self._colour_names = tuple(self._colour_owners)
         self._by_first: dict[str, list[Term]] = {}
         for term in self.terms:
             self._by_first.setdefault(term.text[0], []).append(term)
@@ -201,9 +236,29 @@ class Understanding:
     def topic_for(self, reading: Reading, product_id: str) -> str:
         """Which part of the product's listing the question's leftover words are about
         ("刀能进洗碗机吗" and "可以用洗碗机洗吗" -> the cleaning spec), "" if none."""
+        scored = self._topic_scores(reading, product_id)
+        return scored[0][0] if scored else ""
+
+    def topics_for(self, reading: Reading, product_id: str) -> list[str]:
+        """Every part of the listing a statement talks about: a host's "眼唇都能卸，遇水乳化"
+        answers both the eyes-and-lips and the emulsifying questions."""
+        return [key for key, _ in self._topic_scores(reading, product_id)]
+
+    def _topic_scores(self, reading: Reading, product_id: str) -> list[tuple[str, float]]:
         chunks = [c for c in reading.residue.split() if len(c) >= 2]
-        best, best_score = "", 0.0
-        for key, text in self._topics.get(product_id, ()):
+        # A second name in the question may be what is asked of the first ("猫粮是无谷的吗": 无谷
+        # is part of the cat food's name and its grain spec; "洗面奶能卸妆吗": 卸妆 names the remover).
+        spans = sorted(reading.name_spans)
+        spans = spans[1:] if len(spans) > 1 or reading.intents or reading.concepts else spans
+        if not chunks:
+            chunks = [reading.text[s:e] for s, e in spans if e - s >= (2 if L.CJK.search(reading.text[s:e]) else 3)]
+        # Who may use it is asked with the group's own words: a tie goes to the audiences
+        # ("冻干猫狗都能吃吗": 猫狗 is in the feeding spec too).
+        topics = self._topics.get(product_id, ())
+        if "suitable" in reading.intents:
+            topics = sorted(topics, key=lambda t: t[0] != "audience")
+        scored: list[tuple[str, float]] = []
+        for key, text in topics:
             score = 0.0
             for chunk in chunks:
                 if L.CJK.search(chunk):
@@ -211,30 +266,76 @@ class Understanding:
                     score += sum(1 for pair in pairs if pair in text) / len(pairs)
                 elif len(chunk) >= 3 and L.cue_matches(chunk, text):
                     score += 1
-            if score > best_score:
-                best, best_score = key, score
-        return best if best_score >= 0.3 else ""
+            if score >= 0.3:
+                scored.append((key, score))
+        scored.sort(key=lambda ks: -ks[1])  # stable: the first of equals stays first
+        return scored
 
     def topic_of_kind(self, reading: Reading, product_id: str) -> str:
         """The part of the product's listing that the kind of thing asked is about: "下大雨会
         不会湿透" and "is it waterproof" (waterproofing) -> the spec "防水指数"; "背包下雨怎么
         办" -> the backpack's rain cover. "" when no part of the listing is of that kind."""
-        topics = self._topics.get(product_id, ())
+        topics = [(k, t) for k, t in self._topics.get(product_id, ()) if k not in _LISTS]
         given = {kind for kind, _ in reading.quantities}
+        if reading.measure:
+            # "线有多长": the spec named by that dimension (线长), not another size (底座宽度).
+            measured = [k for k, t in topics if reading.measure[0] in t.split(" ")[0]]
+            if len(measured) == 1:
+                return measured[0]
+        said_best, said_n = "", 0
         for concept in reading.concepts:
             if (concept, "weight" in given or "height" in given) in (("weight", True), ("dimensions", True)):
                 continue  # "180 80kg选几码" gives the viewer's weight, it does not ask the product's
             cues = tuple(L.CONCEPTS[concept])
+            said = [cue for cue in cues if not cue.startswith("re:") and L.cue_matches(cue, reading.text)]
+            for key, text in topics:
+                # The question's own word in a spec's name ("功率多大" / 功率) beats the kind alone.
+                n = sum(1 for cue in said if L.cue_matches(cue, text.split(" ")[0]))
+                if n > said_n:
+                    said_best, said_n = key, n
+        if said_best:
+            return said_best
+        for concept in reading.concepts:
+            if (concept, "weight" in given or "height" in given) in (("weight", True), ("dimensions", True)):
+                continue
+            cues = tuple(L.CONCEPTS[concept])
             best, best_n = "", 0
             for key, text in topics:
-                if key in ("about", "audience", "variants"):
-                    continue  # free text and lists mention everything; a spec says what it is
                 n = sum(1 for cue in cues if L.cue_matches(cue, text))
                 if n > best_n:
                     best, best_n = key, n
             if best:
                 return best
         return ""
+
+    def lists(self, product_id: str, key: str) -> bool:
+        """The product's listing has that part ("sizes": sizes or a size chart)."""
+        return any(k == key for k, _ in self._topics.get(product_id, ()))
+
+    def substance_asked(self, reading: Reading, product_id: str) -> bool:
+        """"是纯羊绒吗", "真丝的吗", "鸭绒还是鹅绒", "百分百羊绒吗": a substance asked about. A
+        Chinese material's last character is the substance (羊绒 / 山羊绒, 真丝 / 桑蚕丝, 纯肉 /
+        鸡胸肉), so the product's listed materials holding it answer, whatever they call it;
+        what qualifies it must be listed too ("意大利皮" is not "头层牛皮")."""
+        listed = next((text for key, text in self._topics.get(product_id, ()) if key == "materials"), "")
+        if not listed or reading.concepts:
+            return False  # "防水吗" asks a kind of spec (waterproofing), not a substance
+        named = {i for s, e in reading.name_spans for i in range(s, e)}
+        for match in _SUBSTANCE_ASKED.finditer(reading.text):
+            for group, found in enumerate(match.groups(), start=1):
+                if not found:
+                    continue
+                x = found.rsplit("是", 1)[-1]
+                start = match.start(group) + len(found) - len(x)
+                if len(x) < 2 or not L.CJK.match(x[-1]) or x[-1] in _NOT_SUBSTANCE or x[-1] not in listed:
+                    continue
+                # Words before it that name the product ("方巾桑蚕丝吗") are no qualifier.
+                cut = 0
+                while cut < len(x) - 1 and start + cut in named:
+                    cut += 1
+                if all(ch in listed for ch in x[cut:-1] if ch not in _PURE):
+                    return True
+        return False
 
     # ------------------------------------------------------------------ reading
 
@@ -262,6 +363,14 @@ class Understanding:
             intents, concepts = _asked_by_sound(masked)  # "包油吗" (包邮), "运废多少" (运费)
         if not intents and not concepts and re.search(r"[a-z]{5,}", masked):
             intents, concepts = _asked_by_spelling(masked)  # "shiping", "waterprof"
+        measure = _measure_asked(masked)
+        if measure and re.search(r"how long (is|are)\b", masked):
+            # "how long is the cord": a length, not the time left or the delivery time.
+            intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
+            concepts = tuple(dict.fromkeys(("dimensions", *concepts)))
+        bare_how_much = not intents and not concepts and bool(_BARE_HOW_MUCH.search(text))
+        if bare_how_much:
+            intents = ("price",)  # "风衣多少", "吹风机现在多少": how much, with nothing else asked
         reading = Reading(
             original=original,
             text=text,
@@ -269,7 +378,7 @@ class Understanding:
             question=False,
             named=tuple(named),
             pointed=L.any_cue((*L.DEIXIS_ZH, *L.DEIXIS_EN), masked),
-            sale=L.any_cue(L.SALE_WORDS, masked),
+            sale=L.any_cue(L.SALE_WORDS, masked) or _says_initials(L.SALE_WORDS, masked),
             intents=intents,
             concepts=concepts,
             medical=L.is_medical(masked),  # a product's name ("止咳枇杷膏") is not a claim
@@ -279,6 +388,7 @@ class Understanding:
             residue=_residue(masked),
             name_spans=tuple((a, b) for a, b, _, _ in spans),
             strength={pid: w for pid, w in strength.items() if pid in named},
+            measure=measure,
         )
         reading.bigger = (
             True
@@ -288,6 +398,29 @@ class Understanding:
             else None
         )
         self._variants_and_sizes(reading, masked)
+        tries_on = reading.colours or reading.sizes or {"colours", "sizes"} & set(reading.intents)
+        if "show" in reading.intents and tries_on and "host" not in reading.intents:
+            # "主播试一下这个颜色": trying a colour or a size is wearing it.
+            reading.intents = tuple("host" if i == "show" else i for i in reading.intents)
+        if not reading.named and not reading.pointed and not reading.variants and reading.colours:
+            # "主播涂一下豆沙色看看": a shade only one product comes in names that product.
+            owners = {
+                pid
+                for colour in reading.colours
+                for name, pids in self._colour_owners.items()
+                if colour.removesuffix("色") and colour.removesuffix("色") in L.normalize(name)
+                for pid in pids
+            }
+            if len(owners) == 1:
+                reading.named = tuple(owners)
+                reading.strength = {next(iter(owners)): 1.0}
+        # Only a product (and "now") before a bare 多少: other leftover words ("胸围多少") ask something else.
+        if (
+            bare_how_much
+            and not reading.variants
+            and any(w not in _WHEN_WORDS for w in reading.residue.split())
+        ):
+            reading.intents = ()
         # "有没有平板", "do you sell tablets": asks whether the room sells a kind it does not;
         # "衬衫多少钱" in a room without shirts is not about the dress on screen either
         # (unless it points at the screen: "这件衬衫" is what the host shows, by another name).
@@ -312,12 +445,17 @@ class Understanding:
         """(start, end, product id) of every product term in the text, longest first, no overlaps."""
         hits: list[tuple[int, int, str, float]] = []
         candidates = [term for ch in set(text) for term in self._by_first.get(ch, ())]
+        if not L.CJK.search(text):
+            candidates = [term for term in candidates if term.text not in self._initials]
         for term in candidates:
             if term.start_only:
-                # One character ("米多少钱", "表 waterproof?"): only as the question's first word.
+                # One character ("米多少钱", "表 waterproof?"): only as the question's first word,
+                # or as the head noun that ends it after 的 ("睡哪个码的窝").
                 rest = text[len(term.text) :]
                 if text.startswith(term.text) and rest and (not L.CJK.match(rest[0]) or rest.startswith(_AFTER_NAME)):
                     hits.append((0, len(term.text), term.product_id, term.weight))
+                for match in re.finditer("(?<=的)" + re.escape(term.text) + _AT_END, text):
+                    hits.append((match.start(), match.end(), term.product_id, term.weight))
                 continue
             if term.text not in text:
                 continue  # the cheap test first: most terms are not in a given comment
@@ -376,8 +514,12 @@ class Understanding:
     def _variants_and_sizes(self, reading: Reading, masked: str) -> None:
         if self.catalogue is None:
             return
+        reading.packs = tuple(L.packs(reading.text))
         for product_id, keys in self._variants:
             variant = _variant_named(keys, masked)
+            if variant is None and reading.packs:
+                # "十斤装" for the "5公斤" bag: the same amount in other units names it too.
+                variant = _variant_by_amount(self.catalogue.product(product_id), reading.packs)
             if variant is not None:
                 reading.variants[product_id] = variant
         listed = {s.casefold() for p in self.catalogue.products for s in p.sizes}
@@ -393,6 +535,40 @@ class Understanding:
 
 # ------------------------------------------------------------------ questions
 
+_MEASURES = {"宽": ("宽", "width", "wide"), "长": ("长", "length", "long"), "高": ("高", "height", "tall"),
+             "厚": ("厚", "thick"), "深": ("深", "depth", "deep"), "粗": ("粗", "thick", "diameter"),
+             "重": ("重", "weight", "heavy")}  # fmt: skip
+_MEASURE_EN = {"wide": "宽", "long": "长", "tall": "高", "high": "高", "thick": "厚", "deep": "深", "heavy": "重"}
+_NOT_A_LENGTH = re.compile(r"sale|deal|flash|offer|deliver|ship|warranty|guarantee|battery|charg|shelf|last|return")
+
+
+def _measure_asked(text: str) -> tuple[str, ...]:
+    """"多宽", "有多长", "how wide is it", "how long is the leash": the dimension asked, as its
+    Chinese character and English words ("" when none; "how long is delivery" is a time)."""
+    match = re.search(r"(?<![好很太许])多([宽长高厚深粗重])(?!时间|久)", text)
+    if match is not None:
+        return _MEASURES[match.group(1)]
+    match = re.search(r"how (wide|long|tall|high|thick|deep|heavy) (?:is|are)\b(?P<rest>.*)", text)
+    if match is not None and not (match.group(1) == "long" and _NOT_A_LENGTH.search(match.group("rest"))):
+        return _MEASURES[_MEASURE_EN[match.group(1)]]
+    return ()
+
+
+_LISTS = ("about", "audience", "variants", "sizes", "colours")
+"""Free text and lists mention everything; a spec says what it is."""
+_SUBSTANCE_ASKED = re.compile(
+    r"是(?:不是)?([^吗呢么嘛?？,，\s]{2,6}?)(?:的)?(?:吗|么|嘛|呢)"
+    r"|([^\s,，是]{2,4})还是([^\s,，吗?？]{2,4})"
+    r"|([\u4e00-\u9fff]{2,5})(?:的)?吗[\s?？]*$"
+)
+_PURE = set("纯真全正天然百分100%")
+"""Words that only say it is that substance (纯羊绒, 真丝, 百分百羊绒)."""
+_NOT_SUBSTANCE = set("的了吗呢是有能可以多少几什么一个不也都还给买小大这那用吃穿好")
+
+
+_BARE_HOW_MUCH = re.compile(r"多少[啊呀呢哇嘞捏]?[\s?？!！~～。.]*$")
+_WHEN_WORDS = {"现在", "今天", "目前", "这会", "直播间", "现价", "到手"}
+
 
 _VERDICT = re.compile(r"可以|不错|还行|挺|划算|便宜|实惠|贵|好看|喜欢|绝了|值")
 """A word that judges: "价格可以", "颜色不错" tell, they do not ask."""
@@ -400,19 +576,24 @@ _OWN_ATTRIBUTES = {"price", "list_price", "stock", "sizes", "colours", "link", "
 """What a product named in a question has ("衬衫多少钱"), unlike what it is used with
 ("苹果手机能用吗": the phone is not what is sold)."""
 _STATEMENT = re.compile(r"我|了|过|超|太|真|喜欢|好吃|好用|\b(i|i'm|love|loved|bought|got mine)\b")
+_AT_END = "(?=[吗呢吧啊呀嘛么哦哇啦了]*[\\s?？!！。~～]*$)"
 _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
-    r"多少|多久|多长|多大|多重|多高|多远|几[个件块元天斤克号码段分点岁种包片盒罐支瓶升个钟年周]|几[点]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
+    r"多少|多久|多长|多大|多重|多高|多远|几(?!乎)[\u4e00-\u9fffa-z]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
     r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵]|^[^我].{0,8}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
     r"|谁(买|用|试|穿|吃)过?了?"  # "谁买了": has anyone tried it
+    r"|(能|可以|会|要|是|有)[^不]{0,10}不[\s?？~～。]*$"  # "能用不", "狗狗能吃冻干不": a question ending in 不
 )
 _REQUEST_ZH = re.compile(
     r"推荐|^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|展示一下|看一下|需要开|帮我|给我看"
+    r"|主播.{0,8}(一下|看看(?!我)|个身)|一下.{0,8}看看[\s!！~～]*$"  # "主播背一下猫包", "涂一下豆沙色看看"
 )
 _EXCLAIM_ZH = re.compile(
     r"^不知道|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
     r"|^(为什么|怎么)我?(又|总是|老是|还是)?(抢不到|没抢到|买不到|拍不到|没拍到)"  # missing a flash sale: a complaint
+    # wonder and delight, not questions ("为什么这么贵" still asks)
+    r"|为什么(这么|那么)(便宜|划算|好看|好用|好吃|香|美|好)|怎么做到|什么神仙|[绝爱]了[!！~～啊]*$"
 )
 _Q_EN = re.compile(
     r"^(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone|should|got)\b"
@@ -472,6 +653,14 @@ def _english_cues() -> list[tuple[str, str, str]]:
         for name, cues in table.items():
             out += [(family, name, c) for c in cues if re.fullmatch(r"[a-z]{5,}", c)]
     return out
+
+
+def _says_initials(words: tuple[str, ...], text: str) -> bool:
+    """A word typed as its pinyin initials, on its own ("ms还剩几分钟" = 秒杀)."""
+    return any(
+        len(word) >= 2 and L.CJK.match(word[0]) and re.search(rf"(?<![a-z0-9]){initials(word)}(?![a-z0-9])", text)
+        for word in words
+    )
 
 
 def _asked_by_spelling(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -544,6 +733,8 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
     own = L.normalize(" ".join([*product.categories, *product.names[:2]]))
     # A Chinese noun's head is its last character: 徒步鞋 is a 鞋, so 鞋子 names it too.
     heads = {L.normalize(n)[-1] for n in (*product.categories, *product.names[:2]) if n and L.CJK.match(n[-1])}
+    # "X子" is the everyday noun of a head X: 绳子 is the 牵引绳, 袜子 the 船袜.
+    terms += [(head + "子", 2.0) for head in heads if head != "子"]
     for group in L.KIND_SYNONYMS:
         if any(
             _contains(own, member) if len(member) >= 2 or not L.CJK.search(member) else member in heads
@@ -607,6 +798,17 @@ def _contains(text: str, word: str) -> bool:
     return L.cue_matches(L.normalize(word), text)
 
 
+_NOT_INITIALS = frozenset({*L.STOP_EN, "ml", "kg", "cm", "mm", "mg", "db", "lb", "oz", "hz", "no", "ok", "go", "hi",
+                           "ps", "pc", "tv", "id", "jd", "sf", "ms", "jg", "lj", "gg", "dd", "yy"})  # fmt: skip
+"""Initials that are units, English words or other shorthand, never a product's name."""
+
+
+@lru_cache(maxsize=65536)
+def initials(word: str) -> str:
+    """The first letters of a Chinese word's pinyin ("秒杀" -> "ms")."""
+    return "".join(_syllable(ch)[0] for ch in word if L.CJK.match(ch))
+
+
 @lru_cache(maxsize=65536)
 def _syllable(ch: str) -> str:
     return lazy_pinyin(ch)[0]
@@ -636,6 +838,8 @@ def _cue_words() -> re.Pattern[str]:
 
 
 def _residue(masked: str) -> str:
+    # "沾不沾杯" asks what "沾杯吗" asks: an A-not-A question is its A.
+    masked = re.sub(r"([\u4e00-\u9fff])[不没]\1", r"\1", masked)
     text = _cue_words().sub(" ", re.sub(r"[\s\W_]+", " ", masked))
     text = re.sub(f"[{L.PARTICLES_ZH}]", " ", text)
     words = [w for w in text.split() if w not in L.STOP_EN and len(w) > 1]
@@ -668,10 +872,28 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     return out
 
 
+def _variant_by_amount(product: Product | None, packs: tuple[tuple[str, float], ...]) -> str | None:
+    if product is None:
+        return None
+    found = [
+        v.id
+        for v in product.variants
+        if any(
+            kind == k and abs(value - amount) < 1e-6
+            for kind, value in packs
+            for k, amount in L.amounts(L.normalize(f"{v.name.zh} {v.name.en}"))
+        )
+    ]
+    return found[0] if len(set(found)) == 1 else None
+
+
 def _says_key(key: str, text: str) -> bool:
     """The key is in the text, a key starting with a digit not inside a longer number
     ("5公斤" is not said by "55公斤")."""
     if not key[:1].isdigit():
+        if L.CJK.search(key) is None:
+            # A Latin key is a whole word: "L" is not said by "XL", "S" not by "what's".
+            return re.search(r"(?<![a-z0-9'’])" + re.escape(key) + r"(?![a-z0-9])", text) is not None
         return key in text
     return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
 

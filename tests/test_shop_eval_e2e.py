@@ -87,7 +87,7 @@ async def run_shop(server: ServerProcess, admin: AdminClient, shop: EvalShop) ->
     return score_replies(shop, replies, now_ms), latencies
 
 
-@pytest.mark.parametrize("name", ["groceries", "electronics", "baby", "home", "outdoor"])
+@pytest.mark.parametrize("name", ["groceries", "electronics", "baby", "home", "outdoor", "beauty", "pets", "fashion"])
 async def test_every_question_of_a_shop_gets_a_grounded_reply_through_a_node(
     server: ServerProcess, admin: AdminClient, name: str
 ) -> None:

@@ -89,7 +89,7 @@ class CatalogueAnswerer:
         if "recommend" in reading.intents and not others and not reading.named and not reading.pointed:
             return self._recommend(question, reading, state, now_ms)
         if not reading.named:
-            products = self._by_measure(reading, products)
+            products = self._by_measure(reading, products, sale_pid)
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
         shop_only = bool(shop_facts) and not reading.named and not reading.pointed and not on_sale
         if not shop_only:
@@ -186,7 +186,7 @@ class CatalogueAnswerer:
                 hits.append(p)
         return hits[0] if len(hits) == 1 else None
 
-    def _by_measure(self, r: Reading, products: list[str]) -> list[str]:
+    def _by_measure(self, r: Reading, products: list[str], sale_pid: str | None = None) -> list[str]:
         """ "身高70穿哪个码" while diapers (sized by weight) are pinned: the one product whose
         size chart is by that measure."""
         kinds = {kind for kind, _ in r.quantities}
@@ -199,6 +199,8 @@ class CatalogueAnswerer:
 
         if products and charted(self.catalogue.product(products[0])):
             return products
+        if sale_pid is not None and charted(self.catalogue.product(sale_pid)):
+            return [sale_pid]  # the other product on screen: the flash sale's
         fits = [p.id for p in self.catalogue.products if charted(p)]
         return fits if len(fits) == 1 else products
 
@@ -238,6 +240,11 @@ class CatalogueAnswerer:
             intents.discard("delivery_time")  # "how long is the sale on": not shipping time
         currency = self.catalogue.currency
         sale = state.sale_of(p.id, now_ms)
+        # The product's own FAQ ("口红能刻字吗": engraving), before the general fields.
+        for entry in p.faq:
+            if _faq_hit(entry, r):
+                zh, en = f"{name_zh}：{entry.answer.zh}", f"{name_en}: {entry.answer.en}"
+                facts.append(_fact(f"faq:{entry.id}", p, zh, en, []))
         # Colours and sizes named: listed or not.
         if r.colours:
             listed = [c for c in p.colours if any(_same_colour(asked, c) for asked in r.colours)]
@@ -248,11 +255,23 @@ class CatalogueAnswerer:
                 declined.append("unknown")
         if r.unknown_sizes and not r.sizes:
             declined.append("unknown")
+        # A size named that this product does not come in ("猫窝有XL吗" of S / M / L) is not
+        # listed: say so, not the chart of the others.
+        chart_rows = p.size_chart.rows if p.size_chart else {}
+        own_sizes = {s.casefold() for s in p.sizes} | {s.casefold() for s in chart_rows}
+        # A bare number is a size only where sizes are numbers ("肩宽40" is not shoe size 40).
+        comparable = [s for s in r.sizes if not s.isdigit() or any(o.isdigit() for o in own_sizes)]
+        other_size = bool(comparable) and bool(own_sizes) and not any(s in own_sizes for s in comparable)
+        other_size = other_size or (bool(r.unknown_sizes) and not r.sizes)  # "有32码吗": none lists it
+        if other_size:
+            declined.append("unknown")
         variant_id = r.variants.get(p.id)
         if variant_id is None and r.bigger is not None and p.variants:
             priced = sorted(p.variants, key=lambda v: v.price if v.price is not None else p.price)
             variant_id = (priced[-1] if r.bigger else priced[0]).id
         variant = next((v for v in p.variants if v.id == variant_id), None)
+        if r.packs and p.variants and variant is None:
+            declined.append("unknown")  # "狗粮有1公斤装吗" of the 2 kg and 7.5 kg bags
         # Price.
         if "list_price" in intents:
             lp = variant.list_price if variant is not None and variant.list_price is not None else p.list_price
@@ -312,18 +331,29 @@ class CatalogueAnswerer:
             else:
                 declined.append("unknown")
         # Sizes, colours, materials, who it is for.
-        if "sizes" in intents or r.sizes or ("count" in intents and p.size_chart is not None):
+        if other_size:
+            pass
+        elif (
+            "sizes" in intents
+            or r.sizes
+            or ("count" in intents and p.size_chart is not None)
+            or (p.size_chart is not None and _measure_for_size(r))
+        ):
             fact = _size_fact(p, r)
             if fact is not None:
                 facts.append(fact)
-            elif not r.colours:
-                declined.append("unknown")
+            elif not r.colours and not ("dimensions" in r.concepts and _specs_for(p, r)):
+                declined.append("unknown")  # ("丝巾size多大" is answered by its dimensions)
         if "colours" in intents and not r.colours:
             if p.colours:
                 facts.append(_fact("colours", p, f"{name_zh} 颜色：{'、'.join(c.zh for c in p.colours)}",
                                    f"{name_en} colours: {', '.join(c.en for c in p.colours)}", []))  # fmt: skip
+            elif (spec := _spec_of_intent(p, "colours")) is not None:
+                facts.append(_spec_fact(p, spec))  # no list of colours, a spec about them ("配色：不可选")
             else:
                 declined.append("unknown")
+        if "materials" not in intents and p.materials and not facts and self.understanding.substance_asked(r, p.id):
+            intents.add("materials")
         if "materials" in intents and p.materials:
             facts.append(_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
                                f"{name_en} is made with: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
@@ -337,8 +367,10 @@ class CatalogueAnswerer:
                 declined.append("unknown")
             elif fact is not None:
                 facts.append(fact)
+            elif not (p.suitable_for or p.not_for or r.concepts) and (field := _who_in_listing(p, r)) is not None:
+                facts.append(_field_fact(p, *field))  # (a kind asked — "冬天零下" — is no group)
         # Specs by kind, then anything else the question names that the product lists.
-        for spec in _specs_for(p, r):
+        for spec in _specs_for(p, r, weak=not facts):
             if not any(f.kind == f"spec:{spec.key}" for f in facts):
                 facts.append(_spec_fact(p, spec))
         if "variants" in intents and p.variants and variant is None:
@@ -354,9 +386,10 @@ class CatalogueAnswerer:
             if links:
                 facts.append(_fact("link", p, f"{name_zh} 是 {links[0]}", f"{name_en} is {links[-1]}", []))
         if "count" in intents and not facts:
-            for spec in p.specs:
-                if spec.key in ("pack", "count") or "规格" in spec.name.zh:
-                    facts.append(_spec_fact(p, spec))
+            facts += _count_facts(p, r, currency)
+        if not facts and r.concepts and p.materials and _materials_answer(p, r):
+            facts.append(_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
+                               f"{name_en} is made with: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
         if not facts and r.concepts and p.description is not None:
             about = L.normalize(p.description.zh + " " + p.description.en)
             cues = [cue for c in r.concepts for cue in L.CONCEPTS[c]]
@@ -368,12 +401,25 @@ class CatalogueAnswerer:
             if where:
                 if not facts:
                     facts += [_field_fact(p, label, value) for label, value in where[:2]]
-            elif not facts or not (intents or r.concepts):
+            elif not facts or not (intents or r.concepts or _spec_answers(p, facts, prop)):
                 return [], ["unknown"]
+        elif not facts or len(re.findall(r"[^\s,，。;；!！?？~～]+", r.text)) > 1:
+            # "皮带多少钱 有礼盒吗": a clause of its own that asks "is there X" beside the
+            # rest; answered from the field that holds X, else said to be not listed.
+            made_of = L.normalize(" ".join(m.zh for m in p.materials))
+            for x in _clause_properties(r):
+                if any(f.kind == "materials" for f in facts) and x[-1] in made_of:
+                    continue  # "是真丝吗": answered by the materials
+                where = _find_in_product(p, x)
+                if where and not any(where[0][1].zh in f.zh for f in facts):  # not said already
+                    facts.append(_field_fact(p, *where[0]))
+                elif not where:
+                    declined.append("unknown")
         if not facts and not declined:
             hits = _find_in_product(p, r.residue)
             facts += [_field_fact(p, label, value) for label, value in hits[:2]]
-        return facts, declined
+        unique = {fact.zh: fact for fact in facts}  # one statement once, however it was reached
+        return list(unique.values()), declined
 
     def _price_fact(self, p: Product, state: LiveState, now_ms: int) -> Fact:
         sale = state.sale_of(p.id, now_ms)
@@ -480,9 +526,10 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
         names = L.REGIONS[region]
         label = names[0]
         if any(any(L.cue_matches(n, e) for n in names) for e in excluded):
-            parts_zh.append(f"抱歉，{label}不在配送范围（{'、'.join(t.zh for t in s.excluded)}除外）")
+            # Say "no" plainly: an excluded region is a listed fact, not an unknown.
+            parts_zh.append(f"不发{label}（不配送：{'、'.join(t.zh for t in s.excluded)}）")
             parts_en.append(
-                f"sorry, we don't ship to {names[-1].title()} (except {', '.join(t.en for t in s.excluded)})"
+                f"this doesn't ship to {names[-1].title()} (not delivered to: {', '.join(t.en for t in s.excluded)})"
             )
         elif any(any(L.cue_matches(n, t) for n in names) for t in served) or (
             region in L.MAINLAND and any("大陆" in t or "mainland" in t or "全国" in t for t in served)
@@ -537,7 +584,7 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
     if not p.sizes and p.size_chart is None:
         return None
     chart = p.size_chart
-    asked = [(kind, value) for kind, value in r.quantities if kind in ("weight", "height", "age", "foot")]
+    asked = [(kind, value) for kind, value in r.quantities if kind in _MEASURES]
     if chart is not None and asked:
         rows = []
         points: list[tuple[float, str, Text, str]] = []
@@ -555,8 +602,14 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
                         rows.append((size, column, cell))
         if not rows and points:
             # One value per size (foot length 255mm): the smallest size that is long enough.
-            given = [value for want, value in asked if want == _column_kind(points[0][2])]
-            fitting = sorted((pt for pt in points if given and pt[0] >= given[0] - 1e-9), key=lambda pt: pt[0])
+            kind = _column_kind(points[0][2])
+            given = [value for want, value in asked if want == kind]
+            if kind in ("chest", "waist", "hip") and given:
+                # A garment's girth is about the body's (两尺 = 66.7 cm: the 66.5 cm waist), not
+                # the next one up as a shoe must be.
+                fitting = sorted(points, key=lambda pt: (abs(pt[0] - given[0]), -pt[0]))
+            else:
+                fitting = sorted((pt for pt in points if given and pt[0] >= given[0] - 1e-9), key=lambda pt: pt[0])
             if fitting:
                 _, size, column, cell = fitting[0]
                 rows.append((size, column, cell))
@@ -591,6 +644,12 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
     return _fact("sizes", p, zh, en, [])
 
 
+def _measure_for_size(r: Reading) -> bool:
+    """"腰围2尺7选哪个": a body measure given and a choice asked is a size question."""
+    given = any(kind in ("chest", "waist", "hip", "foot") for kind, _ in r.quantities)
+    return given and bool(_WHICH.search(r.text))
+
+
 def _column_kind(column: Text) -> str:
     text = L.normalize(column.zh + " " + column.en)
     if "体重" in text or "weight" in text:
@@ -601,7 +660,15 @@ def _column_kind(column: Text) -> str:
         return "age"
     if "脚长" in text or "foot" in text or "feet" in text:
         return "foot"
+    for kind, words in _GIRTH_COLUMNS:
+        if any(w in text for w in words):
+            return kind
     return ""
+
+
+_GIRTH_COLUMNS = (("chest", ("胸围", "bust", "chest")), ("waist", ("腰围", "waist")), ("hip", ("臀围", "hip")))
+_MEASURES = ("weight", "height", "age", "foot", "chest", "waist", "hip")
+"""What a viewer gives of themselves (or their pet) to choose a size."""
 
 
 def _range(cell: str) -> tuple[float, float] | None:
@@ -657,6 +724,30 @@ def _someone_unlisted(p: Product, r: Reading) -> bool:
     if _WHICH.search(r.text) or r.quantities:
         return False
     who = L.normalize(" ".join(f"{a.who.zh} {a.who.en}" for a in (*p.suitable_for, *p.not_for)))
+    chunks = _who_chunks(r)
+    if not chunks:
+        return False
+    return not any(_who_named(c, who) for c in chunks)
+
+
+def _who_in_listing(p: Product, r: Reading) -> tuple[Text, Text] | None:
+    """A product that lists no audiences may still say who it is for in its description or a
+    spec ("猫狗通用", "男女同款"): the field that names the group asked about."""
+    if _WHICH.search(r.text) or r.quantities:
+        return None
+    chunks = _who_chunks(r)
+    fields = [(s.name, s.value) for s in p.specs]
+    if p.description is not None:
+        fields.append((Text(zh="介绍", en="about"), p.description))
+    for label, value in fields:
+        hay = L.normalize(f"{label.zh} {label.en} {value.zh} {value.en}")
+        if any(_who_named(c, hay) for c in chunks):
+            return label, value
+    return None
+
+
+def _who_chunks(r: Reading) -> list[str]:
+    """The words of a "can X use it" question that may name a group (X)."""
     text = r.text
     for start, end in sorted(r.name_spans, reverse=True):
         text = text[:start] + " " + text[end:]
@@ -664,10 +755,22 @@ def _someone_unlisted(p: Product, r: Reading) -> bool:
     text = _USE_WORDS.sub(" ", text)
     chunks = [c for c in re.split(r"[\s\W\d_]+", text) if c]
     chunks = [c for c in chunks if (L.CJK.search(c) and len(c) >= 2) or (not L.CJK.search(c) and len(c) >= 4)]
-    chunks = [c for c in chunks if not _is_generic_use(c) and c not in L.STOP_EN]
-    if not chunks:
+    return [c for c in chunks if not _is_generic_use(c) and c not in L.STOP_EN]
+
+
+_PLAIN_MODIFIERS = set("的了吗呢是有能可以多少几什么一个不也都还给买小大这那")
+"""Characters that tell no group of people (or animals) from another."""
+
+
+def _who_named(chunk: str, who: str) -> bool:
+    """A group the viewer names is among the listed ones: the words, or, in Chinese, a
+    character that tells the group apart — every character but the head noun at the end
+    ("油皮" / 偏油, "男生" / 男女通用, "狗狗" / 猫狗; "孕妇" is not in 干皮和敏感肌)."""
+    if chunk in who or _bigram_share(chunk, who) >= 0.5 or L.singular(chunk) in who:
+        return True
+    if not L.CJK.search(chunk):
         return False
-    return not any(c in who or _bigram_share(c, who) >= 0.5 or L.singular(c) in who for c in chunks)
+    return any(ch in who for ch in chunk[:-1] if L.CJK.match(ch) and ch not in _PLAIN_MODIFIERS)
 
 
 def _is_generic_use(chunk: str) -> bool:
@@ -684,8 +787,9 @@ def _limit_relevant(audience: Audience, asked: list[tuple[str, float]]) -> bool:
 _SPEC_STOP = set("的了吗呢是有能可以多少几什么")
 
 
-def _specs_for(p: Product, r: Reading) -> list[Spec]:
+def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
     out: list[Spec] = []
+    named_too: list[Spec] = []
     for spec in p.specs:
         own = L.normalize(" ".join([spec.key.replace("_", " "), spec.name.zh, spec.name.en, *spec.keywords]))
         if any(c in L.CONCEPTS and any(L.cue_matches(cue, own) for cue in L.CONCEPTS[c]) for c in r.concepts):
@@ -693,13 +797,33 @@ def _specs_for(p: Product, r: Reading) -> list[Spec]:
             continue
         # The product's own name is not a question word: "保温壶能装碳酸饮料吗" does not
         # ask about the flask's 保温时长.
-        if any(r.says(L.normalize(k)) for k in (spec.name.zh, spec.name.en, *spec.keywords) if len(k) >= 2):
+        keys = [L.normalize(k) for k in (spec.name.zh, spec.name.en, *spec.keywords) if len(k) >= 2]
+        # An English name is said in the singular too ("how many shades" / "几个shade").
+        keys += [L.singular(k) for k in keys if L.CJK.search(k) is None and len(L.singular(k)) >= 4]
+        if any(r.says(k) for k in keys):
             out.append(spec)
             continue
         # A two-character word of the spec's name in the question ("蓝牙几点几" -> 蓝牙版本).
         name = "".join(ch for ch in spec.name.zh if L.CJK.match(ch))
-        if any(r.says(name[i : i + 2]) for i in range(len(name) - 1) if name[i : i + 2] not in _WEAK_BIGRAMS):
+        pairs = [name[i : i + 2] for i in range(len(name) - 1) if name[i : i + 2] not in _WEAK_BIGRAMS]
+        if any(r.says_apart(pair) for pair in pairs):
             out.append(spec)
+        elif any(r.says(pair) for pair in pairs):
+            named_too.append(spec)
+    if not out and not r.concepts and weak and not _clause_properties(r):
+        # The pair is also (part of) the name the viewer used ("降噪效果怎么样" of the 降噪
+        # earbuds): what is asked only when nothing else is ("防晒搓泥吗" asks 搓泥, "防晒能当
+        # 隔离吗" asks 隔离, not 防晒指数).
+        out = named_too
+    if r.measure:
+        # "皮带多宽": the width, not another dimension (or a value that happens to say "length").
+        measured = [
+            spec
+            for spec in p.specs
+            if r.measure[0] in spec.name.zh or any(w in L.normalize(spec.name.en) for w in r.measure[1:])
+        ]
+        if measured:
+            return measured
     if out:
         # A spec that holds the question's own words beats one found through the kind of
         # thing asked: "water bladder" is the hydration sleeve ("bladder"), not the rain
@@ -708,15 +832,43 @@ def _specs_for(p: Product, r: Reading) -> list[Spec]:
         if direct:
             out = [spec for spec in out if spec in direct] or direct
     if not out and r.concepts:
-        # The kind asked is in a spec's value ("每片130克" for "多重").
+        # The kind asked is in a spec's value ("每片130克" for "多重"). A yes/no question asks
+        # about one thing: the value must speak of it ("能上飞机吗" / "可登机"), not of another
+        # property of the same kind ("搓泥吗" is not answered by "清爽不油腻").
+        yes_no = not _WHICH.search(r.text) and not re.search(r"多|how|what", r.text)
+        asked = [cue for c in r.concepts for cue in L.CONCEPTS.get(c, ()) if not cue.startswith("re:")]
+        asked = [cue for cue in asked if L.cue_matches(cue, r.text)]
         for spec in p.specs:
             value = L.normalize(spec.value.zh + " " + spec.value.en)
-            if any(
-                c in L.CONCEPTS and any(L.cue_matches(cue, value) for cue in L.CONCEPTS[c] if not cue.startswith("re:"))
+            there = [
+                cue
                 for c in r.concepts
-            ):
+                if c in L.CONCEPTS
+                for cue in L.CONCEPTS[c]
+                if not cue.startswith("re:") and L.cue_matches(cue, value)
+            ]
+            if there and (not yes_no or any(_same_thing(a, b) for a in asked for b in there)):
                 out.append(spec)
+        if not out and not yes_no:
+            # "what's the protein content": the spec that holds the question's own words.
+            out = _specs_with_words(p, r)
+    if not out and weak:
+        # "铁观音怎么泡" / 冲泡, "皮带太长能剪吗" / 裁剪: the one verb asked is in one spec's name.
+        verbs = re.findall(r"(?:怎么|如何|咋|能|可以|会)([\u4e00-\u9fff])(?:吗|呢|么|不|啊|$)", r.text)
+        verbs = [v for v in verbs if v not in _SPEC_STOP and v not in "用吃喝穿戴坐睡涂"]
+        named = [spec for spec in p.specs if any(v in spec.name.zh for v in verbs)]
+        if len(named) == 1:
+            out = named
     return out
+
+
+def _same_thing(asked: str, listed: str) -> bool:
+    """Two cues of one kind that speak of the same thing: equal, or Chinese cues sharing a
+    character that is not a function word (上飞机 / 登机; not 搓泥 / 油腻)."""
+    if asked == listed:
+        return True
+    shared = set(asked) & set(listed)
+    return any(L.CJK.match(ch) and ch not in _SPEC_STOP for ch in shared)
 
 
 _WEAK_BIGRAMS = {"多少", "什么", "能否", "是否", "方式", "时间", "效果"}
@@ -734,7 +886,7 @@ def _specs_with_words(p: Product, r: Reading) -> list[Spec]:
     scored = []
     for spec in p.specs:
         hay = L.normalize(" ".join([spec.name.zh, spec.name.en, spec.value.zh, spec.value.en, *spec.keywords]))
-        scored.append((sum(1 for w in words if w in hay), spec))
+        scored.append((sum(1 for w in words if w in hay or _en_in(w, hay)), spec))
     best = max((n for n, _ in scored), default=0)
     return [spec for n, spec in scored if n == best] if best else []
 
@@ -743,6 +895,8 @@ def _property_asked(r: Reading) -> str:
     """The X of "有X吗 / 是X的吗 / does it have X", without product names and particles."""
     if r.intents or r.colours or r.sizes or r.unknown_sizes or r.regions:
         return ""
+    if re.search(r"什么|啥|哪|几|多少|怎么", r.text):
+        return ""  # "是什么scent" asks what, it names no property to confirm
     match = _YES_NO_PROPERTY.search(r.residue.replace(" ", "") if L.CJK.search(r.residue) else r.text)
     if match is None:
         return ""
@@ -750,6 +904,83 @@ def _property_asked(r: Reading) -> str:
     x = re.sub(f"^[{L.PARTICLES_ZH}]+|[{L.PARTICLES_ZH}]+$", "", x)
     words = [w for w in re.split(r"\s+", x) if w and w not in L.STOP_EN | _POLARITY]
     return " ".join(words) if (L.CJK.search(x) and len(x) >= 2) or words else ""
+
+
+def _spec_answers(p: Product, facts: list[Fact], prop: str) -> bool:
+    """A spec already stated is named by a word of the property asked ("能剪吗" / 裁剪)."""
+    stated = {f.kind.removeprefix("spec:") for f in facts if f.kind.startswith("spec:")}
+    chars = {ch for ch in prop if L.CJK.match(ch) and ch not in _SPEC_STOP and ch not in _PLAIN_MODIFIERS}
+    return any(spec.key in stated and chars & set(spec.name.zh) for spec in p.specs)
+
+
+def _clause_properties(r: Reading) -> list[str]:
+    """The X of each clause "有X吗" / "是X吗" that asks nothing else, product names taken out."""
+    text = r.text
+    for start, end in sorted(r.name_spans, reverse=True):
+        text = text[:start] + " " + text[end:]
+    out: list[str] = []
+    if r.colours or r.sizes or r.unknown_sizes or r.regions or r.variants:
+        return out  # a colour, size, region or variant asked has its own answer
+    for clause in re.split(r"[\s,，。;；!！?？~～]+", text):
+        if not L.CJK.search(clause):
+            continue
+        intents, concepts = L.asked_of(clause)
+        if set(intents) - {"recommend"} or concepts or re.search(r"什么|啥|哪|几|多少|怎么", clause):
+            continue
+        match = _YES_NO_PROPERTY.search(clause)
+        if match is None or not match.group("x"):
+            continue
+        x = re.sub(f"^[{L.PARTICLES_ZH}]+|[{L.PARTICLES_ZH}]+$", "", match.group("x"))
+        if len(x) >= 2:
+            out.append(x)
+    return out
+
+
+_MEASURE_WORDS = "双片支粒颗个只条张袋包盒瓶罐卷抽贴"
+_MEASURES_EN = {"piece": "片", "pc": "片", "sheet": "片", "pair": "双", "tablet": "片", "capsule": "粒", "bag": "袋"}
+
+
+def _count_facts(p: Product, r: Reading, currency: str) -> list[Fact]:
+    """How many come in one: the spec that counts in the measure word asked ("一包几双" /
+    双数：5双), else the variants whose names count in it ("一盒几片" / 1盒10片、3盒30片)."""
+    asked = re.findall(rf"(?:几|多少)([{_MEASURE_WORDS}])", r.text)
+    asked += [m for word, m in _MEASURES_EN.items() if re.search(rf"\b{word}s?\b", r.text)]
+    out = []
+    for spec in p.specs:
+        # The count is a number in that measure ("5双"), not "每片精华液" (per piece).
+        if spec.key in ("pack", "count") or "规格" in spec.name.zh or any(
+            re.search(rf"\d\s*{m}", spec.value.zh) for m in asked
+        ):
+            out.append(_spec_fact(p, spec))
+    if out:
+        return out
+    # "how many in a box" names no measure: the variants that count pieces of some kind.
+    asked = asked or list("双片支粒颗个只条张卷抽贴")
+    counted = [v for v in p.variants if any(re.search(rf"\d\s*{m}", v.name.zh) for m in asked)]
+    if not counted:
+        return []
+    zh = "、".join(f"{v.name.zh} {_money(v.price if v.price is not None else p.price, currency)}" for v in counted)
+    en = ", ".join(f"{v.name.en} {_money(v.price if v.price is not None else p.price, currency)}" for v in counted)
+    return [_fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])]
+
+
+def _spec_of_intent(p: Product, intent: str) -> Spec | None:
+    """A spec about what an intent asks ("配色 / colours" for a colour question) when the
+    product has no list for it."""
+    for spec in p.specs:
+        own = L.normalize(" ".join([spec.key.replace("_", " "), spec.name.zh, spec.name.en, *spec.keywords]))
+        if L.any_cue(L.INTENTS[intent], own) or (intent == "colours" and "色" in spec.name.zh):
+            return spec
+    return None
+
+
+def _materials_answer(p: Product, r: Reading) -> bool:
+    """The kind asked is answered by what it is made of: a percentage ("浓度多少" / 5%烟酰胺)
+    or, for "what flavour", the main ingredient (beef)."""
+    listed = L.normalize(" ".join(f"{m.zh} {m.en}" for m in p.materials))
+    if "concentration" in r.concepts and "%" in listed:
+        return True
+    return "taste" in r.concepts and bool(re.search(r"什么|啥|哪|which|what", r.text))
 
 
 def _spec_named(spec: Spec, r: Reading, specific: bool = False) -> bool:
@@ -777,6 +1008,13 @@ def _find_in_product(p: Product, query: str, names: bool = True) -> list[tuple[T
         fields.append((Text(zh="适合", en="for"), _join([a.who for a in p.suitable_for])))
     if p.not_for:
         fields.append((Text(zh="不适合", en="not for"), _join([a.who for a in p.not_for])))
+    # What comes with it and the sale's terms are listings too ("有礼盒吗": 送礼盒和手提袋;
+    # "不同尺码能一起拍吗": 不同尺码可以混拍).
+    if p.gift_with_purchase is not None:
+        fields.append((Text(zh="赠品", en="free gift"), p.gift_with_purchase))
+    if p.flash_sale_note is not None:
+        fields.append((Text(zh="秒杀说明", en="flash sale"), p.flash_sale_note))
+    fields += [(Text(zh="说明", en="note"), entry.answer) for entry in p.faq]
     if names:
         fields.append((Text(zh="名称", en="name"), p.name))
     chunks = [c for c in re.split(r"\s+", L.normalize(query)) if c]
@@ -787,10 +1025,18 @@ def _find_in_product(p: Product, query: str, names: bool = True) -> list[tuple[T
         hay = L.normalize(f"{label.zh} {label.en} {value.zh} {value.en}")
         hay_words = {L.singular(w) for w in re.findall(r"[a-z0-9.]+", hay)}
         ok_cjk = cjk and all(c in hay or _bigram_share(c, hay) >= 0.6 for c in cjk)
-        ok_en = en and sum(1 for w in en if w in hay_words or w in hay) * 2 > len(en)
+        ok_en = en and sum(1 for w in en if w in hay_words or w in hay or _en_in(w, hay)) * 2 > len(en)
         if (ok_cjk or not cjk) and (ok_en or not en) and (cjk or en):
             out.append((label, value))
     return out
+
+
+def _en_in(word: str, hay: str) -> bool:
+    """An English word in a text in another form: "makeup" / "make-up", "remove" / "removal"."""
+    if L.CJK.search(word) or len(word) < 4:
+        return False
+    stem = re.sub(r"(able|ing|al|ed|es|er|e|s)$", "", word)
+    return len(stem) >= 4 and stem in hay.replace("-", "")
 
 
 def _bigram_share(chunk: str, hay: str) -> float:

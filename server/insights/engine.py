@@ -36,7 +36,9 @@ ANSWERERS = frozenset({event_pb2.ROLE_HOST, event_pb2.ROLE_MODERATOR, event_pb2.
 SHOP_WIDE = frozenset({"invoice", "region"})
 GENERIC_KEYS = frozenset({"suitable", "sizes", "materials"})
 """Intents that a more specific part of the listing (a spec the question names) refines."""
-SAME_AS_INTENT = {"materials": "materials", "audience": "suitable", "variants": "variants"}
+SAME_AS_INTENT = {
+    "materials": "materials", "audience": "suitable", "variants": "variants", "sizes": "sizes", "colours": "colours"
+}  # fmt: skip
 """Parts of a listing that are what an intent asks for."""
 
 
@@ -273,6 +275,7 @@ class RoomInsights:
         if len(reading.named) > 1 and len(named) == 1:
             named = named + [pid for pid in reading.named if pid not in named]
         key = reading.topic_key
+        on_screen = self._sized_first(reading, on_screen)
         subject = (named or on_screen)[0] if (named or on_screen) else ""
         topic = self.understanding.topic_for(reading, subject) if subject else ""
         # What is asked, as the product's listing names it: the kind of spec a question asks
@@ -280,7 +283,11 @@ class RoomInsights:
         # shares with the listing, and both before a generic "can I use it" / "what size".
         kind = self.understanding.topic_of_kind(reading, subject) if subject and reading.concepts else ""
         generic = not reading.intents or key in GENERIC_KEYS
-        if kind and (not reading.intents or key == "suitable"):
+        if subject and (not reading.intents or key == "materials") and self.understanding.substance_asked(
+            reading, subject
+        ):
+            key = "materials"  # "是纯羊绒吗", "方巾桑蚕丝吗": what it is made of
+        elif kind and (not reading.intents or key == "suitable"):
             key = _topic_key(kind)
         elif topic and generic:
             key = _topic_key(topic)
@@ -288,8 +295,9 @@ class RoomInsights:
             key = reading.concepts[0]  # "冬天能用吗" asks about winter, not "can I use it"
         keys = [*(reading.intents if answer else key.split()), *analysis.intents]
         if answer:
-            # A statement about that part of the listing answers it.
-            keys += [_topic_key(t) for t in (kind, topic) if t]
+            # A statement about those parts of the listing answers them (all it talks about).
+            every = self.understanding.topics_for(reading, subject) if subject else []
+            keys += [_topic_key(t) for t in (kind, topic, *every) if t]
         if answer:
             keys += [*reading.concepts, *answer_intents(reading.text)]
         intents = tuple(dict.fromkeys(k for k in keys if k))
@@ -304,7 +312,16 @@ class RoomInsights:
             return sales[-1:]
         if not reading.pointed and (reading.topic_key in SHOP_WIDE or reading.regions or reading.other_kind):
             return []
-        return on_screen
+        return self._sized_first(reading, on_screen)
+
+    def _sized_first(self, reading: Reading, on_screen: list[str]) -> list[str]:
+        """"柯基穿什么码" while a water fountain is pinned and a harness on sale: a size
+        question is about the product on screen that comes in sizes."""
+        assert self.understanding is not None
+        if reading.pointed or not ("sizes" in reading.intents or reading.sizes) or len(on_screen) < 2:
+            return on_screen
+        sized = [pid for pid in on_screen if self.understanding.lists(pid, "sizes")]
+        return sized + [pid for pid in on_screen if pid not in sized]
 
     def _comment(self, event: event_pb2.Event, at: int, b: int) -> None:
         comment = event.payload.comment
