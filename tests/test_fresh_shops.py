@@ -1,4 +1,4 @@
-"""The three held-out evaluation shops written for issue 15 on 2026-12-06 (beauty, pets, fashion).
+"""The held-out evaluation shops written for issue 15 on 2026-12-06 (beauty, pets, fashion; then toys, jewelry).
 
 Only their shape is checked here — they load, are complete and convert to the first format. Their
 held-out runs are recorded (docs/assistant.md, docs/insights.md) and the code has been tuned on them
@@ -17,7 +17,7 @@ from shoplang.convert_v1 import catalogue_v1
 from shoplang.evaluation import load_shop
 
 SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
-FRESH = ["beauty", "pets", "fashion"]
+FRESH = ["beauty", "pets", "fashion", "toys", "jewelry"]
 
 
 @pytest.mark.parametrize("name", FRESH)
