@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from server.auth import Identity
-from server.commerce.interactions import Entry
 from server.commerce.leaderboard import Board
 from server.commerce.state import VIEWER_COUNT_TTL_MS, RoomState
 from server.core import dedupe_keys, policy
 from server.core.errors import ApiError, Code
+from server.core.posts import Entry
 from server.log.base import RoomInfo
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from google.protobuf import timestamp_pb2
@@ -25,17 +24,18 @@ from google.protobuf import timestamp_pb2
 from barrage.v1 import admin_service_pb2, event_pb2, room_service_pb2
 from server.auth import Identity
 from server.commerce import boards, giveaways
-from server.commerce.interactions import Entry, Interactions
+from server.commerce.interactions import Interactions
 from server.commerce.state import RoomState, Unappliable, decode_event, read_checkpoint, skipped
 from server.commerce.ticker import RoomTicker
 from server.commerce.wordfilter import WordFilter
 from server.config import Settings
-from server.core import dedupe_keys, media_clock, policy, whisper, wire
+from server.core import dedupe_keys, media_clock, observer, policy, whisper, wire
 from server.core.cursor import CursorError, encode_cursor, parse_cursor
 from server.core.errors import OK_STATUS, ApiError, Code, log_unavailable
 from server.core.hub import Channel, Hub
 from server.core.moderation import Moderation
 from server.core.outbox import Frame, Outbox
+from server.core.posts import Entry, Post, Posted, timestamp_now
 from server.core.ratelimit import TokenBucket
 from server.log.base import (
     Backend,
@@ -49,7 +49,6 @@ from server.log.base import (
     RoomNotFoundError,
     RoomQuery,
 )
-from server.telemetry import hooks
 
 log = logging.getLogger(__name__)
 
@@ -67,37 +66,6 @@ room's moderators, bans and slow mode), so that a service publishing into a room
 pays for one rebuild, not one per call."""
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 """W3C trace-context `traceparent` (version-traceid-parentid-flags)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Post:
-    """One event a participant asks to post."""
-
-    key: str
-    """client_msg_id or request_id: the dedupe key within (sender, room)."""
-    payload: event_pb2.Payload
-    traceparent: str = ""
-    tracestate: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Posted:
-    cursor: str
-    event_id: str
-    duplicate: bool
-    claim_id: str = ""
-    """A coupon claim's id, as the log decided it (server/commerce/giveaways.py)."""
-    grabbed: event_pb2.Money | None = None
-    """A red packet grab's share, as the log decided it."""
-    replaced: bool = False
-    """The moderation hook replaced the text; the event carries `replaced_text`."""
-    replaced_text: str = ""
-
-
-def timestamp_now() -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromNanoseconds(time.time_ns())
-    return ts
 
 
 def _millis_timestamp(ms: int) -> timestamp_pb2.Timestamp:
@@ -460,8 +428,8 @@ class Gateway:
                 continue  # a whisper without its mark (written around the gateway): nobody's
             coalesce = _coalescing_key(kind, event.payload) if record.priority == policy.EPHEMERAL else None
             items.append((record, coalesce))
-            if hooks.ON:
-                hooks.record_read(record, event, kind, self._log.epoch)
+            if observer.ON:
+                observer.current.record_read(record, event, kind, self._log.epoch)
         self.hub.on_records(items, audiences)
 
     def _on_log_gap(self, room_ids: Sequence[str], through: int) -> None:
@@ -484,8 +452,8 @@ class Gateway:
             ch.read_upto,
             through,
         )
-        if hooks.ON:
-            hooks.continuity("room_gap")
+        if observer.ON:
+            observer.current.continuity("room_gap")
         ch.reset()
         for member in tuple(self._members.get(room_id, ())):
             if member in ch.subscribers:
@@ -682,17 +650,17 @@ class Gateway:
             data = media_clock.serialized(event, entry.payload, publish_time, self.states.get(room_id))
             records.append(LogEntry(data, entry.priority, entry.dedupe_key, traceparent))
         appending = None
-        if hooks.ON:
+        if observer.ON:
             payloads = [entry.payload for entry in entries]
-            records, appending = hooks.append_started(who.user_id, room_id, payloads, client_ids, records)
+            records, appending = observer.current.append_started(who.user_id, room_id, payloads, client_ids, records)
         try:
             results = await self._log.append(room_id, records)
         except LogUnavailableError as exc:
             if appending is not None:
-                hooks.append_failed(appending, exc)
+                observer.current.append_failed(appending, exc)
             raise log_unavailable(exc, "the write") from exc
         if appending is not None:
-            hooks.append_done(appending, results)
+            observer.current.append_done(appending, results)
         epoch = self._log.epoch(room_id)
         posted: list[Posted] = []
         for i, result in enumerate(results):
