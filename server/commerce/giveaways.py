@@ -26,6 +26,7 @@ from server.core.posts import Entry, Posted
 if TYPE_CHECKING:
     from server.commerce.state import RoomState
     from server.core.gateway import Gateway
+    from server.core.gateway_state import GatewayState
 
 FOLDED_KINDS = frozenset({
     "coupon_batch_dropped", "coupon_claim", "coupon_batch_ended", "coupon_redeemed",
@@ -168,7 +169,7 @@ def _too_many(what: str, limit: int) -> ApiError:
 
 
 async def settle(
-    gateway: Gateway, room_id: str, payloads: Sequence[event_pb2.Payload], results: list[Posted | ApiError | None]
+    gateway: GatewayState, room_id: str, payloads: Sequence[event_pb2.Payload], results: list[Posted | ApiError | None]
 ) -> None:
     """Replace the result of each appended claim or grab with the log's decision, once
     this node's fold has applied the claim's own record."""

@@ -43,7 +43,7 @@ class HookFailure(Exception):
 
 
 class PostLike(Protocol):
-    """A post as Gateway.post holds it (server.core.gateway.Post)."""
+    """A post as Gateway.post holds it (server.core.posts.Post)."""
 
     @property
     def key(self) -> str: ...

@@ -20,7 +20,8 @@ from barrage.v1 import room_service_pb2 as rs
 from server.auth import Identity, TokenVerifier
 from server.core import observer, policy, wire
 from server.core.errors import OK_STATUS, ApiError, Code, invalid, log_unavailable
-from server.core.gateway import Gateway, Member
+from server.core.gateway import Gateway
+from server.core.member import Member
 from server.core.outbox import Outbox
 from server.core.posts import Post, Posted, timestamp_now
 from server.core.ratelimit import TokenBucket

@@ -13,10 +13,10 @@ sampled ratio of writes.
 The path of one message, and where each piece is recorded:
 
     session._send            send_received   ingest span starts (child of Send.traceparent)
-    gateway.append           append_started  append span; log records get the ingest span's context
+    ingest.append            append_started  append span; log records get the ingest span's context
     (log confirms)           append_done     append duration, events in
     session._send_result     send_answered   ingest span ends (cursor, event id, or the refusal)
-    gateway._on_records      record_read     receive span starts on each node (child of the record's context)
+    live._on_records         record_read     receive span starts on each node (child of the record's context)
     hub.flush                flushed         receive spans end; flush span (linked to them); frames stamped
     outbox.next_write        Stamp.written   write latency; a sampled write span (child of the flush span)
 """
