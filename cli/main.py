@@ -339,7 +339,7 @@ def _admin_command(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from clients.trace import trace_command
+    from cli.trace import trace_command
 
     return trace_command(args.key, args.paths, width=args.width)
 
