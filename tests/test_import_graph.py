@@ -1,8 +1,8 @@
 """Who may import whom, read from the source tree (ast; nothing is imported).
 
-Modules are named by their path ("server/core/hub"), whether an import spells them
-`server.core.hub` or `barrage.server.core.hub`, so these rules read the same before and
-after the packages moved under the `barrage` namespace.
+Modules are named by their path ("server/core/hub"), whether or not an import spells
+them under the installed namespace (with the `barrage.` prefix), so these rules hold
+for any branch, renamed or not (scripts/dev/rename_namespace.py).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _imports_of(importer: str, file: Path) -> Iterator[Import]:
             else:
                 base = _path_of(node.module or "")
             for alias in node.names:
-                # `from server.core import hub` imports the module server/core/hub.
+                # Importing `hub` from the package server/core imports the module server/core/hub.
                 target = f"{base}/{alias.name}"
                 yield Import(importer, target if target in MODULES else base, guarded, node.lineno)
         else:
