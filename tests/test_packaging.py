@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SDK = ROOT / "clients" / "sdk"
 API = ROOT / "protos" / "barrage" / "v1"
 SDK_PACKAGE = "clients.sdk"
+CLI_MODULE = "cli.main"
 
 DISTRIBUTION_OF = {
     "grpc": "grpcio",
@@ -91,3 +92,35 @@ print(json.dumps(sorted(m for m in sys.modules if any(m == h or m.startswith(h +
     )
     assert len(modules) > 10
     assert json.loads(result.stdout) == []
+
+
+def _cli_without_extras(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `barrage` command as on a base install: every extra's package fails to import."""
+    probe = f"""
+import importlib.abc, sys
+heavy = {HEAVY!r}
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == h or name.startswith(h + ".") for h in heavy):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+sys.meta_path.insert(0, Missing())
+from {CLI_MODULE} import main
+sys.exit(main(sys.argv[1:]))
+"""
+    return subprocess.run(
+        [sys.executable, "-c", probe, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_command_helps_on_a_base_install_and_names_the_extra_a_subcommand_needs() -> None:
+    helped = _cli_without_extras("--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "serve" in helped.stdout
+    serve = _cli_without_extras("serve", "--help")
+    assert serve.returncode == 0, serve.stderr
+    assert "pip install 'barrage[server]'" in serve.stdout
+    served = _cli_without_extras("serve")
+    assert served.returncode == 1
+    assert "pip install 'barrage[all]'" in served.stderr
+    assert "Traceback" not in served.stderr
