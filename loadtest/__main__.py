@@ -5,7 +5,7 @@ Drives a Barrage node on loopback (one it spawns, or one given by --target and
 time, and writes DIR/result.json, DIR/summary.md and two PNGs. See docs/performance.md.
 
     python -m loadtest --scenario mega-room --spawn-server "" --out results/mega
-    python -m loadtest --scenario hot-room --viewers 1000 --rate 2000 --spawn-server "--batch-interval-ms 50" --out r
+    python -m loadtest --scenario hot-room --rate 2000 --spawn-server "--batch-interval-ms 50" --out r
     python -m loadtest --scenario quiet-room --target 127.0.0.1:50051 --server-pid 1234 --out results/quiet
 
 Scenarios and their defaults (viewers, rooms, comments/s, critical/s, seconds):
@@ -58,7 +58,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, help="closed-loop sends in flight per sender stream (when --rate is 0)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--target", help="HOST:PORT of a running server (loopback only); needs --server-pid")
-    where.add_argument("--spawn-server", metavar="SERVE_ARGS", help='start `python -m server SERVE_ARGS` (may be "")')
+    where.add_argument(
+        "--spawn-server",
+        metavar="SERVE_ARGS",
+        help='start `python -m server SERVE_ARGS` (may be "")',
+    )
     p.add_argument("--server-pid", type=int, default=0, help="pid of the --target server (CPU and RSS from /proc)")
     p.add_argument("--jwt-secret", default=DEV_SECRET, help="--target's token secret (default: the dev secret)")
     p.add_argument("--client-procs", type=int, default=2, help="viewer worker processes (plus one for senders)")

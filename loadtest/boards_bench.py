@@ -8,7 +8,8 @@ audience.py, through RoomState.fold so the range checks every event gets are cou
   at V = 100,000: building the list, encoding the event, and its bytes on the wire;
 - forgetting a dead node's third of the audience (the one O(V) step).
 
-    python -m loadtest.boards_bench [--viewers 100000] [--gifters 100000] [--out loadtest/results/boards_bench.json]
+    python -m loadtest.boards_bench [--viewers 100000] [--gifters 100000] \\
+        [--out loadtest/results/boards_bench.json]
 
 Prints a summary and writes JSON (CPU times are process time, per operation).
 """

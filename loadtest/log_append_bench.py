@@ -222,7 +222,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             print(f"recovery: {recovery}", flush=True)
     return {
         "recovery": recovery,
-        "command": " ".join([os.path.basename(sys.executable), "-m", "loadtest.log_append_bench", *sys.argv[1:]]),
+        "command": " ".join(
+            [
+                os.path.basename(sys.executable),
+                "-m",
+                "loadtest.log_append_bench",
+                *sys.argv[1:],
+            ]
+        ),
         "machine": machine(),
         "data_dir_parent": args.dir or tempfile.gettempdir(),
         "event_loop": "uvloop" if args.uvloop else "asyncio",

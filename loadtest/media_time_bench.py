@@ -15,7 +15,7 @@ from collections.abc import Callable
 from barrage.v1 import event_pb2
 from server.commerce.state import RoomState
 from server.core import media_clock
-from server.core.gateway import timestamp_now
+from server.core.posts import timestamp_now
 
 ROUNDS = 200_000
 

@@ -102,7 +102,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="closed-loop pairs (without, with), alternated")
     args = parser.parse_args()
     target = f"127.0.0.1:{free_port()}"
-    hook = subprocess.Popen([sys.executable, "-m", "loadtest.moderation_hook_server", "--listen", target], cwd=ROOT)
+    command = [sys.executable, "-m", "loadtest.moderation_hook_server", "--listen", target]
+    hook = subprocess.Popen(command, cwd=ROOT)
     rows: list[dict[str, Any]] = []
     try:
         time.sleep(2.0)

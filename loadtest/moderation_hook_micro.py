@@ -68,7 +68,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
     args = parser.parse_args()
     target = f"127.0.0.1:{free_port()}"
-    hook = subprocess.Popen([sys.executable, "-m", "loadtest.moderation_hook_server", "--listen", target], cwd=ROOT)
+    command = [sys.executable, "-m", "loadtest.moderation_hook_server", "--listen", target]
+    hook = subprocess.Popen(command, cwd=ROOT)
     try:
         time.sleep(2.0)
         rows = [uvloop.run(_measure(target, args.calls, c)) for c in (1, 64)]
@@ -78,7 +79,8 @@ def main() -> None:
     for row in rows:
         print(json.dumps(row))
     if args.out:
-        args.out.write_text(json.dumps({"command": "python -m loadtest.moderation_hook_micro", "runs": rows}, indent=2))
+        run = "python -m loadtest.moderation_hook_micro"
+        args.out.write_text(json.dumps({"command": run, "runs": rows}, indent=2))
 
 
 if __name__ == "__main__":

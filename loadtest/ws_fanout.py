@@ -328,7 +328,8 @@ def start_server() -> tuple[subprocess.Popen[bytes], int, int]:
     data = tempfile.mkdtemp(prefix="ws-fanout-")
     env = {**os.environ, "BARRAGE_VIEWER_BUDGET_PER_S": "100000"}
     command = [
-        sys.executable, "-m", "server", "--listen", f"127.0.0.1:{grpc_port}", "--web-listen", f"127.0.0.1:{web_port}",
+        sys.executable, "-m", "server",
+        "--listen", f"127.0.0.1:{grpc_port}", "--web-listen", f"127.0.0.1:{web_port}",
         "--log", f"embedded:{data}?fsync=none", "--jwt-secret", SECRET, "--log-level", "WARNING",
     ]  # fmt: skip
     return subprocess.Popen(command, env=env), grpc_port, web_port

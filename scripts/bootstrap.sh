@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install Barrage into it. Used by serve.sh and test.sh.
-#   scripts/bootstrap.sh          runtime dependencies
+#   scripts/bootstrap.sh          everything the node and the clients need (the `all` extra)
 #   scripts/bootstrap.sh dev      plus test, lint and code-generation tools
 # Safe to start twice at once (serve.sh and test.sh on a fresh clone): the second waits
 # for the first under a lock, then finds the work done.
@@ -21,7 +21,7 @@ if ! fresh "$stamp" && ! { [ "${1:-runtime}" = runtime ] && fresh .venv/.barrage
   if [ "${1:-}" = dev ]; then
     .venv/bin/python -m pip install --quiet -e ".[dev]"
   else
-    .venv/bin/python -m pip install --quiet -e .
+    .venv/bin/python -m pip install --quiet -e ".[all]"
   fi
   touch "$stamp"
 fi

@@ -202,7 +202,7 @@ async def serve(settings: Settings) -> None:
 async def _serve(settings: Settings, telemetry: Telemetry) -> None:
     node = Node(settings, telemetry.server_interceptors())
     await node.start()
-    telemetry.observe(node)
+    telemetry.observe(node.rooms.sessions, node.gateway)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     hits = 0

@@ -407,7 +407,7 @@ async def test_the_phrasing_model_words_the_reply_and_cannot_add_facts(
 def test_the_barrage_assistant_command_answers_and_stops_on_sigterm(server: ServerProcess, tmp_path: Path) -> None:
     room_id = f"room-{uuid.uuid4().hex[:12]}"
     command = [
-        sys.executable, "-m", "clients.cli", "assistant",
+        sys.executable, "-m", "cli", "assistant",
         "--room", "placeholder", "--catalog", str(SAMPLE_CATALOGUE),
         "--token", server.token("assistant", role="bot", rooms=[room_id]), "--target", server.target,
     ]  # fmt: skip

@@ -19,7 +19,7 @@ from clients.sdk import Client
 from tests.server_process import ROOT, TEST_SECRET, ServerProcess
 from tests.test_sdk import take_events
 
-BARRAGE = (sys.executable, "-m", "clients.cli")
+BARRAGE = (sys.executable, "-m", "cli")
 TIMEOUT_S = 30.0
 
 

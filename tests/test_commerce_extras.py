@@ -256,7 +256,7 @@ def test_a_token_with_malformed_level_or_badges_is_refused(claims: dict[str, obj
 def test_barrage_token_mints_level_and_badges() -> None:
     args = ["token", "--user", "zoe", "--level", "9", "--badge", "vip", "--badge", "top-fan", "--secret", TEST_SECRET]
     done = subprocess.run(
-        [sys.executable, "-m", "clients.cli", *args], capture_output=True, text=True, timeout=30, cwd=ROOT, check=True
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=30, cwd=ROOT, check=True
     )
     who = TokenVerifier(secret=TEST_SECRET).verify(done.stdout.strip())
     assert (who.sender().level, list(who.sender().badges)) == (9, ["vip", "top-fan"])

@@ -76,7 +76,7 @@ def digest(path: Path) -> str:
 
 
 def barrage_log(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "import sys; from clients.cli import main; sys.exit(main(sys.argv[1:]))"]
+    command = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))"]
     return subprocess.run([*command, "log", *args], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 

@@ -554,7 +554,7 @@ def test_the_history_command_replays_from_a_media_time(server: ServerProcess, ro
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARRAGE_")}
 
     def history(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "clients.cli", "history", room_id, *args, *common]
+        command = [sys.executable, "-m", "cli", "history", room_id, *args, *common]
         return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=30, check=False)
 
     done = history("--media-time", "live-1@19.5")
@@ -600,7 +600,7 @@ def test_the_report_covers_a_stretch_of_the_recording(tmp_path: Path, room_id: s
 
         def report(*args: str) -> subprocess.CompletedProcess[str]:
             token = node.token("ops", role="service")
-            command = [sys.executable, "-m", "clients.cli", "report", room_id, "--target", node.target]
+            command = [sys.executable, "-m", "cli", "report", room_id, "--target", node.target]
             command += ["--token", token]
             return subprocess.run(
                 [*command, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False

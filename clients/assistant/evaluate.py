@@ -265,7 +265,10 @@ def run(catalogue_path: Path = SAMPLE_CATALOGUE, eval_path: Path = SAMPLE_EVAL) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clients.assistant.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m clients.assistant.evaluate",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument("--catalog", type=Path, default=SAMPLE_CATALOGUE, help="catalogue YAML")
     parser.add_argument("--eval", type=Path, default=SAMPLE_EVAL, help="evaluation set YAML")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every question and answer")

@@ -48,11 +48,18 @@ def run(folder: Path, now_ms: int, v1: bool = False) -> tuple[EvalShop, dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clients.assistant.shop_eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m clients.assistant.shop_eval",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument("sets", type=Path, nargs="+", help="evaluation shop folders (evals/shops/...)")
     parser.add_argument("--v1", action="store_true", help="through the first catalogue format")
     parser.add_argument("-v", "--verbose", action="store_true")
-    parser.add_argument("--out", type=Path, help="write the replies as JSON lines (for shoplang.evaluate score)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="write the replies as JSON lines (for shoplang.evaluate score)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a bar is missed")
     args = parser.parse_args(argv)
     now_ms = int(time.time() * 1000)

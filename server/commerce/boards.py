@@ -25,15 +25,17 @@ from typing import TYPE_CHECKING
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
 from server.auth import Identity
-from server.commerce.interactions import Entry
 from server.commerce.leaderboard import Board
 from server.commerce.state import VIEWER_COUNT_TTL_MS, RoomState
 from server.core import dedupe_keys, policy
 from server.core.errors import ApiError, Code
+from server.core.posts import Entry
 from server.log.base import RoomInfo
 
 if TYPE_CHECKING:
     from server.core.gateway import Gateway
+    from server.core.gateway_state import GatewayState
+    from server.core.watching import Watching
 
 BOARD_EVERY_MS = 1_000
 """The live board is published at most once a second while it changes."""
@@ -110,7 +112,7 @@ def _nodes(state: RoomState, me: str, now_ms: int) -> tuple[set[str], set[str]]:
     return serving, dead
 
 
-def fill_snapshot(snapshot: rs.RoomSnapshot, state: RoomState, gateway: Gateway) -> None:
+def fill_snapshot(snapshot: rs.RoomSnapshot, state: RoomState, gateway: GatewayState) -> None:
     """The join snapshot's leaderboard (when anyone gave) and audience list."""
     settings = gateway.settings
     if state.board.gifters:
@@ -118,7 +120,7 @@ def fill_snapshot(snapshot: rs.RoomSnapshot, state: RoomState, gateway: Gateway)
     snapshot.audience.CopyFrom(state.audience.view(settings.audience_size, settings.audience_order, state.board))
 
 
-async def final_entries(gateway: Gateway, room_id: str, info: RoomInfo) -> list[Entry]:
+async def final_entries(gateway: Watching, room_id: str, info: RoomInfo) -> list[Entry]:
     """The final ranking to append just before room_closed (none if nobody gave).
 
     The closing node first folds what the log holds (up to FINAL_CATCH_UP_S), so gifts

@@ -21,11 +21,12 @@ from server.commerce import coupons, lottery, red_packets
 from server.core import dedupe_keys, policy
 from server.core.cursor import encode_cursor, parse_cursor
 from server.core.errors import ApiError, Code
+from server.core.posts import Entry, Posted
 
 if TYPE_CHECKING:
-    from server.commerce.interactions import Entry
     from server.commerce.state import RoomState
-    from server.core.gateway import Gateway, Posted
+    from server.core.gateway import Gateway
+    from server.core.gateway_state import GatewayState
 
 FOLDED_KINDS = frozenset({
     "coupon_batch_dropped", "coupon_claim", "coupon_batch_ended", "coupon_redeemed",
@@ -107,8 +108,6 @@ def prepare(
     now_ms: int, standing: str, secret: bytes,
 ) -> Entry:  # fmt: skip
     """The entry for a coupon or red packet post (Interactions.prepare calls in)."""
-    from server.commerce.interactions import Entry
-
     if state is None:
         raise ApiError(Code.FAILED_PRECONDITION, "NOT_OPEN", "the room's state is not available")
     priority = policy.PRIORITY[kind]
@@ -170,12 +169,10 @@ def _too_many(what: str, limit: int) -> ApiError:
 
 
 async def settle(
-    gateway: Gateway, room_id: str, payloads: Sequence[event_pb2.Payload], results: list[Posted | ApiError | None]
+    gateway: GatewayState, room_id: str, payloads: Sequence[event_pb2.Payload], results: list[Posted | ApiError | None]
 ) -> None:
     """Replace the result of each appended claim or grab with the log's decision, once
     this node's fold has applied the claim's own record."""
-    from server.core.gateway import Posted
-
     for i, (payload, outcome) in enumerate(zip(payloads, results, strict=True)):
         kind = payload.WhichOneof("kind")
         if kind not in DECIDED_KINDS or not isinstance(outcome, Posted) or not outcome.cursor:
@@ -312,8 +309,6 @@ async def redeem(
     """Redeem a claim on an order: a CouponRedeemed event in the room's log, so every
     node agrees; the first redemption in log order counts, a repeat on the same order
     answers the same."""
-    from server.commerce.interactions import Entry
-
     await gateway.authority(who, room_id, "redeem_coupon")
     policy.check_client_id(claim_id, "claim_id")
     policy.check_client_id(order_id, "order_id")

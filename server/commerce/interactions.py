@@ -11,7 +11,6 @@ the same user's vote at the same moment.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from barrage.v1 import event_pb2
 from server.auth import Identity
@@ -20,6 +19,7 @@ from server.commerce.state import RoomState
 from server.commerce.wordfilter import WordFilter
 from server.core import dedupe_keys, policy, whisper
 from server.core.errors import ApiError, Code, invalid
+from server.core.posts import Entry
 
 _QUESTION = re.compile(
     r"[?？]\s*$|吗|怎么|多少|什么|哪|几|为什么|\b(how|what|which|when|where|why|who|is there|can i|do you)\b"
@@ -28,16 +28,6 @@ _QUESTION = re.compile(
 
 def is_question(text: str) -> bool:
     return bool(_QUESTION.search(text.lower()))
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One event to append, as prepared from a post."""
-
-    payload: event_pb2.Payload
-    priority: int
-    dedupe_key: str
-    """Full dedupe key within the room."""
 
 
 class Interactions:

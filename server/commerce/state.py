@@ -20,9 +20,8 @@ from server.commerce.audience import Audience
 from server.commerce.coupons import CouponBook
 from server.commerce.leaderboard import Board
 from server.commerce.red_packets import RedPacketBook
-from server.core import media_clock, ranges
+from server.core import media_clock, observer, ranges
 from server.core.media_clock import Clock
-from server.telemetry import hooks
 
 log = logging.getLogger(__name__)
 
@@ -411,7 +410,7 @@ def skipped(fold: str, room_id: str, position: int, kind: str | None, error: Bas
         position,
         error,
     )
-    hooks.fold_skipped(fold, kind or "undecodable")
+    observer.current.fold_skipped(fold, kind or "undecodable")
 
 
 def checkpoint_payload(checkpoint: checkpoint_pb2.RoomCheckpoint) -> event_pb2.Payload:

@@ -39,12 +39,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from barrage.v1 import event_pb2
-from server.core import wire
+from server.core import observer, wire
 from server.core.cursor import encode_cursor
 from server.core.outbox import Frame
 from server.core.whisper import DELIVERABLE, Audience
 from server.log.base import LogRecord
-from server.telemetry import hooks
 
 _MAX_INTERVAL_S = 0.25
 """Past this, latency would suffer more than CPU gains: the budget gives way."""
@@ -335,8 +334,8 @@ class Hub:
             self.subscribers -= len(ch.subscribers)
             if ch.timer is not None:
                 ch.timer.cancel()
-            if hooks.ON:
-                hooks.channel_dropped(room_id)
+            if observer.ON:
+                observer.current.channel_dropped(room_id)
 
     def on_records(
         self,
@@ -396,8 +395,8 @@ class Hub:
         if frames is None:
             return
         full, sampled, private = frames.full, frames.sampled, frames.private
-        if hooks.ON and full is not None and sampled is not None:
-            full, sampled = hooks.flushed(ch, full, sampled)
+        if observer.ON and full is not None and sampled is not None:
+            full, sampled = observer.current.flushed(ch, full, sampled)
         if private is not None:
             _deliver_private(ch, full, sampled, private)
         elif full is not None and sampled is not None:  # always, without a whisper

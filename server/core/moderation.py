@@ -17,10 +17,9 @@ from typing import Protocol
 from barrage.v1 import event_pb2
 from barrage.v1 import moderation_hook_pb2 as mh
 from server.auth import Identity
-from server.core import policy
+from server.core import observer, policy
 from server.core import text as text_rules
 from server.core.errors import ApiError, Code
-from server.telemetry import hooks
 
 REVIEWED_KINDS = frozenset({"comment"})
 """Payload kinds that carry user content a participant writes. Other kinds a viewer or
@@ -44,7 +43,7 @@ class HookFailure(Exception):
 
 
 class PostLike(Protocol):
-    """A post as Gateway.post holds it (server.core.gateway.Post)."""
+    """A post as Gateway.post holds it (server.core.posts.Post)."""
 
     @property
     def key(self) -> str: ...
@@ -124,8 +123,8 @@ class Moderation:
             outcome, reviewed = self._apply(answer, payload)
         except HookFailure as failure:
             effect = "failed_open" if self.fail_open else "failed_closed"
-            if hooks.ON:
-                hooks.moderation_reviewed(failure.outcome, effect, time.perf_counter() - started)
+            if observer.ON:
+                observer.current.moderation_reviewed(failure.outcome, effect, time.perf_counter() - started)
             if self.fail_open:
                 return NOT_REPLACED
             raise ApiError(
@@ -136,11 +135,11 @@ class Moderation:
                 retry_after_s=_RETRY_AFTER_S,
             ) from None
         except ApiError:
-            if hooks.ON:
-                hooks.moderation_reviewed("reject", "rejected", time.perf_counter() - started)
+            if observer.ON:
+                observer.current.moderation_reviewed("reject", "rejected", time.perf_counter() - started)
             raise
-        if hooks.ON:
-            hooks.moderation_reviewed(outcome, _EFFECT[outcome], time.perf_counter() - started)
+        if observer.ON:
+            observer.current.moderation_reviewed(outcome, _EFFECT[outcome], time.perf_counter() - started)
         return reviewed
 
     def _apply(self, answer: mh.ReviewResponse, payload: event_pb2.Payload) -> tuple[str, Reviewed]:

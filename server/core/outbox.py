@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from server.core import wire
 
 if TYPE_CHECKING:
-    from server.telemetry.hooks import Stamp
+    from server.core.observer import FrameStamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +39,8 @@ class Frame:
     """True if any event in it is critical: such a frame is never shed."""
     entries: tuple[tuple[int, bytes], ...]
     """(position, EventBatch.events element) per event, to rebuild a partial frame."""
-    stamp: Stamp | None = None
-    """Set at flush while telemetry is on: what this frame's writes measure (server/telemetry)."""
+    stamp: FrameStamp | None = None
+    """Set at flush while someone observes the core (server/core/observer.py): what this frame's writes report."""
 
 
 _Item = Frame | bytes

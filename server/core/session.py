@@ -18,13 +18,14 @@ from google.protobuf.message import DecodeError
 
 from barrage.v1 import room_service_pb2 as rs
 from server.auth import Identity, TokenVerifier
-from server.core import policy, wire
+from server.core import observer, policy, wire
 from server.core.errors import OK_STATUS, ApiError, Code, invalid, log_unavailable
-from server.core.gateway import Gateway, Member, Post, Posted, timestamp_now
+from server.core.gateway import Gateway
+from server.core.member import Member
 from server.core.outbox import Outbox
+from server.core.posts import Post, Posted, timestamp_now
 from server.core.ratelimit import TokenBucket
 from server.log.base import LogUnavailableError
-from server.telemetry import hooks
 
 log = logging.getLogger(__name__)
 
@@ -355,8 +356,8 @@ class Session:
     # ------------------------------------------------------------------ sends
 
     def _send(self, send: rs.Send) -> None:
-        if hooks.ON and self.identity is not None:
-            hooks.send_received(self.identity.user_id, send)
+        if observer.ON and self.identity is not None:
+            observer.current.send_received(self.identity.user_id, send)
         try:
             self._rate_limit()
             # The user's budget across streams and the admin API: Gateway.post.
@@ -380,8 +381,8 @@ class Session:
         self._sends_ready.set()
 
     def _send_result(self, send: rs.Send, outcome: Posted | ApiError) -> None:
-        if hooks.ON and self.identity is not None:
-            hooks.send_answered(self.identity.user_id, send, outcome)
+        if observer.ON and self.identity is not None:
+            observer.current.send_answered(self.identity.user_id, send, outcome)
         if isinstance(outcome, ApiError):
             result = rs.SendResult(room_id=send.room_id, client_msg_id=send.client_msg_id, status=outcome.to_status())
         else:

@@ -95,7 +95,10 @@ def run(folder: Path, register: bool = True) -> tuple[EvalShop, dict[str, float 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server.insights.shop_eval", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m server.insights.shop_eval",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument("sets", type=Path, nargs="+")
     parser.add_argument("--no-catalogue", action="store_true", help="no catalogue_registered event (the first run)")
     args = parser.parse_args(argv)

@@ -1,18 +1,22 @@
-"""What the node's hot path calls to be traced and measured (see docs/observability.md).
+"""How telemetry hears the node's hot path, to trace and measure it (see docs/observability.md).
 
-The core calls these behind `if hooks.ON:` (a module global read: ~30 ns when telemetry
-is off), and the outbox behind `if frame.stamp is not None:` (frames are only stamped
-while telemetry is on). Nothing here is called per subscriber except
-`Stamp.written` and `Stamp.shed`, which count and record into hot histograms
-(server/telemetry/hot.py) and start a span only for the sampled ratio of writes.
+The core reports through the interface it defines (server/core/observer.py); `enable`
+installs `TelemetryObserver` there, which calls the functions below. The core calls
+them behind `if observer.ON:` (a module global read: ~30 ns when telemetry is off), and
+the outbox behind `if frame.stamp is not None:` (frames are only stamped while
+telemetry is on). The log (server/log/kafka*.py) calls `continuity` here directly.
+
+Nothing here is called per subscriber except `Stamp.written` and `Stamp.shed`, which count
+and record into hot histograms (server/telemetry/hot.py) and start a span only for the
+sampled ratio of writes.
 
 The path of one message, and where each piece is recorded:
 
     session._send            send_received   ingest span starts (child of Send.traceparent)
-    gateway.append           append_started  append span; log records get the ingest span's context
+    ingest.append            append_started  append span; log records get the ingest span's context
     (log confirms)           append_done     append duration, events in
     session._send_result     send_answered   ingest span ends (cursor, event id, or the refusal)
-    gateway._on_records      record_read     receive span starts on each node (child of the record's context)
+    live._on_records         record_read     receive span starts on each node (child of the record's context)
     hub.flush                flushed         receive spans end; flush span (linked to them); frames stamped
     outbox.next_write        Stamp.written   write latency; a sampled write span (child of the flush span)
 """
@@ -32,14 +36,15 @@ from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanK
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from barrage.v1 import event_pb2
+from server.core import observer
 from server.core.cursor import encode_cursor
 from server.telemetry.hot import SIZE_BOUNDS, Cell, Counter, HistogramFamily, Labelled, Registry, Series
 
 if TYPE_CHECKING:
     from barrage.v1 import room_service_pb2
-    from server.core.gateway import Posted
     from server.core.hub import Channel
     from server.core.outbox import Frame
+    from server.core.posts import Posted
     from server.log.base import AppendResult, LogEntry, LogRecord
 
 ON = False
@@ -174,12 +179,14 @@ def enable(
     _state = _State(metrics, tracer, node_id, messaging_system, write_ratio)
     TRACING = tracer is not None
     ON = True
+    observer.install(TelemetryObserver())
 
 
 def disable() -> None:
     global _state, ON, TRACING  # noqa: PLW0603 - module globals are what the hot path tests
     ON = TRACING = False
     _state = None
+    observer.install(None)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -670,3 +677,54 @@ def flushed(ch: Channel, full: Frame, sampled: Frame) -> tuple[Frame, Frame]:
         return stamped_full, stamped_full
     viewer_stamp = Stamp(m, ch.room_id, now, wall, lag, sampled_counts, span, st.tracer, st.write_ratio)
     return stamped_full, dataclasses.replace(sampled, stamp=viewer_stamp)
+
+
+# ---------------------------------------------------------------------------- observer
+
+
+class TelemetryObserver(observer.Observer):
+    """The core's reports (server/core/observer.py), traced and measured by the functions above."""
+
+    def send_received(self, user_id: str, send: room_service_pb2.Send) -> None:
+        send_received(user_id, send)
+
+    def send_answered(self, user_id: str, send: room_service_pb2.Send, outcome: Posted | Exception) -> None:
+        send_answered(user_id, send, outcome)
+
+    def moderation_reviewed(self, outcome: str, effect: str, seconds: float) -> None:
+        moderation_reviewed(outcome, effect, seconds)
+
+    def append_started(
+        self,
+        user_id: str,
+        room_id: str,
+        payloads: Sequence[event_pb2.Payload],
+        client_ids: Sequence[str],
+        records: list[LogEntry],
+    ) -> tuple[list[LogEntry], object | None]:
+        return append_started(user_id, room_id, payloads, client_ids, records)
+
+    def append_done(self, appending: object, results: Sequence[AppendResult]) -> None:
+        if isinstance(appending, Appending):
+            append_done(appending, results)
+
+    def append_failed(self, appending: object, error: BaseException) -> None:
+        if isinstance(appending, Appending):
+            append_failed(appending, error)
+
+    def record_read(
+        self, record: LogRecord, event: event_pb2.Event, kind: str | None, epoch_of: Callable[[str], str]
+    ) -> None:
+        record_read(record, event, kind, epoch_of)
+
+    def flushed(self, ch: Channel, full: Frame, sampled: Frame) -> tuple[Frame, Frame]:
+        return flushed(ch, full, sampled)
+
+    def channel_dropped(self, room_id: str) -> None:
+        channel_dropped(room_id)
+
+    def continuity(self, what: str, n: int = 1) -> None:
+        continuity(what, n)
+
+    def fold_skipped(self, fold: str, kind: str) -> None:
+        fold_skipped(fold, kind)

@@ -4,7 +4,7 @@ Each line is one `ExportTraceServiceRequest` in the OTLP/JSON encoding (the enco
 the OpenTelemetry Collector's `otlpjsonfile` receiver and file exporter use): ids as
 lowercase hex, 64-bit integers as decimal strings, enums as numbers, lowerCamelCase
 field names. So a file written here can be replayed into a collector, and `barrage
-trace` (clients/trace.py) reads it back with `read_spans`.
+trace` (cli/trace.py) reads it back with `read_spans`.
 
 Lines are written with one `write()` on a file opened with O_APPEND, so several
 processes (`serve --workers N`) may share one file without tearing each other's lines.

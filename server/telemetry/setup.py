@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +40,9 @@ from server.telemetry.otlpjson import OtlpJsonFileExporter
 from server.telemetry.readers import HotPeriodicReader, HotPrometheusReader, HotReader
 
 if TYPE_CHECKING:
-    from server.app import Node
     from server.config import Settings
+    from server.core.gateway import Gateway
+    from server.core.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -131,17 +132,17 @@ class Telemetry:
         interceptor = aio_server_interceptor(tracer_provider=self.tracer_provider, filter_=negate(excluded))  # type: ignore[no-untyped-call]
         return [interceptor]
 
-    def observe(self, node: Node) -> None:
-        """Gauges read from a running node when metrics are collected."""
+    def observe(self, sessions: Collection[Session], gateway: Gateway) -> None:
+        """Gauges read from a running node when metrics are collected: its open streams
+        (a live collection, read at each collection) and its gateway."""
         registry = self.registry
         if registry is None:
             return
-        rooms = node.rooms
-        hub = node.gateway.hub
-        room_log = node.gateway.room_log
+        hub = gateway.hub
+        room_log = gateway.room_log
 
         def outbox_bytes() -> Iterable[tuple[dict[str, str], float]]:
-            sizes = [session.outbox.size for session in list(rooms.sessions)]
+            sizes = [session.outbox.size for session in list(sessions)]
             return [
                 ({"barrage.aggregation": "sum"}, sum(sizes)),
                 ({"barrage.aggregation": "max"}, max(sizes, default=0)),
@@ -151,7 +152,7 @@ class Telemetry:
             value = room_log.consumer_lag()
             return [] if value is None else [({}, value)]
 
-        registry.gauge("barrage.connections", "{stream}", "open Connect streams", lambda: [({}, len(rooms.sessions))])
+        registry.gauge("barrage.connections", "{stream}", "open Connect streams", lambda: [({}, len(sessions))])
         registry.gauge("barrage.rooms", "{room}", "rooms this node serves", lambda: [({}, len(hub.channels))])
         registry.gauge(
             "barrage.subscribers",

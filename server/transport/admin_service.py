@@ -19,7 +19,8 @@ from server.auth import Identity, TokenVerifier
 from server.commerce import boards, giveaways
 from server.core import policy, ranges
 from server.core.errors import ApiError, invalid
-from server.core.gateway import Gateway, Post, Posted
+from server.core.gateway import Gateway
+from server.core.posts import Post, Posted
 from server.log.base import RoomQuery
 from server.transport.status import answering
 

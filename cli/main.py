@@ -78,7 +78,12 @@ def _check_can_serve(listen: str, log_url: str) -> None:
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     """One flag per server setting (--batch-interval-ms for batch_interval_ms, ...)."""
-    from server.config import Settings
+    try:
+        from server.config import Settings
+    except ModuleNotFoundError as missing:
+        # The base install is the SDK: `barrage --help` and the client commands still work.
+        parser.description = f"needs the node's packages ({missing.name} is missing): {_install_hint('server')}"
+        return
 
     for name, field in Settings.model_fields.items():
         kinds = set(getattr(field.annotation, "__args__", (field.annotation,)))
@@ -339,7 +344,7 @@ def _admin_command(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from clients.trace import trace_command
+    from cli.trace import trace_command
 
     return trace_command(args.key, args.paths, width=args.width)
 
@@ -475,6 +480,11 @@ def _add_kind_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _install_hint(extra: str) -> str:
+    """The base install is the SDK; commands beyond it need extras (README, "Installing parts of it")."""
+    return f"pip install 'barrage[{extra}]'"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="barrage", description="Barrage: real-time messaging for live-shopping rooms")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -537,6 +547,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "barrage token --user ID), or leave out --token and BARRAGE_TOKEN", file=sys.stderr)  # fmt: skip
         else:
             print(f"barrage {args.command}: {error.code.name} {error.reason or '-'}: {error.message}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as missing:
+        if missing.name is None or missing.name.partition(".")[0] == "barrage":
+            raise  # one of ours: a bug, not an extra left out
+        print(f"barrage {args.command}: needs {missing.name}, which is not installed: {_install_hint('all')}",
+              file=sys.stderr)  # fmt: skip
         return 1
     except BrokenPipeError:
         # The reader went away (`barrage tail ... | head`): not an error.
