@@ -1,7 +1,7 @@
-"""`python -m cli` is `barrage`."""
+"""`python -m barrage.cli` is `barrage`."""
 
 import sys
 
-from cli.main import main
+from barrage.cli.main import main
 
 sys.exit(main())

@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from clients.sdk.client import TokenSource
+    from barrage.clients.sdk.client import TokenSource
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -28,7 +28,7 @@ class CommandError(Exception):
 def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from server.config import Settings
+    from barrage.server.config import Settings
 
     overrides = {name: getattr(args, name) for name in Settings.model_fields if getattr(args, name, None) is not None}
     try:
@@ -41,8 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
     _check_can_serve(settings.listen, settings.log)
     if settings.web_listen:
         _check_can_serve(settings.web_listen, settings.log)
-    from server.app import run
-    from server.log.kafka_session import KafkaStartupError
+    from barrage.server.app import run
+    from barrage.server.log.kafka_session import KafkaStartupError
 
     try:
         run(settings)
@@ -79,7 +79,7 @@ def _check_can_serve(listen: str, log_url: str) -> None:
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     """One flag per server setting (--batch-interval-ms for batch_interval_ms, ...)."""
     try:
-        from server.config import Settings
+        from barrage.server.config import Settings
     except ModuleNotFoundError as missing:
         # The base install is the SDK: `barrage --help` and the client commands still work.
         parser.description = f"needs the node's packages ({missing.name} is missing): {_install_hint('server')}"
@@ -96,8 +96,8 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from server.auth import issue_dev_token
-    from server.config import DEV_SECRET
+    from barrage.server.auth import issue_dev_token
+    from barrage.server.config import DEV_SECRET
 
     secret = args.secret or os.environ.get("BARRAGE_JWT_SECRET") or DEV_SECRET
     rooms = args.rooms or None
@@ -122,8 +122,8 @@ def _token(args: argparse.Namespace) -> int:
 def _dev_token(role: str, rooms: list[str] | None = None) -> str:
     """A development token for the local user, signed with the development secret, which a
     server started with `barrage serve` on loopback accepts."""
-    from server.auth import issue_dev_token
-    from server.config import DEV_SECRET
+    from barrage.server.auth import issue_dev_token
+    from barrage.server.config import DEV_SECRET
 
     user = f"cli-{getpass.getuser()}"
     secret = os.environ.get("BARRAGE_JWT_SECRET") or DEV_SECRET
@@ -229,7 +229,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from clients.chat import chat
+    from barrage.clients.chat import chat
 
     return _run(chat(args.target, _client_token(args, "viewer"), args.room, history=args.history))
 
@@ -249,7 +249,7 @@ def media_time_arg(value: str, flag: str = "--media-time") -> Any:
 
 
 def _kinds(args: argparse.Namespace) -> Callable[[Any], bool]:
-    from clients.tail import kind_filter
+    from barrage.clients.tail import kind_filter
 
     try:
         return kind_filter(args.kind, args.all)
@@ -258,7 +258,7 @@ def _kinds(args: argparse.Namespace) -> Callable[[Any], bool]:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from clients.tail import tail
+    from barrage.clients.tail import tail
 
     token = _client_token(args, "viewer")
     wanted = _kinds(args)
@@ -267,20 +267,20 @@ def _tail(args: argparse.Namespace) -> int:
 
 
 def _assistant(args: argparse.Namespace) -> int:
-    from clients.assistant.command import assistant_command
+    from barrage.clients.assistant.command import assistant_command
 
     # A bot token acts only in the rooms it lists.
     return _run(assistant_command(args, args.target, _fixed_token(args, "bot", rooms=list(args.room))))
 
 
 def _catalogue(args: argparse.Namespace) -> int:
-    from clients.assistant.command import register_command
+    from barrage.clients.assistant.command import register_command
 
     return _run(register_command(args, args.target, _fixed_token(args, "service")))
 
 
 def _insights(args: argparse.Namespace) -> int:
-    from clients.insights import run
+    from barrage.clients.insights import run
 
     token = _fixed_token(args, "service")
     return _run(run(args.target, token, args.room, args.interval, args.recent, args.once))
@@ -290,7 +290,7 @@ def _report(args: argparse.Namespace) -> int:
     from datetime import datetime
     from pathlib import Path
 
-    from clients.report import write_report
+    from barrage.clients.report import write_report
 
     if (args.media_from or args.media_to) and (args.start or args.end):
         raise CommandError("give wall times (--start/--end) or stream times (--media-from/--media-to), not both")
@@ -314,8 +314,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _admin_command(args: argparse.Namespace) -> int:
-    from clients.admin import AdminClient
-    from clients.tail import to_json_line
+    from barrage.clients.admin import AdminClient
+    from barrage.clients.tail import to_json_line
 
     async def command() -> int:
         async with AdminClient(args.target, _client_token(args, "service")) as admin:
@@ -344,14 +344,14 @@ def _admin_command(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    from cli.trace import trace_command
+    from barrage.cli.trace import trace_command
 
     return trace_command(args.key, args.paths, width=args.width)
 
 
 def _log_command(args: argparse.Namespace) -> int:
     """Check or repair an embedded log's data directory (no node needed; repair needs it stopped)."""
-    from server.log.embedded_check import CheckError, check, repair
+    from barrage.server.log.embedded_check import CheckError, check, repair
 
     try:
         if args.log_command == "check":
@@ -454,7 +454,7 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     report.add_argument("--media-to", metavar="[TIMELINE@]SECONDS", help="window end: a point of the stream")
     report.set_defaults(func=_report)
 
-    from clients.assistant.command import add_arguments as add_assistant_arguments
+    from barrage.clients.assistant.command import add_arguments as add_assistant_arguments
 
     assistant = commands.add_parser(
         "assistant", parents=[common], help="answer viewers' questions in a room from a catalogue (a bot token)"
@@ -531,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from clients.sdk.errors import BarrageError
+    from barrage.clients.sdk.errors import BarrageError
 
     args = build_parser().parse_args(argv)
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from server.telemetry.otlpjson import SpanRecord, read_spans
+from barrage.server.telemetry.otlpjson import SpanRecord, read_spans
 
 KEYS = ("messaging.message.id", "barrage.cursor", "barrage.client_msg_id")
 

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 import grpc
 
+from barrage.clients.sdk.client import TokenSource
+from barrage.clients.sdk.errors import BarrageError
 from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
-from clients.sdk.client import TokenSource
-from clients.sdk.errors import BarrageError
 
 Response = TypeVar("Response")
 

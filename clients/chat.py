@@ -13,10 +13,9 @@ import threading
 from collections.abc import Coroutine
 from typing import TextIO
 
-from barrage.v1 import event_pb2
-from clients import chat_commands
-from clients.chat_view import RoomView
-from clients.sdk import (
+from barrage.clients import chat_commands
+from barrage.clients.chat_view import RoomView
+from barrage.clients.sdk import (
     BarrageError,
     Client,
     ClientOptions,
@@ -25,7 +24,8 @@ from clients.sdk import (
     SubscriptionEnded,
     TokenSource,
 )
-from clients.sdk.items import RoomItem
+from barrage.clients.sdk.items import RoomItem
+from barrage.v1 import event_pb2
 
 _ECHO_WAIT_S = 5.0
 """At end of piped input: how long to wait for the room to show the lines just sent."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from barrage.clients.chat_view import RoomView
 from barrage.v1 import event_pb2
-from clients.chat_view import RoomView
 
 
 class UsageError(ValueError):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from barrage.clients.sdk import Omitted, ResumeGap, SubscriptionEnded
+from barrage.clients.sdk.items import RoomItem
 from barrage.v1 import event_pb2
-from clients.sdk import Omitted, ResumeGap, SubscriptionEnded
-from clients.sdk.items import RoomItem
 
 _CURRENCY_SIGNS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
 _BAR_WIDTH = 20

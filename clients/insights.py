@@ -22,9 +22,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from barrage.clients.sdk.errors import BarrageError
 from barrage.v1 import event_pb2, insights_service_pb2_grpc
 from barrage.v1 import insights_service_pb2 as pb
-from clients.sdk.errors import BarrageError
 
 _BARS = " ▁▂▃▄▅▆▇█"
 ROLE_NAMES = {event_pb2.ROLE_HOST: "host", event_pb2.ROLE_BOT: "assistant", event_pb2.ROLE_MODERATOR: "moderator"}

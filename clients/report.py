@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from barrage.clients.admin import AdminClient
+from barrage.clients.insights import ROLE_NAMES, InsightsClient, money, plural, product_name, retention_survival
 from barrage.v1 import event_pb2
 from barrage.v1 import insights_service_pb2 as pb
-from clients.admin import AdminClient
-from clients.insights import ROLE_NAMES, InsightsClient, money, plural, product_name, retention_survival
 
 CHARTS = ("viewers", "engagement", "audience-flow", "retention", "funnel")
 """The charts a report has, in order (each is an <img> with this id)."""

@@ -14,8 +14,8 @@ from typing import TextIO
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from barrage.clients.sdk import Client, ClientOptions, Omitted, ResumeGap, SubscriptionEnded, TokenSource
 from barrage.v1 import event_pb2, room_service_pb2
-from clients.sdk import Client, ClientOptions, Omitted, ResumeGap, SubscriptionEnded, TokenSource
 
 PRESENCE_AND_COUNTERS = frozenset({
     "viewer_count", "viewer_joined", "viewer_left", "like_burst", "poll_tally", "media_clock",

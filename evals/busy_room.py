@@ -24,14 +24,14 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from clients.admin import AdminClient
-from clients.assistant.answerer_v2 import CatalogueAnswerer
-from clients.assistant.bot import Assistant
-from clients.assistant.catalog import Catalogue
-from clients.assistant.shop_eval import room_events
-from clients.assistant.state import LiveState
-from shoplang.convert_v1 import catalogue_v1
-from shoplang.evaluation import load_shop, score_replies, summary
+from barrage.clients.admin import AdminClient
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.clients.assistant.bot import Assistant
+from barrage.clients.assistant.catalog import Catalogue
+from barrage.clients.assistant.shop_eval import room_events
+from barrage.clients.assistant.state import LiveState
+from barrage.shoplang.convert_v1 import catalogue_v1
+from barrage.shoplang.evaluation import load_shop, score_replies, summary
 from tests.server_process import ServerProcess
 from tests.test_assistant_e2e import FAST, Viewer, assistant
 from tests.test_shop_eval_e2e import SETTINGS, SHOPS, _seen

@@ -1,12 +1,12 @@
-"""Barrage load generator: `python -m loadtest --scenario NAME ... --out DIR`.
+"""Barrage load generator: `python -m barrage.loadtest --scenario NAME ... --out DIR`.
 
 Drives a Barrage node on loopback (one it spawns, or one given by --target and
 --server-pid) with thousands of viewer streams and scheduled senders, for a bounded
 time, and writes DIR/result.json, DIR/summary.md and two PNGs. See docs/performance.md.
 
-    python -m loadtest --scenario mega-room --spawn-server "" --out results/mega
-    python -m loadtest --scenario hot-room --rate 2000 --spawn-server "--batch-interval-ms 50" --out r
-    python -m loadtest --scenario quiet-room --target 127.0.0.1:50051 --server-pid 1234 --out results/quiet
+    python -m barrage.loadtest --scenario mega-room --spawn-server "" --out results/mega
+    python -m barrage.loadtest --scenario hot-room --rate 2000 --spawn-server "--batch-interval-ms 50" --out r
+    python -m barrage.loadtest --scenario quiet-room --target 127.0.0.1:50051 --server-pid 1234 --out results/quiet
 
 Scenarios and their defaults (viewers, rooms, comments/s, critical/s, seconds):
 """
@@ -20,10 +20,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from loadtest import report
-from loadtest.runner import RunConfig, run
-from loadtest.scenarios import SCENARIOS
-from server.config import DEV_SECRET
+from barrage.loadtest import report
+from barrage.loadtest.runner import RunConfig, run
+from barrage.loadtest.scenarios import SCENARIOS
+from barrage.server.config import DEV_SECRET
 
 
 def _doc() -> str:
@@ -37,7 +37,7 @@ def _doc() -> str:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m loadtest", description=_doc(), formatter_class=argparse.RawTextHelpFormatter
+        prog="python -m barrage.loadtest", description=_doc(), formatter_class=argparse.RawTextHelpFormatter
     )
     p.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
     p.add_argument("--viewers", type=int, help="viewer streams (all rooms)")
@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--spawn-server",
         metavar="SERVE_ARGS",
-        help='start `python -m server SERVE_ARGS` (may be "")',
+        help='start `python -m barrage.server SERVE_ARGS` (may be "")',
     )
     p.add_argument("--server-pid", type=int, default=0, help="pid of the --target server (CPU and RSS from /proc)")
     p.add_argument("--jwt-secret", default=DEV_SECRET, help="--target's token secret (default: the dev secret)")
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     cfg = config(args)
     result = asyncio.run(run(cfg))
-    command = "python -m loadtest " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m barrage.loadtest " + shlex.join(sys.argv[1:] if argv is None else argv)
     report.write(result, cfg.out, command)
     f = result["figures"]
     print(

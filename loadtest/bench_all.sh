@@ -28,8 +28,8 @@ run() {
     envs+=("$1")
     shift
   done
-  echo "== $name: ${envs[*]:-} python -m loadtest $* --out $out/$name" >&2
-  env "${envs[@]}" "$py" -m loadtest "$@" --out "$out/$name" | tail -1
+  echo "== $name: ${envs[*]:-} python -m barrage.loadtest $* --out $out/$name" >&2
+  env "${envs[@]}" "$py" -m barrage.loadtest "$@" --out "$out/$name" | tail -1
   rm -f "$traces"/*
 }
 

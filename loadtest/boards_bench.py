@@ -8,7 +8,7 @@ audience.py, through RoomState.fold so the range checks every event gets are cou
   at V = 100,000: building the list, encoding the event, and its bytes on the wire;
 - forgetting a dead node's third of the audience (the one O(V) step).
 
-    python -m loadtest.boards_bench [--viewers 100000] [--gifters 100000] \\
+    python -m barrage.loadtest.boards_bench [--viewers 100000] [--gifters 100000] \\
         [--out loadtest/results/boards_bench.json]
 
 Prints a summary and writes JSON (CPU times are process time, per operation).
@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from barrage.server.commerce.leaderboard import Board
+from barrage.server.commerce.state import RoomState
 from barrage.v1 import event_pb2
-from server.commerce.leaderboard import Board
-from server.commerce.state import RoomState
 
 ROOM = "bench-room"
 

@@ -14,7 +14,7 @@ ListEvents (slow: history reads on the test broker take seconds a page on a load
 machine). Prints one JSON line, with every node's `barrage.live.continuity` counts
 (Prometheus) and the nodes' log lines about continuity; exits 1 if anything is off.
 
-    python -m loadtest.continuity_soak --duration 180 --rate 200 --rooms 2 --kill-at 60
+    python -m barrage.loadtest.continuity_soak --duration 180 --rate 200 --rooms 2 --kill-at 60
 
 Not part of the test suite (it runs for minutes); tests/test_live_continuity.py is the
 short version.
@@ -39,9 +39,9 @@ from typing import Any
 
 import grpc
 
+from barrage.server.core.cursor import parse_cursor
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import room_service_pb2 as rs
-from server.core.cursor import parse_cursor
 from tests.kafka_broker import running_broker
 from tests.server_process import ServerProcess, free_port
 from tests.wire_client import Admin

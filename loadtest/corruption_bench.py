@@ -4,7 +4,7 @@ Writes N keyed ~250-byte records into one active segment (issue 14 found 13,291 
 in ~4 MB), flips one byte in the middle frame's payload, then times: the refused start,
 `check`, `repair` and the start after it, and counts what was kept.
 
-    .venv/bin/python -m loadtest.corruption_bench --records 13291
+    .venv/bin/python -m barrage.loadtest.corruption_bench --records 13291
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import os
 import tempfile
 import time
 
-from server.log.base import LogEntry
-from server.log.embedded import LogCorruptError, open_embedded
-from server.log.embedded_check import check, repair
-from server.log.segment import ScannedRecord, parse_segment_name, scan_segment_fully
+from barrage.server.log.base import LogEntry
+from barrage.server.log.embedded import LogCorruptError, open_embedded
+from barrage.server.log.embedded_check import check, repair
+from barrage.server.log.segment import ScannedRecord, parse_segment_name, scan_segment_fully
 
 
 def _flip_middle_frame(log_dir: str) -> list[ScannedRecord]:

@@ -9,7 +9,7 @@ claims won, no user above its limit, claim ids unique, the losers told SOLD_OUT 
 LIMIT_REACHED, and an independent re-fold of ListEvents gives the same winners.
 Prints one JSON line; exits 1 if anything is off.
 
-    python -m loadtest.coupon_rush --claimers 5000 --coupons 1000
+    python -m barrage.loadtest.coupon_rush --claimers 5000 --coupons 1000
 
 Not part of the test suite (thousands of streams on a small machine take a minute);
 tests/test_coupons.py is the bounded version (150 streams and 4,400 service claims).
@@ -32,9 +32,9 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
+from barrage.server.core.cursor import parse_cursor
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import room_service_pb2 as rs
-from server.core.cursor import parse_cursor
 from tests.cluster import Cluster
 from tests.kafka_broker import running_broker
 from tests.wire_client import Admin, error_info
@@ -183,7 +183,7 @@ async def rush(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m loadtest.coupon_rush", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m barrage.loadtest.coupon_rush", description=__doc__)
     p.add_argument("--claimers", type=int, default=5000)
     p.add_argument("--coupons", type=int, default=1000)
     p.add_argument("--limit", type=int, default=1)

@@ -5,7 +5,7 @@ events without decoding most of them), sends R comments per second for D seconds
 one service stream, and prints one JSON line: server CPU µs per delivered event,
 deliveries per second, and end-to-end latency of a decoded sample.
 
-    python -m loadtest.first_fanout --subscribers 200 --rate 100 --duration 10
+    python -m barrage.loadtest.first_fanout --subscribers 200 --rate 100 --duration 10
 """
 
 from __future__ import annotations

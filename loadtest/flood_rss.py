@@ -4,7 +4,7 @@ Starts a node on loopback, opens one stream, sends hello and then N frames of on
 as fast as gRPC takes them, reads nothing for a while, and prints one JSON line: the
 node's RSS before and during the flood, and the status the stream ended with.
 
-    python -m loadtest.flood_rss --frames 200000 --kind empty
+    python -m barrage.loadtest.flood_rss --frames 200000 --kind empty
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ key, as a gateway sends) and wait for its ack before the next, for a fixed time,
 R rooms that are all watched by a counting listener (so delivery cost is included).
 Every (fsync mode, concurrency) pair runs on a fresh data directory.
 
-    .venv/bin/python -m loadtest.log_append_bench results.json
-    .venv/bin/python -m loadtest.log_append_bench out.json --fsync always --concurrency 1 64 --seconds 2
+    .venv/bin/python -m barrage.loadtest.log_append_bench results.json
+    .venv/bin/python -m barrage.loadtest.log_append_bench out.json --fsync always --concurrency 1 64 --seconds 2
 
 Writes JSON to the given path and prints a table.
 """
@@ -25,8 +25,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from server.log.base import LogEntry, LogRecord
-from server.log.embedded import EmbeddedLog, open_embedded
+from barrage.server.log.base import LogEntry, LogRecord
+from barrage.server.log.embedded import EmbeddedLog, open_embedded
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -226,7 +226,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             [
                 os.path.basename(sys.executable),
                 "-m",
-                "loadtest.log_append_bench",
+                "barrage.loadtest.log_append_bench",
                 *sys.argv[1:],
             ]
         ),

@@ -4,7 +4,7 @@ What Gateway.append does per event to encode it, before this change (SerializeTo
 and now (media_clock.serialized), in a room without and with a media clock. The best of
 seven repeats, so that a busy machine's noise counts least.
 
-    .venv/bin/python -m loadtest.media_time_bench
+    .venv/bin/python -m barrage.loadtest.media_time_bench
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import timeit
 from collections.abc import Callable
 
+from barrage.server.commerce.state import RoomState
+from barrage.server.core import media_clock
+from barrage.server.core.posts import timestamp_now
 from barrage.v1 import event_pb2
-from server.commerce.state import RoomState
-from server.core import media_clock
-from server.core.posts import timestamp_now
 
 ROUNDS = 200_000
 

@@ -8,7 +8,7 @@ latency (open loop at a fixed rate: from each send's intended time), the hook pr
 CPU per call, and the send errors (the node runs fail-closed, so a review that failed
 shows up there, never as an unreviewed append).
 
-    .venv/bin/python -m loadtest.moderation_hook_bench --out docs/performance/moderation-hook
+    .venv/bin/python -m barrage.loadtest.moderation_hook_bench --out docs/performance/moderation-hook
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadtest import metrics
+from barrage.loadtest import metrics
 from tests.server_process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _ingest(out: Path, rate: float, window: int, duration: float, serve_args: str) -> dict[str, Any]:
     command = [
-        sys.executable, "-m", "loadtest", "--scenario", "ingest",
+        sys.executable, "-m", "barrage.loadtest", "--scenario", "ingest",
         "--rate", str(rate), "--window", str(window), "--duration", str(duration), "--drain", "5",
         "--spawn-server", serve_args, "--out", str(out),
     ]  # fmt: skip
@@ -76,7 +76,7 @@ def _run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.moderation_hook_bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m barrage.loadtest.moderation_hook_bench", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="directory for result.json")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of sending per run")
     parser.add_argument(
@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="closed-loop pairs (without, with), alternated")
     args = parser.parse_args()
     target = f"127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "loadtest.moderation_hook_server", "--listen", target]
+    command = [sys.executable, "-m", "barrage.loadtest.moderation_hook_server", "--listen", target]
     hook = subprocess.Popen(command, cwd=ROOT)
     rows: list[dict[str, Any]] = []
     try:
@@ -124,7 +124,7 @@ def main() -> None:
         hook.wait(10)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {
-        "command": "python -m loadtest.moderation_hook_bench " + " ".join(sys.argv[1:]),
+        "command": "python -m barrage.loadtest.moderation_hook_bench " + " ".join(sys.argv[1:]),
         "machine": metrics.machine_info(),
         "commit": metrics.git_commit(ROOT),
         "about": "loadtest ingest (50 viewer sender streams into 50 rooms) without and with --moderation-hook "

@@ -7,7 +7,7 @@ loadtest/moderation_hook_server.py in another process. CPU time of this process 
 (time.process_time), so other processes on the machine matter little; calls made
 one at a time and 64 at once (as a busy node's batches overlap).
 
-    .venv/bin/python -m loadtest.moderation_hook_micro [--calls 20000]
+    .venv/bin/python -m barrage.loadtest.moderation_hook_micro [--calls 20000]
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import uvloop
 
+from barrage.server.auth import Identity
+from barrage.server.core.moderation import Moderation
+from barrage.server.transport.moderation_hook import HookClient
 from barrage.v1 import event_pb2
-from server.auth import Identity
-from server.core.moderation import Moderation
-from server.transport.moderation_hook import HookClient
 from tests.server_process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,12 +63,12 @@ async def _measure(target: str, calls: int, concurrency: int) -> dict[str, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.moderation_hook_micro", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m barrage.loadtest.moderation_hook_micro", description=__doc__)
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here too")
     args = parser.parse_args()
     target = f"127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "loadtest.moderation_hook_server", "--listen", target]
+    command = [sys.executable, "-m", "barrage.loadtest.moderation_hook_server", "--listen", target]
     hook = subprocess.Popen(command, cwd=ROOT)
     try:
         time.sleep(2.0)
@@ -79,7 +79,7 @@ def main() -> None:
     for row in rows:
         print(json.dumps(row))
     if args.out:
-        run = "python -m loadtest.moderation_hook_micro"
+        run = "python -m barrage.loadtest.moderation_hook_micro"
         args.out.write_text(json.dumps({"command": run, "runs": rows}, indent=2))
 
 

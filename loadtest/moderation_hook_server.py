@@ -1,7 +1,7 @@
 """A ModerationHookService that allows everything at once, for measuring what the hook
 costs a node on ingest (loadtest/moderation_hook_bench.py; docs/performance.md).
 
-    .venv/bin/python -m loadtest.moderation_hook_server --listen 127.0.0.1:50061
+    .venv/bin/python -m barrage.loadtest.moderation_hook_server --listen 127.0.0.1:50061
 
 Its answer is serialised once: what it costs per call is gRPC's own work, about the
 least a real hook (in Python) could cost. Stops on SIGTERM or SIGINT.
@@ -44,7 +44,7 @@ async def serve(listen: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.moderation_hook_server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m barrage.loadtest.moderation_hook_server", description=__doc__)
     parser.add_argument("--listen", default="127.0.0.1:50061", help="HOST:PORT (loopback)")
     args = parser.parse_args()
     uvloop.run(serve(args.listen))

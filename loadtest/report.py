@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadtest import metrics
+from barrage.loadtest import metrics
 
 
 def write(result: dict[str, Any], out: Path, command: str) -> None:

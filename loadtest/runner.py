@@ -34,13 +34,13 @@ from typing import Any
 
 import grpc
 
+from barrage.loadtest import metrics, profile, proto
+from barrage.loadtest.cpucap import CpuCaps
+from barrage.loadtest.scenarios import Plan, build
+from barrage.loadtest.worker import COUPON_ID, SenderSpec, ViewerSpec, WorkerSpec, worker_main
+from barrage.server.auth import issue_dev_token
 from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
-from loadtest import metrics, profile, proto
-from loadtest.cpucap import CpuCaps
-from loadtest.scenarios import Plan, build
-from loadtest.worker import COUPON_ID, SenderSpec, ViewerSpec, WorkerSpec, worker_main
-from server.auth import issue_dev_token
 from tests.kafka_broker import KafkaBroker, start_broker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +150,7 @@ class ServerHandle:
                 extra += ["--web-listen", f"127.0.0.1:{free_port()}"]
             web_listen = _option(extra, "--web-listen")
             self.web_port = check_loopback(web_listen)[1] if web_listen else 0
-            self.command = [sys.executable, "-m", "server", *extra]
+            self.command = [sys.executable, "-m", "barrage.server", *extra]
             self.env = {k: v for k, v in _SPAWN_ENV.items() if k not in os.environ}
             self.env.update({k: v for k, v in os.environ.items() if k.startswith(("BARRAGE_", "OTEL_"))})
             with (out / "server.log").open("ab") as log:

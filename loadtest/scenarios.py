@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from loadtest.worker import RoomLoad, SenderSpec, ViewerSpec
+from barrage.loadtest.worker import RoomLoad, SenderSpec, ViewerSpec
 
 
 @dataclass(frozen=True)

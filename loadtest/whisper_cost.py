@@ -1,6 +1,6 @@
 """What whispers cost the fan-out hot path, measured in-process (no network noise).
 
-    python -m loadtest.whisper_cost [--subscribers 10000] [--events 20] [--ticks 200]
+    python -m barrage.loadtest.whisper_cost [--subscribers 10000] [--events 20] [--ticks 200]
 
 Drives the real hub (server/core/hub.py): a room with `subscribers` viewers, ticks of
 `events` comments. Prints the CPU time of one flush (taking the tick's frames and
@@ -17,12 +17,12 @@ import asyncio
 import json
 import time
 
+from barrage.server.auth import Identity
+from barrage.server.core import whisper
+from barrage.server.core.hub import Hub
+from barrage.server.core.outbox import Frame
+from barrage.server.log.base import LogRecord
 from barrage.v1 import event_pb2
-from server.auth import Identity
-from server.core import whisper
-from server.core.hub import Hub
-from server.core.outbox import Frame
-from server.log.base import LogRecord
 
 
 class _Viewer:

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
+from barrage.loadtest import h2, metrics, proto, ws
+from barrage.server.auth import issue_dev_token
 from barrage.v1 import room_service_pb2 as rs
-from loadtest import h2, metrics, proto, ws
-from server.auth import issue_dev_token
 
 TEXT = "这个多少钱? how much is this one, and does it come in blue"
 CRITICAL_TEXT = "Flash sale: this item 50% off for the next 60 seconds"

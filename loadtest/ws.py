@@ -13,7 +13,7 @@ import base64
 import os
 from typing import cast
 
-from loadtest import h2
+from barrage.loadtest import h2
 
 _BINARY, _CLOSE, _PING, _PONG = 0x2, 0x8, 0x9, 0xA
 

@@ -1,6 +1,6 @@
 """WebSocket viewers against gRPC viewers on one node, in one run (docs/web.md, performance).
 
-    python -m loadtest.ws_fanout --viewers 1000 --rate 100 --duration 20
+    python -m barrage.loadtest.ws_fanout --viewers 1000 --rate 100 --duration 20
 
 Starts a node with --web-listen, then runs the same mega-room load twice on it: first
 with every viewer on WebSocket (cheap readers: frames are counted by scanning their
@@ -28,9 +28,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from barrage.loadtest import h2, proto
+from barrage.server.auth import issue_dev_token
 from barrage.v1 import admin_service_pb2, admin_service_pb2_grpc
-from loadtest import h2, proto
-from server.auth import issue_dev_token
 
 SECRET = "ws-fanout-bench-secret-for-loopback-runs-only"
 CLK = os.sysconf("SC_CLK_TCK")
@@ -328,7 +328,7 @@ def start_server() -> tuple[subprocess.Popen[bytes], int, int]:
     data = tempfile.mkdtemp(prefix="ws-fanout-")
     env = {**os.environ, "BARRAGE_VIEWER_BUDGET_PER_S": "100000"}
     command = [
-        sys.executable, "-m", "server",
+        sys.executable, "-m", "barrage.server",
         "--listen", f"127.0.0.1:{grpc_port}", "--web-listen", f"127.0.0.1:{web_port}",
         "--log", f"embedded:{data}?fsync=none", "--jwt-secret", SECRET, "--log-level", "WARNING",
     ]  # fmt: skip

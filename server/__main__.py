@@ -1,7 +1,7 @@
-"""`python -m server` is `barrage serve`."""
+"""`python -m barrage.server` is `barrage serve`."""
 
 import sys
 
-from cli.main import main
+from barrage.cli.main import main
 
 sys.exit(main(["serve", *sys.argv[1:]]))

@@ -18,20 +18,20 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from barrage.server.config import Settings
+from barrage.server.core.errors import ApiError, Code
+from barrage.server.core.gateway import Gateway
+from barrage.server.insights.hub import InsightsHub
+from barrage.server.insights.service import add_insights_service
+from barrage.server.log.factory import open_backend
+from barrage.server.log.segment import LogCorruptError
+from barrage.server.telemetry.logs import configure_logging
+from barrage.server.telemetry.setup import Telemetry, split_listen
+from barrage.server.telemetry.setup import setup as setup_telemetry
+from barrage.server.transport import moderation_hook, reflection, web
+from barrage.server.transport.admin_service import AdminService
+from barrage.server.transport.room_service import RoomServiceHandler
 from barrage.v1 import admin_service_pb2, admin_service_pb2_grpc, insights_service_pb2, room_service_pb2
-from server.config import Settings
-from server.core.errors import ApiError, Code
-from server.core.gateway import Gateway
-from server.insights.hub import InsightsHub
-from server.insights.service import add_insights_service
-from server.log.factory import open_backend
-from server.log.segment import LogCorruptError
-from server.telemetry.logs import configure_logging
-from server.telemetry.setup import Telemetry, split_listen
-from server.telemetry.setup import setup as setup_telemetry
-from server.transport import moderation_hook, reflection, web
-from server.transport.admin_service import AdminService
-from server.transport.room_service import RoomServiceHandler
 
 log = logging.getLogger("barrage")
 
@@ -260,7 +260,7 @@ def supervise(settings: Settings) -> int:
         if settings.metrics_listen:  # one scrape endpoint per worker: consecutive ports
             host, port = split_listen(settings.metrics_listen)
             child_env["BARRAGE_METRICS_LISTEN"] = f"{host}:{port + index if port else 0}"
-        children.append(subprocess.Popen([sys.executable, "-m", "server"], env=child_env))
+        children.append(subprocess.Popen([sys.executable, "-m", "barrage.server"], env=child_env))
 
     forwarded = False
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import jwt
 
+from barrage.server.core.errors import ApiError, Code
 from barrage.v1 import event_pb2
-from server.core.errors import ApiError, Code
 
 ROLES: dict[str, int] = {
     "viewer": event_pb2.ROLE_VIEWER,

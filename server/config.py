@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from server.auth import TokenVerifier
+from barrage.server.auth import TokenVerifier
 
 DEV_SECRET = "barrage-dev-secret-for-local-use-only"
 """Used when no key is configured, so `barrage serve` and `barrage token` work out of

@@ -8,6 +8,6 @@ Neither side imports the other: this package depends on neither `server` nor `cl
 - `understand`: one reading of a comment (question or not, products named or pointed at,
   what is asked) from a room's catalogue or its registered product names.
 - `evaluation`, `evaluate`: the evaluation shops (evals/shops/) and a scorer that judges
-  replies from their text alone (`python -m shoplang.evaluate score SET REPLIES`).
+  replies from their text alone (`python -m barrage.shoplang.evaluate score SET REPLIES`).
 - `convert_v1`: a v2 catalogue written in the assistant's first format.
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from shoplang.catalogue import Catalogue, Lang, Product, Returns, Shipping, Text
+from barrage.shoplang.catalogue import Catalogue, Lang, Product, Returns, Shipping, Text
 
 
 def _money(amount: Decimal) -> str:

@@ -1,11 +1,11 @@
 """Score replies to an evaluation shop from their text alone.
 
-    python -m shoplang.evaluate score evals/shops/groceries replies.jsonl [-v] [--check]
+    python -m barrage.shoplang.evaluate score evals/shops/groceries replies.jsonl [-v] [--check]
 
 `replies.jsonl`: one JSON object a line, {"id": "<question id>", "reply": "<text>"}; an
 optional line {"now_ms": <ms>} gives the time the replies were made (for the flash
 sale's clock time and minutes left; default: now). See shoplang/evaluation.py for the
-rules. The assistant's own runner is `python -m clients.assistant.shop_eval`.
+rules. The assistant's own runner is `python -m barrage.clients.assistant.shop_eval`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from shoplang.evaluation import Score, load_shop, score_replies, summary
+from barrage.shoplang.evaluation import Score, load_shop, score_replies, summary
 
 
 def print_score(name: str, score: Score, verbose: bool) -> None:
@@ -30,7 +30,7 @@ def print_score(name: str, score: Score, verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shoplang.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m barrage.shoplang.evaluate", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     score = sub.add_parser("score", help="score a file of replies")
     score.add_argument("set", type=Path, help="evaluation shop folder")

@@ -5,7 +5,7 @@ A set is a folder (evals/shops/<name>/) with `catalogue.yaml` (format v2),
 must not say) and `chatter.yaml` (room comments labelled for insights). The scorer
 needs nothing but the reply texts, so anyone can score any assistant from outside:
 
-    python -m shoplang.evaluate score evals/shops/groceries replies.jsonl
+    python -m barrage.shoplang.evaluate score evals/shops/groceries replies.jsonl
 
 (one JSON object a line: {"id": "g01", "reply": "..."}; a missing id or an empty reply
 is "no reply"). A reply is judged by:
@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shoplang.catalogue import Catalogue, load_catalogue
+from barrage.shoplang.catalogue import Catalogue, load_catalogue
 
 SetLang = Literal["zh", "en", "mixed"]
 PRODUCT_TOKEN = re.compile(r"\[product:([A-Za-z0-9._-]+)\]")

@@ -21,8 +21,8 @@ from functools import lru_cache
 
 from pypinyin import lazy_pinyin
 
-from shoplang import lang as L
-from shoplang.catalogue import Catalogue, Product
+from barrage.shoplang import lang as L
+from barrage.shoplang.catalogue import Catalogue, Product
 
 MIN_CJK_TERM = 2
 

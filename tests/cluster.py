@@ -1,6 +1,6 @@
 """Several `barrage serve` processes on one test Kafka broker, for gateway-level tests.
 
-Each node is a tests.server_process.ServerProcess (a real `python -m server` on its own
+Each node is a tests.server_process.ServerProcess (a real `python -m barrage.server` on its own
 loopback port) with `--log kafka://BROKER/TOPIC`; all share the test JWT secret, so a
 token from any node is valid on every node.
 """

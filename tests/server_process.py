@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from server.auth import issue_dev_token
+from barrage.server.auth import issue_dev_token
 
 TEST_SECRET = "test-secret-for-loopback-tests-only"
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ class ServerProcess:
         # Core-guarantee tests read every event; sampling of hot rooms has its own tests.
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "BARRAGE_VIEWER_BUDGET_PER_S": "100000", **self.env}
         command = [
-            sys.executable, "-m", "server",
+            sys.executable, "-m", "barrage.server",
             "--listen", self.target,
             "--log", self.log_url,
             "--jwt-secret", TEST_SECRET,

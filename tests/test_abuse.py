@@ -26,11 +26,11 @@ from google.rpc import status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from barrage.loadtest import h2
+from barrage.server.config import DEV_SECRET, Settings
+from barrage.server.core import dedupe_keys, policy, wire
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from loadtest import h2
-from server.config import DEV_SECRET, Settings
-from server.core import dedupe_keys, policy, wire
 from tests.server_process import ROOT, ServerProcess, free_port
 from tests.wire_client import Admin, RawStream, end_status, error_info
 
@@ -471,7 +471,7 @@ def test_the_development_secret_is_refused_off_loopback_however_it_is_given(tmp_
     for given, dev in ((DEV_SECRET, True), (f" {DEV_SECRET}\n", True), ("a-real-secret", False)):
         assert Settings.model_validate({"jwt_secret": given}).uses_dev_secret() is dev
     port = free_port()
-    base = [sys.executable, "-m", "server", "--log", f"embedded:{tmp_path / 'data'}", "--insights", "false"]
+    base = [sys.executable, "-m", "barrage.server", "--log", f"embedded:{tmp_path / 'data'}", "--insights", "false"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARRAGE_")}
     attempts = [
         ([*base, "--listen", f"0.0.0.0:{port}"], env),  # no secret at all

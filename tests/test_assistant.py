@@ -16,21 +16,21 @@ from typing import Any, ClassVar
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from barrage.clients.assistant import lexicon
+from barrage.clients.assistant.answerer import ABSTAIN_TEXT, MISSING_LABEL, Answer, RetrievalAnswerer, render
+from barrage.clients.assistant.bot import Assistant, Room
+from barrage.clients.assistant.catalog import SAMPLE_CATALOGUE, Catalogue, CatalogueError, load_catalogue
+from barrage.clients.assistant.evaluate import SAMPLE_EVAL, load_eval
+from barrage.clients.assistant.evaluate import run as run_evaluation
+from barrage.clients.assistant.facts import Fact, money
+from barrage.clients.assistant.grounding import numbers, product_refs, ungrounded
+from barrage.clients.assistant.llm import ChatPhraser, acceptable
+from barrage.clients.assistant.settings import Settings
+from barrage.clients.assistant.state import LiveState, Price
+from barrage.clients.assistant.text import Query, language
+from barrage.clients.assistant.throttle import Groups, RateLimiter, Recent, is_spam, looks_like_question
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from clients.assistant import lexicon
-from clients.assistant.answerer import ABSTAIN_TEXT, MISSING_LABEL, Answer, RetrievalAnswerer, render
-from clients.assistant.bot import Assistant, Room
-from clients.assistant.catalog import SAMPLE_CATALOGUE, Catalogue, CatalogueError, load_catalogue
-from clients.assistant.evaluate import SAMPLE_EVAL, load_eval
-from clients.assistant.evaluate import run as run_evaluation
-from clients.assistant.facts import Fact, money
-from clients.assistant.grounding import numbers, product_refs, ungrounded
-from clients.assistant.llm import ChatPhraser, acceptable
-from clients.assistant.settings import Settings
-from clients.assistant.state import LiveState, Price
-from clients.assistant.text import Query, language
-from clients.assistant.throttle import Groups, RateLimiter, Recent, is_spam, looks_like_question
 
 NOW_MS = 1_760_000_000_000
 

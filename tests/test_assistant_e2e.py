@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 from google.protobuf import timestamp_pb2
 
+from barrage.clients.admin import AdminClient
+from barrage.clients.assistant.answerer import Answerer, RetrievalAnswerer
+from barrage.clients.assistant.bot import Assistant
+from barrage.clients.assistant.catalog import SAMPLE_CATALOGUE, load_catalogue
+from barrage.clients.assistant.grounding import product_refs
+from barrage.clients.assistant.llm import ChatPhraser
+from barrage.clients.assistant.settings import Settings
+from barrage.clients.sdk import Client, ClientOptions, Subscription
 from barrage.v1 import event_pb2
-from clients.admin import AdminClient
-from clients.assistant.answerer import Answerer, RetrievalAnswerer
-from clients.assistant.bot import Assistant
-from clients.assistant.catalog import SAMPLE_CATALOGUE, load_catalogue
-from clients.assistant.grounding import product_refs
-from clients.assistant.llm import ChatPhraser
-from clients.assistant.settings import Settings
-from clients.sdk import Client, ClientOptions, Subscription
 from tests.server_process import ROOT, ServerProcess
 
 FAST = ClientOptions(backoff_base_s=0.05, backoff_max_s=0.5)
@@ -407,7 +407,7 @@ async def test_the_phrasing_model_words_the_reply_and_cannot_add_facts(
 def test_the_barrage_assistant_command_answers_and_stops_on_sigterm(server: ServerProcess, tmp_path: Path) -> None:
     room_id = f"room-{uuid.uuid4().hex[:12]}"
     command = [
-        sys.executable, "-m", "cli", "assistant",
+        sys.executable, "-m", "barrage.cli", "assistant",
         "--room", "placeholder", "--catalog", str(SAMPLE_CATALOGUE),
         "--token", server.token("assistant", role="bot", rooms=[room_id]), "--target", server.target,
     ]  # fmt: skip

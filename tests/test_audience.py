@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from barrage.server.auth import issue_dev_token
 from barrage.v1 import event_pb2 as ev
-from server.auth import issue_dev_token
 from tests.cluster import Cluster
 from tests.kafka_broker import KafkaBroker, running_broker
 from tests.server_process import TEST_SECRET, ServerProcess

@@ -29,13 +29,13 @@ import pytest
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from google.rpc import status_pb2
 
+from barrage.server.commerce import checkpoint_pb2
+from barrage.server.commerce.state import RoomState
 from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import insights_service_pb2 as ipb
 from barrage.v1 import insights_service_pb2_grpc as insights_grpc
 from barrage.v1 import room_service_pb2 as rs
-from server.commerce import checkpoint_pb2
-from server.commerce.state import RoomState
 from tests.cluster import Cluster
 from tests.kafka_broker import running_broker
 from tests.server_process import ServerProcess
@@ -702,8 +702,8 @@ async def test_a_moderator_appointed_on_one_node_acts_on_another(tmp_path: Path)
 def test_a_bot_token_lists_its_rooms_and_a_malformed_claim_is_refused() -> None:
     import jwt
 
-    from server.auth import TokenVerifier, issue_dev_token
-    from server.core.errors import ApiError
+    from barrage.server.auth import TokenVerifier, issue_dev_token
+    from barrage.server.core.errors import ApiError
     from tests.server_process import TEST_SECRET
 
     verifier = TokenVerifier(secret=TEST_SECRET)

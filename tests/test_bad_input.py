@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from barrage.server.auth import issue_dev_token
+from barrage.server.core import wire
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from server.auth import issue_dev_token
-from server.core import wire
 from tests.server_process import ServerProcess
 from tests.wire_client import Admin, RawStream, end_status, error_info, retry_delay_s
 

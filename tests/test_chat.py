@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from barrage.clients import chat_commands
+from barrage.clients.admin import AdminClient
+from barrage.clients.chat_view import RoomView
+from barrage.clients.sdk import Client, SubscriptionEnded
 from barrage.v1 import event_pb2
-from clients import chat_commands
-from clients.admin import AdminClient
-from clients.chat_view import RoomView
-from clients.sdk import Client, SubscriptionEnded
 from tests.server_process import ServerProcess, free_port
 from tests.test_cli import admin, barrage  # noqa: F401 - the fixture is used by name
 

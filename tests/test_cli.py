@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
+from barrage.clients.admin import AdminClient
+from barrage.clients.sdk import Client
 from barrage.v1 import event_pb2
-from clients.admin import AdminClient
-from clients.sdk import Client
 from tests.server_process import ROOT, TEST_SECRET, ServerProcess
 from tests.test_sdk import take_events
 
-BARRAGE = (sys.executable, "-m", "cli")
+BARRAGE = (sys.executable, "-m", "barrage.cli")
 TIMEOUT_S = 30.0
 
 
@@ -193,7 +193,7 @@ async def test_errors_print_status_and_reason_and_exit_non_zero(server: ServerPr
 
 
 def test_events_print_as_one_json_line() -> None:
-    from clients.tail import to_json_line
+    from barrage.clients.tail import to_json_line
 
     event = event_pb2.Event(cursor="e.1", payload=event_pb2.Payload(comment=event_pb2.Comment(text="多\nlines")))
     line = to_json_line(event)
@@ -202,8 +202,8 @@ def test_events_print_as_one_json_line() -> None:
 
 
 def test_chat_formats_one_line_per_event_and_hides_counters() -> None:
-    from clients.chat import format_item
-    from clients.sdk import Omitted
+    from barrage.clients.chat import format_item
+    from barrage.clients.sdk import Omitted
 
     comment = event_pb2.Event(
         sender=event_pb2.Sender(user_id="amy", display_name="Amy"),

@@ -463,7 +463,7 @@ async def test_the_viewer_count_reaches_everyone_within_five_seconds(room: Room)
 
 
 def test_a_checkpoint_holds_everything_the_fold_learnt() -> None:
-    from server.commerce.state import RoomState
+    from barrage.server.commerce.state import RoomState
 
     state = RoomState("r")
     events = [

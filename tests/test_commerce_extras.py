@@ -26,12 +26,12 @@ import jwt
 import pytest
 from google.rpc import status_pb2
 
+from barrage.server.auth import TokenVerifier
+from barrage.server.commerce import checkpoint_pb2
+from barrage.server.commerce.state import RoomState
+from barrage.server.core.errors import ApiError
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import room_service_pb2 as rs
-from server.auth import TokenVerifier
-from server.commerce import checkpoint_pb2
-from server.commerce.state import RoomState
-from server.core.errors import ApiError
 from tests.cluster import Cluster
 from tests.kafka_broker import running_broker
 from tests.server_process import TEST_SECRET, ServerProcess
@@ -256,7 +256,7 @@ def test_a_token_with_malformed_level_or_badges_is_refused(claims: dict[str, obj
 def test_barrage_token_mints_level_and_badges() -> None:
     args = ["token", "--user", "zoe", "--level", "9", "--badge", "vip", "--badge", "top-fan", "--secret", TEST_SECRET]
     done = subprocess.run(
-        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=30, cwd=ROOT, check=True
+        [sys.executable, "-m", "barrage.cli", *args], capture_output=True, text=True, timeout=30, cwd=ROOT, check=True
     )
     who = TokenVerifier(secret=TEST_SECRET).verify(done.stdout.strip())
     assert (who.sender().level, list(who.sender().badges)) == (9, ["vip", "top-fan"])

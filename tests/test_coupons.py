@@ -31,11 +31,11 @@ import pytest
 from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 
+from barrage.server.commerce import checkpoint_pb2
+from barrage.server.commerce.state import RoomState
 from barrage.v1 import admin_service_pb2 as admin_pb
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import room_service_pb2 as rs
-from server.commerce import checkpoint_pb2
-from server.commerce.state import RoomState
 from tests.cluster import Cluster, connect, eventually
 from tests.kafka_broker import running_broker
 from tests.server_process import ServerProcess
@@ -316,7 +316,7 @@ async def test_the_remaining_count_is_published_as_an_ephemeral_update(room: Roo
 
 
 async def test_the_python_sdk_acks_carry_the_claim_id_and_the_share(room: Room) -> None:
-    from clients.sdk import Client, SendError
+    from barrage.clients.sdk import Client, SendError
 
     host = await room.join(HOST, "host")
     assert (await post(host, room.room_id, drop("b1", quantity=1))).status.code == OK
@@ -468,7 +468,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def claim_id_for(room_id: str, batch_id: str, cursor: str) -> str:
     """Claim ids as docs/commerce.md derives them, from the claim's log position."""
-    from server.core.cursor import parse_cursor
+    from barrage.server.core.cursor import parse_cursor
 
     position = parse_cursor(cursor).position
     return "cp_" + hashlib.sha256(f"coupon\x00{room_id}\x00{batch_id}\x00{position}".encode()).hexdigest()[:24]

@@ -25,15 +25,15 @@ from pathlib import Path
 import grpc
 import pytest
 
+from barrage.clients.sdk import ResumeGap
+from barrage.clients.tail import resume_gap_line
+from barrage.server.core.cursor import CursorError, parse_cursor
+from barrage.server.log.base import Backend, LogEntry, PositionCheck, RoomLog
+from barrage.server.log.embedded import EmbeddedLog, open_embedded
+from barrage.server.log.kafka import open_kafka
+from barrage.server.log.kafka_wire import partition_for
 from barrage.v1 import admin_service_pb2, event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from clients.sdk import ResumeGap
-from clients.tail import resume_gap_line
-from server.core.cursor import CursorError, parse_cursor
-from server.log.base import Backend, LogEntry, PositionCheck, RoomLog
-from server.log.embedded import EmbeddedLog, open_embedded
-from server.log.kafka import open_kafka
-from server.log.kafka_wire import partition_for
 from tests.kafka_broker import KafkaBroker, running_broker
 from tests.server_process import ServerProcess
 from tests.test_cli import barrage_process

@@ -30,11 +30,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from barrage.server.log.base import Backend, LogEntry
+from barrage.server.log.embedded import EmbeddedLog, LogCorruptError, open_embedded
+from barrage.server.log.embedded_check import check, repair
+from barrage.server.log.segment import MIN_FRAME_SIZE, ScannedRecord, parse_segment_name, scan_segment_fully
 from barrage.v1 import room_service_pb2 as rs
-from server.log.base import Backend, LogEntry
-from server.log.embedded import EmbeddedLog, LogCorruptError, open_embedded
-from server.log.embedded_check import check, repair
-from server.log.segment import MIN_FRAME_SIZE, ScannedRecord, parse_segment_name, scan_segment_fully
 from tests.server_process import ROOT, ServerProcess
 from tests.wire_client import Admin, RawStream, error_info
 
@@ -76,7 +76,7 @@ def digest(path: Path) -> str:
 
 
 def barrage_log(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))"]
+    command = [sys.executable, "-c", "import sys; from barrage.cli.main import main; sys.exit(main(sys.argv[1:]))"]
     return subprocess.run([*command, "log", *args], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-import server.log.embedded as embedded_mod
-import server.log.segment as segment_mod
-from server.log.base import Backend, LogEntry, LogRecord, LogUnavailableError
-from server.log.embedded import EmbeddedLog, LogCorruptError, open_embedded
-from server.log.segment import MIN_FRAME_SIZE, encode_record, parse_segment_name
+import barrage.server.log.embedded as embedded_mod
+import barrage.server.log.segment as segment_mod
+from barrage.server.log.base import Backend, LogEntry, LogRecord, LogUnavailableError
+from barrage.server.log.embedded import EmbeddedLog, LogCorruptError, open_embedded
+from barrage.server.log.segment import MIN_FRAME_SIZE, encode_record, parse_segment_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,8 +57,8 @@ def data(tmp_path: Path) -> Path:
 CHILD = textwrap.dedent(
     """
     import asyncio, sys
-    from server.log.base import LogEntry
-    from server.log.embedded import open_embedded
+    from barrage.server.log.base import LogEntry
+    from barrage.server.log.embedded import open_embedded
 
     async def main(path, fsync):
         backend = open_embedded(path, fsync=fsync, segment_bytes=16384)

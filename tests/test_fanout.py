@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from barrage.server.core import wire
+from barrage.server.core.hub import Hub
+from barrage.server.core.outbox import Frame, Outbox
+from barrage.server.log.base import LogRecord
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from server.core import wire
-from server.core.hub import Hub
-from server.core.outbox import Frame, Outbox
-from server.log.base import LogRecord
 
 NORMAL = event_pb2.PRIORITY_NORMAL
 CRITICAL = event_pb2.PRIORITY_CRITICAL

@@ -25,16 +25,16 @@ from pathlib import Path
 import pytest
 from google.protobuf import timestamp_pb2
 
+from barrage.clients.assistant.state import LiveState
+from barrage.server.commerce import checkpoint_pb2
+from barrage.server.commerce.state import checkpoint_payload
+from barrage.server.core import policy
+from barrage.server.insights.engine import InsightsConfig, RoomInsights
+from barrage.server.log.base import Backend, LogEntry
+from barrage.server.log.embedded import open_embedded
+from barrage.server.log.kafka import open_kafka
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import room_service_pb2 as rs
-from clients.assistant.state import LiveState
-from server.commerce import checkpoint_pb2
-from server.commerce.state import checkpoint_payload
-from server.core import policy
-from server.insights.engine import InsightsConfig, RoomInsights
-from server.log.base import Backend, LogEntry
-from server.log.embedded import open_embedded
-from server.log.kafka import open_kafka
 from tests.kafka_broker import KafkaBroker, running_broker
 from tests.server_process import ServerProcess, free_port
 from tests.wire_client import Admin, RawStream

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from clients.assistant.catalog import Catalogue as CatalogueV1
-from shoplang.convert_v1 import catalogue_v1
-from shoplang.evaluation import load_shop
+from barrage.clients.assistant.catalog import Catalogue as CatalogueV1
+from barrage.shoplang.convert_v1 import catalogue_v1
+from barrage.shoplang.evaluation import load_shop
 
 SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
 FRESH = ["beauty", "pets", "fashion", "toys", "jewelry"]

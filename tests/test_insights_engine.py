@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from barrage.clients.insights import retention_survival
+from barrage.server.insights.engine import InsightsConfig, Limits, RoomInsights
+from barrage.server.insights.kafka_consumer import _Shadows
+from barrage.server.insights.text import AliasIndex, analyse, title_aliases
 from barrage.v1 import event_pb2 as e
 from barrage.v1 import insights_service_pb2 as pb
-from clients.insights import retention_survival
-from server.insights.engine import InsightsConfig, Limits, RoomInsights
-from server.insights.kafka_consumer import _Shadows
-from server.insights.text import AliasIndex, analyse, title_aliases
 
 V, H, B, S = e.ROLE_VIEWER, e.ROLE_HOST, e.ROLE_BOT, e.ROLE_SERVICE
 W = 60_000

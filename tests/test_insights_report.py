@@ -7,9 +7,9 @@ import struct
 from html.parser import HTMLParser
 from pathlib import Path
 
-from clients.insights import render_text
-from clients.report import CHARTS, save_report
-from server.insights.engine import Limits
+from barrage.clients.insights import render_text
+from barrage.clients.report import CHARTS, save_report
+from barrage.server.insights.engine import Limits
 from tests.test_insights_engine import synthetic_show
 
 

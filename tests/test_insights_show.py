@@ -20,10 +20,10 @@ from typing import Any
 import grpc
 import pytest
 
+from barrage.clients.report import write_report
 from barrage.v1 import event_pb2, insights_service_pb2_grpc
 from barrage.v1 import insights_service_pb2 as ipb
 from barrage.v1 import room_service_pb2 as rs
-from clients.report import write_report
 from tests.server_process import ServerProcess
 from tests.wire_client import Admin
 
@@ -438,7 +438,7 @@ async def check_watch_and_window(show: Show, b1: int) -> None:
     assert len(updates) == 1 and len(updates[0].insights.buckets) == 2  # a closed room: one final update
     # The CLI: the dashboard once (as a process), and the HTML report.
     token = show.server.token("ops", role="service")
-    command = [sys.executable, "-m", "cli", "insights", ROOM, "--once", "--target", show.server.target]
+    command = [sys.executable, "-m", "barrage.cli", "insights", ROOM, "--once", "--target", show.server.target]
     shown = await asyncio.to_thread(
         subprocess.run, [*command, "--token", token], capture_output=True, text=True, timeout=60, check=True
     )

@@ -33,10 +33,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from barrage.clients.sdk import Ack, Client, Subscription
+from barrage.server.auth import issue_dev_token
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import room_service_pb2 as rs
-from clients.sdk import Ack, Client, Subscription
-from server.auth import issue_dev_token
 from tests.cluster import OK, Cluster, closing, connect, eventually, joined, ping, send_payload
 from tests.kafka_broker import KafkaBroker, running_broker
 from tests.server_process import ROOT, TEST_SECRET, ServerProcess, free_port
@@ -498,13 +498,13 @@ def alive(pid: int) -> bool:
 
 
 class Workers:
-    """`python -m server --workers 2` on one port: the supervisor and its two worker processes."""
+    """`python -m barrage.server --workers 2` on one port: the supervisor and its two worker processes."""
 
     def __init__(self, broker: KafkaBroker, tmp_path: Path) -> None:
         self.target = f"127.0.0.1:{free_port()}"
         self.output = tmp_path / "workers.log"
         command = [
-            sys.executable, "-m", "server", "--workers", "2", "--listen", self.target,
+            sys.executable, "-m", "barrage.server", "--workers", "2", "--listen", self.target,
             "--log", broker.url(new_topic("workers")), "--jwt-secret", TEST_SECRET, "--node-id", "wk",
         ]  # fmt: skip
         with self.output.open("ab") as out:

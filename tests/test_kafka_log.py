@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaClient, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
-from server.log.base import LogEntry, LogRecord, LogUnavailableError, RoomExistsError, RoomInfo
-from server.log.kafka import (
+from barrage.server.log.base import LogEntry, LogRecord, LogUnavailableError, RoomExistsError, RoomInfo
+from barrage.server.log.kafka import (
     CExtensionMissingError,
     KafkaConfigError,
     KafkaLog,
@@ -29,9 +29,9 @@ from server.log.kafka import (
     open_kafka,
     parse_kafka_url,
 )
-from server.log.kafka_partition import PartitionIndex, encode_headers
-from server.log.kafka_session import KafkaSession
-from server.log.kafka_wire import describe_topics
+from barrage.server.log.kafka_partition import PartitionIndex, encode_headers
+from barrage.server.log.kafka_session import KafkaSession
+from barrage.server.log.kafka_wire import describe_topics
 from tests.kafka_broker import KafkaBroker, running_broker
 
 DELIVERY_TIMEOUT_S = 10.0

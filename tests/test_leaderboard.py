@@ -11,10 +11,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from barrage.server.auth import issue_dev_token
 from barrage.v1 import admin_service_pb2 as admin_pb
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import room_service_pb2 as rs
-from server.auth import issue_dev_token
 from tests.kafka_broker import KafkaBroker, running_broker
 from tests.server_process import TEST_SECRET, ServerProcess
 from tests.wire_client import Admin, RawStream, end_status, error_info
@@ -254,7 +254,7 @@ async def test_the_board_survives_a_restart_through_checkpoints(node: ServerProc
 
 def test_a_checkpoint_keeps_the_ranking_ties_and_the_audience() -> None:
     """In-process: what a rebuild from a checkpoint starts from is what the fold had."""
-    from server.commerce.state import RoomState
+    from barrage.server.commerce.state import RoomState
 
     state = RoomState("r")
     service = ev.Sender(user_id="gift-service", role=ev.ROLE_SERVICE)

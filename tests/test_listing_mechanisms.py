@@ -17,13 +17,13 @@ import time
 import pytest
 import yaml
 
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.clients.assistant.state import LiveState
+from barrage.server.insights.engine import InsightsConfig, RoomInsights
+from barrage.shoplang.catalogue import Catalogue
+from barrage.shoplang.evaluation import is_decline
+from barrage.shoplang.understand import Understanding, is_question, names_of
 from barrage.v1 import event_pb2
-from clients.assistant.answerer_v2 import CatalogueAnswerer
-from clients.assistant.state import LiveState
-from server.insights.engine import InsightsConfig, RoomInsights
-from shoplang.catalogue import Catalogue
-from shoplang.evaluation import is_decline
-from shoplang.understand import Understanding, is_question, names_of
 
 CATALOGUE = """
 format: 2

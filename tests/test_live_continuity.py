@@ -33,19 +33,19 @@ import pytest
 from aiokafka.structs import TopicPartition
 from opentelemetry.sdk.metrics.export import NumberDataPoint
 
+from barrage.server.app import Node
+from barrage.server.auth import issue_dev_token
+from barrage.server.config import Settings
+from barrage.server.core.cursor import parse_cursor
+from barrage.server.log import kafka_session, kafka_wire
+from barrage.server.log.base import LogEntry, LogRecord
+from barrage.server.log.kafka import KafkaLog, open_kafka
+from barrage.server.log.kafka_tail import Hole, find_hole
+from barrage.server.log.kafka_wire import PartitionData
+from barrage.server.telemetry.readers import HotInMemoryReader
+from barrage.server.telemetry.setup import setup as setup_telemetry
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import room_service_pb2 as rs
-from server.app import Node
-from server.auth import issue_dev_token
-from server.config import Settings
-from server.core.cursor import parse_cursor
-from server.log import kafka_session, kafka_wire
-from server.log.base import LogEntry, LogRecord
-from server.log.kafka import KafkaLog, open_kafka
-from server.log.kafka_tail import Hole, find_hole
-from server.log.kafka_wire import PartitionData
-from server.telemetry.readers import HotInMemoryReader
-from server.telemetry.setup import setup as setup_telemetry
 from tests.cluster import OK, Cluster, closing, connect
 from tests.kafka_broker import KafkaBroker, running_broker
 from tests.server_process import TEST_SECRET, ServerProcess, free_port

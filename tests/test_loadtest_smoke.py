@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from barrage.loadtest import h2, proto
+from barrage.loadtest.runner import check_loopback
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from loadtest import h2, proto
-from loadtest.runner import check_loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,7 @@ def run_loadtest(out: Path, *args: str, timeout: float = 180) -> dict[str, Any]:
     """A few-second mega-room (12 viewers, 4 of them checking, 2 senders) with these extra
     arguments; its result.json."""
     command = [
-        sys.executable, "-m", "loadtest",
+        sys.executable, "-m", "barrage.loadtest",
         "--scenario", "mega-room",
         "--viewers", "12", "--sample", "4", "--senders", "2", "--rate", "20", "--critical-rate", "2",
         "--duration", "3", "--drain", "5", "--client-procs", "1",
@@ -95,8 +95,8 @@ def test_a_cpu_cap_holds_a_busy_process_to_its_quota() -> None:
     import os
     import time
 
-    from loadtest.cpucap import CpuCaps
-    from loadtest.metrics import cpu_seconds
+    from barrage.loadtest.cpucap import CpuCaps
+    from barrage.loadtest.metrics import cpu_seconds
 
     try:
         caps = CpuCaps(0.2, "test")

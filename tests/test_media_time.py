@@ -23,10 +23,9 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from barrage.v1 import event_pb2
-from clients.admin import AdminClient
-from clients.insights import InsightsClient
-from clients.sdk import (
+from barrage.clients.admin import AdminClient
+from barrage.clients.insights import InsightsClient
+from barrage.clients.sdk import (
     BarrageError,
     Client,
     MediaSync,
@@ -37,9 +36,10 @@ from clients.sdk import (
     Subscription,
     SubscriptionEnded,
 )
-from server.commerce.state import RoomState
-from server.core import media_clock
-from server.core.errors import ApiError
+from barrage.server.commerce.state import RoomState
+from barrage.server.core import media_clock
+from barrage.server.core.errors import ApiError
+from barrage.v1 import event_pb2
 from tests.cluster import OK, Cluster, joined, send_payload
 from tests.kafka_broker import running_broker
 from tests.server_process import ROOT, ServerProcess
@@ -554,7 +554,7 @@ def test_the_history_command_replays_from_a_media_time(server: ServerProcess, ro
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARRAGE_")}
 
     def history(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "cli", "history", room_id, *args, *common]
+        command = [sys.executable, "-m", "barrage.cli", "history", room_id, *args, *common]
         return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=30, check=False)
 
     done = history("--media-time", "live-1@19.5")
@@ -600,7 +600,7 @@ def test_the_report_covers_a_stretch_of_the_recording(tmp_path: Path, room_id: s
 
         def report(*args: str) -> subprocess.CompletedProcess[str]:
             token = node.token("ops", role="service")
-            command = [sys.executable, "-m", "cli", "report", room_id, "--target", node.target]
+            command = [sys.executable, "-m", "barrage.cli", "report", room_id, "--target", node.target]
             command += ["--token", token]
             return subprocess.run(
                 [*command, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False

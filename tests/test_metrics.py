@@ -10,11 +10,11 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from barrage.server.core.outbox import Frame, Outbox
+from barrage.server.telemetry import hooks
+from barrage.server.telemetry.hot import Registry
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from server.core.outbox import Frame, Outbox
-from server.telemetry import hooks
-from server.telemetry.hot import Registry
 from tests.server_process import ServerProcess, free_port
 from tests.wire_client import Admin, RawStream
 

@@ -34,10 +34,10 @@ import pytest
 from google.rpc import status_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
+from barrage.server.transport.moderation_hook import CircuitBreaker
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import moderation_hook_pb2 as mh
 from barrage.v1 import room_service_pb2 as rs
-from server.transport.moderation_hook import CircuitBreaker
 from tests.cluster import ping
 from tests.kafka_broker import running_broker
 from tests.server_process import ServerProcess, free_port

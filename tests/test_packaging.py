@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SDK = ROOT / "clients" / "sdk"
 API = ROOT / "protos" / "barrage" / "v1"
-SDK_PACKAGE = "clients.sdk"
-CLI_MODULE = "cli.main"
+SDK_PACKAGE = "barrage.clients.sdk"
+CLI_MODULE = "barrage.cli.main"
 
 DISTRIBUTION_OF = {
     "grpc": "grpcio",

@@ -8,9 +8,9 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
+from barrage.server.commerce import checkpoint_pb2
+from barrage.server.commerce.state import INTERNAL_PRIORITY, checkpoint_payload, read_checkpoint
 from barrage.v1 import event_pb2
-from server.commerce import checkpoint_pb2
-from server.commerce.state import INTERNAL_PRIORITY, checkpoint_payload, read_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 

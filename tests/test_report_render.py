@@ -19,10 +19,10 @@ import matplotlib.pyplot as plt
 import pytest
 from rich.cells import cell_len
 
+from barrage.clients.insights import render_text, retention_survival
+from barrage.clients.report import figures, save_report, time_ticks
+from barrage.server.insights.engine import Limits
 from barrage.v1 import insights_service_pb2 as pb
-from clients.insights import render_text, retention_survival
-from clients.report import figures, save_report, time_ticks
-from server.insights.engine import Limits
 from tests.test_insights_engine import synthetic_show
 
 matplotlib.use("Agg")

@@ -16,10 +16,8 @@ import pytest
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from barrage.v1 import admin_service_pb2, admin_service_pb2_grpc, event_pb2
-from barrage.v1 import room_service_pb2 as rs
-from clients.admin import AdminClient
-from clients.sdk import (
+from barrage.clients.admin import AdminClient
+from barrage.clients.sdk import (
     Ack,
     BarrageError,
     Client,
@@ -33,9 +31,11 @@ from clients.sdk import (
     Subscription,
     SubscriptionEnded,
 )
-from clients.sdk.backoff import Backoff
-from clients.sdk.dedupe import RecentIds
-from clients.sdk.policy import after_join, send_retry_delay
+from barrage.clients.sdk.backoff import Backoff
+from barrage.clients.sdk.dedupe import RecentIds
+from barrage.clients.sdk.policy import after_join, send_retry_delay
+from barrage.v1 import admin_service_pb2, admin_service_pb2_grpc, event_pb2
+from barrage.v1 import room_service_pb2 as rs
 from tests.server_process import ServerProcess
 
 # Reconnect quickly in tests: a restarted server is back within a second or two.

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from barrage.clients.admin import AdminClient
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.clients.assistant.catalog import Catalogue
+from barrage.clients.assistant.settings import Settings
+from barrage.clients.assistant.shop_eval import room_events
+from barrage.shoplang.convert_v1 import catalogue_v1
+from barrage.shoplang.evaluation import EvalShop, Score, load_shop, score_replies, summary
 from barrage.v1 import event_pb2
-from clients.admin import AdminClient
-from clients.assistant.answerer_v2 import CatalogueAnswerer
-from clients.assistant.catalog import Catalogue
-from clients.assistant.settings import Settings
-from clients.assistant.shop_eval import room_events
-from shoplang.convert_v1 import catalogue_v1
-from shoplang.evaluation import EvalShop, Score, load_shop, score_replies, summary
 from tests.server_process import ServerProcess
 from tests.test_assistant_e2e import Viewer, assistant
 
@@ -113,9 +113,9 @@ async def test_a_registered_catalogue_lets_insights_count_demand_for_unpinned_pr
 ) -> None:
     from collections import Counter
 
-    from clients.assistant.command import catalogue_payload
-    from clients.insights import InsightsClient
-    from clients.report import save_report
+    from barrage.clients.assistant.command import catalogue_payload
+    from barrage.clients.insights import InsightsClient
+    from barrage.clients.report import save_report
     from tests.test_insights_report import Page
 
     shop = load_shop(SHOPS / "electronics")

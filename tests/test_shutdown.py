@@ -131,7 +131,7 @@ async def test_sigterm_ends_the_node_within_its_drain_time_whatever_clients_do(t
 
 
 def test_the_watchdog_exits_a_process_whose_drain_hangs() -> None:
-    script = "import time; from server.app import _exit_after; _exit_after(0.5); time.sleep(30)"
+    script = "import time; from barrage.server.app import _exit_after; _exit_after(0.5); time.sleep(30)"
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=60, check=False)
     assert done.returncode == 3

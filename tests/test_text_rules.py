@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from barrage.server.core import policy
+from barrage.server.core.errors import ApiError
 from barrage.v1 import event_pb2
-from server.core import policy
-from server.core.errors import ApiError
 from tests.server_process import ServerProcess
 from tests.wire_client import Admin, RawStream, error_info
 

@@ -15,7 +15,7 @@ from tests.test_tracing import send_one_comment, traced_server
 
 def barrage(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "barrage.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
 
 

@@ -24,12 +24,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from barrage.clients.admin import AdminClient
+from barrage.clients.sdk import Ack, Client, ClientOptions, Subscription
+from barrage.server.telemetry.logs import JsonFormatter, TraceContextFilter
+from barrage.server.telemetry.otlpjson import OtlpJsonFileExporter, SpanRecord, decode_request, encode_spans, read_spans
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from clients.admin import AdminClient
-from clients.sdk import Ack, Client, ClientOptions, Subscription
-from server.telemetry.logs import JsonFormatter, TraceContextFilter
-from server.telemetry.otlpjson import OtlpJsonFileExporter, SpanRecord, decode_request, encode_spans, read_spans
 from tests.cluster import connect
 from tests.kafka_broker import running_broker
 from tests.server_process import ServerProcess, free_port

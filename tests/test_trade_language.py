@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from clients.assistant.answerer_v2 import CatalogueAnswerer
-from clients.assistant.state import LiveState
-from shoplang import lang as L
-from shoplang.catalogue import load_catalogue
-from shoplang.evaluation import is_decline
-from shoplang.understand import ProductNames, Understanding, names_of
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.clients.assistant.state import LiveState
+from barrage.shoplang import lang as L
+from barrage.shoplang.catalogue import load_catalogue
+from barrage.shoplang.evaluation import is_decline
+from barrage.shoplang.understand import ProductNames, Understanding, names_of
 
 CATALOGUE = Path(__file__).resolve().parent / "data" / "trades_catalogue.yaml"
 SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
@@ -166,8 +166,8 @@ def test_a_chinese_head_noun_names_the_product() -> None:
 
 
 def group_of(texts: list[str], pinned: str) -> list[str]:
+    from barrage.server.insights.engine import InsightsConfig, RoomInsights
     from barrage.v1 import event_pb2
-    from server.insights.engine import InsightsConfig, RoomInsights
 
     engine = RoomInsights("r", InsightsConfig())
     registered = event_pb2.CatalogueRegistered()
@@ -278,7 +278,7 @@ def test_random_questions_of_shopping_words_never_fail_and_every_number_is_groun
     catalogue with a random product pinned: no exception, every stated number sourced."""
     import random
 
-    from clients.assistant.grounding import ungrounded
+    from barrage.clients.assistant.grounding import ungrounded
 
     rng = random.Random(15)
     catalogue = load_catalogue(CATALOGUE)

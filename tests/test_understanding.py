@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from clients.assistant.answerer_v2 import CatalogueAnswerer
-from clients.assistant.catalog import Catalogue as CatalogueV1
-from clients.assistant.shop_eval import run as run_shop
-from shoplang.catalogue import CatalogueError, load_catalogue, parse_catalogue
-from shoplang.convert_v1 import catalogue_v1
-from shoplang.evaluation import Question, is_decline, judge, load_shop, numbers
-from shoplang.understand import Understanding, is_question
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.clients.assistant.catalog import Catalogue as CatalogueV1
+from barrage.clients.assistant.shop_eval import run as run_shop
+from barrage.shoplang.catalogue import CatalogueError, load_catalogue, parse_catalogue
+from barrage.shoplang.convert_v1 import catalogue_v1
+from barrage.shoplang.evaluation import Question, is_decline, judge, load_shop, numbers
+from barrage.shoplang.understand import Understanding, is_question
 
 SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
 SETS = ["groceries", "electronics", "baby", "home", "outdoor", "beauty", "pets", "fashion"]
@@ -161,7 +161,7 @@ def test_the_assistant_meets_the_bar_on_the_shops(name: str) -> None:
 
 
 def test_unlisted_colour_and_region_and_health_claims_are_declined() -> None:
-    from clients.assistant.state import LiveState
+    from barrage.clients.assistant.state import LiveState
 
     answerer = CatalogueAnswerer(load_catalogue(SHOPS / "electronics" / "catalogue.yaml"))
     state = LiveState()
@@ -179,7 +179,7 @@ def test_unlisted_colour_and_region_and_health_claims_are_declined() -> None:
 
 @pytest.mark.parametrize("name", SETS)
 def test_insights_with_the_rooms_catalogue_find_questions_and_their_products(name: str) -> None:
-    from server.insights.shop_eval import run as run_insights
+    from barrage.server.insights.shop_eval import run as run_insights
 
     _, figures = run_insights(SHOPS / name)
     for lang in ("zh", "en"):
@@ -192,7 +192,7 @@ def test_insights_with_the_rooms_catalogue_find_questions_and_their_products(nam
 
 
 def test_without_a_catalogue_insights_charge_unpinned_products_to_the_pinned_one() -> None:
-    from server.insights.shop_eval import run as run_insights
+    from barrage.server.insights.shop_eval import run as run_insights
 
     _, figures = run_insights(SHOPS / "groceries", register=False)
     assert figures["attributed_off_screen"] == 0  # the first run's finding, kept as the contrast
@@ -201,9 +201,9 @@ def test_without_a_catalogue_insights_charge_unpinned_products_to_the_pinned_one
 def test_the_report_shows_demand_for_every_product_named_pinned_or_not(tmp_path: Path) -> None:
     from collections import Counter
 
-    from clients.report import save_report
-    from server.insights.engine import InsightsConfig, Limits, RoomInsights
-    from server.insights.shop_eval import chatter_events
+    from barrage.clients.report import save_report
+    from barrage.server.insights.engine import InsightsConfig, Limits, RoomInsights
+    from barrage.server.insights.shop_eval import chatter_events
     from tests.test_insights_report import Page
 
     shop = load_shop(SHOPS / "groceries")
@@ -240,8 +240,8 @@ def test_the_report_shows_demand_for_every_product_named_pinned_or_not(tmp_path:
 def test_recommendations_respect_budget_and_the_childs_age_or_weight(
     shop: str, text: str, expected: set[str], excluded: set[str]
 ) -> None:
-    from clients.assistant.grounding import product_refs
-    from clients.assistant.state import LiveState
+    from barrage.clients.assistant.grounding import product_refs
+    from barrage.clients.assistant.state import LiveState
 
     answer = CatalogueAnswerer(load_catalogue(SHOPS / shop / "catalogue.yaml")).answer(
         text, LiveState(), int(time.time() * 1000)
@@ -251,7 +251,7 @@ def test_recommendations_respect_budget_and_the_childs_age_or_weight(
 
 
 def test_a_gift_without_a_budget_or_a_use_gets_asked_for_one_not_a_guess() -> None:
-    from clients.assistant.state import LiveState
+    from barrage.clients.assistant.state import LiveState
 
     answerer = CatalogueAnswerer(load_catalogue(SHOPS / "electronics" / "catalogue.yaml"))
     answer = answerer.answer("有什么适合送男朋友的礼物", LiveState(), int(time.time() * 1000))
@@ -263,9 +263,9 @@ SAMPLE_V1 = SHOPS.parent.parent / "clients" / "assistant" / "data" / "catalog.ya
 
 @pytest.mark.parametrize("path", [SHOPS / "baby" / "catalogue.yaml", SAMPLE_V1])
 def test_barrage_catalogue_registers_every_product_with_its_names(path: Path) -> None:
+    from barrage.clients.assistant.command import catalogue_payload
+    from barrage.server.core.policy import check_payload
     from barrage.v1 import event_pb2
-    from clients.assistant.command import catalogue_payload
-    from server.core.policy import check_payload
 
     payload = catalogue_payload(str(path))
     assert check_payload(payload, 500) == "catalogue_registered"  # what the server accepts

@@ -29,12 +29,12 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
+from barrage.server.core import policy, ranges
 from barrage.v1 import admin_service_pb2 as admin_pb
 from barrage.v1 import admin_service_pb2_grpc, insights_service_pb2_grpc
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import insights_service_pb2 as insights_pb
 from barrage.v1 import room_service_pb2 as rs
-from server.core import policy, ranges
 from tests.server_process import ServerProcess
 from tests.wire_client import Admin, RawStream, error_info
 

@@ -317,7 +317,7 @@ async def test_no_hello_within_10_s_closes_4004(web: ServerProcess) -> None:
 
 def test_the_development_secret_is_refused_beyond_loopback_on_the_browser_port(tmp_path: Path) -> None:
     command = [
-        sys.executable, "-m", "server",
+        sys.executable, "-m", "barrage.server",
         "--listen", f"127.0.0.1:{free_port()}",
         "--web-listen", f"0.0.0.0:{free_port()}",
         "--log", f"embedded:{tmp_path / 'data'}",

@@ -19,23 +19,23 @@ from pathlib import Path
 import grpc
 import pytest
 
+from barrage.clients import chat_commands
+from barrage.clients.assistant.answerer import Answer
+from barrage.clients.assistant.bot import Assistant
+from barrage.clients.assistant.settings import Settings
+from barrage.clients.chat_view import RoomView
+from barrage.clients.sdk import Client, SendError, is_whisper
+from barrage.server.auth import Identity
+from barrage.server.commerce.state import RoomState
+from barrage.server.core import whisper
+from barrage.server.core.hub import Hub
+from barrage.server.core.outbox import Frame
+from barrage.server.log.base import LogRecord
 from barrage.v1 import admin_service_pb2 as apb
 from barrage.v1 import event_pb2 as ev
 from barrage.v1 import insights_service_pb2 as ipb
 from barrage.v1 import insights_service_pb2_grpc
 from barrage.v1 import room_service_pb2 as rs
-from clients import chat_commands
-from clients.assistant.answerer import Answer
-from clients.assistant.bot import Assistant
-from clients.assistant.settings import Settings
-from clients.chat_view import RoomView
-from clients.sdk import Client, SendError, is_whisper
-from server.auth import Identity
-from server.commerce.state import RoomState
-from server.core import whisper
-from server.core.hub import Hub
-from server.core.outbox import Frame
-from server.log.base import LogRecord
 from tests.cluster import Cluster, send_payload
 from tests.kafka_broker import running_broker
 from tests.server_process import ServerProcess
@@ -466,7 +466,7 @@ async def test_proof_many_subscribers_whispers_among_traffic_nothing_leaks(room:
     comments = 3 * len(viewers[::3])  # the viewers' comments (insights count the audience's)
     insights = await insights_through(room, comments)
     assert not leaked(insights.SerializeToString(), texts)
-    from clients.report import save_report
+    from barrage.clients.report import save_report
 
     page = save_report(insights, tmp_path / "report")
     for path in page.parent.iterdir():

@@ -1,8 +1,8 @@
 """The hand-built frames of the fan-out path parse as the generated classes say."""
 
+from barrage.server.core import wire
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from server.core import wire
 
 
 def _event(text: str) -> event_pb2.Event:

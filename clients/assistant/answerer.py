@@ -19,12 +19,12 @@ from typing import Literal, Protocol
 
 from rank_bm25 import BM25Okapi
 
-from clients.assistant import lexicon
-from clients.assistant.catalog import Catalogue, Faq, Lang, Product, Spec, Text
-from clients.assistant.facts import Fact, FactBook
-from clients.assistant.grounding import ungrounded
-from clients.assistant.state import LiveState
-from clients.assistant.text import (
+from barrage.clients.assistant import lexicon
+from barrage.clients.assistant.catalog import Catalogue, Faq, Lang, Product, Spec, Text
+from barrage.clients.assistant.facts import Fact, FactBook
+from barrage.clients.assistant.grounding import ungrounded
+from barrage.clients.assistant.state import LiveState
+from barrage.clients.assistant.text import (
     Phrase,
     Query,
     Segmenter,

@@ -1,6 +1,6 @@
 """The answerer for catalogue format v2, on the shared understanding (shoplang).
 
-`CatalogueAnswerer(catalogue)` reads a question with `shoplang.understand` (which
+`CatalogueAnswerer(catalogue)` reads a question with `barrage.shoplang.understand` (which
 products, what is asked, variant / size / colour / region / age / weight named), then
 states only what the catalogue (format v2) and the room's live state say: live price,
 list price, variant prices, stock, the flash sale (price, stock, limit, minutes left),
@@ -21,14 +21,14 @@ from collections.abc import Sequence
 from decimal import Decimal
 from functools import lru_cache
 
-from clients.assistant.answerer import Answer, Unknown, render
-from clients.assistant.catalog import Lang
-from clients.assistant.facts import Fact, clock, money, zone
-from clients.assistant.grounding import ungrounded
-from clients.assistant.state import LiveState, Price
-from shoplang import lang as L
-from shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text
-from shoplang.understand import Reading, Understanding
+from barrage.clients.assistant.answerer import Answer, Unknown, render
+from barrage.clients.assistant.catalog import Lang
+from barrage.clients.assistant.facts import Fact, clock, money, zone
+from barrage.clients.assistant.grounding import ungrounded
+from barrage.clients.assistant.state import LiveState, Price
+from barrage.shoplang import lang as L
+from barrage.shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text
+from barrage.shoplang.understand import Reading, Understanding
 
 DECLINE: dict[str, tuple[str, str]] = {
     "medical": (
@@ -59,7 +59,7 @@ class CatalogueAnswerer:
     """Answers from a v2 catalogue and the room's live state (the bot's Answerer protocol)."""
 
     reads_questions = True
-    """It tells questions from chatter itself (shoplang.understand.is_question): the bot
+    """It tells questions from chatter itself (barrage.shoplang.understand.is_question): the bot
     passes it every viewer comment, not only those the server flagged."""
 
     def __init__(self, catalogue: Catalogue, *, unknown: Unknown = "say", tz: str = "Asia/Shanghai") -> None:

@@ -24,13 +24,12 @@ from typing import Any
 
 import grpc
 
-from barrage.v1 import event_pb2
-from clients.assistant.answerer import Answer, Answerer
-from clients.assistant.llm import Phraser
-from clients.assistant.settings import Settings
-from clients.assistant.state import LiveState
-from clients.assistant.throttle import Groups, RateLimiter, Recent, is_spam, looks_like_question
-from clients.sdk import (
+from barrage.clients.assistant.answerer import Answer, Answerer
+from barrage.clients.assistant.llm import Phraser
+from barrage.clients.assistant.settings import Settings
+from barrage.clients.assistant.state import LiveState
+from barrage.clients.assistant.throttle import Groups, RateLimiter, Recent, is_spam, looks_like_question
+from barrage.clients.sdk import (
     BarrageError,
     Client,
     ClientOptions,
@@ -41,6 +40,7 @@ from clients.sdk import (
     SubscriptionEnded,
     TokenSource,
 )
+from barrage.v1 import event_pb2
 
 log = logging.getLogger("barrage.assistant")
 

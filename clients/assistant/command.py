@@ -7,8 +7,8 @@ import argparse
 import os
 import sys
 
+from barrage.clients.assistant.settings import Settings
 from barrage.v1 import event_pb2
-from clients.assistant.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,16 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 async def assistant_command(args: argparse.Namespace, target: str, token: str) -> int:
     # Imported here: segmentation dictionaries take a moment to load, other commands need none of it.
-    from clients.assistant.answerer import Answerer, RetrievalAnswerer, Unknown
-    from clients.assistant.answerer_v2 import CatalogueAnswerer
-    from clients.assistant.bot import Assistant
-    from clients.assistant.catalog import CatalogueError, load_catalogue
-    from clients.assistant.llm import ChatPhraser
+    from barrage.clients.assistant.answerer import Answerer, RetrievalAnswerer, Unknown
+    from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+    from barrage.clients.assistant.bot import Assistant
+    from barrage.clients.assistant.catalog import CatalogueError, load_catalogue
+    from barrage.clients.assistant.llm import ChatPhraser
 
     if not 0 < args.rate <= 9:
         print("barrage assistant: --rate must be above 0 and at most 9 (a stream may send 10/s)", file=sys.stderr)
         return 2
-    from shoplang import catalogue as v2
+    from barrage.shoplang import catalogue as v2
 
     unknown: Unknown = "silent" if args.silent_unknown else "say"
     answerer: Answerer
@@ -83,9 +83,9 @@ async def assistant_command(args: argparse.Namespace, target: str, token: str) -
 
 def catalogue_payload(path: str) -> event_pb2.Payload:
     """A catalogue file (format v2 or the first format) as a `catalogue_registered` event."""
-    from clients.assistant.catalog import load_catalogue
-    from shoplang import catalogue as v2
-    from shoplang.understand import names_of
+    from barrage.clients.assistant.catalog import load_catalogue
+    from barrage.shoplang import catalogue as v2
+    from barrage.shoplang.understand import names_of
 
     registered = event_pb2.CatalogueRegistered()
     if v2.is_v2(path):
@@ -105,9 +105,9 @@ def catalogue_payload(path: str) -> event_pb2.Payload:
 
 async def register_command(args: argparse.Namespace, target: str, token: str) -> int:
     """`barrage catalogue ROOM --catalog FILE`: register the room's products (host or service token)."""
-    from clients.admin import AdminClient
-    from clients.assistant.catalog import CatalogueError
-    from shoplang import catalogue as v2
+    from barrage.clients.admin import AdminClient
+    from barrage.clients.assistant.catalog import CatalogueError
+    from barrage.shoplang import catalogue as v2
 
     try:
         payload = catalogue_payload(args.catalog)

@@ -1,4 +1,4 @@
-"""Evaluate the assistant on the question set: `python -m clients.assistant.evaluate`.
+"""Evaluate the assistant on the question set: `python -m barrage.clients.assistant.evaluate`.
 
 Each scenario's live state is built by folding real protobuf events (product_pinned,
 product_updated, flash_sale_started) into a LiveState, exactly as the bot does; then
@@ -31,11 +31,11 @@ import yaml
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from barrage.clients.assistant.answerer import Answer, RetrievalAnswerer
+from barrage.clients.assistant.catalog import DATA_DIR, SAMPLE_CATALOGUE, Catalogue, Lang, load_catalogue
+from barrage.clients.assistant.grounding import numbers, ungrounded
+from barrage.clients.assistant.state import LiveState
 from barrage.v1 import event_pb2
-from clients.assistant.answerer import Answer, RetrievalAnswerer
-from clients.assistant.catalog import DATA_DIR, SAMPLE_CATALOGUE, Catalogue, Lang, load_catalogue
-from clients.assistant.grounding import numbers, ungrounded
-from clients.assistant.state import LiveState
 
 SAMPLE_EVAL = DATA_DIR / "eval.yaml"
 BARS = {"accuracy": 0.90, "abstention_precision": 0.90, "abstention_recall": 0.90}
@@ -149,7 +149,7 @@ def scenario_events(spec: ScenarioState, catalogue: Catalogue, now_ms: int) -> l
 
 def world_numbers(catalogue_path: Path, events: list[event_pb2.Event], catalogue: Catalogue, now_ms: int) -> set[str]:
     """Every number the catalogue file and the room's live values hold (for the second check)."""
-    from clients.assistant.facts import FactBook
+    from barrage.clients.assistant.facts import FactBook
 
     found = numbers(catalogue_path.read_text(encoding="utf-8"))
     for product in catalogue.products:
@@ -266,7 +266,7 @@ def run(catalogue_path: Path = SAMPLE_CATALOGUE, eval_path: Path = SAMPLE_EVAL) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m clients.assistant.evaluate",
+        prog="python -m barrage.clients.assistant.evaluate",
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("--catalog", type=Path, default=SAMPLE_CATALOGUE, help="catalogue YAML")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from clients.assistant.catalog import Catalogue, Faq, Lang, Product, Spec, Text
-from clients.assistant.state import FlashSale, LiveState, Price
+from barrage.clients.assistant.catalog import Catalogue, Faq, Lang, Product, Spec, Text
+from barrage.clients.assistant.state import FlashSale, LiveState, Price
 
 CURRENCY_SIGNS = {"CNY": "¥", "RMB": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "HKD": "HK$"}
 

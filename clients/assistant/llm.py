@@ -18,9 +18,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from clients.assistant.answerer import MAX_CHARS, Answer
-from clients.assistant.grounding import PRODUCT_REF, ungrounded
-from clients.assistant.text import cjk_count
+from barrage.clients.assistant.answerer import MAX_CHARS, Answer
+from barrage.clients.assistant.grounding import PRODUCT_REF, ungrounded
+from barrage.clients.assistant.text import cjk_count
 
 log = logging.getLogger("barrage.assistant")
 

@@ -1,6 +1,6 @@
 """Run the assistant on evaluation shops and score its replies from their text alone.
 
-    python -m clients.assistant.shop_eval evals/shops/groceries [more sets] [-v] [--v1] [--out replies.jsonl]
+    python -m barrage.clients.assistant.shop_eval evals/shops/groceries [more sets] [-v] [--v1] [--out replies.jsonl]
 
 The room's live state is set by folding the events a host would publish (pinned card at
 a live price, product updates, a running flash sale). `--v1` converts the v2 catalogue to
@@ -16,15 +16,15 @@ import sys
 import time
 from pathlib import Path
 
+from barrage.clients.assistant import evaluate as legacy
+from barrage.clients.assistant.answerer import Answerer, RetrievalAnswerer
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.clients.assistant.catalog import Catalogue
+from barrage.clients.assistant.state import LiveState
+from barrage.shoplang.convert_v1 import catalogue_v1
+from barrage.shoplang.evaluate import print_score
+from barrage.shoplang.evaluation import EvalShop, Score, State, load_shop, score_replies
 from barrage.v1 import event_pb2
-from clients.assistant import evaluate as legacy
-from clients.assistant.answerer import Answerer, RetrievalAnswerer
-from clients.assistant.answerer_v2 import CatalogueAnswerer
-from clients.assistant.catalog import Catalogue
-from clients.assistant.state import LiveState
-from shoplang.convert_v1 import catalogue_v1
-from shoplang.evaluate import print_score
-from shoplang.evaluation import EvalShop, Score, State, load_shop, score_replies
 
 
 def room_events(state: State, catalogue: Catalogue, now_ms: int) -> list[event_pb2.Event]:
@@ -49,7 +49,7 @@ def run(folder: Path, now_ms: int, v1: bool = False) -> tuple[EvalShop, dict[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m clients.assistant.shop_eval",
+        prog="python -m barrage.clients.assistant.shop_eval",
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("sets", type=Path, nargs="+", help="evaluation shop folders (evals/shops/...)")
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        help="write the replies as JSON lines (for shoplang.evaluate score)",
+        help="write the replies as JSON lines (for barrage.shoplang.evaluate score)",
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a bar is missed")
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@ import jieba
 import snowballstemmer
 from pypinyin import lazy_pinyin
 
-from clients.assistant.catalog import Lang
+from barrage.clients.assistant.catalog import Lang
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _ALL_CJK = re.compile(f"(?:{_CJK.pattern})+")

@@ -16,8 +16,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from clients.assistant import lexicon
-from clients.assistant.text import Phrase, Query, normalize
+from barrage.clients.assistant import lexicon
+from barrage.clients.assistant.text import Phrase, Query, normalize
 
 _SPAM = [re.compile(pattern) for pattern in lexicon.SPAM]
 _ASK = [Phrase.of(word) for word in lexicon.ASK_WORDS]

@@ -7,9 +7,9 @@ async with Client("127.0.0.1:50051", token) as client:
         ...
 """
 
-from clients.sdk.client import Client, TokenSource
-from clients.sdk.errors import BarrageError, ClientClosed, ConnectionFailed, JoinError, SendError
-from clients.sdk.items import (
+from barrage.clients.sdk.client import Client, TokenSource
+from barrage.clients.sdk.errors import BarrageError, ClientClosed, ConnectionFailed, JoinError, SendError
+from barrage.clients.sdk.items import (
     Ack,
     ClientStats,
     ConnectionState,
@@ -19,9 +19,9 @@ from clients.sdk.items import (
     SubscriptionEnded,
     is_whisper,
 )
-from clients.sdk.media_sync import MediaSync, PlayerTime
-from clients.sdk.options import ClientOptions
-from clients.sdk.subscription import Subscription
+from barrage.clients.sdk.media_sync import MediaSync, PlayerTime
+from barrage.clients.sdk.options import ClientOptions
+from barrage.clients.sdk.subscription import Subscription
 
 __all__ = [
     "Ack",

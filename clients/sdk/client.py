@@ -19,22 +19,22 @@ from typing import cast
 
 import grpc
 
-from barrage.v1 import event_pb2, room_service_pb2_grpc
-from barrage.v1 import room_service_pb2 as rs
-from clients.sdk.backoff import Backoff
-from clients.sdk.errors import (
+from barrage.clients.sdk.backoff import Backoff
+from barrage.clients.sdk.errors import (
     RETRYABLE_STREAM_CODES,
     BarrageError,
     ClientClosed,
     ConnectionFailed,
 )
-from clients.sdk.items import Ack, ClientStats, ConnectionState, RoomItem
-from clients.sdk.options import ClientOptions, open_channel
-from clients.sdk.rooms import Rooms
-from clients.sdk.sends import Sends
-from clients.sdk.stream import Stream
-from clients.sdk.subscription import Subscription
-from clients.sdk.telemetry import ClientTelemetry
+from barrage.clients.sdk.items import Ack, ClientStats, ConnectionState, RoomItem
+from barrage.clients.sdk.options import ClientOptions, open_channel
+from barrage.clients.sdk.rooms import Rooms
+from barrage.clients.sdk.sends import Sends
+from barrage.clients.sdk.stream import Stream
+from barrage.clients.sdk.subscription import Subscription
+from barrage.clients.sdk.telemetry import ClientTelemetry
+from barrage.v1 import event_pb2, room_service_pb2_grpc
+from barrage.v1 import room_service_pb2 as rs
 
 log = logging.getLogger("barrage.sdk")
 

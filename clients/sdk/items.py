@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from barrage.clients.sdk.errors import BarrageError
 from barrage.v1 import event_pb2, room_service_pb2
-from clients.sdk.errors import BarrageError
 
 
 @dataclass(frozen=True, slots=True)

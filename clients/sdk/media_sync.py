@@ -36,8 +36,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from barrage.clients.sdk.items import Omitted, RoomItem, SubscriptionEnded
 from barrage.v1 import event_pb2
-from clients.sdk.items import Omitted, RoomItem, SubscriptionEnded
 
 IMMEDIATE_KINDS = frozenset({
     "room_closed", "message_deleted", "user_banned", "user_muted", "slow_mode",

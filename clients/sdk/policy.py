@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import grpc
 
+from barrage.clients.sdk.errors import BarrageError
 from barrage.v1 import room_service_pb2 as rs
-from clients.sdk.errors import BarrageError
 
 MAX_JOIN_ATTEMPTS = 8
 MAX_CLIENT_FRAME_BYTES = 64 * 1024

@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from barrage.clients.sdk.errors import BarrageError, ClientClosed, JoinError
+from barrage.clients.sdk.items import ClientStats, Omitted, ResumeGap
+from barrage.clients.sdk.options import ClientOptions
+from barrage.clients.sdk.policy import after_join, join_retry_delay
+from barrage.clients.sdk.stream import Stream
+from barrage.clients.sdk.subscription import Phase, Subscription
 from barrage.v1 import room_service_pb2 as rs
-from clients.sdk.errors import BarrageError, ClientClosed, JoinError
-from clients.sdk.items import ClientStats, Omitted, ResumeGap
-from clients.sdk.options import ClientOptions
-from clients.sdk.policy import after_join, join_retry_delay
-from clients.sdk.stream import Stream
-from clients.sdk.subscription import Phase, Subscription
 
 if TYPE_CHECKING:
-    from clients.sdk.client import Client
+    from barrage.clients.sdk.client import Client
 
 log = logging.getLogger("barrage.sdk")
 

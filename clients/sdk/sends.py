@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import grpc
 
+from barrage.clients.sdk.errors import BarrageError, SendError
+from barrage.clients.sdk.items import Ack, ClientStats
+from barrage.clients.sdk.options import ClientOptions
+from barrage.clients.sdk.policy import MAX_CLIENT_FRAME_BYTES, send_retry_delay
+from barrage.clients.sdk.stream import Stream
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from clients.sdk.errors import BarrageError, SendError
-from clients.sdk.items import Ack, ClientStats
-from clients.sdk.options import ClientOptions
-from clients.sdk.policy import MAX_CLIENT_FRAME_BYTES, send_retry_delay
-from clients.sdk.stream import Stream
 
 log = logging.getLogger("barrage.sdk")
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import grpc
 
+from barrage.clients.sdk.pacing import Pacer
 from barrage.v1 import room_service_pb2 as rs
-from clients.sdk.pacing import Pacer
 
 log = logging.getLogger("barrage.sdk")
 

@@ -15,14 +15,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from barrage.clients.sdk.dedupe import RecentIds
+from barrage.clients.sdk.errors import BarrageError
+from barrage.clients.sdk.items import Ack, RoomItem, SubscriptionEnded
+from barrage.clients.sdk.media_sync import MediaSync, PlayerClock
 from barrage.v1 import event_pb2, room_service_pb2
-from clients.sdk.dedupe import RecentIds
-from clients.sdk.errors import BarrageError
-from clients.sdk.items import Ack, RoomItem, SubscriptionEnded
-from clients.sdk.media_sync import MediaSync, PlayerClock
 
 if TYPE_CHECKING:
-    from clients.sdk.client import Client
+    from barrage.clients.sdk.client import Client
 
 
 class Phase(enum.Enum):

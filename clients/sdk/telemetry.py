@@ -26,9 +26,9 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from barrage.v1 import event_pb2
 
 if TYPE_CHECKING:
+    from barrage.clients.sdk.items import Ack
+    from barrage.clients.sdk.options import ClientOptions
     from barrage.v1 import room_service_pb2
-    from clients.sdk.items import Ack
-    from clients.sdk.options import ClientOptions
 
 SCOPE = "barrage.sdk"
 _PROPAGATOR = TraceContextTextMapPropagator()

@@ -19,9 +19,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from itertools import islice
 
+from barrage.server.commerce import checkpoint_pb2
+from barrage.server.commerce.leaderboard import Board
 from barrage.v1 import event_pb2
-from server.commerce import checkpoint_pb2
-from server.commerce.leaderboard import Board
 
 CHECKPOINT_PRESENT = 1_000
 """Present users a checkpoint keeps (the newest arrivals): a rebuild from a checkpoint

@@ -22,20 +22,20 @@ from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
+from barrage.server.auth import Identity
+from barrage.server.commerce.leaderboard import Board
+from barrage.server.commerce.state import VIEWER_COUNT_TTL_MS, RoomState
+from barrage.server.core import dedupe_keys, policy
+from barrage.server.core.errors import ApiError, Code
+from barrage.server.core.posts import Entry
+from barrage.server.log.base import RoomInfo
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from server.auth import Identity
-from server.commerce.leaderboard import Board
-from server.commerce.state import VIEWER_COUNT_TTL_MS, RoomState
-from server.core import dedupe_keys, policy
-from server.core.errors import ApiError, Code
-from server.core.posts import Entry
-from server.log.base import RoomInfo
 
 if TYPE_CHECKING:
-    from server.core.gateway import Gateway
-    from server.core.gateway_state import GatewayState
-    from server.core.watching import Watching
+    from barrage.server.core.gateway import Gateway
+    from barrage.server.core.gateway_state import GatewayState
+    from barrage.server.core.watching import Watching
 
 BOARD_EVERY_MS = 1_000
 """The live board is published at most once a second while it changes."""

@@ -18,10 +18,10 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from barrage.server.commerce import checkpoint_pb2
+from barrage.server.core.errors import ApiError, Code, invalid
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from server.commerce import checkpoint_pb2
-from server.core.errors import ApiError, Code, invalid
 
 MAX_RETAINED_BATCHES = 3
 """Batches a room keeps (open or ended, with their claims, for VerifyCoupon and
@@ -232,7 +232,7 @@ def _require(condition: bool, field_name: str, message: str) -> None:
 
 def check_drop(dropped: event_pb2.CouponBatchDropped, now_ms: int) -> None:
     """What a range cannot say about a batch (ranges are checked before this)."""
-    from server.core import policy  # policy imports this module's kinds table
+    from barrage.server.core import policy  # policy imports this module's kinds table
 
     where = "payload.coupon_batch_dropped"
     policy.check_client_id(dropped.batch_id, f"{where}.batch_id")

@@ -14,19 +14,19 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
+from barrage.server.auth import Identity
+from barrage.server.commerce import coupons, lottery, red_packets
+from barrage.server.core import dedupe_keys, policy
+from barrage.server.core.cursor import encode_cursor, parse_cursor
+from barrage.server.core.errors import ApiError, Code
+from barrage.server.core.posts import Entry, Posted
 from barrage.v1 import admin_service_pb2 as admin_pb
 from barrage.v1 import event_pb2
-from server.auth import Identity
-from server.commerce import coupons, lottery, red_packets
-from server.core import dedupe_keys, policy
-from server.core.cursor import encode_cursor, parse_cursor
-from server.core.errors import ApiError, Code
-from server.core.posts import Entry, Posted
 
 if TYPE_CHECKING:
-    from server.commerce.state import RoomState
-    from server.core.gateway import Gateway
-    from server.core.gateway_state import GatewayState
+    from barrage.server.commerce.state import RoomState
+    from barrage.server.core.gateway import Gateway
+    from barrage.server.core.gateway_state import GatewayState
 
 FOLDED_KINDS = frozenset({
     "coupon_batch_dropped", "coupon_claim", "coupon_batch_ended", "coupon_redeemed",

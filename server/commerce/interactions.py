@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import re
 
+from barrage.server.auth import Identity
+from barrage.server.commerce import giveaways, lottery
+from barrage.server.commerce.state import RoomState
+from barrage.server.commerce.wordfilter import WordFilter
+from barrage.server.core import dedupe_keys, policy, whisper
+from barrage.server.core.errors import ApiError, Code, invalid
+from barrage.server.core.posts import Entry
 from barrage.v1 import event_pb2
-from server.auth import Identity
-from server.commerce import giveaways, lottery
-from server.commerce.state import RoomState
-from server.commerce.wordfilter import WordFilter
-from server.core import dedupe_keys, policy, whisper
-from server.core.errors import ApiError, Code, invalid
-from server.core.posts import Entry
 
 _QUESTION = re.compile(
     r"[?？]\s*$|吗|怎么|多少|什么|哪|几|为什么|\b(how|what|which|when|where|why|who|is there|can i|do you)\b"

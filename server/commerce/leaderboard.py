@@ -19,9 +19,9 @@ from itertools import islice
 
 from sortedcontainers import SortedList
 
+from barrage.server.commerce import checkpoint_pb2
+from barrage.server.core import ranges
 from barrage.v1 import event_pb2
-from server.commerce import checkpoint_pb2
-from server.core import ranges
 
 CHECKPOINT_GIFTERS = 5_000
 """Gifters a checkpoint keeps (the best): 5,000 at ~60 bytes each keep it well under a

@@ -19,10 +19,10 @@ import hmac
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from barrage.server.commerce import checkpoint_pb2
+from barrage.server.core.errors import ApiError, Code, invalid
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from server.commerce import checkpoint_pb2
-from server.core.errors import ApiError, Code, invalid
 
 MAX_OPEN = 5
 """Red packets open at once in a room (TOO_MANY_OPEN beyond)."""
@@ -193,8 +193,8 @@ def share_of(secret: bytes, room_id: str, sent: event_pb2.RedPacketSent, index: 
 
 def check_send(sent: event_pb2.RedPacketSent, now_ms: int) -> None:
     """What a range cannot say about a red packet (ranges are checked before this)."""
-    from server.commerce.coupons import check_currency
-    from server.core import policy
+    from barrage.server.commerce.coupons import check_currency
+    from barrage.server.core import policy
 
     where = "payload.red_packet_sent"
     policy.check_client_id(sent.packet_id, f"{where}.packet_id")

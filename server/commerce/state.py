@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
+from barrage.server.commerce import checkpoint_pb2, giveaways
+from barrage.server.commerce.audience import Audience
+from barrage.server.commerce.coupons import CouponBook
+from barrage.server.commerce.leaderboard import Board
+from barrage.server.commerce.red_packets import RedPacketBook
+from barrage.server.core import media_clock, observer, ranges
+from barrage.server.core.media_clock import Clock
 from barrage.v1 import event_pb2
 from barrage.v1 import room_service_pb2 as rs
-from server.commerce import checkpoint_pb2, giveaways
-from server.commerce.audience import Audience
-from server.commerce.coupons import CouponBook
-from server.commerce.leaderboard import Board
-from server.commerce.red_packets import RedPacketBook
-from server.core import media_clock, observer, ranges
-from server.core.media_clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,14 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
+from barrage.server.commerce import giveaways, lottery
+from barrage.server.commerce.boards import Publisher
+from barrage.server.commerce.state import RoomState, checkpoint_payload
+from barrage.server.core.errors import ApiError
 from barrage.v1 import event_pb2
-from server.commerce import giveaways, lottery
-from server.commerce.boards import Publisher
-from server.commerce.state import RoomState, checkpoint_payload
-from server.core.errors import ApiError
 
 if TYPE_CHECKING:
-    from server.core.gateway import Gateway
+    from barrage.server.core.gateway import Gateway
 
 log = logging.getLogger(__name__)
 

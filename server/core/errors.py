@@ -12,7 +12,7 @@ import enum
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from server.log.base import LogUnavailableError
+from barrage.server.log.base import LogUnavailableError
 
 DOMAIN = "barrage.v1"
 

@@ -24,9 +24,9 @@ import asyncio
 import contextlib
 import logging
 
-from server.commerce.ticker import RoomTicker
-from server.core.live import Live
-from server.core.replay import Replay
+from barrage.server.commerce.ticker import RoomTicker
+from barrage.server.core.live import Live
+from barrage.server.core.replay import Replay
 
 log = logging.getLogger(__name__)
 

@@ -12,19 +12,19 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from server.auth import Identity
-from server.commerce import giveaways
-from server.commerce.interactions import Interactions
-from server.commerce.state import RoomState
-from server.commerce.wordfilter import WordFilter
-from server.config import Settings
-from server.core import media_clock, policy
-from server.core.errors import ApiError
-from server.core.hub import Hub
-from server.core.member import Member
-from server.core.moderation import Moderation
-from server.core.ratelimit import TokenBucket
-from server.log.base import Backend, RoomInfo, RoomLog
+from barrage.server.auth import Identity
+from barrage.server.commerce import giveaways
+from barrage.server.commerce.interactions import Interactions
+from barrage.server.commerce.state import RoomState
+from barrage.server.commerce.wordfilter import WordFilter
+from barrage.server.config import Settings
+from barrage.server.core import media_clock, policy
+from barrage.server.core.errors import ApiError
+from barrage.server.core.hub import Hub
+from barrage.server.core.member import Member
+from barrage.server.core.moderation import Moderation
+from barrage.server.core.ratelimit import TokenBucket
+from barrage.server.log.base import Backend, RoomInfo, RoomLog
 
 log = logging.getLogger(__name__)
 

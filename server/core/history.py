@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from barrage.server.auth import Identity
+from barrage.server.core import media_clock, whisper, wire
+from barrage.server.core.cursor import CursorError, encode_cursor, parse_cursor
+from barrage.server.core.errors import ApiError, Code
+from barrage.server.core.rooms import Rooms
+from barrage.server.log.base import PositionCheck
 from barrage.v1 import event_pb2
-from server.auth import Identity
-from server.core import media_clock, whisper, wire
-from server.core.cursor import CursorError, encode_cursor, parse_cursor
-from server.core.errors import ApiError, Code
-from server.core.rooms import Rooms
-from server.log.base import PositionCheck
 
 log = logging.getLogger(__name__)
 

@@ -38,12 +38,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
+from barrage.server.core import observer, wire
+from barrage.server.core.cursor import encode_cursor
+from barrage.server.core.outbox import Frame
+from barrage.server.core.whisper import DELIVERABLE, Audience
+from barrage.server.log.base import LogRecord
 from barrage.v1 import event_pb2
-from server.core import observer, wire
-from server.core.cursor import encode_cursor
-from server.core.outbox import Frame
-from server.core.whisper import DELIVERABLE, Audience
-from server.log.base import LogRecord
 
 _MAX_INTERVAL_S = 0.25
 """Past this, latency would suffer more than CPU gains: the budget gives way."""

@@ -12,15 +12,15 @@ import re
 import time
 from collections.abc import Sequence
 
+from barrage.server.auth import Identity
+from barrage.server.commerce import giveaways
+from barrage.server.core import dedupe_keys, media_clock, observer, policy, whisper
+from barrage.server.core.cursor import encode_cursor
+from barrage.server.core.errors import ApiError, Code, log_unavailable
+from barrage.server.core.posts import Entry, Post, Posted, timestamp_now
+from barrage.server.core.watching import Watching
+from barrage.server.log.base import LogEntry, LogUnavailableError
 from barrage.v1 import event_pb2
-from server.auth import Identity
-from server.commerce import giveaways
-from server.core import dedupe_keys, media_clock, observer, policy, whisper
-from server.core.cursor import encode_cursor
-from server.core.errors import ApiError, Code, log_unavailable
-from server.core.posts import Entry, Post, Posted, timestamp_now
-from server.core.watching import Watching
-from server.log.base import LogEntry, LogUnavailableError
 
 log = logging.getLogger(__name__)
 

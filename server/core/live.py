@@ -10,13 +10,13 @@ import logging
 import time
 from collections.abc import Sequence
 
+from barrage.server.commerce.state import Unappliable, decode_event, skipped
+from barrage.server.core import observer, policy, whisper
+from barrage.server.core.gateway_state import log_failure
+from barrage.server.core.hub import Channel
+from barrage.server.core.watching import Watching
+from barrage.server.log.base import LogRecord
 from barrage.v1 import event_pb2
-from server.commerce.state import Unappliable, decode_event, skipped
-from server.core import observer, policy, whisper
-from server.core.gateway_state import log_failure
-from server.core.hub import Channel
-from server.core.watching import Watching
-from server.log.base import LogRecord
 
 log = logging.getLogger(__name__)
 

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING
 
 from google.protobuf import timestamp_pb2
 
+from barrage.server.core.errors import invalid
+from barrage.server.core.policy import check_client_id
+from barrage.server.core.wire import varint
 from barrage.v1 import event_pb2
-from server.core.errors import invalid
-from server.core.policy import check_client_id
-from server.core.wire import varint
 
 if TYPE_CHECKING:
-    from server.commerce.state import RoomState
-    from server.log.base import LogRecord, RoomLog
+    from barrage.server.commerce.state import RoomState
+    from barrage.server.log.base import LogRecord, RoomLog
 
 STALE_MS = 6_000
 """A clock whose latest logged report is older than this stamps nothing: the stream

@@ -7,9 +7,9 @@ import asyncio
 import logging
 from typing import Protocol
 
-from server.auth import Identity
-from server.core import policy, whisper
-from server.core.outbox import Frame, Outbox
+from barrage.server.auth import Identity
+from barrage.server.core import policy, whisper
+from barrage.server.core.outbox import Frame, Outbox
 
 log = logging.getLogger(__name__)
 

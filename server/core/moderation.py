@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from barrage.server.auth import Identity
+from barrage.server.core import observer, policy
+from barrage.server.core import text as text_rules
+from barrage.server.core.errors import ApiError, Code
 from barrage.v1 import event_pb2
 from barrage.v1 import moderation_hook_pb2 as mh
-from server.auth import Identity
-from server.core import observer, policy
-from server.core import text as text_rules
-from server.core.errors import ApiError, Code
 
 REVIEWED_KINDS = frozenset({"comment"})
 """Payload kinds that carry user content a participant writes. Other kinds a viewer or
@@ -43,7 +43,7 @@ class HookFailure(Exception):
 
 
 class PostLike(Protocol):
-    """A post as Gateway.post holds it (server.core.posts.Post)."""
+    """A post as Gateway.post holds it (barrage.server.core.posts.Post)."""
 
     @property
     def key(self) -> str: ...

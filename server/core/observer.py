@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from barrage.server.core.hub import Channel
+    from barrage.server.core.outbox import Frame
+    from barrage.server.core.posts import Posted
+    from barrage.server.log.base import AppendResult, LogEntry, LogRecord
     from barrage.v1 import event_pb2, room_service_pb2
-    from server.core.hub import Channel
-    from server.core.outbox import Frame
-    from server.core.posts import Posted
-    from server.log.base import AppendResult, LogEntry, LogRecord
 
 
 class FrameStamp(Protocol):

@@ -19,10 +19,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from server.core import wire
+from barrage.server.core import wire
 
 if TYPE_CHECKING:
-    from server.core.observer import FrameStamp
+    from barrage.server.core.observer import FrameStamp
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,12 +23,12 @@ import re
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
+from barrage.server.auth import Identity
+from barrage.server.commerce import checkpoint_pb2
+from barrage.server.core import ranges
+from barrage.server.core import text as text_rules
+from barrage.server.core.errors import ApiError, Code, invalid
 from barrage.v1 import event_pb2
-from server.auth import Identity
-from server.commerce import checkpoint_pb2
-from server.core import ranges
-from server.core import text as text_rules
-from server.core.errors import ApiError, Code, invalid
 
 VIEWER = event_pb2.ROLE_VIEWER
 HOST = event_pb2.ROLE_HOST

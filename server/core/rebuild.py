@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from barrage.server.commerce.state import RoomState, Unappliable, read_checkpoint, skipped
+from barrage.server.core import policy
+from barrage.server.core.gateway_state import REPLAY_PAGE, GatewayState
+from barrage.server.core.hub import Channel
 from barrage.v1 import event_pb2
-from server.commerce.state import RoomState, Unappliable, read_checkpoint, skipped
-from server.core import policy
-from server.core.gateway_state import REPLAY_PAGE, GatewayState
-from server.core.hub import Channel
 
 log = logging.getLogger(__name__)
 

@@ -9,18 +9,18 @@ import logging
 import time
 import uuid
 
+from barrage.server.commerce import boards
+from barrage.server.core import dedupe_keys, policy, whisper, wire
+from barrage.server.core.cursor import encode_cursor
+from barrage.server.core.errors import OK_STATUS, ApiError, Code
+from barrage.server.core.gateway_state import REPLAY_PAGE, log_failure
+from barrage.server.core.history import History
+from barrage.server.core.hub import Channel
+from barrage.server.core.member import Member
+from barrage.server.core.outbox import Frame
+from barrage.server.core.posts import Entry
+from barrage.server.log.base import LogRecord, LogUnavailableError
 from barrage.v1 import event_pb2, room_service_pb2
-from server.commerce import boards
-from server.core import dedupe_keys, policy, whisper, wire
-from server.core.cursor import encode_cursor
-from server.core.errors import OK_STATUS, ApiError, Code
-from server.core.gateway_state import REPLAY_PAGE, log_failure
-from server.core.history import History
-from server.core.hub import Channel
-from server.core.member import Member
-from server.core.outbox import Frame
-from server.core.posts import Entry
-from server.log.base import LogRecord, LogUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ from collections.abc import Sequence
 
 from google.protobuf import timestamp_pb2
 
+from barrage.server.auth import Identity
+from barrage.server.commerce import boards
+from barrage.server.core import policy
+from barrage.server.core.cursor import encode_cursor
+from barrage.server.core.errors import ApiError, Code
+from barrage.server.core.ingest import Ingest
+from barrage.server.core.posts import Entry
+from barrage.server.log.base import RoomExistsError, RoomInfo, RoomQuery
 from barrage.v1 import admin_service_pb2, event_pb2
-from server.auth import Identity
-from server.commerce import boards
-from server.core import policy
-from server.core.cursor import encode_cursor
-from server.core.errors import ApiError, Code
-from server.core.ingest import Ingest
-from server.core.posts import Entry
-from server.log.base import RoomExistsError, RoomInfo, RoomQuery
 
 log = logging.getLogger(__name__)
 

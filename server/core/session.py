@@ -16,16 +16,16 @@ from collections import deque
 from google.protobuf import duration_pb2
 from google.protobuf.message import DecodeError
 
+from barrage.server.auth import Identity, TokenVerifier
+from barrage.server.core import observer, policy, wire
+from barrage.server.core.errors import OK_STATUS, ApiError, Code, invalid, log_unavailable
+from barrage.server.core.gateway import Gateway
+from barrage.server.core.member import Member
+from barrage.server.core.outbox import Outbox
+from barrage.server.core.posts import Post, Posted, timestamp_now
+from barrage.server.core.ratelimit import TokenBucket
+from barrage.server.log.base import LogUnavailableError
 from barrage.v1 import room_service_pb2 as rs
-from server.auth import Identity, TokenVerifier
-from server.core import observer, policy, wire
-from server.core.errors import OK_STATUS, ApiError, Code, invalid, log_unavailable
-from server.core.gateway import Gateway
-from server.core.member import Member
-from server.core.outbox import Outbox
-from server.core.posts import Post, Posted, timestamp_now
-from server.core.ratelimit import TokenBucket
-from server.log.base import LogUnavailableError
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from server.auth import Identity
-from server.core import policy
-from server.core.errors import ApiError, Code
+from barrage.server.auth import Identity
+from barrage.server.core import policy
+from barrage.server.core.errors import ApiError, Code
 
 _RETRY_AFTER_S = 5.0
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from server.commerce.state import RoomState
-from server.core import policy
-from server.core.errors import ApiError, Code
-from server.core.gateway_state import log_failure
-from server.core.rebuild import Rebuild
-from server.log.base import RoomInfo, RoomNotFoundError
+from barrage.server.commerce.state import RoomState
+from barrage.server.core import policy
+from barrage.server.core.errors import ApiError, Code
+from barrage.server.core.gateway_state import log_failure
+from barrage.server.core.rebuild import Rebuild
+from barrage.server.log.base import RoomInfo, RoomNotFoundError
 
 log = logging.getLogger(__name__)
 

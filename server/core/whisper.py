@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
+from barrage.server.auth import Identity
+from barrage.server.core import policy
+from barrage.server.core.errors import ApiError, Code, invalid
+from barrage.server.log.base import LogRecord
 from barrage.v1 import event_pb2
-from server.auth import Identity
-from server.core import policy
-from server.core.errors import ApiError, Code, invalid
-from server.log.base import LogRecord
 
 LOG_PRIORITY = policy.WHISPER
 """The log record's priority of a whisper (120, reserved in the public Priority enum)."""

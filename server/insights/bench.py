@@ -1,6 +1,6 @@
 """Fold and snapshot cost of the insights engine on a comment-heavy mega-room mix (one core).
 
-python -m server.insights.bench [--events 200000]
+python -m barrage.server.insights.bench [--events 200000]
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import argparse
 import random
 import time
 
+from barrage.server.insights.engine import InsightsConfig, RoomInsights
 from barrage.v1 import event_pb2 as e
-from server.insights.engine import InsightsConfig, RoomInsights
 
 TEXTS = (
     "主播好美", "这个多少钱？", "how much is it?", "口红包邮吗", "好看好看", "已下单", "666", "lipstick so pretty",

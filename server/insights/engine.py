@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from barrage.server.commerce.state import Unappliable, check_applicable, decode_event, skipped
+from barrage.server.insights.audience import Audience
+from barrage.server.insights.products import Products
+from barrage.server.insights.questions import Questions
+from barrage.server.insights.text import Analysis, analyse
+from barrage.shoplang.lang import answer_intents
+from barrage.shoplang.understand import ProductNames, Reading, Understanding
 from barrage.v1 import event_pb2
 from barrage.v1 import insights_service_pb2 as pb
-from server.commerce.state import Unappliable, check_applicable, decode_event, skipped
-from server.insights.audience import Audience
-from server.insights.products import Products
-from server.insights.questions import Questions
-from server.insights.text import Analysis, analyse
-from shoplang.lang import answer_intents
-from shoplang.understand import ProductNames, Reading, Understanding
 
 VIEWER = event_pb2.ROLE_VIEWER
 ANSWERERS = frozenset({event_pb2.ROLE_HOST, event_pb2.ROLE_MODERATOR, event_pb2.ROLE_BOT})

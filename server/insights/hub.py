@@ -27,14 +27,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from barrage.server.config import Settings
+from barrage.server.core.cursor import encode_cursor
+from barrage.server.core.gateway import Gateway
+from barrage.server.insights.engine import InsightsConfig, Limits, RoomInsights
+from barrage.server.insights.kafka_consumer import KafkaInsightsConsumer
+from barrage.server.insights.products import load_alias_file
+from barrage.server.log.base import RoomLog
 from barrage.v1 import insights_service_pb2 as pb
-from server.config import Settings
-from server.core.cursor import encode_cursor
-from server.core.gateway import Gateway
-from server.insights.engine import InsightsConfig, Limits, RoomInsights
-from server.insights.kafka_consumer import KafkaInsightsConsumer
-from server.insights.products import load_alias_file
-from server.log.base import RoomLog
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class InsightsHub:
         """Events folded since start (both feeds), for benchmarks."""
 
     async def start(self) -> None:
-        from server.log.kafka import KafkaLog
+        from barrage.server.log.kafka import KafkaLog
 
         if isinstance(self._log, KafkaLog):
             kafka = self._log

@@ -31,8 +31,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
-from server.log.kafka_partition import DEDUPE
-from server.log.kafka_session import KafkaOptions
+from barrage.server.log.kafka_partition import DEDUPE
+from barrage.server.log.kafka_session import KafkaOptions
 
 log = logging.getLogger(__name__)
 

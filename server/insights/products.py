@@ -14,8 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from barrage.server.insights.text import AliasIndex, title_aliases
 from barrage.v1 import event_pb2
-from server.insights.text import AliasIndex, title_aliases
 
 
 @dataclass

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from server.insights.text import Analysis, jaccard
+from barrage.server.insights.text import Analysis, jaccard
 
 
 @dataclass(slots=True)

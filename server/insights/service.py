@@ -6,15 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from barrage.server.auth import Identity, TokenVerifier
+from barrage.server.core import ranges
+from barrage.server.core.errors import ApiError, Code
+from barrage.server.core.gateway import Gateway
+from barrage.server.insights.engine import Limits
+from barrage.server.insights.hub import InsightsHub
+from barrage.server.transport.status import answering
 from barrage.v1 import insights_service_pb2 as pb
 from barrage.v1 import insights_service_pb2_grpc
-from server.auth import Identity, TokenVerifier
-from server.core import ranges
-from server.core.errors import ApiError, Code
-from server.core.gateway import Gateway
-from server.insights.engine import Limits
-from server.insights.hub import InsightsHub
-from server.transport.status import answering
 
 Context = Any  # grpc.aio.ServicerContext; grpc ships no type information
 

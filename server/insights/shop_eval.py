@@ -1,4 +1,4 @@
-"""Room insights on the evaluation shops' chatter: `python -m server.insights.shop_eval SET...`.
+"""Room insights on the evaluation shops' chatter: `python -m barrage.server.insights.shop_eval SET...`.
 
 The chatter (evals/shops/<name>/chatter.yaml) is folded through RoomInsights as the room
 log would carry it: viewers join, the shop's product service registers the catalogue
@@ -16,11 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from barrage.server.commerce.interactions import is_question
+from barrage.server.insights.engine import InsightsConfig, RoomInsights
+from barrage.shoplang.evaluation import ChatPrediction, EvalShop, chatter_summary, load_shop, score_chatter
+from barrage.shoplang.understand import names_of
 from barrage.v1 import event_pb2
-from server.commerce.interactions import is_question
-from server.insights.engine import InsightsConfig, RoomInsights
-from shoplang.evaluation import ChatPrediction, EvalShop, chatter_summary, load_shop, score_chatter
-from shoplang.understand import names_of
 
 START_MS = 1_800_000_000_000
 
@@ -96,7 +96,7 @@ def run(folder: Path, register: bool = True) -> tuple[EvalShop, dict[str, float 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m server.insights.shop_eval",
+        prog="python -m barrage.server.insights.shop_eval",
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("sets", type=Path, nargs="+")

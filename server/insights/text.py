@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import rjieba
 
-from server.insights.lexicon import ANSWER_CUES, DEICTIC, GENERIC_TITLE_WORDS, INTENTS, STOP_WORDS
+from barrage.server.insights.lexicon import ANSWER_CUES, DEICTIC, GENERIC_TITLE_WORDS, INTENTS, STOP_WORDS
 
 _SEPARATORS = re.compile(r"[\W_]+", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")

@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from server.log.base import (
+from barrage.server.log.base import (
     AppendResult,
     Backend,
     LogEntry,
@@ -42,9 +42,9 @@ from server.log.base import (
     RecordListener,
     RoomLog,
 )
-from server.log.dedupe import DedupeWindow
-from server.log.embedded_rooms import EmbeddedRoomDirectory
-from server.log.segment import (
+from barrage.server.log.dedupe import DedupeWindow
+from barrage.server.log.embedded_rooms import EmbeddedRoomDirectory
+from barrage.server.log.segment import (
     MIN_FRAME_SIZE,
     LogCorruptError,
     ScannedRecord,

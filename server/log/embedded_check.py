@@ -24,8 +24,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.log.embedded import active_segment_matches
-from server.log.segment import (
+from barrage.server.log.embedded import active_segment_matches
+from barrage.server.log.segment import (
     MIN_FRAME_SIZE,
     Damage,
     SegmentScan,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from server.log.base import (
+from barrage.server.log.base import (
     LogUnavailableError,
     RoomDirectory,
     RoomExistsError,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from server.log.base import Backend
+from barrage.server.log.base import Backend
 
 
 def _value(text: str) -> object:
@@ -34,11 +34,11 @@ def open_backend(url: str) -> Backend:
     base, _, query = url.partition("?")
     options = parse_options(query)
     if base.startswith("embedded:"):
-        from server.log.embedded import open_embedded
+        from barrage.server.log.embedded import open_embedded
 
         return open_embedded(base.removeprefix("embedded:") or "./data", **options)
     if base.startswith("kafka://"):
-        from server.log.kafka import open_kafka
+        from barrage.server.log.kafka import open_kafka
 
         return open_kafka(base, **options)
     raise ValueError(f"unknown log URL {url!r}: use embedded:DIR or kafka://HOST:PORT/TOPIC")

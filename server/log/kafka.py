@@ -31,7 +31,7 @@ from typing import Any
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.structs import TopicPartition
 
-from server.log.base import (
+from barrage.server.log.base import (
     AppendResult,
     Backend,
     GapListener,
@@ -42,9 +42,9 @@ from server.log.base import (
     RecordListener,
     RoomLog,
 )
-from server.log.kafka_partition import PartitionIndex, encode_headers, to_log_record
-from server.log.kafka_rooms import KafkaRoomDirectory
-from server.log.kafka_session import (
+from barrage.server.log.kafka_partition import PartitionIndex, encode_headers, to_log_record
+from barrage.server.log.kafka_rooms import KafkaRoomDirectory
+from barrage.server.log.kafka_session import (
     DEFAULT_TOPIC,
     KafkaConfigError,
     KafkaOptions,
@@ -55,9 +55,9 @@ from server.log.kafka_session import (
     parse_kafka_url,
     unavailable_on_error,
 )
-from server.log.kafka_tail import Tailer, find_hole
-from server.log.kafka_wire import EARLIEST, LATEST, CExtensionMissingError, PartitionData, partition_for
-from server.telemetry import hooks
+from barrage.server.log.kafka_tail import Tailer, find_hole
+from barrage.server.log.kafka_wire import EARLIEST, LATEST, CExtensionMissingError, PartitionData, partition_for
+from barrage.server.telemetry import hooks
 
 __all__ = [
     "DEFAULT_TOPIC",

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 
 from aiokafka.structs import TopicPartition
 
-from server.log.base import LogEntry, LogRecord
-from server.log.kafka_session import Follower, KafkaSession
-from server.log.kafka_wire import RawRecord
+from barrage.server.log.base import LogEntry, LogRecord
+from barrage.server.log.kafka_session import Follower, KafkaSession
+from barrage.server.log.kafka_wire import RawRecord
 
 TRACEPARENT = "traceparent"
 PRIORITY = "barrage.priority"

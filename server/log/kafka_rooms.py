@@ -38,9 +38,9 @@ from typing import Any
 
 from aiokafka.structs import TopicPartition
 
-from server.log.base import RoomDirectory, RoomExistsError, RoomInfo, RoomNotFoundError, RoomQuery
-from server.log.kafka_session import Follower, KafkaSession, unavailable_on_error
-from server.log.kafka_wire import RawRecord
+from barrage.server.log.base import RoomDirectory, RoomExistsError, RoomInfo, RoomNotFoundError, RoomQuery
+from barrage.server.log.kafka_session import Follower, KafkaSession, unavailable_on_error
+from barrage.server.log.kafka_wire import RawRecord
 
 log = logging.getLogger(__name__)
 

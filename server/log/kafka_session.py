@@ -26,8 +26,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError, for_code
 from aiokafka.structs import TopicPartition
 
-from server.log.base import LogUnavailableError
-from server.log.kafka_wire import (
+from barrage.server.log.base import LogUnavailableError
+from barrage.server.log.kafka_wire import (
     EARLIEST,
     PartitionData,
     RawRecord,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from aiokafka.structs import TopicPartition
 
-from server.log.kafka_wire import (
+from barrage.server.log.kafka_wire import (
     EARLIEST,
     LeaderUnknownError,
     PartitionData,
@@ -42,7 +42,7 @@ from server.log.kafka_wire import (
     leader,
     list_offsets,
 )
-from server.telemetry import hooks
+from barrage.server.telemetry import hooks
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from server.log.base import LogRecord
+from barrage.server.log.base import LogRecord
 
 FORMAT_VERSION = 1
 SEGMENT_SUFFIX = ".seg"

@@ -1,6 +1,6 @@
 """What telemetry costs on the fan-out hot path, measured in-process (no network noise).
 
-    python -m server.telemetry.bench [--subscribers 200] [--events 2000] [--batch 1]
+    python -m barrage.server.telemetry.bench [--subscribers 200] [--events 2000] [--batch 1]
 
 Drives the real hub and outboxes: `events` records (decoded once, as the gateway does)
 fan out to `subscribers` outboxes, `batch` events per flush, and every outbox is drained
@@ -23,13 +23,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from barrage.server.core.hub import Hub
+from barrage.server.core.outbox import Frame, Outbox
+from barrage.server.log.base import LogRecord
+from barrage.server.telemetry import hooks
+from barrage.server.telemetry.hooks import traceparent_of
+from barrage.server.telemetry.hot import Registry
 from barrage.v1 import event_pb2
-from server.core.hub import Hub
-from server.core.outbox import Frame, Outbox
-from server.log.base import LogRecord
-from server.telemetry import hooks
-from server.telemetry.hooks import traceparent_of
-from server.telemetry.hot import Registry
 
 
 class _Discard(SpanExporter):

@@ -35,17 +35,17 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from barrage.server.core import observer
+from barrage.server.core.cursor import encode_cursor
+from barrage.server.telemetry.hot import SIZE_BOUNDS, Cell, Counter, HistogramFamily, Labelled, Registry, Series
 from barrage.v1 import event_pb2
-from server.core import observer
-from server.core.cursor import encode_cursor
-from server.telemetry.hot import SIZE_BOUNDS, Cell, Counter, HistogramFamily, Labelled, Registry, Series
 
 if TYPE_CHECKING:
+    from barrage.server.core.hub import Channel
+    from barrage.server.core.outbox import Frame
+    from barrage.server.core.posts import Posted
+    from barrage.server.log.base import AppendResult, LogEntry, LogRecord
     from barrage.v1 import room_service_pb2
-    from server.core.hub import Channel
-    from server.core.outbox import Frame
-    from server.core.posts import Posted
-    from server.log.base import AppendResult, LogEntry, LogRecord
 
 ON = False
 """Telemetry (metrics, tracing or both) is on: the hooks run."""

@@ -14,7 +14,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from server.telemetry.hot import Registry
+from barrage.server.telemetry.hot import Registry
 
 
 class HotReader:

@@ -34,15 +34,15 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from prometheus_client import CollectorRegistry, start_http_server
 
-from server.telemetry import hooks
-from server.telemetry.hot import Registry
-from server.telemetry.otlpjson import OtlpJsonFileExporter
-from server.telemetry.readers import HotPeriodicReader, HotPrometheusReader, HotReader
+from barrage.server.telemetry import hooks
+from barrage.server.telemetry.hot import Registry
+from barrage.server.telemetry.otlpjson import OtlpJsonFileExporter
+from barrage.server.telemetry.readers import HotPeriodicReader, HotPrometheusReader, HotReader
 
 if TYPE_CHECKING:
-    from server.config import Settings
-    from server.core.gateway import Gateway
-    from server.core.session import Session
+    from barrage.server.config import Settings
+    from barrage.server.core.gateway import Gateway
+    from barrage.server.core.session import Session
 
 log = logging.getLogger(__name__)
 

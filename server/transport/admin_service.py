@@ -13,16 +13,16 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from barrage.server.auth import Identity, TokenVerifier
+from barrage.server.commerce import boards, giveaways
+from barrage.server.core import policy, ranges
+from barrage.server.core.errors import ApiError, invalid
+from barrage.server.core.gateway import Gateway
+from barrage.server.core.posts import Post, Posted
+from barrage.server.log.base import RoomQuery
+from barrage.server.transport.status import answering
 from barrage.v1 import admin_service_pb2 as pb
 from barrage.v1 import admin_service_pb2_grpc, event_pb2
-from server.auth import Identity, TokenVerifier
-from server.commerce import boards, giveaways
-from server.core import policy, ranges
-from server.core.errors import ApiError, invalid
-from server.core.gateway import Gateway
-from server.core.posts import Post, Posted
-from server.log.base import RoomQuery
-from server.transport.status import answering
 
 _METADATA_PATHS = ("title", "cover_url", "labels", "announcement")
 """What UpdateRoomRequest.update_mask may name."""

@@ -25,9 +25,9 @@ from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 from google.rpc import status_pb2
 
+from barrage.server.insights.service import InsightsService
+from barrage.server.transport.admin_service import AdminService
 from barrage.v1 import admin_service_connect, admin_service_pb2, insights_service_connect, insights_service_pb2
-from server.insights.service import InsightsService
-from server.transport.admin_service import AdminService
 
 _DETAILS_KEY = "grpc-status-details-bin"
 

@@ -26,9 +26,9 @@ from collections import deque
 import grpc
 from google.protobuf.message import DecodeError
 
+from barrage.server.config import Settings
+from barrage.server.core.moderation import HookFailure, Moderation
 from barrage.v1 import moderation_hook_pb2 as mh
-from server.config import Settings
-from server.core.moderation import HookFailure, Moderation
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class CircuitBreaker:
 
 
 class HookClient:
-    """server.core.moderation.Reviewer over gRPC."""
+    """barrage.server.core.moderation.Reviewer over gRPC."""
 
     def __init__(self, target: str, timeout_s: float, max_pending: int, breaker: CircuitBreaker | None = None) -> None:
         self._channel = grpc.aio.insecure_channel(target, options=_OPTIONS)

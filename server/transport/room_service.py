@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 import grpc
 
-from server.auth import Identity, TokenVerifier
-from server.core.errors import ApiError, Code
-from server.core.gateway import Gateway
-from server.core.session import Session
-from server.core.streams import StreamLimits
-from server.transport.status import abort
+from barrage.server.auth import Identity, TokenVerifier
+from barrage.server.core.errors import ApiError, Code
+from barrage.server.core.gateway import Gateway
+from barrage.server.core.session import Session
+from barrage.server.core.streams import StreamLimits
+from barrage.server.transport.status import abort
 
 log = logging.getLogger(__name__)
 

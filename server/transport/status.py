@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import grpc
 from grpc_status import rpc_status
 
-from server.core.errors import ApiError, log_unavailable
-from server.log.base import LogUnavailableError
+from barrage.server.core.errors import ApiError, log_unavailable
+from barrage.server.log.base import LogUnavailableError
 
 
 async def abort(context: grpc.aio.ServicerContext[object, object], error: ApiError) -> None:

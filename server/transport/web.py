@@ -24,16 +24,16 @@ from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 
-from server.auth import TokenVerifier
-from server.config import Settings
-from server.core.gateway import Gateway
-from server.insights.hub import InsightsHub
-from server.insights.service import InsightsService
-from server.telemetry.setup import split_listen
-from server.transport.admin_service import AdminService
-from server.transport.connect import connect_apps
-from server.transport.pages import Pages, frame_ancestors
-from server.transport.websocket import Sessions, WebSocketRooms
+from barrage.server.auth import TokenVerifier
+from barrage.server.config import Settings
+from barrage.server.core.gateway import Gateway
+from barrage.server.insights.hub import InsightsHub
+from barrage.server.insights.service import InsightsService
+from barrage.server.telemetry.setup import split_listen
+from barrage.server.transport.admin_service import AdminService
+from barrage.server.transport.connect import connect_apps
+from barrage.server.transport.pages import Pages, frame_ancestors
+from barrage.server.transport.websocket import Sessions, WebSocketRooms
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from typing import Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from server.auth import TokenVerifier
-from server.core.errors import ApiError, Code
-from server.core.gateway import Gateway
-from server.core.outbox import Frame, Outbox
-from server.core.session import Session
+from barrage.server.auth import TokenVerifier
+from barrage.server.core.errors import ApiError, Code
+from barrage.server.core.gateway import Gateway
+from barrage.server.core.outbox import Frame, Outbox
+from barrage.server.core.session import Session
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from server.log.base import Backend
-from server.log.embedded import EmbeddedLog, open_embedded
-from server.log.kafka import open_kafka
+from barrage.server.log.base import Backend
+from barrage.server.log.embedded import EmbeddedLog, open_embedded
+from barrage.server.log.kafka import open_kafka
 from tests.kafka_broker import start_broker
 
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import pytest
 
-from server.log.base import (
+from barrage.server.log.base import (
     AppendResult,
     Backend,
     LogEntry,
