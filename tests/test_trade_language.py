@@ -18,7 +18,8 @@ from barrage.clients.assistant.state import LiveState
 from barrage.shoplang import lang as L
 from barrage.shoplang.catalogue import load_catalogue
 from barrage.shoplang.evaluation import is_decline
-from barrage.shoplang.understand import ProductNames, Understanding, names_of
+from barrage.shoplang.understand import ProductNames, Understanding
+from tests.insights_room import group_of
 
 CATALOGUE = Path(__file__).resolve().parent / "data" / "trades_catalogue.yaml"
 SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
@@ -165,40 +166,9 @@ def test_a_chinese_head_noun_names_the_product() -> None:
 # ---------------------------------------------------------------- insights groups
 
 
-def group_of(texts: list[str], pinned: str) -> list[str]:
-    from barrage.server.insights.engine import InsightsConfig, RoomInsights
-    from barrage.v1 import event_pb2
-
-    engine = RoomInsights("r", InsightsConfig())
-    registered = event_pb2.CatalogueRegistered()
-    for entry in names_of(load_catalogue(CATALOGUE)):
-        product = registered.products.add(product_id=entry.product_id, names=entry.names, categories=entry.categories)
-        for key, text in entry.topics:
-            product.topics.add(key=key, text=text)
-    events = [
-        event_pb2.Event(event_id="cat", payload=event_pb2.Payload(catalogue_registered=registered)),
-        event_pb2.Event(
-            event_id="pin",
-            payload=event_pb2.Payload(
-                product_pinned=event_pb2.ProductPinned(product=event_pb2.Product(product_id=pinned))
-            ),
-        ),
-    ]
-    for i, text in enumerate(texts):
-        event = event_pb2.Event(event_id=f"q{i}", payload=event_pb2.Payload(comment=event_pb2.Comment(text=text)))
-        event.sender.user_id, event.sender.role = f"u{i}", event_pb2.ROLE_VIEWER
-        events.append(event)
-    for position, event in enumerate(events):
-        event.room_id = "r"
-        event.publish_time.FromMilliseconds(1_800_000_000_000 + position * 1000)
-        if not event.sender.user_id:
-            event.sender.user_id, event.sender.role = "host", event_pb2.ROLE_HOST
-        engine.fold(position, event)
-    return [engine.questions.by_event.get(f"q{i}", "") for i in range(len(texts))]
-
-
 def test_paraphrases_and_typos_of_one_question_join_and_different_questions_do_not() -> None:
     groups = group_of(
+        load_catalogue(CATALOGUE),
         ["连衣裙起球吗", "裙子会不会起毛球", "does the dress pill", "连衣裙怎么洗", "裙子能机洗吗", "裙子透不透",
          "有内衬吗", "连衣裙包油吗", "包邮吗", "主播试一下这个颜色", "麻烦主播试色"],
         pinned="dress",

@@ -139,19 +139,10 @@ class Rooms(Ingest):
         info = await self.room(room_id)
         head = await self._log.head(room_id)
         state = self.states.get(room_id)
-        return admin_service_pb2.Room(
-            room_id=info.room_id,
-            title=info.title,
-            state=admin_service_pb2.ROOM_STATE_CLOSED if info.closed else admin_service_pb2.ROOM_STATE_OPEN,
-            create_time=_millis_timestamp(info.create_time_ms),
-            close_time=_millis_timestamp(info.close_time_ms) if info.closed else None,
-            creator_user_id=info.creator_user_id,
-            head_cursor=encode_cursor(self._log.epoch(room_id), head) if head is not None else "",
-            moderator_user_ids=sorted(state.moderators) if state is not None else [],
-            cover_url=info.cover_url,
-            labels=info.labels,
-            announcement=info.announcement,
-        )
+        room = self.info_message(info)
+        room.head_cursor = encode_cursor(self._log.epoch(room_id), head) if head is not None else ""
+        room.moderator_user_ids.extend(sorted(state.moderators) if state is not None else [])
+        return room
 
     def info_message(self, info: RoomInfo) -> admin_service_pb2.Room:
         """A directory entry as a Room, without reading the log (ListRooms: no head cursor
