@@ -392,7 +392,7 @@ class Understanding:
         )
         reading.bigger = (
             True
-            if re.search(r"大的|大箱|大号|大包|大瓶|bigger|larger|big one|large one", text)
+            if re.search(r"(?<!多)大的|大箱|大号|大包|大瓶|bigger|larger|big one|large one", text)
             else False
             if re.search(r"小的|小箱|小号|小瓶|smaller|small one", text)
             else None
@@ -722,9 +722,13 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
     for en in (*product.names, *product.categories):
         if L.CJK.search(en):
             continue
+        # The head noun ends the name's first part: "Modelling Clay, 36 Colours" is a clay, and
+        # "Kettle with Tea Infuser" a kettle.
+        first = re.split(r"[,(（:：;/]|\s[-–—]\s|\b(?:with|for|in|and)\b", en.casefold(), maxsplit=1)[0]
+        n_first = len([w for w in L.en_words(first) if w not in L.STOP_EN and w not in L.GENERIC_NAME_WORDS and len(w) > 2])
         words = [w for w in L.en_words(en) if w not in L.STOP_EN and w not in L.GENERIC_NAME_WORDS and len(w) > 2]
         for i, word in enumerate(words):
-            head = i == len(words) - 1
+            head = i == (n_first or len(words)) - 1
             # "Waterproof" in "Waterproof Hardshell Jacket" is what viewers ask about, not a
             # name for the jacket: a word that is a cue names a product only as the head noun.
             if not re.fullmatch(r"[\d.]+[a-z]*", word) and (head or not _is_cue(word)):
@@ -895,7 +899,16 @@ def _says_key(key: str, text: str) -> bool:
             # A Latin key is a whole word: "L" is not said by "XL", "S" not by "what's".
             return re.search(r"(?<![a-z0-9'’])" + re.escape(key) + r"(?![a-z0-9])", text) is not None
         return key in text
+    if key.replace(".", "").isdigit():
+        # A bare number ("120" of "120粒") is not said by another amount ("120斤", "1200").
+        return re.search(r"(?<![\d.])" + re.escape(key) + _NOT_ANOTHER_AMOUNT, text) is not None
     return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
+
+
+_NOT_ANOTHER_AMOUNT = (
+    r"(?![\d.]|\s*(?:斤|公斤|千克|克|岁|个月|周|厘米|公分|毫米|米|元|块|瓦|分钟|小时|天|年|度|"
+    r"(?:kg|g|cm|mm|m|w|yrs?|years?|months?|mins?|minutes?|hours?|days?)(?![a-z])))"
+)
 
 
 def _variant_named(keys: list[tuple[str, frozenset[str]]], text: str) -> str | None:

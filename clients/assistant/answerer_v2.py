@@ -51,6 +51,11 @@ _YES_NO_PROPERTY = re.compile(
 )
 
 
+SHIPPING_INTENTS = frozenset({"fee", "shipping", "ships_from", "carrier", "delivery_time", "region"})
+SHOP_INTENTS = SHIPPING_INTENTS | {"returns", "invoice", "link"}
+"""What the shop's own terms answer without a product."""
+
+
 def _money(amount: Decimal, currency: str) -> str:
     return money(Price(int((amount * 100).to_integral_value()), currency))
 
@@ -91,7 +96,14 @@ class CatalogueAnswerer:
         if not reading.named:
             products = self._by_measure(reading, products, sale_pid)
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
-        shop_only = bool(shop_facts) and not reading.named and not reading.pointed and not on_sale
+        shop_only = (
+            bool(shop_facts)
+            and not reading.named
+            and not reading.pointed
+            and not on_sale
+            and not (set(reading.intents) - SHOP_INTENTS)  # "多少钱 包邮不": the price too
+            and not any(self._own_policy(pid, reading) for pid in products[:1])
+        )
         if not shop_only:
             for pid in products[:3]:
                 product = self.catalogue.product(pid)
@@ -129,6 +141,19 @@ class CatalogueAnswerer:
         if ungrounded(text_out, sources):
             return self._decline(question, lang, "unknown", reading)
         return Answer(question, lang, "answer", tuple(facts), text_out)
+
+    def _own_policy(self, pid: str, r: Reading) -> bool:
+        """The product on screen has its own shipping or returns terms for what is asked: "能退吗"
+        in a live room asks about the product on screen, not the shop's default."""
+        p = self.catalogue.product(pid)
+        if p is None:
+            return False
+        intents = set(r.intents)
+        if p.shipping is not None and p.shipping.fee == 0 and r.says("满"):
+            return False  # "满多少包邮": the shop's threshold; a product that ships free has none
+        return (p.returns is not None and "returns" in intents) or (
+            p.shipping is not None and bool(r.regions or intents & SHIPPING_INTENTS)
+        )
 
     def _recommend(self, question: str, r: Reading, state: LiveState, now_ms: int) -> Answer:
         """Up to three products that fit a budget, an age / weight / height and what else the
@@ -218,9 +243,7 @@ class CatalogueAnswerer:
                 facts.append(
                     Fact(f"faq:{entry.id}", None, entry.answer.zh, entry.answer.en, (entry.answer.zh, entry.answer.en))
                 )
-        if reading.regions or {"fee", "shipping", "ships_from", "carrier", "delivery_time", "region"} & set(
-            reading.intents
-        ):
+        if reading.regions or SHIPPING_INTENTS & set(reading.intents):
             facts += _shipping_facts(None, None, self.catalogue.shipping, reading, self.catalogue.currency)
         if "returns" in reading.intents:
             r = self.catalogue.returns
@@ -311,7 +334,7 @@ class CatalogueAnswerer:
                 facts.append(_fact("stock", p, f"{name_zh}还剩 {stock} 件", f"{name_en}: {stock} left", [str(stock)]))
         # Shipping, returns, warranty, gift.
         shipping = p.shipping or self.catalogue.shipping
-        if r.regions or {"fee", "shipping", "ships_from", "carrier", "delivery_time", "region"} & intents:
+        if r.regions or SHIPPING_INTENTS & intents:
             facts += _shipping_facts(p, p.id, shipping, r, currency)
         if "returns" in intents:
             ret = p.returns or self.catalogue.returns
