@@ -122,7 +122,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "returns": ("运费险", "退货险", "退货", "退换", "换货", "能退", "可以退", "售后", "无理由", "坏了怎么办", "坏了", "破损", "坏果", "退款",
                 "re:换(个|一个|一下)?(码|尺码|颜色|大一|小一)",
                 "return", "refund", "exchange", "damaged", "broken", "spoiled"),
-    "warranty": ("保修", "质保", "保固", "包换", "开胶", "脱胶", "掉底", "断线", "warranty", "guarantee"),
+    "warranty": ("保修", "质保", "保固", "包换", "开胶", "脱胶", "掉底", "断线", "维修", "re:(给|能|可以|免费|包|管)修",
+                 "warranty", "guarantee", "repair"),
     "gift": ("赠品", "送什么", "送啥", "有送", "赠送", "送不送", "有没有送", "福利", "礼品", "re:送.{1,6}(吗|不)", "re:送几",
              "free gift", "gift",
              "freebie", "bonus", "comes with", "what do i get free"),
@@ -176,7 +177,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "fit": ("偏大", "偏小", "正码", "码数准", "尺码准", "码准", "合脚", "挤脚", "脚宽", "宽脚", "大一码", "小一码", "版型",
             "尺码建议", "run small", "run large", "runs small", "runs large", "true to size", "fits small",
             "fits large"),
-    "washing": ("洗涤", "怎么洗", "机洗", "手洗", "水洗", "干洗", "洗衣机", "洗碗机", "清洗", "好洗", "拆洗", "能洗", "可以洗", "wash", "washing",
+    "washing": ("洗涤", "怎么洗", "re:(咋|如何|怎样)(清)?洗", "机洗", "手洗", "水洗", "干洗", "洗衣机", "洗碗机", "清洗", "好洗", "拆洗", "能洗", "可以洗", "wash", "washing",
                 "dishwasher", "cleaning"),
     "pilling": ("起球", "毛球", "起毛", "掉毛", "掉絮", "钻绒", "跑绒", "pilling", "pill", "shed", "shedding"),
     "fading": ("掉色", "褪色", "染色", "串色", "fade", "fading", "colourfast", "colorfast", "bleed"),
@@ -609,6 +610,33 @@ ANSWER_CUES: dict[str, tuple[str, ...]] = {
     # Who it is for, stated with a limit: "10个月以上的小型犬吃", "for dogs over 10 months".
     "suitable": ("适合", "不适合", "re:\\d+\\s*(个月|岁|公斤|kg|斤)(以上|以下|之内|内)", "re:(over|under) \\d+ ?(months?|years?|kg)"),
 }
+
+
+UNITS: tuple[tuple[str, ...], ...] = (
+    # One unit per row, its Chinese and English spellings: "几秒" and "10 seconds" meet in 秒.
+    ("克拉", "carat", "carats", "ct"), ("秒", "second", "seconds", "sec", "s"), ("分钟", "minute", "minutes", "min"),
+    ("小时", "hour", "hours", "h", "hr"), ("天", "day", "days"), ("年", "year", "years"), ("个月", "month", "months"),
+    ("克", "gram", "grams", "g"), ("公斤", "千克", "kg", "kilo", "kilos"), ("毫升", "ml"), ("升", "litre", "liter", "l"),
+    ("瓦", "watt", "watts", "w"), ("分贝", "decibel", "decibels", "db"), ("毫安", "mah"), ("伏", "volt", "volts", "v"),
+    ("厘米", "公分", "centimetre", "centimeter", "cm"), ("毫米", "millimetre", "millimeter", "mm"),
+    ("米", "metre", "meter", "metres", "meters", "m"), ("英寸", "inch", "inches"), ("档", "level", "levels", "setting", "settings"),
+    ("度", "degree", "degrees", "°"), ("片", "piece", "pieces", "pcs"), ("层", "layer", "layers"),
+)  # fmt: skip
+_UNIT_ASKED = re.compile(
+    r"(?:几|多少|how many|how much)\s*(" + "|".join(sorted((re.escape(u) for row in UNITS for u in row), key=len, reverse=True))
+    + r")(?![a-z])"
+)
+
+
+def units_asked(text: str) -> list[tuple[str, ...]]:
+    """The units a question counts in ("机械表一天差几秒" -> 秒, "how many carats" -> 克拉)."""
+    return [row for m in _UNIT_ASKED.finditer(text) for row in UNITS if m.group(1) in row]
+
+
+def says_amount_in(value: str, unit: tuple[str, ...]) -> bool:
+    """The value gives a number in that unit ("日差-10~+20秒", "1 ct")."""
+    spelled = "|".join(sorted((re.escape(u) for u in unit), key=len, reverse=True))
+    return re.search(r"\d\s*(?:" + spelled + r")(?![a-z])", value) is not None
 
 
 def answer_intents(text: str) -> list[str]:

@@ -368,6 +368,8 @@ class Understanding:
             # "how long is the cord": a length, not the time left or the delivery time.
             intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
             concepts = tuple(dict.fromkeys(("dimensions", *concepts)))
+        if "warranty" in intents and "returns" in intents and not _RETURN_WORDS.search(masked):
+            intents = tuple(i for i in intents if i != "returns")  # "轮子坏了保修吗": a repair, not a return
         bare_how_much = not intents and not concepts and bool(_BARE_HOW_MUCH.search(text))
         if bare_how_much:
             intents = ("price",)  # "风衣多少", "吹风机现在多少": how much, with nothing else asked
@@ -904,6 +906,8 @@ def _says_key(key: str, text: str) -> bool:
         return re.search(r"(?<![\d.])" + re.escape(key) + _NOT_ANOTHER_AMOUNT, text) is not None
     return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
 
+
+_RETURN_WORDS = re.compile(r"退|换|return|refund|exchange")
 
 _NOT_ANOTHER_AMOUNT = (
     r"(?![\d.]|\s*(?:斤|公斤|千克|克|岁|个月|周|厘米|公分|毫米|米|元|块|瓦|分钟|小时|天|年|度|"

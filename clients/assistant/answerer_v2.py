@@ -27,7 +27,7 @@ from barrage.clients.assistant.facts import Fact, clock, money, zone
 from barrage.clients.assistant.grounding import ungrounded
 from barrage.clients.assistant.state import LiveState, Price
 from barrage.shoplang import lang as L
-from barrage.shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text
+from barrage.shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text, Variant
 from barrage.shoplang.understand import Reading, Understanding
 
 DECLINE: dict[str, tuple[str, str]] = {
@@ -70,6 +70,7 @@ class CatalogueAnswerer:
     def __init__(self, catalogue: Catalogue, *, unknown: Unknown = "say", tz: str = "Asia/Shanghai") -> None:
         self.catalogue = catalogue
         self.understanding = Understanding(catalogue)
+        self._faq_concepts: dict[int, frozenset[str]] = {}
         self.unknown = unknown
         self.tz = zone(tz)
 
@@ -141,6 +142,19 @@ class CatalogueAnswerer:
         if ungrounded(text_out, sources):
             return self._decline(question, lang, "unknown", reading)
         return Answer(question, lang, "answer", tuple(facts), text_out)
+
+    def _faq_hit(self, entry: Faq, r: Reading) -> bool:
+        """The FAQ's keywords or question are in the text, or the FAQ's question asks the same
+        kind of thing ("要自己装吗" and "需要自己安装吗" both ask about setting it up)."""
+        if _faq_words_hit(entry, r):
+            return True
+        if not r.concepts:
+            return False
+        asked = self._faq_concepts.get(id(entry))
+        if asked is None:
+            read = [self.understanding.read(q) for q in (entry.question.zh, entry.question.en) if q]
+            asked = self._faq_concepts[id(entry)] = frozenset(c for x in read for c in x.concepts)
+        return bool(asked & set(r.concepts))
 
     def _own_policy(self, pid: str, r: Reading) -> bool:
         """The product on screen has its own shipping or returns terms for what is asked: "能退吗"
@@ -239,7 +253,7 @@ class CatalogueAnswerer:
     def _shop_level(self, reading: Reading, lang: Lang) -> list[Fact]:
         facts: list[Fact] = []
         for entry in self.catalogue.faq:
-            if _faq_hit(entry, reading):
+            if self._faq_hit(entry, reading):
                 facts.append(
                     Fact(f"faq:{entry.id}", None, entry.answer.zh, entry.answer.en, (entry.answer.zh, entry.answer.en))
                 )
@@ -265,7 +279,7 @@ class CatalogueAnswerer:
         sale = state.sale_of(p.id, now_ms)
         # The product's own FAQ ("口红能刻字吗": engraving), before the general fields.
         for entry in p.faq:
-            if _faq_hit(entry, r):
+            if self._faq_hit(entry, r):
                 zh, en = f"{name_zh}：{entry.answer.zh}", f"{name_en}: {entry.answer.en}"
                 facts.append(_fact(f"faq:{entry.id}", p, zh, en, []))
         # Colours and sizes named: listed or not.
@@ -293,7 +307,7 @@ class CatalogueAnswerer:
             priced = sorted(p.variants, key=lambda v: v.price if v.price is not None else p.price)
             variant_id = (priced[-1] if r.bigger else priced[0]).id
         variant = next((v for v in p.variants if v.id == variant_id), None)
-        if r.packs and p.variants and variant is None:
+        if (r.packs or _amount_of_variants(p, r.text)) and p.variants and variant is None:
             declined.append("unknown")  # "狗粮有1公斤装吗" of the 2 kg and 7.5 kg bags
         # Price.
         if "list_price" in intents:
@@ -396,14 +410,10 @@ class CatalogueAnswerer:
         for spec in _specs_for(p, r, weak=not facts):
             if not any(f.kind == f"spec:{spec.key}" for f in facts):
                 facts.append(_spec_fact(p, spec))
-        if "variants" in intents and p.variants and variant is None:
-            zh = "、".join(
-                f"{v.name.zh} {_money(v.price if v.price is not None else p.price, currency)}" for v in p.variants
-            )
-            en = ", ".join(
-                f"{v.name.en} {_money(v.price if v.price is not None else p.price, currency)}" for v in p.variants
-            )
-            facts.append(_fact("variants", p, f"{name_zh} 可选：{zh}", f"{name_en} options: {en}", []))
+        if p.variants and variant is None and ("variants" in intents or (not facts and _variants_measure(p, r))):
+            facts.append(_variants_fact(p, currency))  # "恐龙公仔有多大的" of the 30 / 50 / 80 cm ones
+        if not facts and p.size_chart is not None:
+            facts += _chart_columns(p, r)  # "how heavy is the school bag": the chart's weight column
         if "link" in intents:
             links = [a for a in p.aliases if re.search(r"\d+\s*号链接|link \d+", a, re.IGNORECASE)]
             if links:
@@ -667,6 +677,58 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
     return _fact("sizes", p, zh, en, [])
 
 
+def _variants_fact(p: Product, currency: str) -> Fact:
+    def price(v: Variant) -> str:
+        return _money(v.price if v.price is not None else p.price, currency)
+
+    zh = "、".join(f"{v.name.zh} {price(v)}" for v in p.variants)
+    en = ", ".join(f"{v.name.en} {price(v)}" for v in p.variants)
+    return _fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])
+
+
+_UNITS_OF = {
+    "dimensions": r"厘米|公分|毫米|米|英寸|寸|cm|mm|m|inch(?:es)?|\"",
+    "weight": r"公斤|千克|克|斤|kg|g|lb",
+    "volume": r"毫升|升|ml|l",
+}
+
+
+@lru_cache(maxsize=8)
+def _amount_pattern(kind: str) -> re.Pattern[str]:
+    return re.compile(r"(?:\d|[一二两三四五六七八九十半])(?:\.\d+)?\s*(?:" + _UNITS_OF[kind] + r")(?![a-z])")
+
+
+def _variant_kinds(p: Product) -> list[str]:
+    """The kinds of amount every variant's name is (["weight"] for 30 g / 50 g jars)."""
+    names = [L.normalize(v.name.zh + " " + v.name.en) for v in p.variants]
+    return [kind for kind in _UNITS_OF if names and all(_amount_pattern(kind).search(n) for n in names)]
+
+
+def _variants_measure(p: Product, r: Reading) -> bool:
+    """The variants are amounts of the kind asked ("多大" of 30 / 50 / 80 cm plush toys)."""
+    return any(concept in _variant_kinds(p) for concept in r.concepts)
+
+
+def _amount_of_variants(p: Product, text: str) -> bool:
+    """The text names an amount of the kind the variants are ("有15克的吗" of 30 g and 50 g)."""
+    return any(_amount_pattern(kind).search(text) for kind in _variant_kinds(p))
+
+
+def _chart_columns(p: Product, r: Reading) -> list[Fact]:
+    """Columns of the size chart whose heading is what is asked, for every size."""
+    chart = p.size_chart
+    assert chart is not None
+    cues = tuple(cue for c in r.concepts for cue in L.CONCEPTS[c]) + r.measure[1:]
+    out = []
+    for i, column in enumerate(chart.columns):
+        heading = L.normalize(column.zh + " " + column.en)
+        if cues and L.any_cue(cues, heading) and any(row[i] != size for size, row in chart.rows.items()):
+            zh = f"{p.name.zh} {column.zh}：" + "；".join(f"{size} {row[i]}" for size, row in chart.rows.items())
+            en = f"{p.name.en} {column.en}: " + "; ".join(f"{size} {row[i]}" for size, row in chart.rows.items())
+            out.append(_fact(f"chart:{i}", p, zh, en, []))
+    return out
+
+
 def _measure_for_size(r: Reading) -> bool:
     """"腰围2尺7选哪个": a body measure given and a choice asked is a size question."""
     given = any(kind in ("chest", "waist", "hip", "foot") for kind, _ in r.quantities)
@@ -875,6 +937,10 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
         if not out and not yes_no:
             # "what's the protein content": the spec that holds the question's own words.
             out = _specs_with_words(p, r)
+    if not out:
+        # "机械表一天差几秒", "how many carats": the spec whose value is counted in that unit.
+        units = L.units_asked(r.text)
+        out = [s for s in p.specs for u in units if L.says_amount_in(L.normalize(s.value.zh + " " + s.value.en), u)]
     if not out and weak:
         # "铁观音怎么泡" / 冲泡, "皮带太长能剪吗" / 裁剪: the one verb asked is in one spec's name.
         verbs = re.findall(r"(?:怎么|如何|咋|能|可以|会)([\u4e00-\u9fff])(?:吗|呢|么|不|啊|$)", r.text)
@@ -1082,6 +1148,6 @@ def _same_colour(asked: str, listed: Text) -> bool:
     return a in L.normalize(listed.zh) or a in L.normalize(listed.en)
 
 
-def _faq_hit(entry: Faq, r: Reading) -> bool:
+def _faq_words_hit(entry: Faq, r: Reading) -> bool:
     words = [*entry.keywords, entry.question.zh, entry.question.en]
     return any(len(w) >= 2 and L.normalize(w) in r.text for w in words)
