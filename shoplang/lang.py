@@ -645,7 +645,33 @@ def answer_intents(text: str) -> list[str]:
 
 _BUDGET = re.compile(
     r"(\d+(?:\.\d+)?)\s*(?:元|块)?\s*(?:以内|以下|之内|左右)|(?:under|below|less than|within)\s*[¥$]?\s*(\d+(?:\.\d+)?)"
+    r"|(?:预算|budget(?: of| is)?)\s*[¥$]?\s*(\d+(?:\.\d+)?)"
 )
+
+
+RECIPIENTS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
+    # (who the viewer buys for, words a listing uses for them, words of listings for the others)
+    (("妈妈", "老婆", "女朋友", "女友", "闺蜜", "姐姐", "妹妹", "奶奶", "外婆", "婆婆", "mum", "mom", "mother", "wife",
+      "girlfriend", "sister", "her"),
+     ("女", "女士", "女款", "女性", "women", "woman", "ladies", "female", "her"), ("男士", "男款", "men's", "mens", "for men")),
+    (("爸爸", "老公", "男朋友", "男友", "哥哥", "弟弟", "爷爷", "外公", "dad", "father", "husband", "boyfriend",
+      "brother", "him"),
+     ("男", "男士", "男款", "男性", "men", "man", "mens", "male", "him"), ("女士", "女款", "women's", "womens", "for women")),
+    (("孩子", "宝宝", "儿子", "女儿", "小朋友", "kid", "kids", "child", "children", "son", "daughter", "baby"),
+     ("儿童", "宝宝", "孩子", "小朋友", "kids", "children", "child", "baby"), ()),
+    (("老人", "长辈", "父母", "爸妈", "parents", "elderly", "grandparents"),
+     ("老人", "长辈", "中老年", "elderly", "parents", "seniors"), ()),
+)  # fmt: skip
+"""General knowledge of gifts: who a viewer names and how listings speak of them."""
+
+
+def recipients(text: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """For each person the question buys for: (words that suit them, words for someone else)."""
+    out = []
+    for asked, fits, others in RECIPIENTS:
+        if any(cue_matches(a, text) for a in asked):
+            out.append((fits, others))
+    return out
 
 
 def without_budget(text: str) -> str:
@@ -657,4 +683,4 @@ def budget(text: str) -> float | None:
     match = _BUDGET.search(text)
     if match is None:
         return None
-    return float(match.group(1) or match.group(2))
+    return float(match.group(1) or match.group(2) or match.group(3))

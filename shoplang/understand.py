@@ -368,6 +368,8 @@ class Understanding:
             # "how long is the cord": a length, not the time left or the delivery time.
             intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
             concepts = tuple(dict.fromkeys(("dimensions", *concepts)))
+        if "recommend" in intents and "gift" in intents and re.search(r"推荐|recommend|suggest|ideas?\b", masked):
+            intents = tuple(i for i in intents if i != "gift")  # "birthday gift有啥推荐": not a free gift
         if "warranty" in intents and "returns" in intents and not _RETURN_WORDS.search(masked):
             intents = tuple(i for i in intents if i != "returns")  # "轮子坏了保修吗": a repair, not a return
         bare_how_much = not intents and not concepts and bool(_BARE_HOW_MUCH.search(text))

@@ -92,7 +92,13 @@ class CatalogueAnswerer:
         if reading.other_kind and not reading.named and not reading.pointed:
             return self._decline(question, lang, "no_product", reading)  # "有拉拉裤吗": not sold here
         others = set(reading.intents) - {"recommend", "price", "suitable"}
-        if "recommend" in reading.intents and not others and not reading.named and not reading.pointed:
+        if (
+            "recommend" in reading.intents
+            and not others
+            and not reading.named
+            and not reading.pointed
+            and not _clause_properties(reading)  # "送女朋友的 有礼盒吗": is there a gift box
+        ):
             return self._recommend(question, reading, state, now_ms)
         if not reading.named:
             products = self._by_measure(reading, products, sale_pid)
@@ -102,7 +108,7 @@ class CatalogueAnswerer:
             and not reading.named
             and not reading.pointed
             and not on_sale
-            and not (set(reading.intents) - SHOP_INTENTS)  # "多少钱 包邮不": the price too
+            and not (set(reading.intents) - SHOP_INTENTS - {"recommend"})  # "多少钱 包邮不": the price too
             and not any(self._own_policy(pid, reading) for pid in products[:1])
         )
         if not shop_only:
@@ -118,10 +124,10 @@ class CatalogueAnswerer:
             other = self._elsewhere(reading, products)
             if other is not None:
                 facts, declined = self._product_facts(other, reading, state, now_ms, lang)
-        if not facts and not declined:
-            if shop_facts:
-                facts = shop_facts
-            elif "sale" in reading.intents and sale is None:
+        if not facts and shop_facts:
+            facts, declined = shop_facts, []  # the product lists nothing of it; the shop's terms say
+        elif not facts and not declined:
+            if "sale" in reading.intents and sale is None:
                 facts.append(Fact("no_sale", None, "现在没有秒杀活动", "there is no flash sale right now", ()))
         if not facts:
             why = declined[0] if declined else ("unknown" if products else "no_product")
@@ -187,6 +193,12 @@ class CatalogueAnswerer:
             score = 0.0
             if residue:
                 score += len(_find_in_product(p, residue))
+            listing = _listing_words(p)
+            for fits, others in L.recipients(r.text):
+                if any(L.cue_matches(w, listing) for w in others):
+                    score -= 3  # "送男朋友" is not answered by a women's watch
+                elif any(L.cue_matches(w, listing) for w in fits):
+                    score += 2
             if asked and any(a.limit is not None for a in p.suitable_for):
                 score += 1
             scored.append((score, amount, p, price_fact))
@@ -675,6 +687,14 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
         zh += "（尺码表：" + "；".join(f"{s} {'/'.join(v)}" for s, v in chart.rows.items()) + "）"
         en += " (size chart: " + "; ".join(f"{s} {'/'.join(v)}" for s, v in chart.rows.items()) + ")"
     return _fact("sizes", p, zh, en, [])
+
+
+def _listing_words(p: Product) -> str:
+    """The names, category and audience of a product, where a listing says whom it is for."""
+    parts = [p.name.zh, p.name.en, *p.aliases]
+    parts += [t for t in (p.category, p.description) if t is not None for t in (t.zh, t.en)]
+    parts += [t for a in p.suitable_for for t in (a.who.zh, a.who.en)]
+    return L.normalize(" ".join(parts))
 
 
 def _variants_fact(p: Product, currency: str) -> Fact:
