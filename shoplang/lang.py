@@ -227,7 +227,9 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "contents": ("包含", "包括", "有哪些", "里面有什么", "一套几", "几件", "件数", "几个装", "一套有", "规格", "what's in",
                  "what is in", "what comes in", "comes with", "included", "include", "contents", "pieces", "how many in"),
     "power": ("功率", "瓦", "几瓦", "多少瓦", "多少w", "watt", "wattage", "power", "output", "快充", "fast charg"),
-    "ports": ("接口", "几个口", "插口", "口", "port", "usb"),
+    "ports": ("接口", "几个口", "插口", "re:(?<![圈径门])口(?![味感径红罩])", "port", "usb"),
+    # Engraving and personalising: a service a listing must offer itself.
+    "engraving": ("刻字", "刻名", "re:刻.{0,4}(字|名)", "定制", "engrav", "personalis", "personaliz", "monogram"),
     "smell": ("有味道", "味道大", "味儿", "气味", "异味", "臭", "刺鼻", "难闻", "甲醛", "smell", "odor", "odour", "stink",
               "香味", "香调", "香型", "什么香", "scent", "fragrance"),
     # How much it carries or bears (a bag, a shelf, a pet carrier): not its own weight.

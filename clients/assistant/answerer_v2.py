@@ -233,7 +233,8 @@ class CatalogueAnswerer:
             # the purifier; "保质期" is asked of whatever is on screen, and another product's
             # shelf life would be a wrong-product answer).
             specific = [spec for spec in p.specs if _spec_named(spec, r, specific=True)]
-            if specific or (r.residue and _find_in_product(p, r.residue, names=False)):
+            faq = [entry for entry in p.faq if _faq_words_hit(entry, r)]  # "戴着大了能改圈吗": the ring's
+            if specific or faq or (r.residue and _find_in_product(p, r.residue, names=False)):
                 hits.append(p)
         return hits[0] if len(hits) == 1 else None
 
@@ -458,8 +459,8 @@ class CatalogueAnswerer:
                 where = _find_in_product(p, x)
                 if where and not any(where[0][1].zh in f.zh for f in facts):  # not said already
                     facts.append(_field_fact(p, *where[0]))
-                elif not where:
-                    declined.append("unknown")
+                if not where or not _all_said(x, where[0]):
+                    declined.append("unknown")  # "有皮表带的吗" of a steel strap: what it is, and "not listed"
         if not facts and not declined:
             hits = _find_in_product(p, r.residue)
             facts += [_field_fact(p, label, value) for label, value in hits[:2]]
@@ -689,6 +690,13 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
     return _fact("sizes", p, zh, en, [])
 
 
+def _all_said(asked: str, where: tuple[Text, Text]) -> bool:
+    """Every character of a Chinese "有X吗" is in the field found for it: "皮表带" is not said
+    by "表带：精钢表带"."""
+    held = L.normalize(where[0].zh + where[1].zh)
+    return not L.CJK.search(asked) or all(ch in held for ch in asked if L.CJK.match(ch))
+
+
 def _listing_words(p: Product) -> str:
     """The names, category and audience of a product, where a listing says whom it is for."""
     parts = [p.name.zh, p.name.en, *p.aliases]
@@ -903,6 +911,9 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
         # The product's own name is not a question word: "保温壶能装碳酸饮料吗" does not
         # ask about the flask's 保温时长.
         keys = [L.normalize(k) for k in (spec.name.zh, spec.name.en, *spec.keywords) if len(k) >= 2]
+        if len(spec.name.zh) == 1 and L.CJK.match(spec.name.zh) and r.says_apart(spec.name.zh):
+            out.append(spec)  # "首饰盒有锁吗" / 锁
+            continue
         # An English name is said in the singular too ("how many shades" / "几个shade").
         keys += [L.singular(k) for k in keys if L.CJK.search(k) is None and len(L.singular(k)) >= 4]
         if any(r.says(k) for k in keys):
@@ -1165,7 +1176,13 @@ def _join(items: list[Text]) -> Text:
 
 def _same_colour(asked: str, listed: Text) -> bool:
     a = asked.removesuffix("色")
-    return a in L.normalize(listed.zh) or a in L.normalize(listed.en)
+    zh = L.normalize(listed.zh)
+    if any(other in zh and other != a for other in _NOT_THE_COLOUR.get(a, ())):
+        return False  # 白金色 (platinum) and 玫瑰金色 (rose gold) are no 金色
+    return a in zh or a in L.normalize(listed.en)
+
+
+_NOT_THE_COLOUR = {"金": ("白金", "玫瑰金", "铂金", "香槟金"), "gold": ("rose gold", "white gold", "champagne gold")}
 
 
 def _faq_words_hit(entry: Faq, r: Reading) -> bool:
