@@ -763,6 +763,9 @@ def _name_terms(names: list[str]) -> list[tuple[str, float]]:
         compact = norm.replace(" ", "")
         if compact != norm:
             out.append((compact, 3.0 + len(compact) * 0.3))
+        if "'" in norm or "’" in norm:
+            bare = norm.replace("'", "").replace("’", "")  # "mens watch" for "Men's Watch"
+            out.append((bare, 3.0 + len(bare) * 0.3))
         singular = " ".join(L.singular(w) for w in norm.split())
         if singular != norm:
             out.append((singular, 3.0 + len(singular) * 0.3))

@@ -419,14 +419,24 @@ class CatalogueAnswerer:
                 facts.append(fact)
             elif not (p.suitable_for or p.not_for or r.concepts) and (field := _who_in_listing(p, r)) is not None:
                 facts.append(_field_fact(p, *field))  # (a kind asked — "冬天零下" — is no group)
-        # Specs by kind, then anything else the question names that the product lists.
-        for spec in _specs_for(p, r, weak=not facts):
+        # A column of the size chart that is what is asked ("how heavy is the school bag"),
+        # else specs by kind, then anything else the question names that the product lists.
+        chart = _chart_columns(p, r) if p.size_chart is not None and r.concepts and not facts else []
+        facts += chart
+        for spec in [] if chart else _specs_for(p, r, weak=not facts):
             if not any(f.kind == f"spec:{spec.key}" for f in facts):
                 facts.append(_spec_fact(p, spec))
+        units = [u for u in L.units_asked(r.text) if u[0] not in ("个月", "天")]
+        if units and facts and all(f.kind.startswith("spec:") for f in facts):
+            said = L.normalize(" ".join(f.zh + " " + f.en for f in facts))
+            if not any(L.says_amount_in(said, u) for u in units):
+                declined.append("unknown")  # "电池能用几年" of a battery listed by capacity and run time
         if p.variants and variant is None and ("variants" in intents or (not facts and _variants_measure(p, r))):
             facts.append(_variants_fact(p, currency))  # "恐龙公仔有多大的" of the 30 / 50 / 80 cm ones
-        if not facts and p.size_chart is not None:
-            facts += _chart_columns(p, r)  # "how heavy is the school bag": the chart's weight column
+        if "variants" in intents and not p.variants and (p.sizes or p.size_chart) and not facts:
+            fact = _size_fact(p, r)  # "手镯圈口有哪几个": the sizes it comes in
+            if fact is not None:
+                facts.append(fact)
         if "link" in intents:
             links = [a for a in p.aliases if re.search(r"\d+\s*号链接|link \d+", a, re.IGNORECASE)]
             if links:
