@@ -141,7 +141,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "suitable", "good for", "ok for", "safe for", "allergic", "intolerant", "re:can (my|a) (baby|kid|child)",
                  "left-handed", "左手",
                  # "能吃这个猫粮吗": the verb of use and the question particle apart
-                 "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡)(?=[^吗?？]{0,8}(吗|不$))"),
+                 "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡|玩|骑)(?=[^吗?？]{0,8}(吗|不$))"),
     "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "几号", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "re:(?<!满)多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
               # "一包几双", "每盒多少粒", "几双": how many come in one pack
@@ -228,6 +228,9 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                  "what is in", "what comes in", "comes with", "included", "include", "contents", "pieces", "how many in"),
     "power": ("功率", "瓦", "几瓦", "多少瓦", "多少w", "watt", "wattage", "power", "output", "快充", "fast charg"),
     "ports": ("接口", "几个口", "插口", "re:(?<![圈径门])口(?![味感径红罩])", "port", "usb"),
+    # Whether it goes with something else the viewer has ("积木能和乐高混着拼吗").
+    "compatible": ("兼容", "通用", "混着", "混拼", "适配", "配套", "搭配使用", "compatible", "compatibility", "works with",
+                   "fit with", "fits with"),
     # Engraving and personalising: a service a listing must offer itself.
     "engraving": ("刻字", "刻名", "re:刻.{0,4}(字|名)", "定制", "engrav", "personalis", "personaliz", "monogram"),
     "smell": ("有味道", "味道大", "味儿", "气味", "异味", "臭", "刺鼻", "难闻", "甲醛", "smell", "odor", "odour", "stink",

@@ -82,6 +82,8 @@ class Reading:
             return self.concepts[0]
         if self.colours:
             return "colours"  # "有粉色的吗" and "in pink?" ask the same
+        if self.regions:
+            return "region"  # "发新疆吗" and "新疆能发货不"
         return "sizes" if self.sizes or self.unknown_sizes else ""
 
     @property
@@ -171,6 +173,9 @@ def names_of(catalogue: Catalogue) -> list[ProductNames]:
             topics.append(("variants", " ".join(f"{v.name.zh} {v.name.en}" for v in p.variants)))
         if p.description is not None:
             topics.append(("about", f"{p.description.zh} {p.description.en}"))
+        for entry in p.faq:  # "拼图缺片怎么办": the listing's own question about missing pieces
+            words = [entry.question.zh, entry.question.en, *entry.keywords, entry.answer.zh, entry.answer.en]
+            topics.append((f"faq-{entry.id}", " ".join(words)))
         out.append(
             ProductNames(p.id, tuple(dict.fromkeys(names)), tuple(dict.fromkeys(kinds)), tuple(t[:2] for t in topics))
         )
@@ -370,6 +375,9 @@ class Understanding:
             concepts = tuple(dict.fromkeys(("dimensions", *concepts)))
         if "recommend" in intents and "gift" in intents and re.search(r"推荐|recommend|suggest|ideas?\b", masked):
             intents = tuple(i for i in intents if i != "gift")  # "birthday gift有啥推荐": not a free gift
+        if "battery" in concepts and not L.any_cue(L.SALE_WORDS, masked):
+            # "how long does the battery last", "电池能玩多久": the product's run time
+            intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
         if "warranty" in intents and "returns" in intents and not _RETURN_WORDS.search(masked):
             intents = tuple(i for i in intents if i != "returns")  # "轮子坏了保修吗": a repair, not a return
         bare_how_much = not intents and not concepts and bool(_BARE_HOW_MUCH.search(text))
@@ -585,16 +593,19 @@ _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几(?!乎)[\u4e00-\u9fffa-z]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
-    r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵]|^[^我].{0,8}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
+    r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵]|^[^我].{0,14}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
     r"|谁(买|用|试|穿|吃)过?了?"  # "谁买了": has anyone tried it
     r"|(能|可以|会|要|是|有)[^不]{0,10}不[\s?？~～。]*$"  # "能用不", "狗狗能吃冻干不": a question ending in 不
+    r"|[\u4e00-\u9fff]{2}(?<!要|差|了|得)不[\s?？~～。]*$"  # "积木跟lego通用不", "带证书不"
+    r"|怎么办|怎么选|选哪"
 )
 _REQUEST_ZH = re.compile(
     r"推荐|^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|展示一下|看一下|需要开|帮我|给我看"
     r"|主播.{0,8}(一下|看看(?!我)|个身)|一下.{0,8}看看[\s!！~～]*$"  # "主播背一下猫包", "涂一下豆沙色看看"
+    r"|给(我们|大家|我)(看看|看一下|瞧瞧|试试)"  # "主播把车把调到最高给我们看看"
 )
 _EXCLAIM_ZH = re.compile(
-    r"^不知道|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
+    r"^不知道(?!.*(怎么办|吗|呢))|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
     r"|^(为什么|怎么)我?(又|总是|老是|还是)?(抢不到|没抢到|买不到|拍不到|没拍到)"  # missing a flash sale: a complaint
     # wonder and delight, not questions ("为什么这么贵" still asks)
     r"|为什么(这么|那么)(便宜|划算|好看|好用|好吃|香|美|好)|怎么做到|什么神仙|[绝爱]了[!！~～啊]*$"
