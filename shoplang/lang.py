@@ -99,7 +99,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
               "到手价", "现价", "多少一", "啥价位", "jg",
               "re:how much(?=\\s*(is|are|does|do|did|for|would|will|it|this|these|that|the|now|today|pls|please|each|per|in|\\?|$))",
               "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
-    "stock": ("还有吗", "还有货", "有货", "有现货", "现货", "库存", "还剩", "剩多少", "剩几", "卖完", "售罄", "缺货", "抢光",
+    "stock": ("还有吗", "还有货", "还有没", "有没有货", "有货", "有现货", "现货", "库存", "还剩", "剩多少", "剩几", "卖完", "售罄", "缺货", "抢光",
               "还有多少", "in stock", "any left", "sold out", "how many left", "stock", "still available", "available"),
     "time_left": ("re:(还|只)?剩(下)?(几|多少)?(分钟|小时|时间|多久)", "几分钟", "多久结束", "什么时候结束", "几点结束", "还有多久", "还剩多久", "多长时间", "剩几分钟",
                   "re:how (long|many minutes)", "minutes left", "time left", "re:when does .*end", "ends"),
@@ -127,7 +127,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "gift": ("赠品", "送什么", "送啥", "有送", "赠送", "送不送", "有没有送", "福利", "礼品", "re:送.{1,6}(吗|不)", "re:送几",
              "free gift", "gift",
              "freebie", "bonus", "comes with", "what do i get free"),
-    "sizes": ("尺码", "码数", "什么码", "哪个码", "几码", "多大码", "码", "选码", "size", "re:(穿|选|拿|买|要)几号"),
+    "sizes": ("尺码", "码数", "什么码", "哪个码", "几码", "多大码", "码", "选码", "size", "re:(穿|选|拿|买|要|戴)几号",
+              "re:(尺寸|大小|圈口|号)(怎么|咋|如何)选", "re:选(多大|哪个尺寸|什么尺寸)"),
     "colours": ("颜色", "什么色", "几个色", "几种色", "色号", "re:(啥|哪些|哪几种?|多少种?)(颜)?色", "colour", "color", "shade"),
     "materials": ("成分", "材质", "材料", "面料", "配料", "原料", "re:(纯|全|含)(棉|麻|羊毛|羊绒|真丝|桑蚕丝)", "什么棉",
                   "re:\\b(is it|are they|made of|100%?) ?(cotton|wool|silk|linen|leather|cashmere)\\b", "里面有什么", "有什么东西", "含有", "什么做的", "用料",
@@ -142,7 +143,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "left-handed", "左手",
                  # "能吃这个猫粮吗": the verb of use and the question particle apart
                  "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡|玩|骑)(?=[^吗?？]{0,8}(吗|不$))"),
-    "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "几号", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
+    "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "re:几号(?!戒指|鞋|衣)", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "re:(?<!满)多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
               # "一包几双", "每盒多少粒", "几双": how many come in one pack
               "re:(几|多少)[双片粒颗张卷抽贴]",

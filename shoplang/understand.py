@@ -360,7 +360,8 @@ class Understanding:
                     named, strength = [owner], {owner: 1.0}
                     break
         masked = text
-        for start, end, _, _ in sorted(spans, key=lambda s: -s[0]):
+        # One place named by two products ("链子": 项链 and 手链) is masked once.
+        for start, end in sorted({(a, b) for a, b, _, _ in spans}, key=lambda s: -s[0]):
             masked = masked[:start] + " " + masked[end:]
         intents = tuple(L.intents_of(masked))
         concepts = tuple(L.concepts_of(masked))
@@ -375,6 +376,8 @@ class Understanding:
             concepts = tuple(dict.fromkeys(("dimensions", *concepts)))
         if "recommend" in intents and "gift" in intents and re.search(r"推荐|recommend|suggest|ideas?\b", masked):
             intents = tuple(i for i in intents if i != "gift")  # "birthday gift有啥推荐": not a free gift
+        if "shipping" in intents and "region" not in intents and L.regions_named(masked):
+            intents = tuple("region" if i == "shipping" else i for i in intents)  # "寄台湾可以吗"
         if "battery" in concepts and not L.any_cue(L.SALE_WORDS, masked):
             # "how long does the battery last", "电池能玩多久": the product's run time
             intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
@@ -410,7 +413,12 @@ class Understanding:
             else None
         )
         self._variants_and_sizes(reading, masked)
-        tries_on = reading.colours or reading.sizes or {"colours", "sizes"} & set(reading.intents)
+        tries_on = (
+            reading.colours
+            or reading.sizes
+            or {"colours", "sizes"} & set(reading.intents)
+            or re.search(r"(穿|戴|背|涂)上|上身|上脸|上嘴|试穿|试戴", text)
+        )
         if "show" in reading.intents and tries_on and "host" not in reading.intents:
             # "主播试一下这个颜色": trying a colour or a size is wearing it.
             reading.intents = tuple("host" if i == "show" else i for i in reading.intents)
