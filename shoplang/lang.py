@@ -133,7 +133,9 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "materials": ("成分", "材质", "材料", "面料", "配料", "原料", "re:(纯|全|含)(棉|麻|羊毛|羊绒|真丝|桑蚕丝)", "什么棉",
                   "re:\\b(is it|are they|made of|100%?) ?(cotton|wool|silk|linen|leather|cashmere)\\b", "里面有什么", "有什么东西", "含有", "什么做的", "用料",
                   "re:什么(钢|木|布|棉|皮|料|质|塑料|玻璃)",
-                  "made of", "material", "ingredient", "fabric", "re:what'?s in", "what is in", "contain"),
+                  "made of", "material", "ingredient", "fabric", "re:what'?s in", "what is in", "contain",
+                  # Is it the real thing: what it is made of answers it ("are the pearls real")
+                  "是真的吗", "真的假的", "是不是真的", "re:\\b(real|fake|genuine)\\b"),
     "suitable": ("re:what (age|height|weight|size of (baby|child|kid))s? is .* for", "re:for what (age|height|weight)",
                  "肤质", "孕期", "孕妈", "哺乳期", "几个月", "多大的猫", "多大的狗", "skin type", "pregnant", "breastfeeding",
                  "nursing mother", "what age", "how old",

@@ -397,7 +397,7 @@ class Understanding:
             intents=intents,
             concepts=concepts,
             medical=L.is_medical(masked),  # a product's name ("止咳枇杷膏") is not a claim
-            colours=tuple(L.colours_named(masked, self._colour_names)),
+            colours=tuple(L.colours_named(masked, self._colour_names)) or _colour_before_name(text, spans),
             regions=tuple(L.regions_named(masked)),
             quantities=tuple(L.quantities(text)),
             residue=_residue(masked),
@@ -930,6 +930,17 @@ def _says_key(key: str, text: str) -> bool:
         return re.search(r"(?<![\d.])" + re.escape(key) + _NOT_ANOTHER_AMOUNT, text) is not None
     return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
 
+
+def _colour_before_name(text: str, spans: list[tuple[int, int, str, float]]) -> tuple[str, ...]:
+    """A colour said as the first character of a product's name ("有黑珍珠的吗", "有红笔吗"):
+    a black one of them, not a product called so."""
+    out = [text[s - 1] + "色" for s, _, _, _ in spans if s > 0 and text[s - 1] in _PLAIN_COLOURS]
+    if any(s > 1 and L.CJK.match(text[s - 2]) and text[s - 2] not in "有是要买的个款" for s, _, _, _ in spans):
+        return ()  # "纯白茶": a longer name, not a colour
+    return tuple(dict.fromkeys(out))
+
+
+_PLAIN_COLOURS = set("黑白红蓝绿黄粉紫灰")
 
 _RETURN_WORDS = re.compile(r"退|换|return|refund|exchange")
 

@@ -921,8 +921,9 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
         # The product's own name is not a question word: "保温壶能装碳酸饮料吗" does not
         # ask about the flask's 保温时长.
         keys = [L.normalize(k) for k in (spec.name.zh, spec.name.en, *spec.keywords) if len(k) >= 2]
-        if len(spec.name.zh) == 1 and L.CJK.match(spec.name.zh) and r.says_apart(spec.name.zh):
-            out.append(spec)  # "首饰盒有锁吗" / 锁
+        ones = [w for w in (spec.name.zh, *spec.keywords) if len(w) == 1 and L.CJK.match(w)]
+        if any(r.says_apart(w) for w in ones):
+            out.append(spec)  # "首饰盒有锁吗" / 锁, "是镀的吗" / 电镀 (keyword 镀): one character the shop chose
             continue
         # An English name is said in the singular too ("how many shades" / "几个shade").
         keys += [L.singular(k) for k in keys if L.CJK.search(k) is None and len(L.singular(k)) >= 4]
