@@ -238,6 +238,29 @@ class Understanding:
                 sounds = tuple(_syllable(ch) for ch in term.text)
                 self._pinyin.setdefault(sounds[0], []).append((term, sounds))
 
+    def owner_of_words(self, reading: Reading, on_screen: list[str]) -> str | None:
+        """The one product whose listing holds the words of a question that names none, when
+        the first product on screen does not ("耳针啥材质" while a necklace is pinned: the
+        earrings list their 耳针); None when the first on screen does, or no one product does."""
+        if reading.named or reading.pointed or reading.sale or reading.variants:
+            return None
+        words = _content_words(reading.residue)
+        if not words:
+            return None
+
+        def hits(product_id: str) -> int:
+            listing = " ".join(text for _, text in self._topics.get(product_id, ()))
+            return sum(1 for w in words if w in listing)
+
+        shown = [pid for pid in on_screen if hits(pid)]
+        if shown:
+            # "无耳洞有耳夹款吗": of the pinned necklace and the earrings on sale, the earrings.
+            return shown[0] if len(shown) == 1 and shown[0] != on_screen[0] else None
+        scored = sorted(((hits(pid), pid) for pid in self._topics if pid not in on_screen), reverse=True)
+        if not scored or scored[0][0] == 0 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+            return None
+        return scored[0][1]
+
     def topic_for(self, reading: Reading, product_id: str) -> str:
         """Which part of the product's listing the question's leftover words are about
         ("刀能进洗碗机吗" and "可以用洗碗机洗吗" -> the cleaning spec), "" if none."""
@@ -929,6 +952,27 @@ def _says_key(key: str, text: str) -> bool:
         # A bare number ("120" of "120粒") is not said by another amount ("120斤", "1200").
         return re.search(r"(?<![\d.])" + re.escape(key) + _NOT_ANOTHER_AMOUNT, text) is not None
     return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
+
+
+def _content_words(residue: str) -> list[str]:
+    """Chinese character pairs and English words of the leftover text that can name a thing
+    (no question words, particles or pairs across them)."""
+    out: list[str] = []
+    for chunk in residue.split():
+        if L.CJK.search(chunk):
+            pairs = [chunk[i : i + 2] for i in range(len(chunk) - 1)]
+            out += [
+                p
+                for p in pairs
+                if L.CJK.match(p[0]) and L.CJK.match(p[1]) and not set(p) & _FUNCTION_CHARS
+                and not any(p in row for row in L.UNITS) and not _is_cue(p)  # "70公斤" is the viewer's
+            ]  # fmt: skip
+        elif len(chunk) >= 4 and chunk not in L.STOP_EN:
+            out.append(chunk)
+    return list(dict.fromkeys(out))
+
+
+_FUNCTION_CHARS = set("啥什么吗呢了的是有能可以会不没怎咋哪几多少这那个吧啊呀也都还就要给")
 
 
 def _colour_before_name(text: str, spans: list[tuple[int, int, str, float]]) -> tuple[str, ...]:

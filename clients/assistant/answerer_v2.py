@@ -102,6 +102,9 @@ class CatalogueAnswerer:
             return self._recommend(question, reading, state, now_ms)
         if not reading.named:
             products = self._by_measure(reading, products, sale_pid)
+            owner = self.understanding.owner_of_words(reading, [p for p in (state.pinned_id, sale_pid) if p])
+            if owner is not None and not shop_facts:
+                products = [owner]
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
         shop_only = (
             bool(shop_facts)

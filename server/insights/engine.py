@@ -312,6 +312,12 @@ class RoomInsights:
             return sales[-1:]
         if not reading.pointed and (reading.topic_key in SHOP_WIDE or reading.regions or reading.other_kind):
             return []
+        if reading.variants:
+            return list(reading.variants)  # "无耳洞有耳夹款吗": the product that has a clip-on version
+        assert self.understanding is not None
+        owner = self.understanding.owner_of_words(reading, on_screen)
+        if owner is not None:
+            return [owner]  # "耳针啥材质" while the necklace is pinned: the earrings list their posts
         return self._sized_first(reading, on_screen)
 
     def _sized_first(self, reading: Reading, on_screen: list[str]) -> list[str]:
