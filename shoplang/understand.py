@@ -771,8 +771,8 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
         # The head noun ends the name's first part: "Modelling Clay, 36 Colours" is a clay, and
         # "Kettle with Tea Infuser" a kettle.
         first = re.split(r"[,(（:：;/]|\s[-–—]\s|\b(?:with|for|in|and)\b", en.casefold(), maxsplit=1)[0]
-        n_first = len([w for w in L.en_words(first) if w not in L.STOP_EN and w not in L.GENERIC_NAME_WORDS and len(w) > 2])
-        words = [w for w in L.en_words(en) if w not in L.STOP_EN and w not in L.GENERIC_NAME_WORDS and len(w) > 2]
+        n_first = len(_content_en(first))
+        words = _content_en(en)
         for i, word in enumerate(words):
             head = i == (n_first or len(words)) - 1
             # "Waterproof" in "Waterproof Hardshell Jacket" is what viewers ask about, not a
@@ -793,6 +793,10 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
             for member in group:
                 terms.append((member, max(2.0, len(member) * 1.0)))
     return terms
+
+
+def _content_en(text: str) -> list[str]:
+    return [w for w in L.en_words(text) if w not in L.STOP_EN and w not in L.GENERIC_NAME_WORDS and len(w) > 2]
 
 
 def _name_terms(names: list[str]) -> list[tuple[str, float]]:
@@ -989,7 +993,7 @@ _PLAIN_COLOURS = set("黑白红蓝绿黄粉紫灰")
 _RETURN_WORDS = re.compile(r"退|换|return|refund|exchange")
 
 _NOT_ANOTHER_AMOUNT = (
-    r"(?![\d.]|\s*(?:斤|公斤|千克|克|岁|个月|周|厘米|公分|毫米|米|元|块|瓦|分钟|小时|天|年|度|"
+    r"(?![\d.]|\s*(?:斤|公斤|千克|克|岁|个月|周|厘米|公分|毫米|米|元|块|瓦|分钟|小时|天|年|度|张|片|粒|颗|双|件|支|"
     r"(?:kg|g|cm|mm|m|w|yrs?|years?|months?|mins?|minutes?|hours?|days?)(?![a-z])))"
 )
 

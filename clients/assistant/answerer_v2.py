@@ -129,9 +129,8 @@ class CatalogueAnswerer:
                 facts, declined = self._product_facts(other, reading, state, now_ms, lang)
         if not facts and shop_facts:
             facts, declined = shop_facts, []  # the product lists nothing of it; the shop's terms say
-        elif not facts and not declined:
-            if "sale" in reading.intents and sale is None:
-                facts.append(Fact("no_sale", None, "现在没有秒杀活动", "there is no flash sale right now", ()))
+        elif not facts and not declined and "sale" in reading.intents and sale is None:
+            facts.append(Fact("no_sale", None, "现在没有秒杀活动", "there is no flash sale right now", ()))
         if not facts:
             why = declined[0] if declined else ("unknown" if products else "no_product")
             return self._decline(question, lang, why, reading)
@@ -460,9 +459,11 @@ class CatalogueAnswerer:
             if where:
                 if not facts:
                     facts += [_field_fact(p, label, value) for label, value in where[:2]]
+                if not _all_said(prop, where[0]):
+                    declined.append("unknown")  # "有皮表带的吗" of a steel strap: what it is, and "not listed"
             elif not facts or not (intents or r.concepts or _spec_answers(p, facts, prop)):
                 return [], ["unknown"]
-        elif not facts or len(re.findall(r"[^\s,，。;；!！?？~～]+", r.text)) > 1:
+        else:
             # "皮带多少钱 有礼盒吗": a clause of its own that asks "is there X" beside the
             # rest; answered from the field that holds X, else said to be not listed.
             made_of = L.normalize(" ".join(m.zh for m in p.materials))
@@ -713,7 +714,7 @@ def _all_said(asked: str, where: tuple[Text, Text]) -> bool:
 def _listing_words(p: Product) -> str:
     """The names, category and audience of a product, where a listing says whom it is for."""
     parts = [p.name.zh, p.name.en, *p.aliases]
-    parts += [t for t in (p.category, p.description) if t is not None for t in (t.zh, t.en)]
+    parts += [s for text in (p.category, p.description) if text is not None for s in (text.zh, text.en)]
     parts += [t for a in p.suitable_for for t in (a.who.zh, a.who.en)]
     return L.normalize(" ".join(parts))
 
