@@ -244,7 +244,7 @@ class Understanding:
         earrings list their 耳针); None when the first on screen does, or no one product does."""
         if reading.named or reading.pointed or reading.sale or reading.variants:
             return None
-        words = _content_words(reading.residue)
+        words = content_words(reading.residue)
         if not words:
             return None
 
@@ -958,7 +958,7 @@ def _says_key(key: str, text: str) -> bool:
     return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
 
 
-def _content_words(residue: str) -> list[str]:
+def content_words(residue: str) -> list[str]:
     """Chinese character pairs and English words of the leftover text that can name a thing
     (no question words, particles or pairs across them)."""
     out: list[str] = []

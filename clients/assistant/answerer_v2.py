@@ -28,7 +28,7 @@ from barrage.clients.assistant.grounding import ungrounded
 from barrage.clients.assistant.state import LiveState, Price
 from barrage.shoplang import lang as L
 from barrage.shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text, Variant
-from barrage.shoplang.understand import Reading, Understanding
+from barrage.shoplang.understand import Reading, Understanding, content_words
 
 DECLINE: dict[str, tuple[str, str]] = {
     "medical": (
@@ -476,8 +476,12 @@ class CatalogueAnswerer:
                 if not where or not _all_said(x, where[0]):
                     declined.append("unknown")  # "有皮表带的吗" of a steel strap: what it is, and "not listed"
         if not facts and not declined:
-            hits = _find_in_product(p, r.residue)
+            # A kind of thing asked that nothing answered ("can it be engraved") is not answered
+            # by the product's name holding a word of the question.
+            hits = _find_in_product(p, r.residue, names=not r.concepts)
             facts += [_field_fact(p, label, value) for label, value in hits[:2]]
+        if facts and _YES_NO.search(r.text) and not _yes_no_said(p, r, facts):
+            declined.append("unknown")  # "轮子会不会刮花地板": the wheels are listed, scratching is not
         unique = {fact.zh: fact for fact in facts}  # one statement once, however it was reached
         return list(unique.values()), declined
 
@@ -702,6 +706,30 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
         zh += "（尺码表：" + "；".join(f"{s} {'/'.join(v)}" for s, v in chart.rows.items()) + "）"
         en += " (size chart: " + "; ".join(f"{s} {'/'.join(v)}" for s, v in chart.rows.items()) + ")"
     return _fact("sizes", p, zh, en, [])
+
+
+_YES_NO = re.compile(r"会不会|能不能|是不是|有没有|[^什么啥哪几多]{2}吗[\s?？~～]*$")
+_AMOUNT = re.compile(r"(\d+(?:\.\d+)?|半)\s*(克拉|克|公斤|千克|斤|毫升|升|厘米|毫米|米|寸|kg|g|ml|cm|mm)(?![a-z])")
+
+
+def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
+    """A yes/no question about what the product has or does is answered by what the reply
+    states: "有半克的吗" not by 1 g, "轮子会不会刮花木地板" not by what the wheels are made of
+    (most of its own words must be there). Prices, terms and audiences answer on their own."""
+    if r.intents or not all(f.kind.startswith(("spec:", "field", "faq:", "variants", "chart:")) for f in facts):
+        return True
+    said = L.normalize(" ".join(f"{f.zh} {f.en}" for f in facts) + " " + p.name.zh + " " + p.name.en)
+    if _EXISTS.search(r.text):
+        for number, unit in _AMOUNT.findall(r.text):
+            if not re.search(("0?\\.5" if number == "半" else re.escape(number)) + r"\s*" + re.escape(unit), said):
+                return False
+    if r.concepts:
+        return True
+    words = [w for w in content_words(r.residue) if not re.search(r"\d", w)]
+    return not words or 2 * sum(w in said for w in words) >= len(words)
+
+
+_EXISTS = re.compile(r"有.{0,10}吗|有没有|有无")
 
 
 def _all_said(asked: str, where: tuple[Text, Text]) -> bool:
