@@ -144,7 +144,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "suitable", "good for", "ok for", "safe for", "allergic", "intolerant", "re:can (my|a) (baby|kid|child)",
                  "left-handed", "左手",
                  # "能吃这个猫粮吗": the verb of use and the question particle apart
-                 "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡|玩|骑)(?=[^吗?？]{0,8}(吗|不$))"),
+                 "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡|玩|骑)(?=[^吗?？]{0,8}(吗|不$))",
+                 "re:(能不能|可不可以)(用|吃|喝|穿|戴|涂|坐|睡|玩|骑)"),
     "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "re:几号(?!戒指|鞋|衣)", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "re:(?<!满)多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
               # "一包几双", "每盒多少粒", "几双": how many come in one pack

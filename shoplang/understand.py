@@ -499,6 +499,10 @@ class Understanding:
                     hits.append((0, len(term.text), term.product_id, term.weight))
                 for match in re.finditer("(?<=的)" + re.escape(term.text) + _AT_END, text):
                     hits.append((match.start(), match.end(), term.product_id, term.weight))
+                # After a plain colour that is no longer name's part ("有红笔吗": a red pen).
+                pattern = "(?<![\u4e00-\u9fff])有[黑白红蓝绿黄粉紫灰](" + re.escape(term.text) + ")(?=[吗呢没不]|[\\s?？!！。~～,，]|$)"
+                for match in re.finditer(pattern, text):
+                    hits.append((match.start(1), match.end(1), term.product_id, term.weight))
                 continue
             if term.text not in text:
                 continue  # the cheap test first: most terms are not in a given comment
@@ -758,6 +762,8 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
     terms = _name_terms([*product.names, *product.categories])
     # Partial Chinese names: every run of 2+ characters of a name or category.
     for zh in (*product.names, *product.categories):
+        if _LINK_NAME.search(zh):
+            continue  # "7号链接" names the product whole; its "号链" is no part of a name
         cjk = "".join(ch for ch in zh if L.CJK.match(ch))
         for n in range(2, len(cjk)):
             for i in range(len(cjk) - n + 1):
@@ -785,6 +791,7 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
     heads = {L.normalize(n)[-1] for n in (*product.categories, *product.names[:2]) if n and L.CJK.match(n[-1])}
     # "X子" is the everyday noun of a head X: 绳子 is the 牵引绳, 袜子 the 船袜.
     terms += [(head + "子", 2.0) for head in heads if head != "子"]
+    terms += [(head, 1.5) for head in heads if head not in "子品装套盒包件"]  # "笔多少钱", "有红笔吗"
     for group in L.KIND_SYNONYMS:
         if any(
             _contains(own, member) if len(member) >= 2 or not L.CJK.search(member) else member in heads
@@ -793,6 +800,9 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
             for member in group:
                 terms.append((member, max(2.0, len(member) * 1.0)))
     return terms
+
+
+_LINK_NAME = re.compile(r"\d+\s*号链接|link\s*\d+", re.IGNORECASE)
 
 
 def _content_en(text: str) -> list[str]:

@@ -17,7 +17,7 @@ from barrage.shoplang.convert_v1 import catalogue_v1
 from barrage.shoplang.evaluation import load_shop
 
 SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
-FRESH = ["beauty", "pets", "fashion", "toys", "jewelry"]
+FRESH = ["beauty", "pets", "fashion", "toys", "jewelry", "appliances", "tea", "furniture"]
 
 
 @pytest.mark.parametrize("name", FRESH)

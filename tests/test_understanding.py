@@ -16,9 +16,10 @@ from barrage.shoplang.evaluation import Question, is_decline, judge, load_shop, 
 from barrage.shoplang.understand import Understanding, is_question
 
 SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
-SETS = ["groceries", "electronics", "baby", "home", "outdoor", "beauty", "pets", "fashion"]
-"""Every shop has been tuned on (beauty, pets and fashion since h15-tune2): their held-out
-figures are in docs/assistant.md and docs/insights.md."""
+SETS = ["groceries", "electronics", "baby", "home", "outdoor", "beauty", "pets", "fashion", "toys", "jewelry"]
+"""Every shop here has been tuned on (beauty, pets and fashion since h15-tune2; toys and jewelry
+since the fifth round): their held-out figures are in docs/assistant.md and docs/insights.md.
+The held-out shops not yet run (appliances, tea, furniture) are not here."""
 SHIPPING = {"ships_from": "x", "regions": ["y"], "carrier": "z", "dispatch_hours": 24, "delivery_days": [1, 2]}
 
 
@@ -150,7 +151,7 @@ def test_questions_requests_and_exclamations(groceries: Understanding, text: str
 
 @pytest.mark.parametrize("name", SETS)
 def test_the_assistant_meets_the_bar_on_the_shops(name: str) -> None:
-    """All eight shops have been tuned on by now: their first-run figures are in docs/assistant.md."""
+    """All ten shops have been tuned on by now: their first-run figures are in docs/assistant.md."""
     _, _, score = run_shop(SHOPS / name, int(time.time() * 1000))
     figures = score.figures()
     assert figures["answerable_pct"] >= 90, figures

@@ -105,6 +105,12 @@ class CatalogueAnswerer:
             owner = self.understanding.owner_of_words(reading, [p for p in (state.pinned_id, sale_pid) if p])
             if owner is not None and not shop_facts:
                 products = [owner]
+            elif products and sale_pid and products[0] != sale_pid and not reading.pointed and not reading.intents:
+                # "一块电池能玩多久" with a scooter pinned (its wheels "need no battery") and an RC car
+                # on sale: the product with a spec of that kind by name.
+                pinned_p, sale_p = self.catalogue.product(products[0]), self.catalogue.product(sale_pid)
+                if pinned_p and sale_p and not _names_concept(pinned_p, reading) and _names_concept(sale_p, reading):
+                    products = [sale_pid]
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
         shop_only = (
             bool(shop_facts)
@@ -730,6 +736,13 @@ def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
 
 
 _EXISTS = re.compile(r"有.{0,10}吗|有没有|有无")
+
+
+def _names_concept(p: Product, r: Reading) -> bool:
+    """A spec of the product is named as the kind of thing asked (电池 / 续航 for "battery")."""
+    return any(
+        L.any_cue(L.CONCEPTS[c], L.normalize(f"{spec.name.zh} {spec.name.en}")) for c in r.concepts for spec in p.specs
+    )
 
 
 def _all_said(asked: str, where: tuple[Text, Text]) -> bool:
