@@ -95,7 +95,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
              "re:show (me|us|it)"),
     "list_price": ("原价", "划线价", "专柜价", "市场价", "日常价", "平时多少", "原来多少", "original price", "list price",
                    "rrp", "retail price", "usual price", "normal price", "was it"),
-    "price": ("多少钱", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "贵不贵", "贵吗", "售价",
+    "price": ("多少钱", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "咋卖", "贵不贵", "贵吗", "售价",
               "到手价", "现价", "多少一", "啥价位", "jg",
               "re:how much(?=\\s*(is|are|does|do|did|for|would|will|it|this|these|that|the|now|today|pls|please|each|per|in|\\?|$))",
               "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
@@ -115,7 +115,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                 "re:which (express|delivery)", "cold chain"),
     "delivery_time": ("几天到", "多久到", "几天能到", "多久能到", "到货时间", "多久发货", "什么时候发货", "几天发货",
                       "多久发", "几天", "re:how (long|many days)", "re:when .*(arrive|ship|get it)", "arrive"),
-    "fee": ("包邮", "运费", "邮费", "免运费", "满多少", "包不包邮", "free shipping", "shipping fee", "postage",
+    "fee": ("包邮", "运费", "邮费", "免运费", "满多少", "包不包邮", "re:(?<=[\u4e00-\u9fff])by(?![a-z])", "free shipping", "shipping fee", "postage",
             "re:ship(s|ping)? (for )?free", "delivery fee"),
     "region": ("寄到", "发到", "送到", "能寄", "能发", "配送到", "ship to", "deliver to", "re:ship(s|ping)? .*to "),
     "shipping": ("发货", "快递", "物流", "配送", "寄", "shipping", "ship", "deliver", "delivery"),
@@ -144,7 +144,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "suitable", "good for", "ok for", "safe for", "allergic", "intolerant", "re:can (my|a) (baby|kid|child)",
                  "left-handed", "左手",
                  # "能吃这个猫粮吗": the verb of use and the question particle apart
-                 "re:(能|可以)(用|吃|喝|穿|戴|涂|坐|睡|玩|骑)(?=[^吗?？]{0,8}(吗|不$))",
+                 "re:(能|可以)(自己)?(用|吃|喝|穿|戴|涂|坐|睡|玩|骑)(?=[^吗?？]{0,8}(吗|不$))",
                  "re:(能不能|可不可以)(用|吃|喝|穿|戴|涂|坐|睡|玩|骑)"),
     "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "re:几号(?!戒指|鞋|衣)", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "re:(?<!满)多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
@@ -174,7 +174,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                "summer", "snow", "all year"),
     "occupancy": ("几个人", "几人", "多少人", "人数", "睡几", "住几", "坐几", "容纳", "住得下", "睡得下", "坐得下", "几口人",
                   "sleeps", "how many people", "re:\\bfits? \\d+ (people|persons|adults)", "occupancy"),
-    "thickness": ("厚度", "多厚", "厚不厚", "厚吗", "薄吗", "厚薄", "厚实", "thickness", "thick", "thin"),
+    "thickness": ("厚度", "多厚", "厚不厚", "厚吗", "薄吗", "厚薄", "厚实", "re:[挺很太好比较]厚", "thickness", "thick", "thin"),
     "setup": ("搭建", "re:搭(?!配)", "安装", "组装", "拼装", "装起来", "好装", "怎么装", "难装", "好不好装", "拆装", "收起来", "set up", "setup",
               "自己装", "要装", "需要装",
               "assemble", "assembly", "install", "pitch"),
@@ -256,6 +256,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
 
 MEDICAL = ("治", "治疗", "治愈", "疗效", "药", "处方", "提高免疫力", "免疫力", "补脑", "长高", "降血糖", "降血压", "测血糖",
            "血压", "防辐射", "辐射", "抗癌", "减肥", "排毒", "失眠", "湿疹", "咳嗽", "糖尿病", "高血压", "祛痘", "治痘",
+           "re:(去|除|吸|净化|清除)甲醛", "re:remove[s]? formaldehyde",
            "cure", "treat",
            "heal", "immune", "immunity", "eczema", "cancer", "blood pressure", "blood sugar", "glucose", "diabetes",
            "medicine", "medical", "sore throat", "insomnia", "radiation")  # fmt: skip
@@ -640,6 +641,17 @@ _UNIT_ASKED = re.compile(
 def units_asked(text: str) -> list[tuple[str, ...]]:
     """The units a question counts in ("机械表一天差几秒" -> 秒, "how many carats" -> 克拉)."""
     return [row for m in _UNIT_ASKED.finditer(text) for row in UNITS if m.group(1) in row]
+
+
+_UNIT_GIVEN = re.compile(
+    r"\d(?:\.\d+)?\s*(" + "|".join(sorted((re.escape(u) for row in UNITS[:-3] for u in row if len(u) > 1 or CJK.match(u)),
+                                         key=len, reverse=True)) + r")(?![a-z])"
+)
+
+
+def units_given(text: str) -> list[tuple[str, ...]]:
+    """The units of amounts the viewer gives ("有6mm", "2.5米高"), not counting-words."""
+    return [row for m in _UNIT_GIVEN.finditer(text) for row in UNITS if m.group(1) in row]
 
 
 def says_amount_in(value: str, unit: tuple[str, ...]) -> bool:

@@ -217,6 +217,11 @@ class Understanding:
             for letters in {initials(t) for t in zh_terms} - _NOT_INITIALS:
                 terms.append((letters, 1.2))
                 self._initials.add(letters)
+            # Whole pinyin, typed for a name ("xiangxun" 香薰): long enough not to be a word.
+            for t in zh_terms:
+                spelled = "".join(lazy_pinyin(t))
+                if len(spelled) >= 6 and spelled.isascii():
+                    terms.append((spelled, 2.0))
         self.terms = _dedupe(raw)
         self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
         self._known = {term.text for term in self.terms}
@@ -416,7 +421,10 @@ class Understanding:
             question=False,
             named=tuple(named),
             pointed=L.any_cue((*L.DEIXIS_ZH, *L.DEIXIS_EN), masked),
-            sale=L.any_cue(L.SALE_WORDS, masked) or _says_initials(L.SALE_WORDS, masked),
+            # "一个人能抢几个", "还剩几分钟" with nothing named: only the flash sale has a limit and an end
+            sale=L.any_cue(L.SALE_WORDS, masked)
+            or _says_initials(L.SALE_WORDS, masked)
+            or (not named and bool({"time_left", "limit"} & set(intents)) and "抢" in masked),
             intents=intents,
             concepts=concepts,
             medical=L.is_medical(masked),  # a product's name ("止咳枇杷膏") is not a claim
@@ -664,6 +672,8 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
             return True
     if _Q_EN.search(text):
         return True
+    if reading is not None and "recommend" in reading.intents and not text.endswith(("!", "！")):
+        return True  # "预算150左右 想要个车上用的", "what should i get": asking for a pick
     chosen = reading is not None and (reading.variants or reading.bigger is not None)
     if reading is not None and (reading.named or reading.pointed or chosen) and (reading.intents or reading.concepts):
         # "walnuts shelf life", "牛奶保质期": a product and a thing asked, unless it tells
@@ -878,7 +888,12 @@ def initials(word: str) -> str:
 
 @lru_cache(maxsize=65536)
 def _syllable(ch: str) -> str:
-    return lazy_pinyin(ch)[0]
+    """Toneless pinyin, with the sounds typed for one another folded together (吸成器 for
+    吸尘器: cheng / chen; zh / z, ch / c, sh / s, n / l)."""
+    syllable = lazy_pinyin(ch)[0]
+    syllable = re.sub(r"^([zcs])h", r"\1", syllable)
+    syllable = re.sub(r"^n(?=[aeiou])", "l", syllable)
+    return re.sub(r"(?<=[aei])ng$|(?<=i)ng$", "n", syllable)
 
 
 @lru_cache(maxsize=4096)

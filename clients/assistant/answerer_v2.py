@@ -53,6 +53,7 @@ _YES_NO_PROPERTY = re.compile(
 
 SHIPPING_INTENTS = frozenset({"fee", "shipping", "ships_from", "carrier", "delivery_time", "region"})
 SHOP_INTENTS = SHIPPING_INTENTS | {"returns", "invoice", "link"}
+_THE_SHOP = re.compile(r"你们家|你家|店里|全店|本店|店铺|\byour (return|shipping|delivery|policy|store|shop)|\bstore policy")
 """What the shop's own terms answer without a product."""
 
 
@@ -179,6 +180,8 @@ class CatalogueAnswerer:
         intents = set(r.intents)
         if p.shipping is not None and p.shipping.fee == 0 and r.says("满"):
             return False  # "满多少包邮": the shop's threshold; a product that ships free has none
+        if _THE_SHOP.search(r.text):
+            return False  # "what's your return policy", "你们家怎么退": the shop's terms
         return (p.returns is not None and "returns" in intents) or (
             p.shipping is not None and bool(r.regions or intents & SHIPPING_INTENTS)
         )
@@ -324,7 +327,12 @@ class CatalogueAnswerer:
         if other_size:
             declined.append("unknown")
         variant_id = r.variants.get(p.id)
-        if variant_id is None and r.bigger is not None and p.variants:
+        size_word = re.search(r"[大中小]号", r.text)
+        if variant_id is None and size_word and p.variants and not any(
+            size_word.group(0) in v.name.zh for v in p.variants
+        ):
+            declined.append("unknown")  # "收纳箱有小号吗" of a medium and a large one
+        elif variant_id is None and r.bigger is not None and p.variants:
             priced = sorted(p.variants, key=lambda v: v.price if v.price is not None else p.price)
             variant_id = (priced[-1] if r.bigger else priced[0]).id
         variant = next((v for v in p.variants if v.id == variant_id), None)
@@ -338,7 +346,10 @@ class CatalogueAnswerer:
                 facts.append(_fact("list_price", p, f"{name_zh} 原价 {s}", f"{name_en} list price {s}", [s]))
             else:
                 declined.append("unknown")
-        elif "price" in intents or (variant is not None and not (intents - {"sale"})):
+        elif "price" in intents or (
+            # "香水50ml多少": the variant's price; "大号能装多少升": what it holds, not its price
+            variant is not None and not (intents - {"sale"}) and not (set(r.concepts) - set(_variant_kinds(p)))
+        ):
             if variant is not None:
                 amount = variant.price if variant.price is not None else p.price
                 s = _money(amount, currency)
@@ -1025,8 +1036,9 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
             # "what's the protein content": the spec that holds the question's own words.
             out = _specs_with_words(p, r)
     if not out:
-        # "机械表一天差几秒", "how many carats": the spec whose value is counted in that unit.
-        units = L.units_asked(r.text)
+        # "机械表一天差几秒", "how many carats": the spec whose value is counted in that unit;
+        # "手机壳有6mm 能吸住吗": the spec that gives a limit in the unit the viewer gives.
+        units = L.units_asked(r.text) or L.units_given(r.text)
         out = [s for s in p.specs for u in units if L.says_amount_in(L.normalize(s.value.zh + " " + s.value.en), u)]
     if not out and weak:
         # "铁观音怎么泡" / 冲泡, "皮带太长能剪吗" / 裁剪: the one verb asked is in one spec's name.
