@@ -686,6 +686,33 @@ RECIPIENTS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]
 """General knowledge of gifts: who a viewer names and how listings speak of them."""
 
 
+NEEDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    # (a need or trouble as viewers say it, the words of a listing that meets it): general
+    # knowledge of what things are for, in any trade.
+    (("脏", "打扫", "卫生", "灰尘", "清洁", "dirty", "dust", "crumbs", "clean"),
+     ("清洁", "吸尘", "除尘", "清理", "clean", "vacuum", "dust")),
+    (("没电", "亏电", "打不着", "dead battery", "won't start", "wont start", "flat battery"),
+     ("启动", "搭电", "应急", "jump", "starter")),
+    (("晒", "太热", "暴晒", "sun", "too hot"), ("遮阳", "防晒", "隔热", "shade", "uv", "upf")),
+    (("腰", "背疼", "久坐", "坐久", "back pain", "sitting", "sit for"), ("腰靠", "护腰", "坐垫", "靠垫", "lumbar", "cushion")),
+    (("异味", "臭", "味道大", "smell", "smells", "odour", "odor"), ("香", "除味", "fragrance", "scent", "aroma")),
+    (("碰瓷", "事故", "剐蹭", "accident", "scam", "crash"), ("记录", "录像", "record", "camera", "dash cam")),
+    (("爆胎", "没气", "漏气", "胎压", "flat tyre", "flat tire", "puncture"), ("充气", "打气", "胎压", "inflat", "pump")),
+    (("冷", "冻", "cold", "freezing"), ("保暖", "加热", "发热", "warm", "heat", "thermal")),
+    (("吵", "噪音", "noisy", "noise"), ("静音", "降噪", "quiet", "silent", "noise")),
+    (("新手", "入门", "小白", "beginner", "first time", "new to"), ("新手", "入门", "易", "beginner", "easy")),
+    (("小户型", "地方小", "空间小", "租房", "small apartment", "small flat", "small space"),
+     ("折叠", "收纳", "小巧", "不占", "compact", "fold", "small space")),
+    (("办公室", "上班", "office", "desk", "work"), ("办公", "桌面", "office", "desk")),
+    (("出差", "旅行", "旅游", "travel", "trip"), ("便携", "旅行", "折叠", "portable", "travel")),
+)  # fmt: skip
+
+
+def needs(text: str) -> list[tuple[str, ...]]:
+    """For each need the question names, the listing words that meet it."""
+    return [meets for said, meets in NEEDS if any(cue_matches(w, text) for w in said)]
+
+
 def recipients(text: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     """For each person the question buys for: (words that suit them, words for someone else)."""
     out = []

@@ -243,6 +243,10 @@ class Understanding:
                 sounds = tuple(_syllable(ch) for ch in term.text)
                 self._pinyin.setdefault(sounds[0], []).append((term, sounds))
 
+    def listing_text(self, product_id: str) -> str:
+        """Everything the product's listing says, normalised: for finding a need's words in it."""
+        return " ".join(text for _, text in self._topics.get(product_id, ()))
+
     def owner_of_words(self, reading: Reading, on_screen: list[str]) -> str | None:
         """The one product whose listing holds the words of a question that names none, when
         the first product on screen does not ("耳针啥材质" while a necklace is pinned: the
@@ -254,7 +258,7 @@ class Understanding:
             return None
 
         def hits(product_id: str) -> int:
-            listing = " ".join(text for _, text in self._topics.get(product_id, ()))
+            listing = self.listing_text(product_id)
             return sum(1 for w in words if w in listing)
 
         shown = [pid for pid in on_screen if hits(pid)]

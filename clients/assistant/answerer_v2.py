@@ -96,6 +96,17 @@ class CatalogueAnswerer:
         if (
             "recommend" in reading.intents
             and not others
+            and reading.named
+            and not reading.pointed
+            and not _clause_properties(reading)
+        ):
+            # "scared of a flat tyre, what should i get": the product the need names, at its price
+            facts = [self._price_fact(p, state, now_ms) for pid in reading.named[:3] if (p := self.catalogue.product(pid))]
+            if facts:
+                return Answer(question, lang, "answer", tuple(facts), render(lang, facts))
+        if (
+            "recommend" in reading.intents
+            and not others
             and not reading.named
             and not reading.pointed
             and not _clause_properties(reading)  # "送女朋友的 有礼盒吗": is there a gift box
@@ -204,6 +215,11 @@ class CatalogueAnswerer:
             score = 0.0
             if residue:
                 score += len(_find_in_product(p, residue))
+            # What it is for: a need the viewer names ("车上打扫卫生", "smells nice") met by words
+            # of the whole listing, and the question's own words found there.
+            whole = L.normalize(p.name.zh + " " + p.name.en + " " + self.understanding.listing_text(p.id))
+            score += sum(2 for meets in L.needs(r.text) if L.any_cue(meets, whole))
+            score += sum(0.5 for w in content_words(residue) if w in whole)
             listing = _listing_words(p)
             for fits, others in L.recipients(r.text):
                 if any(L.cue_matches(w, listing) for w in others):
@@ -348,7 +364,9 @@ class CatalogueAnswerer:
                 declined.append("unknown")
         elif "price" in intents or (
             # "香水50ml多少": the variant's price; "大号能装多少升": what it holds, not its price
-            variant is not None and not (intents - {"sale"}) and not (set(r.concepts) - set(_variant_kinds(p)))
+            variant is not None
+            and not (intents - {"sale"})
+            and not (set(r.concepts) - set(_variant_kinds(p)) - ({"weight", "volume"} if r.packs else set()))
         ):
             if variant is not None:
                 amount = variant.price if variant.price is not None else p.price
