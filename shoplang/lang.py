@@ -63,7 +63,8 @@ def edit1(a: str, b: str) -> bool:
 # ------------------------------------------------------------------ pointing at a product
 
 DEIXIS_ZH = ("这个", "这款", "这件", "这条", "这双", "这套", "这瓶", "这盒", "这只", "这支", "这台", "这些", "这箱", "这包",
-             "它", "这", "现在这个", "屏幕上", "正在讲", "讲的这个", "上车的", "小黄车")  # fmt: skip
+             "它", "这", "现在这个", "屏幕上", "正在讲", "讲的这个", "上车的", "小黄车", "这盆", "那盆",
+             "re:(主播)?(手上|手里|桌上|身上|旁边)(拿)?的?(那|这)(个|盆|只|件|款|瓶|盒|台|支|条|双|套|把|罐|包)")  # fmt: skip
 DEIXIS_EN = (
     "this",
     "these",
@@ -114,7 +115,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
                 "j&t", "re:走(什么|啥|哪家?)?(快递|物流)",
                 "re:which (express|delivery)", "cold chain"),
     "delivery_time": ("几天到", "多久到", "几天能到", "多久能到", "到货时间", "多久发货", "什么时候发货", "几天发货",
-                      "多久发", "几天", "re:how (long|many days)", "re:when .*(arrive|ship|get it)", "arrive"),
+                      "多久发", "几天", "re:how (long|many days)(?=.*\\b(take|arriv|ship|deliver|get (it|here|there|mine)|come)\\b)",
+                      "re:when .*(arrive|ship|get it)", "arrive"),
     "fee": ("包邮", "运费", "邮费", "免运费", "满多少", "包不包邮", "re:(?<=[\u4e00-\u9fff])by(?![a-z])", "free shipping", "shipping fee", "postage",
             "re:ship(s|ping)? (for )?free", "delivery fee"),
     "region": ("寄到", "发到", "送到", "能寄", "能发", "配送到", "ship to", "deliver to", "re:ship(s|ping)? .*to "),
@@ -144,8 +146,9 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "suitable", "good for", "ok for", "safe for", "allergic", "intolerant", "re:can (my|a) (baby|kid|child)",
                  "left-handed", "左手",
                  # "能吃这个猫粮吗": the verb of use and the question particle apart
-                 "re:(能|可以)(自己)?(用|吃|喝|穿|戴|涂|坐|睡|玩|骑)(?=[^吗?？]{0,8}(吗|不$))",
-                 "re:(能不能|可不可以)(用|吃|喝|穿|戴|涂|坐|睡|玩|骑)"),
+                 "re:(能|可以)(自己)?(用|吃|喝|穿|戴|涂|坐|睡|玩|骑|养|种)(?=[^吗?？]{0,8}(吗|不$))",
+                 "re:(能不能|可不可以)(用|吃|喝|穿|戴|涂|坐|睡|玩|骑|养|种)",
+                 "re:放.{1,10}(行不行|行吗|可以吗|可以不|ok吗)"),
     "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "re:几号(?!戒指|鞋|衣)", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "re:(?<!满)多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
               # "一包几双", "每盒多少粒", "几双": how many come in one pack
@@ -159,7 +162,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "礼物",
                   "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
                   "recommend", "suggest", "something for", "good gift", "a gift", "re:what should i (buy|get)",
-                  "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget"),
+                  "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget",
+                  "最便宜", "最实惠", "cheapest", "re:买哪(个|款|种)"),
     "invoice": ("发票", "开票", "专票", "invoice", "receipt", "fapiao"),
 }  # fmt: skip
 
@@ -233,6 +237,8 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "power": ("功率", "瓦", "几瓦", "多少瓦", "多少w", "watt", "wattage", "power", "output", "快充", "fast charg"),
     "ports": ("接口", "几个口", "插口", "re:(?<![圈径门])口(?![味感径红罩])", "port", "usb"),
     # Whether it goes with something else the viewer has ("积木能和乐高混着拼吗").
+    # Looking after a plant or a thing that needs watering / feeding on a schedule.
+    "watering": ("浇水", "多久浇", "几天浇", "浇一次", "re:how often (do|should) i water", "watering", "water it"),
     "compatible": ("兼容", "通用", "混着", "混拼", "适配", "配套", "搭配使用", "compatible", "compatibility", "works with",
                    "fit with", "fits with"),
     # Engraving and personalising: a service a listing must offer itself.
@@ -257,7 +263,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
 MEDICAL = ("治", "治疗", "治愈", "疗效", "药", "处方", "提高免疫力", "免疫力", "补脑", "长高", "降血糖", "降血压", "测血糖",
            "血压", "防辐射", "辐射", "抗癌", "减肥", "排毒", "失眠", "湿疹", "咳嗽", "糖尿病", "高血压", "祛痘", "治痘",
            "re:(去|除|吸|净化|清除)甲醛", "re:remove[s]? formaldehyde",
-           "cure", "treat",
+           "抑郁", "焦虑", "depression", "anxiety", "cure", "treat",
            "heal", "immune", "immunity", "eczema", "cancer", "blood pressure", "blood sugar", "glucose", "diabetes",
            "medicine", "medical", "sore throat", "insomnia", "radiation")  # fmt: skip
 """Health claims no shop assistant may make: such questions are declined."""
@@ -666,7 +672,7 @@ def answer_intents(text: str) -> list[str]:
 
 _BUDGET = re.compile(
     r"(\d+(?:\.\d+)?)\s*(?:元|块)?\s*(?:以内|以下|之内|左右)|(?:under|below|less than|within)\s*[¥$]?\s*(\d+(?:\.\d+)?)"
-    r"|(?:预算|budget(?: of| is)?)\s*[¥$]?\s*(\d+(?:\.\d+)?)"
+    r"|(?:预算|budget(?: of| is| around| about)?)\s*[¥$]?\s*(\d+(?:\.\d+)?)"
 )
 
 

@@ -384,6 +384,10 @@ class Understanding:
             strength[pid] = max(strength.get(pid, 0.0), weight)
         strongest = max(strength.values(), default=0.0)
         spans = [s for s in spans if strength[s[2]] >= 0.6 * strongest]
+        if all(b - a == 1 and L.CJK.match(text[a]) for a, b, _, _ in spans) and L.any_cue(
+            (*L.DEIXIS_ZH, *L.DEIXIS_EN), text
+        ):
+            spans = []  # "这个有黑色的盆吗": this one's pot, not the planter called 盆
         named = _order([(a, b, c) for a, b, c, _ in spans])
         if not named and self._variant_units:
             for match in re.finditer(r"(?:几|哪|什么|啥)([\u4e00-\u9fff])", text):
@@ -406,7 +410,9 @@ class Understanding:
             # "how long is the cord": a length, not the time left or the delivery time.
             intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
             concepts = tuple(dict.fromkeys(("dimensions", *concepts)))
-        if "recommend" in intents and "gift" in intents and re.search(r"推荐|recommend|suggest|ideas?\b", masked):
+        if "recommend" in intents and "gift" in intents and (
+            re.search(r"推荐|recommend|suggest|ideas?\b", masked) or L.budget(masked) or L.recipients(masked)
+        ):
             intents = tuple(i for i in intents if i != "gift")  # "birthday gift有啥推荐": not a free gift
         if "shipping" in intents and "region" not in intents and L.regions_named(masked):
             intents = tuple("region" if i == "shipping" else i for i in intents)  # "寄台湾可以吗"
@@ -575,6 +581,9 @@ class Understanding:
             return
         reading.packs = tuple(L.packs(reading.text))
         for product_id, keys in self._variants:
+            if sum(1 for _, names in keys if any(_says_key(k, masked) for k in names)) > 1:
+                # "双头和单头差多少钱": two of one product's variants, side by side
+                reading.intents = tuple(dict.fromkeys((*reading.intents, "variants")))
             variant = _variant_named(keys, masked)
             if variant is None and reading.packs:
                 # "十斤装" for the "5公斤" bag: the same amount in other units names it too.

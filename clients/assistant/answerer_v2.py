@@ -235,6 +235,8 @@ class CatalogueAnswerer:
             zh = "可以说说预算或用途（比如给谁、多大年龄），我帮你从直播间的商品里挑～"
             en = "Tell me a budget or what it is for (who, what age) and I'll pick from this room's products."
             return Answer(question, lang, "abstain", text=zh if lang == "zh" else en, reason="which")
+        if re.search(r"最便宜|最实惠|cheapest", r.text):
+            wanted = sorted(scored, key=lambda item: item[1])[:1]  # "what's the cheapest thing you sell"
         wanted.sort(key=lambda item: (-item[0], item[1]))
         facts = [item[3] for item in wanted[:3]]
         head = Fact("recommend", None, "可以看看", "You could look at", ())
@@ -379,6 +381,9 @@ class CatalogueAnswerer:
         # The flash sale.
         if sale is not None and ({"sale", "time_left", "limit"} & intents):
             facts.append(self._sale_fact(p, state, now_ms, with_time="time_left" in intents or "sale" in intents))
+            if p.flash_sale_note is not None and (variant is not None or "variants" in intents):
+                note = p.flash_sale_note  # "秒杀能拍增强版吗": which version the sale is for
+                facts.append(_fact("sale_note", p, f"{name_zh}：{note.zh}", f"{name_en}: {note.en}", []))
         elif "limit" in intents:
             note = p.flash_sale_note
             if note is not None:
@@ -474,6 +479,10 @@ class CatalogueAnswerer:
             fact = _size_fact(p, r)  # "手镯圈口有哪几个": the sizes it comes in
             if fact is not None:
                 facts.append(fact)
+        elif "variants" in intents and not p.variants and p.materials and not facts:
+            # "菜籽有哪几种" of a seed kit: what is in it
+            facts.append(_fact("materials", p, f"{name_zh} 包含：{'、'.join(m.zh for m in p.materials)}",
+                               f"{name_en} includes: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
         if "link" in intents:
             links = [a for a in p.aliases if re.search(r"\d+\s*号链接|link \d+", a, re.IGNORECASE)]
             if links:
