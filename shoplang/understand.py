@@ -518,7 +518,11 @@ class Understanding:
                 for match in re.finditer("(?<=的)" + re.escape(term.text) + _AT_END, text):
                     hits.append((match.start(), match.end(), term.product_id, term.weight))
                 # After a plain colour that is no longer name's part ("有红笔吗": a red pen).
-                pattern = "(?<![\u4e00-\u9fff])有[黑白红蓝绿黄粉紫灰](" + re.escape(term.text) + ")(?=[吗呢没不]|[\\s?？!！。~～,，]|$)"
+                pattern = (
+                    "(?<![\u4e00-\u9fff])有[黑白红蓝绿黄粉紫灰]("
+                    + re.escape(term.text)
+                    + ")(?=[吗呢没不]|[\\s?？!！。~～,，]|$)"
+                )
                 for match in re.finditer(pattern, text):
                     hits.append((match.start(1), match.end(1), term.product_id, term.weight))
                 continue

@@ -53,7 +53,9 @@ _YES_NO_PROPERTY = re.compile(
 
 SHIPPING_INTENTS = frozenset({"fee", "shipping", "ships_from", "carrier", "delivery_time", "region"})
 SHOP_INTENTS = SHIPPING_INTENTS | {"returns", "invoice", "link"}
-_THE_SHOP = re.compile(r"你们家|你家|店里|全店|本店|店铺|\byour (return|shipping|delivery|policy|store|shop)|\bstore policy")
+_THE_SHOP = re.compile(
+    r"你们家|你家|店里|全店|本店|店铺|\byour (return|shipping|delivery|policy|store|shop)|\bstore policy"
+)
 """What the shop's own terms answer without a product."""
 
 
@@ -101,7 +103,8 @@ class CatalogueAnswerer:
             and not _clause_properties(reading)
         ):
             # "scared of a flat tyre, what should i get": the product the need names, at its price
-            facts = [self._price_fact(p, state, now_ms) for pid in reading.named[:3] if (p := self.catalogue.product(pid))]
+            named = [p for pid in reading.named[:3] if (p := self.catalogue.product(pid)) is not None]
+            facts = [self._price_fact(p, state, now_ms) for p in named]
             if facts:
                 return Answer(question, lang, "answer", tuple(facts), render(lang, facts))
         if (
@@ -381,9 +384,10 @@ class CatalogueAnswerer:
         # The flash sale.
         if sale is not None and ({"sale", "time_left", "limit"} & intents):
             facts.append(self._sale_fact(p, state, now_ms, with_time="time_left" in intents or "sale" in intents))
-            if p.flash_sale_note is not None and (variant is not None or "variants" in intents):
-                note = p.flash_sale_note  # "秒杀能拍增强版吗": which version the sale is for
-                facts.append(_fact("sale_note", p, f"{name_zh}：{note.zh}", f"{name_en}: {note.en}", []))
+            sale_note = p.flash_sale_note
+            if sale_note is not None and (variant is not None or "variants" in intents):
+                # "秒杀能拍增强版吗": which version the sale is for
+                facts.append(_fact("sale_note", p, f"{name_zh}：{sale_note.zh}", f"{name_en}: {sale_note.en}", []))
         elif "limit" in intents:
             note = p.flash_sale_note
             if note is not None:
