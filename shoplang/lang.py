@@ -117,14 +117,14 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "delivery_time": ("几天到", "多久到", "几天能到", "多久能到", "到货时间", "多久发货", "什么时候发货", "几天发货",
                       "多久发", "几天", "re:how (long|many days)(?=.*\\b(take|arriv|ship|deliver|get (it|here|there|mine)|come)\\b)",
                       "re:when .*(arrive|ship|get it)", "arrive"),
-    "fee": ("包邮", "运费", "邮费", "免运费", "满多少", "包不包邮", "re:(?<=[\u4e00-\u9fff])by(?![a-z])", "free shipping", "shipping fee", "postage",
+    "fee": ("包邮", "运费", "邮费", "免运费", "满多少", "包不包邮", "re:(?<=[\u4e00-\u9fff])by(?![a-z])|(?<![a-z])by(?=[吗不没])", "free shipping", "shipping fee", "postage",
             "re:ship(s|ping)? (for )?free", "delivery fee"),
     "region": ("寄到", "发到", "送到", "能寄", "能发", "配送到", "ship to", "deliver to", "re:ship(s|ping)? .*to "),
     "shipping": ("发货", "快递", "物流", "配送", "寄", "shipping", "ship", "deliver", "delivery"),
     "returns": ("运费险", "退货险", "退货", "退换", "换货", "能退", "可以退", "售后", "无理由", "坏了怎么办", "坏了", "破损", "坏果", "退款",
                 "re:换(个|一个|一下)?(码|尺码|颜色|大一|小一)",
                 "return", "refund", "exchange", "damaged", "broken", "spoiled"),
-    "warranty": ("保修", "质保", "保固", "包换", "开胶", "脱胶", "掉底", "断线", "维修", "re:(给|能|可以|免费|包|管)修",
+    "warranty": ("保修", "质保", "保固", "包换", "re:保(几|多久|多少)(年|个月|天)?", "开胶", "脱胶", "掉底", "断线", "维修", "re:(给|能|可以|免费|包|管)修",
                  "warranty", "guarantee", "repair"),
     "gift": ("赠品", "送什么", "送啥", "有送", "赠送", "送不送", "有没有送", "福利", "礼品", "re:送.{1,6}(吗|不)", "re:送几",
              "free gift", "gift",
@@ -639,7 +639,7 @@ UNITS: tuple[tuple[str, ...], ...] = (
     ("度", "degree", "degrees", "°"), ("片", "piece", "pieces", "pcs"), ("层", "layer", "layers"),
 )  # fmt: skip
 _UNIT_ASKED = re.compile(
-    r"(?:几|多少|how many|how much)\s*(" + "|".join(sorted((re.escape(u) for row in UNITS for u in row), key=len, reverse=True))
+    r"(?:几|多少|how many|how much)\s*个?\s*(" + "|".join(sorted((re.escape(u) for row in UNITS for u in row), key=len, reverse=True))
     + r")(?![a-z])"
 )
 

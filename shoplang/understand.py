@@ -396,8 +396,8 @@ class Understanding:
                     named, strength = [owner], {owner: 1.0}
                     break
         masked = text
-        # One place named by two products ("链子": 项链 and 手链) is masked once.
-        for start, end in sorted({(a, b) for a, b, _, _ in spans}, key=lambda s: -s[0]):
+        # Each named stretch once, overlapping names merged ("链子": 项链 and 手链; 每日坚果 / 坚果里).
+        for start, end in reversed(_merged([(a, b) for a, b, _, _ in spans])):
             masked = masked[:start] + " " + masked[end:]
         intents = tuple(L.intents_of(masked))
         concepts = tuple(L.concepts_of(masked))
@@ -421,6 +421,8 @@ class Understanding:
             intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
         if "warranty" in intents and "returns" in intents and not _RETURN_WORDS.search(masked):
             intents = tuple(i for i in intents if i != "returns")  # "轮子坏了保修吗": a repair, not a return
+        if "price" in intents and _HOW_MUCH_OF.search(text) and not re.search(r"price|cost|价", text):
+            intents = tuple(i for i in intents if i != "price")  # "how much protein per scoop": an amount
         bare_how_much = not intents and not concepts and bool(_BARE_HOW_MUCH.search(text))
         if bare_how_much:
             intents = ("price",)  # "风衣多少", "吹风机现在多少": how much, with nothing else asked
@@ -554,8 +556,10 @@ class Understanding:
         for i, first in enumerate(syllables):
             for term, sounds in self._pinyin.get(first, ()):
                 n = len(sounds)
-                if i + n > len(chars) or any(j in covered for j in range(i, i + n)):
-                    continue
+                if i + n > len(chars) or all(j in covered for j in range(i, i + n)):
+                    continue  # ("蛋白帮" is the 蛋白棒 though 蛋白 alone names two products)
+                if any(s < i + n and i < e and p == term.product_id for s, e, p, _ in exact):
+                    continue  # the same product's exact name there already: a sound-alike adds nothing
                 if tuple(syllables[i : i + n]) == sounds:
                     same = sum(1 for a, b in zip(chars[i : i + n], term.text, strict=True) if a == b)
                     if same * 2 >= n and same < n:
@@ -585,7 +589,8 @@ class Understanding:
             return
         reading.packs = tuple(L.packs(reading.text))
         for product_id, keys in self._variants:
-            if sum(1 for _, names in keys if any(_says_key(k, masked) for k in names)) > 1:
+            said = sum(1 for _, names in keys if any(_says_key(k, masked) for k in names))
+            if said > 1 or (said == 1 and re.search(r"还是|\bor\b", masked)):
                 # "双头和单头差多少钱": two of one product's variants, side by side
                 reading.intents = tuple(dict.fromkeys((*reading.intents, "variants")))
             variant = _variant_named(keys, masked)
@@ -638,6 +643,10 @@ _PURE = set("纯真全正天然百分100%")
 _NOT_SUBSTANCE = set("的了吗呢是有能可以多少几什么一个不也都还给买小大这那用吃穿好")
 
 
+_HOW_MUCH_OF = re.compile(
+    r"how much (?!is\b|are\b|does\b|do\b|for\b|would\b|will\b|it\b|this\b|these\b|that\b|the\b|now\b|today\b"
+    r"|pls\b|please\b|each\b|per\b|in\b|\?|$)[a-z]"
+)
 _BARE_HOW_MUCH = re.compile(r"多少[啊呀呢哇嘞捏]?[\s?？!！~～。.]*$")
 _WHEN_WORDS = {"现在", "今天", "目前", "这会", "直播间", "现价", "到手"}
 
@@ -998,6 +1007,16 @@ def _says_key(key: str, text: str) -> bool:
         # A bare number ("120" of "120粒") is not said by another amount ("120斤", "1200").
         return re.search(r"(?<![\d.])" + re.escape(key) + _NOT_ANOTHER_AMOUNT, text) is not None
     return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 def content_words(residue: str) -> list[str]:

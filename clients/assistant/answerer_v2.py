@@ -233,13 +233,13 @@ class CatalogueAnswerer:
                 score += 1
             scored.append((score, amount, p, price_fact))
         wanted = [item for item in scored if item[0] > 0] or (scored if (limit is not None or asked) else [])
+        if re.search(r"最便宜|最实惠|cheapest", r.text):
+            wanted = sorted(scored, key=lambda item: item[1])[:1]  # "what's the cheapest thing you sell"
         if not wanted:
             # "送男朋友什么好": the catalogue does not say who likes what; ask for what it can use.
             zh = "可以说说预算或用途（比如给谁、多大年龄），我帮你从直播间的商品里挑～"
             en = "Tell me a budget or what it is for (who, what age) and I'll pick from this room's products."
             return Answer(question, lang, "abstain", text=zh if lang == "zh" else en, reason="which")
-        if re.search(r"最便宜|最实惠|cheapest", r.text):
-            wanted = sorted(scored, key=lambda item: item[1])[:1]  # "what's the cheapest thing you sell"
         wanted.sort(key=lambda item: (-item[0], item[1]))
         facts = [item[3] for item in wanted[:3]]
         head = Fact("recommend", None, "可以看看", "You could look at", ())
@@ -357,6 +357,8 @@ class CatalogueAnswerer:
             priced = sorted(p.variants, key=lambda v: v.price if v.price is not None else p.price)
             variant_id = (priced[-1] if r.bigger else priced[0]).id
         variant = next((v for v in p.variants if v.id == variant_id), None)
+        if "variants" in intents and re.search(r"还是|\bor\b", r.text):
+            variant = None  # "是一只的价格还是一对的": both, side by side
         if (r.packs or _amount_of_variants(p, r.text)) and p.variants and variant is None:
             declined.append("unknown")  # "狗粮有1公斤装吗" of the 2 kg and 7.5 kg bags
         # Price.
@@ -756,7 +758,9 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
     return _fact("sizes", p, zh, en, [])
 
 
-_YES_NO = re.compile(r"会不会|能不能|是不是|有没有|[^什么啥哪几多]{2}吗[\s?？~～]*$")
+_YES_NO = re.compile(
+    r"会不会|能不能|是不是|有没有|[^什么啥哪几多]{2}吗[\s?？~～]*$|^(do you (have|sell)|is there|are there|have you got)\b"
+)
 _AMOUNT = re.compile(r"(\d+(?:\.\d+)?|半)\s*(克拉|克|公斤|千克|斤|毫升|升|厘米|毫米|米|寸|kg|g|ml|cm|mm)(?![a-z])")
 
 
@@ -771,13 +775,14 @@ def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
         for number, unit in _AMOUNT.findall(r.text):
             if not re.search(("0?\\.5" if number == "半" else re.escape(number)) + r"\s*" + re.escape(unit), said):
                 return False
-    if r.concepts:
+    if r.concepts and not _ASKS_FOR_EN.search(r.text):
         return True
     words = [w for w in content_words(r.residue) if not re.search(r"\d", w)]
     return not words or 2 * sum(w in said for w in words) >= len(words)
 
 
 _EXISTS = re.compile(r"有.{0,10}吗|有没有|有无")
+_ASKS_FOR_EN = re.compile(r"^(do you (have|sell|do)|is there|are there|have you got|any)\b")
 
 
 def _names_concept(p: Product, r: Reading) -> bool:
