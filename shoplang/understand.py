@@ -558,8 +558,8 @@ class Understanding:
                 n = len(sounds)
                 if i + n > len(chars) or all(j in covered for j in range(i, i + n)):
                     continue  # ("蛋白帮" is the 蛋白棒 though 蛋白 alone names two products)
-                if any(s < i + n and i < e and p == term.product_id for s, e, p, _ in exact):
-                    continue  # the same product's exact name there already: a sound-alike adds nothing
+                if any(s < i + n and i < e and e - s >= n and p == term.product_id for s, e, p, _ in exact):
+                    continue  # the same product's name, as long, there already: a sound-alike adds nothing
                 if tuple(syllables[i : i + n]) == sounds:
                     same = sum(1 for a, b in zip(chars[i : i + n], term.text, strict=True) if a == b)
                     if same * 2 >= n and same < n:
