@@ -158,7 +158,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "variants": ("规格", "款式", "哪几款", "有几款", "几种规格", "哪些规格", "什么规格", "options", "variants", "versions",
                  "re:(什么|啥|哪种|哪些|几种|哪几种)[轴段版型款]",
                  # "拼图有几种图", "圈口有哪几个": the choices a product comes in
-                 "re:(几|哪几|多少)种(?!颜?色)", "re:哪几(个|款|样)", "which ones", "what kinds"),
+                 "re:(几|哪几|多少)种(?!颜?色)", "re:哪几(个|款|样)", "which ones", "what kinds",
+                 "re:(什么|啥|哪些|几种|哪几种)口味", "re:what flavou?rs"),
     "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "礼物",
                   "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
                   "recommend", "suggest", "something for", "good gift", "a gift", "re:what should i (buy|get)",
@@ -290,7 +291,7 @@ MAINLAND = ("xinjiang", "tibet", "qinghai", "hainan", "inner mongolia", "gansu",
             "guangdong", "heilongjiang")  # fmt: skip
 
 GENERIC_NAME_WORDS = {
-    "新款", "正品", "官方", "套装", "礼盒", "直播", "款", "set", "official", "new", "pro", "plus", "pack", "the", "and", "with",
+    "新款", "正品", "官方", "套装", "礼盒", "直播", "款", "体重", "身高", "年龄", "set", "official", "new", "pro", "plus", "pack", "the", "and", "with",
     "for", "of", "a", "an", "mini", "max",
 }  # fmt: skip
 
@@ -498,7 +499,7 @@ _CN_DIGITS = {
     "十": 10,
 }
 _QUANTITY = re.compile(
-    r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+)(半)?\s*"
+    r"(\d+(?:\.\d+)?|[一二两三四五六七八九十百]+)(半)?\s*"
     r"(公斤|千克|kg|斤|克|g|厘米|cm|公分|米|岁|years?|yrs?|个月|months?|周|天|小时|毫升|ml|升)(半)?"
 )
 
@@ -506,6 +507,12 @@ _QUANTITY = re.compile(
 def _cn_number(text: str) -> float:
     if text.isdigit() or re.fullmatch(r"\d+\.\d+", text):
         return float(text)
+    if "百" in text:  # "二百斤", "一百二"
+        hundreds, _, rest = text.partition("百")
+        value = (_CN_DIGITS.get(hundreds, 1) if hundreds else 1) * 100
+        if rest:
+            value += _cn_number(rest) * (10 if len(rest) == 1 and rest != "十" else 1)
+        return float(value)
     if text == "十":
         return 10
     if "十" in text:

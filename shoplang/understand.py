@@ -125,8 +125,9 @@ class Reading:
         if self.named:
             top = max(self.strength.values(), default=0.0)
             tied = [pid for pid in self.named if self.strength.get(pid, 0.0) >= top - 1e-9]
+            compared = len(set(self.name_spans)) > 1 and _COMPARED.search(self.text)
             for screen in (pinned, sale):
-                if len(tied) > 1 and screen in tied:
+                if len(tied) > 1 and screen in tied and not compared:
                     return [screen]  # a word several products share: the one on screen
             return list(self.named)
         if self.variants:
@@ -662,7 +663,7 @@ _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几(?!乎)[\u4e00-\u9fffa-z]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
-    r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵]|^[^我].{0,14}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
+    r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵快远]|^[^我].{0,14}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
     r"|谁(买|用|试|穿|吃)过?了?"  # "谁买了": has anyone tried it
     r"|(能|可以|会|要|是|有)[^不]{0,10}不[\s?？~～。]*$"  # "能用不", "狗狗能吃冻干不": a question ending in 不
     r"|[\u4e00-\u9fff]{2}(?<!要|差|了|得)不[\s?？~～。]*$"  # "积木跟lego通用不", "带证书不"
@@ -1009,6 +1010,9 @@ def _says_key(key: str, text: str) -> bool:
     return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
 
 
+_COMPARED = re.compile(r"和|跟|与|还是|比|差多少|区别|\bvs\b|\band\b|\bor\b|difference|compare")
+
+
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for start, end in sorted(spans):
@@ -1032,7 +1036,7 @@ def content_words(residue: str) -> list[str]:
                 if L.CJK.match(p[0]) and L.CJK.match(p[1]) and not set(p) & _FUNCTION_CHARS
                 and not any(p in row for row in L.UNITS) and not _is_cue(p)  # "70公斤" is the viewer's
             ]  # fmt: skip
-        elif len(chunk) >= 4 and chunk not in L.STOP_EN:
+        elif len(chunk) >= 4 and chunk not in L.STOP_EN and not _is_cue(chunk):
             out.append(chunk)
     return list(dict.fromkeys(out))
 
