@@ -208,6 +208,13 @@ class Understanding:
                         if unit not in "斤克升米岁月号码寸个件包盒瓶袋片只条支套毫公厘千装":
                             units.setdefault(unit, set()).add(product_id)
         self._variant_units = {unit: next(iter(pids)) for unit, pids in units.items() if len(pids) == 1}
+        for entry in listed:
+            # Whole pinyin, typed for a name or kind ("xiangxun" 香薰): long enough not to be a word.
+            for name in (*entry.names, *entry.categories):
+                if 2 <= len(name) <= 4 and all(L.CJK.match(ch) for ch in name):
+                    spelled = "".join(lazy_pinyin(name))
+                    if len(spelled) >= 6 and spelled.isascii():
+                        raw[entry.product_id].append((spelled, 2.0))
         for product_id, extra in (names or {}).items():
             raw.setdefault(product_id, []).extend(_name_terms(list(extra)))
         # Pinyin initials, the way viewers type a name fast ("mpj" 猫爬架, "kh" 口红, "xbx" 小白鞋);
@@ -218,11 +225,7 @@ class Understanding:
             for letters in {initials(t) for t in zh_terms} - _NOT_INITIALS:
                 terms.append((letters, 1.2))
                 self._initials.add(letters)
-            # Whole pinyin, typed for a name ("xiangxun" 香薰): long enough not to be a word.
-            for t in zh_terms:
-                spelled = "".join(lazy_pinyin(t))
-                if len(spelled) >= 6 and spelled.isascii():
-                    terms.append((spelled, 2.0))
+
         self.terms = _dedupe(raw)
         self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
         self._known = {term.text for term in self.terms}
@@ -241,7 +244,7 @@ class Understanding:
         """First syllable -> the Chinese terms starting with it, with their toneless pinyin."""
         for term in self.terms:
             if L.CJK.search(term.text) and len(term.text) >= 2:
-                sounds = tuple(_syllable(ch) for ch in term.text)
+                sounds = _sounds(term.text)
                 self._pinyin.setdefault(sounds[0], []).append((term, sounds))
 
     def listing_text(self, product_id: str) -> str:
@@ -575,6 +578,8 @@ class Understanding:
             if match.start() in covered:
                 continue
             word = L.singular(match.group(0))
+            if _is_cue(word) or _is_cue(match.group(0)):
+                continue  # "shipping" is asked, not a typo of "skipping"
             for term in self.terms:
                 if (
                     " " not in term.text
@@ -727,7 +732,7 @@ def _cues_by_sound() -> dict[str, list[tuple[str, str, str, tuple[str, ...]]]]:
             for cue in cues:
                 if cue.startswith("re:") or len(cue) < 2 or not all(L.CJK.match(ch) for ch in cue):
                     continue
-                sounds = tuple(_syllable(ch) for ch in cue)
+                sounds = _sounds(cue)
                 out.setdefault(sounds[0], []).append((family, name, cue, sounds))
     return out
 
@@ -915,9 +920,20 @@ def initials(word: str) -> str:
 
 @lru_cache(maxsize=65536)
 def _syllable(ch: str) -> str:
+    return _fold(lazy_pinyin(ch)[0])
+
+
+def _sounds(word: str) -> tuple[str, ...]:
+    """A word's syllables read in context (瑜伽 is yu-jia, not yu-ga), folded."""
+    spelled = lazy_pinyin(word)
+    if len(spelled) != len(word):
+        return tuple(_syllable(ch) for ch in word)
+    return tuple(_fold(s) for s in spelled)
+
+
+def _fold(syllable: str) -> str:
     """Toneless pinyin, with the sounds typed for one another folded together (吸成器 for
     吸尘器: cheng / chen; zh / z, ch / c, sh / s, n / l)."""
-    syllable = lazy_pinyin(ch)[0]
     syllable = re.sub(r"^([zcs])h", r"\1", syllable)
     syllable = re.sub(r"^n(?=[aeiou])", "l", syllable)
     return re.sub(r"(?<=[aei])ng$|(?<=i)ng$", "n", syllable)
