@@ -595,11 +595,15 @@ class Understanding:
             return
         reading.packs = tuple(L.packs(reading.text))
         for product_id, keys in self._variants:
-            said = sum(1 for _, names in keys if any(_says_key(k, masked) for k in names))
-            if said > 1 or (said == 1 and re.search(r"还是|\bor\b", masked)):
+            if reading.named and product_id not in reading.named:
+                continue  # "机械表有皮表带的吗": another watch's leather strap is not asked
+            # A variant may be named by a word that is also the product's alias ("狼牙棒那款").
+            seen = reading.text if product_id in reading.named else masked
+            said = sum(1 for _, names in keys if any(_says_key(k, seen) for k in names))
+            if said > 1 or (said == 1 and re.search(r"还是|\bor\b", seen)):
                 # "双头和单头差多少钱": two of one product's variants, side by side
                 reading.intents = tuple(dict.fromkeys((*reading.intents, "variants")))
-            variant = _variant_named(keys, masked)
+            variant = _variant_named(keys, seen)
             if variant is None and reading.packs:
                 # "十斤装" for the "5公斤" bag: the same amount in other units names it too.
                 variant = _variant_by_amount(self.catalogue.product(product_id), reading.packs)
@@ -990,11 +994,26 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         keys |= set(re.findall(r"\d+(?:\.\d+)?\s*(?:kg|g|ml|l|lb|oz|mm|cm)\b", en))
         others = set().union(*(w for vid, w in words.items() if vid != variant.id))
         keys |= words[variant.id] - others
+        # A pair of characters only this variant's name has ("狼牙棒那款" for 狼牙棒款, "主驾" for
+        # 主驾单片): viewers say part of a variant's name.
+        other_names = "".join(L.normalize(v.name.zh) for v in product.variants if v.id != variant.id)
+        run = "".join(ch for ch in zh if L.CJK.match(ch))
+        keys |= {
+            run[i : i + 2]
+            for i in range(len(run) - 1)
+            if run[i : i + 2] not in other_names
+            and not set(run[i : i + 2]) & _VARIANT_FILLER
+            and not _is_cue(run[i : i + 2])  # "口味" of 混合口味 is what is asked, not the variant
+        }
         numbers = set(re.findall(r"\d{2,}", zh))
         other_numbers = {n for v in product.variants if v.id != variant.id for n in re.findall(r"\d{2,}", v.name.zh)}
         keys |= {n + "的" for n in numbers - other_numbers} | {n + "ml" for n in numbers - other_numbers}
         out.append((variant.id, frozenset(k for k in keys if k)))
     return out
+
+
+_VARIANT_FILLER = set("款装版号码色个只的和含与及")
+"""Characters every kind of variant name uses: a pair with one of them names no variant."""
 
 
 def _variant_by_amount(product: Product | None, packs: tuple[tuple[str, float], ...]) -> str | None:

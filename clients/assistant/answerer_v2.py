@@ -150,6 +150,10 @@ class CatalogueAnswerer:
                 facts, declined = self._product_facts(other, reading, state, now_ms, lang)
         if not facts and shop_facts:
             facts, declined = shop_facts, []  # the product lists nothing of it; the shop's terms say
+        elif facts and not shop_only:
+            # The shop's own FAQ named by the question's words ("秒杀价能再用优惠券吗": coupons and
+            # sale prices) is part of the answer beside the product's facts.
+            facts += [f for f in shop_facts if f.kind.startswith("faq:") and self._shop_faq_words(f.kind, reading)]
         elif not facts and not declined and "sale" in reading.intents and sale is None:
             facts.append(Fact("no_sale", None, "现在没有秒杀活动", "there is no flash sale right now", ()))
         if not facts:
@@ -184,6 +188,10 @@ class CatalogueAnswerer:
             read = [self.understanding.read(q) for q in (entry.question.zh, entry.question.en) if q]
             asked = self._faq_concepts[id(entry)] = frozenset(c for x in read for c in x.concepts)
         return bool(asked & set(r.concepts))
+
+    def _shop_faq_words(self, kind: str, r: Reading) -> bool:
+        entry = next((e for e in self.catalogue.faq if f"faq:{e.id}" == kind), None)
+        return entry is not None and _faq_words_hit(entry, r)
 
     def _own_policy(self, pid: str, r: Reading) -> bool:
         """The product on screen has its own shipping or returns terms for what is asked: "能退吗"
@@ -387,7 +395,12 @@ class CatalogueAnswerer:
         if sale is not None and ({"sale", "time_left", "limit"} & intents):
             facts.append(self._sale_fact(p, state, now_ms, with_time="time_left" in intents or "sale" in intents))
             sale_note = p.flash_sale_note
-            if sale_note is not None and (variant is not None or "variants" in intents):
+            said = L.normalize(sale_note.zh + " " + sale_note.en) if sale_note is not None else ""
+            if sale_note is not None and (
+                variant is not None
+                or "variants" in intents
+                or any(w in said for w in content_words(r.residue))  # "秒杀价能再用优惠券吗"
+            ):
                 # "秒杀能拍增强版吗": which version the sale is for
                 facts.append(_fact("sale_note", p, f"{name_zh}：{sale_note.zh}", f"{name_en}: {sale_note.en}", []))
         elif "limit" in intents:
