@@ -509,7 +509,7 @@ def _cn_number(text: str) -> float:
         return float(text)
     if "百" in text:  # "二百斤", "一百二"
         hundreds, _, rest = text.partition("百")
-        value = (_CN_DIGITS.get(hundreds, 1) if hundreds else 1) * 100
+        value = float((_CN_DIGITS.get(hundreds, 1) if hundreds else 1) * 100)
         if rest:
             value += _cn_number(rest) * (10 if len(rest) == 1 and rest != "十" else 1)
         return float(value)

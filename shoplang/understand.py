@@ -689,8 +689,13 @@ _EXCLAIM_ZH = re.compile(
     # wonder and delight, not questions ("为什么这么贵" still asks)
     r"|为什么(这么|那么)(便宜|划算|好看|好用|好吃|香|美|好)|怎么做到|什么神仙|[绝爱]了[!！~～啊]*$"
 )
+_ASKS_A_PICK = re.compile(
+    r"预算|想要|想买|买哪|买啥|买什么|^求|给.{0,6}推荐|推荐(一下|下|个|点|款)|有(什么|啥)推荐|what should|any recommend"
+    r"|recommend (me|something|a|one)|suggest"
+)
 _Q_EN = re.compile(
-    r"^(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone|should|got)\b"
+    r"(^|[,;.]\s*)(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone"
+    r"|should|got)\b"
     r"|\b(how much|how many|how long|price|link|pls|please|show me|recommend|suggest)\b"
 )
 
@@ -702,13 +707,13 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
     if "?" in text or "？" in text:
         return True
     if L.CJK.search(text):
-        if _EXCLAIM_ZH.search(text) and not re.search(r"吗|呢", text):
-            return False
+        if (_EXCLAIM_ZH.search(text) or "哈哈" in text) and not re.search(r"吗|呢", text):
+            return False  # "为什么我养什么死什么哈哈哈": a laugh at oneself
         if _Q_ZH.search(text) or _REQUEST_ZH.search(text):
             return True
     if _Q_EN.search(text):
         return True
-    if reading is not None and "recommend" in reading.intents and not text.endswith(("!", "！")):
+    if reading is not None and "recommend" in reading.intents and _ASKS_A_PICK.search(text):
         return True  # "预算150左右 想要个车上用的", "what should i get": asking for a pick
     chosen = reading is not None and (reading.variants or reading.bigger is not None)
     if reading is not None and (reading.named or reading.pointed or chosen) and (reading.intents or reading.concepts):

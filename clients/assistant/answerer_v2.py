@@ -772,7 +772,8 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
 
 
 _YES_NO = re.compile(
-    r"会不会|能不能|是不是|有没有|[^什么啥哪几多]{2}吗[\s?？~～]*$|^(do you (have|sell)|is there|are there|have you got)\b"
+    r"会不会|能不能|是不是|有没有|[^什么啥哪几多]{2}吗[\s?？~～]*$"
+    r"|^(do you (have|sell)|is there|are there|have you got)\b"
 )
 _AMOUNT = re.compile(r"(\d+(?:\.\d+)?|半)\s*(克拉|克|公斤|千克|斤|毫升|升|厘米|毫米|米|寸|kg|g|ml|cm|mm)(?![a-z])")
 
