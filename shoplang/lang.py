@@ -115,6 +115,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                 "j&t", "re:走(什么|啥|哪家?)?(快递|物流)",
                 "re:which (express|delivery)", "cold chain"),
     "delivery_time": ("几天到", "多久到", "几天能到", "多久能到", "到货时间", "多久发货", "什么时候发货", "几天发货",
+                      "re:发货(快|慢|速度|时间)", "re:(到货|物流)(快|慢)",
                       "多久发", "几天", "re:how (long|many days)(?=.*\\b(take|arriv|ship|deliver|get (it|here|there|mine)|come)\\b)",
                       "re:when .*(arrive|ship|get it)", "arrive"),
     "fee": ("包邮", "运费", "邮费", "免运费", "满多少", "包不包邮", "re:(?<=[\u4e00-\u9fff])by(?![a-z])|(?<![a-z])by(?=[吗不没])", "free shipping", "shipping fee", "postage",
