@@ -160,8 +160,9 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "re:(什么|啥|哪种|哪些|几种|哪几种)[轴段版型款]",
                  # "拼图有几种图", "圈口有哪几个": the choices a product comes in
                  "re:(几|哪几|多少)种(?!颜?色)", "re:哪几(个|款|样)", "which ones", "what kinds",
-                 "re:(什么|啥|哪些|几种|哪几种)口味", "re:what flavou?rs"),
-    "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "礼物",
+                 "re:(什么|啥|哪些|几种|哪几种)口味", "re:what flavou?rs", "区别", "差别", "difference between",
+                 "re:what'?s the difference"),
+    "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "买啥好", "re:买(啥|什么)(合适|呢|$)", "礼物",
                   "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
                   "recommend", "suggest", "something for", "good gift", "a gift", "re:what should i (buy|get)",
                   "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget",
@@ -692,8 +693,8 @@ RECIPIENTS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]
     (("爸爸", "老公", "男朋友", "男友", "哥哥", "弟弟", "爷爷", "外公", "dad", "father", "husband", "boyfriend",
       "brother", "him"),
      ("男", "男士", "男款", "男性", "men", "man", "mens", "male", "him"), ("女士", "女款", "women's", "womens", "for women")),
-    (("孩子", "宝宝", "儿子", "女儿", "小朋友", "kid", "kids", "child", "children", "son", "daughter", "baby"),
-     ("儿童", "宝宝", "孩子", "小朋友", "kids", "children", "child", "baby"), ()),
+    (("孩子", "小孩", "宝宝", "儿子", "女儿", "小朋友", "儿童", "kid", "kids", "child", "children", "son", "daughter", "baby"),
+     ("儿童", "宝宝", "孩子", "小孩", "小朋友", "kids", "children", "child", "baby"), ()),
     (("老人", "长辈", "父母", "爸妈", "parents", "elderly", "grandparents"),
      ("老人", "长辈", "中老年", "elderly", "parents", "seniors"), ()),
 )  # fmt: skip

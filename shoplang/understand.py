@@ -691,7 +691,7 @@ _EXCLAIM_ZH = re.compile(
 )
 _ASKS_A_PICK = re.compile(
     r"预算|想要|想买|买哪|买啥|买什么|^求|给.{0,6}推荐|推荐(一下|下|个|点|款)|有(什么|啥)推荐|what should|any recommend"
-    r"|recommend (me|something|a|one)|suggest"
+    r"|recommend (me|something|a|one)|suggest|gift for|something (that|for|to)|under \d|budget"
 )
 _Q_EN = re.compile(
     r"(^|[,;.]\s*)(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone"
@@ -768,7 +768,7 @@ def _asked_by_spelling(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What is asked, through an English typo: one edit from a cue of 5+ letters, first letter kept."""
     intents: list[str] = []
     concepts: list[str] = []
-    for written in re.findall(r"[a-z]{5,}", masked):
+    for written in re.findall(r"[a-z]{6,}", masked):  # ("small" is a word, not a typo of "smell")
         word = L.singular(written)
         for family, name, cue in _english_cues():
             if word != cue and word[0] == cue[0] and L.edit1(word, cue):
@@ -898,6 +898,8 @@ def _dedupe(raw: dict[str, list[tuple[str, float]]]) -> list[Term]:
                 continue
             if not cjk and len(text) < 2:
                 continue
+            if len(owners[text]) >= max(3, len(raw) // 3):
+                continue  # "car" in a car-accessory shop, "tea" in a tea shop: the shop's word, no one product's
             shared = len(owners[text]) > 1
             out.append(Term(text, pid, weight * (0.5 if shared else 1.0)))
     return out

@@ -112,7 +112,8 @@ class CatalogueAnswerer:
             and not others
             and not reading.named
             and not reading.pointed
-            and not _clause_properties(reading)  # "送女朋友的 有礼盒吗": is there a gift box
+            # "送女朋友的 有礼盒吗": is there a gift box (a yes/no clause of its own)
+            and not (_clause_properties(reading) and re.search(r"吗|么|嘛", reading.text))
         ):
             return self._recommend(question, reading, state, now_ms)
         if not reading.named:
@@ -524,8 +525,10 @@ class CatalogueAnswerer:
                     facts += [_field_fact(p, label, value) for label, value in where[:2]]
                 if not _all_said(prop, where[0]):
                     declined.append("unknown")  # "有皮表带的吗" of a steel strap: what it is, and "not listed"
-            elif not facts or not (intents or r.concepts or _spec_answers(p, facts, prop)):
+            elif not facts:
                 return [], ["unknown"]
+            elif not (intents or r.concepts or _spec_answers(p, facts, prop)):
+                declined.append("unknown")  # "does it record the back too? what resolution": the rest
         else:
             # "皮带多少钱 有礼盒吗": a clause of its own that asks "is there X" beside the
             # rest; answered from the field that holds X, else said to be not listed.
@@ -997,6 +1000,8 @@ def _who_named(chunk: str, who: str) -> bool:
     ("油皮" / 偏油, "男生" / 男女通用, "狗狗" / 猫狗; "孕妇" is not in 干皮和敏感肌)."""
     if chunk in who or _bigram_share(chunk, who) >= 0.5 or L.singular(chunk) in who:
         return True
+    if any(chunk in asked and any(w in who for w in fits) for asked, fits, _ in L.RECIPIENTS):
+        return True  # "小孩" of "14岁以下儿童": a child, however the listing says it
     if not L.CJK.search(chunk):
         return False
     return any(ch in who for ch in chunk[:-1] if L.CJK.match(ch) and ch not in _PLAIN_MODIFIERS)
