@@ -976,6 +976,7 @@ def _cue_words() -> re.Pattern[str]:
 def _residue(masked: str) -> str:
     # "沾不沾杯" asks what "沾杯吗" asks: an A-not-A question is its A.
     masked = re.sub(r"([\u4e00-\u9fff])[不没]\1", r"\1", masked)
+    masked = L.cues_pattern(L.DEIXIS_ZH).sub(" ", masked)  # "主播手上那盆": pointing, not asking
     text = _cue_words().sub(" ", re.sub(r"[\s\W_]+", " ", masked))
     text = re.sub(f"[{L.PARTICLES_ZH}]", " ", text)
     words = [w for w in text.split() if w not in L.STOP_EN and len(w) > 1]

@@ -1061,7 +1061,15 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
             if r.measure[0] in spec.name.zh or any(w in L.normalize(spec.name.en) for w in r.measure[1:])
         ]
         if measured:
-            return measured
+            # "how tall is it and how often do I water it": the height, and the other kinds asked
+            other = [c for c in r.concepts if c not in _MEASURE_KINDS]
+            also = [
+                spec
+                for spec in out
+                if spec not in measured
+                and any(L.any_cue(L.CONCEPTS[c], L.normalize(f"{spec.key} {spec.name.zh} {spec.name.en}")) for c in other)
+            ]
+            return measured + also
     if out:
         # A spec that holds the question's own words beats one found through the kind of
         # thing asked: "water bladder" is the hydration sleeve ("bladder"), not the rain
@@ -1103,6 +1111,9 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
         if len(named) == 1:
             out = named
     return out
+
+
+_MEASURE_KINDS = {"dimensions", "weight", "thickness", "area", "volume"}
 
 
 def _same_thing(asked: str, listed: str) -> bool:
