@@ -265,14 +265,15 @@ class Understanding:
             listing = self.listing_text(product_id)
             return sum(1 for w in words if w in listing)
 
-        shown = [pid for pid in on_screen if hits(pid)]
-        if shown:
-            # "无耳洞有耳夹款吗": of the pinned necklace and the earrings on sale, the earrings.
-            return shown[0] if len(shown) == 1 and shown[0] != on_screen[0] else None
-        scored = sorted(((hits(pid), pid) for pid in self._topics if pid not in on_screen), reverse=True)
-        if not scored or scored[0][0] == 0 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
-            return None
-        return scored[0][1]
+        scores = {pid: hits(pid) for pid in self._topics}
+        top = max(scores.values(), default=0)
+        leaders = [pid for pid, n in scores.items() if n == top]
+        if top == 0 or (on_screen and on_screen[0] in leaders):
+            return None  # nothing holds them, or the product on screen does as well as any
+        if len(leaders) == 1:
+            return leaders[0]
+        shown = [pid for pid in leaders if pid in on_screen]
+        return shown[0] if len(shown) == 1 else None  # "无耳洞有耳夹款吗": the earrings on sale
 
     def topic_for(self, reading: Reading, product_id: str) -> str:
         """Which part of the product's listing the question's leftover words are about

@@ -1067,7 +1067,7 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
                 spec
                 for spec in out
                 if spec not in measured
-                and any(L.any_cue(L.CONCEPTS[c], L.normalize(f"{spec.key} {spec.name.zh} {spec.name.en}")) for c in other)
+                and any(L.any_cue(L.CONCEPTS[c], _spec_label(spec)) for c in other)
             ]
             return measured + also
     if out:
@@ -1114,6 +1114,10 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
 
 
 _MEASURE_KINDS = {"dimensions", "weight", "thickness", "area", "volume"}
+
+
+def _spec_label(spec: Spec) -> str:
+    return L.normalize(f"{spec.key} {spec.name.zh} {spec.name.en}")
 
 
 def _same_thing(asked: str, listed: str) -> bool:
