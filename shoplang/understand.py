@@ -769,9 +769,11 @@ def _asked_by_spelling(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What is asked, through an English typo: one edit from a cue of 5+ letters, first letter kept."""
     intents: list[str] = []
     concepts: list[str] = []
-    for written in re.findall(r"[a-z]{6,}", masked):  # ("small" is a word, not a typo of "smell")
+    for written in re.findall(r"[a-z]{5,}", masked):
         word = L.singular(written)
         for family, name, cue in _english_cues():
+            if len(word) < 6 and family != "intent":
+                continue  # "small" is a word, not a typo of "smell"; "prise" is one of "price"
             if word != cue and word[0] == cue[0] and L.edit1(word, cue):
                 target = intents if family == "intent" else concepts
                 if name not in target:
