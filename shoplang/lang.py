@@ -304,7 +304,8 @@ STOP_EN = {
     "would", "what", "which", "how", "much", "many", "whats", "what's", "they", "them", "one", "get", "come", "it's",
     "its", "please", "pls", "plz", "hi", "hello", "host", "still", "really", "also", "so", "very", "about", "at", "by",
     "if", "am", "was", "were", "just", "want", "need", "know", "tell", "us", "here", "now", "right", "ok", "okay",
-    "work", "support", "use", "good", "make", "made",
+    "work", "support", "use", "good", "make", "made", "long", "until", "when", "after", "before", "then", "than",
+    "should", "some", "something", "thing", "things", "every", "from", "into", "only", "more", "most", "other",
 }  # fmt: skip
 QUESTION_WORDS_ZH = ("多久", "多少", "多大", "多长", "多高", "多重", "什么", "怎么", "怎样", "如何", "哪里", "哪个", "哪些", "哪",
                      "几", "要不要", "是不是", "能不能", "可不可以", "有没有", "吗")  # fmt: skip
