@@ -633,6 +633,9 @@ ANSWER_CUES: dict[str, tuple[str, ...]] = {
     ),
     "stock": ("re:(还有|还剩|剩|仅剩)\\s*\\d", "re:\\d+\\s*(份|件|个|单)", "售罄", "sold out", "re:\\d+ left"),
     "link": ("re:\\d+\\s*号", "链接", "link"),
+    "time_left": ("re:(还有|还剩|剩|只剩)\\s*\\d+\\s*分钟", "re:\\d+\\s*分钟(后)?结束", "re:\\d+ ?(minutes|mins) (left|to go)"),
+    "delivery_time": ("re:\\d+\\s*(到|-|~)\\s*\\d+\\s*天", "re:\\d+\\s*小时内?(发|出)", "re:\\d+\\s*天(内)?(到|发)",
+                      "re:\\d+\\s*(-|to)\\s*\\d+ days", "re:with(in)? \\d+ hours"),
     "variants": ("规格", "款式", "options", "re:有.{1,4}和.{1,4}(两|几)?(种|款)?$"),
     # Who it is for, stated with a limit: "10个月以上的小型犬吃", "for dogs over 10 months".
     "suitable": ("适合", "不适合", "re:\\d+\\s*(个月|岁|公斤|kg|斤)(以上|以下|之内|内)", "re:(over|under) \\d+ ?(months?|years?|kg)"),

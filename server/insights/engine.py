@@ -34,6 +34,7 @@ from barrage.v1 import insights_service_pb2 as pb
 VIEWER = event_pb2.ROLE_VIEWER
 ANSWERERS = frozenset({event_pb2.ROLE_HOST, event_pb2.ROLE_MODERATOR, event_pb2.ROLE_BOT})
 SHOP_WIDE = frozenset({"invoice", "region"})
+SHOP_TERMS = frozenset({"shipping", "delivery_time", "ships_from", "carrier", "fee", "region", "returns"})
 GENERIC_KEYS = frozenset({"suitable", "sizes", "materials"})
 """Intents that a more specific part of the listing (a spec the question names) refines."""
 SAME_AS_INTENT = {
@@ -361,13 +362,18 @@ class RoomInsights:
             analysis = analyse(comment.text, answer=True, names=self.products.aliases)
             on_screen = self.products.on_screen()
             if self.understanding is not None:
-                _, analysis, named = self._read(comment.text, analysis, on_screen, answer=True)
+                reading, analysis, named = self._read(comment.text, analysis, on_screen, answer=True)
+                owner = self.understanding.owner_of_words(reading, on_screen) if not named else None
+                named = [owner] if owner else named  # "安卓也能用，贴上引磁片就吸住了": the phone mount's words
             else:
                 named = self.products.aliases.find(analysis.normalized, on_screen)
+            products = named or on_screen or [""]
+            if named and SHOP_TERMS & set(analysis.intents):
+                # "深圳中通发货，2到5天到；脚垫常州发": the shop's terms answer what was asked of the screen
+                products = [*named, *(p for p in on_screen if p not in named)]
             self.questions.comment_by_staff(
-                event.event_id, sender.role, comment.text, at, comment.reply_to_event_id, analysis,
-                named or on_screen or [""],
-            )  # fmt: skip
+                event.event_id, sender.role, comment.text, at, comment.reply_to_event_id, analysis, products
+            )
 
     # ------------------------------------------------------------------ figures
 
