@@ -636,7 +636,8 @@ ANSWER_CUES: dict[str, tuple[str, ...]] = {
     "time_left": ("re:(还有|还剩|剩|只剩)\\s*\\d+\\s*分钟", "re:\\d+\\s*分钟(后)?结束", "re:\\d+ ?(minutes|mins) (left|to go)"),
     "delivery_time": ("re:\\d+\\s*(到|-|~)\\s*\\d+\\s*天", "re:\\d+\\s*小时内?(发|出)", "re:\\d+\\s*天(内)?(到|发)",
                       "re:\\d+\\s*(-|to)\\s*\\d+ days", "re:with(in)? \\d+ hours"),
-    "variants": ("规格", "款式", "options", "re:有.{1,4}和.{1,4}(两|几)?(种|款)?$"),
+    "variants": ("规格", "款式", "options", "re:有.{1,4}和.{1,4}(两|几)?(种|款)?$",
+                 "re:([两三四五六七八九十]|\\d+)\\s*(个|种|款)\\s*(口味|味道?|颜色|色|规格|款式|尺寸|尺码)"),
     # Who it is for, stated with a limit: "10个月以上的小型犬吃", "for dogs over 10 months".
     "suitable": ("适合", "不适合", "re:\\d+\\s*(个月|岁|公斤|kg|斤)(以上|以下|之内|内)", "re:(over|under) \\d+ ?(months?|years?|kg)"),
 }

@@ -194,6 +194,7 @@ class Understanding:
         raw: dict[str, list[tuple[str, float]]] = {}
         listed = [*(names_of(catalogue) if catalogue is not None else []), *products]
         self._topics: dict[str, list[tuple[str, str]]] = {}
+        self._listings: dict[str, str] = {}
         for entry in listed:
             raw.setdefault(entry.product_id, []).extend(_product_terms(entry))
             self._topics[entry.product_id] = [(key, L.normalize(text)) for key, text in entry.topics]
@@ -249,7 +250,10 @@ class Understanding:
 
     def listing_text(self, product_id: str) -> str:
         """Everything the product's listing says, normalised: for finding a need's words in it."""
-        return " ".join(text for _, text in self._topics.get(product_id, ()))
+        text = self._listings.get(product_id)
+        if text is None:
+            text = self._listings[product_id] = " ".join(t for _, t in self._topics.get(product_id, ()))
+        return text
 
     def owner_of_words(self, reading: Reading, on_screen: list[str]) -> str | None:
         """The one product whose listing holds the words of a question that names none, when
@@ -260,6 +264,11 @@ class Understanding:
         words = content_words(reading.residue)
         if not words:
             return None
+
+        # Only words few listings hold tell products apart ("体重" is in the scale's, the rope's
+        # and the treadmill's; "耳针" only in the earrings').
+        holders = {w: sum(1 for pid in self._topics if w in self.listing_text(pid)) for w in words}
+        words = [w for w in words if holders[w] <= 2]
 
         def hits(product_id: str) -> int:
             listing = self.listing_text(product_id)

@@ -367,7 +367,7 @@ class RoomInsights:
                 named = [owner] if owner else named  # "安卓也能用，贴上引磁片就吸住了": the phone mount's words
             else:
                 named = self.products.aliases.find(analysis.normalized, on_screen)
-            products = named or on_screen or [""]
+            products = [*(named or on_screen), ""]  # and the shop-wide questions ("能发新疆不")
             if named and SHOP_TERMS & set(analysis.intents):
                 # "深圳中通发货，2到5天到；脚垫常州发": the shop's terms answer what was asked of the screen
                 products = [*named, *(p for p in on_screen if p not in named)]
