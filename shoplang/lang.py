@@ -167,7 +167,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
                   "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
                   "recommend", "suggest", "something for", "good gift", "a gift", "re:what should i (buy|get)",
                   "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget",
-                  "最便宜", "最实惠", "cheapest", "re:买哪(个|款|种)"),
+                  "最便宜", "最实惠", "cheapest", "re:买哪(个|款|种)", "what can help", "re:anything (to|that) help",
+                  "有什么能帮"),
     "invoice": ("发票", "开票", "专票", "invoice", "receipt", "fapiao"),
 }  # fmt: skip
 
@@ -714,7 +715,9 @@ NEEDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
      ("清洁", "吸尘", "除尘", "清理", "clean", "vacuum", "dust")),
     (("没电", "亏电", "打不着", "dead battery", "won't start", "wont start", "flat battery"),
      ("启动", "搭电", "应急", "jump", "starter")),
-    (("晒", "太热", "暴晒", "sun", "too hot"), ("遮阳", "防晒", "隔热", "shade", "uv", "upf")),
+    (("晒", "太热", "暴晒", "too much sun", "too hot"), ("遮阳", "防晒", "隔热", "shade", "uv", "upf")),
+    (("没阳光", "不见光", "光线不好", "采光差", "采光不好", "no sun", "no sunlight", "dark room", "not enough light"),
+     ("补光", "植物灯", "grow light", "plant light")),
     (("腰", "背疼", "久坐", "坐久", "back pain", "sitting", "sit for"), ("腰靠", "护腰", "坐垫", "靠垫", "lumbar", "cushion")),
     (("异味", "臭", "味道大", "smell", "smells", "odour", "odor"), ("香", "除味", "fragrance", "scent", "aroma")),
     (("碰瓷", "事故", "剐蹭", "accident", "scam", "crash"), ("记录", "录像", "record", "camera", "dash cam")),

@@ -103,6 +103,8 @@ class CatalogueAnswerer:
             and not _clause_properties(reading)
         ):
             # "scared of a flat tyre, what should i get": the product the need names, at its price
+            if L.needs(reading.text):
+                return self._recommend(question, reading, state, now_ms)  # "my succulents get no sun, what can help"
             named = [p for pid in reading.named[:3] if (p := self.catalogue.product(pid)) is not None]
             facts = [self._price_fact(p, state, now_ms) for p in named]
             if facts:
