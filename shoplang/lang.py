@@ -509,14 +509,14 @@ _QUANTITY = re.compile(
 )
 
 
-def _cn_number(text: str) -> float:
+def cn_number(text: str) -> float:
     if text.isdigit() or re.fullmatch(r"\d+\.\d+", text):
         return float(text)
     if "百" in text:  # "二百斤", "一百二"
         hundreds, _, rest = text.partition("百")
         value = float((_CN_DIGITS.get(hundreds, 1) if hundreds else 1) * 100)
         if rest:
-            value += _cn_number(rest) * (10 if len(rest) == 1 and rest != "十" else 1)
+            value += cn_number(rest) * (10 if len(rest) == 1 and rest != "十" else 1)
         return float(value)
     if text == "十":
         return 10
@@ -542,7 +542,7 @@ def packs(text: str) -> list[tuple[str, float]]:
     """Pack sizes named ("十斤装" = ("weight", 5.0) kg, "500ml的瓶" = ("volume", 500.0) ml)."""
     out: list[tuple[str, float]] = []
     for match in _PACK.finditer(text):
-        value, unit = _cn_number(match.group(1)), match.group(2)
+        value, unit = cn_number(match.group(1)), match.group(2)
         out.append(_amount_of(value, unit))
     return out
 
@@ -565,7 +565,7 @@ def amounts(text: str) -> list[tuple[str, float]]:
     comparing a variant's name with a pack size asked in other units."""
     out = []
     for match in re.finditer(r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+)\s*(公斤|千克|kg|斤|克|g|毫升|ml|升|l)(?![a-z])", text):
-        out.append(_amount_of(_cn_number(match.group(1)), match.group(2)))
+        out.append(_amount_of(cn_number(match.group(1)), match.group(2)))
     return out
 
 
@@ -575,7 +575,7 @@ def _girths(text: str) -> list[tuple[str, float]]:
     for match in _GIRTH.finditer(text):
         kind = _GIRTH_KIND[match.group(1)]
         if match.group(2) is not None:
-            chi = _cn_number(match.group(2)) + (_cn_number(match.group(3)) / 10 if match.group(3) else 0)
+            chi = cn_number(match.group(2)) + (cn_number(match.group(3)) / 10 if match.group(3) else 0)
             out.append((kind, round(chi * 100 / 3, 1)))
         else:
             value, unit = float(match.group(4)), match.group(5) or ""
@@ -590,7 +590,7 @@ def quantities(text: str) -> list[tuple[str, float]]:
     # Girths and pack sizes are not heights or body weights: take them out first.
     text = _GIRTH.sub(" ", _PACK.sub(" ", text))
     for match in _QUANTITY.finditer(text):
-        value = _cn_number(match.group(1)) + (0.5 if match.group(2) or match.group(4) else 0)
+        value = cn_number(match.group(1)) + (0.5 if match.group(2) or match.group(4) else 0)
         unit = match.group(3)
         if unit in ("公斤", "千克", "kg"):
             out.append(("weight", value))
@@ -652,6 +652,7 @@ UNITS: tuple[tuple[str, ...], ...] = (
     ("瓦", "watt", "watts", "w"), ("分贝", "decibel", "decibels", "db"), ("毫安", "mah"), ("伏", "volt", "volts", "v"),
     ("厘米", "公分", "centimetre", "centimeter", "cm"), ("毫米", "millimetre", "millimeter", "mm"),
     ("米", "metre", "meter", "metres", "meters", "m"), ("英寸", "inch", "inches"), ("档", "level", "levels", "setting", "settings"),
+    ("磅", "lb", "lbs", "pound", "pounds"), ("盎司", "oz", "ounce", "ounces"),
     ("度", "degree", "degrees", "°"), ("片", "piece", "pieces", "pcs"), ("层", "layer", "layers"),
 )  # fmt: skip
 _UNIT_ASKED = re.compile(

@@ -262,6 +262,11 @@ class Understanding:
         if reading.named or reading.pointed or reading.sale or reading.variants:
             return None
         words = content_words(reading.residue)
+        # A rare unit the viewer gives ("五磅是多少斤"): the product whose listing counts in it.
+        spelled = _digits(reading.text)
+        words += [u for row in L.units_given(spelled) for u in row[:1] if len(u) > 1 or L.CJK.match(u)]
+        words += [m.group(0).replace(" ", "") for m in re.finditer(r"\d+(?:\.\d+)?\s*[\u4e00-\u9fff]", spelled)
+                  if L.units_given(m.group(0))]  # fmt: skip
         if not words:
             return None
 
@@ -1066,6 +1071,11 @@ def _says_key(key: str, text: str) -> bool:
 
 
 _COMPARED = re.compile(r"和|跟|与|还是|比|差多少|区别|\bvs\b|\band\b|\bor\b|difference|compare")
+
+
+def _digits(text: str) -> str:
+    """Chinese numerals as digits ("五磅" -> "5磅"), for finding amounts."""
+    return re.sub(r"[一二两三四五六七八九十百]+", lambda m: f"{L.cn_number(m.group(0)):g}", text)
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
