@@ -263,7 +263,7 @@ class Understanding:
             return None
         words = content_words(reading.residue)
         # A rare unit the viewer gives ("五磅是多少斤"): the product whose listing counts in it.
-        spelled = _digits(reading.text)
+        spelled = _digits(reading.text) if not reading.quantities else ""  # ("55公斤" is the viewer's own weight)
         words += [u for row in L.units_given(spelled) for u in row[:1] if len(u) > 1 or L.CJK.match(u)]
         words += [m.group(0).replace(" ", "") for m in re.finditer(r"\d+(?:\.\d+)?\s*[\u4e00-\u9fff]", spelled)
                   if L.units_given(m.group(0))]  # fmt: skip
