@@ -130,6 +130,8 @@ class Reading:
                 if len(tied) > 1 and screen in tied and not compared:
                     return [screen]  # a word several products share: the one on screen
             return list(self.named)
+        if self.pointed and pinned:
+            return [pinned]  # "这个华为能快充吗": this one, not the screen film's Huawei version
         if self.variants:
             return list(self.variants)  # "茶轴多少钱": the product that has that variant
         if self.sale and sale:
@@ -1011,7 +1013,8 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     for variant in product.variants:
         zh = L.normalize(variant.name.zh)
         keys = {zh.removesuffix("装"), L.normalize(variant.name.en)}
-        core = re.findall(r"\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g)?", zh)
+        # (not a model number's digits: "小米14" is named by all of it)
+        core = re.findall(r"(?<![^\W\d_])\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g)?", zh)
         keys |= {c.replace(" ", "") for c in core if len(c) > 1}
         # "5kg" and "5 kg" for "5公斤装 / 5 kg bag": the English name's amounts, written together.
         en = L.normalize(variant.name.en)

@@ -94,6 +94,8 @@ class CatalogueAnswerer:
         products = [pid for pid in reading.about(state.pinned_id, sale_pid) if self.catalogue.product(pid)]
         if reading.other_kind and not reading.named and not reading.pointed:
             return self._decline(question, lang, "no_product", reading)  # "有拉拉裤吗": not sold here
+        if self._unknown_thing(reading):
+            return self._decline(question, lang, "no_product", reading)  # "主播身上的围裙哪里买"
         others = set(reading.intents) - {"recommend", "price", "suitable"}
         if (
             "recommend" in reading.intents
@@ -178,6 +180,17 @@ class CatalogueAnswerer:
         if ungrounded(text_out, sources):
             return self._decline(question, lang, "unknown", reading)
         return Answer(question, lang, "answer", tuple(facts), text_out)
+
+    def _unknown_thing(self, r: Reading) -> bool:
+        """Where to buy or what costs a thing no listing names ("主播身上的围裙哪里买")."""
+        if r.named or r.pointed or r.variants or not r.intents or set(r.intents) - {"link", "price"}:
+            return False
+        words = [w for w in content_words(r.residue) if L.CJK.search(w) and w not in _ON_THE_HOST]
+        listings = " ".join(
+            L.normalize(p.name.zh + " " + " ".join(p.aliases)) + " " + self.understanding.listing_text(p.id)
+            for p in self.catalogue.products
+        )
+        return bool(words) and not any(w in listings for w in words)
 
     def _faq_hit(self, entry: Faq, r: Reading) -> bool:
         """The FAQ's keywords or question are in the text, or the FAQ's question asks the same
@@ -370,7 +383,9 @@ class CatalogueAnswerer:
         variant = next((v for v in p.variants if v.id == variant_id), None)
         if "variants" in intents and re.search(r"还是|\bor\b", r.text):
             variant = None  # "是一只的价格还是一对的": both, side by side
-        if (r.packs or _amount_of_variants(p, r.text)) and p.variants and variant is None:
+        bare = re.search(r"有\s*(\d+(?:\.\d+)?)\s*的?(吗|没|不|么)", r.text)  # "这锅有28的吗" of 30 / 32 / 34 cm
+        numbered = bare is not None and all(re.search(r"\d", v.name.zh) for v in p.variants)
+        if (r.packs or _amount_of_variants(p, r.text) or numbered) and p.variants and variant is None:
             declined.append("unknown")  # "狗粮有1公斤装吗" of the 2 kg and 7.5 kg bags
         # Price.
         if "list_price" in intents:
@@ -795,11 +810,18 @@ def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
             if not re.search(("0?\\.5" if number == "半" else re.escape(number)) + r"\s*" + re.escape(unit), said):
                 return False
     if r.concepts and not _ASKS_FOR_EN.search(r.text):
-        return True
+        # "饭盒能保冷吗" is not answered by how long it keeps food hot: a cue of the question
+        # (保冷) must be in what is said, when the question is a Chinese yes/no one.
+        if not re.search(r"吗[\s?？~～]*$", r.text):
+            return True
+        cues = [cue for c in r.concepts for cue in L.CONCEPTS[c] if not cue.startswith("re:") and L.CJK.search(cue)]
+        asked = [cue for cue in cues if cue in r.text]
+        return not asked or any(cue in said for cue in asked)
     words = [w for w in content_words(r.residue) if not re.search(r"\d", w)]
     return not words or 2 * sum(w in said for w in words) >= len(words)
 
 
+_ON_THE_HOST = {"身上", "手上", "手里", "主播", "直播", "现在", "今天"}
 _EXISTS = re.compile(r"有.{0,10}吗|有没有|有无")
 _ASKS_FOR_EN = re.compile(r"^(do you (have|sell|do)|is there|are there|have you got|any)\b")
 
@@ -838,7 +860,7 @@ def _variants_fact(p: Product, currency: str) -> Fact:
 _UNITS_OF = {
     "dimensions": r"厘米|公分|毫米|米|英寸|寸|cm|mm|m|inch(?:es)?|\"",
     "weight": r"公斤|千克|克|斤|kg|g|lb",
-    "volume": r"毫升|升|ml|l",
+    "volume": r"毫升|升|ml|l|litres?|liters?",
 }
 
 
@@ -1326,5 +1348,6 @@ _NOT_THE_COLOUR = {"金": ("白金", "玫瑰金", "铂金", "香槟金"), "gold"
 
 
 def _faq_words_hit(entry: Faq, r: Reading) -> bool:
-    words = [*entry.keywords, entry.question.zh, entry.question.en]
-    return any(len(w) >= 2 and L.normalize(w) in r.text for w in words)
+    words = [L.normalize(w) for w in (*entry.keywords, entry.question.zh, entry.question.en) if len(w) >= 2]
+    # A Latin keyword is a whole word ("COD" is not in "coupon codes").
+    return any(w in r.text if L.CJK.search(w) else L.cue_matches(w, r.text) for w in words)
