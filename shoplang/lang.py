@@ -278,7 +278,7 @@ COLOURS_ZH = ("黑", "白", "灰", "蓝", "绿", "黄", "粉", "紫", "橙", "�
 COLOURS_EN = ("black", "white", "grey", "gray", "blue", "green", "yellow", "pink", "purple", "orange", "brown", "khaki",
               "beige", "gold", "silver", "red", "navy", "teal", "clear", "transparent", "rose")  # fmt: skip
 _COLOUR_ZH = re.compile(r"(藏青|酒红|墨绿|雾霾灰|浅蓝|深蓝|天蓝|咖啡|卡其|[黑白灰蓝绿黄粉紫橙棕金银红青])色")
-_COLOUR_EN = re.compile(r"\b(" + "|".join(COLOURS_EN) + r")\b")
+_COLOUR_EN = re.compile(r"(?<![a-z])(" + "|".join(COLOURS_EN) + r")(?![a-z])")  # ("有black吗": no \b beside Chinese)
 
 REGIONS: dict[str, tuple[str, ...]] = {
     # Region -> its names; "mainland" regions are inside 中国大陆 / mainland China.

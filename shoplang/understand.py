@@ -230,6 +230,9 @@ class Understanding:
                 self._initials.add(letters)
 
         self.terms = _dedupe(raw)
+        self._heads = {
+            n[-1] for e in listed for n in (*e.categories, *e.names[:2]) if n and L.CJK.match(n[-1])
+        } - set("子品装套盒包件")
         self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
         self._known = {term.text for term in self.terms}
         # Each listed colour's names and the products that come in it ("豆沙色" is the lipstick's).
@@ -405,10 +408,10 @@ class Understanding:
             strength[pid] = max(strength.get(pid, 0.0), weight)
         strongest = max(strength.values(), default=0.0)
         spans = [s for s in spans if strength[s[2]] >= 0.6 * strongest]
-        if all(b - a == 1 and L.CJK.match(text[a]) for a, b, _, _ in spans) and L.any_cue(
+        if all(b - a == 1 and L.CJK.match(text[a]) and text[a - 1 : a] == "的" for a, b, _, _ in spans) and L.any_cue(
             (*L.DEIXIS_ZH, *L.DEIXIS_EN), text
         ):
-            spans = []  # "这个有黑色的盆吗": this one's pot, not the planter called 盆
+            spans = []  # "这个有黑色的盆吗": this one's pot, not the planter called 盆 ("那把刀" is the knife)
         named = _order([(a, b, c) for a, b, c, _ in spans])
         if not named and self._variant_units:
             for match in re.finditer(r"(?:几|哪|什么|啥)([\u4e00-\u9fff])", text):
@@ -536,7 +539,11 @@ class Understanding:
                 # One character ("米多少钱", "表 waterproof?"): only as the question's first word,
                 # or as the head noun that ends it after 的 ("睡哪个码的窝").
                 rest = text[len(term.text) :]
-                if text.startswith(term.text) and rest and (not L.CJK.match(rest[0]) or rest.startswith(_AFTER_NAME)):
+                if text.startswith(term.text) and rest and (
+                    not L.CJK.match(rest[0])
+                    or rest.startswith(_AFTER_NAME)
+                    or (term.text in self._heads and rest[0] in _VERB_AFTER_HEAD)
+                ):  # ("刀开封了还能退吗": a head noun starting the question is its subject; "油皮" is oily skin)
                     hits.append((0, len(term.text), term.product_id, term.weight))
                 for match in re.finditer("(?<=的)" + re.escape(term.text) + _AT_END, text):
                     hits.append((match.start(), match.end(), term.product_id, term.weight))
@@ -834,6 +841,8 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
     for zh in (*product.names, *product.categories):
         if _LINK_NAME.search(zh):
             continue  # "7号链接" names the product whole; its "号链" is no part of a name
+        # A bracketed qualifier ("(燃气灶专用)", "（2片装）") says what it is for, not what it is called.
+        zh = re.sub(r"[(（【\[].*?[)）】\]]", "", zh)
         cjk = "".join(ch for ch in zh if L.CJK.match(ch))
         for n in range(2, len(cjk)):
             for i in range(len(cjk) - n + 1):
@@ -1123,6 +1132,7 @@ def _colour_before_name(text: str, spans: list[tuple[int, int, str, float]]) -> 
 
 _PLAIN_COLOURS = set("黑白红蓝绿黄粉紫灰")
 
+_VERB_AFTER_HEAD = set("开卷被坏断掉生会能可是有的多几怎咋还要也都用洗在质保退换送带")
 _RETURN_WORDS = re.compile(r"退|换|return|refund|exchange")
 
 _NOT_ANOTHER_AMOUNT = (

@@ -410,7 +410,7 @@ class CatalogueAnswerer:
             else:
                 facts.append(self._price_fact(p, state, now_ms))
         # The flash sale.
-        if sale is not None and ({"sale", "time_left", "limit"} & intents):
+        if sale is not None and ({"sale", "time_left", "limit"} & intents or r.sale):
             facts.append(self._sale_fact(p, state, now_ms, with_time="time_left" in intents or "sale" in intents))
             sale_note = p.flash_sale_note
             said = L.normalize(sale_note.zh + " " + sale_note.en) if sale_note is not None else ""
@@ -812,7 +812,7 @@ def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
     if r.concepts and not _ASKS_FOR_EN.search(r.text):
         # "饭盒能保冷吗" is not answered by how long it keeps food hot: a cue of the question
         # (保冷) must be in what is said, when the question is a Chinese yes/no one.
-        if not re.search(r"吗[\s?？~～]*$", r.text):
+        if "吗" not in r.text:
             return True
         cues = [cue for c in r.concepts for cue in L.CONCEPTS[c] if not cue.startswith("re:") and L.CJK.search(cue)]
         asked = [cue for cue in cues if cue in r.text]
@@ -1350,4 +1350,7 @@ _NOT_THE_COLOUR = {"金": ("白金", "玫瑰金", "铂金", "香槟金"), "gold"
 def _faq_words_hit(entry: Faq, r: Reading) -> bool:
     words = [L.normalize(w) for w in (*entry.keywords, entry.question.zh, entry.question.en) if len(w) >= 2]
     # A Latin keyword is a whole word ("COD" is not in "coupon codes").
-    return any(w in r.text if L.CJK.search(w) else L.cue_matches(w, r.text) for w in words)
+    return any(
+        w in r.text if L.CJK.search(w) else re.search(r"(?<![a-z])" + re.escape(w) + r"(?![a-z])", r.text) is not None
+        for w in words
+    )
