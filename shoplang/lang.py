@@ -126,11 +126,11 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "returns": ("运费险", "退货险", "退货", "退换", "换货", "能退", "可以退", "售后", "无理由", "坏了怎么办", "坏了", "破损", "坏果", "退款",
                 "re:换(个|一个|一下)?(码|尺码|颜色|大一|小一)",
                 "return", "refund", "exchange", "damaged", "broken", "spoiled"),
-    "warranty": ("保修", "质保", "保固", "包换", "re:保(几|多久|多少)(年|个月|天)?", "开胶", "脱胶", "掉底", "断线", "维修", "re:(给|能|可以|免费|包|管)修",
+    "warranty": ("保修", "质保", "保固", "包换", "re:保(几|多久|多少)(年|个月|天)?", "保不保", "re:(管|包)不(管|包)修", "开胶", "脱胶", "掉底", "断线", "维修", "re:(给|能|可以|免费|包|管)修",
                  "warranty", "guarantee", "repair"),
     "gift": ("赠品", "送什么", "送啥", "有送", "赠送", "送不送", "有没有送", "福利", "礼品", "re:送.{1,6}(吗|不)", "re:送几",
              "free gift", "gift",
-             "freebie", "bonus", "comes with", "what do i get free"),
+             "freebie", "bonus", "what do i get free"),
     "sizes": ("尺码", "码数", "什么码", "哪个码", "几码", "多大码", "码", "选码", "size", "re:(穿|选|拿|买|要|戴)几号",
               "re:(尺寸|大小|圈口|号)(怎么|咋|如何)选", "re:选(多大|哪个尺寸|什么尺寸)"),
     "colours": ("颜色", "什么色", "几个色", "几种色", "色号", "re:(啥|哪些|哪几种?|多少种?)(颜)?色", "colour", "color", "shade"),
@@ -151,7 +151,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "re:(能|可以)(自己)?(用|吃|喝|穿|戴|涂|坐|睡|玩|骑|养|种)(?=[^吗?？]{0,8}(吗|不$))",
                  "re:(能不能|可不可以)(用|吃|喝|穿|戴|涂|坐|睡|玩|骑|养|种)",
                  "re:放.{1,10}(行不行|行吗|可以吗|可以不|ok吗)"),
-    "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "re:几号(?!戒指|鞋|衣)", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
+    "link": ("链接", "lj", "怎么买", "怎么下单", "在哪买", "哪里买", "re:几号(?!戒指|鞋|衣|生产|到|发)", "怎么拍", "link", "how to buy", "how do i (buy|order)"),
     "count": ("几片", "多少片", "几包", "re:(?<!满)多少包", "几个装", "几支", "几盒", "多少盒", "几罐", "多少个一", "一包多少", "一盒多少",
               # "一包几双", "每盒多少粒", "几双": how many come in one pack
               "re:(几|多少)[双片粒颗张卷抽贴]",
@@ -161,13 +161,14 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "re:(什么|啥|哪种|哪些|几种|哪几种)[轴段版型款]",
                  # "拼图有几种图", "圈口有哪几个": the choices a product comes in
                  "re:(几|哪几|多少)种(?!颜?色)", "re:哪几(个|款|样)", "which ones", "what kinds",
-                 "re:(什么|啥|哪些|几种|哪几种)口味", "re:what flavou?rs", "区别", "差别", "difference between",
+                 "re:(什么|啥|哪些|几种|哪几种)(口味|味道|味儿)", "re:what flavou?rs", "区别", "差别", "difference between",
                  "re:what'?s the difference"),
     "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "买啥好", "re:买(啥|什么)(合适|呢|$)", "礼物",
                   "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
                   "recommend", "suggest", "something for", "good gift", "a gift", "re:what should i (buy|get)",
                   "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget",
-                  "最便宜", "最实惠", "cheapest", "re:买哪(个|款|种)", "what can help", "re:anything (to|that) help",
+                  "最便宜", "最实惠", "cheapest", "re:买哪(个|款|种)", "re:(带|买|选|拿)哪(个|款|种).{0,6}好", "gift for", "re:\\bany \\w+ for (my|a|kids?|children)\\b",
+                  "what can help", "re:anything (to|that) help",
                   "有什么能帮"),
     "invoice": ("发票", "开票", "专票", "invoice", "receipt", "fapiao"),
 }  # fmt: skip
@@ -690,6 +691,7 @@ def answer_intents(text: str) -> list[str]:
 _BUDGET = re.compile(
     r"(\d+(?:\.\d+)?)\s*(?:元|块)?\s*(?:以内|以下|之内|左右)|(?:under|below|less than|within)\s*[¥$]?\s*(\d+(?:\.\d+)?)"
     r"|(?:预算|budget(?: of| is| around| about)?)\s*[¥$]?\s*(\d+(?:\.\d+)?)"
+    r"|(?:around|about|within)\s*[¥$]?\s*(\d+(?:\.\d+)?)(?=\s*(?:元|块|yuan|rmb|¥|$|,))"
 )
 
 
@@ -756,4 +758,4 @@ def budget(text: str) -> float | None:
     match = _BUDGET.search(text)
     if match is None:
         return None
-    return float(match.group(1) or match.group(2) or match.group(3))
+    return float(next(g for g in match.groups() if g))

@@ -718,7 +718,8 @@ _ASKS_A_PICK = re.compile(
     r"|recommend (me|something|a|one)|suggest|gift for|something (that|for|to)|under \d|budget"
 )
 _Q_EN = re.compile(
-    r"(^|[,;.]\s*)(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone"
+    r"\b(which|what|how)\s+(has|have|is|are|one|do|does|should|can|would)\b"
+    r"|(^|[,;.]\s*)(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone"
     r"|should|got)\b"
     r"|\b(how much|how many|how long|price|link|pls|please|show me|recommend|suggest)\b"
 )

@@ -123,13 +123,22 @@ class CatalogueAnswerer:
         if not reading.named:
             products = self._by_measure(reading, products, sale_pid)
             owner = self.understanding.owner_of_words(reading, [p for p in (state.pinned_id, sale_pid) if p])
-            if owner is not None and not shop_facts:
-                products = [owner]
+            owner_p = self.catalogue.product(owner) if owner is not None else None
+            if owner_p is not None and (not shop_facts or any(self._faq_hit(e, reading) for e in owner_p.faq)):
+                # ("膜贴歪了能退吗": the screen film's own FAQ beats the shop's returns)
+                products = [owner_p.id]
+                shop_facts = []
             elif products and sale_pid and products[0] != sale_pid and not reading.pointed and not reading.intents:
                 # "一块电池能玩多久" with a scooter pinned (its wheels "need no battery") and an RC car
                 # on sale: the product with a spec of that kind by name.
                 pinned_p, sale_p = self.catalogue.product(products[0]), self.catalogue.product(sale_pid)
-                if pinned_p and sale_p and not _names_concept(pinned_p, reading) and _names_concept(sale_p, reading):
+                if (
+                    pinned_p
+                    and sale_p
+                    and not _names_concept(pinned_p, reading)
+                    and not _variants_say_concept(pinned_p, reading)  # "辣不辣" of the jerky's 香辣 flavour
+                    and _names_concept(sale_p, reading)
+                ):
                     products = [sale_pid]
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
         shop_only = (
@@ -830,6 +839,13 @@ def _names_concept(p: Product, r: Reading) -> bool:
     """A spec of the product is named as the kind of thing asked (电池 / 续航 for "battery")."""
     return any(
         L.any_cue(L.CONCEPTS[c], L.normalize(f"{spec.name.zh} {spec.name.en}")) for c in r.concepts for spec in p.specs
+    )
+
+
+def _variants_say_concept(p: Product, r: Reading) -> bool:
+    names = L.normalize(" ".join(f"{v.name.zh} {v.name.en}" for v in p.variants))
+    return bool(names) and any(
+        L.cue_matches(cue, names) for c in r.concepts for cue in L.CONCEPTS[c] if not cue.startswith("re:")
     )
 
 
