@@ -161,7 +161,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "re:(什么|啥|哪种|哪些|几种|哪几种)[轴段版型款]",
                  # "拼图有几种图", "圈口有哪几个": the choices a product comes in
                  "re:(几|哪几|多少)种(?!颜?色)", "re:哪几(个|款|样)", "which ones", "what kinds",
-                 "re:(什么|啥|哪些|几种|哪几种)(口味|味道|味儿)", "re:what flavou?rs", "区别", "差别", "difference between",
+                 "re:(什么|啥|哪些|几种|哪几种)(口味|味儿)", "re:what flavou?rs", "区别", "差别", "difference between",
                  "re:what'?s the difference"),
     "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "买啥好", "re:买(啥|什么)(合适|呢|$)", "礼物",
                   "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",

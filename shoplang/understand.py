@@ -218,6 +218,9 @@ class Understanding:
                     spelled = "".join(lazy_pinyin(name))
                     if len(spelled) >= 6 and spelled.isascii():
                         raw[entry.product_id].append((spelled, 2.0))
+                    head = "".join(lazy_pinyin(name[:-1]))  # "falang锅" for 珐琅锅
+                    if len(name) >= 3 and len(head) >= 5 and head.isascii():
+                        raw[entry.product_id].append((head + name[-1], 2.5))
         for product_id, extra in (names or {}).items():
             raw.setdefault(product_id, []).extend(_name_terms(list(extra)))
         # Pinyin initials, the way viewers type a name fast ("mpj" 猫爬架, "kh" 口红, "xbx" 小白鞋);
@@ -408,7 +411,9 @@ class Understanding:
             strength[pid] = max(strength.get(pid, 0.0), weight)
         strongest = max(strength.values(), default=0.0)
         spans = [s for s in spans if strength[s[2]] >= 0.6 * strongest]
-        if all(b - a == 1 and L.CJK.match(text[a]) and text[a - 1 : a] == "的" for a, b, _, _ in spans) and L.any_cue(
+        partial = all(w < 3.0 and L.CJK.search(text[a:b]) for a, b, _, w in spans)  # ("这个能充苹果电脑吗")
+        after_de = all(b - a == 1 and L.CJK.match(text[a]) and text[a - 1 : a] == "的" for a, b, _, _ in spans)
+        if spans and (partial or after_de) and L.any_cue(
             (*L.DEIXIS_ZH, *L.DEIXIS_EN), text
         ):
             spans = []  # "这个有黑色的盆吗": this one's pot, not the planter called 盆 ("那把刀" is the knife)
@@ -555,6 +560,11 @@ class Understanding:
                 )
                 for match in re.finditer(pattern, text):
                     hits.append((match.start(1), match.end(1), term.product_id, term.weight))
+                if term.text in self._heads:
+                    # "那把刀", "想要个膜": a head noun after a measure word is the thing itself.
+                    after = "(?:[那这][把个只件款台支条双套瓶盒口张]|要个|来个|买个)(" + re.escape(term.text) + ")"
+                    for match in re.finditer(after, text):
+                        hits.append((match.start(1), match.end(1), term.product_id, term.weight))
                 continue
             if term.text not in text:
                 continue  # the cheap test first: most terms are not in a given comment
@@ -708,7 +718,7 @@ _REQUEST_ZH = re.compile(
     r"|给(我们|大家|我)(看看|看一下|瞧瞧|试试)"  # "主播把车把调到最高给我们看看"
 )
 _EXCLAIM_ZH = re.compile(
-    r"^不知道(?!.*(怎么办|吗|呢))|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
+    r"^不知道(?!.*(怎么办|吗|呢))|^哪有(这么|那么)|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
     r"|^(为什么|怎么)我?(又|总是|老是|还是)?(抢不到|没抢到|买不到|拍不到|没拍到)"  # missing a flash sale: a complaint
     # wonder and delight, not questions ("为什么这么贵" still asks)
     r"|为什么(这么|那么)(便宜|划算|好看|好用|好吃|香|美|好)|怎么做到|什么神仙|[绝爱]了[!！~～啊]*$"
@@ -839,12 +849,12 @@ def _asked_by_sound(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
     terms = _name_terms([*product.names, *product.categories])
     # Partial Chinese names: every run of 2+ characters of a name or category.
-    for zh in (*product.names, *product.categories):
-        if _LINK_NAME.search(zh):
+    for name in (*product.names, *product.categories):
+        if _LINK_NAME.search(name):
             continue  # "7号链接" names the product whole; its "号链" is no part of a name
         # A bracketed qualifier ("(燃气灶专用)", "（2片装）") says what it is for, not what it is called.
-        zh = re.sub(r"[(（【\[].*?[)）】\]]", "", zh)
-        cjk = "".join(ch for ch in zh if L.CJK.match(ch))
+        bare = re.sub(r"[(（【\[].*?[)）】\]]", "", name)
+        cjk = "".join(ch for ch in bare if L.CJK.match(ch))
         for n in range(2, len(cjk)):
             for i in range(len(cjk) - n + 1):
                 part = cjk[i : i + n]
@@ -1133,7 +1143,7 @@ def _colour_before_name(text: str, spans: list[tuple[int, int, str, float]]) -> 
 
 _PLAIN_COLOURS = set("黑白红蓝绿黄粉紫灰")
 
-_VERB_AFTER_HEAD = set("开卷被坏断掉生会能可是有的多几怎咋还要也都用洗在质保退换送带")
+_VERB_AFTER_HEAD = set("开卷被坏断掉生会能可是有的多几怎咋还要也都用洗在质保退换送带一")
 _RETURN_WORDS = re.compile(r"退|换|return|refund|exchange")
 
 _NOT_ANOTHER_AMOUNT = (
