@@ -411,7 +411,10 @@ class Understanding:
             strength[pid] = max(strength.get(pid, 0.0), weight)
         strongest = max(strength.values(), default=0.0)
         spans = [s for s in spans if strength[s[2]] >= 0.6 * strongest]
-        partial = all(w < 3.0 and L.CJK.search(text[a:b]) for a, b, _, w in spans)  # ("这个能充苹果电脑吗")
+        # ("这个能充苹果电脑吗": 苹果 is what it charges; "这个胸背" names the harness it points at)
+        partial = all(
+            w < 3.0 and L.CJK.search(text[a:b]) and not _AFTER_POINTING.search(text[:a]) for a, b, _, w in spans
+        )
         after_de = all(b - a == 1 and L.CJK.match(text[a]) and text[a - 1 : a] == "的" for a, b, _, _ in spans)
         if spans and (partial or after_de) and L.any_cue(
             (*L.DEIXIS_ZH, *L.DEIXIS_EN), text
@@ -1143,6 +1146,7 @@ def _colour_before_name(text: str, spans: list[tuple[int, int, str, float]]) -> 
 
 _PLAIN_COLOURS = set("黑白红蓝绿黄粉紫灰")
 
+_AFTER_POINTING = re.compile(r"[这那][个款件条双套瓶盒只支台把]$")
 _VERB_AFTER_HEAD = set("开卷被坏断掉生会能可是有的多几怎咋还要也都用洗在质保退换送带一")
 _RETURN_WORDS = re.compile(r"退|换|return|refund|exchange")
 

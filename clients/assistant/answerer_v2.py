@@ -195,7 +195,7 @@ class CatalogueAnswerer:
         if r.named or r.pointed or r.variants or not r.intents or set(r.intents) - {"link", "price"}:
             return False
         # ("大包小包价格": the big and small packs of what is on screen)
-        words = [w for w in content_words(r.residue) if L.CJK.search(w) and w not in _ON_THE_HOST and not set(w) & _SIZE]
+        words = [w for w in content_words(r.residue) if L.CJK.search(w) and w not in _ON_THE_HOST | _SIZE_WORDS]
         listings = " ".join(
             L.normalize(p.name.zh + " " + " ".join(p.aliases)) + " " + self.understanding.listing_text(p.id)
             for p in self.catalogue.products
@@ -831,7 +831,7 @@ def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
     return not words or 2 * sum(w in said for w in words) >= len(words)
 
 
-_SIZE = set("大小中")
+_SIZE_WORDS = {"大包", "小包", "包小", "大号", "小号", "中号", "大的", "小的"}
 _ON_THE_HOST = {"身上", "手上", "手里", "主播", "直播", "现在", "今天"}
 _EXISTS = re.compile(r"有.{0,10}吗|有没有|有无")
 _ASKS_FOR_EN = re.compile(r"^(do you (have|sell|do)|is there|are there|have you got|any)\b")
