@@ -234,8 +234,12 @@ class Understanding:
 
         self.terms = _dedupe(raw)
         self._heads = {
-            n[-1] for e in listed for n in (*e.categories, *e.names[:2]) if n and L.CJK.match(n[-1])
-        } - set("子品装套盒包件")
+            bare[-1]
+            for e in listed
+            for n in (*e.categories, *e.names)
+            if (bare := re.sub(r"[(（【\[].*?[)）】\]]", "", n)) and L.CJK.match(bare[-1])
+            and (n in e.categories or n in e.names[:2] or 2 <= len(bare) <= 4)
+        } - set("子品装套盒包件号具")  # fmt: skip
         self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
         self._known = {term.text for term in self.terms}
         # Each listed colour's names and the products that come in it ("豆沙色" is the lipstick's).
@@ -641,9 +645,11 @@ class Understanding:
                 # "双头和单头差多少钱": two of one product's variants, side by side
                 reading.intents = tuple(dict.fromkeys((*reading.intents, "variants")))
             variant = _variant_named(keys, seen)
-            if variant is None and reading.packs:
-                # "十斤装" for the "5公斤" bag: the same amount in other units names it too.
-                variant = _variant_by_amount(self.catalogue.product(product_id), reading.packs)
+            if variant is None and (reading.packs or product_id in reading.named):
+                # "十斤装" for the "5公斤" bag, "oat cookies 1kg" for the 1000 g box: the same amount
+                # in other units names it too.
+                amounts = reading.packs or tuple(L.amounts(seen))
+                variant = _variant_by_amount(self.catalogue.product(product_id), amounts)
             if variant is not None:
                 reading.variants[product_id] = variant
         listed = {s.casefold() for p in self.catalogue.products for s in p.sizes}
@@ -1031,7 +1037,11 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     words: dict[str, set[str]] = {}
     for variant in product.variants:
         zh = L.normalize(variant.name.zh)
-        words[variant.id] = set(re.findall(r"[\u4e00-\u9fff]{2,}|\d+[\u4e00-\u9fff]", zh))
+        words[variant.id] = {
+            w
+            for w in re.findall(r"[\u4e00-\u9fff]{2,}|\d+[\u4e00-\u9fff]", zh)
+            if not w.startswith(("不", "没")) and not _is_cue(w)  # "(不辣)" is said by "辣不辣"
+        }
     out = []
     for variant in product.variants:
         zh = L.normalize(variant.name.zh)
@@ -1063,7 +1073,7 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     return out
 
 
-_VARIANT_FILLER = set("款装版号码色个只的和含与及")
+_VARIANT_FILLER = set("款装版号码色个只的和含与及不没")
 """Characters every kind of variant name uses: a pair with one of them names no variant."""
 
 

@@ -520,7 +520,12 @@ class CatalogueAnswerer:
             said = L.normalize(" ".join(f.zh + " " + f.en for f in facts))
             if not any(L.says_amount_in(said, u) for u in units):
                 declined.append("unknown")  # "电池能用几年" of a battery listed by capacity and run time
-        if p.variants and variant is None and ("variants" in intents or (not facts and _variants_measure(p, r))):
+        names = [f"{v.name.zh} {v.name.en}" for v in p.variants]
+        counted_in = [u for u in L.units_asked(r.text) if any(x in n for n in names for x in u)]
+        flavoured = "taste" in r.concepts and all(re.search(r"味|flavou?r", n) for n in names)
+        if p.variants and variant is None and (
+            "variants" in intents or flavoured or (not facts and (_variants_measure(p, r) or counted_in))
+        ):  # ("蒸锅有几层的" of two- and three-tier steamers; "气泡水有什么味道" of its flavours)
             facts.append(_variants_fact(p, currency))  # "恐龙公仔有多大的" of the 30 / 50 / 80 cm ones
         if "variants" in intents and not p.variants and (p.sizes or p.size_chart) and not facts:
             fact = _size_fact(p, r)  # "手镯圈口有哪几个": the sizes it comes in
@@ -802,7 +807,7 @@ def _size_fact(p: Product, r: Reading) -> Fact | None:
 
 
 _YES_NO = re.compile(
-    r"会不会|能不能|是不是|有没有|[^什么啥哪几多]{2}吗[\s?？~～]*$"
+    r"会不会|能不能|是不是|有没有|[^什么啥哪几多]{2}吗"
     r"|^(do you (have|sell)|is there|are there|have you got)\b"
 )
 _AMOUNT = re.compile(r"(\d+(?:\.\d+)?|半)\s*(克拉|克|公斤|千克|斤|毫升|升|厘米|毫米|米|寸|kg|g|ml|cm|mm)(?![a-z])")
@@ -1219,8 +1224,8 @@ def _clause_properties(r: Reading) -> list[str]:
     for start, end in sorted(r.name_spans, reverse=True):
         text = text[:start] + " " + text[end:]
     out: list[str] = []
-    if r.colours or r.sizes or r.unknown_sizes or r.regions or r.variants:
-        return out  # a colour, size, region or variant asked has its own answer
+    if r.colours or r.sizes or r.unknown_sizes or r.regions:
+        return out  # a colour, size or region asked has its own answer
     for clause in re.split(r"[\s,，。;；!！?？~～]+", text):
         if not L.CJK.search(clause):
             continue
