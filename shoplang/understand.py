@@ -1157,7 +1157,7 @@ def _colour_before_name(text: str, spans: list[tuple[int, int, str, float]]) -> 
 _PLAIN_COLOURS = set("黑白红蓝绿黄粉紫灰")
 
 _AFTER_POINTING = re.compile(r"[这那][个款件条双套瓶盒只支台把]$")
-_VERB_AFTER_HEAD = set("开卷被坏断掉生会能可是有的多几怎咋还要也都用洗在质保退换送带一")
+_VERB_AFTER_HEAD = set("开卷被坏断掉生会能可是有的多几怎咋还要也都用洗在质保退换送带一贴穿戴吃喝放装破漏")
 _RETURN_WORDS = re.compile(r"退|换|return|refund|exchange")
 
 _NOT_ANOTHER_AMOUNT = (

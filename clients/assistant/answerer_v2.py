@@ -1362,11 +1362,17 @@ def _join(items: list[Text]) -> Text:
 def _same_colour(asked: str, listed: Text) -> bool:
     a = asked.removesuffix("色")
     zh = L.normalize(listed.zh)
+    if a in _COLOUR_ZH_OF and _COLOUR_ZH_OF[a] in zh:
+        return True  # "in purple?" of 薰衣草紫 / lavender
     if any(other in zh and other != a for other in _NOT_THE_COLOUR.get(a, ())):
         return False  # 白金色 (platinum) and 玫瑰金色 (rose gold) are no 金色
     return a in zh or a in L.normalize(listed.en)
 
 
+_COLOUR_ZH_OF = {
+    "black": "黑", "white": "白", "grey": "灰", "gray": "灰", "blue": "蓝", "green": "绿", "yellow": "黄", "pink": "粉",
+    "purple": "紫", "orange": "橙", "brown": "棕", "red": "红", "silver": "银",
+}  # fmt: skip
 _NOT_THE_COLOUR = {"金": ("白金", "玫瑰金", "铂金", "香槟金"), "gold": ("rose gold", "white gold", "champagne gold")}
 
 
