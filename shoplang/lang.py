@@ -138,6 +138,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                   "re:\\b(is it|are they|made of|100%?) ?(cotton|wool|silk|linen|leather|cashmere)\\b", "里面有什么", "有什么东西", "含有", "什么做的", "用料",
                   "re:什么(钢|木|布|棉|皮|料|质|塑料|玻璃)",
                   "made of", "material", "ingredient", "fabric", "re:what'?s in", "what is in", "contain",
+                  "re:what\\s+([a-z]+\\s+)?(are|is) in\\b",
                   # Is it the real thing: what it is made of answers it ("are the pearls real")
                   "是真的吗", "真的假的", "是不是真的", "re:\\b(real|fake|genuine)\\b"),
     "suitable": ("re:what (age|height|weight|size of (baby|child|kid))s? is .* for", "re:for what (age|height|weight)",
@@ -167,7 +168,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                   "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
                   "recommend", "suggest", "something for", "good gift", "a gift", "re:what should i (buy|get)",
                   "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget",
-                  "最便宜", "最实惠", "cheapest", "re:买哪(个|款|种)", "re:(带|买|选|拿)哪(个|款|种).{0,6}好", "gift for", "re:\\bany \\w+ for (my|a|kids?|children)\\b",
+                  "最便宜", "最实惠", "cheapest", "re:买哪(个|款|种)", "re:(带|买|选|拿)哪(个|款|种).{0,6}好", "re:有(什么|啥)(吃|喝|玩|用)的", "gift for", "re:\\bany \\w+ for (my|a|kids?|children)\\b",
                   "what can help", "re:anything (to|that) help",
                   "有什么能帮"),
     "invoice": ("发票", "开票", "专票", "invoice", "receipt", "fapiao"),
@@ -731,6 +732,7 @@ NEEDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("小户型", "地方小", "空间小", "租房", "small apartment", "small flat", "small space"),
      ("折叠", "收纳", "小巧", "不占", "compact", "fold", "small space")),
     (("办公室", "上班", "office", "desk", "work"), ("办公", "桌面", "office", "desk")),
+    (("喝的", "饮料", "drinks", "something to drink"), ("饮", "水", "茶", "奶", "咖啡", "drink", "water", "tea", "juice")),
     (("出差", "旅行", "旅游", "travel", "trip"), ("便携", "旅行", "折叠", "portable", "travel")),
 )  # fmt: skip
 

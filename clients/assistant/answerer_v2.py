@@ -254,8 +254,10 @@ class CatalogueAnswerer:
                 score += len(_find_in_product(p, residue))
             # What it is for: a need the viewer names ("车上打扫卫生", "smells nice") met by words
             # of the whole listing, and the question's own words found there.
-            whole = L.normalize(p.name.zh + " " + p.name.en + " " + self.understanding.listing_text(p.id))
-            score += sum(2 for meets in L.needs(r.text) if L.any_cue(meets, whole))
+            kind = L.normalize(" ".join([p.name.zh, p.name.en, p.category.zh, p.category.en, *p.aliases]))
+            whole = kind + " " + self.understanding.listing_text(p.id)
+            # What it is beats what its listing mentions ("有什么喝的": drinks, not a snack that 泡水)
+            score += sum(3 if L.any_cue(m, kind) else 1 for m in L.needs(r.text) if L.any_cue(m, whole))
             score += sum(0.5 for w in content_words(residue) if w in whole)
             listing = _listing_words(p)
             for fits, others in L.recipients(r.text):
@@ -559,8 +561,10 @@ class CatalogueAnswerer:
                     declined.append("unknown")  # "有皮表带的吗" of a steel strap: what it is, and "not listed"
             elif not facts:
                 return [], ["unknown"]
-            elif not (intents or r.concepts or _spec_answers(p, facts, prop)):
-                declined.append("unknown")  # "does it record the back too? what resolution": the rest
+            elif not (intents or r.concepts or _spec_answers(p, facts, prop)) or _EXISTS.search(r.text):
+                # "does it record the back too? what resolution": the rest; "有麻辣味的吗" of a jerky
+                # whose flavours are listed without it
+                declined.append("unknown")
         else:
             # "皮带多少钱 有礼盒吗": a clause of its own that asks "is there X" beside the
             # rest; answered from the field that holds X, else said to be not listed.
