@@ -757,6 +757,8 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
             return True
     if _Q_EN.search(text):
         return True
+    if reading is not None and (reading.named or reading.variants) and re.search(r"想要|想买|想入", text):
+        return True  # "我手机是小米14 想要个膜", "想买原味的 就怕太硬": wanting one is asking for it
     if reading is not None and "recommend" in reading.intents and _ASKS_A_PICK.search(text):
         return True  # "预算150左右 想要个车上用的", "what should i get": asking for a pick
     chosen = reading is not None and (reading.variants or reading.bigger is not None)
