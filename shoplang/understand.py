@@ -603,6 +603,8 @@ class Understanding:
                 n = len(sounds)
                 if i + n > len(chars) or all(j in covered for j in range(i, i + n)):
                     continue  # ("蛋白帮" is the 蛋白棒 though 蛋白 alone names two products)
+                if _is_cue("".join(chars[i : i + n])):
+                    continue  # "几天" asks when, however much it sounds like a name
                 if any(s < i + n and i < e and e - s >= n and p == term.product_id for s, e, p, _ in exact):
                     continue  # the same product's name, as long, there already: a sound-alike adds nothing
                 if tuple(syllables[i : i + n]) == sounds:
@@ -641,7 +643,7 @@ class Understanding:
             # A variant may be named by a word that is also the product's alias ("狼牙棒那款").
             seen = reading.text if product_id in reading.named else masked
             said = sum(1 for _, names in keys if any(_says_key(k, seen) for k in names))
-            if said > 1 or (said == 1 and re.search(r"还是|\bor\b", seen)):
+            if said > 1 or (said == 1 and re.search(r"还是|差多少|差价|区别|对比|\bor\b|\bvs\b|difference", seen)):
                 # "双头和单头差多少钱": two of one product's variants, side by side
                 reading.intents = tuple(dict.fromkeys((*reading.intents, "variants")))
             variant = _variant_named(keys, seen)
@@ -734,7 +736,8 @@ _EXCLAIM_ZH = re.compile(
 )
 _ASKS_A_PICK = re.compile(
     r"预算|想要|想买|买哪|买啥|买什么|^求|给.{0,6}推荐|推荐(一下|下|个|点|款)|有(什么|啥)推荐|what should|any recommend"
-    r"|recommend (me|something|a|one)|suggest|gift for|something (that|for|to)|under \d|budget"
+    r"|recommend (me|something|a|one)|suggest|gift for|something (that|for|to)|under \d|budget|want something"
+    r"|looking for|need something"
 )
 _Q_EN = re.compile(
     r"\b(which|what|how)\s+(has|have|is|are|one|do|does|should|can|would)\b"

@@ -1127,7 +1127,17 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
         # cover that "water" and "rain" (both waterproofing words) would pick.
         direct = _specs_with_words(p, r)
         if direct:
-            out = [spec for spec in out if spec in direct] or direct
+            kept = [spec for spec in out if spec in direct] or direct
+            # ...but a second kind asked keeps its own spec ("吸力多大 噪音大不大": suction and noise)
+            others = [c for c in r.concepts if c not in _MEASURE_KINDS]
+            kept += [
+                spec
+                for spec in out
+                if spec not in kept
+                and any(L.any_cue(L.CONCEPTS[c], _spec_label(spec)) for c in others)
+                and not any(L.any_cue(L.CONCEPTS[c], _spec_label(k)) for k in kept for c in others)
+            ]
+            out = kept
     if not out and r.concepts:
         # The kind asked is in a spec's value ("每片130克" for "多重"). A yes/no question asks
         # about one thing: the value must speak of it ("能上飞机吗" / "可登机"), not of another
