@@ -96,7 +96,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
              "re:show (me|us|it)"),
     "list_price": ("原价", "划线价", "专柜价", "市场价", "日常价", "平时多少", "原来多少", "original price", "list price",
                    "rrp", "retail price", "usual price", "normal price", "was it"),
-    "price": ("多少钱", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "咋卖", "贵不贵", "贵吗", "售价",
+    "price": ("多少钱", "哪个贵", "哪个便宜", "re:which (is|one is) (cheaper|more expensive)", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "咋卖", "贵不贵", "贵吗", "售价",
               "到手价", "现价", "多少一", "啥价位", "jg",
               "re:how much(?=\\s*(is|are|does|do|did|for|would|will|it|this|these|that|the|now|today|pls|please|each|per|in|\\?|$))",
               "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
@@ -163,7 +163,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  # "拼图有几种图", "圈口有哪几个": the choices a product comes in
                  "re:(几|哪几|多少)种(?!颜?色)", "re:哪几(个|款|样)", "which ones", "what kinds",
                  "re:(什么|啥|哪些|几种|哪几种)(口味|味儿)", "re:what flavou?rs",
-                 "re:(几|哪几|多少)(个|种)?(尺寸|规格|容量|型号|版本)", "分别多少", "区别", "差别", "difference between",
+                 "re:(几|哪几|多少)(个|种)?(尺寸|规格|容量|型号|版本)", "分别多少",
+                 "re:what (?!colou?rs?\\b|sizes?\\b)[a-z ]+ (does|do) (it|they|the [a-z ]+) come in", "区别", "差别", "difference between",
                  "re:what'?s the difference"),
     "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "买啥好", "re:买(啥|什么)(合适|呢|$)", "礼物",
                   "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
@@ -218,7 +219,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                "单个", "单果", "weigh", "weight",
                "heavy", "gram", "how many g", "kg", "net weight", "轻"),
     "volume": ("容量", "几升", "多少毫升", "几毫升", "多少ml", "毫升", "升", "ml", "litre", "liter", "capacity", "volume",
-               "re:how much .*\\bhold", "装多少",
+               "re:how much .*\\bhold", "装多少", "装得多", "能装多少",
                "多大一瓶", "多大瓶"),
     "battery": ("续航", "电池", "用多久", "能用多久", "待机", "充一次", "充满", "多少天", "几天", "多少小时", "几个小时", "battery",
                 "last", "charge", "hours"),
@@ -515,6 +516,8 @@ _QUANTITY = re.compile(
 def cn_number(text: str) -> float:
     if text.isdigit() or re.fullmatch(r"\d+\.\d+", text):
         return float(text)
+    if text == "半":
+        return 0.5
     if "百" in text:  # "二百斤", "一百二"
         hundreds, _, rest = text.partition("百")
         value = float((_CN_DIGITS.get(hundreds, 1) if hundreds else 1) * 100)
@@ -530,7 +533,7 @@ def cn_number(text: str) -> float:
 
 
 _PACK = re.compile(
-    r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+)\s*(公斤|千克|kg|斤|克|g|毫升|ml|升|l)\s*(?:装|的?(?:袋|包|瓶|罐|盒|桶))"
+    r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+|半)\s*(公斤|千克|kg|斤|克|g|毫升|ml|升|l)\s*(?:装|的?(?:袋|包|瓶|罐|盒|桶))"
 )
 """An amount that is a pack size ("十斤装", "1公斤装", "500ml的瓶"): what is bought, not the viewer's measure."""
 _GIRTH = re.compile(

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 
 from pypinyin import lazy_pinyin
 
@@ -716,7 +717,7 @@ _AT_END = "(?=[吗呢吧啊呀嘛么哦哇啦了]*[\\s?？!！。~～]*$)"
 _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几(?!乎)[\u4e00-\u9fffa-z]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
-    r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|吗|谁知道"
+    r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|(.)没\2|吗|谁知道"
     r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵快远]|^[^我].{0,14}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
     r"|谁(买|用|试|穿|吃)过?了?"  # "谁买了": has anyone tried it
     r"|(能|可以|会|要|是|有)[^不]{0,10}不[\s?？~～。]*$"  # "能用不", "狗狗能吃冻干不": a question ending in 不
@@ -772,8 +773,9 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
     if reading is not None:
         bare = re.sub(r"[\s\W_]+", "", text)
         one_word = (not reading.residue and not _VERDICT.search(text)) if L.CJK.search(text) else len(text.split()) <= 2
-        if reading.intents and set(reading.intents) - {"sale"} and one_word and not text.endswith(("!", "！")):
-            return True  # one word: "价格", "尺码", "运费", "link" (not "颜色好看")
+        asked = set(reading.intents) - {"sale"} or set(reading.concepts)
+        if asked and one_word and not text.endswith(("!", "！")):
+            return True  # one word: "价格", "尺码", "运费", "保质期", "link" (not "颜色好看")
         if re.match(r"(好?想要|要个|要一个|来个|来一个)", bare) and (
             reading.colours or reading.sizes or reading.variants
         ):
@@ -1060,6 +1062,13 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         keys |= set(re.findall(r"\d+(?:\.\d+)?\s*(?:kg|g|ml|l|lb|oz|mm|cm)\b", en))
         others = set().union(*(w for vid, w in words.items() if vid != variant.id))
         keys |= words[variant.id] - others
+        # Two English words only this variant's name has ("light roast" of "Light roast, 454 g").
+        en_words = L.en_words(L.normalize(variant.name.en))
+        other_en = " ".join(L.normalize(v.name.en) for v in product.variants if v.id != variant.id)
+        keys |= {
+            f"{a} {b}" for a, b in pairwise(en_words)
+            if f"{a} {b}" not in other_en and not (a.isdigit() or b.isdigit())
+        }  # fmt: skip
         # A pair of characters only this variant's name has ("狼牙棒那款" for 狼牙棒款, "主驾" for
         # 主驾单片): viewers say part of a variant's name.
         other_names = "".join(L.normalize(v.name.zh) for v in product.variants if v.id != variant.id)
