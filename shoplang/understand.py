@@ -643,6 +643,8 @@ class Understanding:
                 continue  # "机械表有皮表带的吗": another watch's leather strap is not asked
             # A variant may be named by a word that is also the product's alias ("狼牙棒那款").
             seen = reading.text if product_id in reading.named else masked
+            metres = _METRES.sub(lambda m: f"{m.group(1)}.{m.group(2)}m" if m.group(2) else f"{m.group(1)}m", seen)
+            seen = seen if metres == seen else f"{seen} | {metres}"
             said = sum(1 for _, names in keys if any(_says_key(k, seen) for k in names))
             if said > 1 or (said == 1 and re.search(r"还是|差多少|差价|区别|对比|\bor\b|\bvs\b|difference", seen)):
                 # "双头和单头差多少钱": two of one product's variants, side by side
@@ -1054,7 +1056,7 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         zh = L.normalize(variant.name.zh)
         keys = {zh.removesuffix("装"), L.normalize(variant.name.en)}
         # (not a model number's digits: "小米14" is named by all of it)
-        core = re.findall(r"(?<![^\W\d_])\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g)?", zh)
+        core = re.findall(r"(?<![^\W\d_])\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g|m(?![a-z]))?", zh)
         keys |= {c.replace(" ", "") for c in core if len(c) > 1}
         # "5kg" and "5 kg" for "5公斤装 / 5 kg bag": the English name's amounts, written together.
         en = L.normalize(variant.name.en)
@@ -1067,7 +1069,7 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         other_en = " ".join(L.normalize(v.name.en) for v in product.variants if v.id != variant.id)
         keys |= {
             f"{a} {b}" for a, b in pairwise(en_words)
-            if f"{a} {b}" not in other_en and not (a.isdigit() or b.isdigit())
+            if f"{a} {b}" not in other_en and not {a, b} & _EN_UNITS and not (a.isdigit() and b.isdigit())
         }  # fmt: skip
         # A pair of characters only this variant's name has ("狼牙棒那款" for 狼牙棒款, "主驾" for
         # 主驾单片): viewers say part of a variant's name.
@@ -1087,6 +1089,9 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     return out
 
 
+_METRES = re.compile(r"(\d+)米(\d)?(?!\d)")
+""""1米8" is 1.8 m and "3米宽" 3 m, the way variant names write them."""
+_EN_UNITS = {"cm", "mm", "m", "kg", "g", "ml", "l", "inch", "inches", "in", "lb", "oz"}
 _VARIANT_FILLER = set("款装版号码色个只的和含与及不没")
 """Characters every kind of variant name uses: a pair with one of them names no variant."""
 
