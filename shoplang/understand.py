@@ -775,9 +775,14 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
     if reading is not None:
         bare = re.sub(r"[\s\W_]+", "", text)
         one_word = (not reading.residue and not _VERDICT.search(text)) if L.CJK.search(text) else len(text.split()) <= 2
-        asked = set(reading.intents) - {"sale"} or set(reading.concepts)
+        # One word: "价格", "尺码", "运费", "link" (not "颜色好看"); a kind of spec only when it is
+        # the whole comment ("保质期", not "主播晚上好").
+        said_kind = any(
+            L.cue_matches(c, bare) and len(c) >= len(bare) - 1 for k in reading.concepts for c in L.CONCEPTS[k]
+        )
+        asked = bool(set(reading.intents) - {"sale"}) or said_kind
         if asked and one_word and not text.endswith(("!", "！")):
-            return True  # one word: "价格", "尺码", "运费", "保质期", "link" (not "颜色好看")
+            return True
         if re.match(r"(好?想要|要个|要一个|来个|来一个)", bare) and (
             reading.colours or reading.sizes or reading.variants
         ):
