@@ -96,7 +96,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
              "re:show (me|us|it)"),
     "list_price": ("原价", "划线价", "专柜价", "市场价", "日常价", "平时多少", "原来多少", "original price", "list price",
                    "rrp", "retail price", "usual price", "normal price", "was it"),
-    "price": ("多少钱", "哪个贵", "哪个便宜", "re:which (is|one is) (cheaper|more expensive)", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "咋卖", "贵不贵", "贵吗", "售价",
+    "price": ("多少钱", "哪个贵", "哪个便宜", "哪个更贵", "re:which (is|one is) (cheaper|more expensive)",
+              "re:(更|more )expensive", "cheaper", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "咋卖", "贵不贵", "贵吗", "售价",
               "到手价", "现价", "多少一", "啥价位", "jg",
               "re:how much(?=\\s*(is|are|does|do|did|for|would|will|it|this|these|that|the|now|today|pls|please|each|per|in|\\?|$))",
               "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
@@ -186,6 +187,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "season": ("季节", "四季", "三季", "冬季", "冬天", "夏天", "夏季", "春秋", "雪地", "下雪", "雪天", "season", "winter",
                "summer", "snow", "all year"),
     "occupancy": ("几个人", "几人", "多少人", "人数", "睡几", "住几", "坐几", "容纳", "住得下", "睡得下", "坐得下", "几口人",
+                  "re:[一二两三四五六七八九\\d]\\s*(口人|口之家|个人)", "够用吗", "够不够用",
                   "sleeps", "how many people", "re:\\bfits? \\d+ (people|persons|adults)", "occupancy"),
     "thickness": ("厚度", "多厚", "厚不厚", "厚吗", "薄吗", "厚薄", "厚实", "re:[挺很太好比较]厚", "thickness", "thick", "thin"),
     "setup": ("搭建", "re:搭(?!配)", "安装", "组装", "拼装", "装起来", "好装", "怎么装", "难装", "好不好装", "拆装", "收起来", "set up", "setup",
@@ -255,7 +257,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "smell": ("有味道", "味道大", "味儿", "气味", "异味", "臭", "刺鼻", "难闻", "甲醛", "smell", "odor", "odour", "stink",
               "香味", "香调", "香型", "什么香", "scent", "fragrance"),
     # How much it carries or bears (a bag, a shelf, a pet carrier): not its own weight.
-    "load": ("承重", "承载", "能装多重", "装多重", "能装下", "装得下", "装下", "放得下", "max load", "load", "weight limit",
+    "load": ("承重", "承载", "能装多重", "装多重", "re:(能|可以)?(放|挂|承受)多重", "能装下", "装得下", "装下", "放得下", "max load", "load", "weight limit",
              "hold up to", "re:how (heavy|much weight) can it (hold|carry|take)"),
     # Fleas, ticks, mites: whether it keeps them off (a claim the listing must make itself).
     "pests": ("跳蚤", "驱虫", "虱子", "蜱虫", "螨虫", "除螨", "防虫", "flea", "tick", "lice", "mite", "parasite"),

@@ -415,7 +415,9 @@ class Understanding:
         for _, _, pid, weight in spans:
             strength[pid] = max(strength.get(pid, 0.0), weight)
         strongest = max(strength.values(), default=0.0)
-        spans = [s for s in spans if strength[s[2]] >= 0.6 * strongest]
+        # (two products compared are both kept, however weakly the second is named)
+        keep = 0.3 if _COMPARED.search(text) else 0.6
+        spans = [s for s in spans if strength[s[2]] >= keep * strongest]
         # ("这个能充苹果电脑吗": 苹果 is what it charges; "这个胸背" names the harness it points at)
         partial = all(
             w < 3.0 and L.CJK.search(text[a:b]) and not _AFTER_POINTING.search(text[:a]) for a, b, _, w in spans
@@ -1061,7 +1063,8 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         zh = L.normalize(variant.name.zh)
         keys = {zh.removesuffix("装"), L.normalize(variant.name.en)}
         # (not a model number's digits: "小米14" is named by all of it)
-        core = re.findall(r"(?<![^\W\d_])\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g|m(?![a-z]))?", zh)
+        core = re.findall(r"\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g|m(?![a-z]))", zh)
+        core += re.findall(r"(?<![^\W\d_])\d+(?:\.\d+)?(?![\d.])", zh)  # a bare number, not a model's ("小米14")
         keys |= {c.replace(" ", "") for c in core if len(c) > 1}
         # "5kg" and "5 kg" for "5公斤装 / 5 kg bag": the English name's amounts, written together.
         en = L.normalize(variant.name.en)
