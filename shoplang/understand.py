@@ -217,7 +217,7 @@ class Understanding:
             for name in (*entry.names, *entry.categories):
                 if 2 <= len(name) <= 4 and all(L.CJK.match(ch) for ch in name):
                     spelled = "".join(lazy_pinyin(name))
-                    if len(spelled) >= 6 and spelled.isascii():
+                    if len(spelled) >= 5 and spelled.isascii():
                         raw[entry.product_id].append((spelled, 2.0))
                     head = "".join(lazy_pinyin(name[:-1]))  # "falang锅" for 珐琅锅
                     if len(name) >= 3 and len(head) >= 5 and head.isascii():
@@ -475,7 +475,8 @@ class Understanding:
             # "一个人能抢几个", "还剩几分钟" with nothing named: only the flash sale has a limit and an end
             sale=L.any_cue(L.SALE_WORDS, masked)
             or _says_initials(L.SALE_WORDS, masked)
-            or (not named and bool({"time_left", "limit"} & set(intents)) and "抢" in masked),
+            or (not named and "time_left" in intents)
+            or (not named and "limit" in intents and bool(re.search(r"抢|限购|秒", masked))),
             intents=intents,
             concepts=concepts,
             medical=L.is_medical(masked),  # a product's name ("止咳枇杷膏") is not a claim
@@ -722,6 +723,7 @@ _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几(?!乎)[\u4e00-\u9fffa-z]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|(.)没\2|吗|谁知道"
+    r"|谁(出|承担|付|负责)"  # "退货运费谁出"
     r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵快远]|^[^我].{0,14}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
     r"|谁(买|用|试|穿|吃)过?了?"  # "谁买了": has anyone tried it
     r"|(能|可以|会|要|是|有)[^不]{0,10}不[\s?？~～。]*$"  # "能用不", "狗狗能吃冻干不": a question ending in 不
@@ -734,7 +736,7 @@ _REQUEST_ZH = re.compile(
     r"|给(我们|大家|我)(看看|看一下|瞧瞧|试试)"  # "主播把车把调到最高给我们看看"
 )
 _EXCLAIM_ZH = re.compile(
-    r"^不知道(?!.*(怎么办|吗|呢))|^哪有(这么|那么)|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
+    r"^不知道(?!.*(怎么办|吗|呢))|^哪有(这么|那么)|^(哇|哇塞|天哪|我的天)(?!.*(吗|呢|多少|几))|好好看|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
     r"|^(为什么|怎么)我?(又|总是|老是|还是)?(抢不到|没抢到|买不到|拍不到|没拍到)"  # missing a flash sale: a complaint
     # wonder and delight, not questions ("为什么这么贵" still asks)
     r"|为什么(这么|那么)(便宜|划算|好看|好用|好吃|香|美|好)|怎么做到|什么神仙|[绝爱]了[!！~～啊]*$"
@@ -746,6 +748,7 @@ _ASKS_A_PICK = re.compile(
 )
 _Q_EN = re.compile(
     r"\b(which|what|how)\s+(has|have|is|are|one|do|does|should|can|would)\b"
+    r"|\bwhat (year|size|colou?r|time|kind|type|flavou?r|material)\b"
     r"|(^|[,;.]\s*)(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone"
     r"|should|got)\b"
     r"|\b(how much|how many|how long|price|link|pls|please|show me|recommend|suggest)\b"
@@ -763,7 +766,7 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
             return False  # "为什么我养什么死什么哈哈哈": a laugh at oneself
         if _Q_ZH.search(text) or _REQUEST_ZH.search(text):
             return True
-    if _Q_EN.search(text):
+    if _Q_EN.search(text) and not re.match(r"what an? ", text):  # ("what a deal": an exclamation)
         return True
     if reading is not None and (reading.named or reading.variants) and re.search(r"想要|想买|想入", text):
         return True  # "我手机是小米14 想要个膜", "想买原味的 就怕太硬": wanting one is asking for it
