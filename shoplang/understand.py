@@ -641,11 +641,15 @@ class Understanding:
         if self.catalogue is None:
             return
         reading.packs = tuple(L.packs(reading.text))
-        for product_id, keys in self._variants:
+        for product_id, product_keys in self._variants:
+            keys = product_keys
             if reading.named and product_id not in reading.named:
                 continue  # "机械表有皮表带的吗": another watch's leather strap is not asked
             # A variant may be named by a word that is also the product's alias ("狼牙棒那款").
             seen = reading.text if product_id in reading.named else masked
+            if product_id not in reading.named:
+                # (a bare number names a variant only of a product named: "散光150" is no reader's +1.50)
+                keys = [(vid, frozenset(k for k in ks if not k.replace(".", "").isdigit())) for vid, ks in keys]
             metres = _METRES.sub(lambda m: f"{m.group(1)}.{m.group(2)}m" if m.group(2) else f"{m.group(1)}m", seen)
             seen = seen if metres == seen else f"{seen} | {metres}"
             said = sum(1 for _, names in keys if any(_says_key(k, seen) for k in names))
@@ -1066,13 +1070,13 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         zh = L.normalize(variant.name.zh)
         keys = {zh.removesuffix("装"), L.normalize(variant.name.en)}
         # (not a model number's digits: "小米14" is named by all of it)
-        core = re.findall(r"\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|ml|mm|kg|g|m(?![a-z]))", zh)
+        core = re.findall(r"\d+(?:\.\d+)?\s*(?:毫升|毫米|公斤|斤|盒|段|英寸|寸|ml|mm|kg|g|m(?![a-z]))", zh)
         core += re.findall(r"(?<![^\W\d_])\d+(?:\.\d+)?(?![\d.])", zh)  # a bare number, not a model's ("小米14")
         keys |= {c.replace(" ", "") for c in core if len(c) > 1}
         # "5kg" and "5 kg" for "5公斤装 / 5 kg bag": the English name's amounts, written together.
         en = L.normalize(variant.name.en)
-        keys |= {m.replace(" ", "") for m in re.findall(r"\d+(?:\.\d+)?\s*(?:kg|g|ml|l|lb|oz|mm|cm)\b", en)}
-        keys |= set(re.findall(r"\d+(?:\.\d+)?\s*(?:kg|g|ml|l|lb|oz|mm|cm)\b", en))
+        amounts_en = re.findall(r"\d+(?:\.\d+)?[\s-]*(?:kg|g|ml|l|lb|oz|mm|cm|inch|in)\b", en)  # ("20-inch")
+        keys |= {re.sub(r"[\s-]+", "", m) for m in amounts_en} | {re.sub(r"[\s-]+", " ", m) for m in amounts_en}
         others = set().union(*(w for vid, w in words.items() if vid != variant.id))
         keys |= words[variant.id] - others
         # Two English words only this variant's name has ("light roast" of "Light roast, 454 g").
@@ -1096,6 +1100,7 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         numbers = set(re.findall(r"\d{2,}", zh))
         other_numbers = {n for v in product.variants if v.id != variant.id for n in re.findall(r"\d{2,}", v.name.zh)}
         keys |= {n + "的" for n in numbers - other_numbers} | {n + "ml" for n in numbers - other_numbers}
+        keys |= {k.replace("英寸", "寸") for k in keys if "英寸" in k}  # "15.6寸" for 15.6英寸
         out.append((variant.id, frozenset(k for k in keys if k)))
     return out
 

@@ -192,8 +192,8 @@ class CatalogueAnswerer:
 
     def _unknown_thing(self, r: Reading) -> bool:
         """Where to buy or what costs a thing no listing names ("主播身上的围裙哪里买")."""
-        if r.named or r.pointed or r.variants or not r.intents or set(r.intents) - {"link", "price"}:
-            return False
+        if r.named or r.pointed or r.variants or set(r.intents) != {"link"}:
+            return False  # (only "where do I buy X": a price or a pick of something unnamed is not this)
         # ("大包小包价格": the big and small packs of what is on screen)
         words = [w for w in content_words(r.residue) if L.CJK.search(w) and w not in _ON_THE_HOST | _SIZE_WORDS]
         listings = " ".join(
@@ -396,7 +396,13 @@ class CatalogueAnswerer:
         if "variants" in intents and re.search(r"还是|\bor\b", r.text):
             variant = None  # "是一只的价格还是一对的": both, side by side
         bare = re.search(r"有\s*(\d+(?:\.\d+)?)\s*的?(吗|没|不|么)", r.text)  # "这锅有28的吗" of 30 / 32 / 34 cm
-        numbered = bare is not None and all(re.search(r"\d", v.name.zh) for v in p.variants)
+        if bare is None and _ASKS_FOR_EN.search(r.text):
+            bare = re.search(r"[+-]?(\d+(?:\.\d+)?)", r.text)  # "do you have +4.00 readers"
+        numbered = (
+            bare is not None
+            and all(re.search(r"\d", v.name.zh) for v in p.variants)
+            and not any(_same_number(bare.group(1), f"{v.name.zh} {v.name.en}") for v in p.variants)
+        )
         if (r.packs or _amount_of_variants(p, r.text) or numbered) and p.variants and variant is None:
             declined.append("unknown")  # "狗粮有1公斤装吗" of the 2 kg and 7.5 kg bags
         # Price.
@@ -875,6 +881,10 @@ def _listing_words(p: Product) -> str:
     return L.normalize(" ".join(parts))
 
 
+def _same_number(number: str, name: str) -> bool:
+    return any(float(n) == float(number) for n in re.findall(r"\d+(?:\.\d+)?", name))
+
+
 def _variants_fact(p: Product, currency: str) -> Fact:
     def price(v: Variant) -> str:
         return _money(v.price if v.price is not None else p.price, currency)
@@ -1128,6 +1138,7 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
         direct = _specs_with_words(p, r)
         if direct:
             kept = [spec for spec in out if spec in direct] or direct
+            kept += [spec for spec in out if spec not in kept and len(spec.name.zh) >= 2 and spec.name.zh in r.text]
             # ...but a second kind asked keeps its own spec ("吸力多大 噪音大不大": suction and noise)
             others = [c for c in r.concepts if c not in _MEASURE_KINDS]
             kept += [
@@ -1387,7 +1398,7 @@ _COLOUR_ZH_OF = {
     "black": "黑", "white": "白", "grey": "灰", "gray": "灰", "blue": "蓝", "green": "绿", "yellow": "黄", "pink": "粉",
     "purple": "紫", "orange": "橙", "brown": "棕", "red": "红", "silver": "银",
 }  # fmt: skip
-_NOT_THE_COLOUR = {"金": ("白金", "玫瑰金", "铂金", "香槟金"), "gold": ("rose gold", "white gold", "champagne gold")}
+_NOT_THE_COLOUR = {"金": ("白金", "玫瑰金", "铂金"), "gold": ("rose gold", "white gold")}
 
 
 def _faq_words_hit(entry: Faq, r: Reading) -> bool:
