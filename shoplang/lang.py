@@ -172,7 +172,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                   "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
                   "recommend", "suggest", "something for", "good gift", "a gift", "re:what should i (buy|get)",
                   "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget",
-                  "最便宜", "最实惠", "cheapest", "re:买哪(个|款|种)", "re:(带|买|选|拿)哪(个|款|种).{0,6}好", "re:有(什么|啥)(吃|喝|玩|用)的", "gift for", "re:\\bany \\w+ for (my|a|kids?|children)\\b",
+                  "最便宜", "最实惠", "cheapest", "re:买哪(个|款|种)", "re:(带|买|选|拿)哪(个|款|种).{0,6}好", "re:有(什么|啥)(吃|喝|玩|用)的", "re:用(啥|什么|哪个)好", "gift for", "re:\\bany \\w+ for (my|a|kids?|children)\\b",
                   "what can help", "want something", "looking for something", "need something", "re:anything (to|that) help",
                   "有什么能帮"),
     "invoice": ("发票", "开票", "专票", "invoice", "receipt", "fapiao"),
@@ -722,8 +722,10 @@ RECIPIENTS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]
 NEEDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     # (a need or trouble as viewers say it, the words of a listing that meets it): general
     # knowledge of what things are for, in any trade.
-    (("脏", "打扫", "卫生", "灰尘", "清洁", "dirty", "dust", "crumbs", "clean"),
-     ("清洁", "吸尘", "除尘", "清理", "clean", "vacuum", "dust")),
+    (("脏", "打扫", "卫生", "灰尘", "清洁", "拖地", "dirty", "dust", "crumbs", "clean", "mopping"),
+     ("清洁", "吸尘", "除尘", "清理", "拖把", "clean", "vacuum", "dust", "mop")),
+    (("掉毛", "全是毛", "猫毛", "狗毛", "宠物毛", "pet hair", "dog hair", "cat hair", "fur everywhere"),
+     ("粘毛", "除毛", "除尘", "静电", "lint", "hair")),
     (("没电", "亏电", "打不着", "dead battery", "won't start", "wont start", "flat battery"),
      ("启动", "搭电", "应急", "jump", "starter")),
     (("晒", "太热", "暴晒", "too much sun", "too hot"), ("遮阳", "防晒", "隔热", "shade", "uv", "upf")),

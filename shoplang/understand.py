@@ -651,7 +651,8 @@ class Understanding:
                 # (a bare number names a variant only of a product named: "散光150" is no reader's +1.50)
                 keys = [(vid, frozenset(k for k in ks if not k.replace(".", "").isdigit())) for vid, ks in keys]
             metres = _METRES.sub(lambda m: f"{m.group(1)}.{m.group(2)}m" if m.group(2) else f"{m.group(1)}m", seen)
-            seen = seen if metres == seen else f"{seen} | {metres}"
+            counted = _COUNTED.sub(lambda m: f"{L.cn_number(m.group(1)):g}", seen)  # "两瓶装" for the 2瓶装 variant
+            seen = " | ".join(dict.fromkeys((seen, metres, counted)))
             said = sum(1 for _, names in keys if any(_says_key(k, seen) for k in names))
             if said > 1 or (said == 1 and re.search(r"还是|差多少|差价|区别|对比|\bor\b|\bvs\b|difference", seen)):
                 # "双头和单头差多少钱": two of one product's variants, side by side
@@ -728,6 +729,7 @@ _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几(?!乎)[\u4e00-\u9fffa-z]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|(.)没\2|吗|谁知道"
     r"|谁(出|承担|付|负责)"  # "退货运费谁出"
+    r"|有.{1,10}没[\s?？~～]*$"  # "有玫瑰味的没"
     r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵快远]|^[^我].{0,14}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
     r"|谁(买|用|试|穿|吃)过?了?"  # "谁买了": has anyone tried it
     r"|(能|可以|会|要|是|有)[^不]{0,10}不[\s?？~～。]*$"  # "能用不", "狗狗能吃冻干不": a question ending in 不
@@ -907,6 +909,8 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
             # name for the jacket: a word that is a cue names a product only as the head noun.
             if not re.fullmatch(r"[\d.]+[a-z]*", word) and (head or not _is_cue(word)):
                 terms.append((word, 2.5 if head else 1.5))
+                if head and not word.endswith("s"):  # "how many mops left"
+                    terms.append((word + ("es" if word.endswith(("sh", "ch", "x")) else "s"), 2.5))
     # Everyday names of the product's kind (general synonyms).
     own = L.normalize(" ".join([*product.categories, *product.names[:2]]))
     # A Chinese noun's head is its last character: 徒步鞋 is a 鞋, so 鞋子 names it too.
@@ -1105,6 +1109,7 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     return out
 
 
+_COUNTED = re.compile(r"([两二三四五六七八九十]+)(?=[瓶罐包盒袋支片层件套双斤])")
 _METRES = re.compile(r"(\d+)米(\d)?(?!\d)")
 """"1米8" is 1.8 m and "3米宽" 3 m, the way variant names write them."""
 _EN_UNITS = {"cm", "mm", "m", "kg", "g", "ml", "l", "inch", "inches", "in", "lb", "oz"}
