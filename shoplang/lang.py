@@ -521,6 +521,12 @@ def cn_number(text: str) -> float:
         return float(text)
     if text == "半":
         return 0.5
+    if "千" in text:  # "一千", "两千五"
+        thousands, _, rest = text.partition("千")
+        value = float((_CN_DIGITS.get(thousands, 1) if thousands else 1) * 1000)
+        if rest:
+            value += cn_number(rest) * (100 if len(rest) == 1 and rest not in "十百" else 1)
+        return value
     if "百" in text:  # "二百斤", "一百二"
         hundreds, _, rest = text.partition("百")
         value = float((_CN_DIGITS.get(hundreds, 1) if hundreds else 1) * 100)
@@ -741,6 +747,7 @@ NEEDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("小户型", "地方小", "空间小", "租房", "small apartment", "small flat", "small space"),
      ("折叠", "收纳", "小巧", "不占", "compact", "fold", "small space")),
     (("办公室", "上班", "office", "desk", "work"), ("办公", "桌面", "office", "desk")),
+    (("网课", "看电脑", "看手机", "盯屏幕", "screen", "computer"), ("防蓝光", "蓝光", "blue light", "blue-light")),
     (("喝的", "饮料", "drinks", "something to drink"), ("饮", "水", "茶", "奶", "咖啡", "drink", "water", "tea", "juice")),
     (("出差", "旅行", "旅游", "travel", "trip"), ("便携", "旅行", "折叠", "portable", "travel")),
 )  # fmt: skip
@@ -765,7 +772,8 @@ def without_budget(text: str) -> str:
 
 
 def budget(text: str) -> float | None:
-    """ "200以内", "under ¥150": the most a viewer wants to spend."""
+    """ "200以内", "一百以内", "under ¥150": the most a viewer wants to spend."""
+    text = re.sub(r"([一二两三四五六七八九十百千]+)(?=\s*(?:元|块|以内|以下|左右|之内))", lambda m: f"{cn_number(m.group(1)):g}", text)
     match = _BUDGET.search(text)
     if match is None:
         return None

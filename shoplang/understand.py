@@ -233,7 +233,8 @@ class Understanding:
                 terms.append((letters, 1.2))
                 self._initials.add(letters)
 
-        self.terms = _dedupe(raw)
+        self._shop_words: set[str] = set()
+        self.terms = _dedupe(raw, self._shop_words)
         self._heads = {
             bare[-1]
             for e in listed
@@ -415,6 +416,8 @@ class Understanding:
         for _, _, pid, weight in spans:
             strength[pid] = max(strength.get(pid, 0.0), weight)
         strongest = max(strength.values(), default=0.0)
+        if strongest < 1.0:
+            spans = []  # a part's name two products share ("镜片"): no product named
         # (two products compared are both kept, however weakly the second is named)
         keep = 0.3 if _COMPARED.search(text) else 0.6
         spans = [s for s in spans if strength[s[2]] >= keep * strongest]
@@ -607,8 +610,8 @@ class Understanding:
                 n = len(sounds)
                 if i + n > len(chars) or all(j in covered for j in range(i, i + n)):
                     continue  # ("蛋白帮" is the 蛋白棒 though 蛋白 alone names two products)
-                if _is_cue("".join(chars[i : i + n])):
-                    continue  # "几天" asks when, however much it sounds like a name
+                if _is_cue("".join(chars[i : i + n])) or "".join(chars[i : i + n]) in self._shop_words:
+                    continue  # "几天" asks when, however much it sounds like a name; "眼镜" names no one product
                 if any(s < i + n and i < e and e - s >= n and p == term.product_id for s, e, p, _ in exact):
                     continue  # the same product's name, as long, there already: a sound-alike adds nothing
                 if tuple(syllables[i : i + n]) == sounds:
@@ -954,7 +957,9 @@ def _name_terms(names: list[str]) -> list[tuple[str, float]]:
     return out
 
 
-def _dedupe(raw: dict[str, list[tuple[str, float]]]) -> list[Term]:
+def _dedupe(raw: dict[str, list[tuple[str, float]]], shop_words: set[str]) -> list[Term]:
+    """The terms, each product's best weight; words most products share go to `shop_words`
+    ("眼镜" in an eyewear shop: no sound-alike of them names one product either)."""
     owners: dict[str, set[str]] = {}
     for pid, terms in raw.items():
         for text, _ in terms:
@@ -974,6 +979,7 @@ def _dedupe(raw: dict[str, list[tuple[str, float]]]) -> list[Term]:
             if not cjk and len(text) < 2:
                 continue
             if len(owners[text]) >= max(3, len(raw) // 3):
+                shop_words.add(text)
                 continue  # "car" in a car-accessory shop, "tea" in a tea shop: the shop's word, no one product's
             shared = len(owners[text]) > 1
             out.append(Term(text, pid, weight * (0.5 if shared else 1.0)))
