@@ -416,7 +416,7 @@ class Understanding:
         for _, _, pid, weight in spans:
             strength[pid] = max(strength.get(pid, 0.0), weight)
         strongest = max(strength.values(), default=0.0)
-        if strongest < 1.0:
+        if strongest < 1.0 and all(L.CJK.search(text[a:b]) for a, b, _, _ in spans):
             spans = []  # a part's name two products share ("镜片"): no product named
         # (two products compared are both kept, however weakly the second is named)
         keep = 0.3 if _COMPARED.search(text) else 0.6
