@@ -131,12 +131,12 @@ class Reading:
                 if len(tied) > 1 and screen in tied and not compared:
                     return [screen]  # a word several products share: the one on screen
             return list(self.named)
+        if self.sale and sale:
+            return [sale]  # "flash sale how many left and when does it end": the sale's, whatever "it" is
         if self.pointed and pinned:
             return [pinned]  # "这个华为能快充吗": this one, not the screen film's Huawei version
         if self.variants:
             return list(self.variants)  # "茶轴多少钱": the product that has that variant
-        if self.sale and sale:
-            return [sale]
         if pinned:
             return [pinned]
         return [sale] if sale else []
