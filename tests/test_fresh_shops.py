@@ -1,6 +1,6 @@
 """The evaluation shops written for issue 15 on 2026-12-06 by engineers who had not read the
 matching code (beauty, pets, fashion; toys, jewelry; appliances, tea, furniture; auto, garden,
-fitness; digital, snacks, kitchen; cleaning, eyewear, bags).
+fitness; digital, snacks, kitchen; cleaning, eyewear, bags; books, lighting, music).
 
 Only their shape is checked here — they load, are complete and convert to the first format, and
 never a score. Their first runs are recorded in docs/assistant.md and docs/insights.md; which were
@@ -21,7 +21,7 @@ from barrage.shoplang.evaluation import load_shop
 SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
 FRESH = [
     "beauty", "pets", "fashion", "toys", "jewelry", "appliances", "tea", "furniture", "auto", "garden", "fitness",
-    "digital", "snacks", "kitchen", "cleaning", "eyewear", "bags",
+    "digital", "snacks", "kitchen", "cleaning", "eyewear", "bags", "books", "lighting", "music",
 ]  # fmt: skip
 
 
