@@ -149,6 +149,9 @@ def ask(answerer: CatalogueAnswerer, text: str, pinned: str | None = None) -> st
         ("送男朋友的礼物有啥推荐", None, "机械表"),  # a gift for a man: not the women's ring
         ("戴着大了能改圈吗", "case", "免费改圈"),  # another product's FAQ holds it
         ("戒托是几爪的", "case", "四爪"),  # the product whose listing holds the words
+        ("一百以内推荐个", None, "轻薄雨衣"),  # a budget in Chinese numerals
+        ("how much is the 24 inch suitcase", None, "¥559"),  # an inch variant, as English writes it
+        ("散光150的戒指多少钱", None, "¥199"),  # a bare number names no variant of a product not named
     ],
 )
 def test_listing_answers(answerer: CatalogueAnswerer, text: str, pinned: str | None, must: str) -> None:
