@@ -191,9 +191,10 @@ class CatalogueAnswerer:
         return Answer(question, lang, "answer", tuple(facts), text_out)
 
     def _unknown_thing(self, r: Reading) -> bool:
-        """Where to buy or what costs a thing no listing names ("主播身上的围裙哪里买")."""
+        """Where to buy a thing no listing names ("主播身上的围裙哪里买"); a price or a pick of
+        something unnamed is asked of what is on screen instead."""
         if r.named or r.pointed or r.variants or set(r.intents) != {"link"}:
-            return False  # (only "where do I buy X": a price or a pick of something unnamed is not this)
+            return False
         # ("大包小包价格": the big and small packs of what is on screen)
         words = [w for w in content_words(r.residue) if L.CJK.search(w) and w not in _ON_THE_HOST | _SIZE_WORDS]
         listings = " ".join(
