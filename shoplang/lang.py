@@ -165,7 +165,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  # "拼图有几种图", "圈口有哪几个": the choices a product comes in
                  "re:(几|哪几|多少)种(?!颜?色)", "re:哪几(个|款|样)", "which ones", "what kinds",
                  "re:(什么|啥|哪些|几种|哪几种)(口味|味儿)", "re:what flavou?rs",
-                 "re:(几|哪几|多少)(个|种)?(尺寸|规格|容量|型号|版本)", "分别多少",
+                 "re:(几|哪几|多少)(个|种)?(尺寸|规格|容量|型号|版本)", "分别多少", "各多少",
                  "re:what (?!colou?rs?\\b|sizes?\\b)[a-z ]+ (does|do) (it|they|the [a-z ]+) come in", "区别", "差别", "difference between",
                  "re:what'?s the difference"),
     "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "买啥好", "re:买(啥|什么)(合适|呢|$)", "礼物",
@@ -717,7 +717,8 @@ RECIPIENTS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]
     (("爸爸", "老公", "男朋友", "男友", "哥哥", "弟弟", "爷爷", "外公", "dad", "father", "husband", "boyfriend",
       "brother", "him"),
      ("男", "男士", "男款", "男性", "men", "man", "mens", "male", "him"), ("女士", "女款", "women's", "womens", "for women")),
-    (("孩子", "小孩", "宝宝", "儿子", "女儿", "小朋友", "儿童", "kid", "kids", "child", "children", "son", "daughter", "baby"),
+    (("孩子", "小孩", "宝宝", "儿子", "女儿", "小朋友", "儿童", "小学生", "kid", "kids", "child", "children", "son", "daughter",
+      "baby"),
      ("儿童", "宝宝", "孩子", "小孩", "小朋友", "kids", "children", "child", "baby"), ()),
     (("老人", "长辈", "父母", "爸妈", "parents", "elderly", "grandparents"),
      ("老人", "长辈", "中老年", "elderly", "parents", "seniors"), ()),
@@ -748,6 +749,7 @@ NEEDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
      ("折叠", "收纳", "小巧", "不占", "compact", "fold", "small space")),
     (("办公室", "上班", "office", "desk", "work"), ("办公", "桌面", "office", "desk")),
     (("网课", "看电脑", "看手机", "盯屏幕", "screen", "computer"), ("防蓝光", "蓝光", "blue light", "blue-light")),
+    (("开直播", "直播用", "拍视频", "化妆", "streaming", "makeup", "vlog"), ("补光", "环形", "美颜", "ring light", "fill light")),
     (("喝的", "饮料", "drinks", "something to drink"), ("饮", "水", "茶", "奶", "咖啡", "drink", "water", "tea", "juice")),
     (("出差", "旅行", "旅游", "travel", "trip"), ("便携", "旅行", "折叠", "portable", "travel")),
 )  # fmt: skip

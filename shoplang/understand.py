@@ -660,6 +660,8 @@ class Understanding:
             if said > 1 or (said == 1 and re.search(r"还是|差多少|差价|区别|对比|\bor\b|\bvs\b|difference", seen)):
                 # "双头和单头差多少钱": two of one product's variants, side by side
                 reading.intents = tuple(dict.fromkeys((*reading.intents, "variants")))
+                if said > 1 and not reading.named:
+                    reading.named, reading.strength = (product_id,), {product_id: 1.0}  # "A5和B6差多少钱"
             variant = _variant_named(keys, seen)
             if variant is None and (reading.packs or product_id in reading.named):
                 # "十斤装" for the "5公斤" bag, "oat cookies 1kg" for the 1000 g box: the same amount
@@ -668,6 +670,13 @@ class Understanding:
                 variant = _variant_by_amount(self.catalogue.product(product_id), amounts)
             if variant is not None:
                 reading.variants[product_id] = variant
+                # What the variant's own name says is not asked ("平装的多少": 装 is no set-up question)
+                named_by = next((k for vid, ks in keys if vid == variant for k in ks if k in seen and len(k) > 1), "")
+                if named_by and reading.concepts:
+                    rest = seen.replace(named_by, " ")
+                    reading.concepts = tuple(c for c in reading.concepts if c in L.concepts_of(rest))
+                    if not reading.intents and not reading.concepts and _BARE_HOW_MUCH.search(rest):
+                        reading.intents = ("price",)
         listed = {s.casefold() for p in self.catalogue.products for s in p.sizes}
         sizes, unknown = [], []
         for match in re.finditer(r"(?<![a-z0-9'’])(x{0,4}[sl]|m|nb|xx+l|\d{2,3})(?![a-z0-9])\s*(码|号|size)?", masked):
@@ -1085,7 +1094,13 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         keys |= {c.replace(" ", "") for c in core if len(c) > 1}
         # "5kg" and "5 kg" for "5公斤装 / 5 kg bag": the English name's amounts, written together.
         en = L.normalize(variant.name.en)
-        amounts_en = re.findall(r"\d+(?:\.\d+)?[\s-]*(?:kg|g|ml|l|lb|oz|mm|cm|inch|in)\b", en)  # ("20-inch")
+        # Latin model and paper names only this variant has ("A5", "B6", "PW5")
+        others_all = " ".join(
+            f"{L.normalize(v.name.zh)} {L.normalize(v.name.en)}" for v in product.variants if v.id != variant.id
+        )
+        models = re.findall(r"(?<![a-z0-9])[a-z]+\d+[a-z]*(?![a-z0-9])", f"{zh} {en}")
+        keys |= {t for t in models if t not in others_all}
+        amounts_en = re.findall(r"\d+(?:\.\d+)?[\s-]*(?:kg|g|ml|l|lb|oz|mm|cm|inch|in|pack|pcs)\b", en)  # ("20-inch")
         keys |= {re.sub(r"[\s-]+", "", m) for m in amounts_en} | {re.sub(r"[\s-]+", " ", m) for m in amounts_en}
         others = set().union(*(w for vid, w in words.items() if vid != variant.id))
         keys |= words[variant.id] - others
@@ -1115,11 +1130,11 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     return out
 
 
-_COUNTED = re.compile(r"([两二三四五六七八九十]+)(?=[瓶罐包盒袋支片层件套双斤])")
+_COUNTED = re.compile(r"([两二三四五六七八九十]+)(?=[瓶罐包盒袋支片层件套双斤]|个装)")
 _METRES = re.compile(r"(\d+)米(\d)?(?!\d)")
 """"1米8" is 1.8 m and "3米宽" 3 m, the way variant names write them."""
 _EN_UNITS = {"cm", "mm", "m", "kg", "g", "ml", "l", "inch", "inches", "in", "lb", "oz"}
-_VARIANT_FILLER = set("款装版号码色个只的和含与及不没")
+_VARIANT_FILLER = set("款版号码色个只的和含与及不没")
 """Characters every kind of variant name uses: a pair with one of them names no variant."""
 
 

@@ -173,6 +173,10 @@ class CatalogueAnswerer:
         if not facts:
             why = declined[0] if declined else ("unknown" if products else "no_product")
             return self._decline(question, lang, why, reading)
+        carriers = [c for c in _CARRIERS if L.cue_matches(c, reading.text)]
+        said = L.normalize(" ".join(f"{f.zh} {f.en}" for f in facts))
+        if carriers and not any(L.cue_matches(c, said) for c in carriers):
+            declined.append("unknown")  # "能指定顺丰吗" of a shop that sends ZTO: not listed
         text = render(lang, facts)
         if declined:
             body, _, refs = text.partition(" [product:")
@@ -848,6 +852,7 @@ def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
 
 
 _SIZE_WORDS = {"大包", "小包", "包小", "大号", "小号", "中号", "大的", "小的"}
+_CARRIERS = ("顺丰", "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto")
 _ON_THE_HOST = {"身上", "手上", "手里", "主播", "直播", "现在", "今天"}
 _EXISTS = re.compile(r"有.{0,10}吗|有没有|有无")
 _ASKS_FOR_EN = re.compile(r"^(do you (have|sell|do)|is there|are there|have you got|any)\b")
