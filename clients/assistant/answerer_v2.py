@@ -996,6 +996,13 @@ def _audience_fact(p: Product, r: Reading) -> Fact | None:
         for audience in group:
             if asked and audience.limit is not None and not _limit_relevant(audience, asked):
                 continue
+            if asked and audience.limit is not None and group is p.not_for and not any(
+                kind == audience.limit.quantity and _inside(audience.limit, kind, value) for kind, value in asked
+            ):
+                # "6岁孩子能学吗" of a ukulele not for 5 and under: the limit, not a "not for"
+                zh_parts.append(f"{audience.who.zh}除外")
+                en_parts.append(f"except {audience.who.en}")
+                continue
             zh_parts.append(f"{word_zh}{audience.who.zh}")
             en_parts.append(f"{word_en} {audience.who.en}")
     if not zh_parts:
