@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from decimal import Decimal
 from functools import lru_cache
 
@@ -25,9 +24,21 @@ from barrage.clients.assistant.answerer import Answer, Unknown, render
 from barrage.clients.assistant.catalog import Lang
 from barrage.clients.assistant.facts import Fact, clock, money, zone
 from barrage.clients.assistant.grounding import ungrounded
+from barrage.clients.assistant.listing_facts import (
+    amount_of_variants,
+    chart_columns,
+    column_kind,
+    listing_fact,
+    money_text,
+    same_number,
+    size_fact,
+    variant_kinds,
+    variants_fact,
+    variants_measure,
+)
 from barrage.clients.assistant.state import LiveState, Price
 from barrage.shoplang import lang as L
-from barrage.shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text, Variant
+from barrage.shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text
 from barrage.shoplang.understand import Reading, Understanding, content_words
 
 DECLINE: dict[str, tuple[str, str]] = {
@@ -57,10 +68,6 @@ _THE_SHOP = re.compile(
     r"你们家|你家|店里|全店|本店|店铺|\byour (return|shipping|delivery|policy|store|shop)|\bstore policy"
 )
 """What the shop's own terms answer without a product."""
-
-
-def _money(amount: Decimal, currency: str) -> str:
-    return money(Price(int((amount * 100).to_integral_value()), currency))
 
 
 class CatalogueAnswerer:
@@ -320,7 +327,7 @@ class CatalogueAnswerer:
 
         def charted(p: Product | None) -> bool:
             chart = p.size_chart if p is not None else None
-            return chart is not None and any(_column_kind(c) in kinds for c in chart.columns)
+            return chart is not None and any(column_kind(c) in kinds for c in chart.columns)
 
         if products and charted(self.catalogue.product(products[0])):
             return products
@@ -367,12 +374,12 @@ class CatalogueAnswerer:
         for entry in p.faq:
             if self._faq_hit(entry, r):
                 zh, en = f"{name_zh}：{entry.answer.zh}", f"{name_en}: {entry.answer.en}"
-                facts.append(_fact(f"faq:{entry.id}", p, zh, en, []))
+                facts.append(listing_fact(f"faq:{entry.id}", p, zh, en, []))
         # Colours and sizes named: listed or not.
         if r.colours:
             listed = [c for c in p.colours if any(_same_colour(asked, c) for asked in r.colours)]
             if listed:
-                facts.append(_fact("colours", p, f"{name_zh}有{'、'.join(c.zh for c in listed)}",
+                facts.append(listing_fact("colours", p, f"{name_zh}有{'、'.join(c.zh for c in listed)}",
                                    f"{name_en} comes in {', '.join(c.en for c in listed)}", []))  # fmt: skip
             else:
                 declined.append("unknown")
@@ -390,8 +397,11 @@ class CatalogueAnswerer:
             declined.append("unknown")
         variant_id = r.variants.get(p.id)
         size_word = re.search(r"[大中小]号", r.text)
-        if variant_id is None and size_word and p.variants and not any(
-            size_word.group(0) in v.name.zh for v in p.variants
+        if (
+            variant_id is None
+            and size_word
+            and p.variants
+            and not any(size_word.group(0) in v.name.zh for v in p.variants)
         ):
             declined.append("unknown")  # "收纳箱有小号吗" of a medium and a large one
         elif variant_id is None and r.bigger is not None and p.variants:
@@ -406,29 +416,31 @@ class CatalogueAnswerer:
         numbered = (
             bare is not None
             and all(re.search(r"\d", v.name.zh) for v in p.variants)
-            and not any(_same_number(bare.group(1), f"{v.name.zh} {v.name.en}") for v in p.variants)
+            and not any(same_number(bare.group(1), f"{v.name.zh} {v.name.en}") for v in p.variants)
         )
-        if (r.packs or _amount_of_variants(p, r.text) or numbered) and p.variants and variant is None:
+        if (r.packs or amount_of_variants(p, r.text) or numbered) and p.variants and variant is None:
             declined.append("unknown")  # "狗粮有1公斤装吗" of the 2 kg and 7.5 kg bags
         # Price.
         if "list_price" in intents:
             lp = variant.list_price if variant is not None and variant.list_price is not None else p.list_price
             if lp is not None:
-                s = _money(lp, currency)
-                facts.append(_fact("list_price", p, f"{name_zh} 原价 {s}", f"{name_en} list price {s}", [s]))
+                s = money_text(lp, currency)
+                facts.append(listing_fact("list_price", p, f"{name_zh} 原价 {s}", f"{name_en} list price {s}", [s]))
             else:
                 declined.append("unknown")
         elif "price" in intents or (
             # "香水50ml多少": the variant's price; "大号能装多少升": what it holds, not its price
             variant is not None
             and not (intents - {"sale"})
-            and not (set(r.concepts) - set(_variant_kinds(p)) - ({"weight", "volume"} if r.packs else set()))
+            and not (set(r.concepts) - set(variant_kinds(p)) - ({"weight", "volume"} if r.packs else set()))
         ):
             if variant is not None:
                 amount = variant.price if variant.price is not None else p.price
-                s = _money(amount, currency)
+                s = money_text(amount, currency)
                 facts.append(
-                    _fact("price", p, f"{name_zh}（{variant.name.zh}）{s}", f"{name_en} ({variant.name.en}) {s}", [s])
+                    listing_fact(
+                        "price", p, f"{name_zh}（{variant.name.zh}）{s}", f"{name_en} ({variant.name.en}) {s}", [s]
+                    )
                 )
             else:
                 facts.append(self._price_fact(p, state, now_ms))
@@ -443,11 +455,13 @@ class CatalogueAnswerer:
                 or any(w in said for w in content_words(r.residue))  # "秒杀价能再用优惠券吗"
             ):
                 # "秒杀能拍增强版吗": which version the sale is for
-                facts.append(_fact("sale_note", p, f"{name_zh}：{sale_note.zh}", f"{name_en}: {sale_note.en}", []))
+                facts.append(
+                    listing_fact("sale_note", p, f"{name_zh}：{sale_note.zh}", f"{name_en}: {sale_note.en}", [])
+                )
         elif "limit" in intents:
             note = p.flash_sale_note
             if note is not None:
-                facts.append(_fact("limit", p, f"{name_zh}：{note.zh}", f"{name_en}: {note.en}", []))
+                facts.append(listing_fact("limit", p, f"{name_zh}：{note.zh}", f"{name_en}: {note.en}", []))
             else:
                 declined.append("unknown")
         elif "time_left" in intents:
@@ -458,9 +472,11 @@ class CatalogueAnswerer:
             if stock is None:
                 declined.append("unknown")
             elif stock <= 0:
-                facts.append(_fact("stock", p, f"{name_zh} 已售罄", f"{name_en} is sold out", []))
+                facts.append(listing_fact("stock", p, f"{name_zh} 已售罄", f"{name_en} is sold out", []))
             else:
-                facts.append(_fact("stock", p, f"{name_zh}还剩 {stock} 件", f"{name_en}: {stock} left", [str(stock)]))
+                facts.append(
+                    listing_fact("stock", p, f"{name_zh}还剩 {stock} 件", f"{name_en}: {stock} left", [str(stock)])
+                )
         # Shipping, returns, warranty, gift.
         shipping = p.shipping or self.catalogue.shipping
         if r.regions or SHIPPING_INTENTS & intents:
@@ -473,13 +489,15 @@ class CatalogueAnswerer:
                 w = p.warranty
                 zh = f"{name_zh} 保修 {w.months} 个月" + (f"（{w.note.zh}）" if w.note else "")
                 en = f"{name_en} has a {w.months}-month warranty" + (f" ({w.note.en})" if w.note else "")
-                facts.append(_fact("warranty", p, zh, en, [str(w.months)]))
+                facts.append(listing_fact("warranty", p, zh, en, [str(w.months)]))
             else:
                 declined.append("unknown")
         if "gift" in intents:
             if p.gift_with_purchase is not None:
                 g = p.gift_with_purchase
-                facts.append(_fact("gift", p, f"{name_zh} 赠品：{g.zh}", f"{name_en} free gift: {g.en}", [g.zh, g.en]))
+                facts.append(
+                    listing_fact("gift", p, f"{name_zh} 赠品：{g.zh}", f"{name_en} free gift: {g.en}", [g.zh, g.en])
+                )
             else:
                 declined.append("unknown")
         # Sizes, colours, materials, who it is for.
@@ -491,14 +509,14 @@ class CatalogueAnswerer:
             or ("count" in intents and p.size_chart is not None)
             or (p.size_chart is not None and _measure_for_size(r))
         ):
-            fact = _size_fact(p, r)
+            fact = size_fact(p, r)
             if fact is not None:
                 facts.append(fact)
             elif not r.colours and not ("dimensions" in r.concepts and _specs_for(p, r)):
                 declined.append("unknown")  # ("丝巾size多大" is answered by its dimensions)
         if "colours" in intents and not r.colours:
             if p.colours:
-                facts.append(_fact("colours", p, f"{name_zh} 颜色：{'、'.join(c.zh for c in p.colours)}",
+                facts.append(listing_fact("colours", p, f"{name_zh} 颜色：{'、'.join(c.zh for c in p.colours)}",
                                    f"{name_en} colours: {', '.join(c.en for c in p.colours)}", []))  # fmt: skip
             elif (spec := _spec_of_intent(p, "colours")) is not None:
                 facts.append(_spec_fact(p, spec))  # no list of colours, a spec about them ("配色：不可选")
@@ -507,7 +525,7 @@ class CatalogueAnswerer:
         if "materials" not in intents and p.materials and not facts and self.understanding.substance_asked(r, p.id):
             intents.add("materials")
         if "materials" in intents and p.materials:
-            facts.append(_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
+            facts.append(listing_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
                                f"{name_en} is made with: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
         audience = "suitable" in intents or any(kind in ("age", "weight", "height") for kind, _ in r.quantities)
         if audience and not (r.sizes or "sizes" in intents):
@@ -523,7 +541,7 @@ class CatalogueAnswerer:
                 facts.append(_field_fact(p, *field))  # (a kind asked — "冬天零下" — is no group)
         # A column of the size chart that is what is asked ("how heavy is the school bag"),
         # else specs by kind, then anything else the question names that the product lists.
-        chart = _chart_columns(p, r) if p.size_chart is not None and r.concepts and not facts else []
+        chart = chart_columns(p, r) if p.size_chart is not None and r.concepts and not facts else []
         facts += chart
         for spec in [] if chart else _specs_for(p, r, weak=not facts):
             if not any(f.kind == f"spec:{spec.key}" for f in facts):
@@ -536,26 +554,28 @@ class CatalogueAnswerer:
         names = [f"{v.name.zh} {v.name.en}" for v in p.variants]
         counted_in = [u for u in L.units_asked(r.text) if any(x in n for n in names for x in u)]
         flavoured = "taste" in r.concepts and all(re.search(r"味|flavou?r", n) for n in names)
-        if p.variants and variant is None and (
-            "variants" in intents or flavoured or (not facts and (_variants_measure(p, r) or counted_in))
+        if (
+            p.variants
+            and variant is None
+            and ("variants" in intents or flavoured or (not facts and (variants_measure(p, r) or counted_in)))
         ):  # ("蒸锅有几层的" of two- and three-tier steamers; "气泡水有什么味道" of its flavours)
-            facts.append(_variants_fact(p, currency))  # "恐龙公仔有多大的" of the 30 / 50 / 80 cm ones
+            facts.append(variants_fact(p, currency))  # "恐龙公仔有多大的" of the 30 / 50 / 80 cm ones
         if "variants" in intents and not p.variants and (p.sizes or p.size_chart) and not facts:
-            fact = _size_fact(p, r)  # "手镯圈口有哪几个": the sizes it comes in
+            fact = size_fact(p, r)  # "手镯圈口有哪几个": the sizes it comes in
             if fact is not None:
                 facts.append(fact)
         elif "variants" in intents and not p.variants and p.materials and not facts:
             # "菜籽有哪几种" of a seed kit: what is in it
-            facts.append(_fact("materials", p, f"{name_zh} 包含：{'、'.join(m.zh for m in p.materials)}",
+            facts.append(listing_fact("materials", p, f"{name_zh} 包含：{'、'.join(m.zh for m in p.materials)}",
                                f"{name_en} includes: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
         if "link" in intents:
             links = [a for a in p.aliases if re.search(r"\d+\s*号链接|link \d+", a, re.IGNORECASE)]
             if links:
-                facts.append(_fact("link", p, f"{name_zh} 是 {links[0]}", f"{name_en} is {links[-1]}", []))
+                facts.append(listing_fact("link", p, f"{name_zh} 是 {links[0]}", f"{name_en} is {links[-1]}", []))
         if "count" in intents and not facts:
             facts += _count_facts(p, r, currency)
         if not facts and r.concepts and p.materials and _materials_answer(p, r):
-            facts.append(_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
+            facts.append(listing_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
                                f"{name_en} is made with: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
         if not facts and r.concepts and p.description is not None:
             about = L.normalize(p.description.zh + " " + p.description.en)
@@ -604,12 +624,12 @@ class CatalogueAnswerer:
         currency = self.catalogue.currency
         if sale is not None and sale.price is not None and sale.running(now_ms):
             s = money(sale.price)
-            return _fact("price", p, f"{p.name.zh} 秒杀价 {s}", f"{p.name.en} flash-sale price {s}", [s])
+            return listing_fact("price", p, f"{p.name.zh} 秒杀价 {s}", f"{p.name.en} flash-sale price {s}", [s])
         if live is not None and live.price is not None:
             s = money(live.price)
-            return _fact("price", p, f"{p.name.zh} 现价 {s}", f"{p.name.en} is {s} now", [s])
-        s = _money(p.price, currency)
-        return _fact("price", p, f"{p.name.zh} {s}", f"{p.name.en} is {s}", [s])
+            return listing_fact("price", p, f"{p.name.zh} 现价 {s}", f"{p.name.en} is {s} now", [s])
+        s = money_text(p.price, currency)
+        return listing_fact("price", p, f"{p.name.zh} {s}", f"{p.name.en} is {s}", [s])
 
     def _sale_fact(self, p: Product, state: LiveState, now_ms: int, with_time: bool) -> Fact:
         sale = state.sale_of(p.id, now_ms)
@@ -628,7 +648,7 @@ class CatalogueAnswerer:
             zh += f"，还剩 {minutes} 分钟（{end} 结束）"
             en += f", {minutes} min left (ends at {end})"
             sources += [str(minutes), end]
-        return _fact("on_sale", p, zh, en, sources)
+        return listing_fact("on_sale", p, zh, en, sources)
 
 
 # ---------------------------------------------------------------- facts
@@ -663,18 +683,13 @@ def _inside(lim: Limit, kind: str, value: float) -> bool:
     return low <= value < high if lim.max is not None and lim.min is None else low <= value <= high
 
 
-def _fact(kind: str, p: Product | None, zh: str, en: str, sources: Sequence[str]) -> Fact:
-    zh = re.sub(r"(?<=[\u4e00-\u9fff，（]) (?=[\d¥])|(?<=\d) (?=[\u4e00-\u9fff])", "", zh)
-    return Fact(kind, p.id if p is not None else None, zh, en, (zh, en, *sources))
-
-
 def _spec_fact(p: Product, spec: Spec) -> Fact:
-    return _fact(f"spec:{spec.key}", p, f"{p.name.zh} {spec.name.zh}：{spec.value.zh}",
+    return listing_fact(f"spec:{spec.key}", p, f"{p.name.zh} {spec.name.zh}：{spec.value.zh}",
                  f"{p.name.en} {spec.name.en}: {spec.value.en}", [])  # fmt: skip
 
 
 def _field_fact(p: Product, label: Text, value: Text) -> Fact:
-    return _fact(
+    return listing_fact(
         f"field:{label.en}", p, f"{p.name.zh} {label.zh}：{value.zh}", f"{p.name.en} {label.en}: {value.en}", []
     )
 
@@ -719,7 +734,7 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
                 f"sorry, {names[-1].title()} is not listed — we deliver to {regions_en}; please ask customer service"
             )
     if r.regions:
-        return [_fact("shipping:region", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), [])]
+        return [listing_fact("shipping:region", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), [])]
     low, high = s.delivery_days
     facet = False
     if "ships_from" in intents:
@@ -744,81 +759,17 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
         parts_zh = [f"从{s.ships_from.zh}发{s.carrier.zh}", when_zh, _fee(s, currency, "zh")]
         parts_en = [f"ships from {s.ships_from.en} by {s.carrier.en}", when_en, _fee(s, currency, "en")]
     sources = [str(s.dispatch_hours), str(low), str(high)]
-    return [_fact("shipping", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), sources)]
+    return [listing_fact("shipping", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), sources)]
 
 
 def _fee(s: Shipping, currency: str, lang: str) -> str:
     if s.fee == 0:
         return "包邮" if lang == "zh" else "free shipping"
-    fee = _money(s.fee, currency)
+    fee = money_text(s.fee, currency)
     if s.free_over is not None:
-        over = _money(s.free_over, currency)
+        over = money_text(s.free_over, currency)
         return f"运费 {fee}，满 {over} 包邮" if lang == "zh" else f"shipping {fee}, free for orders of {over} or more"
     return f"运费 {fee}" if lang == "zh" else f"shipping {fee}"
-
-
-def _size_fact(p: Product, r: Reading) -> Fact | None:
-    if not p.sizes and p.size_chart is None:
-        return None
-    chart = p.size_chart
-    asked = [(kind, value) for kind, value in r.quantities if kind in _MEASURES]
-    if chart is not None and asked:
-        rows = []
-        points: list[tuple[float, str, Text, str]] = []
-        for size, values in chart.rows.items():
-            for column, cell in zip(chart.columns, values, strict=True):
-                kind = _column_kind(column)
-                bounds = _range(cell)
-                if bounds is None:
-                    one = _cell_value(cell, kind)
-                    if one is not None and any(kind == want for want, _ in asked):
-                        points.append((one, size, column, cell))
-                    continue
-                for want_kind, value in asked:
-                    if kind == want_kind and bounds[0] <= value <= bounds[1]:
-                        rows.append((size, column, cell))
-        if not rows and points:
-            # One value per size (foot length 255mm): the smallest size that is long enough.
-            kind = _column_kind(points[0][2])
-            given = [value for want, value in asked if want == kind]
-            if kind in ("chest", "waist", "hip") and given:
-                # A garment's girth is about the body's (两尺 = 66.7 cm: the 66.5 cm waist), not
-                # the next one up as a shoe must be.
-                fitting = sorted(points, key=lambda pt: (abs(pt[0] - given[0]), -pt[0]))
-            else:
-                fitting = sorted((pt for pt in points if given and pt[0] >= given[0] - 1e-9), key=lambda pt: pt[0])
-            if fitting:
-                _, size, column, cell = fitting[0]
-                rows.append((size, column, cell))
-        by_size: dict[str, set[str]] = {}
-        for size, column, _ in rows:
-            by_size.setdefault(size, set()).add(_column_kind(column))
-        measures = {_column_kind(c) for c in chart.columns} & {kind for kind, _ in asked}
-        every = [size for size, kinds in by_size.items() if kinds >= measures]
-        if every and len(every) < len(by_size):
-            # 165 cm and 52 kg: the size that fits both, not every size that fits one.
-            rows = [row for row in rows if row[0] in every]
-        if rows:
-            zh = f"{p.name.zh} 可选：" + "、".join(f"{size}码（{col.zh}{cell}）" for size, col, cell in rows)
-            en = f"{p.name.en}: choose " + ", ".join(f"{size} ({col.en} {cell})" for size, col, cell in rows)
-            return _fact("sizes", p, zh, en, [])
-    if chart is not None and (r.sizes or "count" in r.intents):
-        wanted = [s for s in chart.rows if s.casefold() in r.sizes] or list(chart.rows)
-        zh = f"{p.name.zh} 尺码表：" + "；".join(
-            f"{s}：" + "，".join(f"{c.zh}{v}" for c, v in zip(chart.columns, chart.rows[s], strict=True))
-            for s in wanted
-        )
-        en = f"{p.name.en} size chart: " + "; ".join(
-            f"{s}: " + ", ".join(f"{c.en} {v}" for c, v in zip(chart.columns, chart.rows[s], strict=True))
-            for s in wanted
-        )
-        return _fact("sizes", p, zh, en, [])
-    zh = f"{p.name.zh} 尺码：{'、'.join(p.sizes)}"
-    en = f"{p.name.en} sizes: {', '.join(p.sizes)}"
-    if chart is not None:
-        zh += "（尺码表：" + "；".join(f"{s} {'/'.join(v)}" for s, v in chart.rows.items()) + "）"
-        en += " (size chart: " + "; ".join(f"{s} {'/'.join(v)}" for s, v in chart.rows.items()) + ")"
-    return _fact("sizes", p, zh, en, [])
 
 
 _YES_NO = re.compile(
@@ -887,105 +838,10 @@ def _listing_words(p: Product) -> str:
     return L.normalize(" ".join(parts))
 
 
-def _same_number(number: str, name: str) -> bool:
-    return any(float(n) == float(number) for n in re.findall(r"\d+(?:\.\d+)?", name))
-
-
-def _variants_fact(p: Product, currency: str) -> Fact:
-    def price(v: Variant) -> str:
-        return _money(v.price if v.price is not None else p.price, currency)
-
-    zh = "、".join(f"{v.name.zh} {price(v)}" for v in p.variants)
-    en = ", ".join(f"{v.name.en} {price(v)}" for v in p.variants)
-    return _fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])
-
-
-_UNITS_OF = {
-    "dimensions": r"厘米|公分|毫米|米|英寸|寸|cm|mm|m|inch(?:es)?|\"",
-    "weight": r"公斤|千克|克|斤|kg|g|lb",
-    "volume": r"毫升|升|ml|l|litres?|liters?",
-}
-
-
-@lru_cache(maxsize=8)
-def _amount_pattern(kind: str) -> re.Pattern[str]:
-    return re.compile(r"(?:\d|[一二两三四五六七八九十半])(?:\.\d+)?\s*(?:" + _UNITS_OF[kind] + r")(?![a-z])")
-
-
-def _variant_kinds(p: Product) -> list[str]:
-    """The kinds of amount every variant's name is (["weight"] for 30 g / 50 g jars)."""
-    names = [L.normalize(v.name.zh + " " + v.name.en) for v in p.variants]
-    return [kind for kind in _UNITS_OF if names and all(_amount_pattern(kind).search(n) for n in names)]
-
-
-def _variants_measure(p: Product, r: Reading) -> bool:
-    """The variants are amounts of the kind asked ("多大" of 30 / 50 / 80 cm plush toys)."""
-    return any(concept in _variant_kinds(p) for concept in r.concepts)
-
-
-def _amount_of_variants(p: Product, text: str) -> bool:
-    """The text names an amount of the kind the variants are ("有15克的吗" of 30 g and 50 g)."""
-    return any(_amount_pattern(kind).search(text) for kind in _variant_kinds(p))
-
-
-def _chart_columns(p: Product, r: Reading) -> list[Fact]:
-    """Columns of the size chart whose heading is what is asked, for every size."""
-    chart = p.size_chart
-    assert chart is not None
-    cues = tuple(cue for c in r.concepts for cue in L.CONCEPTS[c]) + r.measure[1:]
-    out = []
-    for i, column in enumerate(chart.columns):
-        heading = L.normalize(column.zh + " " + column.en)
-        if cues and L.any_cue(cues, heading) and any(row[i] != size for size, row in chart.rows.items()):
-            zh = f"{p.name.zh} {column.zh}：" + "；".join(f"{size} {row[i]}" for size, row in chart.rows.items())
-            en = f"{p.name.en} {column.en}: " + "; ".join(f"{size} {row[i]}" for size, row in chart.rows.items())
-            out.append(_fact(f"chart:{i}", p, zh, en, []))
-    return out
-
-
 def _measure_for_size(r: Reading) -> bool:
-    """"腰围2尺7选哪个": a body measure given and a choice asked is a size question."""
+    """ "腰围2尺7选哪个": a body measure given and a choice asked is a size question."""
     given = any(kind in ("chest", "waist", "hip", "foot") for kind, _ in r.quantities)
     return given and bool(_WHICH.search(r.text))
-
-
-def _column_kind(column: Text) -> str:
-    text = L.normalize(column.zh + " " + column.en)
-    if "体重" in text or "weight" in text:
-        return "weight"
-    if "身高" in text or "height" in text:
-        return "height"
-    if "月龄" in text or "年龄" in text or "age" in text:
-        return "age"
-    if "脚长" in text or "foot" in text or "feet" in text:
-        return "foot"
-    for kind, words in _GIRTH_COLUMNS:
-        if any(w in text for w in words):
-            return kind
-    return ""
-
-
-_GIRTH_COLUMNS = (("chest", ("胸围", "bust", "chest")), ("waist", ("腰围", "waist")), ("hip", ("臀围", "hip")))
-_MEASURES = ("weight", "height", "age", "foot", "chest", "waist", "hip")
-"""What a viewer gives of themselves (or their pet) to choose a size."""
-
-
-def _range(cell: str) -> tuple[float, float] | None:
-    match = re.match(r"\s*(\d+(?:\.\d+)?)\s*[-~到]\s*(\d+(?:\.\d+)?)", cell)
-    if match is None:
-        return None
-    return float(match.group(1)), float(match.group(2))
-
-
-def _cell_value(cell: str, kind: str) -> float | None:
-    """A one-value cell ("255mm", "25.5cm"), in the unit quantities use (foot: mm)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(mm|毫米|cm|厘米|公分)?\s*", cell)
-    if match is None:
-        return None
-    value = float(match.group(1))
-    if kind == "foot" and (match.group(2) in ("cm", "厘米", "公分") or value < 40):
-        value *= 10
-    return value
 
 
 def _audience_fact(p: Product, r: Reading) -> Fact | None:
@@ -996,8 +852,13 @@ def _audience_fact(p: Product, r: Reading) -> Fact | None:
         for audience in group:
             if asked and audience.limit is not None and not _limit_relevant(audience, asked):
                 continue
-            if asked and audience.limit is not None and group is p.not_for and not any(
-                kind == audience.limit.quantity and _inside(audience.limit, kind, value) for kind, value in asked
+            if (
+                asked
+                and audience.limit is not None
+                and group is p.not_for
+                and not any(
+                    kind == audience.limit.quantity and _inside(audience.limit, kind, value) for kind, value in asked
+                )
             ):
                 # "6岁孩子能学吗" of a ukulele not for 5 and under: the limit, not a "not for"
                 zh_parts.append(f"{audience.who.zh}除外")
@@ -1007,7 +868,7 @@ def _audience_fact(p: Product, r: Reading) -> Fact | None:
             en_parts.append(f"{word_en} {audience.who.en}")
     if not zh_parts:
         return None
-    return _fact("suitable", p, f"{p.name.zh}：{'；'.join(zh_parts)}", f"{p.name.en}: {'; '.join(en_parts)}", [])
+    return listing_fact("suitable", p, f"{p.name.zh}：{'；'.join(zh_parts)}", f"{p.name.en}: {'; '.join(en_parts)}", [])
 
 
 @lru_cache(maxsize=1)
@@ -1140,8 +1001,7 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
             also = [
                 spec
                 for spec in out
-                if spec not in measured
-                and any(L.any_cue(L.CONCEPTS[c], _spec_label(spec)) for c in other)
+                if spec not in measured and any(L.any_cue(L.CONCEPTS[c], _spec_label(spec)) for c in other)
             ]
             return measured + also
     if out:
@@ -1291,8 +1151,10 @@ def _count_facts(p: Product, r: Reading, currency: str) -> list[Fact]:
     out = []
     for spec in p.specs:
         # The count is a number in that measure ("5双"), not "每片精华液" (per piece).
-        if spec.key in ("pack", "count") or "规格" in spec.name.zh or any(
-            re.search(rf"\d\s*{m}", spec.value.zh) for m in asked
+        if (
+            spec.key in ("pack", "count")
+            or "规格" in spec.name.zh
+            or any(re.search(rf"\d\s*{m}", spec.value.zh) for m in asked)
         ):
             out.append(_spec_fact(p, spec))
     if out:
@@ -1302,9 +1164,9 @@ def _count_facts(p: Product, r: Reading, currency: str) -> list[Fact]:
     counted = [v for v in p.variants if any(re.search(rf"\d\s*{m}", v.name.zh) for m in asked)]
     if not counted:
         return []
-    zh = "、".join(f"{v.name.zh} {_money(v.price if v.price is not None else p.price, currency)}" for v in counted)
-    en = ", ".join(f"{v.name.en} {_money(v.price if v.price is not None else p.price, currency)}" for v in counted)
-    return [_fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])]
+    zh = "、".join(f"{v.name.zh} {money_text(v.price if v.price is not None else p.price, currency)}" for v in counted)
+    en = ", ".join(f"{v.name.en} {money_text(v.price if v.price is not None else p.price, currency)}" for v in counted)
+    return [listing_fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])]
 
 
 def _spec_of_intent(p: Product, intent: str) -> Spec | None:

@@ -1,0 +1,186 @@
+"""Facts stated from a format-v2 listing: the builder every answer uses, prices as text, and
+what a product comes in — its variants, sizes and size chart (clients/assistant/answerer_v2.py
+decides which of them a question asks for)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+from functools import lru_cache
+
+from barrage.clients.assistant.facts import Fact, money
+from barrage.clients.assistant.state import Price
+from barrage.shoplang import lang as L
+from barrage.shoplang.catalogue import Product, Text, Variant
+from barrage.shoplang.understand import Reading
+
+
+def money_text(amount: Decimal, currency: str) -> str:
+    return money(Price(int((amount * 100).to_integral_value()), currency))
+
+
+def listing_fact(kind: str, p: Product | None, zh: str, en: str, sources: Sequence[str]) -> Fact:
+    zh = re.sub(r"(?<=[\u4e00-\u9fff，（]) (?=[\d¥])|(?<=\d) (?=[\u4e00-\u9fff])", "", zh)
+    return Fact(kind, p.id if p is not None else None, zh, en, (zh, en, *sources))
+
+
+def size_fact(p: Product, r: Reading) -> Fact | None:
+    if not p.sizes and p.size_chart is None:
+        return None
+    chart = p.size_chart
+    asked = [(kind, value) for kind, value in r.quantities if kind in _MEASURES]
+    if chart is not None and asked:
+        rows = []
+        points: list[tuple[float, str, Text, str]] = []
+        for size, values in chart.rows.items():
+            for column, cell in zip(chart.columns, values, strict=True):
+                kind = column_kind(column)
+                bounds = _range(cell)
+                if bounds is None:
+                    one = _cell_value(cell, kind)
+                    if one is not None and any(kind == want for want, _ in asked):
+                        points.append((one, size, column, cell))
+                    continue
+                for want_kind, value in asked:
+                    if kind == want_kind and bounds[0] <= value <= bounds[1]:
+                        rows.append((size, column, cell))
+        if not rows and points:
+            # One value per size (foot length 255mm): the smallest size that is long enough.
+            kind = column_kind(points[0][2])
+            given = [value for want, value in asked if want == kind]
+            if kind in ("chest", "waist", "hip") and given:
+                # A garment's girth is about the body's (两尺 = 66.7 cm: the 66.5 cm waist), not
+                # the next one up as a shoe must be.
+                fitting = sorted(points, key=lambda pt: (abs(pt[0] - given[0]), -pt[0]))
+            else:
+                fitting = sorted((pt for pt in points if given and pt[0] >= given[0] - 1e-9), key=lambda pt: pt[0])
+            if fitting:
+                _, size, column, cell = fitting[0]
+                rows.append((size, column, cell))
+        by_size: dict[str, set[str]] = {}
+        for size, column, _ in rows:
+            by_size.setdefault(size, set()).add(column_kind(column))
+        measures = {column_kind(c) for c in chart.columns} & {kind for kind, _ in asked}
+        every = [size for size, kinds in by_size.items() if kinds >= measures]
+        if every and len(every) < len(by_size):
+            # 165 cm and 52 kg: the size that fits both, not every size that fits one.
+            rows = [row for row in rows if row[0] in every]
+        if rows:
+            zh = f"{p.name.zh} 可选：" + "、".join(f"{size}码（{col.zh}{cell}）" for size, col, cell in rows)
+            en = f"{p.name.en}: choose " + ", ".join(f"{size} ({col.en} {cell})" for size, col, cell in rows)
+            return listing_fact("sizes", p, zh, en, [])
+    if chart is not None and (r.sizes or "count" in r.intents):
+        wanted = [s for s in chart.rows if s.casefold() in r.sizes] or list(chart.rows)
+        zh = f"{p.name.zh} 尺码表：" + "；".join(
+            f"{s}：" + "，".join(f"{c.zh}{v}" for c, v in zip(chart.columns, chart.rows[s], strict=True))
+            for s in wanted
+        )
+        en = f"{p.name.en} size chart: " + "; ".join(
+            f"{s}: " + ", ".join(f"{c.en} {v}" for c, v in zip(chart.columns, chart.rows[s], strict=True))
+            for s in wanted
+        )
+        return listing_fact("sizes", p, zh, en, [])
+    zh = f"{p.name.zh} 尺码：{'、'.join(p.sizes)}"
+    en = f"{p.name.en} sizes: {', '.join(p.sizes)}"
+    if chart is not None:
+        zh += "（尺码表：" + "；".join(f"{s} {'/'.join(v)}" for s, v in chart.rows.items()) + "）"
+        en += " (size chart: " + "; ".join(f"{s} {'/'.join(v)}" for s, v in chart.rows.items()) + ")"
+    return listing_fact("sizes", p, zh, en, [])
+
+
+def same_number(number: str, name: str) -> bool:
+    return any(float(n) == float(number) for n in re.findall(r"\d+(?:\.\d+)?", name))
+
+
+def variants_fact(p: Product, currency: str) -> Fact:
+    def price(v: Variant) -> str:
+        return money_text(v.price if v.price is not None else p.price, currency)
+
+    zh = "、".join(f"{v.name.zh} {price(v)}" for v in p.variants)
+    en = ", ".join(f"{v.name.en} {price(v)}" for v in p.variants)
+    return listing_fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])
+
+
+_UNITS_OF = {
+    "dimensions": r"厘米|公分|毫米|米|英寸|寸|cm|mm|m|inch(?:es)?|\"",
+    "weight": r"公斤|千克|克|斤|kg|g|lb",
+    "volume": r"毫升|升|ml|l|litres?|liters?",
+}
+
+
+@lru_cache(maxsize=8)
+def _amount_pattern(kind: str) -> re.Pattern[str]:
+    return re.compile(r"(?:\d|[一二两三四五六七八九十半])(?:\.\d+)?\s*(?:" + _UNITS_OF[kind] + r")(?![a-z])")
+
+
+def variant_kinds(p: Product) -> list[str]:
+    """The kinds of amount every variant's name is (["weight"] for 30 g / 50 g jars)."""
+    names = [L.normalize(v.name.zh + " " + v.name.en) for v in p.variants]
+    return [kind for kind in _UNITS_OF if names and all(_amount_pattern(kind).search(n) for n in names)]
+
+
+def variants_measure(p: Product, r: Reading) -> bool:
+    """The variants are amounts of the kind asked ("多大" of 30 / 50 / 80 cm plush toys)."""
+    return any(concept in variant_kinds(p) for concept in r.concepts)
+
+
+def amount_of_variants(p: Product, text: str) -> bool:
+    """The text names an amount of the kind the variants are ("有15克的吗" of 30 g and 50 g)."""
+    return any(_amount_pattern(kind).search(text) for kind in variant_kinds(p))
+
+
+def chart_columns(p: Product, r: Reading) -> list[Fact]:
+    """Columns of the size chart whose heading is what is asked, for every size."""
+    chart = p.size_chart
+    assert chart is not None
+    cues = tuple(cue for c in r.concepts for cue in L.CONCEPTS[c]) + r.measure[1:]
+    out = []
+    for i, column in enumerate(chart.columns):
+        heading = L.normalize(column.zh + " " + column.en)
+        if cues and L.any_cue(cues, heading) and any(row[i] != size for size, row in chart.rows.items()):
+            zh = f"{p.name.zh} {column.zh}：" + "；".join(f"{size} {row[i]}" for size, row in chart.rows.items())
+            en = f"{p.name.en} {column.en}: " + "; ".join(f"{size} {row[i]}" for size, row in chart.rows.items())
+            out.append(listing_fact(f"chart:{i}", p, zh, en, []))
+    return out
+
+
+def column_kind(column: Text) -> str:
+    text = L.normalize(column.zh + " " + column.en)
+    if "体重" in text or "weight" in text:
+        return "weight"
+    if "身高" in text or "height" in text:
+        return "height"
+    if "月龄" in text or "年龄" in text or "age" in text:
+        return "age"
+    if "脚长" in text or "foot" in text or "feet" in text:
+        return "foot"
+    for kind, words in _GIRTH_COLUMNS:
+        if any(w in text for w in words):
+            return kind
+    return ""
+
+
+_GIRTH_COLUMNS = (("chest", ("胸围", "bust", "chest")), ("waist", ("腰围", "waist")), ("hip", ("臀围", "hip")))
+
+
+_MEASURES = ("weight", "height", "age", "foot", "chest", "waist", "hip")
+"""What a viewer gives of themselves (or their pet) to choose a size."""
+
+
+def _range(cell: str) -> tuple[float, float] | None:
+    match = re.match(r"\s*(\d+(?:\.\d+)?)\s*[-~到]\s*(\d+(?:\.\d+)?)", cell)
+    if match is None:
+        return None
+    return float(match.group(1)), float(match.group(2))
+
+
+def _cell_value(cell: str, kind: str) -> float | None:
+    """A one-value cell ("255mm", "25.5cm"), in the unit quantities use (foot: mm)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(mm|毫米|cm|厘米|公分)?\s*", cell)
+    if match is None:
+        return None
+    value = float(match.group(1))
+    if kind == "foot" and (match.group(2) in ("cm", "厘米", "公分") or value < 40):
+        value *= 10
+    return value
