@@ -284,6 +284,11 @@ COLOURS_ZH = ("黑", "白", "灰", "蓝", "绿", "黄", "粉", "紫", "橙", "�
               "酒红", "墨绿", "雾霾", "透明", "彩")  # fmt: skip
 COLOURS_EN = ("black", "white", "grey", "gray", "blue", "green", "yellow", "pink", "purple", "orange", "brown", "khaki",
               "beige", "gold", "silver", "red", "navy", "teal", "clear", "transparent", "rose")  # fmt: skip
+COLOUR_ZH_OF = {
+    "black": "黑", "white": "白", "grey": "灰", "gray": "灰", "blue": "蓝", "green": "绿", "yellow": "黄", "pink": "粉",
+    "purple": "紫", "orange": "橙", "brown": "棕", "red": "红", "silver": "银",
+}  # fmt: skip
+"""An English colour's Chinese character ("in purple?" of 薰衣草紫)."""
 _COLOUR_ZH = re.compile(r"(藏青|酒红|墨绿|雾霾灰|浅蓝|深蓝|天蓝|咖啡|卡其|[黑白灰蓝绿黄粉紫橙棕金银红青])色")
 _COLOUR_EN = re.compile(r"(?<![a-z])(" + "|".join(COLOURS_EN) + r")(?![a-z])")  # ("有black吗": no \b beside Chinese)
 
@@ -773,9 +778,16 @@ def without_budget(text: str) -> str:
     return _BUDGET.sub(" ", text)
 
 
+def with_digits(text: str, followed_by: str = "", numerals: str = "一二两三四五六七八九十百千") -> str:
+    """Chinese numerals as digits ("五磅" -> "5磅", "两瓶装" -> "2瓶装"), only those followed by
+    `followed_by` (a pattern) when it is given."""
+    pattern = f"[{numerals}]+" + (f"(?={followed_by})" if followed_by else "")
+    return re.sub(pattern, lambda m: f"{cn_number(m.group(0)):g}", text)
+
+
 def budget(text: str) -> float | None:
     """ "200以内", "一百以内", "under ¥150": the most a viewer wants to spend."""
-    text = re.sub(r"([一二两三四五六七八九十百千]+)(?=\s*(?:元|块|以内|以下|左右|之内))", lambda m: f"{cn_number(m.group(1)):g}", text)
+    text = with_digits(text, followed_by=r"\s*(?:元|块|以内|以下|左右|之内)")
     match = _BUDGET.search(text)
     if match is None:
         return None

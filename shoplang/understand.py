@@ -277,7 +277,7 @@ class Understanding:
             return None
         words = content_words(reading.residue)
         # A rare unit the viewer gives ("五磅是多少斤"): the product whose listing counts in it.
-        spelled = _digits(reading.text) if not reading.quantities else ""  # ("55公斤" is the viewer's own weight)
+        spelled = L.with_digits(reading.text) if not reading.quantities else ""  # ("55公斤" is the viewer's own weight)
         words += [u for row in L.units_given(spelled) for u in row[:1] if len(u) > 1 or L.CJK.match(u)]
         words += [m.group(0).replace(" ", "") for m in re.finditer(r"\d+(?:\.\d+)?\s*[\u4e00-\u9fff]", spelled)
                   if L.units_given(m.group(0))]  # fmt: skip
@@ -654,7 +654,8 @@ class Understanding:
                 # (a bare number names a variant only of a product named: "散光150" is no reader's +1.50)
                 keys = [(vid, frozenset(k for k in ks if not k.replace(".", "").isdigit())) for vid, ks in keys]
             metres = _METRES.sub(lambda m: f"{m.group(1)}.{m.group(2)}m" if m.group(2) else f"{m.group(1)}m", seen)
-            counted = _COUNTED.sub(lambda m: f"{L.cn_number(m.group(1)):g}", seen)  # "两瓶装" for the 2瓶装 variant
+            # "两瓶装" for the 2瓶装 variant ("一袋里面" is any bag, not a 1-bag pack)
+            counted = L.with_digits(seen, followed_by=_COUNTED, numerals="两二三四五六七八九十")
             seen = " | ".join(dict.fromkeys((seen, metres, counted)))
             said = sum(1 for _, names in keys if any(_says_key(k, seen) for k in names))
             if said > 1 or (said == 1 and re.search(r"还是|差多少|差价|区别|对比|\bor\b|\bvs\b|difference", seen)):
@@ -1131,7 +1132,7 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     return out
 
 
-_COUNTED = re.compile(r"([两二三四五六七八九十]+)(?=[瓶罐包盒袋支片层件套双斤]|个装)")
+_COUNTED = "[瓶罐包盒袋支片层件套双斤]|个装"
 _METRES = re.compile(r"(\d+)米(\d)?(?!\d)")
 """"1米8" is 1.8 m and "3米宽" 3 m, the way variant names write them."""
 _EN_UNITS = {"cm", "mm", "m", "kg", "g", "ml", "l", "inch", "inches", "in", "lb", "oz"}
@@ -1169,11 +1170,6 @@ def _says_key(key: str, text: str) -> bool:
 
 
 _COMPARED = re.compile(r"和|跟|与|还是|比|差多少|区别|\bvs\b|\band\b|\bor\b|difference|compare")
-
-
-def _digits(text: str) -> str:
-    """Chinese numerals as digits ("五磅" -> "5磅"), for finding amounts."""
-    return re.sub(r"[一二两三四五六七八九十百]+", lambda m: f"{L.cn_number(m.group(0)):g}", text)
 
 
 def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -1,15 +1,27 @@
-"""Insights on a room made in-process: a catalogue registered, a pinned product, chatter.
+"""The shared understanding in process: the assistant asked with a product on screen, and insights
+on a room with a catalogue registered, a pinned product and chatter.
 
 Shared by the tests of the shared understanding (tests/test_trade_language.py,
-tests/test_listing_mechanisms.py).
+tests/test_listing_mechanisms.py, tests/test_listing_reading.py).
 """
 
 from __future__ import annotations
 
+import time
+
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.clients.assistant.state import LiveState
 from barrage.server.insights.engine import InsightsConfig, RoomInsights
 from barrage.shoplang.catalogue import Catalogue
 from barrage.shoplang.understand import names_of
 from barrage.v1 import event_pb2
+
+
+def ask(answerer: CatalogueAnswerer, text: str, pinned: str | None = None) -> str:
+    """The assistant's reply to a question, the product `pinned` on screen."""
+    state = LiveState()
+    state.pinned_id = pinned
+    return answerer.answer(text, state, int(time.time() * 1000)).text
 
 
 def group_of(catalogue: Catalogue, texts: list[str], pinned: str, sale: str | None = None) -> list[str]:

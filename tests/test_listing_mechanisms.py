@@ -12,17 +12,14 @@ initials; requests to the host and showings; grouping by what is asked of which 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import yaml
 
 from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
-from barrage.clients.assistant.state import LiveState
 from barrage.shoplang.catalogue import Catalogue
 from barrage.shoplang.evaluation import is_decline
 from barrage.shoplang.understand import Understanding, is_question
-from tests.insights_room import fold, group_of
+from tests.insights_room import ask, fold, group_of
 
 CATALOGUE = """
 format: 2
@@ -110,11 +107,6 @@ def catalogue() -> Catalogue:
 def answerer(catalogue: Catalogue) -> CatalogueAnswerer:
     return CatalogueAnswerer(catalogue)
 
-
-def ask(answerer: CatalogueAnswerer, text: str, pinned: str | None = None) -> str:
-    state = LiveState()
-    state.pinned_id = pinned
-    return answerer.answer(text, state, int(time.time() * 1000)).text
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ reply must hold (or that it must decline: the listing does not say).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from barrage.shoplang import lang as L
 from barrage.shoplang.catalogue import load_catalogue
 from barrage.shoplang.evaluation import is_decline
 from barrage.shoplang.understand import ProductNames, Understanding
-from tests.insights_room import group_of
+from tests.insights_room import ask, group_of
 
 CATALOGUE = Path(__file__).resolve().parent / "data" / "trades_catalogue.yaml"
 SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
@@ -29,11 +28,6 @@ SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
 def answerer() -> CatalogueAnswerer:
     return CatalogueAnswerer(load_catalogue(CATALOGUE))
 
-
-def ask(answerer: CatalogueAnswerer, text: str, pinned: str | None = None) -> str:
-    state = LiveState()
-    state.pinned_id = pinned
-    return answerer.answer(text, state, int(time.time() * 1000)).text
 
 
 @pytest.mark.parametrize(

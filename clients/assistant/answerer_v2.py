@@ -81,6 +81,10 @@ class CatalogueAnswerer:
         self.catalogue = catalogue
         self.understanding = Understanding(catalogue)
         self._faq_concepts: dict[int, frozenset[str]] = {}
+        self._all_listings = " ".join(  # every name and listing of the room, for "is it sold here"
+            L.normalize(p.name.zh + " " + " ".join(p.aliases)) + " " + self.understanding.listing_text(p.id)
+            for p in catalogue.products
+        )
         self.unknown = unknown
         self.tz = zone(tz)
 
@@ -208,11 +212,7 @@ class CatalogueAnswerer:
             return False
         # ("大包小包价格": the big and small packs of what is on screen)
         words = [w for w in content_words(r.residue) if L.CJK.search(w) and w not in _ON_THE_HOST | _SIZE_WORDS]
-        listings = " ".join(
-            L.normalize(p.name.zh + " " + " ".join(p.aliases)) + " " + self.understanding.listing_text(p.id)
-            for p in self.catalogue.products
-        )
-        return bool(words) and not any(w in listings for w in words)
+        return bool(words) and not any(w in self._all_listings for w in words)
 
     def _faq_hit(self, entry: Faq, r: Reading) -> bool:
         """The FAQ's keywords or question are in the text, or the FAQ's question asks the same
@@ -1262,17 +1262,13 @@ def _join(items: list[Text]) -> Text:
 def _same_colour(asked: str, listed: Text) -> bool:
     a = asked.removesuffix("色")
     zh = L.normalize(listed.zh)
-    if a in _COLOUR_ZH_OF and _COLOUR_ZH_OF[a] in zh:
+    if a in L.COLOUR_ZH_OF and L.COLOUR_ZH_OF[a] in zh:
         return True  # "in purple?" of 薰衣草紫 / lavender
     if any(other in zh and other != a for other in _NOT_THE_COLOUR.get(a, ())):
         return False  # 白金色 (platinum) and 玫瑰金色 (rose gold) are no 金色
     return a in zh or a in L.normalize(listed.en)
 
 
-_COLOUR_ZH_OF = {
-    "black": "黑", "white": "白", "grey": "灰", "gray": "灰", "blue": "蓝", "green": "绿", "yellow": "黄", "pink": "粉",
-    "purple": "紫", "orange": "橙", "brown": "棕", "red": "红", "silver": "银",
-}  # fmt: skip
 _NOT_THE_COLOUR = {"金": ("白金", "玫瑰金", "铂金"), "gold": ("rose gold", "white gold")}
 
 
