@@ -133,9 +133,12 @@ async def send_one_comment(
         sender = Client(sender_node.target, sender_node.token("alice"), options=sender_tracing.options())
         async with viewer, sender:
             watching = await viewer.join(room)
-            await sender.join(room)
+            echo = await sender.join(room)
             ack = await sender.send(room, "这个多少钱？")
             event = await _first_comment(watching)
+            # Both nodes serve a subscriber until each has written the comment: a sender
+            # that left first would leave its node nothing to flush (no write span there).
+            await _first_comment(echo)
         nodes = {sender_node.target, viewer_node.target}
 
         def complete(spans: list[SpanRecord]) -> bool:
