@@ -99,7 +99,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                    "rrp", "retail price", "usual price", "normal price", "was it"),
     "price": ("多少钱", "哪个贵", "哪个便宜", "哪个更贵", "re:which (is|one is) (cheaper|more expensive)",
               "re:(更|more )expensive", "cheaper", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "咋卖", "贵不贵", "贵吗", "售价",
-              "到手价", "现价", "多少一", "啥价位", "jg",
+              "到手价", "现价", "多少一", "啥价位", "jg", "dsq", "duoshaoqian",
               "re:how much(?=\\s*(is|are|does|do|did|for|would|will|it|this|these|that|the|now|today|pls|please|each|per|in|\\?|$))",
               "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
     "stock": ("还有吗", "还有货", "还有没", "有没有货", "有货", "有现货", "现货", "库存", "还剩", "剩多少", "剩几", "卖完", "售罄", "缺货", "抢光",
@@ -584,7 +584,9 @@ def amounts(text: str) -> list[tuple[str, float]]:
     """Every weight or volume in a text with its unit ("5公斤", "1.5 kg", "500毫升"), for
     comparing a variant's name with a pack size asked in other units."""
     out = []
-    for match in re.finditer(r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+)\s*(公斤|千克|kg|斤|克|g|毫升|ml|升|l)(?![a-z])", text):
+    for match in re.finditer(
+        r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+)\s*(公斤|千克|kg|斤|克|g|毫升|ml|升|l)(?![a-z])", text
+    ):
         out.append(_amount_of(cn_number(match.group(1)), match.group(2)))
     return out
 
@@ -654,13 +656,32 @@ ANSWER_CUES: dict[str, tuple[str, ...]] = {
     ),
     "stock": ("re:(还有|还剩|剩|仅剩)\\s*\\d", "re:\\d+\\s*(份|件|个|单)", "售罄", "sold out", "re:\\d+ left"),
     "link": ("re:\\d+\\s*号", "链接", "link"),
-    "time_left": ("re:(还有|还剩|剩|只剩)\\s*\\d+\\s*分钟", "re:\\d+\\s*分钟(后)?结束", "re:\\d+ ?(minutes|mins) (left|to go)"),
-    "delivery_time": ("re:\\d+\\s*(到|-|~)\\s*\\d+\\s*天", "re:\\d+\\s*小时内?(发|出)", "re:\\d+\\s*天(内)?(到|发)",
-                      "re:\\d+\\s*(-|to)\\s*\\d+ days", "re:with(in)? \\d+ hours"),
-    "variants": ("规格", "款式", "options", "re:有.{1,4}和.{1,4}(两|几)?(种|款)?$",
-                 "re:([两三四五六七八九十]|\\d+)\\s*(个|种|款)\\s*(口味|味道?|颜色|色|规格|款式|尺寸|尺码)"),
+    "time_left": (
+        "re:(还有|还剩|剩|只剩)\\s*\\d+\\s*分钟",
+        "re:\\d+\\s*分钟(后)?结束",
+        "re:\\d+ ?(minutes|mins) (left|to go)",
+    ),
+    "delivery_time": (
+        "re:\\d+\\s*(到|-|~)\\s*\\d+\\s*天",
+        "re:\\d+\\s*小时内?(发|出)",
+        "re:\\d+\\s*天(内)?(到|发)",
+        "re:\\d+\\s*(-|to)\\s*\\d+ days",
+        "re:with(in)? \\d+ hours",
+    ),
+    "variants": (
+        "规格",
+        "款式",
+        "options",
+        "re:有.{1,4}和.{1,4}(两|几)?(种|款)?$",
+        "re:([两三四五六七八九十]|\\d+)\\s*(个|种|款)\\s*(口味|味道?|颜色|色|规格|款式|尺寸|尺码)",
+    ),
     # Who it is for, stated with a limit: "10个月以上的小型犬吃", "for dogs over 10 months".
-    "suitable": ("适合", "不适合", "re:\\d+\\s*(个月|岁|公斤|kg|斤)(以上|以下|之内|内)", "re:(over|under) \\d+ ?(months?|years?|kg)"),
+    "suitable": (
+        "适合",
+        "不适合",
+        "re:\\d+\\s*(个月|岁|公斤|kg|斤)(以上|以下|之内|内)",
+        "re:(over|under) \\d+ ?(months?|years?|kg)",
+    ),
 }
 
 
@@ -676,7 +697,8 @@ UNITS: tuple[tuple[str, ...], ...] = (
     ("度", "degree", "degrees", "°"), ("片", "piece", "pieces", "pcs"), ("层", "layer", "layers"),
 )  # fmt: skip
 _UNIT_ASKED = re.compile(
-    r"(?:几|多少|how many|how much)\s*个?\s*(" + "|".join(sorted((re.escape(u) for row in UNITS for u in row), key=len, reverse=True))
+    r"(?:几|多少|how many|how much)\s*个?\s*("
+    + "|".join(sorted((re.escape(u) for row in UNITS for u in row), key=len, reverse=True))
     + r")(?![a-z])"
 )
 
@@ -687,8 +709,11 @@ def units_asked(text: str) -> list[tuple[str, ...]]:
 
 
 _UNIT_GIVEN = re.compile(
-    r"\d(?:\.\d+)?\s*(" + "|".join(sorted((re.escape(u) for row in UNITS[:-3] for u in row if len(u) > 1 or CJK.match(u)),
-                                         key=len, reverse=True)) + r")(?![a-z])"
+    r"\d(?:\.\d+)?\s*("
+    + "|".join(
+        sorted((re.escape(u) for row in UNITS[:-3] for u in row if len(u) > 1 or CJK.match(u)), key=len, reverse=True)
+    )
+    + r")(?![a-z])"
 )
 
 
@@ -783,6 +808,42 @@ def with_digits(text: str, followed_by: str = "", numerals: str = "一二两三�
     `followed_by` (a pattern) when it is given."""
     pattern = f"[{numerals}]+" + (f"(?={followed_by})" if followed_by else "")
     return re.sub(pattern, lambda m: f"{cn_number(m.group(0)):g}", text)
+
+
+def lengths(text: str) -> list[float]:
+    """Lengths in cm: "1米2" and "一米八" (1.2 m, 1.8 m), "1.5m", "120厘米", and every side of
+    "120 × 90 cm" or "3x2米" (a unit after the last side is every side's)."""
+    text = re.sub(
+        r"米([一二两三四五六七八九])(?![\u4e00-\u9fff]*[米厘])", lambda m: f"米{cn_number(m.group(1)):g}", text
+    )
+    text = with_digits(text, followed_by="米")
+    out: list[float] = []
+    for match in _SIDES.finditer(text):
+        unit = match.group("unit")
+        if unit:
+            out += [_in_cm(float(side), unit) for side in re.findall(r"\d+(?:\.\d+)?", match.group("sides"))]
+    for match in _LENGTH.finditer(_SIDES.sub(" ", text)):
+        if match.group("tenths") is not None:
+            out.append((float(match.group("value")) + float(match.group("tenths")) / 10) * 100)
+        else:
+            out.append(_in_cm(float(match.group("value")), match.group("unit")))
+    return out
+
+
+def sides(text: str) -> list[tuple[float, ...]]:
+    """The sides of each "3x2" / "60×45" in a text, with or without a unit."""
+    return [tuple(float(n) for n in re.findall(r"\d+(?:\.\d+)?", m.group("sides"))) for m in _SIDES.finditer(text)]
+
+
+def _in_cm(value: float, unit: str) -> float:
+    return value * {"米": 100, "m": 100, "毫米": 0.1, "mm": 0.1}.get(unit, 1)
+
+
+_UNIT_OF_LENGTH = r"(?P<unit>厘米|公分|cm|毫米|mm|米|m(?![a-z]))"
+_SIDES = re.compile(
+    rf"(?P<sides>\d+(?:\.\d+)?(?:\s*(?:cm|厘米)?\s*[×xX*＊]\s*\d+(?:\.\d+)?){{1,2}})\s*{_UNIT_OF_LENGTH}?"
+)
+_LENGTH = re.compile(rf"(?<![\d.])(?P<value>\d+(?:\.\d+)?)\s*(?:米(?P<tenths>\d)(?!\d)|{_UNIT_OF_LENGTH})")
 
 
 def budget(text: str) -> float | None:

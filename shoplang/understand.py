@@ -383,7 +383,7 @@ class Understanding:
         return any(k == key for k, _ in self._topics.get(product_id, ()))
 
     def substance_asked(self, reading: Reading, product_id: str) -> bool:
-        """"是纯羊绒吗", "真丝的吗", "鸭绒还是鹅绒", "百分百羊绒吗": a substance asked about. A
+        """ "是纯羊绒吗", "真丝的吗", "鸭绒还是鹅绒", "百分百羊绒吗": a substance asked about. A
         Chinese material's last character is the substance (羊绒 / 山羊绒, 真丝 / 桑蚕丝, 纯肉 /
         鸡胸肉), so the product's listed materials holding it answer, whatever they call it;
         what qualifies it must be listed too ("意大利皮" is not "头层牛皮")."""
@@ -426,9 +426,7 @@ class Understanding:
             w < 3.0 and L.CJK.search(text[a:b]) and not _AFTER_POINTING.search(text[:a]) for a, b, _, w in spans
         )
         after_de = all(b - a == 1 and L.CJK.match(text[a]) and text[a - 1 : a] == "的" for a, b, _, _ in spans)
-        if spans and (partial or after_de) and L.any_cue(
-            (*L.DEIXIS_ZH, *L.DEIXIS_EN), text
-        ):
+        if spans and (partial or after_de) and L.any_cue((*L.DEIXIS_ZH, *L.DEIXIS_EN), text):
             spans = []  # "这个有黑色的盆吗": this one's pot, not the planter called 盆 ("那把刀" is the knife)
         named = _order([(a, b, c) for a, b, c, _ in spans])
         if not named and self._variant_units:
@@ -452,8 +450,10 @@ class Understanding:
             # "how long is the cord": a length, not the time left or the delivery time.
             intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
             concepts = tuple(dict.fromkeys(("dimensions", *concepts)))
-        if "recommend" in intents and "gift" in intents and (
-            re.search(r"推荐|recommend|suggest|ideas?\b", masked) or L.budget(masked) or L.recipients(masked)
+        if (
+            "recommend" in intents
+            and "gift" in intents
+            and (re.search(r"推荐|recommend|suggest|ideas?\b", masked) or L.budget(masked) or L.recipients(masked))
         ):
             intents = tuple(i for i in intents if i != "gift")  # "birthday gift有啥推荐": not a free gift
         if "shipping" in intents and "region" not in intents and L.regions_named(masked):
@@ -521,11 +521,7 @@ class Understanding:
                 reading.named = tuple(owners)
                 reading.strength = {next(iter(owners)): 1.0}
         # Only a product (and "now") before a bare 多少: other leftover words ("胸围多少") ask something else.
-        if (
-            bare_how_much
-            and not reading.variants
-            and any(w not in _WHEN_WORDS for w in reading.residue.split())
-        ):
+        if bare_how_much and not reading.variants and any(w not in _WHEN_WORDS for w in reading.residue.split()):
             reading.intents = ()
         # "有没有平板", "do you sell tablets": asks whether the room sells a kind it does not;
         # "衬衫多少钱" in a room without shirts is not about the dress on screen either
@@ -558,10 +554,14 @@ class Understanding:
                 # One character ("米多少钱", "表 waterproof?"): only as the question's first word,
                 # or as the head noun that ends it after 的 ("睡哪个码的窝").
                 rest = text[len(term.text) :]
-                if text.startswith(term.text) and rest and (
-                    not L.CJK.match(rest[0])
-                    or rest.startswith(_AFTER_NAME)
-                    or (term.text in self._heads and rest[0] in _VERB_AFTER_HEAD)
+                if (
+                    text.startswith(term.text)
+                    and rest
+                    and (
+                        not L.CJK.match(rest[0])
+                        or rest.startswith(_AFTER_NAME)
+                        or (term.text in self._heads and rest[0] in _VERB_AFTER_HEAD)
+                    )
                 ):  # ("刀开封了还能退吗": a head noun starting the question is its subject; "油皮" is oily skin)
                     hits.append((0, len(term.text), term.product_id, term.weight))
                 for match in re.finditer("(?<=的)" + re.escape(term.text) + _AT_END, text):
@@ -650,12 +650,15 @@ class Understanding:
                 continue  # "机械表有皮表带的吗": another watch's leather strap is not asked
             # A variant may be named by a word that is also the product's alias ("狼牙棒那款").
             seen = reading.text if product_id in reading.named else masked
+            seen = L.without_budget(seen)  # "under 60 yuan" names no 60 cm variant
             if product_id not in reading.named:
                 # (a bare number names a variant only of a product named: "散光150" is no reader's +1.50)
                 keys = [(vid, frozenset(k for k in ks if not k.replace(".", "").isdigit())) for vid, ks in keys]
             metres = _METRES.sub(lambda m: f"{m.group(1)}.{m.group(2)}m" if m.group(2) else f"{m.group(1)}m", seen)
             # "两瓶装" for the 2瓶装 variant ("一袋里面" is any bag, not a 1-bag pack)
             counted = L.with_digits(seen, followed_by=_COUNTED, numerals="两二三四五六七八九十")
+            # "多少钱一本", "一本多少钱": the price of one, the single variant ("1本")
+            counted = re.sub(r"(?<=钱)一(?=[\u4e00-\u9fff])|一(?=[\u4e00-\u9fff](?:多少|几))", "1", counted)
             seen = " | ".join(dict.fromkeys((seen, metres, counted)))
             said = sum(1 for _, names in keys if any(_says_key(k, seen) for k in names))
             if said > 1 or (said == 1 and re.search(r"还是|差多少|差价|区别|对比|\bor\b|\bvs\b|difference", seen)):
@@ -669,6 +672,9 @@ class Understanding:
                 # in other units names it too.
                 amounts = reading.packs or tuple(L.amounts(seen))
                 variant = _variant_by_amount(self.catalogue.product(product_id), amounts)
+            if variant is None and product_id in reading.named:
+                # "1米2的白板" for the 120 × 90 cm board, "背景布3x2的" for the 3 m × 2 m one
+                variant = _variant_by_length(self.catalogue.product(product_id), reading.text)
             if variant is not None:
                 reading.variants[product_id] = variant
                 # What the variant's own name says is not asked ("平装的多少": 装 is no set-up question)
@@ -699,7 +705,7 @@ _NOT_A_LENGTH = re.compile(r"sale|deal|flash|offer|deliver|ship|warranty|guarant
 
 
 def _measure_asked(text: str) -> tuple[str, ...]:
-    """"多宽", "有多长", "how wide is it", "how long is the leash": the dimension asked, as its
+    """ "多宽", "有多长", "how wide is it", "how long is the leash": the dimension asked, as its
     Chinese character and English words ("" when none; "how long is delivery" is a time)."""
     match = re.search(r"(?<![好很太许])多([宽长高厚深粗重])(?!时间|久)", text)
     if match is not None:
@@ -1113,6 +1119,11 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
             f"{a} {b}" for a, b in pairwise(en_words)
             if f"{a} {b}" not in other_en and not {a, b} & _EN_UNITS and not (a.isdigit() and b.isdigit())
         }  # fmt: skip
+        # An English word only this variant's name has ("with drawers" of "5 compartments with 2 drawers")
+        keys |= {
+            w for w in re.findall(r"[a-z]{4,}", en) if w not in L.STOP_EN and not _is_cue(w)
+            and L.singular(w) not in L.en_words(other_en)
+        }  # fmt: skip
         # A pair of characters only this variant's name has ("狼牙棒那款" for 狼牙棒款, "主驾" for
         # 主驾单片): viewers say part of a variant's name.
         other_names = "".join(L.normalize(v.name.zh) for v in product.variants if v.id != variant.id)
@@ -1155,6 +1166,30 @@ def _variant_by_amount(product: Product | None, packs: tuple[tuple[str, float], 
     return found[0] if len(set(found)) == 1 else None
 
 
+def _variant_by_length(product: Product | None, text: str) -> str | None:
+    """The one variant whose name has every length the text names (in any unit), or every
+    side of a "3x2" said without a unit, in that order."""
+    if product is None:
+        return None
+    asked, sides = L.lengths(text), L.sides(text)
+    if not asked and not sides:
+        return None
+    found = []
+    for v in product.variants:
+        name = L.normalize(f"{v.name.zh} {v.name.en}")
+        has = L.lengths(name)
+        numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?", L.normalize(v.name.zh))]
+        by_length = bool(asked) and all(any(abs(a - h) < 1e-6 for h in has) for a in asked)
+        if by_length or (not asked and any(_in_order(side, numbers) for side in sides)):
+            found.append(v.id)
+    return found[0] if len(found) == 1 else None
+
+
+def _in_order(wanted: tuple[float, ...], numbers: list[float]) -> bool:
+    it = iter(numbers)
+    return all(any(abs(w - n) < 1e-6 for n in it) for w in wanted)
+
+
 def _says_key(key: str, text: str) -> bool:
     """The key is in the text, a key starting with a digit not inside a longer number
     ("5公斤" is not said by "55公斤")."""
@@ -1165,8 +1200,8 @@ def _says_key(key: str, text: str) -> bool:
         return key in text
     if key.replace(".", "").isdigit():
         # A bare number ("120" of "120粒") is not said by another amount ("120斤", "1200").
-        return re.search(r"(?<![\d.])" + re.escape(key) + _NOT_ANOTHER_AMOUNT, text) is not None
-    return re.search(r"(?<![\d.])" + re.escape(key), text) is not None
+        return re.search(_NOT_IN_A_NUMBER + re.escape(key) + _NOT_ANOTHER_AMOUNT, text) is not None
+    return re.search(_NOT_IN_A_NUMBER + re.escape(key), text) is not None
 
 
 _COMPARED = re.compile(r"和|跟|与|还是|比|差多少|区别|\bvs\b|\band\b|\bor\b|difference|compare")
@@ -1218,9 +1253,11 @@ _AFTER_POINTING = re.compile(r"[这那][个款件条双套瓶盒只支台把]$")
 _VERB_AFTER_HEAD = set("开卷被坏断掉生会能可是有的多几怎咋还要也都用洗在质保退换送带一贴穿戴吃喝放装破漏")
 _RETURN_WORDS = re.compile(r"退|换|return|refund|exchange")
 
+_NOT_IN_A_NUMBER = r"(?<![\d.])(?<![^a-z][a-z])(?<!^[a-z])"
+"""Not inside a longer number, nor a model's ("5本" is not in "a5本子"; "xjj2瓶" has 2瓶)."""
 _NOT_ANOTHER_AMOUNT = (
     r"(?![\d.]|\s*(?:斤|公斤|千克|克|岁|个月|周|厘米|公分|毫米|米|元|块|瓦|分钟|小时|天|年|度|张|片|粒|颗|双|件|支|"
-    r"(?:kg|g|cm|mm|m|w|yrs?|years?|months?|mins?|minutes?|hours?|days?)(?![a-z])))"
+    r"(?:kg|g|cm|mm|m|w|yrs?|years?|months?|mins?|minutes?|hours?|days?|yuan|rmb|bucks?)(?![a-z])))"
 )
 
 

@@ -38,7 +38,7 @@ from barrage.clients.assistant.listing_facts import (
 )
 from barrage.clients.assistant.state import LiveState, Price
 from barrage.shoplang import lang as L
-from barrage.shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text
+from barrage.shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text, Variant
 from barrage.shoplang.understand import Reading, Understanding, content_words
 
 DECLINE: dict[str, tuple[str, str]] = {
@@ -119,7 +119,10 @@ class CatalogueAnswerer:
             if L.needs(reading.text):
                 return self._recommend(question, reading, state, now_ms)  # "my succulents get no sun, what can help"
             named = [p for pid in reading.named[:3] if (p := self.catalogue.product(pid)) is not None]
-            facts = [self._price_fact(p, state, now_ms) for p in named]
+            limit = L.budget(reading.text)
+            priced = [self._priced_within(p, limit, state, now_ms, reading.variants.get(p.id)) for p in named]
+            facts = [item[0] for item in priced if item is not None]
+            facts = facts or [self._price_fact(p, state, now_ms) for p in named]
             if facts:
                 return Answer(question, lang, "answer", tuple(facts), render(lang, facts))
         if (
@@ -255,10 +258,10 @@ class CatalogueAnswerer:
         asked = [(kind, value) for kind, value in r.quantities if kind in ("age", "weight", "height")]
         scored: list[tuple[float, Decimal, Product, Fact]] = []
         for p in self.catalogue.products:
-            price_fact = self._price_fact(p, state, now_ms)
-            amount = _amount(self._live_amount(p, state, now_ms))
-            if limit is not None and amount > Decimal(str(limit)):
+            priced = self._priced_within(p, limit, state, now_ms)
+            if priced is None:
                 continue
+            price_fact, amount = priced
             if asked and not _fits(p, asked):
                 continue
             score = 0.0
@@ -294,6 +297,23 @@ class CatalogueAnswerer:
         text = render(lang, [head, *facts])
         text = text.replace("可以看看；", "可以看看：", 1).replace("You could look at; ", "You could look at: ", 1)
         return Answer(question, lang, "answer", (head, *facts), text)
+
+    def _priced_within(
+        self, p: Product, limit: float | None, state: LiveState, now_ms: int, variant_id: str | None = None
+    ) -> tuple[Fact, Decimal] | None:
+        """The product's price, or within a budget the dearest version that fits ("budget 40"
+        of a 49.90 kit whose 30×40 cm version is 39.90); None when nothing fits."""
+        variant = next((v for v in p.variants if v.id == variant_id), None)
+        amount = variant.price if variant is not None and variant.price is not None else None
+        if amount is None:
+            amount = _amount(self._live_amount(p, state, now_ms))
+        if limit is None or amount <= Decimal(str(limit)):
+            return self._price_fact(p, state, now_ms, variant_id), amount
+        fitting = [v for v in p.variants if v.price is not None and v.price <= Decimal(str(limit))]
+        if not fitting:
+            return None
+        best = max(fitting, key=lambda v: v.price or 0)
+        return _variant_price_fact(p, best, self.catalogue.currency), best.price or amount
 
     def _live_amount(self, p: Product, state: LiveState, now_ms: int) -> Price | Decimal:
         sale = state.sale_of(p.id, now_ms)
@@ -396,7 +416,7 @@ class CatalogueAnswerer:
         if other_size:
             declined.append("unknown")
         variant_id = r.variants.get(p.id)
-        size_word = re.search(r"[大中小]号", r.text)
+        size_word = re.search(r"(?<!最)[大中小]号", r.text)  # ("最大号": the biggest of them)
         if (
             variant_id is None
             and size_word
@@ -435,13 +455,7 @@ class CatalogueAnswerer:
             and not (set(r.concepts) - set(variant_kinds(p)) - ({"weight", "volume"} if r.packs else set()))
         ):
             if variant is not None:
-                amount = variant.price if variant.price is not None else p.price
-                s = money_text(amount, currency)
-                facts.append(
-                    listing_fact(
-                        "price", p, f"{name_zh}（{variant.name.zh}）{s}", f"{name_en} ({variant.name.en}) {s}", [s]
-                    )
-                )
+                facts.append(_variant_price_fact(p, variant, currency))
             else:
                 facts.append(self._price_fact(p, state, now_ms))
         # The flash sale.
@@ -618,7 +632,10 @@ class CatalogueAnswerer:
         unique = {fact.zh: fact for fact in facts}  # one statement once, however it was reached
         return list(unique.values()), declined
 
-    def _price_fact(self, p: Product, state: LiveState, now_ms: int) -> Fact:
+    def _price_fact(self, p: Product, state: LiveState, now_ms: int, variant_id: str | None = None) -> Fact:
+        variant = next((v for v in p.variants if v.id == variant_id), None)
+        if variant is not None:
+            return _variant_price_fact(p, variant, self.catalogue.currency)  # "20个人的派对 餐具买哪个"
         sale = state.sale_of(p.id, now_ms)
         live = state.product(p.id)
         currency = self.catalogue.currency
@@ -652,6 +669,11 @@ class CatalogueAnswerer:
 
 
 # ---------------------------------------------------------------- facts
+
+
+def _variant_price_fact(p: Product, variant: Variant, currency: str) -> Fact:
+    s = money_text(variant.price if variant.price is not None else p.price, currency)
+    return listing_fact("price", p, f"{p.name.zh}（{variant.name.zh}）{s}", f"{p.name.en} ({variant.name.en}) {s}", [s])
 
 
 def _lang(reading: Reading) -> Lang:
