@@ -277,7 +277,8 @@ MEDICAL = ("治", "治疗", "治愈", "疗效", "药", "处方", "提高免疫�
            "re:(去|除|吸|净化|清除)甲醛", "re:remove[s]? formaldehyde",
            "抑郁", "焦虑", "depression", "anxiety", "cure", "treat",
            "heal", "immune", "immunity", "eczema", "cancer", "blood pressure", "blood sugar", "glucose", "diabetes",
-           "medicine", "medical", "sore throat", "insomnia", "radiation")  # fmt: skip
+           "medicine", "medical", "sore throat", "insomnia", "radiation",
+           "智商", "变聪明", "智力", "re:吞(下|了|进)", "swallow", "re:\\bfix(es)? (my |your |the )?\\w+ pain")  # fmt: skip
 """Health claims no shop assistant may make: such questions are declined."""
 
 COLOURS_ZH = ("黑", "白", "灰", "蓝", "绿", "黄", "粉", "紫", "橙", "棕", "咖啡", "卡其", "米", "金", "银", "红", "青", "藏青",
@@ -747,8 +748,8 @@ RECIPIENTS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]
     (("爸爸", "老公", "男朋友", "男友", "哥哥", "弟弟", "爷爷", "外公", "dad", "father", "husband", "boyfriend",
       "brother", "him"),
      ("男", "男士", "男款", "男性", "men", "man", "mens", "male", "him"), ("女士", "女款", "women's", "womens", "for women")),
-    (("孩子", "小孩", "宝宝", "儿子", "女儿", "小朋友", "儿童", "小学生", "kid", "kids", "child", "children", "son", "daughter",
-      "baby"),
+    (("孩子", "小孩", "宝宝", "儿子", "女儿", "小朋友", "儿童", "小学生", "幼儿", "kid", "kids", "child", "children", "son",
+      "daughter", "baby", "toddler", "toddlers"),
      ("儿童", "宝宝", "孩子", "小孩", "小朋友", "kids", "children", "child", "baby"), ()),
     (("老人", "长辈", "父母", "爸妈", "parents", "elderly", "grandparents"),
      ("老人", "长辈", "中老年", "elderly", "parents", "seniors"), ()),

@@ -542,7 +542,11 @@ class CatalogueAnswerer:
             facts.append(listing_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
                                f"{name_en} is made with: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
         audience = "suitable" in intents or any(kind in ("age", "weight", "height") for kind, _ in r.quantities)
-        if audience and not (r.sizes or "sizes" in intents):
+        measured = any(kind in ("age", "weight", "height") for kind, _ in r.quantities)  # (the limits below)
+        named_audience = _audience_named(p, r) if (audience or not facts) and not (r.sizes or measured) else None
+        if named_audience is not None:
+            facts.append(named_audience)  # "超市小票能过塑吗" of a laminator not for thermal receipts
+        elif audience and not (r.sizes or "sizes" in intents):
             fact = _audience_fact(p, r)
             if fact is not None and _someone_unlisted(p, r):
                 # "孕妇可以用吗" of a cream listed for dry and sensitive skin: who may use it is
@@ -891,6 +895,76 @@ def _audience_fact(p: Product, r: Reading) -> Fact | None:
     if not zh_parts:
         return None
     return listing_fact("suitable", p, f"{p.name.zh}：{'；'.join(zh_parts)}", f"{p.name.en}: {'; '.join(en_parts)}", [])
+
+
+def _audience_named(p: Product, r: Reading) -> Fact | None:
+    """The listed audiences (for / not for) that the question itself names: by a word of
+    their own ("超市小票" of "热敏纸（小票会受热变黑）", "latex allergy"), by a child however
+    said ("toddler" of "children under 3"), or by an amount inside their limit ("32寸的显示器"
+    of "monitors up to 32 inches", "书桌才50深" of "desks at least 50 cm deep")."""
+    if _WHICH.search(r.text):
+        return None
+    own = L.normalize(" ".join([p.name.zh, p.name.en, p.category.zh, p.category.en, *p.aliases]))
+    entries = [L.normalize(f"{a.who.zh} {a.who.en}") for a in (*p.not_for, *p.suitable_for)]
+    chunks = _who_chunks(r)
+    keys = [
+        k
+        for c in chunks
+        for k in _chunk_keys(c)
+        # (a word every audience shares tells none apart: "猫咪" of a cat food's cats)
+        if k not in own and not (len(entries) > 1 and L.CJK.match(k) and all(k[0] in e for e in entries))
+    ]
+    children = next(fits for asked, fits, _ in L.RECIPIENTS if "toddler" in asked)
+    child_asked = any(w in c for c in chunks for w in next(a for a, _, _ in L.RECIPIENTS if "toddler" in a))
+    zh_parts: list[str] = []
+    en_parts: list[str] = []
+    for group, word_zh, word_en in ((p.not_for, "不适合", "not for"), (p.suitable_for, "适合", "for")):
+        for a in group:
+            hay = L.normalize(f"{a.who.zh} {a.who.en}")
+            # (a child named is a warning's: "适合3岁以上" is no answer to "baby抱着睡觉安全吗")
+            child = child_asked and group is p.not_for and any(w in hay for w in children)
+            within = None
+            if a.limit is not None and a.limit.quantity == "other":
+                within = _amount_within(a.limit, r.text, inclusive=group is p.suitable_for)
+            if within is False:
+                continue
+            # (a word in common is no answer to a kind of thing asked: "饭盒能保冷吗 装冰饮料" of
+            # one not for fizzy drinks)
+            if within or child or (not r.concepts and any(k in hay for k in keys)):
+                zh_parts.append(f"{word_zh}{a.who.zh}")
+                en_parts.append(f"{word_en} {a.who.en}")
+    if not zh_parts:
+        return None
+    return listing_fact("suitable", p, f"{p.name.zh}：{'；'.join(zh_parts)}", f"{p.name.en}: {'; '.join(en_parts)}", [])
+
+
+def _chunk_keys(chunk: str) -> list[str]:
+    """A chunk of a question as words a listing may use: itself and, in Chinese, its pairs
+    of content characters; English words of four letters or more (also singular)."""
+    if L.CJK.search(chunk):
+        return [chunk, *content_words(chunk)]
+    # (its stem too: "allergy" of "allergic to latex")
+    return [chunk, L.singular(chunk), *([chunk[:-1]] if len(chunk) >= 6 else [])] if len(chunk) >= 4 else []
+
+
+_LIMIT_UNITS = {
+    "inch": r"(\d+(?:\.\d+)?)\s*(?:寸|英寸|inch|in\b|\")",
+    "cm": r"(\d+(?:\.\d+)?)\s*(?:厘米|公分|cm|深|宽|高|长)",
+}
+
+
+def _amount_within(limit: Limit, text: str, inclusive: bool) -> bool | None:
+    """Whether an amount the question gives in the limit's unit is inside it (None: none
+    given). "Up to 32 inches" is for a 32-inch monitor; "under 3 years" is not for a 3-year-old."""
+    pattern = _LIMIT_UNITS.get(limit.unit)
+    if pattern is None:
+        return None
+    values = [float(v) for v in re.findall(pattern, text)]
+    if not values:
+        return None
+    low = float(limit.min) if limit.min is not None else -math.inf
+    high = float(limit.max) if limit.max is not None else math.inf
+    return all(low <= v <= high if inclusive else _inside(limit, "other", v) for v in values)
 
 
 @lru_cache(maxsize=1)
