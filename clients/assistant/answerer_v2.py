@@ -25,9 +25,11 @@ from barrage.clients.assistant.catalog import Lang
 from barrage.clients.assistant.facts import Fact, clock, money, zone
 from barrage.clients.assistant.grounding import ungrounded
 from barrage.clients.assistant.listing_facts import (
+    amount_in,
     amount_of_variants,
     chart_columns,
     column_kind,
+    count_not_listed,
     listing_fact,
     money_text,
     same_number,
@@ -182,6 +184,20 @@ class CatalogueAnswerer:
             # The shop's own FAQ named by the question's words ("秒杀价能再用优惠券吗": coupons and
             # sale prices) is part of the answer beside the product's facts.
             facts += [f for f in shop_facts if f.kind.startswith("faq:") and self._shop_faq_words(f.kind, reading)]
+            if (
+                not reading.named
+                and not reading.pointed
+                and {"fee", "ships_from"} & set(reading.intents)
+                and any(self._own_policy(pid, reading) for pid in products[:1])
+            ):
+                # "包邮吗", "从哪发货" with a product of its own terms on screen: its terms, then the
+                # shop's (a free-shipping threshold is the basket's). A carrier or a region asked
+                # is this order's: the product's alone.
+                facts += [
+                    Fact(f.kind, None, f"其他商品：{f.zh}", f"Other items: {f.en}", f.sources)
+                    for f in shop_facts
+                    if not f.kind.startswith("faq:")
+                ]
         elif not facts and not declined and "sale" in reading.intents and sale is None:
             facts.append(Fact("no_sale", None, "现在没有秒杀活动", "there is no flash sale right now", ()))
         if not facts:
@@ -191,6 +207,8 @@ class CatalogueAnswerer:
         said = L.normalize(" ".join(f"{f.zh} {f.en}" for f in facts))
         if carriers and not any(L.cue_matches(c, said) for c in carriers):
             declined.append("unknown")  # "能指定顺丰吗" of a shop that sends ZTO: not listed
+        if (days := _DAYS.findall(reading.text)) and not any(d in said for d in days):
+            declined.append("unknown")  # "周末发货吗": dispatch hours say nothing of weekends
         text = render(lang, facts)
         if declined:
             body, _, refs = text.partition(" [product:")
@@ -438,7 +456,11 @@ class CatalogueAnswerer:
             and all(re.search(r"\d", v.name.zh) for v in p.variants)
             and not any(same_number(bare.group(1), f"{v.name.zh} {v.name.en}") for v in p.variants)
         )
-        if (r.packs or amount_of_variants(p, r.text) or numbered) and p.variants and variant is None:
+        if (
+            p.variants
+            and variant is None
+            and (r.packs or amount_of_variants(p, r.text) or numbered or count_not_listed(p, r.text))
+        ):
             declined.append("unknown")  # "狗粮有1公斤装吗" of the 2 kg and 7.5 kg bags
         # Price.
         if "list_price" in intents:
@@ -633,6 +655,10 @@ class CatalogueAnswerer:
             facts += [_field_fact(p, label, value) for label, value in hits[:2]]
         if facts and _YES_NO.search(r.text) and not _yes_no_said(p, r, facts):
             declined.append("unknown")  # "轮子会不会刮花地板": the wheels are listed, scratching is not
+        if r.measure and facts and all(f.kind.startswith(("spec:", "field")) for f in facts):
+            said = L.normalize(" ".join(f.zh + " " + f.en for f in facts))
+            if not amount_in(said, "weight" if r.measure[0] == "重" else "dimensions"):
+                declined.append("unknown")  # "180的圣诞树多重" of a tree whose weight is not listed
         unique = {fact.zh: fact for fact in facts}  # one statement once, however it was reached
         return list(unique.values()), declined
 
@@ -829,6 +855,7 @@ def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
 
 
 _SIZE_WORDS = {"大包", "小包", "包小", "大号", "小号", "中号", "大的", "小的"}
+_DAYS = re.compile(r"周末|周六|周日|星期[六天日]|节假日|假期|春节|过年|国庆|weekends?|saturday|sunday|holidays?")
 _CARRIERS = ("顺丰", "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto")
 _ON_THE_HOST = {"身上", "手上", "手里", "主播", "直播", "现在", "今天"}
 _EXISTS = re.compile(r"有.{0,10}吗|有没有|有无")

@@ -125,9 +125,33 @@ def variants_measure(p: Product, r: Reading) -> bool:
     return any(concept in variant_kinds(p) for concept in r.concepts)
 
 
+def amount_in(text: str, kind: str) -> bool:
+    """The text gives an amount of that kind ("dimensions", "weight", "volume")."""
+    return _amount_pattern(kind).search(text) is not None
+
+
 def amount_of_variants(p: Product, text: str) -> bool:
     """The text names an amount of the kind the variants are ("有15克的吗" of 30 g and 50 g)."""
-    return any(_amount_pattern(kind).search(text) for kind in variant_kinds(p))
+    return any(amount_in(text, kind) for kind in variant_kinds(p))
+
+
+def count_not_listed(p: Product, text: str) -> bool:
+    """The text counts in the unit every variant is counted in, a number none of them has
+    ("有200人份的吗" of 10 / 20 / 50 人份), or gives sides none has ("200 x 220" of 120×200 /
+    150×200 cm mattresses)."""
+    names = [L.normalize(v.name.zh) for v in p.variants]
+    counts = [set(re.findall(r"(\d+(?:\.\d+)?)\s*([\u4e00-\u9fff]{1,2})", n)) for n in names]
+    units = {u for _, u in counts[0]}.intersection(*({u for _, u in c} for c in counts[1:])) if counts else set()
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([\u4e00-\u9fff]{1,2})", L.with_digits(text)):
+        if unit in units and not any((n, u) == (number, unit) for c in counts for n, u in c):
+            return True
+    sides = L.sides(text)
+    numbers = [[float(n) for n in re.findall(r"\d+(?:\.\d+)?", name)] for name in names]
+    return (
+        bool(sides)
+        and all(len(ns) >= 2 for ns in numbers)
+        and not any(all(any(abs(s - n) < 1e-6 for n in ns) for s in side) for side in sides for ns in numbers)
+    )
 
 
 def chart_columns(p: Product, r: Reading) -> list[Fact]:
