@@ -278,7 +278,7 @@ MEDICAL = ("治", "治疗", "治愈", "疗效", "药", "处方", "提高免疫�
            "抑郁", "焦虑", "depression", "anxiety", "cure", "treat",
            "heal", "immune", "immunity", "eczema", "cancer", "blood pressure", "blood sugar", "glucose", "diabetes",
            "medicine", "medical", "sore throat", "insomnia", "radiation",
-           "智商", "变聪明", "智力", "re:吞(下|了|进)", "swallow", "re:\\bfix(es)? (my |your |the )?\\w+ pain")  # fmt: skip
+           "智商", "变聪明", "智力", "发炎", "感染", "inflam", "infection", "re:吞(下|了|进)", "swallow", "re:\\bfix(es)? (my |your |the )?\\w+ pain")  # fmt: skip
 """Health claims no shop assistant may make: such questions are declined."""
 
 COLOURS_ZH = ("黑", "白", "灰", "蓝", "绿", "黄", "粉", "紫", "橙", "棕", "咖啡", "卡其", "米", "金", "银", "红", "青", "藏青",
@@ -330,6 +330,25 @@ PARTICLES_ZH = (
 
 # Everyday names of product kinds (general knowledge, both languages): a viewer saying
 # any of these means the catalogue product whose category or name holds another.
+USE_SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("晚上", "夜间", "夜里", "夜晚", "night", "at night"),
+    ("开车", "驾驶", "driving", "drive"),
+    ("宝宝", "婴儿", "新生儿", "婴幼儿", "baby", "babies", "newborn", "infant"),
+    ("孕妇", "怀孕", "孕期", "备孕", "pregnant", "pregnancy"),
+    ("老人", "老年人", "长辈", "elderly", "seniors"),
+    ("洗碗机", "dishwasher"),
+    ("空运", "航空", "坐飞机", "上飞机", "air freight", "by air", "plane", "flight"),
+    ("户外", "室外", "outdoor", "outdoors", "outside"),
+    ("浴室", "卫生间", "洗手间", "淋浴", "bathroom", "shower"),
+    ("地毯", "carpet", "rug"),
+    ("微波炉", "microwave"),
+    ("烤箱", "oven"),
+    ("冰箱", "冷冻", "fridge", "freezer"),
+    ("宠物", "猫", "狗", "pet", "pets"),
+    ("过敏", "敏感", "allergy", "allergic", "sensitive"),
+)  # fmt: skip
+"""Everyday words for where, when and by whom a thing is used, as listings' audiences say them."""
+
 KIND_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("纸尿裤", "尿不湿", "尿布", "diaper", "nappy", "nappies"),
     ("拉拉裤", "pull-up", "pull-ups"),

@@ -957,7 +957,7 @@ def _audience_named(p: Product, r: Reading) -> Fact | None:
                 continue
             # (a word in common is no answer to a kind of thing asked: "饭盒能保冷吗 装冰饮料" of
             # one not for fizzy drinks)
-            if within or child or (not r.concepts and any(k in hay for k in keys)):
+            if within or child or (not (r.concepts and _specs_for(p, r, weak=False)) and any(k in hay for k in keys)):
                 zh_parts.append(f"{word_zh}{a.who.zh}")
                 en_parts.append(f"{word_en} {a.who.en}")
     if not zh_parts:
@@ -968,10 +968,11 @@ def _audience_named(p: Product, r: Reading) -> Fact | None:
 def _chunk_keys(chunk: str) -> list[str]:
     """A chunk of a question as words a listing may use: itself and, in Chinese, its pairs
     of content characters; English words of four letters or more (also singular)."""
+    same = [w for group in L.USE_SYNONYMS if any(g in chunk for g in group) for w in group]  # 晚上 / 夜间
     if L.CJK.search(chunk):
-        return [chunk, *content_words(chunk)]
+        return [chunk, *content_words(chunk), *same]
     # (its stem too: "allergy" of "allergic to latex")
-    return [chunk, L.singular(chunk), *([chunk[:-1]] if len(chunk) >= 6 else [])] if len(chunk) >= 4 else []
+    return [chunk, L.singular(chunk), *([chunk[:-1]] if len(chunk) >= 6 else []), *same] if len(chunk) >= 4 else same
 
 
 _LIMIT_UNITS = {
