@@ -675,12 +675,18 @@ class Understanding:
             if variant is None and product_id in reading.named:
                 # "1米2的白板" for the 120 × 90 cm board, "背景布3x2的" for the 3 m × 2 m one
                 variant = _variant_by_length(self.catalogue.product(product_id), reading.text)
+            if variant is None and product_id in reading.named:
+                # "20平米卧室" for the one "for rooms of 15–22 m²" (the area is no question of its own)
+                variant = _variant_by_area(self.catalogue.product(product_id), reading.text)
+                if variant is not None:
+                    reading.concepts = tuple(c for c in reading.concepts if c != "area")
             if variant is not None:
                 reading.variants[product_id] = variant
                 # What the variant's own name says is not asked ("平装的多少": 装 is no set-up question)
                 named_by = next((k for vid, ks in keys if vid == variant for k in ks if k in seen and len(k) > 1), "")
                 if named_by and reading.concepts:
-                    rest = seen.replace(named_by, " ")
+                    # (in the form of the text that says it: "三个装多少" is "3个装" and 多少)
+                    rest = next(form for form in seen.split(" | ") if named_by in form).replace(named_by, " ")
                     reading.concepts = tuple(c for c in reading.concepts if c in L.concepts_of(rest))
                     if not reading.intents and not reading.concepts and _BARE_HOW_MUCH.search(rest):
                         reading.intents = ("price",)
@@ -1135,6 +1141,10 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
             and not set(run[i : i + 2]) & _VARIANT_FILLER
             and not _is_cue(run[i : i + 2])  # "口味" of 混合口味 is what is asked, not the variant
         }
+        # "4 pack", "四个装", "pack of 4" for "4只装": however a pack of that many is said
+        for zh_n, en_n in re.findall(r"(\d+)\s*[只个支件片盒包袋瓶罐卷]装|pack of (\d+)", f"{zh} {en}"):
+            n = zh_n or en_n
+            keys |= {f"{n}个装", f"{n}只装", f"{n}pack", f"{n} pack", f"{n}-pack", f"pack of {n}", f"{n}pcs"}
         numbers = set(re.findall(r"\d{2,}", zh))
         other_numbers = {n for v in product.variants if v.id != variant.id for n in re.findall(r"\d{2,}", v.name.zh)}
         keys |= {n + "的" for n in numbers - other_numbers} | {n + "ml" for n in numbers - other_numbers}
@@ -1183,6 +1193,24 @@ def _variant_by_length(product: Product | None, text: str) -> str | None:
         if by_length or (not asked and any(_in_order(side, numbers) for side in sides)):
             found.append(v.id)
     return found[0] if len(found) == 1 else None
+
+
+def _variant_by_area(product: Product | None, text: str) -> str | None:
+    """The one variant whose room-size range holds the area the text names ("客厅35平")."""
+    asked = [float(m) for m in _AREA_ASKED.findall(L.with_digits(text, followed_by="(?:平|个平)"))]
+    if product is None or not asked:
+        return None
+    found = []
+    for v in product.variants:
+        for low, high in _AREA_RANGE.findall(L.normalize(v.name.zh + " " + v.name.en)):
+            if all(float(low) <= a <= float(high) for a in asked):
+                found.append(v.id)
+                break
+    return found[0] if len(found) == 1 else None
+
+
+_AREA_ASKED = re.compile(r"(\d+(?:\.\d+)?)\s*(?:个)?(?:平方米|平米|平方|平|㎡|m²|m2|sqm|square met)")
+_AREA_RANGE = re.compile(r"(\d+(?:\.\d+)?)\s*[-–~～到至]\s*(\d+(?:\.\d+)?)\s*(?:平方米|平米|平方|平|㎡|m²|m2|sqm)")
 
 
 def _in_order(wanted: tuple[float, ...], numbers: list[float]) -> bool:

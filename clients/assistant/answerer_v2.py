@@ -477,7 +477,10 @@ class CatalogueAnswerer:
             and not (set(r.concepts) - set(variant_kinds(p)) - ({"weight", "volume"} if r.packs else set()))
         ):
             if variant is not None:
-                facts.append(_variant_price_fact(p, variant, currency))
+                facts.append(self._price_fact(p, state, now_ms, variant.id))
+            elif len({v.price or p.price for v in p.variants}) > 1 and self._live_amount(p, state, now_ms) == p.price:
+                # "补光灯多少钱" of a 10-inch at 89 and an 18-inch at 199: each one's price
+                facts.append(variants_fact(p, currency))
             else:
                 facts.append(self._price_fact(p, state, now_ms))
         # The flash sale.
@@ -664,19 +667,25 @@ class CatalogueAnswerer:
 
     def _price_fact(self, p: Product, state: LiveState, now_ms: int, variant_id: str | None = None) -> Fact:
         variant = next((v for v in p.variants if v.id == variant_id), None)
-        if variant is not None:
+        if variant is not None and variant.price is not None:
             return _variant_price_fact(p, variant, self.catalogue.currency)  # "20个人的派对 餐具买哪个"
+        # A variant without a price of its own is at the product's price, live or listed.
+        zh, en = (
+            (f"{p.name.zh}（{variant.name.zh}）", f"{p.name.en} ({variant.name.en})")
+            if variant
+            else (p.name.zh, p.name.en)
+        )
         sale = state.sale_of(p.id, now_ms)
         live = state.product(p.id)
         currency = self.catalogue.currency
         if sale is not None and sale.price is not None and sale.running(now_ms):
             s = money(sale.price)
-            return listing_fact("price", p, f"{p.name.zh} 秒杀价 {s}", f"{p.name.en} flash-sale price {s}", [s])
+            return listing_fact("price", p, f"{zh} 秒杀价 {s}", f"{en} flash-sale price {s}", [s])
         if live is not None and live.price is not None:
             s = money(live.price)
-            return listing_fact("price", p, f"{p.name.zh} 现价 {s}", f"{p.name.en} is {s} now", [s])
+            return listing_fact("price", p, f"{zh} 现价 {s}", f"{en} is {s} now", [s])
         s = money_text(p.price, currency)
-        return listing_fact("price", p, f"{p.name.zh} {s}", f"{p.name.en} is {s}", [s])
+        return listing_fact("price", p, f"{zh} {s}", f"{en} is {s}", [s])
 
     def _sale_fact(self, p: Product, state: LiveState, now_ms: int, with_time: bool) -> Fact:
         sale = state.sale_of(p.id, now_ms)
