@@ -172,7 +172,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                   "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
                   "recommend", "suggest", "something for", "good gift", "a gift", "re:what should i (buy|get)",
                   "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget",
-                  "最便宜", "最实惠", "cheapest", "re:买哪(个|款|种)", "re:(带|买|选|拿)哪(个|款|种).{0,6}好", "re:有(什么|啥)(吃|喝|玩|用)的", "re:用(啥|什么|哪个)好", "gift for", "re:\\bany \\w+ for (my|a|kids?|children)\\b",
+                  "最便宜", "最实惠", "cheapest", "re:(买|选|挑)哪[个款种套本件双把台只支瓶盒条]", "re:送.{1,4}(什么|啥)好", "有没有适合", "re:(带|买|选|拿)哪(个|款|种).{0,6}好", "re:有(什么|啥)(吃|喝|玩|用)的", "re:用(啥|什么|哪个)好", "gift for", "re:\\bany \\w+ for (my|a|kids?|children)\\b",
                   "what can help", "want something", "looking for something", "need something", "re:anything (to|that) help",
                   "有什么能帮"),
     "invoice": ("发票", "开票", "专票", "invoice", "receipt", "fapiao"),

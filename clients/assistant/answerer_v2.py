@@ -116,6 +116,9 @@ class CatalogueAnswerer:
             and reading.named
             and not reading.pointed
             and not _clause_properties(reading)
+            # ("腰围2尺7选哪个", "3岁能练字吗 有没有适合的字帖": which size / whether it fits, and the price)
+            and not reading.quantities
+            and "suitable" not in reading.intents
         ):
             # "scared of a flat tyre, what should i get": the product the need names, at its price
             if L.needs(reading.text):
@@ -662,6 +665,12 @@ class CatalogueAnswerer:
             said = L.normalize(" ".join(f.zh + " " + f.en for f in facts))
             if not amount_in(said, "weight" if r.measure[0] == "重" else "dimensions"):
                 declined.append("unknown")  # "180的圣诞树多重" of a tree whose weight is not listed
+        if "recommend" in intents and facts and not any(f.kind in ("price", "variants") for f in facts):
+            # "送老师什么好", "3岁能练字吗 有没有适合的字帖": a product recommended comes with its price
+            facts.append(self._price_fact(p, state, now_ms, variant.id if variant is not None else None))
+        verdict = _fit_verdict(p, r, facts)
+        if verdict is not None:
+            facts.insert(0, verdict)  # "机舱包能放15.6寸电脑吗" of one for laptops up to 14 inches: no
         unique = {fact.zh: fact for fact in facts}  # one statement once, however it was reached
         return list(unique.values()), declined
 
@@ -838,6 +847,41 @@ _YES_NO = re.compile(
     r"|^(do you (have|sell)|is there|are there|have you got)\b"
 )
 _AMOUNT = re.compile(r"(\d+(?:\.\d+)?|半)\s*(克拉|克|公斤|千克|斤|毫升|升|厘米|毫米|米|寸|kg|g|ml|cm|mm)(?![a-z])")
+
+
+def _fit_verdict(p: Product, r: Reading, facts: list[Fact]) -> Fact | None:
+    """Yes or no to "does an N-unit thing fit" when a fact gives a bound in that unit ("可放14英寸
+    及以下笔记本", "up to 20 kg"): the amount asked against it."""
+    if not _ASKS_YES_NO.search(r.text):
+        return None
+    said = L.normalize(" ".join(f"{f.zh} {f.en}" for f in facts))
+    verdicts = []
+    for number, unit in _FIT_AMOUNT.findall(r.text):
+        units = next(u for u in _FIT_UNITS if unit in u)
+        pattern = "|".join(re.escape(u) for u in sorted(units, key=len, reverse=True))
+        value = float(number)
+        for bound, _ in re.findall(
+            rf"(\d+(?:\.\d+)?)\s*({pattern})\s*(?:及以下|以下|以内|之内|or smaller|or less|and under)", said
+        ):
+            verdicts.append(value <= float(bound))
+        for bound, _ in re.findall(rf"(\d+(?:\.\d+)?)\s*({pattern})\s*(?:及以上|以上|or more|or larger|and up)", said):
+            verdicts.append(value >= float(bound))
+    if not verdicts:
+        return None
+    ok = all(verdicts)
+    return listing_fact(
+        "verdict", p, "可以" if ok else "不行，超出了", "Yes" if ok else "No, that is over the limit", []
+    )
+
+
+_FIT_UNITS = (
+    ("英寸", "寸", "inch", "inches", '"'),
+    ("厘米", "公分", "cm"),
+    ("公斤", "千克", "kg"),
+    ("升", "l", "litres"),
+)
+_FIT_AMOUNT = re.compile(r"(\d+(?:\.\d+)?)\s*(英寸|寸|inches|inch|\"|厘米|公分|cm|公斤|千克|kg|升|litres|l(?![a-z]))")
+_ASKS_YES_NO = re.compile(r"吗|能不能|可不可以|放得下|装得下|放不放得下|\bcan\b|\bfits?\b|\bwill\b|\bdoes\b")
 
 
 def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
