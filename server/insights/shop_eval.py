@@ -85,13 +85,36 @@ def predictions(shop: EvalShop, engine: RoomInsights, events: list[event_pb2.Eve
     return out
 
 
-def run(folder: Path, register: bool = True) -> tuple[EvalShop, dict[str, float | int]]:
+def run(folder: Path, register: bool = True, verbose: bool = False) -> tuple[EvalShop, dict[str, float | int]]:
     shop = load_shop(folder)
     engine = RoomInsights(shop.name, InsightsConfig())
     events = chatter_events(shop, register)
     for position, event in enumerate(events):
         engine.fold(position, event)
-    return shop, score_chatter(shop.chatter, predictions(shop, engine, events))
+    predicted = predictions(shop, engine, events)
+    if verbose:
+        print_mistakes(shop, predicted)
+    return shop, score_chatter(shop.chatter, predicted)
+
+
+def print_mistakes(shop: EvalShop, predicted: dict[str, ChatPrediction]) -> None:
+    """Each comment read wrongly, and each labelled group split over several found groups."""
+    viewers = [c for c in shop.chatter.comments if c.role == "viewer"]
+    for c in viewers:
+        p = predicted[c.id]
+        if p.question != c.question:
+            print(f"  question {p.question} (label {c.question}): {c.id} {c.text!r}")
+        elif c.question and c.product is not None and p.product != c.product:
+            print(f"  product {p.product} (label {c.product}): {c.id} {c.text!r}")
+    labels: dict[str, list[str]] = {}
+    for c in viewers:
+        if c.question and c.group is not None and predicted[c.id].question:
+            labels.setdefault(c.group, []).append(c.id)
+    by_id = {c.id: c for c in viewers}
+    for label, ids in labels.items():
+        found = {predicted[i].group for i in ids}
+        if len(found) > 1:
+            print(f"  split {label}: " + " | ".join(f"{by_id[i].text!r}->{predicted[i].group}" for i in ids))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,11 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("sets", type=Path, nargs="+")
     parser.add_argument("--no-catalogue", action="store_true", help="no catalogue_registered event (the first run)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each comment read wrongly")
     args = parser.parse_args(argv)
     for folder in args.sets:
         if not folder.is_dir():
             continue  # `evals/shops/*` also matches README.md
-        shop, figures = run(folder, not args.no_catalogue)
+        shop, figures = run(folder, not args.no_catalogue, args.verbose)
         print(chatter_summary(shop.name, figures))
     return 0
 
