@@ -120,8 +120,9 @@ class CatalogueAnswerer:
             and not reading.quantities
             and "suitable" not in reading.intents
         ):
-            # "scared of a flat tyre, what should i get": the product the need names, at its price
-            if L.needs(reading.text):
+            # "scared of a flat tyre, what should i get": the product the need names, at its price;
+            # products named only by a shared word ("办公", "文件", "布置") are candidates to weigh
+            if L.needs(reading.text) or max(reading.strength.values(), default=0) < 2:
                 return self._recommend(question, reading, state, now_ms)  # "my succulents get no sun, what can help"
             named = [p for pid in reading.named[:3] if (p := self.catalogue.product(pid)) is not None]
             limit = L.budget(reading.text)
@@ -295,6 +296,10 @@ class CatalogueAnswerer:
             # What it is beats what its listing mentions ("有什么喝的": drinks, not a snack that 泡水)
             score += sum(3 if L.any_cue(m, kind) else 1 for m in L.needs(r.text) if L.any_cue(m, whole))
             score += sum(0.5 for w in content_words(residue) if w in whole)
+            # What it is for, in the listing's own audiences ("求婚" of a balloon set "for proposals")
+            uses = L.normalize(" ".join(f"{a.who.zh} {a.who.en}" for a in p.suitable_for))
+            score += sum(1 for w in content_words(r.text) if w in uses)
+            score += 1 if p.id in r.named else 0
             listing = _listing_words(p)
             for fits, others in L.recipients(r.text):
                 if any(L.cue_matches(w, listing) for w in others):
@@ -313,6 +318,8 @@ class CatalogueAnswerer:
             en = "Tell me a budget or what it is for (who, what age) and I'll pick from this room's products."
             return Answer(question, lang, "abstain", text=zh if lang == "zh" else en, reason="which")
         wanted.sort(key=lambda item: (-item[0], item[1]))
+        if wanted and wanted[0][0] > 0:
+            wanted = [item for item in wanted if item[0] * 2 >= wanted[0][0]]  # the clear fits, not the also-rans
         facts = [item[3] for item in wanted[:3]]
         head = Fact("recommend", None, "可以看看", "You could look at", ())
         text = render(lang, [head, *facts])
