@@ -32,6 +32,14 @@ def en_words(text: str) -> list[str]:
     return [singular(w.strip("'’-")) for w in LATIN_WORD.findall(normalize(text))]
 
 
+def stem(word: str) -> str:
+    """A cheap English stem: painted -> paint, relaxing -> relax, boxes -> box."""
+    for suffix in ("ing", "ed"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return singular(word)
+
+
 def singular(word: str) -> str:
     """A cheap English singular: earbuds -> earbud, boxes -> box, batteries -> battery."""
     if len(word) > 4 and word.endswith("ies"):

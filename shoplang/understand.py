@@ -421,6 +421,12 @@ class Understanding:
         # (two products compared are both kept, however weakly the second is named)
         keep = 0.3 if _COMPARED.search(text) else 0.6
         spans = [s for s in spans if strength[s[2]] >= keep * strongest]
+        # One word, two products: the one it names more strongly ("piano": the digital piano's
+        # category, not the "thumb piano" kalimba)
+        best_at: dict[tuple[int, int], float] = {}
+        for a, b, _, w in spans:
+            best_at[(a, b)] = max(best_at.get((a, b), 0.0), w)
+        spans = [s for s in spans if s[3] >= best_at[(s[0], s[1])]]
         # ("这个能充苹果电脑吗": 苹果 is what it charges; "这个胸背" names the harness it points at)
         partial = all(
             w < 3.0 and L.CJK.search(text[a:b]) and not _AFTER_POINTING.search(text[:a]) for a, b, _, w in spans
@@ -921,6 +927,7 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
                 if part not in L.GENERIC_NAME_WORDS and not _is_cue(part):
                     terms.append((part, n * 0.8))
     # English head noun and other content words of the names and categories.
+    categories = set(product.categories)
     for en in (*product.names, *product.categories):
         if L.CJK.search(en):
             continue
@@ -934,7 +941,9 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
             # "Waterproof" in "Waterproof Hardshell Jacket" is what viewers ask about, not a
             # name for the jacket: a word that is a cue names a product only as the head noun.
             if not re.fullmatch(r"[\d.]+[a-z]*", word) and (head or not _is_cue(word)):
-                terms.append((word, 2.5 if head else 1.5))
+                # (the head of what it is, its category, beats the head of a nickname: "piano" is
+                # the digital piano, not the "thumb piano")
+                terms.append((word, (3.0 if en in categories else 2.5) if head else 1.5))
                 if head and not word.endswith("s"):  # "how many mops left"
                     terms.append((word + ("es" if word.endswith(("sh", "ch", "x")) else "s"), 2.5))
     # Everyday names of the product's kind (general synonyms).

@@ -295,7 +295,7 @@ class CatalogueAnswerer:
             whole = kind + " " + self.understanding.listing_text(p.id)
             # What it is beats what its listing mentions ("有什么喝的": drinks, not a snack that 泡水)
             score += sum(3 if L.any_cue(m, kind) else 1 for m in L.needs(r.text) if L.any_cue(m, whole))
-            score += sum(0.5 for w in content_words(residue) if w in whole)
+            score += sum(0.5 for w in content_words(residue) if w in whole or L.stem(w) in whole)
             # What it is for, in the listing's own audiences ("求婚" of a balloon set "for proposals")
             uses = L.normalize(" ".join(f"{a.who.zh} {a.who.en}" for a in p.suitable_for))
             score += sum(1 for w in content_words(r.text) if w in uses)
@@ -318,8 +318,6 @@ class CatalogueAnswerer:
             en = "Tell me a budget or what it is for (who, what age) and I'll pick from this room's products."
             return Answer(question, lang, "abstain", text=zh if lang == "zh" else en, reason="which")
         wanted.sort(key=lambda item: (-item[0], item[1]))
-        if wanted and wanted[0][0] > 0:
-            wanted = [item for item in wanted if item[0] * 2 >= wanted[0][0]]  # the clear fits, not the also-rans
         facts = [item[3] for item in wanted[:3]]
         head = Fact("recommend", None, "可以看看", "You could look at", ())
         text = render(lang, [head, *facts])
