@@ -111,7 +111,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
               "re:how much(?=\\s*(is|are|does|do|did|for|would|will|it|this|these|that|the|now|today|pls|please|each|per|in|\\?|$))",
               "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
     "stock": ("还有吗", "还有货", "还有没", "有没有货", "有货", "有现货", "现货", "库存", "还剩", "剩多少", "剩几", "卖完", "售罄", "缺货", "抢光",
-              "还有多少", "in stock", "any left", "sold out", "how many left", "stock", "still available", "available"),
+              "还有多少", "in stock", "any left", "sold out", "how many left", "re:how many\\s+(\\w+\\s+){0,2}(left|remaining)", "stock", "still available", "available"),
     "time_left": ("re:(还|只)?剩(下)?(几|多少)?(分钟|小时|时间|多久)", "几分钟", "多久结束", "什么时候结束", "几点结束", "还有多久", "还剩多久", "多长时间", "剩几分钟",
                   "re:how (long|many minutes)(?=.*\\b(left|end|ends|sale|deal|flash|remain|remaining|over|go)\\b)",
                   "minutes left", "time left", "re:when does .*end", "ends"),
@@ -286,7 +286,7 @@ MEDICAL = ("治", "治疗", "治愈", "疗效", "药", "处方", "提高免疫�
            "抑郁", "焦虑", "depression", "anxiety", "cure", "treat",
            "heal", "immune", "immunity", "eczema", "cancer", "blood pressure", "blood sugar", "glucose", "diabetes",
            "medicine", "medical", "sore throat", "insomnia", "radiation",
-           "智商", "变聪明", "智力", "发炎", "感染", "inflam", "infection", "re:吞(下|了|进)", "swallow", "re:\\bfix(es)? (my |your |the )?\\w+ pain")  # fmt: skip
+           "智商", "变聪明", "智力", "天才", "genius", "re:保证.{0,6}(考|过|学会|变)", "发炎", "感染", "inflam", "infection", "re:吞(下|了|进)", "swallow", "re:\\bfix(es)? (my |your |the )?\\w+ pain")  # fmt: skip
 """Health claims no shop assistant may make: such questions are declined."""
 
 COLOURS_ZH = ("黑", "白", "灰", "蓝", "绿", "黄", "粉", "紫", "橙", "棕", "咖啡", "卡其", "米", "金", "银", "红", "青", "藏青",

@@ -808,9 +808,16 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
             parts_en.append(
                 f"sorry, {names[-1].title()} is not listed — we deliver to {regions_en}; please ask customer service"
             )
-    if r.regions:
-        return [listing_fact("shipping:region", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), [])]
     low, high = s.delivery_days
+    if r.regions:
+        if "delivery_time" in intents and not any(p.startswith("不发") for p in parts_zh):
+            # "我在广州 几天能到": that it goes there, and how long it takes
+            parts_zh.append(f"下单后 {s.dispatch_hours} 小时内发货，一般 {low} 到 {high} 天送达")
+            parts_en.append(f"dispatched within {s.dispatch_hours} hours, usually arriving in {low} to {high} days")
+        sources = [str(s.dispatch_hours), str(low), str(high)]
+        return [
+            listing_fact("shipping:region", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), sources)
+        ]
     facet = False
     if "ships_from" in intents:
         parts_zh.append(f"从{s.ships_from.zh}发货")
