@@ -858,6 +858,27 @@ def lengths(text: str) -> list[float]:
     return out
 
 
+def people(text: str) -> list[float]:
+    """How many people a text counts: "三口人", "两个人", "一个人住", "4口之家", "family of 4", "3 people"."""
+    text = with_digits(text, followed_by=r"\s*(?:口|个人|人)")
+    found = [float(n) for n in re.findall(r"(\d+)\s*(?:口人|口之家|个人|口)(?!份)", text)]
+    found += [float(a or b) for a, b in re.findall(r"(\d+)\s*(?:people|persons)\b|family of (\d+)", text)]
+    return found
+
+
+PEOPLE_RANGE = re.compile(r"(\d+)\s*[-–~～到至]\s*(\d+)\s*(?:人|people|persons)")
+AREA_RANGE = re.compile(r"(\d+(?:\.\d+)?)\s*[-–~～到至]\s*(\d+(?:\.\d+)?)\s*(?:平方米|平米|平方|平|㎡|m²|m2|sqm)")
+AREA_ASKED = re.compile(r"(\d+(?:\.\d+)?)\s*(?:个)?(?:平方米|平米|平方|平|㎡|m²|m2|sqm|square met)")
+
+
+def in_ranges(text: str, asked: list[float], ranges: re.Pattern[str]) -> bool | None:
+    """Whether every amount asked is inside one of the ranges a text gives (None: it gives none)."""
+    found = [(float(a), float(b)) for a, b in ranges.findall(text)]
+    if not found or not asked:
+        return None
+    return all(any(low <= x <= high for low, high in found) for x in asked)
+
+
 def sides(text: str) -> list[tuple[float, ...]]:
     """The sides of each "3x2" / "60×45" in a text, with or without a unit."""
     return [tuple(float(n) for n in re.findall(r"\d+(?:\.\d+)?", m.group("sides"))) for m in _SIDES.finditer(text)]

@@ -683,9 +683,10 @@ class Understanding:
                 variant = _variant_by_length(self.catalogue.product(product_id), reading.text)
             if variant is None and product_id in reading.named:
                 # "20平米卧室" for the one "for rooms of 15–22 m²" (the area is no question of its own)
-                variant = _variant_by_area(self.catalogue.product(product_id), reading.text)
+                variant = _variant_by_range(self.catalogue.product(product_id), reading.text)
                 if variant is not None:
-                    reading.concepts = tuple(c for c in reading.concepts if c != "area")
+                    # ("两个人 买多大的": the size for them is the answer, not a spec of its own)
+                    reading.concepts = tuple(c for c in reading.concepts if c not in _SIZE_LIKE)
             if variant is not None:
                 reading.variants[product_id] = variant
                 # What the variant's own name says is not asked ("平装的多少": 装 is no set-up question)
@@ -1205,22 +1206,20 @@ def _variant_by_length(product: Product | None, text: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def _variant_by_area(product: Product | None, text: str) -> str | None:
-    """The one variant whose room-size range holds the area the text names ("客厅35平")."""
-    asked = [float(m) for m in _AREA_ASKED.findall(L.with_digits(text, followed_by="(?:平|个平)"))]
-    if product is None or not asked:
+_SIZE_LIKE = frozenset({"area", "occupancy", "dimensions", "volume"})
+
+
+def _variant_by_range(product: Product | None, text: str) -> str | None:
+    """The first variant whose range holds the room size or the number of people the text
+    names ("客厅35平" of "for rooms of 25–40 m²", "两个人" of "3L（1-3人）")."""
+    if product is None:
         return None
-    found = []
-    for v in product.variants:
-        for low, high in _AREA_RANGE.findall(L.normalize(v.name.zh + " " + v.name.en)):
-            if all(float(low) <= a <= float(high) for a in asked):
-                found.append(v.id)
-                break
-    return found[0] if len(found) == 1 else None
-
-
-_AREA_ASKED = re.compile(r"(\d+(?:\.\d+)?)\s*(?:个)?(?:平方米|平米|平方|平|㎡|m²|m2|sqm|square met)")
-_AREA_RANGE = re.compile(r"(\d+(?:\.\d+)?)\s*[-–~～到至]\s*(\d+(?:\.\d+)?)\s*(?:平方米|平米|平方|平|㎡|m²|m2|sqm)")
+    area = [float(m) for m in L.AREA_ASKED.findall(L.with_digits(text, followed_by="(?:平|个平)"))]
+    for asked, ranges in ((area, L.AREA_RANGE), (L.people(text), L.PEOPLE_RANGE)):
+        for v in product.variants:
+            if asked and L.in_ranges(L.normalize(v.name.zh + " " + v.name.en), asked, ranges):
+                return v.id  # (ranges overlap: the smallest that holds it)
+    return None
 
 
 def _in_order(wanted: tuple[float, ...], numbers: list[float]) -> bool:

@@ -280,7 +280,7 @@ class CatalogueAnswerer:
         asked = [(kind, value) for kind, value in r.quantities if kind in ("age", "weight", "height")]
         scored: list[tuple[float, Decimal, Product, Fact]] = []
         for p in self.catalogue.products:
-            priced = self._priced_within(p, limit, state, now_ms)
+            priced = self._priced_within(p, limit, state, now_ms, r.variants.get(p.id))
             if priced is None:
                 continue
             price_fact, amount = priced
@@ -1015,7 +1015,7 @@ def _audience_named(p: Product, r: Reading) -> Fact | None:
             hay = L.normalize(f"{a.who.zh} {a.who.en}")
             # (a child named is a warning's: "适合3岁以上" is no answer to "baby抱着睡觉安全吗")
             child = child_asked and group is p.not_for and any(w in hay for w in children)
-            within = None
+            within = L.in_ranges(hay, L.people(r.text), L.PEOPLE_RANGE)  # "我家三口人" of "2-5人家庭"
             if a.limit is not None and a.limit.quantity == "other":
                 within = _amount_within(a.limit, r.text, inclusive=group is p.suitable_for)
             if within is False:
