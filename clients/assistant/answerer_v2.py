@@ -673,7 +673,7 @@ class CatalogueAnswerer:
         if "recommend" in intents and facts and not any(f.kind in ("price", "variants") for f in facts):
             # "送老师什么好", "3岁能练字吗 有没有适合的字帖": a product recommended comes with its price
             facts.append(self._price_fact(p, state, now_ms, variant.id if variant is not None else None))
-        verdict = _fit_verdict(p, r, facts)
+        verdict = _fit_verdict(p, r, facts) or _listed_yes(p, r, facts)
         if verdict is not None:
             facts.insert(0, verdict)  # "机舱包能放15.6寸电脑吗" of one for laptops up to 14 inches: no
         unique = {fact.zh: fact for fact in facts}  # one statement once, however it was reached
@@ -886,6 +886,25 @@ def _fit_verdict(p: Product, r: Reading, facts: list[Fact]) -> Fact | None:
     )
 
 
+def _listed_yes(p: Product, r: Reading, facts: list[Fact]) -> Fact | None:
+    """ "Yes" to a yes/no question whose every word the listing's facts state, none of them
+    negated ("does the steamer work on induction" of "gas, induction and ceramic hobs")."""
+    if not facts or _WHICH.search(r.text) or not _ASKS_YES_NO.search(r.text) or _EXISTS.search(r.text):
+        return None
+    if not all(f.kind.startswith(("spec:", "field", "faq:")) for f in facts):
+        return None
+    said = L.normalize(" ".join(f"{f.zh} {f.en}" for f in facts))
+    words = [w for w in content_words(r.residue) if not re.search(r"\d", w)]
+    if not words:
+        return None
+    for w in words:
+        at = [m.start() for m in re.finditer(re.escape(w), said)]
+        if not at or any(_NEGATED.search(said[max(0, i - 12) : i]) for i in at):
+            return None
+    return listing_fact("verdict", p, "可以", "Yes", [])
+
+
+_NEGATED = re.compile(r"[不没无非勿禁]|\b(not|no|non|without|never)\b")
 _FIT_UNITS = (
     ("英寸", "寸", "inch", "inches", '"'),
     ("厘米", "公分", "cm"),
