@@ -172,6 +172,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "re:(什么|啥|哪种|哪些|几种|哪几种)[轴段版型款]",
                  # "拼图有几种图", "圈口有哪几个": the choices a product comes in
                  "re:(几|哪几|多少)种(?!颜?色)", "re:哪几(个|款|样)", "which ones", "what kinds",
+                 # "礼盒里都有啥", "what's in the box": what it comes with
+                 "re:(都|里面|里)有(啥|什么|哪些)(?!颜色|尺码|颜)", "re:包含(啥|什么|哪些)",
                  "re:(什么|啥|哪些|几种|哪几种)(口味|味儿)", "re:what flavou?rs",
                  "re:(几|哪几|多少)(个|种)?(尺寸|规格|容量|型号|版本)", "分别多少", "各多少",
                  "re:what (?!colou?rs?\\b|sizes?\\b)[a-z ]+ (does|do) (it|they|the [a-z ]+) come in", "区别", "差别", "difference between",

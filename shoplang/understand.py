@@ -761,7 +761,9 @@ _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几(?!乎)[\u4e00-\u9fffa-z]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
     r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|(.)没\2|吗|谁知道"
     r"|谁(出|承担|付|负责)"  # "退货运费谁出"
-    r"|(能|会|保证|应该|可以|没问题|是).{0,12}吧[?？~～!！]*$"  # "保证能考过十级吧": asking to be told so
+    # "保证能考过十级吧", "站上去没事吧": asking to be told so
+    r"|(能|会|保证|应该|可以|没问题|没事|是|行|够|合适|安全).{0,12}吧[?？~～!！]*$"
+    r"|\d+\S{0,3}还是\S{0,3}\d+"  # "我头发到腰 25还是32的"
     r"|有.{1,10}没[\s?？~～]*$"  # "有玫瑰味的没"
     r"|[选买拿要穿].{0,8}还是"  # "我一米五二 选40寸还是41寸"
     r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵快远]|^[^我].{0,14}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
@@ -928,6 +930,10 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
                 part = cjk[i : i + n]
                 if part not in L.GENERIC_NAME_WORDS and not _is_cue(part):
                     terms.append((part, n * 0.8))
+    # A model-like token of a name names it strongly ("63合1", "P88"; not a paper size, "A4").
+    for name in product.names[:2]:
+        tokens = re.findall(r"(?<![a-z0-9])(?:\d+[\u4e00-\u9fff]\d+|[a-z]+\d+[a-z\d]*)", L.normalize(name))
+        terms += [(t, 3.5) for t in tokens if len(t) >= 3]
     # English head noun and other content words of the names and categories.
     categories = set(product.categories)
     for en in (*product.names, *product.categories):
@@ -1068,7 +1074,8 @@ def _fold(syllable: str) -> str:
 @lru_cache(maxsize=4096)
 def _term_pattern(term: str) -> re.Pattern[str]:
     if L.CJK.search(term):
-        return re.compile(re.escape(term))
+        # (a term starting with a number is not the end of another: "5号" is not in "1.5号线")
+        return re.compile(("(?<![\\d.])" if term[0].isdigit() else "") + re.escape(term))
     return re.compile(r"(?<![a-z0-9])" + re.escape(term) + r"(?:e?s)?(?![a-z])")
 
 

@@ -27,6 +27,7 @@ from barrage.clients.assistant.grounding import ungrounded
 from barrage.clients.assistant.listing_facts import (
     amount_in,
     amount_of_variants,
+    chart_cells,
     chart_columns,
     column_kind,
     count_not_listed,
@@ -592,7 +593,9 @@ class CatalogueAnswerer:
                 facts.append(_field_fact(p, *field))  # (a kind asked — "冬天零下" — is no group)
         # A column of the size chart that is what is asked ("how heavy is the school bag"),
         # else specs by kind, then anything else the question names that the product lists.
-        chart = chart_columns(p, r) if p.size_chart is not None and r.concepts and not facts else []
+        chart = chart_cells(p, r.text) if p.size_chart is not None and not facts else []  # "1.5号线拉力多少斤"
+        if not chart and p.size_chart is not None and r.concepts and not facts:
+            chart = chart_columns(p, r)
         facts += chart
         for spec in [] if chart else _specs_for(p, r, weak=not facts):
             if not any(f.kind == f"spec:{spec.key}" for f in facts):

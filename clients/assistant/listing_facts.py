@@ -169,6 +169,50 @@ def chart_columns(p: Product, r: Reading) -> list[Fact]:
     return out
 
 
+def chart_cells(p: Product, text: str) -> list[Fact]:
+    """The row of the size chart the question names ("1.5号线", "2.0 line"), at the columns its
+    words name, in the unit asked when the chart gives several ("拉力多少斤" of kg / 斤 / lb);
+    the whole row when no column is named. Nothing when no row is named."""
+    chart = p.size_chart
+    if chart is None:
+        return []
+    text = L.normalize(text)
+    row = next((size for size in chart.rows if _row_named(size, text)), None)
+    if row is None:
+        return []
+    named = [i for i, c in enumerate(chart.columns) if _column_named(c, text)]
+    units = [u for u in L.units_asked(text)]
+    in_unit = [
+        i
+        for i in named
+        if any(any(x in L.normalize(chart.columns[i].zh + chart.columns[i].en) for x in u) for u in units)
+    ]
+    picked = in_unit or named or list(range(len(chart.columns)))
+    cells = chart.rows[row]
+    zh = f"{p.name.zh} {row}：" + "，".join(f"{chart.columns[i].zh} {cells[i]}" for i in picked)
+    en = f"{p.name.en} {row}: " + ", ".join(f"{chart.columns[i].en} {cells[i]}" for i in picked)
+    return [listing_fact("chart:row", p, zh, en, [])]
+
+
+def _row_named(size: str, text: str) -> bool:
+    label = L.normalize(size)
+    if len(label) < 2 and not label.isdigit():
+        return False  # ("S", "L": size letters are read elsewhere)
+    bare = re.sub(r"[号码#]$", "", label)
+    if bare != label and re.search(rf"(?<![\d.]){re.escape(bare)}\s*(?:号|码|#|line\b|size\b)", text):
+        return True
+    return re.search(rf"(?<![\w.]){re.escape(label)}(?![\w.])", text) is not None
+
+
+def _column_named(column: Text, text: str) -> bool:
+    """A heading's own words (not its unit in brackets) in the question."""
+    zh = re.sub(r"[（(].*?[)）]", "", column.zh)
+    en = re.sub(r"[（(].*?[)）]", "", L.normalize(column.en))
+    pairs = [zh[i : i + 2] for i in range(len(zh) - 1) if L.CJK.match(zh[i]) and L.CJK.match(zh[i + 1])]
+    words = [w for w in re.findall(r"[a-z]{4,}", en) if w not in L.STOP_EN]
+    return any(pair in text for pair in pairs) or any(w in text for w in words)
+
+
 def column_kind(column: Text) -> str:
     text = L.normalize(column.zh + " " + column.en)
     if "体重" in text or "weight" in text:
