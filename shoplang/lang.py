@@ -301,6 +301,8 @@ COLOUR_ZH_OF = {
 }  # fmt: skip
 """An English colour's Chinese character ("in purple?" of 薰衣草紫)."""
 _COLOUR_ZH = re.compile(r"(藏青|酒红|墨绿|雾霾灰|浅蓝|深蓝|天蓝|咖啡|卡其|[黑白灰蓝绿黄粉紫橙棕金银红青])色")
+_COLOUR_BARE_ZH = re.compile(r"(?:有|要|拿|来个|想要)([黑白红蓝绿黄粉紫灰])的(?=[吗没不么嘛呢?？\s]|$)")
+""""有白的吗": a colour said without 色."""
 _COLOUR_EN = re.compile(r"(?<![a-z])(" + "|".join(COLOURS_EN) + r")(?![a-z])")  # ("有black吗": no \b beside Chinese)
 
 REGIONS: dict[str, tuple[str, ...]] = {
@@ -510,6 +512,7 @@ def colours_named(text: str, listed: tuple[str, ...] = ()) -> list[str]:
     """Colours the text names: basic colour words, a shade of the catalogue's own ("豆沙色"
     when 02豆沙色 is listed), and any other "XX色" shade ("奶茶色", to be declined if unlisted)."""
     found = [m.group(0) for m in _COLOUR_ZH.finditer(text)]
+    found += [m.group(1) + "色" for m in _COLOUR_BARE_ZH.finditer(text) if m.group(1) + "色" not in found]
     found += [m.group(1) for m in _COLOUR_EN.finditer(text)]
     for name in listed:
         core = re.sub(r"^[\w]*?\d+\s*", "", normalize(name)).removesuffix("色")

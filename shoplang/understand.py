@@ -1113,7 +1113,7 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
         zh = L.normalize(variant.name.zh)
         words[variant.id] = {
             w
-            for w in re.findall(r"[\u4e00-\u9fff]{2,}|\d+[\u4e00-\u9fff]", zh)
+            for w in re.findall(r"[\u4e00-\u9fff]{2,}|(?<![\d.])\d+(?:\.\d+)?[\u4e00-\u9fff]", zh)
             if not w.startswith(("不", "没")) and not _is_cue(w)  # "(不辣)" is said by "辣不辣"
         }
     out = []

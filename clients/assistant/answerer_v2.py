@@ -562,7 +562,7 @@ class CatalogueAnswerer:
                 facts.append(fact)
             elif not r.colours and not ("dimensions" in r.concepts and _specs_for(p, r)):
                 declined.append("unknown")  # ("丝巾size多大" is answered by its dimensions)
-        if "colours" in intents and not r.colours:
+        if "colours" in intents and (not r.colours or _ALL_COLOURS.search(r.text)):  # ("几个颜色 有粉的不": both)
             if p.colours:
                 facts.append(listing_fact("colours", p, f"{name_zh} 颜色：{'、'.join(c.zh for c in p.colours)}",
                                    f"{name_en} colours: {', '.join(c.en for c in p.colours)}", []))  # fmt: skip
@@ -942,6 +942,7 @@ def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
 
 
 _SIZE_WORDS = {"大包", "小包", "包小", "大号", "小号", "中号", "大的", "小的"}
+_ALL_COLOURS = re.compile(r"(几|多少|哪些|哪几|什么)(个|种)?颜色|what colou?rs|which colou?rs")
 _DAYS = re.compile(r"周末|周六|周日|星期[六天日]|节假日|假期|春节|过年|国庆|weekends?|saturday|sunday|holidays?")
 _CARRIERS = ("顺丰", "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto")
 _ON_THE_HOST = {"身上", "手上", "手里", "主播", "直播", "现在", "今天"}
