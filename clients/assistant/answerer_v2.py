@@ -352,7 +352,7 @@ class CatalogueAnswerer:
         return p.price
 
     def _elsewhere(self, r: Reading, tried: list[str]) -> Product | None:
-        hits = []
+        hits, by_audience = [], []
         for p in self.catalogue.products:
             if p.id in tried:
                 continue
@@ -363,6 +363,9 @@ class CatalogueAnswerer:
             faq = [entry for entry in p.faq if _faq_words_hit(entry, r)]  # "戴着大了能改圈吗": the ring's
             if specific or faq or (r.residue and _find_in_product(p, r.residue, names=False)):
                 hits.append(p)
+            elif not _EXISTS.search(r.text) and _audience_named(p, r) is not None:
+                by_audience.append(p)  # ("孕妇能染吗" while a hair dryer is pinned: the dye, not for pregnant women)
+        hits = hits or by_audience
         return hits[0] if len(hits) == 1 else None
 
     def _by_measure(self, r: Reading, products: list[str], sale_pid: str | None = None) -> list[str]:
