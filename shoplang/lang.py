@@ -331,7 +331,7 @@ STOP_EN = {
     "its", "please", "pls", "plz", "hi", "hello", "host", "still", "really", "also", "so", "very", "about", "at", "by",
     "if", "am", "was", "were", "just", "want", "need", "know", "tell", "us", "here", "now", "right", "ok", "okay",
     "work", "support", "use", "good", "make", "made", "long", "until", "when", "after", "before", "then", "than",
-    "should", "some", "something", "thing", "things", "every", "from", "into", "only", "more", "most", "other",
+    "should", "some", "something", "thing", "things", "every", "from", "into", "only", "more", "most", "other", "while", "during", "since",
 }  # fmt: skip
 QUESTION_WORDS_ZH = ("多久", "多少", "多大", "多长", "多高", "多重", "什么", "怎么", "怎样", "如何", "哪里", "哪个", "哪些", "哪",
                      "几", "要不要", "是不是", "能不能", "可不可以", "有没有", "吗")  # fmt: skip
@@ -346,7 +346,7 @@ USE_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("晚上", "夜间", "夜里", "夜晚", "night", "at night"),
     ("开车", "驾驶", "driving", "drive"),
     ("宝宝", "婴儿", "新生儿", "婴幼儿", "baby", "babies", "newborn", "infant"),
-    ("孕妇", "怀孕", "孕期", "备孕", "pregnant", "pregnancy"),
+    ("孕妇", "怀孕", "孕期", "备孕", "哺乳", "pregnant", "pregnancy", "breastfeeding", "nursing"),
     ("老人", "老年人", "长辈", "elderly", "seniors"),
     ("洗碗机", "dishwasher"),
     ("空运", "航空", "坐飞机", "上飞机", "air freight", "by air", "plane", "flight"),
