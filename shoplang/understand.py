@@ -650,6 +650,18 @@ class Understanding:
         if self.catalogue is None:
             return
         reading.packs = tuple(L.packs(reading.text))
+        if not reading.named:
+            # "2000和4000有啥区别": two model numbers of one product's variants name it
+            both = [
+                pid
+                for pid, keys in self._variants
+                if sum(
+                    1 for _, ks in keys if any(_says_number(n, masked) for k in ks for n in re.findall(r"\d{3,}", k))
+                )
+                >= 2
+            ]
+            if len(both) == 1:
+                reading.named, reading.strength = (both[0],), {both[0]: 1.0}
         for product_id, product_keys in self._variants:
             keys = product_keys
             if reading.named and product_id not in reading.named:
@@ -1232,6 +1244,10 @@ def _variant_by_range(product: Product | None, text: str) -> str | None:
 def _in_order(wanted: tuple[float, ...], numbers: list[float]) -> bool:
     it = iter(numbers)
     return all(any(abs(w - n) < 1e-6 for n in it) for w in wanted)
+
+
+def _says_number(number: str, text: str) -> bool:
+    return re.search(rf"(?<![\d.]){number}(?![\d.])", text) is not None
 
 
 def _says_key(key: str, text: str) -> bool:

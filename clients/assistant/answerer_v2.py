@@ -676,6 +676,13 @@ class CatalogueAnswerer:
             said = L.normalize(" ".join(f.zh + " " + f.en for f in facts))
             if not amount_in(said, "weight" if r.measure[0] == "重" else "dimensions"):
                 declined.append("unknown")  # "180的圣诞树多重" of a tree whose weight is not listed
+        if "variants" in intents and _DIFFERENCE.search(r.text):
+            # "2000和4000有啥区别": besides their prices, the specs that tell the versions apart
+            marks = [set(re.findall(r"\d{2,}", L.normalize(v.name.zh))) for v in p.variants]
+            for spec in p.specs:
+                value = L.normalize(spec.value.zh)
+                if sum(1 for m in marks if m and any(x in value for x in m)) >= 2:
+                    facts.append(_spec_fact(p, spec))
         if "recommend" in intents and facts and not any(f.kind in ("price", "variants") for f in facts):
             # "送老师什么好", "3岁能练字吗 有没有适合的字帖": a product recommended comes with its price
             facts.append(self._price_fact(p, state, now_ms, variant.id if variant is not None else None))
@@ -945,6 +952,7 @@ def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
 
 
 _SIZE_WORDS = {"大包", "小包", "包小", "大号", "小号", "中号", "大的", "小的"}
+_DIFFERENCE = re.compile(r"区别|差别|不同|不一样|差在|difference|differ|compare")
 _ALL_COLOURS = re.compile(r"(几|多少|哪些|哪几|什么)(个|种)?颜色|what colou?rs|which colou?rs")
 _DAYS = re.compile(r"周末|周六|周日|星期[六天日]|节假日|假期|春节|过年|国庆|weekends?|saturday|sunday|holidays?")
 _CARRIERS = ("顺丰", "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto")
