@@ -788,13 +788,19 @@ _REQUEST_ZH = re.compile(
     r"推荐|^求|想看|想问|想知道|请问|麻烦|上链接|链接|试一下|试试|讲讲|介绍一下|展示一下|看一下|需要开|帮我|给我看"
     r"|主播.{0,8}(一下|看看(?!我)|个身)|一下.{0,8}看看[\s!！~～]*$"  # "主播背一下猫包", "涂一下豆沙色看看"
     r"|给(我们|大家|我)(看看|看一下|瞧瞧|试试)"  # "主播把车把调到最高给我们看看"
+    r"|(看看|演示|试试|展示|拿出来|打开|穿上|上身).{0,6}[呗吧][\s!！~～]*$|^kk"  # "人字梯拿出来看看呗", "kk黑色"
+    r"|[是对]吧[\s?？!！~～]"  # "饵料降价了是吧 29.9那个"
 )
 _EXCLAIM_ZH = re.compile(
     r"^不知道(?!.*(怎么办|吗|呢))|^哪有(这么|那么)|^(哇|哇塞|天哪|我的天)(?!.*(吗|呢|多少|几))|好好看|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
     r"|^(为什么|怎么)我?(又|总是|老是|还是)?(抢不到|没抢到|买不到|拍不到|没拍到)"  # missing a flash sale: a complaint
     # wonder and delight, not questions ("为什么这么贵" still asks)
     r"|为什么(这么|那么)(便宜|划算|好看|好用|好吃|香|美|好)|怎么做到|什么神仙|[绝爱]了[!！~～啊]*$"
+    # "为什么我现在才刷到", "有没有搞错 这么便宜", "哪里还有这个价", "好家伙": talk, not questions
+    r"|^为什么我.{0,6}(才|都|总|每次)|有没有搞错|哪里还有这(个|种)价|^好家伙"
 )
+_EXCLAIM_EN = re.compile(r"^(what an? |how (is|are) (this|that|it) so |so )|\b(lol|omg|lmao)\b")
+""""what a deal", "how is this so cheap lol": wonder, not a question (unless a "?" asks)."""
 _ASKS_A_PICK = re.compile(
     r"预算|想要|想买|买哪|买啥|买什么|^求|给.{0,6}推荐|推荐(一下|下|个|点|款)|有(什么|啥)推荐|what should|any recommend"
     r"|recommend (me|something|a|one)|suggest|gift for|something (that|for|to)|under \d|budget|want something"
@@ -820,7 +826,9 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
             return False  # "为什么我养什么死什么哈哈哈": a laugh at oneself
         if _Q_ZH.search(text) or _REQUEST_ZH.search(text):
             return True
-    if _Q_EN.search(text) and not re.match(r"what an? ", text):  # ("what a deal": an exclamation)
+    if _EXCLAIM_EN.search(text) and not L.CJK.search(text):
+        return False  # ("what a deal on that reel", "how is this so cheap lol")
+    if _Q_EN.search(text):
         return True
     if reading is not None and (reading.named or reading.variants) and re.search(r"想要|想买|想入", text):
         return True  # "我手机是小米14 想要个膜", "想买原味的 就怕太硬": wanting one is asking for it
