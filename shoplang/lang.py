@@ -107,7 +107,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                    "rrp", "retail price", "usual price", "normal price", "was it"),
     "price": ("多少钱", "哪个贵", "哪个便宜", "哪个更贵", "re:which (is|one is) (cheaper|more expensive)",
               "re:(更|more )expensive", "cheaper", "几块", "几元", "什么价", "啥价", "价格", "价钱", "多钱", "多少米", "怎么卖", "咋卖", "贵不贵", "贵吗", "售价",
-              "到手价", "现价", "多少一", "啥价位", "jg", "dsq", "duoshaoqian",
+              "到手价", "现价", "多少一", "啥价位", "jg", "dsq", "duoshaoqian", "going for", "re:\\bstill\\s*[¥$]?\\d+",
               "re:how much(?=\\s*(is|are|does|do|did|for|would|will|it|this|these|that|the|now|today|pls|please|each|per|in|\\?|$))",
               "price", "cost", "pricing", "re:\\bhm\\b", "re:\\$\\?"),
     "stock": ("还有吗", "还有货", "还有没", "有没有货", "有货", "有现货", "现货", "库存", "还剩", "剩多少", "剩几", "卖完", "售罄", "缺货", "抢光",
@@ -584,11 +584,11 @@ _PACK = re.compile(
 )
 """An amount that is a pack size ("十斤装", "1公斤装", "500ml的瓶"): what is bought, not the viewer's measure."""
 _GIRTH = re.compile(
-    r"(胸围|腰围|臀围|bust|chest|waist|hips?)\s*(?:是|有|大概|约)?\s*"
+    r"(胸围|腰围|臀围|头围|bust|chest|waist|hips?|head)\s*(?:是|有|大概|约)?\s*"
     r"(?:([一二两三四五六七八九\d])尺([一二三四五六七八九\d])?|(\d+(?:\.\d+)?)\s*(厘米|cm|公分|寸|inch(?:es)?)?)"
 )
 _GIRTH_KIND = {"胸围": "chest", "bust": "chest", "chest": "chest", "腰围": "waist", "waist": "waist",
-               "臀围": "hip", "hip": "hip", "hips": "hip"}  # fmt: skip
+               "臀围": "hip", "hip": "hip", "hips": "hip", "头围": "head", "head": "head"}  # fmt: skip
 
 
 def packs(text: str) -> list[tuple[str, float]]:

@@ -705,7 +705,8 @@ class Understanding:
                 named_by = next((k for vid, ks in keys if vid == variant for k in ks if k in seen and len(k) > 1), "")
                 if named_by and reading.concepts:
                     # (in the form of the text that says it: "三个装多少" is "3个装" and 多少)
-                    rest = next(form for form in seen.split(" | ") if named_by in form).replace(named_by, " ")
+                    form = next(form for form in seen.split(" | ") if named_by in form)
+                    rest = form.replace(named_by + "装", " ").replace(named_by, " ")  # ("两条装多少": no 装多少)
                     reading.concepts = tuple(c for c in reading.concepts if c in L.concepts_of(rest))
                     if not reading.intents and not reading.concepts and _BARE_HOW_MUCH.search(rest):
                         reading.intents = ("price",)
@@ -776,9 +777,11 @@ _Q_ZH = re.compile(
     # "保证能考过十级吧", "站上去没事吧": asking to be told so
     r"|(能|会|保证|应该|可以|没问题|没事|是|行|够|合适|安全).{0,12}吧[?？~～!！]*$"
     r"|\d+\S{0,3}还是\S{0,3}\d+"  # "我头发到腰 25还是32的"
+    r"|(能|会|行|要|敢).{0,8}不[^\u4e00-\u9fffa-z0-9]*$"  # "我220斤能骑不😂"
     r"|有.{1,10}没[\s?？~～]*$"  # "有玫瑰味的没"
     r"|[选买拿要穿].{0,8}还是"  # "我一米五二 选40寸还是41寸"
-    r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵快远]|^[^我].{0,14}[^我]还是.{1,8}$"  # "多厚", "偏大还是偏小"
+    r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵快远小短窄薄轻矮低]"  # "多厚", "多小"
+    r"|^[^我].{0,14}[^我]还是.{1,8}$"  # "偏大还是偏小"
     r"|谁(买|用|试|穿|吃)过?了?"  # "谁买了": has anyone tried it
     r"|(能|可以|会|要|是|有)[^不]{0,10}不[\s?？~～。]*$"  # "能用不", "狗狗能吃冻干不": a question ending in 不
     r"|[\u4e00-\u9fff]{2}(?<!要|差|了|得)不[\s?？~～。]*$"  # "积木跟lego通用不", "带证书不"
@@ -1180,7 +1183,7 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
             and not _is_cue(run[i : i + 2])  # "口味" of 混合口味 is what is asked, not the variant
         }
         # "4 pack", "四个装", "pack of 4" for "4只装": however a pack of that many is said
-        for zh_n, en_n in re.findall(r"(\d+)\s*[只个支件片盒包袋瓶罐卷]装|pack of (\d+)", f"{zh} {en}"):
+        for zh_n, en_n in re.findall(r"(\d+)\s*[只个支件片盒包袋瓶罐卷条双套把张本]装|pack of (\d+)", f"{zh} {en}"):
             n = zh_n or en_n
             keys |= {f"{n}个装", f"{n}只装", f"{n}pack", f"{n} pack", f"{n}-pack", f"pack of {n}", f"{n}pcs"}
         numbers = set(re.findall(r"\d{2,}", zh))

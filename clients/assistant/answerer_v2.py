@@ -149,7 +149,12 @@ class CatalogueAnswerer:
                 # ("膜贴歪了能退吗": the screen film's own FAQ beats the shop's returns)
                 products = [owner_p.id]
                 shop_facts = []
-            elif products and sale_pid and products[0] != sale_pid and not reading.pointed and not reading.intents:
+            elif (
+                products
+                and sale_pid
+                and products[0] != sale_pid
+                and not (reading.pointed or reading.intents or reading.variants)  # ("8寸的直径": the 8-inch tin)
+            ):
                 # "一块电池能玩多久" with a scooter pinned (its wheels "need no battery") and an RC car
                 # on sale: the product with a spec of that kind by name.
                 pinned_p, sale_p = self.catalogue.product(products[0]), self.catalogue.product(sale_pid)
@@ -482,10 +487,13 @@ class CatalogueAnswerer:
                 facts.append(listing_fact("list_price", p, f"{name_zh} 原价 {s}", f"{name_en} list price {s}", [s]))
             else:
                 declined.append("unknown")
+            if _LIVE_PRICE.search(r.text):
+                facts.append(self._price_fact(p, state, now_ms))  # "list price vs live price"
         elif "price" in intents or (
             # "香水50ml多少": the variant's price; "大号能装多少升": what it holds, not its price
             variant is not None
             and not (intents - {"sale"})
+            and not chart_cells(p, r.text, named_column=True)  # ("8寸的直径多少厘米": the chart's cell)
             and not (set(r.concepts) - set(variant_kinds(p)) - ({"weight", "volume"} if r.packs else set()))
         ):
             if variant is not None:
@@ -925,7 +933,9 @@ _FIT_UNITS = (
     ("升", "l", "litres"),
 )
 _FIT_AMOUNT = re.compile(r"(\d+(?:\.\d+)?)\s*(英寸|寸|inches|inch|\"|厘米|公分|cm|公斤|千克|kg|升|litres|l(?![a-z]))")
-_ASKS_YES_NO = re.compile(r"吗|能不能|可不可以|放得下|装得下|放不放得下|\bcan\b|\bfits?\b|\bwill\b|\bdoes\b")
+_ASKS_YES_NO = re.compile(
+    r"吗|能不能|可不可以|放得下|装得下|放不放得下|^(is|are)\b|\bcan\b|\bfits?\b|\bwill\b|\bdoes\b"
+)
 
 
 def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
@@ -952,6 +962,7 @@ def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
 
 
 _SIZE_WORDS = {"大包", "小包", "包小", "大号", "小号", "中号", "大的", "小的"}
+_LIVE_PRICE = re.compile(r"现价|到手价|直播价|live price|price now|current price|vs|还是|和现在")
 _DIFFERENCE = re.compile(r"区别|差别|不同|不一样|差在|difference|differ|compare")
 _ALL_COLOURS = re.compile(r"(几|多少|哪些|哪几|什么)(个|种)?颜色|what colou?rs|which colou?rs")
 _DAYS = re.compile(r"周末|周六|周日|星期[六天日]|节假日|假期|春节|过年|国庆|weekends?|saturday|sunday|holidays?")

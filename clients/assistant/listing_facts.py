@@ -169,7 +169,7 @@ def chart_columns(p: Product, r: Reading) -> list[Fact]:
     return out
 
 
-def chart_cells(p: Product, text: str) -> list[Fact]:
+def chart_cells(p: Product, text: str, named_column: bool = False) -> list[Fact]:
     """The row of the size chart the question names ("1.5号线", "2.0 line"), at the columns its
     words name, in the unit asked when the chart gives several ("拉力多少斤" of kg / 斤 / lb);
     the whole row when no column is named. Nothing when no row is named."""
@@ -181,6 +181,8 @@ def chart_cells(p: Product, text: str) -> list[Fact]:
     if row is None:
         return []
     named = [i for i, c in enumerate(chart.columns) if _column_named(c, text)]
+    if named_column and not named:
+        return []
     units = [u for u in L.units_asked(text)]
     in_unit = [
         i
@@ -189,9 +191,18 @@ def chart_cells(p: Product, text: str) -> list[Fact]:
     ]
     picked = in_unit or named or list(range(len(chart.columns)))
     cells = chart.rows[row]
-    zh = f"{p.name.zh} {row}：" + "，".join(f"{chart.columns[i].zh} {cells[i]}" for i in picked)
-    en = f"{p.name.en} {row}: " + ", ".join(f"{chart.columns[i].en} {cells[i]}" for i in picked)
+    zh = f"{p.name.zh} {row}：" + "，".join(_cell(chart.columns[i].zh, cells[i]) for i in picked)
+    en = f"{p.name.en} {row}: " + ", ".join(_cell(chart.columns[i].en, cells[i]) for i in picked)
     return [listing_fact("chart:row", p, zh, en, [])]
+
+
+def _cell(heading: str, value: str) -> str:
+    """ "高度 (cm)", "8" -> "高度 8 cm": the value with the unit its heading gives."""
+    match = re.match(r"\s*(.*?)\s*[(（]\s*(.+?)\s*[)）]\s*$", heading)
+    if match is None:
+        return f"{heading} {value}"
+    core, unit = match.groups()
+    return f"{core} {value}{unit}" if L.CJK.match(unit[0]) else f"{core} {value} {unit}"
 
 
 def _row_named(size: str, text: str) -> bool:
@@ -201,7 +212,8 @@ def _row_named(size: str, text: str) -> bool:
     bare = re.sub(r"[号码#]$", "", label)
     if bare != label and re.search(rf"(?<![\d.]){re.escape(bare)}\s*(?:号|码|#|line\b|size\b)", text):
         return True
-    return re.search(rf"(?<![\w.]){re.escape(label)}(?![\w.])", text) is not None
+    after = "" if L.CJK.match(label[-1]) else r"(?![a-z0-9.])"  # ("8寸的": a Chinese label ends itself)
+    return re.search(rf"(?<![a-z0-9.]){re.escape(label)}{after}", text) is not None
 
 
 def _column_named(column: Text, text: str) -> bool:
@@ -210,7 +222,9 @@ def _column_named(column: Text, text: str) -> bool:
     en = re.sub(r"[（(].*?[)）]", "", L.normalize(column.en))
     pairs = [zh[i : i + 2] for i in range(len(zh) - 1) if L.CJK.match(zh[i]) and L.CJK.match(zh[i + 1])]
     words = [w for w in re.findall(r"[a-z]{4,}", en) if w not in L.STOP_EN]
-    return any(pair in text for pair in pairs) or any(w in text for w in words)
+    # a dimension's own character: "直径" / 内径, "多高" / 高度
+    dimension = any(ch in text for ch in zh if ch in "径宽长高厚深重")
+    return any(pair in text for pair in pairs) or any(w in text for w in words) or dimension
 
 
 def column_kind(column: Text) -> str:
@@ -229,10 +243,15 @@ def column_kind(column: Text) -> str:
     return ""
 
 
-_GIRTH_COLUMNS = (("chest", ("胸围", "bust", "chest")), ("waist", ("腰围", "waist")), ("hip", ("臀围", "hip")))
+_GIRTH_COLUMNS = (
+    ("chest", ("胸围", "bust", "chest")),
+    ("waist", ("腰围", "waist")),
+    ("hip", ("臀围", "hip")),
+    ("head", ("头围", "head")),
+)
 
 
-_MEASURES = ("weight", "height", "age", "foot", "chest", "waist", "hip")
+_MEASURES = ("weight", "height", "age", "foot", "chest", "waist", "hip", "head")
 """What a viewer gives of themselves (or their pet) to choose a size."""
 
 
