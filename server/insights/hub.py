@@ -124,6 +124,11 @@ class InsightsHub:
                 tracked = self.owned[room_id] = self._new(room_id, owned=True)
             tracked.last_used = time.monotonic()
             self.followed.pop(room_id, None)
+            # The consumer folds the partition as it fetches; a consumer that lags (a loaded
+            # node, a slow rebalance) must not make the answer stale. Both read the room's
+            # records in log order and a fold skips what it already has, so reading the rest
+            # here loses and doubles nothing.
+            await self._catch_up(room_id, tracked)
             return tracked
         tracked = self.followed.get(room_id)
         if tracked is None:
