@@ -928,7 +928,8 @@ def _asked_by_sound(masked: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             exact = [a for a, b in zip(chars[i : i + n], cue, strict=True) if a == b]
             # The exact characters must say something: "围多少" is not "喂多少" (usage) just
             # because 多少 is right.
-            if len(exact) * 2 >= n and any(ch not in _FUNCTION_CHARS for ch in exact):
+            # ("多少前" is 多少钱: after 多少 the sound alone tells what is asked)
+            if len(exact) * 2 >= n and (any(ch not in _FUNCTION_CHARS for ch in exact) or cue.startswith("多少")):
                 target = intents if family == "intent" else concepts
                 if name not in target:
                     target.append(name)
