@@ -144,6 +144,7 @@ def answerer(catalogue: Catalogue) -> CatalogueAnswerer:
         ("蜡烛3个装多少钱", None, "¥99"),  # a pack however it is counted (个 for 只)
         ("candles 3 pack how much", None, "¥99"),
         ("窗帘多少钱", None, "¥189"),  # versions priced differently, none named: each one's price
+        ("窗帘多少前", None, "¥189"),  # 多少前 is 多少钱 (after 多少 the sound tells)
         ("帐篷最大号多少钱", None, "¥359"),  # the biggest of them
         ("我家三口人 帐篷选哪个", None, "家庭款"),  # the version whose range holds the people counted
         ("客厅30平 净化器选哪个", None, "大户型版"),  # the version whose room size holds the area
