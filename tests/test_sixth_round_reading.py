@@ -107,6 +107,9 @@ products:
       - key: stove
         name: {zh: 底座, en: base}
         value: {zh: 360度旋转底座，配电源线, en: "360° swivel base, power cord included"}
+      - key: travel
+        name: {zh: 出行, en: travel}
+        value: {zh: 双电压旅行使用不支持, en: "dual-voltage travel use not supported"}
   - id: cooker
     name: {zh: 电饭煲, en: Rice Cooker}
     category: {zh: 电饭煲, en: rice cooker}
@@ -188,6 +191,11 @@ def test_sixth_round_answers(answerer: CatalogueAnswerer, text: str, pinned: str
 def test_sixth_round_declines(answerer: CatalogueAnswerer, text: str, pinned: str | None, forbid: str) -> None:
     reply = ask(answerer, text, pinned)
     assert is_decline(reply) and forbid not in reply, reply
+
+
+def test_no_yes_when_the_listing_negates_what_is_asked(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "does the kettle support dual-voltage travel use", None)
+    assert "Yes" not in reply, reply
 
 
 def test_a_link_number_is_not_the_end_of_another_number(catalogue: Catalogue) -> None:

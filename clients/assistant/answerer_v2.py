@@ -920,7 +920,8 @@ def _listed_yes(p: Product, r: Reading, facts: list[Fact]) -> Fact | None:
         return None
     for w in words:
         at = [m.start() for m in re.finditer(re.escape(w), said)]
-        if not at or any(_NEGATED.search(said[max(0, i - 12) : i]) for i in at):
+        # (a negation on either side: "不支持电磁炉", "induction hobs not supported")
+        if not at or any(_NEGATED.search(said[max(0, i - 12) : i + len(w) + 16]) for i in at):
             return None
     return listing_fact("verdict", p, "可以", "Yes", [])
 
