@@ -772,6 +772,12 @@ _BUDGET = re.compile(
 )
 
 
+CHILD_WORDS = ("孩子", "小孩", "宝宝", "儿子", "女儿", "小朋友", "儿童", "小学生", "幼儿", "kid", "kids", "child", "children",
+               "son", "daughter", "baby", "toddler", "toddlers")  # fmt: skip
+"""A child, as a viewer says it."""
+CHILD_LISTED = ("儿童", "宝宝", "孩子", "小孩", "小朋友", "kids", "children", "child", "baby")
+"""A child, as a listing says it."""
+
 RECIPIENTS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...] = (
     # (who the viewer buys for, words a listing uses for them, words of listings for the others)
     (("妈妈", "老婆", "女朋友", "女友", "闺蜜", "姐姐", "妹妹", "奶奶", "外婆", "婆婆", "mum", "mom", "mother", "wife",
@@ -780,9 +786,7 @@ RECIPIENTS: tuple[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], ...]
     (("爸爸", "老公", "男朋友", "男友", "哥哥", "弟弟", "爷爷", "外公", "dad", "father", "husband", "boyfriend",
       "brother", "him"),
      ("男", "男士", "男款", "男性", "men", "man", "mens", "male", "him"), ("女士", "女款", "women's", "womens", "for women")),
-    (("孩子", "小孩", "宝宝", "儿子", "女儿", "小朋友", "儿童", "小学生", "幼儿", "kid", "kids", "child", "children", "son",
-      "daughter", "baby", "toddler", "toddlers"),
-     ("儿童", "宝宝", "孩子", "小孩", "小朋友", "kids", "children", "child", "baby"), ()),
+    (CHILD_WORDS, CHILD_LISTED, ()),
     (("老人", "长辈", "父母", "爸妈", "parents", "elderly", "grandparents"),
      ("老人", "长辈", "中老年", "elderly", "parents", "seniors"), ()),
 )  # fmt: skip

@@ -243,6 +243,10 @@ class Understanding:
             and (n in e.categories or n in e.names[:2] or 2 <= len(bare) <= 4)
         } - set("子品装套盒包件号具")  # fmt: skip
         self._variants = [(p.id, _variant_keys(p)) for p in catalogue.products if p.variants] if catalogue else []
+        # Per product, each variant's model numbers ("2000" of SK2000型): read once, not per question.
+        self._model_numbers = [
+            (pid, [{n for k in ks for n in re.findall(r"\d{3,}", k)} for _, ks in keys]) for pid, keys in self._variants
+        ]
         self._known = {term.text for term in self.terms}
         # Each listed colour's names and the products that come in it ("豆沙色" is the lipstick's).
         self._colour_owners: dict[str, set[str]] = {}
@@ -654,11 +658,8 @@ class Understanding:
             # "2000和4000有啥区别": two model numbers of one product's variants name it
             both = [
                 pid
-                for pid, keys in self._variants
-                if sum(
-                    1 for _, ks in keys if any(_says_number(n, masked) for k in ks for n in re.findall(r"\d{3,}", k))
-                )
-                >= 2
+                for pid, per_variant in self._model_numbers
+                if sum(1 for numbers in per_variant if any(_says_number(n, masked) for n in numbers)) >= 2
             ]
             if len(both) == 1:
                 reading.named, reading.strength = (both[0],), {both[0]: 1.0}
@@ -1168,9 +1169,10 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
             if f"{a} {b}" not in other_en and not {a, b} & _EN_UNITS and not (a.isdigit() and b.isdigit())
         }  # fmt: skip
         # An English word only this variant's name has ("with drawers" of "5 compartments with 2 drawers")
+        other_words = set(L.en_words(other_en))
         keys |= {
             w for w in re.findall(r"[a-z]{4,}", en) if w not in L.STOP_EN and not _is_cue(w)
-            and L.singular(w) not in L.en_words(other_en)
+            and L.singular(w) not in other_words
         }  # fmt: skip
         # A pair of characters only this variant's name has ("狼牙棒那款" for 狼牙棒款, "主驾" for
         # 主驾单片): viewers say part of a variant's name.
@@ -1249,7 +1251,7 @@ def _variant_by_range(product: Product | None, text: str) -> str | None:
     for asked, ranges in ((area, L.AREA_RANGE), (L.people(text), L.PEOPLE_RANGE)):
         for v in product.variants:
             if asked and L.in_ranges(L.normalize(v.name.zh + " " + v.name.en), asked, ranges):
-                return v.id  # (ranges overlap: the smallest that holds it)
+                return v.id  # (ranges overlap: the first listed that holds it, listings go small to large)
     return None
 
 
@@ -1273,7 +1275,8 @@ def _says_key(key: str, text: str) -> bool:
     if key.replace(".", "").isdigit():
         # A bare number ("120" of "120粒") is not said by another amount ("120斤", "1200").
         return re.search(_NOT_IN_A_NUMBER + re.escape(key) + _NOT_ANOTHER_AMOUNT, text) is not None
-    return re.search(_NOT_IN_A_NUMBER + re.escape(key), text) is not None
+    # ("2米" is not said by "2米7": that is 2.7 m)
+    return re.search(_NOT_IN_A_NUMBER + re.escape(key) + (r"(?!\d)" if key.endswith("米") else ""), text) is not None
 
 
 _COMPARED = re.compile(r"和|跟|与|还是|比|差多少|区别|\bvs\b|\band\b|\bor\b|difference|compare")

@@ -204,6 +204,12 @@ def test_a_link_number_is_not_the_end_of_another_number(catalogue: Catalogue) ->
     assert "5号" not in [u.read("2.5号的呢").text[a:b] for a, b in u.read("2.5号的呢").name_spans]
 
 
+def test_a_metre_and_its_tenths_are_one_length(catalogue: Catalogue) -> None:
+    u = Understanding(catalogue)
+    assert u.read("窗帘有2米7高的吗").variants == {"curtain": "large"}  # 2米7 is 2.7 m, not 2 m
+    assert u.read("有2米7高的吗").variants == {}  # (no product named: no "2米" variant either)
+
+
 def test_how_many_of_a_thing_are_left_asks_the_stock(catalogue: Catalogue) -> None:
     reading = Understanding(catalogue).read("how many candles left")
     assert reading.named == ("candle",) and "stock" in reading.intents

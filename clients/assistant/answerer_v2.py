@@ -888,17 +888,15 @@ def _fit_verdict(p: Product, r: Reading, facts: list[Fact]) -> Fact | None:
     if not _ASKS_YES_NO.search(r.text):
         return None
     said = L.normalize(" ".join(f"{f.zh} {f.en}" for f in facts))
-    verdicts = []
-    for number, unit in _FIT_AMOUNT.findall(r.text):
-        units = next(u for u in _FIT_UNITS if unit in u)
-        pattern = "|".join(re.escape(u) for u in sorted(units, key=len, reverse=True))
-        value = float(number)
-        for bound, _ in re.findall(
-            rf"(\d+(?:\.\d+)?)\s*({pattern})\s*(?:及以下|以下|以内|之内|or smaller|or less|and under)", said
-        ):
-            verdicts.append(value <= float(bound))
-        for bound, _ in re.findall(rf"(\d+(?:\.\d+)?)\s*({pattern})\s*(?:及以上|以上|or more|or larger|and up)", said):
-            verdicts.append(value >= float(bound))
+    verdicts: list[bool] = []
+    for unit in _UNIT_WORDS:
+        values = _amounts_in(r.text, unit)
+        if not values:
+            continue
+        words = _unit_pattern(unit)
+        highs = [float(b) for b in re.findall(rf"(\d+(?:\.\d+)?)\s*{words}\s*(?:{_AT_MOST})", said)]
+        lows = [float(b) for b in re.findall(rf"(\d+(?:\.\d+)?)\s*{words}\s*(?:{_AT_LEAST})", said)]
+        verdicts += [v <= high for v in values for high in highs] + [v >= low for v in values for low in lows]
     if not verdicts:
         return None
     ok = all(verdicts)
@@ -927,13 +925,30 @@ def _listed_yes(p: Product, r: Reading, facts: list[Fact]) -> Fact | None:
 
 
 _NEGATED = re.compile(r"[不没无非勿禁]|\b(not|no|non|without|never)\b")
-_FIT_UNITS = (
-    ("英寸", "寸", "inch", "inches", '"'),
-    ("厘米", "公分", "cm"),
-    ("公斤", "千克", "kg"),
-    ("升", "l", "litres"),
-)
-_FIT_AMOUNT = re.compile(r"(\d+(?:\.\d+)?)\s*(英寸|寸|inches|inch|\"|厘米|公分|cm|公斤|千克|kg|升|litres|l(?![a-z]))")
+_UNIT_WORDS = {
+    "inch": ("英寸", "寸", "inches", "inch", '"'),
+    "cm": ("厘米", "公分", "cm"),
+    "kg": ("公斤", "千克", "kg"),
+    "l": ("升", "litres", "l"),
+}
+"""A limit's or a bound's unit, as amounts are written in it."""
+_AT_MOST = "及以下|以下|以内|之内|or smaller|or less|and under"
+_AT_LEAST = "及以上|以上|or more|or larger|and up"
+
+
+@lru_cache(maxsize=8)
+def _unit_pattern(unit: str) -> str:
+    words = "|".join(re.escape(w) for w in sorted(_UNIT_WORDS[unit], key=len, reverse=True))
+    return f"(?:{words})(?![a-z])"
+
+
+def _amounts_in(text: str, unit: str) -> list[float]:
+    """The amounts a text gives in a unit ("32寸", "15.6 inch"; in cm also a bare number before a
+    dimension, as viewers give them: "书桌才50深")."""
+    after = _unit_pattern(unit) + ("|[深宽高长]" if unit == "cm" else "")
+    return [float(v) for v in re.findall(rf"(\d+(?:\.\d+)?)\s*(?:{after})", text)]
+
+
 _ASKS_YES_NO = re.compile(
     r"吗|能不能|可不可以|放得下|装得下|放不放得下|^(is|are)\b|\bcan\b|\bfits?\b|\bwill\b|\bdoes\b"
 )
@@ -1030,6 +1045,10 @@ def _audience_fact(p: Product, r: Reading) -> Fact | None:
                 continue
             zh_parts.append(f"{word_zh}{audience.who.zh}")
             en_parts.append(f"{word_en} {audience.who.en}")
+    return _audience_listing(p, zh_parts, en_parts)
+
+
+def _audience_listing(p: Product, zh_parts: list[str], en_parts: list[str]) -> Fact | None:
     if not zh_parts:
         return None
     return listing_fact("suitable", p, f"{p.name.zh}：{'；'.join(zh_parts)}", f"{p.name.en}: {'; '.join(en_parts)}", [])
@@ -1052,28 +1071,27 @@ def _audience_named(p: Product, r: Reading) -> Fact | None:
         # (a word every audience shares tells none apart: "猫咪" of a cat food's cats)
         if k not in own and not (len(entries) > 1 and L.CJK.match(k) and all(k[0] in e for e in entries))
     ]
-    children = next(fits for asked, fits, _ in L.RECIPIENTS if "toddler" in asked)
-    child_asked = any(w in c for c in chunks for w in next(a for a, _, _ in L.RECIPIENTS if "toddler" in a))
+    child_asked = any(w in c for c in chunks for w in L.CHILD_WORDS)
+    people = L.people(r.text)
+    # (a word in common is no answer to a kind of thing asked that a spec answers: "饭盒能保冷吗
+    # 装冰饮料" of one not for fizzy drinks)
+    by_words = bool(keys) and not (r.concepts and _specs_for(p, r, weak=False))
     zh_parts: list[str] = []
     en_parts: list[str] = []
     for group, word_zh, word_en in ((p.not_for, "不适合", "not for"), (p.suitable_for, "适合", "for")):
         for a in group:
             hay = L.normalize(f"{a.who.zh} {a.who.en}")
             # (a child named is a warning's: "适合3岁以上" is no answer to "baby抱着睡觉安全吗")
-            child = child_asked and group is p.not_for and any(w in hay for w in children)
-            within = L.in_ranges(hay, L.people(r.text), L.PEOPLE_RANGE)  # "我家三口人" of "2-5人家庭"
+            child = child_asked and group is p.not_for and any(w in hay for w in L.CHILD_LISTED)
+            within = L.in_ranges(hay, people, L.PEOPLE_RANGE)  # "我家三口人" of "2-5人家庭"
             if a.limit is not None and a.limit.quantity == "other":
                 within = _amount_within(a.limit, r.text, inclusive=group is p.suitable_for)
             if within is False:
                 continue
-            # (a word in common is no answer to a kind of thing asked: "饭盒能保冷吗 装冰饮料" of
-            # one not for fizzy drinks)
-            if within or child or (not (r.concepts and _specs_for(p, r, weak=False)) and any(k in hay for k in keys)):
+            if within or child or (by_words and any(k in hay for k in keys)):
                 zh_parts.append(f"{word_zh}{a.who.zh}")
                 en_parts.append(f"{word_en} {a.who.en}")
-    if not zh_parts:
-        return None
-    return listing_fact("suitable", p, f"{p.name.zh}：{'；'.join(zh_parts)}", f"{p.name.en}: {'; '.join(en_parts)}", [])
+    return _audience_listing(p, zh_parts, en_parts)
 
 
 def _chunk_keys(chunk: str) -> list[str]:
@@ -1086,19 +1104,10 @@ def _chunk_keys(chunk: str) -> list[str]:
     return [chunk, L.singular(chunk), *([chunk[:-1]] if len(chunk) >= 6 else []), *same] if len(chunk) >= 4 else same
 
 
-_LIMIT_UNITS = {
-    "inch": r"(\d+(?:\.\d+)?)\s*(?:寸|英寸|inch|in\b|\")",
-    "cm": r"(\d+(?:\.\d+)?)\s*(?:厘米|公分|cm|深|宽|高|长)",
-}
-
-
 def _amount_within(limit: Limit, text: str, inclusive: bool) -> bool | None:
     """Whether an amount the question gives in the limit's unit is inside it (None: none
     given). "Up to 32 inches" is for a 32-inch monitor; "under 3 years" is not for a 3-year-old."""
-    pattern = _LIMIT_UNITS.get(limit.unit)
-    if pattern is None:
-        return None
-    values = [float(v) for v in re.findall(pattern, text)]
+    values = _amounts_in(text, limit.unit) if limit.unit in _UNIT_WORDS else []
     if not values:
         return None
     low = float(limit.min) if limit.min is not None else -math.inf
