@@ -561,6 +561,41 @@ async def test_three_nodes_5000_claims_for_1000_coupons_give_exactly_1000(cluste
             await admin.close()
 
 
+async def test_a_claim_on_another_node_right_after_the_drop_is_decided_not_refused_as_unknown(
+    cluster: Cluster,
+) -> None:
+    """A node's state is a prefix of the log: a batch or packet it has not read yet may
+    have just been opened through another node. Its claims and grabs are decided by the
+    log, and only what the whole log does not know is refused as NOT_OPEN. (24 rooms at
+    once, each already followed by every node, so some node is behind when asked.)"""
+    admins = [Admin(node.target, cluster.token(f"hand-{i}", role="service")) for i, node in enumerate(cluster.nodes)]
+
+    async def hand_off(n: int) -> list[admin_pb.PublishEventResponse]:
+        room_id = f"handoff-{n}-{uuid.uuid4().hex[:8]}"
+        opener, *others = (admins[(n + k) % 3] for k in range(3))
+        await opener.create_room(room_id, "Hand-off", host_user_id=HOST)
+        for k, other in enumerate(others):  # every node follows the room before the drop
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await other.publish(room_id, f"early-{k}", claim("b", f"u{k}"))
+            assert rpc_reason(refused.value) == "NOT_OPEN"
+        await opener.publish(room_id, "d", drop("b", quantity=2, limit=1, end_s=300))
+        await opener.publish(room_id, "p", packet("rp", total=500, count=2, end_s=300))
+        return list(
+            await asyncio.gather(
+                *(other.publish(room_id, f"c{k}", claim("b", f"u{k}")) for k, other in enumerate(others)),
+                *(other.publish(room_id, f"g{k}", grab("rp", f"u{k}")) for k, other in enumerate(others)),
+            )
+        )
+
+    try:
+        for answers in await asyncio.gather(*(hand_off(n) for n in range(24))):
+            assert all(a.claim_id.startswith("cp_") for a in answers[:2]), answers
+            assert all(a.grabbed.amount_minor > 0 for a in answers[2:]), answers
+    finally:
+        for admin in admins:
+            await admin.close()
+
+
 async def test_three_nodes_one_grab_per_user_and_exact_shares(cluster: Cluster) -> None:
     """300 grabs (every user grabs on two nodes at once) for 100 shares: 100 users get a
     share each, the shares add up to the total, and every grabber's answer matches the summary."""

@@ -241,7 +241,7 @@ def ticker_jobs(
     return jobs
 
 
-async def _caught_up(gateway: Gateway, room_id: str) -> RoomState | None:
+async def caught_up(gateway: GatewayState, room_id: str) -> RoomState | None:
     """The room's state once this node has folded everything in the log now."""
     head = await gateway.room_log.head(room_id)
     if head is not None:
@@ -250,7 +250,7 @@ async def _caught_up(gateway: Gateway, room_id: str) -> RoomState | None:
 
 
 async def _close_batch(gateway: Gateway, room_id: str, batch_id: str, sold_out: bool) -> None:
-    state = await _caught_up(gateway, room_id) if not sold_out else gateway.states.get(room_id)
+    state = await caught_up(gateway, room_id) if not sold_out else gateway.states.get(room_id)
     batch = state.coupons.batches.get(batch_id) if state is not None else None
     if batch is None or batch.ended:
         return
@@ -261,7 +261,7 @@ async def _close_batch(gateway: Gateway, room_id: str, batch_id: str, sold_out: 
 
 
 async def _close_packet(gateway: Gateway, room_id: str, packet_id: str) -> None:
-    state = await _caught_up(gateway, room_id)
+    state = await caught_up(gateway, room_id)
     packet = state.red_packets.packets.get(packet_id) if state is not None else None
     if packet is None:
         return

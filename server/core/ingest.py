@@ -109,9 +109,20 @@ class Ingest(Watching):
                 if checked == "media_clock" and not self.media_clocks.should_log(state, room_id, item.payload, now_ms):
                     results[i] = Posted(cursor="", event_id="", duplicate=False)  # latest wins: coalesced
                     continue
-                prepared = self.interactions.prepare(
-                    state, who, room_id, checked, item.payload, item.key, now_ms, standing=where
-                )
+                try:
+                    prepared = self.interactions.prepare(
+                        state, who, room_id, checked, item.payload, item.key, now_ms, standing=where
+                    )
+                except ApiError as err:
+                    if err.reason != "NOT_OPEN":
+                        raise
+                    # What this node has folded is a prefix of the log: a batch, packet,
+                    # poll or lottery it does not know may have just been opened through
+                    # another node. Read the room to the log's end once, then decide.
+                    state = await giveaways.caught_up(self, room_id) or state
+                    prepared = self.interactions.prepare(
+                        state, who, room_id, checked, item.payload, item.key, now_ms, standing=where
+                    )
             except ApiError as err:
                 results[i] = err
                 continue
