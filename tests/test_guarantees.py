@@ -164,15 +164,23 @@ async def test_a_cursor_from_another_log_is_answered_explicitly(
 
 
 async def test_a_fresh_join_can_ask_for_recent_history(server: ServerProcess, room_id: str, admin: Admin) -> None:
+    """history_limit counts events of every kind (the server's own viewer counts among
+    the comments too): the joiner gets the log's last 3 events up to its head, then live."""
     async with streams(server, ["alice"], room_id) as (alice,):
         for n in range(10):
             await alice.send_comment(room_id, f"h{n}", f"old {n}")
         viewer = RawStream(server.target)
         await viewer.hello(server.token("viewer"))
-        await viewer.join(room_id, history_limit=3)
+        joined = await viewer.join(room_id, history_limit=3)
         await alice.send_comment(room_id, "live", "new")
-        events = await viewer.wait_events(room_id, 4, kind="comment")
-        assert [e.payload.comment.text for e in events] == ["old 7", "old 8", "old 9", "new"]
+        log = await admin.all_events(room_id)
+        head = [e.cursor for e in log].index(joined.snapshot.head_cursor)
+        history = log[head - 2 : head + 1]
+        told = [e.payload.comment.text for e in history if e.payload.WhichOneof("kind") == "comment"]
+        assert told == [f"old {n}" for n in range(10 - len(told), 10)]
+        comments = await viewer.wait_events(room_id, len(told) + 1, kind="comment")
+        assert [e.cursor for e in viewer.events(room_id)[:3]] == [e.cursor for e in history]
+        assert [e.payload.comment.text for e in comments] == [*told, "new"]
         await viewer.close()
 
 
