@@ -234,7 +234,8 @@ class Understanding:
                 self._initials.add(letters)
 
         self._shop_words: set[str] = set()
-        self.terms = _dedupe(raw, self._shop_words)
+        own = {entry.product_id: {L.normalize(n) for n in (*entry.names, *entry.categories)} for entry in listed}
+        self.terms = _dedupe(raw, self._shop_words, own)
         self._heads = {
             bare[-1]
             for e in listed
@@ -1022,9 +1023,13 @@ def _name_terms(names: list[str]) -> list[tuple[str, float]]:
     return out
 
 
-def _dedupe(raw: dict[str, list[tuple[str, float]]], shop_words: set[str]) -> list[Term]:
+def _dedupe(
+    raw: dict[str, list[tuple[str, float]]], shop_words: set[str], own: Mapping[str, set[str]]
+) -> list[Term]:
     """The terms, each product's best weight; words most products share go to `shop_words`
-    ("眼镜" in an eyewear shop: no sound-alike of them names one product either)."""
+    ("眼镜" in an eyewear shop: no sound-alike of them names one product either) — unless one
+    or two products are called that themselves ("跑鞋" is the running shoe's own category,
+    though every shoe is a 跑鞋 to a general synonym): then it names those."""
     owners: dict[str, set[str]] = {}
     for pid, terms in raw.items():
         for text, _ in terms:
@@ -1043,10 +1048,17 @@ def _dedupe(raw: dict[str, list[tuple[str, float]]], shop_words: set[str]) -> li
                 continue
             if not cjk and len(text) < 2:
                 continue
-            if len(owners[text]) >= max(3, len(raw) // 3):
+            holders = owners[text]
+            if len(holders) >= max(3, len(raw) // 3):
+                called = {other for other in holders if text in own.get(other, ())}
+                within = {other for other in holders if any(text in name for name in own.get(other, ()))}
+                if 0 < len(called) <= 2 and within == called:  # (not "枕头" of 荞麦壳枕头 too)
+                    if pid in called:
+                        out.append(Term(text, pid, weight * (0.5 if len(called) > 1 else 1.0)))
+                    continue
                 shop_words.add(text)
                 continue  # "car" in a car-accessory shop, "tea" in a tea shop: the shop's word, no one product's
-            shared = len(owners[text]) > 1
+            shared = len(holders) > 1
             out.append(Term(text, pid, weight * (0.5 if shared else 1.0)))
     return out
 

@@ -28,6 +28,7 @@ from barrage.clients.assistant.listing_facts import (
     amount_in,
     amount_of_variants,
     chart_cells,
+    chart_covers,
     chart_columns,
     column_kind,
     count_not_listed,
@@ -41,6 +42,7 @@ from barrage.clients.assistant.listing_facts import (
 )
 from barrage.clients.assistant.state import LiveState, Price
 from barrage.shoplang import lang as L
+from barrage.shoplang import units
 from barrage.shoplang.catalogue import Audience, Catalogue, Faq, Limit, Product, Shipping, Spec, Text, Variant
 from barrage.shoplang.understand import Reading, Understanding, content_words
 
@@ -100,6 +102,20 @@ class CatalogueAnswerer:
             return Answer(question, lang, "ignore", reason="not a question")
         if reading.medical:
             return self._decline(question, lang, "medical", reading)
+        answer = self._answer(question, reading, lang, state, now_ms)
+        asked = units.conversion(reading.text)
+        if asked is None:
+            return answer
+        # "2公斤是几斤 这箱": the amount the viewer gives, in the unit asked (arithmetic, not
+        # a listed fact), then whatever the listing says of the rest.
+        said = asked.sentence(lang)
+        converted = Fact("convert", None, said, said, (said,))
+        if answer.outcome != "answer":
+            return Answer(question, lang, "answer", (converted,), said)
+        joined = said + ("；" if lang == "zh" else "; ") + answer.text
+        return Answer(question, lang, "answer", (converted, *answer.facts), joined)
+
+    def _answer(self, question: str, reading: Reading, lang: Lang, state: LiveState, now_ms: int) -> Answer:
         sale = state.current_sale(now_ms)
         sale_pid = sale.product_id if sale is not None else None
         facts: list[Fact] = []
@@ -384,10 +400,24 @@ class CatalogueAnswerer:
             chart = p.size_chart if p is not None else None
             return chart is not None and any(column_kind(c) in kinds for c in chart.columns)
 
-        if products and charted(self.catalogue.product(products[0])):
+        def covers(p: Product | None) -> bool:
+            chart = p.size_chart if p is not None else None
+            columns = {column_kind(c) for c in chart.columns} if chart is not None else set()
+            return all(chart_covers(p, kind, value) for kind, value in r.quantities if kind in columns)
+
+        first = self.catalogue.product(products[0]) if products else None
+        if first is not None and charted(first) and covers(first):
+            return products
+        if sale_pid is not None and charted(sale := self.catalogue.product(sale_pid)) and covers(sale):
+            return [sale_pid]  # the other product on screen: the flash sale's
+        # "娃脚长18cm拍几码" with adult shoes on screen: the one product whose chart holds it
+        fits = [p.id for p in self.catalogue.products if charted(p) and covers(p)]
+        if len(fits) == 1:
+            return fits
+        if first is not None and charted(first):
             return products
         if sale_pid is not None and charted(self.catalogue.product(sale_pid)):
-            return [sale_pid]  # the other product on screen: the flash sale's
+            return [sale_pid]
         fits = [p.id for p in self.catalogue.products if charted(p)]
         return fits if len(fits) == 1 else products
 

@@ -55,6 +55,8 @@ def size_fact(p: Product, r: Reading) -> Fact | None:
                 fitting = sorted(points, key=lambda pt: (abs(pt[0] - given[0]), -pt[0]))
             else:
                 fitting = sorted((pt for pt in points if given and pt[0] >= given[0] - 1e-9), key=lambda pt: pt[0])
+                if given and not _covers([pt[0] for pt in points], given[0]):
+                    fitting = []  # an 18 cm foot is no 36 (22.5 cm): far below the chart's smallest
             if fitting:
                 _, size, column, cell = fitting[0]
                 rows.append((size, column, cell))
@@ -253,6 +255,34 @@ _GIRTH_COLUMNS = (
 
 _MEASURES = ("weight", "height", "age", "foot", "chest", "waist", "hip", "head")
 """What a viewer gives of themselves (or their pet) to choose a size."""
+
+
+def chart_covers(p: Product | None, kind: str, value: float) -> bool:
+    """Whether a size of the product's chart fits a measure of that kind ("脚长18cm": not
+    an adult shoe's chart that starts at 22.5 cm)."""
+    chart = p.size_chart if p is not None else None
+    if chart is None:
+        return False
+    points: list[float] = []
+    for values in chart.rows.values():
+        for column, cell in zip(chart.columns, values, strict=True):
+            if column_kind(column) != kind:
+                continue
+            bounds = _range(cell)
+            if bounds is not None and bounds[0] <= value <= bounds[1]:
+                return True
+            if bounds is None and (one := _cell_value(cell, kind)) is not None:
+                points.append(one)
+    return _covers(points, value)
+
+
+def _covers(points: list[float], value: float) -> bool:
+    """One value a size (foot length): within the chart, or at most a step below its smallest."""
+    if not points:
+        return False
+    ordered = sorted(set(points))
+    step = min((b - a for a, b in zip(ordered, ordered[1:], strict=False)), default=ordered[0] * 0.05)
+    return ordered[0] - step - 1e-9 <= value <= ordered[-1] + 1e-9
 
 
 def _range(cell: str) -> tuple[float, float] | None:
