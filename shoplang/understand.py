@@ -73,6 +73,8 @@ class Reading:
     """A dimension asked by its adjective ("多宽" -> ("宽", "width")): the spec of that dimension."""
     packs: tuple[tuple[str, float], ...] = ()
     """Pack sizes named ("十斤装" = ("weight", 5.0)), whether or not a variant is that size."""
+    variant_words: tuple[str, ...] = ()
+    """Products a word of whose variants the text says, one variant named or not ("钢带")."""
 
     @property
     def topic_key(self) -> str:
@@ -136,6 +138,9 @@ class Reading:
         if self.pointed and pinned:
             return [pinned]  # "这个华为能快充吗": this one, not the screen film's Huawei version
         if self.variants:
+            for screen in (pinned, sale):
+                if screen is not None and screen not in self.variants and screen in self.variant_words:
+                    return [screen]  # "钢带太长了": the watch on screen has steel bracelets too
             return list(self.variants)  # "茶轴多少钱": the product that has that variant
         if pinned:
             return [pinned]
@@ -705,6 +710,17 @@ class Understanding:
                 reading.variants[product_id] = variant
                 # What the variant's own name says is not asked ("平装的多少": 装 is no set-up question)
                 named_by = next((k for vid, ks in keys if vid == variant for k in ks if k in seen and len(k) > 1), "")
+                # Other products whose versions are called that too ("钢带": two watches have one)
+                reading.variant_words = tuple(
+                    dict.fromkeys(
+                        (*reading.variant_words, product_id)
+                        + tuple(
+                            pid
+                            for pid, topics in self._topics.items()
+                            if named_by and any(key == "variants" and named_by in text for key, text in topics)
+                        )
+                    )
+                )
                 if named_by and reading.concepts:
                     # (in the form of the text that says it: "三个装多少" is "3个装" and 多少)
                     form = next(form for form in seen.split(" | ") if named_by in form)

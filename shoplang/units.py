@@ -45,10 +45,18 @@ def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], re.P
         rf"(?<![\d.])(?P<a>{_NUMBER})(?:\s*[-~～到至]\s*(?P<b>{_NUMBER}))?\s*(?P<u>{unit}){after}"
         r"(?P<tail>[一二三四五六七八九\d](?![\d.]|[厘毫米公千克斤两升个件只块岁]))?"
     )
-    asked_zh = re.compile(rf"(?:多少|几)\s*个?\s*(?P<u>{unit}){after}")
+    asked_zh = re.compile(rf"(?:多少|几)个?(?P<u>{unit}){after}(?<!两(?=[只个件条双对套]))")
     asked_same = re.compile(rf"是\s*(?P<n>{_NUMBER})?\s*(?P<u>{unit}){after}\s*(?:吗|嘛|么|不|没)")
     asked_en = re.compile(rf"\b(?:in|into|to|how many)\s+(?P<u>{unit}){after}")
     return amount, asked_zh, asked_same, asked_en
+
+
+def states(text: str, unit: str) -> bool:
+    """Whether a text gives an amount in that unit or one of the same size ("约10 ft" for
+    "feet"): a listing that says it is the answer, not arithmetic of the reader's."""
+    amount = _patterns()[0]
+    size = _UNITS[unit.lower()][:2]
+    return any(_UNITS[m.group("u")][:2] == size for m in amount.finditer(text.lower()))
 
 
 @dataclass(frozen=True)

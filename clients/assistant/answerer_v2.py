@@ -104,8 +104,8 @@ class CatalogueAnswerer:
             return self._decline(question, lang, "medical", reading)
         answer = self._answer(question, reading, lang, state, now_ms)
         asked = units.conversion(reading.text)
-        if asked is None:
-            return answer
+        if asked is None or (answer.outcome == "answer" and units.states(answer.text, asked.unit)):
+            return answer  # ("how many feet is the 3m cable": its listing says "about 10 ft")
         # "2公斤是几斤 这箱": the amount the viewer gives, in the unit asked (arithmetic, not
         # a listed fact), then whatever the listing says of the rest.
         said = asked.sentence(lang)
