@@ -711,16 +711,12 @@ class Understanding:
                 # What the variant's own name says is not asked ("平装的多少": 装 is no set-up question)
                 named_by = next((k for vid, ks in keys if vid == variant for k in ks if k in seen and len(k) > 1), "")
                 # Other products whose versions are called that too ("钢带": two watches have one)
-                reading.variant_words = tuple(
-                    dict.fromkeys(
-                        (*reading.variant_words, product_id)
-                        + tuple(
-                            pid
-                            for pid, topics in self._topics.items()
-                            if named_by and any(key == "variants" and named_by in text for key, text in topics)
-                        )
-                    )
-                )
+                sharing = [
+                    pid
+                    for pid, topics in self._topics.items()
+                    if named_by and any(key == "variants" and named_by in text for key, text in topics)
+                ]
+                reading.variant_words = tuple(dict.fromkeys((*reading.variant_words, product_id, *sharing)))
                 if named_by and reading.concepts:
                     # (in the form of the text that says it: "三个装多少" is "3个装" and 多少)
                     form = next(form for form in seen.split(" | ") if named_by in form)

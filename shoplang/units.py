@@ -110,7 +110,8 @@ def conversion(text: str) -> Conversion | None:
         if target.re is asked_same:
             expected = cn_number(target.group("n")) if target.group("n") else 1.0
         given = text[match.start() : match.end()].strip()
-        return Conversion(given, converted, text[target.start("u") : target.end("u")], from_exact and to_exact, expected)
+        unit = text[target.start("u") : target.end("u")]
+        return Conversion(given, converted, unit, from_exact and to_exact, expected)
     return None
 
 

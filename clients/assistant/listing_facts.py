@@ -4,6 +4,7 @@ decides which of them a question asks for)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from decimal import Decimal
@@ -281,7 +282,7 @@ def _covers(points: list[float], value: float) -> bool:
     if not points:
         return False
     ordered = sorted(set(points))
-    step = min((b - a for a, b in zip(ordered, ordered[1:], strict=False)), default=ordered[0] * 0.05)
+    step = min((b - a for a, b in itertools.pairwise(ordered)), default=ordered[0] * 0.05)
     return ordered[0] - step - 1e-9 <= value <= ordered[-1] + 1e-9
 
 
