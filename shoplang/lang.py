@@ -184,7 +184,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
                   "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget",
                   "最便宜", "最实惠", "cheapest", "re:(买|选|挑)哪[个款种套本件双把台只支瓶盒条]", "re:送.{1,4}(什么|啥)好", "有没有适合", "re:(带|买|选|拿)哪(个|款|种).{0,6}好", "re:有(什么|啥)(吃|喝|玩|用)的", "re:用(啥|什么|哪个)好", "gift for", "re:\\bany \\w+ for (my|a|kids?|children)\\b",
                   "what can help", "want something", "looking for something", "need something", "re:anything (to|that) help",
-                  "有什么能帮"),
+                  "有什么能帮", "re:(穿|戴|用|吃|盖|选)哪(个|款|种|双|件|条|只|套)(好|合适|比较好)",
+                  "re:有(什么|啥)能(吃|喝|玩|用|盖|穿|戴|送)的", "re:\\banything (good )?(for|to)\\b", "re:\\bwhich (one|pair) (should|would)\\b"),
     "invoice": ("发票", "开票", "专票", "invoice", "receipt", "fapiao"),
 }  # fmt: skip
 
@@ -318,6 +319,9 @@ REGIONS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 MAINLAND = ("xinjiang", "tibet", "qinghai", "hainan", "inner mongolia", "gansu", "ningxia", "beijing", "shanghai",
             "guangdong", "heilongjiang")  # fmt: skip
+
+GENERIC_HEADS = "子品装套盒包件款个只"
+"""Last characters that say no kind ("礼盒", "套装"): a Chinese noun's head is its kind otherwise."""
 
 GENERIC_NAME_WORDS = {
     "新款", "正品", "官方", "套装", "礼盒", "直播", "款", "体重", "身高", "年龄", "set", "official", "new", "pro", "plus", "pack", "the", "and", "with",
@@ -819,6 +823,13 @@ NEEDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("开直播", "直播用", "拍视频", "化妆", "streaming", "makeup", "vlog"), ("补光", "环形", "美颜", "ring light", "fill light")),
     (("喝的", "饮料", "drinks", "something to drink"), ("饮", "水", "茶", "奶", "咖啡", "drink", "water", "tea", "juice")),
     (("出差", "旅行", "旅游", "travel", "trip"), ("便携", "旅行", "折叠", "portable", "travel")),
+    (("跑步", "跑个", "慢跑", "马拉松", "半马", "running", "marathon", "jog", "jogging"), ("跑", "running", "runner")),
+    (("床太硬", "太硬了", "硬板床", "睡着硬", "too hard", "too firm"), ("软", "床垫", "soft", "topper")),
+    (("尿床", "尿湿", "wets the bed", "wetting the bed", "bedwetting", "bed-wetting"),
+     ("隔尿", "防水", "waterproof", "protector")),
+    (("烧烤", "烤肉", "bbq", "barbecue", "grill"), ("烧烤", "铁板", "bbq", "barbecue", "grill")),
+    (("能盖的", "盖的", "盖着", "to cover", "sleep under"), ("被", "毯", "duvet", "quilt", "blanket")),
+    (("带点跟", "有跟", "高跟", "显高", "heels", "heeled"), ("跟", "heel")),
 )  # fmt: skip
 
 

@@ -839,6 +839,9 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
     if "?" in text or "？" in text:
         return True
     if L.CJK.search(text):
+        last = re.split(r"[\s，,。！!~]+", text.strip(" ，,。！!~"))[-1]
+        if last != text and (_Q_ZH.search(last) or _REQUEST_ZH.search(last)) and not _EXCLAIM_ZH.search(last):
+            return True  # "床太硬了 有啥推荐": a complaint, then the question
         if (_EXCLAIM_ZH.search(text) or "哈哈" in text) and not re.search(r"吗|呢", text):
             return False  # "为什么我养什么死什么哈哈哈": a laugh at oneself
         if _Q_ZH.search(text) or _REQUEST_ZH.search(text):
@@ -998,7 +1001,7 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
     heads = {L.normalize(n)[-1] for n in (*product.categories, *product.names[:2]) if n and L.CJK.match(n[-1])}
     # "X子" is the everyday noun of a head X: 绳子 is the 牵引绳, 袜子 the 船袜.
     terms += [(head + "子", 2.0) for head in heads if head != "子"]
-    terms += [(head, 1.5) for head in heads if head not in "子品装套盒包件"]  # "笔多少钱", "有红笔吗"
+    terms += [(head, 1.5) for head in heads if head not in L.GENERIC_HEADS]  # "笔多少钱", "有红笔吗"
     for group in L.KIND_SYNONYMS:
         if any(
             _contains(own, member) if len(member) >= 2 or not L.CJK.search(member) else member in heads

@@ -71,7 +71,7 @@ class Conversion:
     """The amount a yes/no question proposes ("是一斤吗": 1)."""
 
     def sentence(self, lang: str) -> str:
-        shown = "-".join(_shown(v) for v in self.values)
+        shown = "-".join(_shown(v, 2 if self.exact else 1) for v in self.values)  # (约4.5斤, as listings round)
         zh_unit = self.unit
         verdict = ""
         if self.expected is not None:
@@ -115,5 +115,5 @@ def conversion(text: str) -> Conversion | None:
     return None
 
 
-def _shown(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+def _shown(value: float, decimals: int) -> str:
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")

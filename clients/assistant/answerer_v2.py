@@ -322,6 +322,10 @@ class CatalogueAnswerer:
             uses = L.normalize(" ".join(f"{a.who.zh} {a.who.en}" for a in p.suitable_for))
             score += sum(1 for w in content_words(r.text) if w in uses)
             score += 1 if p.id in r.named else 0
+            # The head of a word the reader typed, however mistyped ("机戒表" is some 表): the head
+            # of what the product is
+            heads = {L.normalize(n)[-1:] for n in (p.category.zh, p.name.zh)} - set(L.GENERIC_HEADS)
+            score += 1 if any(w[-1] in heads for w in re.findall(r"[\u4e00-\u9fff]{2,}", residue)) else 0
             listing = _listing_words(p)
             for fits, others in L.recipients(r.text):
                 if any(L.cue_matches(w, listing) for w in others):
@@ -339,7 +343,11 @@ class CatalogueAnswerer:
             zh = "可以说说预算或用途（比如给谁、多大年龄），我帮你从直播间的商品里挑～"
             en = "Tell me a budget or what it is for (who, what age) and I'll pick from this room's products."
             return Answer(question, lang, "abstain", text=zh if lang == "zh" else en, reason="which")
-        wanted.sort(key=lambda item: (-item[0], item[1]))
+        if limit is not None and re.search(r"左右|上下|around|about", r.text):
+            # "预算800左右": the nearest to the budget first, not the cheapest
+            wanted.sort(key=lambda item: (-item[0], abs(float(item[1]) - limit)))
+        else:
+            wanted.sort(key=lambda item: (-item[0], item[1]))
         facts = [item[3] for item in wanted[:3]]
         head = Fact("recommend", None, "可以看看", "You could look at", ())
         text = render(lang, [head, *facts])
