@@ -840,7 +840,7 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
         return True
     if L.CJK.search(text):
         last = re.split(r"[\s，,。！!~]+", text.strip(" ，,。！!~"))[-1]
-        if last != text and (_Q_ZH.search(last) or _REQUEST_ZH.search(last)) and not _EXCLAIM_ZH.search(last):
+        if last != text and re.search(r"吗|呢|啥|什么|哪|几|多少|推荐", last) and not _EXCLAIM_ZH.search(last):
             return True  # "床太硬了 有啥推荐": a complaint, then the question
         if (_EXCLAIM_ZH.search(text) or "哈哈" in text) and not re.search(r"吗|呢", text):
             return False  # "为什么我养什么死什么哈哈哈": a laugh at oneself
