@@ -1,0 +1,150 @@
+"""Names that synonyms spread, measures no chart holds, conversions, versions two products
+share and picks by need — the mechanisms added after reading the shoes, footwear, bedding,
+seafood and watches shops' failures (issue 15, seventh round).
+
+The catalogue is written here, for this test (a sports shop); nothing in shoplang names its
+products. Each case states one mechanism.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.shoplang.catalogue import Catalogue
+from barrage.shoplang.understand import is_question
+from barrage.shoplang.units import conversion
+from tests.insights_room import ask
+
+CATALOGUE = """
+format: 2
+shop: {zh: 动起来运动小铺, en: Move sports store}
+currency: CNY
+shipping:
+  ships_from: {zh: 福建晋江, en: "Jinjiang, Fujian"}
+  regions: [{zh: 中国大陆, en: mainland China}]
+  carrier: {zh: 中通快递, en: ZTO Express}
+  dispatch_hours: 48
+  delivery_days: [2, 4]
+  fee: 6
+  free_over: 99
+returns: {days: 7, note: {zh: 未穿着可7天无理由退货, en: unworn items can be returned within 7 days}}
+products:
+  - id: jogger
+    name: {zh: 轻风跑步鞋, en: Breeze running shoes}
+    category: {zh: 跑鞋, en: running shoes}
+    price: 299
+    sizes: ["36", "38", "40", "42", "44"]
+    size_chart:
+      columns: [{zh: 脚长(cm), en: foot length (cm)}]
+      rows: {"36": ["22.5"], "38": ["24.0"], "40": ["25.0"], "42": ["26.5"], "44": ["27.5"]}
+  - id: trail
+    name: {zh: 越野徒步鞋, en: Trail hiking shoes}
+    category: {zh: 徒步鞋, en: hiking shoes}
+    price: 399
+  - id: canvas
+    name: {zh: 帆布板鞋, en: Canvas skate shoes}
+    category: {zh: 板鞋, en: skate shoes}
+    price: 129
+  - id: toddler
+    name: {zh: 儿童学步鞋, en: Toddler first-walker shoes}
+    category: {zh: 童鞋, en: kids' shoes}
+    price: 99
+    sizes: ["20", "21", "22", "23", "24"]
+    size_chart:
+      columns: [{zh: 脚长(cm), en: foot length (cm)}]
+      rows: {"20": ["12.5"], "21": ["13.0"], "22": ["13.5"], "23": ["14.0"], "24": ["14.5"]}
+  - id: watch
+    name: {zh: 户外运动手表, en: Outdoor sports watch}
+    category: {zh: 手表, en: watch}
+    price: 599
+    variants:
+      - {id: black-steel, name: {zh: 黑色钢带, en: black steel bracelet}}
+      - {id: silver-steel, name: {zh: 银色钢带, en: silver steel bracelet}}
+      - {id: orange-silicone, name: {zh: 橙色硅胶带, en: orange silicone strap}}
+  - id: chrono
+    name: {zh: 竞速计时腕表, en: Race chronograph}
+    category: {zh: 腕表, en: chronograph}
+    price: 899
+    variants:
+      - {id: panda-steel, name: {zh: 熊猫盘钢带, en: panda dial steel bracelet}}
+      - {id: black-leather, name: {zh: 黑盘皮带, en: black dial leather strap}}
+  - id: rope
+    name: {zh: 负重跳绳, en: Weighted jump rope}
+    category: {zh: 跳绳, en: jump rope}
+    price: 39
+    variants:
+      - {id: r3, name: {zh: 3米（约10 ft）, en: 3 m (about 10 ft)}}
+  - id: whey
+    name: {zh: 乳清蛋白粉 5磅, en: Whey protein 5 lb}
+    category: {zh: 蛋白粉, en: protein powder}
+    price: 359
+"""
+
+
+@pytest.fixture(scope="module")
+def answerer() -> CatalogueAnswerer:
+    return CatalogueAnswerer(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
+
+
+@pytest.mark.parametrize(
+    ("text", "pinned", "must"),
+    [
+        # A product's own category stays its name, though a synonym makes every shoe a 跑鞋
+        ("跑鞋多少钱", None, "¥299"),
+        ("徒步鞋和跑鞋哪个贵", None, "¥299"),
+        # A measure only one chart holds: that product's size, not the nearest of another
+        ("娃脚长14cm拍几码", "jogger", "23码"),
+        # Conversions of an amount the viewer gives
+        ("2公斤是几斤", None, "4斤"),
+        ("4-5斤是多少公斤啊", None, "2-2.5公斤"),
+        ("这个500克是一斤吗", "whey", "是的"),
+        ("五磅是多少斤", "whey", "约等于4.5斤"),  # approximate: rounded as listings round
+        ("how many feet is the 3m rope", None, "10 ft"),  # the listing says it: no arithmetic
+        # Picks by what it is for, and around a budget
+        ("平时跑个5公里 穿哪双好", None, "轻风跑步鞋"),
+        ("机戒表预算700 推荐哪个", None, "户外运动手表"),  # a mistyped word's head (表)
+    ],
+)
+def test_seventh_round_answers(answerer: CatalogueAnswerer, text: str, pinned: str | None, must: str) -> None:
+    reply = ask(answerer, text, pinned)
+    assert must in reply, reply
+
+
+def test_a_budget_around_an_amount_puts_the_nearest_first(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "预算400左右想买双鞋 推荐哪个", None)
+    prices = re.findall(r"¥(\d+)", reply)
+    assert prices and prices[0] == "399", reply
+
+
+def test_a_measure_no_chart_holds_gets_no_size(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "脚长18cm穿几码", "jogger")  # 18 cm: below the adult chart, above the toddler's
+    assert "36码" not in reply and "24码" not in reply, reply
+
+
+def test_a_version_word_the_product_on_screen_shares_stays_on_screen(answerer: CatalogueAnswerer) -> None:
+    # "钢带" names one version of the chronograph, but the watch on screen has steel bracelets too
+    reply = ask(answerer, "钢带太长了能截吗", "watch")
+    assert "[product:chrono]" not in reply, reply
+
+
+def test_the_conversion_is_arithmetic_on_the_amount_given() -> None:
+    assert conversion("这箱几斤") is None  # no amount given: the listing's weight
+    assert conversion("一斤多少钱") is None
+    assert conversion("承重多少 两只猫加起来9kg") is None  # 两 before a measure word is two
+    found = conversion("1米8是多少厘米")
+    assert found is not None and found.sentence("zh") == "1米8等于180厘米"
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("宿舍的床太硬了 有啥推荐", True),  # a complaint, then the question
+        ("哇 怎么又降价了", False),  # surprise, not a question
+    ],
+)
+def test_a_complaint_then_a_question(text: str, asks: bool) -> None:
+    assert is_question(text) is asks
