@@ -868,12 +868,18 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
                 f"sorry, {names[-1].title()} is not listed — we deliver to {regions_en}; please ask customer service"
             )
     low, high = s.delivery_days
+    if r.regions and s.note is not None:
+        # "常温包邮；新疆、西藏需补邮费10元": what the terms' note says of a region asked
+        note = L.normalize(s.note.zh + " " + s.note.en)
+        if any(any(L.cue_matches(n, note) for n in L.REGIONS[region]) for region in r.regions):
+            parts_zh.append(s.note.zh)
+            parts_en.append(s.note.en)
     if r.regions:
         if "delivery_time" in intents and not any(p.startswith("不发") for p in parts_zh):
             # "我在广州 几天能到": that it goes there, and how long it takes
             parts_zh.append(f"下单后 {s.dispatch_hours} 小时内发货，一般 {low} 到 {high} 天送达")
             parts_en.append(f"dispatched within {s.dispatch_hours} hours, usually arriving in {low} to {high} days")
-        sources = [str(s.dispatch_hours), str(low), str(high)]
+        sources = [str(s.dispatch_hours), str(low), str(high), *([s.note.zh, s.note.en] if s.note else [])]
         return [
             listing_fact("shipping:region", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), sources)
         ]
