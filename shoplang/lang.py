@@ -302,7 +302,7 @@ COLOUR_ZH_OF = {
     "purple": "紫", "orange": "橙", "brown": "棕", "red": "红", "silver": "银",
 }  # fmt: skip
 """An English colour's Chinese character ("in purple?" of 薰衣草紫)."""
-_COLOUR_ZH = re.compile(r"(藏青|酒红|墨绿|雾霾灰|浅蓝|深蓝|天蓝|咖啡|卡其|[黑白灰蓝绿黄粉紫橙棕金银红青])色")
+_COLOUR_ZH = re.compile(r"(藏青|酒红|墨绿|雾霾灰|浅蓝|深蓝|天蓝|咖啡|卡其|米白|奶白|玫红|宝蓝|军绿|香槟|[黑白灰蓝绿黄粉紫橙棕金银红青米杏驼咖])色")
 _COLOUR_BARE_ZH = re.compile(r"(?:有|要|拿|来个|想要)([黑白红蓝绿黄粉紫灰])的(?=[吗没不么嘛呢?？\s]|$)")
 """"有白的吗": a colour said without 色."""
 _COLOUR_EN = re.compile(r"(?<![a-z])(" + "|".join(COLOURS_EN) + r")(?![a-z])")  # ("有black吗": no \b beside Chinese)

@@ -552,8 +552,10 @@ class Understanding:
             and any(
                 L.cue_matches(L.normalize(kind), masked)
                 for group in L.KIND_SYNONYMS
+                # (a kind the shop sells under any of its names, "shoes" in a shoe shop, is no other)
+                if not any(L.normalize(k) in self._known or L.normalize(k) in self._shop_words for k in group)
                 for kind in group
-                if len(kind) >= 2 and L.normalize(kind) not in self._known
+                if len(kind) >= 2
             )
         )
         reading.question = is_question(original, reading)

@@ -32,6 +32,11 @@ shipping:
   fee: 6
   free_over: 99
 returns: {days: 7, note: {zh: 未穿着可7天无理由退货, en: unworn items can be returned within 7 days}}
+faq:
+  - id: genuine
+    question: {zh: 是正品吗？, en: "Are these authentic?"}
+    keywords: [正品, genuine, authentic]
+    answer: {zh: 全店品牌授权正品, en: every item is brand-authorised and genuine}
 products:
   - id: jogger
     name: {zh: 轻风跑步鞋, en: Breeze running shoes}
@@ -49,6 +54,16 @@ products:
     name: {zh: 帆布板鞋, en: Canvas skate shoes}
     category: {zh: 板鞋, en: skate shoes}
     price: 129
+    colours: [{zh: 白色, en: white}, {zh: 米白, en: cream}]
+  - id: insole
+    name: {zh: 减震鞋垫, en: Cushioning insoles}
+    category: {zh: 鞋垫, en: insoles}
+    price: 29
+    faq:
+      - id: trim
+        question: {zh: 鞋垫能剪吗？, en: "Can I trim them?"}
+        keywords: [剪, trim, cut]
+        answer: {zh: 可以沿裁剪线剪短, en: "yes, trim along the guide lines"}
   - id: toddler
     name: {zh: 儿童学步鞋, en: Toddler first-walker shoes}
     category: {zh: 童鞋, en: kids' shoes}
@@ -78,6 +93,14 @@ products:
     price: 39
     variants:
       - {id: r3, name: {zh: 3米（约10 ft）, en: 3 m (about 10 ft)}}
+    shipping:
+      ships_from: {zh: 浙江义乌, en: "Yiwu, Zhejiang"}
+      regions: [{zh: 中国大陆, en: mainland China}]
+      carrier: {zh: 韵达快递, en: Yunda Express}
+      dispatch_hours: 24
+      delivery_days: [2, 5]
+      fee: 0
+      note: {zh: 新疆、西藏需补邮费10元, en: Xinjiang and Tibet pay a ¥10 surcharge}
   - id: whey
     name: {zh: 乳清蛋白粉 5磅, en: Whey protein 5 lb}
     category: {zh: 蛋白粉, en: protein powder}
@@ -107,6 +130,11 @@ def answerer() -> CatalogueAnswerer:
         # Picks by what it is for, and around a budget
         ("平时跑个5公里 穿哪双好", None, "轻风跑步鞋"),
         ("机戒表预算700 推荐哪个", None, "户外运动手表"),  # a mistyped word's head (表)
+        # Colours, FAQ keywords, the shop's own kind, shipping notes
+        ("板鞋米色有吗", None, "米白"),  # 米色 is a colour, and 米白 its listed shade
+        ("鞋垫能剪吗", None, "裁剪线"),  # a one-character keyword the shop gives
+        ("are your shoes genuine?", None, "genuine"),  # "shoes" in a shoe shop is no other kind
+        ("跳绳能发新疆吗", None, "补邮费10元"),  # the note that names the region asked
     ],
 )
 def test_seventh_round_answers(answerer: CatalogueAnswerer, text: str, pinned: str | None, must: str) -> None:
@@ -144,6 +172,7 @@ def test_the_conversion_is_arithmetic_on_the_amount_given() -> None:
     [
         ("宿舍的床太硬了 有啥推荐", True),  # a complaint, then the question
         ("哇 怎么又降价了", False),  # surprise, not a question
+        ("鞋垫的包装拆了没", True),  # X了没
     ],
 )
 def test_a_complaint_then_a_question(text: str, asks: bool) -> None:

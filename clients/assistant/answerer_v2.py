@@ -1561,7 +1561,15 @@ _NOT_THE_COLOUR = {"金": ("白金", "玫瑰金", "铂金"), "gold": ("rose gold
 
 
 def _faq_words_hit(entry: Faq, r: Reading) -> bool:
-    words = [L.normalize(w) for w in (*entry.keywords, entry.question.zh, entry.question.en) if len(w) >= 2]
+    words = [
+        L.normalize(w).rstrip("?？!！。. ")
+        for w in (*entry.keywords, entry.question.zh, entry.question.en)
+        if len(w) >= 2
+    ]
+    # A one-character verb the shop gives as a keyword ("剪"), said outside the product's name
+    unnamed = "".join(ch for i, ch in enumerate(r.text) if not any(s <= i < e for s, e in r.name_spans))
+    if any(len(w) == 1 and L.CJK.match(w) and w in unnamed for w in entry.keywords):
+        return True
     # A Latin keyword is a whole word ("COD" is not in "coupon codes").
     return any(
         w in r.text if L.CJK.search(w) else re.search(r"(?<![a-z])" + re.escape(w) + r"(?![a-z])", r.text) is not None
