@@ -148,6 +148,8 @@ INTENTS: dict[str, tuple[str, ...]] = {
     "materials": ("成分", "材质", "材料", "面料", "配料", "原料", "re:(纯|全|含)(棉|麻|羊毛|羊绒|真丝|桑蚕丝)", "什么棉",
                   "re:\\b(is it|are they|made of|100%?) ?(cotton|wool|silk|linen|leather|cashmere)\\b", "里面有什么", "有什么东西", "含有", "什么做的", "用料",
                   "re:什么(钢|木|布|棉|皮|料|质|塑料|玻璃)",
+                  "re:是(纯|全)?(棉|麻|羊毛|羊绒|真丝|蚕丝|真皮|牛皮|羊皮|不锈钢|实木|塑料|玻璃|陶瓷|硅胶|乳胶|聚酯|涤纶|纯棉|全棉|蓝宝石)(的)?(吗|么|嘛|不)",
+                  "re:\\b(glass|case|band|strap|lens|frame|sole|upper)\\s+(sapphire|mineral|steel|leather|plastic|glass)\\b",
                   "made of", "material", "ingredient", "fabric", "re:what'?s in", "what is in", "contain",
                   "re:what\\s+([a-z]+\\s+)?(are|is) in\\b",
                   # Is it the real thing: what it is made of answers it ("are the pearls real")

@@ -135,6 +135,7 @@ def answerer() -> CatalogueAnswerer:
         ("鞋垫能剪吗", None, "裁剪线"),  # a one-character keyword the shop gives
         ("are your shoes genuine?", None, "genuine"),  # "shoes" in a shoe shop is no other kind
         ("跳绳能发新疆吗", None, "补邮费10元"),  # the note that names the region asked
+        ("板鞋是帆布的还是真皮的", None, "是帆布的"),  # a choice of two: the one the listing says
     ],
 )
 def test_seventh_round_answers(answerer: CatalogueAnswerer, text: str, pinned: str | None, must: str) -> None:

@@ -67,6 +67,12 @@ _YES_NO_PROPERTY = re.compile(
 )
 
 
+_CHOICE = re.compile(
+    r"是(?P<a>[\u4e00-\u9fff]{2,5}?)的?还是(?P<b>[\u4e00-\u9fff]{2,5}?)的?(?:[呀啊呢吗?？\s]|$)"
+    r"|\b(?:is it|is this|are they)?\s*(?P<c>[a-z]{3,12}) or (?P<d>[a-z]{3,12})\s*\?"
+)
+"""A choice between two kinds ("是机械的还是石英的", "quartz or automatic?")."""
+
 SHIPPING_INTENTS = frozenset({"fee", "shipping", "ships_from", "carrier", "delivery_time", "region"})
 SHOP_INTENTS = SHIPPING_INTENTS | {"returns", "invoice", "link"}
 _THE_SHOP = re.compile(
@@ -182,6 +188,9 @@ class CatalogueAnswerer:
                     and _names_concept(sale_p, reading)
                 ):
                     products = [sale_pid]
+        chosen = self._choice(reading, products[:1])
+        if chosen is not None:
+            return Answer(question, lang, "answer", (chosen,), render(lang, [chosen]))
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
         shop_only = (
             bool(shop_facts)
@@ -251,6 +260,24 @@ class CatalogueAnswerer:
         if ungrounded(text_out, sources):
             return self._decline(question, lang, "unknown", reading)
         return Answer(question, lang, "answer", tuple(facts), text_out)
+
+    def _choice(self, r: Reading, products: list[str]) -> Fact | None:
+        """ "是机械的还是石英的", "cotton or polyester?": the one of the two the product's listing
+        says (its names, kind, description, specs, materials); None when it says both or neither."""
+        match = _CHOICE.search(r.text)
+        p = self.catalogue.product(products[0]) if products else None
+        if match is None or p is None:
+            return None
+        options = [o for o in (match.group("a") or match.group("c"), match.group("b") or match.group("d")) if o]
+        options = [L.normalize(o).strip() for o in options]
+        spec_text = [t for sp in p.specs for t in (sp.name.zh, sp.name.en, sp.value.zh, sp.value.en)]
+        materials = [t for m in p.materials for t in (m.zh, m.en)]
+        said = _listing_words(p) + " " + L.normalize(" ".join([*spec_text, *materials]))
+        found = [o for o in options if len(o) >= 2 and (o in said if L.CJK.search(o) else _en_in(o, said))]
+        if len(options) != 2 or len(found) != 1:
+            return None
+        one = found[0]
+        return Fact("choice", p.id, f"{p.name.zh} 是{one}的", f"{p.name.en} is {one}", (p.name.zh, p.name.en))
 
     def _unknown_thing(self, r: Reading) -> bool:
         """Where to buy a thing no listing names ("主播身上的围裙哪里买"); a price or a pick of
