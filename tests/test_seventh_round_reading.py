@@ -105,6 +105,9 @@ products:
     name: {zh: 乳清蛋白粉 5磅, en: Whey protein 5 lb}
     category: {zh: 蛋白粉, en: protein powder}
     price: 359
+    variants:
+      - {id: lb5, name: {zh: 5磅桶装, en: 5 lb tub}, price: 359}
+      - {id: lb2, name: {zh: 2磅袋装, en: 2 lb bag}, price: 169}
 """
 
 
@@ -136,6 +139,7 @@ def answerer() -> CatalogueAnswerer:
         ("are your shoes genuine?", None, "genuine"),  # "shoes" in a shoe shop is no other kind
         ("跳绳能发新疆吗", None, "补邮费10元"),  # the note that names the region asked
         ("板鞋是帆布的还是真皮的", None, "是帆布的"),  # a choice of two: the one the listing says
+        ("蛋白粉桶装多少钱 袋装便宜多少", None, "¥169"),  # a version against another: both prices
     ],
 )
 def test_seventh_round_answers(answerer: CatalogueAnswerer, text: str, pinned: str | None, must: str) -> None:

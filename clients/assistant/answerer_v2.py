@@ -73,6 +73,9 @@ _CHOICE = re.compile(
 )
 """A choice between two kinds ("是机械的还是石英的", "quartz or automatic?")."""
 
+_AGAINST_ANOTHER = re.compile(r"贵多少|便宜多少|差多少|差价|有优惠|优惠吗|划算|分别|各多少|多少.{1,12}呢[?？]?$")
+"""A version's price asked beside another's: every version's price answers it."""
+
 SHIPPING_INTENTS = frozenset({"fee", "shipping", "ships_from", "carrier", "delivery_time", "region"})
 SHOP_INTENTS = SHIPPING_INTENTS | {"returns", "invoice", "link"}
 _THE_SHOP = re.compile(
@@ -561,9 +564,13 @@ class CatalogueAnswerer:
             and not chart_cells(p, r.text, named_column=True)  # ("8寸的直径多少厘米": the chart's cell)
             and not (set(r.concepts) - set(variant_kinds(p)) - ({"weight", "volume"} if r.packs else set()))
         ):
-            if variant is not None:
+            priced_apart = len({v.price or p.price for v in p.variants}) > 1
+            if variant is not None and priced_apart and _AGAINST_ANOTHER.search(r.text):
+                # "多少钱 熊猫盘贵多少", "一对多少 单买男款呢", "两条有优惠吗": this one against the others
+                facts.append(variants_fact(p, currency))
+            elif variant is not None:
                 facts.append(self._price_fact(p, state, now_ms, variant.id))
-            elif len({v.price or p.price for v in p.variants}) > 1 and self._live_amount(p, state, now_ms) == p.price:
+            elif priced_apart and self._live_amount(p, state, now_ms) == p.price:
                 # "补光灯多少钱" of a 10-inch at 89 and an 18-inch at 199: each one's price
                 facts.append(variants_fact(p, currency))
             else:
