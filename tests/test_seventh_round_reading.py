@@ -15,6 +15,7 @@ import yaml
 
 from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
 from barrage.shoplang.catalogue import Catalogue
+from barrage.shoplang.evaluation import is_decline
 from barrage.shoplang.understand import is_question
 from barrage.shoplang.units import conversion
 from tests.insights_room import ask
@@ -87,6 +88,16 @@ products:
     variants:
       - {id: panda-steel, name: {zh: 熊猫盘钢带, en: panda dial steel bracelet}}
       - {id: black-leather, name: {zh: 黑盘皮带, en: black dial leather strap}}
+  - id: case
+    name: {zh: 透明手机壳, en: Clear phone case}
+    category: {zh: 手机壳, en: phone case}
+    price: 29
+    sizes: [iPhone 16, iPhone 16 Pro, iPhone 16 Pro Max]
+  - id: softcase
+    name: {zh: 硅胶手机壳（安卓）, en: Silicone phone case (Android)}
+    category: {zh: 手机壳, en: phone case}
+    price: 39
+    sizes: [HUAWEI Mate 60 Pro, Xiaomi 14]
   - id: rope
     name: {zh: 负重跳绳, en: Weighted jump rope}
     category: {zh: 跳绳, en: jump rope}
@@ -140,6 +151,8 @@ def answerer() -> CatalogueAnswerer:
         ("跳绳能发新疆吗", None, "补邮费10元"),  # the note that names the region asked
         ("板鞋是帆布的还是真皮的", None, "是帆布的"),  # a choice of two: the one the listing says
         ("蛋白粉桶装多少钱 袋装便宜多少", None, "¥169"),  # a version against another: both prices
+        ("这个壳有16 pro max的吗", "case", "iPhone 16 Pro Max"),  # a model, however typed, among the options
+        ("手机壳有mate60pro的吗", "case", "[product:softcase]"),  # the one product made for it
     ],
 )
 def test_seventh_round_answers(answerer: CatalogueAnswerer, text: str, pinned: str | None, must: str) -> None:
@@ -156,6 +169,11 @@ def test_a_budget_around_an_amount_puts_the_nearest_first(answerer: CatalogueAns
 def test_a_measure_no_chart_holds_gets_no_size(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "脚长18cm穿几码", "jogger")  # 18 cm: below the adult chart, above the toddler's
     assert "36码" not in reply and "24码" not in reply, reply
+
+
+def test_a_model_no_option_is_gets_not_listed(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "这个壳有15 pro的吗", "case")  # 16 Pro is no 15 Pro; 16 Pro Max no 16 Pro
+    assert is_decline(reply) and "16 Pro" not in reply, reply
 
 
 def test_a_version_word_the_product_on_screen_shares_stays_on_screen(answerer: CatalogueAnswerer) -> None:

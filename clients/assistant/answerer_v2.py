@@ -191,6 +191,14 @@ class CatalogueAnswerer:
                     and _names_concept(sale_p, reading)
                 ):
                     products = [sale_pid]
+        if models := _models_asked(reading.text):
+            # "sjk有mate60pro的吗" with the iPhone case on screen: the one case made for it
+            holders = [
+                q.id for q in self.catalogue.products if any(_option_is(o, m) for o in _options(q) for m in models)
+            ]
+            first_has = bool(products) and products[0] in holders
+            if len(holders) == 1 and not first_has and (not reading.named or holders[0] in reading.named):
+                products = holders
         chosen = self._choice(reading, products[:1])
         if chosen is not None:
             return Answer(question, lang, "answer", (chosen,), render(lang, [chosen]))
@@ -508,6 +516,15 @@ class CatalogueAnswerer:
                 declined.append("unknown")
         if r.unknown_sizes and not r.sizes:
             declined.append("unknown")
+        models = _models_asked(r.text)
+        if models and (options := _options(p)):
+            found = [o for o in options if any(_option_is(o, m) for m in models)]
+            if found:
+                # "有16 pro max的吗" of "iPhone 16 Pro Max": the option, as the listing names it
+                facts.append(listing_fact("sizes", p, f"{name_zh}有{'、'.join(found)}",
+                                          f"{name_en} comes for {', '.join(found)}", found))  # fmt: skip
+            elif _ASKS_FOR_ONE.search(r.text):
+                declined.append("unknown")  # a model none of its options is
         # A size named that this product does not come in ("猫窝有XL吗" of S / M / L) is not
         # listed: say so, not the chart of the others.
         chart_rows = p.size_chart.rows if p.size_chart else {}
@@ -820,6 +837,33 @@ class CatalogueAnswerer:
 def _variant_price_fact(p: Product, variant: Variant, currency: str) -> Fact:
     s = money_text(variant.price if variant.price is not None else p.price, currency)
     return listing_fact("price", p, f"{p.name.zh}（{variant.name.zh}）{s}", f"{p.name.en} ({variant.name.en}) {s}", [s])
+
+
+_MODEL = re.compile(
+    r"(?<![a-z0-9])([a-z]*\s?\d+(?:\s?(?:pro|max|plus|mini|ultra|lite|se|fold|flip|[a-z]))*)(?![a-z0-9])"
+)
+_ASKS_FOR_ONE = re.compile(r"有.{0,20}[吗嘛么没]|有没有|\b(?:for|fit|fits|come in|available)\b")
+
+
+def _models_asked(text: str) -> list[str]:
+    """Model-like tokens a question names ("16 pro max", "mate60pro", "pocket2"), compacted;
+    letters and digits both, or digits with a model word after them (a bare number is no model)."""
+    out = []
+    for match in _MODEL.finditer(text):
+        token = match.group(1).replace(" ", "")
+        if re.search(r"[a-z]", token) and re.search(r"\d", token) and len(token) >= 3:
+            out.append(token)
+    return out
+
+
+def _options(p: Product) -> list[str]:
+    return list(dict.fromkeys([*p.sizes, *(v.name.en for v in p.variants)]))
+
+
+def _option_is(option: str, model: str) -> bool:
+    """ "iPhone 16 Pro Max" is "16promax", not "16pro"; "HUAWEI Mate 60 Pro" is "mate60pro"."""
+    compact = re.sub(r"[^a-z0-9]", "", option.casefold())
+    return compact.endswith(model) and not compact[: len(compact) - len(model)][-1:].isdigit()
 
 
 def _lang(reading: Reading) -> Lang:
