@@ -125,6 +125,15 @@ class Reading:
 
     def about(self, pinned: str | None, sale: str | None, ambiguous: Mapping[str, tuple[str, ...]] = {}) -> list[str]:
         """The products the question is about, given what is on screen."""
+        if (
+            self.named
+            and self.pointed
+            and pinned
+            and pinned not in self.named
+            and self.name_spans
+            and all(_PREDICATE.search(self.text[:start] + self.text[start : start + 1]) for start, _ in self.name_spans)
+        ):
+            return [pinned]  # "这个是纯棉的吗": what follows "this is" says what it is, not which product
         if self.named:
             top = max(self.strength.values(), default=0.0)
             tied = [pid for pid in self.named if self.strength.get(pid, 0.0) >= top - 1e-9]
@@ -145,6 +154,10 @@ class Reading:
         if pinned:
             return [pinned]
         return [sale] if sale else []
+
+
+_PREDICATE = re.compile(r"(这个|这款|这件|这套|这双|这条|\bthis|\bit)\s*(是|is\b)\s*\S?$")
+"""A name right after "这个是" / "this is" (or one that starts with 是)."""
 
 
 @dataclass(frozen=True)
@@ -529,6 +542,8 @@ class Understanding:
             owners = {
                 pid
                 for colour in reading.colours
+                # (a basic colour, "红色", names no product: many come in a shade of red)
+                if colour.removesuffix("色") not in L.COLOURS_ZH and colour not in L.COLOURS_EN
                 for name, pids in self._colour_owners.items()
                 if colour.removesuffix("色") and colour.removesuffix("色") in L.normalize(name)
                 for pid in pids

@@ -43,6 +43,7 @@ products:
     name: {zh: 轻风跑步鞋, en: Breeze running shoes}
     category: {zh: 跑鞋, en: running shoes}
     price: 299
+    materials: [{zh: 网面鞋面, en: mesh upper}]
     sizes: ["36", "38", "40", "42", "44"]
     size_chart:
       columns: [{zh: 脚长(cm), en: foot length (cm)}]
@@ -51,6 +52,12 @@ products:
     name: {zh: 越野徒步鞋, en: Trail hiking shoes}
     category: {zh: 徒步鞋, en: hiking shoes}
     price: 399
+    colours: [{zh: 酒红, en: burgundy}, {zh: 黑色, en: black}]
+  - id: socks
+    name: {zh: 纯棉运动袜, en: Cotton sports socks}
+    category: {zh: 袜子, en: socks}
+    price: 19
+    materials: [{zh: 棉85%, en: cotton 85%}]
   - id: canvas
     name: {zh: 帆布板鞋, en: Canvas skate shoes}
     category: {zh: 板鞋, en: skate shoes}
@@ -169,6 +176,18 @@ def test_a_budget_around_an_amount_puts_the_nearest_first(answerer: CatalogueAns
 def test_a_measure_no_chart_holds_gets_no_size(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "脚长18cm穿几码", "jogger")  # 18 cm: below the adult chart, above the toddler's
     assert "36码" not in reply and "24码" not in reply, reply
+
+
+@pytest.mark.parametrize(
+    ("text", "elsewhere"),
+    [
+        ("这个是纯棉的吗", "[product:socks]"),  # "this is cotton": a property, not the socks' name
+        ("有红色的吗", "[product:trail]"),  # a basic colour names no product (酒红 is one of many reds)
+    ],
+)
+def test_the_product_on_screen_stays_the_subject(answerer: CatalogueAnswerer, text: str, elsewhere: str) -> None:
+    reply = ask(answerer, text, "jogger")
+    assert elsewhere not in reply, reply
 
 
 def test_a_model_no_option_is_gets_not_listed(answerer: CatalogueAnswerer) -> None:
