@@ -196,6 +196,8 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     # Kinds of specification, by the words of both the question and the spec's name.
     # A question's words and a listing's often differ ("零下能穿吗" / 适用温度; "能睡几个人"
     # / sleeps): each kind holds both sides' everyday words, in both languages.
+    "alcohol": ("酒精度", "度数", "高度酒", "低度", "几度的酒", "abv", "alcohol content", "how much alcohol",
+                "proof", "% vol", "%vol"),
     "temperature": ("温度", "零下", "几度", "多少度", "保暖", "暖和", "冷不冷", "冷吗", "御寒", "抗寒", "防寒", "保温", "保冷",
                     "冰感", "凉快", "凉感", "热不热", "热吗", "会热", "temperature", "freezing", "below zero", "degrees", "°c", "warm", "keep hot",
                     "keeps hot", "cold"),
@@ -682,6 +684,13 @@ def quantities(text: str) -> list[tuple[str, float]]:
     ):
         value, unit = float(match.group(1)), match.group(2) or ""
         out.append(("foot", value * 10 if unit in ("cm", "厘米", "公分") or value < 40 else value))
+    # Shoe size ("我45码的脚", "穿40码的鞋", "鞋码38", "EU 40"): for charts by shoe size (socks, insoles)
+    for match in re.finditer(
+        r"(?<![\d.])(\d{2}(?:\.5)?)\s*码的?[脚鞋]|穿\s*(\d{2}(?:\.5)?)\s*码的?鞋|鞋码\s*是?\s*(\d{2}(?:\.5)?)"
+        r"|\beu\s*(\d{2}(?:\.5)?)\b|\bshoe size\s*(\d{2}(?:\.5)?)\b",
+        text,
+    ):
+        out.append(("shoe", float(next(g for g in match.groups() if g))))
     return out
 
 

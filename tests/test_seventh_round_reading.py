@@ -58,6 +58,10 @@ products:
     category: {zh: 袜子, en: socks}
     price: 19
     materials: [{zh: 棉85%, en: cotton 85%}]
+    sizes: ["39-44"]
+    size_chart:
+      columns: [{zh: 鞋码, en: shoe size (EU)}]
+      rows: {"39-44": ["39-44"]}
   - id: canvas
     name: {zh: 帆布板鞋, en: Canvas skate shoes}
     category: {zh: 板鞋, en: skate shoes}
@@ -123,6 +127,11 @@ products:
     name: {zh: 乳清蛋白粉 5磅, en: Whey protein 5 lb}
     category: {zh: 蛋白粉, en: protein powder}
     price: 359
+    list_price: 459
+    specs:
+      - key: protein
+        name: {zh: 蛋白含量, en: protein content}
+        value: {zh: 每份24克, en: 24 g per serving}
     variants:
       - {id: lb5, name: {zh: 5磅桶装, en: 5 lb tub}, price: 359}
       - {id: lb2, name: {zh: 2磅袋装, en: 2 lb bag}, price: 169}
@@ -160,6 +169,9 @@ def answerer() -> CatalogueAnswerer:
         ("蛋白粉桶装多少钱 袋装便宜多少", None, "¥169"),  # a version against another: both prices
         ("这个壳有16 pro max的吗", "case", "iPhone 16 Pro Max"),  # a model, however typed, among the options
         ("手机壳有mate60pro的吗", "case", "[product:softcase]"),  # the one product made for it
+        ("我45码的脚 袜子能穿吗", None, "39-44"),  # a chart by shoe size, for a shoe size given
+        ("I wear EU 40, will the socks fit?", None, "39-44"),
+        ("蛋白粉原价多少 现在多少", None, "¥459"),  # the list price and the price now, both
     ],
 )
 def test_seventh_round_answers(answerer: CatalogueAnswerer, text: str, pinned: str | None, must: str) -> None:

@@ -533,6 +533,10 @@ class CatalogueAnswerer:
         comparable = [s for s in r.sizes if not s.isdigit() or any(o.isdigit() for o in own_sizes)]
         other_size = bool(comparable) and bool(own_sizes) and not any(s in own_sizes for s in comparable)
         other_size = other_size or (bool(r.unknown_sizes) and not r.sizes)  # "有32码吗": none lists it
+        if other_size and p.size_chart is not None and r.quantities:
+            # "我45码的脚 袜子能穿吗" of socks for shoe sizes 39-44: the chart by that measure says
+            columns = {column_kind(c) for c in p.size_chart.columns}
+            other_size = not any(kind in columns for kind, _ in r.quantities)
         if other_size:
             declined.append("unknown")
         variant_id = r.variants.get(p.id)
@@ -1100,7 +1104,7 @@ def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
 
 
 _SIZE_WORDS = {"大包", "小包", "包小", "大号", "小号", "中号", "大的", "小的"}
-_LIVE_PRICE = re.compile(r"现价|到手价|直播价|live price|price now|current price|vs|还是|和现在")
+_LIVE_PRICE = re.compile(r"现价|到手价|直播价|live price|price now|current price|vs|还是|和现在|现在(多少|几|卖)|now\?")
 _DIFFERENCE = re.compile(r"区别|差别|不同|不一样|差在|difference|differ|compare")
 _ALL_COLOURS = re.compile(r"(几|多少|哪些|哪几|什么)(个|种)?颜色|what colou?rs|which colou?rs")
 _DAYS = re.compile(r"周末|周六|周日|星期[六天日]|节假日|假期|春节|过年|国庆|weekends?|saturday|sunday|holidays?")
@@ -1141,8 +1145,9 @@ def _listing_words(p: Product) -> str:
 
 def _measure_for_size(r: Reading) -> bool:
     """ "腰围2尺7选哪个": a body measure given and a choice asked is a size question."""
-    given = any(kind in ("chest", "waist", "hip", "foot") for kind, _ in r.quantities)
-    return given and bool(_WHICH.search(r.text))
+    given = any(kind in ("chest", "waist", "hip", "foot", "shoe") for kind, _ in r.quantities)
+    fits = re.search(r"\bfit\b|能穿|穿得下|合适吗", r.text)  # "I wear EU 40, will they fit?"
+    return given and bool(_WHICH.search(r.text) or fits)
 
 
 def _audience_fact(p: Product, r: Reading) -> Fact | None:

@@ -240,6 +240,8 @@ def column_kind(column: Text) -> str:
         return "age"
     if "脚长" in text or "foot" in text or "feet" in text:
         return "foot"
+    if "鞋码" in text or "shoe size" in text or "eu size" in text:
+        return "shoe"
     for kind, words in _GIRTH_COLUMNS:
         if any(w in text for w in words):
             return kind
@@ -254,7 +256,7 @@ _GIRTH_COLUMNS = (
 )
 
 
-_MEASURES = ("weight", "height", "age", "foot", "chest", "waist", "hip", "head")
+_MEASURES = ("weight", "height", "age", "foot", "shoe", "chest", "waist", "hip", "head")
 """What a viewer gives of themselves (or their pet) to choose a size."""
 
 
