@@ -160,6 +160,14 @@ _PREDICATE = re.compile(r"(这个|这款|这件|这套|这双|这条|\bthis|\bit
 """A name right after "这个是" / "this is" (or one that starts with 是)."""
 
 
+def _shade_of(asked: str, listed: str) -> bool:
+    # A basic colour ("白色", "red") names none: with the product on screen in other colours it
+    # asks about that one ("有白色框的吗"), and other products' 米白 or 酒红 are no answer either.
+    if (len(asked) == 1 and L.CJK.match(asked)) or asked in L.COLOURS_EN:
+        return False
+    return bool(asked) and asked in listed
+
+
 @dataclass(frozen=True)
 class ProductNames:
     """What a product is called: all a reader needs when there is no full catalogue
@@ -542,10 +550,8 @@ class Understanding:
             owners = {
                 pid
                 for colour in reading.colours
-                # (a basic colour, "红色", names no product: many come in a shade of red)
-                if colour.removesuffix("色") not in L.COLOURS_ZH and colour not in L.COLOURS_EN
                 for name, pids in self._colour_owners.items()
-                if colour.removesuffix("色") and colour.removesuffix("色") in L.normalize(name)
+                if _shade_of(colour.removesuffix("色"), L.normalize(name))
                 for pid in pids
             }
             if len(owners) == 1:
@@ -811,6 +817,7 @@ _Q_ZH = re.compile(
     r"|(能|会|行|要|敢).{0,8}不[^\u4e00-\u9fffa-z0-9]*$"  # "我220斤能骑不😂"
     r"|有.{1,10}没[\s?？~～]*$"  # "有玫瑰味的没"
     r"|了没有?[\s?？~～]*$"  # "内脏去了没"
+    r"|[\u4e00-\u9fff](?<![还都也我你他她就并从])没有?[\s?？~～]*$"  # "橙子打蜡没"
     r"|[选买拿要穿].{0,8}还是"  # "我一米五二 选40寸还是41寸"
     r"|(?<![好很太许])多[厚宽深粗细硬软沉紧松贵快远小短窄薄轻矮低]"  # "多厚", "多小"
     r"|^[^我].{0,14}[^我]还是.{1,8}$"  # "偏大还是偏小"

@@ -172,6 +172,9 @@ def answerer() -> CatalogueAnswerer:
         ("我45码的脚 袜子能穿吗", None, "39-44"),  # a chart by shoe size, for a shoe size given
         ("I wear EU 40, will the socks fit?", None, "39-44"),
         ("蛋白粉原价多少 现在多少", None, "¥459"),  # the list price and the price now, both
+        ("is the toddler shoe red inside?", None, "Sorry"),  # no colour listed, none in its name
+        ("徒步鞋从哪发货 新疆能到吗", None, "从福建晋江发货"),  # where from, and whether it goes there
+        ("这个是几斤装的", "whey", "5磅桶装"),  # "几斤装": the packs it comes in
     ],
 )
 def test_seventh_round_answers(answerer: CatalogueAnswerer, text: str, pinned: str | None, must: str) -> None:
@@ -227,6 +230,8 @@ def test_the_conversion_is_arithmetic_on_the_amount_given() -> None:
         ("宿舍的床太硬了 有啥推荐", True),  # a complaint, then the question
         ("哇 怎么又降价了", False),  # surprise, not a question
         ("鞋垫的包装拆了没", True),  # X了没
+        ("橙子打蜡没", True),  # V没
+        ("我还没", False),
     ],
 )
 def test_a_complaint_then_a_question(text: str, asks: bool) -> None:

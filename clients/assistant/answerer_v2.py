@@ -509,9 +509,18 @@ class CatalogueAnswerer:
         # Colours and sizes named: listed or not.
         if r.colours:
             listed = [c for c in p.colours if any(_same_colour(asked, c) for asked in r.colours)]
+            named_in = [
+                a
+                for a in r.colours
+                if L.COLOUR_ZH_OF.get(a, a.removesuffix("色")) in name_zh or _en_in(a, name_en.lower())
+                if re.search(rf"\b(?:is|are)\b.*\b{re.escape(a)}\b\s*(?:inside|\?|$)|是{re.escape(a)}", r.text)
+            ]
             if listed:
                 facts.append(listing_fact("colours", p, f"{name_zh}有{'、'.join(c.zh for c in listed)}",
                                    f"{name_en} comes in {', '.join(c.en for c in listed)}", []))  # fmt: skip
+            elif named_in and not p.colours:
+                # "is the kiwi red inside?" of the "Red-heart kiwi": its name says so
+                facts.append(listing_fact("colours", p, f"是的，{name_zh}", f"yes: {name_en}", []))
             else:
                 declined.append("unknown")
         if r.unknown_sizes and not r.sizes:
@@ -957,6 +966,12 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
             parts_zh.append(s.note.zh)
             parts_en.append(s.note.en)
     if r.regions:
+        if "ships_from" in intents:
+            parts_zh.insert(0, f"从{s.ships_from.zh}发货")  # "从哪发货 新疆能到吗": both
+            parts_en.insert(0, f"ships from {s.ships_from.en}")
+        if "carrier" in intents:
+            parts_zh.append(f"发{s.carrier.zh}")
+            parts_en.append(f"sent by {s.carrier.en}")
         if "delivery_time" in intents and not any(p.startswith("不发") for p in parts_zh):
             # "我在广州 几天能到": that it goes there, and how long it takes
             parts_zh.append(f"下单后 {s.dispatch_hours} 小时内发货，一般 {low} 到 {high} 天送达")
