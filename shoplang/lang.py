@@ -175,7 +175,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "re:(什么|啥|哪种|哪些|几种|哪几种)[轴段版型款]",
                  # "拼图有几种图", "圈口有哪几个": the choices a product comes in
                  "re:(几|哪几|多少)种(?!颜?色)", "re:哪几(个|款|样)", "which ones", "what kinds",
-                 "re:几(斤|公斤|个|只|瓶|袋|盒|罐|片|条|双)装",  # "是几斤装的": the packs it comes in
+                 "re:几(斤|公斤|克|升|毫升)装",  # "是几斤装的": the packs it comes in (几片装 is a count)
                  # "礼盒里都有啥", "what's in the box": what it comes with
                  "re:(都|里面|里)有(啥|什么|哪些)(?!颜色|尺码|颜)", "re:包含(啥|什么|哪些)",
                  "re:(什么|啥|哪些|几种|哪几种)(口味|味儿)", "re:what flavou?rs",
