@@ -188,6 +188,12 @@ def test_a_budget_around_an_amount_puts_the_nearest_first(answerer: CatalogueAns
     assert prices and prices[0] == "399", reply
 
 
+def test_a_gift_within_a_budget_puts_the_dearest_that_fits_first(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "送老爸 预算400以内 买啥好", None)
+    prices = re.findall(r"¥(\d+)", reply)
+    assert prices and prices[0] == "399", reply
+
+
 def test_a_measure_no_chart_holds_gets_no_size(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "脚长18cm穿几码", "jogger")  # 18 cm: below the adult chart, above the toddler's
     assert "36码" not in reply and "24码" not in reply, reply

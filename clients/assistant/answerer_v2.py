@@ -384,6 +384,8 @@ class CatalogueAnswerer:
         if limit is not None and re.search(r"左右|上下|around|about", r.text):
             # "预算800左右": the nearest to the budget first, not the cheapest
             wanted.sort(key=lambda item: (-item[0], abs(float(item[1]) - limit)))
+        elif limit is not None and re.search(r"送|礼|gift|present", r.text):
+            wanted.sort(key=lambda item: (-item[0], -item[1]))  # a gift within a budget: the most it buys
         else:
             wanted.sort(key=lambda item: (-item[0], item[1]))
         facts = [item[3] for item in wanted[:3]]
