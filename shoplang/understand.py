@@ -275,6 +275,19 @@ class Understanding:
             (pid, [{n for k in ks for n in re.findall(r"\d{3,}", k)} for _, ks in keys]) for pid, keys in self._variants
         ]
         self._known = {term.text for term in self.terms}
+        # Kinds of product the room does not sell, as viewers name them ("平板", "durian"): every
+        # synonym group none of whose names is the shop's own ("shoes" in a shoe shop is no other).
+        self._other_kinds = [
+            L.normalize(kind)
+            for group in L.KIND_SYNONYMS
+            if not any(L.normalize(k) in self._known or L.normalize(k) in self._shop_words for k in group)
+            for kind in group
+            if len(kind) >= 2
+        ]
+        # Each product's versions by name, for the products a version's word also names ("钢带").
+        self._variant_names = {
+            pid: " ".join(text for key, text in topics if key == "variants") for pid, topics in self._topics.items()
+        }
         # Each listed colour's names and the products that come in it ("豆沙色" is the lipstick's).
         self._colour_owners: dict[str, set[str]] = {}
         for product_id, topics in self._topics.items():
@@ -570,14 +583,7 @@ class Understanding:
                 or (not reading.pointed and bool(_OWN_ATTRIBUTES & set(intents)) and "suitable" not in intents)
             )
             and not reading.named
-            and any(
-                L.cue_matches(L.normalize(kind), masked)
-                for group in L.KIND_SYNONYMS
-                # (a kind the shop sells under any of its names, "shoes" in a shoe shop, is no other)
-                if not any(L.normalize(k) in self._known or L.normalize(k) in self._shop_words for k in group)
-                for kind in group
-                if len(kind) >= 2
-            )
+            and any(L.cue_matches(kind, masked) for kind in self._other_kinds)
         )
         reading.question = is_question(original, reading)
         return reading
@@ -734,11 +740,7 @@ class Understanding:
                 # What the variant's own name says is not asked ("平装的多少": 装 is no set-up question)
                 named_by = next((k for vid, ks in keys if vid == variant for k in ks if k in seen and len(k) > 1), "")
                 # Other products whose versions are called that too ("钢带": two watches have one)
-                sharing = [
-                    pid
-                    for pid, topics in self._topics.items()
-                    if named_by and any(key == "variants" and named_by in text for key, text in topics)
-                ]
+                sharing = [pid for pid, names in self._variant_names.items() if named_by and named_by in names]
                 reading.variant_words = tuple(dict.fromkeys((*reading.variant_words, product_id, *sharing)))
                 if named_by and reading.concepts:
                     # (in the form of the text that says it: "三个装多少" is "3个装" and 多少)

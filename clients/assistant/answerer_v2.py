@@ -453,21 +453,17 @@ class CatalogueAnswerer:
             columns = {column_kind(c) for c in chart.columns} if chart is not None else set()
             return all(chart_covers(p, kind, value) for kind, value in r.quantities if kind in columns)
 
-        first = self.catalogue.product(products[0]) if products else None
-        if first is not None and charted(first) and covers(first):
-            return products
-        if sale_pid is not None and charted(sale := self.catalogue.product(sale_pid)) and covers(sale):
-            return [sale_pid]  # the other product on screen: the flash sale's
-        # "娃脚长18cm拍几码" with adult shoes on screen: the one product whose chart holds it
-        fits = [p.id for p in self.catalogue.products if charted(p) and covers(p)]
-        if len(fits) == 1:
-            return fits
-        if first is not None and charted(first):
-            return products
-        if sale_pid is not None and charted(self.catalogue.product(sale_pid)):
-            return [sale_pid]
-        fits = [p.id for p in self.catalogue.products if charted(p)]
-        return fits if len(fits) == 1 else products
+        # First a chart that holds the measure given ("娃脚长18cm拍几码" with adult shoes on screen:
+        # the kids' shoe), then any chart by that measure: on screen, the sale's, the only one.
+        for fits in (lambda p: charted(p) and covers(p), charted):
+            if products and fits(self.catalogue.product(products[0])):
+                return products
+            if sale_pid is not None and fits(self.catalogue.product(sale_pid)):
+                return [sale_pid]  # the other product on screen: the flash sale's
+            only = [p.id for p in self.catalogue.products if fits(p)]
+            if len(only) == 1:
+                return only
+        return products
 
     def _decline(self, question: str, lang: Lang, why: str, reading: Reading) -> Answer:
         zh, en = DECLINE.get(why, DECLINE["unknown"])
@@ -860,15 +856,13 @@ _MODEL = re.compile(
 _ASKS_FOR_ONE = re.compile(r"有.{0,20}[吗嘛么没]|有没有|\b(?:for|fit|fits|come in|available)\b")
 
 
-def _models_asked(text: str) -> list[str]:
+@lru_cache(maxsize=256)
+def _models_asked(text: str) -> tuple[str, ...]:
     """Model-like tokens a question names ("16 pro max", "mate60pro", "pocket2"), compacted;
-    letters and digits both, or digits with a model word after them (a bare number is no model)."""
-    out = []
-    for match in _MODEL.finditer(text):
-        token = match.group(1).replace(" ", "")
-        if re.search(r"[a-z]", token) and re.search(r"\d", token) and len(token) >= 3:
-            out.append(token)
-    return out
+    letters and digits both, or digits with a model word after them (a bare number is no model).
+    (Read by the answer and by each product's facts: once per question.)"""
+    tokens = (match.group(1).replace(" ", "") for match in _MODEL.finditer(text))
+    return tuple(t for t in tokens if re.search(r"[a-z]", t) and re.search(r"\d", t) and len(t) >= 3)
 
 
 def _options(p: Product) -> list[str]:
@@ -961,13 +955,11 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
                 f"sorry, {names[-1].title()} is not listed — we deliver to {regions_en}; please ask customer service"
             )
     low, high = s.delivery_days
-    if r.regions and s.note is not None:
-        # "常温包邮；新疆、西藏需补邮费10元": what the terms' note says of a region asked
-        note = L.normalize(s.note.zh + " " + s.note.en)
-        if any(any(L.cue_matches(n, note) for n in L.REGIONS[region]) for region in r.regions):
-            parts_zh.append(s.note.zh)
-            parts_en.append(s.note.en)
     if r.regions:
+        note = L.normalize(s.note.zh + " " + s.note.en) if s.note is not None else ""
+        if s.note is not None and any(any(L.cue_matches(n, note) for n in L.REGIONS[g]) for g in r.regions):
+            parts_zh.append(s.note.zh)  # "常温包邮；新疆、西藏需补邮费10元": the note of a region asked
+            parts_en.append(s.note.en)
         if "ships_from" in intents:
             parts_zh.insert(0, f"从{s.ships_from.zh}发货")  # "从哪发货 新疆能到吗": both
             parts_en.insert(0, f"ships from {s.ships_from.en}")
@@ -1667,9 +1659,11 @@ def _faq_words_hit(entry: Faq, r: Reading) -> bool:
         if len(w) >= 2
     ]
     # A one-character verb the shop gives as a keyword ("剪"), said outside the product's name
-    unnamed = "".join(ch for i, ch in enumerate(r.text) if not any(s <= i < e for s, e in r.name_spans))
-    if any(len(w) == 1 and L.CJK.match(w) and w in unnamed for w in entry.keywords):
-        return True
+    verbs = [w for w in entry.keywords if len(w) == 1 and L.CJK.match(w)]
+    if verbs:
+        unnamed = "".join(ch for i, ch in enumerate(r.text) if not any(s <= i < e for s, e in r.name_spans))
+        if any(w in unnamed for w in verbs):
+            return True
     # A Latin keyword is a whole word ("COD" is not in "coupon codes").
     return any(
         w in r.text if L.CJK.search(w) else re.search(r"(?<![a-z])" + re.escape(w) + r"(?![a-z])", r.text) is not None
