@@ -23,6 +23,7 @@ from itertools import pairwise
 from pypinyin import lazy_pinyin
 
 from barrage.shoplang import lang as L
+from barrage.shoplang import units
 from barrage.shoplang.catalogue import Catalogue, Product
 
 MIN_CJK_TERM = 2
@@ -156,6 +157,9 @@ class Reading:
         return [sale] if sale else []
 
 
+_UNMARKED = frozenset({"about", "audience", "colours", "materials"})
+"""Parts of a listing whose numbers say nothing of which product it is (who it suits, its story)."""
+
 _PREDICATE = re.compile(r"(这个|这款|这件|这套|这双|这条|\bthis|\bit)\s*(是|is\b)\s*\S?$")
 """A name right after "这个是" / "this is" (or one that starts with 是)."""
 
@@ -224,20 +228,29 @@ class Understanding:
         listed = [*(names_of(catalogue) if catalogue is not None else []), *products]
         self._topics: dict[str, list[tuple[str, str]]] = {}
         self._listings: dict[str, str] = {}
+        # Per product, the amounts, sides and codes its names, specs, sizes and versions give
+        # ("58g", "20L", "200×230cm", "M8"): a question that gives one means that listing.
+        self._marks: dict[str, frozenset[tuple[str, str]]] = {}
         for entry in listed:
             raw.setdefault(entry.product_id, []).extend(_product_terms(entry))
             self._topics[entry.product_id] = [(key, L.normalize(text)) for key, text in entry.topics]
+            said = [*entry.names, *(text for key, text in self._topics[entry.product_id] if key not in _UNMARKED)]
+            self._marks[entry.product_id] = units.marks(" ".join(said))
+        for p in catalogue.products if catalogue is not None else ():
+            if p.size_chart is not None:  # ("M: 450 / 400 / 4 / 45×40": the mouse pad's M)
+                rows = " ".join(value for row in p.size_chart.rows.values() for value in row)
+                self._marks[p.id] = self._marks.get(p.id, frozenset()) | units.marks(rows)
         # The counting word of each product's variants ("1段 / 2段 / 3段" -> 段): "喝几段" asks
         # which variant of the one product counted that way. Measures of people and of
         # amounts (斤, 岁, 码, 毫升 ...) are not: many products and viewers use them.
-        units: dict[str, set[str]] = {}
+        counting: dict[str, set[str]] = {}
         for product_id, topics in self._topics.items():
             for key, text in topics:
                 if key == "variants":
                     for unit in re.findall(r"\d\s*([\u4e00-\u9fff])", text):
                         if unit not in "斤克升米岁月号码寸个件包盒瓶袋片只条支套毫公厘千装":
-                            units.setdefault(unit, set()).add(product_id)
-        self._variant_units = {unit: next(iter(pids)) for unit, pids in units.items() if len(pids) == 1}
+                            counting.setdefault(unit, set()).add(product_id)
+        self._variant_units = {unit: next(iter(pids)) for unit, pids in counting.items() if len(pids) == 1}
         for entry in listed:
             # Whole pinyin, typed for a name or kind ("xiangxun" 香薰): long enough not to be a word.
             for name in (*entry.names, *entry.categories):
@@ -262,6 +275,15 @@ class Understanding:
         self._shop_words: set[str] = set()
         own = {entry.product_id: {L.normalize(n) for n in (*entry.names, *entry.categories)} for entry in listed}
         self.terms = _dedupe(raw, self._shop_words, own)
+        # A word many names hold, by the products whose name or kind ends with it ("相机": the
+        # 卡片相机, not the 相机电池 or the 相机清洁套装, where it only qualifies the head noun).
+        self._ends_with: dict[str, set[str]] = {}
+        for word in self._shop_words:
+            if len(word) >= 2 and L.CJK.match(word[-1]):
+                for pid, names in own.items():
+                    if any(re.sub(r"[(（【\[].*?[)）】\]]", "", n).endswith(word) for n in names):
+                        self._ends_with.setdefault(word, set()).add(pid)
+        self._own = own
         self._heads = {
             bare[-1]
             for e in listed
@@ -312,6 +334,32 @@ class Understanding:
         if text is None:
             text = self._listings[product_id] = " ".join(t for _, t in self._topics.get(product_id, ()))
         return text
+
+    def holders_of_marks(self, reading: Reading) -> set[str]:
+        """The products whose listing gives an amount, sides or a code the question gives
+        ("那个58g的鼠标", "20升那个包", "45乘40厘米的是哪个码"); the viewer's own weight or
+        height ("175 70公斤穿什么码") and an amount to convert ("1斤是多少g") are no such mark."""
+        if units.conversion(reading.text) is not None:
+            return set()
+        own = {kind for kind, _ in reading.quantities}
+        mine = {"mass"} if "weight" in own else set()
+        mine |= {"length"} if own & {"height", "foot", "shoe"} else set()
+        asked = {m for m in units.marks(reading.text) if m[0] not in mine}
+        return {pid for pid, held in self._marks.items() if asked & held}
+
+    def head_owner(self, reading: Reading, first: str | None) -> str | None:
+        """The one product a word many names hold is the head noun of ("相机能带去潜水吗",
+        "这个相机是ccd吗" in a camera shop: the compact camera), when the question names nothing
+        else and the first product on screen is no such thing itself."""
+        if reading.named or reading.variants:
+            return None
+        owners = {
+            pid
+            for word, pids in self._ends_with.items()
+            if reading.says(word) and not (first is not None and any(word in n for n in self._own.get(first, ())))
+            for pid in pids
+        }
+        return next(iter(owners)) if len(owners) == 1 else None
 
     def owner_of_words(self, reading: Reading, on_screen: list[str]) -> str | None:
         """The one product whose listing holds the words of a question that names none, when

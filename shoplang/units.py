@@ -117,3 +117,32 @@ def conversion(text: str) -> Conversion | None:
 
 def _shown(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+
+
+_MARK_UNITS = {**{word: (dimension, size) for word, (dimension, size, _) in _UNITS.items()}, "寸": ("length", 25.4)}
+"""(寸 of a suitcase, a bike or a guitar is an inch.)"""
+
+
+@lru_cache(maxsize=1)
+def _mark_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    unit = "|".join(re.escape(u) for u in sorted(_MARK_UNITS, key=len, reverse=True))
+    amount = re.compile(rf"(?<![\d.a-z])(\d+(?:\.\d+)?)\s*({unit})(?![a-z])")
+    sides = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:cm|厘米|mm|毫米)?\s*[×xX*＊乘]\s*(\d+(?:\.\d+)?)(?![\d.])")
+    code = re.compile(r"(?<![a-z0-9])([a-z]{1,2}\d{1,3})(?![a-z0-9.])")
+    return amount, sides, code
+
+
+def marks(text: str) -> frozenset[tuple[str, str]]:
+    """What a text gives that can tell one listing from another: amounts in a unit, as
+    (dimension, amount in the base unit) so that "20升" and "20L" are one mark; sides
+    ("45乘40厘米", "200×230cm") and short model codes ("M8")."""
+    lowered = text.lower()
+    amount, sides, code = _mark_patterns()
+    out: set[tuple[str, str]] = set()
+    for number, unit in amount.findall(lowered):
+        dimension, size = _MARK_UNITS[unit]
+        out.add((dimension, _shown(float(number) * size, 3)))
+    for a, b in sides.findall(lowered):
+        out.add(("sides", "×".join(sorted((_shown(float(a), 2), _shown(float(b), 2))))))
+    out.update(("code", c) for c in code.findall(lowered))
+    return frozenset(out)

@@ -166,8 +166,16 @@ class CatalogueAnswerer:
             and not (_clause_properties(reading) and re.search(r"吗|么|嘛", reading.text))
         ):
             return self._recommend(question, reading, state, now_ms)
+        held: set[str] = set()
         if not reading.named:
             products = self._by_measure(reading, products, sale_pid)
+            held = set() if reading.pointed else self.understanding.holders_of_marks(reading)
+            if held and (not products or products[0] not in held):
+                # "那个58g的鼠标" with the keyboard pinned: the one listing giving that amount
+                screen = [pid for pid in (state.pinned_id, sale_pid) if pid in held]
+                products = screen[:1] or (sorted(held) if len(held) == 1 else products)
+            elif (head := self.understanding.head_owner(reading, products[0] if products else None)) is not None:
+                products = [head]  # "相机买了送什么" with the gimbal pinned: the camera
             owner = self.understanding.owner_of_words(reading, [p for p in (state.pinned_id, sale_pid) if p])
             owner_p = self.catalogue.product(owner) if owner is not None else None
             if owner_p is not None and (not shop_facts or any(self._faq_hit(e, reading) for e in owner_p.faq)):
@@ -178,6 +186,7 @@ class CatalogueAnswerer:
                 products
                 and sale_pid
                 and products[0] != sale_pid
+                and products[0] not in held  # ("how big is the 200x230 one": the pinned duvet's size)
                 and not (reading.pointed or reading.intents or reading.variants)  # ("8寸的直径": the 8-inch tin)
             ):
                 # "一块电池能玩多久" with a scooter pinned (its wheels "need no battery") and an RC car
@@ -218,7 +227,7 @@ class CatalogueAnswerer:
                 got, no = self._product_facts(product, reading, state, now_ms, lang)
                 facts += got
                 declined += no
-        if not facts and not reading.named and not reading.pointed and not shop_facts:
+        if not facts and not reading.named and not reading.pointed and not shop_facts and not held:
             # "滤网多久换一次" while the wok is pinned: the one other product whose listing
             # holds what is asked.
             other = self._elsewhere(reading, products)
