@@ -280,8 +280,8 @@ class Understanding:
         self._ends_with: dict[str, set[str]] = {}
         for word in self._shop_words:
             if len(word) >= 2 and L.CJK.match(word[-1]):
-                for pid, names in own.items():
-                    if any(re.sub(r"[(（【\[].*?[)）】\]]", "", n).endswith(word) for n in names):
+                for pid, called in own.items():
+                    if any(re.sub(r"[(（【\[].*?[)）】\]]", "", n).endswith(word) for n in called):
                         self._ends_with.setdefault(word, set()).add(pid)
         self._own = own
         self._heads = {
