@@ -166,6 +166,11 @@ class CatalogueAnswerer:
             and not (_clause_properties(reading) and re.search(r"吗|么|嘛", reading.text))
         ):
             return self._recommend(question, reading, state, now_ms)
+        if len(reading.named) > 1 and len(set(reading.name_spans)) == 1:
+            # "那个58g的鼠标", one word naming two mice: the one listing that weight
+            weighed = self.understanding.holders_of_marks(reading) & set(reading.named)
+            if len(weighed) == 1:
+                products = sorted(weighed)
         held: set[str] = set()
         if not reading.named:
             products = self._by_measure(reading, products, sale_pid)

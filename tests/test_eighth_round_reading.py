@@ -1,0 +1,134 @@
+"""Which product a question means when it names none by its own name: by an amount, sides or
+a code only some listings give, and by the head noun of a word many names hold — the
+mechanisms added for the wrong-product answers of issue 15 (eighth round).
+
+The catalogue is written here, for this test (a camera and desk shop); nothing in shoplang
+names its products. Each case states one mechanism.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.shoplang.catalogue import Catalogue
+from barrage.shoplang.units import marks
+from tests.insights_room import ask
+
+CATALOGUE = """
+format: 2
+shop: {zh: 拾光影像小铺, en: Glimmer camera store}
+currency: CNY
+shipping:
+  ships_from: {zh: 广东深圳, en: "Shenzhen, Guangdong"}
+  regions: [{zh: 中国大陆, en: mainland China}]
+  carrier: {zh: 顺丰速运, en: SF Express}
+  dispatch_hours: 24
+  delivery_days: [1, 3]
+returns: {days: 7}
+products:
+  - id: compact
+    name: {zh: 口袋卡片相机, en: Pocket compact camera}
+    category: {zh: 卡片相机, en: compact camera}
+    price: 2999
+    specs:
+      - {key: sensor, name: {zh: 传感器, en: sensor}, value: {zh: 1英寸CMOS, en: 1-inch CMOS}}
+      - {key: waterproof, name: {zh: 防水, en: waterproof}, value: {zh: 机身不防水, en: not waterproof}}
+  - id: battery
+    name: {zh: 相机电池, en: Camera battery}
+    category: {zh: 相机电池, en: camera battery}
+    price: 199
+    specs:
+      - {key: capacity, name: {zh: 容量, en: capacity}, value: {zh: 2280mAh, en: 2280 mAh}}
+  - id: cleankit
+    name: {zh: 相机清洁套装, en: Camera cleaning kit}
+    category: {zh: 清洁套装, en: cleaning kit}
+    price: 59
+  - id: gimbal
+    name: {zh: 三轴手机稳定器, en: Three-axis phone gimbal}
+    category: {zh: 稳定器, en: gimbal}
+    price: 499
+    specs:
+      - {key: load, name: {zh: 适配手机重量, en: phone weight}, value: {zh: 170-290g, en: 170-290 g}}
+  - id: bag
+    name: {zh: 双肩摄影包, en: Camera backpack}
+    category: {zh: 摄影包, en: camera bag}
+    price: 399
+    specs:
+      - {key: volume, name: {zh: 容量, en: volume}, value: {zh: 20L, en: 20 L}}
+      - {key: outside, name: {zh: 外尺寸, en: outside size}, value: {zh: 45×30×20cm, en: 45×30×20 cm}}
+  - id: lightmouse
+    name: {zh: 轻量无线鼠标, en: Lightweight wireless mouse}
+    category: {zh: 鼠标, en: mouse}
+    price: 299
+    specs:
+      - {key: weight, name: {zh: 重量, en: weight}, value: {zh: 58g, en: 58 g}}
+      - {key: link, name: {zh: 连接, en: connection}, value: {zh: 2.4G无线和蓝牙, en: 2.4G wireless and Bluetooth}}
+  - id: wiredmouse
+    name: {zh: 有线电竞鼠标, en: Wired gaming mouse}
+    category: {zh: 鼠标, en: mouse}
+    price: 129
+    specs:
+      - {key: weight, name: {zh: 重量, en: weight}, value: {zh: 89g, en: 89 g}}
+  - id: pad
+    name: {zh: 桌垫, en: Desk mat}
+    category: {zh: 桌垫, en: desk mat}
+    price: 39
+    sizes: [M, L]
+    size_chart:
+      columns: [{zh: 尺寸(cm), en: size (cm)}]
+      rows: {M: ["45×40"], L: ["90×40"]}
+  - id: anchors
+    name: {zh: 膨胀螺丝, en: Wall anchors}
+    category: {zh: 螺丝, en: anchors}
+    price: 19
+    variants:
+      - {id: m6, name: {zh: M6 20个, en: M6 x20}}
+      - {id: m8, name: {zh: M8 10个, en: M8 x10}, price: 25}
+"""
+
+
+@pytest.fixture(scope="module")
+def answerer() -> CatalogueAnswerer:
+    return CatalogueAnswerer(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
+
+
+def test_an_amount_is_one_mark_whatever_its_unit_word() -> None:
+    assert marks("20升那个包") == marks("容量 20L")
+    assert marks("45乘40厘米的") & marks("M: 45×40")
+    assert ("code", "m8") in marks("M8的多少钱")
+
+
+@pytest.mark.parametrize(
+    ("text", "pinned", "product"),
+    [
+        # An amount, sides or a code only some listings give names them
+        ("那个58g的鼠标多少钱", "gimbal", "lightmouse"),  # (two mice: the one that weighs 58 g)
+        ("20升那个包外面尺寸多大", "gimbal", "bag"),
+        ("45乘40厘米的是哪个码", "gimbal", "pad"),
+        ("M8的多少钱", "gimbal", "anchors"),
+        # A word many names hold names the product it is the head noun of
+        ("相机防水吗", "gimbal", "compact"),
+        ("这个相机传感器多大", "gimbal", "compact"),
+        # ... unless the product on screen is such a thing itself
+        ("相机能用多久", "battery", "battery"),
+        # The viewer's own amount (an amount to convert) names nothing: what is on screen
+        ("290g是几斤", "gimbal", "gimbal"),
+    ],
+)
+def test_a_question_naming_no_product_means_the_one_its_words_single_out(
+    answerer: CatalogueAnswerer, text: str, pinned: str, product: str
+) -> None:
+    reply = ask(answerer, text, pinned)
+    others = {f"[product:{p}]" for p in ("compact", "battery", "cleankit", "gimbal", "bag", "lightmouse",
+                                        "wiredmouse", "pad", "anchors")} - {f"[product:{product}]"}  # fmt: skip
+    assert not any(other in reply for other in others), reply
+    if "[product:" in reply or product != pinned:
+        assert f"[product:{product}]" in reply, reply
+
+
+def test_a_measure_the_pinned_listing_gives_keeps_the_pinned_product(answerer: CatalogueAnswerer) -> None:
+    # 170-290g is the gimbal's: neither mouse (58 g, 89 g) takes the question
+    reply = ask(answerer, "290g的手机能用吗", "gimbal")
+    assert "[product:gimbal]" in reply, reply
