@@ -395,6 +395,24 @@ class Understanding:
         shown = [pid for pid in leaders if pid in on_screen]
         return shown[0] if len(shown) == 1 else None  # "无耳洞有耳夹款吗": the earrings on sale
 
+    def screen_instead(self, reading: Reading, on_screen: list[str]) -> str | None:
+        """The product on screen a question is about when it names another only by a word of
+        its name that is no head noun ("刹车是碟刹还是v刹" with a folding bike pinned names the
+        刹车灯 tail light): the question's other words are in the listing on screen, not in the
+        named one's."""
+        if len(reading.named) != 1 or reading.variants or max(reading.strength.values(), default=0) >= 2:
+            return None
+        named = reading.named[0]
+        said = [L.normalize(reading.text[a:b]) for a, b in reading.name_spans]
+        if named in on_screen or not all(any(w in n for n in self._own[named]) for w in said):
+            return None  # (named by a typo, initials or pinyin: "fbx偏大吗" is the 帆布鞋's)
+        own = self.listing_text(named) + " ".join(self._own[named])
+        words = [w for w in content_words(reading.residue) if sum(w in self.listing_text(p) for p in self._topics) <= 2]
+        if not words or any(w in own for w in words):
+            return None
+        holding = [pid for pid in on_screen if any(w in self.listing_text(pid) for w in words)]
+        return holding[0] if len(holding) == 1 else None
+
     def topic_for(self, reading: Reading, product_id: str) -> str:
         """Which part of the product's listing the question's leftover words are about
         ("刀能进洗碗机吗" and "可以用洗碗机洗吗" -> the cleaning spec), "" if none."""
@@ -1113,9 +1131,7 @@ def _name_terms(names: list[str]) -> list[tuple[str, float]]:
     return out
 
 
-def _dedupe(
-    raw: dict[str, list[tuple[str, float]]], shop_words: set[str], own: Mapping[str, set[str]]
-) -> list[Term]:
+def _dedupe(raw: dict[str, list[tuple[str, float]]], shop_words: set[str], own: Mapping[str, set[str]]) -> list[Term]:
     """The terms, each product's best weight; words most products share go to `shop_words`
     ("眼镜" in an eyewear shop: no sound-alike of them names one product either) — unless one
     or two products are called that themselves ("跑鞋" is the running shoe's own category,

@@ -86,6 +86,18 @@ products:
     variants:
       - {id: m6, name: {zh: M6 20个, en: M6 x20}}
       - {id: m8, name: {zh: M8 10个, en: M8 x10}, price: 25}
+  - id: bike
+    name: {zh: 折叠自行车, en: Folding bike}
+    category: {zh: 自行车, en: bike}
+    price: 1199
+    specs:
+      - {key: brakes, name: {zh: 刹车, en: brakes}, value: {zh: 前后机械碟刹, en: front and rear disc brakes}}
+  - id: taillight
+    name: {zh: 刹车感应尾灯, en: Brake-sensing tail light}
+    category: {zh: 尾灯, en: tail light}
+    price: 69
+    specs:
+      - {key: sensing, name: {zh: 刹车感应, en: brake sensing}, value: {zh: 减速时自动高亮, en: brightens when slowing}}
 """
 
 
@@ -121,8 +133,7 @@ def test_a_question_naming_no_product_means_the_one_its_words_single_out(
     answerer: CatalogueAnswerer, text: str, pinned: str, product: str
 ) -> None:
     reply = ask(answerer, text, pinned)
-    others = {f"[product:{p}]" for p in ("compact", "battery", "cleankit", "gimbal", "bag", "lightmouse",
-                                        "wiredmouse", "pad", "anchors")} - {f"[product:{product}]"}  # fmt: skip
+    others = {f"[product:{p['id']}]" for p in yaml.safe_load(CATALOGUE)["products"]} - {f"[product:{product}]"}
     assert not any(other in reply for other in others), reply
     if "[product:" in reply or product != pinned:
         assert f"[product:{product}]" in reply, reply
@@ -132,3 +143,20 @@ def test_a_measure_the_pinned_listing_gives_keeps_the_pinned_product(answerer: C
     # 170-290g is the gimbal's: neither mouse (58 g, 89 g) takes the question
     reply = ask(answerer, "290g的手机能用吗", "gimbal")
     assert "[product:gimbal]" in reply, reply
+
+
+@pytest.mark.parametrize(
+    ("text", "product"),
+    [
+        # 刹车 only qualifies the tail light's name; 碟刹 is the bike's listing, not the light's
+        ("刹车是碟刹还是v刹", "bike"),
+        # the light's own word, or nothing else to go by: the light
+        ("尾灯刹车会自己变亮吗", "taillight"),
+        ("刹车感应的多少钱", "taillight"),
+    ],
+)
+def test_a_word_that_only_qualifies_a_name_yields_to_the_listing_on_screen(
+    answerer: CatalogueAnswerer, text: str, product: str
+) -> None:
+    reply = ask(answerer, text, "bike")
+    assert f"[product:{product}]" in reply, reply

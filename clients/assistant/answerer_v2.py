@@ -171,6 +171,9 @@ class CatalogueAnswerer:
             weighed = self.understanding.holders_of_marks(reading) & set(reading.named)
             if len(weighed) == 1:
                 products = sorted(weighed)
+        screen = [pid for pid in (state.pinned_id, sale_pid) if pid]
+        if (instead := self.understanding.screen_instead(reading, screen)) is not None:
+            products = [instead]
         held: set[str] = set()
         if not reading.named:
             products = self._by_measure(reading, products, sale_pid)
