@@ -14,7 +14,7 @@ import yaml
 from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
 from barrage.shoplang.catalogue import Catalogue
 from barrage.shoplang.units import marks
-from tests.insights_room import ask
+from tests.insights_room import ask, fold, group_of
 
 CATALOGUE = """
 format: 2
@@ -69,6 +69,9 @@ products:
     name: {zh: 有线电竞鼠标, en: Wired gaming mouse}
     category: {zh: 鼠标, en: mouse}
     price: 129
+    colours:
+      - {zh: 樱花粉, en: sakura pink}
+      - {zh: 曜石黑, en: obsidian black}
     specs:
       - {key: weight, name: {zh: 重量, en: weight}, value: {zh: 89g, en: 89 g}}
   - id: pad
@@ -160,3 +163,37 @@ def test_a_word_that_only_qualifies_a_name_yields_to_the_listing_on_screen(
 ) -> None:
     reply = ask(answerer, text, "bike")
     assert f"[product:{product}]" in reply, reply
+
+
+def test_viewers_asking_for_one_colour_are_one_group_whatever_they_call_it(answerer: CatalogueAnswerer) -> None:
+    texts = ["粉色的还有吗", "想看看樱花粉的", "is the pink one still in stock?", "黑色的还有吗", "有什么颜色"]
+    pink1, pink2, pink3, black, colours = group_of(answerer.catalogue, texts, "wiredmouse")
+    assert pink1 == pink2 == pink3
+    assert len({pink1, black, colours}) == 3
+
+
+def test_a_host_naming_a_colour_answers_that_colours_group(answerer: CatalogueAnswerer) -> None:
+    engine = fold(answerer.catalogue, ["想看看粉色的", "有黑色的吗", "host:樱花粉现在还有货"], "wiredmouse")
+    pink, black = (engine.questions.groups[engine.questions.by_event[q]] for q in ("q0", "q1"))
+    assert pink.answers and not black.answers
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("秒杀还剩几分钟", "秒杀啥时候结束"),
+        ("秒杀还有多久结束", "秒杀几点截止"),
+        ("秒杀限购几个", "can I buy 3 backpacks in the flash sale?"),
+        ("限购几个", "how many backpacks can I buy"),
+    ],
+)
+def test_the_sales_end_and_its_limit_are_asked_in_many_ways(
+    answerer: CatalogueAnswerer, first: str, second: str
+) -> None:
+    one, other = group_of(answerer.catalogue, [first, second], "gimbal", sale="bag")
+    assert one == other, (one, other)
+
+
+def test_a_host_giving_the_minutes_left_in_words_answers_when_the_sale_ends(answerer: CatalogueAnswerer) -> None:
+    engine = fold(answerer.catalogue, ["秒杀几点结束", "host:秒杀还有二十来分钟就结束了"], "gimbal", sale="wiredmouse")
+    assert engine.questions.groups[engine.questions.by_event["q0"]].answers

@@ -26,6 +26,7 @@ from barrage.server.insights.audience import Audience
 from barrage.server.insights.products import Products
 from barrage.server.insights.questions import Questions
 from barrage.server.insights.text import Analysis, analyse
+from barrage.shoplang import lang as L
 from barrage.shoplang.lang import answer_intents
 from barrage.shoplang.understand import ProductNames, Reading, Understanding
 from barrage.v1 import event_pb2
@@ -41,6 +42,13 @@ SAME_AS_INTENT = {
     "materials": "materials", "audience": "suitable", "variants": "variants", "sizes": "sizes", "colours": "colours"
 }  # fmt: skip
 """Parts of a listing that are what an intent asks for."""
+
+
+def _hue(colour: str) -> str:
+    """A colour as its basic hue, whatever it was called ("樱花粉", "粉色", "pink" -> 粉); ""
+    for a shade of no basic hue ("豆沙色", "汤色")."""
+    hues = [ch for ch in L.COLOUR_ZH_OF.get(colour, colour) if ch in L.COLOURS_ZH]
+    return hues[-1] if hues else ""
 
 
 def _topic_key(topic: str) -> str:
@@ -276,6 +284,9 @@ class RoomInsights:
         if len(reading.named) > 1 and len(named) == 1:
             named = named + [pid for pid in reading.named if pid not in named]
         key = reading.topic_key
+        hues = [f"colour:{hue}" for c in reading.colours if (hue := _hue(c))]
+        if hues and key in ("host", "show", "stock", "colours"):
+            key = hues[0]  # "想看看白色的", "白的还有吗", "in white?": the viewers who want that colour
         on_screen = self._sized_first(reading, on_screen)
         subject = (named or on_screen)[0] if (named or on_screen) else ""
         topic = self.understanding.topic_for(reading, subject) if subject else ""
@@ -284,8 +295,10 @@ class RoomInsights:
         # shares with the listing, and both before a generic "can I use it" / "what size".
         kind = self.understanding.topic_of_kind(reading, subject) if subject and reading.concepts else ""
         generic = not reading.intents or key in GENERIC_KEYS
-        if subject and (not reading.intents or key == "materials") and self.understanding.substance_asked(
-            reading, subject
+        if (
+            subject
+            and (not reading.intents or key == "materials")
+            and self.understanding.substance_asked(reading, subject)
         ):
             key = "materials"  # "是纯羊绒吗", "方巾桑蚕丝吗": what it is made of
         elif kind and (not reading.intents or key == "suitable"):
@@ -300,7 +313,7 @@ class RoomInsights:
             every = self.understanding.topics_for(reading, subject) if subject else []
             keys += [_topic_key(t) for t in (kind, topic, *every) if t]
         if answer:
-            keys += [*reading.concepts, *answer_intents(reading.text)]
+            keys += [*reading.concepts, *answer_intents(reading.text), *hues]
         intents = tuple(dict.fromkeys(k for k in keys if k))
         return reading, Analysis(analysis.normalized, intents, reading.topic_words, analysis.terms), named
 
@@ -322,7 +335,7 @@ class RoomInsights:
         return self._sized_first(reading, on_screen)
 
     def _sized_first(self, reading: Reading, on_screen: list[str]) -> list[str]:
-        """"柯基穿什么码" while a water fountain is pinned and a harness on sale: a size
+        """ "柯基穿什么码" while a water fountain is pinned and a harness on sale: a size
         question is about the product on screen that comes in sizes."""
         assert self.understanding is not None
         if reading.pointed or not ("sizes" in reading.intents or reading.sizes) or len(on_screen) < 2:
