@@ -187,6 +187,17 @@ def test_a_host_naming_a_colour_answers_that_colours_group(answerer: CatalogueAn
         ("限购几个", "how many backpacks can I buy"),
     ],
 )
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("稳定器多少钱", "稳定器降价了吗 现在多少"), ("多少钱", "现在啥价"), ("还有货吗", "抢完了吗")],
+)
+def test_a_price_or_stock_question_is_one_group_however_it_is_put(
+    answerer: CatalogueAnswerer, first: str, second: str
+) -> None:
+    one, other = group_of(answerer.catalogue, [first, second], "gimbal")
+    assert one == other, (one, other)
+
+
 def test_the_sales_end_and_its_limit_are_asked_in_many_ways(
     answerer: CatalogueAnswerer, first: str, second: str
 ) -> None:
