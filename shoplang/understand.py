@@ -877,7 +877,7 @@ _AT_END = "(?=[吗呢吧啊呀嘛么哦哇啦了]*[\\s?？!！。~～]*$)"
 _AFTER_NAME = ("多少", "几", "是", "有", "怎么", "能", "可以", "还")
 _Q_ZH = re.compile(
     r"多少|多久|多长|多大|多重|多高|多远|几(?!乎)[\u4e00-\u9fffa-z]|什么|啥|哪|怎么|怎样|如何|是否|能不能|可不可以|可以.*[吗不]"
-    r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|(.)没\2|吗|谁知道"
+    r"|有没有|是不是|会不会|要不要|咋|吗|呢[?？]?$|么[?？]?$|嘛$|(.)不\1|(.)没\2|([\u4e00-\u9fff]{2})不\3|吗|谁知道"
     r"|谁(出|承担|付|负责)"  # "退货运费谁出"
     # "保证能考过十级吧", "站上去没事吧": asking to be told so
     r"|(能|会|保证|应该|可以|没问题|没事|是|行|够|合适|安全).{0,12}吧[?？~～!！]*$"
@@ -900,17 +900,29 @@ _REQUEST_ZH = re.compile(
     r"|给(我们|大家|我)(看看|看一下|瞧瞧|试试)"  # "主播把车把调到最高给我们看看"
     r"|(看看|演示|试试|展示|拿出来|打开|穿上|上身).{0,6}[呗吧][\s!！~～]*$|^kk"  # "人字梯拿出来看看呗", "kk黑色"
     r"|[是对]吧[\s?？!！~～]"  # "饵料降价了是吧 29.9那个"
+    # "白色表盘上手看看", "上个毛毯看看" (not "我先看看", "大家快看看")
+    r"|上(脚|手|身|嘴|脸)看看|^上(一下|个|一个)|^(?!大家).*(?<![我先再快])看看[\s!！~～]*$"
 )
 _EXCLAIM_ZH = re.compile(
-    r"^不知道(?!.*(怎么办|吗|呢))|^哪有(这么|那么)|^(哇|哇塞|天哪|我的天)(?!.*(吗|呢|多少|几))|好好看|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|好.*啊$"
+    r"^不知道(?!.*(怎么办|吗|呢))|^哪有(这么|那么)|^(哇|哇塞|天哪|我的天)(?!.*(吗|呢|多少|几))|好好看|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|(?<!不)好(?!不好).*啊$"
     r"|^(为什么|怎么)我?(又|总是|老是|还是)?(抢不到|没抢到|买不到|拍不到|没拍到)"  # missing a flash sale: a complaint
     # wonder and delight, not questions ("为什么这么贵" still asks)
     r"|为什么(这么|那么)(便宜|划算|好看|好用|好吃|香|美|好)|怎么做到|什么神仙|[绝爱]了[!！~～啊]*$"
     # "为什么我现在才刷到", "有没有搞错 这么便宜", "哪里还有这个价", "好家伙": talk, not questions
-    r"|^为什么我.{0,6}(才|都|总|每次)|有没有搞错|哪里还有这(个|种)价|^好家伙"
+    r"|^为什么我.{0,6}(才|都|总|每次|这么|那么)|有没有搞错|哪里还有这(个|种)价|^好家伙"
+    # "怎么画得这么快", "什么鬼", "啥也不说了 冲", "谁不爱呢", "多少人跟我一样蹲", "没钱了怎么办", "忍不住买买买"
+    r"|怎么.{1,3}(这么|那么)|什么鬼|(啥|什么)(也|都)不说|多少人(跟|和)我一样|没钱.{0,8}怎么办"
+    r"|忍不住|为什么不早说|(什么|啥)时候都"
 )
-_EXCLAIM_EN = re.compile(r"^(what an? |how (is|are) (this|that|it) so |so )|\b(lol|omg|lmao)\b")
-""""what a deal", "how is this so cheap lol": wonder, not a question (unless a "?" asks)."""
+_RHETORICAL_ZH = re.compile(r"谁不(爱|喜欢|想要|心动)|谁还没(下单|拍|买|抢)")
+_EXCLAIM_EN = re.compile(
+    r"(^|[,.!;]\s*)(what an? |how (is|are) (this|that|it) so |so )|\b(lol|omg|lmao|so sad)\b"
+    r"|^how \w+ (is|are|was|were) .*![!\s]*$"  # "how cute is that mermaid one!"
+)
+""""what a deal", "how is this so cheap lol", "how cute is that one!": wonder, not a question
+(unless a "?" asks)."""
+_INTERJECTION = re.compile(r"^(what|huh|wait|really|seriously|omg|啥|什么)\s*[?？!！]+\s*(?=\S)")
+""""what?? why is it so cheap lol": surprise, its question marks ask nothing."""
 _ASKS_A_PICK = re.compile(
     r"预算|想要|想买|买哪|买啥|买什么|^求|给.{0,6}推荐|推荐(一下|下|个|点|款)|有(什么|啥)推荐|what should|any recommend"
     r"|recommend (me|something|a|one)|suggest|gift for|something (that|for|to)|under \d|budget|want something"
@@ -918,7 +930,7 @@ _ASKS_A_PICK = re.compile(
 )
 _Q_EN = re.compile(
     r"\b(which|what|how)\s+(has|have|is|are|one|do|does|should|can|would)\b"
-    r"|\bwhat (year|size|colou?r|time|kind|type|flavou?r|material)\b"
+    r"|\b(what|which) (year|size|colou?r|time|kind|type|flavou?r|material|model|version)\b"
     r"|(^|[,;.]\s*)(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone"
     r"|should|got)\b"
     r"|\b(how much|how many|how long|price|link|pls|please|show me|recommend|suggest)\b"
@@ -928,17 +940,25 @@ _Q_EN = re.compile(
 def is_question(original: str, reading: Reading | None = None) -> bool:
     """A comment that asks something: a question mark, a question word or particle, an
     A-not-A question, a request ("求链接", "show me"), or a product and a thing asked."""
-    text = L.normalize(original)
+    text = _INTERJECTION.sub("", L.normalize(original))
     if "?" in text or "？" in text:
         return True
     if L.CJK.search(text):
         last = re.split(r"[\s，,。！!~]+", text.strip(" ，,。！!~"))[-1]
-        if last != text and re.search(r"吗|呢|啥|什么|哪|几|多少|推荐", last) and not _EXCLAIM_ZH.search(last):
+        if (
+            last != text
+            and re.search(r"吗|呢|啥|什么|哪|几|多少|推荐", last)
+            and not _EXCLAIM_ZH.search(last)
+            and not re.search(r"哈哈|hhh", last)
+        ):
             return True  # "床太硬了 有啥推荐": a complaint, then the question
+        if _RHETORICAL_ZH.search(text):
+            return False  # "这么好看的包谁不爱呢", "谁还没下单呢 冲啊": asking no one
         if (_EXCLAIM_ZH.search(text) or "哈哈" in text) and not re.search(r"吗|呢", text):
             return False  # "为什么我养什么死什么哈哈哈": a laugh at oneself
-        if _Q_ZH.search(text) or _REQUEST_ZH.search(text):
-            return True
+        clauses = re.split(r"[\s，,。！!~]+", text.strip(" ，,。！!~"))
+        if any(_Q_ZH.search(clause) for clause in clauses) or _REQUEST_ZH.search(text):
+            return True  # ("能拍两套不 给我妈也买一个": a question, then why)
     if _EXCLAIM_EN.search(text) and not L.CJK.search(text):
         return False  # ("what a deal on that reel", "how is this so cheap lol")
     if _Q_EN.search(text):

@@ -13,6 +13,7 @@ import yaml
 
 from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
 from barrage.shoplang.catalogue import Catalogue
+from barrage.shoplang.understand import is_question
 from barrage.shoplang.units import marks
 from tests.insights_room import ask, fold, group_of
 
@@ -208,3 +209,32 @@ def test_the_sales_end_and_its_limit_are_asked_in_many_ways(
 def test_a_host_giving_the_minutes_left_in_words_answers_when_the_sale_ends(answerer: CatalogueAnswerer) -> None:
     engine = fold(answerer.catalogue, ["秒杀几点结束", "host:秒杀还有二十来分钟就结束了"], "gimbal", sale="wiredmouse")
     assert engine.questions.groups[engine.questions.by_event["q0"]].answers
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        # talk in a live room: wonder, laments, rallying cries
+        ("主播加油！！！怎么画得这么快！", False),
+        ("什么鬼 这么好看", False),
+        ("冲冲冲 为什么不早说这么便宜哈哈", False),
+        ("为什么我手速这么慢啊啊啊", False),
+        ("好想要但是没钱啊怎么办😭", False),
+        ("多少人跟我一样蹲秒杀的hhh", False),
+        ("谁还没下单呢 冲啊！", False),
+        ("这么好看的包谁不爱呢", False),
+        ("what?? why is it so cheap lol", False),
+        ("how cute is that pink one!", False),
+        ("hello from Malaysia, what a nice stream", False),
+        # questions put the same ways
+        ("这个真皮不真皮", True),
+        ("主播喝一口 好不好喝啊", True),
+        ("能拍两套不 给我妈也买一个", True),
+        ("20㎡ bedroom which size", True),
+        ("白色表盘上手看看", True),
+        ("what? is it waterproof", True),
+        ("怎么卖", True),
+    ],
+)
+def test_a_question_is_told_from_talk(answerer: CatalogueAnswerer, text: str, asks: bool) -> None:
+    assert is_question(text, answerer.understanding.read(text)) is asks

@@ -15,6 +15,7 @@ are the show, not its audience; gifts and purchases are counted whoever publishe
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -42,6 +43,10 @@ SAME_AS_INTENT = {
     "materials": "materials", "audience": "suitable", "variants": "variants", "sizes": "sizes", "colours": "colours"
 }  # fmt: skip
 """Parts of a listing that are what an intent asks for."""
+
+
+_TRY_ON = re.compile(r"试穿|试戴|试色|主播.{0,2}(穿|戴|涂)")
+"""Asking the host to wear it ("主播试穿一下藏青色"): a request of its own, in any colour."""
 
 
 def _hue(colour: str) -> str:
@@ -285,7 +290,7 @@ class RoomInsights:
             named = named + [pid for pid in reading.named if pid not in named]
         key = reading.topic_key
         hues = [f"colour:{hue}" for c in reading.colours if (hue := _hue(c))]
-        if hues and key in ("host", "show", "stock", "colours"):
+        if hues and key in ("host", "show", "stock", "colours") and not _TRY_ON.search(reading.text):
             key = hues[0]  # "想看看白色的", "白的还有吗", "in white?": the viewers who want that colour
         on_screen = self._sized_first(reading, on_screen)
         subject = (named or on_screen)[0] if (named or on_screen) else ""
