@@ -157,6 +157,8 @@ class Reading:
         return [sale] if sale else []
 
 
+_ASKS_IF_THERE = re.compile(r"有.{0,10}(吗|么|没|不)|有没有|do you have|is there|any .{0,12}(size|version|one)")
+"""Whether there is one of a kind ("有200ml的吗", "do you have a 200ml one")."""
 _UNMARKED = frozenset({"about", "audience", "colours", "materials"})
 """Parts of a listing whose numbers say nothing of which product it is (who it suits, its story)."""
 
@@ -335,16 +337,25 @@ class Understanding:
             text = self._listings[product_id] = " ".join(t for _, t in self._topics.get(product_id, ()))
         return text
 
-    def holders_of_marks(self, reading: Reading) -> set[str]:
+    def holders_of_marks(self, reading: Reading, first: str | None = None) -> set[str]:
         """The products whose listing gives an amount, sides or a code the question gives
         ("那个58g的鼠标", "20升那个包", "45乘40厘米的是哪个码"); the viewer's own weight or
-        height ("175 70公斤穿什么码") and an amount to convert ("1斤是多少g") are no such mark."""
+        height ("175 70公斤穿什么码") and an amount to convert ("1斤是多少g") are no such mark.
+        None when the question asks whether the product on screen (`first`) comes in another
+        amount of a measure it lists ("有200ml大瓶的吗" of a 100 ml perfume: not the 200 ml
+        diffuser)."""
         if units.conversion(reading.text) is not None:
             return set()
         own = {kind for kind, _ in reading.quantities}
         mine = {"mass"} if "weight" in own else set()
         mine |= {"length"} if own & {"height", "foot", "shoe"} else set()
         asked = {m for m in units.marks(reading.text) if m[0] not in mine}
+        if first is not None:
+            # the amount inside "有…吗" is what is asked for ("那个58g的鼠标有蓝牙吗" names a mouse)
+            wanted = {m for there in _ASKS_IF_THERE.finditer(reading.text) for m in units.marks(there.group(0))}
+            measures = {kind for kind, _ in self._marks.get(first, ())}
+            if any(kind in measures for kind, _ in wanted & asked):
+                return set()
         return {pid for pid, held in self._marks.items() if asked & held}
 
     def head_owner(self, reading: Reading, first: str | None) -> str | None:

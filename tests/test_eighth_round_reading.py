@@ -129,6 +129,9 @@ def test_an_amount_is_one_mark_whatever_its_unit_word() -> None:
         ("这个相机传感器多大", "gimbal", "compact"),
         # ... unless the product on screen is such a thing itself
         ("相机能用多久", "battery", "battery"),
+        # ... but asking whether the one on screen comes in another amount of what it lists asks of it
+        ("有58g的吗", "gimbal", "gimbal"),
+        ("那个58g的鼠标有蓝牙吗", "gimbal", "lightmouse"),
         # The viewer's own amount (an amount to convert) names nothing: what is on screen
         ("290g是几斤", "gimbal", "gimbal"),
     ],

@@ -177,7 +177,11 @@ class CatalogueAnswerer:
         held: set[str] = set()
         if not reading.named:
             products = self._by_measure(reading, products, sale_pid)
-            held = set() if reading.pointed else self.understanding.holders_of_marks(reading)
+            held = (
+                set()
+                if reading.pointed
+                else self.understanding.holders_of_marks(reading, products[0] if products else None)
+            )
             if held and (not products or products[0] not in held):
                 # "那个58g的鼠标" with the keyboard pinned: the one listing giving that amount
                 screen = [pid for pid in (state.pinned_id, sale_pid) if pid in held]
