@@ -129,9 +129,6 @@ def test_an_amount_is_one_mark_whatever_its_unit_word() -> None:
         ("这个相机传感器多大", "gimbal", "compact"),
         # ... unless the product on screen is such a thing itself
         ("相机能用多久", "battery", "battery"),
-        # ... but asking whether the one on screen comes in another amount of what it lists asks of it
-        ("有58g的吗", "gimbal", "gimbal"),
-        ("那个58g的鼠标有蓝牙吗", "gimbal", "lightmouse"),
         # The viewer's own amount (an amount to convert) names nothing: what is on screen
         ("290g是几斤", "gimbal", "gimbal"),
     ],
@@ -144,6 +141,17 @@ def test_a_question_naming_no_product_means_the_one_its_words_single_out(
     assert not any(other in reply for other in others), reply
     if "[product:" in reply or product != pinned:
         assert f"[product:{product}]" in reply, reply
+
+
+def test_an_amount_asked_for_in_is_there_asks_of_the_product_on_screen_that_lists_that_measure(
+    answerer: CatalogueAnswerer,
+) -> None:
+    understanding = answerer.understanding
+    # the gimbal lists a weight (170-290g): "is there a 20L one" is no weight, "a 58g one" is
+    assert understanding.holders_of_marks(understanding.read("有20L的吗"), "gimbal") == {"bag"}
+    assert understanding.holders_of_marks(understanding.read("有58g的吗"), "gimbal") == set()
+    # an amount that describes the thing, not what is asked for, still names it
+    assert understanding.holders_of_marks(understanding.read("那个58g的鼠标有蓝牙吗"), "gimbal") == {"lightmouse"}
 
 
 def test_a_measure_the_pinned_listing_gives_keeps_the_pinned_product(answerer: CatalogueAnswerer) -> None:
