@@ -308,7 +308,9 @@ COLOUR_ZH_OF = {
     "purple": "紫", "orange": "橙", "brown": "棕", "red": "红", "silver": "银",
 }  # fmt: skip
 """An English colour's Chinese character ("in purple?" of 薰衣草紫)."""
-_COLOUR_ZH = re.compile(r"(藏青|酒红|墨绿|雾霾灰|浅蓝|深蓝|天蓝|咖啡|卡其|米白|奶白|玫红|宝蓝|军绿|香槟|[黑白灰蓝绿黄粉紫橙棕金银红青米杏驼咖])色")
+_COLOUR_ZH = re.compile(
+    r"(藏青|酒红|墨绿|雾霾灰|浅蓝|深蓝|天蓝|咖啡|卡其|米白|奶白|玫红|宝蓝|军绿|香槟|[黑白灰蓝绿黄粉紫橙棕金银红青米杏驼咖])色"
+)
 _COLOUR_BARE_ZH = re.compile(r"(?:有|要|拿|来个|想要)([黑白红蓝绿黄粉紫灰])的(?=[吗没不么嘛呢?？\s]|$)")
 """"有白的吗": a colour said without 色."""
 _COLOUR_EN = re.compile(r"(?<![a-z])(" + "|".join(COLOURS_EN) + r")(?![a-z])")  # ("有black吗": no \b beside Chinese)
@@ -702,13 +704,15 @@ ANSWER_CUES: dict[str, tuple[str, ...]] = {
         "re:[¥$]\\s*\\d",
         "re:\\d+(\\.\\d+)?\\s*(元|块)",
         "re:(现在|今天|只要|到手|秒杀价?|特价|活动价|券后|直播间)\\s*\\d",
+        "re:价\\s*\\d",  # "直播价269"
         "re:\\d+\\.\\d+",
         "re:\\d+\\s*一(包|箱|盒|件|个|瓶|罐|袋|套|支)",
     ),
     "stock": ("re:(还有|还剩|剩|仅剩)\\s*\\d", "re:\\d+\\s*(份|件|个|单)", "售罄", "sold out", "re:\\d+ left"),
     "link": ("re:\\d+\\s*号", "链接", "link"),
     "time_left": (
-        "re:(还有|还剩|剩|只剩)\\s*[\\d一二两三四五六七八九十几半]+\\s*来?个?(分钟|小时)",  # ("还有二十来分钟")
+        # ("还有二十来分钟", "还剩差不多20分钟")
+        "re:(还有|还剩|剩|只剩)(差不多|大概|大约|不到)?\\s*[\\d一二两三四五六七八九十几半]+\\s*来?个?(分钟|小时)",
         "re:\\d+\\s*分钟(后)?结束",
         "re:\\d+ ?(minutes|mins) (left|to go)",
     ),
@@ -726,6 +730,11 @@ ANSWER_CUES: dict[str, tuple[str, ...]] = {
         "re:有.{1,4}和.{1,4}(两|几)?(种|款)?$",
         "re:([两三四五六七八九十]|\\d+)\\s*(个|种|款)\\s*(口味|味道?|颜色|色|规格|款式|尺寸|尺码)",
     ),
+    "warranty": ("质保", "保修", "包换", "warranty", "guarantee"),
+    "gift": ("re:(加|赠|附|还)送", "赠品", "赠送", "free gift"),
+    # Showing it, or trying it on, for the room ("等下拿出来给大家看", "再给大家冲一泡").
+    "show": ("re:给(大家|你们)(看|试|冲|泡|展示|演示)", "拿出来", "re:等(下|会儿?).{0,6}(看|试|展示)"),
+    "host": ("re:给(大家|你们)(看|试|穿|戴|涂)", "re:(主播|我)(穿|戴)的?是?\\w{0,3}码"),
     # Who it is for, stated with a limit: "10个月以上的小型犬吃", "for dogs over 10 months".
     "suitable": (
         "适合",

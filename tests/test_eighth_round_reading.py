@@ -249,3 +249,23 @@ def test_a_host_giving_the_minutes_left_in_words_answers_when_the_sale_ends(answ
 )
 def test_a_question_is_told_from_talk(answerer: CatalogueAnswerer, text: str, asks: bool) -> None:
     assert is_question(text, answerer.understanding.read(text)) is asks
+
+
+@pytest.mark.parametrize(
+    ("question", "statement", "answers"),
+    [
+        ("稳定器多少钱", "host:稳定器直播价499", True),
+        ("稳定器保修多久", "host:稳定器质保12个月", True),
+        ("稳定器送什么", "host:稳定器下单加送三脚架", True),
+        ("秒杀还有多久", "host:秒杀还剩差不多20分钟", True),
+        ("新疆能发吗", "host:新疆西藏暂时发不了，抱歉", True),
+        ("新疆能发吗", "host:稳定器是从深圳发的", False),
+        ("想看看稳定器", "host:等下拿出来给大家看", True),
+    ],
+)
+def test_a_host_statement_answers_what_it_tells(
+    answerer: CatalogueAnswerer, question: str, statement: str, answers: bool
+) -> None:
+    engine = fold(answerer.catalogue, [question, statement], "gimbal", sale="bag")
+    group = engine.questions.groups[engine.questions.by_event["q0"]]
+    assert bool(group.answers) is answers, group.group_id

@@ -45,6 +45,8 @@ SAME_AS_INTENT = {
 """Parts of a listing that are what an intent asks for."""
 
 
+_DELIVERS = re.compile(r"(不|能|可以|暂时|暂不|也)(发|寄|配送|送到)|发不了|寄不了|(don't|do not|can|we) (ship|deliver)")
+"""Whether a statement says a region gets delivered to ("新疆西藏暂时发不了"), not where it ships from."""
 _TRY_ON = re.compile(r"试穿|试戴|试色|主播.{0,2}(穿|戴|涂)")
 """Asking the host to wear it ("主播试穿一下藏青色"): a request of its own, in any colour."""
 
@@ -318,7 +320,14 @@ class RoomInsights:
             every = self.understanding.topics_for(reading, subject) if subject else []
             keys += [_topic_key(t) for t in (kind, topic, *every) if t]
         if answer:
-            keys += [*reading.concepts, *answer_intents(reading.text), *hues]
+            # every hue a statement names ("黑白两色"), and the regions it speaks of ("新疆西藏暂时发不了")
+            hues = [f"colour:{hue}" for c in reading.colours for hue in L.COLOUR_ZH_OF.get(c, c) if hue in L.COLOURS_ZH]
+            keys += [
+                *reading.concepts,
+                *answer_intents(reading.text),
+                *hues,
+                *(["region"] if reading.regions and _DELIVERS.search(reading.text) else []),
+            ]
         intents = tuple(dict.fromkeys(k for k in keys if k))
         return reading, Analysis(analysis.normalized, intents, reading.topic_words, analysis.terms), named
 
