@@ -269,3 +269,8 @@ def test_a_host_statement_answers_what_it_tells(
     engine = fold(answerer.catalogue, [question, statement], "gimbal", sale="bag")
     group = engine.questions.groups[engine.questions.by_event["q0"]]
     assert bool(group.answers) is answers, group.group_id
+
+
+def test_what_a_product_without_versions_comes_in_is_its_colours(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "what shades does the wired gaming mouse come in", "gimbal")
+    assert "sakura pink" in reply and "obsidian black" in reply, reply

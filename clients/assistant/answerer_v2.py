@@ -750,6 +750,10 @@ class CatalogueAnswerer:
             fact = size_fact(p, r)  # "手镯圈口有哪几个": the sizes it comes in
             if fact is not None:
                 facts.append(fact)
+        elif "variants" in intents and not p.variants and p.colours and not facts and "colours" not in intents:
+            # "what shades does the lipstick come in": what it comes in is its colours
+            facts.append(listing_fact("colours", p, f"{name_zh} 颜色：{'、'.join(c.zh for c in p.colours)}",
+                               f"{name_en} colours: {', '.join(c.en for c in p.colours)}", []))  # fmt: skip
         elif "variants" in intents and not p.variants and p.materials and not facts:
             # "菜籽有哪几种" of a seed kit: what is in it
             facts.append(listing_fact("materials", p, f"{name_zh} 包含：{'、'.join(m.zh for m in p.materials)}",
