@@ -337,6 +337,10 @@ class Understanding:
             text = self._listings[product_id] = " ".join(t for _, t in self._topics.get(product_id, ()))
         return text
 
+    def _listings_holding(self, word: str) -> int:
+        """How many listings hold the word: only words few hold tell products apart."""
+        return sum(1 for pid in self._topics if word in self.listing_text(pid))
+
     def holders_of_marks(self, reading: Reading, first: str | None = None) -> set[str]:
         """The products whose listing gives an amount, sides or a code the question gives
         ("那个58g的鼠标", "20升那个包", "45乘40厘米的是哪个码"); the viewer's own weight or
@@ -389,8 +393,7 @@ class Understanding:
 
         # Only words few listings hold tell products apart ("体重" is in the scale's, the rope's
         # and the treadmill's; "耳针" only in the earrings').
-        holders = {w: sum(1 for pid in self._topics if w in self.listing_text(pid)) for w in words}
-        words = [w for w in words if holders[w] <= 2]
+        words = [w for w in words if self._listings_holding(w) <= 2]
 
         def hits(product_id: str) -> int:
             listing = self.listing_text(product_id)
@@ -418,7 +421,7 @@ class Understanding:
         if named in on_screen or not all(any(w in n for n in self._own[named]) for w in said):
             return None  # (named by a typo, initials or pinyin: "fbx偏大吗" is the 帆布鞋's)
         own = self.listing_text(named) + " ".join(self._own[named])
-        words = [w for w in content_words(reading.residue) if sum(w in self.listing_text(p) for p in self._topics) <= 2]
+        words = [w for w in content_words(reading.residue) if self._listings_holding(w) <= 2]
         if not words or any(w in own for w in words):
             return None
         holding = [pid for pid in on_screen if any(w in self.listing_text(pid) for w in words)]
@@ -955,7 +958,8 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
     if "?" in text or "？" in text:
         return True
     if L.CJK.search(text):
-        last = re.split(r"[\s，,。！!~]+", text.strip(" ，,。！!~"))[-1]
+        clauses = re.split(r"[\s，,。！!~]+", text.strip(" ，,。！!~"))
+        last = clauses[-1]
         if (
             last != text
             and re.search(r"吗|呢|啥|什么|哪|几|多少|推荐", last)
@@ -967,7 +971,6 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
             return False  # "这么好看的包谁不爱呢", "谁还没下单呢 冲啊": asking no one
         if (_EXCLAIM_ZH.search(text) or "哈哈" in text) and not re.search(r"吗|呢", text):
             return False  # "为什么我养什么死什么哈哈哈": a laugh at oneself
-        clauses = re.split(r"[\s，,。！!~]+", text.strip(" ，,。！!~"))
         if any(_Q_ZH.search(clause) for clause in clauses) or _REQUEST_ZH.search(text):
             return True  # ("能拍两套不 给我妈也买一个": a question, then why)
     if _EXCLAIM_EN.search(text) and not L.CJK.search(text):

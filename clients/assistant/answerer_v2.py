@@ -30,6 +30,7 @@ from barrage.clients.assistant.listing_facts import (
     chart_cells,
     chart_columns,
     chart_covers,
+    colours_fact,
     column_kind,
     count_not_listed,
     listing_fact,
@@ -184,11 +185,11 @@ class CatalogueAnswerer:
             )
             if held and (not products or products[0] not in held):
                 # "那个58g的鼠标" with the keyboard pinned: the one listing giving that amount
-                screen = [pid for pid in (state.pinned_id, sale_pid) if pid in held]
-                products = screen[:1] or (sorted(held) if len(held) == 1 else products)
+                shown = [pid for pid in screen if pid in held]
+                products = shown[:1] or (sorted(held) if len(held) == 1 else products)
             elif (head := self.understanding.head_owner(reading, products[0] if products else None)) is not None:
                 products = [head]  # "相机买了送什么" with the gimbal pinned: the camera
-            owner = self.understanding.owner_of_words(reading, [p for p in (state.pinned_id, sale_pid) if p])
+            owner = self.understanding.owner_of_words(reading, screen)
             owner_p = self.catalogue.product(owner) if owner is not None else None
             if owner_p is not None and (not shop_facts or any(self._faq_hit(e, reading) for e in owner_p.faq)):
                 # ("膜贴歪了能退吗": the screen film's own FAQ beats the shop's returns)
@@ -696,8 +697,7 @@ class CatalogueAnswerer:
                 declined.append("unknown")  # ("丝巾size多大" is answered by its dimensions)
         if "colours" in intents and (not r.colours or _ALL_COLOURS.search(r.text)):  # ("几个颜色 有粉的不": both)
             if p.colours:
-                facts.append(listing_fact("colours", p, f"{name_zh} 颜色：{'、'.join(c.zh for c in p.colours)}",
-                                   f"{name_en} colours: {', '.join(c.en for c in p.colours)}", []))  # fmt: skip
+                facts.append(colours_fact(p, name_zh, name_en))
             elif (spec := _spec_of_intent(p, "colours")) is not None:
                 facts.append(_spec_fact(p, spec))  # no list of colours, a spec about them ("配色：不可选")
             else:
@@ -751,9 +751,7 @@ class CatalogueAnswerer:
             if fact is not None:
                 facts.append(fact)
         elif "variants" in intents and not p.variants and p.colours and not facts and "colours" not in intents:
-            # "what shades does the lipstick come in": what it comes in is its colours
-            facts.append(listing_fact("colours", p, f"{name_zh} 颜色：{'、'.join(c.zh for c in p.colours)}",
-                               f"{name_en} colours: {', '.join(c.en for c in p.colours)}", []))  # fmt: skip
+            facts.append(colours_fact(p, name_zh, name_en))  # "what shades does the lipstick come in"
         elif "variants" in intents and not p.variants and p.materials and not facts:
             # "菜籽有哪几种" of a seed kit: what is in it
             facts.append(listing_fact("materials", p, f"{name_zh} 包含：{'、'.join(m.zh for m in p.materials)}",

@@ -105,6 +105,12 @@ def variants_fact(p: Product, currency: str) -> Fact:
     return listing_fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])
 
 
+def colours_fact(p: Product, name_zh: str, name_en: str) -> Fact:
+    """Every colour the product comes in."""
+    zh, en = "、".join(c.zh for c in p.colours), ", ".join(c.en for c in p.colours)
+    return listing_fact("colours", p, f"{name_zh} 颜色：{zh}", f"{name_en} colours: {en}", [])
+
+
 _UNITS_OF = {
     "dimensions": r"厘米|公分|毫米|米|英寸|寸|cm|mm|m|inch(?:es)?|\"",
     "weight": r"公斤|千克|克|斤|kg|g|lb",

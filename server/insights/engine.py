@@ -51,11 +51,10 @@ _TRY_ON = re.compile(r"试穿|试戴|试色|主播.{0,2}(穿|戴|涂)")
 """Asking the host to wear it ("主播试穿一下藏青色"): a request of its own, in any colour."""
 
 
-def _hue(colour: str) -> str:
-    """A colour as its basic hue, whatever it was called ("樱花粉", "粉色", "pink" -> 粉); ""
-    for a shade of no basic hue ("豆沙色", "汤色")."""
-    hues = [ch for ch in L.COLOUR_ZH_OF.get(colour, colour) if ch in L.COLOURS_ZH]
-    return hues[-1] if hues else ""
+def _hues(colour: str) -> list[str]:
+    """The basic hues a colour is, whatever it was called ("樱花粉", "粉色", "pink" -> 粉;
+    "黑白" -> 黑, 白); none for a shade of no basic hue ("豆沙色", "汤色")."""
+    return [ch for ch in L.COLOUR_ZH_OF.get(colour, colour) if ch in L.COLOURS_ZH]
 
 
 def _topic_key(topic: str) -> str:
@@ -291,7 +290,8 @@ class RoomInsights:
         if len(reading.named) > 1 and len(named) == 1:
             named = named + [pid for pid in reading.named if pid not in named]
         key = reading.topic_key
-        hues = [f"colour:{hue}" for c in reading.colours if (hue := _hue(c))]
+        # a colour asked for is its last hue ("樱花粉" is 粉); a statement names every hue ("黑白两色")
+        hues = [f"colour:{hue}" for c in reading.colours for hue in _hues(c)[-1:]]
         if hues and key in ("host", "show", "stock", "colours") and not _TRY_ON.search(reading.text):
             key = hues[0]  # "想看看白色的", "白的还有吗", "in white?": the viewers who want that colour
         on_screen = self._sized_first(reading, on_screen)
@@ -320,8 +320,8 @@ class RoomInsights:
             every = self.understanding.topics_for(reading, subject) if subject else []
             keys += [_topic_key(t) for t in (kind, topic, *every) if t]
         if answer:
-            # every hue a statement names ("黑白两色"), and the regions it speaks of ("新疆西藏暂时发不了")
-            hues = [f"colour:{hue}" for c in reading.colours for hue in L.COLOUR_ZH_OF.get(c, c) if hue in L.COLOURS_ZH]
+            hues = [f"colour:{hue}" for c in reading.colours for hue in _hues(c)]
+            # (and the regions a statement says it does or does not deliver to: "新疆西藏暂时发不了")
             keys += [
                 *reading.concepts,
                 *answer_intents(reading.text),
