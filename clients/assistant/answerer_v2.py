@@ -332,7 +332,8 @@ class CatalogueAnswerer:
         if asked is None:
             read = [self.understanding.read(q) for q in (entry.question.zh, entry.question.en) if q]
             asked = self._faq_concepts[id(entry)] = frozenset(c for x in read for c in x.concepts)
-        return bool(asked & set(r.concepts))
+        # "鞋跟多高" asks a measure, not the shop's "can you alter the size" (both of dimensions)
+        return bool(asked & (set(r.concepts) - (_MEASURE_KINDS if r.measure else set())))
 
     def _shop_faq_words(self, kind: str, r: Reading) -> bool:
         entry = next((e for e in self.catalogue.faq if f"faq:{e.id}" == kind), None)
@@ -726,8 +727,9 @@ class CatalogueAnswerer:
         # A column of the size chart that is what is asked ("how heavy is the school bag"),
         # else specs by kind, then anything else the question names that the product lists.
         chart = chart_cells(p, r.text) if p.size_chart is not None and not facts else []  # "1.5号线拉力多少斤"
-        if not chart and p.size_chart is not None and r.concepts and not facts:
-            chart = chart_columns(p, r)
+        named_spec = any(len(spec.name.zh) >= 2 and spec.name.zh in r.text for spec in p.specs)
+        if not chart and p.size_chart is not None and r.concepts and not facts and not named_spec:
+            chart = chart_columns(p, r)  # ("鞋跟多高": the heel spec the question names, not the chart)
         facts += chart
         for spec in [] if chart else _specs_for(p, r, weak=not facts):
             if not any(f.kind == f"spec:{spec.key}" for f in facts):
@@ -765,11 +767,18 @@ class CatalogueAnswerer:
         if not facts and r.concepts and p.materials and _materials_answer(p, r):
             facts.append(listing_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
                                f"{name_en} is made with: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
-        if not facts and r.concepts and p.description is not None:
-            about = L.normalize(p.description.zh + " " + p.description.en)
+        if not facts and r.concepts:
+            # "步摇戴久了会掉色吗": whichever part of the listing speaks of that kind of thing
+            # (its description, a warranty, returns or shipping note, an FAQ answer); a way of
+            # asking ("where .* from") is looked for in the description only
             cues = [cue for c in r.concepts for cue in L.CONCEPTS[c]]
-            if any(L.cue_matches(cue, about) for cue in cues):
-                facts.append(_field_fact(p, Text(zh="介绍", en="about"), p.description))
+            stated = [cue for cue in cues if not _ASKING_CUE.search(cue)]
+            for label, stated_text in _listing_fields(p, names=False):
+                text = L.normalize(stated_text.zh + " " + stated_text.en)
+                if any(L.cue_matches(cue, text) for cue in (cues if stated_text is p.description else stated)):
+                    facts.append(_field_fact(p, label, stated_text))
+                    if len(facts) == 2:
+                        break
         prop = _property_asked(r)
         if prop:
             where = _find_in_product(p, prop)
@@ -1362,6 +1371,8 @@ _SPEC_STOP = set("的了吗呢是有能可以多少几什么")
 def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
     out: list[Spec] = []
     named_too: list[Spec] = []
+    by_name: list[Spec] = []
+    """Specs the question names ("made in germany? age?"): each part of a many-part question keeps its own."""
     for spec in p.specs:
         own = L.normalize(" ".join([spec.key.replace("_", " "), spec.name.zh, spec.name.en, *spec.keywords]))
         if any(c in L.CONCEPTS and any(L.cue_matches(cue, own) for cue in L.CONCEPTS[c]) for c in r.concepts):
@@ -1378,6 +1389,8 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
         keys += [L.singular(k) for k in keys if L.CJK.search(k) is None and len(L.singular(k)) >= 4]
         if any(r.says(k) for k in keys):
             out.append(spec)
+            if any(r.says(k) for k in keys if not _ASKING_CUE.search(k)):
+                by_name.append(spec)  # "players", "年龄": the spec named, not a way of asking
             continue
         # A two-character word of the spec's name in the question ("蓝牙几点几" -> 蓝牙版本).
         name = "".join(ch for ch in spec.name.zh if L.CJK.match(ch))
@@ -1406,7 +1419,7 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
                 for spec in out
                 if spec not in measured and any(L.any_cue(L.CONCEPTS[c], _spec_label(spec)) for c in other)
             ]
-            return measured + also
+            return measured + also + [spec for spec in by_name if spec not in measured + also]
     if out:
         # A spec that holds the question's own words beats one found through the kind of
         # thing asked: "water bladder" is the hydration sleeve ("bladder"), not the rain
@@ -1424,7 +1437,7 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
                 and any(L.any_cue(L.CONCEPTS[c], _spec_label(spec)) for c in others)
                 and not any(L.any_cue(L.CONCEPTS[c], _spec_label(k)) for k in kept for c in others)
             ]
-            out = kept
+            out = kept + [spec for spec in by_name if spec not in kept]
     if not out and r.concepts:
         # The kind asked is in a spec's value ("每片130克" for "多重"). A yes/no question asks
         # about one thing: the value must speak of it ("能上飞机吗" / "可登机"), not of another
@@ -1602,10 +1615,8 @@ def _spec_named(spec: Spec, r: Reading, specific: bool = False) -> bool:
     return any(pair in r.text for pair in pairs) or L.cue_matches(L.normalize(spec.name.en), r.text)
 
 
-def _find_in_product(p: Product, query: str, names: bool = True) -> list[tuple[Text, Text]]:
-    """Fields of the product whose text holds the query's words (all of a Chinese chunk; English words)."""
-    if not query.strip():
-        return []
+def _listing_fields(p: Product, names: bool = True) -> list[tuple[Text, Text]]:
+    """What the product's listing says, as (label, text): the fields a question's words are looked for in."""
     fields: list[tuple[Text, Text]] = []
     if p.description is not None:
         fields.append((Text(zh="介绍", en="about"), p.description))
@@ -1623,8 +1634,18 @@ def _find_in_product(p: Product, query: str, names: bool = True) -> list[tuple[T
     if p.flash_sale_note is not None:
         fields.append((Text(zh="秒杀说明", en="flash sale"), p.flash_sale_note))
     fields += [(Text(zh="说明", en="note"), entry.answer) for entry in p.faq]
+    notes = (p.warranty, "保修", "warranty"), (p.returns, "退货", "returns"), (p.shipping, "发货", "shipping")
+    fields += [(Text(zh=zh, en=en), terms.note) for terms, zh, en in notes if terms is not None and terms.note]
     if names:
         fields.append((Text(zh="名称", en="name"), p.name))
+    return fields
+
+
+def _find_in_product(p: Product, query: str, names: bool = True) -> list[tuple[Text, Text]]:
+    """Fields of the product whose text holds the query's words (all of a Chinese chunk; English words)."""
+    if not query.strip():
+        return []
+    fields = _listing_fields(p, names)
     chunks = [c for c in re.split(r"\s+", L.normalize(query)) if c]
     cjk = [c for c in chunks if L.CJK.search(c) and len(c) >= 2]
     en = [L.singular(c) for c in chunks if not L.CJK.search(c) and len(c) >= 2 and c not in L.STOP_EN | _POLARITY]
@@ -1653,6 +1674,9 @@ def _bigram_share(chunk: str, hay: str) -> float:
         return 0.0
     return sum(1 for g in grams if g in hay) / len(grams)
 
+
+_ASKING_CUE = re.compile(r"^re:|\.\*|哪|什么|啥|几|多少|吗|\b(how|where|what|which)\b")
+"""A concept's cue that is a way of asking ("哪里产", "where .* from"), not a word a listing states."""
 
 _POLARITY = {"free", "no", "not", "without", "any"}
 """'fragrance free' asks whether fragrance is listed: the field that says so answers."""

@@ -273,16 +273,22 @@ def chart_covers(p: Product | None, kind: str, value: float) -> bool:
     if chart is None:
         return False
     points: list[float] = []
+    columns = [(i, _in_column_unit(c, kind, value)) for i, c in enumerate(chart.columns) if column_kind(c) == kind]
     for values in chart.rows.values():
-        for column, cell in zip(chart.columns, values, strict=True):
-            if column_kind(column) != kind:
-                continue
-            bounds = _range(cell)
-            if bounds is not None and bounds[0] <= value <= bounds[1]:
+        for i, asked in columns:
+            bounds = _range(values[i])
+            if bounds is not None and bounds[0] <= asked <= bounds[1]:
                 return True
-            if bounds is None and (one := _cell_value(cell, kind)) is not None:
+            if bounds is None and (one := _cell_value(values[i], kind)) is not None:
                 points.append(one)
-    return _covers(points, value)
+    return _covers(points, columns[0][1]) if columns else False
+
+
+def _in_column_unit(column: Text, kind: str, value: float) -> float:
+    """An age is read in months; a chart's age column is in years unless it says months."""
+    if kind != "age" or re.search(r"月|month", f"{column.zh} {column.en}", re.IGNORECASE):
+        return value
+    return value / 12
 
 
 def _covers(points: list[float], value: float) -> bool:
