@@ -1555,8 +1555,11 @@ def _clause_properties(r: Reading) -> list[str]:
     return out
 
 
-_MEASURE_WORDS = "双片支粒颗个只条张袋包盒瓶罐卷抽贴"
-_MEASURES_EN = {"piece": "片", "pc": "片", "sheet": "片", "pair": "双", "tablet": "片", "capsule": "粒", "bag": "袋"}
+_MEASURE_WORDS = "双片支粒颗个只条张袋包盒瓶罐卷抽贴杯"
+_MEASURES_EN = {
+    "piece": "片", "pc": "片", "sheet": "片", "pair": "双", "tablet": "片", "capsule": "粒", "bag": "袋", "cup": "杯",
+    "pod": "粒", "stick": "条", "sachet": "袋", "bottle": "瓶",
+}  # fmt: skip
 
 
 def _count_facts(p: Product, r: Reading, currency: str) -> list[Fact]:
@@ -1579,7 +1582,9 @@ def _count_facts(p: Product, r: Reading, currency: str) -> list[Fact]:
     asked = asked or list("双片支粒颗个只条张卷抽贴")
     counted = [v for v in p.variants if any(re.search(rf"\d\s*{m}", v.name.zh) for m in asked)]
     if not counted:
-        return []
+        # "银耳羹一盒几杯" of "银耳羹 15g×10杯": the count its name gives
+        said = any(re.search(rf"\d\s*{m}", p.name.zh) for m in asked if m not in "个只")
+        return [listing_fact("count", p, f"商品名称：{p.name.zh}", f"Listed as: {p.name.en}", [])] if said else []
     zh = "、".join(f"{v.name.zh} {money_text(v.price if v.price is not None else p.price, currency)}" for v in counted)
     en = ", ".join(f"{v.name.en} {money_text(v.price if v.price is not None else p.price, currency)}" for v in counted)
     return [listing_fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])]
