@@ -366,15 +366,19 @@ class Understanding:
         """The one product a word many names hold is the head noun of ("相机能带去潜水吗",
         "这个相机是ccd吗" in a camera shop: the compact camera), when the question names nothing
         else and the first product on screen is no such thing itself."""
+        owners = self.head_owners(reading, first)
+        return next(iter(owners)) if len(owners) == 1 else None
+
+    def head_owners(self, reading: Reading, first: str | None) -> set[str]:
+        """Every product such a word is the head noun of ("拼图拍了送啥": both jigsaws)."""
         if reading.named or reading.variants:
-            return None
-        owners = {
+            return set()
+        return {
             pid
             for word, pids in self._ends_with.items()
             if reading.says(word) and not (first is not None and any(word in n for n in self._own.get(first, ())))
             for pid in pids
         }
-        return next(iter(owners)) if len(owners) == 1 else None
 
     def owner_of_words(self, reading: Reading, on_screen: list[str]) -> str | None:
         """The one product whose listing holds the words of a question that names none, when

@@ -189,6 +189,12 @@ class CatalogueAnswerer:
                 products = shown[:1] or (sorted(held) if len(held) == 1 else products)
             elif (head := self.understanding.head_owner(reading, products[0] if products else None)) is not None:
                 products = [head]  # "相机买了送什么" with the gimbal pinned: the camera
+            elif (
+                not reading.pointed
+                and 1 < len(heads := self.understanding.head_owners(reading, products[0] if products else None)) <= 3
+            ):
+                # "拼图拍了送啥" with a board game pinned and two jigsaws sold: each jigsaw's answer
+                products = [p.id for p in self.catalogue.products if p.id in heads]
             owner = self.understanding.owner_of_words(reading, screen)
             owner_p = self.catalogue.product(owner) if owner is not None else None
             if owner_p is not None and (not shop_facts or any(self._faq_hit(e, reading) for e in owner_p.faq)):
@@ -257,6 +263,8 @@ class CatalogueAnswerer:
                 and not reading.pointed
                 and {"fee", "ships_from"} & set(reading.intents)
                 and any(self._own_policy(pid, reading) for pid in products[:1])
+                # ("鱼缸发什么快递" names what the product on screen is: its terms alone)
+                and not (products and products[0] in self.understanding.head_owners(reading, None))
             ):
                 # "包邮吗", "从哪发货" with a product of its own terms on screen: its terms, then the
                 # shop's (a free-shipping threshold is the basket's). A carrier or a region asked
