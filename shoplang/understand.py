@@ -901,7 +901,8 @@ _Q_ZH = re.compile(
     # "保证能考过十级吧", "站上去没事吧": asking to be told so
     r"|(能|会|保证|应该|可以|没问题|没事|是|行|够|合适|安全).{0,12}吧[?？~～!！]*$"
     r"|\d+\S{0,3}还是\S{0,3}\d+"  # "我头发到腰 25还是32的"
-    r"|(能|会|行|要|敢).{0,8}不[^\u4e00-\u9fffa-z0-9]*$"  # "我220斤能骑不😂"
+    # "我220斤能骑不😂", "5个人玩得了不"
+    r"|(能|会|行|要|敢|得了|得下|得动|发|包邮|好用).{0,8}不[^\u4e00-\u9fffa-z0-9]*$"
     r"|有.{1,10}没[\s?？~～]*$"  # "有玫瑰味的没"
     r"|了没有?[\s?？~～]*$"  # "内脏去了没"
     r"|[\u4e00-\u9fff](?<![还都也我你他她就并从])没有?[\s?？~～]*$"  # "橙子打蜡没"
@@ -929,6 +930,8 @@ _EXCLAIM_ZH = re.compile(
     r"|为什么(这么|那么)(便宜|划算|好看|好用|好吃|香|美|好)|怎么做到|什么神仙|[绝爱]了[!！~～啊]*$"
     # "为什么我现在才刷到", "有没有搞错 这么便宜", "哪里还有这个价", "好家伙": talk, not questions
     r"|^为什么我.{0,6}(才|都|总|每次|这么|那么)|有没有搞错|哪里还有这(个|种)价|^好家伙"
+    # "咋这么便宜！", "多少有点心动了" (多少 = somewhat): wonder and feeling, not asking
+    r"|(咋|怎么)(这么|那么)|^多少有点"
     # "怎么画得这么快", "什么鬼", "啥也不说了 冲", "谁不爱呢", "多少人跟我一样蹲", "没钱了怎么办", "忍不住买买买"
     r"|怎么.{1,3}(这么|那么)|什么鬼|(啥|什么)(也|都)不说|多少人(跟|和)我一样|没钱.{0,8}怎么办"
     r"|忍不住|为什么不早说|(什么|啥)时候都"
@@ -942,6 +945,9 @@ _EXCLAIM_EN = re.compile(
 (unless a "?" asks)."""
 _INTERJECTION = re.compile(r"^(what|huh|wait|really|seriously|omg|啥|什么)\s*[?？!！]+\s*(?=\S)")
 """"what?? why is it so cheap lol": surprise, its question marks ask nothing."""
+_BOUGHT_ZH = re.compile(r"(已付款|已下单|已拍|付款了|下单了|拍了|买了)[\s!！~～。]*$")
+_VOCATIVE_END = re.compile(r"(?<=[\u4e00-\u9fff])\s*(主播|宝宝|姐姐|小姐姐|老师|老板|亲|家人们)[\s!！~～。]*$")
+"""Whom a comment calls at its end ("发新疆不主播"): the question is what comes before."""
 _ASKS_A_PICK = re.compile(
     r"预算|想要|想买|买哪|买啥|买什么|^求|给.{0,6}推荐|推荐(一下|下|个|点|款)|有(什么|啥)推荐|what should|any recommend"
     r"|recommend (me|something|a|one)|suggest|gift for|something (that|for|to)|under \d|budget|want something"
@@ -959,7 +965,7 @@ _Q_EN = re.compile(
 def is_question(original: str, reading: Reading | None = None) -> bool:
     """A comment that asks something: a question mark, a question word or particle, an
     A-not-A question, a request ("求链接", "show me"), or a product and a thing asked."""
-    text = _INTERJECTION.sub("", L.normalize(original))
+    text = _VOCATIVE_END.sub("", _INTERJECTION.sub("", L.normalize(original)))
     if "?" in text or "？" in text:
         return True
     if L.CJK.search(text):
@@ -976,8 +982,12 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
             return False  # "这么好看的包谁不爱呢", "谁还没下单呢 冲啊": asking no one
         if (_EXCLAIM_ZH.search(text) or "哈哈" in text) and not re.search(r"吗|呢", text):
             return False  # "为什么我养什么死什么哈哈哈": a laugh at oneself
-        if any(_Q_ZH.search(clause) for clause in clauses) or _REQUEST_ZH.search(text):
+        if any(_Q_ZH.search(clause) for clause in clauses):
             return True  # ("能拍两套不 给我妈也买一个": a question, then why)
+        if _BOUGHT_ZH.search(text):
+            return False  # "1号链接拍了 已付款": telling, not asking for the link
+        if _REQUEST_ZH.search(text):
+            return True
     if _EXCLAIM_EN.search(text) and not L.CJK.search(text):
         return False  # ("what a deal on that reel", "how is this so cheap lol")
     if _Q_EN.search(text):

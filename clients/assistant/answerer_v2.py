@@ -193,8 +193,9 @@ class CatalogueAnswerer:
                 not reading.pointed
                 and 1 < len(heads := self.understanding.head_owners(reading, products[0] if products else None)) <= 3
             ):
-                # "拼图拍了送啥" with a board game pinned and two jigsaws sold: each jigsaw's answer
-                products = [p.id for p in self.catalogue.products if p.id in heads]
+                # "拼图拍了送啥" with a board game pinned and two jigsaws sold: the jigsaw on sale,
+                # else each jigsaw's answer
+                products = [sale_pid] if sale_pid in heads else [p.id for p in self.catalogue.products if p.id in heads]
             owner = self.understanding.owner_of_words(reading, screen)
             owner_p = self.catalogue.product(owner) if owner is not None else None
             if owner_p is not None and (not shop_facts or any(self._faq_hit(e, reading) for e in owner_p.faq)):

@@ -343,6 +343,12 @@ class RoomInsights:
         if reading.variants:
             return list(reading.variants)  # "无耳洞有耳夹款吗": the product that has a clip-on version
         assert self.understanding is not None
+        first = on_screen[0] if on_screen else None
+        heads = set() if reading.pointed else self.understanding.head_owners(reading, first)
+        # "拼图还有货没" with a board game pinned: the jigsaw on sale, or the one jigsaw sold
+        headed = [pid for pid in on_screen if pid in heads] or (sorted(heads) if len(heads) == 1 else [])
+        if headed:
+            return headed
         owner = self.understanding.owner_of_words(reading, on_screen)
         if owner is not None:
             return [owner]  # "耳针啥材质" while the necklace is pinned: the earrings list their posts
