@@ -284,7 +284,8 @@ class RoomInsights:
         """With a registered catalogue: the shared reading's products and what is asked."""
         assert self.understanding is not None
         reading = self.understanding.read(text)
-        named = reading.about(self.products.pinned or None, None) if reading.named else []
+        sale = next(reversed(self.products.sales.values()), None)  # ("拼图还有货没": the jigsaw on sale)
+        named = reading.about(self.products.pinned or None, sale) if reading.named else []
         if reading.named and len(named) == 1 and named[0] not in reading.named:
             named = list(reading.named)
         if len(reading.named) > 1 and len(named) == 1:
