@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.server.insights.questions import Questions
+from barrage.server.insights.text import Analysis
 from barrage.shoplang.catalogue import Catalogue
 from barrage.shoplang.understand import is_question
 from tests.insights_room import ask, fold
@@ -242,3 +244,19 @@ def test_everyday_phrasings_ask_the_usual_things(answerer: CatalogueAnswerer, te
 )
 def test_what_a_live_room_comment_asks(text: str, asks: bool) -> None:
     assert is_question(text) is asks
+
+
+def test_a_question_joins_the_group_whose_words_hold_its_own_whatever_its_intent() -> None:
+    def analysis(intent: str, words: set[str]) -> Analysis:
+        return Analysis("", (intent,) if intent else (), frozenset(words), ())
+
+    questions = Questions()
+    oily = questions.ask("a", "u1", "油皮能用不", 0, 0, analysis("suitable", {"油皮"}), "cream")
+    # another intent, more words, all of the first's: the same viewers' worry
+    acne = questions.ask("b", "u2", "想知道油皮用这个闷不闷痘", 1, 0, analysis("breathable", {"油皮", "闷痘"}), "cream")
+    price = questions.ask("c", "u3", "多少钱", 2, 0, analysis("price", set()), "cream")
+    other = questions.ask("d", "u4", "干皮能用吗", 3, 0, analysis("suitable", {"干皮"}), "cream")
+    elsewhere = questions.ask("e", "u5", "油皮能用不", 4, 0, analysis("suitable", {"油皮"}), "serum")
+    assert oily is acne is other  # (an intent's group, once there, takes its intent whatever the words)
+    assert price is not None and price is not oily
+    assert elsewhere is not None and elsewhere is not oily  # another product's

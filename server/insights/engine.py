@@ -71,7 +71,7 @@ class InsightsConfig:
     merge_ms: int = 30_000
     """A leave followed by a join of the same viewer within this is a reconnect."""
     similarity: float = 0.5
-    """Jaccard index from which a question without a known intent joins a group."""
+    """Word overlap from which a question joins a group of the same product (questions.py)."""
     max_question_groups: int = 5000
     aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Extra product aliases (product id, names), from the alias file."""

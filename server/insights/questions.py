@@ -6,10 +6,11 @@ A question (a viewer's comment the server flagged `question`) is put in a group 
 2. its intent: the first known intent phrase in it (text.INTENTS: price, shipping,
    size, ...), so "多少钱", "这个多少钱？" and "how much is it" are one group
    `price@<product>`;
-3. without a known intent, word similarity: the question's content words (jieba
-   segmentation, stop words and pointing words removed) are compared with each
-   similarity group of the same product by Jaccard index; it joins the most similar one
-   at or above the threshold (0.5), else starts a new group `q<n>@<product>`.
+3. word similarity: a question whose intent group does not exist yet, or that has no
+   known intent, first joins the group of the same product whose words are most like its
+   own (overlap of content words — the shorter set's share the other holds — at or above
+   the threshold, 0.5): "油皮能用不" (suitable) and "想知道油皮用这个闷不闷痘" (breathable)
+   are one group; else it starts its intent's group, or a new group `q<n>@<product>`.
 A group's signature is its first question's words, so membership never changes later.
 
 Answers. A comment by the host (or a moderator) or by a bot answers:
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from barrage.server.insights.text import Analysis, jaccard
+from barrage.server.insights.text import Analysis, overlap
 
 
 @dataclass(slots=True)
@@ -70,7 +71,7 @@ class Questions:
     by_event: dict[str, str] = field(default_factory=dict)
     """Question event id -> group id (for replies)."""
     _similar: dict[str, list[Group]] = field(default_factory=lambda: defaultdict(list))
-    """Product id -> its similarity groups, oldest first."""
+    """Product id -> its groups with words, oldest first."""
     _open: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     """Product id -> groups with a question after their last answer."""
     overflow: int = 0
@@ -95,29 +96,31 @@ class Questions:
         return group
 
     def _group_for(self, analysis: Analysis, product_id: str) -> Group | None:
-        if analysis.intents:
-            intent = analysis.intents[0]
-            group_id = f"{intent}@{product_id}" if product_id else intent
-            group = self.groups.get(group_id)
-            if group is None:
-                if len(self.groups) >= self.max_groups:
-                    return None
-                group = self.groups[group_id] = Group(group_id, intent, product_id, frozenset())
-            return group
+        intent = analysis.intents[0] if analysis.intents else ""
+        group_id = f"{intent}@{product_id}" if product_id else intent
+        if intent and group_id in self.groups:
+            return self.groups[group_id]
         best: Group | None = None
         best_score = 0.0
         for candidate in self._similar[product_id]:
-            score = jaccard(analysis.topic, candidate.topic)
+            score = overlap(analysis.topic, candidate.topic)
             if score >= self.similarity and score > best_score:
                 best, best_score = candidate, score
         if best is not None:
             return best
         if len(self.groups) >= self.max_groups:
             return None
-        n = len(self._similar[product_id]) + 1
-        group_id = f"q{n}@{product_id}" if product_id else f"q{n}"
-        group = self.groups[group_id] = Group(group_id, "", product_id, analysis.topic)
-        self._similar[product_id].append(group)
+        if not intent and not analysis.topic:
+            # nothing to tell them apart ("？？", "在吗"): one group of the product
+            group_id = f"q0@{product_id}" if product_id else "q0"
+            if group_id in self.groups:
+                return self.groups[group_id]
+        elif not intent:
+            n = sum(1 for g in self._similar[product_id] if not g.intent) + 1
+            group_id = f"q{n}@{product_id}" if product_id else f"q{n}"
+        group = self.groups[group_id] = Group(group_id, intent, product_id, analysis.topic)
+        if analysis.topic:
+            self._similar[product_id].append(group)
         return group
 
     def comment_by_staff(

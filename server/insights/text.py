@@ -173,11 +173,12 @@ def analyse(text: str, *, answer: bool = False, names: AliasIndex | None = None)
     return Analysis(normalized, tuple(matcher.find(masked)), frozenset(topic), tuple(terms))
 
 
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a and not b:
-        return 1.0
-    union = len(a | b)
-    return len(a & b) / union if union else 0.0
+def overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    """The share of the shorter set's words the other holds (0 if either is empty): a short
+    question ("油皮能用不") is near a longer one that holds all of it ("想知道油皮用这个闷不闷痘")."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / min(len(a), len(b))
 
 
 def title_aliases(title: str) -> set[str]:
