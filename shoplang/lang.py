@@ -144,7 +144,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
              "free gift", "gift",
              "freebie", "bonus", "what do i get free", "re:\\b(anything|something) (free|extra)\\b"),
     "sizes": ("尺码", "码数", "什么码", "哪个码", "几码", "多大码", "码", "选码", "size", "re:(穿|选|拿|买|要|戴)几号",
-              "re:(尺寸|大小|圈口|号)(怎么|咋|如何)选", "re:选(多大|哪个尺寸|什么尺寸)", "re:穿多大(的|码)?"),
+              "re:(尺寸|大小|圈口|号)(怎么|咋|如何)选", "re:选(多大|哪个尺寸|什么尺寸)", "re:穿多[大长](的|码)?"),
     "colours": ("颜色", "什么色", "几个色", "几种色", "色号", "re:(啥|哪些|哪几种?|多少种?)(颜)?色", "colour", "color", "shade"),
     "materials": ("成分", "材质", "材料", "面料", "配料", "原料", "纯棉", "全棉", "re:(纯|全|含)(棉|麻|羊毛|羊绒|真丝|桑蚕丝)", "什么棉",
                   "re:\\b(is it|are they|made of|100%?) ?(cotton|wool|silk|linen|leather|cashmere)\\b", "里面有什么", "有什么东西", "含有", "什么做的", "用料",

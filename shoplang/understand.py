@@ -856,7 +856,8 @@ _NOT_A_LENGTH = re.compile(r"sale|deal|flash|offer|deliver|ship|warranty|guarant
 def _measure_asked(text: str) -> tuple[str, ...]:
     """ "多宽", "有多长", "how wide is it", "how long is the leash": the dimension asked, as its
     Chinese character and English words ("" when none; "how long is delivery" is a time)."""
-    match = re.search(r"(?<![好很太许])多([宽长高厚深粗重])(?!时间|久)", text)
+    # ("步摇和木簪哪个长": which of the two is longer asks the same dimension)
+    match = re.search(r"(?<![好很太许])(?:多|哪个更?|谁更?)([宽长高厚深粗重])(?!时间|久|辈)", text)
     if match is not None:
         return _MEASURES[match.group(1)]
     match = re.search(r"how (wide|long|tall|high|thick|deep|heavy) (?:is|are)\b(?P<rest>.*)", text)

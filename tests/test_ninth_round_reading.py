@@ -32,6 +32,7 @@ shipping:
   delivery_days: [2, 5]
   fee: 6
   free_over: 99
+  note: {zh: 可备注改发顺丰，补差价12元, en: "SF Express on request, 12 extra"}
 returns: {days: 7}
 faq:
   - id: custom-size
@@ -47,6 +48,30 @@ products:
     size_chart:
       columns: [{zh: 身高（厘米）, en: height (cm)}]
       rows: {S: ["150-158"], M: ["158-165"]}
+    specs:
+      - {key: hem, name: {zh: 裙摆, en: hem width}, value: {zh: 约4米摆, en: about 4 m around}}
+  - id: mamian
+    name: {zh: 织金马面裙, en: Gold-woven mamian skirt}
+    category: {zh: 马面裙, en: mamian skirt}
+    price: 299
+    variants:
+      - {id: printed, name: {zh: 印花款, en: printed}, price: 199}
+      - {id: woven, name: {zh: 织金款, en: gold-woven}, price: 299}
+      - {id: brocade, name: {zh: 妆花款, en: brocade}, price: 459}
+    sizes: ["90cm", "95cm"]
+    size_chart:
+      columns: [{zh: 裙长（厘米）, en: skirt length (cm)}, {zh: 建议身高（厘米）, en: height (cm)}]
+      rows: {"90cm": ["90", "158-165"], "95cm": ["95", "165-172"]}
+  - id: jacket
+    name: {zh: 加厚袄裙, en: Padded jacket set}
+    category: {zh: 袄裙, en: jacket set}
+    price: 569
+    shipping:
+      ships_from: {zh: 浙江杭州, en: "Hangzhou, Zhejiang"}
+      regions: [{zh: 中国大陆, en: mainland China}]
+      carrier: {zh: 中通快递, en: ZTO Express}
+      dispatch_hours: 360
+      delivery_days: [2, 5]
   - id: shoes
     name: {zh: 绣花鞋, en: Embroidered shoes}
     category: {zh: 绣花鞋, en: embroidered shoes}
@@ -69,9 +94,17 @@ products:
     name: {zh: 流苏步摇, en: Tassel hairpin}
     category: {zh: 发饰, en: hair ornament}
     price: 59
+    specs:
+      - {key: length, name: {zh: 长度, en: length}, value: {zh: 钗身15厘米, en: 15 cm pin}}
     warranty:
       months: 6
       note: {zh: 电镀保色半年，期间褪色免费换新, en: plating colour kept for 6 months; replaced free if it fades}
+  - id: hairpin
+    name: {zh: 绿檀木簪, en: Sandalwood hairpin}
+    category: {zh: 木簪, en: wooden hairpin}
+    price: 39
+    specs:
+      - {key: length, name: {zh: 长度, en: length}, value: {zh: 18厘米, en: 18 cm}}
   - id: fan
     name: {zh: 刺绣团扇, en: Embroidered round fan}
     category: {zh: 团扇, en: round fan}
@@ -260,3 +293,39 @@ def test_a_question_joins_the_group_whose_words_hold_its_own_whatever_its_intent
     assert oily is acne is other  # (an intent's group, once there, takes its intent whatever the words)
     assert price is not None and price is not oily
     assert elsewhere is not None and elsewhere is not oily  # another product's
+
+
+def test_which_of_two_is_longer_is_each_ones_length(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "步摇和木簪哪个长", "ruqun")
+    assert "15厘米" in reply and "18厘米" in reply, reply
+
+
+def test_a_spec_named_on_the_product_on_screen_is_asked_of_it_not_of_the_shops_terms(
+    answerer: CatalogueAnswerer,
+) -> None:
+    # "多大" is a kind of thing the shop's sizing FAQ is about too; the hem is the skirt's
+    reply = ask(answerer, "裙摆多大 几米摆", "ruqun")
+    assert "约4米摆" in reply and "定做" not in reply, reply
+
+
+def test_a_carrier_asked_is_answered_by_the_note_that_names_it(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "能发顺丰吗", "ruqun")
+    assert "补差价12元" in reply, reply
+
+
+def test_a_dispatch_time_of_days_is_said_in_days_too(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "袄裙什么时候发货", "ruqun")
+    assert "360小时内（15天）" in reply, reply
+
+
+@pytest.mark.parametrize(("text", "price"), [("马面裙最便宜的款多少", "199"), ("马面裙最贵的多少钱", "459")])
+def test_the_cheapest_or_dearest_version_is_asked_by_its_price(
+    answerer: CatalogueAnswerer, text: str, price: str
+) -> None:
+    reply = ask(answerer, text, "ruqun")
+    assert price in reply and "[product:mamian]" in reply, reply
+
+
+def test_how_long_to_wear_for_ones_height_is_the_size_for_it(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "我168穿多长的马面", "ruqun")
+    assert "95cm" in reply, reply

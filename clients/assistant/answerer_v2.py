@@ -153,7 +153,8 @@ class CatalogueAnswerer:
                 return self._recommend(question, reading, state, now_ms)  # "my succulents get no sun, what can help"
             named = [p for pid in reading.named[:3] if (p := self.catalogue.product(pid)) is not None]
             limit = L.budget(reading.text)
-            priced = [self._priced_within(p, limit, state, now_ms, reading.variants.get(p.id)) for p in named]
+            versions = [reading.variants.get(p.id) or _extreme_variant(p, reading.text) for p in named]
+            priced = [self._priced_within(p, limit, state, now_ms, v) for p, v in zip(named, versions, strict=True)]
             facts = [item[0] for item in priced if item is not None]
             facts = facts or [self._price_fact(p, state, now_ms) for p in named]
             if facts:
@@ -239,6 +240,8 @@ class CatalogueAnswerer:
             and not on_sale
             and not (set(reading.intents) - SHOP_INTENTS - {"recommend"})  # "多少钱 包邮不": the price too
             and not any(self._own_policy(pid, reading) for pid in products[:1])
+            # ("裙摆多大" asks the hem spec of the skirt on screen, not the shop's sizing terms)
+            and not any(_names_a_spec(p, reading) for pid in products[:1] if (p := self.catalogue.product(pid)))
         )
         if not shop_only:
             for pid in products[:3]:
@@ -590,6 +593,8 @@ class CatalogueAnswerer:
         elif variant_id is None and r.bigger is not None and p.variants:
             priced = sorted(p.variants, key=lambda v: v.price if v.price is not None else p.price)
             variant_id = (priced[-1] if r.bigger else priced[0]).id
+        elif variant_id is None:
+            variant_id = _extreme_variant(p, r.text)
         variant = next((v for v in p.variants if v.id == variant_id), None)
         if "variants" in intents and re.search(r"还是|\bor\b", r.text):
             variant = None  # "是一只的价格还是一对的": both, side by side
@@ -736,8 +741,7 @@ class CatalogueAnswerer:
         # A column of the size chart that is what is asked ("how heavy is the school bag"),
         # else specs by kind, then anything else the question names that the product lists.
         chart = chart_cells(p, r.text) if p.size_chart is not None and not facts else []  # "1.5号线拉力多少斤"
-        named_spec = any(len(spec.name.zh) >= 2 and spec.name.zh in r.text for spec in p.specs)
-        if not chart and p.size_chart is not None and r.concepts and not facts and not named_spec:
+        if not chart and p.size_chart is not None and r.concepts and not facts and not _names_a_spec(p, r):
             chart = chart_columns(p, r)  # ("鞋跟多高": the heel spec the question names, not the chart)
         facts += chart
         for spec in [] if chart else _specs_for(p, r, weak=not facts):
@@ -1009,9 +1013,9 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
             parts_en.append(f"sent by {s.carrier.en}")
         if "delivery_time" in intents and not any(p.startswith("不发") for p in parts_zh):
             # "我在广州 几天能到": that it goes there, and how long it takes
-            parts_zh.append(f"下单后 {s.dispatch_hours} 小时内发货，一般 {low} 到 {high} 天送达")
-            parts_en.append(f"dispatched within {s.dispatch_hours} hours, usually arriving in {low} to {high} days")
-        sources = [str(s.dispatch_hours), str(low), str(high), *([s.note.zh, s.note.en] if s.note else [])]
+            parts_zh.append(f"下单后 {_dispatch(s, 'zh')}发货，一般 {low} 到 {high} 天送达")
+            parts_en.append(f"dispatched {_dispatch(s, 'en')}, usually arriving in {low} to {high} days")
+        sources = [*_dispatch_numbers(s), str(low), str(high), *([s.note.zh, s.note.en] if s.note else [])]
         return [
             listing_fact("shipping:region", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), sources)
         ]
@@ -1023,22 +1027,40 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
     if "carrier" in intents:
         parts_zh.append(f"发{s.carrier.zh}")
         parts_en.append(f"sent by {s.carrier.en}")
+        note = L.normalize(f"{s.note.zh} {s.note.en}") if s.note is not None else ""
+        if s.note is not None and any(L.cue_matches(c, r.text) and L.cue_matches(c, note) for c in _CARRIERS):
+            parts_zh.append(s.note.zh)  # "能发顺丰吗": "可备注改发顺丰，补差价12元"
+            parts_en.append(s.note.en)
         facet = True
     if "delivery_time" in intents:
-        parts_zh.append(f"下单后 {s.dispatch_hours} 小时内发货，一般 {low} 到 {high} 天送达")
-        parts_en.append(f"dispatched within {s.dispatch_hours} hours, usually arriving in {low} to {high} days")
+        parts_zh.append(f"下单后 {_dispatch(s, 'zh')}发货，一般 {low} 到 {high} 天送达")
+        parts_en.append(f"dispatched {_dispatch(s, 'en')}, usually arriving in {low} to {high} days")
         facet = True
     if "fee" in intents:
         parts_zh.append(_fee(s, currency, "zh"))
         parts_en.append(_fee(s, currency, "en"))
         facet = True
     if not facet:
-        when_zh = f"{s.dispatch_hours} 小时内发货，一般 {low} 到 {high} 天送达"
-        when_en = f"within {s.dispatch_hours} hours, usually arriving in {low} to {high} days"
+        when_zh = f"{_dispatch(s, 'zh')}发货，一般 {low} 到 {high} 天送达"
+        when_en = f"{_dispatch(s, 'en')}, usually arriving in {low} to {high} days"
         parts_zh = [f"从{s.ships_from.zh}发{s.carrier.zh}", when_zh, _fee(s, currency, "zh")]
         parts_en = [f"ships from {s.ships_from.en} by {s.carrier.en}", when_en, _fee(s, currency, "en")]
-    sources = [str(s.dispatch_hours), str(low), str(high)]
+    sources = [*_dispatch_numbers(s), str(low), str(high), *([s.note.zh, s.note.en] if s.note else [])]
     return [listing_fact("shipping", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), sources)]
+
+
+def _dispatch(s: Shipping, lang: str) -> str:
+    """The dispatch time: in hours, and in days too beyond three days ("360 小时内（15 天）")."""
+    hours = s.dispatch_hours
+    days = hours // 24 if hours > 72 and hours % 24 == 0 else None
+    if lang == "zh":
+        return f"{hours} 小时内" + (f"（{days} 天）" if days else "")
+    return f"within {hours} hours" + (f" ({days} days)" if days else "")
+
+
+def _dispatch_numbers(s: Shipping) -> list[str]:
+    hours = s.dispatch_hours
+    return [str(hours), *([str(hours // 24)] if hours > 72 and hours % 24 == 0 else [])]
 
 
 def _fee(s: Shipping, currency: str, lang: str) -> str:
@@ -1158,6 +1180,16 @@ _LIVE_PRICE = re.compile(r"现价|到手价|直播价|live price|price now|curre
 _DIFFERENCE = re.compile(r"区别|差别|不同|不一样|差在|difference|differ|compare")
 _ALL_COLOURS = re.compile(r"(几|多少|哪些|哪几|什么)(个|种)?颜色|what colou?rs|which colou?rs")
 _DAYS = re.compile(r"周末|周六|周日|星期[六天日]|节假日|假期|春节|过年|国庆|weekends?|saturday|sunday|holidays?")
+def _extreme_variant(p: Product, text: str) -> str | None:
+    """ "马面裙最便宜的款多少": the version at the lowest price (or the highest)."""
+    asked = _EXTREME_PRICE.search(text)
+    if asked is None or not p.variants:
+        return None
+    priced = sorted(p.variants, key=lambda v: v.price if v.price is not None else p.price)
+    return (priced[-1] if asked.group("dear") else priced[0]).id
+
+
+_EXTREME_PRICE = re.compile(r"最便宜|最实惠|最低价|\bcheapest\b|(?P<dear>最贵|\bmost expensive\b)")
 _CARRIERS = ("顺丰", "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto")
 _ON_THE_HOST = {"身上", "手上", "手里", "主播", "直播", "现在", "今天"}
 _EXISTS = re.compile(r"有.{0,10}吗|有没有|有无")
@@ -1484,6 +1516,11 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
 
 
 _MEASURE_KINDS = {"dimensions", "weight", "thickness", "area", "volume"}
+
+
+def _names_a_spec(p: Product, r: Reading) -> bool:
+    """The question says one of the product's specs by its name ("鞋跟多高", "裙摆多大")."""
+    return any(len(spec.name.zh) >= 2 and spec.name.zh in r.text for spec in p.specs)
 
 
 def _spec_label(spec: Spec) -> str:
