@@ -82,6 +82,7 @@ products:
       rows: {"36": ["230"], "37": ["235"]}
     specs:
       - {key: heel, name: {zh: 鞋跟, en: heel}, value: {zh: 内增高3厘米, en: 3 cm inner lift}}
+      - {key: sole, name: {zh: 鞋底, en: sole}, value: {zh: 防滑牛筋底, en: non-slip rubber}}
   - id: kids
     name: {zh: 儿童汉服, en: Kids' hanfu}
     category: {zh: 童装, en: kids' wear}
@@ -121,6 +122,11 @@ products:
     category: {zh: 拼图, en: jigsaw}
     price: 89
     gift_with_purchase: {zh: 送6个拼图分拣盘, en: six free sorting trays}
+    variants:
+      - {id: p500, name: {zh: 500片, en: 500 pieces}, price: 59}
+      - {id: p1000, name: {zh: 1000片, en: 1000 pieces}}
+    specs:
+      - {key: grade, name: {zh: 纸板, en: board}, value: {zh: 2mm灰板（AAA级）, en: 2 mm greyboard (grade AAA)}}
   - id: tower
     name: {zh: 木质3D立体拼图, en: Wooden 3D jigsaw}
     category: {zh: 拼图, en: 3D jigsaw}
@@ -329,3 +335,22 @@ def test_the_cheapest_or_dearest_version_is_asked_by_its_price(
 def test_how_long_to_wear_for_ones_height_is_the_size_for_it(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "我168穿多长的马面", "ruqun")
     assert "95cm" in reply, reply
+
+
+def test_a_quality_asked_a_not_a_is_answered_by_the_field_stating_it(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "绣花鞋滑不滑", "ruqun")
+    assert "防滑牛筋底" in reply, reply
+    # a word of amount or likeness is no quality a listing states
+    assert "[product:" not in ask(answerer, "绣花鞋和别家的像不像", "ruqun")
+
+
+def test_the_meaning_of_a_term_is_the_field_that_holds_it_whichever_product_lists_it(
+    answerer: CatalogueAnswerer,
+) -> None:
+    reply = ask(answerer, "AAA是啥意思", "ruqun")
+    assert "2mm灰板" in reply and "[product:starry]" in reply, reply
+
+
+def test_a_count_no_version_has_is_not_listed_however_it_is_followed(answerer: CatalogueAnswerer) -> None:
+    assert "咨询客服" in ask(answerer, "星空拼图有4000片的吗", "ruqun")
+    assert "咨询客服" not in ask(answerer, "星空拼图500片的多少钱", "ruqun")

@@ -465,7 +465,7 @@ class CatalogueAnswerer:
             # shelf life would be a wrong-product answer).
             specific = [spec for spec in p.specs if _spec_named(spec, r, specific=True)]
             faq = [entry for entry in p.faq if _faq_words_hit(entry, r)]  # "戴着大了能改圈吗": the ring's
-            if specific or faq or (r.residue and _find_in_product(p, r.residue, names=False)):
+            if specific or faq or (r.residue and _find_in_product(p, r.residue, names=False)) or _fields_of_term(p, r):
                 hits.append(p)
             elif not _EXISTS.search(r.text) and _audience_named(p, r) is not None:
                 by_audience.append(p)  # ("孕妇能染吗" while a hair dryer is pinned: the dye, not for pregnant women)
@@ -792,6 +792,8 @@ class CatalogueAnswerer:
                     facts.append(_field_fact(p, label, stated_text))
                     if len(facts) == 2:
                         break
+        if not facts:
+            facts += [_field_fact(p, label, text) for label, text in _fields_of_term(p, r)[:2]]
         prop = _property_asked(r)
         if prop:
             where = _find_in_product(p, prop)
@@ -1690,6 +1692,27 @@ def _listing_fields(p: Product, names: bool = True) -> list[tuple[Text, Text]]:
     if names:
         fields.append((Text(zh="名称", en="name"), p.name))
     return fields
+
+
+def _fields_of_term(p: Product, r: Reading) -> list[tuple[Text, Text]]:
+    """The fields that hold the one word a question is about: the term whose meaning is asked
+    ("6A是啥意思") or the quality of an A-not-A question ("汉服鞋滑不滑": 防滑牛筋底)."""
+    meaning = _MEANING.search(r.text)
+    terms = [meaning.group("zh") or meaning.group("en")] if meaning is not None else []
+    terms += [x for x in re.findall(r"([\u4e00-\u9fff])不\1", r.text) if x not in _NO_QUALITY]
+    out = []
+    for term in terms:
+        out += [
+            (label, text)
+            for label, text in _listing_fields(p, names=False)
+            if term in L.normalize(f"{text.zh} {text.en}") and (label, text) not in out
+        ]
+    return out
+
+
+_MEANING = re.compile(r"(?P<zh>[^\s，,。?？]{1,8}?)(?:是|指)(?:啥|什么)意思|what does (?P<en>[\w-]+) mean")
+_NO_QUALITY = set("是有能会要好行用对可够吃喝穿戴发买卖包送退换来去在大小多少像真假")
+"""A-not-A verbs, words of asking and of amount ("能不能", "好不好", "大不大"): no quality a listing states."""
 
 
 def _find_in_product(p: Product, query: str, names: bool = True) -> list[tuple[Text, Text]]:

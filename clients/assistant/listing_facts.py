@@ -149,10 +149,10 @@ def count_not_listed(p: Product, text: str) -> bool:
     ("有200人份的吗" of 10 / 20 / 50 人份), or gives sides none has ("200 x 220" of 120×200 /
     150×200 cm mattresses)."""
     names = [L.normalize(v.name.zh) for v in p.variants]
-    counts = [set(re.findall(r"(\d+(?:\.\d+)?)\s*([\u4e00-\u9fff]{1,2})", n)) for n in names]
+    counts = [{(n, _unit(u)) for n, u in re.findall(r"(\d+(?:\.\d+)?)\s*([\u4e00-\u9fff]{1,2})", n)} for n in names]
     units = {u for _, u in counts[0]}.intersection(*({u for _, u in c} for c in counts[1:])) if counts else set()
     for number, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([\u4e00-\u9fff]{1,2})", L.with_digits(text)):
-        if unit in units and not any((n, u) == (number, unit) for c in counts for n, u in c):
+        if _unit(unit) in units and not any((n, u) == (number, _unit(unit)) for c in counts for n, u in c):
             return True
     sides = L.sides(text)
     numbers = [[float(n) for n in re.findall(r"\d+(?:\.\d+)?", name)] for name in names]
@@ -161,6 +161,11 @@ def count_not_listed(p: Product, text: str) -> bool:
         and all(len(ns) >= 2 for ns in numbers)
         and not any(all(any(abs(s - n) < 1e-6 for n in ns) for s in side) for side in sides for ns in numbers)
     )
+
+
+def _unit(word: str) -> str:
+    """A counting unit without what follows it: "片的", "瓶装" and "片款" count in 片, 瓶."""
+    return word[0] if len(word) == 2 and word[1] in "的吗呢装款版" else word
 
 
 def chart_columns(p: Product, r: Reading) -> list[Fact]:
