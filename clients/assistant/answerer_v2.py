@@ -1698,7 +1698,9 @@ def _fields_of_term(p: Product, r: Reading) -> list[tuple[Text, Text]]:
     """The fields that hold the one word a question is about: the term whose meaning is asked
     ("6A是啥意思") or the quality of an A-not-A question ("汉服鞋滑不滑": 防滑牛筋底)."""
     meaning = _MEANING.search(r.text)
-    terms = [meaning.group("zh") or meaning.group("en")] if meaning is not None else []
+    # ("这个6A是啥意思": the term, not the pointing word before it)
+    terms = [re.sub(r"^.*(这个|那个|这|那|的)", "", meaning.group("zh") or meaning.group("en"))] if meaning else []
+    terms = [t for t in terms if t]
     terms += [x for x in re.findall(r"([\u4e00-\u9fff])不\1", r.text) if x not in _NO_QUALITY]
     out = []
     for term in terms:
