@@ -951,6 +951,7 @@ _VOCATIVE_END = re.compile(r"(?<=[\u4e00-\u9fff])\s*(主播|宝宝|姐姐|小姐
 """Whom a comment calls at its end ("发新疆不主播"): the question is what comes before."""
 _ASKS_A_PICK = re.compile(
     r"预算|想要|想买|买哪|买啥|买什么|^求|给.{0,6}推荐|推荐(一下|下|个|点|款)|有(什么|啥)推荐|what should|any recommend"
+    r"|^(想)?送(男朋友|女朋友|老婆|老公|妈妈|爸爸|父母|朋友|闺蜜|长辈|老师|同事|领导|孩子)"  # "送男朋友 他喜欢木质调的"
     r"|recommend (me|something|a|one)|suggest|gift for|something (that|for|to)|under \d|budget|want something"
     r"|looking for|need something"
 )
@@ -960,6 +961,8 @@ _Q_EN = re.compile(
     r"|(^|[,;.]\s*)(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone"
     r"|should|got)\b"
     r"|\b(how much|how many|how long|price|link|pls|please|show me|recommend|suggest)\b"
+    # "germ rice do I need to keep it in the fridge": a name, then the question
+    r"|\b(do|does|can|should|will|is|are) (i|you|we|they|it)\b"
 )
 
 

@@ -279,10 +279,17 @@ def test_everyday_phrasings_ask_the_usual_things(answerer: CatalogueAnswerer, te
         ("1号链接拍了 已付款", False),  # telling of a purchase, not asking for the link
         ("拍了什么时候发", True),
         ("求链接", True),
+        ("germ rice do I need to keep it in the fridge after opening", True),  # a name, then the question
+        ("it is so good", False),
     ],
 )
 def test_what_a_live_room_comment_asks(text: str, asks: bool) -> None:
     assert is_question(text) is asks
+
+
+def test_a_gift_for_someone_with_what_they_like_asks_for_a_pick(answerer: CatalogueAnswerer) -> None:
+    reading = answerer.understanding.read("送男朋友 他喜欢玩桌游")
+    assert reading.question, reading
 
 
 def test_a_question_joins_the_group_whose_words_hold_its_own_whatever_its_intent() -> None:
