@@ -1053,16 +1053,20 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
 
 def _dispatch(s: Shipping, lang: str) -> str:
     """The dispatch time: in hours, and in days too beyond three days ("360 小时内（15 天）")."""
-    hours = s.dispatch_hours
-    days = hours // 24 if hours > 72 and hours % 24 == 0 else None
+    hours, days = s.dispatch_hours, _dispatch_days(s)
     if lang == "zh":
         return f"{hours} 小时内" + (f"（{days} 天）" if days else "")
     return f"within {hours} hours" + (f" ({days} days)" if days else "")
 
 
 def _dispatch_numbers(s: Shipping) -> list[str]:
+    days = _dispatch_days(s)
+    return [str(s.dispatch_hours), *([str(days)] if days else [])]
+
+
+def _dispatch_days(s: Shipping) -> int | None:
     hours = s.dispatch_hours
-    return [str(hours), *([str(hours // 24)] if hours > 72 and hours % 24 == 0 else [])]
+    return hours // 24 if hours > 72 and hours % 24 == 0 else None
 
 
 def _fee(s: Shipping, currency: str, lang: str) -> str:

@@ -284,8 +284,8 @@ class RoomInsights:
         """With a registered catalogue: the shared reading's products and what is asked."""
         assert self.understanding is not None
         reading = self.understanding.read(text)
-        sale = next(reversed(self.products.sales.values()), None)  # ("拼图还有货没": the jigsaw on sale)
-        named = reading.about(self.products.pinned or None, sale) if reading.named else []
+        # ("拼图还有货没" names two jigsaws: the one on sale)
+        named = reading.about(self.products.pinned or None, self.products.on_sale()) if reading.named else []
         if reading.named and len(named) == 1 and named[0] not in reading.named:
             named = list(reading.named)
         if len(reading.named) > 1 and len(named) == 1:
@@ -336,9 +336,9 @@ class RoomInsights:
         """What a question naming no product is about: "秒杀的" -> the sale's product, a
         shop-wide question (invoice, delivery to a region) or one about a kind of product the
         room does not sell ("有没有平板") -> none, else what is on screen."""
-        sales = list(self.products.sales.values())
-        if reading.sale and sales:
-            return sales[-1:]
+        sale = self.products.on_sale()
+        if reading.sale and sale is not None:
+            return [sale]
         if not reading.pointed and (reading.topic_key in SHOP_WIDE or reading.regions or reading.other_kind):
             return []
         if reading.variants:

@@ -66,6 +66,10 @@ class Products:
         for product_id, names in self.extra_aliases.items():
             self.aliases.add(product_id, names)
 
+    def on_sale(self) -> str | None:
+        """The product of the newest running flash sale."""
+        return next(reversed(self.sales.values()), None)
+
     def on_screen(self) -> list[str]:
         shown = [self.pinned] if self.pinned else []
         shown.extend(p for p in self.sales.values() if p not in shown)
