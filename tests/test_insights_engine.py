@@ -204,6 +204,22 @@ def test_a_crowd_that_arrives_and_leaves_within_one_slot_is_the_peak() -> None:
     assert at(0.5) <= t.peak_time.ToMilliseconds() < at(0.5) + 1_000
 
 
+def test_departures_just_before_arrivals_in_one_slot_are_not_present_with_them() -> None:
+    # 30 present; within one slot (one second) 6 leave, then 6 others arrive: never 36 at once.
+    s = Script()
+    for i in range(30):
+        s.join(at(0.1), f"u{i}")
+    for i in range(6):
+        s.leave(at(0.5) + i, f"u{i}")
+    for i in range(6):
+        s.join(at(0.5) + 100 + i, f"new{i}")
+    s.leave(at(0.5) + 200, "u10")
+    s.join(at(0.5) + 300, "u10", resumed=True)  # a reconnect inside the slot: undone, never a departure
+    s.join(at(0.5) + 400, "late")
+    t = s.fold(InsightsConfig(bucket_ms=W, merge_ms=30_000)).snapshot().totals
+    assert (t.joins, t.leaves, t.viewers, t.peak_viewers) == (37, 6, 31, 31)
+
+
 def test_the_one_minute_synthetic_show_peaks_at_everyone_who_joined() -> None:
     # the report's one-bucket case (tests/test_report_render.py): every event at the same instant
     t = synthetic_show(minutes=1).fold().snapshot().totals

@@ -59,6 +59,9 @@ def tags(records: Sequence[LogRecord]) -> list[str]:
 async def node(url: str, **options: Any) -> AsyncIterator[KafkaLog]:
     """A started Kafka log ("a gateway node"), closed on exit."""
     options.setdefault("replication_factor", 1)
+    # These tests assert order and content, not latency: a loaded two-core CI machine has
+    # taken more than the 3 s default to confirm an append.
+    options.setdefault("append_timeout_ms", 15_000)
     backend = open_kafka(url, **options)
     assert isinstance(backend.log, KafkaLog)
     await backend.log.start()

@@ -14,11 +14,11 @@ or leaving) and `room_closed`. Rules, applied in log order so every rebuild is e
 
 A presence is an interval [arrival, departure). Figures derived from the intervals:
 - joins / leaves per bucket: arrivals and departures by the bucket of their time;
-- concurrency: +1 at arrival, -1 at departure, kept per *slot* (1/60 of a bucket), so the
-  viewers at a bucket's end are exact; arrivals are also counted per slot on their own, so
-  the peak is the most viewers present during one slot (those present at its start plus
-  those arriving in it): a crowd that arrives and leaves within one slot (a one-bucket show
-  closed the moment it filled) is a peak, not a net zero;
+- concurrency: +1 at arrival, -1 at departure, kept per *slot* (1/60 of a bucket) in log
+  order, so the viewers at a bucket's end are exact and so is the peak: the most viewers
+  present at once, found by walking each slot's steps in order. A crowd that arrives and
+  leaves within one slot (a one-bucket show closed the moment it filled) is a peak, not a
+  net zero; departures just before arrivals in one slot are not counted twice;
 - retention: cohort b = arrivals in bucket b; remaining[k] = the cohort's intervals still
   open at the end of bucket b+k. A closed interval ending at e survived
   floor(e / W) - b bucket ends (W = bucket width; "at the end" means just before the
@@ -61,9 +61,10 @@ class Audience:
     present: set[str] = field(default_factory=set)
     joins: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     leaves: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    slot_delta: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    slot_arrivals: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    """Arrivals per slot: with the net slot_delta alone, arrivals and departures in one slot cancel."""
+    slot_steps: dict[int, list[tuple[str, int]]] = field(default_factory=lambda: defaultdict(list))
+    """(viewer, +1 or -1) per slot in log order: the peak inside a slot depends on the order."""
+    _slot_shape: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Cache per slot of (net change, highest rise within it), dropped when its steps change."""
     open_by_cohort: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     survived: dict[int, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     """cohort bucket -> bucket ends survived by a closed interval -> intervals."""
@@ -125,8 +126,7 @@ class Audience:
         viewer.left_at = -1
         self.present.add(user_id)
         self.joins[self.bucket(at)] += 1
-        self.slot_delta[self.slot(at)] += 1
-        self.slot_arrivals[self.slot(at)] += 1
+        self._step(at, user_id, 1)
         self.open_by_cohort[self.bucket(at)] += 1
         self.open_since_sum += at
 
@@ -135,7 +135,7 @@ class Audience:
         at = max(at, start)  # clocks of two nodes may disagree by a little
         self.present.discard(user_id)
         self.leaves[self.bucket(at)] += 1
-        self.slot_delta[self.slot(at)] -= 1
+        self._step(at, user_id, -1)
         cohort = self.bucket(start)
         self.open_by_cohort[cohort] -= 1
         self.survived[cohort][self._ends_survived(start, at)] += 1
@@ -146,10 +146,27 @@ class Audience:
         viewer.left_at = -1 if final else at
         viewer.left_since = start
 
+    def _step(self, at: int, user_id: str, step: int) -> None:
+        self.slot_steps[self.slot(at)].append((user_id, step))
+        self._slot_shape.pop(self.slot(at), None)
+
+    def _shape(self, slot: int) -> tuple[int, int]:
+        shape = self._slot_shape.get(slot)
+        if shape is None:
+            net = rise = 0
+            for _, step in self.slot_steps[slot]:
+                net += step
+                rise = max(rise, net)
+            shape = self._slot_shape[slot] = (net, rise)
+        return shape
+
     def _undo_leave(self, user_id: str, viewer: Viewer) -> None:
         start, end = viewer.left_since, viewer.left_at
         self.leaves[self.bucket(end)] -= 1
-        self.slot_delta[self.slot(end)] += 1
+        steps = self.slot_steps[self.slot(end)]
+        # The departure being undone is the viewer's last one in its slot.
+        del steps[len(steps) - 1 - steps[::-1].index((user_id, -1))]
+        self._slot_shape.pop(self.slot(end), None)
         cohort = self.bucket(start)
         self.open_by_cohort[cohort] += 1
         self.survived[cohort][self._ends_survived(start, end)] -= 1
@@ -166,16 +183,15 @@ class Audience:
         """Viewers at each bucket's end (as_of for the current one), peak per bucket,
         overall peak and the time it was first reached, for buckets [first, end).
 
-        A slot's peak is the viewers present at its start plus its arrivals (everyone present
-        during the slot), then its departures apply."""
-        slots = sorted({s for s, d in self.slot_delta.items() if d} | {s for s, n in self.slot_arrivals.items() if n})
+        Inside a slot the steps are walked in log order: the peak is the most present at once."""
+        slots = sorted(s for s, steps in self.slot_steps.items() if steps)
         end_of: list[int] = []
         peaks: list[int] = []
         running = 0
         i = 0
         first_slot = first_bucket * SLOTS_PER_BUCKET
         while i < len(slots) and slots[i] < first_slot:
-            running += self.slot_delta[slots[i]]
+            running += self._shape(slots[i])[0]
             i += 1
         as_of_slot = self.slot(as_of)
         best, best_slot = running, first_slot
@@ -183,11 +199,11 @@ class Audience:
             peak = running
             limit = (b + 1) * SLOTS_PER_BUCKET
             while i < len(slots) and slots[i] < limit and slots[i] <= as_of_slot:
-                during = running + self.slot_arrivals.get(slots[i], 0)
-                peak = max(peak, during)
-                if during > best:
-                    best, best_slot = during, slots[i]
-                running += self.slot_delta[slots[i]]
+                net, rise = self._shape(slots[i])
+                peak = max(peak, running + rise)
+                if running + rise > best:
+                    best, best_slot = running + rise, slots[i]
+                running += net
                 i += 1
             end_of.append(running)
             peaks.append(peak)
