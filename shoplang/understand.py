@@ -592,6 +592,12 @@ class Understanding:
             intents = tuple(i for i in intents if i != "gift")  # "birthday gift有啥推荐": not a free gift
         if "shipping" in intents and "region" not in intents and L.regions_named(masked):
             intents = tuple("region" if i == "shipping" else i for i in intents)  # "寄台湾可以吗"
+        if (
+            "battery" in concepts
+            and re.search(r"发货|到货|发出|快递|物流|ship|deliver|arriv", masked)
+            and not re.search(r"续航|电池|充电|电量|battery|charg", masked)
+        ):
+            concepts = tuple(c for c in concepts if c != "battery")  # "几天能发货": the dispatch time
         if "battery" in concepts and not L.any_cue(L.SALE_WORDS, masked):
             # "how long does the battery last", "电池能玩多久": the product's run time
             intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
@@ -704,8 +710,9 @@ class Understanding:
                 for match in re.finditer(pattern, text):
                     hits.append((match.start(1), match.end(1), term.product_id, term.weight))
                 if term.text in self._heads:
-                    # "那把刀", "想要个膜": a head noun after a measure word is the thing itself.
-                    after = "(?:[那这][把个只件款台支条双套瓶盒口张]|要个|来个|买个)(" + re.escape(term.text) + ")"
+                    # "那把刀", "想要个膜", "这球": a head noun after a demonstrative or a measure
+                    # word is the thing itself.
+                    after = "(?:[那这][把个只件款台支条双套瓶盒口张]?|要个|来个|买个)(" + re.escape(term.text) + ")"
                     for match in re.finditer(after, text):
                         hits.append((match.start(1), match.end(1), term.product_id, term.weight))
                 continue
@@ -835,7 +842,7 @@ class Understanding:
                         reading.intents = ("price",)
         listed = {s.casefold() for p in self.catalogue.products for s in p.sizes}
         sizes, unknown = [], []
-        for match in re.finditer(r"(?<![a-z0-9'’])(x{0,4}[sl]|m|nb|xx+l|\d{2,3})(?![a-z0-9])\s*(码|号|size)?", masked):
+        for match in _SIZE_LABEL.finditer(masked):
             label, marker = match.group(1), match.group(2)
             if label in listed:
                 sizes.append(label)
@@ -1117,6 +1124,11 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
                 part = cjk[i : i + n]
                 if part not in L.GENERIC_NAME_WORDS and not _is_cue(part):
                     terms.append((part, n * 0.8))
+    # A link number in the other language's form: "4号链接" is "link 4" (and "#4"), and back.
+    for name in product.names:
+        if number := re.fullmatch(r"\s*(?:(\d+)\s*号链接|link\s*#?\s*(\d+))\s*", name, re.IGNORECASE):
+            k = number.group(1) or number.group(2)
+            terms += [(form, 4.0) for form in (f"{k}号链接", f"link {k}", f"link#{k}", f"link #{k}")]
     # A model-like token of a name names it strongly ("63合1", "P88"; not a paper size, "A4").
     for name in product.names[:2]:
         tokens = re.findall(r"(?<![a-z0-9])(?:\d+[\u4e00-\u9fff]\d+|[a-z]+\d+[a-z\d]*)", L.normalize(name))
@@ -1135,7 +1147,9 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
             head = i == (n_first or len(words)) - 1
             # "Waterproof" in "Waterproof Hardshell Jacket" is what viewers ask about, not a
             # name for the jacket: a word that is a cue names a product only as the head noun.
-            if not re.fullmatch(r"[\d.]+[a-z]*", word) and (head or not _is_cue(word)):
+            # Nor does a word that says how much is left ("Golf Glove (left hand)" is not named by
+            # "how many are left").
+            if not re.fullmatch(r"[\d.]+[a-z]*", word) and (head or not (_is_cue(word) or word in _STOCK_WORDS_EN)):
                 # (the head of what it is, its category, beats the head of a nickname: "piano" is
                 # the digital piano, not the "thumb piano")
                 terms.append((word, (3.0 if en in categories else 2.5) if head else 1.5))
@@ -1158,6 +1172,9 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
     return terms
 
 
+_SIZE_LABEL = re.compile(r"(?<![a-z0-9'’])(?<!\d\.)(x{0,4}[sl]|m|nb|xx+l|\d{2,3})(?![a-z0-9]|\.\d)\s*(码|号|size)?")
+"""A size label ("XL", "42码"), not the whole of a decimal ("掌围21.5厘米" gives no size 21)."""
+_STOCK_WORDS_EN = frozenset({"left", "remaining", "available"})
 _LINK_NAME = re.compile(r"\d+\s*号链接|link\s*\d+", re.IGNORECASE)
 
 
@@ -1368,7 +1385,7 @@ def _variant_keys(product: Product) -> list[tuple[str, frozenset[str]]]:
     return out
 
 
-_COUNTED = "[瓶罐包盒袋支片层件套双斤]|个装"
+_COUNTED = "[瓶罐包盒袋支片层件套双斤只条张颗粒本把卷对]|个装"
 _METRES = re.compile(r"(\d+)米(\d)?(?!\d)")
 """"1米8" is 1.8 m and "3米宽" 3 m, the way variant names write them."""
 _EN_UNITS = {"cm", "mm", "m", "kg", "g", "ml", "l", "inch", "inches", "in", "lb", "oz"}

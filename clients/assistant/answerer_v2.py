@@ -534,6 +534,12 @@ class CatalogueAnswerer:
             intents.discard("delivery_time")  # "how long is the sale on": not shipping time
         currency = self.catalogue.currency
         sale = state.sale_of(p.id, now_ms)
+        if not intents and not r.concepts and not r.colours and not r.sizes and _DESCRIBE.search(r.text):
+            # "4号链接是啥", "what's link 4", "介绍一下": what it is, at its price
+            facts.append(self._price_fact(p, state, now_ms))
+            if p.description is not None:
+                facts.append(_field_fact(p, Text(zh="介绍", en="about"), p.description))
+            return facts, declined
         # The product's own FAQ ("口红能刻字吗": engraving), before the general fields.
         for entry in p.faq:
             if self._faq_hit(entry, r):
@@ -825,6 +831,9 @@ class CatalogueAnswerer:
             # by the product's name holding a word of the question.
             hits = _find_in_product(p, r.residue, names=not r.concepts)
             facts += [_field_fact(p, label, value) for label, value in hits[:2]]
+        for fact in _counted_in_unit_asked(p, r, currency):
+            if not any(fact.zh in f.zh for f in facts):
+                facts.append(fact)  # "几倍的 戴眼镜能看吗": the 6倍 beside the eyepiece
         if facts and _YES_NO.search(r.text) and not _yes_no_said(p, r, facts):
             declined.append("unknown")  # "轮子会不会刮花地板": the wheels are listed, scratching is not
         if r.measure and facts and all(f.kind.startswith(("spec:", "field")) for f in facts):
@@ -1198,6 +1207,13 @@ def _extreme_variant(p: Product, text: str) -> str | None:
 _EXTREME_PRICE = re.compile(r"最便宜|最实惠|最低价|\bcheapest\b|(?P<dear>最贵|\bmost expensive\b)")
 _CARRIERS = ("顺丰", "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto")
 _ON_THE_HOST = {"身上", "手上", "手里", "主播", "直播", "现在", "今天"}
+_DESCRIBE = re.compile(
+    r"是(个|个什么|一个)?(什么|啥|神马)(东西|玩意儿?|产品|商品|宝贝)?[呀啊呢哦吖嘞]*[?？!！。~～\s]*$"
+    r"|(什么|啥)(东西|玩意)|(干嘛|干什么|做什么|有什么|有啥|啥)用|介绍(一)?下|讲讲|讲一下"
+    r"|^\s*(what'?s|what is|whats)\s+(this|that|it|link\s*#?\s*\d+)\s*\??\s*$"
+    r"|tell me about|what does (it|this|that) do|what('?s| is) (it|this) for"
+)
+"""Asks what a product is (nothing in particular about it): its name, price and description."""
 _EXISTS = re.compile(r"有.{0,10}吗|有没有|有无")
 _ASKS_FOR_EN = re.compile(r"^(do you (have|sell|do)|is there|are there|have you got|any)\b")
 
@@ -1640,6 +1656,23 @@ def _count_facts(p: Product, r: Reading, currency: str) -> list[Fact]:
     zh = "、".join(f"{v.name.zh} {money_text(v.price if v.price is not None else p.price, currency)}" for v in counted)
     en = ", ".join(f"{v.name.en} {money_text(v.price if v.price is not None else p.price, currency)}" for v in counted)
     return [listing_fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])]
+
+
+_COUNTERS = "倍层头档挡孔格"
+"""Units a spec or a version is counted in that no intent asks for ("几倍", "几层", "几头")."""
+
+
+def _counted_in_unit_asked(p: Product, r: Reading, currency: str) -> list[Fact]:
+    """"几倍的": the specs giving a number in that unit, else the versions named with one."""
+    units = set(re.findall(rf"(?:几|多少)\s*([{_COUNTERS}])", r.text))
+    if not units:
+        return []
+    specs = [s for s in p.specs if any(re.search(rf"\d\s*{u}", s.value.zh) for u in units)]
+    if specs:
+        return [_spec_fact(p, s) for s in specs[:2]]
+    if any(re.search(rf"\d\s*{u}", v.name.zh) for v in p.variants for u in units):
+        return [variants_fact(p, currency)]
+    return []
 
 
 def _spec_of_intent(p: Product, intent: str) -> Spec | None:

@@ -13,7 +13,7 @@ from functools import lru_cache
 from barrage.clients.assistant.facts import Fact, money
 from barrage.clients.assistant.state import Price
 from barrage.shoplang import lang as L
-from barrage.shoplang.catalogue import Product, Text, Variant
+from barrage.shoplang.catalogue import Product, SizeChart, Text, Variant
 from barrage.shoplang.understand import Reading
 
 
@@ -31,6 +31,12 @@ def size_fact(p: Product, r: Reading) -> Fact | None:
         return None
     chart = p.size_chart
     asked = [(kind, value) for kind, value in r.quantities if kind in _MEASURES]
+    charted = {column_kind(c) for c in chart.columns} if chart is not None else set()
+    if chart is not None and not charted & {k for k, _ in asked} and (by_column := _rows_covering(chart, r.text)):
+        # "掌围21.5厘米戴几号": a number beside a column the chart has, in that column's ranges
+        zh = f"{p.name.zh} 可选：" + "、".join(f"{size}码（{col.zh}{cell}）" for size, col, cell in by_column)
+        en = f"{p.name.en}: choose " + ", ".join(f"{size} ({col.en} {cell})" for size, col, cell in by_column)
+        return listing_fact("sizes", p, zh, en, [])
     if chart is not None and asked:
         rows = []
         points: list[tuple[float, str, Text, str]] = []
@@ -210,6 +216,22 @@ def chart_cells(p: Product, text: str, named_column: bool = False) -> list[Fact]
     return [listing_fact("chart:row", p, zh, en, [])]
 
 
+def _rows_covering(chart: SizeChart, text: str) -> list[tuple[str, Text, str]]:
+    """Rows whose range, in a column the text names, holds a number the text gives that is
+    no size of the chart: (size, column, cell)."""
+    text = L.normalize(text)
+    numbers = [float(n) for n in re.findall(r"(?<![\d.])\d+(?:\.\d+)?(?![\d.])", text) if n not in chart.rows]
+    rows = []
+    for i, column in enumerate(chart.columns):
+        if not _column_named(column, text, dimension=False):
+            continue
+        for size, cells in chart.rows.items():
+            bounds = _range(cells[i])
+            if bounds is not None and any(bounds[0] <= n <= bounds[1] for n in numbers):
+                rows.append((size, column, cells[i]))
+    return rows
+
+
 def _cell(heading: str, value: str) -> str:
     """ "高度 (cm)", "8" -> "高度 8 cm": the value with the unit its heading gives."""
     match = re.match(r"\s*(.*?)\s*[(（]\s*(.+?)\s*[)）]\s*$", heading)
@@ -230,15 +252,16 @@ def _row_named(size: str, text: str) -> bool:
     return re.search(rf"(?<![a-z0-9.]){re.escape(label)}{after}", text) is not None
 
 
-def _column_named(column: Text, text: str) -> bool:
-    """A heading's own words (not its unit in brackets) in the question."""
+def _column_named(column: Text, text: str, dimension: bool = True) -> bool:
+    """A heading's own words (not its unit in brackets) in the question; with `dimension`,
+    a dimension's own character too ("多高" for 高度)."""
     zh = re.sub(r"[（(].*?[)）]", "", column.zh)
     en = re.sub(r"[（(].*?[)）]", "", L.normalize(column.en))
     pairs = [zh[i : i + 2] for i in range(len(zh) - 1) if L.CJK.match(zh[i]) and L.CJK.match(zh[i + 1])]
     words = [w for w in re.findall(r"[a-z]{4,}", en) if w not in L.STOP_EN]
     # a dimension's own character: "直径" / 内径, "多高" / 高度
-    dimension = any(ch in text for ch in zh if ch in "径宽长高厚深重")
-    return any(pair in text for pair in pairs) or any(w in text for w in words) or dimension
+    said = dimension and any(ch in text for ch in zh if ch in "径宽长高厚深重")
+    return any(pair in text for pair in pairs) or any(w in text for w in words) or said
 
 
 def column_kind(column: Text) -> str:

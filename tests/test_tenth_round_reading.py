@@ -1,0 +1,136 @@
+"""Numbers, counting words and short asks — the mechanisms added in the tenth round of issue 15:
+a number beside a size chart's column read in that column's ranges (and never as a size label
+when it is a decimal), Chinese numerals before a version's counting word, "how many are left"
+asking stock rather than naming a left-hand product, "what is it" answered with what it is, a
+dispatch time asked in days, a unit no intent covers ("几倍", "几头") beside another clause, and a
+head noun right after "这".
+
+The catalogue is written here, for this test (a golf and tableware shop); nothing in shoplang
+names its products. Each case states one mechanism.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.shoplang.catalogue import Catalogue
+from tests.insights_room import ask
+
+CATALOGUE = """
+format: 2
+shop: {zh: 青峰球具餐具铺, en: Qingfeng golf and tableware}
+currency: CNY
+shipping:
+  ships_from: {zh: 福建厦门, en: "Xiamen, Fujian"}
+  regions: [{zh: 中国大陆, en: mainland China}]
+  carrier: {zh: 顺丰速运, en: SF Express}
+  dispatch_hours: 48
+  delivery_days: [1, 4]
+  fee: 12
+  free_over: 299
+returns: {days: 7}
+products:
+  - id: driver
+    name: {zh: 青峰一号木, en: Qingfeng Driver}
+    category: {zh: 一号木, en: driver}
+    aliases: [一号木, 发球木, driver, "1号链接"]
+    price: 1799
+    specs:
+      - {key: loft, name: {zh: 杆面角, en: loft}, value: {zh: 10.5度, en: 10.5 degrees}}
+  - id: glove
+    name: {zh: 羊皮高尔夫手套（左手）, en: Leather Golf Glove (left hand)}
+    category: {zh: 高尔夫手套, en: golf glove}
+    aliases: [手套, glove, "2号链接"]
+    price: 69
+    variants:
+      - {id: single, name: {zh: 单只装, en: single glove}}
+      - {id: pack3, name: {zh: 3只装, en: pack of 3}, price: 179}
+    sizes: ["21", "22", "23", "24"]
+    size_chart:
+      columns: [{zh: 掌围（厘米）, en: palm circumference (cm)}, {zh: 国际码, en: international size}]
+      rows: {"21": ["18-19", "S"], "22": ["19-20", "S"], "23": ["20-21", "M"], "24": ["21-22", "ML"]}
+  - id: balls
+    name: {zh: 青峰三层比赛球, en: Qingfeng 3-piece tour balls}
+    category: {zh: 高尔夫球, en: golf balls}
+    aliases: [球, 比赛球, 高尔夫球, golf balls, "3号链接"]
+    price: 199
+    specs:
+      - {key: layers, name: {zh: 结构, en: construction}, value: {zh: 三层（3层）, en: 3-piece}}
+      - {key: cover, name: {zh: 外皮, en: cover}, value: {zh: 聚氨酯, en: urethane}}
+  - id: rangefinder
+    name: {zh: 青峰激光测距仪, en: Qingfeng laser rangefinder}
+    category: {zh: 测距仪, en: rangefinder}
+    aliases: [测距仪, rangefinder, "4号链接"]
+    price: 1299
+    description: {zh: 测距600米，旗杆锁定震动提示, en: "600 m range, vibrates on locking the flag"}
+    specs:
+      - {key: zoom, name: {zh: 放大倍数, en: magnification}, value: {zh: 6倍, en: 6x}}
+      - key: eyepiece
+        name: {zh: 目镜, en: eyepiece}
+        value: {zh: 可调焦，戴眼镜也可使用, en: "adjustable; fine with glasses"}
+  - id: dinner
+    name: {zh: 骨瓷餐具套装, en: Bone china dinnerware set}
+    category: {zh: 餐具套装, en: dinnerware set}
+    aliases: [餐具套装, 碗碟套装, dinner set, "5号链接"]
+    price: 399
+    variants:
+      - {id: p28, name: {zh: 28头（4人食）, en: 28 pieces (for 4)}}
+      - {id: p48, name: {zh: 48头（8人食）, en: 48 pieces (for 8)}, price: 599}
+"""
+
+
+@pytest.fixture(scope="module")
+def answerer() -> CatalogueAnswerer:
+    return CatalogueAnswerer(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
+
+
+def test_a_number_beside_a_chart_column_picks_the_row_whose_range_holds_it(answerer: CatalogueAnswerer) -> None:
+    # 21.5 cm of palm is in 24's 21-22; the 21 of "21.5" is no size 21
+    reply = ask(answerer, "手套掌围21.5厘米戴几号", "driver")
+    assert "24" in reply and "18-19" not in reply, reply
+
+
+@pytest.mark.parametrize("text", ["手套三只装多少", "三只装手套多少钱"])
+def test_a_chinese_numeral_before_a_counting_word_names_the_version(answerer: CatalogueAnswerer, text: str) -> None:
+    reply = ask(answerer, text, "driver")
+    assert "179" in reply and "69" not in reply, reply
+
+
+def test_how_many_are_left_asks_stock_and_names_no_left_hand_product(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "how much is the driver now and how many are left", "driver")
+    assert "1799" in reply and "[product:glove]" not in reply, reply
+
+
+@pytest.mark.parametrize("text", ["4号链接是啥", "what's link 4?", "介绍一下4号链接"])
+def test_asking_what_a_product_is_gets_its_name_price_and_description(answerer: CatalogueAnswerer, text: str) -> None:
+    reply = ask(answerer, text, "driver")
+    assert "1299" in reply and ("600" in reply) and "[product:rangefinder]" in reply, reply
+
+
+def test_a_spec_named_after_what_is_it_is_not_a_description_ask(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "一号木杆面角是多少", "balls")
+    assert "10.5" in reply, reply
+
+
+def test_days_to_dispatch_and_the_carrier_are_both_answered(answerer: CatalogueAnswerer) -> None:
+    # "几天" is also how long a battery lasts; beside 发货 it is the dispatch time
+    reply = ask(answerer, "这个几天能发货 发什么快递", "driver")
+    assert "48" in reply and "顺丰" in reply, reply
+
+
+def test_a_unit_no_intent_covers_is_answered_beside_another_clause(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "rangefinder几倍的 戴眼镜能看吗", "driver")
+    assert "6倍" in reply and "戴眼镜" in reply, reply
+
+
+def test_a_unit_counted_in_version_names_gives_the_versions(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "餐具套装是几头的", "driver")
+    assert "28头" in reply and "48头" in reply and "599" in reply, reply
+
+
+def test_a_head_noun_right_after_this_is_the_thing_itself(answerer: CatalogueAnswerer) -> None:
+    # the driver is on screen; "这球" is the ball
+    reply = ask(answerer, "这球几层的", "driver")
+    assert "[product:balls]" in reply and "三层" in reply, reply
