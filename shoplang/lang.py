@@ -183,7 +183,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                  "re:(几|哪几|多少)(个|种)?(尺寸|规格|容量|型号|版本)", "分别多少", "各多少",
                  "re:what (?!colou?rs?\\b|sizes?\\b)[a-z ]+ (does|do) (it|they|the [a-z ]+) come in", "区别", "差别", "difference between",
                  "re:what'?s the difference"),
-    "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "买啥好", "re:买(啥|什么)(合适|呢|$)", "礼物",
+    "recommend": ("推荐", "有什么适合", "哪款适合", "哪个适合", "哪个好", "哪款好", "送什么好", "买什么好", "买啥好", "re:买(啥|什么)(合适|呢|$)", "re:买(点|些)(啥|什么)", "礼物",
                   "送人", "re:送(妈妈|爸爸|老婆|老公|女朋友|男朋友|朋友|长辈|老人|孩子|宝宝)", "re:\\d+\\s*(元|块)?\\s*(以内|以下|左右)",
                   "recommend", "suggest", "something for", "good gift", "a gift", "re:what should i (buy|get)",
                   "re:(under|below|less than)\\s*[¥$]?\\s*\\d+", "budget",

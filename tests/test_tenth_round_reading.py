@@ -2,8 +2,9 @@
 a number beside a size chart's column read in that column's ranges (and never as a size label
 when it is a decimal), Chinese numerals before a version's counting word, "how many are left"
 asking stock rather than naming a left-hand product, "what is it" answered with what it is, a
-dispatch time asked in days, a unit no intent covers ("几倍", "几头") beside another clause, and a
-head noun right after "这".
+dispatch time asked in days, a unit no intent covers ("几倍", "几头", "够几个人", "含量多少") beside
+another clause, a head noun right after "这", the price a flash sale goes back to, a use said in
+one row of a size chart, and what a budget buys.
 
 The catalogue is written here, for this test (a golf and tableware shop); nothing in shoplang
 names its products. Each case states one mechanism.
@@ -11,11 +12,15 @@ names its products. Each case states one mechanism.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 
 from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.clients.assistant.state import LiveState
 from barrage.shoplang.catalogue import Catalogue
+from barrage.v1 import event_pb2
 from tests.insights_room import ask
 
 CATALOGUE = """
@@ -78,6 +83,20 @@ products:
     variants:
       - {id: p28, name: {zh: 28头（4人食）, en: 28 pieces (for 4)}}
       - {id: p48, name: {zh: 48头（8人食）, en: 48 pieces (for 8)}, price: 599}
+    materials:
+      - {zh: 骨瓷（骨粉含量≥40%）, en: bone china (at least 40% bone ash)}
+  - id: vase
+    name: {zh: 哑光陶瓷花瓶, en: Matte ceramic vase}
+    category: {zh: 花瓶, en: vase}
+    price: 79
+    sizes: [S, L]
+    size_chart:
+      columns: [{zh: 高度（厘米）, en: height (cm)}, {zh: 适合, en: good for}]
+      rows: {S: ["15", "单支花、干花"], L: ["30", "大束花、龟背竹"]}
+  - id: dish
+    name: {zh: 陶瓷调味碟, en: Ceramic sauce dish}
+    category: {zh: 调味碟, en: sauce dish}
+    price: 19.9
 """
 
 
@@ -134,3 +153,37 @@ def test_a_head_noun_right_after_this_is_the_thing_itself(answerer: CatalogueAns
     # the driver is on screen; "这球" is the ball
     reply = ask(answerer, "这球几层的", "driver")
     assert "[product:balls]" in reply and "三层" in reply, reply
+
+
+def test_the_price_after_the_flash_sale_is_the_one_it_goes_back_to(answerer: CatalogueAnswerer) -> None:
+    now = int(time.time() * 1000)
+    state = LiveState()
+    card = event_pb2.Product(product_id="balls", price=event_pb2.Money(amount_minor=14900, currency="CNY"))
+    started = event_pb2.FlashSaleStarted(sale_id="s", product=card, stock=50)
+    started.start_time.FromMilliseconds(now - 60_000)
+    started.end_time.FromMilliseconds(now + 600_000)
+    state.apply(event_pb2.Event(event_id="sale", payload=event_pb2.Payload(flash_sale_started=started)))
+    for text in ("秒杀结束以后比赛球多少钱", "what will the balls cost after the sale?"):
+        reply = answerer.answer(text, state, now).text
+        assert "199" in reply and "149" not in reply, reply
+    assert "149" in answerer.answer("比赛球秒杀价多少", state, now).text
+
+
+def test_how_many_people_a_set_serves_is_read_from_its_versions(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "主播手上这套够几个人用的", "dinner")
+    assert "4人" in reply and "8人" in reply, reply
+
+
+def test_a_share_asked_is_found_in_the_materials(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "骨粉含量多少", "dinner")
+    assert "40%" in reply, reply
+
+
+def test_a_use_said_in_one_row_of_a_size_chart_picks_that_size(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "插龟背竹买哪个号", "driver")
+    assert "L号" in reply and "[product:vase]" in reply and "S号" not in reply, reply
+
+
+def test_what_a_budget_buys_is_a_recommendation(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "预算20块能买点啥", "driver")
+    assert "19.9" in reply and "1799" not in reply, reply

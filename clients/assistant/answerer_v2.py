@@ -30,6 +30,7 @@ from barrage.clients.assistant.listing_facts import (
     chart_cells,
     chart_columns,
     chart_covers,
+    chart_rows_saying,
     colours_fact,
     column_kind,
     count_not_listed,
@@ -159,6 +160,11 @@ class CatalogueAnswerer:
             facts = facts or [self._price_fact(p, state, now_ms) for p in named]
             if facts:
                 return Answer(question, lang, "answer", tuple(facts), render(lang, facts))
+        if "recommend" in reading.intents and not others and not reading.named:
+            # "插龟背竹买哪个号": the one product whose size chart names that use, at that size
+            sized = [f for p in self.catalogue.products if (f := chart_rows_saying(p, reading.residue)) is not None]
+            if len(sized) == 1:
+                return Answer(question, lang, "answer", tuple(sized), render(lang, sized))
         if (
             "recommend" in reading.intents
             and not others
@@ -619,7 +625,14 @@ class CatalogueAnswerer:
         ):
             declined.append("unknown")  # "狗粮有1公斤装吗" of the 2 kg and 7.5 kg bags
         # Price.
-        if "list_price" in intents:
+        after_sale = sale is not None and bool(_AFTER_SALE.search(r.text))
+        if after_sale:
+            # "秒杀结束以后多少钱": the price it goes back to, not the sale's
+            live = state.product(p.id)
+            s = money(live.price) if live is not None and live.price is not None else money_text(p.price, currency)
+            zh, en = f"{name_zh} 秒杀结束后 {s}", f"{name_en} is {s} after the flash sale"
+            facts.append(listing_fact("price", p, zh, en, [s]))
+        elif "list_price" in intents:
             lp = variant.list_price if variant is not None and variant.list_price is not None else p.list_price
             if lp is not None:
                 s = money_text(lp, currency)
@@ -647,7 +660,7 @@ class CatalogueAnswerer:
             else:
                 facts.append(self._price_fact(p, state, now_ms))
         # The flash sale.
-        if sale is not None and ({"sale", "time_left", "limit"} & intents or r.sale):
+        if sale is not None and not after_sale and ({"sale", "time_left", "limit"} & intents or r.sale):
             facts.append(self._sale_fact(p, state, now_ms, with_time="time_left" in intents or "sale" in intents))
             sale_note = p.flash_sale_note
             said = L.normalize(sale_note.zh + " " + sale_note.en) if sale_note is not None else ""
@@ -1195,6 +1208,8 @@ _LIVE_PRICE = re.compile(r"现价|到手价|直播价|live price|price now|curre
 _DIFFERENCE = re.compile(r"区别|差别|不同|不一样|差在|difference|differ|compare")
 _ALL_COLOURS = re.compile(r"(几|多少|哪些|哪几|什么)(个|种)?颜色|what colou?rs|which colou?rs")
 _DAYS = re.compile(r"周末|周六|周日|星期[六天日]|节假日|假期|春节|过年|国庆|weekends?|saturday|sunday|holidays?")
+
+
 def _extreme_variant(p: Product, text: str) -> str | None:
     """ "马面裙最便宜的款多少": the version at the lowest price (or the highest)."""
     asked = _EXTREME_PRICE.search(text)
@@ -1207,6 +1222,11 @@ def _extreme_variant(p: Product, text: str) -> str | None:
 _EXTREME_PRICE = re.compile(r"最便宜|最实惠|最低价|\bcheapest\b|(?P<dear>最贵|\bmost expensive\b)")
 _CARRIERS = ("顺丰", "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto")
 _ON_THE_HOST = {"身上", "手上", "手里", "主播", "直播", "现在", "今天"}
+_AFTER_SALE = re.compile(
+    r"(秒杀|活动|抢购|flash sale|sale|deal)\s*(结束|过|完)(了|以后|之后|后)|after the (flash )?(sale|deal)"
+    r"|(秒杀|活动)(以|之)?后|恢复原价|original price after"
+)
+"""Asks the price once the flash sale is over."""
 _DESCRIBE = re.compile(
     r"是(个|个什么|一个)?(什么|啥|神马)(东西|玩意儿?|产品|商品|宝贝)?[呀啊呢哦吖嘞]*[?？!！。~～\s]*$"
     r"|(什么|啥)(东西|玩意)|(干嘛|干什么|做什么|有什么|有啥|啥)用|介绍(一)?下|讲讲|讲一下"
@@ -1658,20 +1678,33 @@ def _count_facts(p: Product, r: Reading, currency: str) -> list[Fact]:
     return [listing_fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])]
 
 
-_COUNTERS = "倍层头档挡孔格"
-"""Units a spec or a version is counted in that no intent asks for ("几倍", "几层", "几头")."""
+_UNIT_ASKED = (
+    (re.compile(r"(?:几|多少)\s*([倍层头档挡孔格])"), None),
+    (re.compile(r"(?:几|多少)个?人(?:用|吃|份|食|住|坐|睡)|够几个?人|how many (?:people|persons)"), "人"),
+    (re.compile(r"百分之(?:几|多少)|多少\s*%|含量(?:是)?多少|how many percent|what percent"), "%"),
+)
+"""How a question asks for a number in a unit no intent covers ("几倍", "够几个人", "含量多少"),
+and the unit (None: the character asked)."""
 
 
 def _counted_in_unit_asked(p: Product, r: Reading, currency: str) -> list[Fact]:
-    """"几倍的": the specs giving a number in that unit, else the versions named with one."""
-    units = set(re.findall(rf"(?:几|多少)\s*([{_COUNTERS}])", r.text))
+    """ "几倍的": the specs giving a number in that unit, else the versions named with one,
+    else the materials ("骨粉含量≥40%")."""
+    units = {unit or match.group(1) for pattern, unit in _UNIT_ASKED for match in pattern.finditer(r.text)}
     if not units:
         return []
-    specs = [s for s in p.specs if any(re.search(rf"\d\s*{u}", s.value.zh) for u in units)]
+
+    def holds(text: str) -> bool:
+        return any(re.search(rf"\d\s*{re.escape(u)}", text) for u in units)
+
+    specs = [s for s in p.specs if holds(s.value.zh)]
     if specs:
         return [_spec_fact(p, s) for s in specs[:2]]
-    if any(re.search(rf"\d\s*{u}", v.name.zh) for v in p.variants for u in units):
+    if any(holds(v.name.zh) for v in p.variants):
         return [variants_fact(p, currency)]
+    if any(holds(m.zh) for m in p.materials):
+        zh, en = "、".join(m.zh for m in p.materials), ", ".join(m.en for m in p.materials)
+        return [listing_fact("materials", p, f"{p.name.zh} 成分/材质：{zh}", f"{p.name.en} is made with: {en}", [])]
     return []
 
 

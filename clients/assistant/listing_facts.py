@@ -232,6 +232,28 @@ def _rows_covering(chart: SizeChart, text: str) -> list[tuple[str, Text, str]]:
     return rows
 
 
+def chart_rows_saying(p: Product, residue: str) -> Fact | None:
+    """The rows of the size chart whose cells say a word of the question ("插龟背竹买哪个号" of
+    a vase chart saying "L: 大束花、龟背竹"): the size for that use."""
+    chart = p.size_chart
+    if chart is None:
+        return None
+    runs = [run for run in re.findall(r"[\u4e00-\u9fff]{2,}", residue)]
+    words = {run[i : i + 3] for run in runs for i in range(len(run) - 2)} | {run for run in runs if len(run) == 2}
+    words |= {w for w in re.findall(r"[a-z]{6,}", L.normalize(residue)) if w not in L.STOP_EN}
+    rows = [
+        (size, column, cell)
+        for size, cells in chart.rows.items()
+        for column, cell in zip(chart.columns, cells, strict=True)
+        if any(w in L.normalize(f"{cell}") for w in words)
+    ]
+    if not rows or len(rows) == len(chart.rows):
+        return None  # a word every size says tells none apart
+    zh = f"{p.name.zh} 可选：" + "、".join(f"{size}号（{col.zh}{cell}）" for size, col, cell in rows)
+    en = f"{p.name.en}: choose " + ", ".join(f"size {size} ({col.en} {cell})" for size, col, cell in rows)
+    return listing_fact("sizes", p, zh, en, [])
+
+
 def _cell(heading: str, value: str) -> str:
     """ "高度 (cm)", "8" -> "高度 8 cm": the value with the unit its heading gives."""
     match = re.match(r"\s*(.*?)\s*[(（]\s*(.+?)\s*[)）]\s*$", heading)
