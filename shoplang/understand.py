@@ -309,6 +309,14 @@ class Understanding:
             if len(kind) >= 2
         ]
         # Each product's versions by name, for the products a version's word also names ("钢带").
+        # Each version's whole Chinese name, if only one product has it ("6色全套" of the gel
+        # polish): said whole, it names that product over another's shorter alias ("全套").
+        titles: dict[str, set[str]] = {}
+        for p in catalogue.products if catalogue is not None else ():
+            for v in p.variants:
+                if len(title := L.normalize(v.name.zh)) >= 3 and L.CJK.search(title):
+                    titles.setdefault(title, set()).add(p.id)
+        self._version_titles = {title: next(iter(pids)) for title, pids in titles.items() if len(pids) == 1}
         self._variant_names = {
             pid: " ".join(text for key, text in topics if key == "variants") for pid, topics in self._topics.items()
         }
@@ -565,10 +573,26 @@ class Understanding:
         named = _order([(a, b, c) for a, b, c, _ in spans])
         if not named and self._variant_units:
             for match in re.finditer(r"(?:几|哪|什么|啥)([\u4e00-\u9fff])", text):
-                owner = self._variant_units.get(match.group(1))
+                unit = match.group(1)
+                owner = self._variant_units.get(unit)
+                if (amount := re.search(rf"(?<![\d.])(\d+)\s*{unit}", text)) is not None:
+                    # "50颗是几种口味": the product whose name holds 50颗, not the one counted in 颗
+                    holders = [
+                        pid
+                        for pid, names in self._own.items()
+                        if any(re.search(rf"(?<![\d.]){amount.group(1)}\s*{unit}", n) for n in names)
+                    ]
+                    owner = holders[0] if len(holders) == 1 else owner
                 if owner is not None:
                     named, strength = [owner], {owner: 1.0}
                     break
+        for title, owner in self._version_titles.items():
+            at = text.find(title)
+            if at >= 0 and owner not in named:
+                inside = [(a, b, pid) for a, b, pid, _ in spans if at <= a and b <= at + len(title)]
+                if inside and len(inside) == len(spans) and all(pid != owner for _, _, pid in inside):
+                    named, strength = [owner], {owner: 1.0}
+                    spans = [(at, at + len(title), owner, 1.0)]
         masked = text
         # Each named stretch once, overlapping names merged ("链子": 项链 and 手链; 每日坚果 / 坚果里).
         for start, end in reversed(_merged([(a, b) for a, b, _, _ in spans])):
@@ -623,7 +647,9 @@ class Understanding:
             intents=intents,
             concepts=concepts,
             medical=L.is_medical(masked),  # a product's name ("止咳枇杷膏") is not a claim
-            colours=tuple(L.colours_named(masked, self._colour_names)) or _colour_before_name(text, spans),
+            colours=tuple(L.colours_named(masked, self._colour_names))
+            or _colour_before_name(text, spans)
+            or _colour_by_sound(masked, self._colour_names),
             regions=tuple(L.regions_named(masked)),
             quantities=tuple(L.quantities(text)),
             residue=_residue(masked),
@@ -826,6 +852,9 @@ class Understanding:
                 if variant is not None:
                     # ("两个人 买多大的": the size for them is the answer, not a spec of its own)
                     reading.concepts = tuple(c for c in reading.concepts if c not in _SIZE_LIKE)
+            if variant is None and product_id in reading.named:
+                # "穿戴甲有短的吗" of 短款方圆 / 中长款杏仁 / 长款芭蕾: the one version that word starts
+                variant = _variant_by_first_word(self.catalogue.product(product_id), reading.text)
             if variant is not None:
                 reading.variants[product_id] = variant
                 # What the variant's own name says is not asked ("平装的多少": 装 is no set-up question)
@@ -1261,6 +1290,31 @@ _NOT_INITIALS = frozenset({*L.STOP_EN, "ml", "kg", "cm", "mm", "mg", "db", "lb",
 def initials(word: str) -> str:
     """The first letters of a Chinese word's pinyin ("秒杀" -> "ms")."""
     return "".join(_syllable(ch)[0] for ch in word if L.CJK.match(ch))
+
+
+def _variant_by_first_word(product: Product | None, text: str) -> str | None:
+    """A one-character quality asked for ("有短的吗", "要长的") that starts one version's name."""
+    if product is None:
+        return None
+    asked = re.findall(r"(?:有|要|拍|买|选)([\u4e00-\u9fff])的", text)
+    starting = [v.id for v in product.variants for ch in asked if v.name.zh.startswith(ch)]
+    return starting[0] if len(starting) == 1 else None
+
+
+def _colour_by_sound(text: str, listed: tuple[str, ...]) -> tuple[str, ...]:
+    """A listed shade typed with a pinyin slip ("星空篮" for 星空蓝): the same sounds, at
+    least half of the characters exact."""
+    for name in listed:
+        if len(name) < 3 or not all(L.CJK.match(ch) for ch in name):
+            continue  # (two characters are too few to tell a slip from another word)
+        sounds = tuple(_syllable(ch) for ch in name)
+        for i in range(len(text) - len(name) + 1):
+            typed = text[i : i + len(name)]
+            same = sum(1 for a, b in zip(typed, name, strict=True) if a == b)
+            cjk = all(L.CJK.match(ch) for ch in typed)
+            if same * 2 >= len(name) and cjk and tuple(_syllable(ch) for ch in typed) == sounds:
+                return (name,)
+    return ()
 
 
 @lru_cache(maxsize=65536)

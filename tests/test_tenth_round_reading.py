@@ -4,7 +4,10 @@ when it is a decimal), Chinese numerals before a version's counting word, "how m
 asking stock rather than naming a left-hand product, "what is it" answered with what it is, a
 dispatch time asked in days, a unit no intent covers ("几倍", "几头", "够几个人", "含量多少") beside
 another clause, a head noun right after "这", the price a flash sale goes back to, a use said in
-one row of a size chart, and what a budget buys.
+one row of a size chart, what a budget buys, an amount a name holds over the counting word of
+another's versions, a kind of thing asked beside what is answered, "yes" to a part of a chunk,
+a shade typed with a pinyin slip, a version that a one-character quality starts, a version's
+whole name over another product's shorter alias, and a "why" asked of a shipping note.
 
 The catalogue is written here, for this test (a golf and tableware shop); nothing in shoplang
 names its products. Each case states one mechanism.
@@ -97,6 +100,59 @@ products:
     name: {zh: 陶瓷调味碟, en: Ceramic sauce dish}
     category: {zh: 调味碟, en: sauce dish}
     price: 19.9
+  - id: capsules
+    name: {zh: 咖啡胶囊50颗, en: "Coffee capsules, 50"}
+    category: {zh: 咖啡胶囊, en: coffee capsules}
+    price: 79
+    specs:
+      - {key: count, name: {zh: 数量, en: count}, value: {zh: 50颗：5种口味各10颗, en: "50: 5 flavours, 10 each"}}
+  - id: instant
+    name: {zh: 冻干速溶咖啡, en: Freeze-dried instant coffee}
+    category: {zh: 速溶咖啡, en: instant coffee}
+    price: 59
+    variants:
+      - {id: c24, name: {zh: 24颗, en: 24 pieces}}
+      - {id: c48, name: {zh: 48颗, en: 48 pieces}, price: 109}
+    specs:
+      - key: brew
+        name: {zh: 冲调, en: how to make}
+        value: {zh: 1颗加200ml冷水、牛奶或热水, en: "one in 200 ml of cold water, milk or hot water"}
+  - id: moka
+    name: {zh: 八角摩卡壶, en: Octagonal moka pot}
+    category: {zh: 摩卡壶, en: moka pot}
+    price: 139
+    materials: [{zh: 铝合金壶身, en: aluminium body}]
+    not_for: [{who: {zh: 洗碗机清洗, en: the dishwasher}}]
+    shipping:
+      ships_from: {zh: 福建厦门, en: "Xiamen, Fujian"}
+      regions: [{zh: 中国大陆, en: mainland China}]
+      carrier: {zh: 顺丰速运, en: SF Express}
+      dispatch_hours: 48
+      delivery_days: [1, 4]
+      note: {zh: 含易燃的酒精炉，只走陆运不发空运, en: "comes with a spirit burner: by land only, never by air"}
+  - id: gel
+    name: {zh: 猫眼甲油胶, en: Cat-eye gel polish}
+    aliases: [猫眼胶, 甲油胶]
+    category: {zh: 甲油胶, en: gel polish}
+    price: 29.9
+    variants:
+      - {id: one, name: {zh: 单瓶, en: one bottle}}
+      - {id: all6, name: {zh: 6色全套, en: all 6 colours}, price: 149}
+    colours: [{zh: 星空蓝, en: starry blue}, {zh: 玫瑰金, en: rose gold}]
+  - id: kit
+    name: {zh: 新手美甲工具箱, en: Beginner manicure kit}
+    aliases: [全套, 工具箱]
+    category: {zh: 美甲套装, en: manicure kit}
+    price: 199
+  - id: nails
+    name: {zh: 手工穿戴甲, en: Press-on nails}
+    aliases: [穿戴甲]
+    category: {zh: 穿戴甲, en: press-on nails}
+    price: 19.9
+    variants:
+      - {id: short, name: {zh: 短款方圆, en: short squoval}}
+      - {id: mid, name: {zh: 中长款杏仁, en: medium almond}, price: 22.9}
+      - {id: long, name: {zh: 长款芭蕾, en: long ballerina}, price: 25.9}
 """
 
 
@@ -187,3 +243,39 @@ def test_a_use_said_in_one_row_of_a_size_chart_picks_that_size(answerer: Catalog
 def test_what_a_budget_buys_is_a_recommendation(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "预算20块能买点啥", "driver")
     assert "19.9" in reply and "1799" not in reply, reply
+
+
+def test_an_amount_a_name_holds_names_it_over_another_counted_that_way(answerer: CatalogueAnswerer) -> None:
+    # the instant coffee's versions count in 颗 (24颗 / 48颗); "50颗" is in the capsules' name
+    reply = ask(answerer, "50颗是几种口味 每种几颗", "driver")
+    assert "[product:capsules]" in reply and "10颗" in reply, reply
+
+
+def test_a_kind_of_thing_asked_beside_what_is_answered_comes_from_its_field(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "摩卡壶什么材质的 能进洗碗机吗", "driver")
+    assert "铝合金" in reply and "不适合" in reply and "洗碗机" in reply, reply
+
+
+def test_yes_when_the_listing_says_the_core_of_what_is_asked(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "冻干能用冷水冲吗", "driver")
+    assert reply.startswith("可以") and "冷水" in reply, reply
+
+
+def test_a_shade_typed_with_a_pinyin_slip_is_the_listed_shade(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "猫眼胶有星空篮吗", "driver")
+    assert "星空蓝" in reply and "咨询客服" not in reply, reply
+
+
+def test_a_one_character_quality_names_the_version_it_starts(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "穿戴甲有短的吗", "driver")
+    assert "短款方圆" in reply and "19.9" in reply, reply
+
+
+def test_a_versions_whole_name_beats_another_products_shorter_alias(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "6色全套多少", "driver")
+    assert "[product:gel]" in reply and "149" in reply and "[product:kit]" not in reply, reply
+
+
+def test_why_it_ships_that_way_is_read_in_the_shipping_note(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "摩卡壶为啥只能走陆运", "driver")
+    assert "易燃" in reply, reply

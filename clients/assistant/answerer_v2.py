@@ -811,6 +811,18 @@ class CatalogueAnswerer:
                     facts.append(_field_fact(p, label, stated_text))
                     if len(facts) == 2:
                         break
+        elif facts and r.concepts:
+            # "摩卡壶什么材质的 能进洗碗机吗": a kind of thing asked beside what is answered, from
+            # the field that speaks of it ("不适合：洗碗机清洗")
+            said = L.normalize(" ".join(f"{f.zh} {f.en}" for f in facts))
+            for concept in r.concepts:
+                cues = [cue for cue in L.CONCEPTS[concept] if not _ASKING_CUE.search(cue)]
+                if any(L.cue_matches(cue, said) for cue in cues):
+                    continue
+                for label, stated_text in _listing_fields(p, names=False):
+                    if any(L.cue_matches(cue, L.normalize(f"{stated_text.zh} {stated_text.en}")) for cue in cues):
+                        facts.append(_field_fact(p, label, stated_text))
+                        break
         if not facts:
             facts += [_field_fact(p, label, text) for label, text in _fields_of_term(p, r)[:2]]
         prop = _property_asked(r)
@@ -1139,15 +1151,33 @@ def _listed_yes(p: Product, r: Reading, facts: list[Fact]) -> Fact | None:
     if not all(f.kind.startswith(("spec:", "field", "faq:")) for f in facts):
         return None
     said = L.normalize(" ".join(f"{f.zh} {f.en}" for f in facts))
-    words = [w for w in content_words(r.residue) if not re.search(r"\d", w)]
+    # Chinese chunks whole, less the verbs of using ("用冷水冲" of "加150ml冷水…" says 冷水)
+    chunks = [_USE_WORDS.sub("", c) for c in r.residue.split() if L.CJK.search(c)]
+    words = [w for w in content_words(r.residue) if not re.search(r"\d", w) and not L.CJK.search(w)]
+    words += [c for c in chunks if len(c) >= 2 and not re.search(r"\d", c)]
     if not words:
         return None
-    for w in words:
-        at = [m.start() for m in re.finditer(re.escape(w), said)]
+    for word in words:
+        w = _core_said(word, said)
+        at = [m.start() for m in re.finditer(re.escape(w), said)] if w else []
         # (a negation on either side: "不支持电磁炉", "induction hobs not supported")
         if not at or any(_NEGATED.search(said[max(0, i - 12) : i + len(w) + 16]) for i in at):
             return None
     return listing_fact("verdict", p, "可以", "Yes", [])
+
+
+def _core_said(word: str, said: str) -> str:
+    """The word, or for a Chinese word the longest part of it the text says, if that is at
+    least half of it and two characters; "" when the text says too little of it."""
+    if word in said or not L.CJK.search(word):
+        return word if word in said else ""
+    for n in range(len(word) - 1, 1, -1):
+        if n * 2 < len(word):
+            break
+        for i in range(len(word) - n + 1):
+            if word[i : i + n] in said:
+                return word[i : i + n]
+    return ""
 
 
 _NEGATED = re.compile(r"[不没无非勿禁]|\b(not|no|non|without|never)\b")
@@ -1222,6 +1252,7 @@ def _extreme_variant(p: Product, text: str) -> str | None:
 _EXTREME_PRICE = re.compile(r"最便宜|最实惠|最低价|\bcheapest\b|(?P<dear>最贵|\bmost expensive\b)")
 _CARRIERS = ("顺丰", "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto")
 _ON_THE_HOST = {"身上", "手上", "手里", "主播", "直播", "现在", "今天"}
+_ASKING_ZH = re.compile(r"为啥|为什么|为何|怎么|咋|只能|只|能|走")
 _AFTER_SALE = re.compile(
     r"(秒杀|活动|抢购|flash sale|sale|deal)\s*(结束|过|完)(了|以后|之后|后)|after the (flash )?(sale|deal)"
     r"|(秒杀|活动)(以|之)?后|恢复原价|original price after"
@@ -1793,6 +1824,8 @@ def _find_in_product(p: Product, query: str, names: bool = True) -> list[tuple[T
         return []
     fields = _listing_fields(p, names)
     chunks = [c for c in re.split(r"\s+", L.normalize(query)) if c]
+    # (the words of asking are no part of what is asked: "为啥只能走陆运" looks for 陆运)
+    chunks = [_ASKING_ZH.sub("", c) if L.CJK.search(c) else c for c in chunks]
     cjk = [c for c in chunks if L.CJK.search(c) and len(c) >= 2]
     en = [L.singular(c) for c in chunks if not L.CJK.search(c) and len(c) >= 2 and c not in L.STOP_EN | _POLARITY]
     out = []
