@@ -334,7 +334,7 @@ GENERIC_HEADS = "子品装套盒包件款个只"
 
 GENERIC_NAME_WORDS = {
     "新款", "正品", "官方", "套装", "礼盒", "直播", "款", "体重", "身高", "年龄", "set", "official", "new", "pro", "plus", "pack", "the", "and", "with",
-    "for", "of", "a", "an", "mini", "max",
+    "for", "of", "a", "an", "mini", "max", "piece", "pieces", "pcs", "pc",
 }  # fmt: skip
 
 STOP_EN = {

@@ -1494,7 +1494,21 @@ def _variant_by_range(product: Product | None, text: str) -> str | None:
         for v in product.variants:
             if asked and L.in_ranges(L.normalize(v.name.zh + " " + v.name.en), asked, ranges):
                 return v.id  # (ranges overlap: the first listed that holds it, listings go small to large)
+    # "身高130" of "小号（身高115–135厘米）", "8岁" of "6-8岁": the viewer's own measure in a
+    # range the version's name gives
+    for kind, value in L.quantities(text):
+        pattern, scale = _OWN_RANGE.get(kind, (None, 1.0))
+        for v in product.variants if pattern is not None else ():
+            for low, high in pattern.findall(L.normalize(v.name.zh)):
+                if float(low) * scale <= value <= float(high) * scale:
+                    return v.id
     return None
+
+
+_OWN_RANGE = {
+    "height": (re.compile(r"身高\s*(\d+)\s*[-–~到至]\s*(\d+)"), 1.0),
+    "age": (re.compile(r"(\d+)\s*[-–~到至]\s*(\d+)\s*岁"), 12.0),  # (ages are read in months)
+}
 
 
 def _in_order(wanted: tuple[float, ...], numbers: list[float]) -> bool:

@@ -7,7 +7,9 @@ another clause, a head noun right after "这", the price a flash sale goes back 
 one row of a size chart, what a budget buys, an amount a name holds over the counting word of
 another's versions, a kind of thing asked beside what is answered, "yes" to a part of a chunk,
 a shade typed with a pinyin slip, a version that a one-character quality starts, a version's
-whole name over another product's shorter alias, and a "why" asked of a shipping note.
+whole name over another product's shorter alias, a "why" asked of a shipping note, every version
+when all are asked beside one, a numbered part a spec label names, a version by the child's
+height, and "pieces" naming no product.
 
 The catalogue is written here, for this test (a golf and tableware shop); nothing in shoplang
 names its products. Each case states one mechanism.
@@ -144,6 +146,33 @@ products:
     aliases: [全套, 工具箱]
     category: {zh: 美甲套装, en: manicure kit}
     price: 199
+  - id: irons
+    name: {zh: 青峰铁杆组, en: Qingfeng iron set}
+    category: {zh: 铁杆组, en: iron set}
+    price: 3299
+    specs:
+      - {key: loft7, name: {zh: 7号铁角度, en: 7-iron loft}, value: {zh: 30°, en: 30°}}
+      - {key: length7, name: {zh: 7号铁长度, en: 7-iron length}, value: {zh: 37英寸, en: 37 in}}
+  - id: junior
+    name: {zh: 青少年球杆套装, en: Junior club set}
+    aliases: [儿童杆, 儿童球杆]
+    category: {zh: 儿童球杆, en: junior clubs}
+    price: 1599
+    variants:
+      - {id: small, name: {zh: 小号（身高115–135厘米）, en: small (height 115–135 cm)}}
+      - {id: large, name: {zh: 大号（身高135–155厘米）, en: large (height 135–155 cm)}, price: 1799}
+  - id: putter
+    name: {zh: 青峰推杆, en: Qingfeng putter}
+    aliases: [推杆]
+    category: {zh: 推杆, en: putter}
+    price: 899
+    variants:
+      - {id: l33, name: {zh: 33英寸（约83.8厘米）, en: 33 in (about 83.8 cm)}}
+      - {id: l34, name: {zh: 34英寸（约86.4厘米）, en: 34 in (about 86.4 cm)}}
+  - id: kids
+    name: {zh: 儿童餐具三件套, en: "Kids' tableware, 3 pieces"}
+    category: {zh: 儿童餐具, en: kids' tableware}
+    price: 69
   - id: nails
     name: {zh: 手工穿戴甲, en: Press-on nails}
     aliases: [穿戴甲]
@@ -279,3 +308,23 @@ def test_a_versions_whole_name_beats_another_products_shorter_alias(answerer: Ca
 def test_why_it_ships_that_way_is_read_in_the_shipping_note(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "摩卡壶为啥只能走陆运", "driver")
     assert "易燃" in reply, reply
+
+
+def test_every_version_is_listed_when_all_are_asked_beside_one(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "推杆有几种长度 34寸是多少厘米", "driver")
+    assert "33英寸" in reply and "86.4" in reply, reply
+
+
+def test_a_numbered_part_a_spec_label_starts_with_names_its_product(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "7号铁多长", "driver")
+    assert "[product:irons]" in reply and "37" in reply, reply
+
+
+def test_a_childs_height_picks_the_version_whose_range_holds_it(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "孩子8岁 身高130 儿童杆买哪个", "driver")
+    assert "小号" in reply and "大号" not in reply, reply
+
+
+def test_pieces_counted_in_a_name_do_not_name_it(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "How many pieces in the bigger set and how much is it?", "dinner")
+    assert "[product:dinner]" in reply and "599" in reply and "[product:kids]" not in reply, reply

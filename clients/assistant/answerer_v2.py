@@ -227,6 +227,8 @@ class CatalogueAnswerer:
                     and _names_concept(sale_p, reading)
                 ):
                     products = [sale_pid]
+        if not reading.named and not reading.pointed and (by_label := self._spec_label_owner(reading)) is not None:
+            products = [by_label]  # "7号铁多少度" with the driver pinned: the irons' "7号铁角度"
         if models := _models_asked(reading.text):
             # "sjk有mate60pro的吗" with the iPhone case on screen: the one case made for it
             holders = [
@@ -329,6 +331,20 @@ class CatalogueAnswerer:
             return None
         one = found[0]
         return Fact("choice", p.id, f"{p.name.zh} 是{one}的", f"{p.name.en} is {one}", (p.name.zh, p.name.en))
+
+    def _spec_label_owner(self, r: Reading) -> str | None:
+        """The one product with a spec whose label starts with three or more characters the
+        question says ("7号铁" of "7号铁角度")."""
+        text = L.normalize(r.text)
+        owners = {
+            p.id
+            for p in self.catalogue.products
+            for spec in p.specs
+            if len(label := L.normalize(spec.name.zh)) > 3
+            and any(label[:k] in text for k in range(3, len(label)))
+            and re.search(r"\d|[a-z]", label[:3])  # (a numbered part: "7号铁", "A面")
+        }
+        return next(iter(owners)) if len(owners) == 1 else None
 
     def _unknown_thing(self, r: Reading) -> bool:
         """Where to buy a thing no listing names ("主播身上的围裙哪里买"); a price or a pick of
@@ -774,9 +790,10 @@ class CatalogueAnswerer:
         names = [f"{v.name.zh} {v.name.en}" for v in p.variants]
         counted_in = [u for u in L.units_asked(r.text) if any(x in n for n in names for x in u)]
         flavoured = "taste" in r.concepts and all(re.search(r"味|flavou?r", n) for n in names)
+        every = "variants" in intents and p.id in r.named and bool(_EVERY_VERSION.search(r.text))
         if (
             p.variants
-            and variant is None
+            and (variant is None or every)  # ("有几种长度 34寸是多少厘米": all of them, that one among them)
             and ("variants" in intents or flavoured or (not facts and (variants_measure(p, r) or counted_in)))
         ):  # ("蒸锅有几层的" of two- and three-tier steamers; "气泡水有什么味道" of its flavours)
             facts.append(variants_fact(p, currency))  # "恐龙公仔有多大的" of the 30 / 50 / 80 cm ones
@@ -872,7 +889,11 @@ class CatalogueAnswerer:
                 value = L.normalize(spec.value.zh)
                 if sum(1 for m in marks if m and any(x in value for x in m)) >= 2:
                     facts.append(_spec_fact(p, spec))
-        if "recommend" in intents and facts and not any(f.kind in ("price", "variants") for f in facts):
+        if (
+            "recommend" in intents
+            and (facts or variant is not None)  # ("身高130 儿童杆选哪个": the version for that height)
+            and not any(f.kind in ("price", "variants") for f in facts)
+        ):
             # "送老师什么好", "3岁能练字吗 有没有适合的字帖": a product recommended comes with its price
             facts.append(self._price_fact(p, state, now_ms, variant.id if variant is not None else None))
         verdict = _fit_verdict(p, r, facts) or _listed_yes(p, r, facts)
@@ -1252,6 +1273,7 @@ def _extreme_variant(p: Product, text: str) -> str | None:
 _EXTREME_PRICE = re.compile(r"最便宜|最实惠|最低价|\bcheapest\b|(?P<dear>最贵|\bmost expensive\b)")
 _CARRIERS = ("顺丰", "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto")
 _ON_THE_HOST = {"身上", "手上", "手里", "主播", "直播", "现在", "今天"}
+_EVERY_VERSION = re.compile(r"几种|几款|哪几|哪些|有什么(规格|尺寸|款)|what (sizes|versions|options)")
 _ASKING_ZH = re.compile(r"为啥|为什么|为何|怎么|咋|只能|只|能|走")
 _AFTER_SALE = re.compile(
     r"(秒杀|活动|抢购|flash sale|sale|deal)\s*(结束|过|完)(了|以后|之后|后)|after the (flash )?(sale|deal)"
