@@ -1497,8 +1497,10 @@ def _variant_by_range(product: Product | None, text: str) -> str | None:
     # "身高130" of "小号（身高115–135厘米）", "8岁" of "6-8岁": the viewer's own measure in a
     # range the version's name gives
     for kind, value in L.quantities(text):
-        pattern, scale = _OWN_RANGE.get(kind, (None, 1.0))
-        for v in product.variants if pattern is not None else ():
+        if kind not in _OWN_RANGE:
+            continue
+        pattern, scale = _OWN_RANGE[kind]
+        for v in product.variants:
             for low, high in pattern.findall(L.normalize(v.name.zh)):
                 if float(low) * scale <= value <= float(high) * scale:
                     return v.id
