@@ -18,7 +18,13 @@ LATIN_WORD = re.compile(r"[a-z][a-z0-9'’-]*|\d+(?:\.\d+)?[a-z]*")
 
 def normalize(text: str) -> str:
     """NFKC (full-width letters and digits folded) and casefold; Chinese punctuation kept."""
-    return unicodedata.normalize("NFKC", text).casefold().strip()
+    folded = unicodedata.normalize("NFKC", text).casefold().strip()
+    return _SLANG.sub(lambda m: _SLANG_OF[m.group(0)], folded) if _SLANG.search(folded) else folded
+
+
+_SLANG_OF = {"肿么": "怎么", "神马": "什么", "木有": "没有"}
+"""Internet spellings of everyday words, same length ("肿么办" is 怎么办)."""
+_SLANG = re.compile("|".join(_SLANG_OF))
 
 
 def language(text: str) -> str:

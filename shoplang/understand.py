@@ -960,6 +960,7 @@ _REQUEST_ZH = re.compile(
     # "白色表盘上手看看", "上个毛毯看看" (not "我先看看", "大家快看看")
     r"|上(脚|手|身|嘴|脸)看看|^上(一下|个|一个)|^(?!大家).*(?<![我先再快])看看[\s!！~～]*$"
 )
+_PRAISE_ONLY = re.compile(r"^(好|真|超|太)?(好看|漂亮|美|可爱|好美|绝|喜欢)(了|啊|呀|哦)?$")
 _EXCLAIM_ZH = re.compile(
     r"^不知道(?!.*(怎么办|吗|呢))|^哪有(这么|那么)|^(哇|哇塞|天哪|我的天)(?!.*(吗|呢|多少|几))|好好看|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|(?<!不)好(?!不好).*啊$"
     r"|^(为什么|怎么)我?(又|总是|老是|还是)?(抢不到|没抢到|买不到|拍不到|没拍到)"  # missing a flash sale: a complaint
@@ -1010,14 +1011,17 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
         return True
     if L.CJK.search(text):
         clauses = re.split(r"[\s，,。！!~]+", text.strip(" ，,。！!~"))
-        last = clauses[-1]
+        # "床太硬了 有啥推荐": a complaint, then the question; "口红啥色号 好好看": the
+        # question, then only praise
+        asking = [i for i, c in enumerate(clauses) if re.search(r"吗|呢|啥|什么|哪|几|多少|推荐", c)]
         if (
-            last != text
-            and re.search(r"吗|呢|啥|什么|哪|几|多少|推荐", last)
-            and not _EXCLAIM_ZH.search(last)
-            and not re.search(r"哈哈|hhh", last)
+            len(clauses) > 1
+            and asking
+            and (asking[-1] == len(clauses) - 1 or all(_PRAISE_ONLY.match(c) for c in clauses[asking[-1] + 1 :]))
+            and not _EXCLAIM_ZH.search(clauses[asking[-1]])
+            and not re.search(r"哈哈|hhh", clauses[asking[-1]])
         ):
-            return True  # "床太硬了 有啥推荐": a complaint, then the question
+            return True
         if _RHETORICAL_ZH.search(text):
             return False  # "这么好看的包谁不爱呢", "谁还没下单呢 冲啊": asking no one
         if (_EXCLAIM_ZH.search(text) or "哈哈" in text) and not re.search(r"吗|呢", text):
