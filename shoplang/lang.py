@@ -139,7 +139,7 @@ INTENTS: dict[str, tuple[str, ...]] = {
                       "re:when .*(arrive|ship|get it)", "arrive"),
     "fee": ("包邮", "运费", "邮费", "免运费", "满多少", "包不包邮", "re:(?<=[\u4e00-\u9fff])by(?![a-z])|(?<![a-z])by(?=[吗不没])", "free shipping", "shipping fee", "postage",
             "re:ship(s|ping)? (for )?free", "delivery fee"),
-    "region": ("寄到", "发到", "送到", "能寄", "re:能发(?!货)", "配送到", "ship to", "deliver to", "re:ship(s|ping)? .*to "),
+    "region": ("寄到", "发到", "送到", "能寄", "re:能发(?!货)", "re:(能|可以)(配)?送(?!啥|什么|礼|人|给|赠|货|的)", "配送到", "ship to", "deliver to", "re:ship(s|ping)? .*to "),
     "shipping": ("发货", "快递", "物流", "配送", "寄", "shipping", "ship", "deliver", "delivery"),
     "returns": ("运费险", "退货险", "退货", "退换", "换货", "能退", "可以退", "售后", "无理由", "坏了怎么办", "坏了", "破损", "坏果", "退款", "re:(到货|收到|到手|运输|快递|路上).{0,4}(碎|破|裂|漏)",
                 "re:换(个|一个|一下)?(码|尺码|颜色|大一|小一)",

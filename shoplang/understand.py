@@ -546,7 +546,8 @@ class Understanding:
     # ------------------------------------------------------------------ reading
 
     def read(self, original: str) -> Reading:
-        text = L.normalize(original)
+        # "the one the host is holding" points at the product on screen, the way "this one" does
+        text = _HOST_HOLDS.sub("this one", L.normalize(original))
         spans = self._find(text)
         strength: dict[str, float] = {}
         for _, _, pid, weight in spans:
@@ -959,6 +960,10 @@ _REQUEST_ZH = re.compile(
     r"|[是对]吧[\s?？!！~～]"  # "饵料降价了是吧 29.9那个"
     # "白色表盘上手看看", "上个毛毯看看" (not "我先看看", "大家快看看")
     r"|上(脚|手|身|嘴|脸)看看|^上(一下|个|一个)|^(?!大家).*(?<![我先再快])看看[\s!！~～]*$"
+)
+_HOST_HOLDS = re.compile(
+    r"\b(the one|what) (the host|she|he|you)('s| is| are)? (holding|showing|wearing|using)( rn| right now| now)?"
+    r"|\bthe one in (the host'?s|her|his|your) hands?"
 )
 _PRAISE_ONLY = re.compile(r"^(好|真|超|太)?(好看|漂亮|美|可爱|好美|绝|喜欢)(了|啊|呀|哦)?$")
 _EXCLAIM_ZH = re.compile(

@@ -9,7 +9,9 @@ another's versions, a kind of thing asked beside what is answered, "yes" to a pa
 a shade typed with a pinyin slip, a version that a one-character quality starts, a version's
 whole name over another product's shorter alias, a "why" asked of a shipping note, every version
 when all are asked beside one, a numbered part a spec label names, a version by the child's
-height, and "pieces" naming no product.
+height, "pieces" naming no product, internet spellings and a question followed by praise still
+asked, "the one the host is holding", and a place named beside something else asked being no
+delivery question.
 
 The catalogue is written here, for this test (a golf and tableware shop); nothing in shoplang
 names its products. Each case states one mechanism.
@@ -25,6 +27,7 @@ import yaml
 from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
 from barrage.clients.assistant.state import LiveState
 from barrage.shoplang.catalogue import Catalogue
+from barrage.shoplang.understand import Understanding, is_question
 from barrage.v1 import event_pb2
 from tests.insights_room import ask
 
@@ -328,3 +331,26 @@ def test_a_childs_height_picks_the_version_whose_range_holds_it(answerer: Catalo
 def test_pieces_counted_in_a_name_do_not_name_it(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "How many pieces in the bigger set and how much is it?", "dinner")
     assert "[product:dinner]" in reply and "599" in reply and "[product:kids]" not in reply, reply
+
+
+@pytest.mark.parametrize("text", ["推杆第二天就松了肿么办", "主播今天的帽子啥牌子 好好看"])
+def test_internet_spellings_and_a_question_before_praise_are_questions(text: str) -> None:
+    u = Understanding(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
+    assert is_question(text, u.read(text)), text
+
+
+@pytest.mark.parametrize("text", ["哪里找的宝藏店铺 爱了爱了", "哇 多少人在抢推杆啊 太火了"])
+def test_a_question_word_inside_delight_is_no_question(text: str) -> None:
+    u = Understanding(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
+    assert not is_question(text, u.read(text)), text
+
+
+def test_the_one_the_host_is_holding_is_the_one_on_screen(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "how much is the one the host is holding rn?", "rangefinder")
+    assert "1299" in reply and "[product:rangefinder]" in reply, reply
+
+
+def test_a_place_named_beside_something_else_asked_is_no_delivery_question(answerer: CatalogueAnswerer) -> None:
+    assert "可以发" not in ask(answerer, "西藏海拔5000米 测距仪能用吗", "rangefinder")
+    assert "可以发西藏" in ask(answerer, "西藏呢", "rangefinder")
+    assert "可以发新疆" in ask(answerer, "新疆能送测距仪吗", "rangefinder")

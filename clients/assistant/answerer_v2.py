@@ -536,7 +536,7 @@ class CatalogueAnswerer:
                 facts.append(
                     Fact(f"faq:{entry.id}", None, entry.answer.zh, entry.answer.en, (entry.answer.zh, entry.answer.en))
                 )
-        if reading.regions or SHIPPING_INTENTS & set(reading.intents):
+        if SHIPPING_INTENTS & set(reading.intents) or (reading.regions and _only_a_place(reading)):
             facts += _shipping_facts(None, None, self.catalogue.shipping, reading, self.catalogue.currency)
         if "returns" in reading.intents:
             r = self.catalogue.returns
@@ -710,7 +710,7 @@ class CatalogueAnswerer:
                 )
         # Shipping, returns, warranty, gift.
         shipping = p.shipping or self.catalogue.shipping
-        if r.regions or SHIPPING_INTENTS & intents:
+        if SHIPPING_INTENTS & intents or (r.regions and _only_a_place(r)):
             facts += _shipping_facts(p, p.id, shipping, r, currency)
         if "returns" in intents:
             ret = p.returns or self.catalogue.returns
@@ -1104,6 +1104,16 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
         parts_en = [f"ships from {s.ships_from.en} by {s.carrier.en}", when_en, _fee(s, currency, "en")]
     sources = [*_dispatch_numbers(s), str(low), str(high), *([s.note.zh, s.note.en] if s.note else [])]
     return [listing_fact("shipping", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), sources)]
+
+
+def _only_a_place(r: Reading) -> bool:
+    """A place named with nothing else asked ("新疆呢", "西藏?") asks whether it is delivered
+    to; "在北京五环里面飞" or "西藏海拔5000米能起飞吗" asks something else there."""
+    rest = r.residue
+    for region in r.regions:
+        for name in L.REGIONS.get(region, (region,)):
+            rest = rest.replace(L.normalize(name), " ")
+    return not re.search(r"[\u4e00-\u9fff]{2}|[a-z]{3}", rest)
 
 
 def _dispatch(s: Shipping, lang: str) -> str:
