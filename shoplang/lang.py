@@ -255,7 +255,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                    "wade", "stream"),
     "origin": ("产地", "哪里产", "哪产", "产自", "哪里的", "原产", "奶源", "进口", "哪个国家", "哪里生产", "origin", "made in",
                "source", "where is it from", "where .* from", "re:\\bfrom\\b"),
-    "shelf_life": ("保质期", "放多久", "过期", "能放多久", "保存多久", "shelf life", "expire", "expiry", "best before"),
+    "shelf_life": ("保质期", "放多久", "过期", "能放多久", "保存多久", "放几天", "花期", "瓶插期", "能开几天", "开几天", "shelf life", "expire", "expiry", "best before"),
     "storage": ("储存", "保存", "存放", "冷冻", "冷藏", "store", "storage", "插卡", "存储卡", "内存卡", "sd卡", "tf卡",
                 "memory card", "sd card", "microsd"),
     "area": ("面积", "平米", "几平", "平方", "re:\\d+\\s*平(?![方米底板衡])", "re:多大的?(房间|屋子?|客厅|卧室|空间)", "多大房间", "room size", "square met",

@@ -286,6 +286,16 @@ class Understanding:
                     if any(re.sub(r"[(（【\[].*?[)）】\]]", "", n).endswith(word) for n in called):
                         self._ends_with.setdefault(word, set()).add(pid)
         self._own = own
+        self._term_owners: dict[str, set[str]] = {}
+        for term in self.terms:
+            if term.text.isascii():
+                self._term_owners.setdefault(term.text, set()).add(term.product_id)
+        self._head_owners: dict[str, set[str]] = {}
+        for pid, called in own.items():
+            for n in called:
+                bare = re.sub(r"[(（【\[].*?[)）】\]]", "", n)
+                if bare and L.CJK.match(bare[-1]):
+                    self._head_owners.setdefault(bare[-1], set()).add(pid)
         self._heads = {
             bare[-1]
             for e in listed
@@ -317,6 +327,13 @@ class Understanding:
                 if len(title := L.normalize(v.name.zh)) >= 3 and L.CJK.search(title):
                     titles.setdefault(title, set()).add(p.id)
         self._version_titles = {title: next(iter(pids)) for title, pids in titles.items() if len(pids) == 1}
+        # The start of each version's name before its qualifiers ("全遮光" of 全遮光PVC涂层)
+        self._version_starts = {
+            p.id: frozenset(
+                m.group(0) for v in p.variants if (m := re.match(r"[\u4e00-\u9fff]+", L.normalize(v.name.zh)))
+            )
+            for p in (catalogue.products if catalogue is not None else ())
+        }
         self._variant_names = {
             pid: " ".join(text for key, text in topics if key == "variants") for pid, topics in self._topics.items()
         }
@@ -547,8 +564,19 @@ class Understanding:
 
     def read(self, original: str) -> Reading:
         # "the one the host is holding" points at the product on screen, the way "this one" does
-        text = _HOST_HOLDS.sub("this one", L.normalize(original))
+        text = _PINNED_THING.sub("this", _HOST_HOLDS.sub("this one", L.normalize(original)))
         spans = self._find(text)
+        if len({pid for _, _, pid, _ in spans}) > 1:
+            # "卷帘全遮光的多少": 全遮光 is a version of the roller blind named, not the
+            # full-blackout curtain whose name holds it too
+            spans = [
+                (a, b, pid, w)
+                for a, b, pid, w in spans
+                if not any(
+                    other != pid and len(text[a:b]) >= 2 and text[a:b] in self._version_starts.get(other, ())
+                    for _, _, other, _ in spans
+                )
+            ] or spans
         strength: dict[str, float] = {}
         for _, _, pid, weight in spans:
             strength[pid] = max(strength.get(pid, 0.0), weight)
@@ -747,6 +775,12 @@ class Understanding:
                 continue  # the cheap test first: most terms are not in a given comment
             for match in _term_pattern(term.text).finditer(text):
                 hits.append((match.start(), match.end(), term.product_id, term.weight))
+        for match in _WORD_THEN_HEAD.finditer(text):
+            # "golf伞": an English word of one product's names before its Chinese head noun
+            # (not "guitar弦距": 弦 starts another word there)
+            owners = self._term_owners.get(match.group(1), set()) & self._head_owners.get(match.group(2), set())
+            if len(owners) == 1:
+                hits.append((match.start(), match.end(), next(iter(owners)), 8.0))
         if self._pinyin:
             hits += self._pinyin_hits(text, hits)
         if not any(L.CJK.search(text[s:e]) is None for s, e, _, _ in hits):
@@ -961,10 +995,16 @@ _REQUEST_ZH = re.compile(
     # "白色表盘上手看看", "上个毛毯看看" (not "我先看看", "大家快看看")
     r"|上(脚|手|身|嘴|脸)看看|^上(一下|个|一个)|^(?!大家).*(?<![我先再快])看看[\s!！~～]*$"
 )
+_WORD_THEN_HEAD = re.compile(
+    r"([a-z]{3,})\s*([\u4e00-\u9fff])(?=$|[^\u4e00-\u9fff]|[是有的吗多能怎几呢啊还要可会好贵咋哪啥什在])"
+)
+"""An English word, then one Chinese character that ends the word there ("golf伞是", not "guitar弦距")."""
 _HOST_HOLDS = re.compile(
     r"\b(the one|what) (the host|she|he|you)('s| is| are)? (holding|showing|wearing|using)( rn| right now| now)?"
-    r"|\bthe one in (the host'?s|her|his|your) hands?"
+    r"|\bthe one in (the host'?s|her|his|your) hands?|\bthe pinned one\b"
 )
+_PINNED_THING = re.compile(r"\bthe pinned\b")
+"""("the pinned curtain": this curtain)"""
 _PRAISE_ONLY = re.compile(r"^(好|真|超|太)?(好看|漂亮|美|可爱|好美|绝|喜欢)(了|啊|呀|哦)?$")
 _EXCLAIM_ZH = re.compile(
     r"^不知道(?!.*(怎么办|吗|呢))|^哪有(这么|那么)|^(哇|哇塞|天哪|我的天)(?!.*(吗|呢|多少|几))|好好看|怎么这么|多少钱都|什么都|哪里都|多么|太.*了|(?<!不)好(?!不好).*啊$"

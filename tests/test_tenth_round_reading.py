@@ -11,7 +11,8 @@ whole name over another product's shorter alias, a "why" asked of a shipping not
 when all are asked beside one, a numbered part a spec label names, a version by the child's
 height, "pieces" naming no product, internet spellings and a question followed by praise still
 asked, "the one the host is holding", and a place named beside something else asked being no
-delivery question.
+delivery question, "the pinned X", an English word before a Chinese head noun ("golf伞"), and a
+word that starts a named product's version naming no other product.
 
 The catalogue is written here, for this test (a golf and tableware shop); nothing in shoplang
 names its products. Each case states one mechanism.
@@ -172,6 +173,28 @@ products:
     variants:
       - {id: l33, name: {zh: 33英寸（约83.8厘米）, en: 33 in (about 83.8 cm)}}
       - {id: l34, name: {zh: 34英寸（约86.4厘米）, en: 34 in (about 86.4 cm)}}
+  - id: blind
+    name: {zh: 遮光卷帘, en: Roller blind}
+    aliases: [卷帘]
+    category: {zh: 卷帘, en: roller blind}
+    price: 69
+    variants:
+      - {id: half, name: {zh: 半遮光（每平方米）, en: half blackout (per m²)}}
+      - {id: full, name: {zh: 全遮光PVC涂层（每平方米）, en: full blackout PVC (per m²)}, price: 89}
+  - id: curtain
+    name: {zh: 加厚全遮光窗帘, en: Thick full-blackout curtain}
+    aliases: [全遮光, 遮光帘]
+    category: {zh: 窗帘, en: curtain}
+    price: 45
+  - id: umbrella
+    name: {zh: 双层防风高尔夫长柄伞, en: Double-canopy golf umbrella}
+    category: {zh: 长柄伞, en: golf umbrella}
+    price: 129
+    specs:
+      - key: open
+        name: {zh: 开收方式, en: opening}
+        value: {zh: 自动开、手动收, en: "opens automatically, closes by hand"}
+        keywords: [全自动, 自动, 手动]
   - id: kids
     name: {zh: 儿童餐具三件套, en: "Kids' tableware, 3 pieces"}
     category: {zh: 儿童餐具, en: kids' tableware}
@@ -354,3 +377,18 @@ def test_a_place_named_beside_something_else_asked_is_no_delivery_question(answe
     assert "可以发" not in ask(answerer, "西藏海拔5000米 测距仪能用吗", "rangefinder")
     assert "可以发西藏" in ask(answerer, "西藏呢", "rangefinder")
     assert "可以发新疆" in ask(answerer, "新疆能送测距仪吗", "rangefinder")
+
+
+def test_the_pinned_thing_is_the_one_on_screen(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "is the pinned curtain priced per metre? how much", "curtain")
+    assert "[product:curtain]" in reply and "45" in reply, reply
+
+
+def test_an_english_word_before_a_chinese_head_noun_names_the_product(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "golf伞是全自动吗", "driver")
+    assert "[product:umbrella]" in reply and "手动收" in reply and not reply.startswith("可以"), reply
+
+
+def test_a_word_starting_a_named_products_version_names_no_other(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "卷帘全遮光的多少一平 半遮光呢", "driver")
+    assert "89" in reply and "69" in reply and "[product:curtain]" not in reply, reply

@@ -1183,9 +1183,10 @@ def _listed_yes(p: Product, r: Reading, facts: list[Fact]) -> Fact | None:
         return None
     said = L.normalize(" ".join(f"{f.zh} {f.en}" for f in facts))
     # Chinese chunks whole, less the verbs of using ("用冷水冲" of "加150ml冷水…" says 冷水)
-    chunks = [_USE_WORDS.sub("", c) for c in r.residue.split() if L.CJK.search(c)]
+    pieces = [piece for c in r.residue.split() for piece in re.findall(r"[\u4e00-\u9fff]+|[a-z]+", c)]
     words = [w for w in content_words(r.residue) if not re.search(r"\d", w) and not L.CJK.search(w)]
-    words += [c for c in chunks if len(c) >= 2 and not re.search(r"\d", c)]
+    words += [p for p in pieces if not L.CJK.search(p) and len(p) >= 3 and p not in L.STOP_EN and p not in words]
+    words += [c for p in pieces if L.CJK.search(p) and len(c := _USE_WORDS.sub("", p)) >= 2]
     if not words:
         return None
     for word in words:
@@ -1198,16 +1199,16 @@ def _listed_yes(p: Product, r: Reading, facts: list[Fact]) -> Fact | None:
 
 
 def _core_said(word: str, said: str) -> str:
-    """The word, or for a Chinese word the longest part of it the text says, if that is at
-    least half of it and two characters; "" when the text says too little of it."""
+    """The word, or for a Chinese word the longest start of it the text says, if that is at
+    least half of it and two characters ("冷水冲": 冷水); "" when the text says too little of
+    it. Only a start: "全自动" is not said by "自动开、手动收"."""
     if word in said or not L.CJK.search(word):
         return word if word in said else ""
     for n in range(len(word) - 1, 1, -1):
         if n * 2 < len(word):
             break
-        for i in range(len(word) - n + 1):
-            if word[i : i + n] in said:
-                return word[i : i + n]
+        if word[:n] in said:
+            return word[:n]
     return ""
 
 
