@@ -1,7 +1,9 @@
 """The evaluation shops written for issue 15 on 2026-12-06 and 2026-12-07 by engineers who had
 not read the matching code (beauty, pets, fashion; toys, jewelry; appliances, tea, furniture;
 auto, garden, fitness; digital, snacks, kitchen; cleaning, eyewear, bags; books, lighting, music;
-office, crafts, party; hardware, fishing, haircare; baking, cycling, swimwear).
+office, crafts, party; hardware, fishing, haircare; baking, cycling, swimwear; coffee, golf,
+ceramics, nails; flowers, umbrellas, drones, curtains; wigs, beautydevices, powerstations,
+downjackets).
 
 Only their shape is checked here — they load, are complete and convert to the first format, and
 never a score. Their first runs are recorded in docs/assistant.md and docs/insights.md; which were
@@ -23,7 +25,8 @@ SHOPS = Path(__file__).resolve().parent.parent / "evals" / "shops"
 FRESH = [
     "beauty", "pets", "fashion", "toys", "jewelry", "appliances", "tea", "furniture", "auto", "garden", "fitness",
     "digital", "snacks", "kitchen", "cleaning", "eyewear", "bags", "books", "lighting", "music", "office", "crafts",
-    "party", "hardware", "fishing", "haircare", "baking", "cycling", "swimwear",
+    "party", "hardware", "fishing", "haircare", "baking", "cycling", "swimwear", "coffee", "golf", "ceramics", "nails",
+    "flowers", "umbrellas", "drones", "curtains", "wigs", "beautydevices", "powerstations", "downjackets",
 ]  # fmt: skip
 
 
