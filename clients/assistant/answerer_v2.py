@@ -1285,14 +1285,15 @@ _EXTREME_PRICE = re.compile(r"最便宜|最实惠|最低价|\bcheapest\b|(?P<dea
 _CARRIERS = ("顺丰", "京东", "中通", "圆通", "申通", "韵达", "极兔", "邮政", "德邦", "ems", "sf", "jd", "zto", "yto")
 _ON_THE_HOST = {"身上", "手上", "手里", "主播", "直播", "现在", "今天"}
 _EVERY_VERSION = re.compile(r"几种|几款|哪几|哪些|有什么(规格|尺寸|款)|what (sizes|versions|options)")
-_ASKING_ZH = re.compile(r"为啥|为什么|为何|怎么|咋|只能|只|能|走")
+_ASKING_ZH = re.compile(r"^(为啥|为什么|为何|怎么|咋|只能|只|能|走)+")
+"""The words of asking that start a chunk ("为啥只", "走陆运" -> 陆运)."""
 _AFTER_SALE = re.compile(
     r"(秒杀|活动|抢购|flash sale|sale|deal)\s*(结束|过|完)(了|以后|之后|后)|after the (flash )?(sale|deal)"
     r"|(秒杀|活动)(以|之)?后|恢复原价|original price after"
 )
 """Asks the price once the flash sale is over."""
 _DESCRIBE = re.compile(
-    r"是(个|个什么|一个)?(什么|啥|神马)(东西|玩意儿?|产品|商品|宝贝)?[呀啊呢哦吖嘞]*[?？!！。~～\s]*$"
+    r"是(个|个什么|一个)?(什么|啥)(东西|玩意儿?|产品|商品|宝贝)?[呀啊呢哦吖嘞]*[?？!！。~～\s]*$"
     r"|(什么|啥)(东西|玩意)|(干嘛|干什么|做什么|有什么|有啥|啥)用|介绍(一)?下|讲讲|讲一下"
     r"|^\s*(what'?s|what is|whats)\s+(this|that|it|link\s*#?\s*\d+)\s*\??\s*$"
     r"|tell me about|what does (it|this|that) do|what('?s| is) (it|this) for"

@@ -238,14 +238,14 @@ def chart_rows_saying(p: Product, residue: str) -> Fact | None:
     chart = p.size_chart
     if chart is None:
         return None
-    runs = [run for run in re.findall(r"[\u4e00-\u9fff]{2,}", residue)]
+    runs: list[str] = re.findall(r"[\u4e00-\u9fff]{2,}", residue)
     words = {run[i : i + 3] for run in runs for i in range(len(run) - 2)} | {run for run in runs if len(run) == 2}
     words |= {w for w in re.findall(r"[a-z]{6,}", L.normalize(residue)) if w not in L.STOP_EN}
     rows = [
         (size, column, cell)
         for size, cells in chart.rows.items()
         for column, cell in zip(chart.columns, cells, strict=True)
-        if any(w in L.normalize(f"{cell}") for w in words)
+        if any(w in L.normalize(cell) for w in words)
     ]
     if not rows or len(rows) == len(chart.rows):
         return None  # a word every size says tells none apart
