@@ -11,6 +11,8 @@ needs nothing but the reply texts, so anyone can score any assistant from outsid
 is "no reply"). A reply is judged by:
 - expected facts: every `expect` item in the text (an item that is a list: any of them);
 - forbidden strings: none of `forbid` in the text;
+  (a clock time in the reply, "（23:59结束）", says neither an expected nor a forbidden "59"
+  unless the item itself is written with a colon: the reply's wording must say it);
 - a decline where the answer is unknown (`decline: true`): the text says it is not
   listed / not known / to ask customer service (DECLINE_MARKERS);
 - no wrong product: a reply whose product references (`[product:ID]`) do not include the
@@ -212,6 +214,15 @@ class Verdict:
         return bool(self.reply.strip())
 
 
+_CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?![\d:])")
+
+
+def _says(reply: str, text: str) -> bool:
+    """The reply holds the text, not only inside a clock time (unless the text is one)."""
+    hay = reply if ":" in text else _CLOCK.sub(" ", reply)
+    return text.lower() in hay.lower()
+
+
 def judge(question: Question, reply: str, world: set[str]) -> Verdict:
     why: list[str] = []
     if not reply.strip():
@@ -223,14 +234,14 @@ def judge(question: Question, reply: str, world: set[str]) -> Verdict:
     invented = numbers(reply) - world
     if invented:
         why.append(f"invented numbers {sorted(invented)}")
-    bad = [text for text in question.forbid if text.lower() in reply.lower()]
+    bad = [text for text in question.forbid if _says(reply, text)]
     if bad:
         why.append(f"says forbidden {bad}")
     if question.decline:
         if not is_decline(reply):
             why.append("does not decline")
     else:
-        missing = [alts for alts in question.expect if not any(a.lower() in reply.lower() for a in alts)]
+        missing = [alts for alts in question.expect if not any(_says(reply, a) for a in alts)]
         if missing:
             why.append(f"missing {missing}")
     return Verdict(question, reply, not why, why, invented, wrong)

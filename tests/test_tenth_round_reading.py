@@ -216,6 +216,11 @@ def answerer() -> CatalogueAnswerer:
     return CatalogueAnswerer(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
 
 
+@pytest.fixture(scope="module")
+def understanding(answerer: CatalogueAnswerer) -> Understanding:
+    return answerer.understanding
+
+
 def test_a_number_beside_a_chart_column_picks_the_row_whose_range_holds_it(answerer: CatalogueAnswerer) -> None:
     # 21.5 cm of palm is in 24's 21-22; the 21 of "21.5" is no size 21
     reply = ask(answerer, "手套掌围21.5厘米戴几号", "driver")
@@ -357,15 +362,13 @@ def test_pieces_counted_in_a_name_do_not_name_it(answerer: CatalogueAnswerer) ->
 
 
 @pytest.mark.parametrize("text", ["推杆第二天就松了肿么办", "主播今天的帽子啥牌子 好好看"])
-def test_internet_spellings_and_a_question_before_praise_are_questions(text: str) -> None:
-    u = Understanding(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
-    assert is_question(text, u.read(text)), text
+def test_internet_spellings_and_a_question_before_praise_are_questions(understanding: Understanding, text: str) -> None:
+    assert is_question(text, understanding.read(text)), text
 
 
 @pytest.mark.parametrize("text", ["哪里找的宝藏店铺 爱了爱了", "哇 多少人在抢推杆啊 太火了"])
-def test_a_question_word_inside_delight_is_no_question(text: str) -> None:
-    u = Understanding(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
-    assert not is_question(text, u.read(text)), text
+def test_a_question_word_inside_delight_is_no_question(understanding: Understanding, text: str) -> None:
+    assert not is_question(text, understanding.read(text)), text
 
 
 def test_the_one_the_host_is_holding_is_the_one_on_screen(answerer: CatalogueAnswerer) -> None:

@@ -94,6 +94,17 @@ def test_the_scorer_needs_every_expected_fact_and_no_forbidden_string() -> None:
     assert judge(q, "", world).why == ["no reply"]
 
 
+def test_a_clock_time_in_a_reply_says_no_expected_or_forbidden_number() -> None:
+    q = Question(id="z", q="秒杀多少钱", lang="zh", product="p", expect=[["59"]], forbid=["23"])
+    replies = [
+        "秒杀价¥59，还剩20分钟（00:05结束） [product:p]",
+        "秒杀价¥69，还剩20分钟（01:59结束） [product:p]",  # 59 only in the clock
+        "秒杀价¥59，还剩20分钟（23:52结束） [product:p]",  # 23 only in the clock
+    ]
+    world = set().union(*(numbers(r) for r in replies))
+    assert [judge(q, r, world).ok for r in replies] == [True, False, True]
+
+
 def test_the_scorer_wants_a_decline_where_the_answer_is_unknown() -> None:
     q = Question(id="y", q="有红色吗", lang="zh", decline=True)
     assert judge(q, "抱歉，商品信息里没有列出这一点，请咨询客服～", set()).ok

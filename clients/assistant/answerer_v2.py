@@ -35,6 +35,7 @@ from barrage.clients.assistant.listing_facts import (
     column_kind,
     count_not_listed,
     listing_fact,
+    materials_fact,
     money_text,
     same_number,
     size_fact,
@@ -755,8 +756,7 @@ class CatalogueAnswerer:
         if "materials" not in intents and p.materials and not facts and self.understanding.substance_asked(r, p.id):
             intents.add("materials")
         if "materials" in intents and p.materials:
-            facts.append(listing_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
-                               f"{name_en} is made with: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
+            facts.append(materials_fact(p))
         audience = "suitable" in intents or any(kind in ("age", "weight", "height") for kind, _ in r.quantities)
         measured = any(kind in ("age", "weight", "height") for kind, _ in r.quantities)  # (the limits below)
         named_audience = _audience_named(p, r) if (audience or not facts) and not (r.sizes or measured) else None
@@ -814,8 +814,7 @@ class CatalogueAnswerer:
         if "count" in intents and not facts:
             facts += _count_facts(p, r, currency)
         if not facts and r.concepts and p.materials and _materials_answer(p, r):
-            facts.append(listing_fact("materials", p, f"{name_zh} 成分/材质：{'、'.join(m.zh for m in p.materials)}",
-                               f"{name_en} is made with: {', '.join(m.en for m in p.materials)}", []))  # fmt: skip
+            facts.append(materials_fact(p))
         if not facts and r.concepts:
             # "步摇戴久了会掉色吗": whichever part of the listing speaks of that kind of thing
             # (its description, a warranty, returns or shipping note, an FAQ answer); a way of
@@ -1768,8 +1767,7 @@ def _counted_in_unit_asked(p: Product, r: Reading, currency: str) -> list[Fact]:
     if any(holds(v.name.zh) for v in p.variants):
         return [variants_fact(p, currency)]
     if any(holds(m.zh) for m in p.materials):
-        zh, en = "、".join(m.zh for m in p.materials), ", ".join(m.en for m in p.materials)
-        return [listing_fact("materials", p, f"{p.name.zh} 成分/材质：{zh}", f"{p.name.en} is made with: {en}", [])]
+        return [materials_fact(p)]
     return []
 
 

@@ -34,9 +34,7 @@ def size_fact(p: Product, r: Reading) -> Fact | None:
     charted = {column_kind(c) for c in chart.columns} if chart is not None else set()
     if chart is not None and not charted & {k for k, _ in asked} and (by_column := _rows_covering(chart, r.text)):
         # "掌围21.5厘米戴几号": a number beside a column the chart has, in that column's ranges
-        zh = f"{p.name.zh} 可选：" + "、".join(f"{size}码（{col.zh}{cell}）" for size, col, cell in by_column)
-        en = f"{p.name.en}: choose " + ", ".join(f"{size} ({col.en} {cell})" for size, col, cell in by_column)
-        return listing_fact("sizes", p, zh, en, [])
+        return _rows_fact(p, by_column)
     if chart is not None and asked:
         rows = []
         points: list[tuple[float, str, Text, str]] = []
@@ -76,9 +74,7 @@ def size_fact(p: Product, r: Reading) -> Fact | None:
             # 165 cm and 52 kg: the size that fits both, not every size that fits one.
             rows = [row for row in rows if row[0] in every]
         if rows:
-            zh = f"{p.name.zh} 可选：" + "、".join(f"{size}码（{col.zh}{cell}）" for size, col, cell in rows)
-            en = f"{p.name.en}: choose " + ", ".join(f"{size} ({col.en} {cell})" for size, col, cell in rows)
-            return listing_fact("sizes", p, zh, en, [])
+            return _rows_fact(p, rows)
     if chart is not None and (r.sizes or "count" in r.intents):
         wanted = [s for s in chart.rows if s.casefold() in r.sizes] or list(chart.rows)
         zh = f"{p.name.zh} 尺码表：" + "；".join(
@@ -109,6 +105,11 @@ def variants_fact(p: Product, currency: str) -> Fact:
     zh = "、".join(f"{v.name.zh} {price(v)}" for v in p.variants)
     en = ", ".join(f"{v.name.en} {price(v)}" for v in p.variants)
     return listing_fact("variants", p, f"{p.name.zh} 可选：{zh}", f"{p.name.en} options: {en}", [])
+
+
+def materials_fact(p: Product) -> Fact:
+    zh, en = "、".join(m.zh for m in p.materials), ", ".join(m.en for m in p.materials)
+    return listing_fact("materials", p, f"{p.name.zh} 成分/材质：{zh}", f"{p.name.en} is made with: {en}", [])
 
 
 def colours_fact(p: Product, name_zh: str, name_en: str) -> Fact:
@@ -249,8 +250,13 @@ def chart_rows_saying(p: Product, residue: str) -> Fact | None:
     ]
     if not rows or len(rows) == len(chart.rows):
         return None  # a word every size says tells none apart
-    zh = f"{p.name.zh} 可选：" + "、".join(f"{size}号（{col.zh}{cell}）" for size, col, cell in rows)
-    en = f"{p.name.en}: choose " + ", ".join(f"size {size} ({col.en} {cell})" for size, col, cell in rows)
+    return _rows_fact(p, rows, zh_mark="号", en_mark="size ")
+
+
+def _rows_fact(p: Product, rows: list[tuple[str, Text, str]], zh_mark: str = "码", en_mark: str = "") -> Fact:
+    """The sizes to choose, each with the chart cell that picked it."""
+    zh = f"{p.name.zh} 可选：" + "、".join(f"{size}{zh_mark}（{col.zh}{cell}）" for size, col, cell in rows)
+    en = f"{p.name.en}: choose " + ", ".join(f"{en_mark}{size} ({col.en} {cell})" for size, col, cell in rows)
     return listing_fact("sizes", p, zh, en, [])
 
 
