@@ -277,6 +277,22 @@ class Understanding:
         self._shop_words: set[str] = set()
         own = {entry.product_id: {L.normalize(n) for n in (*entry.names, *entry.categories)} for entry in listed}
         self.terms = _dedupe(raw, self._shop_words, own)
+        self._shop_holders = {
+            word: {pid for pid, terms in raw.items() if any(t == word for t, _ in terms)}
+            for word in self._shop_words
+            if len(word) >= 2 and L.CJK.search(word)
+        }
+        # English words of several products' names ("duck", "long"): together they may name one.
+        for entry in listed:
+            for word in _content_en(" ".join((*entry.names, *entry.categories))):
+                self._shop_holders.setdefault(word, set()).add(entry.product_id)
+        # An amount with its unit that one product's name gives ("100W折叠太阳能板").
+        amounts: dict[str, set[str]] = {}
+        for entry in listed:
+            for name in entry.names:
+                for amount in _AMOUNT_IN_NAME.findall(L.normalize(name)):
+                    amounts.setdefault(amount, set()).add(entry.product_id)
+        self._amount_names = {amount: next(iter(pids)) for amount, pids in amounts.items() if len(pids) == 1}
         # A word many names hold, by the products whose name or kind ends with it ("相机": the
         # 卡片相机, not the 相机电池 or the 相机清洁套装, where it only qualifies the head noun).
         self._ends_with: dict[str, set[str]] = {}
@@ -577,6 +593,7 @@ class Understanding:
                     for _, _, other, _ in spans
                 )
             ] or spans
+        spans = self._narrowed(text, spans) or self._by_amount_named(text)
         strength: dict[str, float] = {}
         for _, _, pid, weight in spans:
             strength[pid] = max(strength.get(pid, 0.0), weight)
@@ -592,6 +609,13 @@ class Understanding:
         for a, b, _, w in spans:
             best_at[(a, b)] = max(best_at.get((a, b), 0.0), w)
         spans = [s for s in spans if s[3] >= best_at[(s[0], s[1])]]
+        if not _COMPARED.search(text):
+            # "6号那个脱毛仪": of the products a word names, the one the text names firmly elsewhere
+            shared = {(a, b) for a, b, _, _ in spans if sum(1 for s in spans if (s[0], s[1]) == (a, b)) > 1}
+            for place in shared:
+                elsewhere = {pid for a, b, pid, w in spans if (a, b) != place and w >= 3.0}
+                if elsewhere & {pid for a, b, pid, _ in spans if (a, b) == place}:
+                    spans = [s for s in spans if (s[0], s[1]) != place or s[2] in elsewhere]
         # ("这个能充苹果电脑吗": 苹果 is what it charges; "这个胸背" names the harness it points at)
         partial = all(
             w < 3.0 and L.CJK.search(text[a:b]) and not _AFTER_POINTING.search(text[:a]) for a, b, _, w in spans
@@ -732,6 +756,55 @@ class Understanding:
         )
         reading.question = is_question(original, reading)
         return reading
+
+    def _narrowed(self, text: str, spans: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:
+        """Names of several products, and beside them a word many products share: the named ones
+        that word is true of ("真发那个短发": of the two bobs, the real-hair one)."""
+        named = {pid for _, _, pid, _ in spans}
+        said = [
+            (m.start(), holders)
+            for word, holders in self._shop_holders.items()
+            if (m := re.search(re.escape(word) if L.CJK.search(word) else rf"(?<!how )\b{word}\b", text)) is not None
+            and len(holders) >= 2
+            and not _is_cue(word)
+            and not any(a < m.start() + len(word) and m.start() < b for a, b, _, _ in spans)
+        ]
+        if not named:
+            # "the duck down long one": two words many products share, which only one holds both of
+            common = set.intersection(*(set(h) for _, h in said)) if len(said) >= 2 else set()
+            if len(common) == 1:
+                at = min(start for start, _ in said)
+                return [(at, at, next(iter(common)), 1.0)]
+            return spans
+        if len(named) < 2:
+            return spans
+        # Only a word before the strongest name qualifies it ("真发那个短发"); one after says what is
+        # asked ("三角架送手机夹吗", "连体泳衣防晒吗").
+        strongest = max(spans, key=lambda s: (s[3] * (s[1] - s[0]), -s[0]))
+        head = strongest[:2]
+        at_head = {pid for a, b, pid, _ in spans if (a, b) == head}
+        # (a word some products share is such a word too, wherever it is no part of the strongest name)
+        for a, b in {(a, b) for a, b, _, _ in spans if b <= head[0]}:
+            said.append((a, {pid for x, y, pid, _ in spans if (x, y) == (a, b)}))
+        for start, holders in said:
+            kept = at_head & holders
+            if start > head[0] or not kept or kept == at_head:
+                continue
+            # (two words agreeing name it firmly, however weakly each alone does)
+            spans = [(a, b, pid, max(w, 1.0)) for a, b, pid, w in spans if pid in kept]
+            at_head = kept
+        return spans
+
+    def _by_amount_named(self, text: str) -> list[tuple[int, int, str, float]]:
+        """Nothing named, but "the one of" an amount only one product's name gives ("100w那个防水吗":
+        the 100W panel) — not one asked for ("有200ml的吗" asks whether the one on screen comes so)."""
+        asked = " ".join(m.group(0) for m in _ASKS_IF_THERE.finditer(text))
+        for match in _AMOUNT_IN_NAME.finditer(text):
+            owner = self._amount_names.get(match.group(0))
+            pointing = re.match(r"\s*的?\s*[那这]?[个款台只件块]", text[match.end() :])
+            if owner is not None and pointing and match.group(0) not in asked:
+                return [(match.start(), match.end(), owner, 1.0)]
+        return []
 
     def _find(self, text: str) -> list[tuple[int, int, str, float]]:
         """(start, end, product id) of every product term in the text, longest first, no overlaps."""
@@ -888,6 +961,9 @@ class Understanding:
                     # ("两个人 买多大的": the size for them is the answer, not a spec of its own)
                     reading.concepts = tuple(c for c in reading.concepts if c not in _SIZE_LIKE)
             if variant is None and product_id in reading.named:
+                # "13x15的35cm多少" of four base-and-length versions: the one with every number said
+                variant = _variant_by_numbers(self.catalogue.product(product_id), reading.text)
+            if variant is None and product_id in reading.named:
                 # "穿戴甲有短的吗" of 短款方圆 / 中长款杏仁 / 长款芭蕾: the one version that word starts
                 variant = _variant_by_first_word(self.catalogue.product(product_id), reading.text)
             if variant is not None:
@@ -954,7 +1030,8 @@ _HOW_MUCH_OF = re.compile(
     r"|pls\b|please\b|each\b|per\b|in\b|\?|$)[a-z]"
 )
 _BARE_HOW_MUCH = re.compile(r"多少[啊呀呢哇嘞捏]?[\s?？!！~～。.]*$")
-_WHEN_WORDS = {"现在", "今天", "目前", "这会", "直播间", "现价", "到手"}
+_WHEN_WORDS = {"现在", "今天", "目前", "这会", "直播间", "现价", "到手", "便宜", "贵"}
+"""Words that may stand beside a bare 多少 and still ask the price ("便宜的那个多少": which one is cheap)."""
 
 
 _VERDICT = re.compile(r"可以|不错|还行|挺|划算|便宜|实惠|贵|好看|喜欢|绝了|值")
@@ -1200,7 +1277,7 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
         for n in range(2, len(cjk)):
             for i in range(len(cjk) - n + 1):
                 part = cjk[i : i + n]
-                if part not in L.GENERIC_NAME_WORDS and not _is_cue(part):
+                if part not in L.GENERIC_NAME_WORDS and not _is_cue(part) and not _POINTER.search(part):
                     terms.append((part, n * 0.8))
     # A link number in the other language's form: "4号链接" is "link 4" (and "#4"), and back.
     for name in product.names:
@@ -1253,6 +1330,9 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
 _SIZE_LABEL = re.compile(r"(?<![a-z0-9'’])(?<!\d\.)(x{0,4}[sl]|m|nb|xx+l|\d{2,3})(?![a-z0-9]|\.\d)\s*(码|号|size)?")
 """A size label ("XL", "42码"), not the whole of a decimal ("掌围21.5厘米" gives no size 21)."""
 _STOCK_WORDS_EN = frozenset({"left", "remaining", "available"})
+_AMOUNT_IN_NAME = re.compile(r"(?<![\d.a-z])\d+(?:\.\d+)?[a-z]{1,3}(?![a-z])")
+_POINTER = re.compile(r"[这那哪][个款件只台套种]")
+"""A pronoun inside a nickname ("千瓦时那个"): "那个" alone points, it names nothing."""
 _LINK_NAME = re.compile(r"\d+\s*号链接|link\s*\d+", re.IGNORECASE)
 
 
@@ -1527,6 +1607,21 @@ def _variant_by_length(product: Product | None, text: str) -> str | None:
         by_length = bool(asked) and all(any(abs(a - h) < 1e-6 for h in has) for a in asked)
         if by_length or (not asked and any(_in_order(side, numbers) for side in sides)):
             found.append(v.id)
+    return found[0] if len(found) == 1 else None
+
+
+def _variant_by_numbers(product: Product | None, text: str) -> str | None:
+    """The one variant whose name holds every number the text gives (two or more; not a link's "6号")."""
+    if product is None:
+        return None
+    said = set(re.findall(r"(?<![\d.])\d+(?:\.\d+)?(?![\d.]|\s*号)", re.sub(r"link\s*#?\s*\d+", " ", text)))
+    if len(said) < 2:
+        return None
+    found = [
+        v.id
+        for v in product.variants
+        if said <= set(re.findall(r"\d+(?:\.\d+)?", L.normalize(f"{v.name.zh} {v.name.en}")))
+    ]
     return found[0] if len(found) == 1 else None
 
 

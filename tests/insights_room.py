@@ -41,7 +41,9 @@ def fold(catalogue: Catalogue, texts: list[str], pinned: str, sale: str | None =
         event_pb2.Event(event_id="cat", payload=event_pb2.Payload(catalogue_registered=registered)),
         event_pb2.Event(
             event_id="pin",
-            payload=event_pb2.Payload(product_pinned=event_pb2.ProductPinned(product=event_pb2.Product(product_id=pinned))),
+            payload=event_pb2.Payload(
+                product_pinned=event_pb2.ProductPinned(product=event_pb2.Product(product_id=pinned))
+            ),
         ),
     ]
     if sale is not None:

@@ -121,7 +121,6 @@ def answerer(catalogue: Catalogue) -> CatalogueAnswerer:
     return CatalogueAnswerer(catalogue)
 
 
-
 @pytest.mark.parametrize(
     ("text", "pinned", "must"),
     [

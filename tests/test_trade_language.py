@@ -29,7 +29,6 @@ def answerer() -> CatalogueAnswerer:
     return CatalogueAnswerer(load_catalogue(CATALOGUE))
 
 
-
 @pytest.mark.parametrize(
     ("text", "must"),
     [

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from decimal import Decimal
 from functools import lru_cache
 
@@ -195,7 +196,11 @@ class CatalogueAnswerer:
                 # "那个58g的鼠标" with the keyboard pinned: the one listing giving that amount
                 shown = [pid for pid in screen if pid in held]
                 products = shown[:1] or (sorted(held) if len(held) == 1 else products)
-            elif (head := self.understanding.head_owner(reading, products[0] if products else None)) is not None:
+            elif (
+                # ("这件是鹅绒还是鸭绒": two kinds the thing on screen may be, not the products called so)
+                not (reading.pointed and _CHOICE.search(reading.text))
+                and (head := self.understanding.head_owner(reading, products[0] if products else None)) is not None
+            ):
                 products = [head]  # "相机买了送什么" with the gimbal pinned: the camera
             elif (
                 not reading.pointed
@@ -240,7 +245,15 @@ class CatalogueAnswerer:
                 products = holders
         chosen = self._choice(reading, products[:1])
         if chosen is not None:
-            return Answer(question, lang, "answer", (chosen,), render(lang, [chosen]))
+            # "is the pinned one goose or duck? what fill power?": the choice, then the rest asked
+            rest = _CHOICE.sub(" ", reading.text, count=1)
+            more = self.understanding.read(rest)
+            extra: tuple[Fact, ...] = ()
+            if more.intents or more.concepts or more.residue.strip():
+                answered = self._answer(rest, more, lang, state, now_ms)
+                extra = answered.facts if answered.outcome == "answer" else ()
+            chosen_facts = [chosen, *(f for f in extra if f.kind != "choice")]
+            return Answer(question, lang, "answer", tuple(chosen_facts), render(lang, chosen_facts))
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
         shop_only = (
             bool(shop_facts)
@@ -577,7 +590,9 @@ class CatalogueAnswerer:
                 if L.COLOUR_ZH_OF.get(a, a.removesuffix("色")) in name_zh or _en_in(a, name_en.lower())
                 if re.search(rf"\b(?:is|are)\b.*\b{re.escape(a)}\b\s*(?:inside|\?|$)|是{re.escape(a)}", r.text)
             ]
-            if listed:
+            if listed and p.colours and _OTHER_COLOURS.search(r.text):
+                facts.append(colours_fact(p, name_zh, name_en))  # "come in black? any other colour?": all of them
+            elif listed:
                 facts.append(listing_fact("colours", p, f"{name_zh}有{'、'.join(c.zh for c in listed)}",
                                    f"{name_en} comes in {', '.join(c.en for c in listed)}", []))  # fmt: skip
             elif named_in and not p.colours:
@@ -1406,7 +1421,17 @@ def _audience_named(p: Product, r: Reading) -> Fact | None:
             if within or child or (by_words and any(k in hay for k in keys)):
                 zh_parts.append(f"{word_zh}{a.who.zh}")
                 en_parts.append(f"{word_en} {a.who.en}")
-    return _audience_listing(p, zh_parts, en_parts)
+    fact = _audience_listing(p, zh_parts, en_parts)
+    if fact is not None and any(part.startswith("不适合") for part in zh_parts) and _CAN_IT.search(r.text):
+        # "能带吹风机吗" of one not for hair dryers: the answer is no, said first
+        return replace(fact, zh=f"不建议。{fact.zh}", en=f"No. {fact.en}")
+    return fact
+
+
+_OTHER_COLOURS = re.compile(
+    r"other colou?rs?|what colou?rs|(别的|其他|其它)(颜)?色|还有(什么|啥|哪些)(颜)?色|几[个种](颜)?色"
+)
+_CAN_IT = re.compile(r"能|可以|可不可以|行不行|行吗|\bcan\b|\bcould\b|\bok\b|\bsafe\b|\bsuitable\b")
 
 
 def _chunk_keys(chunk: str) -> list[str]:
