@@ -787,7 +787,8 @@ class Understanding:
         for a, b in {(a, b) for a, b, _, _ in spans if b <= head[0]}:
             said.append((a, {pid for x, y, pid, _ in spans if (x, y) == (a, b)}))
         for start, holders in said:
-            kept = at_head & holders
+            # ("不带猫眼那个人脸锁": the face lock without the peephole, not the one with it)
+            kept = at_head - holders if _NEGATED.search(text[max(0, start - 3) : start]) else at_head & holders
             if start > head[0] or not kept or kept == at_head:
                 continue
             # (two words agreeing name it firmly, however weakly each alone does)
@@ -1330,6 +1331,7 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
 _SIZE_LABEL = re.compile(r"(?<![a-z0-9'’])(?<!\d\.)(x{0,4}[sl]|m|nb|xx+l|\d{2,3})(?![a-z0-9]|\.\d)\s*(码|号|size)?")
 """A size label ("XL", "42码"), not the whole of a decimal ("掌围21.5厘米" gives no size 21)."""
 _STOCK_WORDS_EN = frozenset({"left", "remaining", "available"})
+_NEGATED = re.compile(r"(不带|没有|没带|不要|不是|无|非|without|no|not)\s*$")
 _AMOUNT_IN_NAME = re.compile(r"(?<![\d.a-z])\d+(?:\.\d+)?[a-z]{1,3}(?![a-z])")
 _POINTER = re.compile(r"[这那哪][个款件只台套种]")
 """A pronoun inside a nickname ("千瓦时那个"): "那个" alone points, it names nothing."""

@@ -155,6 +155,11 @@ def test_a_shared_word_before_a_name_picks_the_named_product_it_is_true_of(answe
     assert "899" in reply and "¥99" not in reply, reply
 
 
+def test_a_shared_word_said_without_picks_the_named_product_it_is_not_true_of(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "不是真发的那个短发多少钱", "station")
+    assert "¥99" in reply and "899" not in reply, reply
+
+
 def test_a_shared_word_after_a_name_says_what_is_asked_not_which_product(understanding: Understanding) -> None:
     reading = understanding.read("短发头套是真发吗")
     assert reading.named == ("bob-fibre",), reading.named
