@@ -371,6 +371,32 @@ class Understanding:
                 sounds = _sounds(term.text)
                 self._pinyin.setdefault(sounds[0], []).append((term, sounds))
 
+    def own_words(self, reading: Reading, product_id: str) -> list[str]:
+        """What the question says besides the product's own names, pointing, question words and
+        particles: Chinese character pairs and English words ("小方块那个要换刷头吗" of the silicone
+        brush called 小方块: 要换, 换刷, 刷头) — what a passage of its listing must hold to answer it."""
+        text = reading.text
+        for name in sorted(self._own.get(product_id, ()), key=len, reverse=True):
+            if len(name) >= 2:
+                text = text.replace(name, " ")
+        text = re.sub(r"([\u4e00-\u9fff])[不没]\1", r"\1", text)
+        text = L.cues_pattern(L.DEIXIS_ZH).sub(" ", text)
+        text = _question_words().sub(" ", re.sub(r"[\s\W_]+", " ", text))
+        text = re.sub(f"[{L.PARTICLES_ZH}]", " ", text)
+        out: list[str] = []
+        for chunk in text.split():
+            if L.CJK.search(chunk):
+                out += [
+                    chunk[i : i + 2]
+                    for i in range(len(chunk) - 1)
+                    if L.CJK.match(chunk[i])
+                    and L.CJK.match(chunk[i + 1])
+                    and not set(chunk[i : i + 2]) & _FUNCTION_CHARS
+                ]
+            elif len(chunk) >= 3 and chunk not in L.STOP_EN and not chunk.isdigit():
+                out.append(L.singular(chunk))
+        return list(dict.fromkeys(out))
+
     def listing_text(self, product_id: str) -> str:
         """Everything the product's listing says, normalised: for finding a need's words in it."""
         text = self._listings.get(product_id)
@@ -1051,6 +1077,7 @@ _Q_ZH = re.compile(
     # "保证能考过十级吧", "站上去没事吧": asking to be told so
     r"|(能|会|保证|应该|可以|没问题|没事|是|行|够|合适|安全).{0,12}吧[?？~～!！]*$"
     r"|\d+\S{0,3}还是\S{0,3}\d+"  # "我头发到腰 25还是32的"
+    r"|多[亮宽厚深粗硬软轻快响][?？]?$|真的假的|是真的吗|真的吗"  # "小方块那个多亮", "吃肌酸会脱发 真的假的"
     # "我220斤能骑不😂", "5个人玩得了不"
     r"|(能|会|行|要|敢|得了|得下|得动|发|包邮|好用).{0,8}不[^\u4e00-\u9fffa-z0-9]*$"
     r"|有.{1,10}没[\s?？~～]*$"  # "有玫瑰味的没"
@@ -1121,6 +1148,8 @@ _Q_EN = re.compile(
     r"|(^|[,;.]\s*)(how|what|what's|whats|which|where|when|why|who|can|could|does|do|did|is|are|will|would|any|anyone"
     r"|should|got)\b"
     r"|\b(how much|how many|how long|price|link|pls|please|show me|recommend|suggest)\b"
+    # "memory foam pillow how high": the question word after the name
+    r"|\bhow (high|tall|big|wide|heavy|thick|deep|bright|loud|warm|soft|firm|hard|strong|fast|far|old)\b"
     # "germ rice do I need to keep it in the fridge": a name, then the question
     r"|\b(do|does|can|should|will|is|are) (i|you|we|they|it)\b"
 )
@@ -1490,6 +1519,12 @@ def _cue_words() -> re.Pattern[str]:
     """Every Chinese cue word of what is asked, longest first, as one pattern."""
     words = {cue for group in (*L.INTENTS.values(), *L.CONCEPTS.values(), L.QUESTION_WORDS_ZH) for cue in group}
     plain = sorted((w for w in words if not w.startswith("re:") and L.CJK.search(w)), key=len, reverse=True)
+    return re.compile("|".join(re.escape(w) for w in plain))
+
+
+@lru_cache(maxsize=1)
+def _question_words() -> re.Pattern[str]:
+    plain = sorted((w for w in L.QUESTION_WORDS_ZH if not w.startswith("re:")), key=len, reverse=True)
     return re.compile("|".join(re.escape(w) for w in plain))
 
 

@@ -6,7 +6,9 @@ whose name holds every number asked, "no" said first when a can-question names w
 a product is not for, and "is this one A or B" about the thing on screen, not the product
 called B — with whatever else the comment asks; a free gift asked as "does it come with a
 gift", every colour when "any other colour" follows one, a link number settling which of two
-products a shared word names, and "便宜的那个多少" asking a price.
+products a shared word names, and "便宜的那个多少" asking a price; the passage of a listing holding
+most of a question's own words when nothing else answers; and questions asked without a question
+mark by "how high" after the name, "多亮" or "真的假的".
 
 The catalogue is written here, for this test (a camping-power and hairpiece shop); nothing in
 shoplang names its products. Each case states one mechanism.
@@ -19,7 +21,7 @@ import yaml
 
 from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
 from barrage.shoplang.catalogue import Catalogue
-from barrage.shoplang.understand import Understanding
+from barrage.shoplang.understand import Understanding, is_question
 from tests.insights_room import ask
 
 CATALOGUE = """
@@ -94,6 +96,21 @@ products:
     category: {zh: 刘海片, en: bangs}
     aliases: [刘海片, "7号链接"]
     price: 129
+  - id: cleanser
+    name: {zh: 硅胶洁面仪, en: Silicone cleansing brush}
+    category: {zh: 洁面仪, en: cleansing brush}
+    aliases: [小方块, "12号链接"]
+    price: 199
+    description: {zh: 全硅胶刷面，适合敏感肌。, en: "All-silicone brush face, fine for sensitive skin."}
+    specs:
+      - key: head
+        name: {zh: 刷头, en: brush face}
+        value: {zh: 一体硅胶刷面，无需更换刷头, en: "one-piece silicone face, no heads to replace"}
+  - id: heads
+    name: {zh: 声波洁面仪替换刷头, en: Sonic brush replacement heads}
+    category: {zh: 替换刷头, en: brush heads}
+    aliases: [刷头, 替换刷头, "13号链接"]
+    price: 59
   - id: goose
     name: {zh: 白鹅绒长款羽绒服, en: White goose down long coat}
     category: {zh: 羽绒服, en: down coat}
@@ -220,3 +237,24 @@ def test_any_other_colour_after_one_lists_them_all(answerer: CatalogueAnswerer, 
 def test_a_link_number_settles_which_product_a_shared_word_names(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "11号那个便宜的脱毛仪多少", "station")
     assert "499" in reply and "1099" not in reply, reply
+
+
+def test_the_passage_holding_most_of_the_question_answers_when_nothing_else_does(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "小方块那个要换刷头吗", "station")
+    assert "无需更换刷头" in reply and "[product:cleanser]" in reply, reply
+
+
+def test_a_passage_holding_too_little_of_the_question_is_no_answer(answerer: CatalogueAnswerer) -> None:
+    # 硅胶 is in the listing, 耐高温 and 消毒 are not: the brush lists nothing of boiling it
+    reply = ask(answerer, "小方块的硅胶耐高温吗 能煮沸消毒吗", "station")
+    assert "没有列出" in reply, reply
+
+
+@pytest.mark.parametrize("text", ["memory foam pillow how high", "小方块那个多亮", "听说吃肌酸会脱发 真的假的"])
+def test_questions_without_a_question_mark_are_questions(text: str) -> None:
+    assert is_question(text)
+
+
+@pytest.mark.parametrize("text", ["这灯多亮啊", "主播好美", "真的好看"])
+def test_exclamations_and_praise_are_not_questions(text: str) -> None:
+    assert not is_question(text)

@@ -302,6 +302,11 @@ class CatalogueAnswerer:
                 ]
         elif not facts and not declined and "sale" in reading.intents and sale is None:
             facts.append(Fact("no_sale", None, "现在没有秒杀活动", "there is no flash sale right now", ()))
+        if not facts and not declined and products and not shop_facts:
+            # Nothing structured answers: the passage of the listing that holds most of what is asked
+            # (of the product asked about; with none named or pointed at, of the one product whose
+            # listing holds it)
+            facts = self._passage_answer(reading, products[0])
         if not facts:
             why = declined[0] if declined else ("unknown" if products else "no_product")
             return self._decline(question, lang, why, reading)
@@ -345,6 +350,20 @@ class CatalogueAnswerer:
             return None
         one = found[0]
         return Fact("choice", p.id, f"{p.name.zh} 是{one}的", f"{p.name.en} is {one}", (p.name.zh, p.name.en))
+
+    def _passage_answer(self, r: Reading, first: str) -> list[Fact]:
+        mine = _passage(self.catalogue.product(first), self.understanding.own_words(r, first))
+        if mine is not None or r.named or r.pointed:
+            return [mine[0]] if mine is not None else []
+        found = [
+            found
+            for p in self.catalogue.products
+            if p.id != first and (found := _passage(p, self.understanding.own_words(r, p.id))) is not None
+        ]
+        found.sort(key=lambda item: -item[1])
+        if not found or (len(found) > 1 and found[1][1] == found[0][1]):
+            return []
+        return [found[0][0]]
 
     def _spec_label_owner(self, r: Reading) -> str | None:
         """The one product with a spec whose label starts with three or more characters the
@@ -1023,6 +1042,24 @@ def _inside(lim: Limit, kind: str, value: float) -> bool:
 def _spec_fact(p: Product, spec: Spec) -> Fact:
     return listing_fact(f"spec:{spec.key}", p, f"{p.name.zh} {spec.name.zh}：{spec.value.zh}",
                  f"{p.name.en} {spec.name.en}: {spec.value.en}", [])  # fmt: skip
+
+
+def _passage(p: Product | None, words: list[str]) -> tuple[Fact, int] | None:
+    """The field of the listing holding at least 60 % (and two) of the question's own words, and how
+    many ("小方块要换刷头吗": 刷头：无需更换刷头)."""
+    if p is None or len(words) < 2:
+        return None
+    scored = []
+    for label, value in _listing_fields(p, names=False):
+        zh, en = L.normalize(f"{label.zh} {value.zh}"), L.normalize(f"{label.en} {value.en}")
+        en_words = {L.singular(w) for w in re.findall(r"[a-z0-9]+", en)}
+        hits = sum(1 for w in words if ((w in zh) if L.CJK.search(w) else (w in en_words or _en_in(w, en))))
+        scored.append((hits, len(zh), label, value))
+    # (of passages holding as many, the shortest: "刷头：无需更换刷头" over the description saying so too)
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    if not scored or scored[0][0] < max(2, 0.6 * len(words)):
+        return None
+    return _field_fact(p, scored[0][2], scored[0][3]), scored[0][0]
 
 
 def _field_fact(p: Product, label: Text, value: Text) -> Fact:
