@@ -8,7 +8,8 @@ called B — with whatever else the comment asks; a free gift asked as "does it 
 gift", every colour when "any other colour" follows one, a link number settling which of two
 products a shared word names, and "便宜的那个多少" asking a price; the passage of a listing holding
 most of a question's own words when nothing else answers; and questions asked without a question
-mark by "how high" after the name, "多亮" or "真的假的".
+mark by "how high" after the name, "多亮" or "真的假的"; and "does it come with X" answered from
+the part of the listing that names X, with the rest of the comment.
 
 The catalogue is written here, for this test (a camping-power and hairpiece shop); nothing in
 shoplang names its products. Each case states one mechanism.
@@ -47,6 +48,10 @@ products:
       - {who: {zh: 电吹风、电热水壶等超过1500W的电器, en: "hair dryers, kettles and other loads over 1500 W"}}
     suitable_for:
       - {who: {zh: 露营照明和车载冰箱, en: camping lights and car fridges}}
+    specs:
+      - key: box
+        name: {zh: 包装清单, en: in the box}
+        value: {zh: 主机、车充线、说明书, en: "the station, a car charging cable, a manual"}
   - id: panel100
     name: {zh: 远行100W折叠太阳能板, en: Faraway 100W folding solar panel}
     category: {zh: 太阳能板, en: solar panel}
@@ -54,6 +59,9 @@ products:
     price: 599
     specs:
       - {key: ip, name: {zh: 防水等级, en: water resistance}, value: IP65, keywords: [防水, waterproof]}
+      - key: box
+        name: {zh: 包装清单, en: in the box}
+        value: {zh: 太阳能板（支架另购）, en: "the panel (stand sold separately)"}
   - id: panel200
     name: {zh: 远行200W折叠太阳能板, en: Faraway 200W folding solar panel}
     category: {zh: 太阳能板, en: solar panel}
@@ -258,3 +266,28 @@ def test_questions_without_a_question_mark_are_questions(text: str) -> None:
 @pytest.mark.parametrize("text", ["这灯多亮啊", "主播好美", "真的好看"])
 def test_exclamations_and_praise_are_not_questions(text: str) -> None:
     assert not is_question(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"), [("这个带车充线吗", "有。"), ("does it come with a car charging cable?", "Yes.")]
+)
+def test_does_it_come_with_a_thing_the_listing_names_is_yes_with_that_part(
+    answerer: CatalogueAnswerer, text: str, said: str
+) -> None:
+    reply = ask(answerer, text, "station")
+    assert reply.startswith(said) and ("车充线" in reply or "car charging cable" in reply), reply
+
+
+def test_a_thing_the_listing_says_is_sold_separately_is_no_yes(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "100w那个带支架吗", "station")
+    assert "另购" in reply and not reply.startswith("有"), reply
+
+
+def test_does_it_come_with_is_answered_beside_the_rest_of_the_comment(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "这个多少钱 带车充线吗", "station")
+    assert "2999" in reply and "车充线" in reply, reply
+
+
+def test_what_it_can_power_is_no_question_of_what_comes_with_it(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "这个能带车载冰箱吗", "station")
+    assert not reply.startswith("有。"), reply

@@ -243,17 +243,20 @@ class CatalogueAnswerer:
             first_has = bool(products) and products[0] in holders
             if len(holders) == 1 and not first_has and (not reading.named or holders[0] in reading.named):
                 products = holders
-        chosen = self._choice(reading, products[:1])
-        if chosen is not None:
-            # "is the pinned one goose or duck? what fill power?": the choice, then the rest asked
-            rest = _CHOICE.sub(" ", reading.text, count=1)
+        for pattern, settled in ((_COMES_WITH, self._comes_with), (_CHOICE, self._choice)):
+            first = settled(reading, products[:1])
+            if first is None:
+                continue
+            # "is the pinned one goose or duck? what fill power?", "48头的多少钱 带礼盒吗": that, then
+            # the rest asked
+            rest = pattern.sub(" ", reading.text, count=1)
             more = self.understanding.read(rest)
             extra: tuple[Fact, ...] = ()
             if more.intents or more.concepts or more.residue.strip():
                 answered = self._answer(rest, more, lang, state, now_ms)
                 extra = answered.facts if answered.outcome == "answer" else ()
-            chosen_facts = [chosen, *(f for f in extra if f.kind != "choice")]
-            return Answer(question, lang, "answer", tuple(chosen_facts), render(lang, chosen_facts))
+            both = [first, *(f for f in extra if f != first)]
+            return Answer(question, lang, "answer", tuple(both), render(lang, both))
         on_sale = bool({"sale", "time_left", "limit"} & set(reading.intents)) or reading.sale
         shop_only = (
             bool(shop_facts)
@@ -303,10 +306,10 @@ class CatalogueAnswerer:
         elif not facts and not declined and "sale" in reading.intents and sale is None:
             facts.append(Fact("no_sale", None, "现在没有秒杀活动", "there is no flash sale right now", ()))
         if not facts and not declined and products and not shop_facts:
-            # Nothing structured answers: the passage of the listing that holds most of what is asked
-            # (of the product asked about; with none named or pointed at, of the one product whose
-            # listing holds it)
-            facts = self._passage_answer(reading, products[0])
+            # Nothing structured answers: the passage of the product's listing that holds most of
+            # what is asked (only the product asked about: "保质期多久" of another is a wrong answer)
+            found = _passage(self.catalogue.product(products[0]), self.understanding.own_words(reading, products[0]))
+            facts = [found[0]] if found is not None else []
         if not facts:
             why = declined[0] if declined else ("unknown" if products else "no_product")
             return self._decline(question, lang, why, reading)
@@ -351,19 +354,36 @@ class CatalogueAnswerer:
         one = found[0]
         return Fact("choice", p.id, f"{p.name.zh} 是{one}的", f"{p.name.en} is {one}", (p.name.zh, p.name.en))
 
-    def _passage_answer(self, r: Reading, first: str) -> list[Fact]:
-        mine = _passage(self.catalogue.product(first), self.understanding.own_words(r, first))
-        if mine is not None or r.named or r.pointed:
-            return [mine[0]] if mine is not None else []
-        found = [
-            found
-            for p in self.catalogue.products
-            if p.id != first and (found := _passage(p, self.understanding.own_words(r, p.id))) is not None
-        ]
-        found.sort(key=lambda item: -item[1])
-        if not found or (len(found) > 1 and found[1][1] == found[0][1]):
-            return []
-        return [found[0][0]]
+    def _comes_with(self, r: Reading, products: list[str]) -> Fact | None:
+        """ "does the drill come with a charger?", "带充电器吗": the shortest part of the listing that
+        names the thing asked for (what is in the box, the free gift, a version); None when no part
+        names it (then the usual reading answers, or declines)."""
+        match = _COMES_WITH.search(r.text)
+        p = self.catalogue.product(products[0]) if products else None
+        if match is None or p is None:
+            return None
+        thing = (match.group("en") or match.group("zh") or "").strip()
+        if len(thing) < 2 or re.search(r"[什么啥几多哪货]|\b(what|which|how)\b", thing):
+            return None
+        fields = _listing_fields(p, names=False)
+        fields += [(Text(zh="可选", en="options"), v.name) for v in p.variants]
+        if L.CJK.search(thing):
+            found = [(label, value) for label, value in fields if thing in L.normalize(value.zh)]
+        else:
+            words = [L.singular(w) for w in thing.split() if w not in L.STOP_EN]
+            found = [
+                (label, value)
+                for label, value in fields
+                if words
+                and all(w in {L.singular(x) for x in re.findall(r"[a-z0-9-]+", L.normalize(value.en))} for w in words)
+            ]
+        if not found:
+            return None
+        label, value = min(found, key=lambda f: len(f[1].zh))
+        fact = _field_fact(p, label, value)
+        if _NOT_INCLUDED.search(L.normalize(f"{value.zh} {value.en}")):
+            return fact  # "电池需另购", "batteries not included": the listing's own words say no
+        return replace(fact, zh=f"有。{fact.zh}", en=f"Yes. {fact.en}")
 
     def _spec_label_owner(self, r: Reading) -> str | None:
         """The one product with a spec whose label starts with three or more characters the
@@ -1465,6 +1485,18 @@ def _audience_named(p: Product, r: Reading) -> Fact | None:
     return fact
 
 
+_COMES_WITH = re.compile(
+    r"^(?!.*\b(?:what|which)\b.*\bcomes? with).*?\bcomes? with (?:a |an |any |the |some )?"
+    r"(?P<en>[a-z][a-z -]{1,30}?)(?:\?|$|,|\.| or | and | too\b| as well)"
+    r"|(?<!能)(?<!可以)(?:带|配|含|附带|包含)(?:不带|不配)?(?P<zh>[\u4e00-\u9fff]{2,5}?)(?:吗|么|嘛|不|没)"
+)
+"""Whether it comes with a thing ("does the stand come with a plug", "带充电器吗", "配充电器不"); not
+"what gift comes with it", nor "能带车载冰箱吗" (what it can power)."""
+_NOT_INCLUDED = re.compile(
+    r"不含|不包含|不送|不带|不配|另购|另拍|另付|单独购买|单独拍|自备"
+    r"|not included|sold separately|excluded|\bno \w+ included"
+)
+"""The listing says the thing does not come with it."""
 _OTHER_COLOURS = re.compile(
     r"other colou?rs?|what colou?rs|(别的|其他|其它)(颜)?色|还有(什么|啥|哪些)(颜)?色|几[个种](颜)?色"
 )
