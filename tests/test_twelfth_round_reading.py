@@ -62,6 +62,12 @@ products:
       - key: box
         name: {zh: 包装清单, en: in the box}
         value: {zh: 太阳能板（支架另购）, en: "the panel (stand sold separately)"}
+      - key: mount
+        name: {zh: 安装, en: installation}
+        value:
+          zh: 需用膨胀螺丝固定在墙上，不含安装服务
+          en: "fixed to a wall with anchor bolts; installation not included"
+    description: {zh: 可墙装, en: "Wall installation"}
   - id: panel200
     name: {zh: 远行200W折叠太阳能板, en: Faraway 200W folding solar panel}
     category: {zh: 太阳能板, en: solar panel}
@@ -291,3 +297,9 @@ def test_does_it_come_with_is_answered_beside_the_rest_of_the_comment(answerer: 
 def test_what_it_can_power_is_no_question_of_what_comes_with_it(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "这个能带车载冰箱吗", "station")
     assert not reply.startswith("有。"), reply
+
+
+def test_any_part_saying_a_thing_is_not_included_answers_with_no_yes(answerer: CatalogueAnswerer) -> None:
+    # the description mentions "installation" too; the installation spec says it is not included
+    reply = ask(answerer, "does the 100W panel come with installation?", "station")
+    assert "installation not included" in reply and not reply.startswith("Yes"), reply

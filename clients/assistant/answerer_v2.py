@@ -379,10 +379,13 @@ class CatalogueAnswerer:
             ]
         if not found:
             return None
-        label, value = min(found, key=lambda f: len(f[1].zh))
+        refused = [f for f in found if _NOT_INCLUDED.search(L.normalize(f"{f[1].zh} {f[1].en}"))]
+        if refused:
+            # "电池需另购", "installation not included": any part saying no is the answer, with no "yes"
+            return _field_fact(p, *min(refused, key=lambda f: len(f[1].zh)))
+        # (the part called by the thing's name first: "installation: …" over a description mentioning it)
+        label, value = min(found, key=lambda f: (thing not in L.normalize(f"{f[0].zh} {f[0].en}"), len(f[1].zh)))
         fact = _field_fact(p, label, value)
-        if _NOT_INCLUDED.search(L.normalize(f"{value.zh} {value.en}")):
-            return fact  # "电池需另购", "batteries not included": the listing's own words say no
         return replace(fact, zh=f"有。{fact.zh}", en=f"Yes. {fact.en}")
 
     def _spec_label_owner(self, r: Reading) -> str | None:
