@@ -3,7 +3,7 @@ not read the matching code (beauty, pets, fashion; toys, jewelry; appliances, te
 auto, garden, fitness; digital, snacks, kitchen; cleaning, eyewear, bags; books, lighting, music;
 office, crafts, party; hardware, fishing, haircare; baking, cycling, swimwear; coffee, golf,
 ceramics, nails; flowers, umbrellas, drones, curtains; wigs, beautydevices, powerstations,
-downjackets; candles, smartlocks, massagers, frozenfood).
+downjackets; candles, smartlocks, massagers, frozenfood; projectors, mattresses, protein, hats).
 
 Only their shape is checked here — they load, are complete and convert to the first format, and
 never a score. Their first runs are recorded in docs/assistant.md and docs/insights.md; which were
@@ -27,7 +27,7 @@ FRESH = [
     "digital", "snacks", "kitchen", "cleaning", "eyewear", "bags", "books", "lighting", "music", "office", "crafts",
     "party", "hardware", "fishing", "haircare", "baking", "cycling", "swimwear", "coffee", "golf", "ceramics", "nails",
     "flowers", "umbrellas", "drones", "curtains", "wigs", "beautydevices", "powerstations", "downjackets",
-    "candles", "smartlocks", "massagers", "frozenfood",
+    "candles", "smartlocks", "massagers", "frozenfood", "projectors", "mattresses", "protein", "hats",
 ]  # fmt: skip
 
 
