@@ -74,6 +74,8 @@ class Reading:
     """A dimension asked by its adjective ("多宽" -> ("宽", "width")): the spec of that dimension."""
     packs: tuple[tuple[str, float], ...] = ()
     """Pack sizes named ("十斤装" = ("weight", 5.0)), whether or not a variant is that size."""
+    also_named: tuple[str, ...] = ()
+    """Products the words that name `named` also name, less strongly ("人脸锁" of two face locks)."""
     variant_words: tuple[str, ...] = ()
     """Products a word of whose variants the text says, one variant named or not ("钢带")."""
 
@@ -142,6 +144,8 @@ class Reading:
             for screen in (pinned, sale):
                 if len(tied) > 1 and screen in tied and not compared:
                     return [screen]  # a word several products share: the one on screen
+            if pinned in self.also_named and len(set(self.name_spans)) == 1 and not compared:
+                return [pinned]  # "人脸锁多少钱" with one of two face locks on screen: that one
             return list(self.named)
         if self.sale and sale:
             return [sale]  # "flash sale how many left and when does it end": the sale's, whatever "it" is
@@ -628,7 +632,10 @@ class Understanding:
             spans = []  # a part's name two products share ("镜片"): no product named
         # (two products compared are both kept, however weakly the second is named)
         keep = 0.3 if _COMPARED.search(text) else 0.6
+        before = spans
         spans = [s for s in spans if strength[s[2]] >= keep * strongest]
+        # the products the same words name less strongly ("人脸锁": the other face lock's words too)
+        also = {pid for a, b, pid, _ in before if any((a, b) == (x, y) for x, y, _, _ in spans)}
         # One word, two products: the one it names more strongly ("piano": the digital piano's
         # category, not the "thumb piano" kalimba)
         best_at: dict[tuple[int, int], float] = {}
@@ -734,6 +741,7 @@ class Understanding:
             residue=_residue(masked),
             name_spans=tuple((a, b) for a, b, _, _ in spans),
             strength={pid: w for pid, w in strength.items() if pid in named},
+            also_named=tuple(sorted(also - set(named))),
             measure=measure,
         )
         reading.bigger = (

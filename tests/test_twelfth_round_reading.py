@@ -9,7 +9,9 @@ gift", every colour when "any other colour" follows one, a link number settling 
 products a shared word names, and "便宜的那个多少" asking a price; the passage of a listing holding
 most of a question's own words when nothing else answers; and questions asked without a question
 mark by "how high" after the name, "多亮" or "真的假的"; and "does it come with X" answered from
-the part of the listing that names X, with the rest of the comment.
+the part of the listing that names X, with the rest of the comment; and a word that names one
+product by its nickname and the one on screen as part of another nickname ("人脸锁") naming the one
+on screen.
 
 The catalogue is written here, for this test (a camping-power and hairpiece shop); nothing in
 shoplang names its products. Each case states one mechanism.
@@ -23,7 +25,7 @@ import yaml
 from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
 from barrage.shoplang.catalogue import Catalogue
 from barrage.shoplang.understand import Understanding, is_question
-from tests.insights_room import ask
+from tests.insights_room import ask, group_of
 
 CATALOGUE = """
 format: 2
@@ -125,6 +127,16 @@ products:
     category: {zh: 替换刷头, en: brush heads}
     aliases: [刷头, 替换刷头, "13号链接"]
     price: 59
+  - id: lock-pro
+    name: {zh: 可视猫眼智能锁Pro, en: Peephole smart lock Pro}
+    category: {zh: 智能门锁, en: smart lock}
+    aliases: [可视人脸锁, "14号链接"]
+    price: 1699
+  - id: lock
+    name: {zh: 标准款智能锁, en: Standard smart lock}
+    category: {zh: 智能门锁, en: smart lock}
+    aliases: [人脸锁, "15号链接"]
+    price: 1499
   - id: goose
     name: {zh: 白鹅绒长款羽绒服, en: White goose down long coat}
     category: {zh: 羽绒服, en: down coat}
@@ -303,3 +315,16 @@ def test_any_part_saying_a_thing_is_not_included_answers_with_no_yes(answerer: C
     # the description mentions "installation" too; the installation spec says it is not included
     reply = ask(answerer, "does the 100W panel come with installation?", "station")
     assert "installation not included" in reply and not reply.startswith("Yes"), reply
+
+
+def test_a_word_naming_the_product_on_screen_less_strongly_is_about_the_one_on_screen(
+    answerer: CatalogueAnswerer,
+) -> None:
+    # 人脸锁 is the standard lock's nickname and part of the Pro's (可视人脸锁); the Pro is on screen
+    assert "1699" in ask(answerer, "人脸锁多少钱", "lock-pro")
+    assert "1499" in ask(answerer, "人脸锁多少钱", "station")
+
+
+def test_insights_charge_such_a_question_to_the_product_on_screen() -> None:
+    catalogue = Catalogue.model_validate(yaml.safe_load(CATALOGUE))
+    assert group_of(catalogue, ["人脸锁多少钱"], "lock-pro") == ["price@lock-pro"]

@@ -286,8 +286,8 @@ class RoomInsights:
         reading = self.understanding.read(text)
         # ("拼图还有货没" names two jigsaws: the one on sale)
         named = reading.about(self.products.pinned or None, self.products.on_sale()) if reading.named else []
-        if reading.named and len(named) == 1 and named[0] not in reading.named:
-            named = list(reading.named)
+        if reading.named and len(named) == 1 and named[0] not in (*reading.named, *reading.also_named):
+            named = list(reading.named)  # (but "人脸锁" of two face locks is the one on screen)
         if len(reading.named) > 1 and len(named) == 1:
             named = named + [pid for pid in reading.named if pid not in named]
         key = reading.topic_key
