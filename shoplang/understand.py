@@ -286,7 +286,7 @@ class Understanding:
             for word in self._shop_words
             if len(word) >= 2 and L.CJK.search(word)
         }
-        # English words of several products' names ("duck", "long"): together they may name one.
+        # English words of several products' names ("real hair bob": real and hair qualify the bob).
         for entry in listed:
             for word in _content_en(" ".join((*entry.names, *entry.categories))):
                 self._shop_holders.setdefault(word, set()).add(entry.product_id)
@@ -794,24 +794,16 @@ class Understanding:
     def _narrowed(self, text: str, spans: list[tuple[int, int, str, float]]) -> list[tuple[int, int, str, float]]:
         """Names of several products, and beside them a word many products share: the named ones
         that word is true of ("真发那个短发": of the two bobs, the real-hair one)."""
-        named = {pid for _, _, pid, _ in spans}
+        if len({pid for _, _, pid, _ in spans}) < 2:
+            return spans
         said = [
             (m.start(), holders)
             for word, holders in self._shop_holders.items()
-            if (m := re.search(re.escape(word) if L.CJK.search(word) else rf"(?<!how )\b{word}\b", text)) is not None
+            if (m := re.search(re.escape(word) if L.CJK.search(word) else rf"\b{word}\b", text)) is not None
             and len(holders) >= 2
             and not _is_cue(word)
             and not any(a < m.start() + len(word) and m.start() < b for a, b, _, _ in spans)
         ]
-        if not named:
-            # "the duck down long one": two words many products share, which only one holds both of
-            common = set.intersection(*(set(h) for _, h in said)) if len(said) >= 2 else set()
-            if len(common) == 1:
-                at = min(start for start, _ in said)
-                return [(at, at, next(iter(common)), 1.0)]
-            return spans
-        if len(named) < 2:
-            return spans
         # Only a word before the strongest name qualifies it ("真发那个短发"); one after says what is
         # asked ("三角架送手机夹吗", "连体泳衣防晒吗").
         strongest = max(spans, key=lambda s: (s[3] * (s[1] - s[0]), -s[0]))

