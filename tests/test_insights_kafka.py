@@ -79,6 +79,7 @@ async def until_logged(node: ServerProcess, line: str, times: int, timeout_s: fl
             await asyncio.sleep(0.2)
 
 
+@pytest.mark.timeout(420)  # two nodes, a kill -9 and a restart, and up to two minutes to agree twice
 async def test_nodes_agree_whoever_owns_the_partition_and_a_restart_changes_nothing(
     broker: KafkaBroker, tmp_path: Path
 ) -> None:
