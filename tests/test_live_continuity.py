@@ -36,7 +36,10 @@ from opentelemetry.sdk.metrics.export import NumberDataPoint
 from barrage.server.app import Node
 from barrage.server.auth import issue_dev_token
 from barrage.server.config import Settings
+from barrage.server.core import policy
 from barrage.server.core.cursor import parse_cursor
+from barrage.server.core.ingest import SYSTEM
+from barrage.server.core.posts import Entry
 from barrage.server.log import kafka_session, kafka_wire
 from barrage.server.log.base import LogEntry, LogRecord
 from barrage.server.log.kafka import KafkaLog, open_kafka
@@ -430,6 +433,35 @@ async def test_a_live_record_whose_predecessor_never_came_is_not_delivered_and_i
         finally:
             await admin.close()
         assert continuity_counts(reader) == {"room_gap": 1}
+
+
+async def test_an_event_appended_after_room_closed_reaches_nobody(tmp_path: Path) -> None:
+    """room_closed is a room's last event (event.proto). Another writer that had not yet read
+    it (a node's viewer count or audience list already in flight, on a shared log) can append
+    after it; such a record is in the log, but no subscriber is sent it. White-box: both are
+    appended at once, so that the node reads them in one batch, before it removes anyone."""
+    room_id = new_id("closing")
+    async with in_process_node(f"embedded:{tmp_path / 'data'}") as (node, _):
+        target = f"127.0.0.1:{node.port}"
+        admin = Admin(target, token("ops", "service"))
+        try:
+            await admin.create_room(room_id)
+            async with closing([]) as streams:
+                streams.append(viewer := await connect(target, token("alice"), room_id))
+                sent = await send_sequentially(viewer, room_id, ["a0"])
+                closed = ev.Payload(room_closed=ev.RoomClosed(reason="show over"))
+                late = ev.Payload(comment=ev.Comment(text="late"))
+                entries = [Entry(closed, policy.CRITICAL, "close"), Entry(late, policy.NORMAL, "late")]
+                await node.gateway.append(SYSTEM, room_id, entries, ["", ""], [("", "")] * 2)
+                await viewer.wait_events(room_id, 1, kind="room_closed")
+                await asyncio.sleep(0.3)
+                kinds = [e.payload.WhichOneof("kind") for e in viewer.events(room_id)]
+                assert kinds[-1] == "room_closed", kinds
+                assert comments(viewer.events(room_id)) == sent
+                # The log holds it: appended, not lost; only not sent.
+                assert [e.payload.comment.text for e in await admin.all_events(room_id, "comment")] == ["a0", "late"]
+        finally:
+            await admin.close()
 
 
 async def test_embedded_joins_and_resumes_racing_a_flood_get_the_exact_history(tmp_path: Path) -> None:

@@ -62,6 +62,8 @@ class RoomTicker:
         jobs: list[Awaitable[object]] = [self._like_burst(room_id, delta) for room_id, delta in likes.items()]
         self._boards.forget(set(gateway.states))
         for room_id, state in list(gateway.states.items()):
+            if state.board.closed:
+                continue  # room_closed is a room's last event: nothing more is published
             jobs.extend(self._room_jobs(room_id, state, now))
             jobs.extend(self._boards.room_jobs(room_id, state, int(now * 1000)))
         if jobs:
@@ -69,6 +71,8 @@ class RoomTicker:
 
     async def _like_burst(self, room_id: str, delta: int) -> None:
         state = self._gateway.states.get(room_id)
+        if state is not None and state.board.closed:
+            return
         total = (state.like_total if state is not None else 0) + delta
         burst = event_pb2.Payload(like_burst=event_pb2.LikeBurst(delta=delta, total=total))
         await self._gateway.post_system(room_id, "like_burst", burst, f"likes:{time.time_ns()}")

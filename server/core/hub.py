@@ -108,6 +108,7 @@ class Channel:
         "_budget",
         "_pending",
         "_pending_bytes",
+        "closed_at",
         "evicted_upto",
         "last_flush",
         "last_position",
@@ -134,6 +135,8 @@ class Channel:
         self.evicted_upto = -1
         """Highest position pushed out of `recent`; -1 while it holds everything seen."""
         self.last_position = -1
+        self.closed_at = -1
+        """Position of the room's room_closed event, once read (-1: open)."""
         self.read_upto = -1
         """Position of the last live record of the room read for this channel, any priority
         (-1: none since the channel opened or was reset)."""

@@ -69,9 +69,15 @@ class Live(Watching):
                     # After the hub has queued the ban event: deliver it, then remove the user.
                     asyncio.get_running_loop().call_soon(self._remove, room_id, banned)
             if kind == "room_closed":
+                ch.closed_at = record.position
                 self._room_closed(room_id)
             elif kind == "room_updated":
                 self._room_updated(room_id, event.payload.room_updated)
+            if 0 <= ch.closed_at < record.position:
+                # room_closed is the room's last event (event.proto). Another node, or this
+                # node's ticker, may have appended after it (a viewer count already in flight):
+                # folded, but sent to nobody.
+                continue
             if record.priority not in whisper.DELIVERABLE:
                 if record.priority == whisper.LOG_PRIORITY and kind == "whisper":
                     # Only its audience gets it (the hub asks each subscriber); anything else
