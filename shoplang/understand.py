@@ -383,21 +383,12 @@ class Understanding:
         for name in sorted(self._own.get(product_id, ()), key=len, reverse=True):
             if len(name) >= 2:
                 text = text.replace(name, " ")
-        text = re.sub(r"([\u4e00-\u9fff])[不没]\1", r"\1", text)
-        text = L.cues_pattern(L.DEIXIS_ZH).sub(" ", text)
-        text = _question_words().sub(" ", re.sub(r"[\s\W_]+", " ", text))
-        text = re.sub(f"[{L.PARTICLES_ZH}]", " ", text)
         out: list[str] = []
-        for chunk in text.split():
+        # Only question words go: "要换" is what a passage must hold, not a cue to drop.
+        for chunk in _residue(text, _question_words()).split():
             if L.CJK.search(chunk):
-                out += [
-                    chunk[i : i + 2]
-                    for i in range(len(chunk) - 1)
-                    if L.CJK.match(chunk[i])
-                    and L.CJK.match(chunk[i + 1])
-                    and not set(chunk[i : i + 2]) & _FUNCTION_CHARS
-                ]
-            elif len(chunk) >= 3 and chunk not in L.STOP_EN and not chunk.isdigit():
+                out += _pairs(chunk)
+            elif len(chunk) >= 3 and not chunk.isdigit():
                 out.append(L.singular(chunk))
         return list(dict.fromkeys(out))
 
@@ -1528,11 +1519,12 @@ def _question_words() -> re.Pattern[str]:
     return re.compile("|".join(re.escape(w) for w in plain))
 
 
-def _residue(masked: str) -> str:
+def _residue(masked: str, cues: re.Pattern[str] | None = None) -> str:
+    """The text without pointing, particles and `cues` (default: every cue word of what is asked)."""
     # "沾不沾杯" asks what "沾杯吗" asks: an A-not-A question is its A.
     masked = re.sub(r"([\u4e00-\u9fff])[不没]\1", r"\1", masked)
     masked = L.cues_pattern(L.DEIXIS_ZH).sub(" ", masked)  # "主播手上那盆": pointing, not asking
-    text = _cue_words().sub(" ", re.sub(r"[\s\W_]+", " ", masked))
+    text = (cues or _cue_words()).sub(" ", re.sub(r"[\s\W_]+", " ", masked))
     text = re.sub(f"[{L.PARTICLES_ZH}]", " ", text)
     words = [w for w in text.split() if w not in L.STOP_EN and len(w) > 1]
     return " ".join(words)
@@ -1737,16 +1729,20 @@ def content_words(residue: str) -> list[str]:
     out: list[str] = []
     for chunk in residue.split():
         if L.CJK.search(chunk):
-            pairs = [chunk[i : i + 2] for i in range(len(chunk) - 1)]
-            out += [
-                p
-                for p in pairs
-                if L.CJK.match(p[0]) and L.CJK.match(p[1]) and not set(p) & _FUNCTION_CHARS
-                and not any(p in row for row in L.UNITS) and not _is_cue(p)  # "70公斤" is the viewer's
-            ]  # fmt: skip
+            # "70公斤" is the viewer's
+            out += [p for p in _pairs(chunk) if not any(p in row for row in L.UNITS) and not _is_cue(p)]
         elif len(chunk) >= 4 and chunk not in L.STOP_EN and not _is_cue(chunk):
             out.append(chunk)
     return list(dict.fromkeys(out))
+
+
+def _pairs(chunk: str) -> list[str]:
+    """The chunk's Chinese character pairs without a function character."""
+    return [
+        chunk[i : i + 2]
+        for i in range(len(chunk) - 1)
+        if L.CJK.match(chunk[i]) and L.CJK.match(chunk[i + 1]) and not set(chunk[i : i + 2]) & _FUNCTION_CHARS
+    ]
 
 
 _FUNCTION_CHARS = set("啥什么吗呢了的是有能可以会不没怎咋哪几多少这那个吧啊呀也都还就要给")
