@@ -679,6 +679,11 @@ def quantities(text: str) -> list[tuple[str, float]]:
             out.append(("age", value))
     for match in re.finditer(r"(?:身高|高)\s*(\d{2,3})(?!\d)(?!\s*(?:公斤|kg|斤))", text):
         out.append(("height", float(match.group(1))))
+    # "我一米八五", "身高1米7": a person's height in metres and the tens-and-ones of centimetres
+    # (not "1米8的床", a bed's width: only after 我 / 身高 / 个子 / 高).
+    for match in re.finditer(r"(?:我|身高|个子|高)\s*(?:一|1)\s*米\s*([一二三四五六七八九\d]{1,2})(?![\d米])", text):
+        digits = "".join(c if c.isdigit() else str(_CN_DIGITS[c]) for c in match.group(1))
+        out.append(("height", 100.0 + int(digits.ljust(2, "0"))))
     # "体重110" without a unit: Chinese viewers give their weight in 斤 (110斤 = 55 kg) from 100 up.
     for match in re.finditer(r"体重\s*(\d{2,3}(?:\.\d)?)(?![\d.]|\s*(?:公斤|千克|kg|斤|g|克))", text):
         value = float(match.group(1))

@@ -1588,12 +1588,13 @@ _PLAIN_MODIFIERS = set("的了吗呢是有能可以多少几什么一个不也�
 def _who_named(chunk: str, who: str) -> bool:
     """A group the viewer names is among the listed ones: the words, or, in Chinese, a
     character that tells the group apart — every character but the head noun at the end
-    ("油皮" / 偏油, "男生" / 男女通用, "狗狗" / 猫狗; "孕妇" is not in 干皮和敏感肌)."""
+    ("油皮" / 偏油, "男生" / 男女通用, "狗狗" / 猫狗; "孕妇" is not in 干皮和敏感肌) — in a word of two
+    characters only: a longer chunk shares one by accident ("下雨天" / 150厘米以下, "粉笔写" / 记号笔)."""
     if chunk in who or _bigram_share(chunk, who) >= 0.5 or L.singular(chunk) in who:
         return True
     if any(chunk in asked and any(w in who for w in fits) for asked, fits, _ in L.RECIPIENTS):
         return True  # "小孩" of "14岁以下儿童": a child, however the listing says it
-    if not L.CJK.search(chunk):
+    if not L.CJK.search(chunk) or len(chunk) > 2:
         return False
     return any(ch in who for ch in chunk[:-1] if L.CJK.match(ch) and ch not in _PLAIN_MODIFIERS)
 

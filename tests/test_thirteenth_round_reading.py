@@ -1,0 +1,90 @@
+"""Who a can-question names — the mechanisms of the thirteenth round of issue 15: a person's
+height said in metres and the rest ("我一米八五") is a height, and one character shared with a
+listed audience names that audience only in a two-character word ("油皮", "男生"); in a longer
+chunk it shares the character by accident ("下雨天" with "150厘米以下", "粉笔写" with "记号笔"), so
+the group asked about is not listed and the reply says so.
+
+The catalogue is written here, for this test (a bicycle and whiteboard shop); nothing in
+shoplang names its products. Each case states one mechanism.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.shoplang import lang as L
+from barrage.shoplang.catalogue import Catalogue
+from tests.insights_room import ask
+
+CATALOGUE = """
+format: 2
+shop: {zh: 骑行与文具小铺, en: Ride and write}
+currency: CNY
+shipping:
+  ships_from: {zh: 江苏苏州, en: "Suzhou, Jiangsu"}
+  regions: [{zh: 中国大陆, en: mainland China}]
+  carrier: {zh: 圆通快递, en: YTO Express}
+  dispatch_hours: 48
+  delivery_days: [2, 5]
+  fee: 8
+  free_over: 99
+returns: {days: 7}
+products:
+  - id: bike
+    name: {zh: 城市通勤自行车, en: City commuter bike}
+    category: {zh: 自行车, en: bicycle}
+    price: 899
+    suitable_for:
+      - who: {zh: 身高150-190厘米的成人（男女通用）, en: "adults 150-190 cm tall (men and women)"}
+        limit: {quantity: height, unit: cm, min: 150, max: 190}
+    not_for:
+      - who: {zh: 身高150厘米以下的人, en: people under 150 cm}
+        limit: {quantity: height, unit: cm, max: 150}
+  - id: board
+    name: {zh: 磁性白板, en: Magnetic whiteboard}
+    category: {zh: 白板, en: whiteboard}
+    price: 159
+    not_for:
+      - {who: {zh: 油性记号笔（会留痕）, en: "oil-based markers (they leave marks)"}}
+    suitable_for:
+      - {who: {zh: 会议室和小办公室, en: meeting rooms and small offices}}
+"""
+
+NOT_LISTED = "没有列出"
+
+
+@pytest.fixture(scope="module")
+def answerer() -> CatalogueAnswerer:
+    return CatalogueAnswerer(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
+
+
+@pytest.mark.parametrize(
+    ("text", "cm"),
+    [("我一米八五能骑吗", 185.0), ("身高1米7穿什么码", 170.0), ("我1米65", 165.0), ("个子一米六", 160.0)],
+)
+def test_a_height_in_metres_and_the_rest_is_a_height(text: str, cm: float) -> None:
+    assert L.quantities(text) == [("height", cm)]
+
+
+def test_a_bed_of_one_metre_eight_is_no_one_s_height() -> None:
+    assert L.quantities("1米8的床有吗") == []
+
+
+def test_a_height_in_metres_is_answered_by_the_listed_range(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "我一米八五能骑吗", "bike")
+    assert "190" in reply and NOT_LISTED not in reply, reply
+
+
+@pytest.mark.parametrize(("text", "pinned"), [("下雨天能骑吗", "bike"), ("白板能用粉笔写吗", "board")])
+def test_a_longer_chunk_sharing_one_character_with_an_audience_is_not_that_audience(
+    answerer: CatalogueAnswerer, text: str, pinned: str
+) -> None:
+    reply = ask(answerer, text, pinned)
+    assert NOT_LISTED in reply, reply
+
+
+def test_a_two_character_group_sharing_one_character_is_that_audience(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "男生能骑吗", "bike")
+    assert "男女通用" in reply, reply
