@@ -2,7 +2,9 @@
 height said in metres and the rest ("我一米八五") is a height, and one character shared with a
 listed audience names that audience only in a two-character word ("油皮", "男生"); in a longer
 chunk it shares the character by accident ("下雨天" with "150厘米以下", "粉笔写" with "记号笔"), so
-the group asked about is not listed and the reply says so.
+the group asked about is not listed and the reply says so. And a question about what the shop
+will do later — its next show, tomorrow's price, a sale to come back — is declined: no listing
+or live state knows it, unless the shop's FAQ tells its show times.
 
 The catalogue is written here, for this test (a bicycle and whiteboard shop); nothing in
 shoplang names its products. Each case states one mechanism.
@@ -31,6 +33,11 @@ shipping:
   fee: 8
   free_over: 99
 returns: {days: 7}
+faq:
+  - id: shows
+    question: {zh: 每天几点直播？, en: "When are the live shows?"}
+    keywords: [几点直播, 几点开播, 下一场, when is the next live]
+    answer: {zh: 每晚8点开播。, en: "Every evening at 8 pm."}
 products:
   - id: bike
     name: {zh: 城市通勤自行车, en: City commuter bike}
@@ -88,3 +95,31 @@ def test_a_longer_chunk_sharing_one_character_with_an_audience_is_not_that_audie
 def test_a_two_character_group_sharing_one_character_is_that_audience(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "男生能骑吗", "bike")
     assert "男女通用" in reply, reply
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "明天还是这个价吗 我发工资再买",
+        "秒杀结束了还会再有吗",
+        "will there be another flash sale on the bike later tonight?",
+        "when is the next gen bike coming out",
+    ],
+)
+def test_what_the_shop_will_do_later_is_declined(answerer: CatalogueAnswerer, text: str) -> None:
+    reply = ask(answerer, text, "bike")
+    assert "不清楚" in reply or "don't know" in reply, reply
+    assert "[product:" not in reply, reply
+
+
+def test_the_shop_s_faq_of_show_times_answers_the_next_show(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "下一场什么时候播", "bike")
+    assert "8点" in reply, reply
+
+
+@pytest.mark.parametrize(("text", "said"), [("秒杀结束以后多少钱", "899"), ("明天能发货吗", "48")])
+def test_after_a_sale_and_tomorrow_s_delivery_are_no_later_show(
+    answerer: CatalogueAnswerer, text: str, said: str
+) -> None:
+    reply = ask(answerer, text, "bike")
+    assert said in reply, reply

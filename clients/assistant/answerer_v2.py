@@ -64,6 +64,10 @@ DECLINE: dict[str, tuple[str, str]] = {
         "抱歉，直播间的商品里没有找到这个，请咨询客服～",
         "Sorry, I couldn't find that among this shop's products — please ask customer service.",
     ),
+    "future": (
+        "抱歉，之后的直播、价格和秒杀安排我不清楚，请关注直播间或咨询客服～",
+        "Sorry, I don't know about later shows, prices or sales — please follow the room or ask customer service.",
+    ),
 }
 _YES_NO_PROPERTY = re.compile(
     r"(?:有没有|有|是不是|是|支持|带|含|加了?|用的是|能不能|能|可以)(?P<x>[^吗呢么嘛?？]{1,12}?)(?:的)?(?:吗|么|嘛|不|没有)"
@@ -82,6 +86,13 @@ _AGAINST_ANOTHER = re.compile(r"贵多少|便宜多少|差多少|差价|有优�
 
 SHIPPING_INTENTS = frozenset({"fee", "shipping", "ships_from", "carrier", "delivery_time", "region"})
 SHOP_INTENTS = SHIPPING_INTENTS | {"returns", "invoice", "link"}
+_LATER_SHOW = re.compile(
+    r"(明天|明晚|后天|下次|下回|下一场|下场|下周|改天|过几天)[^，。,.?？!！]{0,10}(价|秒杀|播|活动|优惠|福利|返场)"
+    r"|下一场|还会(再)?(有|上|返场)|会不会再(有|上)|返场"
+    r"|\b(tomorrow|later tonight|next (time|week))\b.{0,30}\b(price|sale|deal|live|stream|show)"
+    r"|\banother (flash )?sale\b|\bnext (live|show|stream)\b|\bnext gen(eration)?\b|\bcoming out\b"
+)
+"""A question about what the shop will do later: its next show, a price or sale to come."""
 _THE_SHOP = re.compile(
     r"你们家|你家|店里|全店|本店|店铺|\byour (return|shipping|delivery|policy|store|shop)|\bstore policy"
 )
@@ -134,6 +145,10 @@ class CatalogueAnswerer:
         facts: list[Fact] = []
         declined: list[str] = []
         shop_facts = self._shop_level(reading, lang)
+        if not shop_facts and _LATER_SHOW.search(reading.text):
+            # "明天还是这个价吗", "will there be another flash sale tonight": what the shop will do
+            # is in no listing or live state (a FAQ of the shop's show times answers instead).
+            return self._decline(question, lang, "future", reading)
         products = [pid for pid in reading.about(state.pinned_id, sale_pid) if self.catalogue.product(pid)]
         if reading.other_kind and not reading.named and not reading.pointed:
             return self._decline(question, lang, "no_product", reading)  # "有拉拉裤吗": not sold here
