@@ -4,7 +4,8 @@ listed audience names that audience only in a two-character word ("油皮", "男
 chunk it shares the character by accident ("下雨天" with "150厘米以下", "粉笔写" with "记号笔"), so
 the group asked about is not listed and the reply says so. And a question about what the shop
 will do later — its next show, tomorrow's price, a sale to come back — is declined: no listing
-or live state knows it, unless the shop's FAQ tells its show times.
+or live state knows it, unless the shop's FAQ tells its show times; so are the host's own size
+(unless a listing gives it) and a shop to visit in person (unless the FAQ names one).
 
 The catalogue is written here, for this test (a bicycle and whiteboard shop); nothing in
 shoplang names its products. Each case states one mechanism.
@@ -38,6 +39,10 @@ faq:
     question: {zh: 每天几点直播？, en: "When are the live shows?"}
     keywords: [几点直播, 几点开播, 下一场, when is the next live]
     answer: {zh: 每晚8点开播。, en: "Every evening at 8 pm."}
+  - id: showroom
+    question: {zh: 有实体店吗？, en: "Is there a showroom?"}
+    keywords: [实体店, 线下店, 门店, physical store]
+    answer: {zh: 苏州有线下门店：姑苏区十全街18号。, en: "Our physical store is at 18 Shiquan Street, Suzhou."}
 products:
   - id: bike
     name: {zh: 城市通勤自行车, en: City commuter bike}
@@ -49,6 +54,15 @@ products:
     not_for:
       - who: {zh: 身高150厘米以下的人, en: people under 150 cm}
         limit: {quantity: height, unit: cm, max: 150}
+  - id: jersey
+    name: {zh: 速干骑行服, en: Quick-dry cycling jersey}
+    category: {zh: 骑行服, en: cycling jersey}
+    price: 199
+    sizes: [S, M, L, XL]
+    specs:
+      - key: host
+        name: {zh: 主播上身, en: on the host}
+        value: {zh: 主播身高170穿L码, en: "the host, 170 cm, wears L"}
   - id: board
     name: {zh: 磁性白板, en: Magnetic whiteboard}
     category: {zh: 白板, en: whiteboard}
@@ -123,3 +137,23 @@ def test_after_a_sale_and_tomorrow_s_delivery_are_no_later_show(
 ) -> None:
     reply = ask(answerer, text, "bike")
     assert said in reply, reply
+
+
+@pytest.mark.parametrize("text", ["主播自己穿多大码", "主播多高"])
+def test_the_host_s_own_size_is_declined_when_no_listing_gives_it(answerer: CatalogueAnswerer, text: str) -> None:
+    reply = ask(answerer, text, "bike")
+    assert NOT_LISTED in reply and "[product:" not in reply, reply
+
+
+def test_the_host_s_own_size_is_answered_from_a_listing_that_gives_it(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "主播自己穿多大码", "jersey")
+    assert "L码" in reply, reply
+
+
+def test_a_shop_to_visit_is_the_faq_s_answer_not_a_product_s() -> None:
+    without_faq = yaml.safe_load(CATALOGUE)
+    without_faq["faq"] = [e for e in without_faq["faq"] if e["id"] != "showroom"]
+    bare = CatalogueAnswerer(Catalogue.model_validate(without_faq))
+    assert NOT_LISTED in ask(bare, "有线下门店吗 坏了能去店里修吗", "bike")
+    full = CatalogueAnswerer(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
+    assert "十全街" in ask(full, "有线下门店吗 坏了能去店里修吗", "bike")

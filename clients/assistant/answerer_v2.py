@@ -93,6 +93,11 @@ _LATER_SHOW = re.compile(
     r"|\banother (flash )?sale\b|\bnext (live|show|stream)\b|\bnext gen(eration)?\b|\bcoming out\b"
 )
 """A question about what the shop will do later: its next show, a price or sale to come."""
+_SHOP_IN_PERSON = re.compile(r"线下|实体店|门店|\b(physical|offline) (store|shop)|store i can visit")
+_HOST_OWN_SIZE = re.compile(
+    r"主播(自己|本人)?(穿|戴)?的?(是)?(多大|什么|啥|几|哪个)(码|号)|主播(自己|本人)?(多高|身高|体重|多重|多少斤)"
+    r"|\bhost'?s? (own )?(height|weight|size)|how tall is the host|what size (is|does) the host"
+)
 _THE_SHOP = re.compile(
     r"你们家|你家|店里|全店|本店|店铺|\byour (return|shipping|delivery|policy|store|shop)|\bstore policy"
 )
@@ -149,7 +154,17 @@ class CatalogueAnswerer:
             # "明天还是这个价吗", "will there be another flash sale tonight": what the shop will do
             # is in no listing or live state (a FAQ of the shop's show times answers instead).
             return self._decline(question, lang, "future", reading)
+        if _SHOP_IN_PERSON.search(reading.text) and not any(
+            _SHOP_IN_PERSON.search(L.normalize(f"{f.zh} {f.en}")) for f in shop_facts
+        ):
+            return self._decline(question, lang, "unknown", reading)  # "有线下门店吗": unless the FAQ says
         products = [pid for pid in reading.about(state.pinned_id, sale_pid) if self.catalogue.product(pid)]
+        if _HOST_OWN_SIZE.search(reading.text) and not any(
+            re.search(r"主播|host|model", self.understanding.listing_text(pid)) for pid in products
+        ):
+            # "主播自己穿多大码": the host's own size, which a listing may give ("主播165穿M"); the
+            # product's sizes are no answer to it.
+            return self._decline(question, lang, "unknown", reading)
         if reading.other_kind and not reading.named and not reading.pointed:
             return self._decline(question, lang, "no_product", reading)  # "有拉拉裤吗": not sold here
         if self._unknown_thing(reading):
