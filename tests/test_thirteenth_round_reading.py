@@ -5,7 +5,9 @@ chunk it shares the character by accident ("下雨天" with "150厘米以下", "
 the group asked about is not listed and the reply says so. And a question about what the shop
 will do later — its next show, tomorrow's price, a sale to come back — is declined: no listing
 or live state knows it, unless the shop's FAQ tells its show times; so are the host's own size
-(unless a listing gives it) and a shop to visit in person (unless the FAQ names one).
+(unless a listing gives it), a shop to visit in person (unless the FAQ names one), and a kind
+of size the listing does not give ("有儿童码吗" of adult sizes, "有半码吗" of whole ones, "men's"
+of a women's set).
 
 The catalogue is written here, for this test (a bicycle and whiteboard shop); nothing in
 shoplang names its products. Each case states one mechanism.
@@ -55,7 +57,7 @@ products:
       - who: {zh: 身高150厘米以下的人, en: people under 150 cm}
         limit: {quantity: height, unit: cm, max: 150}
   - id: jersey
-    name: {zh: 速干骑行服, en: Quick-dry cycling jersey}
+    name: {zh: 女款速干骑行服, en: Women's quick-dry cycling jersey}
     category: {zh: 骑行服, en: cycling jersey}
     price: 199
     sizes: [S, M, L, XL]
@@ -63,6 +65,11 @@ products:
       - key: host
         name: {zh: 主播上身, en: on the host}
         value: {zh: 主播身高170穿L码, en: "the host, 170 cm, wears L"}
+  - id: helmet
+    name: {zh: 儿童骑行头盔, en: Kids' cycling helmet}
+    category: {zh: 头盔, en: helmet}
+    price: 89
+    sizes: [S, M]
   - id: board
     name: {zh: 磁性白板, en: Magnetic whiteboard}
     category: {zh: 白板, en: whiteboard}
@@ -157,3 +164,14 @@ def test_a_shop_to_visit_is_the_faq_s_answer_not_a_product_s() -> None:
     assert NOT_LISTED in ask(bare, "有线下门店吗 坏了能去店里修吗", "bike")
     full = CatalogueAnswerer(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
     assert "十全街" in ask(full, "有线下门店吗 坏了能去店里修吗", "bike")
+
+
+@pytest.mark.parametrize("text", ["骑行服有儿童码吗", "骑行服有半码吗", "does the jersey come in a men's version?"])
+def test_a_kind_of_size_the_listing_does_not_give_is_not_listed(answerer: CatalogueAnswerer, text: str) -> None:
+    reply = ask(answerer, text, "jersey")
+    assert NOT_LISTED in reply or "not listed" in reply, reply
+
+
+def test_a_kind_of_size_the_listing_gives_is_answered(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "头盔有儿童码吗", "helmet")
+    assert NOT_LISTED not in reply and "S、M" in reply, reply

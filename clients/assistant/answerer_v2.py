@@ -93,6 +93,11 @@ _LATER_SHOW = re.compile(
     r"|\banother (flash )?sale\b|\bnext (live|show|stream)\b|\bnext gen(eration)?\b|\bcoming out\b"
 )
 """A question about what the shop will do later: its next show, a price or sale to come."""
+_SIZE_KIND = re.compile(
+    r"有\s*(?P<zh>儿童|童|婴儿|宝宝|半|男|女|男士|女士|男款|女款|男生|女生)的?(码|号|尺码|款|版)"
+    r"|\bcome in an? (?P<en>men'?s|women'?s|kids'?|children'?s|half) (version|sizes?)"
+)
+"""A kind of size or version asked for by who wears it or a half size."""
 _SHOP_IN_PERSON = re.compile(r"线下|实体店|门店|\b(physical|offline) (store|shop)|store i can visit")
 _HOST_OWN_SIZE = re.compile(
     r"主播(自己|本人)?(穿|戴)?的?(是)?(多大|什么|啥|几|哪个)(码|号)|主播(自己|本人)?(多高|身高|体重|多重|多少斤)"
@@ -697,6 +702,8 @@ class CatalogueAnswerer:
             other_size = not any(kind in columns for kind, _ in r.quantities)
         if other_size:
             declined.append("unknown")
+        if (kind := _SIZE_KIND.search(r.text)) is not None and not _has_size_kind(p, kind, self.understanding):
+            declined.append("unknown")  # "防晒衣有儿童码吗" of adult sizes, "有半码吗" of whole ones
         variant_id = r.variants.get(p.id)
         size_word = re.search(r"(?<!最)[大中小]号", r.text)  # ("最大号": the biggest of them)
         if (
@@ -1426,6 +1433,19 @@ def _all_said(asked: str, where: tuple[Text, Text]) -> bool:
     by "表带：精钢表带"."""
     held = L.normalize(where[0].zh + where[1].zh)
     return not L.CJK.search(asked) or all(ch in held for ch in asked if L.CJK.match(ch))
+
+
+def _has_size_kind(p: Product, kind: re.Match[str], understanding: Understanding) -> bool:
+    """Whether the listing gives the kind of size asked: its word ("儿童", "men"), or for a half
+    size, a size ending in .5."""
+    word = kind.group("zh") or kind.group("en") or ""
+    if word in ("半", "half"):
+        return any(s.endswith(".5") for s in p.sizes) or "半码" in understanding.listing_text(p.id)
+    stem = {"童": "儿童", "男士": "男", "女士": "女", "男款": "男", "女款": "女", "男生": "男", "女生": "女"}
+    said = stem.get(word, word).replace("'", "").removesuffix("s")  # men's -> men, kids' -> kid
+    said = {"children": "child", "kid": "child"}.get(said, said)
+    found = re.compile(rf"\b{said}" if said.isascii() else said)  # ("men" is not in "women")
+    return any(found.search(t) for t in (L.normalize(f"{p.name.zh} {p.name.en}"), understanding.listing_text(p.id)))
 
 
 def _listing_words(p: Product) -> str:
