@@ -7,7 +7,8 @@ will do later — its next show, tomorrow's price, a sale to come back — is de
 or live state knows it, unless the shop's FAQ tells its show times; so are the host's own size
 (unless a listing gives it), a shop to visit in person (unless the FAQ names one), and a kind
 of size the listing does not give ("有儿童码吗" of adult sizes, "有半码吗" of whole ones, "men's"
-of a women's set).
+of a women's set). A yes/no question about the product is not answered by who it is for
+unless what it asks is said there ("去屑吗" of a shampoo for oily scalps).
 
 The catalogue is written here, for this test (a bicycle and whiteboard shop); nothing in
 shoplang names its products. Each case states one mechanism.
@@ -70,6 +71,14 @@ products:
     category: {zh: 头盔, en: helmet}
     price: 89
     sizes: [S, M]
+  - id: shampoo
+    name: {zh: 控油洗发水, en: Oil-control shampoo}
+    category: {zh: 洗发水, en: shampoo}
+    price: 59
+    suitable_for:
+      - {who: {zh: 油性头皮、头发容易扁塌的人, en: oily scalps and flat hair}}
+    not_for:
+      - {who: {zh: 孕妇, en: pregnant women}}
   - id: board
     name: {zh: 磁性白板, en: Magnetic whiteboard}
     category: {zh: 白板, en: whiteboard}
@@ -175,3 +184,13 @@ def test_a_kind_of_size_the_listing_does_not_give_is_not_listed(answerer: Catalo
 def test_a_kind_of_size_the_listing_gives_is_answered(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "头盔有儿童码吗", "helmet")
     assert NOT_LISTED not in reply and "S、M" in reply, reply
+
+
+def test_a_yes_no_question_is_not_answered_by_who_it_is_for_alone(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "洗发水去屑吗 我头皮屑很多", "shampoo")
+    assert NOT_LISTED in reply, reply
+
+
+def test_a_group_asked_about_is_answered_by_the_audience_naming_it(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "孕妇能用这个洗发水吗", "shampoo")
+    assert "孕妇" in reply and NOT_LISTED not in reply, reply

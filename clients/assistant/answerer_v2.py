@@ -1356,8 +1356,12 @@ _ASKS_YES_NO = re.compile(
 def _yes_no_said(p: Product, r: Reading, facts: list[Fact]) -> bool:
     """A yes/no question about what the product has or does is answered by what the reply
     states: "有半克的吗" not by 1 g, "轮子会不会刮花木地板" not by what the wheels are made of
-    (most of its own words must be there). Prices, terms and audiences answer on their own."""
-    if r.intents or not all(f.kind.startswith(("spec:", "field", "faq:", "variants", "chart:")) for f in facts):
+    (most of its own words must be there), "洗发水去屑吗" not by who the shampoo is for. Prices
+    and terms answer on their own, and audiences do when more than whether it suits is asked."""
+    audiences = () if r.quantities else ("suitable",)  # ("我一米八五能骑吗": the height range answers)
+    if set(r.intents) - {"suitable"} or not all(
+        f.kind.startswith(("spec:", "field", "faq:", "variants", "chart:", *audiences)) for f in facts
+    ):
         return True
     said = L.normalize(" ".join(f"{f.zh} {f.en}" for f in facts) + " " + p.name.zh + " " + p.name.en)
     if _EXISTS.search(r.text):
