@@ -1,4 +1,4 @@
-"""Who a can-question names — the mechanisms of the thirteenth round of issue 15: a person's
+"""What the listing does not say — the mechanisms of the thirteenth round of issue 15: a person's
 height said in metres and the rest ("我一米八五") is a height, and one character shared with a
 listed audience names that audience only in a two-character word ("油皮", "男生"); in a longer
 chunk it shares the character by accident ("下雨天" with "150厘米以下", "粉笔写" with "记号笔"), so
@@ -8,9 +8,10 @@ or live state knows it, unless the shop's FAQ tells its show times; so are the h
 (unless a listing gives it), a shop to visit in person (unless the FAQ names one), and a kind
 of size the listing does not give ("有儿童码吗" of adult sizes, "有半码吗" of whole ones, "men's"
 of a women's set). A yes/no question about the product is not answered by who it is for
-unless what it asks is said there ("去屑吗" of a shampoo for oily scalps).
+unless what it asks is said there ("去屑吗" of a shampoo for oily scalps). And a product whose every
+price reaches the free-shipping threshold ships free on its own.
 
-The catalogue is written here, for this test (a bicycle and whiteboard shop); nothing in
+The catalogue is written here, for this test (a bicycle, stationery and shampoo shop); nothing in
 shoplang names its products. Each case states one mechanism.
 """
 
@@ -194,3 +195,13 @@ def test_a_yes_no_question_is_not_answered_by_who_it_is_for_alone(answerer: Cata
 def test_a_group_asked_about_is_answered_by_the_audience_naming_it(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "孕妇能用这个洗发水吗", "shampoo")
     assert "孕妇" in reply and NOT_LISTED not in reply, reply
+
+
+def test_a_product_over_the_free_shipping_threshold_ships_free(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "这个包邮吗", "bike")
+    assert reply.startswith("城市通勤自行车 包邮"), reply
+
+
+def test_a_product_under_the_threshold_gets_the_fee_and_the_threshold(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "这个包邮吗", "shampoo")
+    assert "运费" in reply and "满" in reply, reply

@@ -806,7 +806,10 @@ class CatalogueAnswerer:
         # Shipping, returns, warranty, gift.
         shipping = p.shipping or self.catalogue.shipping
         if SHIPPING_INTENTS & intents or (r.regions and _only_a_place(r)):
-            facts += _shipping_facts(p, p.id, shipping, r, currency)
+            live = state.product(p.id)
+            paid = [p.price, *(v.price for v in p.variants if v.price is not None)]
+            paid += [_amount(x.price) for x in (live, sale) if x is not None and x.price is not None]
+            facts += _shipping_facts(p, p.id, shipping, r, currency, lowest=min(paid))
         if "returns" in intents:
             ret = p.returns or self.catalogue.returns
             facts.append(_returns_fact(p, p.id, ret.days, ret.note))
@@ -1138,7 +1141,11 @@ def _returns_fact(p: Product | None, pid: str | None, days: int, note: Text | No
     return Fact("returns", pid, zh, en, (zh, en))
 
 
-def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading, currency: str) -> list[Fact]:
+def _shipping_facts(
+    p: Product | None, pid: str | None, s: Shipping, r: Reading, currency: str, lowest: Decimal | None = None
+) -> list[Fact]:
+    """`lowest`: the lowest price the product is sold at (catalogue, versions, live, sale), by
+    which one alone reaches the free-shipping threshold."""
     intents = set(r.intents)
     zh_name = f"{p.name.zh} " if p is not None else ""
     en_name = f"{p.name.en} " if p is not None else ""
@@ -1205,14 +1212,14 @@ def _shipping_facts(p: Product | None, pid: str | None, s: Shipping, r: Reading,
         parts_en.append(f"dispatched {_dispatch(s, 'en')}, usually arriving in {low} to {high} days")
         facet = True
     if "fee" in intents:
-        parts_zh.append(_fee(s, currency, "zh"))
-        parts_en.append(_fee(s, currency, "en"))
+        parts_zh.append(_fee(s, currency, "zh", lowest))
+        parts_en.append(_fee(s, currency, "en", lowest))
         facet = True
     if not facet:
         when_zh = f"{_dispatch(s, 'zh')}发货，一般 {low} 到 {high} 天送达"
         when_en = f"{_dispatch(s, 'en')}, usually arriving in {low} to {high} days"
-        parts_zh = [f"从{s.ships_from.zh}发{s.carrier.zh}", when_zh, _fee(s, currency, "zh")]
-        parts_en = [f"ships from {s.ships_from.en} by {s.carrier.en}", when_en, _fee(s, currency, "en")]
+        parts_zh = [f"从{s.ships_from.zh}发{s.carrier.zh}", when_zh, _fee(s, currency, "zh", lowest)]
+        parts_en = [f"ships from {s.ships_from.en} by {s.carrier.en}", when_en, _fee(s, currency, "en", lowest)]
     sources = [*_dispatch_numbers(s), str(low), str(high), *([s.note.zh, s.note.en] if s.note else [])]
     return [listing_fact("shipping", p, zh_name + "，".join(parts_zh), en_name + "; ".join(parts_en), sources)]
 
@@ -1245,12 +1252,15 @@ def _dispatch_days(s: Shipping) -> int | None:
     return hours // 24 if hours > 72 and hours % 24 == 0 else None
 
 
-def _fee(s: Shipping, currency: str, lang: str) -> str:
+def _fee(s: Shipping, currency: str, lang: str, lowest: Decimal | None = None) -> str:
     if s.fee == 0:
         return "包邮" if lang == "zh" else "free shipping"
     fee = money_text(s.fee, currency)
     if s.free_over is not None:
         over = money_text(s.free_over, currency)
+        if lowest is not None and lowest >= s.free_over:
+            # "this one free shipping?" of a ¥259 bag, ¥99 and over shipping free: yes, on its own
+            return f"包邮（满 {over} 包邮）" if lang == "zh" else f"free shipping (orders of {over} or more ship free)"
         return f"运费 {fee}，满 {over} 包邮" if lang == "zh" else f"shipping {fee}, free for orders of {over} or more"
     return f"运费 {fee}" if lang == "zh" else f"shipping {fee}"
 
