@@ -9,7 +9,8 @@ or live state knows it, unless the shop's FAQ tells its show times; so are the h
 of size the listing does not give ("有儿童码吗" of adult sizes, "有半码吗" of whole ones, "men's"
 of a women's set). A yes/no question about the product is not answered by who it is for
 unless what it asks is said there ("去屑吗" of a shampoo for oily scalps). And a product whose every
-price reaches the free-shipping threshold ships free on its own.
+price reaches the free-shipping threshold ships free on its own, and where a product is made is
+not answered by facts that name no origin.
 
 The catalogue is written here, for this test (a bicycle, stationery and shampoo shop); nothing in
 shoplang names its products. Each case states one mechanism.
@@ -63,6 +64,9 @@ products:
     category: {zh: 骑行服, en: cycling jersey}
     price: 199
     sizes: [S, M, L, XL]
+    variants:
+      - {id: short, name: {zh: 短袖, en: short sleeves}}
+      - {id: long, name: {zh: 长袖, en: long sleeves}, price: 229}
     specs:
       - key: host
         name: {zh: 主播上身, en: on the host}
@@ -205,3 +209,10 @@ def test_a_product_over_the_free_shipping_threshold_ships_free(answerer: Catalog
 def test_a_product_under_the_threshold_gets_the_fee_and_the_threshold(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "这个包邮吗", "shampoo")
     assert "运费" in reply and "满" in reply, reply
+
+
+@pytest.mark.parametrize("text", ["这件是哪产的 短袖还是长袖", "骑行服哪里产的 短袖多少钱"])
+def test_where_it_is_made_is_not_answered_by_other_facts(answerer: CatalogueAnswerer, text: str) -> None:
+    # what is listed (the versions, a price) is said, and that the origin is not listed
+    reply = ask(answerer, text, "jersey")
+    assert "199" in reply and NOT_LISTED in reply, reply

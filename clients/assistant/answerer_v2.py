@@ -98,6 +98,8 @@ _SIZE_KIND = re.compile(
     r"|\bcome in an? (?P<en>men'?s|women'?s|kids'?|children'?s|half) (version|sizes?)"
 )
 """A kind of size or version asked for by who wears it or a half size."""
+_ORIGIN_SAID = re.compile(r"产地|产自|原产|[国省市县镇]产|进口|原装|made in|origin|imported|grown in|from the")
+"""A fact that says where a product comes from."""
 _SHOP_IN_PERSON = re.compile(r"线下|实体店|门店|\b(physical|offline) (store|shop)|store i can visit")
 _HOST_OWN_SIZE = re.compile(
     r"主播(自己|本人)?(穿|戴)?的?(是)?(多大|什么|啥|几|哪个)(码|号)|主播(自己|本人)?(多高|身高|体重|多重|多少斤)"
@@ -974,6 +976,8 @@ class CatalogueAnswerer:
                 facts.append(fact)  # "几倍的 戴眼镜能看吗": the 6倍 beside the eyepiece
         if facts and _YES_NO.search(r.text) and not _yes_no_said(p, r, facts):
             declined.append("unknown")  # "轮子会不会刮花地板": the wheels are listed, scratching is not
+        if "origin" in r.concepts and facts and not any(_ORIGIN_SAID.search(f"{f.zh} {f.en}") for f in facts):
+            declined.append("unknown")  # "面罩是哪里生产的 国产还是进口" of a listing naming no origin
         if r.measure and facts and all(f.kind.startswith(("spec:", "field")) for f in facts):
             said = L.normalize(" ".join(f.zh + " " + f.en for f in facts))
             if not amount_in(said, "weight" if r.measure[0] == "重" else "dimensions"):
