@@ -104,6 +104,12 @@ class Reading:
                 out.add(L.singular(chunk))
         return frozenset(out)
 
+    def without_names(self) -> str:
+        """The text with every product name said blanked out (spans may repeat or overlap:
+        one nickname can name two products)."""
+        named = {i for start, end in self.name_spans for i in range(start, end)}
+        return "".join(" " if i in named else c for i, c in enumerate(self.text))
+
     def says(self, word: str) -> bool:
         """The text holds the word other than inside a longer product name ("保温壶" does
         not say 保温; "降噪" alone may be both a name and what is asked)."""

@@ -10,7 +10,7 @@ of size the listing does not give ("有儿童码吗" of adult sizes, "有半码�
 of a women's set). A yes/no question about the product is not answered by who it is for
 unless what it asks is said there ("去屑吗" of a shampoo for oily scalps). And a product whose every
 price reaches the free-shipping threshold ships free on its own, and where a product is made is
-not answered by facts that name no origin.
+not answered by facts that name no origin. A nickname naming two products is blanked out once.
 
 The catalogue is written here, for this test (a bicycle, stationery and shampoo shop); nothing in
 shoplang names its products. Each case states one mechanism.
@@ -79,11 +79,19 @@ products:
   - id: shampoo
     name: {zh: 控油洗发水, en: Oil-control shampoo}
     category: {zh: 洗发水, en: shampoo}
+    aliases: [ky]
     price: 59
     suitable_for:
       - {who: {zh: 油性头皮、头发容易扁塌的人, en: oily scalps and flat hair}}
     not_for:
       - {who: {zh: 孕妇, en: pregnant women}}
+  - id: conditioner
+    name: {zh: 控油护发素, en: Oil-control conditioner}
+    category: {zh: 护发素, en: conditioner}
+    aliases: [ky]
+    price: 49
+    suitable_for:
+      - {who: {zh: 头发干枯毛躁的人, en: dry and frizzy hair}}
   - id: board
     name: {zh: 磁性白板, en: Magnetic whiteboard}
     category: {zh: 白板, en: whiteboard}
@@ -216,3 +224,15 @@ def test_where_it_is_made_is_not_answered_by_other_facts(answerer: CatalogueAnsw
     # what is listed (the versions, a price) is said, and that the origin is not listed
     reply = ask(answerer, text, "jersey")
     assert "199" in reply and NOT_LISTED in reply, reply
+
+
+def test_a_nickname_naming_two_products_blanks_only_itself() -> None:
+    answerer = CatalogueAnswerer(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
+    reading = answerer.understanding.read("ky孕妇能用吗")
+    assert set(reading.named) == {"shampoo", "conditioner"}
+    assert reading.without_names() == "  孕妇能用吗"
+
+
+def test_a_group_no_audience_names_is_not_listed_after_a_shared_nickname(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "ky孕妇能用吗", "conditioner")
+    assert NOT_LISTED in reply, reply

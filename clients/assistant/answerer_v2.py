@@ -1639,9 +1639,7 @@ def _who_in_listing(p: Product, r: Reading) -> tuple[Text, Text] | None:
 
 def _who_chunks(r: Reading) -> list[str]:
     """The words of a "can X use it" question that may name a group (X)."""
-    text = r.text
-    for start, end in sorted(r.name_spans, reverse=True):
-        text = text[:start] + " " + text[end:]
+    text = r.without_names()
     # The residue drops cue words, and 孕妇 / pregnant are cues of "suitable": keep them here.
     text = _USE_WORDS.sub(" ", text)
     chunks = [c for c in re.split(r"[\s\W\d_]+", text) if c]
@@ -1852,9 +1850,7 @@ def _spec_answers(p: Product, facts: list[Fact], prop: str) -> bool:
 
 def _clause_properties(r: Reading) -> list[str]:
     """The X of each clause "有X吗" / "是X吗" that asks nothing else, product names taken out."""
-    text = r.text
-    for start, end in sorted(r.name_spans, reverse=True):
-        text = text[:start] + " " + text[end:]
+    text = r.without_names()
     out: list[str] = []
     if r.colours or r.sizes or r.unknown_sizes or r.regions:
         return out  # a colour, size or region asked has its own answer
