@@ -209,7 +209,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
                 "proof", "% vol", "%vol"),
     "temperature": ("温度", "零下", "几度", "多少度", "保暖", "暖和", "冷不冷", "冷吗", "御寒", "抗寒", "防寒", "保温", "保冷",
                     "冰感", "凉快", "凉感", "热不热", "热吗", "会热", "temperature", "freezing", "below zero", "degrees", "°c", "warm", "keep hot",
-                    "keeps hot", "cold"),
+                    "keeps hot", "cold", "fahrenheit", "celsius", "°f", "re:\\b\\d{2,3}\\s*°?\\s*f\\b"),
     "season": ("季节", "四季", "三季", "冬季", "冬天", "夏天", "夏季", "春秋", "雪地", "下雪", "雪天", "season", "winter",
                "summer", "snow", "all year"),
     "occupancy": ("几个人", "几人", "多少人", "人数", "睡几", "住几", "坐几", "容纳", "住得下", "睡得下", "坐得下", "几口人",

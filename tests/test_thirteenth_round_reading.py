@@ -10,7 +10,8 @@ of size the listing does not give ("有儿童码吗" of adult sizes, "有半码�
 of a women's set). A yes/no question about the product is not answered by who it is for
 unless what it asks is said there ("去屑吗" of a shampoo for oily scalps). And a product whose every
 price reaches the free-shipping threshold ships free on its own, and where a product is made is
-not answered by facts that name no origin. A nickname naming two products is blanked out once.
+not answered by facts that name no origin. A nickname naming two products is blanked out once,
+and "212 F" asks a temperature.
 
 The catalogue is written here, for this test (a bicycle, stationery and shampoo shop); nothing in
 shoplang names its products. Each case states one mechanism.
@@ -236,3 +237,8 @@ def test_a_nickname_naming_two_products_blanks_only_itself() -> None:
 def test_a_group_no_audience_names_is_not_listed_after_a_shared_nickname(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "ky孕妇能用吗", "conditioner")
     assert NOT_LISTED in reply, reply
+
+
+@pytest.mark.parametrize(("text", "temperature"), [("can it go up to 212 F?", True), ("3c认证有吗", False)])
+def test_degrees_fahrenheit_ask_a_temperature(answerer: CatalogueAnswerer, text: str, temperature: bool) -> None:
+    assert ("temperature" in answerer.understanding.read(text).concepts) is temperature
