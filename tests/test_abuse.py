@@ -438,6 +438,28 @@ async def test_the_node_wide_stream_limit_is_answered_clearly(tmp_path: Path) ->
         proc.stop()
 
 
+async def test_every_refused_stream_sees_the_refusal_not_an_internal_error(tmp_path: Path) -> None:
+    """A grpc.aio client whose Hello is still being written when the refusal arrives reported
+    INTERNAL "Failed execute_batch" instead of it (grpc/grpc#36066; 25 of 150 here before the
+    node read the Hello first): each of 60 refusals in a row must arrive as itself."""
+    proc = ServerProcess(tmp_path / "data", args=("--max-streams", "1", "--insights", "false"))
+    proc.start()
+    holder = RawStream(proc.target)
+    try:
+        await holder.hello(proc.token("holder"))
+        codes = []
+        for n in range(60):
+            refused = RawStream(proc.target)
+            await refused.send(rs.ConnectRequest(hello=rs.Hello(token=proc.token(f"late-{n}"))))
+            ended = await refused.wait_end()
+            await refused.close()
+            codes.append(ended.code() if ended is not None else None)
+        assert codes == [RESOURCE_EXHAUSTED] * 60, codes
+    finally:
+        await holder.close()
+        proc.stop()
+
+
 # --------------------------------------------------------- also found
 
 

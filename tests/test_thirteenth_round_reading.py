@@ -242,3 +242,8 @@ def test_a_group_no_audience_names_is_not_listed_after_a_shared_nickname(answere
 @pytest.mark.parametrize(("text", "temperature"), [("can it go up to 212 F?", True), ("3c认证有吗", False)])
 def test_degrees_fahrenheit_ask_a_temperature(answerer: CatalogueAnswerer, text: str, temperature: bool) -> None:
     assert ("temperature" in answerer.understanding.read(text).concepts) is temperature
+
+
+def test_something_that_will_still_be_there_is_no_later_show(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "洗了还会有味道吗", "shampoo")
+    assert "不清楚" not in reply, reply

@@ -88,7 +88,7 @@ SHIPPING_INTENTS = frozenset({"fee", "shipping", "ships_from", "carrier", "deliv
 SHOP_INTENTS = SHIPPING_INTENTS | {"returns", "invoice", "link"}
 _LATER_SHOW = re.compile(
     r"(明天|明晚|后天|下次|下回|下一场|下场|下周|改天|过几天)[^，。,.?？!！]{0,10}(价|秒杀|播|活动|优惠|福利|返场)"
-    r"|下一场|还会(再)?(有|上|返场)|会不会再(有|上)|返场"
+    r"|下一场|还会再(有|上)|会不会再(有|上)|返场|还会有(秒杀|活动|优惠|福利|这个价)"  # (not "洗了还会有味道吗")
     r"|\b(tomorrow|later tonight|next (time|week))\b.{0,30}\b(price|sale|deal|live|stream|show)"
     r"|\banother (flash )?sale\b|\bnext (live|show|stream)\b|\bnext gen(eration)?\b|\bcoming out\b"
 )

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 SERVICE = "barrage.v1.RoomService"
 HANDSHAKE_TIMEOUT_S = 10.0
+REFUSAL_READ_S = 0.5
+"""How long a stream refused at its start (node full, shutting down) waits for the client's
+first message before the refusal is sent (see RoomService._refuse)."""
 
 
 class RoomServiceHandler:
@@ -57,11 +60,13 @@ class RoomServiceHandler:
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> AsyncIterator[bytes]:
         if not self.accepting:
-            await abort(context, ApiError(Code.UNAVAILABLE, "SHUTTING_DOWN", "node is shutting down; reconnect"))
+            await _refuse(
+                requests, context, ApiError(Code.UNAVAILABLE, "SHUTTING_DOWN", "node is shutting down; reconnect")
+            )
         try:
             self.limits.open_stream()
         except ApiError as err:
-            await abort(context, err)
+            await _refuse(requests, context, err)
         session = Session(self._gateway, self._verifier, context.peer())
         self.sessions.add(session)
         counted: list[Identity] = []
@@ -172,3 +177,15 @@ def _overloaded() -> ApiError:
         "STREAM_OVERLOADED",
         "the client did not read its stream while it kept sending; reconnect and read it",
     )
+
+
+async def _refuse(
+    requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes], err: ApiError
+) -> None:
+    """End a stream at its start with `err`, after reading the client's first message (its
+    Hello) for up to REFUSAL_READ_S: a grpc.aio client whose first write is still in flight
+    when the status arrives reports INTERNAL "Failed execute_batch" instead of the status
+    (grpc/grpc#36066), so a refusal sent at once was sometimes lost to such clients."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(anext(aiter(requests)), REFUSAL_READ_S)
+    await abort(context, err)
