@@ -104,10 +104,14 @@ class Reading:
                 out.add(L.singular(chunk))
         return frozenset(out)
 
+    def named_positions(self) -> set[int]:
+        """Where the text says a product's name (spans may repeat or overlap: one nickname can
+        name two products)."""
+        return {i for start, end in self.name_spans for i in range(start, end)}
+
     def without_names(self) -> str:
-        """The text with every product name said blanked out (spans may repeat or overlap:
-        one nickname can name two products)."""
-        named = {i for start, end in self.name_spans for i in range(start, end)}
+        """The text with every product name said blanked out."""
+        named = self.named_positions()
         return "".join(" " if i in named else c for i, c in enumerate(self.text))
 
     def says(self, word: str) -> bool:
@@ -586,7 +590,7 @@ class Understanding:
         listed = next((text for key, text in self._topics.get(product_id, ()) if key == "materials"), "")
         if not listed or reading.concepts:
             return False  # "防水吗" asks a kind of spec (waterproofing), not a substance
-        named = {i for s, e in reading.name_spans for i in range(s, e)}
+        named = reading.named_positions()
         for match in _SUBSTANCE_ASKED.finditer(reading.text):
             for group, found in enumerate(match.groups(), start=1):
                 if not found:

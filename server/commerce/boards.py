@@ -66,7 +66,7 @@ class Publisher:
     def room_jobs(self, room_id: str, state: RoomState, now_ms: int) -> list[Awaitable[object]]:
         gateway = self._gateway
         settings = gateway.settings
-        if not settings.boards or state.board.closed or not gateway.members(room_id):
+        if not settings.boards or not gateway.members(room_id):  # (closed rooms: the ticker skips them)
             return []
         serving, dead = _nodes(state, gateway.node_id, now_ms)
         state.audience.forget_nodes(dead)

@@ -37,7 +37,7 @@ SERVICE = "barrage.v1.RoomService"
 HANDSHAKE_TIMEOUT_S = 10.0
 REFUSAL_READ_S = 0.5
 """How long a stream refused at its start (node full, shutting down) waits for the client's
-first message before the refusal is sent (see RoomService._refuse)."""
+first message before the refusal is sent (see _refuse)."""
 
 
 class RoomServiceHandler:
