@@ -121,13 +121,13 @@ class RoomState:
     """Coupon batches and their claims (server/commerce/coupons.py)."""
     red_packets: RedPacketBook = field(default_factory=RedPacketBook)
     """Open red packets and their grabs (server/commerce/red_packets.py)."""
-
-    def __post_init__(self) -> None:
-        self.coupons.room_id = self.room_id  # claim ids are derived from the room
     board: Board = field(default_factory=Board)
     """The gift ranking (server/commerce/leaderboard.py)."""
     audience: Audience = field(default_factory=Audience)
     """Who is present, on every node (server/commerce/audience.py)."""
+
+    def __post_init__(self) -> None:
+        self.coupons.room_id = self.room_id  # claim ids are derived from the room
 
     def fold(self, position: int, event: event_pb2.Event) -> str | None:
         """Apply one event. Returns a user id that must be removed from the room (ban).
