@@ -282,15 +282,20 @@ class Understanding:
         # Pinyin initials, the way viewers type a name fast ("mpj" 猫爬架, "kh" 口红, "xbx" 小白鞋);
         # read only beside Chinese, where such shorthand is typed.
         self._initials: set[str] = set()
-        for terms in raw.values():
+        spelled_by: dict[str, set[str]] = {}
+        for product_id, terms in raw.items():
             zh_terms = {t for t, _ in terms if 2 <= len(t) <= 4 and all(L.CJK.match(ch) for ch in t)}
             for letters in {initials(t) for t in zh_terms} - _NOT_INITIALS:
                 terms.append((letters, 1.2))
                 self._initials.add(letters)
+                spelled_by.setdefault(letters, set()).add(product_id)
 
         self._shop_words: set[str] = set()
         own = {entry.product_id: {L.normalize(n) for n in (*entry.names, *entry.categories)} for entry in listed}
         self.terms = _dedupe(raw, self._shop_words, own)
+        # Initials that many products' names share ("tg": 推杆, 铁杆, 推杆练习毯) name none of
+        # them alone, but they still say which products the viewer means: not the one on screen.
+        self._initials_of_many = {letters: pids for letters, pids in spelled_by.items() if letters in self._shop_words}
         self._shop_holders = {
             word: {pid for pid, terms in raw.items() if any(t == word for t, _ in terms)}
             for word in self._shop_words
@@ -445,10 +450,18 @@ class Understanding:
         """Every product such a word is the head noun of ("拼图拍了送啥": both jigsaws)."""
         if reading.named or reading.variants:
             return set()
-        return {
+        heads = {
             pid
             for word, pids in self._ends_with.items()
             if reading.says(word) and not (first is not None and any(word in n for n in self._own.get(first, ())))
+            for pid in pids
+        }
+        return heads | {
+            pid
+            for letters, pids in self._initials_of_many.items()
+            if first not in pids
+            and L.CJK.search(reading.text)  # (typed beside Chinese, as initials are read)
+            and re.search(rf"(?<![a-z0-9]){letters}(?![a-z0-9])", reading.text)
             for pid in pids
         }
 

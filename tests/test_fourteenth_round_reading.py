@@ -1,0 +1,81 @@
+"""Which product a viewer means — the mechanisms of the fourteenth round of issue 15.
+
+Pinyin initials that several products' names share ("hj": 红酒, 黄酒, 花椒) name none of them
+alone, so they are no product's name; but they still say that the viewer means one of those
+products, not the one on screen. The reply answers for each of them (as for a head noun that
+several products share), never for the product on screen that the viewer did not name.
+
+The catalogue is written here, for this test (a kitchen shop); nothing in shoplang names its
+products. Each case states one mechanism.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.shoplang.catalogue import Catalogue
+from tests.insights_room import ask
+
+CATALOGUE = """
+format: 2
+shop: {zh: 厨房调味小铺, en: Kitchen pantry}
+currency: CNY
+shipping:
+  ships_from: {zh: 浙江杭州, en: "Hangzhou, Zhejiang"}
+  regions: [{zh: 中国大陆, en: mainland China}]
+  carrier: {zh: 中通快递, en: ZTO Express}
+  dispatch_hours: 48
+  delivery_days: [2, 4]
+  fee: 6
+returns: {days: 7}
+products:
+  - id: sugar
+    name: {zh: 云南白糖1kg, en: Yunnan white sugar 1 kg}
+    category: {zh: 白糖, en: sugar}
+    price: 12.9
+  - id: wine
+    name: {zh: 波尔多红酒750ml, en: Bordeaux red wine 750 ml}
+    category: {zh: 红酒, en: red wine}
+    price: 128
+  - id: yellow
+    name: {zh: 绍兴黄酒500ml, en: Shaoxing yellow wine 500 ml}
+    category: {zh: 黄酒, en: yellow wine}
+    price: 25
+  - id: pepper
+    name: {zh: 汉源花椒100g, en: Hanyuan Sichuan pepper 100 g}
+    category: {zh: 花椒, en: Sichuan pepper}
+    price: 19.9
+  - id: soy
+    name: {zh: 头道酱油500ml, en: First-press soy sauce 500 ml}
+    category: {zh: 酱油, en: soy sauce}
+    price: 15.8
+"""
+
+
+@pytest.fixture(scope="module")
+def answerer() -> CatalogueAnswerer:
+    return CatalogueAnswerer(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
+
+
+def _products(reply: str) -> set[str]:
+    return set(re.findall(r"\[product:([^\]]+)\]", reply))
+
+
+def test_initials_many_products_share_are_not_the_product_on_screen(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "hj多少钱", "sugar")
+    assert _products(reply) == {"wine", "yellow", "pepper"}, reply
+    assert "128" in reply and "25" in reply and "12.9" not in reply, reply
+
+
+def test_initials_one_product_has_name_it(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "jy多少钱", "sugar")
+    assert _products(reply) == {"soy"} and "15.8" in reply, reply
+
+
+def test_shared_initials_of_the_product_on_screen_keep_to_it(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "hj多少钱", "yellow")
+    assert _products(reply) == {"yellow"} and "25" in reply, reply
