@@ -727,6 +727,8 @@ class Understanding:
             intents = tuple(i for i in intents if i not in ("time_left", "delivery_time"))
         if "warranty" in intents and "returns" in intents and not _RETURN_WORDS.search(masked):
             intents = tuple(i for i in intents if i != "returns")  # "轮子坏了保修吗": a repair, not a return
+        if "price" in intents and "fee" in intents and _FEE_HOW_MUCH.search(masked):
+            intents = tuple(i for i in intents if i != "price")  # "运费多少钱": the shipping fee, not the price
         if "price" in intents and _HOW_MUCH_OF.search(text) and not re.search(r"price|cost|价", text):
             intents = tuple(i for i in intents if i != "price")  # "how much protein per scoop": an amount
         bare_how_much = not intents and not concepts and bool(_BARE_HOW_MUCH.search(text))
@@ -1077,6 +1079,8 @@ _WHEN_WORDS = {"现在", "今天", "目前", "这会", "直播间", "现价", "�
 
 _VERDICT = re.compile(r"可以|不错|还行|挺|划算|便宜|实惠|贵|好看|喜欢|绝了|值")
 """A word that judges: "价格可以", "颜色不错" tell, they do not ask."""
+_FEE_HOW_MUCH = re.compile(r"(运费|邮费|快递费)(要|是|大概|一般)?(多少|几块|几元)")
+
 _OWN_ATTRIBUTES = {"price", "list_price", "stock", "sizes", "colours", "link", "materials", "variants", "gift"}
 """What a product named in a question has ("衬衫多少钱"), unlike what it is used with
 ("苹果手机能用吗": the phone is not what is sold)."""

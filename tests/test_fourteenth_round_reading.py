@@ -5,6 +5,9 @@ alone, so they are no product's name; but they still say that the viewer means o
 products, not the one on screen. The reply answers for each of them (as for a head noun that
 several products share), never for the product on screen that the viewer did not name.
 
+And what is asked: "运费多少钱" asks the shipping fee (not the price), and "多久能收到" the
+delivery time, so each is one question with its paraphrases ("包邮吗", "几天能到").
+
 The catalogue is written here, for this test (a kitchen shop); nothing in shoplang names its
 products. Each case states one mechanism.
 """
@@ -18,7 +21,7 @@ import yaml
 
 from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
 from barrage.shoplang.catalogue import Catalogue
-from tests.insights_room import ask
+from tests.insights_room import ask, group_of
 
 CATALOGUE = """
 format: 2
@@ -57,8 +60,13 @@ products:
 
 
 @pytest.fixture(scope="module")
-def answerer() -> CatalogueAnswerer:
-    return CatalogueAnswerer(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))
+def catalogue() -> Catalogue:
+    return Catalogue.model_validate(yaml.safe_load(CATALOGUE))
+
+
+@pytest.fixture(scope="module")
+def answerer(catalogue: Catalogue) -> CatalogueAnswerer:
+    return CatalogueAnswerer(catalogue)
 
 
 def _products(reply: str) -> set[str]:
@@ -79,3 +87,20 @@ def test_initials_one_product_has_name_it(answerer: CatalogueAnswerer) -> None:
 def test_shared_initials_of_the_product_on_screen_keep_to_it(answerer: CatalogueAnswerer) -> None:
     reply = ask(answerer, "hj多少钱", "yellow")
     assert _products(reply) == {"yellow"} and "25" in reply, reply
+
+
+def test_how_much_the_shipping_is_asks_the_fee_not_the_price(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "运费多少钱", "sugar")
+    assert "6" in reply and "12.9" not in reply, reply
+
+
+def test_when_it_will_be_received_asks_the_delivery_time(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "多久能收到啊", "sugar")
+    assert "2到4天" in reply, reply
+
+
+def test_paraphrases_of_the_fee_and_of_the_delivery_time_are_one_question_each(catalogue: Catalogue) -> None:
+    fee, fee_again, days, days_again = group_of(
+        catalogue, ["包邮吗", "运费多少钱", "多久能收到啊", "几天能到"], "sugar"
+    )
+    assert fee == fee_again and days == days_again and fee != days
