@@ -1012,7 +1012,9 @@ class Understanding:
             if variant is not None:
                 reading.variants[product_id] = variant
                 # What the variant's own name says is not asked ("平装的多少": 装 is no set-up question)
-                named_by = next((k for vid, ks in keys if vid == variant for k in ks if k in seen and len(k) > 1), "")
+                # (the longest such word, whatever the set's order: "12支", not "12", of "12支装多少")
+                said_by = [k for vid, ks in keys if vid == variant for k in ks if k in seen and len(k) > 1]
+                named_by = max(said_by, key=lambda k: (len(k), k), default="")
                 # Other products whose versions are called that too ("钢带": two watches have one)
                 sharing = [pid for pid, names in self._variant_names.items() if named_by and named_by in names]
                 reading.variant_words = tuple(dict.fromkeys((*reading.variant_words, product_id, *sharing)))

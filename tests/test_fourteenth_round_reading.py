@@ -5,6 +5,10 @@ alone, so they are no product's name; but they still say that the viewer means o
 products, not the one on screen. The reply answers for each of them (as for a head noun that
 several products share), never for the product on screen that the viewer did not name.
 
+The reply does not depend on the process: which words of a version's name a question says
+("12双" of "黑色 12双", not "12") was taken from a set in whatever order its hashes gave, so
+"12双装多少" was a price in one process and "how much does it hold" in another.
+
 And what is asked: "运费多少钱" asks the shipping fee (not the price), and "多久能收到" the
 delivery time, so each is one question with its paraphrases ("包邮吗", "几天能到").
 
@@ -14,7 +18,10 @@ products. Each case states one mechanism.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -56,6 +63,13 @@ products:
     name: {zh: 头道酱油500ml, en: First-press soy sauce 500 ml}
     category: {zh: 酱油, en: soy sauce}
     price: 15.8
+  - id: chopsticks
+    name: {zh: 不锈钢筷子, en: Steel chopsticks}
+    category: {zh: 筷子, en: chopsticks}
+    price: 29.9
+    variants:
+      - {id: six, name: {zh: 黑色 6双, en: "black, 6 pairs"}, price: 29.9}
+      - {id: twelve, name: {zh: 黑色 12双, en: "black, 12 pairs"}, price: 49.9}
 """
 
 
@@ -104,3 +118,27 @@ def test_paraphrases_of_the_fee_and_of_the_delivery_time_are_one_question_each(c
         catalogue, ["包邮吗", "运费多少钱", "多久能收到啊", "几天能到"], "sugar"
     )
     assert fee == fee_again and days == days_again and fee != days
+
+
+def test_the_reply_is_the_same_whatever_the_process_s_hash_seed() -> None:
+    program = (
+        "import yaml\n"
+        "from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer\n"
+        "from barrage.shoplang.catalogue import Catalogue\n"
+        "from tests.insights_room import ask\n"
+        "from tests.test_fourteenth_round_reading import CATALOGUE\n"
+        "answerer = CatalogueAnswerer(Catalogue.model_validate(yaml.safe_load(CATALOGUE)))\n"
+        "print(ask(answerer, '筷子 12双装多少', 'sugar'))\n"
+    )
+    replies = {
+        subprocess.run(
+            [sys.executable, "-c", program],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(4)
+    }
+    assert len(replies) == 1, replies
+    assert "49.9" in replies.pop()
