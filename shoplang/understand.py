@@ -321,6 +321,11 @@ class Understanding:
                     if any(re.sub(r"[(（【\[].*?[)）】\]]", "", n).endswith(word) for n in called):
                         self._ends_with.setdefault(word, set()).add(pid)
         self._own = own
+        # Link numbers said alone that no listing names so itself ("5号" of "5号链接"): read
+        # only before what is asked (_link_number_pattern).
+        self._link_numbers = {t.text for t in self.terms if re.fullmatch(r"\d+号", t.text)} - {
+            L.normalize(n) for called in own.values() for n in called
+        }
         self._term_owners: dict[str, set[str]] = {}
         for term in self.terms:
             if term.text.isascii():
@@ -889,7 +894,8 @@ class Understanding:
                 continue
             if term.text not in text:
                 continue  # the cheap test first: most terms are not in a given comment
-            for match in _term_pattern(term.text).finditer(text):
+            compiled = (_link_number_pattern if term.text in self._link_numbers else _term_pattern)(term.text)
+            for match in compiled.finditer(text):
                 hits.append((match.start(), match.end(), term.product_id, term.weight))
         for match in _WORD_THEN_HEAD.finditer(text):
             # "golf伞": an English word of one product's names before its Chinese head noun
@@ -1146,11 +1152,18 @@ _EXCLAIM_ZH = re.compile(
 )
 _RHETORICAL_ZH = re.compile(r"谁不(爱|喜欢|想要|心动)|谁还没(下单|拍|买|抢)")
 _EXCLAIM_EN = re.compile(
-    r"(^|[,.!;]\s*)(what an? |how (is|are) (this|that|it) so |so )|\b(lol|omg|lmao|so sad)\b"
+    r"(^|[,.!;]\s*)(what an? |how (is|are) (this|that|it) so |so )"
     r"|^how \w+ (is|are|was|were) .*![!\s]*$"  # "how cute is that mermaid one!"
 )
 """"what a deal", "how is this so cheap lol", "how cute is that one!": wonder, not a question
 (unless a "?" asks)."""
+_LAUGH_EN = re.compile(r"\b(lol|omg|lmao|so sad)\b")
+_ASKS_EN = re.compile(
+    r"\bhow (many|much|long|often|big|heavy)\b|\b(which|what) (size|colou?r|one)\b"
+    r"|^(does|do|can|is|are|will) (it|this|these|they|you|i)\b"
+)
+""""lol" ends wonder ("why is it so cheap lol") and questions alike ("how many clicks before it
+breaks lol"): only one that asks for an amount, a choice or a yes/no about it is a question."""
 _INTERJECTION = re.compile(r"^(what|huh|wait|really|seriously|omg|啥|什么)\s*[?？!！]+\s*(?=\S)")
 """"what?? why is it so cheap lol": surprise, its question marks ask nothing."""
 _BOUGHT_ZH = re.compile(r"(已付款|已下单|已拍|付款了|下单了|拍了|买了)[\s!！~～。]*$")
@@ -1204,7 +1217,8 @@ def is_question(original: str, reading: Reading | None = None) -> bool:
             return False  # "1号链接拍了 已付款": telling, not asking for the link
         if _REQUEST_ZH.search(text):
             return True
-    if _EXCLAIM_EN.search(text) and not L.CJK.search(text):
+    wonder = _EXCLAIM_EN.search(text) or (_LAUGH_EN.search(text) and not _ASKS_EN.search(text))
+    if wonder and not L.CJK.search(text):
         return False  # ("what a deal on that reel", "how is this so cheap lol")
     if _Q_EN.search(text):
         return True
@@ -1334,6 +1348,7 @@ def _product_terms(product: ProductNames) -> list[tuple[str, float]]:
         if number := re.fullmatch(r"\s*(?:(\d+)\s*号链接|link\s*#?\s*(\d+))\s*", name, re.IGNORECASE):
             k = number.group(1) or number.group(2)
             terms += [(form, 4.0) for form in (f"{k}号链接", f"link {k}", f"link#{k}", f"link #{k}")]
+            terms.append((f"{k}号", 2.0))  # "5号还剩多少": the link by its number alone
     # A model-like token of a name names it strongly ("63合1", "P88"; not a paper size, "A4").
     for name in product.names[:2]:
         tokens = re.findall(r"(?<![a-z0-9])(?:\d+[\u4e00-\u9fff]\d+|[a-z]+\d+[a-z\d]*)", L.normalize(name))
@@ -1524,6 +1539,16 @@ def _term_pattern(term: str) -> re.Pattern[str]:
         # (a term starting with a number is not the end of another: "5号" is not in "1.5号线")
         return re.compile(("(?<![\\d.])" if term[0].isdigit() else "") + re.escape(term))
     return re.compile(r"(?<![a-z0-9])" + re.escape(term) + r"(?:e?s)?(?![a-z])")
+
+
+@lru_cache(maxsize=256)
+def _link_number_pattern(term: str) -> re.Pattern[str]:
+    """ "5号" of a product listed as "5号链接", before what is asked ("5号还剩多少", "2号能盖吗"),
+    not before a noun it numbers ("7号铁" is a golf iron, "5号电池" a battery size)."""
+    return re.compile(rf"(?<![\d.]){term}(?=$|[^\u4e00-\u9fff]|{_AFTER_LINK_NUMBER})")
+
+
+_AFTER_LINK_NUMBER = "[还能是的和跟与送拍多有那这怎啥几什可会偏要买含哪适现秒价库剩]"
 
 
 def _order(spans: list[tuple[int, int, str]]) -> list[str]:

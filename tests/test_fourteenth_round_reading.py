@@ -5,6 +5,15 @@ alone, so they are no product's name; but they still say that the viewer means o
 products, not the one on screen. The reply answers for each of them (as for a head noun that
 several products share), never for the product on screen that the viewer did not name.
 
+A live price (the pinned card, a product update) is the price of the version listed at the
+product's own price: "6双多少钱" of chopsticks listed at ¥29.9 for six pairs, on screen at ¥25 now,
+is ¥25; the twelve pairs keep their own ¥49.9. An English word of a spec's name asks for that
+spec ("is the brewing natural" -> "brewing method"), and "lol" ends questions as well as
+wonder ("how much is the soy sauce lol" asks; "why is it so cheap lol" does not).
+
+A product listed as "5号链接" is "5号" too, before what is asked ("5号还剩多少"), not before
+a noun the number counts ("5号电池").
+
 The reply does not depend on the process: which words of a version's name a question says
 ("12双" of "黑色 12双", not "12") was taken from a set in whatever order its hashes gave, so
 "12双装多少" was a price in one process and "how much does it hold" in another.
@@ -22,12 +31,15 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
 
 from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.clients.assistant.state import LiveProduct, LiveState, Price
 from barrage.shoplang.catalogue import Catalogue
+from barrage.shoplang.understand import is_question
 from tests.insights_room import ask, group_of
 
 CATALOGUE = """
@@ -63,8 +75,13 @@ products:
     name: {zh: 头道酱油500ml, en: First-press soy sauce 500 ml}
     category: {zh: 酱油, en: soy sauce}
     price: 15.8
+    specs:
+      - key: brewing
+        name: {zh: 酿造工艺, en: brewing method}
+        value: {zh: 高盐稀态发酵180天, en: "high-salt liquid-state fermentation, 180 days"}
   - id: chopsticks
     name: {zh: 不锈钢筷子, en: Steel chopsticks}
+    aliases: [5号链接]
     category: {zh: 筷子, en: chopsticks}
     price: 29.9
     variants:
@@ -142,3 +159,32 @@ def test_the_reply_is_the_same_whatever_the_process_s_hash_seed() -> None:
     }
     assert len(replies) == 1, replies
     assert "49.9" in replies.pop()
+
+
+@pytest.mark.parametrize(
+    ("text", "said", "not_said"), [("筷子6双多少钱", "25", "29.9"), ("筷子12双多少钱", "49.9", "25")]
+)
+def test_a_live_price_is_the_price_of_the_version_listed_at_the_product_s_price(
+    answerer: CatalogueAnswerer, text: str, said: str, not_said: str
+) -> None:
+    state = LiveState(pinned_id="chopsticks")
+    state.products["chopsticks"] = LiveProduct("chopsticks", price=Price(2500, "CNY"))
+    reply = answerer.answer(text, state, int(time.time() * 1000)).text
+    assert said in reply and not_said not in reply, reply
+
+
+def test_an_english_word_of_a_spec_s_name_asks_for_that_spec(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "is the brewing natural, the soy sauce", "sugar")
+    assert "180" in reply, reply
+
+
+def test_a_question_ending_in_lol_is_a_question_and_wonder_is_not() -> None:
+    assert is_question("how much is the soy sauce lol")
+    assert is_question("how many clicks before it breaks lol")
+    assert not is_question("why is it so cheap lol")
+    assert not is_question("lol the host is funny")
+
+
+def test_a_link_number_alone_names_the_link_before_what_is_asked(answerer: CatalogueAnswerer) -> None:
+    assert _products(ask(answerer, "5号多少钱", "sugar")) == {"chopsticks"}
+    assert "chopsticks" not in _products(ask(answerer, "5号电池多少钱", "sugar"))

@@ -1004,9 +1004,12 @@ class CatalogueAnswerer:
 
     def _price_fact(self, p: Product, state: LiveState, now_ms: int, variant_id: str | None = None) -> Fact:
         variant = next((v for v in p.variants if v.id == variant_id), None)
-        if variant is not None and variant.price is not None:
+        live_now = _amount(self._live_amount(p, state, now_ms)) != p.price
+        if variant is not None and variant.price is not None and not (live_now and variant.price == p.price):
             return _variant_price_fact(p, variant, self.catalogue.currency)  # "20个人的派对 餐具买哪个"
-        # A variant without a price of its own is at the product's price, live or listed.
+        # A variant without a price of its own is at the product's price, live or listed; so is
+        # one at the product's listed price when the room gives the product a live one (the
+        # pinned card's ¥259 is the 20-inch case's, listed at the product's ¥299).
         zh, en = (
             (f"{p.name.zh}（{variant.name.zh}）", f"{p.name.en} ({variant.name.en})")
             if variant
@@ -1703,9 +1706,14 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
             if any(r.says(k) for k in keys if not _ASKING_CUE.search(k)):
                 by_name.append(spec)  # "players", "年龄": the spec named, not a way of asking
             continue
-        # A two-character word of the spec's name in the question ("蓝牙几点几" -> 蓝牙版本).
+        # A two-character word of the spec's name in the question ("蓝牙几点几" -> 蓝牙版本), or
+        # a long English word of it ("how many clicks" -> "click life").
         name = "".join(ch for ch in spec.name.zh if L.CJK.match(ch))
         pairs = [name[i : i + 2] for i in range(len(name) - 1) if name[i : i + 2] not in _WEAK_BIGRAMS]
+        english = [w for w in re.findall(r"[a-z]{5,}", L.normalize(spec.name.en)) if w not in L.STOP_EN]
+        if any(_says_word_apart(r, w) for w in english):
+            out.append(spec)
+            continue
         if any(r.says_apart(pair) for pair in pairs):
             out.append(spec)
         elif any(r.says(pair) for pair in pairs):
@@ -1786,6 +1794,14 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
 
 
 _MEASURE_KINDS = {"dimensions", "weight", "thickness", "area", "volume"}
+
+
+def _says_word_apart(r: Reading, word: str) -> bool:
+    """The question says the English word (or its plural) outside every product name."""
+    return any(
+        not any(s < m.end() and m.start() < e for s, e in r.name_spans)
+        for m in re.finditer(rf"(?<![a-z]){re.escape(word)}(?:s|es)?(?![a-z])", r.text)
+    )
 
 
 def _names_a_spec(p: Product, r: Reading) -> bool:
