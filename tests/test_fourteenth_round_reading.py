@@ -14,6 +14,10 @@ wonder ("how much is the soy sauce lol" asks; "why is it so cheap lol" does not)
 A product listed as "5号链接" is "5号" too, before what is asked ("5号还剩多少"), not before
 a noun the number counts ("5号电池").
 
+Nor does the reply say what the listing denies: "是涂层的还是激光纹的" of chopsticks with "激光
+防滑纹，免涂层" is not "coated", and "镜片蔡司的吗" is no "yes" because the lenses are listed:
+what is left of the words asked ("蔡司") must be said too.
+
 The reply does not depend on the process: which words of a version's name a question says
 ("12双" of "黑色 12双", not "12") was taken from a set in whatever order its hashes gave, so
 "12双装多少" was a price in one process and "how much does it hold" in another.
@@ -36,7 +40,7 @@ import time
 import pytest
 import yaml
 
-from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer
+from barrage.clients.assistant.answerer_v2 import CatalogueAnswerer, _core_said
 from barrage.clients.assistant.state import LiveProduct, LiveState, Price
 from barrage.shoplang.catalogue import Catalogue
 from barrage.shoplang.understand import is_question
@@ -87,6 +91,13 @@ products:
     variants:
       - {id: six, name: {zh: 黑色 6双, en: "black, 6 pairs"}, price: 29.9}
       - {id: twelve, name: {zh: 黑色 12双, en: "black, 12 pairs"}, price: 49.9}
+    specs:
+      - key: finish
+        name: {zh: 表面, en: finish}
+        value: {zh: 激光防滑纹，免涂层, en: "laser-etched non-slip grooves, no coating"}
+      - key: material
+        name: {zh: 材质, en: material}
+        value: {zh: 304不锈钢, en: 304 stainless steel}
 """
 
 
@@ -188,3 +199,20 @@ def test_a_question_ending_in_lol_is_a_question_and_wonder_is_not() -> None:
 def test_a_link_number_alone_names_the_link_before_what_is_asked(answerer: CatalogueAnswerer) -> None:
     assert _products(ask(answerer, "5号多少钱", "sugar")) == {"chopsticks"}
     assert "chopsticks" not in _products(ask(answerer, "5号电池多少钱", "sugar"))
+
+
+def test_an_option_the_listing_denies_is_not_the_one_it_says(answerer: CatalogueAnswerer) -> None:
+    reply = ask(answerer, "筷子是涂层的还是激光纹的", "sugar")
+    assert "是涂层的" not in reply and "激光" in reply, reply
+
+
+@pytest.mark.parametrize(
+    ("asked", "listing", "said"),
+    [
+        ("镜片蔡司", "镜片宽度：58mm", ""),  # the lenses are listed, Zeiss is not
+        ("冷水冲", "加150ml冷水", "冷水"),  # a verb of using is no part of what is asked
+        ("苹果手机", "苹果和安卓手机都能用", "苹果"),  # the rest is said elsewhere
+    ],
+)
+def test_a_yes_needs_every_word_asked_not_only_its_start(asked: str, listing: str, said: str) -> None:
+    assert _core_said(asked, listing) == said

@@ -385,7 +385,7 @@ class CatalogueAnswerer:
         spec_text = [t for sp in p.specs for t in (sp.name.zh, sp.name.en, sp.value.zh, sp.value.en)]
         materials = [t for m in p.materials for t in (m.zh, m.en)]
         said = _listing_words(p) + " " + L.normalize(" ".join([*spec_text, *materials]))
-        found = [o for o in options if len(o) >= 2 and (o in said if L.CJK.search(o) else _en_in(o, said))]
+        found = [o for o in options if len(o) >= 2 and _affirmed(o, said)]
         if len(options) != 2 or len(found) != 1:
             return None
         one = found[0]
@@ -1335,9 +1335,15 @@ def _core_said(word: str, said: str) -> str:
     for n in range(len(word) - 1, 1, -1):
         if n * 2 < len(word):
             break
-        if word[:n] in said:
+        # (the rest is one character, a verb of using, or said elsewhere: "镜片蔡司" is not said
+        # by 镜片 alone, "苹果手机" is by "苹果和安卓手机")
+        tail = word[n:]
+        if word[:n] in said and (len(tail) == 1 or all(ch in _USE_CHARS for ch in tail) or tail in said):
             return word[:n]
     return ""
+
+
+_USE_CHARS = frozenset("用冲洗泡放装穿戴吃喝煮烤蒸炒涂擦洗晒挂")
 
 
 _NEGATED = re.compile(r"[不没无非勿禁]|\b(not|no|non|without|never)\b")
@@ -1794,6 +1800,21 @@ def _specs_for(p: Product, r: Reading, weak: bool = True) -> list[Spec]:
 
 
 _MEASURE_KINDS = {"dimensions", "weight", "thickness", "area", "volume"}
+
+
+_NEGATED_BEFORE = re.compile(r"(免|不|无|没|非|不用|不需|不要|no|non|without|not)[\s-]?$")
+
+
+def _affirmed(option: str, said: str) -> bool:
+    """The listing says the option other than as what it is not ("免系鞋带" does not say it has
+    laces; "non-slip" is not "slip")."""
+    if L.CJK.search(option):
+        starts = [m.start() for m in re.finditer(re.escape(option), said)]
+        return any(not _NEGATED_BEFORE.search(said[max(0, i - 3) : i]) for i in starts)
+    if not _en_in(option, said):
+        return False
+    starts = [m.start() for m in re.finditer(rf"(?<![a-z]){re.escape(option)}", said)]
+    return not starts or any(not _NEGATED_BEFORE.search(said[max(0, i - 8) : i]) for i in starts)
 
 
 def _says_word_apart(r: Reading, word: str) -> bool:
