@@ -1343,7 +1343,7 @@ def _core_said(word: str, said: str) -> str:
     return ""
 
 
-_USE_CHARS = frozenset("用冲洗泡放装穿戴吃喝煮烤蒸炒涂擦洗晒挂")
+_USE_CHARS = frozenset("用冲洗泡放装穿戴吃喝煮烤蒸炒涂擦晒挂")
 
 
 _NEGATED = re.compile(r"[不没无非勿禁]|\b(not|no|non|without|never)\b")
